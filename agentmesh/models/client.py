@@ -1,0 +1,201 @@
+"""The one client layer every model call goes through.
+
+A :class:`ModelClient` wraps a provider with what all providers share: the endpoint's process-wide limits
+(slots, requests/min, tokens/min), a per-attempt timeout, retries with exponential backoff and full jitter that
+honour ``Retry-After``, token usage (estimated and flagged when the server omits it), cost from the price table,
+and observers that see every attempt as it completes (the runtime records them in the store there, so a
+finished call is durable before the next one starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from agentmesh.errors import ModelError, ModelTimeoutError
+from agentmesh.models._tokens import estimate_prompt_tokens, estimate_tokens, reserve_tokens
+from agentmesh.models.limits import EndpointLimiter, limiter_for
+from agentmesh.models.messages import (
+    CallContext,
+    CallRecord,
+    ModelRequest,
+    ModelResponse,
+    ProviderResult,
+    Usage,
+)
+from agentmesh.models.pricing import cost_usd
+from agentmesh.models.providers.base import Provider
+from agentmesh.models.settings import EndpointLimits, Price
+
+CallObserver = Callable[[CallRecord], Awaitable[None] | None]
+"""Called with every attempt (failed ones too) as it completes; may be sync or async."""
+
+#: Longest ``Retry-After`` we honour; a server asking for more is treated as down.
+MAX_RETRY_AFTER_S = 300.0
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.retryable
+
+
+class _Backoff:
+    """Tenacity wait: the server's ``Retry-After`` when given, else exponential backoff with full jitter."""
+
+    def __init__(self, limits: EndpointLimits) -> None:
+        self._jitter = wait_random_exponential(multiplier=max(limits.backoff_initial_s, 1e-3), max=limits.backoff_max_s)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ModelError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
+        return float(self._jitter(state))
+
+
+class ModelClient:
+    """A provider plus limits, retries, usage, cost and observers.
+
+    Build one with :func:`agentmesh.models.get_model` from a reference string, or directly around a provider
+    (``ModelClient(ScriptedModel(...))``).
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        reference: str | None = None,
+        limits: EndpointLimits | None = None,
+        price: Price | None = None,
+        observers: Sequence[CallObserver] = (),
+    ) -> None:
+        self.provider = provider
+        self.reference = reference or f"{provider.name}:{provider.model_name}"
+        self.limits: EndpointLimits = limits or provider.default_limits()
+        self.price = price
+        self._observers = list(observers)
+        self._limiter: EndpointLimiter = limiter_for(provider.endpoint, self.limits)
+
+    def add_observer(self, observer: CallObserver) -> None:
+        self._observers.append(observer)
+
+    async def complete(
+        self,
+        request: ModelRequest,
+        context: CallContext | None = None,
+        *,
+        observer: CallObserver | None = None,
+    ) -> ModelResponse:
+        """Answer ``request``, retrying transient failures; raise the last :class:`ModelError` otherwise."""
+        ctx = context or CallContext()
+        observers = [*self._observers, *([observer] if observer else [])]
+        request_hash = request.request_hash()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.limits.max_retries + 1),
+            retry=retry_if_exception(_is_retryable),
+            wait=_Backoff(self.limits),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            number = attempt.retry_state.attempt_number
+            with attempt:
+                started = time.perf_counter()
+                try:
+                    response = await self._attempt(request, ctx, number)
+                except ModelError as exc:
+                    await _notify(
+                        observers,
+                        CallRecord(
+                            reference=self.reference,
+                            context=ctx,
+                            request=request,
+                            attempt=number,
+                            error=str(exc),
+                            error_type=type(exc).__name__,
+                            latency_s=time.perf_counter() - started,
+                            request_hash=request_hash,
+                        ),
+                    )
+                    raise
+                await _notify(
+                    observers,
+                    CallRecord(
+                        reference=self.reference,
+                        context=ctx,
+                        request=request,
+                        attempt=number,
+                        response=response,
+                        latency_s=response.latency_s,
+                        request_hash=request_hash,
+                    ),
+                )
+                return response
+        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    async def _attempt(self, request: ModelRequest, ctx: CallContext, number: int) -> ModelResponse:
+        reserved = reserve_tokens(request)
+        await self._limiter.admit(reserved)
+        used = reserved
+        try:
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(self.provider.complete(request, ctx), timeout=self.limits.timeout_s)
+            except TimeoutError as exc:
+                raise ModelTimeoutError(
+                    f"{self.reference}: no answer from {self.provider.endpoint} within "
+                    f"{self.limits.timeout_s:g} s (endpoint timeout_s)",
+                    endpoint=self.provider.endpoint,
+                ) from exc
+            latency = time.perf_counter() - started
+            usage = self._usage(request, result)
+            used = usage.total_tokens
+        finally:
+            self._limiter.done(reserved, used)
+        cost = 0.0 if self.provider.free else cost_usd(self.price, usage)
+        return ModelResponse(
+            model=result.model or self.provider.model_name,
+            choices=tuple(result.choices),
+            usage=usage,
+            latency_s=latency,
+            cost_usd=cost,
+            attempts=number,
+        )
+
+    @staticmethod
+    def _usage(request: ModelRequest, result: ProviderResult) -> Usage:
+        if result.usage is not None:
+            return result.usage
+        return Usage(
+            prompt_tokens=estimate_prompt_tokens(request) * max(1, len(result.choices)),
+            completion_tokens=sum(estimate_tokens(c.text) for c in result.choices),
+            estimated=True,
+        )
+
+    def complete_sync(self, request: ModelRequest, context: CallContext | None = None) -> ModelResponse:
+        """Blocking form for scripts and notebooks without an event loop."""
+        return asyncio.run(self.complete(request, context))
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"reference": self.reference, **self.provider.describe()}
+        info["limits"] = self.limits.model_dump(exclude_none=True)
+        if self.provider.free:
+            info["price"] = "free"
+        elif self.price is not None:
+            info["price"] = f"${self.price.input:g}/M in, ${self.price.output:g}/M out"
+        else:
+            info["price"] = "unknown (cost recorded as n/a; set prices: in the config file)"
+        return info
+
+
+async def _notify(observers: Sequence[CallObserver], record: CallRecord) -> None:
+    for observer in observers:
+        result = observer(record)
+        if inspect.isawaitable(result):
+            await result

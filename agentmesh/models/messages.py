@@ -1,0 +1,197 @@
+"""The value objects every provider speaks: a request, its call context, the response, token usage.
+
+They are provider-neutral on purpose: the runtime builds a :class:`ModelRequest` once and any provider (hosted,
+served, in-process, scripted, replayed) answers it with a :class:`ModelResponse`, so a graph never knows which
+kind of model it runs on. All of them are plain pydantic models that dump to JSON, because they are what the
+store records and what replay serves back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+
+
+class Sampling(BaseModel):
+    """Sampling parameters; ``None`` leaves the server's default in place."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    n: int = Field(default=1, ge=1, le=128)
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+
+class ModelRequest(BaseModel):
+    """What is asked of a model: the messages and how to sample."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: tuple[ChatMessage, ...]
+    sampling: Sampling = Sampling()
+
+    @classmethod
+    def of(cls, prompt: str, *, system: str | None = None, **sampling: Any) -> ModelRequest:
+        """Build a one-turn request: the common case of an agent with a system prompt and a user prompt."""
+        messages = [ChatMessage(role="system", content=system)] if system else []
+        messages.append(ChatMessage(role="user", content=prompt))
+        return cls(messages=tuple(messages), sampling=Sampling(**sampling))
+
+    @property
+    def prompt_text(self) -> str:
+        """All message contents joined: what scripted rules match against and token estimates count."""
+        return "\n".join(m.content for m in self.messages)
+
+    def request_hash(self) -> str:
+        """Stable hash of messages and sampling; replay compares it to detect a changed prompt."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class CallContext(BaseModel):
+    """Where in a run a call is made.
+
+    Scripted rules match on it, the store keys recorded calls by it, and replay finds a recorded answer by
+    (node, agent, round, call_index): a prompt hash alone would confuse two identical prompts of one run.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str | None = None
+    node: str | None = None
+    agent: str | None = None
+    round: int | None = None
+    call_index: int = 0
+
+
+class Usage(BaseModel):
+    """Token counts of one call. ``estimated`` is true when the server did not report them and we counted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class TokenLogprob(BaseModel):
+    """Log probability of one generated token and, when asked, its top alternatives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+class Choice(BaseModel):
+    """One sampled completion."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+class ModelResponse(BaseModel):
+    """A completed call, with what it cost.
+
+    ``attempts`` counts tries including retries; ``latency_s`` is the wall time of the successful attempt;
+    ``cost_usd`` is ``None`` when the price of a hosted model is unknown (never guessed).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    choices: tuple[Choice, ...]
+    usage: Usage
+    latency_s: float = 0.0
+    cost_usd: float | None = None
+    attempts: int = 1
+
+    @property
+    def text(self) -> str:
+        """The first choice's text: what a single-sample agent answered."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.choices]
+
+
+class ProviderResult(BaseModel):
+    """What a provider returns from one attempt; the client adds usage estimates, cost and timing."""
+
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+
+
+class CallRecord(BaseModel):
+    """One attempt of one call, as handed to a :class:`~agentmesh.models.client.CallObserver`.
+
+    Failed attempts are reported too (``error`` set, ``response`` empty) so that a run's events show retries.
+    It holds no secret: the request carries messages and sampling only, never headers or keys.
+    """
+
+    reference: str
+    context: CallContext
+    request: ModelRequest
+    attempt: int
+    response: ModelResponse | None = None
+    error: str | None = None
+    error_type: str | None = None
+    latency_s: float = 0.0
+    request_hash: str = ""
+
+    def event_fields(self) -> dict[str, Any]:
+        """The record flattened to the store's event columns."""
+        usage = self.response.usage if self.response else None
+        return {
+            "node": self.context.node,
+            "agent": self.context.agent,
+            "round": self.context.round,
+            "call_index": self.context.call_index,
+            "attempt": self.attempt,
+            "request": {"model": self.reference, **self.request.model_dump(mode="json")},
+            "request_hash": self.request_hash,
+            "response": self.response.model_dump(mode="json") if self.response else None,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "total_tokens": usage.total_tokens if usage else None,
+            "usage_estimated": usage.estimated if usage else False,
+            "latency_s": self.latency_s,
+            "cost_usd": self.response.cost_usd if self.response else None,
+            "error": f"{self.error_type}: {self.error}" if self.error else None,
+        }

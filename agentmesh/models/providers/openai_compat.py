@@ -1,0 +1,274 @@
+"""OpenAI-compatible chat completions over HTTP: hosted OpenAI, vLLM, llama.cpp server, Ollama, SGLang.
+
+``openai:<model>`` talks to OpenAI with the key from ``$OPENAI_API_KEY`` (or the variable the endpoint's
+``api_key_env`` names); ``openai:<model>@http://host:port/v1`` talks to any compatible server, where a key is
+optional. The SDK's own retries are switched off: the client layer retries, with one policy for all providers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+import pydantic
+from openai import AsyncOpenAI
+
+from agentmesh.errors import (
+    AuthenticationError,
+    ContextLengthError,
+    MalformedResponseError,
+    MissingAPIKeyError,
+    ModelError,
+    ModelNotFoundError,
+    ModelRequestError,
+    ModelTimeoutError,
+    RateLimitedError,
+    ServerError,
+    ServerUnreachableError,
+)
+from agentmesh.models.messages import (
+    CallContext,
+    Choice,
+    ModelRequest,
+    ProviderResult,
+    TokenLogprob,
+    Usage,
+)
+from agentmesh.models.providers.base import Provider
+from agentmesh.models.reference import ModelReference
+from agentmesh.models.settings import EndpointLimits
+
+OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+# Local servers accept any key; the SDK insists on a non-empty one.
+_NO_KEY = "not-needed"
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``Retry-After`` (seconds or HTTP date); ``None`` if absent."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class OpenAICompatProvider(Provider):
+    """Chat completions through the ``openai`` SDK against ``base_url``."""
+
+    name = "openai"
+
+    def __init__(self, reference: ModelReference, limits: EndpointLimits, *, api_key_env: str | None = None) -> None:
+        self._model = reference.target
+        self._base_url = reference.base_url or OPENAI_URL
+        self._hosted = reference.base_url is None
+        self.key_env = api_key_env or limits.api_key_env or DEFAULT_KEY_ENV
+        key = os.environ.get(self.key_env)
+        if not key:
+            if self._hosted:
+                raise MissingAPIKeyError(
+                    f"{reference.raw}: environment variable {self.key_env} is not set; export your API key "
+                    f"in it (or name another variable with api_key_env)",
+                    reference=reference.raw,
+                    variable=self.key_env,
+                )
+            key = _NO_KEY
+        self._client = AsyncOpenAI(
+            api_key=key,
+            base_url=self._base_url,
+            max_retries=0,
+            timeout=limits.timeout_s,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self._base_url
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    def describe(self) -> dict[str, str]:
+        info = super().describe()
+        info["api_key"] = f"${self.key_env} ({'set' if os.environ.get(self.key_env) else 'not set'})"
+        return info
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
+        want = request.sampling.n
+        choices: list[Choice] = []
+        usage: Usage | None = Usage()
+        model = self._model
+        # Several servers (llama.cpp, some vLLM builds) ignore n>1: ask again for the missing samples.
+        while len(choices) < want:
+            got, got_usage, model = await self._one(request, want - len(choices))
+            if not got:
+                raise MalformedResponseError(
+                    f"{self._base_url}: completion for {self._model!r} had no choices",
+                    endpoint=self._base_url,
+                )
+            choices.extend(got)
+            usage = None if usage is None or got_usage is None else usage + got_usage
+        return ProviderResult(model=model, choices=choices[:want], usage=usage)
+
+    async def _one(self, request: ModelRequest, n: int) -> tuple[list[Choice], Usage | None, str]:
+        s = request.sampling
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": [m.model_dump() for m in request.messages],
+        }
+        if n > 1:
+            kwargs["n"] = n
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(s, name)
+            if value is not None:
+                kwargs[name] = value
+        if s.stop:
+            kwargs["stop"] = list(s.stop)
+        if s.logprobs:
+            kwargs["logprobs"] = True
+            if s.top_logprobs is not None:
+                kwargs["top_logprobs"] = s.top_logprobs
+        try:
+            completion = await self._client.chat.completions.create(**kwargs)
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+        except (json.JSONDecodeError, pydantic.ValidationError, ValueError, TypeError) as exc:
+            raise MalformedResponseError(
+                f"{self._base_url}: answer is not a valid chat completion ({type(exc).__name__}: {exc})",
+                endpoint=self._base_url,
+            ) from exc
+        return self._parse(completion)
+
+    def _parse(self, completion: Any) -> tuple[list[Choice], Usage | None, str]:
+        raw_choices = getattr(completion, "choices", None)
+        if not isinstance(raw_choices, list):
+            raise MalformedResponseError(
+                f"{self._base_url}: answer has no 'choices' list (got {type(completion).__name__})",
+                endpoint=self._base_url,
+            )
+        choices: list[Choice] = []
+        for c in raw_choices:
+            message = getattr(c, "message", None)
+            text = getattr(message, "content", None)
+            if message is None:
+                raise MalformedResponseError(f"{self._base_url}: a choice has no message", endpoint=self._base_url)
+            choices.append(
+                Choice(
+                    text=text or "",
+                    finish_reason=getattr(c, "finish_reason", None),
+                    logprobs=_logprobs(getattr(c, "logprobs", None)),
+                )
+            )
+        usage = None
+        raw_usage = getattr(completion, "usage", None)
+        if raw_usage is not None and getattr(raw_usage, "prompt_tokens", None) is not None:
+            usage = Usage(
+                prompt_tokens=int(raw_usage.prompt_tokens or 0),
+                completion_tokens=int(raw_usage.completion_tokens or 0),
+            )
+        return choices, usage, str(getattr(completion, "model", None) or self._model)
+
+    def _translate(self, exc: openai.APIError) -> ModelError:
+        url = self._base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelTimeoutError(f"timed out waiting for the model server at {url}", endpoint=url)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return ServerUnreachableError(
+                f"cannot reach the model server at {url} ({type(cause).__name__}: {cause}); "
+                "is it running and is the URL right (it usually ends in /v1)?",
+                endpoint=url,
+            )
+        if isinstance(exc, openai.APIResponseValidationError):
+            return MalformedResponseError(f"{url}: answer is not a valid chat completion: {exc.message}", endpoint=url)
+        if not isinstance(exc, openai.APIStatusError):
+            return MalformedResponseError(f"{url}: {type(exc).__name__}: {exc.message}", endpoint=url)
+        status = exc.status_code
+        retry_after = parse_retry_after(exc.response.headers)
+        detail = _detail(exc)
+        if status == 429:
+            return RateLimitedError(
+                f"{url} is rate limiting requests (429): {detail}",
+                retry_after=retry_after,
+                endpoint=url,
+                status=status,
+            )
+        if status >= 500:
+            return ServerError(
+                f"{url} failed with {status}: {detail}", retry_after=retry_after, endpoint=url, status=status
+            )
+        if status in (401, 403):
+            return AuthenticationError(
+                f"{url} refused the API key from ${self.key_env} ({status}): {detail}",
+                endpoint=url,
+                variable=self.key_env,
+                status=status,
+            )
+        if status == 404:
+            return ModelNotFoundError(
+                f"{url} has no model {self._model!r} (404: {detail}); check the name (GET {url}/models lists "
+                "what the server serves) and that the URL ends with /v1",
+                endpoint=url,
+                model=self._model,
+            )
+        lowered = detail.lower()
+        code = str(getattr(exc, "code", "") or "")
+        if code == "context_length_exceeded" or (
+            "context" in lowered and ("length" in lowered or "window" in lowered or "exceed" in lowered)
+        ):
+            return ContextLengthError(
+                f"{self._model!r} at {url}: prompt plus max_tokens exceeds the context window: {detail}",
+                endpoint=url,
+                model=self._model,
+            )
+        if status == 408:
+            return ModelTimeoutError(f"{url} timed out the request (408): {detail}", endpoint=url)
+        return ModelRequestError(f"{url} rejected the request ({status}): {detail}", endpoint=url, status=status)
+
+
+def _detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return exc.message
+
+
+def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    content = getattr(raw, "content", None) if raw is not None else None
+    if not content:
+        return None
+    return tuple(
+        TokenLogprob(
+            token=str(t.token),
+            logprob=float(t.logprob),
+            top=tuple((str(a.token), float(a.logprob)) for a in (getattr(t, "top_logprobs", None) or [])),
+        )
+        for t in content
+    )

@@ -1,0 +1,65 @@
+"""Model reference strings: the one way to name a model in the CLI, in YAML and in Python.
+
+``openai:gpt-4o-mini``, ``openai:qwen2.5@http://127.0.0.1:8000/v1``, ``llamacpp:/models/x.gguf``, ``local``,
+``scripted:tests/script.yaml``, ``replay:<run-id>``. The part before the first colon picks the provider; the
+provider interprets the rest. Parsing is kept here, apart from the providers, so that specs can be validated
+(and ``agentmesh models`` can explain a reference) without importing any provider's heavy dependency.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict
+
+from agentmesh.errors import InvalidModelReferenceError
+
+_PROVIDER = re.compile(r"^[a-z][a-z0-9_-]*$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+class ModelReference(BaseModel):
+    """A parsed reference: ``provider`` plus the provider-specific ``target`` and optional ``base_url``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    raw: str
+    provider: str
+    target: str
+    base_url: str | None = None
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def parse_reference(ref: str) -> ModelReference:
+    """Split a reference string into provider, target and base URL, or say precisely what is wrong."""
+    text = ref.strip()
+    if not text:
+        raise InvalidModelReferenceError(
+            "empty model reference; expected e.g. 'local', 'openai:gpt-4o-mini' or "
+            "'openai:<model>@http://host:port/v1'",
+            reference=ref,
+        )
+    if text == "local":
+        return ModelReference(raw=text, provider="local", target="")
+    provider, sep, rest = text.partition(":")
+    if not sep or not _PROVIDER.match(provider):
+        raise InvalidModelReferenceError(
+            f"model reference {ref!r} has no provider prefix; expected '<provider>:<model>' "
+            "(providers: openai, llamacpp, scripted, replay) or 'local'",
+            reference=ref,
+        )
+    base_url: str | None = None
+    # Model names may contain '@' or ':' (Ollama's 'llama3:8b'); only a trailing '@http(s)://...' is a URL.
+    head, at, tail = rest.rpartition("@")
+    if at and tail.startswith(("http://", "https://")):
+        if not _URL.match(tail):
+            raise InvalidModelReferenceError(
+                f"model reference {ref!r}: {tail!r} is not a valid server URL; expected http(s)://host:port/v1",
+                reference=ref,
+            )
+        rest, base_url = head, tail.rstrip("/")
+    if not rest:
+        raise InvalidModelReferenceError(f"model reference {ref!r} names no model after '{provider}:'", reference=ref)
+    return ModelReference(raw=text, provider=provider, target=rest, base_url=base_url)
