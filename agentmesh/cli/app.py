@@ -1,0 +1,45 @@
+"""The typer application and the entry point that turns agentmesh errors into clean messages."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agentmesh.cli import ask, db, models, runs
+from agentmesh.cli._common import err_console
+from agentmesh.errors import AgentmeshError
+
+app = typer.Typer(
+    name="agentmesh",
+    help="Declarative graphs of LLM agents over one shared store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("ask")(ask.ask)
+app.command("runs")(runs.list_runs)
+app.command("show")(runs.show)
+app.command("models")(models.models)
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Console entry point: an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
+    try:
+        app(standalone_mode=False)
+    except AgentmeshError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,61 @@
+"""``agentmesh ask``: one prompt to one model, recorded as a run like any graph run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.errors import AgentmeshError
+from agentmesh.models import ModelClient, ModelRequest, ModelResponse, get_model, load_settings
+from agentmesh.runtime.recording import StoreRecorder
+from agentmesh.store import RunStatus
+
+
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model reference or alias.")] = "local",
+    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = 0.0,
+    db: DbOption = None,
+    config: Annotated[str | None, typer.Option("--config", help="Settings file.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask one model one question; the call is stored as a run you can ``show``."""
+    settings = load_settings(config)
+    client = get_model(model, settings=settings)  # resolve (and fail) before creating a run
+    request = ModelRequest.of(prompt, system=system, max_tokens=max_tokens, temperature=temperature)
+    with open_store(db) as store:
+        run_id = store.create_run("ask", {"prompt": prompt, "system": system}, model=client.reference)
+        recorder = StoreRecorder(store, run_id)
+        try:
+            with console.status(f"asking {client.reference} …", spinner="dots"):
+                response = asyncio.run(_ask(client, request, recorder))
+        except AgentmeshError as exc:
+            store.finish_run(run_id, RunStatus.FAILED, stop_reason="model error", error=str(exc))
+            raise
+        except KeyboardInterrupt:
+            store.finish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted by user")
+            raise
+        run = store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: single call")
+    if as_json:
+        console.print_json(json.dumps({"run_id": run_id, "answer": response.text, **response.model_dump(mode="json")}))
+        return
+    console.print(response.text, markup=False, highlight=False)
+    usage = response.usage
+    console.print(
+        f"[dim]run {run.id} · {client.reference} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
+        f"{' (estimated)' if usage.estimated else ''} · {fmt_seconds(response.latency_s)} · "
+        f"{fmt_cost(response.cost_usd)} · agentmesh show {run.id[:8]}[/]"
+    )
+
+
+async def _ask(client: ModelClient, request: ModelRequest, recorder: StoreRecorder) -> ModelResponse:
+    try:
+        return await client.complete(request, observer=recorder)
+    finally:
+        await client.aclose()

@@ -1,0 +1,25 @@
+"""The agentmesh store: runs, events and LangGraph checkpoints in one SQLAlchemy database.
+
+``Store(url)`` opens (and on first use creates) the database named by ``url``, ``$AGENTMESH_DB`` or the default
+SQLite file ``.agentmesh/agentmesh.db``; ``store.checkpointer()`` is the LangGraph saver on the same database.
+"""
+
+from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
+from agentmesh.store.engine import make_engine, resolve_db_url
+from agentmesh.store.migrate import upgrade_database
+from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
+from agentmesh.store.runs import Store
+from agentmesh.store.schema import SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "EventKind",
+    "EventRecord",
+    "RunRecord",
+    "RunStatus",
+    "SQLAlchemyCheckpointSaver",
+    "Store",
+    "make_engine",
+    "resolve_db_url",
+    "upgrade_database",
+]

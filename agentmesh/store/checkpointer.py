@@ -1,0 +1,629 @@
+"""LangGraph checkpoints in the agentmesh database: a ``BaseCheckpointSaver`` on the store's SQLAlchemy engine.
+
+Layout (after LangGraph's Postgres saver), three tables:
+
+* ``graph_checkpoints`` -- one row per checkpoint: its body *without* channel values (ids, channel versions,
+  versions seen), its metadata as JSON, its parent;
+* ``graph_checkpoint_blobs`` -- channel values keyed by ``(thread_id, checkpoint_ns, channel, version)``.
+  :meth:`put` writes blobs only for the channels in ``new_versions``; a checkpoint finds the values of the
+  others through the versions it lists. Storage grows with what changed, not with steps x state size;
+* ``graph_checkpoint_writes`` -- pending writes of tasks, per checkpoint.
+
+Channel versions are strings ``"<counter>.<random>"`` (:meth:`get_next_version`), so two branches forked from one
+checkpoint never produce the same blob key for different values.
+
+Serialization is LangGraph's ``JsonPlusSerializer`` in strict mode: msgpack, no pickle fallback, and on load
+only LangGraph's built-in safe types are rebuilt (nothing is imported by a path read from the database). Other
+classes in a graph's state come back as their plain data unless allowlisted with
+``saver.with_allowlist([("my.module", "MyModel")])``. Checkpoint bodies and metadata are plain JSON;
+metadata goes through the store's secret redactor. Channel values are not redacted: state must come back
+exactly as it was saved, which is why agentmesh never puts keys in state (providers read them from the
+environment).
+
+Every method has a sync and an async form; the async ones run the sync ones in a worker thread
+(``asyncio.to_thread``) because SQLAlchemy's sync engine blocks, and the event loop must keep serving the
+graph's other tasks meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+
+from agentmesh.errors import SchemaVersionError, StoreError
+from agentmesh.store._jsonable import to_jsonable
+from agentmesh.store._redact import redact
+from agentmesh.store.engine import writer
+from agentmesh.store.schema import (
+    SCHEMA_VERSION,
+    graph_checkpoint_blobs,
+    graph_checkpoint_writes,
+    graph_checkpoints,
+)
+
+_EMPTY = "empty"  # blob type of a versioned channel that holds no value
+_HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
+_IN_CHUNK = 500  # tuples per IN (...) list: well under SQLite's and Postgres' bound-parameter limits
+_PRUNE_STRATEGIES = ("keep_latest", "delete")
+_DELTA_COUNTERS = "counters_since_delta_snapshot"
+
+_Insert = postgresql.Insert | sqlite.Insert
+
+
+@dataclass(frozen=True)
+class _StoredCheckpoint:
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    body: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        versions: dict[str, Any] = self.body.get("channel_versions") or {}
+        return versions
+
+
+class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
+    """LangGraph checkpointer on an agentmesh store engine (see the module docstring for the layout).
+
+    The engine must point at a database whose schema the store created (``Store(url).checkpointer()`` does
+    both). Safe to share between threads and event loops: every call opens its own short transaction.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(serde=JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None))
+        self.engine = engine
+        self._writer = writer(engine)
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names (its ``checkpoint_id``), else the thread's latest; ``None`` if none."""
+        configurable = config["configurable"]
+        cp = graph_checkpoints
+        query = sa.select(cp).where(
+            cp.c.thread_id == str(configurable["thread_id"]),
+            cp.c.checkpoint_ns == configurable.get("checkpoint_ns", ""),
+        )
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id:
+            query = query.where(cp.c.checkpoint_id == checkpoint_id)
+        else:
+            query = query.order_by(cp.c.checkpoint_id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            return self._hydrate(conn, [_stored(row)])[0]
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints matching ``config`` (thread, namespace, id), metadata ``filter`` and ``before``, newest first.
+
+        A metadata filter matches a checkpoint when every key's value equals the stored one (JSON equality).
+        """
+        stored = self._select(config, filter, before, limit)
+        for start in range(0, len(stored), _HYDRATE_BATCH):
+            yield from self._hydrate_batch(stored[start : start + _HYDRATE_BATCH])
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store ``checkpoint``, writing values only for the channels in ``new_versions``."""
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        checkpoint_ns = configurable.get("checkpoint_ns", "")
+        values = checkpoint["channel_values"]
+        blob_rows = []
+        for channel, version in new_versions.items():
+            type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (_EMPTY, None)
+            blob_rows.append(
+                {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
+                    "channel": channel,
+                    "version": str(version),
+                    "type": type_,
+                    "blob": blob,
+                    "schema_version": SCHEMA_VERSION,
+                }
+            )
+        body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
+        stored_metadata = redact(
+            to_jsonable(get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata")
+        )
+        assert isinstance(stored_metadata, dict)
+        run_id = stored_metadata.get("run_id")
+        with self._writer.begin() as conn:
+            if blob_rows:
+                conn.execute(_insert(conn, graph_checkpoint_blobs).on_conflict_do_nothing(), blob_rows)
+            insert = _insert(conn, graph_checkpoints).values(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=checkpoint["id"],
+                parent_checkpoint_id=configurable.get("checkpoint_id"),
+                run_id=None if run_id is None else str(run_id),
+                checkpoint=body,
+                metadata=stored_metadata,
+                schema_version=SCHEMA_VERSION,
+            )
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[c.name for c in graph_checkpoints.primary_key],
+                    set_={
+                        "checkpoint": insert.excluded.checkpoint,
+                        "metadata": insert.excluded.metadata,
+                        "run_id": insert.excluded.run_id,
+                        "schema_version": insert.excluded.schema_version,
+                    },
+                )
+            )
+        return {
+            "configurable": {
+                "thread_id": configurable["thread_id"],
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes against the checkpoint in ``config``.
+
+        Regular writes are written once (a retried task does not duplicate them); the special channels (error,
+        interrupt, resume, scheduled) are replaced, as LangGraph's savers do.
+        """
+        if not writes:
+            return
+        configurable = config["configurable"]
+        rows: dict[int, dict[str, Any]] = {}
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            type_, blob = self.serde.dumps_typed(value)
+            rows[idx] = {
+                "thread_id": str(configurable["thread_id"]),
+                "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                "checkpoint_id": configurable["checkpoint_id"],
+                "task_id": task_id,
+                "idx": idx,
+                "channel": channel,
+                "type": type_,
+                "blob": blob,
+                "task_path": task_path,
+                "schema_version": SCHEMA_VERSION,
+            }
+        with self._writer.begin() as conn:
+            insert = _insert(conn, graph_checkpoint_writes)
+            if all(channel in WRITES_IDX_MAP for channel, _ in writes):
+                statement = insert.on_conflict_do_update(
+                    index_elements=[c.name for c in graph_checkpoint_writes.primary_key],
+                    set_={
+                        "channel": insert.excluded.channel,
+                        "type": insert.excluded.type,
+                        "blob": insert.excluded.blob,
+                        "task_path": insert.excluded.task_path,
+                    },
+                )
+                conn.execute(statement, list(rows.values()))
+            else:
+                conn.execute(insert.on_conflict_do_nothing(), list(rows.values()))
+
+    # --- maintenance -----------------------------------------------------------------------------------
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of ``thread_id`` (all namespaces)."""
+        with self._writer.begin() as conn:
+            for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
+                conn.execute(sa.delete(table).where(table.c.thread_id == str(thread_id)))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) that the given runs created; drop blobs nothing uses."""
+        if not run_ids:
+            return
+        cp = graph_checkpoints
+        with self._writer.begin() as conn:
+            doomed = [
+                (row.thread_id, row.checkpoint_ns, row.checkpoint_id)
+                for row in conn.execute(
+                    sa.select(cp.c.thread_id, cp.c.checkpoint_ns, cp.c.checkpoint_id).where(
+                        cp.c.run_id.in_([str(r) for r in run_ids])
+                    )
+                )
+            ]
+            _delete_checkpoints(conn, doomed)
+            for thread_id, checkpoint_ns in {(t, ns) for t, ns, _ in doomed}:
+                _collect_blobs(conn, thread_id, checkpoint_ns)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of one thread to a new thread (which must not exist yet)."""
+        source, target = str(source_thread_id), str(target_thread_id)
+        cp = graph_checkpoints
+        with self._writer.begin() as conn:
+            taken = conn.execute(sa.select(cp.c.checkpoint_id).where(cp.c.thread_id == target).limit(1)).first()
+            if taken is not None:
+                raise StoreError(
+                    f"cannot copy thread {source!r} to {target!r}: the target thread already has checkpoints",
+                    thread_id=target,
+                )
+            for table in (graph_checkpoints, graph_checkpoint_blobs, graph_checkpoint_writes):
+                columns = [
+                    sa.literal(target, sa.String).label("thread_id") if c.name == "thread_id" else c
+                    for c in table.columns
+                ]
+                rows = sa.select(*columns).where(table.c.thread_id == source)
+                conn.execute(
+                    _insert(conn, table).from_select([c.name for c in table.columns], rows).on_conflict_do_nothing()
+                )
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Shrink threads: ``"delete"`` removes them; ``"keep_latest"`` keeps the newest checkpoint per namespace.
+
+        ``keep_latest`` also keeps the ancestors a ``DeltaChannel`` needs to rebuild its value: a delta channel
+        with updates since its last snapshot (``counters_since_delta_snapshot`` in the latest metadata) stores
+        nothing at the latest checkpoint, so the checkpoints back to its snapshot, and their writes, stay.
+        Blobs no remaining checkpoint refers to are deleted.
+        """
+        if strategy not in _PRUNE_STRATEGIES:
+            raise StoreError(f"unknown prune strategy {strategy!r}; expected one of {_PRUNE_STRATEGIES}")
+        if strategy == "delete":
+            for thread_id in thread_ids:
+                self.delete_thread(thread_id)
+            return
+        cp = graph_checkpoints
+        for thread_id in thread_ids:
+            with self._writer.begin() as conn:
+                rows = [_stored(row) for row in conn.execute(sa.select(cp).where(cp.c.thread_id == str(thread_id)))]
+                by_ns: dict[str, builtins.list[_StoredCheckpoint]] = defaultdict(builtins.list)
+                for stored in rows:
+                    by_ns[stored.checkpoint_ns].append(stored)
+                for checkpoint_ns, checkpoints in by_ns.items():
+                    keep = _checkpoints_to_keep(conn, checkpoints)
+                    doomed = [c for c in checkpoints if c.checkpoint_id not in keep]
+                    _delete_checkpoints(conn, [(c.thread_id, c.checkpoint_ns, c.checkpoint_id) for c in doomed])
+                    _collect_blobs(conn, str(thread_id), checkpoint_ns)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """``"<counter>.<random>"``: increasing, and distinct across branches forked from one checkpoint."""
+        if current is None:
+            counter = 0
+        elif isinstance(current, int):
+            counter = current
+        else:
+            counter = int(str(current).split(".")[0])
+        return f"{counter + 1:032}.{random.random():016}"
+
+    # --- async -----------------------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async :meth:`get_tuple`."""
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async :meth:`list`: selects in one worker-thread call, then loads values batch by batch."""
+        stored = await asyncio.to_thread(self._select, config, filter, before, limit)
+        for start in range(0, len(stored), _HYDRATE_BATCH):
+            batch = await asyncio.to_thread(self._hydrate_batch, stored[start : start + _HYDRATE_BATCH])
+            for item in batch:
+                yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async :meth:`put`."""
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async :meth:`put_writes`."""
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async :meth:`delete_thread`."""
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async :meth:`delete_for_runs`."""
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async :meth:`copy_thread`."""
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async :meth:`prune`."""
+        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+
+    # --- internals -------------------------------------------------------------------------------------
+
+    def _select(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> builtins.list[_StoredCheckpoint]:
+        """Checkpoint rows (without values) for :meth:`list`, filtered and limited, newest first."""
+        cp = graph_checkpoints
+        query = sa.select(cp)
+        if config is not None:
+            configurable = config["configurable"]
+            query = query.where(cp.c.thread_id == str(configurable["thread_id"]))
+            if configurable.get("checkpoint_ns") is not None:
+                query = query.where(cp.c.checkpoint_ns == configurable["checkpoint_ns"])
+            if checkpoint_id := get_checkpoint_id(config):
+                query = query.where(cp.c.checkpoint_id == checkpoint_id)
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            query = query.where(cp.c.checkpoint_id < before_id)
+        predicates, residual = _metadata_predicates(self.engine.dialect.name, filter or {})
+        query = query.where(*predicates).order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id, cp.c.checkpoint_ns)
+        if limit is not None and not residual:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            stored = [_stored(row) for row in conn.execute(query)]
+        if residual:
+            stored = [s for s in stored if all(s.metadata.get(k) == v for k, v in residual.items())]
+        return stored if limit is None else stored[:limit]
+
+    def _hydrate_batch(self, stored: Sequence[_StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
+        with self.engine.connect() as conn:
+            return self._hydrate(conn, stored)
+
+    def _hydrate(self, conn: sa.Connection, stored: Sequence[_StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
+        """Checkpoint tuples for ``stored`` rows: their channel values and pending writes, in one query each."""
+        values: dict[tuple[str, str], dict[tuple[str, str], tuple[str, bytes | None]]] = {}
+        writes: dict[tuple[str, str, str], builtins.list[tuple[str, int, str, str, str, bytes]]] = defaultdict(
+            builtins.list
+        )
+        groups: dict[tuple[str, str], builtins.list[_StoredCheckpoint]] = defaultdict(builtins.list)
+        for s in stored:
+            groups[(s.thread_id, s.checkpoint_ns)].append(s)
+        blobs, w = graph_checkpoint_blobs, graph_checkpoint_writes
+        for (thread_id, checkpoint_ns), members in groups.items():
+            pairs = sorted({(ch, str(ver)) for s in members for ch, ver in s.versions.items()})
+            found: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+            for chunk in _chunks(pairs):
+                for blob in conn.execute(
+                    sa.select(blobs.c.channel, blobs.c.version, blobs.c.type, blobs.c.blob).where(
+                        blobs.c.thread_id == thread_id,
+                        blobs.c.checkpoint_ns == checkpoint_ns,
+                        sa.tuple_(blobs.c.channel, blobs.c.version).in_(chunk),
+                    )
+                ):
+                    found[(blob.channel, blob.version)] = (blob.type, blob.blob)
+            values[(thread_id, checkpoint_ns)] = found
+            for ids in _chunks(sorted({s.checkpoint_id for s in members})):
+                for row in conn.execute(
+                    sa.select(
+                        w.c.checkpoint_id, w.c.task_id, w.c.idx, w.c.task_path, w.c.channel, w.c.type, w.c.blob
+                    ).where(w.c.thread_id == thread_id, w.c.checkpoint_ns == checkpoint_ns, w.c.checkpoint_id.in_(ids))
+                ):
+                    writes[(thread_id, checkpoint_ns, row.checkpoint_id)].append(
+                        (row.task_id, row.idx, row.task_path, row.channel, row.type, row.blob)
+                    )
+        return [
+            self._tuple(
+                s,
+                values[(s.thread_id, s.checkpoint_ns)],
+                writes.get((s.thread_id, s.checkpoint_ns, s.checkpoint_id), []),
+            )
+            for s in stored
+        ]
+
+    def _tuple(
+        self,
+        s: _StoredCheckpoint,
+        blobs: dict[tuple[str, str], tuple[str, bytes | None]],
+        writes: Iterable[tuple[str, int, str, str, str, bytes]],
+    ) -> CheckpointTuple:
+        channel_values: dict[str, Any] = {}
+        for channel, version in s.versions.items():
+            found = blobs.get((channel, str(version)))
+            if found is not None and found[0] != _EMPTY:
+                channel_values[channel] = self.serde.loads_typed((found[0], found[1] or b""))
+        pending: list[PendingWrite] = [
+            (task_id, channel, self.serde.loads_typed((type_, blob)))
+            for task_id, _idx, _path, channel, type_, blob in sorted(
+                writes, key=lambda r: writes_sort_key(r[2], r[0], r[1])
+            )
+        ]
+        checkpoint = cast(Checkpoint, {**s.body, "channel_values": channel_values})
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": s.thread_id,
+                "checkpoint_ns": s.checkpoint_ns,
+                "checkpoint_id": s.checkpoint_id,
+            }
+        }
+        parent: RunnableConfig | None = None
+        if s.parent_checkpoint_id:
+            parent = {
+                "configurable": {
+                    "thread_id": s.thread_id,
+                    "checkpoint_ns": s.checkpoint_ns,
+                    "checkpoint_id": s.parent_checkpoint_id,
+                }
+            }
+        metadata = cast(CheckpointMetadata, s.metadata)
+        return CheckpointTuple(config, checkpoint, metadata, parent, pending)
+
+
+def _stored(row: sa.Row[Any]) -> _StoredCheckpoint:
+    if row.schema_version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"checkpoint {row.checkpoint_id} of thread {row.thread_id} has schema version {row.schema_version}; "
+            f"this agentmesh reads up to {SCHEMA_VERSION}",
+            thread_id=row.thread_id,
+        )
+    return _StoredCheckpoint(
+        thread_id=row.thread_id,
+        checkpoint_ns=row.checkpoint_ns,
+        checkpoint_id=row.checkpoint_id,
+        parent_checkpoint_id=row.parent_checkpoint_id,
+        body=row.checkpoint,
+        metadata=row.metadata,
+    )
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> _Insert:
+    """``INSERT`` in the dialect that has ``ON CONFLICT`` (both supported backends spell it the same)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _metadata_predicates(dialect: str, filter: dict[str, Any]) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
+    """SQL predicates for the scalar entries of a metadata filter, and the entries left to check in Python.
+
+    Scalars (str, int, float, bool) compare exactly in SQL on both backends (JSONB containment on Postgres,
+    ``json_extract`` on SQLite). ``None``, lists and objects are matched in Python, where "equal" is plain.
+    """
+    metadata = graph_checkpoints.c.metadata
+    predicates: list[sa.ColumnElement[bool]] = []
+    residual: dict[str, Any] = {}
+    scalars: dict[str, Any] = {}
+    for key, value in filter.items():
+        if isinstance(value, str | int | float) and (dialect == "postgresql" or '"' not in key):
+            scalars[key] = value
+        else:
+            residual[key] = value
+    if scalars and dialect == "postgresql":
+        predicates.append(sa.type_coerce(metadata, JSONB).contains(scalars))
+    else:
+        for key, value in scalars.items():
+            predicates.append(sa.func.json_extract(metadata, f'$."{key}"') == value)
+    return predicates, residual
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Delete checkpoints by ``(thread_id, checkpoint_ns, checkpoint_id)``, with their pending writes."""
+    for table in (graph_checkpoint_writes, graph_checkpoints):
+        for chunk in _chunks(keys):
+            conn.execute(
+                sa.delete(table).where(
+                    sa.tuple_(table.c.thread_id, table.c.checkpoint_ns, table.c.checkpoint_id).in_(chunk)
+                )
+            )
+
+
+def _collect_blobs(conn: sa.Connection, thread_id: str, checkpoint_ns: str) -> None:
+    """Delete the blobs of a thread namespace that no remaining checkpoint refers to."""
+    cp, blobs = graph_checkpoints, graph_checkpoint_blobs
+    referenced = {
+        (channel, str(version))
+        for (body,) in conn.execute(
+            sa.select(cp.c.checkpoint).where(cp.c.thread_id == thread_id, cp.c.checkpoint_ns == checkpoint_ns)
+        )
+        for channel, version in (body.get("channel_versions") or {}).items()
+    }
+    unused = [
+        (row.channel, row.version)
+        for row in conn.execute(
+            sa.select(blobs.c.channel, blobs.c.version).where(
+                blobs.c.thread_id == thread_id, blobs.c.checkpoint_ns == checkpoint_ns
+            )
+        )
+        if (row.channel, row.version) not in referenced
+    ]
+    for chunk in _chunks(unused):
+        conn.execute(
+            sa.delete(blobs).where(
+                blobs.c.thread_id == thread_id,
+                blobs.c.checkpoint_ns == checkpoint_ns,
+                sa.tuple_(blobs.c.channel, blobs.c.version).in_(chunk),
+            )
+        )
+
+
+def _checkpoints_to_keep(conn: sa.Connection, checkpoints: Sequence[_StoredCheckpoint]) -> set[str]:
+    """The latest checkpoint of one namespace, plus the ancestors its delta channels are rebuilt from."""
+    by_id = {c.checkpoint_id: c for c in checkpoints}
+    latest = by_id[max(by_id)]
+    keep = {latest.checkpoint_id}
+    pending = set(latest.metadata.get(_DELTA_COUNTERS) or {})
+    if not pending:
+        return keep
+    blobs = graph_checkpoint_blobs
+    stored_types = {
+        (row.channel, row.version): row.type
+        for row in conn.execute(
+            sa.select(blobs.c.channel, blobs.c.version, blobs.c.type).where(
+                blobs.c.thread_id == latest.thread_id,
+                blobs.c.checkpoint_ns == latest.checkpoint_ns,
+                blobs.c.channel.in_(sorted(pending)),
+            )
+        )
+    }
+
+    def seeded_at(c: _StoredCheckpoint) -> set[str]:
+        return {ch for ch in pending if stored_types.get((ch, str(c.versions.get(ch))), _EMPTY) != _EMPTY}
+
+    pending -= seeded_at(latest)
+    current = latest
+    while pending and current.parent_checkpoint_id in by_id:
+        current = by_id[current.parent_checkpoint_id]
+        keep.add(current.checkpoint_id)
+        pending -= seeded_at(current)
+    return keep

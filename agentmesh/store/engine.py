@@ -1,0 +1,142 @@
+"""Which database, and a SQLAlchemy engine set up so several threads and processes can share it.
+
+One URL names the whole store. SQLite is the zero-setup default; the settings applied to every SQLite
+connection are what make one file safe to share between the worker threads of a run and between processes:
+
+* ``journal_mode=WAL`` -- readers never block the writer and the writer never blocks readers;
+* ``busy_timeout`` -- a writer that finds the file locked waits for its turn instead of failing at once;
+* ``BEGIN IMMEDIATE`` for write transactions (see :func:`writer`) -- a transaction that reads and then writes
+  (assigning an event's sequence number, upserting a checkpoint) takes the write lock up front. With SQLite's
+  default deferred BEGIN it would take it only at its first write and fail with "database is locked" when
+  another connection committed in between, which ``busy_timeout`` cannot wait out;
+* ``foreign_keys=ON`` (SQLite leaves them off by default) and ``synchronous=NORMAL`` (durable in WAL mode,
+  without an fsync per commit).
+
+Postgres URLs (``postgresql://``, ``postgres://``) are pointed at the psycopg 3 driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from agentmesh.errors import ConfigError
+
+DB_ENV = "AGENTMESH_DB"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN_OPTION = "agentmesh_sqlite_begin"
+_SUPPORTED = "sqlite:///path/to/file.db or postgresql://user@host:port/database"
+# "user:password@" in a string too malformed for SQLAlchemy to parse.
+_USERINFO_PASSWORD = re.compile(r"([^\s:/@]+:)[^\s@]*@")
+
+
+def default_db_url() -> str:
+    """``sqlite:///<cwd>/.agentmesh/agentmesh.db``, creating the ``.agentmesh`` folder."""
+    folder = Path.cwd() / ".agentmesh"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'agentmesh.db'}"
+
+
+def resolve_db_url(url: str | None) -> str:
+    """The database URL to use: ``url`` if given, else ``$AGENTMESH_DB``, else the default SQLite file."""
+    return url or os.environ.get(DB_ENV) or default_db_url()
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced, for messages and ``repr``: the URL may come from a user's env."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _USERINFO_PASSWORD.sub(r"\1***@", url)
+
+
+def parse_db_url(url: str) -> URL:
+    """Parse and normalise a store URL; :class:`ConfigError` (password masked) for anything unusable."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
+        raise ConfigError(f"invalid database URL {mask_url(url)!r}: expected {_SUPPORTED}", url=mask_url(url)) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver in ("", "psycopg"):
+            return parsed.set(drivername="postgresql+psycopg")
+        raise ConfigError(
+            f"database URL {mask_url(url)!r} asks for the {driver!r} driver; agentmesh uses psycopg 3 "
+            "(write postgresql://... and install agentmesh[postgres])",
+            url=mask_url(url),
+        )
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigError(
+                f"database URL {mask_url(url)!r} is not a SQLite file: the store is shared by several "
+                "connections and processes, so it needs a path (sqlite:///path/to/file.db)",
+                url=mask_url(url),
+            )
+        return parsed
+    raise ConfigError(
+        f"unsupported database {backend!r} in {mask_url(url)!r}: expected {_SUPPORTED}", url=mask_url(url)
+    )
+
+
+def make_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine for ``url`` with the per-connection settings described in the module docstring."""
+    parsed = parse_db_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return _sqlite_engine(parsed)
+    try:
+        return sa.create_engine(parsed, json_serializer=_json_dumps, pool_pre_ping=True)
+    except ImportError as exc:
+        raise ConfigError(
+            f"database URL {mask_url(url)!r} needs the Postgres driver psycopg 3: "
+            f"pip install 'agentmesh[postgres]' ({exc})",
+            url=mask_url(url),
+        ) from exc
+
+
+def writer(engine: sa.Engine) -> sa.Engine:
+    """The engine to open *write* transactions with (a view of ``engine`` sharing its pool).
+
+    On SQLite its transactions start with ``BEGIN IMMEDIATE``; on Postgres it is ``engine`` unchanged in
+    behaviour (row locks are taken explicitly where ordering matters).
+    """
+    return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+
+
+def _sqlite_engine(parsed: URL) -> sa.Engine:
+    database = Path(parsed.database or "")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed, json_serializer=_json_dumps)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module, which would otherwise emit its own deferred
+        # BEGIN lazily; SQLAlchemy's "begin" event below emits the right BEGIN instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _json_dumps(value: Any) -> str:
+    # Values reaching the engine were made JSON-safe by the store; allow_nan=False keeps it that way.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)

@@ -1,0 +1,63 @@
+"""Ask several models the same questions at once and compare answers, tokens, latency and cost.
+
+Every call is recorded in the store as a run (graph "compare"), so `agentmesh runs -g compare` and
+`agentmesh show RUN` show what happened afterwards.
+
+    python examples/compare_models.py local "openai:qwen2.5@http://127.0.0.1:8000/v1" -q "What is 17*3?"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from rich.console import Console
+from rich.table import Table
+
+from agentmesh.models import ModelRequest, get_model
+from agentmesh.runtime import StoreRecorder
+from agentmesh.store import RunStatus, Store
+
+
+async def compare(refs: list[str], questions: list[str], db: str | None) -> None:
+    console = Console()
+    clients = [get_model(r) for r in refs]
+    with Store(db) as store:
+        run_id = store.create_run("compare", {"models": refs, "questions": questions})
+        recorder = StoreRecorder(store, run_id)
+
+        async def one(ci: int, qi: int) -> tuple[int, int, str, str]:
+            client = clients[ci]
+            request = ModelRequest.of(questions[qi], max_tokens=128, temperature=0)
+            try:
+                r = await client.complete(request, observer=recorder)
+            except Exception as exc:  # show the error in the table, keep the other answers
+                return ci, qi, f"[red]{exc}[/]", ""
+            cost = "n/a" if r.cost_usd is None else f"${r.cost_usd:.5f}"
+            return ci, qi, r.text.strip(), f"{r.usage.total_tokens} tok, {r.latency_s:.2f}s, {cost}"
+
+        results = await asyncio.gather(*(one(c, q) for c in range(len(clients)) for q in range(len(questions))))
+        store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: all questions asked")
+    for client in clients:
+        await client.aclose()
+    table = Table(title=f"run {run_id[:12]}", show_lines=True)
+    table.add_column("question")
+    for ref in refs:
+        table.add_column(ref, overflow="fold")
+    for qi, q in enumerate(questions):
+        cells = {ci: f"{text}\n[dim]{meta}[/]" for ci, qj, text, meta in results if qj == qi}
+        table.add_row(q, *(cells[ci] for ci in range(len(refs))))
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="model references, e.g. local openai:gpt-4o-mini")
+    parser.add_argument("-q", "--question", action="append", required=True)
+    parser.add_argument("--db", default=None, help="database URL (default $AGENTMESH_DB or .agentmesh/)")
+    args = parser.parse_args()
+    asyncio.run(compare(args.models, args.question, args.db))
+
+
+if __name__ == "__main__":
+    main()

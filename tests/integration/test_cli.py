@@ -1,0 +1,181 @@
+"""The ``agentmesh`` command line, through its real entry point (``main``) and, once, as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentmesh.cli import main
+from agentmesh.store import Store
+
+
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["agentmesh", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db(store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTMESH_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    return store_url
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "script.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - prompt: 'What is (\\d+)\\*(\\d+)'\n"
+        "    template: 'The answer is {{ match[1]|int * match[2]|int }}.'\n"
+    )
+    return path
+
+
+def test_ask_is_stored_and_shown(db: str, script: Path, capsys, monkeypatch) -> None:
+    code, out, err = run_cli(["ask", "What is 17*3?", "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "The answer is 51." in out
+
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        events = store.events(run.id)
+    assert run.graph == "ask" and run.status == "succeeded"
+    assert run.inputs["prompt"] == "What is 17*3?"
+    assert [e.kind for e in events] == ["model_call"]
+    assert events[0].response is not None and events[0].response["choices"][0]["text"] == "The answer is 51."
+    assert events[0].request_hash and events[0].attempt == 1
+    assert run.totals["calls"] == 1
+
+    code, out, _ = run_cli(["runs", "--db", db], capsys, monkeypatch)
+    assert code == 0 and run.id[:12] in out and "succeeded" in out
+
+    code, out, _ = run_cli(["runs", "--db", db, "--graph", "nothing-like-this"], capsys, monkeypatch)
+    assert code == 0 and "no runs matching" in out
+
+    code, out, _ = run_cli(["show", run.id[:8], "--db", db], capsys, monkeypatch)
+    assert code == 0
+    for expected in (run.id, "succeeded", "completed: single call", "model_call", "The answer is 51."):
+        assert expected in out
+
+    code, out, _ = run_cli(["show", run.id, "--db", db, "--json"], capsys, monkeypatch)
+    data = json.loads(out)
+    assert data["run"]["id"] == run.id
+    assert data["events"][0]["response"]["choices"][0]["text"] == "The answer is 51."
+
+
+def test_ask_with_unknown_provider_fails_cleanly_and_stores_nothing(db: str, capsys, monkeypatch) -> None:
+    code, _, err = run_cli(["ask", "hi", "-m", "nosuch:model", "--db", db], capsys, monkeypatch)
+    assert code == 2
+    assert "unknown model provider 'nosuch'" in err and "Traceback" not in err
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
+def test_ask_against_unreachable_server_records_a_failed_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    url = "http://127.0.0.1:9/v1"  # discard port: nothing listens there
+    config = tmp_path / "config.yaml"
+    config.write_text(f"endpoints:\n  {url}: {{max_retries: 1, backoff_initial_s: 0.01, timeout_s: 5}}\n")
+    code, _, err = run_cli(
+        ["ask", "hi", "-m", f"openai:m@{url}", "--db", db, "--config", str(config)], capsys, monkeypatch
+    )
+    assert code == 2
+    assert "cannot reach the model server at http://127.0.0.1:9/v1" in err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        events = store.events(run.id)
+    assert run.status == "failed" and run.error and "127.0.0.1:9" in run.error
+    assert [e.attempt for e in events] == [1, 2] and all(e.error for e in events)
+
+
+def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
+    code, _, err = run_cli(["show", "doesnotexist", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "doesnotexist" in err
+
+
+def test_models_explains_references_without_revealing_keys(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code, out, _ = run_cli(["models", "openai:gpt-4o-mini", "--json"], capsys, monkeypatch)
+    assert code == 0
+    (row,) = json.loads(out)
+    assert "OPENAI_API_KEY is not set" in row["error"]
+
+    secret = "sk-test-" + "x" * 40
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    code, out, _ = run_cli(["models", "openai:gpt-4o-mini", "--json"], capsys, monkeypatch)
+    (row,) = json.loads(out)
+    assert row["provider"] == "openai" and row["api_key"] == "$OPENAI_API_KEY (set)"
+    assert row["price"].startswith("$0.15/M in")
+    assert secret not in out
+
+    code, out, _ = run_cli(["models", "openai:m@http://127.0.0.1:8000/v1"], capsys, monkeypatch)
+    assert code == 0 and "http://127.0.0.1:8000/v1" in out and secret not in out
+
+
+def test_models_resolves_aliases_from_config(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".agentmesh").mkdir()
+    (tmp_path / ".agentmesh" / "config.yaml").write_text(
+        "aliases:\n  lab: openai:qwen@http://127.0.0.1:8000/v1\n"
+        "endpoints:\n  http://127.0.0.1:8000/v1: {max_concurrency: 3}\n"
+    )
+    code, out, _ = run_cli(["models", "lab", "--json"], capsys, monkeypatch)
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["alias"] == "lab" and row["endpoint"] == "http://127.0.0.1:8000/v1"
+    assert row["limits"]["max_concurrency"] == 3
+
+
+def test_db_upgrade_reports_revision(db: str, capsys, monkeypatch) -> None:
+    code, out, _ = run_cli(["db", "upgrade", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "schema revision" in out
+    code, out2, _ = run_cli(["db", "upgrade", "--db", db], capsys, monkeypatch)
+    assert code == 0 and out2.split()[-1] == out.split()[-1]
+
+
+@pytest.mark.integration
+def test_readme_main_job_on_the_embedded_model(tmp_path: Path) -> None:
+    """The README's first command, minus the install: the embedded model answers and the run is shown."""
+    pytest.importorskip("llama_cpp", reason="the embedded model needs agentmesh[local]")
+    exe = shutil.which("agentmesh") or str(Path(sys.executable).parent / "agentmesh")
+    env = {k: v for k, v in os.environ.items() if k not in {"AGENTMESH_DB", "AGENTMESH_CONFIG"}}
+    env["COLUMNS"] = "200"
+    done = subprocess.run(
+        [exe, "ask", "What is 17*3?"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "the embedded model gave no answer"
+    assert (tmp_path / ".agentmesh" / "agentmesh.db").exists()
+
+    shown = subprocess.run(
+        [exe, "show", "--json", _only_run_id(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    (call,) = data["events"]
+    assert call["response"]["choices"][0]["text"].strip()
+    assert call["usage_estimated"] is False and call["completion_tokens"] > 0
+    assert data["run"]["status"] == "succeeded" and data["run"]["totals"]["cost_usd"] == 0.0
+
+
+def _only_run_id(cwd: Path) -> str:
+    with Store(f"sqlite:///{cwd / '.agentmesh' / 'agentmesh.db'}") as store:
+        (run,) = store.list_runs()
+        return run.id

@@ -1,0 +1,551 @@
+"""The run store on SQLite and Postgres: runs, events, totals, concurrency, secrets, schema versions, migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+import agentmesh.store.migrate as migrate
+from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.store import SCHEMA_VERSION, EventKind, RunStatus, Store, upgrade_database
+from agentmesh.store.schema import events, metadata, runs
+
+# --- runs ----------------------------------------------------------------------------------------------------
+
+
+def test_create_finish_get_and_list_runs(store_url: str) -> None:
+    with Store(store_url) as store:
+        first = store.create_run("dylan_math", {"question": "1+1?"}, spec_hash="abc123", model="local")
+        second = store.create_run("dylan_math", {"question": "2+2?"}, meta={"dataset": "gsm8k", "item": 7})
+        third = store.create_run("sejury", {"artifact": "x"})
+
+        running = store.get_run(second)
+        assert running.status is RunStatus.RUNNING
+        assert running.inputs == {"question": "2+2?"}
+        assert running.meta == {"dataset": "gsm8k", "item": 7}
+        assert running.finished_at is None
+        assert running.created_at.utcoffset() == timedelta(0)  # timezone-aware UTC on both backends
+        assert running.totals["calls"] == 0
+
+        done = store.finish_run(first, RunStatus.SUCCEEDED, stop_reason="consensus 3/4")
+        assert done.status is RunStatus.SUCCEEDED and done.stop_reason == "consensus 3/4"
+        assert done.finished_at is not None and done.finished_at >= done.created_at
+        assert (done.spec_hash, done.model, done.graph) == ("abc123", "local", "dylan_math")
+        store.finish_run(third, "failed", stop_reason="model error", error="ServerError: 503")
+
+        assert [r.id for r in store.list_runs()] == [third, second, first]
+        assert [r.id for r in store.list_runs(graph="dylan_math")] == [second, first]
+        assert [r.id for r in store.list_runs(status="failed")] == [third]
+        assert [r.id for r in store.list_runs(graph="dylan_math", status=RunStatus.RUNNING)] == [second]
+        assert [r.id for r in store.list_runs(limit=1)] == [third]
+        assert store.list_runs(graph="alu") == []
+        assert store.get_run(third).error == "ServerError: 503"
+
+        exported = json.loads(json.dumps(done.model_dump(mode="json")))
+        assert exported["status"] == "succeeded" and exported["id"] == first
+
+
+def test_invalid_statuses_and_limits_are_refused(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        with pytest.raises(StoreError, match="unknown run status 'done'"):
+            store.finish_run(run_id, "done")
+        with pytest.raises(StoreError, match="final status"):
+            store.finish_run(run_id, RunStatus.RUNNING)
+        with pytest.raises(StoreError, match="unknown run status"):
+            store.list_runs(status="nope")
+        with pytest.raises(StoreError, match="limit must be at least 1"):
+            store.list_runs(limit=0)
+        with pytest.raises(StoreError, match="needs a kind"):
+            store.record_event(run_id, "")
+
+
+def test_get_run_by_unique_prefix(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.create_run("g", {}, run_id="abc111")
+        store.create_run("g", {}, run_id="abc222")
+        store.create_run("g", {}, run_id="abc")
+        store.create_run("g", {}, run_id="a_c%99")
+
+        assert store.get_run("abc1").id == "abc111"
+        assert store.get_run("abc").id == "abc"  # an exact id wins over being a prefix of others
+        assert store.get_run("a_c").id == "a_c%99"  # LIKE wildcards in the prefix are literal
+        with pytest.raises(RunNotFoundError, match=r"'ab' is ambiguous: it matches .*abc111.*give more characters"):
+            store.get_run("ab")
+        with pytest.raises(RunNotFoundError, match="no run 'zzz'"):
+            store.get_run("zzz")
+        with pytest.raises(RunNotFoundError, match="no run id given"):
+            store.get_run("  ")
+
+
+def test_run_ids_and_parents_are_checked(store_url: str) -> None:
+    with Store(store_url) as store:
+        parent = store.create_run("g", {}, run_id="parent")
+        with pytest.raises(StoreError, match="'parent' already exists"):
+            store.create_run("g", {}, run_id="parent")
+        with pytest.raises(RunNotFoundError, match="parent run 'ghost'"):
+            store.create_run("g", {}, parent_run_id="ghost")
+        child = store.create_run("g", {}, parent_run_id=parent)
+        assert store.get_run(child).parent_run_id == parent
+
+
+def test_missing_runs_raise_run_not_found(store_url: str) -> None:
+    with Store(store_url) as store:
+        with pytest.raises(RunNotFoundError, match="no run 'nope'"):
+            store.record_event("nope", "log", data={"x": 1})
+        with pytest.raises(RunNotFoundError):
+            store.finish_run("nope", "succeeded")
+        with pytest.raises(RunNotFoundError):
+            store.events("nope")
+
+
+# --- events and totals -----------------------------------------------------------------------------------
+
+
+def test_events_are_ordered_and_totals_summed(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("dylan_math", {"question": "q"})
+        first = store.record_event(
+            run_id,
+            EventKind.MODEL_CALL,
+            node="layer",
+            agent="solver_a",
+            round=0,
+            call_index=0,
+            attempt=1,
+            request={"messages": [{"role": "user", "content": "q"}], "max_tokens": 32},
+            request_hash="h0",
+            error="RateLimitedError: 429",
+            latency_s=0.01,
+        )
+        store.record_event(
+            run_id,
+            "model_call",
+            node="layer",
+            agent="solver_a",
+            round=0,
+            call_index=0,
+            attempt=2,
+            request={"messages": [{"role": "user", "content": "q"}], "max_tokens": 32},
+            request_hash="h0",
+            response={"choices": [{"text": "2"}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+            prompt_tokens=10,
+            completion_tokens=2,
+            total_tokens=12,
+            latency_s=0.5,
+            cost_usd=0.001,
+        )
+        store.record_event(run_id, "node_result", node="layer", round=0, data={"answers": ["2"]})
+        store.record_event(
+            run_id,
+            "model_call",
+            node="layer",
+            agent="solver_b",
+            round=0,
+            call_index=0,
+            attempt=1,
+            prompt_tokens=7,
+            completion_tokens=3,
+            total_tokens=10,
+            usage_estimated=True,
+            cost_usd=0.002,
+        )
+        store.record_event(run_id, "score", agent="solver_a", data={"importance": 0.7})
+
+        all_events = store.events(run_id)
+        assert [e.seq for e in all_events] == [1, 2, 3, 4, 5]
+        assert [e.kind for e in all_events] == ["model_call", "model_call", "node_result", "model_call", "score"]
+        assert all_events[0].id == first and all_events[0].error == "RateLimitedError: 429"
+        assert all_events[1].response == {
+            "choices": [{"text": "2"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+        }
+        assert all_events[1].request == {"messages": [{"role": "user", "content": "q"}], "max_tokens": 32}
+        assert all_events[0].response is None and all_events[2].request is None
+        assert all_events[3].usage_estimated is True
+        assert [e.agent for e in store.events(run_id, kind="model_call")] == ["solver_a", "solver_a", "solver_b"]
+        assert [e.seq for e in store.events(run_id, kind=EventKind.SCORE)] == [5]
+        json.dumps([e.model_dump(mode="json") for e in all_events])
+
+        record = store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="max rounds")
+        assert record.totals == {
+            "calls": 3,
+            "prompt_tokens": 17,
+            "completion_tokens": 5,
+            "total_tokens": 22,
+            "cost_usd": pytest.approx(0.003),
+            "estimated_tokens": True,
+            "errors": 1,
+        }
+        assert store.get_run(run_id).totals == record.totals
+
+
+def test_totals_without_known_prices(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        store.record_event(run_id, "model_call", prompt_tokens=1, completion_tokens=1, total_tokens=2)
+        totals = store.finish_run(run_id, "stopped", stop_reason="budget").totals
+        assert totals["cost_usd"] is None and totals["calls"] == 1 and totals["estimated_tokens"] is False
+
+
+def test_recorded_calls_are_found_by_their_replay_key(store_url: str) -> None:
+    # Replay looks calls up by (run, node, agent, round, call_index); the store indexes exactly that.
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        for round_ in range(3):
+            for agent in ("a", "b"):
+                store.record_event(
+                    run_id,
+                    "model_call",
+                    node="n",
+                    agent=agent,
+                    round=round_,
+                    call_index=0,
+                    request_hash=f"{agent}{round_}",
+                )
+        e = events.c
+        with store.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(e.request_hash).where(
+                    e.run_id == run_id, e.node == "n", e.agent == "b", e.round == 1, e.call_index == 0
+                )
+            ).scalar_one()
+        assert found == "b1"
+        index_columns = [tuple(ix["column_names"]) for ix in sa.inspect(store.engine).get_indexes("events")]
+        assert ("run_id", "node", "agent", "round", "call_index") in index_columns
+
+
+# --- concurrency -----------------------------------------------------------------------------------------
+
+
+def _assert_contiguous(store: Store, run_id: str, expected: int) -> None:
+    seqs = [e.seq for e in store.events(run_id)]
+    assert seqs == list(range(1, expected + 1))
+
+
+def test_concurrent_record_event_from_threads(store_url: str) -> None:
+    threads, per_thread = 8, 25
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        barrier = threading.Barrier(threads)
+        failures: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                barrier.wait()
+                for i in range(per_thread):
+                    store.record_event(run_id, "model_call", agent=f"w{worker}", call_index=i, total_tokens=1)
+            except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
+                failures.append(exc)
+
+        pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        assert not failures
+        _assert_contiguous(store, run_id, threads * per_thread)
+        assert store.finish_run(run_id, "succeeded").totals["total_tokens"] == threads * per_thread
+
+
+def test_two_stores_share_one_database(store_url: str) -> None:
+    with Store(store_url) as a, Store(store_url) as b:
+        run_id = a.create_run("g", {})
+        failures: list[BaseException] = []
+
+        def work(store: Store, name: str) -> None:
+            try:
+                for i in range(40):
+                    store.record_event(run_id, "log", agent=name, call_index=i)
+            except BaseException as exc:
+                failures.append(exc)
+
+        pool = [threading.Thread(target=work, args=(s, n)) for s, n in ((a, "a"), (b, "b"), (a, "a2"), (b, "b2"))]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        assert not failures
+        _assert_contiguous(a, run_id, 160)
+        assert b.finish_run(run_id, "succeeded").status is RunStatus.SUCCEEDED
+        assert a.get_run(run_id).status is RunStatus.SUCCEEDED
+
+
+_WRITER = """
+import sys
+from agentmesh.store import Store
+url, run_id, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with Store(url) as store:
+    for i in range(count):
+        store.record_event(run_id, "log", agent=name, call_index=i, data={"i": i})
+"""
+
+
+def test_several_processes_write_one_run(store_url: str) -> None:
+    processes, per_process = 3, 30
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        root = str(Path(__file__).resolve().parents[2])
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WRITER, store_url, run_id, f"p{n}", str(per_process)],
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": root},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(processes)
+        ]
+        for child in children:
+            _, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+        _assert_contiguous(store, run_id, processes * per_process)
+        by_writer = {e.agent for e in store.events(run_id)}
+        assert by_writer == {f"p{n}" for n in range(processes)}
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+
+SECRETS = {
+    "openai": "sk-proj-Zq9Xw8Vu7Ts6Rq5Po4Nm3Lk2",
+    "bearer": "tok_live_4f9a8b7c6d5e4f3a2b1c",
+    "password": "correct-horse-battery-staple-77",
+    "hf": "hf_QwErTyUiOpAsDfGhJkLzXcVbNm12345678",
+    "db": "dbpassw0rd-xyz",
+}
+
+
+class _State(TypedDict):
+    x: int
+
+
+def _dump_database(store: Store) -> str:
+    """Every value of every row of every table, as text."""
+    parts: list[str] = []
+    with store.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        parts.append(bytes(value).decode("latin-1"))
+                    else:
+                        parts.append(json.dumps(value, default=str))
+    return "\n".join(parts)
+
+
+def test_secrets_never_reach_the_store(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run(
+            "g",
+            {"question": f"my key is {SECRETS['openai']}, keep it safe", "api_key": SECRETS["openai"]},
+            model=f"openai:gpt-4o@http://admin:{SECRETS['db']}@llm.internal:8000/v1",
+            meta={"db_url": f"postgresql://svc:{SECRETS['db']}@db/agentmesh", "api_key_env": "OPENAI_API_KEY"},
+        )
+        store.record_event(
+            run_id,
+            "model_call",
+            request={
+                "headers": {"Authorization": f"Bearer {SECRETS['bearer']}"},
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": f"use {SECRETS['hf']}"}],
+            },
+            response={"choices": [{"text": "ok"}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}},
+            data={"login": {"user": "bob", "password": SECRETS["password"]}},
+            error=f"AuthenticationError: Incorrect API key provided: {SECRETS['openai']}",
+            prompt_tokens=5,
+            completion_tokens=1,
+            total_tokens=6,
+        )
+        store.finish_run(
+            run_id,
+            "failed",
+            stop_reason=f"auth failed for {SECRETS['openai']}",
+            error=f"401 Unauthorized (sent Authorization: Bearer {SECRETS['bearer']})",
+        )
+
+        # Checkpoint metadata picks up configurable values: a key passed there must not be stored either.
+        graph = StateGraph(_State)
+        graph.add_node("inc", lambda s: {"x": s["x"] + 1})
+        graph.add_edge(START, "inc")
+        graph.add_edge("inc", END)
+        app = graph.compile(checkpointer=store.checkpointer())
+        app.invoke({"x": 1}, {"configurable": {"thread_id": run_id, "api_key": SECRETS["openai"]}})
+
+        dump = _dump_database(store)
+        for name, secret in SECRETS.items():
+            assert secret not in dump, f"the {name} secret reached the database"
+
+        run = store.get_run(run_id)
+        assert run.inputs == {"question": "my key is [redacted], keep it safe", "api_key": "[redacted]"}
+        assert run.meta["api_key_env"] == "OPENAI_API_KEY"
+        event = store.events(run_id)[0]
+        assert event.request["max_tokens"] == 64
+        assert event.request["headers"] == {"Authorization": "[redacted]"}
+        assert event.response["usage"] == {"prompt_tokens": 5, "completion_tokens": 1}
+        assert event.data == {"login": {"user": "bob", "password": "[redacted]"}}
+        assert event.error == "AuthenticationError: Incorrect API key provided: [redacted]"
+        assert (event.prompt_tokens, event.total_tokens) == (5, 6)
+        assert run.error == "401 Unauthorized (sent Authorization: Bearer [redacted])"
+        assert run.stop_reason == "auth failed for [redacted]"
+
+    if store_url.startswith("sqlite"):
+        # Nothing on disk either: the database file, its WAL and shared-memory files.
+        folder = Path(store_url.removeprefix("sqlite:///")).parent
+        raw = b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
+        assert raw, "expected database files"
+        for secret in SECRETS.values():
+            assert secret.encode() not in raw
+
+
+# --- schema versions and migrations ------------------------------------------------------------------------
+
+
+def test_every_row_carries_the_schema_version(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        store.record_event(run_id, "log")
+        graph = StateGraph(_State)
+        graph.add_node("inc", lambda s: {"x": s["x"] + 1})
+        graph.add_edge(START, "inc")
+        app = graph.compile(checkpointer=store.checkpointer(), interrupt_after=["inc"])
+        config: Any = {"configurable": {"thread_id": run_id}}
+        app.invoke({"x": 1}, config)
+        app.update_state(config, {"x": 5})
+        with store.engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                versions = conn.execute(sa.select(table.c.schema_version)).scalars().all()
+                assert versions, f"no rows in {table.name}"
+                assert set(versions) == {SCHEMA_VERSION}, table.name
+        assert store.get_run(run_id).schema_version == SCHEMA_VERSION
+        assert store.events(run_id)[0].schema_version == SCHEMA_VERSION
+
+
+def test_records_from_a_newer_schema_are_refused(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        store.record_event(run_id, "log")
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(runs).values(schema_version=SCHEMA_VERSION + 1))
+            conn.execute(sa.update(events).values(schema_version=SCHEMA_VERSION + 1))
+        with pytest.raises(SchemaVersionError, match="schema version 2; this agentmesh reads up to 1"):
+            store.get_run(run_id)
+        with pytest.raises(SchemaVersionError):
+            store.events(run_id)
+
+
+def test_fresh_database_is_created_at_head(store_url: str) -> None:
+    with Store(store_url) as store:
+        with store.engine.connect() as conn:
+            revision = MigrationContext.configure(
+                conn, opts={"version_table": migrate.VERSION_TABLE}
+            ).get_current_revision()
+            tables = set(sa.inspect(conn).get_table_names())
+            if conn.dialect.name == "postgresql":  # everything, version table included, in the test's schema
+                schema = conn.execute(sa.text("select current_schema()")).scalar_one()
+                assert schema.startswith("am_")
+                assert migrate.VERSION_TABLE in set(sa.inspect(conn).get_table_names(schema=schema))
+        assert revision == migrate.head_revision() == f"{SCHEMA_VERSION:04d}"
+        assert {t.name for t in metadata.sorted_tables} | {migrate.VERSION_TABLE} <= tables
+        assert store.upgrade() == migrate.head_revision()  # already there: a no-op
+
+
+def test_migrations_create_exactly_the_declared_schema(store_url: str) -> None:
+    with Store(store_url) as store, store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_packaged_migrations_end_at_this_schema_version() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == migrate.head_revision()
+
+
+def test_downgrade_removes_the_schema(store_url: str) -> None:
+    with Store(store_url) as store:
+        with store.engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "base")
+        with store.engine.connect() as conn:
+            left = set(sa.inspect(conn).get_table_names()) - {migrate.VERSION_TABLE}
+        assert left == set()
+        assert store.upgrade() == migrate.head_revision()
+        assert store.list_runs() == []
+
+
+_NEXT_MIGRATION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("runs", sa.Column("note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("runs", "note")
+"""
+
+
+def test_older_and_newer_databases_are_refused_until_upgraded(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {"q": 1})
+
+    # A future agentmesh: schema version 2, shipped with a 0002 migration.
+    future = tmp_path / "future_migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, future, ignore=shutil.ignore_patterns("__pycache__"))
+    (future / "versions" / "0002_note.py").write_text(_NEXT_MIGRATION)
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", future)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", 2)
+
+    with pytest.raises(
+        SchemaVersionError, match=r"at schema revision 0001; this agentmesh needs 0002.*agentmesh db upgrade"
+    ):
+        Store(store_url)
+    url, revision = upgrade_database(store_url)
+    assert revision == "0002"
+    assert url.startswith(store_url.split(":", 1)[0])
+    with Store(store_url) as store:
+        assert store.get_run(run_id).inputs == {"q": 1}  # data survived the migration
+        with store.engine.connect() as conn:
+            assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert store.upgrade() == "0002"
+
+    # Back to this agentmesh: the database is now newer than it knows, for opening and for upgrading.
+    monkeypatch.undo()
+    with pytest.raises(SchemaVersionError, match=r"0002, newer than this agentmesh knows.*upgrade agentmesh"):
+        Store(store_url)
+    with pytest.raises(SchemaVersionError, match="newer than this agentmesh knows"):
+        upgrade_database(store_url)
+
+
+def test_upgrade_database_creates_a_new_database(store_url: str) -> None:
+    url, revision = upgrade_database(store_url)
+    assert revision == migrate.head_revision()
+    assert "***" in url or ":" not in url.split("://", 1)[1].split("@", 1)[0]
+    with Store(store_url) as store:
+        assert store.list_runs() == []
