@@ -32,7 +32,6 @@ import builtins
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -53,7 +52,16 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from agentmesh.errors import SchemaVersionError, StoreError
+from agentmesh.errors import StoreError
+from agentmesh.store._checkpoint_rows import (
+    EMPTY_BLOB,
+    StoredCheckpoint,
+    checkpoints_to_keep,
+    chunks,
+    collect_blobs,
+    delete_checkpoints,
+    stored_checkpoint,
+)
 from agentmesh.store._jsonable import to_jsonable
 from agentmesh.store._redact import redact
 from agentmesh.store.engine import writer
@@ -64,28 +72,10 @@ from agentmesh.store.schema import (
     graph_checkpoints,
 )
 
-_EMPTY = "empty"  # blob type of a versioned channel that holds no value
 _HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
-_IN_CHUNK = 500  # tuples per IN (...) list: well under SQLite's and Postgres' bound-parameter limits
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
-_DELTA_COUNTERS = "counters_since_delta_snapshot"
 
 _Insert = postgresql.Insert | sqlite.Insert
-
-
-@dataclass(frozen=True)
-class _StoredCheckpoint:
-    thread_id: str
-    checkpoint_ns: str
-    checkpoint_id: str
-    parent_checkpoint_id: str | None
-    body: dict[str, Any]
-    metadata: dict[str, Any]
-
-    @property
-    def versions(self) -> dict[str, Any]:
-        versions: dict[str, Any] = self.body.get("channel_versions") or {}
-        return versions
 
 
 class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
@@ -119,7 +109,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
             row = conn.execute(query).first()
             if row is None:
                 return None
-            return self._hydrate(conn, [_stored(row)])[0]
+            return self._hydrate(conn, [stored_checkpoint(row)])[0]
 
     def list(
         self,
@@ -153,7 +143,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         values = checkpoint["channel_values"]
         blob_rows = []
         for channel, version in new_versions.items():
-            type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (_EMPTY, None)
+            type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
             blob_rows.append(
                 {
                     "thread_id": thread_id,
@@ -272,9 +262,9 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
                     )
                 )
             ]
-            _delete_checkpoints(conn, doomed)
+            delete_checkpoints(conn, doomed)
             for thread_id, checkpoint_ns in {(t, ns) for t, ns, _ in doomed}:
-                _collect_blobs(conn, thread_id, checkpoint_ns)
+                collect_blobs(conn, thread_id, checkpoint_ns)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of one thread to a new thread (which must not exist yet)."""
@@ -314,15 +304,18 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         cp = graph_checkpoints
         for thread_id in thread_ids:
             with self._writer.begin() as conn:
-                rows = [_stored(row) for row in conn.execute(sa.select(cp).where(cp.c.thread_id == str(thread_id)))]
-                by_ns: dict[str, builtins.list[_StoredCheckpoint]] = defaultdict(builtins.list)
+                rows = [
+                    stored_checkpoint(row)
+                    for row in conn.execute(sa.select(cp).where(cp.c.thread_id == str(thread_id)))
+                ]
+                by_ns: dict[str, builtins.list[StoredCheckpoint]] = defaultdict(builtins.list)
                 for stored in rows:
                     by_ns[stored.checkpoint_ns].append(stored)
                 for checkpoint_ns, checkpoints in by_ns.items():
-                    keep = _checkpoints_to_keep(conn, checkpoints)
+                    keep = checkpoints_to_keep(conn, checkpoints)
                     doomed = [c for c in checkpoints if c.checkpoint_id not in keep]
-                    _delete_checkpoints(conn, [(c.thread_id, c.checkpoint_ns, c.checkpoint_id) for c in doomed])
-                    _collect_blobs(conn, str(thread_id), checkpoint_ns)
+                    delete_checkpoints(conn, [(c.thread_id, c.checkpoint_ns, c.checkpoint_id) for c in doomed])
+                    collect_blobs(conn, str(thread_id), checkpoint_ns)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """``"<counter>.<random>"``: increasing, and distinct across branches forked from one checkpoint."""
@@ -399,7 +392,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> builtins.list[_StoredCheckpoint]:
+    ) -> builtins.list[StoredCheckpoint]:
         """Checkpoint rows (without values) for :meth:`list`, filtered and limited, newest first."""
         cp = graph_checkpoints
         query = sa.select(cp)
@@ -417,29 +410,29 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         if limit is not None and not residual:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            stored = [_stored(row) for row in conn.execute(query)]
+            stored = [stored_checkpoint(row) for row in conn.execute(query)]
         if residual:
             stored = [s for s in stored if all(s.metadata.get(k) == v for k, v in residual.items())]
         return stored if limit is None else stored[:limit]
 
-    def _hydrate_batch(self, stored: Sequence[_StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
+    def _hydrate_batch(self, stored: Sequence[StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
         with self.engine.connect() as conn:
             return self._hydrate(conn, stored)
 
-    def _hydrate(self, conn: sa.Connection, stored: Sequence[_StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
+    def _hydrate(self, conn: sa.Connection, stored: Sequence[StoredCheckpoint]) -> builtins.list[CheckpointTuple]:
         """Checkpoint tuples for ``stored`` rows: their channel values and pending writes, in one query each."""
         values: dict[tuple[str, str], dict[tuple[str, str], tuple[str, bytes | None]]] = {}
         writes: dict[tuple[str, str, str], builtins.list[tuple[str, int, str, str, str, bytes]]] = defaultdict(
             builtins.list
         )
-        groups: dict[tuple[str, str], builtins.list[_StoredCheckpoint]] = defaultdict(builtins.list)
+        groups: dict[tuple[str, str], builtins.list[StoredCheckpoint]] = defaultdict(builtins.list)
         for s in stored:
             groups[(s.thread_id, s.checkpoint_ns)].append(s)
         blobs, w = graph_checkpoint_blobs, graph_checkpoint_writes
         for (thread_id, checkpoint_ns), members in groups.items():
             pairs = sorted({(ch, str(ver)) for s in members for ch, ver in s.versions.items()})
             found: dict[tuple[str, str], tuple[str, bytes | None]] = {}
-            for chunk in _chunks(pairs):
+            for chunk in chunks(pairs):
                 for blob in conn.execute(
                     sa.select(blobs.c.channel, blobs.c.version, blobs.c.type, blobs.c.blob).where(
                         blobs.c.thread_id == thread_id,
@@ -449,7 +442,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
                 ):
                     found[(blob.channel, blob.version)] = (blob.type, blob.blob)
             values[(thread_id, checkpoint_ns)] = found
-            for ids in _chunks(sorted({s.checkpoint_id for s in members})):
+            for ids in chunks(sorted({s.checkpoint_id for s in members})):
                 for row in conn.execute(
                     sa.select(
                         w.c.checkpoint_id, w.c.task_id, w.c.idx, w.c.task_path, w.c.channel, w.c.type, w.c.blob
@@ -469,14 +462,14 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
 
     def _tuple(
         self,
-        s: _StoredCheckpoint,
+        s: StoredCheckpoint,
         blobs: dict[tuple[str, str], tuple[str, bytes | None]],
         writes: Iterable[tuple[str, int, str, str, str, bytes]],
     ) -> CheckpointTuple:
         channel_values: dict[str, Any] = {}
         for channel, version in s.versions.items():
             found = blobs.get((channel, str(version)))
-            if found is not None and found[0] != _EMPTY:
+            if found is not None and found[0] != EMPTY_BLOB:
                 channel_values[channel] = self.serde.loads_typed((found[0], found[1] or b""))
         pending: list[PendingWrite] = [
             (task_id, channel, self.serde.loads_typed((type_, blob)))
@@ -503,23 +496,6 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
             }
         metadata = cast(CheckpointMetadata, s.metadata)
         return CheckpointTuple(config, checkpoint, metadata, parent, pending)
-
-
-def _stored(row: sa.Row[Any]) -> _StoredCheckpoint:
-    if row.schema_version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"checkpoint {row.checkpoint_id} of thread {row.thread_id} has schema version {row.schema_version}; "
-            f"this agentmesh reads up to {SCHEMA_VERSION}",
-            thread_id=row.thread_id,
-        )
-    return _StoredCheckpoint(
-        thread_id=row.thread_id,
-        checkpoint_ns=row.checkpoint_ns,
-        checkpoint_id=row.checkpoint_id,
-        parent_checkpoint_id=row.parent_checkpoint_id,
-        body=row.checkpoint,
-        metadata=row.metadata,
-    )
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> _Insert:
@@ -550,80 +526,3 @@ def _metadata_predicates(dialect: str, filter: dict[str, Any]) -> tuple[list[sa.
         for key, value in scalars.items():
             predicates.append(sa.func.json_extract(metadata, f'$."{key}"') == value)
     return predicates, residual
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
-
-
-def _delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
-    """Delete checkpoints by ``(thread_id, checkpoint_ns, checkpoint_id)``, with their pending writes."""
-    for table in (graph_checkpoint_writes, graph_checkpoints):
-        for chunk in _chunks(keys):
-            conn.execute(
-                sa.delete(table).where(
-                    sa.tuple_(table.c.thread_id, table.c.checkpoint_ns, table.c.checkpoint_id).in_(chunk)
-                )
-            )
-
-
-def _collect_blobs(conn: sa.Connection, thread_id: str, checkpoint_ns: str) -> None:
-    """Delete the blobs of a thread namespace that no remaining checkpoint refers to."""
-    cp, blobs = graph_checkpoints, graph_checkpoint_blobs
-    referenced = {
-        (channel, str(version))
-        for (body,) in conn.execute(
-            sa.select(cp.c.checkpoint).where(cp.c.thread_id == thread_id, cp.c.checkpoint_ns == checkpoint_ns)
-        )
-        for channel, version in (body.get("channel_versions") or {}).items()
-    }
-    unused = [
-        (row.channel, row.version)
-        for row in conn.execute(
-            sa.select(blobs.c.channel, blobs.c.version).where(
-                blobs.c.thread_id == thread_id, blobs.c.checkpoint_ns == checkpoint_ns
-            )
-        )
-        if (row.channel, row.version) not in referenced
-    ]
-    for chunk in _chunks(unused):
-        conn.execute(
-            sa.delete(blobs).where(
-                blobs.c.thread_id == thread_id,
-                blobs.c.checkpoint_ns == checkpoint_ns,
-                sa.tuple_(blobs.c.channel, blobs.c.version).in_(chunk),
-            )
-        )
-
-
-def _checkpoints_to_keep(conn: sa.Connection, checkpoints: Sequence[_StoredCheckpoint]) -> set[str]:
-    """The latest checkpoint of one namespace, plus the ancestors its delta channels are rebuilt from."""
-    by_id = {c.checkpoint_id: c for c in checkpoints}
-    latest = by_id[max(by_id)]
-    keep = {latest.checkpoint_id}
-    pending = set(latest.metadata.get(_DELTA_COUNTERS) or {})
-    if not pending:
-        return keep
-    blobs = graph_checkpoint_blobs
-    stored_types = {
-        (row.channel, row.version): row.type
-        for row in conn.execute(
-            sa.select(blobs.c.channel, blobs.c.version, blobs.c.type).where(
-                blobs.c.thread_id == latest.thread_id,
-                blobs.c.checkpoint_ns == latest.checkpoint_ns,
-                blobs.c.channel.in_(sorted(pending)),
-            )
-        )
-    }
-
-    def seeded_at(c: _StoredCheckpoint) -> set[str]:
-        return {ch for ch in pending if stored_types.get((ch, str(c.versions.get(ch))), _EMPTY) != _EMPTY}
-
-    pending -= seeded_at(latest)
-    current = latest
-    while pending and current.parent_checkpoint_id in by_id:
-        current = by_id[current.parent_checkpoint_id]
-        keep.add(current.checkpoint_id)
-        pending -= seeded_at(current)
-    return keep

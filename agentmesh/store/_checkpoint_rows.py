@@ -1,0 +1,129 @@
+"""Row-level helpers for the checkpoint tables: the stored checkpoint, deletion, blob collection, pruning.
+
+They are the SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s maintenance methods
+(``delete_for_runs``, ``prune``), kept apart so the saver itself reads as the LangGraph protocol it implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentmesh.errors import SchemaVersionError
+from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
+
+EMPTY_BLOB = "empty"  # blob type of a versioned channel that holds no value
+IN_CHUNK = 500  # tuples per IN (...) list: well under SQLite's and Postgres' bound-parameter limits
+DELTA_COUNTERS = "counters_since_delta_snapshot"
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    body: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        versions: dict[str, Any] = self.body.get("channel_versions") or {}
+        return versions
+
+
+def stored_checkpoint(row: sa.Row[Any]) -> StoredCheckpoint:
+    if row.schema_version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"checkpoint {row.checkpoint_id} of thread {row.thread_id} has schema version {row.schema_version}; "
+            f"this agentmesh reads up to {SCHEMA_VERSION}",
+            thread_id=row.thread_id,
+        )
+    return StoredCheckpoint(
+        thread_id=row.thread_id,
+        checkpoint_ns=row.checkpoint_ns,
+        checkpoint_id=row.checkpoint_id,
+        parent_checkpoint_id=row.parent_checkpoint_id,
+        body=row.checkpoint,
+        metadata=row.metadata,
+    )
+
+
+def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
+
+
+def delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Delete checkpoints by ``(thread_id, checkpoint_ns, checkpoint_id)``, with their pending writes."""
+    for table in (graph_checkpoint_writes, graph_checkpoints):
+        for chunk in chunks(keys):
+            conn.execute(
+                sa.delete(table).where(
+                    sa.tuple_(table.c.thread_id, table.c.checkpoint_ns, table.c.checkpoint_id).in_(chunk)
+                )
+            )
+
+
+def collect_blobs(conn: sa.Connection, thread_id: str, checkpoint_ns: str) -> None:
+    """Delete the blobs of a thread namespace that no remaining checkpoint refers to."""
+    cp, blobs = graph_checkpoints, graph_checkpoint_blobs
+    referenced = {
+        (channel, str(version))
+        for (body,) in conn.execute(
+            sa.select(cp.c.checkpoint).where(cp.c.thread_id == thread_id, cp.c.checkpoint_ns == checkpoint_ns)
+        )
+        for channel, version in (body.get("channel_versions") or {}).items()
+    }
+    unused = [
+        (row.channel, row.version)
+        for row in conn.execute(
+            sa.select(blobs.c.channel, blobs.c.version).where(
+                blobs.c.thread_id == thread_id, blobs.c.checkpoint_ns == checkpoint_ns
+            )
+        )
+        if (row.channel, row.version) not in referenced
+    ]
+    for chunk in chunks(unused):
+        conn.execute(
+            sa.delete(blobs).where(
+                blobs.c.thread_id == thread_id,
+                blobs.c.checkpoint_ns == checkpoint_ns,
+                sa.tuple_(blobs.c.channel, blobs.c.version).in_(chunk),
+            )
+        )
+
+
+def checkpoints_to_keep(conn: sa.Connection, checkpoints: Sequence[StoredCheckpoint]) -> set[str]:
+    """The latest checkpoint of one namespace, plus the ancestors its delta channels are rebuilt from."""
+    by_id = {c.checkpoint_id: c for c in checkpoints}
+    latest = by_id[max(by_id)]
+    keep = {latest.checkpoint_id}
+    pending = set(latest.metadata.get(DELTA_COUNTERS) or {})
+    if not pending:
+        return keep
+    blobs = graph_checkpoint_blobs
+    stored_types = {
+        (row.channel, row.version): row.type
+        for row in conn.execute(
+            sa.select(blobs.c.channel, blobs.c.version, blobs.c.type).where(
+                blobs.c.thread_id == latest.thread_id,
+                blobs.c.checkpoint_ns == latest.checkpoint_ns,
+                blobs.c.channel.in_(sorted(pending)),
+            )
+        )
+    }
+
+    def seeded_at(c: StoredCheckpoint) -> set[str]:
+        return {ch for ch in pending if stored_types.get((ch, str(c.versions.get(ch))), EMPTY_BLOB) != EMPTY_BLOB}
+
+    pending -= seeded_at(latest)
+    current = latest
+    while pending and current.parent_checkpoint_id in by_id:
+        current = by_id[current.parent_checkpoint_id]
+        keep.add(current.checkpoint_id)
+        pending -= seeded_at(current)
+    return keep
