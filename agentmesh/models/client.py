@@ -36,12 +36,14 @@ from agentmesh.models.settings import EndpointLimits, Price
 CallObserver = Callable[[CallRecord], Awaitable[None] | None]
 """Called with every attempt (failed ones too) as it completes; may be sync or async."""
 
-#: Longest ``Retry-After`` we honour; a server asking for more is treated as down.
+#: Longest ``Retry-After`` we honour; a server asking for more is treated as down (the error is raised).
 MAX_RETRY_AFTER_S = 300.0
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ModelError) and exc.retryable
+    if not isinstance(exc, ModelError) or not exc.retryable:
+        return False
+    return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER_S
 
 
 class _Backoff:
@@ -53,7 +55,7 @@ class _Backoff:
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ModelError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
+            return max(exc.retry_after, 0.0)
         return float(self._jitter(state))
 
 
@@ -90,7 +92,10 @@ class ModelClient:
         *,
         observer: CallObserver | None = None,
     ) -> ModelResponse:
-        """Answer ``request``, retrying transient failures; raise the last :class:`ModelError` otherwise."""
+        """Answer ``request``, retrying transient failures; raise the last :class:`ModelError` otherwise.
+
+        When retries run out, the raised error says how many attempts were made (``context['attempts']``).
+        """
         ctx = context or CallContext()
         observers = [*self._observers, *([observer] if observer else [])]
         request_hash = request.request_hash()
@@ -100,41 +105,60 @@ class ModelClient:
             wait=_Backoff(self.limits),
             reraise=True,
         )
-        async for attempt in retrying:
-            number = attempt.retry_state.attempt_number
-            with attempt:
-                started = time.perf_counter()
-                try:
-                    response = await self._attempt(request, ctx, number)
-                except ModelError as exc:
-                    await _notify(
-                        observers,
-                        CallRecord(
-                            reference=self.reference,
-                            context=ctx,
-                            request=request,
-                            attempt=number,
-                            error=str(exc),
-                            error_type=type(exc).__name__,
-                            latency_s=time.perf_counter() - started,
-                            request_hash=request_hash,
-                        ),
-                    )
-                    raise
-                await _notify(
-                    observers,
-                    CallRecord(
-                        reference=self.reference,
-                        context=ctx,
-                        request=request,
-                        attempt=number,
-                        response=response,
-                        latency_s=response.latency_s,
-                        request_hash=request_hash,
-                    ),
-                )
-                return response
+        number = 0
+        try:
+            async for attempt in retrying:
+                number = attempt.retry_state.attempt_number
+                with attempt:
+                    return await self._observed_attempt(request, ctx, number, observers, request_hash)
+        except ModelError as exc:
+            if (exc.retryable or number > 1) and "attempts" not in exc.context:
+                exc.context["attempts"] = number
+                exc.message = f"{exc.message} (gave up after {number} attempt{'s' if number != 1 else ''})"
+                exc.args = (exc.message,)
+            raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    async def _observed_attempt(
+        self,
+        request: ModelRequest,
+        ctx: CallContext,
+        number: int,
+        observers: Sequence[CallObserver],
+        request_hash: str,
+    ) -> ModelResponse:
+        """One attempt, reported to the observers whether it succeeds or fails."""
+        started = time.perf_counter()
+        try:
+            response = await self._attempt(request, ctx, number)
+        except ModelError as exc:
+            await _notify(
+                observers,
+                CallRecord(
+                    reference=self.reference,
+                    context=ctx,
+                    request=request,
+                    attempt=number,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    latency_s=time.perf_counter() - started,
+                    request_hash=request_hash,
+                ),
+            )
+            raise
+        await _notify(
+            observers,
+            CallRecord(
+                reference=self.reference,
+                context=ctx,
+                request=request,
+                attempt=number,
+                response=response,
+                latency_s=response.latency_s,
+                request_hash=request_hash,
+            ),
+        )
+        return response
 
     async def _attempt(self, request: ModelRequest, ctx: CallContext, number: int) -> ModelResponse:
         reserved = reserve_tokens(request)
@@ -143,7 +167,9 @@ class ModelClient:
         try:
             started = time.perf_counter()
             try:
-                result = await asyncio.wait_for(self.provider.complete(request, ctx), timeout=self.limits.timeout_s)
+                # asyncio.timeout, not wait_for: no extra task per attempt (it shows at hundreds of calls/s).
+                async with asyncio.timeout(self.limits.timeout_s):
+                    result = await self.provider.complete(request, ctx)
             except TimeoutError as exc:
                 raise ModelTimeoutError(
                     f"{self.reference}: no answer from {self.provider.endpoint} within "

@@ -4,10 +4,13 @@ One :class:`EndpointLimiter` exists per endpoint (base URL, or the model file fo
 in the process, on any event loop or thread, goes through the same one, so two concurrent jobs against one
 server together respect its requests-per-minute, tokens-per-minute and slot count.
 
-The pacing is GCRA (a token bucket expressed as "the earliest time the next request may start"): a caller
-reserves its slot under a lock and then sleeps outside it, so waiting is FIFO, needs no polling, and the
-achieved rate converges to the limit from below. Concurrency is a semaphore that works across event loops
-(asyncio's own binds to one loop), because a sync ``run()`` and an async job may share an endpoint.
+The pacing is GCRA (a token bucket expressed as "the earliest time the next request may start"). Callers take
+turns (FIFO, across event loops): the one whose turn it is reserves its start time, sleeps until then without
+polling, and re-anchors the schedule at the moment it really starts. A late wake-up or a stalled event loop
+therefore never lets the calls behind it catch up in a burst: with ``rpm_burst=1`` two calls start at least
+``60 / rpm`` seconds apart, so the rate is never above the limit over any window, and it converges to the
+limit from below. Concurrency is a semaphore that works across event loops (asyncio's own binds to one loop),
+because a sync ``run()`` and an async job may share an endpoint.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ class Pacer:
     """GCRA pacing: ``rate`` units per second with ``burst`` units of credit.
 
     ``reserve(n)`` returns how long to wait before using ``n`` units. Reservations may go into debt (a call
-    larger than the burst still gets through after waiting for its share), and ``refund`` gives back units
-    reserved but not used (a tokens-per-minute reservation made for ``max_tokens`` that were not generated).
+    larger than the burst still gets through after waiting for its share), ``refund`` gives back units
+    reserved but not used (a tokens-per-minute reservation made for ``max_tokens`` that were not generated),
+    and ``charge`` adds units used beyond the reservation (a call that produced more tokens than estimated),
+    so that later callers wait for them.
     """
 
     def __init__(self, rate_per_s: float, burst: float) -> None:
@@ -50,6 +55,20 @@ class Pacer:
             return
         with self._lock:
             self._tat = max(time.monotonic(), self._tat - units / self.rate)
+
+    def charge(self, units: float) -> None:
+        if units <= 0:
+            return
+        with self._lock:
+            self._tat = max(time.monotonic(), self._tat) + units / self.rate
+
+    def postpone(self, seconds: float) -> None:
+        """A reservation started ``seconds`` later than its reserved time: move the schedule with it, so that
+        the time lost is not made up by starting later reservations closer together."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._tat += seconds
 
 
 class CrossLoopSemaphore:
@@ -108,9 +127,11 @@ class EndpointLimiter:
     slots: CrossLoopSemaphore = field(init=False)
     requests: Pacer | None = field(init=False)
     tokens: Pacer | None = field(init=False)
+    _turn: CrossLoopSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.slots = CrossLoopSemaphore(self.limits.max_concurrency)
+        self._turn = CrossLoopSemaphore(1)  # one caller at a time waits for the pace
         rpm, tpm = self.limits.rpm, self.limits.tpm
         self.requests = Pacer(rpm / 60.0, self.limits.rpm_burst) if rpm else None
         # A minute's worth of tokens may be spent at once, as hosted providers allow.
@@ -120,21 +141,59 @@ class EndpointLimiter:
         """Wait for a slot, then for the request and token pace; the caller must call :meth:`done`."""
         await self.slots.acquire()
         try:
-            delay = 0.0
-            if self.requests is not None:
-                delay = self.requests.reserve(1)
-            if self.tokens is not None:
-                delay = max(delay, self.tokens.reserve(estimated_tokens))
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if self.requests is not None or self.tokens is not None:
+                await self._pace(estimated_tokens)
         except BaseException:
             self.slots.release()
             raise
 
+    async def _pace(self, estimated_tokens: int) -> None:
+        await self._turn.acquire()
+        try:
+            now = time.monotonic()
+            reserved: list[tuple[Pacer, float, float]] = []  # (pacer, units, wait)
+            if self.requests is not None:
+                reserved.append((self.requests, 1.0, self.requests.reserve(1.0, now)))
+            if self.tokens is not None:
+                reserved.append((self.tokens, estimated_tokens, self.tokens.reserve(estimated_tokens, now)))
+            delay = max(wait for _, _, wait in reserved)
+            if delay > 0:
+                try:
+                    await _sleep_until(now + delay)
+                except BaseException:
+                    for pacer, units, _ in reserved:  # the call never starts: give its place back
+                        pacer.refund(units)
+                    raise
+            started = time.monotonic() - now
+            for pacer, _, wait in reserved:
+                pacer.postpone(started - wait)
+        finally:
+            self._turn.release()
+
     def done(self, reserved_tokens: int, used_tokens: int) -> None:
+        """Release the slot and settle the token reservation with what the call really used."""
         if self.tokens is not None:
-            self.tokens.refund(reserved_tokens - used_tokens)
+            if used_tokens > reserved_tokens:
+                self.tokens.charge(used_tokens - reserved_tokens)
+            else:
+                self.tokens.refund(reserved_tokens - used_tokens)
         self.slots.release()
+
+
+#: asyncio timers fire up to ~1 ms late (epoll counts in milliseconds); the last stretch of a wait is slept in a
+#: worker thread, which wakes within ~0.1 ms. At 100 requests/s, 1 ms late per request is 10 % of the rate.
+_TIMER_SLACK_S = 0.002
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until ``time.monotonic() >= deadline``, precisely: pacing is anchored at real start times, so any
+    lateness here is rate lost."""
+    remaining = deadline - time.monotonic()
+    if remaining > _TIMER_SLACK_S:
+        await asyncio.sleep(remaining - _TIMER_SLACK_S)
+        remaining = deadline - time.monotonic()
+    if remaining > 0:
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, remaining)
 
 
 _registry: dict[str, EndpointLimiter] = {}

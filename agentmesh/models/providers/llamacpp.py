@@ -72,14 +72,22 @@ class _LoadedModel:
         self.path = path
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama:{path.name}")
         threads = max(1, (os.cpu_count() or 2))
-        self.llama = self.executor.submit(
-            Llama,
-            model_path=str(path),
-            n_ctx=n_ctx,
-            logits_all=logits_all,
-            n_threads=threads,
-            verbose=False,
-        ).result()
+        try:
+            self.llama = self.executor.submit(
+                Llama,
+                model_path=str(path),
+                n_ctx=n_ctx,
+                logits_all=logits_all,
+                n_threads=threads,
+                verbose=False,
+            ).result()
+        except Exception as exc:  # llama.cpp reports a corrupt or foreign file as ValueError/RuntimeError
+            self.executor.shutdown(wait=False)
+            raise ModelError(
+                f"llama.cpp could not load {path} ({type(exc).__name__}: {exc}); is it a GGUF model file "
+                "this llama-cpp-python version can read?",
+                path=str(path),
+            ) from exc
 
 
 _loaded: dict[tuple[str, int, bool], _LoadedModel] = {}
@@ -169,6 +177,8 @@ class LlamaCppProvider(Provider):
                     model=self._label,
                 ) from exc
             raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
+        except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache)
+            raise ModelError(f"{self._label}: llama.cpp failed during generation: {exc}") from exc
 
     @staticmethod
     def _parse(raw: Any) -> tuple[Choice, Usage]:

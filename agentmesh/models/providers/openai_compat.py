@@ -2,7 +2,9 @@
 
 ``openai:<model>`` talks to OpenAI with the key from ``$OPENAI_API_KEY`` (or the variable the endpoint's
 ``api_key_env`` names); ``openai:<model>@http://host:port/v1`` talks to any compatible server, where a key is
-optional. The SDK's own retries are switched off: the client layer retries, with one policy for all providers.
+optional and is sent only when a variable is named for it (``api_key_env``): the hosted OpenAI key is never
+sent to another server by default. The SDK's own retries are switched off: the client layer retries, with one
+policy for all providers. A server that echoes the key back has it masked in every error message.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 import pydantic
@@ -82,8 +84,11 @@ class OpenAICompatProvider(Provider):
         self._model = reference.target
         self._base_url = reference.base_url or OPENAI_URL
         self._hosted = reference.base_url is None
-        self.key_env = api_key_env or limits.api_key_env or DEFAULT_KEY_ENV
-        key = os.environ.get(self.key_env)
+        named = api_key_env or limits.api_key_env
+        self.key_env = named or DEFAULT_KEY_ENV
+        # A server given by URL gets a key only from a variable named for it: $OPENAI_API_KEY is not sent to
+        # whatever server a reference points at.
+        key = os.environ.get(self.key_env) if (self._hosted or named) else None
         if not key:
             if self._hosted:
                 raise MissingAPIKeyError(
@@ -93,6 +98,7 @@ class OpenAICompatProvider(Provider):
                     variable=self.key_env,
                 )
             key = _NO_KEY
+        self._secret = key if key != _NO_KEY else None
         self._client = AsyncOpenAI(
             api_key=key,
             base_url=self._base_url,
@@ -110,7 +116,10 @@ class OpenAICompatProvider(Provider):
 
     def describe(self) -> dict[str, str]:
         info = super().describe()
-        info["api_key"] = f"${self.key_env} ({'set' if os.environ.get(self.key_env) else 'not set'})"
+        if self._hosted or self._secret is not None or self.key_env != DEFAULT_KEY_ENV:
+            info["api_key"] = f"${self.key_env} ({'set' if os.environ.get(self.key_env) else 'not set'})"
+        else:
+            info["api_key"] = "none (name a variable with api_key_env if the server needs one)"
         return info
 
     async def aclose(self) -> None:
@@ -153,14 +162,24 @@ class OpenAICompatProvider(Provider):
                 kwargs["top_logprobs"] = s.top_logprobs
         try:
             completion = await self._client.chat.completions.create(**kwargs)
+            return self._parse(completion)
         except openai.APIError as exc:
-            raise self._translate(exc) from exc
+            self._raise(self._translate(exc), exc)
         except (json.JSONDecodeError, pydantic.ValidationError, ValueError, TypeError) as exc:
-            raise MalformedResponseError(
+            error = MalformedResponseError(
                 f"{self._base_url}: answer is not a valid chat completion ({type(exc).__name__}: {exc})",
                 endpoint=self._base_url,
-            ) from exc
-        return self._parse(completion)
+            )
+            self._raise(error, exc)
+
+    def _raise(self, error: ModelError, cause: BaseException) -> NoReturn:
+        """Raise ``error`` with the key masked: some servers and proxies echo it back in their error text. When
+        they did, the SDK's exception (which quotes that text) is not chained, so no traceback shows it."""
+        if self._secret and (self._secret in error.message or self._secret in str(cause)):
+            error.message = error.message.replace(self._secret, "***")
+            error.args = (error.message,)
+            raise error from None
+        raise error from cause
 
     def _parse(self, completion: Any) -> tuple[list[Choice], Usage | None, str]:
         raw_choices = getattr(completion, "choices", None)

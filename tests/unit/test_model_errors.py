@@ -1,0 +1,183 @@
+"""Errors a user can act on: each type, and that its message says what to do (and never holds a secret)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentmesh.errors import (
+    AgentmeshError,
+    AuthenticationError,
+    ContextLengthError,
+    InvalidModelReferenceError,
+    MissingAPIKeyError,
+    ModelError,
+    ModelNotFoundError,
+    ServerUnreachableError,
+    UnknownProviderError,
+)
+from agentmesh.models import EndpointLimits, ModelClient, ModelRequest, ModelSettings, get_model
+from agentmesh.models.client import MAX_RETRY_AFTER_S
+from tests._servers import FakeOpenAIServer, Reply, closed_port_url
+
+FAST = EndpointLimits(timeout_s=5, max_retries=0, backoff_initial_s=0.001)
+
+
+def settings_for(url: str, limits: EndpointLimits = FAST) -> ModelSettings:
+    return ModelSettings(endpoints={url: limits})
+
+
+@pytest.fixture
+async def fake_client(fake_server: FakeOpenAIServer) -> AsyncIterator[ModelClient]:
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url))
+    yield client
+    await client.aclose()
+
+
+def test_unknown_provider_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownProviderError) as info:
+        get_model("anthropic:claude", settings=ModelSettings())
+    message = str(info.value)
+    assert "unknown model provider 'anthropic'" in message
+    assert "llamacpp, local, openai, scripted" in message
+    assert "register_provider" in message
+    assert info.value.context["reference"] == "anthropic:claude"
+    assert isinstance(info.value, ModelError) and isinstance(info.value, AgentmeshError)
+
+
+def test_unknown_provider_behind_an_alias_names_the_alias() -> None:
+    with pytest.raises(UnknownProviderError, match="'nope' in 'mine'"):
+        get_model("mine", settings=ModelSettings(aliases={"mine": "nope:x"}))
+
+
+def test_malformed_reference_is_its_own_error() -> None:
+    with pytest.raises(InvalidModelReferenceError, match="has no provider prefix"):
+        get_model("gpt-4o", settings=ModelSettings())
+
+
+def test_missing_key_names_the_default_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError) as info:
+        get_model("openai:gpt-4o-mini", settings=ModelSettings())
+    assert "environment variable OPENAI_API_KEY is not set" in str(info.value)
+    assert info.value.context == {"reference": "openai:gpt-4o-mini", "variable": "OPENAI_API_KEY"}
+
+
+def test_missing_key_names_the_configured_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEAM_OPENAI_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-this-one")
+    settings = ModelSettings(endpoints={"openai": EndpointLimits(api_key_env="TEAM_OPENAI_KEY")})
+    with pytest.raises(MissingAPIKeyError, match="environment variable TEAM_OPENAI_KEY is not set"):
+        get_model("openai:gpt-4o-mini", settings=settings)
+    monkeypatch.delenv("OTHER_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError, match="OTHER_KEY"):
+        get_model("openai:gpt-4o-mini", settings=ModelSettings(), api_key_env="OTHER_KEY")
+
+
+async def test_a_server_by_url_needs_no_key(monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url))
+    assert (await client.complete(ModelRequest.of("hi"))).text == "ok"
+    await client.aclose()
+
+
+async def test_the_hosted_key_is_not_sent_to_a_server_by_url(
+    monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hosted-secret-0123456789")
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url))
+    await client.complete(ModelRequest.of("hi"))
+    await client.aclose()
+    assert "sk-hosted-secret-0123456789" not in fake_server.chat_requests[0].headers.get("authorization", "")
+    assert "api_key_env" in client.describe()["api_key"]
+
+
+async def test_unreachable_server_names_the_url() -> None:
+    url = closed_port_url()
+    client = get_model(f"openai:m@{url}", settings=settings_for(url, FAST.model_copy(update={"max_retries": 1})))
+    with pytest.raises(ServerUnreachableError) as info:
+        await client.complete(ModelRequest.of("hi"))
+    await client.aclose()
+    message = str(info.value)
+    assert f"cannot reach the model server at {url}" in message
+    assert "is it running" in message
+    assert info.value.retryable
+    assert info.value.context["endpoint"] == url
+    assert info.value.context["attempts"] == 2
+    assert "gave up after 2 attempts" in message
+
+
+async def test_model_not_found_names_model_and_url(fake_server: FakeOpenAIServer, fake_client: ModelClient) -> None:
+    fake_server.script(Reply.not_found("fake"))
+    with pytest.raises(ModelNotFoundError) as info:
+        await fake_client.complete(ModelRequest.of("hi"))
+    message = str(info.value)
+    assert f"{fake_server.url} has no model 'fake'" in message
+    assert "does not exist" in message  # the server's own words
+    assert f"GET {fake_server.url}/models" in message
+    assert not info.value.retryable
+    assert info.value.context == {"endpoint": fake_server.url, "model": "fake"}
+
+
+async def test_context_too_long_says_so(fake_server: FakeOpenAIServer, fake_client: ModelClient) -> None:
+    fake_server.script(Reply.context_too_long())
+    with pytest.raises(ContextLengthError) as info:
+        await fake_client.complete(ModelRequest.of("long " * 100))
+    message = str(info.value)
+    assert "prompt plus max_tokens exceeds the context window" in message
+    assert "maximum context length is 2048 tokens" in message
+    assert not info.value.retryable
+
+
+async def test_context_too_long_is_recognised_from_the_message_alone(
+    fake_server: FakeOpenAIServer, fake_client: ModelClient
+) -> None:
+    fake_server.script(Reply.error(400, "the request exceeds the available context size"))
+    with pytest.raises(ContextLengthError):
+        await fake_client.complete(ModelRequest.of("x"))
+
+
+async def test_refused_key_names_the_variable(monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer) -> None:
+    monkeypatch.setenv("LAB_KEY", "lab-key-value")
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url), api_key_env="LAB_KEY")
+    fake_server.script(Reply.unauthorized())
+    with pytest.raises(AuthenticationError) as info:
+        await client.complete(ModelRequest.of("x"))
+    await client.aclose()
+    assert "refused the API key from $LAB_KEY (401)" in str(info.value)
+    assert info.value.context["variable"] == "LAB_KEY"
+    assert fake_server.chat_requests[0].headers["authorization"] == "Bearer lab-key-value"
+
+
+async def test_a_retry_after_beyond_the_cap_is_not_waited_for(
+    fake_server: FakeOpenAIServer,
+) -> None:
+    limits = FAST.model_copy(update={"max_retries": 3})
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url, limits))
+    fake_server.script(Reply.rate_limited(retry_after_s=MAX_RETRY_AFTER_S + 3600))
+    with pytest.raises(ModelError) as info:
+        await client.complete(ModelRequest.of("x"))
+    await client.aclose()
+    assert info.value.retry_after == pytest.approx(MAX_RETRY_AFTER_S + 3600)
+    assert len(fake_server.chat_requests) == 1  # raised at once instead of sleeping an hour
+
+
+def test_missing_gguf_file_is_model_not_found(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent.gguf"
+    with pytest.raises(ModelNotFoundError) as info:
+        get_model(f"llamacpp:{missing}", settings=ModelSettings())
+    assert f"GGUF file {missing} does not exist" in str(info.value)
+    assert info.value.context["path"] == str(missing)
+
+
+async def test_a_file_that_is_not_a_gguf_model_is_a_model_error(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (agentmesh[local]) is not installed")
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a model")
+    client = get_model(f"llamacpp:{bogus}", settings=ModelSettings())
+    with pytest.raises(ModelError) as info:
+        await client.complete(ModelRequest.of("hi", max_tokens=2))
+    assert f"llama.cpp could not load {bogus}" in str(info.value)
+    assert not info.value.retryable

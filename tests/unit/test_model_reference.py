@@ -1,0 +1,72 @@
+"""Model reference strings: what each form parses to, and what a malformed one says."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from agentmesh.errors import InvalidModelReferenceError, ModelError
+from agentmesh.models import ModelReference, parse_reference
+
+
+@pytest.mark.parametrize(
+    ("ref", "provider", "target", "base_url"),
+    [
+        ("local", "local", "", None),
+        ("  local  ", "local", "", None),
+        ("openai:gpt-4o-mini", "openai", "gpt-4o-mini", None),
+        ("openai:qwen2.5@http://127.0.0.1:8000/v1", "openai", "qwen2.5", "http://127.0.0.1:8000/v1"),
+        ("openai:qwen2.5@http://127.0.0.1:8000/v1/", "openai", "qwen2.5", "http://127.0.0.1:8000/v1"),
+        ("openai:m@https://api.example.com/v1", "openai", "m", "https://api.example.com/v1"),
+        # Ollama tags contain ':'; only a trailing '@http(s)://...' is a URL.
+        ("openai:llama3:8b@http://localhost:11434/v1", "openai", "llama3:8b", "http://localhost:11434/v1"),
+        ("openai:org@model", "openai", "org@model", None),
+        ("openai:a@b@http://h:1/v1", "openai", "a@b", "http://h:1/v1"),
+        ("llamacpp:/models/x.gguf", "llamacpp", "/models/x.gguf", None),
+        ("llamacpp:C:/models/x.gguf", "llamacpp", "C:/models/x.gguf", None),
+        ("scripted:tests/script.yaml", "scripted", "tests/script.yaml", None),
+        ("replay:0f3a9c", "replay", "0f3a9c", None),
+        ("my_provider-2:thing", "my_provider-2", "thing", None),
+    ],
+)
+def test_parse_reference_forms(ref: str, provider: str, target: str, base_url: str | None) -> None:
+    parsed = parse_reference(ref)
+    assert (parsed.provider, parsed.target, parsed.base_url) == (provider, target, base_url)
+    assert str(parsed) == ref.strip() == parsed.raw
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("", "empty model reference"),
+        ("   ", "empty model reference"),
+        ("gpt-4o-mini", "has no provider prefix"),
+        ("OpenAI:gpt-4o", "has no provider prefix"),
+        ("open ai:gpt-4o", "has no provider prefix"),
+        ("1openai:gpt-4o", "has no provider prefix"),
+        ("openai:", "names no model after 'openai:'"),
+        ("openai:@http://127.0.0.1:8000/v1", "names no model"),
+        ("openai:m@http://", "is not a valid server URL"),
+        ("openai:m@http://host name/v1", "is not a valid server URL"),
+    ],
+)
+def test_malformed_reference_says_what_is_wrong(ref: str, expected: str) -> None:
+    with pytest.raises(InvalidModelReferenceError) as info:
+        parse_reference(ref)
+    assert expected in str(info.value)
+    assert isinstance(info.value, ModelError)
+    assert info.value.context["reference"] == ref
+    assert not info.value.retryable
+
+
+def test_no_prefix_error_lists_the_providers() -> None:
+    with pytest.raises(InvalidModelReferenceError, match=r"openai, llamacpp, scripted, replay\) or 'local'"):
+        parse_reference("gpt-4o")
+
+
+def test_reference_is_frozen_and_comparable() -> None:
+    a = parse_reference("openai:m@http://h:1/v1")
+    assert a == ModelReference(raw="openai:m@http://h:1/v1", provider="openai", target="m", base_url="http://h:1/v1")
+    assert hash(a) == hash(parse_reference("openai:m@http://h:1/v1"))
+    with pytest.raises(pydantic.ValidationError):
+        a.target = "other"  # type: ignore[misc]
