@@ -103,10 +103,11 @@ def get_model(
             "(or register one with agentmesh.models.register_provider)",
             reference=ref,
         )
-    configured = settings.limits_for(_endpoint_key(parsed), parsed.provider, EndpointLimits())
+    by_provider = None if parsed.base_url else parsed.provider
+    configured = settings.limits_for(_endpoint_key(parsed), by_provider, EndpointLimits())
     if api_key_env:
         options["api_key_env"] = api_key_env
     provider = factory(parsed, configured, options)
-    limits = settings.limits_for(provider.endpoint, parsed.provider, provider.default_limits())
+    limits = settings.limits_for(provider.endpoint, by_provider, provider.default_limits())
     price = None if provider.free else price_for(provider.model_name, {**DEFAULT_PRICES, **settings.prices})
     return ModelClient(provider, reference=parsed.raw, limits=limits, price=price, observers=observers)

@@ -163,6 +163,8 @@ def test_limits_lookup_order_endpoint_then_provider_then_default_then_fallback()
     assert settings.limits_for("http://other:1/v1", "openai", fallback) is by_provider
     assert settings.limits_for("llamacpp:/x.gguf", "llamacpp", fallback) is default
     assert ModelSettings().limits_for("llamacpp:/x.gguf", "llamacpp", fallback) is fallback
+    # A server named by URL does not inherit the hosted provider's entry.
+    assert settings.limits_for("http://other:1/v1", None, fallback) is default
 
 
 async def test_get_model_resolves_aliases_limits_and_prices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -233,3 +235,13 @@ def test_free_providers_describe_themselves_as_free() -> None:
 def test_usage_adds_and_keeps_the_estimated_flag() -> None:
     total = Usage(prompt_tokens=3, completion_tokens=4) + Usage(prompt_tokens=1, completion_tokens=1, estimated=True)
     assert (total.prompt_tokens, total.completion_tokens, total.total_tokens, total.estimated) == (4, 5, 9, True)
+
+
+def test_hosted_openai_entry_does_not_apply_to_servers_named_by_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTED_KEY", "sk-hosted-" + "y" * 40)
+    settings = ModelSettings(endpoints={"openai": EndpointLimits(max_concurrency=3, api_key_env="HOSTED_KEY")})
+    hosted = get_model("openai:gpt-4o-mini", settings=settings)
+    served = get_model("openai:qwen@http://127.0.0.1:8000/v1", settings=settings)
+    assert hosted.limits.max_concurrency == 3 and hosted.describe()["api_key"] == "$HOSTED_KEY (set)"
+    assert served.limits.max_concurrency == EndpointLimits().max_concurrency
+    assert served.describe()["api_key"].startswith("none")
