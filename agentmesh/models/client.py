@@ -10,6 +10,7 @@ finished call is durable before the next one starts).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -128,36 +129,22 @@ class ModelClient:
         request_hash: str,
     ) -> ModelResponse:
         """One attempt, reported to the observers whether it succeeds or fails."""
+        record = functools.partial(
+            CallRecord,
+            reference=self.reference,
+            context=ctx,
+            request=request,
+            attempt=number,
+            request_hash=request_hash,
+        )
         started = time.perf_counter()
         try:
             response = await self._attempt(request, ctx, number)
         except ModelError as exc:
-            await _notify(
-                observers,
-                CallRecord(
-                    reference=self.reference,
-                    context=ctx,
-                    request=request,
-                    attempt=number,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                    latency_s=time.perf_counter() - started,
-                    request_hash=request_hash,
-                ),
-            )
+            failed = record(error=str(exc), error_type=type(exc).__name__, latency_s=time.perf_counter() - started)
+            await _notify(observers, failed)
             raise
-        await _notify(
-            observers,
-            CallRecord(
-                reference=self.reference,
-                context=ctx,
-                request=request,
-                attempt=number,
-                response=response,
-                latency_s=response.latency_s,
-                request_hash=request_hash,
-            ),
-        )
+        await _notify(observers, record(response=response, latency_s=response.latency_s))
         return response
 
     async def _attempt(self, request: ModelRequest, ctx: CallContext, number: int) -> ModelResponse:
