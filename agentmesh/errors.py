@@ -33,6 +33,14 @@ class ConfigError(AgentmeshError):
     """A setting, environment variable or file the user supplied is invalid."""
 
 
+class SpecError(ConfigError):
+    """An agent card or graph spec is invalid; raised at load time, before any model call.
+
+    ``context`` carries ``file``, ``line``, ``field`` (a dotted path such as ``nodes.debate.rounds``) and
+    ``expected``; the message reads ``graphs/debate.yaml:12: nodes.debate.rounds: expected ..., got ...``.
+    """
+
+
 # --- models -----------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,261 @@
+"""Graph specs: a team of agents, the nodes (operators) they work in, the edges between nodes, when to stop.
+
+The same objects come from YAML (:func:`agentmesh.spec.loader.load_graph`) or are built in Python, and dump back
+to YAML that loads to an equal spec. Structural checks are pydantic's; the cross-references (unknown agent or
+node, a cycle the operators do not allow, a template variable nobody provides) are :meth:`GraphSpec.problems`,
+each with the path of the field at fault, so the loader can point at the file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_serializer, model_validator
+
+from agentmesh.spec.agent import AgentCard
+from agentmesh.spec.operators import COMMON_VARIABLES, OperatorParams, operator_names, operator_params
+from agentmesh.spec.stop import StopPolicy
+from agentmesh.spec.templates import template_variables
+
+SPEC_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_RESERVED_NODES = {"START", "END", "__start__", "__end__"}
+
+Loc = tuple[str | int, ...]
+
+
+class Problem(BaseModel):
+    """One thing wrong with a spec: where (a field path) and what was expected."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loc: Loc
+    message: str
+
+    @property
+    def field(self) -> str:
+        return _dotted(self.loc)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class InputSpec(BaseModel):
+    """A graph input: its type, whether it must be given, its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["string", "integer", "number", "boolean", "list", "object"] = "string"
+    description: str = ""
+    required: bool = True
+    default: Any = None
+
+
+class NodeSpec(BaseModel):
+    """A node: an operator name and its parameters, written flat in YAML (``{op: rounds, rounds: 3, ...}``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: str
+    description: str = ""
+    params: OperatorParams
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or ("params" in data and isinstance(data["params"], OperatorParams)):
+            return data
+        if "op" not in data:
+            raise ValueError(f"a node needs 'op' (one of {', '.join(operator_names())})")
+        op = data["op"]
+        params_model = operator_params(str(op))
+        if params_model is None:
+            raise ValueError(f"unknown operator {op!r}; expected one of {', '.join(operator_names())}")
+        rest = {k: v for k, v in data.items() if k not in ("op", "description")}
+        return {"op": op, "description": data.get("description", ""), "params": params_model.model_validate(rest)}
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op}
+        if self.description:
+            out["description"] = self.description
+        out.update(self.params.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+        return out
+
+
+class GraphSpec(BaseModel):
+    """A whole graph. ``agents`` maps names to cards; ``edges`` are ``[from, to]`` pairs between nodes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    version: int = SPEC_VERSION
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    agents: dict[str, AgentCard] = Field(default_factory=dict)
+    nodes: dict[str, NodeSpec] = Field(min_length=1)
+    edges: list[tuple[str, str]] = Field(default_factory=list)
+    stop: StopPolicy | None = None
+    output: str | None = Field(default=None, description="Node whose answer is the run's answer (default: the sink).")
+    model: str | None = Field(default=None, description="Default model reference for this graph.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_names(cls, data: Any) -> Any:
+        """Inline cards may omit ``name``: the key is the name."""
+        if isinstance(data, dict) and isinstance(data.get("agents"), dict):
+            agents = {}
+            for key, card in data["agents"].items():
+                if isinstance(card, dict) and "name" not in card:
+                    card = {"name": key, **card}
+                agents[key] = card
+            data = {**data, "agents": agents}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_references(self, info: ValidationInfo) -> GraphSpec:
+        if info.context and info.context.get("defer_checks"):
+            return self
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(f"{p.field}: {p.message}" for p in problems))
+        return self
+
+    # --- checks -----------------------------------------------------------------------------------------
+
+    def problems(self) -> list[Problem]:
+        """Every cross-reference problem, each with the path of its field."""
+        out: list[Problem] = []
+        if not _NAME.match(self.name):
+            out.append(Problem(loc=("name",), message="expected letters, digits, '_' or '-'"))
+        if self.version > SPEC_VERSION:
+            out.append(Problem(loc=("version",), message=f"this agentmesh reads spec version {SPEC_VERSION}"))
+        for key, card in self.agents.items():
+            if card.name != key:
+                out.append(Problem(loc=("agents", key, "name"), message=f"card name {card.name!r} differs from key"))
+        known_agents = sorted(self.agents)
+        for node_name, node in self.nodes.items():
+            if node_name in _RESERVED_NODES or not _NAME.match(node_name):
+                out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))
+            for path, agent in node.params.agents_used():
+                if agent not in self.agents:
+                    out.append(
+                        Problem(
+                            loc=("nodes", node_name, *_split(path)),
+                            message=f"unknown agent {agent!r}; known agents: {', '.join(known_agents) or 'none'}",
+                        )
+                    )
+            for path, ref in node.params.nodes_read():
+                if ref not in self.nodes:
+                    out.append(
+                        Problem(
+                            loc=("nodes", node_name, *_split(path)),
+                            message=f"unknown node {ref!r}; nodes: {', '.join(self.nodes)}",
+                        )
+                    )
+        for i, (src, dst) in enumerate(self.edges):
+            for j, end in enumerate((src, dst)):
+                if end not in self.nodes:
+                    out.append(
+                        Problem(loc=("edges", i, j), message=f"unknown node {end!r}; nodes: {', '.join(self.nodes)}")
+                    )
+        if not out:
+            out.extend(self._cycle_problems())
+            out.extend(self._template_problems())
+        if self.output is not None and self.output not in self.nodes:
+            out.append(Problem(loc=("output",), message=f"unknown node {self.output!r}"))
+        elif self.output is None and not out:
+            sinks = [n for n in self.nodes if self.structure().out_degree(n) == 0]
+            if len(sinks) != 1:
+                out.append(
+                    Problem(
+                        loc=("output",),
+                        message=f"the graph has {len(sinks)} final nodes ({', '.join(sinks)}); name one with 'output'",
+                    )
+                )
+        return out
+
+    def _cycle_problems(self) -> list[Problem]:
+        g: nx.DiGraph[str] = nx.DiGraph(self.edges)
+        g.add_nodes_from(self.nodes)
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            return []
+        path = " -> ".join([str(cycle[0][0]), *(str(e[1]) for e in cycle)])
+        index = self.edges.index((cycle[-1][0], cycle[-1][1])) if (cycle[-1][0], cycle[-1][1]) in self.edges else 0
+        return [
+            Problem(
+                loc=("edges", index),
+                message=f"edges form a cycle ({path}); repeat work with a 'loop' node (op: loop) or 'rounds'",
+            )
+        ]
+
+    def _template_problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        base = COMMON_VARIABLES | set(self.inputs)
+        reported: set[tuple[str, str]] = set()
+        for node_name, node in self.nodes.items():
+            available = base | node.params.provides
+            for _, agent_name in node.params.agents_used():
+                card = self.agents[agent_name]
+                for field, source in (("prompt", card.prompt), ("system", card.system)):
+                    if source is None:
+                        continue
+                    for var in sorted(template_variables(source) - available):
+                        if (agent_name, var) in reported:
+                            continue
+                        reported.add((agent_name, var))
+                        out.append(
+                            Problem(
+                                loc=("agents", agent_name, field),
+                                message=f"template uses undefined variable {var!r} (agent {agent_name!r} in node "
+                                f"{node_name!r}, op {node.op!r}); available: {', '.join(sorted(available))}",
+                            )
+                        )
+        return out
+
+    # --- structure ----------------------------------------------------------------------------------------
+
+    def structure(self) -> nx.DiGraph[str]:
+        """The node graph: declared edges plus the routes operators add (branch targets, loop bodies)."""
+        g: nx.DiGraph[str] = nx.DiGraph()
+        g.add_nodes_from(self.nodes)
+        g.add_edges_from(self.edges)
+        for name, node in self.nodes.items():
+            for path, ref in node.params.nodes_read():
+                if path.startswith(("then", "else", "body")):
+                    g.add_edge(name, ref, route=path)
+        return g
+
+    def output_node(self) -> str:
+        if self.output is not None:
+            return self.output
+        sinks = [n for n in self.nodes if self.structure().out_degree(n) == 0]
+        return sinks[0]
+
+    def spec_hash(self) -> str:
+        """Hash of the canonical JSON dump: what a run records to tell which spec it ran."""
+        payload = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _split(path: str) -> tuple[str | int, ...]:
+    """``"rank.ranker"`` -> ("rank", "ranker"); ``"agents[2]"`` -> ("agents", 2)."""
+    out: list[str | int] = []
+    for part in path.split("."):
+        m = re.fullmatch(r"([^\[]+)((?:\[\d+\])*)", part)
+        if not m:
+            out.append(part)
+            continue
+        out.append(m.group(1))
+        out.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return tuple(out)

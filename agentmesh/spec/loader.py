@@ -1,0 +1,227 @@
+"""Loading agent cards and graph specs from YAML, with errors that name the file, the line and the field.
+
+Every problem is found before any model call and reported together (not just the first), each as
+``graphs/x.yaml:12: nodes.debate.rounds: <what was expected>``. Lines come from the YAML node tree, so an error
+points at the offending key even deep inside a mapping. Agent cards may be inline in the graph or referenced by
+path (relative to the graph file) and are checked in the graph's context (the variables their node provides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agentmesh.errors import SpecError
+from agentmesh.spec.agent import AgentCard
+from agentmesh.spec.graph import GraphSpec, Loc, Problem
+from agentmesh.spec.operators import operator_names, operator_params
+
+LineMap = dict[Loc, int]
+
+
+class Located(BaseModel):
+    """A problem with its file and line."""
+
+    file: str
+    line: int | None
+    problem: Problem
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = self.problem.field
+        return f"{where}: {field}: {self.problem.message}" if field else f"{where}: {self.problem.message}"
+
+
+def _line_map(node: yaml.Node, loc: Loc = ()) -> LineMap:
+    lines: LineMap = {loc: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            lines[(*loc, k)] = key.start_mark.line + 1
+            for sub, line in _line_map(value, (*loc, k)).items():
+                lines.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, (*loc, i)))
+    return lines
+
+
+def _read(path: Path) -> tuple[Any, LineMap]:
+    if not path.is_file():
+        raise SpecError(f"{path}: file not found", file=str(path))
+    text = path.read_text()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            problem = f"{problem} ({context} at line {context_mark.line + 1})"
+        raise SpecError(f"{path}{line}: not valid YAML: {problem}", file=str(path)) from None
+    return data, (_line_map(root) if root is not None else {})
+
+
+def _line_for(lines: LineMap, loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
+    out = []
+    for e in exc.errors(include_url=False):
+        # Drop pydantic's union/validator tags ("function-before[...]", "tagged-union[...]") from the path.
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (("[" in p and "]" in p) or p in _TAGS)))
+        got = e.get("input")
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] in ("missing",):
+            message = "required field is missing"
+        elif e["type"] == "extra_forbidden":
+            message = "unknown field (not part of this schema)"
+        elif not isinstance(got, dict | list) and got is not None and "got" not in message:
+            message = f"{message} (got {got!r})"
+        out.append(Problem(loc=(*prefix, *loc), message=message))
+    return out
+
+
+_TAGS = {"any", "all", "consensus", "score_threshold", "max_rounds", "budget"}
+
+
+def _raise(file: str, lines: LineMap, problems: Iterable[Problem]) -> None:
+    located = [Located(file=file, line=_line_for(lines, p.loc), problem=p) for p in problems]
+    if not located:
+        return
+    first = located[0]
+    message = "\n".join(str(x) for x in located)
+    raise SpecError(
+        message if len(located) == 1 else f"{len(located)} problems in {file}:\n{message}",
+        file=file,
+        line=first.line,
+        field=first.problem.field,
+        expected=first.problem.message,
+        problems=[str(x) for x in located],
+    )
+
+
+def load_agent(path: str | Path) -> AgentCard:
+    """Load one agent card file."""
+    file = Path(path)
+    data, lines = _read(file)
+    if not isinstance(data, dict):
+        _raise(str(file), lines, [Problem(loc=(), message="expected a mapping (name, prompt, parser, ...)")])
+    data.setdefault("name", file.stem)
+    try:
+        return AgentCard.model_validate(data)
+    except ValidationError as exc:
+        _raise(str(file), lines, _pydantic_problems(exc, ()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def load_graph(path: str | Path) -> GraphSpec:
+    """Load a graph spec file: structure, agents (inline or by path), nodes, cross-references, templates."""
+    file = Path(path)
+    data, lines = _read(file)
+    return graph_from_data(data, file=str(file), lines=lines, base_dir=file.parent)
+
+
+def graph_from_data(
+    data: Any, *, file: str = "<spec>", lines: LineMap | None = None, base_dir: Path | None = None
+) -> GraphSpec:
+    """Validate already-parsed YAML data as a graph spec (``file``/``lines`` make the errors point)."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        _raise(file, lines, [Problem(loc=(), message="expected a mapping (name, inputs, agents, nodes, edges, ...)")])
+    problems: list[Problem] = []
+    data = dict(data)
+
+    agents: dict[str, Any] = {}
+    raw_agents = data.get("agents", {})
+    if not isinstance(raw_agents, Mapping):
+        problems.append(Problem(loc=("agents",), message="expected a mapping of agent name to card or card path"))
+        raw_agents = {}
+    for key, raw in raw_agents.items():
+        if isinstance(raw, str):
+            card_path = (base_dir or Path.cwd()) / raw
+            try:
+                card = load_agent(card_path)
+            except SpecError as exc:
+                problems.append(Problem(loc=("agents", key), message=f"in card {raw}: {exc.message}"))
+                continue
+            agents[key] = card.model_copy(update={"name": key}) if card.name != key else card
+            continue
+        card_data = {"name": key, **raw} if isinstance(raw, dict) and "name" not in raw else raw
+        try:
+            agents[key] = AgentCard.model_validate(card_data)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, ("agents", key)))
+    data["agents"] = agents
+
+    raw_nodes = data.get("nodes", {})
+    if not isinstance(raw_nodes, Mapping):
+        problems.append(Problem(loc=("nodes",), message="expected a mapping of node name to {op: ..., ...}"))
+        raw_nodes = {}
+    for key, raw in raw_nodes.items():
+        if not isinstance(raw, Mapping) or "op" not in raw:
+            problems.append(
+                Problem(
+                    loc=("nodes", key),
+                    message=f"expected {{op: <operator>, ...}}; operators: {', '.join(operator_names())}",
+                )
+            )
+            continue
+        params_model = operator_params(str(raw["op"]))
+        if params_model is None:
+            problems.append(
+                Problem(
+                    loc=("nodes", key, "op"),
+                    message=f"unknown operator {raw['op']!r}; expected one of {', '.join(operator_names())}",
+                )
+            )
+            continue
+        try:
+            params_model.model_validate({k: v for k, v in raw.items() if k not in ("op", "description")})
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, ("nodes", key)))
+    if problems:
+        _raise(file, lines, problems)
+
+    try:
+        spec = GraphSpec.model_validate(data, context={"defer_checks": True})
+    except ValidationError as exc:
+        _raise(file, lines, _pydantic_problems(exc, ()))
+        raise AssertionError("unreachable") from None  # pragma: no cover
+    _raise(file, lines, spec.problems())
+    return spec
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (prompts) as ``|`` blocks, so dumped specs read like hand-written ones."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_graph(spec: GraphSpec) -> str:
+    """YAML text that :func:`load_graph` (or :func:`graph_from_data`) loads back to an equal spec."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    for key, card in data.get("agents", {}).items():
+        if card.get("name") == key:
+            del card["name"]
+    data["edges"] = [list(e) for e in data.get("edges", [])]
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+
+
+__all__ = ["Located", "dump_graph", "graph_from_data", "load_agent", "load_graph"]

@@ -1,0 +1,205 @@
+"""Operator parameters as data: what each node of a graph spec may say, checked before any model call.
+
+A node is ``{op: <name>, <parameters>}``. This module holds the parameter model of every built-in operator and a
+registry that user operators join (the runtime's ``@operator`` decorator registers the parameters here and the
+implementation there), so that a spec is validated — and its JSON Schema exported — without importing the
+runtime.
+
+Each parameter model also says which agents and nodes it refers to (for "unknown agent/node" errors and the
+graph drawing) and which template variables it gives its agents' prompts (for "undefined variable" errors).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentmesh.spec.stop import StopPolicy
+
+#: Variables every agent template may use, whatever its node: the graph's inputs are added to these.
+COMMON_VARIABLES = frozenset({"agent", "role", "nodes", "inputs"})
+
+
+class OperatorParams(BaseModel):
+    """Base of every operator's parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    #: Template variables the operator provides to its agents' prompts (beyond inputs and COMMON_VARIABLES).
+    provides: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the operator may route back to an earlier node (a loop); plain edges must form a DAG.
+    may_cycle: ClassVar[bool] = False
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        """``(field path, agent name)`` pairs this node calls."""
+        return []
+
+    def nodes_read(self) -> list[tuple[str, str]]:
+        """``(field path, node name)`` pairs whose outputs this node reads or routes to."""
+        return []
+
+
+def _agents(field: str, names: list[str]) -> list[tuple[str, str]]:
+    return [(f"{field}[{i}]", name) for i, name in enumerate(names)]
+
+
+class CallParams(OperatorParams):
+    """Call one agent once (``n`` samples if its card says so)."""
+
+    agent: str
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        return [("agent", self.agent)]
+
+
+class TeamParams(OperatorParams):
+    """Call a team in parallel on the same inputs; an agent may appear several times (independent samples)."""
+
+    agents: list[str] = Field(min_length=1)
+    provides: ClassVar[frozenset[str]] = frozenset({"index"})
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        return _agents("agents", self.agents)
+
+
+class RankStep(BaseModel):
+    """Inside ``rounds``: before round ``before_round``, rank the active agents' answers and keep ``keep``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    before_round: int = Field(ge=2)
+    keep: int = Field(ge=1)
+    ranker: str | None = Field(default=None, description="Agent that ranks (an LLM ranker).")
+    function: str | None = Field(default=None, description="Registered ranking function instead of an agent.")
+
+
+class RoundsParams(OperatorParams):
+    """Layers of a team: each round's agents see the previous round's answers (debate, DyLAN, MoA)."""
+
+    agents: list[str] = Field(min_length=1)
+    rounds: int = Field(ge=1)
+    shuffle: bool = Field(default=True, description="Shuffle previous answers (seeded) before showing them.")
+    anonymize: bool = Field(default=True, description="Hide which agent gave which previous answer.")
+    include_self: bool = Field(default=True, description="Show an agent its own previous answer among the others.")
+    activation: Literal["parallel", "sequential"] = "parallel"
+    rank: RankStep | None = None
+    stop: StopPolicy | None = Field(default=None, description="Checked after every round (e.g. consensus).")
+    seed: int = 0
+    provides: ClassVar[frozenset[str]] = frozenset({"round", "previous", "own_previous", "index"})
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        used = _agents("agents", self.agents)
+        if self.rank is not None and self.rank.ranker is not None:
+            used.append(("rank.ranker", self.rank.ranker))
+        return used
+
+
+class _FromNode(OperatorParams):
+    source: str = Field(alias="from", description="The node whose answers this one works on.")
+
+    def nodes_read(self) -> list[tuple[str, str]]:
+        return [("from", self.source)]
+
+
+class RankParams(_FromNode):
+    """Rank a node's answers and keep the top ``keep`` (an LLM ranker agent or a registered function)."""
+
+    keep: int = Field(ge=1)
+    ranker: str | None = None
+    function: str | None = None
+    provides: ClassVar[frozenset[str]] = frozenset({"candidates", "keep"})
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        return [("ranker", self.ranker)] if self.ranker else []
+
+
+class VoteParams(_FromNode):
+    """Majority (or score-weighted) vote over a node's normalised answers."""
+
+    weights: str | None = Field(default=None, description="A score node whose scores weight the votes.")
+
+    def nodes_read(self) -> list[tuple[str, str]]:
+        return [*super().nodes_read(), *([("weights", self.weights)] if self.weights else [])]
+
+
+class ScoreParams(_FromNode):
+    """Score each answer of a node with a judge agent or a registered reward function."""
+
+    judge: str | None = None
+    function: str | None = None
+    provides: ClassVar[frozenset[str]] = frozenset({"candidate", "answer"})
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        return [("judge", self.judge)] if self.judge else []
+
+
+class BranchParams(OperatorParams):
+    """Route to ``then`` or ``else`` on a Jinja2 condition over inputs and node outputs."""
+
+    condition: str
+    then: str
+    otherwise: str | None = Field(default=None, alias="else")
+
+    def nodes_read(self) -> list[tuple[str, str]]:
+        return [("then", self.then), *([("else", self.otherwise)] if self.otherwise else [])]
+
+
+class LoopParams(OperatorParams):
+    """Run ``body`` (a chain of nodes) again until ``until`` holds or ``max_iterations`` is reached."""
+
+    body: list[str] = Field(min_length=1)
+    until: StopPolicy
+    max_iterations: int = Field(default=10, ge=1)
+    may_cycle: ClassVar[bool] = True
+
+    def nodes_read(self) -> list[tuple[str, str]]:
+        return [(f"body[{i}]", name) for i, name in enumerate(self.body)]
+
+
+class CodeTestsParams(_FromNode):
+    """Run a node's code answers against unit tests in a sandboxed subprocess (time/memory limits, no network)."""
+
+    tests: str = Field(description="Jinja2 template giving the test code (e.g. '{{ test }}' from the inputs).")
+    entry_point: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=512, ge=16)
+
+
+class FunctionParams(OperatorParams):
+    """Call a registered Python function on the state (method maths: importance scores, difficulty tests...)."""
+
+    function: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+_registry: dict[str, type[OperatorParams]] = {
+    "call": CallParams,
+    "team": TeamParams,
+    "rounds": RoundsParams,
+    "rank": RankParams,
+    "vote": VoteParams,
+    "score": ScoreParams,
+    "branch": BranchParams,
+    "loop": LoopParams,
+    "code_tests": CodeTestsParams,
+    "function": FunctionParams,
+}
+_lock = threading.Lock()
+
+
+def register_operator_params(name: str, params: type[OperatorParams]) -> None:
+    """Make ``op: <name>`` valid in specs, with ``params`` as its parameters."""
+    with _lock:
+        _registry[name] = params
+
+
+def operator_params(name: str) -> type[OperatorParams] | None:
+    with _lock:
+        return _registry.get(name)
+
+
+def operator_names() -> list[str]:
+    with _lock:
+        return sorted(_registry)

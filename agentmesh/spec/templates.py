@@ -1,0 +1,50 @@
+"""Prompt templates: Jinja2 with strict undefined variables, in a sandbox.
+
+Templates come from YAML files people share, so they render in Jinja's sandbox (no attribute access to Python
+internals). Undefined variables are errors, never empty strings: a typo in a prompt must fail when the spec is
+loaded (we check the variables a template uses against what its node provides), not produce a silently
+different prompt on a model that then answers something.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import SandboxedEnvironment
+
+_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+class TemplateSyntaxProblem(ValueError):
+    """A template does not parse; ``line`` is the line inside the template."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> jinja2.Template:
+    return _env.from_string(source)
+
+
+def template_variables(source: str) -> frozenset[str]:
+    """Top-level variables a template reads (loop variables and ``set`` names excluded)."""
+    try:
+        ast = _env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    return frozenset(jinja2.meta.find_undeclared_variables(ast))
+
+
+def check_template(source: str) -> None:
+    """Raise :class:`TemplateSyntaxProblem` if ``source`` does not parse."""
+    template_variables(source)
+
+
+def render(source: str, variables: dict[str, Any]) -> str:
+    """Render with strict undefined variables; a missing one raises :class:`jinja2.UndefinedError`."""
+    return _compiled(source).render(**variables)

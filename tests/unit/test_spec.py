@@ -1,0 +1,265 @@
+"""Agent cards and graph specs: loading, errors with file/line/field, round-trips, Python construction, schema."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from agentmesh.errors import SpecError
+from agentmesh.parsers import ParserSpec
+from agentmesh.spec import (
+    AgentCard,
+    AnyOf,
+    Budget,
+    Consensus,
+    GraphSpec,
+    MaxRounds,
+    NodeSpec,
+    dump_graph,
+    graph_from_data,
+    load_agent,
+    load_graph,
+)
+from agentmesh.spec.operators import RoundsParams, VoteParams
+from agentmesh.spec.schema import graph_json_schema
+
+DEBATE = textwrap.dedent(
+    """\
+    name: debate
+    inputs:
+      question: {type: string}
+    agents:
+      debater:
+        role: debater
+        system: Answer with \\boxed{}.
+        prompt: |
+          {{ question }}
+          {% for p in previous %}- {{ p.text }}
+          {% endfor %}
+        parser: boxed_math
+        sampling: {temperature: 0.7, max_tokens: 256}
+    nodes:
+      debate:
+        op: rounds
+        agents: [debater, debater, debater]
+        rounds: 3
+        stop: {consensus: {fraction: 0.66}}
+      vote:
+        op: vote
+        from: debate
+    edges:
+      - [debate, vote]
+    """
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "g.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_debate_loads_with_expected_structure(tmp_path: Path) -> None:
+    spec = load_graph(write(tmp_path, DEBATE))
+    assert spec.output_node() == "vote"
+    rounds = spec.nodes["debate"].params
+    assert isinstance(rounds, RoundsParams) and rounds.rounds == 3 and rounds.agents == ["debater"] * 3
+    assert isinstance(rounds.stop, Consensus) and rounds.stop.fraction == 0.66
+    assert isinstance(spec.nodes["vote"].params, VoteParams) and spec.nodes["vote"].params.source == "debate"
+    card = spec.agents["debater"]
+    assert card.parser == ParserSpec(name="boxed_math") and card.sampling.temperature == 0.7
+    assert card.template_variables() == {"question", "previous"}
+
+
+def test_round_trip_dump_load_is_equal(tmp_path: Path) -> None:
+    spec = load_graph(write(tmp_path, DEBATE))
+    text = dump_graph(spec)
+    again = load_graph(write(tmp_path, text, "again.yaml"))
+    assert again == spec
+    assert again.spec_hash() == spec.spec_hash()
+    assert "prompt: |" in text  # prompts stay readable blocks
+
+
+def test_python_construction_equals_yaml(tmp_path: Path) -> None:
+    card = AgentCard(
+        name="debater",
+        role="debater",
+        system="Answer with \\boxed{}.",
+        prompt="{{ question }}\n{% for p in previous %}- {{ p.text }}\n{% endfor %}\n",
+        parser="boxed_math",  # type: ignore[arg-type]  # the YAML short form is accepted
+        sampling={"temperature": 0.7, "max_tokens": 256},  # type: ignore[arg-type]
+    )
+    built = GraphSpec(
+        name="debate",
+        inputs={"question": {"type": "string"}},  # type: ignore[dict-item]
+        agents={"debater": card},
+        nodes={
+            "debate": NodeSpec.model_validate(
+                {"op": "rounds", "agents": ["debater"] * 3, "rounds": 3, "stop": {"consensus": {"fraction": 0.66}}}
+            ),
+            "vote": NodeSpec.model_validate({"op": "vote", "from": "debate"}),
+        },
+        edges=[("debate", "vote")],
+    )
+    assert built == load_graph(write(tmp_path, DEBATE))
+    assert graph_from_data(yaml.safe_load(dump_graph(built))) == built
+
+
+def test_python_construction_checks_cross_references() -> None:
+    with pytest.raises(ValidationError, match="unknown agent 'ghost'"):
+        GraphSpec(name="g", nodes={"a": NodeSpec.model_validate({"op": "call", "agent": "ghost"})})
+
+
+def test_stop_policies_compose_and_round_trip(tmp_path: Path) -> None:
+    text = DEBATE + "stop:\n  any:\n    - {max_rounds: 4}\n    - {budget: {calls: 20, wall_s: 60}}\n"
+    spec = load_graph(write(tmp_path, text))
+    assert isinstance(spec.stop, AnyOf)
+    assert spec.stop.any == [MaxRounds(rounds=4), Budget(calls=20, wall_s=60)]
+    assert str(spec.stop) == "max rounds (4) or budget (calls=20, wall_s=60)"
+    assert load_graph(write(tmp_path, dump_graph(spec), "rt.yaml")) == spec
+
+
+def test_agent_card_file_and_reference_by_path(tmp_path: Path) -> None:
+    (tmp_path / "agents").mkdir()
+    write(tmp_path / "agents", "role: solver\nprompt: 'Solve: {{ question }}'\nparser: choice_letter\n", "solver.yaml")
+    card = load_agent(tmp_path / "agents" / "solver.yaml")
+    assert card.name == "solver" and card.parser.name == "choice_letter"
+    graph = write(
+        tmp_path,
+        "name: one\ninputs: {question: {}}\nagents:\n  s: agents/solver.yaml\nnodes:\n  ask: {op: call, agent: s}\n",
+    )
+    spec = load_graph(graph)
+    assert spec.agents["s"].prompt == "Solve: {{ question }}" and spec.agents["s"].name == "s"
+
+
+def test_json_schema_validates_shipped_form(tmp_path: Path) -> None:
+    schema = graph_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = yaml.safe_load(DEBATE)
+    jsonschema.validate(data, schema)
+    data["nodes"]["vote"]["form"] = "debate"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
+
+
+# --- malformed specs: each with the message (file, line, field, what was expected) asserted ----------------
+
+BAD_SPECS: list[tuple[str, str, str]] = [
+    # (description, edit applied to DEBATE as (old, new) joined by '=>', expected message fragment)
+    (
+        "unknown agent",
+        "agents: [debater, debater, debater]=>agents: [debater, debatr]",
+        "g.yaml:17: nodes.debate.agents[1]: unknown agent 'debatr'; known agents: debater",
+    ),
+    (
+        "unknown operator",
+        "op: vote=>op: votes",
+        "g.yaml:21: nodes.vote.op: unknown operator 'votes'; expected one of branch, call",
+    ),
+    ("wrong type", "rounds: 3=>rounds: three", "g.yaml:18: nodes.debate.rounds: Input should be a valid integer"),
+    (
+        "out of range",
+        "rounds: 3=>rounds: 0",
+        "g.yaml:18: nodes.debate.rounds: Input should be greater than or equal to 1",
+    ),
+    (
+        "undefined template variable",
+        "{{ question }}=>{{ questoin }}",
+        "g.yaml:8: agents.debater.prompt: template uses undefined variable 'questoin'",
+    ),
+    (
+        "template syntax",
+        "{{ question }}=>{{ question }",
+        "g.yaml:8: agents.debater.prompt: template syntax error: unexpected '}'",
+    ),
+    (
+        "cycle",
+        "  - [debate, vote]=>  - [debate, vote]\n  - [vote, debate]",
+        "g.yaml:25: edges[1]: edges form a cycle (debate -> vote -> debate)",
+    ),
+    ("unknown node in from", "from: debate=>from: debait", "g.yaml:22: nodes.vote.from: unknown node 'debait'"),
+    ("unknown node in edge", "  - [debate, vote]=>  - [debate, voter]", "g.yaml:24: edges[0][1]: unknown node 'voter'"),
+    ("unknown parser", "parser: boxed_math=>parser: boxd", "g.yaml:12: agents.debater.parser: unknown parser 'boxd'"),
+    (
+        "bad parser param",
+        "parser: boxed_math=>parser: {name: score, min: abc}",
+        "agents.debater.parser: parser 'score': parameter 'min'",
+    ),
+    ("unknown node field", "from: debate=>from: debate\n    weight: 2", "g.yaml:23: nodes.vote.weight: unknown field"),
+    ("missing required", "    rounds: 3\n=>", "g.yaml:15: nodes.debate.rounds: required field is missing"),
+    (
+        "unknown stop policy",
+        "stop: {consensus: {fraction: 0.66}}=>stop: {consensuss: {}}",
+        "nodes.debate.stop: unknown stop policy 'consensuss'; expected one of any, all, consensus",
+    ),
+    (
+        "bad model reference",
+        "    parser: boxed_math=>    parser: boxed_math\n    model: 'openai:'",
+        "agents.debater.model: model reference 'openai:' names no model",
+    ),
+    (
+        "sampling out of range",
+        "temperature: 0.7=>temperature: 7",
+        "g.yaml:13: agents.debater.sampling.temperature: Input should be less than or equal to 2",
+    ),
+    (
+        "two final nodes",
+        "  - [debate, vote]=>  []",
+        "output: the graph has 2 final nodes (debate, vote); name one with 'output'",
+    ),
+    (
+        "reserved node name",
+        "  vote:\n    op: vote=>  END:\n    op: vote",
+        "nodes.END: node names are identifiers, not START/END",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "edit", "expected"), BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
+def test_malformed_spec_is_reported_with_file_line_and_field(
+    tmp_path: Path, what: str, edit: str, expected: str
+) -> None:
+    old, new = edit.split("=>")
+    assert old in DEBATE, f"test edit for {what!r} does not apply"
+    text = DEBATE.replace(old, new, 1)
+    if what == "reserved node name":
+        text = text.replace("[debate, vote]", "[debate, END]")
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    assert expected in str(info.value), str(info.value)
+    assert info.value.context["file"].endswith("g.yaml")
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    text = DEBATE.replace("rounds: 3", "rounds: zero").replace("op: vote", "op: votes")
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith("2 problems in")
+    assert "nodes.debate.rounds" in message and "nodes.vote.op" in message
+    assert info.value.context["line"] == 18 and info.value.context["field"] == "nodes.debate.rounds"
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        SpecError, match=r"g.yaml:3: not valid YAML: expected ',' or ']'.*\(while parsing a flow sequence at line 2\)"
+    ):
+        load_graph(write(tmp_path, "name: x\nnodes: [unclosed\n"))
+    with pytest.raises(SpecError, match=r"nope\.yaml: file not found"):
+        load_graph(tmp_path / "nope.yaml")
+    with pytest.raises(SpecError, match="expected a mapping"):
+        load_graph(write(tmp_path, "- just\n- a list\n", "list.yaml"))
+
+
+def test_agent_card_errors_name_the_card_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("prompt: hi\nparser: nosuch\n")
+    with pytest.raises(SpecError, match=r"a.yaml:2: parser: unknown parser 'nosuch'"):
+        load_agent(tmp_path / "a.yaml")
+    graph = write(tmp_path, "name: one\nagents:\n  s: a.yaml\nnodes:\n  ask: {op: call, agent: s}\n")
+    with pytest.raises(SpecError, match=r"g.yaml:3: agents.s: in card a.yaml: .*unknown parser 'nosuch'"):
+        load_graph(graph)
