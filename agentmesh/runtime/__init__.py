@@ -1,5 +1,23 @@
-"""Running graphs: compile specs to LangGraph, record every call in the store, stop early."""
+"""Running graphs: specs compiled to LangGraph, every call recorded in the store, early stopping."""
 
+from agentmesh.runtime.budget import BudgetExhausted
+from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
+from agentmesh.runtime.operators import NodeRun, operator, register_function
 from agentmesh.runtime.recording import StoreRecorder
+from agentmesh.runtime.run import RunResult, aresume, arun, resolve_graph, run
 
-__all__ = ["StoreRecorder"]
+__all__ = [
+    "AgentAnswer",
+    "BudgetExhausted",
+    "NodeRun",
+    "RunContext",
+    "RunError",
+    "RunResult",
+    "StoreRecorder",
+    "aresume",
+    "arun",
+    "operator",
+    "register_function",
+    "resolve_graph",
+    "run",
+]

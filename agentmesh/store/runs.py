@@ -174,6 +174,16 @@ class Store:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
         return _run_record(row)
 
+    def mark_running(self, run_id: str) -> None:
+        """Reopen a run that is being resumed: status back to running, its end and error cleared."""
+        with self._writer.begin() as conn:
+            _lock_run(conn, run_id, self.url)
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=RunStatus.RUNNING.value, finished_at=None, error=None, stop_reason=None)
+            )
+
     def get_run(self, run_id_or_unique_prefix: str) -> RunRecord:
         """The run with this id, or the only run whose id starts with it; :class:`RunNotFoundError` otherwise."""
         key = run_id_or_unique_prefix.strip()

@@ -1,0 +1,72 @@
+"""Run-wide budgets (model calls, tokens, cost, wall time) shared by every agent of a run.
+
+Calls are *reserved* before they are made, under a lock, so a parallel team can never overshoot a call budget:
+with 3 calls left and 7 agents about to call, exactly 3 get through. Tokens and cost are only known after a
+call, so those budgets are checked before each call against what has been spent (a call in flight may take the
+total past the limit; no further call starts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agentmesh.errors import AgentmeshError
+from agentmesh.models.messages import ModelResponse
+from agentmesh.spec.stop import Budget
+
+
+class BudgetExhausted(AgentmeshError):
+    """A run's budget is spent: no further model call may start. ``reason`` is the stop reason recorded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BudgetTracker:
+    """What a run has spent, against its budgets (any of them may be absent)."""
+
+    def __init__(self, budgets: list[Budget], *, started: float | None = None) -> None:
+        self.budgets = budgets
+        self.started = time.monotonic() if started is None else started
+        self.calls = 0
+        self.tokens = 0
+        self.cost_usd = 0.0
+        self._lock = threading.Lock()
+
+    def reserve_call(self) -> None:
+        """Count one more call, or raise :class:`BudgetExhausted` if any budget forbids it."""
+        with self._lock:
+            reason = self._exhausted()
+            if reason is not None:
+                raise BudgetExhausted(reason)
+            self.calls += 1
+
+    def release_call(self) -> None:
+        """A reserved call was not made after all (served from the record, or failed before sending)."""
+        with self._lock:
+            self.calls -= 1
+
+    def spend(self, response: ModelResponse) -> None:
+        with self._lock:
+            self.tokens += response.usage.total_tokens
+            self.cost_usd += response.cost_usd or 0.0
+
+    def exhausted(self) -> str | None:
+        """The stop reason if no further call may start, else ``None``."""
+        with self._lock:
+            return self._exhausted()
+
+    def _exhausted(self) -> str | None:
+        elapsed = time.monotonic() - self.started
+        for b in self.budgets:
+            if b.calls is not None and self.calls >= b.calls:
+                return f"budget: {b.calls} model calls"
+            if b.tokens is not None and self.tokens >= b.tokens:
+                return f"budget: {b.tokens} tokens (spent {self.tokens})"
+            if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
+                return f"budget: ${b.cost_usd:g} (spent ${self.cost_usd:.4f})"
+            if b.wall_s is not None and elapsed >= b.wall_s:
+                return f"budget: {b.wall_s:g} s wall time"
+        return None

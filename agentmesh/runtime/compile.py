@@ -1,0 +1,186 @@
+"""Compiling a graph spec to a LangGraph ``StateGraph``: LangGraph schedules, checkpoints and resumes; agentmesh
+only says what each node does and where it goes next.
+
+State has one channel per node (``n_<node>``: that node's latest output), so a step rewrites only the channels
+of the nodes that ran: storage grows with new content, not with steps times state. Whole transcripts are in the
+store's events; state holds each node's current layer.
+
+Routing:
+- declared edges are static edges; a node with several predecessors waits for all of them (a join);
+- ``rounds`` re-enters itself until done, then passes through ``<node>__done`` to its successors;
+- ``loop`` enters ``body[0]``, the body runs as a chain back to the loop node, which checks ``until``;
+- ``branch`` routes to ``then`` or ``else``;
+- once the run must stop (a budget, the graph's stop policy), every later node is a no-op and loops exit, so
+  the graph drains to END without another model call.
+"""
+
+from __future__ import annotations
+
+import operator as op_
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agentmesh.runtime.budget import BudgetExhausted
+from agentmesh.runtime.context import RunContext
+from agentmesh.runtime.operators import NodeRun, get_operator
+from agentmesh.runtime.stop import holds
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.operators import BranchParams, LoopParams
+
+_LOOPING = ("rounds", "loop")
+_SUMMARY_KEYS = ("round", "answer", "stop", "stopped", "done", "active", "taken", "iteration", "scores", "kept")
+
+
+def channel(node: str) -> str:
+    return f"n_{node}"
+
+
+def _first(left: str | None, right: str | None) -> str | None:
+    return left if left else right
+
+
+def state_schema(spec: GraphSpec) -> type[Any]:
+    """The run state's TypedDict: inputs, one channel per node, the stop reason and node stop notes."""
+    fields: dict[str, Any] = {
+        "inputs": dict,
+        "stop": Annotated[str | None, _first],
+        "notes": Annotated[list[str], op_.add],
+    }
+    for name in spec.nodes:
+        fields[channel(name)] = dict
+    schema: type[Any] = TypedDict(f"State_{spec.name}", fields, total=False)  # type: ignore[misc]
+    return schema
+
+
+def node_outputs(spec: GraphSpec, state: dict[str, Any]) -> dict[str, Any]:
+    return {name: state[channel(name)] for name in spec.nodes if state.get(channel(name)) is not None}
+
+
+def _make_node(spec: GraphSpec, name: str) -> Any:
+    node = spec.nodes[name]
+    run_op = get_operator(node.op)
+
+    async def execute(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
+        ctx: RunContext = runtime.context
+        if state.get("stop"):
+            return {}
+        outputs = node_outputs(spec, state)
+        run = NodeRun(name=name, op=node.op, params=node.params, ctx=ctx, outputs=outputs, own=state.get(channel(name)))
+        try:
+            out = await run_op(run)
+        except BudgetExhausted as exc:
+            out = {"stopped": exc.reason}
+        update: dict[str, Any] = {channel(name): out}
+        reason = out.get("stopped")
+        if reason is None and spec.stop is not None:
+            reason = holds(spec.stop, out, outputs={**outputs, name: out}, budget=ctx.budget)
+        if reason:
+            update["stop"] = f"{reason} (after node {name!r})"
+        if out.get("stop"):
+            update["notes"] = [f"{out['stop']} in node {name!r}"]
+        summary = {k: out[k] for k in _SUMMARY_KEYS if k in out}
+        summary["answers"] = [
+            {"slot": a.get("slot"), "agent": a.get("agent"), "key": a.get("key")} for a in out.get("answers") or []
+        ]
+        await ctx.record_node(name, out.get("round"), summary)
+        return update
+
+    execute.__name__ = f"node_{name}"
+    return execute
+
+
+def _pass(state: Any) -> dict[str, Any]:
+    return {}
+
+
+_builders: dict[str, StateGraph[Any, Any, Any, Any]] = {}
+
+
+def _builder_for(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
+    key = spec.spec_hash()
+    if key not in _builders:
+        _builders[key] = build_state_graph(spec)
+    return _builders[key]
+
+
+def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
+    """The LangGraph builder for ``spec`` (not yet compiled: the caller adds the checkpointer)."""
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(spec))
+    exits: dict[str, str] = {}
+    for name, node in spec.nodes.items():
+        builder.add_node(name, _make_node(spec, name))
+        if node.op in _LOOPING:
+            exits[name] = f"{name}__done"
+            builder.add_node(exits[name], _pass)
+
+    def source(name: str) -> str:
+        return exits.get(name, name)
+
+    # Predecessors reached by static edges (declared + loop body chains), and targets reached by routing.
+    static: dict[str, list[str]] = {n: [] for n in spec.nodes}
+    routed: set[str] = set()
+    any_of: set[str] = set()  # nodes entered by any one predecessor (loop checks), not a join
+    for a, b in spec.edges:
+        static[b].append(source(a))
+    for name, node in spec.nodes.items():
+        p = node.params
+        if isinstance(p, LoopParams):
+            routed.add(p.body[0])
+            for prev, nxt in zip(p.body, p.body[1:], strict=False):
+                static[nxt].append(source(prev))
+            static[name].append(source(p.body[-1]))
+            any_of.add(name)
+        elif isinstance(p, BranchParams):
+            routed.add(p.then)
+            if p.otherwise:
+                routed.add(p.otherwise)
+
+    for name, preds in static.items():
+        if not preds and name not in routed:
+            builder.add_edge(START, name)
+        elif len(preds) == 1 or name in any_of:
+            for pred in preds:
+                builder.add_edge(pred, name)
+        elif preds:
+            builder.add_edge(preds, name)
+
+    has_successor = {source(a) for a, _ in spec.edges} | {pred for preds in static.values() for pred in preds}
+    for name, node in spec.nodes.items():
+        p = node.params
+        if node.op == "rounds":
+            builder.add_conditional_edges(name, _again(name, name, exits[name]), [name, exits[name]])
+        elif isinstance(p, LoopParams):
+            builder.add_conditional_edges(name, _again(name, p.body[0], exits[name]), [p.body[0], exits[name]])
+        elif isinstance(p, BranchParams):
+            targets = [p.then, p.otherwise or END]
+            builder.add_conditional_edges(name, _branch(name, p.then, p.otherwise or END), [*targets, END])
+            continue
+        if source(name) not in has_successor:
+            builder.add_edge(source(name), END)
+    return builder
+
+
+def _again(name: str, again: str, done: str) -> Any:
+    def route(state: dict[str, Any]) -> str:
+        out = state.get(channel(name)) or {}
+        return done if state.get("stop") or out.get("done", True) else again
+
+    return route
+
+
+def _branch(name: str, then: str, otherwise: str) -> Any:
+    def route(state: dict[str, Any]) -> str:
+        if state.get("stop"):
+            return END
+        out = state.get(channel(name)) or {}
+        return then if out.get("taken") == "then" else otherwise
+
+    return route
+
+
+def compile_graph(spec: GraphSpec, checkpointer: Any = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile ``spec`` (the builder is cached per spec) with an optional LangGraph checkpointer."""
+    return _builder_for(spec).compile(checkpointer=checkpointer)

@@ -1,0 +1,206 @@
+"""A run's context: the one place where an agent is prompted, its model called (or its recorded answer served),
+its reply parsed, and the call accounted against the run's budget.
+
+Operators never touch models or the store directly; they ask the context for an agent's answer. That is what
+makes every call recorded as it completes, a resumed run serve finished calls back instead of repeating them
+(keyed by node, agent, round and call index, checked against the request hash), and budgets hold across a
+parallel team.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ConfigDict
+
+from agentmesh.errors import AgentmeshError
+from agentmesh.models.client import ModelClient
+from agentmesh.models.messages import CallContext, ChatMessage, ModelRequest, ModelResponse
+from agentmesh.models.registry import get_model
+from agentmesh.runtime.budget import BudgetTracker
+from agentmesh.runtime.recording import StoreRecorder
+from agentmesh.spec.agent import AgentCard
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.templates import render
+from agentmesh.store import Store
+
+CallKey = tuple[str, str, int, int]
+"""(node, agent, round, call index): where a call sits in a run; unique within the run."""
+
+
+class RunError(AgentmeshError):
+    """A graph could not run as specified (a template failed to render, a recorded call diverged...)."""
+
+
+class AgentAnswer(BaseModel):
+    """One agent's reply, parsed: what operators pass between nodes (JSON-able, stored in state)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    slot: int
+    text: str
+    value: Any = None
+    key: str | None = None
+    ok: bool = True
+    error: str | None = None
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+"""Receives ``(kind, data)`` as a run progresses (``call``, ``node``, ``stop``): what live views draw."""
+
+
+class RunContext:
+    """Everything operators need during one run."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        spec: GraphSpec,
+        model: ModelClient,
+        store: Store | None,
+        budget: BudgetTracker,
+        inputs: Mapping[str, Any],
+        recorded: Mapping[CallKey, tuple[str, ModelResponse]] | None = None,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.spec = spec
+        self.model = model
+        self.store = store
+        self.budget = budget
+        self.inputs = dict(inputs)
+        self.recorded = dict(recorded or {})
+        self.listeners = listeners or []
+        self.served_from_record = 0
+        self.calls_made = 0
+        self._clients: dict[str, ModelClient] = {}
+        self._recorder = StoreRecorder(store, run_id) if store is not None else None
+
+    # --- models ---------------------------------------------------------------------------------------------
+
+    def client_for(self, card: AgentCard) -> ModelClient:
+        if card.model is None:
+            return self.model
+        if card.model not in self._clients:
+            self._clients[card.model] = get_model(card.model)
+        return self._clients[card.model]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    # --- prompting --------------------------------------------------------------------------------------------
+
+    def variables(self, state_outputs: Mapping[str, Any], agent: AgentCard, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Template variables: the inputs (top level and as ``inputs``), ``nodes``, the agent, the operator's."""
+        return {
+            **self.inputs,
+            "inputs": self.inputs,
+            "nodes": state_outputs,
+            "agent": agent.name,
+            "role": agent.role,
+            **extra,
+        }
+
+    def build_request(self, card: AgentCard, variables: Mapping[str, Any], *, node: str) -> ModelRequest:
+        try:
+            messages = []
+            if card.system:
+                messages.append(ChatMessage(role="system", content=render(card.system, dict(variables))))
+            messages.append(ChatMessage(role="user", content=render(card.prompt, dict(variables))))
+        except jinja2.TemplateError as exc:
+            raise RunError(
+                f"node {node!r}: agent {card.name!r}: prompt template failed: {exc}", node=node, agent=card.name
+            ) from exc
+        return ModelRequest(messages=tuple(messages), sampling=card.sampling)
+
+    # --- the call ---------------------------------------------------------------------------------------------
+
+    async def ask(
+        self,
+        *,
+        node: str,
+        agent: str,
+        slot: int,
+        round: int,
+        variables: Mapping[str, Any],
+        parse_params: Mapping[str, Any] | None = None,
+    ) -> AgentAnswer:
+        """Prompt ``agent`` (the card of that name) and return its parsed answer.
+
+        The call is served from the run's record when it was already made (resume), else made through the
+        model client with the store recording it as it completes. :class:`BudgetExhausted` propagates when the
+        run's budget forbids another call.
+        """
+        card = self.spec.agents[agent]
+        request = self.build_request(card, variables, node=node)
+        key: CallKey = (node, agent, round, slot)
+        response = self._served(key, request)
+        if response is None:
+            self.budget.reserve_call()
+            context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
+            response = await self.client_for(card).complete(request, context, observer=self._recorder)
+            self.calls_made += 1
+        self.budget.spend(response)
+        params = dict(parse_params or {})
+        if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
+            params.setdefault("prompt", request.messages[-1].content)
+        parsed = card.parser(response.text, **params)
+        answer = AgentAnswer(
+            agent=agent,
+            slot=slot,
+            text=response.text,
+            value=parsed.value,
+            key=parsed.normalized,
+            ok=parsed.ok,
+            error=parsed.error,
+        )
+        self.emit("call", {"node": node, "round": round, **answer.model_dump()})
+        return answer
+
+    def _served(self, key: CallKey, request: ModelRequest) -> ModelResponse | None:
+        found = self.recorded.pop(key, None)
+        if found is None:
+            return None
+        recorded_hash, response = found
+        if recorded_hash and recorded_hash != request.request_hash():
+            node, agent, round_, slot = key
+            raise RunError(
+                f"recorded call differs from the one the graph now makes: node {node!r}, agent {agent!r}, "
+                f"round {round_}, call {slot} (prompt or sampling changed since the run was recorded)",
+                node=node,
+                agent=agent,
+                round=round_,
+                call_index=slot,
+            )
+        self.served_from_record += 1
+        return response
+
+    # --- progress ---------------------------------------------------------------------------------------------
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(kind, data)
+
+    async def record_node(self, node: str, round: int | None, data: dict[str, Any]) -> None:
+        """A node's result as an event (the timeline ``agentmesh show`` prints), off the event loop."""
+        self.emit("node", {"node": node, "round": round, **data})
+        if self.store is not None:
+            store = self.store
+            await asyncio.to_thread(store.record_event, self.run_id, "node_result", node=node, round=round, data=data)
+
+
+def load_recorded(store: Store, run_id: str) -> dict[CallKey, tuple[str, ModelResponse]]:
+    """The successful model calls of a run, by call key: what a resume serves back instead of calling again."""
+    out: dict[CallKey, tuple[str, ModelResponse]] = {}
+    for event in store.events(run_id, kind="model_call"):
+        if event.response is None or event.node is None or event.agent is None:
+            continue
+        key: CallKey = (event.node, event.agent, event.round or 0, event.call_index or 0)
+        out[key] = (event.request_hash or "", ModelResponse.model_validate(event.response))
+    return out

@@ -1,0 +1,198 @@
+"""The generic operators that are one step each: call, team, vote, score, rank, branch, loop, function."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from agentmesh.errors import ConfigError
+from agentmesh.runtime.budget import BudgetExhausted
+from agentmesh.runtime.context import AgentAnswer, RunError
+from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, get_function, operator
+from agentmesh.runtime.stop import holds
+from agentmesh.runtime.voting import majority, tally
+from agentmesh.spec.operators import (
+    BranchParams,
+    CallParams,
+    FunctionParams,
+    LoopParams,
+    RankParams,
+    ScoreParams,
+    TeamParams,
+    VoteParams,
+)
+from agentmesh.spec.templates import render
+
+
+async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any]]], round: int = 0) -> NodeOutput:
+    """Ask several agents concurrently: ``(agent, slot, extra variables)`` each.
+
+    When the budget runs out part-way, the answers that completed are kept and the output says why it stopped
+    (``stopped``); calls that had started finish (their cost is already incurred and they are recorded).
+    """
+    ctx = run.ctx
+
+    async def one(agent: str, slot: int, extra: dict[str, Any]) -> AgentAnswer | None:
+        card = ctx.spec.agents[agent]
+        variables = ctx.variables(run.outputs, card, extra)
+        try:
+            return await ctx.ask(node=run.name, agent=agent, slot=slot, round=round, variables=variables)
+        except BudgetExhausted:
+            return None
+
+    results = await asyncio.gather(*(one(a, s, e) for a, s, e in calls))
+    answers = [r.model_dump() for r in results if r is not None]
+    out: NodeOutput = {"answers": answers}
+    if len(answers) < len(calls):
+        out["stopped"] = ctx.budget.exhausted() or "budget"
+    return out
+
+
+def answer_of(answers: list[dict[str, Any]], weights: list[float] | None = None) -> dict[str, Any]:
+    """Majority (or weighted) vote over answers: the winning key, a representative value and text, the tally."""
+    keys = [a.get("key") for a in answers]
+    winner = majority(keys, weights)
+    chosen = next((a for a in answers if a.get("key") == winner), None)
+    return {
+        "answer": winner,
+        "value": chosen.get("value") if chosen else None,
+        "text": chosen.get("text") if chosen else None,
+        "votes": tally(keys, weights),
+    }
+
+
+@operator("call", params=CallParams)
+async def call(run: NodeRun) -> NodeOutput:
+    assert isinstance(run.params, CallParams)
+    out = await gather_answers(run, [(run.params.agent, 0, {})])
+    return {**out, **answer_of(out["answers"])}
+
+
+@operator("team", params=TeamParams)
+async def team(run: NodeRun) -> NodeOutput:
+    assert isinstance(run.params, TeamParams)
+    return await gather_answers(run, [(agent, i, {"index": i}) for i, agent in enumerate(run.params.agents)])
+
+
+@operator("vote", params=VoteParams)
+async def vote(run: NodeRun) -> NodeOutput:
+    assert isinstance(run.params, VoteParams)
+    answers = list(run.outputs.get(run.params.source, {}).get("answers") or [])
+    weights = None
+    if run.params.weights:
+        scored = run.outputs.get(run.params.weights, {})
+        by_slot = {a["slot"]: s for a, s in zip(scored.get("answers") or [], scored.get("scores") or [], strict=False)}
+        weights = [float(by_slot.get(a["slot"]) or 0.0) for a in answers]
+    return {"answers": answers, **answer_of(answers, weights)}
+
+
+@operator("score", params=ScoreParams)
+async def score(run: NodeRun) -> NodeOutput:
+    """Score each answer of ``from``: a judge agent (its parser gives the score) or a reward function."""
+    p = run.params
+    assert isinstance(p, ScoreParams)
+    answers = list(run.outputs.get(p.source, {}).get("answers") or [])
+    if p.function:
+        fn = get_function(p.function, node=run.name)
+        scores: list[float | None] = []
+        for a in answers:
+            value = fn(a, run.ctx.inputs)
+            scores.append(float(await value) if inspect.isawaitable(value) else float(value))
+        return {"answers": answers, "scores": scores}
+    if not p.judge:
+        raise ConfigError(f"node {run.name!r}: score needs 'judge' (an agent) or 'function'", node=run.name)
+    judged = await gather_answers(
+        run, [(p.judge, i, {"candidate": a.get("text"), "answer": a.get("key")}) for i, a in enumerate(answers)]
+    )
+    by_slot = {j["slot"]: j for j in judged["answers"]}
+    scores = [_number(by_slot[i].get("value")) if i in by_slot else None for i in range(len(answers))]
+    return {"answers": answers, "scores": scores, "judgements": judged["answers"], **_stopped(judged)}
+
+
+@operator("rank", params=RankParams)
+async def rank(run: NodeRun) -> NodeOutput:
+    """Keep the top ``keep`` answers of ``from``: by a ranker agent (``ranking`` parser) or a function."""
+    p = run.params
+    assert isinstance(p, RankParams)
+    answers = list(run.outputs.get(p.source, {}).get("answers") or [])
+    if len(answers) <= p.keep:
+        return {"answers": answers, "kept": list(range(len(answers)))}
+    if p.function:
+        chosen = list(get_function(p.function, node=run.name)(answers, p.keep))
+    elif p.ranker:
+        card = run.ctx.spec.agents[p.ranker]
+        variables = run.ctx.variables(run.outputs, card, {"candidates": answers, "keep": p.keep})
+        reply = await run.ctx.ask(
+            node=run.name, agent=p.ranker, slot=0, round=0, variables=variables, parse_params={"n": len(answers)}
+        )
+        chosen = [int(i) for i in reply.value or []] if isinstance(reply.value, list) else []
+    else:
+        raise ConfigError(f"node {run.name!r}: rank needs 'ranker' (an agent) or 'function'", node=run.name)
+    chosen = [i for i in dict.fromkeys(chosen) if 0 <= i < len(answers)][: p.keep]
+    return {"answers": [answers[i] for i in chosen], "kept": chosen}
+
+
+@operator("branch", params=BranchParams)
+async def branch(run: NodeRun) -> NodeOutput:
+    """Evaluate the condition (a Jinja2 expression, or a template rendering to true/false) over inputs/nodes."""
+    p = run.params
+    assert isinstance(p, BranchParams)
+    variables = {**run.ctx.inputs, "inputs": run.ctx.inputs, "nodes": run.outputs}
+    source = p.condition if "{{" in p.condition or "{%" in p.condition else "{{ " + p.condition + " }}"
+    try:
+        rendered = render(source, variables).strip().lower()
+    except Exception as exc:
+        raise RunError(f"node {run.name!r}: branch condition failed: {exc}", node=run.name) from exc
+    taken = rendered not in ("", "false", "0", "none", "no")
+    return {"taken": "then" if taken else "else", "condition": rendered}
+
+
+@operator("loop", params=LoopParams)
+async def loop(run: NodeRun) -> NodeOutput:
+    """The check of a loop: entered before the first iteration and after each; ``done`` ends the loop."""
+    p = run.params
+    assert isinstance(p, LoopParams)
+    iteration = int((run.own or {}).get("iteration", -1)) + 1
+    if iteration == 0:
+        return {"iteration": 0, "round": 0, "done": False}
+    last = run.outputs.get(p.body[-1], {})
+    view = {**last, "round": iteration}
+    reason = holds(p.until, view, outputs=run.outputs, budget=run.ctx.budget)
+    if reason is None and iteration >= p.max_iterations:
+        reason = f"max iterations ({p.max_iterations})"
+    out: NodeOutput = {"iteration": iteration, "round": iteration, "done": reason is not None}
+    if reason:
+        out["stop"] = f"{reason} after iteration {iteration}"
+    for key in ("answers", "answer", "value", "text", "scores"):
+        if key in last:
+            out[key] = last[key]
+    return out
+
+
+@operator("function", params=FunctionParams)
+async def function(run: NodeRun) -> NodeOutput:
+    """Call a registered function with (outputs, inputs, **args); it returns the node's output mapping."""
+    p = run.params
+    assert isinstance(p, FunctionParams)
+    fn = get_function(p.function, node=run.name)
+    result = fn(run.outputs, run.ctx.inputs, **p.args)
+    if inspect.isawaitable(result):
+        result = await result
+    if not isinstance(result, dict):
+        raise RunError(
+            f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",
+            node=run.name,
+        )
+    return result
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _stopped(out: NodeOutput) -> NodeOutput:
+    return {"stopped": out["stopped"]} if "stopped" in out else {}

@@ -1,0 +1,94 @@
+"""Operators by name: the implementation half of ``op: <name>`` (the parameter half is in ``agentmesh.spec``).
+
+``@operator("name", params=MyParams)`` registers both halves at once, so a user operator is valid in YAML specs
+(checked at load, in the JSON Schema) and runnable. ``@register_function("name")`` registers plain Python
+functions that the ``function`` operator (and rankers, reward functions) reach by name from YAML.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from agentmesh.errors import ConfigError
+from agentmesh.runtime.context import RunContext
+from agentmesh.spec.operators import OperatorParams, register_operator_params
+
+
+@dataclass
+class NodeRun:
+    """One execution of a node: its name and parameters, the run context, and the outputs so far.
+
+    ``own`` is this node's previous output when it runs again (a round structure, a loop check).
+    """
+
+    name: str
+    op: str
+    params: OperatorParams
+    ctx: RunContext
+    outputs: Mapping[str, Any]
+    own: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+NodeOutput = dict[str, Any]
+OperatorFn = Callable[[NodeRun], Awaitable[NodeOutput]]
+
+_operators: dict[str, OperatorFn] = {}
+_functions: dict[str, Callable[..., Any]] = {}
+_lock = threading.Lock()
+
+
+def operator(name: str, *, params: type[OperatorParams]) -> Callable[[OperatorFn], OperatorFn]:
+    """Register an operator: ``params`` validates its YAML parameters, the function runs it.
+
+    The function receives a :class:`NodeRun` and returns the node's output (a JSON-able dict). Outputs with
+    ``answers`` (a list of agent answers) and/or ``answer`` feed votes, consensus and the run's final answer;
+    ``done: False`` asks to run the node again (rounds, loops).
+    """
+
+    def decorate(fn: OperatorFn) -> OperatorFn:
+        register_operator_params(name, params)
+        with _lock:
+            _operators[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_operator(name: str) -> OperatorFn:
+    with _lock:
+        found = _operators.get(name)
+    if found is None:
+        raise ConfigError(f"operator {name!r} has parameters registered but no implementation", operator=name)
+    return found
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register_function(name: str) -> Callable[[F], F]:
+    """Make a Python function callable from YAML by ``name`` (``op: function``, rankers, reward functions)."""
+
+    def decorate(fn: F) -> F:
+        with _lock:
+            _functions[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
+    with _lock:
+        found = _functions.get(name)
+        known = sorted(_functions)
+    if found is None:
+        raise ConfigError(
+            f"node {node!r}: unknown function {name!r}; registered: {', '.join(known) or 'none'} "
+            "(register one with @agentmesh.runtime.register_function)",
+            node=node,
+            function=name,
+        )
+    return found

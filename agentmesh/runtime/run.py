@@ -1,0 +1,262 @@
+"""Running a graph: ``agentmesh.run(graph, inputs, model=...)`` and its async form, resume, many items.
+
+A run is created in the store with its spec (as data, so it can be resumed or replayed whatever happens to the
+file), executed by LangGraph with the store's checkpointer (thread = run id), and finished with its status,
+stop reason and totals. The result carries the answer, every node's output, usage, cost and the run id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel
+
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models.client import ModelClient
+from agentmesh.models.providers.base import Provider
+from agentmesh.models.registry import get_model
+from agentmesh.runtime.budget import BudgetTracker
+from agentmesh.runtime.compile import compile_graph, node_outputs
+from agentmesh.runtime.context import CallKey, Listener, RunContext, load_recorded
+from agentmesh.runtime.operators.basic import answer_of
+from agentmesh.spec.graph import GraphSpec, InputSpec
+from agentmesh.spec.loader import graph_from_data, load_graph
+from agentmesh.spec.stop import Budget, iter_policies
+from agentmesh.store import RunStatus, Store
+
+DEFAULT_MODEL = "local"
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
+
+
+class RunResult(BaseModel):
+    """What a run produced."""
+
+    run_id: str
+    graph: str
+    status: str
+    stop_reason: str | None
+    answer: Any = None
+    value: Any = None
+    text: str | None = None
+    outputs: dict[str, Any]
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    served_from_record: int = 0
+
+
+def builtin_graphs_dir() -> Path:
+    """Where the shipped graph specs are: the wheel's copy, else the source checkout's ``graphs/``."""
+    packaged = Path(__file__).resolve().parent.parent / "_builtin" / "graphs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "graphs"
+
+
+def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
+    """A spec from a spec, a file path, or a built-in name (``debate`` → ``graphs/debate.yaml``)."""
+    if isinstance(graph, GraphSpec):
+        return graph
+    path = Path(graph)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_graph(path)
+    builtin = builtin_graphs_dir() / f"{graph}.yaml"
+    if builtin.exists():
+        return load_graph(builtin)
+    known = sorted(p.stem for p in builtin_graphs_dir().glob("*.yaml"))
+    raise ConfigError(
+        f"no graph {str(graph)!r}: not a file, and no built-in of that name (built-ins: {', '.join(known)})"
+    )
+
+
+def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs with defaults applied; missing, unknown or mistyped ones raise before anything is stored."""
+    out = dict(inputs)
+    problems = []
+    for name, ispec in spec.inputs.items():
+        if name not in out:
+            if ispec.default is not None or not ispec.required:
+                out[name] = ispec.default
+            else:
+                problems.append(
+                    f"missing input {name!r} ({ispec.type}{': ' + ispec.description if ispec.description else ''})"
+                )
+            continue
+        if not _type_ok(ispec, out[name]):
+            problems.append(f"input {name!r} should be {ispec.type}, got {type(out[name]).__name__} {out[name]!r}")
+    unknown = sorted(set(out) - set(spec.inputs))
+    if unknown:
+        problems.append(
+            f"unknown input(s) {', '.join(unknown)}; graph {spec.name!r} takes {', '.join(spec.inputs) or 'none'}"
+        )
+    if problems:
+        raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems), graph=spec.name)
+    return out
+
+
+def _type_ok(ispec: InputSpec, value: Any) -> bool:
+    if value is None:
+        return not ispec.required
+    if ispec.type in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _TYPES[ispec.type])
+
+
+def _budgets(spec: GraphSpec, extra: Budget | None) -> list[Budget]:
+    found = [p for p in iter_policies(spec.stop) if isinstance(p, Budget)] if spec.stop else []
+    return [*found, *([extra] if extra else [])]
+
+
+async def arun(
+    graph: str | Path | GraphSpec,
+    inputs: Mapping[str, Any],
+    *,
+    model: str | Provider | ModelClient | None = None,
+    store: Store | str | None = None,
+    budget: Budget | None = None,
+    listeners: Iterable[Listener] = (),
+    meta: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run ``graph`` on ``inputs`` and return its result (see :class:`RunResult`)."""
+    spec = resolve_graph(graph)
+    values = check_inputs(spec, inputs)
+    client = get_model(model or spec.model or DEFAULT_MODEL)
+    own_store = not isinstance(store, Store)
+    db = store if isinstance(store, Store) else Store(store)
+    try:
+        run_id = await asyncio.to_thread(
+            db.create_run,
+            spec.name,
+            values,
+            spec_hash=spec.spec_hash(),
+            model=client.reference,
+            meta={**(meta or {}), "spec": spec.model_dump(mode="json", exclude_defaults=True)},
+        )
+        return await _execute(spec, db, run_id, client, values, budget, list(listeners), recorded={}, fresh=True)
+    finally:
+        if own_store:
+            db.close()
+
+
+async def aresume(
+    run_id: str,
+    *,
+    store: Store | str | None = None,
+    model: str | Provider | ModelClient | None = None,
+    listeners: Iterable[Listener] = (),
+) -> RunResult:
+    """Continue an interrupted or failed run from its last checkpoint; finished calls are served from the record."""
+    own_store = not isinstance(store, Store)
+    db = store if isinstance(store, Store) else Store(store)
+    try:
+        record = db.get_run(run_id)
+        if record.status == RunStatus.SUCCEEDED:
+            raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
+        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        client = get_model(model or record.model or DEFAULT_MODEL)
+        recorded = await asyncio.to_thread(load_recorded, db, record.id)
+        await asyncio.to_thread(db.mark_running, record.id)
+        return await _execute(spec, db, record.id, client, record.inputs, None, list(listeners), recorded, fresh=False)
+    finally:
+        if own_store:
+            db.close()
+
+
+async def _execute(
+    spec: GraphSpec,
+    db: Store,
+    run_id: str,
+    client: ModelClient,
+    inputs: Mapping[str, Any],
+    budget: Budget | None,
+    listeners: list[Listener],
+    recorded: Mapping[CallKey, Any],
+    *,
+    fresh: bool,
+) -> RunResult:
+    ctx = RunContext(
+        run_id=run_id,
+        spec=spec,
+        model=client,
+        store=db,
+        budget=BudgetTracker(_budgets(spec, budget)),
+        inputs=inputs,
+        recorded=recorded,
+        listeners=listeners,
+    )
+    compiled = compile_graph(spec, checkpointer=db.checkpointer())
+    config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+    try:
+        state: dict[str, Any] = await compiled.ainvoke({"inputs": dict(inputs)} if fresh else None, config, context=ctx)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(db.finish_run, run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
+        raise
+    except AgentmeshError as exc:
+        await asyncio.to_thread(db.finish_run, run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+        raise
+    except Exception as exc:
+        await asyncio.to_thread(
+            db.finish_run, run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    finally:
+        await ctx.aclose()
+    outputs = node_outputs(spec, state)
+    final = final_answer(spec, outputs)
+    stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
+    record = await asyncio.to_thread(db.finish_run, run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
+    ctx.emit("stop", {"reason": stop_reason, **final})
+    totals = record.totals or {}
+    return RunResult(
+        run_id=run_id,
+        graph=spec.name,
+        status=str(record.status),
+        stop_reason=stop_reason,
+        answer=final.get("answer"),
+        value=final.get("value"),
+        text=final.get("text"),
+        outputs=outputs,
+        calls=int(totals.get("calls", 0)),
+        prompt_tokens=int(totals.get("prompt_tokens", 0)),
+        completion_tokens=int(totals.get("completion_tokens", 0)),
+        cost_usd=totals.get("cost_usd"),
+        served_from_record=ctx.served_from_record,
+    )
+
+
+def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The output node's answer; when the run stopped before it, the best answer so far (the majority of the
+    latest node that has answers)."""
+    order = [spec.output_node(), *reversed(list(spec.nodes))]
+    for name in order:
+        out = outputs.get(name)
+        if not out:
+            continue
+        if "answer" in out:
+            return {k: out.get(k) for k in ("answer", "value", "text")}
+        if out.get("answers"):
+            return answer_of(list(out["answers"]))
+    return {"answer": None, "value": None, "text": None}
+
+
+def run(
+    graph: str | Path | GraphSpec,
+    inputs: Mapping[str, Any],
+    *,
+    model: str | Provider | ModelClient | None = None,
+    store: Store | str | None = None,
+    budget: Budget | None = None,
+    listeners: Iterable[Listener] = (),
+) -> RunResult:
+    """Blocking :func:`arun`, for scripts without an event loop."""
+    return asyncio.run(arun(graph, inputs, model=model, store=store, budget=budget, listeners=listeners))
