@@ -139,9 +139,10 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
                 routed.add(p.otherwise)
 
     for name, preds in static.items():
-        if not preds and name not in routed:
+        entry = [p for p in preds if not (name in any_of and p == _loop_tail(spec, name, source))]
+        if not entry and name not in routed:
             builder.add_edge(START, name)
-        elif len(preds) == 1 or name in any_of:
+        if len(preds) == 1 or name in any_of:
             for pred in preds:
                 builder.add_edge(pred, name)
         elif preds:
@@ -161,6 +162,12 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
         if source(name) not in has_successor:
             builder.add_edge(source(name), END)
     return builder
+
+
+def _loop_tail(spec: GraphSpec, name: str, source: Any) -> str:
+    params = spec.nodes[name].params
+    assert isinstance(params, LoopParams)
+    return str(source(params.body[-1]))
 
 
 def _again(name: str, again: str, done: str) -> Any:

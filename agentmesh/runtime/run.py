@@ -196,6 +196,8 @@ async def _execute(
     )
     compiled = compile_graph(spec, checkpointer=db.checkpointer())
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+    if not fresh and (await compiled.aget_state(config)).created_at is None:
+        fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
     try:
         state: dict[str, Any] = await compiled.ainvoke({"inputs": dict(inputs)} if fresh else None, config, context=ctx)
     except asyncio.CancelledError:

@@ -1,0 +1,327 @@
+"""The runtime on scripted models: operators, stop policies, budgets, recording, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import ConfigError, ScriptExhaustedError
+from agentmesh.models import ScriptedModel
+from agentmesh.runtime import RunError, aresume, register_function, run
+from agentmesh.runtime.voting import consensus_reached, majority
+from agentmesh.spec import Consensus, graph_from_data
+from agentmesh.spec.stop import Budget
+from agentmesh.store import Store
+
+DEBATER = {
+    "prompt": "{{ question }}{% for p in previous %}\nPeer: {{ p.text }}{% endfor %}"
+    "{% if own_previous %}\nYou said: {{ own_previous }}{% endif %}",
+    "parser": "boxed_math",
+}
+
+
+def debate(rounds: int = 4, n: int = 3, **extra: Any) -> Any:
+    return graph_from_data(
+        {
+            "name": "debate",
+            "inputs": {"question": {}},
+            "agents": {"debater": DEBATER},
+            "nodes": {
+                "debate": {
+                    "op": "rounds",
+                    "agents": ["debater"] * n,
+                    "rounds": rounds,
+                    "stop": {"consensus": {}},
+                    **extra,
+                },
+                "vote": {"op": "vote", "from": "debate"},
+            },
+            "edges": [["debate", "vote"]],
+        }
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_consensus_in_round_2_of_4_stops_after_round_2_with_exactly_the_expected_calls(db: str) -> None:
+    model = ScriptedModel(
+        [
+            {"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]},
+            {"agent": "debater", "round": 2, "responses": ["\\boxed{7}", "\\boxed{7}", "\\boxed{7}"]},
+        ]
+    )
+    result = run(debate(rounds=4), {"question": "q?"}, model=model, store=db)
+    model.assert_complete()  # exactly 6 calls: 3 in round 1, 3 in round 2, none in rounds 3-4
+    assert result.answer == "7" and result.calls == 6
+    assert result.stop_reason == "consensus (> 0.667 of active agents agree) at round 2 in node 'debate'"
+    with Store(db) as store:
+        events = store.events(result.run_id, kind="model_call")
+        run_record = store.get_run(result.run_id)
+    assert sorted((e.round, e.call_index) for e in events) == [(r, s) for r in (1, 2) for s in range(3)]
+    assert run_record.status == "succeeded" and run_record.stop_reason == result.stop_reason
+
+
+def test_no_consensus_runs_all_rounds_then_votes(db: str) -> None:
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index if round < 3 else 9 -}} }"}])
+    result = run(debate(rounds=3), {"question": "q"}, model=model, store=db)
+    assert result.calls == 9
+    assert result.answer == "9"  # round 3 all agree: consensus at the last round
+    model2 = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }"}])
+    result2 = run(debate(rounds=2), {"question": "q"}, model=model2, store=db)
+    assert result2.calls == 6 and result2.stop_reason == "completed: every node ran"
+    assert result2.answer == "0"  # no majority: the first answer seen wins the tie
+
+
+def test_previous_answers_are_shown_shuffled_anonymously_with_own_previous(db: str) -> None:
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} } from {{ call_index }}"}])
+    run(debate(rounds=2, shuffle=True, seed=3), {"question": "Q"}, model=model, store=db)
+    round2 = [c for c in model.calls if c.context.round == 2]
+    assert len(round2) == 3
+    for call in round2:
+        peers = [line for line in call.prompt.splitlines() if line.startswith("Peer: ")]
+        assert sorted(peers) == [f"Peer: \\boxed{{{i}}} from {i}" for i in range(3)]  # include_self: all three
+        assert f"You said: \\boxed{{{call.context.call_index}}}" in call.prompt
+    orders = {tuple(line for line in c.prompt.splitlines() if line.startswith("Peer")) for c in round2}
+    assert len(orders) > 1, "seeded shuffle gives agents different orders"
+
+
+def test_include_self_false_hides_own_answer(db: str) -> None:
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }"}])
+    run(debate(rounds=2, include_self=False), {"question": "Q"}, model=model, store=db)
+    for call in (c for c in model.calls if c.context.round == 2):
+        peers = [line for line in call.prompt.splitlines() if line.startswith("Peer: ")]
+        assert len(peers) == 2 and f"Peer: \\boxed{{{call.context.call_index}}}" not in peers
+
+
+def test_sequential_activation_stops_mid_layer(db: str) -> None:
+    # 3 agents; every answer is 5: after 3 answers... strict 2/3 needs > 2 agreeing, i.e. all 3.
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{5}"}])
+    result = run(debate(rounds=4, activation="sequential"), {"question": "q"}, model=model, store=db)
+    assert result.calls == 3 and result.answer == "5"
+    # 4 agents: > floor(8/3)=2 agreeing means 3 — the 4th agent of round 1 is never called.
+    model4 = ScriptedModel([{"agent": "debater", "template": "\\boxed{5}"}])
+    result4 = run(debate(rounds=4, n=4, activation="sequential"), {"question": "q"}, model=model4, store=db)
+    assert result4.calls == 3
+    parallel = ScriptedModel([{"agent": "debater", "template": "\\boxed{5}"}])
+    assert run(debate(rounds=4, n=4), {"question": "q"}, model=parallel, store=db).calls == 4
+
+
+def test_call_budget_is_never_exceeded_by_a_parallel_team(db: str) -> None:
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }", "delay_s": 0.01}])
+    result = run(debate(rounds=4, n=7), {"question": "q"}, model=model, store=db, budget=Budget(calls=10))
+    assert result.calls == 10
+    assert result.stop_reason.startswith("budget: 10 model calls")
+    assert result.answer is not None  # best answer so far: the last layer's majority
+    with Store(db) as store:
+        assert len(store.events(result.run_id, kind="model_call")) == 10
+
+
+def test_graph_level_budget_from_spec(db: str) -> None:
+    spec = debate(rounds=4, n=3).model_copy(update={"stop": Budget(calls=4)})
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }"}])
+    result = run(spec, {"question": "q"}, model=model, store=db)
+    assert result.calls == 4 and "budget" in (result.stop_reason or "")
+
+
+def test_inputs_are_checked_before_anything_is_stored(db: str) -> None:
+    model = ScriptedModel([])
+    with pytest.raises(ConfigError, match="missing input 'question'"):
+        run(debate(), {}, model=model, store=db)
+    with pytest.raises(ConfigError, match=r"unknown input\(s\) questoin"):
+        run(debate(), {"question": "a", "questoin": "b"}, model=model, store=db)
+    with pytest.raises(ConfigError, match="input 'question' should be string, got int"):
+        run(debate(), {"question": 3}, model=model, store=db)
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
+def test_resume_serves_finished_calls_and_never_repeats_them(db: str) -> None:
+    failing = ScriptedModel(
+        [
+            {"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]},
+            {"agent": "debater", "round": 2, "responses": ["\\boxed{4}"]},  # 2 calls of round 2 find no rule
+        ]
+    )
+    with pytest.raises(ScriptExhaustedError):
+        run(debate(rounds=3), {"question": "q"}, model=failing, store=db)
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+        made = store.events(failed.id, kind="model_call")
+    assert failed.status == "failed"
+    done_keys = {(e.round, e.call_index) for e in made if e.response is not None}
+    assert {(1, 0), (1, 1), (1, 2)} <= done_keys
+
+    fresh = ScriptedModel([{"agent": "debater", "template": "\\boxed{8}"}])
+    result = asyncio.run(aresume(failed.id, store=db, model=fresh))
+    assert result.status == "succeeded" and result.answer == "8"
+    # Round 1 resumes from its checkpoint; in round 2 the one finished call is served from the record.
+    assert result.served_from_record == 1
+    assert len(fresh.calls) == 5  # round 2: two calls; round 3: three
+    # The resumed run asked the new model only for calls that had not completed before.
+    asked = {(c.context.round, c.context.call_index) for c in fresh.calls}
+    assert asked.isdisjoint(done_keys)
+    with Store(db) as store:
+        events = [e for e in store.events(failed.id, kind="model_call") if e.response is not None]
+    keys = [(e.round, e.call_index) for e in events]
+    assert len(keys) == len(set(keys)), "no call was made twice"
+
+
+def test_resume_detects_a_changed_prompt(db: str, tmp_path: Path) -> None:
+    failing = ScriptedModel([{"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]}])
+    with pytest.raises(ScriptExhaustedError):
+        run(debate(rounds=2), {"question": "q"}, model=failing, store=db)
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+        spec = dict(failed.meta["spec"])
+        spec["agents"]["debater"]["prompt"] = "changed {{ question }}"
+        with store.engine.begin() as conn:
+            from agentmesh.store.schema import runs
+
+            conn.execute(runs.update().where(runs.c.id == failed.id).values(meta={**failed.meta, "spec": spec}))
+    # Without checkpoints the resumed run re-executes round 1 against its recorded calls, whose prompts differ.
+    with Store(db) as store:
+        store.checkpointer().delete_thread(failed.id)
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{1}"}])
+    with pytest.raises(RunError, match=r"recorded call differs .* node 'debate', agent 'debater', round 1, call 0"):
+        asyncio.run(aresume(failed.id, store=db, model=model))
+    assert model.calls == []
+
+
+def test_team_score_rank_and_weighted_vote(db: str) -> None:
+    @register_function("length_reward")
+    def length_reward(answer: dict[str, Any], inputs: dict[str, Any]) -> float:
+        return float(len(answer["text"]))
+
+    @register_function("keep_longest")
+    def keep_longest(answers: list[dict[str, Any]], keep: int) -> list[int]:
+        order = sorted(range(len(answers)), key=lambda i: -len(answers[i]["text"]))
+        return order[:keep]
+
+    spec = graph_from_data(
+        {
+            "name": "pipeline",
+            "inputs": {"question": {}},
+            "agents": {
+                "solver": {"prompt": "{{ question }} #{{ index }}", "parser": "boxed_math"},
+                "judge": {"prompt": "Rate: {{ candidate }}", "parser": {"name": "score", "min": 0, "max": 10}},
+            },
+            "nodes": {
+                "propose": {"op": "team", "agents": ["solver"] * 4},
+                "top": {"op": "rank", "from": "propose", "keep": 3, "function": "keep_longest"},
+                "judged": {"op": "score", "from": "top", "judge": "judge"},
+                "reward": {"op": "score", "from": "top", "function": "length_reward"},
+                "final": {"op": "vote", "from": "judged", "weights": "judged"},
+            },
+            "edges": [
+                ["propose", "top"],
+                ["top", "judged"],
+                ["top", "reward"],
+                ["judged", "final"],
+                ["reward", "final"],
+            ],
+            "output": "final",
+        }
+    )
+    model = ScriptedModel(
+        [
+            {"agent": "solver", "responses": ["\\boxed{1}", "so \\boxed{2}", "then \\boxed{2}", "x \\boxed{1}!"]},
+            {"agent": "judge", "prompt": "boxed\\{2\\}", "template": "9 [END]"},
+            {"agent": "judge", "prompt": "boxed\\{1\\}", "template": "2 [END]"},
+        ]
+    )
+    result = run(spec, {"question": "q"}, model=model, store=db)
+    model.assert_complete()
+    top = result.outputs["top"]
+    # Longest first; "so ..." and "x ...!" tie at 12 characters and keep their team order.
+    assert [a["text"] for a in top["answers"]] == ["then \\boxed{2}", "so \\boxed{2}", "x \\boxed{1}!"]
+    assert result.outputs["judged"]["scores"] == [9.0, 9.0, 2.0]
+    assert result.outputs["reward"]["scores"] == [14.0, 12.0, 12.0]
+    assert result.answer == "2" and result.outputs["final"]["votes"] == {"2": 18.0, "1": 2.0}
+
+
+def test_branch_and_loop(db: str) -> None:
+    @register_function("count_up")
+    def count_up(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        n = int(outputs.get("step", {}).get("n", 0)) + 1
+        return {"n": n, "answers": [{"agent": "f", "slot": 0, "text": str(n), "key": "big" if n >= 3 else "small"}]}
+
+    spec = graph_from_data(
+        {
+            "name": "looping",
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {"solver": {"prompt": "solve"}},
+            "nodes": {
+                "gate": {"op": "branch", "condition": "hard", "then": "repeat", "else": "easy"},
+                "repeat": {
+                    "op": "loop",
+                    "body": ["step"],
+                    "until": {"consensus": {"fraction": 1, "strict": False, "min_agents": 1}},
+                    "max_iterations": 5,
+                },
+                "step": {"op": "function", "function": "count_up"},
+                "easy": {"op": "call", "agent": "solver"},
+            },
+            "output": "repeat",
+        }
+    )
+    result = run(spec, {"hard": True}, model=ScriptedModel([]), store=db)
+    assert result.outputs["step"]["n"] == 1 and result.outputs["repeat"]["iteration"] == 1
+    # consensus among 1 agent holds at once (all of 1 agree) — the loop exits after one iteration
+    assert "after iteration 1" in (result.stop_reason or "")
+    easy = ScriptedModel([{"agent": "solver", "responses": ["easy answer"]}])
+    result_easy = run(spec.model_copy(update={"output": "easy"}), {"hard": False}, model=easy, store=db)
+    easy.assert_complete()
+    assert result_easy.answer == "easy answer" and "step" not in result_easy.outputs
+
+
+def test_loop_until_max_iterations(db: str) -> None:
+    @register_function("tick")
+    def tick(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        n = int(outputs.get("work", {}).get("n", 0)) + 1
+        return {"n": n, "answers": [{"agent": "f", "slot": 0, "text": "t", "key": None}]}
+
+    spec = graph_from_data(
+        {
+            "name": "ticks",
+            "nodes": {
+                "again": {"op": "loop", "body": ["work"], "until": {"max_rounds": 4}, "max_iterations": 10},
+                "work": {"op": "function", "function": "tick"},
+            },
+            "output": "again",
+        }
+    )
+    result = run(spec, {}, model=ScriptedModel([]), store=db)
+    assert result.outputs["work"]["n"] == 4 and result.outputs["again"]["iteration"] == 4
+
+
+def test_voting_maths() -> None:
+    assert majority(["a", "b", "b", None]) == "b"
+    assert majority(["a", "b"]) == "a"
+    assert majority([None, None]) is None
+    assert majority(["a", "b", "b"], [5.0, 1.0, 1.0]) == "a"
+    strict = Consensus()
+    assert not consensus_reached(["x", "x", "y"], strict)  # 2 > floor(2) is false
+    assert consensus_reached(["x", "x", "x"], strict)
+    assert consensus_reached(["x", "x", "x", "y"], strict)  # 3 > floor(8/3)=2
+    assert not consensus_reached(["x", "x", None, None], strict)
+    assert consensus_reached(["x", "x", "y"], Consensus(strict=False))  # 2 >= ceil(2)
+    assert not consensus_reached(["x"], strict)  # fewer than min_agents
+
+
+def test_every_call_and_node_result_is_stored(db: str) -> None:
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{3}"}])
+    result = run(debate(rounds=2), {"question": "q"}, model=model, store=db)
+    with Store(db) as store:
+        calls = store.events(result.run_id, kind="model_call")
+        nodes = store.events(result.run_id, kind="node_result")
+        record = store.get_run(result.run_id)
+    assert len(calls) == 3 and all(c.request_hash and c.response for c in calls)
+    assert [n.node for n in nodes] == ["debate", "vote"]
+    assert nodes[0].data and nodes[0].data["answers"][0]["key"] == "3"
+    assert record.meta["spec"]["name"] == "debate" and record.spec_hash == debate(rounds=2).spec_hash()
