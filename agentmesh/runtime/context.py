@@ -9,7 +9,6 @@ parallel team.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -190,9 +189,8 @@ class RunContext:
     async def record_node(self, node: str, round: int | None, data: dict[str, Any]) -> None:
         """A node's result as an event (the timeline ``agentmesh show`` prints), off the event loop."""
         self.emit("node", {"node": node, "round": round, **data})
-        if self.store is not None:
-            store = self.store
-            await asyncio.to_thread(store.record_event, self.run_id, "node_result", node=node, round=round, data=data)
+        if self._recorder is not None:
+            await self._recorder.record("node_result", node=node, round=round, data=data)
 
 
 def load_recorded(store: Store, run_id: str) -> dict[CallKey, tuple[str, ModelResponse]]:

@@ -8,7 +8,7 @@ from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, resolve_db_url
 from agentmesh.store.migrate import upgrade_database
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
-from agentmesh.store.runs import Store
+from agentmesh.store.runs import Store, event_row
 from agentmesh.store.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "RunStatus",
     "SQLAlchemyCheckpointSaver",
     "Store",
+    "event_row",
     "make_engine",
     "resolve_db_url",
     "upgrade_database",

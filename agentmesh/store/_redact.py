@@ -93,6 +93,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), REDACTED),
 )
 _OPAQUE = re.compile(r"[A-Za-z0-9._~+/=-]{20,}")
+# A cheap literal scan for what every credential pattern above starts with or contains: most text (prompts,
+# answers) has none of these, and one literal search is an order of magnitude cheaper than the patterns.
+_MAY_HOLD_CREDENTIAL = re.compile(
+    r"sk-|[Bb][Ee][Aa][Rr][Ee][Rr]|[Bb][Aa][Ss][Ii][Cc]|://|gh[pousr]_|github_pat_|hf_|xox[abprs]-|AKIA|AIza|eyJ"
+)
 
 
 def key_words(key: str) -> list[str]:
@@ -118,6 +123,8 @@ def looks_like_credential(text: str) -> bool:
 
 def mask_secrets(text: str) -> str:
     """``text`` with every credential-shaped substring replaced by ``[redacted]``."""
+    if _MAY_HOLD_CREDENTIAL.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

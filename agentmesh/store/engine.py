@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +104,44 @@ def make_engine(url: str) -> sa.Engine:
         ) from exc
 
 
-def writer(engine: sa.Engine) -> sa.Engine:
-    """The engine to open *write* transactions with (a view of ``engine`` sharing its pool).
+class Writer:
+    """Opens *write* transactions on an engine.
 
-    On SQLite its transactions start with ``BEGIN IMMEDIATE``; on Postgres it is ``engine`` unchanged in
-    behaviour (row locks are taken explicitly where ordering matters).
+    On SQLite they start with ``BEGIN IMMEDIATE`` (the write lock up front, so a transaction never fails to
+    upgrade a read lock half-way), and threads of this process queue on an in-process lock per database file
+    before asking SQLite: SQLite's own busy handler waits by sleeping in steps of milliseconds, which would
+    cost a parallel team several milliseconds per write. Other processes still meet SQLite's lock and its busy
+    timeout. On Postgres transactions are plain (row locks are taken explicitly where ordering matters).
     """
-    return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        if engine.dialect.name == "sqlite":
+            self._options: sa.Engine = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            key = str(engine.url.database or "")
+            with _FILE_LOCKS_GUARD:
+                self._lock: threading.Lock | None = _FILE_LOCKS.setdefault(key, threading.Lock())
+        else:
+            self._options = engine
+            self._lock = None
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        if self._lock is None:
+            with self._options.begin() as conn:
+                yield conn
+            return
+        with self._lock, self._options.begin() as conn:
+            yield conn
+
+
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def writer(engine: sa.Engine) -> Writer:
+    """The :class:`Writer` of ``engine``."""
+    return Writer(engine)
 
 
 def _sqlite_engine(parsed: URL) -> sa.Engine:

@@ -7,7 +7,7 @@ never repeated by a resumed run. Everything JSON that is written passes through 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
@@ -257,39 +257,43 @@ class Store:
         run's row is locked (``SELECT ... FOR UPDATE`` on Postgres, the write lock on SQLite), so concurrent
         writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
         """
-        if not kind:
-            raise StoreError("an event needs a kind (e.g. 'model_call')", run_id=run_id)
-        row = {
-            "run_id": run_id,
-            "kind": kind,
-            "node": node,
-            "agent": agent,
-            "round": round,
-            "call_index": call_index,
-            "attempt": attempt,
-            "request": None if request is None else _prepare(request, "request"),
-            "request_hash": request_hash,
-            "response": None if response is None else _prepare(response, "response"),
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": total_tokens,
-            "usage_estimated": bool(usage_estimated),
-            "latency_s": latency_s,
-            "cost_usd": cost_usd,
-            "error": _text(error),
-            "data": None if data is None else _prepare(data, "data"),
-            "created_at": utcnow(),
-            "schema_version": SCHEMA_VERSION,
-        }
+        row = event_row(
+            kind,
+            node=node,
+            agent=agent,
+            round=round,
+            call_index=call_index,
+            attempt=attempt,
+            request=request,
+            request_hash=request_hash,
+            response=response,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=total_tokens,
+            usage_estimated=usage_estimated,
+            latency_s=latency_s,
+            cost_usd=cost_usd,
+            error=error,
+            data=data,
+        )
+        return self.record_events(run_id, [row])[0]
+
+    def record_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append several events (built with :func:`event_row`) to a run in one transaction; their ids.
+
+        This is group commit: calls of a parallel team that complete together are made durable by one commit,
+        in completion order, before any of them is reported done.
+        """
+        if not rows:
+            return []
         with self._writer.begin() as conn:
             _lock_run(conn, run_id, self.url)
-            seq = conn.execute(
+            first = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0) + 1).where(events.c.run_id == run_id)
             ).scalar_one()
-            result = conn.execute(sa.insert(events).values(seq=seq, **row))
-            event_id = result.inserted_primary_key
-        assert event_id is not None
-        return int(event_id[0])
+            values = [{**row, "run_id": run_id, "seq": first + i} for i, row in enumerate(rows)]
+            ids = conn.execute(sa.insert(events).returning(events.c.id, sort_by_parameter_order=True), values)
+            return [int(i) for i in ids.scalars()]
 
     def events(self, run_id: str, *, kind: EventKind | str | None = None) -> list[EventRecord]:
         """A run's events in order (``seq``), optionally only one kind; :class:`RunNotFoundError` if no run."""
@@ -301,6 +305,55 @@ class Store:
                 raise RunNotFoundError(f"no run {run_id!r} in {self.url}", run_id=run_id, url=self.url)
             rows = conn.execute(query).all()
         return [EventRecord.model_validate(_checked(row, "event")._asdict()) for row in rows]
+
+
+def event_row(
+    kind: str,
+    *,
+    node: str | None = None,
+    agent: str | None = None,
+    round: int | None = None,
+    call_index: int | None = None,
+    attempt: int | None = None,
+    request: Any = None,
+    request_hash: str | None = None,
+    response: Any = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    total_tokens: int | None = None,
+    usage_estimated: bool = False,
+    latency_s: float | None = None,
+    cost_usd: float | None = None,
+    error: str | None = None,
+    data: Any = None,
+) -> dict[str, Any]:
+    """An event ready for :meth:`Store.record_events`: JSON checked and redacted, timestamped, versioned.
+
+    Building it is the caller's thread's work (it can run while the writer commits another batch).
+    """
+    if not kind:
+        raise StoreError("an event needs a kind (e.g. 'model_call')")
+    return {
+        "kind": kind,
+        "node": node,
+        "agent": agent,
+        "round": round,
+        "call_index": call_index,
+        "attempt": attempt,
+        "request": None if request is None else _prepare(request, "request"),
+        "request_hash": request_hash,
+        "response": None if response is None else _prepare(response, "response"),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": total_tokens,
+        "usage_estimated": bool(usage_estimated),
+        "latency_s": latency_s,
+        "cost_usd": cost_usd,
+        "error": _text(error),
+        "data": None if data is None else _prepare(data, "data"),
+        "created_at": utcnow(),
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 def _prepare(value: Any, where: str) -> JSONValue:
