@@ -1,8 +1,31 @@
-"""agentmesh: declarative graphs of LLM agents over one shared store, with early stopping."""
+"""agentmesh: declarative graphs of LLM agents over one shared store, with early stopping.
+
+    import agentmesh
+    result = agentmesh.run("debate", {"question": "What is 17*3?"}, model="local")
+    print(result.answer, result.stop_reason, result.run_id)
+"""
 
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
+from agentmesh.runtime import RunResult, aresume, arun, operator, register_function, run
+from agentmesh.spec import AgentCard, GraphSpec, load_graph
 
 __version__ = "0.1.0"
 
-__all__ = ["AgentmeshError", "ModelClient", "ModelRequest", "ScriptedModel", "__version__", "get_model"]
+__all__ = [
+    "AgentCard",
+    "AgentmeshError",
+    "GraphSpec",
+    "ModelClient",
+    "ModelRequest",
+    "RunResult",
+    "ScriptedModel",
+    "__version__",
+    "aresume",
+    "arun",
+    "get_model",
+    "load_graph",
+    "operator",
+    "register_function",
+    "run",
+]

@@ -96,14 +96,7 @@ def _pass(state: Any) -> dict[str, Any]:
     return {}
 
 
-_builders: dict[str, StateGraph[Any, Any, Any, Any]] = {}
-
-
-def _builder_for(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
-    key = spec.spec_hash()
-    if key not in _builders:
-        _builders[key] = build_state_graph(spec)
-    return _builders[key]
+_compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 
 
 def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
@@ -189,5 +182,12 @@ def _branch(name: str, then: str, otherwise: str) -> Any:
 
 
 def compile_graph(spec: GraphSpec, checkpointer: Any = None) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile ``spec`` (the builder is cached per spec) with an optional LangGraph checkpointer."""
-    return _builder_for(spec).compile(checkpointer=checkpointer)
+    """``spec`` compiled, with an optional LangGraph checkpointer.
+
+    Compiling costs milliseconds (LangGraph inspects every node function), so it happens once per spec; each
+    run gets a shallow copy bound to its checkpointer.
+    """
+    key = spec.spec_hash()
+    if key not in _compiled:
+        _compiled[key] = build_state_graph(spec).compile()
+    return _compiled[key].copy(update={"checkpointer": checkpointer})
