@@ -27,12 +27,21 @@ class BudgetExhausted(AgentmeshError):
 class BudgetTracker:
     """What a run has spent, against its budgets (any of them may be absent)."""
 
-    def __init__(self, budgets: list[Budget], *, started: float | None = None) -> None:
+    def __init__(
+        self,
+        budgets: list[Budget],
+        *,
+        started: float | None = None,
+        calls: int = 0,
+        tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        """``calls``, ``tokens`` and ``cost_usd`` are what the run had already spent (a resumed run)."""
         self.budgets = budgets
         self.started = time.monotonic() if started is None else started
-        self.calls = 0
-        self.tokens = 0
-        self.cost_usd = 0.0
+        self.calls = calls
+        self.tokens = tokens
+        self.cost_usd = cost_usd
         self._lock = threading.Lock()
 
     def reserve_call(self) -> None:

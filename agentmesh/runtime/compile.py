@@ -59,16 +59,33 @@ def node_outputs(spec: GraphSpec, state: dict[str, Any]) -> dict[str, Any]:
     return {name: state[channel(name)] for name in spec.nodes if state.get(channel(name)) is not None}
 
 
+def _enclosing_loop(spec: GraphSpec, name: str) -> str | None:
+    for loop_name, node in spec.nodes.items():
+        if isinstance(node.params, LoopParams) and name in node.params.body:
+            return loop_name
+    return None
+
+
 def _make_node(spec: GraphSpec, name: str) -> Any:
     node = spec.nodes[name]
     run_op = get_operator(node.op)
+    loop = _enclosing_loop(spec, name)
 
     async def execute(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         ctx: RunContext = runtime.context
         if state.get("stop"):
             return {}
         outputs = node_outputs(spec, state)
-        run = NodeRun(name=name, op=node.op, params=node.params, ctx=ctx, outputs=outputs, own=state.get(channel(name)))
+        iteration = int((state.get(channel(loop)) or {}).get("iteration", 0)) if loop else 0
+        run = NodeRun(
+            name=name,
+            op=node.op,
+            params=node.params,
+            ctx=ctx,
+            outputs=outputs,
+            own=state.get(channel(name)),
+            iteration=iteration,
+        )
         try:
             out = await run_op(run)
         except BudgetExhausted as exc:

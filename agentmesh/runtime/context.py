@@ -49,7 +49,10 @@ class AgentAnswer(BaseModel):
 
 
 Listener = Callable[[str, dict[str, Any]], None]
-"""Receives ``(kind, data)`` as a run progresses (``call``, ``node``, ``stop``): what live views draw."""
+"""Receives ``(kind, data)`` as a run progresses (``start``, ``call``, ``node``, ``stop``): what live views draw.
+
+``start`` comes first (``run_id``, ``graph``, ``model``, ``resumed``), so a view can name the run while it is
+still going, and a caller running many items learns which stored run belongs to an item that fails."""
 
 
 class RunContext:
@@ -143,9 +146,13 @@ class RunContext:
         if response is None:
             self.budget.reserve_call()
             context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
-            response = await self.client_for(card).complete(request, context, observer=self._recorder)
+            try:
+                response = await self.client_for(card).complete(request, context, observer=self._recorder)
+            except BaseException:
+                self.budget.release_call()  # no answer came back: the slot is free again
+                raise
             self.calls_made += 1
-        self.budget.spend(response)
+            self.budget.spend(response)  # a served call was counted when the run resumed
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)

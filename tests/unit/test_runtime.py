@@ -325,3 +325,64 @@ def test_every_call_and_node_result_is_stored(db: str) -> None:
     assert [n.node for n in nodes] == ["debate", "vote"]
     assert nodes[0].data and nodes[0].data["answers"][0]["key"] == "3"
     assert record.meta["spec"]["name"] == "debate" and record.spec_hash == debate(rounds=2).spec_hash()
+
+
+def looped_team() -> Any:
+    return graph_from_data(
+        {
+            "name": "looped",
+            "inputs": {"question": {}},
+            "agents": {"solver": {"prompt": "{{ question }} try", "parser": "boxed_math"}},
+            "nodes": {
+                "again": {"op": "loop", "body": ["ask"], "until": {"consensus": {}}, "max_iterations": 5},
+                "ask": {"op": "team", "agents": ["solver", "solver", "solver"]},
+            },
+            "output": "again",
+        }
+    )
+
+
+def test_calls_in_loop_iterations_have_distinct_record_keys_and_resume(db: str) -> None:
+    # Iterations 1-2 disagree; iteration 3 fails part-way (one answer, then no rule).
+    failing = ScriptedModel(
+        [
+            {
+                "agent": "solver",
+                "responses": [
+                    "\\boxed{1}",
+                    "\\boxed{2}",
+                    "\\boxed{3}",
+                    "\\boxed{4}",
+                    "\\boxed{5}",
+                    "\\boxed{6}",
+                    "\\boxed{7}",
+                ],
+            }
+        ]
+    )
+    with pytest.raises(ScriptExhaustedError):
+        run(looped_team(), {"question": "q"}, model=failing, store=db)
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+        nodes = sorted({e.node for e in store.events(failed.id, kind="model_call") if e.response is not None})
+    assert nodes == ["ask", "ask#1", "ask#2"]  # the first pass is plain "ask", then "ask#<completed iterations>"
+    fresh = ScriptedModel([{"agent": "solver", "template": "\\boxed{9}"}])
+    result = asyncio.run(aresume(failed.id, store=db, model=fresh))
+    assert result.status == "succeeded" and result.answer == "9"
+    assert result.served_from_record == 1  # the one call of iteration 3 that had completed
+    # Iteration 3 finishes with 7, 9, 9 (no consensus); iteration 4 agrees.
+    assert sorted(c.context.node for c in fresh.calls) == ["ask#2", "ask#2", "ask#3", "ask#3", "ask#3"]
+
+
+def test_budget_holds_across_resume(db: str) -> None:
+    failing = ScriptedModel([{"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]}])
+    with pytest.raises(ScriptExhaustedError):
+        run(debate(rounds=4), {"question": "q"}, model=failing, store=db, budget=Budget(calls=5))
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+    assert failed.meta["budget"] == {"kind": "budget", "calls": 5}
+    fresh = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }"}])
+    result = asyncio.run(aresume(failed.id, store=db, model=fresh))
+    # 3 calls before the failure (round 2's calls all failed: their slots were released), 2 left.
+    assert len(fresh.calls) == 2 and result.calls >= 5
+    assert (result.stop_reason or "").startswith("budget: 5 model calls")

@@ -37,7 +37,7 @@ async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any
         card = ctx.spec.agents[agent]
         variables = ctx.variables(run.outputs, card, extra)
         try:
-            return await ctx.ask(node=run.name, agent=agent, slot=slot, round=round, variables=variables)
+            return await ctx.ask(node=run.call_node, agent=agent, slot=slot, round=round, variables=variables)
         except BudgetExhausted:
             return None
 
@@ -124,7 +124,7 @@ async def rank(run: NodeRun) -> NodeOutput:
         card = run.ctx.spec.agents[p.ranker]
         variables = run.ctx.variables(run.outputs, card, {"candidates": answers, "keep": p.keep})
         reply = await run.ctx.ask(
-            node=run.name, agent=p.ranker, slot=0, round=0, variables=variables, parse_params={"n": len(answers)}
+            node=run.call_node, agent=p.ranker, slot=0, round=0, variables=variables, parse_params={"n": len(answers)}
         )
         chosen = [int(i) for i in reply.value or []] if isinstance(reply.value, list) else []
     else:

@@ -22,6 +22,8 @@ class NodeRun:
     """One execution of a node: its name and parameters, the run context, and the outputs so far.
 
     ``own`` is this node's previous output when it runs again (a round structure, a loop check).
+    ``iteration`` is the enclosing loop's iteration (0 outside loops): calls are recorded under
+    :attr:`call_node`, so the same node's calls in two iterations never share a record key.
     """
 
     name: str
@@ -30,7 +32,13 @@ class NodeRun:
     ctx: RunContext
     outputs: Mapping[str, Any]
     own: dict[str, Any] | None = None
+    iteration: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def call_node(self) -> str:
+        """The node name calls are recorded under: ``step``, or ``step#2`` in a loop's second iteration."""
+        return self.name if self.iteration == 0 else f"{self.name}#{self.iteration}"
 
 
 NodeOutput = dict[str, Any]

@@ -81,7 +81,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
             card = run.ctx.spec.agents[p.agents[slot]]
             try:
                 answer: AgentAnswer = await run.ctx.ask(
-                    node=run.name,
+                    node=run.call_node,
                     agent=card.name,
                     slot=slot,
                     round=round_no,
@@ -130,7 +130,7 @@ async def _rank(
         candidates = [{"text": a["text"], "answer": a.get("key")} for a in layer]
         variables = run.ctx.variables(run.outputs, card, {"candidates": candidates, "keep": p.rank.keep})
         reply = await run.ctx.ask(
-            node=run.name,
+            node=run.call_node,
             agent=card.name,
             slot=len(p.agents),  # after the team's slots: unique call key in this round
             round=round_no,
