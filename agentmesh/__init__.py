@@ -1,5 +1,7 @@
 """agentmesh: declarative graphs of LLM agents over one shared store, with early stopping.
 
+Example::
+
     import agentmesh
     result = agentmesh.run("debate", {"question": "What is 17*3?"}, model="local")
     print(result.answer, result.stop_reason, result.run_id)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agentmesh.cli import ask, db, models, runs
+from agentmesh.cli import ask, db, models, run, runs
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 
@@ -21,13 +21,15 @@ app.command("ask")(ask.ask)
 app.command("runs")(runs.list_runs)
 app.command("show")(runs.show)
 app.command("models")(models.models)
+app.command("run")(run.run_graph)
+app.command("resume")(run.resume)
 app.add_typer(db.app, name="db")
 
 
 def main() -> None:
     """Console entry point: an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except AgentmeshError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
@@ -43,3 +45,6 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Without standalone mode click *returns* a command's ``typer.Exit(code)`` instead of raising it.
+    if isinstance(code, int) and code:
+        sys.exit(code)

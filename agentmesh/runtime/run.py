@@ -57,25 +57,45 @@ class RunResult(BaseModel):
     served_from_record: int = 0
 
 
+def builtin_dir() -> Path:
+    """The folder holding the shipped ``graphs/`` and ``agents/``.
+
+    An installed wheel carries them inside the package, as ``agentmesh/_builtin/graphs`` and
+    ``agentmesh/_builtin/agents`` (see ``setup.py``); a source checkout or an editable install has them at the
+    top of the repository, next to ``agentmesh/``. Both keep the same two folders side by side, so the card
+    paths inside a graph (``../agents/<graph>/<card>.yaml``) resolve either way.
+    """
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "_builtin"
+    return packaged if (packaged / "graphs").is_dir() else package.parent
+
+
 def builtin_graphs_dir() -> Path:
     """Where the shipped graph specs are: the wheel's copy, else the source checkout's ``graphs/``."""
-    packaged = Path(__file__).resolve().parent.parent / "_builtin" / "graphs"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "graphs"
+    return builtin_dir() / "graphs"
+
+
+def builtin_graphs() -> list[str]:
+    """Names of the shipped graphs (what ``resolve_graph`` accepts besides paths)."""
+    return sorted(p.stem for p in builtin_graphs_dir().glob("*.yaml"))
 
 
 def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
-    """A spec from a spec, a file path, or a built-in name (``debate`` → ``graphs/debate.yaml``)."""
+    """A spec from a spec, a file path, or a built-in name (``debate`` → the shipped ``graphs/debate.yaml``).
+
+    A path (anything ending in ``.yaml``/``.yml``, or an existing file) wins over a built-in of the same name.
+    """
     if isinstance(graph, GraphSpec):
         return graph
     path = Path(graph)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         return load_graph(path)
     builtin = builtin_graphs_dir() / f"{graph}.yaml"
-    if builtin.exists():
+    if builtin.is_file():
         return load_graph(builtin)
-    known = sorted(p.stem for p in builtin_graphs_dir().glob("*.yaml"))
     raise ConfigError(
-        f"no graph {str(graph)!r}: not a file, and no built-in of that name (built-ins: {', '.join(known)})"
+        f"no graph {str(graph)!r}: not a file, and no built-in of that name "
+        f"(built-ins: {', '.join(builtin_graphs()) or 'none found in ' + str(builtin_graphs_dir())})"
     )
 
 
@@ -140,10 +160,17 @@ async def arun(
             values,
             spec_hash=spec.spec_hash(),
             model=client.reference,
-            meta={**(meta or {}), "spec": spec.model_dump(mode="json", exclude_defaults=True)},
+            meta={
+                **(meta or {}),
+                "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                **({"budget": budget.model_dump(mode="json", exclude_none=True)} if budget else {}),
+            },
         )
-        return await _execute(spec, db, run_id, client, values, budget, list(listeners), recorded={}, fresh=True)
+        tracker = BudgetTracker(_budgets(spec, budget))
+        return await _execute(spec, db, run_id, client, values, tracker, list(listeners), recorded={}, fresh=True)
     finally:
+        if _owns(model):
+            await client.aclose()
         if own_store:
             db.close()
 
@@ -158,6 +185,7 @@ async def aresume(
     """Continue an interrupted or failed run from its last checkpoint; finished calls are served from the record."""
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
+    client: ModelClient | None = None
     try:
         record = db.get_run(run_id)
         if record.status == RunStatus.SUCCEEDED:
@@ -166,10 +194,29 @@ async def aresume(
         client = get_model(model or record.model or DEFAULT_MODEL)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         await asyncio.to_thread(db.mark_running, record.id)
-        return await _execute(spec, db, record.id, client, record.inputs, None, list(listeners), recorded, fresh=False)
+        # The budget holds over the whole run: what was spent before the interruption counts.
+        extra = Budget.model_validate(record.meta["budget"]) if record.meta.get("budget") else None
+        responses = [response for _, response in recorded.values()]
+        tracker = BudgetTracker(
+            _budgets(spec, extra),
+            calls=len(responses),
+            tokens=sum(r.usage.total_tokens for r in responses),
+            cost_usd=sum(r.cost_usd or 0.0 for r in responses),
+        )
+        return await _execute(
+            spec, db, record.id, client, record.inputs, tracker, list(listeners), recorded, fresh=False
+        )
     finally:
+        if client is not None and _owns(model):
+            await client.aclose()
         if own_store:
             db.close()
+
+
+def _owns(model: str | Provider | ModelClient | None) -> bool:
+    """Whether the run built its model client from a reference, and so must close it (its HTTP connections);
+    a provider or client passed in belongs to the caller, who may use it again."""
+    return not isinstance(model, Provider | ModelClient)
 
 
 async def _execute(
@@ -178,7 +225,7 @@ async def _execute(
     run_id: str,
     client: ModelClient,
     inputs: Mapping[str, Any],
-    budget: Budget | None,
+    budget: BudgetTracker,
     listeners: list[Listener],
     recorded: Mapping[CallKey, Any],
     *,
@@ -189,11 +236,12 @@ async def _execute(
         spec=spec,
         model=client,
         store=db,
-        budget=BudgetTracker(_budgets(spec, budget)),
+        budget=budget,
         inputs=inputs,
         recorded=recorded,
         listeners=listeners,
     )
+    ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
     compiled = compile_graph(spec, checkpointer=db.checkpointer())
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     if not fresh and (await compiled.aget_state(config)).created_at is None:

@@ -1,0 +1,338 @@
+"""``agentmesh run`` and ``agentmesh resume`` through the real entry point, on scripted models and SQLite files.
+
+The shipped ``debate`` graph is used where the point is "the graph a user would run" (three ``debater`` agents in
+node ``debate``, rounds, consensus stop); the scripts match on agent and round only, never on prompt wording, so
+the graph's prompts may evolve. Input typing uses a small graph written by the test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from agentmesh.cli import main
+from agentmesh.store import Store
+
+
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["agentmesh", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTMESH_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def script(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return f"scripted:{path}"
+
+
+# Round 1 disagrees (no consensus), round 2 all agree on 51: the debate stops after round 2.
+AGREE_IN_ROUND_2 = r"""
+rules:
+  - {agent: debater, round: 1, responses: ['\boxed{50}', '\boxed{51}', '\boxed{52}']}
+  - {agent: debater, round: 2, template: '\boxed{51}'}
+"""
+
+# By question: "What is a*b?" is answered (all agree at once); anything else has no rule.
+MULTIPLY = r"""
+rules:
+  - prompt: 'What is (\d+)\*(\d+)'
+    template: '\boxed{ {{- match[1]|int * match[2]|int -}} }'
+"""
+
+TYPED_GRAPH = """
+name: typed
+inputs:
+  name: {type: string}
+  n: {type: integer}
+  x: {type: number}
+  flag: {type: boolean}
+  tags: {type: list}
+  opts: {type: object}
+agents:
+  echo:
+    prompt: "name={{ name }} n+1={{ n + 1 }} x*2={{ x * 2 }} flag={{ flag }} tags={{ tags|join('|') }} k={{ opts.k }}"
+nodes:
+  say: {op: call, agent: echo}
+"""
+
+
+def test_run_prints_the_answer_and_stop_reason_and_stores_the_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
+    code, out, err = run_cli(
+        ["run", "debate", "-i", "question=What is 17*3?", "-m", model, "--db", db], capsys, monkeypatch
+    )
+    assert code == 0, err
+
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        calls = store.events(run.id, kind="model_call")
+        nodes = store.events(run.id, kind="node_result")
+    assert run.graph == "debate" and run.status == "succeeded"
+    assert run.inputs == {"question": "What is 17*3?"}
+    assert sorted((e.round, e.call_index) for e in calls) == [(r, s) for r in (1, 2) for s in range(3)]
+    assert [(e.node, e.round) for e in nodes] == [("debate", 1), ("debate", 2), ("vote", None)]
+
+    # The transcript of the live view (printed at the end when stdout is not a terminal), then the final panel.
+    assert "debate · round 1" in out and "debate · round 2" in out
+    assert "continues" in out and "stop: consensus" in out and "vote (vote): answer 51" in out
+    panel = out[out.index("debate · succeeded") :]
+    assert "answer       51" in panel
+    assert f"stop reason  {run.stop_reason}" in panel and "consensus" in (run.stop_reason or "")
+    assert run.id in panel and f"agentmesh show {run.id[:12]}" in panel
+    assert "calls        6" in panel
+
+    code, out, err = run_cli(
+        ["run", "debate", "-i", "question=What is 17*3?", "-m", model, "--db", db, "--quiet"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert out == "51\n"
+
+
+def test_run_json_prints_the_result(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
+    code, out, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", model, "--db", db, "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert data["run_id"] == run.id and data["status"] == "succeeded"
+    assert data["answer"] == "51" and data["calls"] == 6
+    assert data["stop_reason"] == run.stop_reason
+    assert [a["key"] for a in data["outputs"]["debate"]["answers"]] == ["51", "51", "51"]
+
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "--json", "--quiet", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "--json and --quiet" in err
+
+
+def test_inputs_are_typed_from_the_graph(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    graph = tmp_path / "typed.yaml"
+    graph.write_text(TYPED_GRAPH)
+    model = script(tmp_path, "echo.yaml", "rules:\n  - {agent: echo, template: '{{ prompt }}'}\n")
+    args = ["run", str(graph), "-m", model, "--db", db, "--quiet"]
+    inputs = ["name=a=b", "n=41", "x=1.25", "flag=yes", 'tags=["u", "v"]', 'opts={"k": 7}']
+    code, out, err = run_cli([*args, *(a for i in inputs for a in ("-i", i))], capsys, monkeypatch)
+    assert code == 0, err
+    assert out.strip() == "name=a=b n+1=42 x*2=2.5 flag=True tags=u|v k=7"
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.inputs == {"name": "a=b", "n": 41, "x": 1.25, "flag": True, "tags": ["u", "v"], "opts": {"k": 7}}
+
+    def given(**values: str) -> list[str]:
+        merged = {"name": "a", "n": "1", "x": "1", "flag": "false", "tags": "[]", "opts": "{}", **values}
+        return [*args, *(a for k, v in merged.items() for a in ("-i", f"{k}={v}"))]
+
+    code, _, err = run_cli(given(n="forty"), capsys, monkeypatch)
+    assert code == 2
+    assert "-i n='forty': input 'n' of graph 'typed' is of type integer; expected an integer like 3" in err
+    assert "Traceback" not in err
+    for name, raw, expected in [
+        ("x", "abc", "number; expected a number"),
+        ("flag", "maybe", "boolean; expected true or false"),
+        ("tags", "u,v", "list; expected a JSON list"),
+        ("opts", "[1]", "object; expected a JSON object"),
+    ]:
+        code, _, err = run_cli(given(**{name: raw}), capsys, monkeypatch)
+        assert code == 2 and f"input {name!r} of graph 'typed' is of type {expected}" in err, err
+
+    code, _, err = run_cli([*given(), "-i", "n=2"], capsys, monkeypatch)
+    assert code == 2 and "given more than once" in err
+    code, _, err = run_cli([*args, "-i", "n"], capsys, monkeypatch)
+    assert code == 2 and "expected key=value" in err
+
+    with Store(db) as store:
+        assert len(store.list_runs()) == 1  # none of the bad invocations stored anything
+
+
+def test_missing_input_fails_before_anything_is_stored(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
+    code, _, err = run_cli(["run", "debate", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 2
+    assert "missing input 'question'" in err and "Traceback" not in err
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "-i", "qestion=x", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "unknown input(s) qestion; graph 'debate' takes question" in err
+    code, _, err = run_cli(["run", "no-such-graph", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "no graph 'no-such-graph'" in err and "debate" in err
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
+def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "What is 17*3?"}\n{"question": "Tell me a joke."}\n\n{"question": "What is 6*7?"}\n')
+    code, out, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", model, "--db", db, "--concurrency", "2"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 1, err
+
+    with Store(db) as store:
+        runs = {r.inputs["question"]: r for r in store.list_runs()}
+    assert len(runs) == 3
+    assert [runs[q].status for q in ("What is 17*3?", "Tell me a joke.", "What is 6*7?")] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+    ]
+    assert "no rule left" in (runs["Tell me a joke."].error or "")
+
+    # The summary table: one row per item (by line), its run, status, answer or error.
+    assert "3 items: 2 succeeded, 1 failed" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ line")}
+    assert set(rows) == {"line 1", "line 2", "line 4"}
+    assert runs["What is 17*3?"].id[:12] in rows["line 1"] and " 51 " in rows["line 1"]
+    assert "succeeded" in rows["line 1"] and "consensus" in rows["line 1"]
+    assert runs["Tell me a joke."].id[:12] in rows["line 2"] and "failed" in rows["line 2"]
+    assert "no rule left" in rows["line 2"]
+    assert " 42 " in rows["line 4"]
+
+    # --json: the same outcomes, machine-readable (and the same exit code).
+    code, out, _ = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", model, "--db", db, "--json"], capsys, monkeypatch
+    )
+    assert code == 1
+    data = json.loads(out)
+    assert [(d["line"], d["status"]) for d in data] == [(1, "succeeded"), (2, "failed"), (4, "succeeded")]
+    assert data[0]["result"]["answer"] == "51" and data[1]["run_id"] and "no rule left" in data[1]["error"]
+
+
+def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    for content, message in [
+        ('{"question": "What is 1*1?"}\n{"question": "What is 2*2?"\n', "items.jsonl:2: not valid JSON"),
+        ('{"question": "What is 1*1?"}\n\n["What is 2*2?"]\n', "items.jsonl:3: expected a JSON object of inputs"),
+        ('{"question": "What is 1*1?"}\n{"question": 4}\n', "items.jsonl:2: graph 'debate': input 'question' should"),
+        ("\n\n", "no items"),
+    ]:
+        items.write_text(content)
+        code, _, err = run_cli(
+            ["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch
+        )
+        assert code == 2, content
+        assert message in " ".join(err.split()), err
+    code, _, err = run_cli(["run", "debate", "--input-file", "nope.jsonl", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "nope.jsonl does not exist" in err
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
+def test_max_calls_caps_the_debate(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "any.yaml", "rules:\n  - {agent: debater, template: '\\boxed{ {{- call_index -}} }'}\n")
+    code, out, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", model, "--db", db, "--max-calls", "2"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        calls = store.events(run.id, kind="model_call")
+    assert len(calls) <= 2 and run.totals["calls"] <= 2
+    assert run.status == "succeeded" and (run.stop_reason or "").startswith("budget: 2 model calls")
+    assert "stop: budget: 2 model calls" in out  # the node's note in the transcript
+    assert "not called" in out  # the third debater's row
+
+
+def test_resume_continues_a_failed_run_without_repeating_calls(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    # Round 1 completes (three different answers: no consensus); round 2 has one response for three calls, so one
+    # round-2 call succeeds and the other two fail: the run fails mid-round.
+    failing = script(
+        tmp_path,
+        "failing.yaml",
+        r"""
+rules:
+  - {agent: debater, round: 1, responses: ['\boxed{1}', '\boxed{2}', '\boxed{3}']}
+  - {agent: debater, round: 2, responses: ['\boxed{9}']}
+""",
+    )
+    code, out, err = run_cli(["run", "debate", "-i", "question=q", "-m", failing, "--db", db], capsys, monkeypatch)
+    assert code == 2
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+    assert failed.status == "failed" and "no rule left" in (failed.error or "")
+    assert f"agentmesh resume {failed.id[:12]}" in err and "no rule left" in err
+    assert "debate · round 1" in out  # how far it got
+
+    complete = script(tmp_path, "complete.yaml", "rules:\n  - {agent: debater, template: '\\boxed{9}'}\n")
+    code, out, err = run_cli(["resume", failed.id[:10], "-m", complete, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        resumed = store.get_run(failed.id)
+        calls = store.events(failed.id, kind="model_call")
+    assert resumed.status == "succeeded" and resumed.stop_reason and "consensus" in resumed.stop_reason
+    assert "answer       9" in out and "(resumed)" in out
+    assert "served from the record" in out  # the round-2 call that had succeeded before the failure
+
+    done = Counter((e.node, e.agent, e.round, e.call_index) for e in calls if e.response is not None)
+    assert all(n == 1 for n in done.values()), f"a finished call was made again: {done}"
+    assert {k[2:] for k in done} == {(r, s) for r in (1, 2) for s in range(3)}
+    assert len([e for e in calls if e.error is not None]) == 2  # the two failed round-2 attempts, kept
+
+    code, _, err = run_cli(["resume", failed.id, "-m", complete, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "already succeeded" in err
+
+
+def test_live_view_on_a_terminal(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """On a terminal the view is drawn live (and cleared); the transcript and final panel are printed after it."""
+    from agentmesh.cli import run as run_module
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=160, height=40, color_system=None)
+    monkeypatch.setattr(run_module, "console", terminal)
+    model = script(tmp_path, "slow.yaml", AGREE_IN_ROUND_2.replace("rules:", "delay_s: 0.2\nrules:"))
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    text = screen.getvalue()
+    assert "…" in text  # pending agents were drawn while their calls were in flight
+    assert "debate · succeeded" in text and "answer       51" in text
+
+
+def test_model_clients_built_from_a_reference_are_closed(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A run that builds its client from ``--model`` closes it (an HTTP provider's connections) when it ends."""
+    from agentmesh.models.client import ModelClient
+
+    closed: list[str] = []
+    original = ModelClient.aclose
+
+    async def counting_aclose(self: ModelClient) -> None:
+        closed.append(self.reference)
+        await original(self)
+
+    monkeypatch.setattr(ModelClient, "aclose", counting_aclose)
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=What is 2*2?", "-m", model, "--db", db], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert closed == [model]
+
+    closed.clear()
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "What is 1*1?"}\n{"question": "What is 2*3?"}\n')
+    code, _, err = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert closed == [model]  # one client shared by every item, closed once at the end
