@@ -1,5 +1,6 @@
 """Running graphs: specs compiled to LangGraph, every call recorded in the store, early stopping."""
 
+from agentmesh.runtime import functions  # registers the shipped functions (pairwise_winner, ...)
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, operator, register_function
@@ -16,6 +17,7 @@ __all__ = [
     "StoreRecorder",
     "aresume",
     "arun",
+    "functions",
     "operator",
     "register_function",
     "resolve_graph",
