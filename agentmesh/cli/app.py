@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agentmesh.cli import ask, db, models, run, runs
+from agentmesh.cli import ask, db, graph, models, run, runs
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 
@@ -24,6 +24,7 @@ app.command("models")(models.models)
 app.command("run")(run.run_graph)
 app.command("resume")(run.resume)
 app.add_typer(db.app, name="db")
+app.add_typer(graph.app, name="graph")
 
 
 def main() -> None:

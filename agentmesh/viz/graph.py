@@ -1,0 +1,375 @@
+"""Drawing graph specs: Mermaid flowchart text and a self-contained SVG.
+
+Both drawings show the same thing, computed once by :func:`graph_flow`:
+
+- ``START`` (with the graph's inputs) and ``END``;
+- one box per node: its name, its operator with the key parameters (the number of rounds, a loop's
+  bound), the agents it calls (a repeated agent once, with its count) and its stop/until/condition;
+- declared edges solid; operator routes dashed and labelled: a branch's ``then``/``else``, a loop's way into its
+  body (``iterate``), the body's chain and the way back to the loop's check (``check``); a node's data read
+  from a node it has no edge from (``weights``) dotted;
+- the output node (the run's answer) with a thick border, its way to ``END`` labelled ``answer``.
+
+Where the runtime goes next follows ``agentmesh.runtime.compile``: nodes nobody reaches start from ``START``;
+nodes that lead nowhere end at ``END``; a loop leaves through its declared edges (``done``) or ends; a branch
+without ``else`` ends when the condition is false.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.operators import (
+    BranchParams,
+    CodeTestsParams,
+    FunctionParams,
+    LoopParams,
+    OperatorParams,
+    RankParams,
+    RoundsParams,
+    ScoreParams,
+    VoteParams,
+)
+from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, StopPolicy
+from agentmesh.viz._svg import Arrow, Box, Direction, EdgeStyle, Line, shorten, svg_layers, wrap
+
+START = "START"
+#: The multiplication sign of repeat counts.
+TIMES = "\u00d7"
+END = "END"
+
+FlowKind = Literal["edge", "route", "back", "reads"]
+
+_ROUTE = re.compile(r"^(then|else|body)(?:\[(\d+)\])?")
+_AGENT_OPS = {"call", "team", "rounds"}
+_AGGREGATE_OPS = {"vote", "rank", "score"}
+_CONTROL_OPS = {"branch", "loop"}
+_CODE_OPS = {"code_tests", "function"}
+#: (fill, stroke) per family of operators.
+_PALETTE = {
+    "agents": ("#e0f2fe", "#0369a1"),
+    "aggregate": ("#dcfce7", "#15803d"),
+    "control": ("#fef3c7", "#b45309"),
+    "code": ("#f3e8ff", "#7e22ce"),
+    "other": ("#f3f4f6", "#4b5563"),
+}
+_EDGE_COLOR = {"edge": "#374151", "route": "#b45309", "back": "#b45309", "reads": "#6b7280"}
+_WRAP = 34
+
+
+@dataclass(frozen=True)
+class FlowEdge:
+    """One arrow of the drawing. ``kind``: a declared ``edge``, an operator ``route``, a ``back`` route (a loop's
+    way back to its check), or a ``reads`` of a node's output without an edge."""
+
+    src: str
+    dst: str
+    kind: FlowKind
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class NodeText:
+    """What a node's box says."""
+
+    name: str
+    op: str
+    operation: str
+    agents: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    description: str = ""
+
+    @property
+    def family(self) -> str:
+        if self.op in _AGENT_OPS:
+            return "agents"
+        if self.op in _AGGREGATE_OPS:
+            return "aggregate"
+        if self.op in _CONTROL_OPS:
+            return "control"
+        if self.op in _CODE_OPS:
+            return "code"
+        return "agents" if self.agents else "other"
+
+
+# --- what to draw ----------------------------------------------------------------------------------------------
+
+
+def _routes(params: OperatorParams) -> tuple[list[tuple[str, str]], dict[int, str], list[tuple[str, str]]]:
+    """A node's references split like :meth:`GraphSpec.structure`: ``(then/else routes, body by index, reads)``."""
+    routes: list[tuple[str, str]] = []
+    body: dict[int, str] = {}
+    reads: list[tuple[str, str]] = []
+    for path, ref in params.nodes_read():
+        m = _ROUTE.match(path)
+        if m is None:
+            reads.append((path, ref))
+        elif m.group(1) == "body":
+            body[int(m.group(2) or 0)] = ref
+        else:
+            routes.append((path, ref))
+    return routes, body, reads
+
+
+def graph_flow(spec: GraphSpec) -> list[FlowEdge]:
+    """Every arrow of the drawing, ``START`` and ``END`` included, in a stable order."""
+    declared = list(dict.fromkeys((str(a), str(b)) for a, b in spec.edges))
+    declared_set = set(declared)
+    flow: list[FlowEdge] = []
+    loops: dict[str, list[str]] = {}
+    branches: dict[str, set[str]] = {}
+    for name, node in spec.nodes.items():
+        routes, by_index, _ = _routes(node.params)
+        if by_index:
+            loops[name] = [by_index[i] for i in sorted(by_index)]
+        if routes:
+            branches[name] = {path.split("[")[0] for path, _ in routes}
+
+    for a, b in declared:
+        flow.append(FlowEdge(a, b, "edge", "done" if a in loops else ""))
+    chained: set[tuple[str, str]] = set()
+    for name, node in spec.nodes.items():
+        routes, _, reads = _routes(node.params)
+        for path, ref in routes:
+            flow.append(FlowEdge(name, ref, "route", path))
+        if name in loops:
+            chain = loops[name]
+            flow.append(FlowEdge(name, chain[0], "route", "iterate"))
+            for a, b in itertools.pairwise(chain):
+                chained.add((a, b))
+                if (a, b) not in declared_set:
+                    flow.append(FlowEdge(a, b, "route"))
+            flow.append(FlowEdge(chain[-1], name, "back", "check"))
+        for path, ref in reads:
+            if (ref, name) not in declared_set:
+                flow.append(FlowEdge(ref, name, "reads", path))
+
+    entered = {e.dst for e in flow if e.kind in ("edge", "route")}
+    leaving = {a for a, _ in declared} | {a for a, _ in chained} | {body[-1] for body in loops.values()}
+    output = spec.output_node()
+    head = [FlowEdge(START, n, "edge") for n in spec.nodes if n not in entered]
+    tail: list[FlowEdge] = []
+    for n in spec.nodes:
+        answer = "answer" if n == output else ""
+        if n in branches:
+            if "else" not in branches[n]:
+                tail.append(FlowEdge(n, END, "route", "else"))
+        elif n in loops:
+            if n not in leaving:
+                tail.append(FlowEdge(n, END, "edge", f"done, {answer}" if answer else "done"))
+        elif n not in leaving:
+            tail.append(FlowEdge(n, END, "edge", answer))
+    return head + flow + tail
+
+
+def _short_policy(policy: StopPolicy, *, top: bool = True) -> str:
+    if isinstance(policy, AnyOf | AllOf):
+        members = policy.any if isinstance(policy, AnyOf) else policy.all
+        text = (" or " if isinstance(policy, AnyOf) else " and ").join(_short_policy(p, top=False) for p in members)
+        return text if top else f"({text})"
+    if isinstance(policy, Consensus):
+        return f"consensus {'>' if policy.strict else '≥'} {policy.fraction:.2g}"
+    if isinstance(policy, ScoreThreshold):
+        of = f" of {policy.node}" if policy.node else ""
+        return f"{policy.reduce} score{of} ≥ {policy.min:g}"
+    if isinstance(policy, MaxRounds):
+        return f"{policy.rounds} rounds"
+    if isinstance(policy, Budget):
+        return str(policy)
+    return str(policy)  # pragma: no cover - every leaf kind is handled above
+
+
+def _agent_items(params: OperatorParams) -> list[str]:
+    """``debater`` (three times: with its count), ``judge: critic``: the agents a node calls, in order."""
+    counts: dict[tuple[str, str], int] = {}
+    for path, agent in params.agents_used():
+        role = "" if path.startswith("agent") else path.split(".")[-1].split("[")[0]
+        counts[(role, agent)] = counts.get((role, agent), 0) + 1
+    items = []
+    for (role, agent), count in counts.items():
+        text = f"{role}: {agent}" if role else agent
+        items.append(f"{text} {TIMES}{count}" if count > 1 else text)
+    return items
+
+
+def node_text(spec: GraphSpec, name: str) -> NodeText:
+    """The text of node ``name``'s box."""
+    node = spec.nodes[name]
+    p = node.params
+    operation = node.op
+    notes: list[str] = []
+    if isinstance(p, RoundsParams):
+        operation = f"rounds {TIMES}{p.rounds}" + (", sequential" if p.activation == "sequential" else "")
+        if p.rank is not None:
+            by = p.rank.function or p.rank.ranker or "ranker"
+            notes.append(f"keep {p.rank.keep} from round {p.rank.before_round} ({by})")
+        if p.stop is not None:
+            notes.append(f"stop: {_short_policy(p.stop)}")
+    elif isinstance(p, LoopParams):
+        operation = f"loop ≤{p.max_iterations}"
+        notes.append(f"until {_short_policy(p.until)}")
+    elif isinstance(p, BranchParams):
+        notes.append(f"if {shorten(p.condition, _WRAP - 3)}")
+    elif isinstance(p, RankParams):
+        operation = f"rank, keep {p.keep}" + (f" ({p.function})" if p.function else "")
+    elif isinstance(p, VoteParams):
+        operation = "weighted vote" if p.weights else "vote"
+    elif isinstance(p, ScoreParams):
+        operation = "score" + (f" ({p.function})" if p.function else "")
+    elif isinstance(p, CodeTestsParams):
+        operation = f"code_tests {p.timeout_s:g} s, {p.memory_mb} MB"
+    elif isinstance(p, FunctionParams):
+        operation = f"function {shorten(p.function, _WRAP - 9)}"
+    return NodeText(
+        name=name,
+        op=node.op,
+        operation=operation,
+        agents=wrap(_agent_items(p), _WRAP),
+        notes=notes,
+        description=node.description,
+    )
+
+
+# --- Mermaid ---------------------------------------------------------------------------------------------------
+
+
+def _mm(text: str) -> str:
+    """Text for inside a quoted Mermaid label: HTML-significant characters as Mermaid entity codes."""
+    out = []
+    for ch in text:
+        if ch in '"#&<>|' or ord(ch) < 32:
+            out.append(f"#{ord(ch)};")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def graph_mermaid(spec: GraphSpec, direction: Direction = "LR") -> str:
+    """Mermaid ``flowchart`` text of ``spec`` (paste into any Mermaid renderer, e.g. GitHub Markdown)."""
+    ids = {name: f"n{i}" for i, name in enumerate(spec.nodes)}
+    ids[START], ids[END] = "START", "END"
+    inputs = ", ".join(spec.inputs)
+    lines = [f"flowchart {direction}", f"  %% graph {_mm(spec.name)}"]
+    lines.append(f'  START(["START{"<br/><small>" + _mm(inputs) + "</small>" if inputs else ""}"])')
+    families: dict[str, list[str]] = {}
+    for name in spec.nodes:
+        t = node_text(spec, name)
+        parts = [f"<b>{_mm(name)}</b>", _mm(t.operation), *(_mm(a) for a in t.agents)]
+        parts += [f"<i>{_mm(note)}</i>" for note in t.notes]
+        lines.append(f'  {ids[name]}["{"<br/>".join(parts)}"]')
+        families.setdefault(t.family, []).append(ids[name])
+    lines.append('  END(["END"])')
+    arrow = {"edge": "-->", "route": "-.->", "back": "-.->", "reads": "-.->"}
+    for e in graph_flow(spec):
+        label = e.label if e.kind != "reads" else f"reads {e.label}"
+        text = f'|"{_mm(label)}"|' if label else ""
+        lines.append(f"  {ids[e.src]} {arrow[e.kind]}{text} {ids[e.dst]}")
+    for family, members in families.items():
+        fill, stroke = _PALETTE[family]
+        lines.append(f"  classDef {family} fill:{fill},stroke:{stroke},color:#111827")
+        lines.append(f"  class {','.join(members)} {family}")
+    lines.append("  classDef terminal fill:#1f2937,stroke:#1f2937,color:#ffffff")
+    lines.append("  class START,END terminal")
+    lines.append("  classDef output stroke-width:3px")
+    lines.append(f"  class {ids[spec.output_node()]} output")
+    return "\n".join(lines) + "\n"
+
+
+# --- SVG -------------------------------------------------------------------------------------------------------
+
+
+def _tooltip(spec: GraphSpec, t: NodeText) -> str:
+    lines = [f"{t.name} ({t.op})"]
+    if t.description:
+        lines.append(t.description)
+    node = spec.nodes[t.name]
+    params = node.params.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    lines += [f"{k}: {v}" for k, v in params.items()]
+    return "\n".join(lines)
+
+
+def graph_boxes(spec: GraphSpec) -> list[Box]:
+    """``START``, one box per node, ``END``."""
+    inputs = [Line(s, 11, color="#d1d5db") for s in wrap(list(spec.inputs), _WRAP)]
+    boxes = [
+        Box(
+            START,
+            (Line("START", 12, bold=True, color="#ffffff"), *inputs),
+            fill="#1f2937",
+            stroke="#1f2937",
+            shape="pill",
+            tooltip="inputs: " + (", ".join(spec.inputs) or "none"),
+        )
+    ]
+    output = spec.output_node()
+    for name in spec.nodes:
+        t = node_text(spec, name)
+        fill, stroke = _PALETTE[t.family]
+        lines = [Line(name, 14, bold=True), Line(t.operation, 12, color="#374151")]
+        lines += [Line(a, 12, color="#0c4a6e") for a in t.agents]
+        lines += [Line(n, 11, italic=True, color="#4b5563") for n in t.notes]
+        boxes.append(
+            Box(
+                name,
+                tuple(lines),
+                fill=fill,
+                stroke=stroke,
+                stroke_width=3.0 if name == output else 1.5,
+                tooltip=_tooltip(spec, t) + ("\n(the run's answer)" if name == output else ""),
+                min_width=110,
+            )
+        )
+    boxes.append(
+        Box(END, (Line("END", 12, bold=True, color="#ffffff"),), fill="#1f2937", stroke="#1f2937", shape="pill")
+    )
+    return boxes
+
+
+def graph_arrows(spec: GraphSpec) -> list[Arrow]:
+    out = []
+    for e in graph_flow(spec):
+        style: EdgeStyle = "solid" if e.kind == "edge" else "dotted" if e.kind == "reads" else "dashed"
+        out.append(
+            Arrow(e.src, e.dst, e.label, style=style, color=_EDGE_COLOR[e.kind], back=e.kind == "back", width=1.6)
+        )
+    return out
+
+
+def graph_svg(spec: GraphSpec, direction: Direction = "LR", *, title: bool = True) -> str:
+    """A standalone SVG drawing of ``spec`` (layers by ``networkx.topological_generations``)."""
+    subtitle: list[str] = []
+    if title:
+        if spec.description:
+            subtitle.append(shorten(spec.description, 110))
+        facts = [f"output: {spec.output_node()}"]
+        if spec.stop is not None:
+            facts.append(f"stop: {_short_policy(spec.stop)}")
+        subtitle.append(" · ".join(facts))
+    return svg_layers(
+        graph_boxes(spec),
+        graph_arrows(spec),
+        direction=direction,
+        title=f"graph {spec.name}" if title else "",
+        subtitle=subtitle,
+        last=[END],
+    )
+
+
+__all__: Sequence[str] = [
+    "END",
+    "START",
+    "TIMES",
+    "FlowEdge",
+    "NodeText",
+    "graph_arrows",
+    "graph_boxes",
+    "graph_flow",
+    "graph_mermaid",
+    "graph_svg",
+    "node_text",
+]

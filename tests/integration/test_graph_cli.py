@@ -1,0 +1,192 @@
+"""``agentmesh graph schema | validate | show`` through the real entry point (``main``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from agentmesh.cli import main
+from agentmesh.runtime.run import builtin_graphs, builtin_graphs_dir
+from agentmesh.spec import load_graph
+from agentmesh.viz import graph_mermaid
+
+GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
+VALID = ["debate", "branch_loop", "loop_one", "escapes"]
+
+
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["agentmesh", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def wide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+
+
+# --- schema ----------------------------------------------------------------------------------------------------
+
+
+def test_schema_is_json_schema_that_accepts_the_specs(capsys, monkeypatch) -> None:
+    code, out, err = run_cli(["graph", "schema"], capsys, monkeypatch)
+    assert code == 0, err
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in VALID:
+        data = yaml.safe_load((GRAPHS / f"{name}.yaml").read_text())
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert errors == [], (name, errors)
+    for name in builtin_graphs():
+        data = yaml.safe_load((builtin_graphs_dir() / f"{name}.yaml").read_text())
+        assert list(validator.iter_errors(data)) == [], name
+    invalid = yaml.safe_load((GRAPHS / "invalid.yaml").read_text())
+    assert not validator.is_valid(invalid)  # rounds: 0
+
+
+def test_schema_to_a_file(tmp_path: Path, capsys, monkeypatch) -> None:
+    target = tmp_path / "out" / "graph.schema.json"
+    code, out, _ = run_cli(["graph", "schema", "-o", str(target)], capsys, monkeypatch)
+    assert code == 0 and f"wrote {target}" in out
+    jsonschema.Draft202012Validator.check_schema(json.loads(target.read_text()))
+
+
+# --- validate --------------------------------------------------------------------------------------------------
+
+
+def test_validate_valid_files_and_builtins(capsys, monkeypatch) -> None:
+    files = [str(GRAPHS / f"{name}.yaml") for name in VALID]
+    code, out, err = run_cli(["graph", "validate", *files, "debate"], capsys, monkeypatch)
+    assert code == 0, err
+    assert f"✓ {GRAPHS / 'debate.yaml'}: graph debate, 2 nodes, 1 agent\n" in out
+    assert f"✓ {GRAPHS / 'branch_loop.yaml'}: graph refine, 7 nodes, 3 agents\n" in out
+    assert f"✓ {GRAPHS / 'loop_one.yaml'}: graph ticks, 2 nodes, 0 agents\n" in out
+    assert "✓ debate: graph debate, 2 nodes, 1 agent\n" in out
+    assert err == ""
+
+
+def test_validate_reports_every_invalid_file_with_its_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    broken = tmp_path / "unknown_agent.yaml"
+    broken.write_text("name: x\nagents:\n  a: {prompt: hi}\nnodes:\n  one:\n    op: team\n    agents: [a, ghost]\n")
+    invalid = GRAPHS / "invalid.yaml"
+    ok = GRAPHS / "debate.yaml"
+    code, out, err = run_cli(["graph", "validate", str(invalid), str(ok), str(broken)], capsys, monkeypatch)
+    assert code == 2
+    assert f"✓ {ok}: graph debate" in out  # valid files are still checked and reported
+    assert f"✗ {invalid}:9: nodes.one.rounds: Input should be greater than or equal to 1 (got 0)" in err
+    assert f"✗ {broken}:7: nodes.one.agents[1]: unknown agent 'ghost'; known agents: a" in err
+    assert "Traceback" not in err
+
+    code, _, err = run_cli(["graph", "validate", str(tmp_path / "missing.yaml")], capsys, monkeypatch)
+    assert code == 2 and "missing.yaml: file not found" in err
+
+
+# --- show ------------------------------------------------------------------------------------------------------
+
+
+def test_show_prints_summary_and_mermaid(capsys, monkeypatch) -> None:
+    code, out, err = run_cli(["graph", "show", str(GRAPHS / "debate.yaml")], capsys, monkeypatch)
+    assert code == 0, err
+    for expected in (
+        "graph debate",
+        "LLM debate",
+        "Inputs",
+        "question",
+        "Agents",
+        "debater",
+        "boxed_math",
+        "temperature=0.7, max_tokens=256",
+        "Nodes",
+        "agents: [debater, debater, debater]",
+        "rounds: 3",
+        "stop: consensus (> 0.66 of active agents agree)",
+        "from: debate",
+        "Edges and routes",
+        "Stop policy: none at graph level",
+        "Output node: vote",
+        "flowchart LR",
+        "n0 --> n1",
+    ):
+        assert expected in out, expected
+
+
+def test_show_summary_of_branch_and_loop(capsys, monkeypatch) -> None:
+    code, out, err = run_cli(["graph", "show", str(GRAPHS / "branch_loop.yaml")], capsys, monkeypatch)
+    assert code == 0, err
+    for expected in (
+        "condition: inputs.hard and inputs.question|length > 3",
+        "body: [draft, critique]",
+        "until: consensus (> 0.5 of active agents agree) or max rounds (3)",
+        'score {"min": 0, "max": 10}',
+        "check",
+        "iterate",
+        "Output node: final",
+    ):
+        assert expected in out, expected
+
+
+def test_show_mermaid_only(capsys, monkeypatch) -> None:
+    code, out, _ = run_cli(["graph", "show", str(GRAPHS / "branch_loop.yaml"), "--mermaid"], capsys, monkeypatch)
+    assert code == 0
+    assert out == graph_mermaid(load_graph(GRAPHS / "branch_loop.yaml"))
+    code, out, _ = run_cli(["graph", "show", "debate", "--mermaid", "-d", "TD"], capsys, monkeypatch)
+    assert code == 0 and out.startswith("flowchart TD\n")
+
+
+def test_show_writes_svg(tmp_path: Path, capsys, monkeypatch) -> None:
+    target = tmp_path / "drawings" / "debate.svg"
+    code, out, err = run_cli(["graph", "show", str(GRAPHS / "debate.yaml"), "--svg", str(target)], capsys, monkeypatch)
+    assert code == 0, err
+    assert f"wrote {target}" in out and "flowchart" not in out
+    root = ET.fromstring(target.read_text())
+    words = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert {"debate", "vote", "START", "END"} <= set(words)
+
+
+def test_show_png_needs_cairosvg(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cairosvg", None)  # import fails
+    target = tmp_path / "g.png"
+    code, _, err = run_cli(["graph", "show", str(GRAPHS / "debate.yaml"), "--png", str(target)], capsys, monkeypatch)
+    assert code == 2
+    flat = " ".join(err.split())
+    assert "cairosvg" in flat and "--svg OUT.svg" in flat
+    assert not target.exists()
+
+
+def test_show_png_with_a_converter(tmp_path: Path, capsys, monkeypatch) -> None:
+    seen: dict[str, object] = {}
+
+    def svg2png(*, bytestring: bytes, write_to: str, scale: float) -> None:
+        seen["svg"] = bytestring
+        Path(write_to).write_bytes(b"\x89PNG fake")
+
+    monkeypatch.setitem(sys.modules, "cairosvg", types.SimpleNamespace(svg2png=svg2png))
+    target = tmp_path / "g.png"
+    code, out, err = run_cli(["graph", "show", "debate", "--png", str(target)], capsys, monkeypatch)
+    assert code == 0, err
+    assert target.read_bytes().startswith(b"\x89PNG") and f"wrote {target}" in out
+    assert isinstance(seen["svg"], bytes) and ET.fromstring(seen["svg"]).tag.endswith("svg")
+
+
+def test_show_invalid_file(tmp_path: Path, capsys, monkeypatch) -> None:
+    shutil.copy(GRAPHS / "invalid.yaml", tmp_path / "bad.yaml")
+    code, out, err = run_cli(["graph", "show", "bad.yaml"], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert "bad.yaml:9: nodes.one.rounds" in err and "Traceback" not in err
