@@ -1,6 +1,7 @@
 """Built-in operators; importing this package registers them."""
 
 from agentmesh.runtime.operators import basic, rounds
+from agentmesh.runtime.operators import code as code  # registers code_tests
 from agentmesh.runtime.operators.registry import (
     NodeOutput,
     NodeRun,
