@@ -8,15 +8,14 @@ Needs the ``local`` and ``dev`` extras (the ``llama_server_url`` fixture skips, 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from agentmesh.cli import main
 from agentmesh.runtime import run
 from agentmesh.runtime.run import builtin_graphs
 from agentmesh.store import Store
+from tests._cli import run_cli
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,13 +57,7 @@ def test_shipped_graph_runs_on_smollm2_is_stored_and_shown(
     assert record.totals["calls"] == len(calls) and not record.totals.get("estimated_tokens")
 
     monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(sys, "argv", ["agentmesh", "show", result.run_id, "--db", db])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(["show", result.run_id, "--db", db], capsys, monkeypatch)
     assert code == 0, err
     for expected in (result.run_id, graph, "succeeded", "model_call"):
         assert expected in out

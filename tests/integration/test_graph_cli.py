@@ -13,26 +13,13 @@ import jsonschema
 import pytest
 import yaml
 
-from agentmesh.cli import main
 from agentmesh.runtime.run import builtin_graphs, builtin_graphs_dir
 from agentmesh.spec import load_graph
 from agentmesh.viz import graph_mermaid
+from tests._cli import run_cli
 
 GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
 VALID = ["debate", "branch_loop", "loop_one", "escapes"]
-
-
-def run_cli(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["agentmesh", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)
