@@ -2,7 +2,8 @@
 
 Run it (from the repository root, in the project's venv, with the ``bench`` extra installed)::
 
-    pip install -e ".[bench]"; python bench/bench_overhead.py   # overhead + concurrency + storage, 30 timed runs after 3 warm-ups
+    pip install -e ".[bench]"                 # once: the baselines
+    python bench/bench_overhead.py            # overhead + concurrency + storage, 30 timed runs after 3 warm-ups
     python bench/bench_overhead.py --quick    # fewer runs, for a smoke test
     python bench/bench_overhead.py --storage  # the storage part only
 
