@@ -7,6 +7,7 @@ Example::
     print(result.answer, result.stop_reason, result.run_id)
 """
 
+from agentmesh import systems  # registers the methods' functions and operators
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
 from agentmesh.runtime import RunResult, aresume, arun, operator, register_function, run
@@ -30,4 +31,5 @@ __all__ = [
     "operator",
     "register_function",
     "run",
+    "systems",
 ]

@@ -204,8 +204,8 @@ class GraphSpec(BaseModel):
         base = COMMON_VARIABLES | set(self.inputs)
         reported: set[tuple[str, str]] = set()
         for node_name, node in self.nodes.items():
-            available = base | node.params.provides
-            for _, agent_name in node.params.agents_used():
+            for field_path, agent_name in node.params.agents_used():
+                available = base | node.params.provides_for(field_path)
                 card = self.agents[agent_name]
                 for field, source in (("prompt", card.prompt), ("system", card.system)):
                     if source is None:

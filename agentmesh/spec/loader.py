@@ -112,17 +112,44 @@ def _raise(file: str, lines: LineMap, problems: Iterable[Problem]) -> None:
 
 
 def load_agent(path: str | Path) -> AgentCard:
-    """Load one agent card file."""
+    """Load one agent card file.
+
+    A card may start with ``extends: <card file>`` (relative to it): it takes that card's fields and overrides
+    the ones it gives (mappings such as ``sampling`` merged key by key). A team of roles then shares one prompt
+    and parser, each role card giving only its name and persona.
+    """
     file = Path(path)
-    data, lines = _read(file)
-    if not isinstance(data, dict):
-        _raise(str(file), lines, [Problem(loc=(), message="expected a mapping (name, prompt, parser, ...)")])
+    data, lines = _card_data(file, ())
     data.setdefault("name", file.stem)
     try:
         return AgentCard.model_validate(data)
     except ValidationError as exc:
         _raise(str(file), lines, _pydantic_problems(exc, ()))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _card_data(file: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], LineMap]:
+    data, lines = _read(file)
+    if not isinstance(data, dict):
+        _raise(str(file), lines, [Problem(loc=(), message="expected a mapping (name, prompt, parser, ...)")])
+    base_ref = data.pop("extends", None)
+    if base_ref is None:
+        return data, lines
+    if not isinstance(base_ref, str):
+        _raise(str(file), lines, [Problem(loc=("extends",), message="expected the path of another agent card")])
+    base_file = (file.parent / base_ref).resolve()
+    if base_file in chain or base_file == file.resolve():
+        cycle = " -> ".join(str(p) for p in (*chain, file.resolve(), base_file))
+        _raise(str(file), lines, [Problem(loc=("extends",), message=f"cards extend each other in a cycle: {cycle}")])
+    if not base_file.is_file():
+        _raise(str(file), lines, [Problem(loc=("extends",), message=f"card {base_ref} not found ({base_file})")])
+    base, _ = _card_data(base_file, (*chain, file.resolve()))
+    base.pop("name", None)
+    merged = dict(base)
+    for key, value in data.items():
+        old = merged.get(key)
+        merged[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged, lines
 
 
 def load_graph(path: str | Path) -> GraphSpec:

@@ -36,6 +36,10 @@ class OperatorParams(BaseModel):
         """``(field path, agent name)`` pairs this node calls."""
         return []
 
+    def provides_for(self, field_path: str) -> frozenset[str]:
+        """Template variables the agent at ``field_path`` (as :meth:`agents_used` names it) gets."""
+        return self.provides
+
     def nodes_read(self) -> list[tuple[str, str]]:
         """``(field path, node name)`` pairs whose outputs this node reads or routes to."""
         return []
@@ -65,7 +69,10 @@ class TeamParams(OperatorParams):
 
 
 class RankStep(BaseModel):
-    """Inside ``rounds``: before round ``before_round``, rank the active agents' answers and keep ``keep``."""
+    """Inside ``rounds``: before round ``before_round``, rank the active agents' answers and keep ``keep``.
+
+    It runs only when more than ``keep`` agents are active (DyLAN ranks 7 or 4 agents, never 3), once.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,6 +80,29 @@ class RankStep(BaseModel):
     keep: int = Field(ge=1)
     ranker: str | None = Field(default=None, description="Agent that ranks (an LLM ranker).")
     function: str | None = Field(default=None, description="Registered ranking function instead of an agent.")
+    min_active: int | None = Field(
+        default=None,
+        ge=2,
+        description="Rank only when at least this many agents are active (default keep + 1; DyLAN's MMLU code "
+        "ranks only teams of more than 3).",
+    )
+    shuffle: bool = Field(default=True, description="Show the ranker the answers in a seeded random order.")
+    stop_if_agree: bool = Field(
+        default=False,
+        description="Check the node's stop policy on the kept answers alone and stop before the next round if it "
+        "holds (DyLAN's MATH script: the two selected answers agree).",
+    )
+
+
+class RatingsRequest(BaseModel):
+    """From round 2, each reply also rates the previous answers it was shown, as ``[[r1, r2, ...]]`` (DyLAN)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    non_integer: Literal["zero", "invalidate"] = Field(
+        default="zero",
+        description="A non-integer item counts 0 (DyLAN's MMLU class) or voids the list (its HumanEval class).",
+    )
 
 
 class RoundsParams(OperatorParams):
@@ -83,8 +113,24 @@ class RoundsParams(OperatorParams):
     shuffle: bool = Field(default=True, description="Shuffle previous answers (seeded) before showing them.")
     anonymize: bool = Field(default=True, description="Hide which agent gave which previous answer.")
     include_self: bool = Field(default=True, description="Show an agent its own previous answer among the others.")
-    activation: Literal["parallel", "sequential"] = "parallel"
+    activation: Literal["parallel", "sequential"] = Field(
+        default="parallel",
+        description="parallel: a round's agents at once (lower latency); sequential: one at a time, the stop "
+        "policy checked after each answer (fewer calls when agreement comes early: DyLAN's call counts).",
+    )
+    activation_order: Literal["random", "fixed"] = Field(
+        default="random", description="Sequential activation in a seeded random order, or in slot order."
+    )
     rank: RankStep | None = None
+    ratings: RatingsRequest | None = Field(
+        default=None, description="Parse each reply's ratings of the previous answers it was shown (DyLAN)."
+    )
+    reference_compat: bool = Field(
+        default=False,
+        description="DyLAN's released code after a rank step: every previous answer stays visible and the next "
+        "round's agents are picked by position in a shuffled order (dylan.md §8 D1). Default: the paper's "
+        "semantics, where only the kept agents go on and only their answers flow.",
+    )
     stop: StopPolicy | None = Field(default=None, description="Checked after every round (e.g. consensus).")
     seed: int = 0
     provides: ClassVar[frozenset[str]] = frozenset({"round", "previous", "own_previous", "index"})
@@ -94,6 +140,10 @@ class RoundsParams(OperatorParams):
         if self.rank is not None and self.rank.ranker is not None:
             used.append(("rank.ranker", self.rank.ranker))
         return used
+
+    def provides_for(self, field_path: str) -> frozenset[str]:
+        # the ranker of a rank step is prompted like a ``rank`` node's ranker, not like a team member
+        return RankParams.provides if field_path == "rank.ranker" else self.provides
 
 
 class _FromNode(OperatorParams):

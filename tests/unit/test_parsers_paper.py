@@ -14,11 +14,8 @@ Which vectors are parsing vectors:
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,24 +32,9 @@ from agentmesh.parsers import (
     score_to_1_5_rounded,
     text_list,
 )
+from tests._paper import examples_dir, load_vectors
 
 pytestmark = pytest.mark.paper
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def examples_dir() -> Path:
-    configured = os.environ.get("AGENTMESH_EXAMPLES_DIR")
-    return Path(configured) if configured else (REPO_ROOT / ".." / "shared" / "papers").resolve()
-
-
-def load_vectors(system: str) -> list[dict[str, Any]] | None:
-    path = examples_dir() / f"{system}_examples.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    vectors = data.get("vectors", []) if isinstance(data, dict) else data
-    return [v for v in vectors if isinstance(v, dict)]
 
 
 def cases(system: str, expand: Callable[[dict[str, Any]], Iterator[tuple[str, Any]]]) -> list[Any]:

@@ -7,8 +7,14 @@ Per agent slot ``i`` in round ``r`` the prompt gets ``round``, ``index``, ``own_
 text, or ``None``) and ``previous``: the previous layer's active answers as ``{text, answer, value}`` (plus
 ``agent`` unless ``anonymize``), shuffled with a seed derived from (seed, round, slot) when ``shuffle``, and
 without the agent's own unless ``include_self``. Activation ``parallel`` asks a layer at once; ``sequential``
-asks one agent at a time in a seeded random order and checks the stop policy after each answer (fewer calls
-when agreement comes early). A ``rank`` step before a round keeps only the top agents active.
+asks one agent at a time (seeded random or slot order) and checks the stop policy after each answer, so later
+calls of a layer are skipped once the layer agrees. A ``rank`` step before a round keeps only the top agents.
+
+The output's ``history`` is the run's network, one entry per round: who was a member, in which order they were
+activated, what each node answered, which previous nodes it was shown (``seen``, in the order shown) and how it
+rated them (``ratings``, when ``ratings`` is set), and which agents a rank step kept. DyLAN's Agent Importance
+Scores (:mod:`agentmesh.systems.dylan`) and the network drawings read it; it holds keys and slots, not texts,
+so it stays small (the texts are in the store's events).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from agentmesh.parsers.ratings import parse_dylan_ratings
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer
 from agentmesh.runtime.operators.basic import gather_answers
@@ -25,15 +32,20 @@ from agentmesh.runtime.voting import agreement
 from agentmesh.spec.operators import RoundsParams
 
 
-def _rng(seed: int, round: int, slot: int) -> random.Random:
+def _rng(seed: int, round: int, slot: int | str) -> random.Random:
     return random.Random(f"{seed}:{round}:{slot}")
 
 
-def _previous_for(p: RoundsParams, slot: int, round: int, layer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _shown(p: RoundsParams, slot: int, round: int, layer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The previous answers agent ``slot`` sees in ``round``, in the order it sees them."""
     shown = [a for a in layer if p.include_self or a["slot"] != slot]
     if p.shuffle:
         shown = shown[:]
         _rng(p.seed, round, slot).shuffle(shown)
+    return shown
+
+
+def _as_previous(p: RoundsParams, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "text": a["text"],
@@ -53,30 +65,47 @@ async def rounds(run: NodeRun) -> NodeOutput:
     round_no = int(own.get("round", 0)) + 1
     layer: list[dict[str, Any]] = list(own.get("answers") or [])
     active: list[int] = list(own.get("active", range(len(p.agents))))
-    history: list[dict[str, Any]] = list(own.get("history") or [])
+    history: list[dict[str, Any]] = [dict(h) for h in own.get("history") or []]
 
-    if p.rank is not None and round_no == p.rank.before_round and len(active) > p.rank.keep:
-        active, layer = await _rank(run, p, round_no, layer)
+    if p.rank is not None and round_no == p.rank.before_round and len(active) >= _rank_threshold(p):
+        active, layer, ranked = await _rank(run, p, round_no, layer)
+        history[-1]["ranked"] = ranked
+        if p.rank.stop_if_agree and p.stop is not None:
+            kept = [a for a in layer if a["slot"] in active]
+            reason = holds(p.stop, {"answers": kept}, outputs=run.outputs, budget=run.ctx.budget)
+            if reason:
+                return {
+                    "round": round_no - 1,
+                    "answers": kept,
+                    "active": active,
+                    "history": history,
+                    "done": True,
+                    "stop": f"{reason} among the ranked answers before round {round_no}",
+                }
 
     own_previous = {a["slot"]: a["text"] for a in layer}
+    seen: dict[int, list[int]] = {}
 
     def extra(slot: int) -> dict[str, Any]:
+        shown = _shown(p, slot, round_no, layer) if round_no > 1 else []
+        seen[slot] = [a["slot"] for a in shown]
         return {
             "round": round_no,
             "index": slot,
-            "previous": _previous_for(p, slot, round_no, layer) if round_no > 1 else [],
+            "previous": _as_previous(p, shown),
             "own_previous": own_previous.get(slot),
         }
 
+    order = active[:]
+    if p.activation == "sequential" and p.activation_order == "random":
+        _rng(p.seed, round_no, -1).shuffle(order)
     stop_reason: str | None = None
     if p.activation == "parallel":
-        out = await gather_answers(run, [(p.agents[s], s, extra(s)) for s in active], round=round_no)
+        out = await gather_answers(run, [(p.agents[s], s, extra(s)) for s in order], round=round_no)
         answers = out["answers"]
         stop_reason = out.get("stopped")
     else:
         answers = []
-        order = active[:]
-        _rng(p.seed, round_no, -1).shuffle(order)
         for slot in order:
             card = run.ctx.spec.agents[p.agents[slot]]
             try:
@@ -97,12 +126,26 @@ async def rounds(run: NodeRun) -> NodeOutput:
                 if reason:
                     stop_reason = f"{reason} at round {round_no}"
                     break
-        answers.sort(key=lambda a: a["slot"])
+    # answers stay in activation order: a tied vote goes to the answer given first (DyLAN's most_frequent)
 
+    nodes = [_node_record(p, a, seen.get(a["slot"], [])) for a in answers]
     key, count = agreement([a.get("key") for a in answers])
-    history.append({"round": round_no, "keys": [a.get("key") for a in answers], "top": key, "agree": count})
+    history.append(
+        {
+            "round": round_no,
+            "members": sorted(active),
+            "order": order,
+            "nodes": nodes,
+            "ranked": None,
+            "keys": [a.get("key") for a in answers],
+            "top": key,
+            "agree": count,
+        }
+    )
     output: NodeOutput = {
         "round": round_no,
+        "max_rounds": p.rounds,
+        "agents": list(p.agents),
         "answers": answers,
         "active": [a["slot"] for a in answers] if stop_reason and p.activation == "sequential" else active,
         "history": history,
@@ -117,17 +160,41 @@ async def rounds(run: NodeRun) -> NodeOutput:
     return output
 
 
+def _rank_threshold(p: RoundsParams) -> int:
+    assert p.rank is not None
+    return p.rank.min_active if p.rank.min_active is not None else p.rank.keep + 1
+
+
+def _node_record(p: RoundsParams, answer: dict[str, Any], seen: list[int]) -> dict[str, Any]:
+    """One node of the network: what it answered, which previous nodes it saw (in order) and how it rated them."""
+    record: dict[str, Any] = {"slot": answer["slot"], "agent": answer["agent"], "key": answer.get("key"), "seen": seen}
+    if p.ratings is not None and seen:
+        parsed = parse_dylan_ratings(answer.get("text") or "", len(seen), non_integer=p.ratings.non_integer)
+        record["ratings"] = parsed.ratings if parsed.status in ("ok", "partial") else None
+        record["rating_status"] = parsed.status
+    return record
+
+
 async def _rank(
     run: NodeRun, p: RoundsParams, round_no: int, layer: list[dict[str, Any]]
-) -> tuple[list[int], list[dict[str, Any]]]:
-    """Keep the top ``rank.keep`` agents of the last layer; only their answers flow on."""
+) -> tuple[list[int], list[dict[str, Any]], dict[str, Any]]:
+    """Rank the last layer and keep the top ``rank.keep``: the next members, the answers they see, the record.
+
+    Paper semantics: only the kept agents go on and only their answers flow. ``reference_compat``: every answer
+    stays visible and the kept indices pick agents by position in a (seeded) shuffled order (dylan.md §8 D1).
+    """
     assert p.rank is not None
+    ordered = sorted(layer, key=lambda a: a["slot"])
+    shown = ordered[:]
+    if p.rank.shuffle:
+        _rng(p.seed, round_no, "rank").shuffle(shown)
     if p.rank.function:
-        chosen = list(get_function(p.rank.function, node=run.name)(layer, p.rank.keep))
+        picks = list(get_function(p.rank.function, node=run.name)(shown, p.rank.keep))
+        by = p.rank.function
     else:
         assert p.rank.ranker is not None
         card = run.ctx.spec.agents[p.rank.ranker]
-        candidates = [{"text": a["text"], "answer": a.get("key")} for a in layer]
+        candidates = [{"text": a["text"], "answer": a.get("key")} for a in shown]
         variables = run.ctx.variables(run.outputs, card, {"candidates": candidates, "keep": p.rank.keep})
         reply = await run.ctx.ask(
             node=run.call_node,
@@ -135,9 +202,20 @@ async def _rank(
             slot=len(p.agents),  # after the team's slots: unique call key in this round
             round=round_no,
             variables=variables,
-            parse_params={"n": len(layer)},
+            parse_params={"n": len(shown)},
         )
-        chosen = [int(i) for i in reply.value] if isinstance(reply.value, list) else []
-    indices = [i for i in dict.fromkeys(chosen) if 0 <= i < len(layer)][: p.rank.keep]
-    kept = [layer[i] for i in indices]
-    return [a["slot"] for a in kept], kept
+        picks = [int(i) for i in reply.value] if isinstance(reply.value, list) else []
+        by = card.name
+    indices = [i for i in dict.fromkeys(picks) if 0 <= i < len(shown)][: p.rank.keep]
+    kept_slots = [shown[i]["slot"] for i in indices]
+    record: dict[str, Any] = {"kept": kept_slots, "shown": [a["slot"] for a in shown], "by": by}
+    if p.reference_compat:
+        # the released code: ranked positions index a freshly shuffled list of agents; nobody is deactivated
+        pool = [a["slot"] for a in ordered]
+        if p.activation_order == "random":
+            _rng(p.seed, round_no, "positions").shuffle(pool)
+        members = [pool[i] for i in indices]
+        record["members"] = members
+        record["reference_compat"] = True
+        return members, layer, record
+    return kept_slots, [a for a in layer if a["slot"] in kept_slots], record
