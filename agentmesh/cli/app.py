@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agentmesh.cli import ask, db, graph, models, run, runs
+from agentmesh.cli import ask, db, graph, models, optimize, run, runs
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 
@@ -23,6 +23,7 @@ app.command("show")(runs.show)
 app.command("models")(models.models)
 app.command("run")(run.run_graph)
 app.command("resume")(run.resume)
+app.command("optimize")(optimize.optimize)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
 

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
+from agentmesh import datasets
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store
 from agentmesh.cli._live import LiveView, final_panel, snippet
 from agentmesh.errors import AgentmeshError, ConfigError
@@ -187,37 +188,9 @@ def _typed(spec: GraphSpec, name: str, ispec: InputSpec, raw: str) -> Any:
 
 
 def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """The items of a JSONL file as ``(line number, checked inputs)``, every line checked before any run starts.
-
-    A batch that fails on line 900 after 899 runs were paid for is the failure this prevents: bad JSON, a line
-    that is not an object, a missing or mistyped input all stop here, naming the line.
-    """
-    if not path.is_file():
-        raise ConfigError(f"input file {path} does not exist", file=str(path))
-    items: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line.strip())
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", file=str(path), line=lineno
-                ) from exc
-            if not isinstance(data, dict):
-                raise ConfigError(
-                    f"{path}:{lineno}: expected a JSON object of inputs, got {type(data).__name__}",
-                    file=str(path),
-                    line=lineno,
-                )
-            try:
-                items.append((lineno, check_inputs(spec, {**defaults, **data})))
-            except ConfigError as exc:
-                raise ConfigError(f"{path}:{lineno}: {exc}", file=str(path), line=lineno) from exc
-    if not items:
-        raise ConfigError(f"{path}: no items (expected one JSON object of inputs per line)", file=str(path))
-    return items
+    """The items of a JSONL file as ``(line number, checked inputs)``, every line checked before any run starts
+    (benchmark formats mapped to the graph's inputs: :func:`agentmesh.datasets.read_items`)."""
+    return [(item.line, item.inputs) for item in datasets.read_items(path, spec, defaults)]
 
 
 # --- one run: live view and final panel -------------------------------------------------------------------

@@ -230,7 +230,9 @@ def _vector_graph(vector: dict[str, Any], compat: bool) -> GraphSpec:
 
 
 @pytest.mark.parametrize(("vector", "compat", "expected"), _cases("query"))
-def test_dylan_graph_reproduces_the_vector(vector: dict[str, Any], compat: bool, expected: dict[str, Any]) -> None:
+def test_dylan_graph_reproduces_the_vector(
+    vector: dict[str, Any], compat: bool, expected: dict[str, Any], tmp_path: Path
+) -> None:
     n = _n_agents(vector)
     responder = VectorModel(vector, n)
     model = ScriptedModel(respond=responder)
@@ -238,7 +240,7 @@ def test_dylan_graph_reproduces_the_vector(vector: dict[str, Any], compat: bool,
         _vector_graph(vector, compat),
         {"question": "Which option?", "choices": ["a", "b", "c", "d"]},
         model=model,
-        store=None,
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
     )
     assert result.status == "succeeded", result.error
     if "api_calls" in expected:

@@ -83,11 +83,14 @@ class Importance:
     """No active node of layer ``L`` gave the final answer (``|C| = 0``): the credit was shared by all of them."""
     weights: dict[NodeKey, dict[int, Fraction]] = field(default_factory=dict)
     """Per node of layer ≥ 1, its normalised weight on each predecessor agent."""
+    ran: list[NodeKey] = field(default_factory=list)
+    """The nodes that ran (active or pruned), as opposed to those an early stop or the ranker never reached."""
 
     def to_json(self, source: str | None = None) -> dict[str, Any]:
         """Floats for pictures and tables, exact fractions as strings for checks; node keys ``"round,slot"``."""
         return {
             "per_node": {f"{t + 1},{a}": float(v) for (t, a), v in sorted(self.per_node.items())},
+            "ran": [f"{t + 1},{a}" for t, a in sorted(self.ran)],
             "per_agent": {k: float(v) for k, v in self.per_agent.items()},
             "per_agent_exact": {k: _fraction_text(v) for k, v in self.per_agent.items()},
             "layer_sums": [float(s) for s in self.layer_sums],
@@ -157,7 +160,7 @@ def importance(
         label: sum((full[(t, a)] for t in range(trace.layers)), Fraction(0)) for a, label in enumerate(trace.agents)
     }
     layer_sums = [sum((full[(t, a)] for a in range(n_agents)), Fraction(0)) for t in range(trace.layers)]
-    return Importance(full, per_agent, layer_sums, last, chosen, fallback, weights)
+    return Importance(full, per_agent, layer_sums, last, chosen, fallback, weights, sorted(trace.nodes))
 
 
 def _answer(trace: Trace, layer: int, agent: int) -> str | None:

@@ -1,0 +1,180 @@
+"""Benchmark data sets as graph inputs: MMLU-, MATH/GSM8K- and HumanEval-style JSONL lines, and their gold answers.
+
+People bring their questions in the formats the benchmarks ship, not in a graph's input names. A line is read
+as the graph's inputs when its keys already are; otherwise the known shapes are recognised and mapped:
+
+- **MMLU-style**: ``question`` + ``choices`` (or ``options``), or the CSV-derived ``input`` + ``A``/``B``/``C``/``D``
+  (+ ``target``), the form DyLAN's and lm-eval's MMLU files use; gold ``answer`` (a letter or a 0-based index)
+  or ``target``.
+- **MATH-style**: ``problem`` + ``solution`` (gold: the solution's last ``\\boxed{}``); **GSM8K**: ``question`` +
+  ``answer`` ending ``#### 72`` (gold after ``####``), given to a graph that asks for ``problem``.
+- **HumanEval-style**: ``task_id``, ``prompt``, ``entry_point``, ``test``, ``canonical_solution``.
+
+Keys the graph does not take (gold answers, ids, metadata) are kept aside as the item's ``extra``, so labelled
+data can be scored later without confusing the graph. Every line is checked before any run starts, and an error
+names the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentmesh.errors import ConfigError
+from agentmesh.parsers.math import last_boxed_only_string, strip_math_string
+from agentmesh.spec.graph import GraphSpec
+
+__all__ = ["Item", "gold_answer", "item_inputs", "read_items"]
+
+LETTERS = "ABCDEFGHIJ"
+
+# graph input -> keys of the known formats that can fill it, in order of preference
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "question": ("question", "input", "problem", "prompt"),
+    "problem": ("problem", "question", "input"),
+    "choices": ("choices", "options"),
+    "prompt": ("prompt",),
+}
+
+
+# keys the benchmark formats carry besides a graph's inputs: kept aside, never an "unknown input"
+_METADATA = frozenset(
+    {
+        "answer",
+        "target",
+        "solution",
+        "task_id",
+        "canonical_solution",
+        "test",
+        "entry_point",
+        "id",
+        "subject",
+        "level",
+        "type",
+        "category",
+        "label",
+        "input",
+        "options",
+        "question",
+        "problem",
+        "prompt",
+        "choices",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of a data set: where it is, the graph's inputs, and everything else the line had."""
+
+    line: int
+    inputs: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gold(self) -> str | None:
+        """The line's reference answer, normalised like the parsers' keys, when it has one."""
+        return gold_answer({**self.extra, **self.inputs})
+
+
+def _letter_columns(data: Mapping[str, Any]) -> list[str] | None:
+    letters = [c for c in LETTERS if c in data]
+    if len(letters) >= 2 and letters == list(LETTERS[: len(letters)]):
+        return [str(data[c]) for c in letters]
+    return None
+
+
+def item_inputs(data: Mapping[str, Any], spec: GraphSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a data line into the graph's inputs (mapped from a known format) and the rest."""
+    inputs: dict[str, Any] = {}
+    used: set[str] = set()
+    for name in spec.inputs:
+        if name in data:
+            inputs[name] = data[name]
+            used.add(name)
+            continue
+        if name == "choices":
+            columns = _letter_columns(data)
+            if columns is not None:
+                inputs[name] = columns
+                used.update(LETTERS[: len(columns)])
+                continue
+        for alias in _ALIASES.get(name, ()):
+            if alias in data and alias not in used:
+                inputs[name] = data[alias]
+                used.add(alias)
+                break
+    extra = {k: v for k, v in data.items() if k not in used}
+    unknown = sorted(k for k in extra if k not in _METADATA and k not in LETTERS)
+    if unknown:  # most likely a misspelt input: say so rather than drop it
+        inputs.update({k: extra.pop(k) for k in unknown})
+    return inputs, extra
+
+
+def gold_answer(data: Mapping[str, Any]) -> str | None:
+    """The reference answer of a line in a known format, as a vote key (letter, normalised math, or None)."""
+    if "solution" in data and isinstance(data["solution"], str):  # MATH
+        boxed = last_boxed_only_string(data["solution"])
+        if boxed is not None:
+            inner = boxed[len("\\boxed{") : -1] if boxed.startswith("\\boxed{") else boxed
+            return strip_math_string(inner)
+    answer = data.get("answer", data.get("target"))
+    if isinstance(answer, bool) or answer is None:
+        return None
+    if isinstance(answer, int):
+        return (
+            LETTERS[answer] if ("choices" in data or "options" in data) and 0 <= answer < len(LETTERS) else str(answer)
+        )
+    text = str(answer).strip()
+    if "####" in text:  # GSM8K
+        return strip_math_string(text.split("####")[-1].strip().replace(",", ""))
+    if re.fullmatch(r"\(?[A-Ja-j]\)?", text):
+        return text.strip("()").upper()
+    return strip_math_string(text)
+
+
+def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None) -> list[Item]:
+    """Every line of a JSONL file as an :class:`Item`, all checked before anything runs.
+
+    A batch that fails on line 900 after 899 runs were paid for is the failure this prevents: bad JSON, a line
+    that is not an object, a missing or mistyped input all stop here, naming the line.
+    """
+    from agentmesh.runtime.run import check_inputs  # the runtime depends on spec only; keep this module light
+
+    if not path.is_file():
+        raise ConfigError(f"input file {path} does not exist", file=str(path))
+    items: list[Item] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line.strip())
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", file=str(path), line=lineno
+                ) from exc
+            if not isinstance(data, dict):
+                raise ConfigError(
+                    f"{path}:{lineno}: expected a JSON object of inputs, got {type(data).__name__}",
+                    file=str(path),
+                    line=lineno,
+                )
+            inputs, extra = item_inputs(data, spec)
+            try:
+                checked = check_inputs(spec, {**(defaults or {}), **inputs})
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"{path}:{lineno}: {exc} (a line holds the graph's inputs, or an MMLU-, MATH/GSM8K- or "
+                    "HumanEval-style record)",
+                    file=str(path),
+                    line=lineno,
+                ) from exc
+            items.append(Item(lineno, checked, extra))
+    if not items:
+        raise ConfigError(f"{path}: no items (expected one JSON object per line)", file=str(path))
+    return items

@@ -1,0 +1,265 @@
+"""Team optimisation: run a graph with its whole candidate team over a data set, score each agent, keep the best.
+
+``agentmesh optimize dylan_mmlu --data items.jsonl --top-k 4`` runs the full team on every item (each item its
+own stored run, several at once), reads each run's Agent Importance Scores (the graph's ``dylan_importance``
+node, dylan.md §4), averages them per agent over the items (§4.3), ranks the agents and writes the graph again
+with only the top k in the team. A job is identified by the graph, the model and the item: running the same
+command again skips the items whose run succeeded and resumes the ones that were cut short (their finished
+model calls are served from the store, never paid twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from agentmesh.datasets import Item
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import ModelClient, get_model
+from agentmesh.models.providers.base import Provider
+from agentmesh.runtime.compile import node_outputs
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.operators import FunctionParams, RoundsParams
+from agentmesh.store import RunStatus, Store
+from agentmesh.systems.dylan.importance import agent_labels, mean_importance, select_team
+
+IMPORTANCE_FUNCTIONS = frozenset({"dylan_importance"})
+
+
+@dataclass
+class ItemResult:
+    """One item of the job: its run, the team's answer, and the agents' importance on it."""
+
+    line: int
+    run_id: str | None = None
+    answer: Any = None
+    gold: str | None = None
+    calls: int = 0
+    per_agent: dict[str, float] = field(default_factory=dict)
+    per_node: dict[str, float] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    reused: bool = False
+    error: str | None = None
+
+    @property
+    def correct(self) -> bool | None:
+        return None if self.gold is None or self.error else str(self.answer) == self.gold
+
+
+@dataclass
+class OptimizeResult:
+    """What a job found: per-agent mean importance, the ranking, the selected team and the graph that uses it."""
+
+    graph: str
+    job: str
+    source: str
+    candidates: list[str]
+    scores: dict[str, float]
+    ranking: list[str]
+    team: list[str]
+    optimized: GraphSpec
+    items: list[ItemResult]
+    node_means: dict[str, float]
+    layers: int
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [i for i in self.items if i.error]
+
+    @property
+    def accuracy(self) -> float | None:
+        judged = [i.correct for i in self.items if i.correct is not None]
+        return sum(judged) / len(judged) if judged else None
+
+
+def importance_node(spec: GraphSpec) -> tuple[str, str]:
+    """(the importance node, the rounds node it scores) of a graph; a clear error when it has none."""
+    for name, node in spec.nodes.items():
+        params = node.params
+        if isinstance(params, FunctionParams) and params.function in IMPORTANCE_FUNCTIONS:
+            source = str(params.args.get("source", "dylan"))
+            target = spec.nodes.get(source)
+            if target is None or not isinstance(target.params, RoundsParams):
+                raise ConfigError(
+                    f"graph {spec.name!r}: node {name!r} scores {source!r}, which is not a 'rounds' node",
+                    graph=spec.name,
+                    node=name,
+                )
+            return name, source
+    raise ConfigError(
+        f"graph {spec.name!r} computes no agent importance: add a node "
+        "'{op: function, function: dylan_importance, args: {source: <rounds node>}}' (as graphs/dylan_mmlu.yaml "
+        "does) to optimise its team",
+        graph=spec.name,
+    )
+
+
+def optimized_spec(spec: GraphSpec, source: str, team: Sequence[str], *, note: str = "") -> GraphSpec:
+    """The graph with only ``team`` (agent labels, in candidate order) in node ``source``; unused cards dropped."""
+    params = spec.nodes[source].params
+    assert isinstance(params, RoundsParams)
+    labels = agent_labels(params.agents)
+    unknown = [t for t in team if t not in labels]
+    if unknown:
+        raise ConfigError(f"unknown agent(s) {unknown} for node {source!r}; candidates: {list(labels)}")
+    kept = [name for name, label in zip(params.agents, labels, strict=True) if label in set(team)]
+    nodes = dict(spec.nodes)
+    nodes[source] = nodes[source].model_copy(update={"params": params.model_copy(update={"agents": kept})})
+    used = {agent for node in nodes.values() for _, agent in node.params.agents_used()}
+    agents = {k: v for k, v in spec.agents.items() if k in used}
+    description = note + (f" The graph it was selected from: {spec.description}" if spec.description else "")
+    return spec.model_copy(
+        update={"name": f"{spec.name}_top{len(team)}", "nodes": nodes, "agents": agents, "description": description}
+    )
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]:
+    """A finished run's node outputs, read from its last checkpoint."""
+    saved = store.checkpointer().get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
+    if saved is None:
+        raise AgentmeshError(f"run {run_id} has no checkpoint to read its outputs from", run=run_id)
+    return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
+
+
+Progress = Callable[[ItemResult, int, int], None]
+"""Told of each finished item: (its result, items done, items in all)."""
+
+
+async def aoptimize(
+    graph: str | Path | GraphSpec,
+    items: Sequence[Item],
+    *,
+    top_k: int,
+    model: str | Provider | ModelClient | None = None,
+    store: Store | str | None = None,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+) -> OptimizeResult:
+    """Run the job (see the module docstring) and return what it found; failed items are reported, not raised."""
+    spec = resolve_graph(graph)
+    score_node, source = importance_node(spec)
+    params = spec.nodes[source].params
+    assert isinstance(params, RoundsParams)
+    candidates = list(agent_labels(params.agents))
+    if not 1 <= top_k <= len(candidates):
+        raise ConfigError(f"--top-k must be between 1 and the {len(candidates)} candidates of {source!r}, got {top_k}")
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    client = model if isinstance(model, ModelClient) else get_model(model or spec.model or DEFAULT_MODEL)
+    db = store if isinstance(store, Store) else Store(store)
+    job = _digest({"spec": spec.spec_hash(), "model": client.reference})
+    try:
+        previous = _previous_runs(db, spec.name, job)
+        gate = asyncio.Semaphore(concurrency)
+        done = 0
+
+        async def one(item: Item) -> ItemResult:
+            nonlocal done
+            key = _digest(item.inputs)
+            out = ItemResult(line=item.line, gold=item.gold)
+            async with gate:
+                try:
+                    await _run_item(db, spec, client, item, key, job, previous.get(key), out, score_node)
+                except Exception as exc:  # one bad item must not sink the job; its run records the failure
+                    out.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+            done += 1
+            if progress is not None:
+                progress(out, done, len(items))
+            return out
+
+        results = list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        if not isinstance(model, ModelClient | Provider):
+            await client.aclose()
+        if not isinstance(store, Store):
+            db.close()
+    scored = [r for r in results if not r.error]
+    if not scored:
+        raise AgentmeshError(f"optimize {spec.name}: every item failed; first error: {results[0].error}")
+    means = mean_importance([{a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])
+    scores = {a: float(means.get(a, Fraction(0))) for a in candidates}
+    ranking = select_team(scores, len(candidates))
+    team = [a for a in candidates if a in set(ranking[:top_k])]
+    ran = {k for r in scored for k in r.ran}  # nodes no item reached are left out of the picture
+    node_means = {k: sum(r.per_node.get(k, 0.0) for r in scored) / len(scored) for k in sorted(ran)}
+    note = (
+        f"Team optimised by `agentmesh optimize` (job {job}) on {len(scored)} items: top {top_k} of "
+        f"{len(candidates)} by mean Agent Importance Score ({', '.join(f'{a} {scores[a]:.3f}' for a in ranking)})."
+    )
+    return OptimizeResult(
+        graph=spec.name,
+        job=job,
+        source=source,
+        candidates=candidates,
+        scores=scores,
+        ranking=ranking,
+        team=team,
+        optimized=optimized_spec(spec, source, team, note=note),
+        items=results,
+        node_means=node_means,
+        layers=params.rounds,
+    )
+
+
+def _previous_runs(db: Store, graph: str, job: str) -> dict[str, tuple[str, RunStatus]]:
+    found: dict[str, tuple[str, RunStatus]] = {}
+    for record in reversed(db.list_runs(graph=graph, limit=1_000_000)):  # oldest first: the newest wins
+        tag = record.meta.get("optimize") or {}
+        if tag.get("job") == job and tag.get("item"):
+            found[str(tag["item"])] = (record.id, record.status)
+    return found
+
+
+async def _run_item(
+    db: Store,
+    spec: GraphSpec,
+    client: ModelClient,
+    item: Item,
+    key: str,
+    job: str,
+    previous: tuple[str, RunStatus] | None,
+    out: ItemResult,
+    score_node: str,
+) -> None:
+    outputs: Mapping[str, Any]
+    if previous is not None and previous[1] == RunStatus.SUCCEEDED:
+        out.run_id, out.reused = previous[0], True
+        outputs = await asyncio.to_thread(_stored_outputs, db, spec, previous[0])
+        out.calls = int((await asyncio.to_thread(db.get_run, previous[0])).totals.get("calls", 0))
+    else:
+
+        def started(kind: str, data: dict[str, Any]) -> None:
+            if kind == "start":  # so that a failed item still names its stored run
+                out.run_id = str(data["run_id"])
+
+        result: RunResult
+        if previous is not None:
+            out.run_id = previous[0]
+            result = await aresume(previous[0], store=db, model=client, listeners=[started])
+        else:
+            meta = {"optimize": {"job": job, "item": key, "line": item.line}}
+            result = await arun(spec, item.inputs, model=client, store=db, meta=meta, listeners=[started])
+        out.run_id, outputs, out.calls = result.run_id, result.outputs, result.calls
+    scores = (outputs.get(score_node) or {}).get("importance")
+    if not scores:
+        raise AgentmeshError(f"run {out.run_id}: node {score_node!r} produced no importance scores", run=out.run_id)
+    out.per_agent = {str(k): float(v) for k, v in scores["per_agent"].items()}
+    out.per_node = {str(k): float(v) for k, v in scores["per_node"].items()}
+    out.ran = [str(k) for k in scores.get("ran", out.per_node)]
+    out.answer = (outputs.get(spec.output_node()) or {}).get("answer")
+
+
+def optimize(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> OptimizeResult:
+    """Blocking :func:`aoptimize`, for scripts without an event loop."""
+    return asyncio.run(aoptimize(graph, items, **kwargs))

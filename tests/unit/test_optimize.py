@@ -1,0 +1,223 @@
+"""Team optimisation (``agentmesh optimize``) over a small scripted data set: the expected ranking, the optimised
+spec, resumability (finished items are not run again, a failed item resumes without repeating its finished calls),
+the data formats, and the CLI with its picture.
+
+The team: four DyLAN MMLU roles. On every item the scripted agents answer A, B, C, D in layer 1; in layer 2 the
+mathematician and the historian answer C, the others A and B (no consensus: 3 of 4 needed); everybody rates the
+mathematician's answer 5 and every other 1; the ranker keeps the mathematician and the historian, who agree on C
+in layer 3 (2 of 2: consensus). By dylan.md §4 (paper semantics) the per-item importance is exactly
+mathematician 1/2 + 5/6 + 5/8, historian 1/2 + 1/6 + 1/8, economist 1/8, doctor 1/8.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agentmesh.datasets import read_items
+from agentmesh.errors import ConfigError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.models.registry import register_provider
+from agentmesh.optimize import optimize
+from agentmesh.spec import GraphSpec, load_graph
+from agentmesh.spec.loader import dump_graph
+from agentmesh.spec.operators import RoundsParams
+from agentmesh.store import Store
+from tests._cli import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+TEAM = ["economist", "doctor", "mathematician", "historian"]
+LAYER1 = {"economist": "A", "doctor": "B", "mathematician": "C", "historian": "D"}
+LAYER2 = {"economist": "A", "doctor": "B", "mathematician": "C", "historian": "C"}
+EXPECTED = {
+    "economist": Fraction(1, 8),
+    "doctor": Fraction(1, 8),
+    "mathematician": Fraction(1, 2) + Fraction(5, 6) + Fraction(5, 8),
+    "historian": Fraction(1, 2) + Fraction(1, 6) + Fraction(1, 8),
+}
+_WHO = re.compile(r"<<(\w+)>>")
+
+
+class Team:
+    """The scripted team; ``fail_on`` makes the first call whose prompt contains it fail once (a crash)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        if self.fail_on and self.fail_on in prompt and context.round == 2:
+            self.fail_on = None
+            raise RuntimeError("the model server went away")
+        shown = _WHO.findall(prompt)
+        if context.agent == "ranker":
+            picks = [shown.index("mathematician") + 1, shown.index("historian") + 1]
+            return f"The best are [{picks[0]},{picks[1]}]"
+        agent = str(context.agent)
+        letter = {1: LAYER1, 2: LAYER2}.get(int(context.round or 1), {"mathematician": "C", "historian": "C"})[agent]
+        ratings = ", ".join("5" if who == "mathematician" else "1" for who in shown)
+        return f"<<{agent}>> I think ({letter})" + (f" Scores: [[{ratings}]]" if shown else "")
+
+
+def four_agent_graph() -> GraphSpec:
+    spec = load_graph(REPO / "graphs" / "dylan_mmlu.yaml")
+    node = spec.nodes["dylan"]
+    assert isinstance(node.params, RoundsParams)
+    nodes = {**spec.nodes, "dylan": node.model_copy(update={"params": node.params.model_copy(update={"agents": TEAM})})}
+    agents = {k: v for k, v in spec.agents.items() if k in {*TEAM, "ranker"}}
+    return spec.model_copy(update={"nodes": nodes, "agents": agents})
+
+
+def write_items(path: Path, n: int) -> Path:
+    lines = [
+        {"question": f"Question {i}?", "choices": ["w", "x", "y", "z"], "answer": "C" if i % 2 else "A"}
+        for i in range(n)
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_optimize_ranks_by_mean_importance_and_writes_the_team(tmp_path: Path) -> None:
+    spec = four_agent_graph()
+    items = read_items(write_items(tmp_path / "items.jsonl", 3), spec)
+    model = ScriptedModel(respond=Team())
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = optimize(spec, items, top_k=2, model=model, store=db, concurrency=2)
+
+    assert not result.failed
+    for agent, value in EXPECTED.items():
+        assert result.scores[agent] == pytest.approx(float(value), abs=1e-12)
+    assert result.ranking == ["mathematician", "historian", "economist", "doctor"]  # the tie keeps candidate order
+    assert result.team == ["mathematician", "historian"]
+    assert result.accuracy == pytest.approx(1 / 3)  # the team answers C; the items are labelled A, C, A
+    assert len(model.calls) == 3 * (4 + 4 + 1 + 2)  # per item: two full layers, the ranker, two kept agents
+    assert {i.answer for i in result.items} == {"C"}
+
+    optimized = result.optimized
+    assert optimized.name == "dylan_mmlu_top2"
+    params = optimized.nodes["dylan"].params
+    assert isinstance(params, RoundsParams) and params.agents == ["mathematician", "historian"]
+    assert set(optimized.agents) == {"mathematician", "historian", "ranker"}
+    assert "mathematician 1.958" in optimized.description
+    reloaded = yaml.safe_load(dump_graph(optimized))
+    assert reloaded["nodes"]["dylan"]["agents"] == ["mathematician", "historian"]
+
+
+def test_optimize_is_resumable_and_never_repeats_a_finished_call(tmp_path: Path) -> None:
+    spec = four_agent_graph()
+    items = read_items(write_items(tmp_path / "items.jsonl", 3), spec)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    crashing = ScriptedModel(respond=Team(fail_on="Question 1?"))
+    first = optimize(spec, items, top_k=2, model=crashing, store=db, concurrency=1)
+    assert [i.line for i in first.failed] == [2]
+    assert "went away" in (first.failed[0].error or "")
+    calls_before = len(crashing.calls)
+
+    again = ScriptedModel(respond=Team())
+    second = optimize(spec, items, top_k=2, model=again, store=db, concurrency=1)
+    assert not second.failed
+    reused = [i.line for i in second.items if i.reused]
+    assert reused == [1, 3]
+    # the crashed item had finished its layer 1 (4 calls) when its first layer-2 call failed: the resumed run
+    # serves those 4 from the store and makes the other 7; no finished call is ever made twice
+    assert len(again.calls) == 7
+    assert calls_before + len(again.calls) == 3 * 11
+    assert second.ranking == ["mathematician", "historian", "economist", "doctor"]
+    assert second.items[1].run_id == first.failed[0].run_id  # the same stored run, resumed
+
+    third = ScriptedModel(respond=Team())
+    optimize(spec, items, top_k=2, model=third, store=db)
+    assert third.calls == []
+    with Store(db) as store:
+        assert len(store.list_runs(graph="dylan_mmlu")) == 3
+
+
+def test_optimize_rejects_a_graph_without_importance_and_a_bad_k(tmp_path: Path) -> None:
+    items_path = write_items(tmp_path / "items.jsonl", 1)
+    math = load_graph(REPO / "graphs" / "dylan_math.yaml")
+    with pytest.raises(ConfigError, match="computes no agent importance"):
+        optimize(math, [], top_k=2, model=ScriptedModel(default="x"), store=f"sqlite:///{tmp_path / 'r.db'}")
+    spec = four_agent_graph()
+    with pytest.raises(ConfigError, match="between 1 and the 4 candidates"):
+        optimize(spec, read_items(items_path, spec), top_k=5, model=ScriptedModel(default="x"), store=None)
+
+
+def test_data_formats_map_to_graph_inputs(tmp_path: Path) -> None:
+    mmlu = load_graph(REPO / "graphs" / "dylan_mmlu.yaml")
+    math = load_graph(REPO / "graphs" / "dylan_math.yaml")
+    path = tmp_path / "mmlu.jsonl"
+    path.write_text(
+        json.dumps({"input": "Which?", "A": "w", "B": "x", "C": "y", "D": "z", "target": "C", "subject": "law"})
+        + "\n"
+        + json.dumps({"question": "Pick", "options": ["p", "q"], "answer": 1})
+        + "\n"
+    )
+    first, second = read_items(path, mmlu)
+    assert first.inputs == {"question": "Which?", "choices": ["w", "x", "y", "z"]} and first.gold == "C"
+    assert second.inputs == {"question": "Pick", "choices": ["p", "q"]} and second.gold == "B"
+
+    path = tmp_path / "math.jsonl"
+    path.write_text(
+        json.dumps({"problem": "1/2+1/2?", "solution": "It is $\\boxed{1}$.", "level": "Level 1"})
+        + "\n"
+        + json.dumps({"question": "How many?", "answer": "Six and six.\n#### 1,2"})
+        + "\n"
+    )
+    first, second = read_items(path, math)
+    assert first.inputs == {"problem": "1/2+1/2?", "shots": 8} and first.gold == "1"
+    assert second.inputs == {"problem": "How many?", "shots": 8} and second.gold == "12"
+
+    path.write_text(json.dumps({"problme": "typo"}) + "\n")
+    with pytest.raises(ConfigError, match=r"math.jsonl:1: .*missing input 'problem'.*unknown input\(s\) problme"):
+        read_items(path, math)
+
+
+def test_optimize_cli_prints_the_ranking_and_writes_spec_and_picture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @register_provider("teamtest")
+    def _factory(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+        return ScriptedModel(respond=Team())
+
+    graph = tmp_path / "team.yaml"
+    spec = four_agent_graph()
+    text = dump_graph(spec)
+    graph.write_text(text)
+    out = tmp_path / "best.yaml"
+    monkeypatch.setenv("COLUMNS", "160")
+    code, stdout, stderr = run_cli(
+        [
+            "optimize", str(graph), "--data", str(write_items(tmp_path / "items.jsonl", 2)), "--top-k", "2",
+            "--model", "teamtest:x", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(out),
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, stderr
+    rows = [line for line in stdout.splitlines() if re.search(r"\b(mathematician|historian|economist|doctor)\b", line)]
+    assert [re.search(r"(mathematician|historian|economist|doctor)", r).group(1) for r in rows[:4]] == [  # type: ignore[union-attr]
+        "mathematician", "historian", "economist", "doctor",
+    ]
+    assert "1.9583" in stdout
+    best = load_graph(out)
+    params = best.nodes["dylan"].params
+    assert isinstance(params, RoundsParams) and params.agents == ["mathematician", "historian"]
+    svg = out.with_suffix(".svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<circle") >= 4 * 3
+    assert "mathematician: 1.9583" in svg and "never ran" in svg  # layer 3 of the dropped agents
+
+    # the optimised team runs as a graph of its own
+    code, stdout, stderr = run_cli(
+        ["run", str(out), "-i", "question=Q?", "--model", "teamtest:x", "--db", f"sqlite:///{tmp_path / 'r.db'}"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, stderr
