@@ -195,8 +195,18 @@ def test_optimize_cli_prints_the_ranking_and_writes_spec_and_picture(
     monkeypatch.setenv("COLUMNS", "160")
     code, stdout, stderr = run_cli(
         [
-            "optimize", str(graph), "--data", str(write_items(tmp_path / "items.jsonl", 2)), "--top-k", "2",
-            "--model", "teamtest:x", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(out),
+            "optimize",
+            str(graph),
+            "--data",
+            str(write_items(tmp_path / "items.jsonl", 2)),
+            "--top-k",
+            "2",
+            "--model",
+            "teamtest:x",
+            "--db",
+            f"sqlite:///{tmp_path / 'runs.db'}",
+            "--out",
+            str(out),
         ],
         capsys,
         monkeypatch,
@@ -204,7 +214,10 @@ def test_optimize_cli_prints_the_ranking_and_writes_spec_and_picture(
     assert code == 0, stderr
     rows = [line for line in stdout.splitlines() if re.search(r"\b(mathematician|historian|economist|doctor)\b", line)]
     assert [re.search(r"(mathematician|historian|economist|doctor)", r).group(1) for r in rows[:4]] == [  # type: ignore[union-attr]
-        "mathematician", "historian", "economist", "doctor",
+        "mathematician",
+        "historian",
+        "economist",
+        "doctor",
     ]
     assert "1.9583" in stdout
     best = load_graph(out)

@@ -1,0 +1,219 @@
+"""DyLAN's graphs on a scripted model: what each node is shown, call counts with early stop in both activation modes,
+the ranker's effect on the next layer (paper and reference semantics), MATH's ranked-pair stop, and the importance
+function's edge cases (dylan.md §1-§4)."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.runtime import run
+from agentmesh.spec import GraphSpec, load_graph
+from agentmesh.spec.operators import RankStep, RoundsParams
+from agentmesh.systems.dylan import Node, Trace, importance, mean_importance, select_team
+
+REPO = Path(__file__).resolve().parents[2]
+_WHO = re.compile(r"<<(\w+)>>")
+
+
+def mmlu(agents: list[str], **params: Any) -> GraphSpec:
+    spec = load_graph(REPO / "graphs" / "dylan_mmlu.yaml")
+    node = spec.nodes["dylan"]
+    assert isinstance(node.params, RoundsParams)
+    new = node.params.model_copy(update={"agents": agents, **params})
+    kept = {k: v for k, v in spec.agents.items() if k in {*agents, "ranker"}}
+    return spec.model_copy(
+        update={"nodes": {**spec.nodes, "dylan": node.model_copy(update={"params": new})}, "agents": kept}
+    )
+
+
+class Script:
+    """Each agent answers ``answers[round][agent]``, marks its reply with its name and rates what it was shown
+    (5 for ``favourite``, 1 for the others); the ranker picks ``picks`` (agent names)."""
+
+    def __init__(self, answers: dict[int, dict[str, str]], favourite: str = "", picks: tuple[str, ...] = ()) -> None:
+        self.answers, self.favourite, self.picks = answers, favourite, picks
+        self.prompts: dict[tuple[int, str], str] = {}
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        shown = _WHO.findall(prompt)
+        if context.agent == "ranker":
+            return "[" + ",".join(str(shown.index(p) + 1) for p in self.picks) + "]"
+        self.prompts[(int(context.round or 0), str(context.agent))] = prompt
+        letter = self.answers[int(context.round or 0)][str(context.agent)]
+        scores = ", ".join("5" if s == self.favourite else "1" for s in shown)
+        return f"<<{context.agent}>> so ({letter})" + (f" [[{scores}]]" if shown else "")
+
+
+FOUR = ["economist", "doctor", "mathematician", "historian"]
+QUESTION = {"question": "Which planet is largest?", "choices": ["Mars", "Venus", "Jupiter", "Earth"]}
+
+
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_layer_prompts_show_shuffled_anonymous_predecessors_with_own_answer_and_ask_n_ratings(tmp_path: Path) -> None:
+    script = Script(
+        {
+            1: dict(zip(FOUR, "ABCD", strict=True)),
+            2: dict(zip(FOUR, "ABCD", strict=True)),
+            3: dict(zip(FOUR, "ABCD", strict=True)),
+        }
+    )
+    result = run(mmlu(FOUR, rank=None), QUESTION, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert result.status == "succeeded"
+    first = script.prompts[(1, "doctor")]
+    assert (
+        "Can you answer the following question as accurately as possible? Which planet is largest?: A) Mars, "
+        "B) Venus, C) Jupiter, D) Earth" in first
+    )
+    assert "Agent solution" not in first and "(X)" in first
+    orders = {}
+    for agent in FOUR:
+        prompt = script.prompts[(2, agent)]
+        shown = _WHO.findall(prompt)
+        assert sorted(shown) == sorted(FOUR), "every layer-1 answer, the agent's own among them"
+        assert "Put all 4 scores in the form like [[1, 5, 2, ...]]" in prompt
+        assert [f"Agent solution {i}:" in prompt for i in range(1, 5)] == [True] * 4
+        assert "economist" not in prompt.replace("<<economist>>", "")  # anonymous: only our test marker names it
+        orders[agent] = shown
+    assert len({tuple(o) for o in orders.values()}) > 1, "each node gets its own seeded shuffle"
+    history = result.outputs["dylan"]["history"]
+    assert [n["seen"] for n in history[1]["nodes"]] == [
+        [FOUR.index(a) for a in orders[n["agent"]]] for n in history[1]["nodes"]
+    ]
+    assert all(n["ratings"] is not None and len(n["ratings"]) == 4 for n in history[1]["nodes"])
+
+
+@pytest.mark.parametrize(("activation", "calls"), [("sequential", 4 + 3), ("parallel", 4 + 4)])
+def test_consensus_in_layer_two_stops_with_the_documented_calls(activation: str, calls: int, tmp_path: Path) -> None:
+    # layer 1 disagrees; in layer 2 three of four say C (> floor(2/3 * 4) = 2): sequential stops after the third
+    script = Script({1: dict(zip(FOUR, "ABCD", strict=True)), 2: dict(zip(FOUR, "CCCA", strict=True))})
+    model = ScriptedModel(respond=script)
+    spec = mmlu(FOUR, activation=activation, activation_order="fixed")
+    result = run(spec, QUESTION, model=model, store=db(tmp_path))
+    assert len(model.calls) == calls
+    assert result.answer == "C"
+    assert "consensus" in (result.stop_reason or "") and "round 2" in (result.stop_reason or "")
+    scores = result.outputs["importance"]["importance"]
+    assert scores["last_round"] == 2 and scores["layer_sums"][:2] == pytest.approx([1.0, 1.0])
+    assert scores["layer_sums"][2] == 0.0
+
+
+def test_sequential_random_order_is_seeded(tmp_path: Path) -> None:
+    script = Script(
+        {
+            1: dict(zip(FOUR, "ABCD", strict=True)),
+            2: dict(zip(FOUR, "ABCD", strict=True)),
+            3: dict(zip(FOUR, "ABCD", strict=True)),
+        }
+    )
+    spec = mmlu(FOUR, rank=None)
+    first = run(spec, QUESTION, model=ScriptedModel(respond=script), store=db(tmp_path))
+    again = run(spec, QUESTION, model=ScriptedModel(respond=script), store=db(tmp_path))
+    orders = [h["order"] for h in first.outputs["dylan"]["history"]]
+    assert orders == [h["order"] for h in again.outputs["dylan"]["history"]]
+    assert any(o != sorted(o) for o in orders)
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_ranker_keeps_two_agents_for_layer_three(compat: bool, tmp_path: Path) -> None:
+    answers = {
+        1: dict(zip(FOUR, "ABCD", strict=True)),
+        2: dict(zip(FOUR, "ABCD", strict=True)),
+        3: dict(zip(FOUR, "CCCC", strict=True)),
+    }
+    script = Script(answers, favourite="mathematician", picks=("mathematician", "historian"))
+    model = ScriptedModel(respond=script)
+    rank = RankStep(before_round=3, keep=2, ranker="ranker", min_active=4, shuffle=False)
+    spec = mmlu(FOUR, rank=rank, activation_order="fixed", reference_compat=compat)
+    result = run(spec, QUESTION, model=model, store=db(tmp_path))
+    assert len(model.calls) == 4 + 4 + 1 + 2
+    third = {agent for (rnd, agent) in script.prompts if rnd == 3}
+    assert third == {"mathematician", "historian"}  # fixed activation: positions = the ranked agents
+    shown = _WHO.findall(script.prompts[(3, "historian")])
+    if compat:  # the released code: every layer-2 answer stays visible and keeps its credit
+        assert sorted(shown) == sorted(FOUR)
+        assert "Put all 4 scores" in script.prompts[(3, "historian")]
+    else:  # the paper: only the kept answers flow on
+        assert sorted(shown) == ["historian", "mathematician"]
+        assert "Put all 2 scores" in script.prompts[(3, "historian")]
+    scores = result.outputs["importance"]["importance"]
+    assert scores["layer_sums"] == pytest.approx([1.0, 1.0, 1.0])
+    pruned = [scores["per_node"]["2,0"], scores["per_node"]["2,1"]]  # economist and doctor in layer 2
+    assert (sum(pruned) > 0) is compat
+    assert result.answer == "C"
+
+
+def test_math_graph_stops_when_the_ranked_pair_agrees(tmp_path: Path) -> None:
+    spec = load_graph(REPO / "graphs" / "dylan_math.yaml")
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        if context.agent == "ranker":
+            assert prompt.count("Agent solution") == 4
+            return "Solutions 1 and 2 are best: [1, 2]"
+        if context.round == 1:
+            return f"Working... The answer is {[3, 4, 3, 5][int(context.call_index or 0)]}."
+        assert prompt.count("One agent's solution:") == 4 and "[[" not in prompt  # all four, no ratings asked
+        assert prompt.startswith("Follow the given examples")
+        return f"The answer is {[7, 7, 8, 9][int(context.call_index or 0)]}."
+
+    model = ScriptedModel(respond=respond)
+    result = run(spec, {"problem": "What is 3+4?", "shots": 2}, model=model, store=db(tmp_path))
+    # layer 1: no 3 of 4 agree (4 calls); layer 2: 7, 7, 8, 9 (4 calls); the ranker keeps the first two, both 7
+    assert len(model.calls) == 4 + 4 + 1
+    assert result.answer == "7"
+    assert "ranked answers before round 3" in (result.stop_reason or "")
+    assert "Problem: If there are 3 cars" in model.calls[0].prompt and "Problem: Leah" not in model.calls[0].prompt
+
+
+# --- the importance function (dylan.md §4.4) -----------------------------------------------------------------------
+
+
+def _trace(nodes: list[Node], agents: int = 3, layers: int = 3) -> Trace:
+    return Trace(
+        agents=tuple(f"a{i}" for i in range(agents)), nodes={(n.layer, n.agent): n for n in nodes}, layers=layers
+    )
+
+
+def test_importance_of_a_ranker_pruned_node_is_zero_and_layers_sum_to_one() -> None:
+    nodes = [Node(0, a, "A") for a in range(3)]
+    nodes += [
+        Node(1, 0, "A", predecessors=(0, 1, 2), ratings=(5, 5, 0)),
+        Node(1, 1, "B", active=False, predecessors=(0, 1, 2), ratings=(1, 1, 1)),
+        Node(1, 2, "A", predecessors=(0, 1, 2), ratings=(0, 0, 0)),
+    ]
+    nodes += [Node(2, 0, "A", predecessors=(0, 2), ratings=(3, 1)), Node(2, 2, "A", predecessors=(0, 2))]
+    result = importance(_trace(nodes), "A")
+    assert result.per_node[(1, 1)] == 0
+    assert result.layer_sums == [1, 1, 1]
+    assert result.per_node[(1, 0)] == Fraction(1, 2) * Fraction(3, 4) + Fraction(1, 2) * Fraction(1, 2)
+    assert result.per_node[(0, 0)] == result.per_node[(1, 0)] * Fraction(1, 2) + result.per_node[(1, 2)] / 3
+
+
+def test_importance_when_no_last_layer_node_gave_the_answer_is_shared_and_flagged() -> None:
+    nodes = [Node(0, 0, "A"), Node(0, 1, "B")]
+    result = importance(_trace(nodes, agents=2, layers=1), "C")
+    assert result.fallback and result.per_node[(0, 0)] == result.per_node[(0, 1)] == Fraction(1, 2)
+    empty = importance(_trace([], agents=2, layers=2), "A")
+    assert empty.last_layer is None and empty.layer_sums == [0, 0]
+
+
+def test_dataset_mean_and_top_k() -> None:
+    q1 = {"a": Fraction(2), "b": Fraction(1)}
+    q2 = {"b": Fraction(3), "c": Fraction(1)}
+    means = mean_importance([q1, q2])
+    assert means == {"a": 1, "b": 2, "c": Fraction(1, 2)}
+    assert select_team(means, 2) == ["b", "a"]
+    assert select_team({"x": 1.0, "y": 1.0, "z": 2.0}, 2) == ["z", "x"]
+    with pytest.raises(ValueError, match="at least 1"):
+        select_team(means, 0)
