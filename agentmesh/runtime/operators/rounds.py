@@ -76,6 +76,8 @@ async def rounds(run: NodeRun) -> NodeOutput:
             if reason:
                 return {
                     "round": round_no - 1,
+                    "max_rounds": p.rounds,
+                    "agents": list(p.agents),
                     "answers": kept,
                     "active": active,
                     "history": history,
@@ -207,6 +209,8 @@ async def _rank(
         picks = [int(i) for i in reply.value] if isinstance(reply.value, list) else []
         by = card.name
     indices = [i for i in dict.fromkeys(picks) if 0 <= i < len(shown)][: p.rank.keep]
+    if not indices:  # a ranking function gave nothing usable: keep the first ones shown rather than nobody
+        indices = list(range(min(p.rank.keep, len(shown))))
     kept_slots = [shown[i]["slot"] for i in indices]
     record: dict[str, Any] = {"kept": kept_slots, "shown": [a["slot"] for a in shown], "by": by}
     if p.reference_compat:
