@@ -23,8 +23,7 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model
 from agentmesh.models.providers.base import Provider
-from agentmesh.runtime.compile import node_outputs
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams
 from agentmesh.store import RunStatus, Store
@@ -140,10 +139,10 @@ def _digest(value: Any) -> str:
 
 def _stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]:
     """A finished run's node outputs, read from its last checkpoint."""
-    saved = store.checkpointer().get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
-    if saved is None:
+    outputs = stored_outputs(store, spec, run_id)
+    if outputs is None:
         raise AgentmeshError(f"run {run_id} has no checkpoint to read its outputs from", run=run_id)
-    return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
+    return outputs
 
 
 Progress = Callable[[ItemResult, int, int], None]

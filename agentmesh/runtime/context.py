@@ -9,8 +9,10 @@ parallel team.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict
@@ -24,7 +26,7 @@ from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import render
-from agentmesh.store import Store
+from agentmesh.store import EventRecord, Store
 
 CallKey = tuple[str, str, int, int]
 """(node, agent, round, call index): where a call sits in a run; unique within the run."""
@@ -32,6 +34,30 @@ CallKey = tuple[str, str, int, int]
 
 class RunError(AgentmeshError):
     """A graph could not run as specified (a template failed to render, a recorded call diverged...)."""
+
+
+class ReplayDivergence(RunError):
+    """A replay asked for a call the recorded run did not make, or made with another prompt: where, and the diff."""
+
+    def __init__(self, message: str, *, key: CallKey, diff: str = "", **context: Any) -> None:
+        super().__init__(message, **context)
+        self.key = key
+        self.diff = diff
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """A finished model call of a stored run: what resume and replay serve back (and a fork copies)."""
+
+    request_hash: str
+    response: ModelResponse
+    event: EventRecord
+
+
+ReplayMode = Literal["resume", "strict", "fork"]
+"""How recorded calls are served: ``resume`` (a changed prompt is an error, a missing call is made),
+``strict`` (replay: every call must be in the record with the same request, none is made), ``fork`` (a recorded
+call is served while its request is unchanged, anything else is made live)."""
 
 
 class AgentAnswer(BaseModel):
@@ -67,8 +93,9 @@ class RunContext:
         store: Store | None,
         budget: BudgetTracker,
         inputs: Mapping[str, Any],
-        recorded: Mapping[CallKey, tuple[str, ModelResponse]] | None = None,
+        recorded: Mapping[CallKey, RecordedCall] | None = None,
         listeners: list[Listener] | None = None,
+        mode: ReplayMode = "resume",
     ) -> None:
         self.run_id = run_id
         self.spec = spec
@@ -77,6 +104,7 @@ class RunContext:
         self.budget = budget
         self.inputs = dict(inputs)
         self.recorded = dict(recorded or {})
+        self.mode = mode
         self.listeners = listeners or []
         self.served_from_record = 0
         self.calls_made = 0
@@ -142,7 +170,28 @@ class RunContext:
         card = self.spec.agents[agent]
         request = self.build_request(card, variables, node=node)
         key: CallKey = (node, agent, round, slot)
-        response = self._served(key, request)
+        served = self._served(key, request)
+        response = served.response if served is not None else None
+        if served is not None and self.mode != "resume":
+            # a replay or a fork re-runs from the start: served calls spend the budget as the originals did, so
+            # a run that stopped on its budget stops at the same call again (a resume counted them up front)
+            self.budget.reserve_call()
+            self.budget.spend(served.response)
+        if served is not None and self.mode == "fork" and self._recorder is not None:
+            # a fork keeps the calls it is served, as replayed_call events: complete on its own, costing nothing
+            await self._recorder.record("replayed_call", **replayed_fields(served.event))
+        if response is None and self.mode == "strict":
+            node_, agent_, round_, slot_ = key
+            raise ReplayDivergence(
+                f"the graph now makes a call the recorded run did not: node {node_!r}, agent {agent_!r}, round "
+                f"{round_}, call {slot_} (the graph or its inputs changed since the run; a replay makes no calls)",
+                key=key,
+                diff=_prompt_text(request),
+                node=node_,
+                agent=agent_,
+                round=round_,
+                call_index=slot_,
+            )
         if response is None:
             self.budget.reserve_call()
             context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
@@ -169,13 +218,27 @@ class RunContext:
         self.emit("call", {"node": node, "round": round, **answer.model_dump()})
         return answer
 
-    def _served(self, key: CallKey, request: ModelRequest) -> ModelResponse | None:
+    def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
         found = self.recorded.pop(key, None)
         if found is None:
             return None
-        recorded_hash, response = found
-        if recorded_hash and recorded_hash != request.request_hash():
+        if found.request_hash and found.request_hash != request.request_hash():
             node, agent, round_, slot = key
+            if self.mode == "fork":  # a what-if: the changed call is made live
+                return None
+            if self.mode == "strict":
+                diff = prompt_diff(found.event.request, request)
+                raise ReplayDivergence(
+                    f"first divergence: node {node!r}, agent {agent!r}, round {round_}, call {slot}: the prompt "
+                    f"differs from the recorded one (the graph, its cards or its inputs changed since the run)\n"
+                    f"{diff}",
+                    key=key,
+                    diff=diff,
+                    node=node,
+                    agent=agent,
+                    round=round_,
+                    call_index=slot,
+                )
             raise RunError(
                 f"recorded call differs from the one the graph now makes: node {node!r}, agent {agent!r}, "
                 f"round {round_}, call {slot} (prompt or sampling changed since the run was recorded)",
@@ -185,7 +248,7 @@ class RunContext:
                 call_index=slot,
             )
         self.served_from_record += 1
-        return response
+        return found
 
     # --- progress ---------------------------------------------------------------------------------------------
 
@@ -200,12 +263,66 @@ class RunContext:
             await self._recorder.record("node_result", node=node, round=round, data=data)
 
 
-def load_recorded(store: Store, run_id: str) -> dict[CallKey, tuple[str, ModelResponse]]:
-    """The successful model calls of a run, by call key: what a resume serves back instead of calling again."""
-    out: dict[CallKey, tuple[str, ModelResponse]] = {}
-    for event in store.events(run_id, kind="model_call"):
+#: Event kinds holding finished model calls: made by the run, or served to a fork from its parent.
+CALL_KINDS = ("model_call", "replayed_call")
+
+
+def load_recorded(
+    store: Store, run_id: str, *, keep: Callable[[EventRecord], bool] | None = None
+) -> dict[CallKey, RecordedCall]:
+    """The successful model calls of a run, by call key: what a resume or a replay serves instead of calling.
+
+    ``keep`` selects some of them (a fork's prefix). Events come in order, so the last attempt of a key wins.
+    """
+    out: dict[CallKey, RecordedCall] = {}
+    for event in _call_events(store, run_id):
         if event.response is None or event.node is None or event.agent is None:
             continue
+        if keep is not None and not keep(event):
+            continue
         key: CallKey = (event.node, event.agent, event.round or 0, event.call_index or 0)
-        out[key] = (event.request_hash or "", ModelResponse.model_validate(event.response))
+        out[key] = RecordedCall(event.request_hash or "", ModelResponse.model_validate(event.response), event)
     return out
+
+
+def _call_events(store: Store, run_id: str) -> Iterable[EventRecord]:
+    return [e for e in store.events(run_id) if e.kind in CALL_KINDS]
+
+
+def replayed_fields(event: EventRecord) -> dict[str, Any]:
+    """A recorded call's fields for a ``replayed_call`` event: the same request and response, no cost of its own."""
+    return {
+        "node": event.node,
+        "agent": event.agent,
+        "round": event.round,
+        "call_index": event.call_index,
+        "attempt": event.attempt,
+        "request": event.request,
+        "request_hash": event.request_hash,
+        "response": event.response,
+        "prompt_tokens": event.prompt_tokens,
+        "completion_tokens": event.completion_tokens,
+        "total_tokens": event.total_tokens,
+        "usage_estimated": event.usage_estimated,
+        "latency_s": event.latency_s,
+        "data": {"replayed_from": event.run_id, "event_seq": event.seq},
+    }
+
+
+def _prompt_text(request: ModelRequest | Any) -> str:
+    if isinstance(request, ModelRequest):
+        return "\n".join(f"[{m.role}] {m.content}" for m in request.messages)
+    messages = (request or {}).get("messages") or [] if isinstance(request, Mapping) else []
+    return "\n".join(f"[{m.get('role')}] {m.get('content')}" for m in messages if isinstance(m, Mapping))
+
+
+def prompt_diff(recorded: Any, request: ModelRequest) -> str:
+    """A unified diff from the recorded request's messages to the new one's (sampling changes noted too)."""
+    before, after = _prompt_text(recorded).splitlines(), _prompt_text(request).splitlines()
+    diff = "\n".join(difflib.unified_diff(before, after, "recorded prompt", "prompt now", lineterm="", n=2))
+    if not diff and isinstance(recorded, Mapping):
+        diff = (
+            f"(same messages; sampling now {request.sampling.model_dump(exclude_defaults=True)}, recorded "
+            f"{recorded.get('sampling')})"
+        )
+    return diff

@@ -21,7 +21,7 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.models.registry import get_model
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
-from agentmesh.runtime.context import CallKey, Listener, RunContext, load_recorded
+from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
 from agentmesh.runtime.operators.basic import answer_of
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
@@ -163,6 +163,8 @@ async def arun(
             meta={
                 **(meta or {}),
                 "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                # where the graph came from (a built-in name or a file), so a replay can check it against today's
+                **({"source": _source(graph)} if not isinstance(graph, GraphSpec) else {}),
                 **({"budget": budget.model_dump(mode="json", exclude_none=True)} if budget else {}),
             },
         )
@@ -196,7 +198,7 @@ async def aresume(
         await asyncio.to_thread(db.mark_running, record.id)
         # The budget holds over the whole run: what was spent before the interruption counts.
         extra = Budget.model_validate(record.meta["budget"]) if record.meta.get("budget") else None
-        responses = [response for _, response in recorded.values()]
+        responses = [r.response for r in recorded.values()]
         tracker = BudgetTracker(
             _budgets(spec, extra),
             calls=len(responses),
@@ -213,6 +215,11 @@ async def aresume(
             db.close()
 
 
+def _source(graph: str | Path) -> str:
+    path = Path(graph)
+    return str(path.resolve()) if path.suffix in (".yaml", ".yml") and path.is_file() else str(graph)
+
+
 def _owns(model: str | Provider | ModelClient | None) -> bool:
     """Whether the run built its model client from a reference, and so must close it (its HTTP connections);
     a provider or client passed in belongs to the caller, who may use it again."""
@@ -227,9 +234,10 @@ async def _execute(
     inputs: Mapping[str, Any],
     budget: BudgetTracker,
     listeners: list[Listener],
-    recorded: Mapping[CallKey, Any],
+    recorded: Mapping[CallKey, RecordedCall],
     *,
     fresh: bool,
+    mode: ReplayMode = "resume",
 ) -> RunResult:
     ctx = RunContext(
         run_id=run_id,
@@ -240,6 +248,7 @@ async def _execute(
         inputs=inputs,
         recorded=recorded,
         listeners=listeners,
+        mode=mode,
     )
     ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
     compiled = compile_graph(spec, checkpointer=db.checkpointer())
@@ -282,6 +291,14 @@ async def _execute(
         cost_usd=totals.get("cost_usd"),
         served_from_record=ctx.served_from_record,
     )
+
+
+def stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any] | None:
+    """A run's node outputs as its last checkpoint holds them (``None`` when it has none, e.g. an imported run)."""
+    saved = store.checkpointer().get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
+    if saved is None:
+        return None
+    return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
 
 
 def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:

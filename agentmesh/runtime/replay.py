@@ -1,0 +1,302 @@
+"""Replaying stored runs: exactly and for free, or up to a step and then live (a what-if fork).
+
+:func:`areplay` re-executes a run's stored graph spec on its stored inputs with every model response served from
+the run's events, keyed by (node, agent, round, call index) and checked against the recorded request hash. No
+model is called: a call the record does not have, or has with another prompt, is the **first divergence**, reported
+with where it happened and a diff of the prompt. The replay runs against a scratch store (nothing is added to the
+original), then its node outputs are compared with the run's last checkpoint. Identical prompts made several
+times replay correctly, because calls are served by their place in the run, not by their prompt.
+
+:func:`afork` replays a run up to a step and continues live, with another model or changed inputs if asked: a new
+run linked to its parent, paying only for the calls it makes (the served ones are kept as ``replayed_call``
+events, so the fork is complete on its own: it can be shown, replayed, resumed, forked again).
+
+A step is ``N`` (the run's first N model calls, in the order they were recorded, as ``agentmesh show`` numbers
+them), ``NODE`` (everything before that node's first call) or ``NODE@ROUND`` (before its first call in that
+round).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentmesh.errors import ConfigError
+from agentmesh.models import ModelClient, get_model
+from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
+from agentmesh.models.providers.base import Provider
+from agentmesh.runtime.budget import BudgetTracker
+from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
+from agentmesh.runtime.run import (
+    DEFAULT_MODEL,
+    RunResult,
+    _budgets,
+    _execute,
+    check_inputs,
+    resolve_graph,
+    stored_outputs,
+)
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.stop import Budget
+from agentmesh.store import EventRecord, RunRecord, Store
+
+
+class _NoModel(Provider):
+    """The model of a replay: there is none. The context never reaches it (a missing call is a divergence)."""
+
+    name = "replay"
+    free = True
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    @property
+    def endpoint(self) -> str:
+        return f"replay:{self.run_id}"
+
+    @property
+    def model_name(self) -> str:
+        return self.run_id
+
+    async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
+        raise AssertionError("a replay never calls a model")  # pragma: no cover - guarded by the context
+
+
+@dataclass
+class ReplayReport:
+    """What a replay found: whether it reproduced the run, and the first divergence if it did not."""
+
+    run_id: str
+    graph: str
+    answer: Any = None
+    recorded_answer: Any = None
+    served: int = 0
+    calls_made: int = 0
+    differences: list[str] = field(default_factory=list)
+    unused: list[CallKey] = field(default_factory=list)
+    divergence: ReplayDivergence | None = None
+    compared: bool = True
+    source: str = "stored spec"
+
+    @property
+    def identical(self) -> bool:
+        return self.divergence is None and not self.differences and not self.unused
+
+
+def _spec_of(record: RunRecord) -> GraphSpec:
+    data = record.meta.get("spec")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"run {record.id} has no stored graph spec to replay", run=record.id)
+    return graph_from_data(dict(data), file=f"run {record.id} (stored spec)")
+
+
+def current_spec(record: RunRecord, graph: str | Path | GraphSpec | None = None) -> tuple[GraphSpec, str]:
+    """The graph to replay a run with, and where it came from.
+
+    ``graph`` if given; else the graph as it is now where the run found it (its built-in name or file), so a
+    replay tells whether today's graph still reproduces the run; else the spec stored with the run.
+    """
+    if graph is not None:
+        return resolve_graph(graph), str(graph) if not isinstance(graph, GraphSpec) else graph.name
+    source = record.meta.get("source")
+    if isinstance(source, str):
+        try:
+            return resolve_graph(source), source
+        except ConfigError:
+            pass  # moved or deleted since: the stored spec is what is left
+    return _spec_of(record), "stored spec"
+
+
+def _budget_of(record: RunRecord) -> Budget | None:
+    stored = record.meta.get("budget")
+    return Budget.model_validate(stored) if stored else None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+async def areplay(
+    run_id: str, *, store: Store | str | None = None, graph: str | Path | GraphSpec | None = None
+) -> ReplayReport:
+    """Replay a stored run with zero model calls and compare what it produces with what the run produced.
+
+    The graph is today's version of the run's graph (see :func:`current_spec`) or ``graph``.
+    """
+    own_store = not isinstance(store, Store)
+    db = store if isinstance(store, Store) else Store(store)
+    try:
+        record = await asyncio.to_thread(db.get_run, run_id)
+        spec, source = current_spec(record, graph)
+        recorded = await asyncio.to_thread(load_recorded, db, record.id)
+        original = await asyncio.to_thread(stored_outputs, db, _spec_of(record), record.id)
+    finally:
+        if own_store:
+            db.close()
+    report = ReplayReport(run_id=record.id, graph=spec.name, source=source)
+    served: set[CallKey] = set()
+
+    def on_call(kind: str, data: dict[str, Any]) -> None:
+        if kind == "call":
+            served.add((str(data["node"]), str(data["agent"]), int(data["round"] or 0), int(data["slot"])))
+
+    client = ModelClient(_NoModel(record.id), reference=f"replay:{record.id}")
+    with tempfile.TemporaryDirectory(prefix="agentmesh-replay-") as scratch_dir:
+        scratch = Store(f"sqlite:///{Path(scratch_dir) / 'replay.db'}")
+        try:
+            new_id = await asyncio.to_thread(
+                scratch.create_run,
+                spec.name,
+                record.inputs,
+                spec_hash=spec.spec_hash(),
+                model=f"replay:{record.id}",
+                meta={"replay_of": record.id, "spec": record.meta.get("spec")},
+            )
+            tracker = BudgetTracker(_budgets(spec, _budget_of(record)))
+            try:
+                result = await _execute(
+                    spec,
+                    scratch,
+                    new_id,
+                    client,
+                    record.inputs,
+                    tracker,
+                    [on_call],
+                    recorded,
+                    fresh=True,
+                    mode="strict",
+                )
+            except ReplayDivergence as exc:
+                report.divergence = exc
+                report.served = len(served)
+                return report
+        finally:
+            scratch.close()
+            await client.aclose()
+    report.served, report.calls_made = len(served), result.calls
+    report.answer = result.answer
+    report.unused = sorted(set(recorded) - served)
+    if original is None:
+        report.compared = False
+        return report
+    report.recorded_answer = _answer_of(spec, original)
+    for name in spec.nodes:
+        before, after = original.get(name), result.outputs.get(name)
+        if _canonical(before) != _canonical(after):
+            report.differences.append(_describe(name, before, after))
+    return report
+
+
+def _answer_of(spec: GraphSpec, outputs: Mapping[str, Any]) -> Any:
+    from agentmesh.runtime.run import final_answer
+
+    return final_answer(spec, outputs).get("answer")
+
+
+def _describe(node: str, before: Any, after: Any) -> str:
+    if before is None or after is None:
+        return f"node {node!r}: {'only the replay' if before is None else 'only the recorded run'} has an output"
+    keys = sorted({*before, *after}) if isinstance(before, dict) and isinstance(after, dict) else []
+    changed = [k for k in keys if _canonical(before.get(k)) != _canonical(after.get(k))]
+    return f"node {node!r}: output differs in {', '.join(changed) or 'value'}"
+
+
+def step_filter(events: list[EventRecord], step: str) -> Callable[[EventRecord], bool]:
+    """Which recorded calls a fork from ``step`` serves (see the module docstring for the step forms)."""
+    calls = [e for e in events if e.kind in CALL_KINDS]
+    text = step.strip()
+    if text.isdigit():
+        n = int(text)
+        if n > len(calls):
+            raise ConfigError(f"step {n}: the run recorded only {len(calls)} model calls")
+        kept = {e.seq for e in calls[:n]}
+        return lambda e: e.seq in kept
+    node, _, round_text = text.partition("@")
+    if round_text and not round_text.isdigit():
+        raise ConfigError(f"step {step!r}: expected N, NODE or NODE@ROUND (a round number after '@')")
+    nodes = {e.node for e in calls}
+    base = {str(n).split("#")[0] for n in nodes}
+    if node not in nodes and node not in base:
+        raise ConfigError(f"step {step!r}: the run made no call in node {node!r}; its nodes: {sorted(base)}")
+    wanted_round = int(round_text) if round_text else None
+    first = next(
+        (
+            e.seq
+            for e in calls
+            if (e.node == node or str(e.node).split("#")[0] == node)
+            and (wanted_round is None or (e.round or 0) >= wanted_round)
+        ),
+        None,
+    )
+    if first is None:
+        raise ConfigError(f"step {step!r}: node {node!r} made no call in round {wanted_round} or later")
+    return lambda e: e.seq < first
+
+
+async def afork(
+    run_id: str,
+    *,
+    step: str,
+    store: Store | str | None = None,
+    model: str | Provider | ModelClient | None = None,
+    set_inputs: Mapping[str, Any] | None = None,
+    listeners: list[Listener] | None = None,
+    graph: str | Path | GraphSpec | None = None,
+) -> RunResult:
+    """Replay ``run_id`` up to ``step``, then go on live: a new run whose parent is ``run_id``.
+
+    The graph is today's version of the run's graph (or ``graph``); a served call whose prompt changed (an
+    edited card, a ``set_inputs`` value it uses) is made live, so only what changed costs anything.
+    """
+    own_store = not isinstance(store, Store)
+    db = store if isinstance(store, Store) else Store(store)
+    client: ModelClient | None = None
+    try:
+        record = await asyncio.to_thread(db.get_run, run_id)
+        spec, source = current_spec(record, graph)
+        events = await asyncio.to_thread(db.events, record.id)
+        keep = step_filter(events, step)
+        inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
+        recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
+        client = model if isinstance(model, ModelClient) else get_model(model or record.model or DEFAULT_MODEL)
+        budget = _budget_of(record)
+        fork = {"parent": record.id, "from": step, "set": dict(set_inputs or {}), "model": client.reference}
+        new_id = await asyncio.to_thread(
+            db.create_run,
+            spec.name,
+            inputs,
+            spec_hash=spec.spec_hash(),
+            model=client.reference,
+            parent_run_id=record.id,
+            meta={
+                "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                **({"source": source} if source != "stored spec" else {}),
+                "fork": fork,
+                **({"budget": record.meta["budget"]} if record.meta.get("budget") else {}),
+            },
+        )
+        tracker = BudgetTracker(_budgets(spec, budget))
+        return await _execute(
+            spec, db, new_id, client, inputs, tracker, list(listeners or []), recorded, fresh=True, mode="fork"
+        )
+    finally:
+        if client is not None and not isinstance(model, ModelClient | Provider):
+            await client.aclose()
+        if own_store:
+            db.close()
+
+
+def replay(run_id: str, *, store: Store | str | None = None, graph: str | Path | None = None) -> ReplayReport:
+    """Blocking :func:`areplay`."""
+    return asyncio.run(areplay(run_id, store=store, graph=graph))
+
+
+def fork(run_id: str, *, step: str, **kwargs: Any) -> RunResult:
+    """Blocking :func:`afork`."""
+    return asyncio.run(afork(run_id, step=step, **kwargs))

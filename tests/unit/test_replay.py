@@ -1,0 +1,119 @@
+"""Replay and what-if forks (``agentmesh.runtime.replay``): every shipped graph replays with zero model calls and
+the same outputs; a changed prompt is the first divergence, with a diff; repeated identical prompts replay by their
+place in the run; a fork serves the calls before its step, makes the rest live and is linked to its parent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import ConfigError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.runtime import run
+from agentmesh.runtime.replay import fork, replay
+from agentmesh.runtime.run import builtin_graphs, resolve_graph
+from agentmesh.spec.loader import dump_graph
+from agentmesh.store import Store
+
+REPLY = (
+    "Step by step: 17*3 = 51. The answer is 51, so \\boxed{51}. I pick (B). [[5, 4, 3, 2, 1, 1, 1]] best: [1, 2]\n"
+    "```python\ndef add(a, b):\n    return a + b\n```\n[reflection 1]: fine"
+)
+INPUTS: dict[str, Any] = {
+    "question": "What is 17*3?",
+    "problem": "What is 17*3?",
+    "choices": ["41", "51", "61", "71"],
+    "prompt": 'def add(a, b):\n    """Return a + b."""\n',
+    "entry_point": "add",
+    "shots": 1,
+}
+
+
+def inputs_for(graph: str) -> dict[str, Any]:
+    spec = resolve_graph(graph)
+    return {k: INPUTS[k] for k in spec.inputs if k in INPUTS}
+
+
+def numbered(request: ModelRequest, context: CallContext) -> str:
+    """A reply that depends on where the call is, so that serving a call at the wrong place would show."""
+    return f"{REPLY} (call {context.node}/{context.agent}/{context.round}/{context.call_index})"
+
+
+@pytest.mark.parametrize("graph", builtin_graphs())
+def test_every_shipped_graph_replays_with_zero_calls_and_the_same_outputs(graph: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(respond=numbered)
+    result = run(graph, inputs_for(graph), model=model, store=db)
+    assert result.status == "succeeded", result
+    made = len(model.calls)
+    report = replay(result.run_id, store=db)
+    assert report.divergence is None, report.divergence
+    assert report.identical, report.differences
+    assert report.calls_made == 0 and len(model.calls) == made  # the model was never called
+    assert report.served == made and report.answer == result.answer == report.recorded_answer
+    with Store(db) as store:
+        assert len(store.list_runs()) == 1  # the replay added nothing to the store
+
+
+def test_repeated_identical_prompts_replay_by_their_place(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    answers = iter(["\\boxed{1}", "\\boxed{2}", "\\boxed{2}", "\\boxed{3}", "\\boxed{2}"])
+    model = ScriptedModel(respond=lambda request, context: next(answers))
+    result = run("self_consistency", {"question": "Pick a number"}, model=model, store=db)
+    prompts = {call.prompt for call in model.calls}
+    assert len(prompts) == 1 and len(model.calls) == 5  # five identical prompts, five different answers
+    report = replay(result.run_id, store=db)
+    assert report.identical and report.answer == "2"
+
+
+def test_an_edited_prompt_is_the_first_divergence_with_a_diff(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = resolve_graph("debate")
+    graph_file = tmp_path / "debate.yaml"
+    graph_file.write_text(dump_graph(spec))
+    result = run(graph_file, {"question": "What is 17*3?"}, model=ScriptedModel(respond=numbered), store=db)
+    assert replay(result.run_id, store=db).identical  # today's file is the run's graph
+
+    graph_file.write_text(dump_graph(spec).replace("Think step by step and be concise.", "Think hard."))
+    report = replay(result.run_id, store=db)
+    assert report.divergence is not None and not report.identical
+    assert report.divergence.key == ("debate", "debater", 1, 0)
+    assert "-" in report.divergence.diff and "+" in report.divergence.diff
+    assert "Think step by step and be concise." in report.divergence.diff and "Think hard." in report.divergence.diff
+    assert "first divergence: node 'debate', agent 'debater', round 1, call 0" in str(report.divergence)
+
+
+def test_a_fork_serves_the_prefix_and_goes_live_with_another_model(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = ScriptedModel(respond=lambda r, c: f"I say \\boxed{{{c.call_index}}}")  # never agree: 3 rounds
+    parent = run("debate", {"question": "Q?"}, model=first, store=db)
+    assert len(first.calls) == 9
+
+    second = ScriptedModel(default="\\boxed{7}")
+    child = fork(parent.run_id, step="debate@2", store=db, model=second)
+    assert len(second.calls) == 3  # round 2 only: all agree on 7, the consensus stops it
+    assert child.answer == "7" and child.served_from_record == 3
+    with Store(db) as store:
+        record = store.get_run(child.run_id)
+        assert record.parent_run_id == parent.run_id
+        assert record.meta["fork"]["from"] == "debate@2"
+        assert record.totals["calls"] == 3  # only the new calls cost anything
+        kinds = [e.kind for e in store.events(child.run_id) if e.kind in ("model_call", "replayed_call")]
+        assert kinds.count("replayed_call") == 3 and kinds.count("model_call") == 3
+    again = replay(child.run_id, store=db)  # the fork is complete on its own
+    assert again.identical and again.served == 6
+
+
+def test_fork_with_a_changed_input_makes_the_changed_calls_live(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    parent = run("self_consistency", {"question": "Q?"}, model=ScriptedModel(default="\\boxed{1}"), store=db)
+    live = ScriptedModel(default="\\boxed{2}")
+    child = fork(parent.run_id, step="5", store=db, model=live, set_inputs={"question": "Another?"})
+    assert len(live.calls) == 5 and child.answer == "2"  # every prompt changed: nothing could be served
+    with pytest.raises(ConfigError, match="only 5 model calls"):
+        fork(parent.run_id, step="6", store=db, model=live)
+    with pytest.raises(ConfigError, match="no call in node 'nowhere'"):
+        fork(parent.run_id, step="nowhere", store=db, model=live)
