@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agentmesh.cli import ask, db, graph, models, optimize, run, runs
+from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 
@@ -24,6 +24,11 @@ app.command("models")(models.models)
 app.command("run")(run.run_graph)
 app.command("resume")(run.resume)
 app.command("optimize")(optimize.optimize)
+app.command("replay")(inspect.replay)
+app.command("diff")(inspect.diff)
+app.command("report")(inspect.report)
+app.command("export")(inspect.export)
+app.command("import")(inspect.import_)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
 

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
 from agentmesh.store import EventRecord, RunRecord
+from agentmesh.timeline import Timeline, load_timeline
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
 
@@ -56,24 +58,95 @@ def show(
     db: DbOption = None,
     as_json: JsonOption = False,
     full: Annotated[bool, typer.Option("--full", help="Print prompts and answers in full.")] = False,
+    events: Annotated[bool, typer.Option("--events", help="Every stored event as a table instead.")] = False,
 ) -> None:
-    """Summary of a run, then its events: every model call with tokens, latency, cost and errors."""
+    """A run as a timeline: each node and round with its calls (answers folded; --full unfolds them, with the
+    prompts), the agents that were active, pruned or never ran, ratings and importance, the stop reason."""
     with open_store(db) as store:
         record = store.get_run(run)
-        events = store.events(record.id)
+        stored = store.events(record.id)
+        story = load_timeline(store, record.id) if not (as_json or events) else None
     if as_json:
         console.print_json(
-            json.dumps({"run": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+            json.dumps({"run": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in stored]})
         )
         return
     console.print(_summary(record))
-    if not events:
+    if not stored:
         console.print("no events recorded")
         return
+    if story is None:
+        _events_table(stored, full)
+        return
+    _print_timeline(story, full)
+
+
+def _print_timeline(story: Timeline, full: bool) -> None:
+    for number, step in enumerate(story.steps, start=1):
+        where = f"{step.node}" + (f" ({step.op})" if step.op else "") + (f" round {step.round}" if step.round else "")
+        facts = [f"{len(step.calls)} calls"] if step.calls else []
+        summary = step.summary
+        if summary.get("answer") is not None:
+            facts.append(f"answer {_short(summary['answer'], 60)}")
+        if step.calls:
+            facts.append(f"{step.tokens} tokens, {fmt_seconds(step.latency_s)}, {fmt_cost(step.cost_usd)}")
+        if summary.get("stop") or summary.get("stopped"):
+            facts.append(f"stop: {summary.get('stop') or summary.get('stopped')}")
+        if summary.get("unfinished"):
+            facts.append("[red]unfinished[/]")
+        console.print(f"[bold cyan]{number:>3}. {escape(where)}[/]  " + escape(" · ".join(facts)), highlight=False)
+        for call in step.calls:
+            mark = " [dim](replayed)[/]" if call.replayed else ""
+            head = f"      {escape(call.agent)}[{call.call_index}]{mark}"
+            if call.error:
+                console.print(f"{head} [red]error: {escape(call.error)}[/]", highlight=False)
+                continue
+            tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tok, {fmt_seconds(call.latency_s)}"
+            if full:
+                console.print(f"{head} ({tokens})", highlight=False)
+                for message in call.messages:
+                    console.print(f"        [dim]{message['role']}:[/] {escape(message['content'])}", highlight=False)
+                console.print(f"        [green]reply:[/] {escape(call.reply)}", highlight=False)
+            else:
+                console.print(f"{head} → {escape(_short(call.reply, 110))} [dim]({tokens})[/]", highlight=False)
+    for network in story.networks:
+        console.print(f"\n[bold]network of {escape(network.node)}[/]")
+        for entry in network.history:
+            pruned = set()
+            ranked = entry.get("ranked")
+            if ranked and not ranked.get("reference_compat"):
+                pruned = {n["slot"] for n in entry.get("nodes") or [] if n["slot"] not in ranked["kept"]}
+            ran = {n["slot"]: n for n in entry.get("nodes") or []}
+            parts = []
+            for slot, name in enumerate(network.agents):
+                if slot not in network.slots_of(entry.get("kind")):
+                    continue
+                node = ran.get(slot)
+                if node is None:
+                    parts.append(f"[dim]{escape(name)}: -[/]")
+                    continue
+                ratings = f" rated {node['ratings']}" if node.get("ratings") is not None else ""
+                text = f"{escape(name)}: {escape(str(node.get('key')))}{escape(ratings)}"
+                parts.append(f"[dim strike]{text}[/]" if slot in pruned else text)
+            kept = f" · ranker kept {[network.agents[s] for s in ranked['kept']]}" if ranked else ""
+            kind = entry.get("kind") or "round"
+            console.print(f"  {kind} {entry['round']}: " + "; ".join(parts) + escape(kept), highlight=False)
+        if network.importance:
+            ranking = sorted(network.importance.get("per_agent", {}).items(), key=lambda kv: -kv[1])
+            console.print("  importance: " + ", ".join(f"{escape(a)} {v:.3f}" for a, v in ranking), highlight=False)
+    console.print(f"\n[bold]stop reason[/] {escape(story.run.stop_reason or '-')}", highlight=False)
+
+
+def _short(value: Any, limit: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _events_table(stored: list[EventRecord], full: bool) -> None:
     table = Table(title="events", show_lines=full)
     for col in ("#", "kind", "node", "agent", "round", "call", "try", "tokens", "latency", "cost", "result"):
         table.add_column(col, overflow="fold")
-    for e in events:
+    for e in stored:
         table.add_row(
             str(e.seq),
             e.kind,
@@ -131,7 +204,7 @@ def _result(e: EventRecord, full: bool) -> str:
     if e.error:
         return f"[red]{e.error}[/]"
     text = ""
-    if e.kind == "model_call" and isinstance(e.response, dict):
+    if e.kind in ("model_call", "replayed_call") and isinstance(e.response, dict):
         choices = e.response.get("choices") or []
         text = " | ".join(str(c.get("text", "")) for c in choices)
     elif e.data is not None:

@@ -294,11 +294,13 @@ async def _execute(
 
 
 def stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any] | None:
-    """A run's node outputs as its last checkpoint holds them (``None`` when it has none, e.g. an imported run)."""
+    """A run's node outputs as its last checkpoint holds them, or as an imported run carries them (its
+    ``final_outputs`` event); ``None`` when neither exists."""
     saved = store.checkpointer().get_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
-    if saved is None:
-        return None
-    return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
+    if saved is not None:
+        return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
+    carried = store.events(run_id, kind="final_outputs")
+    return dict(carried[-1].data) if carried and isinstance(carried[-1].data, dict) else None
 
 
 def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:

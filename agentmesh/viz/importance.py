@@ -18,7 +18,7 @@ _TEAM = "#2563eb"
 _OTHER = "#9ca3af"
 
 
-def _shade(value: float, top: float) -> str:
+def shade(value: float, top: float) -> str:
     """White → deep blue as value goes 0 → top."""
     t = 0.0 if top <= 0 else max(0.0, min(1.0, value / top))
     r, g, b = (int(255 + (c - 255) * t) for c in (30, 64, 175))
@@ -35,8 +35,8 @@ def importance_svg(
     layers: int,
 ) -> str:
     """The job's picture. ``node_means`` maps ``"round,slot"`` (1-based round) to the node's mean importance."""
-    label_w = max([text_width(c, 13) for c in candidates] + [80.0]) + 24
-    col, row, top_pad = 90.0, 44.0, 70.0
+    label_w = max([text_width(c, 13, bold=True) for c in candidates] + [80.0]) + 28
+    col, row, top_pad = 90.0, 44.0, 86.0
     net_w = label_w + col * layers + 20
     bar_x = net_w + 40
     bar_len = 260.0
@@ -50,9 +50,9 @@ def importance_svg(
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}">',
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
         f'<text x="16" y="28" font-size="17" font-weight="bold">{esc(title)}</text>',
-        f'<text x="{label_w:.0f}" y="54" font-size="12" fill="#555">network: node colour and size = mean '
+        f'<text x="{label_w:.0f}" y="50" font-size="12" fill="#555">network: node colour and size = mean '
         "importance</text>",
-        f'<text x="{bar_x + label_w:.0f}" y="54" font-size="12" fill="#555">mean Agent Importance Score '
+        f'<text x="{bar_x + label_w:.0f}" y="50" font-size="12" fill="#555">mean Agent Importance Score '
         "(team in blue)</text>",
     ]
 
@@ -93,7 +93,7 @@ def importance_svg(
                 continue
             radius = 6 + 12 * math.sqrt(value / top_node) if top_node > 0 else 6
             out.append(
-                f'<circle cx="{cx(layer):.1f}" cy="{cy(slot):.1f}" r="{radius:.1f}" fill="{_shade(value, top_node)}" '
+                f'<circle cx="{cx(layer):.1f}" cy="{cy(slot):.1f}" r="{radius:.1f}" fill="{shade(value, top_node)}" '
                 f'stroke="#1e3a8a" stroke-width="1"><title>{esc(name)}, layer {layer}: {value:.3f}</title></circle>'
             )
         score = scores.get(name, 0.0)

@@ -1,0 +1,167 @@
+"""``agentmesh replay | diff | report | export | import``: looking back at stored runs, for free.
+
+A replay makes no model call (every response is served from the store); a fork (``replay --from``) pays only for
+the calls after its step; the report is one HTML page that needs no network to view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store
+from agentmesh.cli.run import parse_inputs
+from agentmesh.errors import ConfigError
+from agentmesh.runtime.replay import afork, areplay
+from agentmesh.runtime.run import stored_outputs
+from agentmesh.spec.loader import graph_from_data
+from agentmesh.store.transfer import export_run, import_run
+from agentmesh.timeline import diff_timelines, load_timeline
+from agentmesh.viz.report import report_html
+
+
+def replay(
+    run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="Replay up to this step, then go on live (N calls, NODE or NODE@ROUND)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model for the live part of a fork.")] = None,
+    assignments: Annotated[
+        list[str] | None, typer.Option("--set", help="Change an input for the fork: key=value (repeatable).")
+    ] = None,
+    graph: Annotated[
+        str | None, typer.Option("--graph", "-g", help="Replay with this graph (default: the run's, as it is now).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Re-execute a stored run with every model response served from the store (zero calls), or fork it."""
+    with open_store(db) as store:
+        if from_step is None:
+            if model or assignments:
+                raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
+            report = asyncio.run(areplay(run, store=store, graph=graph))
+            _print_replay(report)
+            if not report.identical:
+                raise typer.Exit(1)
+            return
+        record = store.get_run(run)
+        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        values = parse_inputs(spec, assignments or [])
+        result = asyncio.run(afork(record.id, step=from_step, store=store, model=model, set_inputs=values, graph=graph))
+    console.print(
+        f"forked run [bold]{result.run_id}[/] from {record.id[:12]} at step {escape(from_step)}: "
+        f"{result.served_from_record} calls served from the parent, {result.calls} made "
+        f"({fmt_cost(result.cost_usd)}); answer {escape(str(result.answer))}; "
+        f"stop: {escape(result.stop_reason or '-')}",
+        highlight=False,
+    )
+
+
+def _print_replay(report: object) -> None:
+    from agentmesh.runtime.replay import ReplayReport
+
+    assert isinstance(report, ReplayReport)
+    head = f"replay of {report.run_id[:12]} ({report.graph}, graph from {report.source}): "
+    if report.divergence is not None:
+        console.print(f"[bold red]{escape(head)}diverged[/] after {report.served} served calls", highlight=False)
+        console.print(escape(str(report.divergence)), highlight=False)
+        return
+    state = "[green]identical[/]" if report.identical else "[red]different[/]"
+    console.print(
+        f"{escape(head)}{state}: {report.served} calls served, {report.calls_made} made; answer "
+        f"{escape(str(report.answer))} (recorded {escape(str(report.recorded_answer))})",
+        highlight=False,
+    )
+    if not report.compared:
+        console.print("the run has no final state stored to compare with (only its calls were checked)")
+    for line in report.differences:
+        console.print(f"  [red]{escape(line)}[/]", highlight=False)
+    for key in report.unused:
+        console.print(f"  [yellow]recorded call never asked for: {escape(str(key))}[/]", highlight=False)
+
+
+def diff(
+    run_a: Annotated[str, typer.Argument(help="First run (id or prefix).")],
+    run_b: Annotated[str, typer.Argument(help="Second run (id or prefix).")],
+    db: DbOption = None,
+) -> None:
+    """Where two runs part ways: the first differing call, node answers, calls, tokens and cost side by side."""
+    with open_store(db) as store:
+        result = diff_timelines(load_timeline(store, run_a), load_timeline(store, run_b))
+    a, b = result.a.run, result.b.run
+    table = Table(title=f"{a.id[:12]} (A) vs {b.id[:12]} (B)")
+    for column in ("", "A", "B"):
+        table.add_column(column, overflow="fold")
+    ta, tb = a.totals or {}, b.totals or {}
+    table.add_row("graph", a.graph, b.graph)
+    table.add_row("model", a.model or "-", b.model or "-")
+    table.add_row("status", str(a.status), str(b.status))
+    table.add_row("stop reason", a.stop_reason or "-", b.stop_reason or "-")
+    table.add_row("calls", str(ta.get("calls", 0)), str(tb.get("calls", 0)))
+    table.add_row("tokens", str(ta.get("total_tokens", 0)), str(tb.get("total_tokens", 0)))
+    table.add_row("cost", fmt_cost(ta.get("cost_usd")), fmt_cost(tb.get("cost_usd")))
+    for node, answer_a, answer_b in result.answers:
+        table.add_row(f"answer of {node}", str(answer_a), str(answer_b))
+    console.print(table)
+    console.print(f"first divergence: {escape(result.first_divergence or 'none: the runs made the same calls')}")
+    console.print(
+        f"calls only in A: {len(result.only_a)}, only in B: {len(result.only_b)}, "
+        f"same place but different prompt or reply: {len(result.differing_calls)}"
+    )
+
+
+def report(
+    run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    html_path: Annotated[Path, typer.Option("--html", help="Where to write the HTML page.")],
+    db: DbOption = None,
+) -> None:
+    """One self-contained HTML page: the agent network, importance scores, the timeline and the stop reason."""
+    with open_store(db) as store:
+        story = load_timeline(store, run)
+    html_path.write_text(report_html(story), encoding="utf-8")
+    console.print(f"report of {story.run.id[:12]} written to {html_path}")
+
+
+def export(
+    run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    as_json: JsonOption = True,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+    db: DbOption = None,
+) -> None:
+    """A run as versioned JSON (record, events, final outputs; secrets never included), for agentmesh import."""
+    if not as_json:
+        raise ConfigError("only --json exports exist")
+    with open_store(db) as store:
+        record = store.get_run(run)
+        events = store.events(record.id)
+        spec = graph_from_data(record.meta["spec"]) if isinstance(record.meta.get("spec"), dict) else None
+        outputs = stored_outputs(store, spec, record.id) if spec is not None else None
+    text = json.dumps(export_run(record, events, outputs), ensure_ascii=False, indent=1)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err_console.print(f"run {record.id[:12]}: {len(events)} events written to {out}")
+
+
+def import_(
+    path: Annotated[Path, typer.Argument(help="A file written by agentmesh export.")],
+    db: DbOption = None,
+) -> None:
+    """Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    with open_store(db) as store:
+        run_id = import_run(store, document, where=str(path))
+    console.print(f"imported run {run_id}")

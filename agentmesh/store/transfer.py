@@ -1,0 +1,136 @@
+"""Moving runs between stores: a versioned JSON document per run (``agentmesh export`` / ``agentmesh import``).
+
+The document holds the run record, every event in order, and the run's final node outputs (so a report or a
+timeline of an imported run still has its networks and scores). LangGraph checkpoints are not carried: an imported
+run can be shown, reported, diffed, replayed and forked, but not resumed mid-way. Secrets are redacted again on
+the way out (the store already keeps none; an export must not depend on that), and the document is checked
+before anything is written on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentmesh.errors import StoreError
+from agentmesh.store._redact import redact
+from agentmesh.store.records import EventRecord, RunRecord
+from agentmesh.store.runs import Store, event_row
+from agentmesh.store.schema import SCHEMA_VERSION, events, runs
+
+FORMAT = "agentmesh-run"
+VERSION = 1
+#: The event kind that carries an imported run's final node outputs.
+OUTPUTS_EVENT = "final_outputs"
+
+
+def export_run(record: RunRecord, run_events: list[EventRecord], outputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The export document of a run."""
+    run = record.model_dump(mode="json")
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "store_schema_version": SCHEMA_VERSION,
+        "run": redact(run),
+        "events": [
+            redact({k: v for k, v in e.model_dump(mode="json").items() if k not in ("id", "run_id")})
+            for e in run_events
+        ],
+        "outputs": redact(dict(outputs)) if outputs is not None else None,
+    }
+
+
+def _check(document: Any, where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise StoreError(f"{where}: not an agentmesh run export (expected a JSON object with format {FORMAT!r})")
+    version = document.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise StoreError(
+            f"{where}: export format version {version!r} is not one this agentmesh reads (up to {VERSION}); "
+            "upgrade agentmesh"
+        )
+    run, run_events = document.get("run"), document.get("events")
+    if not isinstance(run, Mapping) or not isinstance(run_events, list):
+        raise StoreError(f"{where}: expected 'run' (an object) and 'events' (a list)")
+    missing = [k for k in ("id", "graph", "inputs", "status", "created_at") if k not in run]
+    if missing:
+        raise StoreError(f"{where}: the run lacks {', '.join(missing)}")
+    for i, event in enumerate(run_events):
+        if not isinstance(event, Mapping) or not isinstance(event.get("kind"), str):
+            raise StoreError(f"{where}: event {i} is not an object with a 'kind'")
+    return dict(run), [dict(e) for e in run_events]
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def import_run(store: Store, document: Any, *, where: str = "export", new_id: str | None = None) -> str:
+    """Write an exported run into ``store`` (one transaction: all or nothing); returns its id there."""
+    run, run_events = _check(document, where)
+    run_id = new_id or str(run["id"])
+    with store.engine.connect() as conn:
+        if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
+            raise StoreError(f"{where}: run {run_id} is already in {store.url} (import it with a new id)")
+        parent = run.get("parent_run_id")
+        if parent and conn.execute(sa.select(runs.c.id).where(runs.c.id == parent)).first() is None:
+            parent = None  # the parent stays where it was; the link is kept in meta
+    meta = dict(run.get("meta") or {})
+    if run.get("parent_run_id") and parent is None:
+        meta["parent_run_id_elsewhere"] = run["parent_run_id"]
+    meta["imported_from"] = {"run_id": run["id"], "schema_version": run.get("schema_version")}
+    rows = []
+    for event in run_events:
+        fields: dict[str, Any] = {k: event.get(k) for k in _EVENT_FIELDS}
+        fields["usage_estimated"] = bool(fields["usage_estimated"])
+        row = event_row(str(event["kind"]), **fields)
+        row["created_at"] = _when(event.get("created_at")) or row["created_at"]
+        rows.append(row)
+    if document.get("outputs") is not None:
+        rows.append(event_row(OUTPUTS_EVENT, data=document["outputs"]))
+    with store._writer.begin() as conn:
+        conn.execute(
+            sa.insert(runs).values(
+                id=run_id,
+                graph=str(run["graph"]),
+                spec_hash=run.get("spec_hash"),
+                inputs=redact(run.get("inputs") or {}),
+                status=str(run["status"]),
+                stop_reason=run.get("stop_reason"),
+                parent_run_id=parent,
+                model=run.get("model"),
+                totals=run.get("totals") or {},
+                error=run.get("error"),
+                created_at=_when(run.get("created_at")),
+                finished_at=_when(run.get("finished_at")),
+                meta=redact(meta),
+                schema_version=SCHEMA_VERSION,
+            )
+        )
+        if rows:
+            values = [{**row, "run_id": run_id, "seq": i + 1} for i, row in enumerate(rows)]
+            conn.execute(sa.insert(events), values)
+    return run_id
+
+
+_EVENT_FIELDS = (
+    "node",
+    "agent",
+    "round",
+    "call_index",
+    "attempt",
+    "request",
+    "request_hash",
+    "response",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "usage_estimated",
+    "latency_s",
+    "cost_usd",
+    "error",
+    "data",
+)

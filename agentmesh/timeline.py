@@ -1,0 +1,240 @@
+"""The story of a stored run, read back from the store: steps (a node in a round) with their model calls, the
+agent networks with who was active, pruned or never ran, ratings and importance scores, and the stop reason.
+
+``agentmesh show`` prints it, ``agentmesh report`` renders it as HTML and ``agentmesh diff`` compares two of
+them. It is built from what every run stores (its events and its last checkpoint), so it works for any graph;
+a run imported without checkpoints still has its calls and steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentmesh.runtime.context import CALL_KINDS
+from agentmesh.runtime.run import stored_outputs
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.loader import graph_from_data
+from agentmesh.store import EventRecord, RunRecord, Store
+from agentmesh.systems.dylan.importance import agent_labels
+
+__all__ = ["CallView", "Network", "RunDiff", "Step", "Timeline", "diff_timelines", "load_timeline"]
+
+
+@dataclass
+class CallView:
+    """One model call: who, where, what it was asked and answered, and what it cost."""
+
+    seq: int
+    node: str
+    agent: str
+    round: int
+    call_index: int
+    messages: list[dict[str, str]]
+    reply: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float | None
+    cost_usd: float | None
+    error: str | None
+    replayed: bool
+    request_hash: str | None
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.node, self.agent, self.round, self.call_index)
+
+
+@dataclass
+class Step:
+    """A node's execution (one round of a rounds node): its result and the calls it made."""
+
+    node: str
+    op: str
+    round: int | None
+    summary: dict[str, Any]
+    calls: list[CallView] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in self.calls if not c.replayed)
+
+    @property
+    def cost_usd(self) -> float | None:
+        known = [c.cost_usd for c in self.calls if c.cost_usd is not None and not c.replayed]
+        return sum(known) if known else None
+
+    @property
+    def latency_s(self) -> float:
+        return sum(c.latency_s or 0.0 for c in self.calls)
+
+
+@dataclass
+class Network:
+    """A team node's recorded network and, when the run computed them, its importance scores."""
+
+    node: str
+    history: list[dict[str, Any]]
+    agents: list[str]
+    importance: dict[str, Any] | None = None
+    groups: dict[str, list[int]] = field(default_factory=dict)
+    """Slots per team field (``writers``/``judges`` of a code network; ``agents`` of rounds)."""
+
+    def slots_of(self, kind: str | None) -> list[int]:
+        """The slots a layer of ``kind`` (``writers``, ``judges``, or a plain round) can hold."""
+        return self.groups.get(kind or "", list(range(len(self.agents))))
+
+
+@dataclass
+class Timeline:
+    run: RunRecord
+    steps: list[Step]
+    outputs: dict[str, Any] | None
+    networks: list[Network]
+    spec: GraphSpec | None
+
+    @property
+    def calls(self) -> list[CallView]:
+        return [c for s in self.steps for c in s.calls]
+
+
+def _call(e: EventRecord) -> CallView:
+    request = e.request if isinstance(e.request, Mapping) else {}
+    messages = [
+        {"role": str(m.get("role")), "content": str(m.get("content"))}
+        for m in request.get("messages") or []
+        if isinstance(m, Mapping)
+    ]
+    choices = (e.response or {}).get("choices") or [] if isinstance(e.response, Mapping) else []
+    reply = " | ".join(str(c.get("text", "")) for c in choices if isinstance(c, Mapping))
+    return CallView(
+        seq=e.seq,
+        node=e.node or "",
+        agent=e.agent or "",
+        round=e.round or 0,
+        call_index=e.call_index or 0,
+        messages=messages,
+        reply=reply,
+        prompt_tokens=e.prompt_tokens,
+        completion_tokens=e.completion_tokens,
+        latency_s=e.latency_s,
+        cost_usd=e.cost_usd,
+        error=e.error,
+        replayed=e.kind == "replayed_call",
+        request_hash=e.request_hash,
+    )
+
+
+def load_timeline(store: Store, run_id: str) -> Timeline:
+    """Read a run's timeline from ``store`` (``run_id`` may be a unique prefix)."""
+    record = store.get_run(run_id)
+    spec: GraphSpec | None = None
+    if isinstance(record.meta.get("spec"), Mapping):
+        spec = graph_from_data(dict(record.meta["spec"]), file=f"run {record.id} (stored spec)")
+    events = store.events(record.id)
+    steps: list[Step] = []
+    pending: list[CallView] = []
+    for e in events:
+        if (e.kind in CALL_KINDS and e.error is None and e.response is not None) or e.kind in CALL_KINDS:
+            pending.append(_call(e))
+        elif e.kind == "node_result" and e.node:
+            mine = [c for c in pending if c.node.split("#")[0] == e.node]
+            pending = [c for c in pending if c.node.split("#")[0] != e.node]
+            op = spec.nodes[e.node].op if spec is not None and e.node in spec.nodes else ""
+            steps.append(Step(e.node, op, e.round, dict(e.data or {}), mine))
+    if pending:  # calls of a step that never finished (the run failed or was interrupted there)
+        steps.append(Step(pending[0].node, "", pending[0].round, {"unfinished": True}, pending))
+    outputs = stored_outputs(store, spec, record.id) if spec is not None else None
+    return Timeline(record, steps, outputs, _networks(spec, outputs), spec)
+
+
+def _networks(spec: GraphSpec | None, outputs: Mapping[str, Any] | None) -> list[Network]:
+    if spec is None or not outputs:
+        return []
+    scores: dict[str, dict[str, Any]] = {}
+    for out in outputs.values():
+        found = out.get("importance") if isinstance(out, Mapping) else None
+        if isinstance(found, Mapping) and found.get("source"):
+            scores[str(found["source"])] = dict(found)
+    found_networks = []
+    for name, node in spec.nodes.items():
+        out = outputs.get(name)
+        fields = node.params.team_fields()
+        if not isinstance(out, Mapping) or not fields or not out.get("history"):
+            continue
+        agents = list(agent_labels([a for team in fields.values() for a in team]))
+        groups, start = {}, 0
+        for field_name, team in fields.items():
+            groups[field_name] = list(range(start, start + len(team)))
+            start += len(team)
+        own = out.get("importance") if isinstance(out.get("importance"), Mapping) else None
+        found_networks.append(Network(name, list(out["history"]), agents, scores.get(name) or own, groups))
+    return found_networks
+
+
+@dataclass
+class RunDiff:
+    """Where two runs of a graph part ways: their first differing call, node answers, calls, cost."""
+
+    a: Timeline
+    b: Timeline
+    first_divergence: str | None
+    only_a: list[tuple[str, str, int, int]]
+    only_b: list[tuple[str, str, int, int]]
+    differing_calls: list[tuple[str, str, int, int]]
+    answers: list[tuple[str, Any, Any]]
+    """(node, answer in A, answer in B) for every node whose answer differs."""
+
+
+def _answers(story: Timeline) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for step in story.steps:
+        if "answer" in step.summary:
+            found[step.node] = step.summary.get("answer")
+    return found
+
+
+def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
+    """Compare two runs call by call (by their place in the run) and node by node."""
+    calls_a = {c.key: c for c in a.calls if not c.error}
+    calls_b = {c.key: c for c in b.calls if not c.error}
+    differing = [
+        key
+        for key in calls_a
+        if key in calls_b
+        and (calls_a[key].request_hash != calls_b[key].request_hash or calls_a[key].reply != calls_b[key].reply)
+    ]
+    first = None
+    for call in sorted(calls_a.values(), key=lambda c: c.seq):
+        other = calls_b.get(call.key)
+        node, agent, rnd, idx = call.key
+        where = f"node {node!r}, agent {agent!r}, round {rnd}, call {idx}"
+        if other is None:
+            first = f"{where}: only in A"
+        elif other.request_hash != call.request_hash:
+            first = f"{where}: the prompts differ"
+        elif other.reply != call.reply:
+            first = f"{where}: same prompt, different replies"
+        if first:
+            break
+    if first is None:
+        extra = sorted(set(calls_b) - set(calls_a))
+        if extra:
+            node, agent, rnd, idx = extra[0]
+            first = f"node {node!r}, agent {agent!r}, round {rnd}, call {idx}: only in B"
+    answers_a, answers_b = _answers(a), _answers(b)
+    answers = [
+        (node, answers_a.get(node), answers_b.get(node))
+        for node in dict.fromkeys([*answers_a, *answers_b])
+        if answers_a.get(node) != answers_b.get(node)
+    ]
+    return RunDiff(
+        a,
+        b,
+        first,
+        sorted(set(calls_a) - set(calls_b)),
+        sorted(set(calls_b) - set(calls_a)),
+        differing,
+        answers,
+    )

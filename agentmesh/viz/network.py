@@ -1,0 +1,110 @@
+"""The agent network of one run, as a self-contained SVG: what people want to see rather than read.
+
+Columns are the rounds (layers) of a ``rounds`` or ``dylan_code`` node, rows its agents. A node is drawn where an
+agent answered, labelled with its answer; its colour and size follow its importance when the run has scores;
+nodes a rank step pruned are greyed and crossed out, agents that never ran in a round (an early stop, a ranker
+that left them out) are small grey dots, and the edges are the answers each node was really shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agentmesh.viz._svg import FONT_FAMILY, esc, shorten, text_width
+from agentmesh.viz.importance import shade
+
+
+def network_svg(
+    history: Sequence[Mapping[str, Any]],
+    agents: Sequence[str],
+    *,
+    importance: Mapping[str, float] | None = None,
+    title: str = "",
+) -> str:
+    """The network of a recorded ``history`` (see :mod:`agentmesh.runtime.operators.rounds`).
+
+    ``agents`` names the slots; ``importance`` maps ``"round,slot"`` to a node's score.
+    """
+    rounds = [int(h["round"]) for h in history]
+    n_rounds = max(rounds, default=0)
+    label_w = max([text_width(a, 12.5, bold=True) for a in agents] + [70.0]) + 28
+    col, row, top = 120.0, 46.0, 74.0
+    width = max(label_w + col * max(n_rounds, 1) + 40, 600.0)  # room for the legend line
+    height = top + row * len(agents) + 48
+    top_score = max(importance.values(), default=0.0) if importance else 0.0
+
+    def xy(rnd: int, slot: int) -> tuple[float, float]:
+        return label_w + col * (rnd - 0.5), top + row * (slot + 0.5)
+
+    ran: dict[tuple[int, int], Mapping[str, Any]] = {}
+    pruned: set[tuple[int, int]] = set()
+    kinds: dict[int, str] = {}
+    for entry in history:
+        rnd = int(entry["round"])
+        kinds[rnd] = str(entry.get("kind") or "")
+        for node in entry.get("nodes") or []:
+            ran[(rnd, int(node["slot"]))] = node
+        ranked = entry.get("ranked")
+        if ranked and not ranked.get("reference_compat"):
+            pruned |= {(rnd, int(n["slot"])) for n in entry.get("nodes") or [] if n["slot"] not in ranked["kept"]}
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="agent-network">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+        f'<text x="14" y="24" font-size="15" font-weight="bold">{esc(title)}</text>',
+        '<text x="14" y="44" font-size="11.5" fill="#555">edges: the answers each node was shown; '
+        + ("size and colour: importance; " if importance else "")
+        + "grey: pruned or never ran</text>",
+    ]
+    for (rnd, slot), node in sorted(ran.items()):  # edges first, under the nodes
+        x2, y2 = xy(rnd, slot)
+        for pred in node.get("seen") or []:
+            x1, y1 = xy(rnd - 1, int(pred))
+            out.append(
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#c7cdd6" stroke-width="1"/>'
+            )
+    for rnd in range(1, n_rounds + 1):
+        x, _ = xy(rnd, 0)
+        label = f"{kinds.get(rnd) or 'round'} {rnd}" if kinds.get(rnd) else f"round {rnd}"
+        out.append(f'<text x="{x:.1f}" y="{top - 10:.0f}" font-size="12" text-anchor="middle">{esc(label)}</text>')
+    for slot, name in enumerate(agents):
+        _, y = xy(1, slot)
+        out.append(
+            f'<text x="{label_w - 14:.0f}" y="{y + 4:.1f}" font-size="12.5" text-anchor="end">{esc(name)}</text>'
+        )
+        for rnd in range(1, n_rounds + 1):
+            x, y = xy(rnd, slot)
+            node = ran.get((rnd, slot))
+            if node is None:
+                out.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#eef0f3" stroke="#c7cdd6" class="idle">'
+                    f"<title>{esc(name)}, round {rnd}: did not run</title></circle>"
+                )
+                continue
+            score = (importance or {}).get(f"{rnd},{slot}")
+            radius = 9.0 + (11.0 * math.sqrt(score / top_score) if score and top_score > 0 else 0.0)
+            fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score else "#dbeafe")
+            key = node.get("key")
+            tip = f"{name}, round {rnd}" + (f": answer {key}" if key is not None else "")
+            tip += f", importance {score:.3f}" if score is not None else ""
+            tip += " (pruned by the ranker)" if (rnd, slot) in pruned else ""
+            css = "pruned" if (rnd, slot) in pruned else "ran"
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{fill}" stroke="#1e3a8a" '
+                f'stroke-width="1" class="{css}"><title>{esc(tip)}</title></circle>'
+            )
+            if (rnd, slot) in pruned:
+                out.append(
+                    f'<line x1="{x - radius:.1f}" y1="{y - radius:.1f}" x2="{x + radius:.1f}" y2="{y + radius:.1f}" '
+                    'stroke="#9ca3af" stroke-width="1.5"/>'
+                )
+            if key is not None:
+                out.append(
+                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#374151">'
+                    f"{esc(shorten(str(key), 12))}</text>"
+                )
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,0 +1,112 @@
+"""One self-contained HTML page per run: what happened, drawn and folded, readable with no network and no script.
+
+The page holds the run's summary (graph, model, status, stop reason, calls, tokens, cost, duration), the agent
+network of every team node (inline SVG: nodes per round, the edges each node was shown, pruned agents crossed out,
+idle ones grey, importance as size and colour when the run has scores) with its importance table, and the
+timeline: one foldable block per step with its calls, each call's prompt and reply folded again. Everything is
+escaped; the only styling is an inline stylesheet.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from agentmesh.timeline import CallView, Step, Timeline
+from agentmesh.viz.network import network_svg
+
+_CSS = """
+body{font-family:DejaVu Sans,Verdana,Helvetica,Arial,sans-serif;margin:24px;color:#111;max-width:1200px}
+h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #e5e7eb;padding:4px 8px;text-align:left}
+.summary td:first-child{font-weight:bold;background:#f9fafb} .stop{background:#fef3c7;padding:8px 12px;
+border-radius:6px;display:inline-block} details{margin:4px 0 4px 8px} summary{cursor:pointer}
+.call{font-size:13px} pre{white-space:pre-wrap;background:#f3f4f6;padding:8px;border-radius:4px;font-size:12px}
+.muted{color:#6b7280} .err{color:#b91c1c} .replayed{color:#6b7280;font-style:italic}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.6f}"
+
+
+def report_html(story: Timeline) -> str:
+    """The HTML page of a run's timeline (see the module docstring)."""
+    run = story.run
+    totals = run.totals or {}
+    duration = (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
+    rows = [
+        ("run", run.id),
+        ("graph", run.graph),
+        ("status", run.status),
+        ("model", run.model or "-"),
+        ("inputs", json.dumps(run.inputs, ensure_ascii=False)[:2000]),
+        ("calls", totals.get("calls", 0)),
+        ("tokens", f"{totals.get('prompt_tokens', 0)} in + {totals.get('completion_tokens', 0)} out"),
+        ("cost", _money(totals.get("cost_usd"))),
+        ("duration", "-" if duration is None else f"{duration:.2f} s"),
+    ]
+    if run.parent_run_id:
+        rows.append(("forked from", run.parent_run_id))
+    if run.error:
+        rows.append(("error", run.error))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(run.graph)} run {_e(run.id[:12])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(run.graph)} <span class='muted'>run {_e(run.id[:12])}</span></h1>",
+        f'<p class="stop" id="stop-reason"><b>stop reason:</b> {_e(run.stop_reason or "-")}</p>',
+        '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>",
+    ]
+    for network in story.networks:
+        scores = network.importance or {}
+        parts.append(f"<h2>Agent network of <code>{_e(network.node)}</code></h2>")
+        parts.append(
+            network_svg(network.history, network.agents, importance=scores.get("per_node"), title=f"{network.node}")
+        )
+        if scores.get("per_agent"):
+            ranked = sorted(scores["per_agent"].items(), key=lambda kv: -float(kv[1]))
+            parts.append('<table class="importance"><tr><th>agent</th><th>importance</th></tr>')
+            parts += [f"<tr><td>{_e(a)}</td><td>{float(v):.4f}</td></tr>" for a, v in ranked]
+            parts.append("</table>")
+    parts.append("<h2>Timeline</h2>")
+    parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _step(number: int, step: Step) -> str:
+    facts = []
+    if step.summary.get("answer") is not None:
+        facts.append(f"answer <b>{_e(step.summary['answer'])}</b>")
+    if step.calls:
+        facts.append(f"{len(step.calls)} calls, {step.tokens} tokens, {step.latency_s:.2f} s, {_money(step.cost_usd)}")
+    stop = step.summary.get("stop") or step.summary.get("stopped")
+    if stop:
+        facts.append(f"stop: {_e(stop)}")
+    if step.summary.get("unfinished"):
+        facts.append('<span class="err">unfinished</span>')
+    where = f"{_e(step.node)}" + (f" ({_e(step.op)})" if step.op else "")
+    where += f" round {step.round}" if step.round else ""
+    calls = "".join(_call(c) for c in step.calls)
+    return f'<details class="step"><summary>{number}. {where} — {" · ".join(facts)}</summary>{calls}</details>'
+
+
+def _call(call: CallView) -> str:
+    label = f"{_e(call.agent)}[{call.call_index}]"
+    if call.error:
+        return f'<div class="call err">{label}: error: {_e(call.error)}</div>'
+    tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tokens, {(call.latency_s or 0):.2f} s"
+    replayed = ' <span class="replayed">(served from the parent run)</span>' if call.replayed else ""
+    short = " ".join(call.reply.split())
+    short = short if len(short) <= 140 else short[:139] + "…"
+    prompt = "".join(f"<p class='muted'>{_e(m['role'])}</p><pre>{_e(m['content'])}</pre>" for m in call.messages)
+    return (
+        f'<details class="call"><summary>{label}{replayed} → {_e(short)} <span class="muted">({tokens})</span>'
+        f"</summary>{prompt}<p class='muted'>reply</p><pre>{_e(call.reply)}</pre></details>"
+    )
