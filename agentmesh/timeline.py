@@ -143,8 +143,9 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
             pending = [c for c in pending if c.node.split("#")[0] != e.node]
             op = spec.nodes[e.node].op if spec is not None and e.node in spec.nodes else ""
             steps.append(Step(e.node, op, e.round, dict(e.data or {}), mine))
-    if pending:  # calls of a step that never finished (the run failed or was interrupted there)
-        steps.append(Step(pending[0].node, "", pending[0].round, {"unfinished": True}, pending))
+    if pending:  # calls outside any node (``agentmesh ask``), or of a step the run never finished
+        done = str(record.status) == "succeeded"
+        steps.append(Step(pending[0].node, "", pending[0].round, {} if done else {"unfinished": True}, pending))
     outputs = stored_outputs(store, spec, record.id) if spec is not None else None
     return Timeline(record, steps, outputs, _networks(spec, outputs), spec)
 

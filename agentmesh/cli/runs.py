@@ -84,10 +84,12 @@ def show(
 def _print_timeline(story: Timeline, full: bool) -> None:
     for number, step in enumerate(story.steps, start=1):
         where = f"{step.node}" + (f" ({step.op})" if step.op else "") + (f" round {step.round}" if step.round else "")
-        facts = [f"{len(step.calls)} calls"] if step.calls else []
+        facts = [f"{len(step.calls)} call{'' if len(step.calls) == 1 else 's'}"] if step.calls else []
         summary = step.summary
         if summary.get("answer") is not None:
             facts.append(f"answer {_short(summary['answer'], 60)}")
+        if summary.get("scores"):
+            facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in summary["scores"]))
         if step.calls:
             facts.append(f"{step.tokens} tokens, {fmt_seconds(step.latency_s)}, {fmt_cost(step.cost_usd)}")
         if summary.get("stop") or summary.get("stopped"):

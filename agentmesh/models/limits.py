@@ -48,7 +48,8 @@ class Pacer:
             # The request may start once at most `burst` units' worth of time is outstanding.
             start = max(now, tat + cost - self.burst / self.rate)
             self._tat = tat + cost
-            return start - now
+            wait = start - now
+            return wait if wait > 1e-9 else 0.0  # float residue of summed costs is no reason to sleep
 
     def refund(self, units: float) -> None:
         if units <= 0:

@@ -84,6 +84,8 @@ def _step(number: int, step: Step) -> str:
     facts = []
     if step.summary.get("answer") is not None:
         facts.append(f"answer <b>{_e(step.summary['answer'])}</b>")
+    if step.summary.get("scores"):
+        facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in step.summary["scores"]))
     if step.calls:
         facts.append(f"{len(step.calls)} calls, {step.tokens} tokens, {step.latency_s:.2f} s, {_money(step.cost_usd)}")
     stop = step.summary.get("stop") or step.summary.get("stopped")

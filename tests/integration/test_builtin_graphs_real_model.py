@@ -59,5 +59,7 @@ def test_shipped_graph_runs_on_smollm2_is_stored_and_shown(
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = run_cli(["show", result.run_id, "--db", db], capsys, monkeypatch)
     assert code == 0, err
-    for expected in (result.run_id, graph, "succeeded", "model_call"):
+    for expected in (result.run_id, graph, "succeeded", "calls", "stop reason"):
         assert expected in out
+    for node in record.meta["spec"]["nodes"]:  # the timeline has a step for every node
+        assert f". {node} (" in out

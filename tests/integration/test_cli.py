@@ -57,7 +57,7 @@ def test_ask_is_stored_and_shown(db: str, script: Path, capsys, monkeypatch) -> 
 
     code, out, _ = run_cli(["show", run.id[:8], "--db", db], capsys, monkeypatch)
     assert code == 0
-    for expected in (run.id, "succeeded", "completed: single call", "model_call", "The answer is 51."):
+    for expected in (run.id, "succeeded", "completed: single call", "1 call ", "The answer is 51."):
         assert expected in out
 
     code, out, _ = run_cli(["show", run.id, "--db", db, "--json"], capsys, monkeypatch)
