@@ -147,10 +147,17 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
         done = str(record.status) == "succeeded"
         steps.append(Step(pending[0].node, "", pending[0].round, {} if done else {"unfinished": True}, pending))
     outputs = stored_outputs(store, spec, record.id) if spec is not None else None
-    return Timeline(record, steps, outputs, _networks(spec, outputs), spec)
+    recorded: dict[str, dict[int, dict[str, Any]]] = {}  # per node, the round entries its steps recorded
+    for e in events:
+        if e.kind == "node_result" and e.node and isinstance(e.data, dict) and isinstance(e.data.get("network"), dict):
+            entry = dict(e.data["network"])
+            recorded.setdefault(e.node, {})[int(entry["round"])] = entry
+    return Timeline(record, steps, outputs, _networks(spec, outputs, recorded), spec)
 
 
-def _networks(spec: GraphSpec | None, outputs: Mapping[str, Any] | None) -> list[Network]:
+def _networks(
+    spec: GraphSpec | None, outputs: Mapping[str, Any] | None, recorded: Mapping[str, Mapping[int, dict[str, Any]]]
+) -> list[Network]:
     if spec is None or not outputs:
         return []
     scores: dict[str, dict[str, Any]] = {}
@@ -162,7 +169,10 @@ def _networks(spec: GraphSpec | None, outputs: Mapping[str, Any] | None) -> list
     for name, node in spec.nodes.items():
         out = outputs.get(name)
         fields = node.params.team_fields()
-        if not isinstance(out, Mapping) or not fields or not out.get("history"):
+        history = out.get("history") if isinstance(out, Mapping) else None
+        if not history and name in recorded:  # the run stopped before the node gathered its rounds
+            history = [recorded[name][r] for r in sorted(recorded[name])]
+        if not isinstance(out, Mapping) or not fields or not history:
             continue
         agents = list(agent_labels([a for team in fields.values() for a in team]))
         groups, start = {}, 0
@@ -170,7 +180,7 @@ def _networks(spec: GraphSpec | None, outputs: Mapping[str, Any] | None) -> list
             groups[field_name] = list(range(start, start + len(team)))
             start += len(team)
         own = out.get("importance") if isinstance(out.get("importance"), Mapping) else None
-        found_networks.append(Network(name, list(out["history"]), agents, scores.get(name) or own, groups))
+        found_networks.append(Network(name, list(history), agents, scores.get(name) or own, groups))
     return found_networks
 
 

@@ -58,8 +58,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import gc
 import importlib.metadata
+import json
 import operator
 import os
 import platform
@@ -639,11 +641,19 @@ class StorageFile:
 
 
 @dataclass(frozen=True)
+class AgentmeshFile:
+    file_bytes: int  # after VACUUM
+    event_bytes: int  # request + response + data JSON of the run's events
+    checkpoint_bytes: int  # checkpoint rows + channel blobs + pending writes
+
+
+@dataclass(frozen=True)
 class StorageRow:
     rounds: int
     content_bytes: int
     plain: StorageFile  # transcript channel: list + operator.add
     delta: StorageFile | None  # transcript channel: DeltaChannel (None if this LangGraph lacks it)
+    agentmesh: AgentmeshFile | None = None
 
 
 def _vacuumed(path: Path) -> StorageFile:
@@ -681,6 +691,52 @@ def storage_run(rounds: int, tmp: Path, *, delta: bool) -> StorageFile:
     return _vacuumed(path)
 
 
+def agentmesh_storage_run(rounds: int, tmp: Path) -> AgentmeshFile:
+    """The same debate as an agentmesh spec with `rounds` rounds, store on (a fresh SQLite file), then VACUUM."""
+    from agentmesh.models.client import ModelClient
+    from agentmesh.runtime import run
+    from agentmesh.spec import graph_from_data
+
+    path = tmp / f"agentmesh-{rounds}.db"
+    data = json.loads(json.dumps(AGENTMESH_SPEC))
+    data["nodes"]["debate"]["rounds"] = rounds
+    model = ScriptedModel(0.0, rounds=rounds)
+    result = run(
+        graph_from_data(data),
+        {"question": QUESTION},
+        model=ModelClient(_BenchProvider(model).provider),
+        store=f"sqlite:///{path}",
+    )
+    answers = sorted(result.outputs["debate"]["answers"], key=lambda a: a["slot"])
+    if [a["text"] for a in answers] != expected_final(rounds) or result.calls != rounds * AGENTS:
+        raise AssertionError(f"agentmesh storage run ({rounds} rounds) is wrong")
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("VACUUM")
+        events = conn.execute(
+            "SELECT coalesce(sum(length(request) + length(coalesce(response, '')) + length(coalesce(data, ''))), 0) "
+            "FROM events"
+        ).fetchone()[0]
+        checkpoints = sum(
+            conn.execute(query).fetchone()[0]
+            for query in (
+                "SELECT coalesce(sum(length(checkpoint) + length(metadata)), 0) FROM graph_checkpoints",
+                "SELECT coalesce(sum(length(blob)), 0) FROM graph_checkpoint_blobs",
+                "SELECT coalesce(sum(length(blob)), 0) FROM graph_checkpoint_writes",
+            )
+        )
+    finally:
+        conn.close()
+    return AgentmeshFile(path.stat().st_size, int(events), int(checkpoints))
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking agentmesh call (it starts its own event loop) from the bench's async main."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def measure_storage(rounds_list: Sequence[int] = STORAGE_ROUNDS) -> list[StorageRow]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
@@ -690,8 +746,84 @@ def measure_storage(rounds_list: Sequence[int] = STORAGE_ROUNDS) -> list[Storage
                 delta: StorageFile | None = storage_run(rounds, Path(tmp), delta=True)
             except ImportError:  # a LangGraph without DeltaChannel
                 delta = None
-            rows.append(StorageRow(rounds, rounds * AGENTS * ANSWER_BYTES, plain, delta))
+            mesh = _in_thread(agentmesh_storage_run, rounds, Path(tmp))
+            rows.append(StorageRow(rounds, rounds * AGENTS * ANSWER_BYTES, plain, delta, mesh))
     return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# early stop: calls made with and without the consensus stop, on answers scripted to agree at known rounds
+
+#: name -> the 7 agents' answers per round (a letter each); strictly more than floor(2/3 * 7) = 4 agree = 5.
+EARLY_STOP_SCENARIOS: dict[str, list[str]] = {
+    "agree in round 1": ["AAAAABC", "AAAAAAA", "AAAAAAA", "AAAAAAA"],
+    "agree in round 2 (5th vote last)": ["ABCDABC", "ABAAACA", "AAAAAAA", "AAAAAAA"],
+    "agree in round 2 of 4": ["ABCDABC", "AAAAABC", "AAAAAAA", "AAAAAAA"],
+    "agree in round 3": ["ABCDABC", "ABCABCA", "BBABBBB", "BBBBBBB"],
+    "agree in round 4": ["ABCDABC", "ABCABCA", "AABBCCD", "CCCCCAB"],
+    "never agree": ["ABCDABC", "ABCABCA", "AABBCCD", "AAAABBB"],
+}
+
+
+def expected_calls(rounds: list[str], *, stop: bool, sequential: bool) -> int:
+    """The calls a debate must make, worked out from the scripted answers alone (not from agentmesh)."""
+    if not stop:
+        return AGENTS * len(rounds)
+    for r, layer in enumerate(rounds):
+        counts: dict[str, int] = {}
+        for j, letter in enumerate(layer, start=1):
+            counts[letter] = counts.get(letter, 0) + 1
+            if max(counts.values()) > (2 * AGENTS) // 3:
+                return AGENTS * r + (j if sequential else AGENTS)
+    return AGENTS * len(rounds)
+
+
+def early_stop_run(answers: list[str], *, stop: bool, sequential: bool, tmp: Path) -> int:
+    from agentmesh.models import ScriptedModel as AgentmeshScripted
+    from agentmesh.runtime import run
+    from agentmesh.spec import graph_from_data
+
+    node: dict[str, Any] = {
+        "op": "rounds",
+        "agents": ["agent"] * AGENTS,
+        "rounds": len(answers),
+        "activation": "sequential" if sequential else "parallel",
+        "activation_order": "fixed",
+    }
+    if stop:
+        node["stop"] = {"consensus": {}}
+    spec = graph_from_data(
+        {
+            "name": "early_stop",
+            "inputs": {"question": {}},
+            "agents": {"agent": {"prompt": "{{ question }} (round {{ round }})", "parser": "choice_letter"}},
+            "nodes": {"debate": node},
+        }
+    )
+    model = AgentmeshScripted(respond=lambda request, context: f"({answers[context.round - 1][context.call_index]})")
+    run(spec, {"question": QUESTION}, model=model, store=f"sqlite:///{tmp / 'early.db'}")
+    return len(model.calls)
+
+
+def measure_early_stop() -> list[list[str]]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-early-") as tmp:
+        for name, answers in EARLY_STOP_SCENARIOS.items():
+            row = [name]
+            for stop, sequential in ((False, False), (True, False), (True, True)):
+                want = expected_calls(answers, stop=stop, sequential=sequential)
+                got = _in_thread(early_stop_run, answers, stop=stop, sequential=sequential, tmp=Path(tmp))
+                row.append(f"{got} / {want}" + ("" if got == want else " MISMATCH"))
+            rows.append(row)
+    return rows
+
+
+EARLY_STOP_HEADER = [
+    "scenario (7 agents x 4 rounds)",
+    "no stop: calls / expected",
+    "consensus, parallel",
+    "consensus, sequential",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -789,6 +921,10 @@ STORAGE_HEADER = [
     "checkpoints / writes rows",
     "DeltaChannel file bytes",
     "DeltaChannel bytes / content byte",
+    "agentmesh file bytes (VACUUM)",
+    "agentmesh bytes / content byte",
+    "agentmesh events / checkpoint bytes",
+    "agentmesh x SqliteSaver",
 ]
 
 
@@ -822,6 +958,10 @@ def storage_rows(rows: list[StorageRow]) -> list[list[str]]:
             f"{r.plain.checkpoints} / {r.plain.writes}",
             f"{r.delta.file_bytes:,}" if r.delta else "-",
             f"{r.delta.file_bytes / r.content_bytes:.1f}" if r.delta else "-",
+            f"{r.agentmesh.file_bytes:,}" if r.agentmesh else "-",
+            f"{r.agentmesh.file_bytes / r.content_bytes:.1f}" if r.agentmesh else "-",
+            f"{r.agentmesh.event_bytes:,} / {r.agentmesh.checkpoint_bytes:,}" if r.agentmesh else "-",
+            f"{r.agentmesh.file_bytes / r.plain.file_bytes:.3f}" if r.agentmesh else "-",
         ]
         for r in rows
     ]
@@ -892,7 +1032,29 @@ async def main_async(args: argparse.Namespace) -> None:
             )
             if first.delta and last.delta:
                 growth += f", DeltaChannel file x{last.delta.file_bytes / first.delta.file_bytes:.1f}"
+            if first.agentmesh and last.agentmesh:
+                growth += f", agentmesh file x{last.agentmesh.file_bytes / first.agentmesh.file_bytes:.1f}"
             console.print(growth)
+        last = rows[-1]
+        if last.agentmesh:
+            share = last.agentmesh.file_bytes / last.plain.file_bytes
+            verdict = "PASS" if share <= 0.2 else "FAIL"
+            console.print(
+                f"agentmesh at {last.rounds} rounds: {last.agentmesh.file_bytes:,} B = {share:.3f} x SqliteSaver "
+                f"(target <= 0.2): {verdict}"
+            )
+    if "early-stop" in args.parts:
+        console.print("\nearly stop: calls made on scripted answers that agree at known rounds ...")
+        early = measure_early_stop()
+        print_table(console, "Early stop (calls made / expected)", EARLY_STOP_HEADER, early, args.markdown)
+        mismatches = sum("MISMATCH" in cell for row in early for cell in row)
+        console.print(
+            "early stop: every count as expected: PASS"
+            if not mismatches
+            else f"early stop: {mismatches} counts differ: FAIL"
+        )
+        if mismatches:
+            raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -902,7 +1064,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up runs (3)")
     parser.add_argument("--sleep-reps", type=int, default=None, help="timed runs per contender, 20 ms model (30)")
     parser.add_argument(
-        "--parts", nargs="+", choices=["overhead", "concurrency", "storage"], default=None, help="default: all"
+        "--parts",
+        nargs="+",
+        choices=["overhead", "concurrency", "storage", "early-stop"],
+        default=None,
+        help="default: all",
     )
     parser.add_argument("--storage", action="store_true", help="the storage part only (same as --parts storage)")
     parser.add_argument("--storage-rounds", type=int, nargs="+", default=list(STORAGE_ROUNDS))
@@ -914,7 +1080,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.sleep_reps = args.sleep_reps or (3 if args.quick else 30)
     if args.storage:
         args.parts = ["storage"]
-    args.parts = args.parts or ["overhead", "concurrency", "storage"]
+    args.parts = args.parts or ["overhead", "concurrency", "storage", "early-stop"]
     asyncio.run(main_async(args))
 
 

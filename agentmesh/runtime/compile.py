@@ -31,7 +31,19 @@ from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import BranchParams, LoopParams
 
-_SUMMARY_KEYS = ("round", "answer", "stop", "stopped", "done", "active", "taken", "iteration", "scores", "kept")
+_SUMMARY_KEYS = (
+    "round",
+    "answer",
+    "stop",
+    "stopped",
+    "done",
+    "active",
+    "taken",
+    "iteration",
+    "scores",
+    "kept",
+    "network",
+)
 
 
 def channel(node: str) -> str:

@@ -9,6 +9,7 @@ parallel team.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -255,6 +256,17 @@ class RunContext:
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         for listener in self.listeners:
             listener(kind, data)
+
+    async def node_networks(self, node: str) -> list[dict[str, Any]]:
+        """The ``network`` entries a node recorded in its ``node_result`` events so far (a team's rounds)."""
+        if self.store is None:
+            return []
+        found = await asyncio.to_thread(self.store.events, self.run_id, kind="node_result")
+        return [
+            dict(e.data["network"])
+            for e in found
+            if e.node == node and isinstance(e.data, dict) and isinstance(e.data.get("network"), dict)
+        ]
 
     async def record_node(self, node: str, round: int | None, data: dict[str, Any]) -> None:
         """A node's result as an event (the timeline ``agentmesh show`` prints), off the event loop."""

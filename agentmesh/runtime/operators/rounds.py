@@ -10,11 +10,13 @@ without the agent's own unless ``include_self``. Activation ``parallel`` asks a 
 asks one agent at a time (seeded random or slot order) and checks the stop policy after each answer, so later
 calls of a layer are skipped once the layer agrees. A ``rank`` step before a round keeps only the top agents.
 
-The output's ``history`` is the run's network, one entry per round: who was a member, in which order they were
-activated, what each node answered, which previous nodes it was shown (``seen``, in the order shown) and how it
-rated them (``ratings``, when ``ratings`` is set), and which agents a rank step kept. DyLAN's Agent Importance
-Scores (:mod:`agentmesh.systems.dylan`) and the network drawings read it; it holds keys and slots, not texts,
-so it stays small (the texts are in the store's events).
+The node's final output has ``history``, the run's network, one entry per round: who was a member, in which
+order they were activated, what each node answered, which previous nodes it was shown (``seen``, in the order
+shown) and how it rated them (``ratings``, when ``ratings`` is set), and which agents a rank step kept. DyLAN's
+Agent Importance Scores (:mod:`agentmesh.systems.dylan`) and the network drawings read it. While the rounds run,
+the state holds only the latest round's entry (``network``), which every round's ``node_result`` event records;
+the history is gathered from those events once, when the node is done. So a round writes state of constant size
+and storage grows linearly with the rounds, not quadratically.
 """
 
 from __future__ import annotations
@@ -65,11 +67,10 @@ async def rounds(run: NodeRun) -> NodeOutput:
     round_no = int(own.get("round", 0)) + 1
     layer: list[dict[str, Any]] = list(own.get("answers") or [])
     active: list[int] = list(own.get("active", range(len(p.agents))))
-    history: list[dict[str, Any]] = [dict(h) for h in own.get("history") or []]
+    ranked: dict[str, Any] | None = None
 
     if p.rank is not None and round_no == p.rank.before_round and len(active) >= _rank_threshold(p):
         active, layer, ranked = await _rank(run, p, round_no, layer)
-        history[-1]["ranked"] = ranked
         if p.rank.stop_if_agree and p.stop is not None:
             kept = [a for a in layer if a["slot"] in active]
             reason = holds(p.stop, {"answers": kept}, outputs=run.outputs, budget=run.ctx.budget)
@@ -80,7 +81,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
                     "agents": list(p.agents),
                     "answers": kept,
                     "active": active,
-                    "history": history,
+                    "history": await _history(run, [], ranked_last=ranked),
                     "done": True,
                     "stop": f"{reason} among the ranked answers before round {round_no}",
                 }
@@ -132,25 +133,23 @@ async def rounds(run: NodeRun) -> NodeOutput:
 
     nodes = [_node_record(p, a, seen.get(a["slot"], [])) for a in answers]
     key, count = agreement([a.get("key") for a in answers])
-    history.append(
-        {
-            "round": round_no,
-            "members": sorted(active),
-            "order": order,
-            "nodes": nodes,
-            "ranked": None,
-            "keys": [a.get("key") for a in answers],
-            "top": key,
-            "agree": count,
-        }
-    )
+    entry = {
+        "round": round_no,
+        "members": sorted(active),
+        "order": order,
+        "nodes": nodes,
+        "ranked": None,
+        "rank_before": ranked,  # the rank step before this round, which pruned the previous round
+        "top": key,
+        "agree": count,
+    }
     output: NodeOutput = {
         "round": round_no,
         "max_rounds": p.rounds,
         "agents": list(p.agents),
         "answers": answers,
         "active": [a["slot"] for a in answers] if stop_reason and p.activation == "sequential" else active,
-        "history": history,
+        "network": entry,
     }
     if stop_reason is None and p.stop is not None:
         reason = holds(p.stop, output, outputs=run.outputs, budget=run.ctx.budget)
@@ -159,7 +158,29 @@ async def rounds(run: NodeRun) -> NodeOutput:
     output["done"] = stop_reason is not None or round_no >= p.rounds
     if stop_reason:
         output["stop"] = stop_reason
+    if output["done"]:
+        output["history"] = await _history(run, [entry])
     return output
+
+
+async def _history(
+    run: NodeRun, current: list[dict[str, Any]], *, ranked_last: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The whole network: the earlier rounds' entries from this node's ``node_result`` events, then ``current``.
+
+    A rank step is recorded with the round after it (``rank_before``); here it moves onto the round it pruned
+    (``ranked``), or onto the last round when the run stopped right after ranking (``ranked_last``).
+    """
+    by_round = {int(e["round"]): dict(e) for e in await run.ctx.node_networks(run.name)}
+    by_round.update({int(e["round"]): dict(e) for e in current})
+    history = [by_round[r] for r in sorted(by_round)]
+    for i, entry in enumerate(history):
+        before = entry.pop("rank_before", None)
+        if before and i > 0:
+            history[i - 1]["ranked"] = before
+    if ranked_last and history:
+        history[-1]["ranked"] = ranked_last
+    return history
 
 
 def _rank_threshold(p: RoundsParams) -> int:
