@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -62,6 +63,7 @@ from agentmesh.store._checkpoint_rows import (
     delete_checkpoints,
     stored_checkpoint,
 )
+from agentmesh.store._compress import CompressingSerde
 from agentmesh.store._jsonable import to_jsonable
 from agentmesh.store._redact import redact
 from agentmesh.store.engine import writer
@@ -86,9 +88,23 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
     """
 
     def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(serde=JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None))
+        super().__init__(
+            serde=CompressingSerde(JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None))
+        )
         self.engine = engine
         self._writer = writer(engine)
+
+    def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> SQLAlchemyCheckpointSaver:
+        """A clone that also rebuilds the allow-listed classes on load (LangGraph's hook, through our compression)."""
+        serde = self.serde
+        if isinstance(serde, CompressingSerde) and isinstance(serde.inner, JsonPlusSerializer):
+            inner = serde.inner.with_msgpack_allowlist(extra_allowlist)
+            if inner is serde.inner:
+                return self
+            clone = copy.copy(self)
+            clone.serde = CompressingSerde(inner)
+            return clone
+        return cast(SQLAlchemyCheckpointSaver, super().with_allowlist(extra_allowlist))
 
     # --- reading ---------------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from agentmesh.store._compress import CompressedJSON
+
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData(
@@ -63,6 +65,12 @@ def json_column(*, nullable: bool) -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=nullable).with_variant(JSONB(none_as_null=nullable), "postgresql")
 
 
+def payload_column(*, nullable: bool) -> sa.types.TypeEngine[Any]:
+    """JSON for large payloads (events' requests, responses, data): compressed when large on SQLite, where
+    nothing else would (Postgres compresses large ``jsonb`` itself)."""
+    return CompressedJSON(none_as_null=nullable).with_variant(JSONB(none_as_null=nullable), "postgresql")
+
+
 def _schema_version() -> sa.Column[int]:
     return sa.Column("schema_version", sa.Integer, nullable=False)
 
@@ -101,9 +109,9 @@ events = sa.Table(
     sa.Column("round", sa.Integer, nullable=True),
     sa.Column("call_index", sa.Integer, nullable=True),
     sa.Column("attempt", sa.Integer, nullable=True),
-    sa.Column("request", json_column(nullable=True), nullable=True),
+    sa.Column("request", payload_column(nullable=True), nullable=True),
     sa.Column("request_hash", sa.String, nullable=True),
-    sa.Column("response", json_column(nullable=True), nullable=True),
+    sa.Column("response", payload_column(nullable=True), nullable=True),
     sa.Column("prompt_tokens", sa.Integer, nullable=True),
     sa.Column("completion_tokens", sa.Integer, nullable=True),
     sa.Column("total_tokens", sa.Integer, nullable=True),
@@ -111,7 +119,7 @@ events = sa.Table(
     sa.Column("latency_s", sa.Float, nullable=True),
     sa.Column("cost_usd", sa.Float, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("data", json_column(nullable=True), nullable=True),
+    sa.Column("data", payload_column(nullable=True), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     _schema_version(),
     # Orders a run's events and, as its leading column is run_id, serves every "events of this run" lookup.

@@ -1,0 +1,68 @@
+"""Large stored documents are kept zlib-compressed: event payloads (SQLite) and checkpoint channel blobs.
+
+LLM runs store a lot of text that repeats: a debate's prompts quote the previous round's answers, a layer's
+state holds the answers again. Compressing what is large (≥ 1 KiB) keeps the store small without changing what
+readers see: both wrappers decompress on the way out and read uncompressed values written before them.
+
+- :class:`CompressedJSON`: a JSON column whose large documents are stored as ``{"$zlib": "<base64>"}`` — still
+  valid JSON, so the column's type and the schema do not change. Postgres compresses large ``jsonb`` values itself
+  (TOAST), so this applies on SQLite only.
+- :class:`CompressingSerde`: wraps a LangGraph serializer; a large blob becomes type ``zlib+<type>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from typing import Any
+
+import sqlalchemy as sa
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+#: Documents and blobs smaller than this are stored as they are (compression would not pay for itself).
+THRESHOLD = 1024
+_MARK = "$zlib"
+_PREFIX = "zlib+"
+
+
+class CompressedJSON(sa.TypeDecorator[Any]):
+    """JSON whose documents of ``THRESHOLD`` bytes or more are stored compressed (see the module docstring)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None or not isinstance(value, dict | list):
+            return value
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if len(text) < THRESHOLD:
+            return value
+        packed = base64.b64encode(zlib.compress(text.encode(), 6)).decode("ascii")
+        return {_MARK: packed} if len(packed) + 12 < len(text) else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_MARK), str):
+            return json.loads(zlib.decompress(base64.b64decode(value[_MARK])))
+        return value
+
+
+class CompressingSerde:
+    """A LangGraph serializer whose large blobs are zlib-compressed, tagged in their type."""
+
+    def __init__(self, inner: SerializerProtocol) -> None:
+        self.inner = inner
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        type_, blob = self.inner.dumps_typed(obj)
+        if len(blob) >= THRESHOLD:
+            packed = zlib.compress(blob, 6)
+            if len(packed) < len(blob):
+                return _PREFIX + type_, packed
+        return type_, blob
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, blob = data
+        if type_.startswith(_PREFIX):
+            return self.inner.loads_typed((type_[len(_PREFIX) :], zlib.decompress(blob)))
+        return self.inner.loads_typed(data)
