@@ -22,10 +22,13 @@ def network_svg(
     *,
     importance: Mapping[str, float] | None = None,
     title: str = "",
+    groups: Mapping[str, Sequence[int]] | None = None,
 ) -> str:
     """The network of a recorded ``history`` (see :mod:`agentmesh.runtime.operators.rounds`).
 
-    ``agents`` names the slots; ``importance`` maps ``"round,slot"`` to a node's score.
+    ``agents`` names the slots; ``importance`` maps ``"round,slot"`` to a node's score; ``groups`` says which
+    slots a layer of each kind holds (a code network's ``writers`` and ``judges``), so a writer is not drawn as
+    idle in a judges' layer.
     """
     rounds = [int(h["round"]) for h in history]
     n_rounds = max(rounds, default=0)
@@ -78,6 +81,9 @@ def network_svg(
         for rnd in range(1, n_rounds + 1):
             x, y = xy(rnd, slot)
             node = ran.get((rnd, slot))
+            kind_slots = (groups or {}).get(kinds.get(rnd, ""))
+            if node is None and kind_slots is not None and slot not in kind_slots:
+                continue  # not this kind of layer's agent
             if node is None:
                 out.append(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#eef0f3" stroke="#c7cdd6" class="idle">'

@@ -67,7 +67,13 @@ def report_html(story: Timeline) -> str:
         scores = network.importance or {}
         parts.append(f"<h2>Agent network of <code>{_e(network.node)}</code></h2>")
         parts.append(
-            network_svg(network.history, network.agents, importance=scores.get("per_node"), title=f"{network.node}")
+            network_svg(
+                network.history,
+                network.agents,
+                importance=scores.get("per_node"),
+                title=network.node,
+                groups=network.groups,
+            )
         )
         if scores.get("per_agent"):
             ranked = sorted(scores["per_agent"].items(), key=lambda kv: -float(kv[1]))

@@ -16,6 +16,7 @@ from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
 from agentmesh.spec import GraphSpec, load_graph
+from agentmesh.store import Store
 from agentmesh.systems.dylan import code_tools as tools
 from agentmesh.systems.dylan.code import DylanCodeParams, _sections
 from agentmesh.systems.dylan.code_tools import (
@@ -26,6 +27,8 @@ from agentmesh.systems.dylan.code_tools import (
     most_frequent,
     run_tests,
 )
+from agentmesh.timeline import load_timeline
+from agentmesh.viz.report import report_html
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Return a + b."""\n'
@@ -113,6 +116,11 @@ def test_judges_rate_writers_and_equivalent_code_stops_in_writer_layer_two(tmp_p
     assert scores["layer_sums"] == pytest.approx([1.0, 1.0, 1.0, 0.0, 0.0])
     assert set(scores["groups"]["judges"]) == {"passer", "tester", "reflector", "ranker_judge"}
     assert scores["per_agent"]["ranker_judge"] > 0 and scores["per_agent"]["passer"] > 0
+    with Store(db(tmp_path)) as store:
+        page = report_html(load_timeline(store, result.run_id))
+    # the report draws writers in writer layers and judges in judge layers: one idle node, the writer that the
+    # early stop spared in layer 3; 4 + 4 + 3 nodes ran
+    assert page.count('class="idle"') == 1 and page.count('class="ran"') == 11
 
 
 @pytest.mark.parametrize("compat", [False, True])
