@@ -56,6 +56,8 @@ def ask(
 
 async def _ask(client: ModelClient, request: ModelRequest, recorder: StoreRecorder) -> ModelResponse:
     try:
-        return await client.complete(request, observer=recorder)
+        response = await client.complete(request, observer=recorder)
+        await recorder.settle()  # the call's event is stored before the run is said to be done
+        return response
     finally:
         await client.aclose()

@@ -97,6 +97,7 @@ class RunContext:
         recorded: Mapping[CallKey, RecordedCall] | None = None,
         listeners: list[Listener] | None = None,
         mode: ReplayMode = "resume",
+        new_run: bool = False,
     ) -> None:
         self.run_id = run_id
         self.spec = spec
@@ -111,6 +112,8 @@ class RunContext:
         self.calls_made = 0
         self._clients: dict[str, ModelClient] = {}
         self._recorder = StoreRecorder(store, run_id) if store is not None else None
+        # a run created just now has no events from an earlier process: the node results it records are all here
+        self._node_results: dict[str, list[dict[str, Any]]] | None = {} if new_run else None
 
     # --- models ---------------------------------------------------------------------------------------------
 
@@ -180,7 +183,7 @@ class RunContext:
             self.budget.spend(served.response)
         if served is not None and self.mode == "fork" and self._recorder is not None:
             # a fork keeps the calls it is served, as replayed_call events: complete on its own, costing nothing
-            await self._recorder.record("replayed_call", **replayed_fields(served.event))
+            self._recorder.post("replayed_call", **replayed_fields(served.event))
         if response is None and self.mode == "strict":
             node_, agent_, round_, slot_ = key
             raise ReplayDivergence(
@@ -259,20 +262,29 @@ class RunContext:
 
     async def node_networks(self, node: str) -> list[dict[str, Any]]:
         """The ``network`` entries a node recorded in its ``node_result`` events so far (a team's rounds)."""
-        if self.store is None:
+        if self._node_results is not None:
+            found = self._node_results.get(node, [])
+        elif self.store is not None:
+            events = await asyncio.to_thread(self.store.events, self.run_id, kind="node_result")
+            found = [e.data for e in events if e.node == node and isinstance(e.data, dict)]
+        else:
             return []
-        found = await asyncio.to_thread(self.store.events, self.run_id, kind="node_result")
-        return [
-            dict(e.data["network"])
-            for e in found
-            if e.node == node and isinstance(e.data, dict) and isinstance(e.data.get("network"), dict)
-        ]
+        return [dict(data["network"]) for data in found if isinstance(data.get("network"), dict)]
 
     async def record_node(self, node: str, round: int | None, data: dict[str, Any]) -> None:
-        """A node's result as an event (the timeline ``agentmesh show`` prints), off the event loop."""
+        """A node's result as an event (the timeline ``agentmesh show`` prints), queued in order with the run's
+        other writes; raises if one of the run's earlier writes could not be stored."""
         self.emit("node", {"node": node, "round": round, **data})
+        stored = data
         if self._recorder is not None:
-            await self._recorder.record("node_result", node=node, round=round, data=data)
+            stored = self._recorder.post("node_result", node=node, round=round, data=data)["data"]
+        if self._node_results is not None:
+            self._node_results.setdefault(node, []).append(stored)
+
+    async def settle(self) -> None:
+        """Wait until every event of the run is committed; raise if one could not be stored."""
+        if self._recorder is not None:
+            await self._recorder.settle()
 
 
 #: Event kinds holding finished model calls: made by the run, or served to a fork from its parent.

@@ -2,18 +2,22 @@
 
 ``models`` and ``store`` do not know each other (both are leaves); the runtime joins them here.
 
-Writes use group commit: an event is handed to the run's writer and the caller waits until it is committed, but
-events that arrive while a commit is in flight (the other calls of a parallel team) go together in the next
-single transaction. A call the graph has seen is therefore always on disk first (a resumed run never repeats it,
-replay can serve it back), and a team of seven costs one or two commits instead of seven. Building the rows
-(JSON checks, secret redaction) and the commit itself run in a worker thread, off the event loop.
+An event is handed to the store's writer thread the moment its call completes (:meth:`Store.post_events`) and
+the call goes on without waiting for the commit: the answer had arrived before any commit could happen, so waiting
+would not make a crash lose less. What matters for resume and replay is order, and the writer keeps it: the
+event commits before the checkpoint of the step that used its answer (both go through the same queue), so a
+resumed run finds every call its checkpoint depends on. Events queued together (a parallel team's) share one
+commit. A write that fails is reported by :meth:`StoreRecorder.check` at the run's next node and by
+:meth:`StoreRecorder.settle` before the run is finished, so a run never ends "succeeded" with a gap in its record.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from typing import Any
 
+from agentmesh.errors import StoreError
 from agentmesh.models.messages import CallRecord
 from agentmesh.store import Store, event_row
 
@@ -24,39 +28,52 @@ class StoreRecorder:
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._writes: list[Future[list[int]]] = []
 
     async def __call__(self, record: CallRecord) -> None:
-        await self.record("model_call", **record.event_fields())
+        self.post("model_call", **record.event_fields())
+
+    def post(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Queue an event (checked and redacted here, committed by the writer thread) without waiting; the row
+        as it is stored."""
+        self.check()
+        row = event_row(kind, **fields)
+        self._writes.append(self.store.post_events(self.run_id, [row]))
+        return row
 
     async def record(self, kind: str, **fields: Any) -> None:
-        """Append an event and return once it is committed (possibly together with others)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(({"kind": kind, **fields}, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(future)
+        """Queue an event and return once it (and everything queued before it) is committed."""
+        self.post(kind, **fields)
+        await self.settle()
 
     def record_sync(self, record: CallRecord) -> None:
         """Blocking form for code without an event loop."""
         self.store.record_event(self.run_id, "model_call", **record.event_fields())
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await asyncio.to_thread(self._write, [fields for fields, _ in batch])
-            except BaseException as exc:  # every waiter of the batch learns why its event is not stored
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+    def check(self) -> None:
+        """Raise if one of the writes already done has failed; forget the done ones."""
+        failed: BaseException | None = None
+        pending = []
+        for future in self._writes:
+            if not future.done():
+                pending.append(future)
+            elif failed is None:
+                failed = future.exception()
+        self._writes = pending
+        if failed is not None:
+            raise self._failed(failed)
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        self.store.record_events(self.run_id, [event_row(**fields) for fields in batch])
+    async def settle(self) -> None:
+        """Wait for every queued event of the run; raise if one of them could not be stored."""
+        if self._writes and not self._writes[-1].done():
+            # the writer resolves in submission order: once the last is done, so are the others
+            await asyncio.wait([asyncio.wrap_future(self._writes[-1])])
+        self.check()
+
+    def _failed(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        return StoreError(
+            f"run {self.run_id}: an event could not be stored in {self.store.url}: {type(exc).__name__}: {exc}",
+            run_id=self.run_id,
+        )

@@ -154,8 +154,7 @@ async def arun(
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     try:
-        run_id = await asyncio.to_thread(
-            db.create_run,
+        run_id = await db.acreate_run(
             spec.name,
             values,
             spec_hash=spec.spec_hash(),
@@ -169,7 +168,9 @@ async def arun(
             },
         )
         tracker = BudgetTracker(_budgets(spec, budget))
-        return await _execute(spec, db, run_id, client, values, tracker, list(listeners), recorded={}, fresh=True)
+        return await _execute(
+            spec, db, run_id, client, values, tracker, list(listeners), recorded={}, fresh=True, new_run=True
+        )
     finally:
         if _owns(model):
             await client.aclose()
@@ -237,8 +238,14 @@ async def _execute(
     recorded: Mapping[CallKey, RecordedCall],
     *,
     fresh: bool,
+    new_run: bool = False,
     mode: ReplayMode = "resume",
 ) -> RunResult:
+    """Run the compiled graph for a stored run and finish the run with its outcome.
+
+    ``fresh``: start from the inputs rather than the last checkpoint. ``new_run``: the run was created just now
+    under a fresh id, so it has neither checkpoints nor events yet and nothing needs to be looked up for it.
+    """
     ctx = RunContext(
         run_id=run_id,
         spec=spec,
@@ -249,31 +256,34 @@ async def _execute(
         recorded=recorded,
         listeners=listeners,
         mode=mode,
+        new_run=new_run,
     )
     ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
-    compiled = compile_graph(spec, checkpointer=db.checkpointer())
+    checkpointer = db.checkpointer()
+    if new_run:
+        checkpointer.mark_new_thread(run_id)
+    compiled = compile_graph(spec, checkpointer=checkpointer)
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     if not fresh and (await compiled.aget_state(config)).created_at is None:
         fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
     try:
         state: dict[str, Any] = await compiled.ainvoke({"inputs": dict(inputs)} if fresh else None, config, context=ctx)
+        await ctx.settle()  # a run whose record has a gap does not end "succeeded"
     except asyncio.CancelledError:
-        await asyncio.to_thread(db.finish_run, run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
+        await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
         raise
     except AgentmeshError as exc:
-        await asyncio.to_thread(db.finish_run, run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
         raise
     except Exception as exc:
-        await asyncio.to_thread(
-            db.finish_run, run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}"
-        )
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         await ctx.aclose()
     outputs = node_outputs(spec, state)
     final = final_answer(spec, outputs)
     stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
-    record = await asyncio.to_thread(db.finish_run, run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
+    record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
     ctx.emit("stop", {"reason": stop_reason, **final})
     totals = record.totals or {}
     return RunResult(

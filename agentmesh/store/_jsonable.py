@@ -39,6 +39,19 @@ def to_jsonable(value: Any, *, where: str = "value") -> JSONValue:
     Supported beyond JSON's own types: mappings (keys become strings), lists/tuples/sets/deques, pydantic
     models, dataclasses, enums (their value), datetimes (ISO 8601), UUID, Decimal and paths (``str``).
     """
+    try:
+        return _convert(value, None)
+    except _NotJSON:  # convert again, keeping track of the path this time, to say where
+        _convert(value, where)
+        raise AssertionError("unreachable: the second pass raises StoreError") from None
+
+
+class _NotJSON(Exception):
+    """Raised by the fast pass (no path tracked: building a path string for every value would cost more than
+    the conversion itself)."""
+
+
+def _convert(value: Any, where: str | None) -> JSONValue:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
@@ -46,19 +59,25 @@ def to_jsonable(value: Any, *, where: str = "value") -> JSONValue:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Enum):
-        return to_jsonable(value.value, where=where)
+        return _convert(value.value, where)
     if isinstance(value, Mapping):
-        return {clean_text(str(k)): to_jsonable(v, where=f"{where}.{k}") for k, v in value.items()}
+        if where is None:
+            return {clean_text(str(k)): _convert(v, None) for k, v in value.items()}
+        return {clean_text(str(k)): _convert(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset | deque):
-        return [to_jsonable(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        if where is None:
+            return [_convert(v, None) for v in value]
+        return [_convert(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, BaseModel):
-        return to_jsonable(value.model_dump(mode="json"), where=where)
+        return _convert(value.model_dump(mode="json"), where)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value), where=where)
+        return _convert(dataclasses.asdict(value), where)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, UUID | Decimal | PurePath):
         return str(value)
+    if where is None:
+        raise _NotJSON
     raise StoreError(
         f"{where}: a {type(value).__name__} cannot be stored as JSON; pass JSON values "
         "(dict, list, str, int, float, bool, None), pydantic models or dataclasses",

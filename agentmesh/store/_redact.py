@@ -16,6 +16,7 @@ judged by its qualifier: ``access_token`` is a secret, ``max_token`` is not. A b
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from agentmesh.store._jsonable import JSONValue
 
@@ -105,8 +106,12 @@ def key_words(key: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(key)]
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
-    """Whether a value stored under ``key`` must never be written, whatever the value looks like."""
+    """Whether a value stored under ``key`` must never be written, whatever the value looks like.
+
+    Cached: a run's records repeat the same few dozen keys (``role``, ``content``, ``prompt_tokens``...) thousands
+    of times, and splitting a key into words costs more than the lookup."""
     words = key_words(key)
     if not words:
         return False

@@ -20,9 +20,11 @@ metadata goes through the store's secret redactor. Channel values are not redact
 exactly as it was saved, which is why agentmesh never puts keys in state (providers read them from the
 environment).
 
-Every method has a sync and an async form; the async ones run the sync ones in a worker thread
-(``asyncio.to_thread``) because SQLAlchemy's sync engine blocks, and the event loop must keep serving the
-graph's other tasks meanwhile.
+Writes (:meth:`put`, :meth:`put_writes`) go through the database's group-committing writer thread
+(:mod:`agentmesh.store.writes`), in order with the run's events: ``aput`` awaits the commit without occupying a
+worker thread, and a step's checkpoint shares its commit with whatever else was queued. Reads wait for the queued
+writes first. The other async methods run the sync ones in a worker thread (``asyncio.to_thread``) because
+SQLAlchemy's sync engine blocks, and the event loop must keep serving the graph's other tasks meanwhile.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import builtins
 import copy
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -66,13 +68,13 @@ from agentmesh.store._checkpoint_rows import (
 from agentmesh.store._compress import CompressingSerde
 from agentmesh.store._jsonable import to_jsonable
 from agentmesh.store._redact import redact
-from agentmesh.store.engine import writer
 from agentmesh.store.schema import (
     SCHEMA_VERSION,
     graph_checkpoint_blobs,
     graph_checkpoint_writes,
     graph_checkpoints,
 )
+from agentmesh.store.writes import Statement, Tx, batch_writer, writer
 
 _HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
@@ -93,6 +95,14 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         )
         self.engine = engine
         self._writer = writer(engine)
+        self._batch = batch_writer(engine)
+        self._new_threads: set[str] = set()
+
+    def mark_new_thread(self, thread_id: str) -> None:
+        """Declare that ``thread_id`` has no checkpoint yet (a run just created under a fresh id), so that
+        LangGraph's lookup of its latest checkpoint at the start of the run is answered without a query.
+        The mark goes with the thread's first :meth:`put`."""
+        self._new_threads.add(str(thread_id))
 
     def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> SQLAlchemyCheckpointSaver:
         """A clone that also rebuilds the allow-listed classes on load (LangGraph's hook, through our compression)."""
@@ -111,16 +121,19 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its ``checkpoint_id``), else the thread's latest; ``None`` if none."""
         configurable = config["configurable"]
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id and str(configurable["thread_id"]) in self._new_threads:
+            return None
         cp = graph_checkpoints
         query = sa.select(cp).where(
             cp.c.thread_id == str(configurable["thread_id"]),
             cp.c.checkpoint_ns == configurable.get("checkpoint_ns", ""),
         )
-        checkpoint_id = get_checkpoint_id(config)
         if checkpoint_id:
             query = query.where(cp.c.checkpoint_id == checkpoint_id)
         else:
             query = query.order_by(cp.c.checkpoint_id.desc()).limit(1)
+        self._batch.flush()
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
             if row is None:
@@ -153,8 +166,21 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store ``checkpoint``, writing values only for the channels in ``new_versions``."""
+        op, saved = self._put(config, checkpoint, metadata, new_versions)
+        self._batch.run(op)
+        return saved
+
+    def _put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[Callable[[Tx], None], RunnableConfig]:
+        """The write of :meth:`put` (rows serialised and redacted here, in the caller) and the config it returns."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
+        self._new_threads.discard(thread_id)
         checkpoint_ns = configurable.get("checkpoint_ns", "")
         values = checkpoint["channel_values"]
         blob_rows = []
@@ -177,37 +203,27 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         )
         assert isinstance(stored_metadata, dict)
         run_id = stored_metadata.get("run_id")
-        with self._writer.begin() as conn:
-            if blob_rows:
-                conn.execute(_insert(conn, graph_checkpoint_blobs).on_conflict_do_nothing(), blob_rows)
-            insert = _insert(conn, graph_checkpoints).values(
-                thread_id=thread_id,
-                checkpoint_ns=checkpoint_ns,
-                checkpoint_id=checkpoint["id"],
-                parent_checkpoint_id=configurable.get("checkpoint_id"),
-                run_id=None if run_id is None else str(run_id),
-                checkpoint=body,
-                metadata=stored_metadata,
-                schema_version=SCHEMA_VERSION,
-            )
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[c.name for c in graph_checkpoints.primary_key],
-                    set_={
-                        "checkpoint": insert.excluded.checkpoint,
-                        "metadata": insert.excluded.metadata,
-                        "run_id": insert.excluded.run_id,
-                        "schema_version": insert.excluded.schema_version,
-                    },
-                )
-            )
-        return {
+        op = _put_op(
+            blob_rows,
+            {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+                "parent_checkpoint_id": configurable.get("checkpoint_id"),
+                "run_id": None if run_id is None else str(run_id),
+                "checkpoint": body,
+                "metadata": stored_metadata,
+                "schema_version": SCHEMA_VERSION,
+            },
+        )
+        saved: RunnableConfig = {
             "configurable": {
                 "thread_id": configurable["thread_id"],
                 "checkpoint_ns": checkpoint_ns,
                 "checkpoint_id": checkpoint["id"],
             }
         }
+        return op, saved
 
     def put_writes(
         self,
@@ -221,8 +237,12 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         Regular writes are written once (a retried task does not duplicate them); the special channels (error,
         interrupt, resume, scheduled) are replaced, as LangGraph's savers do.
         """
-        if not writes:
-            return
+        if writes:
+            self._batch.run(self._put_writes(config, writes, task_id, task_path))
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> Callable[[Tx], None]:
         configurable = config["configurable"]
         rows: dict[int, dict[str, Any]] = {}
         for position, (channel, value) in enumerate(writes):
@@ -240,21 +260,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
                 "task_path": task_path,
                 "schema_version": SCHEMA_VERSION,
             }
-        with self._writer.begin() as conn:
-            insert = _insert(conn, graph_checkpoint_writes)
-            if all(channel in WRITES_IDX_MAP for channel, _ in writes):
-                statement = insert.on_conflict_do_update(
-                    index_elements=[c.name for c in graph_checkpoint_writes.primary_key],
-                    set_={
-                        "channel": insert.excluded.channel,
-                        "type": insert.excluded.type,
-                        "blob": insert.excluded.blob,
-                        "task_path": insert.excluded.task_path,
-                    },
-                )
-                conn.execute(statement, list(rows.values()))
-            else:
-                conn.execute(insert.on_conflict_do_nothing(), list(rows.values()))
+        return _put_writes_op(writes, list(rows.values()))
 
     # --- maintenance -----------------------------------------------------------------------------------
 
@@ -347,6 +353,8 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
+        if not get_checkpoint_id(config) and str(config["configurable"]["thread_id"]) in self._new_threads:
+            return None
         return await asyncio.to_thread(self.get_tuple, config)
 
     async def alist(
@@ -371,8 +379,10 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Async :meth:`put`."""
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        """Async :meth:`put`: awaits the commit on the event loop (the writer thread does the I/O)."""
+        op, saved = self._put(config, checkpoint, metadata, new_versions)
+        await self._batch.arun(op)
+        return saved
 
     async def aput_writes(
         self,
@@ -381,8 +391,9 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Async :meth:`put_writes`."""
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        """Async :meth:`put_writes`: awaits the commit on the event loop (the writer thread does the I/O)."""
+        if writes:
+            await self._batch.arun(self._put_writes(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""
@@ -425,6 +436,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         query = query.where(*predicates).order_by(cp.c.checkpoint_id.desc(), cp.c.thread_id, cp.c.checkpoint_ns)
         if limit is not None and not residual:
             query = query.limit(limit)
+        self._batch.flush()
         with self.engine.connect() as conn:
             stored = [stored_checkpoint(row) for row in conn.execute(query)]
         if residual:
@@ -512,6 +524,48 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
             }
         metadata = cast(CheckpointMetadata, s.metadata)
         return CheckpointTuple(config, checkpoint, metadata, parent, pending)
+
+
+_CHECKPOINT_KEY = "thread_id, checkpoint_ns, checkpoint_id"
+_WRITE_KEY = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx"
+_INSERT_BLOB = Statement.insert(
+    graph_checkpoint_blobs,
+    [c.name for c in graph_checkpoint_blobs.columns],
+    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
+)
+_UPSERT_CHECKPOINT = Statement.insert(
+    graph_checkpoints,
+    [c.name for c in graph_checkpoints.columns],
+    f"ON CONFLICT ({_CHECKPOINT_KEY}) DO UPDATE SET checkpoint = excluded.checkpoint, "
+    "metadata = excluded.metadata, run_id = excluded.run_id, schema_version = excluded.schema_version",
+)
+_INSERT_WRITE = Statement.insert(
+    graph_checkpoint_writes, [c.name for c in graph_checkpoint_writes.columns], f"ON CONFLICT ({_WRITE_KEY}) DO NOTHING"
+)
+_UPSERT_WRITE = Statement.insert(
+    graph_checkpoint_writes,
+    [c.name for c in graph_checkpoint_writes.columns],
+    f"ON CONFLICT ({_WRITE_KEY}) DO UPDATE SET channel = excluded.channel, type = excluded.type, "
+    "blob = excluded.blob, task_path = excluded.task_path",
+)
+
+
+def _put_op(blob_rows: builtins.list[dict[str, Any]], checkpoint_row: dict[str, Any]) -> Callable[[Tx], None]:
+    def put(tx: Tx) -> None:
+        tx.executemany(_INSERT_BLOB, blob_rows)
+        tx.execute(_UPSERT_CHECKPOINT, checkpoint_row)
+
+    return put
+
+
+def _put_writes_op(writes: Sequence[tuple[str, Any]], rows: builtins.list[dict[str, Any]]) -> Callable[[Tx], None]:
+    # only special channels (error, interrupt...): replaced; regular writes: written once
+    statement = _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
+
+    def put_writes(tx: Tx) -> None:
+        tx.executemany(statement, rows)
+
+    return put_writes
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> _Insert:

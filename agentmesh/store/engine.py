@@ -5,10 +5,10 @@ connection are what make one file safe to share between the worker threads of a 
 
 * ``journal_mode=WAL`` -- readers never block the writer and the writer never blocks readers;
 * ``busy_timeout`` -- a writer that finds the file locked waits for its turn instead of failing at once;
-* ``BEGIN IMMEDIATE`` for write transactions (see :func:`writer`) -- a transaction that reads and then writes
-  (assigning an event's sequence number, upserting a checkpoint) takes the write lock up front. With SQLite's
-  default deferred BEGIN it would take it only at its first write and fail with "database is locked" when
-  another connection committed in between, which ``busy_timeout`` cannot wait out;
+* ``BEGIN IMMEDIATE`` for write transactions (see :mod:`agentmesh.store.writes`) -- a transaction that reads and
+  then writes (assigning an event's sequence number, upserting a checkpoint) takes the write lock up front. With
+  SQLite's default deferred BEGIN it would take it only at its first write and fail with "database is locked"
+  when another connection committed in between, which ``busy_timeout`` cannot wait out;
 * ``foreign_keys=ON`` (SQLite leaves them off by default) and ``synchronous=NORMAL`` (durable in WAL mode,
   without an fsync per commit).
 
@@ -20,9 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,7 @@ from agentmesh.errors import ConfigError
 
 DB_ENV = "AGENTMESH_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_BEGIN_OPTION = "agentmesh_sqlite_begin"
+BEGIN_OPTION = "agentmesh_sqlite_begin"
 _SUPPORTED = "sqlite:///path/to/file.db or postgresql://user@host:port/database"
 # "user:password@" in a string too malformed for SQLAlchemy to parse.
 _USERINFO_PASSWORD = re.compile(r"([^\s:/@]+:)[^\s@]*@")
@@ -104,46 +101,6 @@ def make_engine(url: str) -> sa.Engine:
         ) from exc
 
 
-class Writer:
-    """Opens *write* transactions on an engine.
-
-    On SQLite they start with ``BEGIN IMMEDIATE`` (the write lock up front, so a transaction never fails to
-    upgrade a read lock half-way), and threads of this process queue on an in-process lock per database file
-    before asking SQLite: SQLite's own busy handler waits by sleeping in steps of milliseconds, which would
-    cost a parallel team several milliseconds per write. Other processes still meet SQLite's lock and its busy
-    timeout. On Postgres transactions are plain (row locks are taken explicitly where ordering matters).
-    """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        if engine.dialect.name == "sqlite":
-            self._options: sa.Engine = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            key = str(engine.url.database or "")
-            with _FILE_LOCKS_GUARD:
-                self._lock: threading.Lock | None = _FILE_LOCKS.setdefault(key, threading.Lock())
-        else:
-            self._options = engine
-            self._lock = None
-
-    @contextmanager
-    def begin(self) -> Iterator[sa.Connection]:
-        if self._lock is None:
-            with self._options.begin() as conn:
-                yield conn
-            return
-        with self._lock, self._options.begin() as conn:
-            yield conn
-
-
-_FILE_LOCKS: dict[str, threading.Lock] = {}
-_FILE_LOCKS_GUARD = threading.Lock()
-
-
-def writer(engine: sa.Engine) -> Writer:
-    """The :class:`Writer` of ``engine``."""
-    return Writer(engine)
-
-
 def _sqlite_engine(parsed: URL) -> sa.Engine:
     database = Path(parsed.database or "")
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +122,7 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

@@ -24,8 +24,9 @@ from sqlalchemy.exc import DBAPIError
 
 from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.store._redact import mask_secrets
-from agentmesh.store.engine import make_engine, mask_url, resolve_db_url, writer
+from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.schema import SCHEMA_VERSION
+from agentmesh.store.writes import writer
 
 VERSION_TABLE = "agentmesh_alembic_version"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -1,13 +1,16 @@
 """The run store: runs, their events, and their checkpointer, behind one URL.
 
-Every write is one short transaction committed before the method returns, so what a caller has been told is
-stored survives a crash of the caller a moment later: a model call recorded by :meth:`Store.record_event` is
-never repeated by a resumed run. Everything JSON that is written passes through the secret redactor first.
+A run's writes (its start and end, its events) go through the database's group-committing writer thread
+(:mod:`agentmesh.store.writes`): a blocking method returns once its write is committed, so what a caller has been
+told is stored survives a crash of the caller a moment later; :meth:`Store.post_events` queues events without
+waiting, in order with everything else the run writes. Readers see every write queued before them. Everything
+JSON that is written passes through the secret redactor first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
@@ -18,10 +21,11 @@ from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store._jsonable import JSONValue, clean_text, to_jsonable
 from agentmesh.store._redact import mask_secrets, redact
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
-from agentmesh.store.engine import make_engine, mask_url, resolve_db_url, writer
+from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs, utcnow
+from agentmesh.store.writes import Statement, Tx, batch_writer, close_engine_writer, result_processors, writer
 
 _AMBIGUOUS_SHOWN = 5
 
@@ -58,6 +62,8 @@ class Store:
             self.engine.dispose()
             raise
         self._writer = writer(self.engine)
+        self._batch = batch_writer(self.engine)
+        self._checkpointer: SQLAlchemyCheckpointSaver | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -73,16 +79,23 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Release the engine's connections."""
+        """Commit the queued writes, stop the writer thread and release the engine's connections."""
+        close_engine_writer(self.engine)
         self.engine.dispose()
+
+    def flush(self) -> None:
+        """Wait until every write queued so far (e.g. by :meth:`post_events`) is committed."""
+        self._batch.flush()
 
     def upgrade(self) -> str:
         """Migrate the database to this agentmesh's schema (a no-op when it is there); returns the revision."""
         return upgrade_engine(self.engine)
 
     def checkpointer(self) -> SQLAlchemyCheckpointSaver:
-        """A LangGraph checkpointer on this store's database."""
-        return SQLAlchemyCheckpointSaver(self.engine)
+        """The LangGraph checkpointer on this store's database (one per store; it is thread-safe)."""
+        if self._checkpointer is None:
+            self._checkpointer = SQLAlchemyCheckpointSaver(self.engine)
+        return self._checkpointer
 
     # --- runs ------------------------------------------------------------------------------------------
 
@@ -98,6 +111,36 @@ class Store:
         run_id: str | None = None,
     ) -> str:
         """Record a new run as ``running``; returns its id (a fresh uuid4 hex unless ``run_id`` is given)."""
+        new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
+        self._batch.run(op)
+        return new_id
+
+    async def acreate_run(
+        self,
+        graph: str,
+        inputs: Mapping[str, Any],
+        *,
+        spec_hash: str | None = None,
+        model: str | None = None,
+        parent_run_id: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """:meth:`create_run` for the event loop: awaits the commit without a worker thread."""
+        new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
+        await self._batch.arun(op)
+        return new_id
+
+    def _create(
+        self,
+        graph: str,
+        inputs: Mapping[str, Any],
+        spec_hash: str | None,
+        model: str | None,
+        parent_run_id: str | None,
+        meta: Mapping[str, Any] | None,
+        run_id: str | None,
+    ) -> tuple[str, Callable[[Tx], None]]:
         new_id = run_id or uuid4().hex
         row = {
             "id": new_id,
@@ -115,15 +158,18 @@ class Store:
             "meta": _prepare(meta or {}, "meta"),
             "schema_version": SCHEMA_VERSION,
         }
-        with self._writer.begin() as conn:
-            if _run_exists(conn, new_id):
-                raise StoreError(f"a run with id {new_id!r} already exists in {self.url}", run_id=new_id)
-            if parent_run_id is not None and not _run_exists(conn, parent_run_id):
+        url = self.url
+
+        def create(tx: Tx) -> None:
+            if tx.scalar(_RUN_EXISTS, {"id": new_id}) is not None:
+                raise StoreError(f"a run with id {new_id!r} already exists in {url}", run_id=new_id)
+            if parent_run_id is not None and tx.scalar(_RUN_EXISTS, {"id": parent_run_id}) is None:
                 raise RunNotFoundError(
-                    f"parent run {parent_run_id!r} of the new run is not in {self.url}", run_id=parent_run_id
+                    f"parent run {parent_run_id!r} of the new run is not in {url}", run_id=parent_run_id
                 )
-            conn.execute(sa.insert(runs).values(row))
-        return new_id
+            tx.execute(_INSERT_RUN, row)
+
+        return new_id, create
 
     def finish_run(
         self,
@@ -134,23 +180,37 @@ class Store:
         error: str | None = None,
     ) -> RunRecord:
         """Close a run with a final status; its totals are summed from its ``model_call`` events."""
+        return _run_from(self._batch.run(self._finish(run_id, status, stop_reason, error)))
+
+    async def afinish_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        *,
+        stop_reason: str | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        """:meth:`finish_run` for the event loop: awaits the commit without a worker thread."""
+        return _run_from(await self._batch.arun(self._finish(run_id, status, stop_reason, error)))
+
+    def _finish(
+        self, run_id: str, status: RunStatus | str, stop_reason: str | None, error: str | None
+    ) -> Callable[[Tx], dict[str, Any]]:
         final = _status(status)
         if final is RunStatus.RUNNING:
             raise StoreError(f"finish_run needs a final status, not {final.value!r}", run_id=run_id)
-        e = events.c
-        with self._writer.begin() as conn:
-            _lock_run(conn, run_id, self.url)
-            agg = conn.execute(
-                sa.select(
-                    sa.func.count(),
-                    sa.func.coalesce(sa.func.sum(e.prompt_tokens), 0),
-                    sa.func.coalesce(sa.func.sum(e.completion_tokens), 0),
-                    sa.func.coalesce(sa.func.sum(e.total_tokens), 0),
-                    sa.func.sum(e.cost_usd),
-                    sa.func.coalesce(sa.func.max(sa.case((e.usage_estimated, 1), else_=0)), 0),
-                    sa.func.coalesce(sa.func.sum(sa.case((e.error.is_not(None), 1), else_=0)), 0),
-                ).where(e.run_id == run_id, e.kind == EventKind.MODEL_CALL.value)
-            ).one()
+        url = self.url
+        changes = {
+            "id": run_id,
+            "status": final.value,
+            "stop_reason": _text(stop_reason),
+            "error": _text(error),
+            "finished_at": utcnow(),
+        }
+
+        def finish(tx: Tx) -> dict[str, Any]:
+            _lock(tx, run_id, url)
+            agg = tx.execute(_CALL_TOTALS, {"run_id": run_id, "kind": EventKind.MODEL_CALL.value}).fetchone()
             totals = {
                 "calls": int(agg[0]),
                 "prompt_tokens": int(agg[1]),
@@ -160,35 +220,28 @@ class Store:
                 "estimated_tokens": bool(agg[5]),
                 "errors": int(agg[6]),
             }
-            conn.execute(
-                sa.update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    status=final.value,
-                    stop_reason=_text(stop_reason),
-                    error=_text(error),
-                    totals=totals,
-                    finished_at=utcnow(),
-                )
-            )
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
-        return _run_record(row)
+            tx.execute(_FINISH_RUN, {**changes, "totals": totals})
+            found = tx.execute(_SELECT_RUN, {"id": run_id}).fetchone()
+            return _decoded_run(found, tx.dialect)
+
+        return finish
 
     def mark_running(self, run_id: str) -> None:
         """Reopen a run that is being resumed: status back to running, its end and error cleared."""
-        with self._writer.begin() as conn:
-            _lock_run(conn, run_id, self.url)
-            conn.execute(
-                sa.update(runs)
-                .where(runs.c.id == run_id)
-                .values(status=RunStatus.RUNNING.value, finished_at=None, error=None, stop_reason=None)
-            )
+        url = self.url
+
+        def reopen(tx: Tx) -> None:
+            _lock(tx, run_id, url)
+            tx.execute(_REOPEN_RUN, {"id": run_id, "status": RunStatus.RUNNING.value})
+
+        self._batch.run(reopen)
 
     def get_run(self, run_id_or_unique_prefix: str) -> RunRecord:
         """The run with this id, or the only run whose id starts with it; :class:`RunNotFoundError` otherwise."""
         key = run_id_or_unique_prefix.strip()
         if not key:
             raise RunNotFoundError("no run id given", url=self.url)
+        self._batch.flush()
         with self.engine.connect() as conn:
             exact = conn.execute(sa.select(runs).where(runs.c.id == key)).first()
             if exact is not None:
@@ -224,6 +277,7 @@ class Store:
             query = query.where(runs.c.graph == graph)
         if status is not None:
             query = query.where(runs.c.status == _status(status).value)
+        self._batch.flush()
         with self.engine.connect() as conn:
             return [_run_record(row) for row in conn.execute(query)]
 
@@ -281,30 +335,44 @@ class Store:
     def record_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Append several events (built with :func:`event_row`) to a run in one transaction; their ids.
 
-        This is group commit: calls of a parallel team that complete together are made durable by one commit,
-        in completion order, before any of them is reported done.
+        Returns once they are committed. Events queued by several callers at once share one commit (group commit).
         """
-        if not rows:
-            return []
-        with self._writer.begin() as conn:
-            _lock_run(conn, run_id, self.url)
-            first = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0) + 1).where(events.c.run_id == run_id)
-            ).scalar_one()
-            values = [{**row, "run_id": run_id, "seq": first + i} for i, row in enumerate(rows)]
-            ids = conn.execute(sa.insert(events).returning(events.c.id, sort_by_parameter_order=True), values)
-            return [int(i) for i in ids.scalars()]
+        return self.post_events(run_id, rows).result() if rows else []
+
+    def post_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> Future[list[int]]:
+        """Queue events for a run without waiting; the future resolves with their ids once committed.
+
+        They commit in order with the run's other writes (its checkpoints, its end), so an event is stored before
+        anything queued after it. The ``seq`` of each (its position in the run) is assigned inside the commit,
+        with the run's row locked on Postgres and SQLite's write lock held, so concurrent writers -- threads or
+        processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
+        """
+        url = self.url
+        values = [dict(row) for row in rows]
+
+        def append(tx: Tx) -> list[int]:
+            _lock(tx, run_id, url)
+            first = int(tx.scalar(_NEXT_SEQ, {"run_id": run_id}))
+            ids = []
+            insert = _INSERT_EVENT_RETURNING if tx.postgres else _INSERT_EVENT
+            for i, row in enumerate(values):
+                cursor = tx.execute(insert, {**row, "run_id": run_id, "seq": first + i})
+                ids.append(int(cursor.fetchone()[0] if tx.postgres else cursor.lastrowid))
+            return ids
+
+        return self._batch.submit(append)
 
     def events(self, run_id: str, *, kind: EventKind | str | None = None) -> list[EventRecord]:
         """A run's events in order (``seq``), optionally only one kind; :class:`RunNotFoundError` if no run."""
         query = sa.select(events).where(events.c.run_id == run_id).order_by(events.c.seq)
         if kind is not None:
             query = query.where(events.c.kind == str(kind))
+        self._batch.flush()
         with self.engine.connect() as conn:
             if not _run_exists(conn, run_id):
                 raise RunNotFoundError(f"no run {run_id!r} in {self.url}", run_id=run_id, url=self.url)
             rows = conn.execute(query).all()
-        return [EventRecord.model_validate(_checked(row, "event")._asdict()) for row in rows]
+        return [EventRecord.model_validate(_checked_version(row._asdict(), "event")) for row in rows]
 
 
 def event_row(
@@ -373,25 +441,66 @@ def _status(value: RunStatus | str) -> RunStatus:
         raise StoreError(f"unknown run status {value!r}; expected one of {allowed}") from None
 
 
+_EVENT_COLUMNS = [c.name for c in events.columns if c.name != "id"]
+_INSERT_EVENT = Statement.insert(events, _EVENT_COLUMNS)
+_INSERT_EVENT_RETURNING = Statement.insert(events, _EVENT_COLUMNS, "RETURNING id")
+_NEXT_SEQ = Statement("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = :run_id")
+_INSERT_RUN = Statement.insert(runs, [c.name for c in runs.columns])
+_RUN_EXISTS = Statement("SELECT 1 FROM runs WHERE id = :id")
+_LOCK_RUN = Statement("SELECT 1 FROM runs WHERE id = :id FOR UPDATE")
+_SELECT_RUN = Statement(f"SELECT {', '.join(c.name for c in runs.columns)} FROM runs WHERE id = :id")
+_CALL_TOTALS = Statement(
+    "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+    "COALESCE(SUM(total_tokens), 0), SUM(cost_usd), "
+    "COALESCE(MAX(CASE WHEN usage_estimated THEN 1 ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), 0) "
+    "FROM events WHERE run_id = :run_id AND kind = :kind"
+)
+_FINISH_RUN = Statement(
+    "UPDATE runs SET status = :status, stop_reason = :stop_reason, error = :error, totals = :totals, "
+    "finished_at = :finished_at WHERE id = :id",
+    {"totals": runs.c.totals.type, "finished_at": runs.c.finished_at.type},
+)
+_REOPEN_RUN = Statement(
+    "UPDATE runs SET status = :status, finished_at = NULL, error = NULL, stop_reason = NULL WHERE id = :id"
+)
+_RUN_READERS: dict[str, list[Any]] = {}
+
+
+def _lock(tx: Tx, run_id: str, url: str) -> None:
+    """Check the run exists and lock its row for this transaction (Postgres; SQLite holds its write lock)."""
+    if tx.scalar(_LOCK_RUN if tx.postgres else _RUN_EXISTS, {"id": run_id}) is None:
+        raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
+
+
+def _decoded_run(row: Sequence[Any], dialect: sa.Dialect) -> dict[str, Any]:
+    """A ``runs`` row read by the driver, decoded as SQLAlchemy would (JSON, UTC datetimes)."""
+    readers = _RUN_READERS.get(dialect.name)
+    if readers is None:
+        readers = _RUN_READERS[dialect.name] = result_processors(runs, dialect)
+    return {
+        column.name: value if reader is None or value is None else reader(value)
+        for column, reader, value in zip(runs.columns, readers, row, strict=True)
+    }
+
+
+def _checked_version(values: dict[str, Any], what: str) -> dict[str, Any]:
+    if values["schema_version"] > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{what} {values['id']} has schema version {values['schema_version']}; this agentmesh reads up to "
+            f"{SCHEMA_VERSION}",
+            record=str(values["id"]),
+        )
+    return values
+
+
 def _run_exists(conn: sa.Connection, run_id: str) -> bool:
     return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
 
-def _lock_run(conn: sa.Connection, run_id: str, url: str) -> None:
-    """Lock the run's row for this transaction (Postgres; SQLite holds its write lock already)."""
-    found = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()).first()
-    if found is None:
-        raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
-
-
-def _checked(row: sa.Row[Any], what: str) -> sa.Row[Any]:
-    if row.schema_version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{what} {row.id} has schema version {row.schema_version}; this agentmesh reads up to {SCHEMA_VERSION}",
-            record=str(row.id),
-        )
-    return row
-
-
 def _run_record(row: sa.Row[Any]) -> RunRecord:
-    return RunRecord.model_validate(_checked(row, "run")._asdict())
+    return _run_from(row._asdict())
+
+
+def _run_from(values: dict[str, Any]) -> RunRecord:
+    return RunRecord.model_validate(_checked_version(values, "run"))

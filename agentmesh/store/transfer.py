@@ -72,6 +72,7 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
     """Write an exported run into ``store`` (one transaction: all or nothing); returns its id there."""
     run, run_events = _check(document, where)
     run_id = new_id or str(run["id"])
+    store.flush()
     with store.engine.connect() as conn:
         if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
             raise StoreError(f"{where}: run {run_id} is already in {store.url} (import it with a new id)")

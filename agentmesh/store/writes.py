@@ -1,0 +1,405 @@
+"""How the store writes: SQLAlchemy write transactions for the rare writes, and a group-committing writer thread
+for the hot ones (a run's events, LangGraph's checkpoints, a run's start and end).
+
+Why a writer thread. A run writes often: every model call's event, every step's checkpoint and pending writes.
+Through SQLAlchemy Core each of those statements costs 100-300 µs of Python and each transaction about a
+millisecond (begin, compile-cache lookup, execution context, commit), held under the GIL while the event loop
+waits -- several times what LangGraph itself spends per step. :class:`BatchWriter` instead keeps one connection
+of the database driver (``sqlite3``, ``psycopg``) in one thread per database and runs *prepared* statements on it
+(:class:`Statement`: plain SQL, values bound by the columns' own SQLAlchemy types, so a row is byte-for-byte what
+SQLAlchemy would have written and reads back through the same types). Everything queued while a transaction is
+being committed goes into the next one: a parallel team's seven events and the step's checkpoint cost one commit.
+
+Guarantees:
+
+* **order** -- one FIFO queue per database in a process: a write submitted before another commits no later than
+  it (a call's event is on disk before the checkpoint of the step that used it). :class:`Writer` transactions
+  (deletes, imports, migrations) first wait for the queue, so they order after it too;
+* **isolation** -- when a batch fails, it is rolled back and its operations are retried one transaction each, so a
+  bad operation fails alone and its neighbours commit;
+* **read your writes** -- the store's readers call :meth:`BatchWriter.flush` first;
+* **no loss at exit** -- writers still open when the interpreter exits are drained by an ``atexit`` hook.
+
+A caller chooses whether to wait for a write's commit: the returned ``concurrent.futures.Future`` resolves once it
+is committed (or with its error). The runtime does not make a model call wait for its event's commit: the answer
+arrived before the commit either way, so waiting would not make a crash lose less; the FIFO order keeps the
+event ahead of anything that depends on it, and a run checks its writes' futures at every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import queue
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentmesh.errors import StoreError
+from agentmesh.store.engine import BEGIN_OPTION
+
+
+def _is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+# --- SQLAlchemy write transactions -------------------------------------------------------------------------------
+
+
+class Writer:
+    """Opens *write* transactions on an engine (for the writes that do not go through :class:`BatchWriter`).
+
+    On SQLite they start with ``BEGIN IMMEDIATE`` (the write lock up front, so a transaction never fails to
+    upgrade a read lock half-way), and threads of this process queue on an in-process lock per database file
+    before asking SQLite: SQLite's own busy handler waits by sleeping in steps of milliseconds, which would
+    cost a parallel team several milliseconds per write. Other processes still meet SQLite's lock and its busy
+    timeout. On Postgres transactions are plain (row locks are taken explicitly where ordering matters). Every
+    transaction first waits for the engine's queued batch writes, so writes commit in the order they were asked.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._lock = file_lock(engine)
+        self._options: sa.Engine = (
+            engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}) if _is_sqlite(engine) else engine
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        flush_engine(self.engine)
+        if self._lock is None:
+            with self._options.begin() as conn:
+                yield conn
+            return
+        with self._lock, self._options.begin() as conn:
+            yield conn
+
+
+def writer(engine: sa.Engine) -> Writer:
+    """The :class:`Writer` of ``engine``."""
+    return Writer(engine)
+
+
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def file_lock(engine: sa.Engine) -> threading.Lock | None:
+    """The in-process lock every writer of this SQLite file takes around its transactions (``None`` on Postgres)."""
+    if not _is_sqlite(engine):
+        return None
+    key = str(engine.url.database or "")
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, threading.Lock())
+
+
+# --- prepared statements -----------------------------------------------------------------------------------------
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Statement:
+    """A SQL statement written with ``:name`` parameters, whose values are bound as the named columns' types bind.
+
+    Compiled once per dialect into the driver's own parameter style (``:name`` for sqlite3, ``%(name)s`` for
+    psycopg) with each parameter's bind processor (JSON serialisation, compression, UTC datetimes...), taken from
+    the SQLAlchemy column types of the schema. Parameters without a type are passed as they are.
+    """
+
+    def __init__(self, sql: str, types: Mapping[str, sa.types.TypeEngine[Any]] | None = None) -> None:
+        self.sql = sql
+        self.types = dict(types or {})
+        self.names = tuple(dict.fromkeys(_PARAM.findall(sql)))
+        self._bound: dict[str, tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {}
+
+    @classmethod
+    def insert(cls, table: sa.Table, columns: Sequence[str], suffix: str = "") -> Statement:
+        """``INSERT INTO table (columns) VALUES (...)`` plus ``suffix`` (an ``ON CONFLICT``, a ``RETURNING``)."""
+        names = ", ".join(columns)
+        values = ", ".join(f":{c}" for c in columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({values}) {suffix}".strip()
+        return cls(sql, {c: table.c[c].type for c in columns})
+
+    def bound(self, dialect: sa.Dialect) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+        """(SQL in the driver's style, the parameters that need processing and their processors) for ``dialect``."""
+        found = self._bound.get(dialect.name)
+        if found is None:
+            # sqlite3 takes ``:name`` as written; psycopg wants ``%(name)s``
+            sql = self.sql if dialect.name == "sqlite" else _PARAM.sub(r"%(\1)s", self.sql)
+            processors = []
+            for name, type_ in self.types.items():
+                processor = type_.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None:
+                    processors.append((name, processor))
+            found = self._bound[dialect.name] = (sql, tuple(processors))
+        return found
+
+
+class Tx:
+    """A transaction of the writer thread: runs :class:`Statement` objects on the driver connection."""
+
+    def __init__(self, connection: Any, dialect: sa.Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.cursor = connection.cursor()
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect.name == "postgresql"
+
+    def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        """Run ``statement`` once; returns the driver cursor (for ``fetchone``, ``lastrowid``)."""
+        sql, processors = statement.bound(self.dialect)
+        self.cursor.execute(sql, _processed(params or {}, processors))
+        return self.cursor
+
+    def executemany(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        sql, processors = statement.bound(self.dialect)
+        self.cursor.executemany(sql, [_processed(row, processors) for row in rows])
+
+    def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        row = self.execute(statement, params).fetchone()
+        return None if row is None else row[0]
+
+
+def _processed(row: Mapping[str, Any], processors: tuple[tuple[str, Callable[[Any], Any]], ...]) -> dict[str, Any]:
+    out = dict(row)
+    for name, processor in processors:
+        value = out.get(name)
+        if value is not None:
+            out[name] = processor(value)
+    return out
+
+
+def result_processors(table: sa.Table, dialect: sa.Dialect) -> list[Callable[[Any], Any] | None]:
+    """Per column of ``table`` (in order), the type's result processor on ``dialect``: how SQLAlchemy would read it."""
+    out: list[Callable[[Any], Any] | None] = []
+    for column in table.columns:
+        try:
+            out.append(column.type.dialect_impl(dialect).result_processor(dialect, None))
+        except TypeError:  # a driver-specific numeric type that needs the column's type code; values come as-is
+            out.append(None)
+    return out
+
+
+# --- the writer thread -------------------------------------------------------------------------------------------
+
+Op = Callable[[Tx], Any]
+"""A write: runs inside the writer's transaction and returns its result (for the submitter's future). It must only
+touch the database (it may run twice: once in a batch that failed, then alone)."""
+
+_STOP = object()
+
+
+class BatchWriter:
+    """The writer thread of one database in this process (see the module docstring). Thread-safe."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._lock = file_lock(engine)
+        self._queue: queue.SimpleQueue[tuple[Op, Future[Any]] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        self._unfinished = 0  # submitted and not yet resolved; read without the lock as a hint only
+        self._count = threading.Lock()
+        self._pooled: Any = None  # the pool's connection proxy, returned on close
+        self._closed = False
+
+    # --- submitting -------------------------------------------------------------------------------------------
+
+    def submit(self, op: Op) -> Future[Any]:
+        """Queue ``op``; the future resolves with its result once its transaction has committed."""
+        if self._closed:
+            raise StoreError(f"the store's writer for {self.engine.url.render_as_string(hide_password=True)} is closed")
+        future: Future[Any] = Future()
+        with self._count:
+            self._unfinished += 1
+        if self._thread is None:
+            self._start_thread()
+        self._queue.put((op, future))
+        return future
+
+    def run(self, op: Op) -> Any:
+        """Queue ``op`` and wait for its commit; its result, or its exception."""
+        if threading.current_thread() is self._thread:
+            raise StoreError("a batch write cannot wait for another from the writer thread")
+        return self.submit(op).result()
+
+    async def arun(self, op: Op) -> Any:
+        """:meth:`run` for the event loop: waits without blocking it (no worker thread involved)."""
+        return await asyncio.wrap_future(self.submit(op))
+
+    def flush(self) -> None:
+        """Wait until everything submitted so far is committed (or failed). Immediate when nothing is queued."""
+        if self._unfinished and threading.current_thread() is not self._thread and not self._closed:
+            self.submit(_noop).result()
+
+    async def aflush(self) -> None:
+        if self._unfinished and not self._closed:
+            await asyncio.wrap_future(self.submit(_noop))
+
+    def close(self) -> None:
+        """Commit what is queued, stop the thread and give its connection back to the engine's pool."""
+        with self._start:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+
+    # --- the thread -------------------------------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        with self._start:
+            if self._thread is None:
+                name = f"agentmesh-store-writer[{self.engine.dialect.name}]"
+                self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                batch: list[tuple[Op, Future[Any]]] = []
+                stop = False
+                while True:
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        assert isinstance(item, tuple)
+                        batch.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._commit(batch)
+                if stop:
+                    return
+        finally:
+            self._release()
+
+    def _commit(self, batch: list[tuple[Op, Future[Any]]]) -> None:
+        live = [(op, f) for op, f in batch if f.set_running_or_notify_cancel()]
+        try:
+            results = self._transaction([op for op, _ in live])
+        except BaseException:
+            # one of them failed: each alone, so it fails by itself and the others commit
+            for op, future in live:
+                try:
+                    result = self._transaction([op])[0]
+                except BaseException as exc:  # handed to the submitter, whatever it is
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        else:
+            for (_, future), result in zip(live, results, strict=True):
+                future.set_result(result)
+        finally:
+            with self._count:
+                self._unfinished -= len(batch)
+
+    def _transaction(self, ops: Sequence[Op]) -> list[Any]:
+        connection = self._connection()
+        sqlite = _is_sqlite(self.engine)
+        lock = self._lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            if sqlite:
+                connection.execute("BEGIN IMMEDIATE")
+            tx = Tx(connection, self.engine.dialect)
+            try:
+                results = [op(tx) for op in ops]
+                if sqlite:
+                    connection.execute("COMMIT")
+                else:
+                    connection.commit()
+            except BaseException:
+                self._rollback(connection, sqlite)
+                raise
+            finally:
+                tx.cursor.close()
+            return results
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _connection(self) -> Any:
+        if self._pooled is None:
+            # the pool's "connect" hooks apply the SQLite pragmas (WAL, busy timeout, autocommit off in sqlite3)
+            self._pooled = self.engine.raw_connection()
+        return self._pooled.driver_connection
+
+    def _rollback(self, connection: Any, sqlite: bool) -> None:
+        try:
+            if sqlite:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            else:
+                connection.rollback()
+        except Exception:  # the connection is broken: drop it, the next transaction opens a new one
+            self._release(invalidate=True)
+
+    def _release(self, *, invalidate: bool = False) -> None:
+        pooled, self._pooled = self._pooled, None
+        if pooled is None:
+            return
+        try:
+            if invalidate:
+                pooled.invalidate()
+            else:
+                pooled.close()
+        except Exception:  # closing a broken connection: nothing left to save
+            pass
+
+
+def _noop(tx: Tx) -> None:
+    return None
+
+
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, BatchWriter] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def batch_writer(engine: sa.Engine) -> BatchWriter:
+    """The one :class:`BatchWriter` of ``engine`` (shared by its store and checkpointers, so their writes are
+    ordered among themselves)."""
+    with _WRITERS_GUARD:
+        found = _WRITERS.get(engine)
+        if found is None or found._closed:
+            found = _WRITERS[engine] = BatchWriter(engine)
+        return found
+
+
+def flush_engine(engine: sa.Engine) -> None:
+    """Wait for ``engine``'s queued batch writes, if it has a writer."""
+    found = _WRITERS.get(engine)
+    if found is not None:
+        found.flush()
+
+
+def close_engine_writer(engine: sa.Engine) -> None:
+    """Drain and stop ``engine``'s writer thread (before the engine is disposed)."""
+    with _WRITERS_GUARD:
+        found = _WRITERS.pop(engine, None)
+    if found is not None:
+        found.close()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    with _WRITERS_GUARD:
+        writers = list(_WRITERS.values())
+    for found in writers:
+        found.close()

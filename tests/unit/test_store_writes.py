@@ -1,0 +1,140 @@
+"""The store's group-committing writer thread: order, isolation of a bad write, read-your-writes, draining on close
+and at exit, and how a run learns that one of its events could not be stored. SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import RunNotFoundError, StoreError
+from agentmesh.runtime.recording import StoreRecorder
+from agentmesh.store import Store, event_row
+from agentmesh.store.writes import Tx
+
+
+def _hold(store: Store) -> tuple[threading.Event, Future[Any]]:
+    """Occupy the writer thread until the returned event is set: what is queued meanwhile forms one batch."""
+    entered, release = threading.Event(), threading.Event()
+
+    def wait(tx: Tx) -> None:
+        entered.set()
+        release.wait(10)
+
+    held = store._batch.submit(wait)
+    assert entered.wait(10)
+    return release, held
+
+
+def test_posted_events_are_read_back_at_once_in_order(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        futures = [store.post_events(run_id, [event_row("log", call_index=i)]) for i in range(20)]
+        # no wait on the futures: a reader sees every write queued before it
+        found = store.events(run_id)
+        assert [(e.seq, e.call_index) for e in found] == [(i + 1, i) for i in range(20)]
+        assert all(f.done() for f in futures)
+        assert [f.result() for f in futures] == [[e.id] for e in found]
+
+
+def test_a_bad_write_fails_alone_and_its_batch_neighbours_commit(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        release, held = _hold(store)
+        before = store.post_events(run_id, [event_row("log", call_index=1)])
+        bad = store.post_events("no-such-run", [event_row("log", call_index=2)])
+        after = store.post_events(run_id, [event_row("log", call_index=3)])
+        release.set()
+        held.result(10)
+        with pytest.raises(RunNotFoundError, match="no run 'no-such-run'"):
+            bad.result(10)
+        assert len(before.result(10)) == 1 and len(after.result(10)) == 1
+        assert [e.call_index for e in store.events(run_id)] == [1, 3]
+
+
+def test_writes_commit_in_the_order_they_were_queued(store_url: str) -> None:
+    """A run's end is computed after every event queued before it (the totals count them all)."""
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        release, held = _hold(store)
+        for i in range(7):
+            store.post_events(run_id, [event_row("model_call", call_index=i, total_tokens=10)])
+        finished: list[Any] = []
+        closer = threading.Thread(target=lambda: finished.append(store.finish_run(run_id, "succeeded")))
+        closer.start()
+        release.set()
+        closer.join(10)
+        held.result(10)
+        assert finished and finished[0].totals["calls"] == 7 and finished[0].totals["total_tokens"] == 70
+
+
+def test_closing_the_store_commits_what_is_queued(store_url: str) -> None:
+    store = Store(store_url)
+    run_id = store.create_run("g", {})
+    for i in range(50):
+        store.post_events(run_id, [event_row("log", call_index=i, data={"i": i})])
+    store.close()
+    with Store(store_url) as again:
+        assert [e.data for e in again.events(run_id)] == [{"i": i} for i in range(50)]
+    with pytest.raises(StoreError, match="closed"):
+        store._batch.submit(lambda tx: None)
+
+
+_EXIT_WITHOUT_CLOSE = """
+import sys
+from agentmesh.store import Store, event_row
+store = Store(sys.argv[1])
+for i in range(30):
+    store.post_events(sys.argv[2], [event_row("log", call_index=i)])
+# no close, no flush: the interpreter's exit must still commit them
+"""
+
+
+def test_events_queued_when_the_interpreter_exits_are_committed(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_WITHOUT_CLOSE, store_url, run_id], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with Store(store_url) as store:
+        assert [e.call_index for e in store.events(run_id)] == list(range(30))
+
+
+def test_store_and_checkpointer_share_one_writer(store_url: str) -> None:
+    with Store(store_url) as store:
+        assert store.checkpointer()._batch is store._batch
+        assert store.checkpointer() is store.checkpointer()
+
+
+def test_a_recorder_reports_an_event_that_could_not_be_stored(store_url: str) -> None:
+    async def main(store: Store) -> None:
+        recorder = StoreRecorder(store, "no-such-run")
+        recorder.post("log", data={"x": 1})  # queued: the caller does not wait
+        with pytest.raises(RunNotFoundError, match="no run 'no-such-run'"):
+            await recorder.settle()
+        await recorder.settle()  # reported once; nothing else is pending
+
+        recorder.post("log")
+        store.flush()
+        with pytest.raises(RunNotFoundError):
+            recorder.post("log")  # the next write of the run learns about the failed one
+
+    with Store(store_url) as store:
+        asyncio.run(main(store))
+
+
+def test_a_writer_thread_cannot_wait_for_itself(store_url: str) -> None:
+    with Store(store_url) as store:
+        batch = store._batch
+
+        def nested(tx: Tx) -> None:
+            batch.run(lambda inner: None)
+
+        with pytest.raises(StoreError, match="writer thread"):
+            batch.run(nested)
