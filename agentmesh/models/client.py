@@ -100,17 +100,29 @@ class ModelClient:
         ctx = context or CallContext()
         observers = [*self._observers, *([observer] if observer else [])]
         request_hash = request.request_hash()
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.limits.max_retries + 1),
-            retry=retry_if_exception(_is_retryable),
-            wait=_Backoff(self.limits),
-            reraise=True,
-        )
-        number = 0
+        number = 1
         try:
+            try:
+                # The first attempt runs outside tenacity: setting up its retry loop costs more per call (~35 µs)
+                # than the rest of this method, and most calls succeed at once.
+                return await self._observed_attempt(request, ctx, 1, observers, request_hash)
+            except ModelError as exc:
+                if not _is_retryable(exc) or self.limits.max_retries < 1:
+                    raise
+                first_failure = exc
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self.limits.max_retries + 1),
+                retry=retry_if_exception(_is_retryable),
+                wait=_Backoff(self.limits),
+                reraise=True,
+            )
             async for attempt in retrying:
                 number = attempt.retry_state.attempt_number
                 with attempt:
+                    if number == 1:
+                        # tenacity's attempt 1 is the one that already failed above (and was observed): handing
+                        # it its error makes tenacity wait and retry exactly as if it had made that attempt itself
+                        raise first_failure
                     return await self._observed_attempt(request, ctx, number, observers, request_hash)
         except ModelError as exc:
             if (exc.retryable or number > 1) and "attempts" not in exc.context:

@@ -8,7 +8,7 @@ store's events; state holds each node's current layer.
 Routing:
 - declared edges are static edges; a node with several predecessors waits for all of them (a join);
 - ``rounds`` (any operator whose parameters say ``repeats``) re-enters itself until its output says ``done``,
-  then passes through ``<node>__done`` to its successors;
+  then passes through ``<node>__done`` to its successors (or goes straight to the end when it has none);
 - ``loop`` enters ``body[0]``, the body runs as a chain back to the loop node, which checks ``until``;
 - ``branch`` routes to ``then`` or ``else``;
 - once the run must stop (a budget, the graph's stop policy), every later node is a no-op and loops exit, so
@@ -131,10 +131,17 @@ _compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
     """The LangGraph builder for ``spec`` (not yet compiled: the caller adds the checkpointer)."""
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(spec))
+    # Nodes something follows: an edge leaves them, or they are in a loop's body (which chains back to the loop).
+    followed = {a for a, _ in spec.edges}
+    for node in spec.nodes.values():
+        if isinstance(node.params, LoopParams):
+            followed.update(node.params.body)
     exits: dict[str, str] = {}
     for name, node in spec.nodes.items():
         builder.add_node(name, _make_node(spec, name))
-        if node.params.repeats or isinstance(node.params, LoopParams):
+        # a repeating node's exit is a pass-through node its successors join on; one that nothing follows goes
+        # straight to END instead (one LangGraph step, and its checkpoint, fewer per run)
+        if (node.params.repeats and name in followed) or isinstance(node.params, LoopParams):
             exits[name] = f"{name}__done"
             builder.add_node(exits[name], _pass)
 
@@ -174,7 +181,10 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
     for name, node in spec.nodes.items():
         p = node.params
         if p.repeats:
-            builder.add_conditional_edges(name, _again(name, name, exits[name]), [name, exits[name]])
+            done = exits.get(name, END)
+            builder.add_conditional_edges(name, _again(name, name, done), [name, done])
+            if done == END:
+                continue
         elif isinstance(p, LoopParams):
             builder.add_conditional_edges(name, _again(name, p.body[0], exits[name]), [p.body[0], exits[name]])
         elif isinstance(p, BranchParams):

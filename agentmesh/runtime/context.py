@@ -286,6 +286,11 @@ class RunContext:
         if self._recorder is not None:
             await self._recorder.settle()
 
+    def check_writes(self) -> None:
+        """Raise if one of the run's events already committed-or-failed could not be stored."""
+        if self._recorder is not None:
+            self._recorder.check()
+
 
 #: Event kinds holding finished model calls: made by the run, or served to a fork from its parent.
 CALL_KINDS = ("model_call", "replayed_call")

@@ -13,7 +13,6 @@ commit. A write that fails is reported by :meth:`StoreRecorder.check` at the run
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Future
 from typing import Any
 
@@ -31,7 +30,12 @@ class StoreRecorder:
         self._writes: list[Future[list[int]]] = []
 
     async def __call__(self, record: CallRecord) -> None:
-        self.post("model_call", **record.event_fields())
+        # The row is built (checked, redacted) by the writer thread: the call's answer goes back to the graph
+        # without waiting for that work, which then overlaps the next calls' waiting for their models.
+        self.check()
+        self._writes.append(
+            self.store.post_events(self.run_id, [lambda: event_row("model_call", **record.event_fields())])
+        )
 
     def post(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Queue an event (checked and redacted here, committed by the writer thread) without waiting; the row
@@ -66,8 +70,7 @@ class StoreRecorder:
     async def settle(self) -> None:
         """Wait for every queued event of the run; raise if one of them could not be stored."""
         if self._writes and not self._writes[-1].done():
-            # the writer resolves in submission order: once the last is done, so are the others
-            await asyncio.wait([asyncio.wrap_future(self._writes[-1])])
+            await self.store.aflush()  # commits them now rather than after the writer's delay for posted writes
         self.check()
 
     def _failed(self, exc: BaseException) -> StoreError:

@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError, StoreError
 from agentmesh.models.client import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.models.registry import get_model
@@ -259,7 +259,7 @@ async def _execute(
         new_run=new_run,
     )
     ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
-    checkpointer = db.checkpointer()
+    checkpointer = db.checkpointer().deferring()  # LangGraph's default durability: no step waits for its put
     if new_run:
         checkpointer.mark_new_thread(run_id)
     compiled = compile_graph(spec, checkpointer=checkpointer)
@@ -268,7 +268,6 @@ async def _execute(
         fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
     try:
         state: dict[str, Any] = await compiled.ainvoke({"inputs": dict(inputs)} if fresh else None, config, context=ctx)
-        await ctx.settle()  # a run whose record has a gap does not end "succeeded"
     except asyncio.CancelledError:
         await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
         raise
@@ -284,6 +283,14 @@ async def _execute(
     final = final_answer(spec, outputs)
     stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
     record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
+    try:
+        # The finish committed after every write the run queued (one queue, in order), so all their outcomes are
+        # known now: a run whose record has a gap does not stay "succeeded".
+        ctx.check_writes()
+        checkpointer.check_writes(run_id)
+    except StoreError as exc:
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+        raise
     ctx.emit("stop", {"reason": stop_reason, **final})
     totals = record.totals or {}
     return RunResult(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,14 +33,23 @@ class CompressedJSON(sa.TypeDecorator[Any]):
     impl = sa.JSON
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is None or not isinstance(value, dict | list):
-            return value
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        if len(text) < THRESHOLD:
-            return value
-        packed = base64.b64encode(zlib.compress(text.encode(), 6)).decode("ascii")
-        return {_MARK: packed} if len(packed) + 12 < len(text) else value
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
+        """JSON's own processor (its NULL handling, the engine's serializer), then compression of what is large.
+
+        One processor rather than ``process_bind_param`` plus JSON's: that pair would serialise every document
+        twice (once to measure it, once to store it), and this runs for every event a run records.
+        """
+        store_json = self.impl_instance.bind_processor(dialect)
+        assert store_json is not None  # JSON always serialises
+
+        def process(value: Any) -> Any:
+            text = store_json(value)
+            if not isinstance(value, dict | list) or not isinstance(text, str) or len(text) < THRESHOLD:
+                return text
+            packed = base64.b64encode(zlib.compress(text.encode(), 6)).decode("ascii")
+            return store_json({_MARK: packed}) if len(packed) + 12 < len(text) else text
+
+        return process
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_MARK), str):

@@ -35,6 +35,7 @@ import copy
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -67,7 +68,7 @@ from agentmesh.store._checkpoint_rows import (
 )
 from agentmesh.store._compress import CompressingSerde
 from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import redact
+from agentmesh.store._redact import redact_json
 from agentmesh.store.schema import (
     SCHEMA_VERSION,
     graph_checkpoint_blobs,
@@ -97,6 +98,8 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         self._writer = writer(engine)
         self._batch = batch_writer(engine)
         self._new_threads: set[str] = set()
+        self._defer = False
+        self._failures: dict[str, BaseException] = {}
 
     def mark_new_thread(self, thread_id: str) -> None:
         """Declare that ``thread_id`` has no checkpoint yet (a run just created under a fresh id), so that
@@ -198,8 +201,8 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
                 }
             )
         body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
-        stored_metadata = redact(
-            to_jsonable(get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata")
+        stored_metadata = redact_json(
+            get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata"
         )
         assert isinstance(stored_metadata, dict)
         run_id = stored_metadata.get("run_id")
@@ -379,9 +382,10 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Async :meth:`put`: awaits the commit on the event loop (the writer thread does the I/O)."""
+        """Async :meth:`put`: awaits the commit on the event loop (the writer thread does the I/O); on a
+        :meth:`deferring` saver, queues it and returns (see there)."""
         op, saved = self._put(config, checkpoint, metadata, new_versions)
-        await self._batch.arun(op)
+        await self._write(str(config["configurable"]["thread_id"]), op)
         return saved
 
     async def aput_writes(
@@ -391,9 +395,54 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Async :meth:`put_writes`: awaits the commit on the event loop (the writer thread does the I/O)."""
+        """Async :meth:`put_writes`: awaits the commit on the event loop (the writer thread does the I/O); on a
+        :meth:`deferring` saver, queues it and returns (see there)."""
         if writes:
-            await self._batch.arun(self._put_writes(config, writes, task_id, task_path))
+            op = self._put_writes(config, writes, task_id, task_path)
+            await self._write(str(config["configurable"]["thread_id"]), op)
+
+    def deferring(self) -> SQLAlchemyCheckpointSaver:
+        """A clone whose async writes are queued rather than awaited: ``aput``/``aput_writes`` return at once and
+        the write commits with the store's next commit (or within the writer's delay for posted writes), in
+        order with everything else. For LangGraph's default ``durability="async"``, where no step waits for its
+        checkpoint anyway: the run then spends no wake-up of the writer thread per step. A write that failed is
+        raised by the thread's next write, by :meth:`asettle` and by :meth:`check_writes`, which a run calls once
+        its end is committed (after every write it queued)."""
+        clone = copy.copy(self)
+        clone._defer = True
+        clone._failures = {}
+        return clone
+
+    async def asettle(self, thread_id: str) -> None:
+        """Wait until the thread's queued writes are committed; raise the first that failed."""
+        if self._defer:
+            await self._batch.aflush()
+            self._raise_failure(str(thread_id))
+
+    def check_writes(self, thread_id: str) -> None:
+        """Raise the first of the thread's queued writes already known to have failed."""
+        self._raise_failure(str(thread_id))
+
+    async def _write(self, thread_id: str, op: Callable[[Tx], None]) -> None:
+        if not self._defer:
+            await self._batch.arun(op)
+            return
+        self._raise_failure(thread_id)
+        future = self._batch.post(op)
+        future.add_done_callback(lambda done: self._note_failure(thread_id, done))
+
+    def _note_failure(self, thread_id: str, done: Future[Any]) -> None:
+        exc = done.exception()
+        if exc is not None:
+            self._failures.setdefault(thread_id, exc)
+
+    def _raise_failure(self, thread_id: str) -> None:
+        exc = self._failures.pop(thread_id, None)
+        if exc is not None:
+            raise StoreError(
+                f"a checkpoint of thread {thread_id!r} could not be stored: {type(exc).__name__}: {exc}",
+                thread_id=thread_id,
+            ) from exc
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""

@@ -18,8 +18,8 @@ from uuid import uuid4
 import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
-from agentmesh.store._jsonable import JSONValue, clean_text, to_jsonable
-from agentmesh.store._redact import mask_secrets, redact
+from agentmesh.store._jsonable import JSONValue, clean_text
+from agentmesh.store._redact import mask_secrets, redact_json
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
@@ -86,6 +86,10 @@ class Store:
     def flush(self) -> None:
         """Wait until every write queued so far (e.g. by :meth:`post_events`) is committed."""
         self._batch.flush()
+
+    async def aflush(self) -> None:
+        """:meth:`flush` for the event loop."""
+        await self._batch.aflush()
 
     def upgrade(self) -> str:
         """Migrate the database to this agentmesh's schema (a no-op when it is there); returns the revision."""
@@ -337,30 +341,21 @@ class Store:
 
         Returns once they are committed. Events queued by several callers at once share one commit (group commit).
         """
-        return self.post_events(run_id, rows).result() if rows else []
+        return self._batch.submit(_AppendEvents(run_id, rows, self.url)).result() if rows else []
 
-    def post_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> Future[list[int]]:
+    def post_events(self, run_id: str, rows: Sequence[EventRowSource]) -> Future[list[int]]:
         """Queue events for a run without waiting; the future resolves with their ids once committed.
 
+        A row may be given as a function that makes it (:data:`EventRowSource`): it is then built in the writer
+        thread, and an error building it (a value JSON cannot hold) comes back through the future.
+
         They commit in order with the run's other writes (its checkpoints, its end), so an event is stored before
-        anything queued after it. The ``seq`` of each (its position in the run) is assigned inside the commit,
-        with the run's row locked on Postgres and SQLite's write lock held, so concurrent writers -- threads or
-        processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
+        anything queued after it, and at the latest a couple of milliseconds after it was posted
+        (:data:`~agentmesh.store.writes.POST_DELAY_S`). The ``seq`` of each (its position in the run) is assigned
+        inside the commit, with the run's row locked on Postgres and SQLite's write lock held, so concurrent
+        writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
         """
-        url = self.url
-        values = [dict(row) for row in rows]
-
-        def append(tx: Tx) -> list[int]:
-            _lock(tx, run_id, url)
-            first = int(tx.scalar(_NEXT_SEQ, {"run_id": run_id}))
-            ids = []
-            insert = _INSERT_EVENT_RETURNING if tx.postgres else _INSERT_EVENT
-            for i, row in enumerate(values):
-                cursor = tx.execute(insert, {**row, "run_id": run_id, "seq": first + i})
-                ids.append(int(cursor.fetchone()[0] if tx.postgres else cursor.lastrowid))
-            return ids
-
-        return self._batch.submit(append)
+        return self._batch.post(_AppendEvents(run_id, rows, self.url))
 
     def events(self, run_id: str, *, kind: EventKind | str | None = None) -> list[EventRecord]:
         """A run's events in order (``seq``), optionally only one kind; :class:`RunNotFoundError` if no run."""
@@ -426,7 +421,7 @@ def event_row(
 
 def _prepare(value: Any, where: str) -> JSONValue:
     """What a JSON column receives: plain JSON, secrets removed."""
-    return redact(to_jsonable(value, where=where))
+    return redact_json(value, where=where)
 
 
 def _text(value: str | None) -> str | None:
@@ -465,6 +460,45 @@ _REOPEN_RUN = Statement(
     "UPDATE runs SET status = :status, finished_at = NULL, error = NULL, stop_reason = NULL WHERE id = :id"
 )
 _RUN_READERS: dict[str, list[Any]] = {}
+
+
+EventRowSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+"""An event row (from :func:`event_row`), or a function making one: called in the writer thread, so that checking
+and redacting the row happens off the caller's critical path."""
+
+
+class _AppendEvents:
+    """A writer op appending events to a run; consecutive appends to one run share its lock and ``seq`` lookup."""
+
+    def __init__(self, run_id: str, rows: Sequence[EventRowSource], url: str) -> None:
+        self.run_id = run_id
+        self.sources = list(rows)
+        self.url = url
+        self.coalesce_key = ("events", run_id)
+        self._rows: list[dict[str, Any]] | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = [dict(row() if callable(row) else row) for row in self.sources]
+        return self._rows
+
+    def __call__(self, tx: Tx) -> list[int]:
+        return self.run_group(tx, [self])[0]
+
+    def run_group(self, tx: Tx, group: Sequence[_AppendEvents]) -> list[list[int]]:
+        rows = [op.rows() for op in group]  # built (and checked) before anything is written
+        _lock(tx, self.run_id, self.url)
+        seq = int(tx.scalar(_NEXT_SEQ, {"run_id": self.run_id}))
+        insert = _INSERT_EVENT_RETURNING if tx.postgres else _INSERT_EVENT
+        out = []
+        for op_rows in rows:
+            ids = []
+            for row in op_rows:
+                cursor = tx.execute(insert, {**row, "run_id": self.run_id, "seq": seq})
+                ids.append(int(cursor.fetchone()[0] if tx.postgres else cursor.lastrowid))
+                seq += 1
+            out.append(ids)
+        return out
 
 
 def _lock(tx: Tx, run_id: str, url: str) -> None:

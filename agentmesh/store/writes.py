@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import queue
 import re
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -194,9 +195,15 @@ def result_processors(table: sa.Table, dialect: sa.Dialect) -> list[Callable[[An
 
 Op = Callable[[Tx], Any]
 """A write: runs inside the writer's transaction and returns its result (for the submitter's future). It must only
-touch the database (it may run twice: once in a batch that failed, then alone)."""
+touch the database (it may run twice: once in a batch that failed, then alone).
 
-_STOP = object()
+An op may also have a ``coalesce_key`` attribute and a ``run_group(tx, ops)`` method: consecutive queued ops with
+the same key then run as one group (e.g. a run's events appended with one sequence lookup) when their batch
+commits together; ``run_group`` returns one result per op."""
+
+#: How long a posted write (:meth:`BatchWriter.post`) may wait for company before the writer commits it anyway.
+#: Any awaited write commits it at once, in order; so does a flush, a read or the end of a run.
+POST_DELAY_S = 0.010
 
 
 class BatchWriter:
@@ -205,7 +212,11 @@ class BatchWriter:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._lock = file_lock(engine)
-        self._queue: queue.SimpleQueue[tuple[Op, Future[Any]] | object] = queue.SimpleQueue()
+        self._items: deque[tuple[Op, Future[Any]]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._urgent = False  # a submitted (awaited) write is queued: commit now
+        self._posted_at: float | None = None  # when the oldest posted write still queued was posted
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self._unfinished = 0  # submitted and not yet resolved; read without the lock as a hint only
@@ -216,7 +227,16 @@ class BatchWriter:
     # --- submitting -------------------------------------------------------------------------------------------
 
     def submit(self, op: Op) -> Future[Any]:
-        """Queue ``op``; the future resolves with its result once its transaction has committed."""
+        """Queue ``op`` and wake the writer; the future resolves with its result once its transaction commits."""
+        return self._enqueue(op, wake=True)
+
+    def post(self, op: Op) -> Future[Any]:
+        """Queue ``op`` without waking the writer: it commits with the next submitted write, or within
+        :data:`POST_DELAY_S`. For writes nobody waits for (a run's events), so that a team's burst of them costs
+        one wake-up of the writer thread rather than one each."""
+        return self._enqueue(op, wake=False)
+
+    def _enqueue(self, op: Op, *, wake: bool) -> Future[Any]:
         if self._closed:
             raise StoreError(f"the store's writer for {self.engine.url.render_as_string(hide_password=True)} is closed")
         future: Future[Any] = Future()
@@ -224,7 +244,14 @@ class BatchWriter:
             self._unfinished += 1
         if self._thread is None:
             self._start_thread()
-        self._queue.put((op, future))
+        with self._cond:
+            self._items.append((op, future))
+            if wake:
+                self._urgent = True
+                self._cond.notify()
+            elif self._posted_at is None:
+                self._posted_at = time.monotonic()
+                self._cond.notify()  # the writer starts the delay's clock
         return future
 
     def run(self, op: Op) -> Any:
@@ -238,7 +265,7 @@ class BatchWriter:
         return await asyncio.wrap_future(self.submit(op))
 
     def flush(self) -> None:
-        """Wait until everything submitted so far is committed (or failed). Immediate when nothing is queued."""
+        """Wait until everything queued so far is committed (or failed). Immediate when nothing is queued."""
         if self._unfinished and threading.current_thread() is not self._thread and not self._closed:
             self.submit(_noop).result()
 
@@ -254,7 +281,9 @@ class BatchWriter:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            self._queue.put(_STOP)
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
             thread.join()
 
     # --- the thread -------------------------------------------------------------------------------------------
@@ -269,19 +298,7 @@ class BatchWriter:
     def _loop(self) -> None:
         try:
             while True:
-                item = self._queue.get()
-                batch: list[tuple[Op, Future[Any]]] = []
-                stop = False
-                while True:
-                    if item is _STOP:
-                        stop = True
-                    else:
-                        assert isinstance(item, tuple)
-                        batch.append(item)
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                batch, stop = self._next_batch()
                 if batch:
                     self._commit(batch)
                 if stop:
@@ -289,15 +306,32 @@ class BatchWriter:
         finally:
             self._release()
 
+    def _next_batch(self) -> tuple[list[tuple[Op, Future[Any]]], bool]:
+        """Wait for a reason to commit (a submitted write, posted ones past their delay, close); take the queue."""
+        with self._cond:
+            while not (self._urgent or self._stopping):
+                if self._posted_at is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._posted_at + POST_DELAY_S - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch = list(self._items)
+            self._items.clear()
+            self._urgent = False
+            self._posted_at = None
+            return batch, self._stopping
+
     def _commit(self, batch: list[tuple[Op, Future[Any]]]) -> None:
         live = [(op, f) for op, f in batch if f.set_running_or_notify_cancel()]
         try:
-            results = self._transaction([op for op, _ in live])
+            results = self._transaction([op for op, _ in live], coalesce=True)
         except BaseException:
             # one of them failed: each alone, so it fails by itself and the others commit
             for op, future in live:
                 try:
-                    result = self._transaction([op])[0]
+                    result = self._transaction([op], coalesce=False)[0]
                 except BaseException as exc:  # handed to the submitter, whatever it is
                     future.set_exception(exc)
                 else:
@@ -309,7 +343,7 @@ class BatchWriter:
             with self._count:
                 self._unfinished -= len(batch)
 
-    def _transaction(self, ops: Sequence[Op]) -> list[Any]:
+    def _transaction(self, ops: Sequence[Op], *, coalesce: bool) -> list[Any]:
         connection = self._connection()
         sqlite = _is_sqlite(self.engine)
         lock = self._lock
@@ -320,7 +354,12 @@ class BatchWriter:
                 connection.execute("BEGIN IMMEDIATE")
             tx = Tx(connection, self.engine.dialect)
             try:
-                results = [op(tx) for op in ops]
+                results: list[Any] = []
+                for group in _groups(ops) if coalesce else ([op] for op in ops):
+                    if len(group) > 1:
+                        results.extend(group[0].run_group(tx, group))  # type: ignore[attr-defined]
+                    else:
+                        results.append(group[0](tx))
                 if sqlite:
                     connection.execute("COMMIT")
                 else:
@@ -366,6 +405,21 @@ class BatchWriter:
 
 def _noop(tx: Tx) -> None:
     return None
+
+
+def _groups(ops: Sequence[Op]) -> Iterator[list[Op]]:
+    """Consecutive ops with the same ``coalesce_key`` together; every other op alone."""
+    group: list[Op] = []
+    key: Any = None
+    for op in ops:
+        op_key = getattr(op, "coalesce_key", None)
+        if group and (op_key is None or op_key != key):
+            yield group
+            group = []
+        group.append(op)
+        key = op_key
+    if group:
+        yield group
 
 
 _WRITERS: weakref.WeakKeyDictionary[sa.Engine, BatchWriter] = weakref.WeakKeyDictionary()

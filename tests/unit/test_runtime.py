@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentmesh.errors import ConfigError, ScriptExhaustedError
+from agentmesh.errors import ConfigError, ScriptExhaustedError, StoreError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import RunError, aresume, register_function, run
 from agentmesh.runtime.voting import consensus_reached, majority
@@ -325,6 +325,46 @@ def test_every_call_and_node_result_is_stored(db: str) -> None:
     assert [n.node for n in nodes] == ["debate", "vote"]
     assert nodes[0].data and nodes[0].data["answers"][0]["key"] == "3"
     assert record.meta["spec"]["name"] == "debate" and record.spec_hash == debate(rounds=2).spec_hash()
+
+
+def test_a_run_whose_events_could_not_be_stored_ends_failed_not_succeeded(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are committed by the store's writer thread after the call returns; a failure there still fails the
+    run (at its next node, or when its end is committed), with the reason stored."""
+    import agentmesh.runtime.recording as recording
+
+    real_event_row = recording.event_row
+
+    def failing(kind: str, **fields: Any) -> Any:
+        if kind == "model_call" and fields.get("round") == 2:
+            raise StoreError("simulated: the disk refused the row")
+        return real_event_row(kind, **fields)
+
+    monkeypatch.setattr(recording, "event_row", failing)
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{3}"}])
+    spec = debate(rounds=2, stop=None)
+    with pytest.raises(StoreError, match="simulated: the disk refused the row"):
+        run(spec, {"question": "q"}, model=model, store=db)
+    with Store(db) as store:
+        (record,) = store.list_runs()
+        assert record.status == "failed" and "simulated" in (record.error or "")
+        assert len(store.events(record.id, kind="model_call")) == 3  # round 1's calls are stored
+
+
+def test_a_checkpoint_that_could_not_be_stored_is_reported_by_the_deferring_saver(db: str) -> None:
+    with Store(db) as store:
+        saver = store.checkpointer().deferring()
+
+        def broken(tx: Any) -> None:
+            raise RuntimeError("simulated checkpoint failure")
+
+        asyncio.run(saver._write("thread-1", broken))  # queued: returns before the commit
+        store.flush()
+        with pytest.raises(StoreError, match=r"thread 'thread-1'.*simulated checkpoint failure"):
+            saver.check_writes("thread-1")
+        saver.check_writes("thread-1")  # reported once
+        saver.check_writes("thread-2")  # other threads are unaffected
 
 
 def looped_team() -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from agentmesh.errors import StoreError
 from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import REDACTED, is_secret_key, key_words, mask_secrets, redact
+from agentmesh.store._redact import REDACTED, is_secret_key, key_words, mask_secrets, redact, redact_json
 
 OPENAI_KEY = "sk-proj-AbCdEf0123456789xyzQRSTUV"
 
@@ -217,3 +218,56 @@ def test_to_jsonable_rejects_other_types_naming_the_path() -> None:
         to_jsonable({"blob": b"raw"}, where="inputs")
     with pytest.raises(StoreError, match=r"data\[1\]: a object"):
         to_jsonable([1, object()], where="data")
+
+
+class _Colour(Enum):
+    RED = "red"
+    EMPTY = ""
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> object:
+    """Nested data of the kinds the store is handed, with secrets by key and by shape among ordinary values."""
+    leaves: list[object] = [
+        None,
+        True,
+        7,
+        -1.5,
+        math.nan,
+        math.inf,
+        "",
+        "plain text",
+        "nul\x00inside",
+        f"quoting {OPENAI_KEY} in a prompt",
+        "Authorization: Bearer abcdefghijklmnop",
+        "AbCdEfGhIjKlMnOp12345678",  # opaque: a credential under a "token" key, text elsewhere
+        "abc123.sk-AAAAAAAAAAAAAAAAAAAAAA",  # opaque and credential-shaped
+        "postgres://user:hunter2@db/x",
+        _Colour.RED,
+        _Colour.EMPTY,
+        (1, "two"),
+        Path("/tmp/x"),
+    ]
+    if depth >= 3 or rng.random() < 0.4:
+        return rng.choice(leaves)
+    if rng.random() < 0.5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = ["role", "content", "api_key", "token", "max_tokens", "password", "text", "clientSecret", "\x00k", "usage"]
+    out: dict[object, object] = {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+    if rng.random() < 0.1:
+        out[3] = "a non-string key"
+    return out
+
+
+def test_redact_json_equals_redact_of_to_jsonable() -> None:
+    """The store's one-pass hot path gives exactly what the two passes give, on every kind of value."""
+    rng = random.Random(20261203)
+    for _ in range(3000):
+        value = _random_value(rng)
+        assert redact_json(value, where="data") == redact(to_jsonable(value, where="data")), value
+
+
+def test_redact_json_refuses_what_json_cannot_hold_naming_the_path() -> None:
+    with pytest.raises(StoreError, match=r"inputs\.blob: a bytes cannot be stored as JSON"):
+        redact_json({"blob": b"raw"}, where="inputs")
+    with pytest.raises(StoreError, match=r"inputs\.api_key: a bytes"):
+        redact_json({"api_key": b"raw"}, where="inputs")  # a secret key's value is still checked

@@ -57,6 +57,21 @@ def test_a_bad_write_fails_alone_and_its_batch_neighbours_commit(store_url: str)
         assert [e.call_index for e in store.events(run_id)] == [1, 3]
 
 
+def test_a_runs_queued_events_share_one_append_and_a_bad_one_still_fails_alone(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        release, held = _hold(store)
+        first = store.post_events(run_id, [event_row("log", call_index=1), event_row("log", call_index=2)])
+        broken = store.post_events(run_id, [{"kind": "log"}])  # not built by event_row: columns are missing
+        last = store.post_events(run_id, [event_row("log", call_index=3)])
+        release.set()
+        held.result(10)
+        with pytest.raises(Exception, match=r"agent|node|round|binding|parameter"):
+            broken.result(10)
+        assert len(first.result(10)) == 2 and len(last.result(10)) == 1
+        assert [(e.seq, e.call_index) for e in store.events(run_id)] == [(1, 1), (2, 2), (3, 3)]
+
+
 def test_writes_commit_in_the_order_they_were_queued(store_url: str) -> None:
     """A run's end is computed after every event queued before it (the totals count them all)."""
     with Store(store_url) as store:
