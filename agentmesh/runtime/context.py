@@ -219,7 +219,8 @@ class RunContext:
             ok=parsed.ok,
             error=parsed.error,
         )
-        self.emit("call", {"node": node, "round": round, **answer.model_dump()})
+        if self.listeners:  # (the event's dict is not built for nobody)
+            self.emit("call", {"node": node, "round": round, **answer.model_dump()})
         return answer
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
@@ -274,7 +275,8 @@ class RunContext:
     async def record_node(self, node: str, round: int | None, data: dict[str, Any]) -> None:
         """A node's result as an event (the timeline ``agentmesh show`` prints), queued in order with the run's
         other writes; raises if one of the run's earlier writes could not be stored."""
-        self.emit("node", {"node": node, "round": round, **data})
+        if self.listeners:
+            self.emit("node", {"node": node, "round": round, **data})
         stored = data
         if self._recorder is not None:
             stored = self._recorder.post("node_result", node=node, round=round, data=data)["data"]

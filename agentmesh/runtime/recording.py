@@ -13,6 +13,7 @@ commit. A write that fails is reported by :meth:`StoreRecorder.check` at the run
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -27,7 +28,7 @@ class StoreRecorder:
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
-        self._writes: list[Future[list[int]]] = []
+        self._writes: deque[Future[list[int]]] = deque()
 
     async def __call__(self, record: CallRecord) -> None:
         # The row is built (checked, redacted) by the writer thread: the call's answer goes back to the graph
@@ -55,15 +56,16 @@ class StoreRecorder:
         self.store.record_event(self.run_id, "model_call", **record.event_fields())
 
     def check(self) -> None:
-        """Raise if one of the writes already done has failed; forget the done ones."""
+        """Raise if one of the writes already done has failed; forget the done ones.
+
+        The writer resolves writes in the order they were queued, so the done ones are a prefix of the queue:
+        this looks at the front only, and costs nothing per pending write."""
         failed: BaseException | None = None
-        pending = []
-        for future in self._writes:
-            if not future.done():
-                pending.append(future)
-            elif failed is None:
-                failed = future.exception()
-        self._writes = pending
+        writes = self._writes
+        while writes and writes[0].done():
+            exc = writes.popleft().exception()
+            if failed is None:
+                failed = exc
         if failed is not None:
             raise self._failed(failed)
 

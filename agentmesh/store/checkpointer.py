@@ -180,45 +180,58 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> tuple[Callable[[Tx], None], RunnableConfig]:
-        """The write of :meth:`put` (rows serialised and redacted here, in the caller) and the config it returns."""
+        """The write of :meth:`put` and the config it returns.
+
+        The rows are serialised and redacted by the write itself, in the writer thread: for a deferred put that
+        is off the event loop's critical path, as LangGraph's own async savers serialise in a background task.
+        The checkpoint is LangGraph's copy, and state values are never changed in place once written."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         self._new_threads.discard(thread_id)
         checkpoint_ns = configurable.get("checkpoint_ns", "")
-        values = checkpoint["channel_values"]
-        blob_rows = []
-        for channel, version in new_versions.items():
-            type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
-            blob_rows.append(
+        prepared: list[Callable[[Tx], None]] = []
+
+        def rows() -> Callable[[Tx], None]:
+            values = checkpoint["channel_values"]
+            blob_rows = []
+            for channel, version in new_versions.items():
+                type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
+                blob_rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": checkpoint_ns,
+                        "channel": channel,
+                        "version": str(version),
+                        "type": type_,
+                        "blob": blob,
+                        "schema_version": SCHEMA_VERSION,
+                    }
+                )
+            body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
+            stored_metadata = redact_json(
+                get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata"
+            )
+            assert isinstance(stored_metadata, dict)
+            run_id = stored_metadata.get("run_id")
+            return _put_op(
+                blob_rows,
                 {
                     "thread_id": thread_id,
                     "checkpoint_ns": checkpoint_ns,
-                    "channel": channel,
-                    "version": str(version),
-                    "type": type_,
-                    "blob": blob,
+                    "checkpoint_id": checkpoint["id"],
+                    "parent_checkpoint_id": configurable.get("checkpoint_id"),
+                    "run_id": None if run_id is None else str(run_id),
+                    "checkpoint": body,
+                    "metadata": stored_metadata,
                     "schema_version": SCHEMA_VERSION,
-                }
+                },
             )
-        body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
-        stored_metadata = redact_json(
-            get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata"
-        )
-        assert isinstance(stored_metadata, dict)
-        run_id = stored_metadata.get("run_id")
-        op = _put_op(
-            blob_rows,
-            {
-                "thread_id": thread_id,
-                "checkpoint_ns": checkpoint_ns,
-                "checkpoint_id": checkpoint["id"],
-                "parent_checkpoint_id": configurable.get("checkpoint_id"),
-                "run_id": None if run_id is None else str(run_id),
-                "checkpoint": body,
-                "metadata": stored_metadata,
-                "schema_version": SCHEMA_VERSION,
-            },
-        )
+
+        def op(tx: Tx) -> None:
+            if not prepared:  # once, even when the write is retried alone after its batch failed
+                prepared.append(rows())
+            prepared[0](tx)
+
         saved: RunnableConfig = {
             "configurable": {
                 "thread_id": configurable["thread_id"],
@@ -246,24 +259,37 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
     def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
     ) -> Callable[[Tx], None]:
+        """The write of :meth:`put_writes`; like :meth:`_put`'s, it serialises its values in the writer thread."""
         configurable = config["configurable"]
-        rows: dict[int, dict[str, Any]] = {}
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            type_, blob = self.serde.dumps_typed(value)
-            rows[idx] = {
-                "thread_id": str(configurable["thread_id"]),
-                "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-                "checkpoint_id": configurable["checkpoint_id"],
-                "task_id": task_id,
-                "idx": idx,
-                "channel": channel,
-                "type": type_,
-                "blob": blob,
-                "task_path": task_path,
-                "schema_version": SCHEMA_VERSION,
-            }
-        return _put_writes_op(writes, list(rows.values()))
+        writes = list(writes)
+        statement = _put_writes_statement(writes)
+        prepared: list[list[dict[str, Any]]] = []
+
+        def rows() -> list[dict[str, Any]]:
+            by_idx: dict[int, dict[str, Any]] = {}
+            for position, (channel, value) in enumerate(writes):
+                idx = WRITES_IDX_MAP.get(channel, position)
+                type_, blob = self.serde.dumps_typed(value)
+                by_idx[idx] = {
+                    "thread_id": str(configurable["thread_id"]),
+                    "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                    "checkpoint_id": configurable["checkpoint_id"],
+                    "task_id": task_id,
+                    "idx": idx,
+                    "channel": channel,
+                    "type": type_,
+                    "blob": blob,
+                    "task_path": task_path,
+                    "schema_version": SCHEMA_VERSION,
+                }
+            return list(by_idx.values())
+
+        def op(tx: Tx) -> None:
+            if not prepared:  # once, even when the write is retried alone after its batch failed
+                prepared.append(rows())
+            tx.executemany(statement, prepared[0])
+
+        return op
 
     # --- maintenance -----------------------------------------------------------------------------------
 
@@ -607,14 +633,9 @@ def _put_op(blob_rows: builtins.list[dict[str, Any]], checkpoint_row: dict[str, 
     return put
 
 
-def _put_writes_op(writes: Sequence[tuple[str, Any]], rows: builtins.list[dict[str, Any]]) -> Callable[[Tx], None]:
-    # only special channels (error, interrupt...): replaced; regular writes: written once
-    statement = _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
-
-    def put_writes(tx: Tx) -> None:
-        tx.executemany(statement, rows)
-
-    return put_writes
+def _put_writes_statement(writes: Sequence[tuple[str, Any]]) -> Statement:
+    """Only special channels (error, interrupt...): replaced, as LangGraph's savers do; regular writes: written once."""
+    return _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> _Insert:

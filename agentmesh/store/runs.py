@@ -350,7 +350,7 @@ class Store:
         thread, and an error building it (a value JSON cannot hold) comes back through the future.
 
         They commit in order with the run's other writes (its checkpoints, its end), so an event is stored before
-        anything queued after it, and at the latest a couple of milliseconds after it was posted
+        anything queued after it, and at the latest 10 ms after it was posted
         (:data:`~agentmesh.store.writes.POST_DELAY_S`). The ``seq`` of each (its position in the run) is assigned
         inside the commit, with the run's row locked on Postgres and SQLite's write lock held, so concurrent
         writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
