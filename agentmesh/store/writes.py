@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import re
 import threading
 import time
@@ -449,6 +450,26 @@ def close_engine_writer(engine: sa.Engine) -> None:
         found = _WRITERS.pop(engine, None)
     if found is not None:
         found.close()
+
+
+def _forget_in_child() -> None:
+    """After ``fork``: the child has none of the parent's threads, and must not use the parent's connections.
+    Its writers start afresh (a new thread and connection on first use); what the parent had queued is the
+    parent's to commit."""
+    for found in list(_WRITERS.values()):
+        found._thread = None
+        found._items = deque()
+        found._cond = threading.Condition(threading.Lock())
+        found._start = threading.Lock()
+        found._count = threading.Lock()
+        found._unfinished = 0
+        found._urgent = False
+        found._posted_at = None
+        found._pooled = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register

@@ -153,3 +153,23 @@ def test_a_writer_thread_cannot_wait_for_itself(store_url: str) -> None:
 
         with pytest.raises(StoreError, match="writer thread"):
             batch.run(nested)
+
+
+def _write_in_child(store: Store, run_id: str) -> None:
+    for i in range(5):
+        store.post_events(run_id, [event_row("log", call_index=100 + i)])
+    store.flush()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method: Linux")
+def test_a_forked_child_writes_through_its_own_writer_thread(store_url: str) -> None:
+    import multiprocessing
+
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        store.post_events(run_id, [event_row("log", call_index=1)])
+        child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(store, run_id))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert sorted(e.call_index for e in store.events(run_id)) == [1, 100, 101, 102, 103, 104]
