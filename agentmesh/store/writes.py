@@ -455,8 +455,10 @@ def close_engine_writer(engine: sa.Engine) -> None:
 def _forget_in_child() -> None:
     """After ``fork``: the child has none of the parent's threads, and must not use the parent's connections.
     Its writers start afresh (a new thread and connection on first use); what the parent had queued is the
-    parent's to commit."""
+    parent's to commit. The engine's pool forgets the inherited connections without closing them (SQLAlchemy's
+    recipe for forked processes): two processes on one connection would corrupt its protocol state."""
     for found in list(_WRITERS.values()):
+        found.engine.dispose(close=False)
         found._thread = None
         found._items = deque()
         found._cond = threading.Condition(threading.Lock())
