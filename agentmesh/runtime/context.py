@@ -283,11 +283,6 @@ class RunContext:
         if self._node_results is not None:
             self._node_results.setdefault(node, []).append(stored)
 
-    async def settle(self) -> None:
-        """Wait until every event of the run is committed; raise if one could not be stored."""
-        if self._recorder is not None:
-            await self._recorder.settle()
-
     def check_writes(self) -> None:
         """Raise if one of the run's events already committed-or-failed could not be stored."""
         if self._recorder is not None:

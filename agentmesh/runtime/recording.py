@@ -7,8 +7,9 @@ the call goes on without waiting for the commit: the answer had arrived before a
 would not make a crash lose less. What matters for resume and replay is order, and the writer keeps it: the
 event commits before the checkpoint of the step that used its answer (both go through the same queue), so a
 resumed run finds every call its checkpoint depends on. Events queued together (a parallel team's) share one
-commit. A write that fails is reported by :meth:`StoreRecorder.check` at the run's next node and by
-:meth:`StoreRecorder.settle` before the run is finished, so a run never ends "succeeded" with a gap in its record.
+commit. A write that fails is reported by :meth:`StoreRecorder.check` at the run's next write and once the run's
+end is committed (after all its writes), so a run never ends "succeeded" with a gap in its record;
+:meth:`StoreRecorder.settle` waits for the writes (a single call's run, ``agentmesh ask``).
 """
 
 from __future__ import annotations
@@ -45,11 +46,6 @@ class StoreRecorder:
         row = event_row(kind, **fields)
         self._writes.append(self.store.post_events(self.run_id, [row]))
         return row
-
-    async def record(self, kind: str, **fields: Any) -> None:
-        """Queue an event and return once it (and everything queued before it) is committed."""
-        self.post(kind, **fields)
-        await self.settle()
 
     def record_sync(self, record: CallRecord) -> None:
         """Blocking form for code without an event loop."""

@@ -107,6 +107,10 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         The mark goes with the thread's first :meth:`put`."""
         self._new_threads.add(str(thread_id))
 
+    def _known_empty(self, config: RunnableConfig) -> bool:
+        """Whether ``config`` asks for the latest checkpoint of a thread marked new (there is none)."""
+        return not get_checkpoint_id(config) and str(config["configurable"]["thread_id"]) in self._new_threads
+
     def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> SQLAlchemyCheckpointSaver:
         """A clone that also rebuilds the allow-listed classes on load (LangGraph's hook, through our compression)."""
         serde = self.serde
@@ -123,10 +127,10 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its ``checkpoint_id``), else the thread's latest; ``None`` if none."""
+        if self._known_empty(config):
+            return None
         configurable = config["configurable"]
         checkpoint_id = get_checkpoint_id(config)
-        if not checkpoint_id and str(configurable["thread_id"]) in self._new_threads:
-            return None
         cp = graph_checkpoints
         query = sa.select(cp).where(
             cp.c.thread_id == str(configurable["thread_id"]),
@@ -382,7 +386,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
-        if not get_checkpoint_id(config) and str(config["configurable"]["thread_id"]) in self._new_threads:
+        if self._known_empty(config):  # answered here: no worker thread for nothing
             return None
         return await asyncio.to_thread(self.get_tuple, config)
 
@@ -432,18 +436,12 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         the write commits with the store's next commit (or within the writer's delay for posted writes), in
         order with everything else. For LangGraph's default ``durability="async"``, where no step waits for its
         checkpoint anyway: the run then spends no wake-up of the writer thread per step. A write that failed is
-        raised by the thread's next write, by :meth:`asettle` and by :meth:`check_writes`, which a run calls once
-        its end is committed (after every write it queued)."""
+        raised by the thread's next write and by :meth:`check_writes`, which a run calls once its end is
+        committed (after every write it queued)."""
         clone = copy.copy(self)
         clone._defer = True
         clone._failures = {}
         return clone
-
-    async def asettle(self, thread_id: str) -> None:
-        """Wait until the thread's queued writes are committed; raise the first that failed."""
-        if self._defer:
-            await self._batch.aflush()
-            self._raise_failure(str(thread_id))
 
     def check_writes(self, thread_id: str) -> None:
         """Raise the first of the thread's queued writes already known to have failed."""

@@ -117,7 +117,6 @@ class Statement:
     def __init__(self, sql: str, types: Mapping[str, sa.types.TypeEngine[Any]] | None = None) -> None:
         self.sql = sql
         self.types = dict(types or {})
-        self.names = tuple(dict.fromkeys(_PARAM.findall(sql)))
         self._bound: dict[str, tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {}
 
     @classmethod
@@ -220,8 +219,7 @@ class BatchWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
-        self._unfinished = 0  # submitted and not yet resolved; read without the lock as a hint only
-        self._count = threading.Lock()
+        self._unfinished = 0  # queued and not yet resolved (under _cond); read without it as a hint only
         self._pooled: Any = None  # the pool's connection proxy, returned on close
         self._closed = False
 
@@ -241,11 +239,10 @@ class BatchWriter:
         if self._closed:
             raise StoreError(f"the store's writer for {self.engine.url.render_as_string(hide_password=True)} is closed")
         future: Future[Any] = Future()
-        with self._count:
-            self._unfinished += 1
         if self._thread is None:
             self._start_thread()
         with self._cond:
+            self._unfinished += 1
             self._items.append((op, future))
             if wake:
                 self._urgent = True
@@ -341,7 +338,7 @@ class BatchWriter:
             for (_, future), result in zip(live, results, strict=True):
                 future.set_result(result)
         finally:
-            with self._count:
+            with self._cond:
                 self._unfinished -= len(batch)
 
     def _transaction(self, ops: Sequence[Op], *, coalesce: bool) -> list[Any]:
@@ -463,7 +460,6 @@ def _forget_in_child() -> None:
         found._items = deque()
         found._cond = threading.Condition(threading.Lock())
         found._start = threading.Lock()
-        found._count = threading.Lock()
         found._unfinished = 0
         found._urgent = False
         found._posted_at = None
