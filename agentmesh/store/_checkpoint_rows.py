@@ -1,19 +1,22 @@
 """Row-level helpers for the checkpoint tables: the stored checkpoint, deletion, blob collection, pruning.
 
-They are the SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s maintenance methods
+They are the SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s writes (the prepared
+statements its ``put``/``put_writes`` run on the store's writer thread) and its maintenance methods
 (``delete_for_runs``, ``prune``), kept apart so the saver itself reads as the LangGraph protocol it implements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from langgraph.checkpoint.base import WRITES_IDX_MAP
 
 from agentmesh.errors import SchemaVersionError
 from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
+from agentmesh.store.writes import Statement, Tx
 
 EMPTY_BLOB = "empty"  # blob type of a versioned channel that holds no value
 IN_CHUNK = 500  # tuples per IN (...) list: well under SQLite's and Postgres' bound-parameter limits
@@ -127,3 +130,42 @@ def checkpoints_to_keep(conn: sa.Connection, checkpoints: Sequence[StoredCheckpo
         keep.add(current.checkpoint_id)
         pending -= seeded_at(current)
     return keep
+
+
+# --- the saver's writes (run by the store's writer thread) ---------------------------------------------------
+
+_CHECKPOINT_KEY = "thread_id, checkpoint_ns, checkpoint_id"
+_WRITE_KEY = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx"
+_INSERT_BLOB = Statement.insert(
+    graph_checkpoint_blobs,
+    [c.name for c in graph_checkpoint_blobs.columns],
+    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
+)
+_UPSERT_CHECKPOINT = Statement.insert(
+    graph_checkpoints,
+    [c.name for c in graph_checkpoints.columns],
+    f"ON CONFLICT ({_CHECKPOINT_KEY}) DO UPDATE SET checkpoint = excluded.checkpoint, "
+    "metadata = excluded.metadata, run_id = excluded.run_id, schema_version = excluded.schema_version",
+)
+_INSERT_WRITE = Statement.insert(
+    graph_checkpoint_writes, [c.name for c in graph_checkpoint_writes.columns], f"ON CONFLICT ({_WRITE_KEY}) DO NOTHING"
+)
+_UPSERT_WRITE = Statement.insert(
+    graph_checkpoint_writes,
+    [c.name for c in graph_checkpoint_writes.columns],
+    f"ON CONFLICT ({_WRITE_KEY}) DO UPDATE SET channel = excluded.channel, type = excluded.type, "
+    "blob = excluded.blob, task_path = excluded.task_path",
+)
+
+
+def put_op(blob_rows: list[dict[str, Any]], checkpoint_row: dict[str, Any]) -> Callable[[Tx], None]:
+    def put(tx: Tx) -> None:
+        tx.executemany(_INSERT_BLOB, blob_rows)
+        tx.execute(_UPSERT_CHECKPOINT, checkpoint_row)
+
+    return put
+
+
+def put_writes_statement(writes: Sequence[tuple[str, Any]]) -> Statement:
+    """Only special channels (error, interrupt...): replaced, as LangGraph's savers do; regular writes: written once."""
+    return _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE

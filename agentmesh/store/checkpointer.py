@@ -64,6 +64,8 @@ from agentmesh.store._checkpoint_rows import (
     chunks,
     collect_blobs,
     delete_checkpoints,
+    put_op,
+    put_writes_statement,
     stored_checkpoint,
 )
 from agentmesh.store._compress import CompressingSerde
@@ -75,7 +77,7 @@ from agentmesh.store.schema import (
     graph_checkpoint_writes,
     graph_checkpoints,
 )
-from agentmesh.store.writes import Statement, Tx, batch_writer, writer
+from agentmesh.store.writes import Tx, batch_writer, writer
 
 _HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
@@ -217,7 +219,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
             )
             assert isinstance(stored_metadata, dict)
             run_id = stored_metadata.get("run_id")
-            return _put_op(
+            return put_op(
                 blob_rows,
                 {
                     "thread_id": thread_id,
@@ -266,7 +268,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         """The write of :meth:`put_writes`; like :meth:`_put`'s, it serialises its values in the writer thread."""
         configurable = config["configurable"]
         writes = list(writes)
-        statement = _put_writes_statement(writes)
+        statement = put_writes_statement(writes)
         prepared: list[list[dict[str, Any]]] = []
 
         def rows() -> list[dict[str, Any]]:
@@ -597,43 +599,6 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
             }
         metadata = cast(CheckpointMetadata, s.metadata)
         return CheckpointTuple(config, checkpoint, metadata, parent, pending)
-
-
-_CHECKPOINT_KEY = "thread_id, checkpoint_ns, checkpoint_id"
-_WRITE_KEY = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx"
-_INSERT_BLOB = Statement.insert(
-    graph_checkpoint_blobs,
-    [c.name for c in graph_checkpoint_blobs.columns],
-    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
-)
-_UPSERT_CHECKPOINT = Statement.insert(
-    graph_checkpoints,
-    [c.name for c in graph_checkpoints.columns],
-    f"ON CONFLICT ({_CHECKPOINT_KEY}) DO UPDATE SET checkpoint = excluded.checkpoint, "
-    "metadata = excluded.metadata, run_id = excluded.run_id, schema_version = excluded.schema_version",
-)
-_INSERT_WRITE = Statement.insert(
-    graph_checkpoint_writes, [c.name for c in graph_checkpoint_writes.columns], f"ON CONFLICT ({_WRITE_KEY}) DO NOTHING"
-)
-_UPSERT_WRITE = Statement.insert(
-    graph_checkpoint_writes,
-    [c.name for c in graph_checkpoint_writes.columns],
-    f"ON CONFLICT ({_WRITE_KEY}) DO UPDATE SET channel = excluded.channel, type = excluded.type, "
-    "blob = excluded.blob, task_path = excluded.task_path",
-)
-
-
-def _put_op(blob_rows: builtins.list[dict[str, Any]], checkpoint_row: dict[str, Any]) -> Callable[[Tx], None]:
-    def put(tx: Tx) -> None:
-        tx.executemany(_INSERT_BLOB, blob_rows)
-        tx.execute(_UPSERT_CHECKPOINT, checkpoint_row)
-
-    return put
-
-
-def _put_writes_statement(writes: Sequence[tuple[str, Any]]) -> Statement:
-    """Only special channels (error, interrupt...): replaced, as LangGraph's savers do; regular writes: written once."""
-    return _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> _Insert:
