@@ -508,7 +508,10 @@ async def run_agentmesh(model: ScriptedModel, env: BenchEnv) -> tuple[list[str],
 
     store = await env.once("store", open_store)
     spec = await env.once("spec", lambda: _ready(graph_from_data(AGENTMESH_SPEC)))
-    client = ModelClient(_BenchProvider(model).provider)
+    # setup, like compiling the LangGraph contenders' graphs: the provider adapter is defined once; a client (its
+    # limits, observers) is made per run, as a script would
+    provider = await env.once("provider", lambda: _ready(_BenchProvider(model).provider))
+    client = ModelClient(provider)
     result = await arun(spec, {"question": QUESTION}, model=client, store=store)
     answers = sorted(result.outputs["debate"]["answers"], key=lambda a: a["slot"])
     return [a["text"] for a in answers], result.calls

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,10 +62,26 @@ class ModelRequest(BaseModel):
         """All message contents joined: what scripted rules match against and token estimates count."""
         return "\n".join(m.content for m in self.messages)
 
+    def to_json(self) -> dict[str, Any]:
+        """``model_dump(mode="json")``, built directly: every model call's event and hash start from it, and
+        pydantic's general dump costs several times more for this fixed shape."""
+        if type(self) is not ModelRequest:  # a subclass may add fields: pydantic knows them
+            return self.model_dump(mode="json")
+        return {
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+            "sampling": dict(_sampling_json(self.sampling)),
+        }
+
     def request_hash(self) -> str:
         """Stable hash of messages and sampling; replay compares it to detect a changed prompt."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1024)
+def _sampling_json(sampling: Sampling) -> dict[str, Any]:
+    # an agent's sampling is one frozen object reused by all its calls: dumped once (callers copy the dict)
+    return sampling.model_dump(mode="json")
 
 
 class CallContext(BaseModel):
@@ -149,6 +166,25 @@ class ModelResponse(BaseModel):
     def texts(self) -> list[str]:
         return [c.text for c in self.choices]
 
+    def to_json(self) -> dict[str, Any]:
+        """``model_dump(mode="json")``, built directly for the common shape (no log probabilities): what every
+        model call's event stores."""
+        if type(self) is not ModelResponse or any(c.logprobs is not None for c in self.choices):
+            return self.model_dump(mode="json")
+        usage = self.usage
+        return {
+            "model": self.model,
+            "choices": [{"text": c.text, "finish_reason": c.finish_reason, "logprobs": None} for c in self.choices],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "estimated": usage.estimated,
+            },
+            "latency_s": self.latency_s,
+            "cost_usd": self.cost_usd,
+            "attempts": self.attempts,
+        }
+
 
 class ProviderResult(BaseModel):
     """What a provider returns from one attempt; the client adds usage estimates, cost and timing."""
@@ -184,9 +220,9 @@ class CallRecord(BaseModel):
             "round": self.context.round,
             "call_index": self.context.call_index,
             "attempt": self.attempt,
-            "request": {"model": self.reference, **self.request.model_dump(mode="json")},
+            "request": {"model": self.reference, **self.request.to_json()},
             "request_hash": self.request_hash,
-            "response": self.response.model_dump(mode="json") if self.response else None,
+            "response": self.response.to_json() if self.response else None,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "total_tokens": usage.total_tokens if usage else None,

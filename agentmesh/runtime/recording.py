@@ -15,12 +15,12 @@ end is committed (after all its writes), so a run never ends "succeeded" with a 
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from agentmesh.errors import StoreError
 from agentmesh.models.messages import CallRecord
 from agentmesh.store import Store, event_row
+from agentmesh.store.writes import Posted
 
 
 class StoreRecorder:
@@ -29,7 +29,7 @@ class StoreRecorder:
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
-        self._writes: deque[Future[list[int]]] = deque()
+        self._writes: deque[Posted[list[int]]] = deque()
 
     async def __call__(self, record: CallRecord) -> None:
         # The row is built (checked, redacted) by the writer thread: the call's answer goes back to the graph

@@ -35,7 +35,6 @@ import copy
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -77,7 +76,7 @@ from agentmesh.store.schema import (
     graph_checkpoint_writes,
     graph_checkpoints,
 )
-from agentmesh.store.writes import Tx, batch_writer, writer
+from agentmesh.store.writes import Posted, Tx, batch_writer, writer
 
 _HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
@@ -457,7 +456,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         future = self._batch.post(op)
         future.add_done_callback(lambda done: self._note_failure(thread_id, done))
 
-    def _note_failure(self, thread_id: str, done: Future[Any]) -> None:
+    def _note_failure(self, thread_id: str, done: Posted[Any]) -> None:
         exc = done.exception()
         if exc is not None:
             self._failures.setdefault(thread_id, exc)

@@ -10,7 +10,6 @@ JSON that is written passes through the secret redactor first.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
@@ -25,7 +24,7 @@ from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs, utcnow
-from agentmesh.store.writes import Statement, Tx, batch_writer, close_engine_writer, result_processors, writer
+from agentmesh.store.writes import Posted, Statement, Tx, batch_writer, close_engine_writer, result_processors, writer
 
 _AMBIGUOUS_SHOWN = 5
 
@@ -343,7 +342,7 @@ class Store:
         """
         return self._batch.submit(_AppendEvents(run_id, rows, self.url)).result() if rows else []
 
-    def post_events(self, run_id: str, rows: Sequence[EventRowSource]) -> Future[list[int]]:
+    def post_events(self, run_id: str, rows: Sequence[EventRowSource]) -> Posted[list[int]]:
         """Queue events for a run without waiting; the future resolves with their ids once committed.
 
         A row may be given as a function that makes it (:data:`EventRowSource`): it is then built in the writer

@@ -20,10 +20,11 @@ Guarantees:
 * **read your writes** -- the store's readers call :meth:`BatchWriter.flush` first;
 * **no loss at exit** -- writers still open when the interpreter exits are drained by an ``atexit`` hook.
 
-A caller chooses whether to wait for a write's commit: the returned ``concurrent.futures.Future`` resolves once it
-is committed (or with its error). The runtime does not make a model call wait for its event's commit: the answer
-arrived before the commit either way, so waiting would not make a crash lose less; the FIFO order keeps the
-event ahead of anything that depends on it, and a run checks its writes' futures at every node.
+A caller chooses whether to wait for a write's commit: a submitted write returns a ``concurrent.futures.Future``
+that resolves once it is committed (or with its error), a posted one a lighter :class:`Posted`. The runtime does
+not make a model call wait for its event's commit: the answer arrived before the commit either way, so waiting
+would not make a crash lose less; the FIFO order keeps the event ahead of anything that depends on it, and a run
+checks its writes' outcomes at every node.
 """
 
 from __future__ import annotations
@@ -39,12 +40,80 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
 from agentmesh.errors import StoreError
 from agentmesh.store.engine import BEGIN_OPTION
+
+T = TypeVar("T")
+Resolvable = Any
+"""A queued write's outcome holder: a ``concurrent.futures.Future`` (submitted writes) or a :class:`Posted`."""
+
+_POSTED_LOCK = threading.Lock()
+
+
+class Posted(Generic[T]):
+    """The outcome of a posted write: done or not, its result or its error; read by the code that posted it.
+
+    Not a ``concurrent.futures.Future`` on purpose: a Future builds a ``threading.Condition`` (a lock and its
+    bookkeeping) so that any thread can block on it, which costs several microseconds per write, and a run posts
+    one write per model call that nobody blocks on. Waiting here (:meth:`result`, :meth:`exception`) flushes the
+    writer instead, which commits everything queued so far, this write included.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_exc", "_result", "_writer")
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self._writer = writer
+        self._done = False
+        self._result: T | None = None
+        self._exc: BaseException | None = None
+        self._callbacks: list[Callable[[Posted[T]], None]] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout: float | None = None) -> T:
+        """The write's result once committed (waiting for it); raises its error if it failed."""
+        exc = self.exception(timeout)
+        if exc is not None:
+            raise exc
+        return self._result  # type: ignore[return-value]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The write's error (``None`` if it committed), waiting for the commit."""
+        if not self._done:
+            self._writer.flush(timeout)
+        if not self._done:
+            raise StoreError("a posted write cannot be waited for from the store's writer thread")
+        return self._exc
+
+    def add_done_callback(self, fn: Callable[[Posted[T]], None]) -> None:
+        """Call ``fn(self)`` once the write is resolved (at once if it is; else in the writer thread)."""
+        with _POSTED_LOCK:
+            if not self._done:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    # the writer's side, named as concurrent.futures.Future's so that both kinds resolve alike
+    def set_running_or_notify_cancel(self) -> bool:
+        return True
+
+    def set_result(self, result: T) -> None:
+        self._resolve(result, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._resolve(None, exc)
+
+    def _resolve(self, result: T | None, exc: BaseException | None) -> None:
+        with _POSTED_LOCK:
+            self._result, self._exc, self._done = result, exc, True
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
 
 
 def _is_sqlite(engine: sa.Engine) -> bool:
@@ -212,7 +281,7 @@ class BatchWriter:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._lock = file_lock(engine)
-        self._items: deque[tuple[Op, Future[Any]]] = deque()
+        self._items: deque[tuple[Op, Resolvable]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._urgent = False  # a submitted (awaited) write is queued: commit now
         self._posted_at: float | None = None  # when the oldest posted write still queued was posted
@@ -227,18 +296,21 @@ class BatchWriter:
 
     def submit(self, op: Op) -> Future[Any]:
         """Queue ``op`` and wake the writer; the future resolves with its result once its transaction commits."""
-        return self._enqueue(op, wake=True)
+        future: Future[Any] = Future()
+        self._enqueue(op, future, wake=True)
+        return future
 
-    def post(self, op: Op) -> Future[Any]:
+    def post(self, op: Op) -> Posted[Any]:
         """Queue ``op`` without waking the writer: it commits with the next submitted write, or within
         :data:`POST_DELAY_S`. For writes nobody waits for (a run's events), so that a team's burst of them costs
         one wake-up of the writer thread rather than one each."""
-        return self._enqueue(op, wake=False)
+        posted: Posted[Any] = Posted(self)
+        self._enqueue(op, posted, wake=False)
+        return posted
 
-    def _enqueue(self, op: Op, *, wake: bool) -> Future[Any]:
+    def _enqueue(self, op: Op, future: Resolvable, *, wake: bool) -> None:
         if self._closed:
             raise StoreError(f"the store's writer for {self.engine.url.render_as_string(hide_password=True)} is closed")
-        future: Future[Any] = Future()
         if self._thread is None:
             self._start_thread()
         with self._cond:
@@ -250,7 +322,6 @@ class BatchWriter:
             elif self._posted_at is None:
                 self._posted_at = time.monotonic()
                 self._cond.notify()  # the writer starts the delay's clock
-        return future
 
     def run(self, op: Op) -> Any:
         """Queue ``op`` and wait for its commit; its result, or its exception."""
@@ -262,10 +333,10 @@ class BatchWriter:
         """:meth:`run` for the event loop: waits without blocking it (no worker thread involved)."""
         return await asyncio.wrap_future(self.submit(op))
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is committed (or failed). Immediate when nothing is queued."""
         if self._unfinished and threading.current_thread() is not self._thread and not self._closed:
-            self.submit(_noop).result()
+            self.submit(_noop).result(timeout)
 
     async def aflush(self) -> None:
         if self._unfinished and not self._closed:
@@ -304,7 +375,7 @@ class BatchWriter:
         finally:
             self._release()
 
-    def _next_batch(self) -> tuple[list[tuple[Op, Future[Any]]], bool]:
+    def _next_batch(self) -> tuple[list[tuple[Op, Resolvable]], bool]:
         """Wait for a reason to commit (a submitted write, posted ones past their delay, close); take the queue."""
         with self._cond:
             while not (self._urgent or self._stopping):
@@ -321,7 +392,7 @@ class BatchWriter:
             self._posted_at = None
             return batch, self._stopping
 
-    def _commit(self, batch: list[tuple[Op, Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Op, Resolvable]]) -> None:
         live = [(op, f) for op, f in batch if f.set_running_or_notify_cancel()]
         try:
             results = self._transaction([op for op, _ in live], coalesce=True)

@@ -1,0 +1,108 @@
+"""The model value objects' direct JSON forms equal pydantic's dumps, so stored events and hashes do not change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+from agentmesh.models.messages import (
+    CallContext,
+    CallRecord,
+    ChatMessage,
+    Choice,
+    ModelRequest,
+    ModelResponse,
+    Sampling,
+    TokenLogprob,
+    Usage,
+)
+
+
+def _text(rng: random.Random) -> str:
+    alphabet = 'abc xyz\n\t"\\é✓{}[]:,0123456789'
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+
+
+def _sampling(rng: random.Random) -> Sampling:
+    return Sampling(
+        temperature=rng.choice([None, 0.0, 0.7, 1.3]),
+        top_p=rng.choice([None, 0.9, 1.0]),
+        max_tokens=rng.choice([None, 1, 256]),
+        n=rng.choice([1, 3]),
+        stop=rng.choice([None, (), ("\n",), ("###", "END")]),
+        seed=rng.choice([None, 0, 42]),
+        logprobs=rng.choice([False, True]),
+        top_logprobs=rng.choice([None, 0, 5]),
+    )
+
+
+def _request(rng: random.Random) -> ModelRequest:
+    roles = ["system", "user", "assistant"]
+    messages = tuple(ChatMessage(role=rng.choice(roles), content=_text(rng)) for _ in range(rng.randint(1, 4)))
+    return ModelRequest(messages=messages, sampling=_sampling(rng))
+
+
+def _response(rng: random.Random, *, logprobs: bool) -> ModelResponse:
+    choices = tuple(
+        Choice(
+            text=_text(rng),
+            finish_reason=rng.choice([None, "stop", "length"]),
+            logprobs=(TokenLogprob(token="a", logprob=-0.5, top=(("a", -0.5), ("b", -1.5))),) if logprobs else None,
+        )
+        for _ in range(rng.randint(0, 3))
+    )
+    return ModelResponse(
+        model=_text(rng),
+        choices=choices,
+        usage=Usage(
+            prompt_tokens=rng.randint(0, 99), completion_tokens=rng.randint(0, 99), estimated=rng.random() < 0.5
+        ),
+        latency_s=rng.random(),
+        cost_usd=rng.choice([None, 0.0, 1.25e-6]),
+        attempts=rng.randint(1, 3),
+    )
+
+
+def test_request_json_is_pydantics_dump_and_the_hash_is_unchanged() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        request = _request(rng)
+        dumped = request.model_dump(mode="json")
+        assert request.to_json() == dumped
+        # the hash stored with every recorded call: the formula of earlier versions, so their runs still resume
+        expected = hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert request.request_hash() == expected
+
+
+def test_request_json_is_a_fresh_dict_each_time() -> None:
+    request = ModelRequest.of("hi", temperature=0.5)
+    first = request.to_json()
+    first["sampling"]["temperature"] = 2.0
+    first["messages"].clear()
+    assert request.to_json() == request.model_dump(mode="json")
+
+
+def test_response_json_is_pydantics_dump_with_and_without_logprobs() -> None:
+    rng = random.Random(7)
+    for i in range(300):
+        response = _response(rng, logprobs=i % 5 == 0)
+        assert response.to_json() == response.model_dump(mode="json")
+
+
+def test_call_record_event_fields_hold_the_dumps() -> None:
+    rng = random.Random(11)
+    request, response = _request(rng), _response(rng, logprobs=False)
+    record = CallRecord(
+        reference="m:x",
+        context=CallContext(node="n", agent="a", round=2, call_index=1),
+        request=request,
+        attempt=1,
+        response=response,
+        request_hash=request.request_hash(),
+    )
+    fields = record.event_fields()
+    assert fields["request"] == {"model": "m:x", **request.model_dump(mode="json")}
+    assert fields["response"] == response.model_dump(mode="json")
+    assert (fields["node"], fields["agent"], fields["round"], fields["call_index"]) == ("n", "a", 2, 1)
+    assert fields["total_tokens"] == response.usage.total_tokens
