@@ -47,7 +47,8 @@ class CompressedJSON(sa.TypeDecorator[Any]):
             if not isinstance(value, dict | list) or not isinstance(text, str) or len(text) < THRESHOLD:
                 return text
             packed = base64.b64encode(zlib.compress(text.encode(), 6)).decode("ascii")
-            return store_json({_MARK: packed}) if len(packed) + 12 < len(text) else text
+            # the wrapper written out rather than serialised again: base64 needs no JSON escaping
+            return f'{{"{_MARK}": "{packed}"}}' if len(packed) + 12 < len(text) else text
 
         return process
 

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -129,5 +130,12 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
 
 
 def _json_dumps(value: Any) -> str:
-    # Values reaching the engine were made JSON-safe by the store; allow_nan=False keeps it that way.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    """The JSON text of a column value: orjson, twenty times faster than ``json`` on a prompt-sized document (the
+    store serialises every model call's request and response), with ``json`` as the fallback for what orjson
+    refuses (integers beyond 64 bits). Values reaching the engine were made JSON-safe by the store (finite
+    numbers, string keys); both give the same JSON value, and reading back stays with ``json`` (exact integers).
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
