@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import networkx as nx
@@ -141,32 +142,14 @@ class GraphSpec(BaseModel):
         for key, card in self.agents.items():
             if card.name != key:
                 out.append(Problem(loc=("agents", key, "name"), message=f"card name {card.name!r} differs from key"))
-        known_agents = sorted(self.agents)
-        for node_name, node in self.nodes.items():
+        for node_name in self.nodes:
             if node_name in _RESERVED_NODES or not _NAME.match(node_name):
                 out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))
-            for path, agent in node.params.agents_used():
-                if agent not in self.agents:
-                    out.append(
-                        Problem(
-                            loc=("nodes", node_name, *_split(path)),
-                            message=f"unknown agent {agent!r}; known agents: {', '.join(known_agents) or 'none'}",
-                        )
-                    )
-            for path, ref in node.params.nodes_read():
-                if ref not in self.nodes:
-                    out.append(
-                        Problem(
-                            loc=("nodes", node_name, *_split(path)),
-                            message=f"unknown node {ref!r}; nodes: {', '.join(self.nodes)}",
-                        )
-                    )
-        for i, (src, dst) in enumerate(self.edges):
-            for j, end in enumerate((src, dst)):
-                if end not in self.nodes:
-                    out.append(
-                        Problem(loc=("edges", i, j), message=f"unknown node {end!r}; nodes: {', '.join(self.nodes)}")
-                    )
+        out.extend(
+            reference_problems(
+                list(self.agents), list(self.nodes), {n: node.params for n, node in self.nodes.items()}, self.edges
+            )
+        )
         if not out:
             out.extend(self._cycle_problems())
             out.extend(self._template_problems())
@@ -246,6 +229,46 @@ class GraphSpec(BaseModel):
         """Hash of the canonical JSON dump: what a run records to tell which spec it ran."""
         payload = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def reference_problems(
+    agents: Sequence[str],
+    nodes: Sequence[str],
+    params: Mapping[str, OperatorParams],
+    edges: Iterable[Any],
+) -> list[Problem]:
+    """Names that point nowhere: agents a node uses, nodes a node reads, edge ends.
+
+    ``params`` holds the operator parameters of the nodes that could be read (a node whose parameters are invalid
+    is still a known name in ``nodes``), so the loader reports these together with type problems elsewhere in the
+    file, rather than one kind per attempt. Edges that are not pairs are left to the type checks.
+    """
+    out: list[Problem] = []
+    known_agents, known_nodes = set(agents), set(nodes)
+    agent_list, node_list = ", ".join(sorted(agents)) or "none", ", ".join(nodes)
+    for node_name, node_params in params.items():
+        for path, agent in node_params.agents_used():
+            if agent not in known_agents:
+                out.append(
+                    Problem(
+                        loc=("nodes", node_name, *_split(path)),
+                        message=f"unknown agent {agent!r}; known agents: {agent_list}",
+                    )
+                )
+        for path, ref in node_params.nodes_read():
+            if ref not in known_nodes:
+                out.append(
+                    Problem(
+                        loc=("nodes", node_name, *_split(path)), message=f"unknown node {ref!r}; nodes: {node_list}"
+                    )
+                )
+    for i, edge in enumerate(edges):
+        if not isinstance(edge, list | tuple) or len(edge) != 2:
+            continue
+        for j, end in enumerate(edge):
+            if isinstance(end, str) and end not in known_nodes:
+                out.append(Problem(loc=("edges", i, j), message=f"unknown node {end!r}; nodes: {node_list}"))
+    return out
 
 
 def _split(path: str) -> tuple[str | int, ...]:

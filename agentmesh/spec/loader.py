@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.graph import GraphSpec, Loc, Problem
-from agentmesh.spec.operators import operator_names, operator_params
+from agentmesh.spec.graph import GraphSpec, Loc, Problem, reference_problems
+from agentmesh.spec.operators import OperatorParams, operator_names, operator_params
 
 LineMap = dict[Loc, int]
 
@@ -192,6 +192,7 @@ def graph_from_data(
     data["agents"] = agents
 
     raw_nodes = data.get("nodes", {})
+    valid_params: dict[str, OperatorParams] = {}
     if not isinstance(raw_nodes, Mapping):
         problems.append(Problem(loc=("nodes",), message="expected a mapping of node name to {op: ..., ...}"))
         raw_nodes = {}
@@ -214,10 +215,19 @@ def graph_from_data(
             )
             continue
         try:
-            params_model.model_validate({k: v for k, v in raw.items() if k not in ("op", "description")})
+            valid_params[key] = params_model.model_validate(
+                {k: v for k, v in raw.items() if k not in ("op", "description")}
+            )
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, ("nodes", key)))
     if problems:
+        # names pointing nowhere are reported with the type problems, so one attempt shows every kind of mistake
+        edges = data.get("edges")
+        problems.extend(
+            reference_problems(
+                list(raw_agents), list(raw_nodes), valid_params, edges if isinstance(edges, list) else []
+            )
+        )
         _raise(file, lines, problems)
 
     try:

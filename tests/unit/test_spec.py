@@ -245,6 +245,38 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     assert info.value.context["line"] == 18 and info.value.context["field"] == "nodes.debate.rounds"
 
 
+def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: Path) -> None:
+    # a wrong type in one node, an unknown agent in the same node's team, an unknown source and an edge to nowhere
+    text = (
+        DEBATE.replace("rounds: 3", "rounds: three")
+        .replace("agents: [debater, debater, debater]", "agents: [debater, debatr]")
+        .replace("from: debate", "from: debait")
+        .replace("  - [debate, vote]", "  - [debate, voter]")
+    )
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    message = str(info.value)
+    assert "nodes.debate.rounds: Input should be a valid integer" in message
+    assert "nodes.vote.from: unknown node 'debait'" in message
+    assert "edges[0][1]: unknown node 'voter'" in message
+    # the team whose other field is invalid cannot be read, so its agents are checked once that is fixed
+    fixed = text.replace("rounds: three", "rounds: 3")
+    with pytest.raises(SpecError, match=r"nodes\.debate\.agents\[1\]: unknown agent 'debatr'"):
+        load_graph(write(tmp_path, fixed))
+
+
+def test_an_unknown_agent_is_reported_with_a_bad_card_elsewhere(tmp_path: Path) -> None:
+    text = DEBATE.replace("temperature: 0.7", "temperature: 7").replace(
+        "agents: [debater, debater, debater]", "agents: [debater, debatr]"
+    )
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith("2 problems in"), message
+    assert "agents.debater.sampling.temperature" in message
+    assert "nodes.debate.agents[1]: unknown agent 'debatr'; known agents: debater" in message
+
+
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(
         SpecError, match=r"g.yaml:3: not valid YAML: expected ',' or ']'.*\(while parsing a flow sequence at line 2\)"
