@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from agentmesh.errors import RunNotFoundError, StoreError
 from agentmesh.runtime.recording import StoreRecorder
-from agentmesh.store import Store, event_row
+from agentmesh.store import Store, event_row, writes
 from agentmesh.store.writes import Tx
 
 
@@ -173,3 +174,31 @@ def test_a_forked_child_writes_through_its_own_writer_thread(store_url: str) -> 
         child.join(60)
         assert child.exitcode == 0
         assert sorted(e.call_index for e in store.events(run_id)) == [1, 100, 101, 102, 103, 104]
+
+
+def test_posted_writes_commit_by_themselves_whether_the_writer_was_asleep_or_busy(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody waits for a posted write and nothing else is queued: it still commits within about the delay, when the
+    writer had been idle (posting wakes it) and when it had just worked (it looks by itself, posting does not)."""
+    monkeypatch.setattr(writes, "IDLE_AFTER_S", 0.3)
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        writer = store._batch
+
+        def committed(posted: Any) -> bool:
+            deadline = time.monotonic() + 5
+            while not posted.done() and time.monotonic() < deadline:
+                time.sleep(0.002)
+            return bool(posted.done())
+
+        assert not writer._idle  # it just committed the run's creation
+        busy = store.post_events(run_id, [event_row("log", call_index=1)])
+        assert committed(busy) and busy.exception() is None
+        time.sleep(0.5)  # longer than IDLE_AFTER_S without work: the writer sleeps until notified
+        assert writer._idle
+        asleep = store.post_events(run_id, [event_row("log", call_index=2)])
+        assert committed(asleep) and asleep.exception() is None
+        # committed, not merely queued: another connection sees both (no flush through this store)
+        with Store(store_url) as other:
+            assert [e.call_index for e in other.events(run_id)] == [1, 2]
