@@ -224,13 +224,15 @@ def _branch(name: str, then: str, otherwise: str) -> Any:
     return route
 
 
-def compile_graph(spec: GraphSpec, checkpointer: Any = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+def compile_graph(
+    spec: GraphSpec, checkpointer: Any = None, *, spec_hash: str | None = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """``spec`` compiled, with an optional LangGraph checkpointer.
 
-    Compiling costs milliseconds (LangGraph inspects every node function), so it happens once per spec; each
-    run gets a shallow copy bound to its checkpointer.
+    Compiling costs milliseconds (LangGraph inspects every node function), so it happens once per spec (by
+    ``spec_hash``, computed here unless the caller has it); each run gets a shallow copy bound to its checkpointer.
     """
-    key = spec.spec_hash()
+    key = spec_hash or spec.spec_hash()
     if key not in _compiled:
         _compiled[key] = build_state_graph(spec).compile()
     return _compiled[key].copy(update={"checkpointer": checkpointer})

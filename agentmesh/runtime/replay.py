@@ -267,15 +267,16 @@ async def afork(
         client = model if isinstance(model, ModelClient) else get_model(model or record.model or DEFAULT_MODEL)
         budget = _budget_of(record)
         fork = {"parent": record.id, "from": step, "set": dict(set_inputs or {}), "model": client.reference}
+        stored_spec, spec_hash = spec.canonical()
         new_id = await asyncio.to_thread(
             db.create_run,
             spec.name,
             inputs,
-            spec_hash=spec.spec_hash(),
+            spec_hash=spec_hash,
             model=client.reference,
             parent_run_id=record.id,
             meta={
-                "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                "spec": stored_spec,
                 **({"source": source} if source != "stored spec" else {}),
                 "fork": fork,
                 **({"budget": record.meta["budget"]} if record.meta.get("budget") else {}),
@@ -283,7 +284,17 @@ async def afork(
         )
         tracker = BudgetTracker(_budgets(spec, budget))
         return await _execute(
-            spec, db, new_id, client, inputs, tracker, list(listeners or []), recorded, fresh=True, mode="fork"
+            spec,
+            db,
+            new_id,
+            client,
+            inputs,
+            tracker,
+            list(listeners or []),
+            recorded,
+            fresh=True,
+            mode="fork",
+            spec_hash=spec_hash,
         )
     finally:
         if client is not None and not isinstance(model, ModelClient | Provider):

@@ -153,15 +153,16 @@ async def arun(
     client = get_model(model or spec.model or DEFAULT_MODEL)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
+    stored_spec, spec_hash = spec.canonical()
     try:
         run_id = await db.acreate_run(
             spec.name,
             values,
-            spec_hash=spec.spec_hash(),
+            spec_hash=spec_hash,
             model=client.reference,
             meta={
                 **(meta or {}),
-                "spec": spec.model_dump(mode="json", exclude_defaults=True),
+                "spec": stored_spec,
                 # where the graph came from (a built-in name or a file), so a replay can check it against today's
                 **({"source": _source(graph)} if not isinstance(graph, GraphSpec) else {}),
                 **({"budget": budget.model_dump(mode="json", exclude_none=True)} if budget else {}),
@@ -169,7 +170,17 @@ async def arun(
         )
         tracker = BudgetTracker(_budgets(spec, budget))
         return await _execute(
-            spec, db, run_id, client, values, tracker, list(listeners), recorded={}, fresh=True, new_run=True
+            spec,
+            db,
+            run_id,
+            client,
+            values,
+            tracker,
+            list(listeners),
+            recorded={},
+            fresh=True,
+            new_run=True,
+            spec_hash=spec_hash,
         )
     finally:
         if _owns(model):
@@ -240,6 +251,7 @@ async def _execute(
     fresh: bool,
     new_run: bool = False,
     mode: ReplayMode = "resume",
+    spec_hash: str | None = None,
 ) -> RunResult:
     """Run the compiled graph for a stored run and finish the run with its outcome.
 
@@ -262,7 +274,7 @@ async def _execute(
     checkpointer = db.checkpointer().deferring()  # LangGraph's default durability: no step waits for its put
     if new_run:
         checkpointer.mark_new_thread(run_id)
-    compiled = compile_graph(spec, checkpointer=checkpointer)
+    compiled = compile_graph(spec, checkpointer=checkpointer, spec_hash=spec_hash)
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     if not fresh and (await compiled.aget_state(config)).created_at is None:
         fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)

@@ -227,8 +227,13 @@ class GraphSpec(BaseModel):
 
     def spec_hash(self) -> str:
         """Hash of the canonical JSON dump: what a run records to tell which spec it ran."""
-        payload = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return self.canonical()[1]
+
+    def canonical(self) -> tuple[dict[str, Any], str]:
+        """The spec as stored data (JSON, defaults left out) and its :meth:`spec_hash`, from one dump: a run
+        stores both, and dumping a spec costs more than the rest of starting a run."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return data, hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def reference_problems(
