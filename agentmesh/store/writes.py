@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -48,8 +48,18 @@ from agentmesh.errors import StoreError
 from agentmesh.store.engine import BEGIN_OPTION
 
 T = TypeVar("T")
-Resolvable = Any
-"""A queued write's outcome holder: a ``concurrent.futures.Future`` (submitted writes) or a :class:`Posted`."""
+
+
+class Resolvable(Protocol):
+    """A queued write's outcome holder, as the writer resolves it: a ``concurrent.futures.Future`` (submitted
+    writes) or a :class:`Posted`."""
+
+    def set_running_or_notify_cancel(self) -> bool: ...
+
+    def set_result(self, result: Any) -> None: ...
+
+    def set_exception(self, exception: BaseException) -> None: ...
+
 
 _POSTED_LOCK = threading.Lock()
 
@@ -58,8 +68,8 @@ class Posted(Generic[T]):
     """The outcome of a posted write: done or not, its result or its error; read by the code that posted it.
 
     Not a ``concurrent.futures.Future`` on purpose: a Future builds a ``threading.Condition`` (a lock and its
-    bookkeeping) so that any thread can block on it, which costs several microseconds per write, and a run posts
-    one write per model call that nobody blocks on. Waiting here (:meth:`result`, :meth:`exception`) flushes the
+    bookkeeping) so that any thread can block on it, and a run posts one write per model call that nobody blocks
+    on. Waiting here (:meth:`result`, :meth:`exception`) flushes the
     writer instead, which commits everything queued so far, this write included.
     """
 
@@ -105,8 +115,8 @@ class Posted(Generic[T]):
     def set_result(self, result: T) -> None:
         self._resolve(result, None)
 
-    def set_exception(self, exc: BaseException) -> None:
-        self._resolve(None, exc)
+    def set_exception(self, exception: BaseException) -> None:
+        self._resolve(None, exception)
 
     def _resolve(self, result: T | None, exc: BaseException | None) -> None:
         with _POSTED_LOCK:
@@ -306,8 +316,8 @@ class BatchWriter:
         return future
 
     def post(self, op: Op) -> Posted[Any]:
-        """Queue ``op`` without waking the writer: it commits with the next submitted write, or within about
-        :data:`POST_DELAY_S` (twice that at most). For writes nobody waits for (a run's events).
+        """Queue ``op`` without waking the writer: it commits with the next submitted write, or about
+        :data:`POST_DELAY_S` after it was posted. For writes nobody waits for (a run's events).
 
         A busy writer is not woken at all: while it has had work in the last :data:`IDLE_AFTER_S` it looks at the
         queue every :data:`POST_DELAY_S` by itself, and only a writer asleep for longer is notified. Waking a
