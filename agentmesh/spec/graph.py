@@ -244,9 +244,10 @@ def reference_problems(
 ) -> list[Problem]:
     """Names that point nowhere: agents a node uses, nodes a node reads, edge ends.
 
-    ``params`` holds the operator parameters of the nodes that could be read (a node whose parameters are invalid
-    is still a known name in ``nodes``), so the loader reports these together with type problems elsewhere in the
-    file, rather than one kind per attempt. Edges that are not pairs are left to the type checks.
+    ``params`` holds the operator parameters of the nodes that could be read, some perhaps only in part (a node
+    whose parameters are invalid is still a known name in ``nodes``), so the loader reports these together with
+    the type problems of the file, rather than one kind per attempt. Edges that are not pairs are left to the
+    type checks.
     """
     out: list[Problem] = []
     known_agents, known_nodes = set(agents), set(nodes)

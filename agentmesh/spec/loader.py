@@ -214,12 +214,14 @@ def graph_from_data(
                 )
             )
             continue
+        fields = {k: v for k, v in raw.items() if k not in ("op", "description")}
         try:
-            valid_params[key] = params_model.model_validate(
-                {k: v for k, v in raw.items() if k not in ("op", "description")}
-            )
+            valid_params[key] = params_model.model_validate(fields)
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, ("nodes", key)))
+            partial = _partial_params(params_model, fields, exc)
+            if partial is not None:
+                valid_params[key] = partial
     if problems:
         # names pointing nowhere are reported with the type problems, so one attempt shows every kind of mistake
         edges = data.get("edges")
@@ -237,6 +239,22 @@ def graph_from_data(
         raise AssertionError("unreachable") from None  # pragma: no cover
     _raise(file, lines, spec.problems())
     return spec
+
+
+def _partial_params(
+    params_model: type[OperatorParams], fields: Mapping[str, Any], exc: ValidationError
+) -> OperatorParams | None:
+    """A node's parameters without the fields that failed, for checking the names the rest refer to (a bad
+    ``rounds`` must not hide an unknown agent in ``agents``); ``None`` when what is left cannot say which names it
+    uses (a required field failed that those depend on, a nested value is still raw)."""
+    failed = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    kept = {k: v for k, v in fields.items() if k not in failed and k in params_model.model_fields}
+    partial = params_model.model_construct(**kept)
+    try:
+        names = [*partial.agents_used(), *partial.nodes_read()]
+    except Exception:  # an attribute of a failed field, or a raw nested mapping: nothing reliable to check
+        return None
+    return partial if all(isinstance(name, str) for _, name in names) else None
 
 
 class _Dumper(yaml.SafeDumper):

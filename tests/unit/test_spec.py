@@ -256,13 +256,23 @@ def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: 
     with pytest.raises(SpecError) as info:
         load_graph(write(tmp_path, text))
     message = str(info.value)
+    assert message.startswith("4 problems in"), message
     assert "nodes.debate.rounds: Input should be a valid integer" in message
+    assert "nodes.debate.agents[1]: unknown agent 'debatr'; known agents: debater" in message
     assert "nodes.vote.from: unknown node 'debait'" in message
     assert "edges[0][1]: unknown node 'voter'" in message
-    # the team whose other field is invalid cannot be read, so its agents are checked once that is fixed
-    fixed = text.replace("rounds: three", "rounds: 3")
+
+
+def test_a_node_whose_names_cannot_be_read_is_checked_once_its_types_are_fixed(tmp_path: Path) -> None:
+    # the team itself is malformed (a number among the names): which agents it means is unknown until fixed
+    text = DEBATE.replace("agents: [debater, debater, debater]", "agents: [debater, 7, debatr]")
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    message = str(info.value)
+    assert "nodes.debate.agents[1]: Input should be a valid string" in message
+    assert "unknown agent" not in message
     with pytest.raises(SpecError, match=r"nodes\.debate\.agents\[1\]: unknown agent 'debatr'"):
-        load_graph(write(tmp_path, fixed))
+        load_graph(write(tmp_path, text.replace("[debater, 7, debatr]", "[debater, debatr]")))
 
 
 def test_an_unknown_agent_is_reported_with_a_bad_card_elsewhere(tmp_path: Path) -> None:
