@@ -280,6 +280,36 @@ def test_branch_and_loop(db: str) -> None:
     assert result_easy.answer == "easy answer" and "step" not in result_easy.outputs
 
 
+def test_a_run_never_hands_work_to_a_worker_thread(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routes and pass-through nodes are coroutines: LangGraph runs a plain function of an async graph through
+    ``run_in_executor``, a thread hand-off per step that cost more than the step (BENCHMARKS.md)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a graph step was handed to a worker thread")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", refuse)
+    # rounds followed by a vote: a repeat route and a pass-through exit node
+    model = ScriptedModel([], default="\\boxed{7}")
+    assert run(debate(rounds=2, stop=None), {"question": "q?"}, model=model, store=db).answer == "7"
+    # a branch and a loop: their routes
+    spec = graph_from_data(
+        {
+            "name": "routes",
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {"solver": {"prompt": "solve", "parser": "boxed_math"}},
+            "nodes": {
+                "gate": {"op": "branch", "condition": "hard", "then": "repeat", "else": "easy"},
+                "repeat": {"op": "loop", "body": ["step"], "until": {"max_rounds": 9}, "max_iterations": 2},
+                "step": {"op": "call", "agent": "solver"},
+                "easy": {"op": "call", "agent": "solver"},
+            },
+            "output": "repeat",
+        }
+    )
+    result = run(spec, {"hard": True}, model=ScriptedModel([], default="\\boxed{3}"), store=db)
+    assert result.status == "succeeded" and result.outputs["repeat"]["iteration"] == 2
+
+
 def test_loop_until_max_iterations(db: str) -> None:
     @register_function("tick")
     def tick(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
