@@ -31,9 +31,10 @@ class StoreRecorder:
         self.run_id = run_id
         self._writes: deque[Posted[list[int]]] = deque()
 
-    async def __call__(self, record: CallRecord) -> None:
+    def __call__(self, record: CallRecord) -> None:
         # The row is built (checked, redacted) by the writer thread: the call's answer goes back to the graph
-        # without waiting for that work, which then overlaps the next calls' waiting for their models.
+        # without waiting for that work, which then overlaps the next calls' waiting for their models. (A plain
+        # method: queuing never blocks, so a coroutine per call would be pure overhead.)
         self.check()
         self._writes.append(
             self.store.post_events(self.run_id, [lambda: event_row("model_call", **record.event_fields())])
@@ -46,10 +47,6 @@ class StoreRecorder:
         row = event_row(kind, **fields)
         self._writes.append(self.store.post_events(self.run_id, [row]))
         return row
-
-    def record_sync(self, record: CallRecord) -> None:
-        """Blocking form for code without an event loop."""
-        self.store.record_event(self.run_id, "model_call", **record.event_fields())
 
     def check(self) -> None:
         """Raise if one of the writes already done has failed; forget the done ones.
