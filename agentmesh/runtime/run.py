@@ -153,8 +153,8 @@ async def arun(
     client = get_model(model or spec.model or DEFAULT_MODEL)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
-    stored_spec, spec_hash = spec.canonical()
     try:
+        stored_spec, spec_hash = spec.canonical()
         run_id = await db.acreate_run(
             spec.name,
             values,
