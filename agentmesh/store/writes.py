@@ -146,7 +146,6 @@ class Writer:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._lock = file_lock(engine)
         self._options: sa.Engine = (
             engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}) if _is_sqlite(engine) else engine
         )
@@ -154,11 +153,12 @@ class Writer:
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         flush_engine(self.engine)
-        if self._lock is None:
+        lock = file_lock(self.engine)  # looked up each time: a forked child gets fresh locks (_forget_in_child)
+        if lock is None:
             with self._options.begin() as conn:
                 yield conn
             return
-        with self._lock, self._options.begin() as conn:
+        with lock, self._options.begin() as conn:
             yield conn
 
 
@@ -555,7 +555,14 @@ def _forget_in_child() -> None:
     """After ``fork``: the child has none of the parent's threads, and must not use the parent's connections.
     Its writers start afresh (a new thread and connection on first use); what the parent had queued is the
     parent's to commit. The engine's pool forgets the inherited connections without closing them (SQLAlchemy's
-    recipe for forked processes): two processes on one connection would corrupt its protocol state."""
+    recipe for forked processes): two processes on one connection would corrupt its protocol state. Locks the
+    parent's writer thread may have held at the fork are replaced: in the child nobody would release them."""
+    global _POSTED_LOCK, _FILE_LOCKS_GUARD, _WRITERS_GUARD
+    _POSTED_LOCK = threading.Lock()
+    _FILE_LOCKS_GUARD = threading.Lock()
+    _WRITERS_GUARD = threading.Lock()
+    for key in list(_FILE_LOCKS):  # a parent's writer thread may have been inside a transaction
+        _FILE_LOCKS[key] = threading.Lock()
     for found in list(_WRITERS.values()):
         found.engine.dispose(close=False)
         found._thread = None
@@ -565,7 +572,10 @@ def _forget_in_child() -> None:
         found._unfinished = 0
         found._urgent = False
         found._posted_at = None
+        found._idle = True
+        found._active_at = 0.0
         found._pooled = None
+        found._lock = file_lock(found.engine)
 
 
 if hasattr(os, "register_at_fork"):

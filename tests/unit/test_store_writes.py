@@ -176,6 +176,28 @@ def test_a_forked_child_writes_through_its_own_writer_thread(store_url: str) -> 
         assert sorted(e.call_index for e in store.events(run_id)) == [1, 100, 101, 102, 103, 104]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method: Linux")
+def test_a_child_forked_while_the_writer_is_inside_a_transaction_does_not_inherit_its_locks(store_url: str) -> None:
+    """The parent's writer thread holds the in-process lock of the SQLite file during its transaction; that thread
+    does not exist in the child, so the child must not wait for it (it waits for SQLite's own lock instead, which
+    the parent releases on commit)."""
+    import multiprocessing
+
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        release, held = _hold(store)  # the writer thread is inside a transaction now
+        child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(store, run_id))
+        child.start()
+        time.sleep(0.3)
+        release.set()
+        held.result(10)
+        child.join(60)
+        if child.exitcode is None:
+            child.kill()
+        assert child.exitcode == 0
+        assert sorted(e.call_index for e in store.events(run_id)) == [100, 101, 102, 103, 104]
+
+
 def test_posted_writes_commit_by_themselves_whether_the_writer_was_asleep_or_busy(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
