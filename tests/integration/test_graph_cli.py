@@ -77,7 +77,10 @@ def test_validate_reports_every_invalid_file_with_its_line(tmp_path: Path, capsy
     code, out, err = run_cli(["graph", "validate", str(invalid), str(ok), str(broken)], capsys, monkeypatch)
     assert code == 2
     assert f"✓ {ok}: graph debate" in out  # valid files are still checked and reported
-    assert f"✗ {invalid}:9: nodes.one.rounds: Input should be greater than or equal to 1 (got 0)" in err
+    # both problems of invalid.yaml in one attempt: the bad type, and the unknown agent of the same node
+    assert f"✗ 2 problems in {invalid}:" in err
+    assert f"{invalid}:9: nodes.one.rounds: Input should be greater than or equal to 1 (got 0)" in err
+    assert f"{invalid}:8: nodes.one.agents[1]: unknown agent 'ghost'; known agents: a" in err
     assert f"✗ {broken}:7: nodes.one.agents[1]: unknown agent 'ghost'; known agents: a" in err
     assert "Traceback" not in err
 
