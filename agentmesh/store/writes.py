@@ -69,8 +69,8 @@ class Posted(Generic[T]):
 
     Not a ``concurrent.futures.Future`` on purpose: a Future builds a ``threading.Condition`` (a lock and its
     bookkeeping) so that any thread can block on it, and a run posts one write per model call that nobody blocks
-    on. Waiting here (:meth:`result`, :meth:`exception`) flushes the
-    writer instead, which commits everything queued so far, this write included.
+    on. Waiting here (:meth:`result`, :meth:`exception`) flushes the writer instead, which commits everything
+    queued so far, this write included.
     """
 
     __slots__ = ("_callbacks", "_done", "_exc", "_result", "_writer")
@@ -293,19 +293,23 @@ class BatchWriter:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._lock = file_lock(engine)
+        self._stopping = False
+        self._closed = False
+        self._fresh_thread_state()
+
+    def _fresh_thread_state(self) -> None:
+        """No thread, connection, queue or lock in use yet: a new writer's state, and a forked child's."""
+        self._lock = file_lock(self.engine)
         self._items: deque[tuple[Op, Resolvable]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._urgent = False  # a submitted (awaited) write is queued: commit now
         self._posted_at: float | None = None  # when the oldest posted write still queued was posted
         self._idle = True  # the writer sleeps until notified (else it wakes every POST_DELAY_S to look)
         self._active_at = 0.0  # when the writer last found work
-        self._stopping = False
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self._unfinished = 0  # queued and not yet resolved (under _cond); read without it as a hint only
         self._pooled: Any = None  # the pool's connection proxy, returned on close
-        self._closed = False
 
     # --- submitting -------------------------------------------------------------------------------------------
 
@@ -565,17 +569,7 @@ def _forget_in_child() -> None:
         _FILE_LOCKS[key] = threading.Lock()
     for found in list(_WRITERS.values()):
         found.engine.dispose(close=False)
-        found._thread = None
-        found._items = deque()
-        found._cond = threading.Condition(threading.Lock())
-        found._start = threading.Lock()
-        found._unfinished = 0
-        found._urgent = False
-        found._posted_at = None
-        found._idle = True
-        found._active_at = 0.0
-        found._pooled = None
-        found._lock = file_lock(found.engine)
+        found._fresh_thread_state()
 
 
 if hasattr(os, "register_at_fork"):

@@ -245,6 +245,13 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     assert info.value.context["line"] == 18 and info.value.context["field"] == "nodes.debate.rounds"
 
 
+def _spec_error(tmp_path: Path, text: str) -> str:
+    """The message loading ``text`` fails with."""
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    return str(info.value)
+
+
 def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: Path) -> None:
     # a wrong type in one node, an unknown agent in the same node's team, an unknown source and an edge to nowhere
     text = (
@@ -253,9 +260,7 @@ def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: 
         .replace("from: debate", "from: debait")
         .replace("  - [debate, vote]", "  - [debate, voter]")
     )
-    with pytest.raises(SpecError) as info:
-        load_graph(write(tmp_path, text))
-    message = str(info.value)
+    message = _spec_error(tmp_path, text)
     assert message.startswith("4 problems in"), message
     assert "nodes.debate.rounds: Input should be a valid integer" in message
     assert "nodes.debate.agents[1]: unknown agent 'debatr'; known agents: debater" in message
@@ -266,9 +271,7 @@ def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: 
 def test_a_node_whose_names_cannot_be_read_is_checked_once_its_types_are_fixed(tmp_path: Path) -> None:
     # the team itself is malformed (a number among the names): which agents it means is unknown until fixed
     text = DEBATE.replace("agents: [debater, debater, debater]", "agents: [debater, 7, debatr]")
-    with pytest.raises(SpecError) as info:
-        load_graph(write(tmp_path, text))
-    message = str(info.value)
+    message = _spec_error(tmp_path, text)
     assert "nodes.debate.agents[1]: Input should be a valid string" in message
     assert "unknown agent" not in message
     with pytest.raises(SpecError, match=r"nodes\.debate\.agents\[1\]: unknown agent 'debatr'"):
@@ -279,9 +282,7 @@ def test_an_unknown_agent_is_reported_with_a_bad_card_elsewhere(tmp_path: Path) 
     text = DEBATE.replace("temperature: 0.7", "temperature: 7").replace(
         "agents: [debater, debater, debater]", "agents: [debater, debatr]"
     )
-    with pytest.raises(SpecError) as info:
-        load_graph(write(tmp_path, text))
-    message = str(info.value)
+    message = _spec_error(tmp_path, text)
     assert message.startswith("2 problems in"), message
     assert "agents.debater.sampling.temperature" in message
     assert "nodes.debate.agents[1]: unknown agent 'debatr'; known agents: debater" in message
