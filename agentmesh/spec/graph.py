@@ -254,7 +254,8 @@ def reference_problems(
     agent_list, node_list = ", ".join(sorted(agents)) or "none", ", ".join(nodes)
     for node_name, node_params in params.items():
         for path, agent in node_params.agents_used():
-            if agent not in known_agents:
+            # (a name that is not a string is a type problem, reported as such by the caller)
+            if isinstance(agent, str) and agent not in known_agents:
                 out.append(
                     Problem(
                         loc=("nodes", node_name, *_split(path)),
@@ -262,7 +263,7 @@ def reference_problems(
                     )
                 )
         for path, ref in node_params.nodes_read():
-            if ref not in known_nodes:
+            if isinstance(ref, str) and ref not in known_nodes:
                 out.append(
                     Problem(
                         loc=("nodes", node_name, *_split(path)), message=f"unknown node {ref!r}; nodes: {node_list}"

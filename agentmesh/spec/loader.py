@@ -244,17 +244,34 @@ def graph_from_data(
 def _partial_params(
     params_model: type[OperatorParams], fields: Mapping[str, Any], exc: ValidationError
 ) -> OperatorParams | None:
-    """A node's parameters without the fields that failed, for checking the names the rest refer to (a bad
-    ``rounds`` must not hide an unknown agent in ``agents``); ``None`` when what is left cannot say which names it
-    uses (a required field failed that those depend on, a nested value is still raw)."""
-    failed = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    """A node's parameters without what failed, for checking the names the rest refer to (a bad ``rounds`` must
+    not hide an unknown agent in ``agents``); ``None`` when what is left cannot say which names it uses (a required
+    field failed that those depend on, a nested value is still raw).
+
+    A list whose failures are all in some of its items (``agents: [a, 7, b]``) keeps its other items in place, the
+    failed ones as ``None``: their positions, and so the paths of the names checked, stay those of the file.
+    """
+    failed: set[Any] = set()
+    bad_items: dict[Any, set[int]] = {}
+    for error in exc.errors():
+        loc = error["loc"]
+        if len(loc) >= 2 and isinstance(loc[1], int):
+            bad_items.setdefault(loc[0], set()).add(loc[1])
+        elif loc:
+            failed.add(loc[0])
     kept = {k: v for k, v in fields.items() if k not in failed and k in params_model.model_fields}
+    for key, items in bad_items.items():
+        value = kept.get(key)
+        if isinstance(value, list):
+            kept[key] = [None if i in items else item for i, item in enumerate(value)]
+        else:
+            kept.pop(key, None)
     partial = params_model.model_construct(**kept)
     try:
         names = [*partial.agents_used(), *partial.nodes_read()]
     except Exception:  # an attribute of a failed field, or a raw nested mapping: nothing reliable to check
         return None
-    return partial if all(isinstance(name, str) for _, name in names) else None
+    return partial if all(name is None or isinstance(name, str) for _, name in names) else None
 
 
 class _Dumper(yaml.SafeDumper):

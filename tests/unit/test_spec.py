@@ -268,14 +268,24 @@ def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: 
     assert "edges[0][1]: unknown node 'voter'" in message
 
 
-def test_a_node_whose_names_cannot_be_read_is_checked_once_its_types_are_fixed(tmp_path: Path) -> None:
-    # the team itself is malformed (a number among the names): which agents it means is unknown until fixed
+def test_a_malformed_team_still_has_its_other_names_checked_in_place(tmp_path: Path) -> None:
+    # a number among the names: the other names are still checked, at their own positions in the file
     text = DEBATE.replace("agents: [debater, debater, debater]", "agents: [debater, 7, debatr]")
     message = _spec_error(tmp_path, text)
+    assert message.startswith("2 problems in"), message
     assert "nodes.debate.agents[1]: Input should be a valid string" in message
+    assert "nodes.debate.agents[2]: unknown agent 'debatr'; known agents: debater" in message
+    assert "unknown agent 7" not in message and "unknown agent None" not in message
+
+
+def test_a_node_whose_names_cannot_be_read_is_checked_once_its_types_are_fixed(tmp_path: Path) -> None:
+    # the team is not a list at all: which agents it means is unknown until it is fixed
+    text = DEBATE.replace("agents: [debater, debater, debater]", "agents: {first: debatr}")
+    message = _spec_error(tmp_path, text)
+    assert "nodes.debate.agents: Input should be a valid list" in message
     assert "unknown agent" not in message
-    with pytest.raises(SpecError, match=r"nodes\.debate\.agents\[1\]: unknown agent 'debatr'"):
-        load_graph(write(tmp_path, text.replace("[debater, 7, debatr]", "[debater, debatr]")))
+    with pytest.raises(SpecError, match=r"nodes\.debate\.agents\[0\]: unknown agent 'debatr'"):
+        load_graph(write(tmp_path, text.replace("{first: debatr}", "[debatr]")))
 
 
 def test_an_unknown_agent_is_reported_with_a_bad_card_elsewhere(tmp_path: Path) -> None:
