@@ -17,9 +17,12 @@ round r-1 (in agent order; round 1: the question only) and returns a 200-byte an
 * ``overhead``: the model is instant (an ``async def`` returning a fixed 200-byte string, no sleep), so the time
   measured is the runtime's own bookkeeping. Figure: microseconds per agent call = wall time of one whole run
   (graph already compiled; per-run setup such as a new checkpoint thread included) / 28 calls, median over the
-  timed runs; and each contender's ratio to the hand-written LangGraph graph without a checkpointer. One full
-  garbage collection before each contender's measurement, none forced between runs (a forced full collection
-  empties CPython's free lists and makes the next run ~1 ms slower).
+  timed runs; and each contender's ratio to the hand-written LangGraph graph without a checkpointer, both as the
+  ratio of the medians and as the median of the per-round ratios ("x same round"). The contenders are measured
+  in rounds, each running once per round in a rotating order, so that all of them meet the same phases of a
+  shared machine whose speed drifts (by 30-70 % within a minute on the 2-core VMs measured). One full garbage
+  collection before the timed rounds, none forced between runs (a forced full collection empties CPython's free
+  lists and makes the next run ~1 ms slower).
 * ``concurrency``: the model sleeps 20 ms a call. The critical path is 4 rounds x 20 ms = 80 ms; figure: median
   wall ms of a run and its ratio to 80 ms (target <= 1.10 for the parallel implementations).
 * ``storage``: LangGraph's ``SqliteSaver`` (sync, on a file) with the transcript in state (a list channel with an
@@ -51,7 +54,7 @@ tuple[list[str], int]`` that runs the debate once with ``model`` (``await model(
 ``model.call_sync`` for sync code) and returns (final round's answers in agent order, number of answers kept),
 and append ``Contender("name", run_x)`` to ``CONTENDERS``. One-time setup (compiling a graph, opening a store
 file under ``env.tmp``) goes through ``await env.once(key, factory)``; context managers entered on
-``env.stack`` are closed after the contender's measurements. ``measure(contender, mode, reps)`` does the rest.
+``env.stack`` are closed after the measurements. ``measure_all(contenders, mode, reps)`` does the rest.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ class BenchEnv:
     tmp: Path
     stack: AsyncExitStack
     cache: dict[str, Any] = field(default_factory=dict)
-    runs: int = 0  # incremented by measure() before each run (e.g. for a fresh checkpoint thread id)
+    runs: int = 0  # incremented by measure_all() before each run (e.g. for a fresh checkpoint thread id)
 
     async def once(self, key: str, factory: Callable[[], Awaitable[Any]]) -> Any:
         if key not in self.cache:
@@ -557,6 +560,7 @@ class Measurement:
     mode: Mode
     seconds: list[float]  # wall time of each timed run
     foreign_cpu: float | None = None  # mean CPU used by other processes while measuring, in cores (Linux only)
+    paired_ratios: list[float] = field(default_factory=list)  # each timed run / the baseline's run of that round
 
     @property
     def median_s(self) -> float:
@@ -565,6 +569,12 @@ class Measurement:
     @property
     def us_per_call(self) -> float:
         return self.median_s / CALLS * 1e6
+
+    @property
+    def paired_ratio(self) -> float | None:
+        """Median over rounds of (this run / the baseline's run in the same round): robust to the machine's speed
+        drifting during the measurement, which moves both alike."""
+        return statistics.median(self.paired_ratios) if self.paired_ratios else None
 
     def spread_us_per_call(self) -> tuple[float, float]:
         """(10th, 90th) percentile of µs per call (min and max with fewer than 10 runs)."""
@@ -600,34 +610,68 @@ def _own_cpu_s() -> float:
     return t.user + t.system
 
 
-async def measure(contender: Contender, mode: Mode, reps: int, warmup: int = 3) -> Measurement:
-    """One verified run, `warmup` untimed runs, then `reps` timed runs (each checked after its timing)."""
+@dataclass
+class _Slot:
+    """One contender's state during an interleaved measurement."""
+
+    contender: Contender
+    model: ScriptedModel
+    env: BenchEnv
+    seconds: list[float] = field(default_factory=list)
+    wall: float = 0.0  # summed over its timed runs, for the other-load figure
+    foreign: float = 0.0
+    sampled: bool = True  # /proc/stat was readable for every run
+
+    async def run(self, expected: list[str], *, check: bool = False) -> float:
+        self.model.calls = 0
+        self.model.check = check
+        self.env.runs += 1
+        t0 = time.perf_counter()
+        result = await self.contender.run(self.model, self.env)
+        elapsed = time.perf_counter() - t0
+        _check(self.contender, self.model, result, expected)
+        return elapsed
+
+
+async def measure_all(contenders: Sequence[Contender], mode: Mode, reps: int, warmup: int = 3) -> list[Measurement]:
+    """Every contender measured in the same rounds: one verified run and ``warmup`` untimed runs each, then
+    ``reps`` rounds in which each contender runs once (each checked after its timing; the order rotates from one
+    round to the next).
+
+    Interleaved rather than one contender after the other, because a small shared machine's speed drifts by tens
+    of percent over a minute: run in turn, every contender sees the same phases, and its ratio to the baseline is
+    taken round by round (:attr:`Measurement.paired_ratio`)."""
     expected = expected_final()
-    model = ScriptedModel(mode.delay_s)
-    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        async with AsyncExitStack() as stack:
-            env = BenchEnv(tmp=Path(tmp), stack=stack)
-            seconds: list[float] = []
-            # One full collection before the measurement, none between runs: a full collection empties CPython's
-            # free lists and returns memory, and the run after it is ~1 ms slower (25-50 % here) than a steady one.
-            gc.collect()
-            busy0, own0, wall0 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
-            for i in range(1 + warmup + reps):
-                model.calls = 0
-                model.check = i == 0
-                env.runs += 1
-                t0 = time.perf_counter()
-                result = await contender.run(model, env)
-                elapsed = time.perf_counter() - t0
-                _check(contender, model, result, expected)
-                if i > warmup:
-                    seconds.append(elapsed)
-            # CPU used by other processes over the whole measurement (clock ticks are 10 ms: too coarse per run)
-            busy1, own1, wall1 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
-    foreign = None
-    if busy0 is not None and busy1 is not None and wall1 - wall0 >= 0.5:  # shorter: +-1 tick is too large
-        foreign = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
-    return Measurement(contender, mode, seconds, foreign)
+    async with AsyncExitStack() as outer:
+        slots = []
+        for contender in contenders:
+            tmp = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="bench-overhead-")))
+            stack = await outer.enter_async_context(AsyncExitStack())
+            slots.append(_Slot(contender, ScriptedModel(mode.delay_s), BenchEnv(tmp=tmp, stack=stack)))
+        for slot in slots:
+            for i in range(1 + warmup):
+                await slot.run(expected, check=i == 0)
+        # One full collection before the measurement, none between runs: a full collection empties CPython's free
+        # lists and returns memory, and the run after it is ~1 ms slower (25-50 % here) than a steady one.
+        gc.collect()
+        for rep in range(reps):
+            shift = rep % len(slots)
+            for slot in slots[shift:] + slots[:shift]:
+                busy0, own0, t0 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
+                slot.seconds.append(await slot.run(expected))
+                busy1, own1, t1 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
+                slot.wall += t1 - t0
+                if busy0 is None or busy1 is None:
+                    slot.sampled = False
+                else:  # clock ticks are 10 ms: coarse per run, but unbiased summed over the runs
+                    slot.foreign += (busy1 - busy0) - (own1 - own0)
+    base = next((slot for slot in slots if slot.contender.name == BASELINE), None)
+    out = []
+    for slot in slots:
+        foreign = max(0.0, slot.foreign) / slot.wall if slot.sampled and slot.wall >= 0.5 else None
+        paired = [s / b for s, b in zip(slot.seconds, base.seconds, strict=True)] if base is not None else []
+        out.append(Measurement(slot.contender, mode, slot.seconds, foreign, paired))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -889,6 +933,7 @@ def overhead_rows(results: list[Measurement]) -> list[list[str]]:
                 f"{lo:,.1f}-{hi:,.1f}",
                 f"{m.median_s * 1e3:.2f}",
                 _ratio(m.us_per_call, base),
+                "-" if m.paired_ratio is None else f"{m.paired_ratio:.2f}",
                 f"~{ref:,.0f}" if ref is not None else "-",
                 _foreign(m),
             ]
@@ -902,6 +947,7 @@ OVERHEAD_HEADER = [
     "p10-p90",
     "ms / run",
     "x LangGraph no ckpt",
+    "x same round",
     "issue 5 figure",
     "other load",
 ]
@@ -997,7 +1043,7 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     if "overhead" in args.parts:
         console.print(f"\noverhead: instant model, median of {args.reps} runs after {args.warmup} warm-ups ...")
-        results = [await measure(c, INSTANT, args.reps, args.warmup) for c in contenders]
+        results = await measure_all(contenders, INSTANT, args.reps, args.warmup)
         print_table(
             console,
             "Orchestration overhead (instant model)",
@@ -1008,7 +1054,7 @@ async def main_async(args: argparse.Namespace) -> None:
         warn_foreign(console, results)
     if "concurrency" in args.parts:
         console.print(f"\nconcurrency: model sleeps 20 ms a call, median of {args.sleep_reps} runs ...")
-        results = [await measure(c, SLEEP, args.sleep_reps, min(args.warmup, 1)) for c in contenders]
+        results = await measure_all(contenders, SLEEP, args.sleep_reps, min(args.warmup, 1))
         print_table(
             console,
             f"Concurrency (model sleeps 20 ms; critical path {ROUNDS} x 20 ms = 80 ms)",
