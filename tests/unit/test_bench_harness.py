@@ -1,0 +1,50 @@
+"""The benchmark scripts still run and still check what they claim (no timing is asserted here).
+
+``bench/bench_overhead.py`` verifies every contender's answers and call counts on each run and fails when the
+early-stop counts differ from the expected ones; running it briefly in CI keeps a refactor of agentmesh (or of the
+harness) from silently breaking the figures BENCHMARKS.md reports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_overhead.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_overhead", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_overhead"] = module  # dataclasses resolve their annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_and_concurrency_harness_runs_and_verifies(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _bench()
+    # the contenders that need no bench extra: the floor, the baseline and agentmesh, in interleaved rounds
+    bench.main(
+        [
+            "--parts", "overhead", "concurrency",
+            "--only", "plain asyncio", "Send, async, no", "agentmesh",
+            "--reps", "2", "--sleep-reps", "1", "--warmup", "0", "--markdown",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    agentmesh_rows = [line for line in out.splitlines() if line.startswith("| agentmesh")]
+    assert len(agentmesh_rows) == 2, out  # one row per part
+    baseline = next(line for line in out.splitlines() if line.startswith("| LangGraph Send, async, no"))
+    assert "| 1.00 | 1.00 |" in baseline  # the baseline's own ratios, by medians and round by round
+
+
+def test_early_stop_counts_are_exact() -> None:
+    bench = _bench()
+    rows = bench.measure_early_stop()
+    assert len(rows) == len(bench.EARLY_STOP_SCENARIOS)
+    assert not [row for row in rows if any("MISMATCH" in cell for cell in row)], rows
