@@ -17,7 +17,9 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_overhead.py"
 
 
-def _bench() -> ModuleType:
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """The bench script, loaded once as a module."""
     spec = importlib.util.spec_from_file_location("bench_overhead", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -26,8 +28,9 @@ def _bench() -> ModuleType:
     return module
 
 
-def test_overhead_and_concurrency_harness_runs_and_verifies(capsys: pytest.CaptureFixture[str]) -> None:
-    bench = _bench()
+def test_overhead_and_concurrency_harness_runs_and_verifies(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
     # the contenders that need no bench extra: the floor, the baseline and agentmesh, in interleaved rounds
     bench.main(
         [
@@ -43,8 +46,7 @@ def test_overhead_and_concurrency_harness_runs_and_verifies(capsys: pytest.Captu
     assert "| 1.00 | 1.00 |" in baseline  # the baseline's own ratios, by medians and round by round
 
 
-def test_early_stop_counts_are_exact() -> None:
-    bench = _bench()
+def test_early_stop_counts_are_exact(bench: ModuleType) -> None:
     rows = bench.measure_early_stop()
     assert len(rows) == len(bench.EARLY_STOP_SCENARIOS)
     assert not [row for row in rows if any("MISMATCH" in cell for cell in row)], rows
