@@ -366,7 +366,7 @@ def get_parser(name: str, *, where: str | None = None) -> Parser:
     """The parser registered under ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
     with _lock:
         parser = _registry.get(name) if isinstance(name, str) else None
-        known = sorted(_registry)
+        known = sorted(_registry) if parser is None else []  # (looked up on every model call: no sort then)
     if parser is None:
         prefix = f"{where}: " if where else ""
         raise ConfigError(

@@ -8,6 +8,7 @@ different prompt on a model that then answers something.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +16,21 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+class _Environment(SandboxedEnvironment):
+    """Jinja's sandbox, with each template's globals as one flat dict.
+
+    Jinja keeps a template's globals as a ``ChainMap`` over the environment's and copies that into a fresh dict
+    on every render: two thirds of rendering a short prompt (measured: 19 µs a render, 6-8 µs with a flat dict),
+    paid on every model call. Nothing here changes globals after a template is compiled (Jinja's own advice), so
+    a flat copy made at compile time renders the same.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
+_env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 class TemplateSyntaxProblem(ValueError):

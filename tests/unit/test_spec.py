@@ -316,3 +316,38 @@ def test_agent_card_errors_name_the_card_file(tmp_path: Path) -> None:
     graph = write(tmp_path, "name: one\nagents:\n  s: a.yaml\nnodes:\n  ask: {op: call, agent: s}\n")
     with pytest.raises(SpecError, match=r"g.yaml:3: agents.s: in card a.yaml: .*unknown parser 'nosuch'"):
         load_graph(graph)
+
+
+# --- prompt templates: strict, sandboxed, and rendered with Jinja's globals ------------------------------------
+
+
+def test_template_renders_with_jinja_globals_and_strict_undefined() -> None:
+    import jinja2
+
+    from agentmesh.spec.templates import render
+
+    source = (
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ q }}={{ ns.n }}"
+    )
+    assert render(source, {"q": "sum"}) == "sum=3"
+    with pytest.raises(jinja2.UndefinedError, match="'missing' is undefined"):
+        render("{{ missing }}", {})
+
+
+def test_template_sandbox_still_refuses_python_internals() -> None:
+    from jinja2.exceptions import SecurityError
+
+    from agentmesh.spec.templates import render
+
+    with pytest.raises(SecurityError, match="__class__"):
+        render("{{ ''.__class__.__mro__ }}", {})
+
+
+def test_template_globals_are_the_environments_in_one_flat_dict() -> None:
+    """Each compiled template holds a flat copy of the environment's globals (a ChainMap is copied per render)."""
+    from agentmesh.spec.templates import _compiled, _env
+
+    template = _compiled("{{ x }}-flat-globals")
+    assert type(template.globals) is dict
+    assert template.globals == dict(_env.globals)
+    assert template.globals is not _env.globals  # a template's globals never write through to the environment's
