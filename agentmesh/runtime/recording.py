@@ -23,6 +23,20 @@ from agentmesh.store import Store, event_row
 from agentmesh.store.writes import Posted
 
 
+class CallEvent:
+    """A model call's event as queued for the store: made into a row (checked, redacted) when the writer thread
+    calls it. A named type rather than a lambda so that the queued call can be told apart from other events
+    (``bench/bench_breakdown.py`` measures what each kind of write costs)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: CallRecord) -> None:
+        self.record = record
+
+    def __call__(self) -> dict[str, Any]:
+        return event_row("model_call", **self.record.event_fields())
+
+
 class StoreRecorder:
     """Records one run's events; also a :data:`~agentmesh.models.client.CallObserver` for its model calls."""
 
@@ -36,9 +50,7 @@ class StoreRecorder:
         # without waiting for that work, which then overlaps the next calls' waiting for their models. (A plain
         # method: queuing never blocks, so a coroutine per call would be pure overhead.)
         self.check()
-        self._writes.append(
-            self.store.post_events(self.run_id, [lambda: event_row("model_call", **record.event_fields())])
-        )
+        self._writes.append(self.store.post_events(self.run_id, [CallEvent(record)]))
 
     def post(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Queue an event (checked and redacted here, committed by the writer thread) without waiting; the row

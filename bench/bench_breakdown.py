@@ -1,0 +1,474 @@
+"""Where agentmesh's orchestration overhead goes: issue 5's debate with parts of agentmesh's work taken away.
+
+``bench_overhead.py`` says how agentmesh compares with LangGraph; this script says why, by elimination. It runs the
+same 7-agent x 4-round debate (instant scripted model, SQLite file store) in interleaved rounds, each ratio taken
+round by round against LangGraph's ``Send`` graph without a checkpointer, as:
+
+* **agentmesh** -- as shipped;
+* **writer process (emulated)** -- what agentmesh would cost if its store's hot writes were executed by another
+  process: this process still does its share (each model call's event fields and each checkpoint's serialised
+  rows, packed with msgpack and sent over a pipe, one round trip per batch to a process that acknowledges them),
+  but the events and checkpoints are not written; the runs' own rows (start, end) still are;
+* **store writes free** -- the same without even that share: the events and checkpoints are acknowledged and
+  dropped, so what remains is agentmesh's runtime (prompts, requests, the model client, parsing, LangGraph's loop
+  and checkpoint bookkeeping, the run's start and end);
+* **store writes and agents' calls free** -- and every agent's call answered at once from the scripted model
+  (no prompt, request, client or parser): what is left is the framework around LangGraph;
+* **LangGraph 1 node/round (gather)** -- LangGraph's own loop for the same debate, for reference.
+
+For each it prints wall time and the CPU time of the event loop's thread and of the process's other threads (the
+store's writer) per run: with an instant model the loop has no idle moment, so under one GIL a run costs about the
+sum of the two. Then the agent call's parts, each timed in a tight loop. These variants exist only here: agentmesh
+itself never skips a write.
+
+    python bench/bench_breakdown.py [--reps N] [--markdown]     # about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import timeit
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import ormsgpack
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_overhead as bench  # the workload, the contenders and the interleaved harness
+
+from agentmesh.runtime.context import AgentAnswer, RunContext
+from agentmesh.runtime.recording import CallEvent
+from agentmesh.store import writes
+from agentmesh.store.checkpointer import CheckpointWrite
+from agentmesh.store.runs import _AppendEvents
+
+AGENTMESH = "agentmesh (spec -> run, store on, SQLite file)"
+PROCESS = "agentmesh, writer process (emulated)"
+FREE_WRITES = "agentmesh, store writes free"
+FREE_CALLS = "agentmesh, store writes and agents' calls free"
+GATHER = "LangGraph 1 node/round (gather), no checkpointer"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# taking work away: a variant sets the mode for the length of its run; the store's writer thread and the run's
+# context read it (a run's writes are all executed before the run returns: its end is committed after them)
+
+
+@dataclass
+class Stats:
+    skipped_events: int = 0
+    skipped_checkpoints: int = 0
+    round_trips: int = 0
+    sent_bytes: int = 0
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))  # (loop, all)
+
+
+STATS = Stats()
+_mode: str | None = None  # None, "process", "free", "no-calls"
+_answers: bench.ScriptedModel | None = None  # the model a "no-calls" run answers from
+_original_transaction = writes.BatchWriter._transaction
+_original_ask = RunContext.ask
+
+
+class EchoProcess:
+    """Another process that reads length-prefixed frames from a pipe and acknowledges each with one byte: the
+    transport a writer process would use, without its database work."""
+
+    def __init__(self) -> None:
+        code = (
+            "import os, struct\n"
+            "while True:\n"
+            "    head = os.read(0, 4)\n"
+            "    if len(head) < 4: break\n"
+            "    n = struct.unpack('<I', head)[0]\n"
+            "    while n: n -= len(os.read(0, min(n, 1 << 20)))\n"
+            "    os.write(1, b'k')\n"
+        )
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._out, self._in = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+
+    def round_trip(self, payload: bytes) -> None:
+        frame = struct.pack("<I", len(payload)) + payload
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(self._out, view) :]
+        if os.read(self._in, 1) != b"k":
+            raise RuntimeError("the echo process did not acknowledge a frame")
+        STATS.round_trips += 1
+        STATS.sent_bytes += len(frame)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+_echo: EchoProcess | None = None
+
+
+def _is_hot(op: Any) -> bool:
+    return isinstance(op, _AppendEvents | CheckpointWrite)
+
+
+def _message(op: Any) -> Any:
+    """The data a writer process would need for ``op``, built as this process would have to build it."""
+    if isinstance(op, _AppendEvents):
+        STATS.skipped_events += len(op.sources)
+        # a model call's raw fields (the other process would check and redact them); other events come built
+        return [
+            ["call", source.record.event_fields()] if isinstance(source, CallEvent) else ["row", dict(source)]
+            for source in op.sources
+        ]
+    STATS.skipped_checkpoints += 1
+    statements = op.prepare()  # channel values serialised (LangGraph's serde must run where the values are)
+    cells = [cell.cell_contents for cell in statements.__closure__ or ()]
+    return [cell for cell in cells if isinstance(cell, list | dict)]  # the rows the statements would write
+
+
+def _transaction(self: writes.BatchWriter, ops: Sequence[Any], *, coalesce: bool) -> list[Any]:
+    mode = _mode
+    if mode not in ("process", "free", "no-calls"):
+        return _original_transaction(self, ops, coalesce=coalesce)
+    hot = [_is_hot(op) for op in ops]
+    if mode == "process":
+        frame = [_message(op) for op, is_hot in zip(ops, hot, strict=True) if is_hot]
+        if frame:
+            assert _echo is not None
+            _echo.round_trip(ormsgpack.packb(frame, option=ormsgpack.OPT_NON_STR_KEYS))
+    else:
+        for op, is_hot in zip(ops, hot, strict=True):
+            if is_hot and isinstance(op, _AppendEvents):
+                STATS.skipped_events += len(op.sources)
+            elif is_hot:
+                STATS.skipped_checkpoints += 1
+    rest = [op for op, is_hot in zip(ops, hot, strict=True) if not is_hot]
+    results = iter(_original_transaction(self, rest, coalesce=coalesce) if rest else [])
+    return [
+        ([] if isinstance(op, _AppendEvents) else None) if is_hot else next(results)
+        for op, is_hot in zip(ops, hot, strict=True)
+    ]
+
+
+async def _ask(self: RunContext, **kwargs: Any) -> AgentAnswer:
+    if _mode != "no-calls":
+        return await _original_ask(self, **kwargs)
+    assert _answers is not None
+    variables = kwargs["variables"]
+    previous = [p["text"] for p in variables.get("previous") or []]
+    text = await _answers(kwargs["slot"], kwargs["round"], variables["question"], previous)
+    self.calls_made += 1
+    return AgentAnswer(agent=kwargs["agent"], slot=kwargs["slot"], text=text)
+
+
+@contextmanager
+def variants_installed() -> Iterator[None]:
+    """The two hooks the variants need, in place for the measurement only (a mode of ``None`` passes through)."""
+    writes.BatchWriter._transaction = _transaction  # type: ignore[method-assign]
+    RunContext.ask = _ask  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        writes.BatchWriter._transaction = _original_transaction  # type: ignore[method-assign]
+        RunContext.ask = _original_ask  # type: ignore[method-assign]
+
+
+def _variant(name: str, mode: str | None) -> bench.Contender:
+    async def run(model: bench.ScriptedModel, env: bench.BenchEnv) -> tuple[list[str], int]:
+        global _mode, _answers
+        _mode, _answers = mode, model
+        loop0, all0 = time.thread_time(), time.process_time()
+        try:
+            final, kept = await bench.run_agentmesh(model, env)
+        finally:
+            _mode, _answers = None, None
+        STATS.cpu[name].append((time.thread_time() - loop0, time.process_time() - all0))
+        # without stored events the run's totals count no calls: the answers kept are the model's calls
+        return final, kept if mode is None else model.calls
+
+    return bench.Contender(name, run)
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def run(model: bench.ScriptedModel, env: bench.BenchEnv) -> tuple[list[str], int]:
+        loop0, all0 = time.thread_time(), time.process_time()
+        result = await fn(model, env)
+        STATS.cpu[name].append((time.thread_time() - loop0, time.process_time() - all0))
+        return result  # type: ignore[no-any-return]
+
+    return run
+
+
+CONTENDERS = [
+    bench.Contender(bench.BASELINE, _timed(bench.BASELINE, bench.run_langgraph)),
+    bench.Contender(GATHER, _timed(GATHER, bench.run_langgraph_gather)),
+    _variant(AGENTMESH, None),
+    _variant(PROCESS, "process"),
+    _variant(FREE_WRITES, "free"),
+    _variant(FREE_CALLS, "no-calls"),
+]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# an agent's call, part by part
+
+
+def call_parts(number: int) -> list[list[str]]:
+    """µs per agent call for each part of it, timed in a tight loop (so cheaper than inside a run, where the
+    caches are shared with everything else a run does)."""
+    from agentmesh.models.client import ModelClient
+    from agentmesh.models.messages import CallContext, CallRecord, Choice, ModelResponse, Usage
+    from agentmesh.runtime.budget import BudgetTracker
+    from agentmesh.runtime.operators.rounds import _as_previous, _shown
+    from agentmesh.spec import graph_from_data
+    from agentmesh.spec.operators import RoundsParams
+    from agentmesh.spec.templates import render
+    from agentmesh.store.runs import event_row
+
+    spec = graph_from_data(bench.AGENTMESH_SPEC)
+    model = bench.ScriptedModel()
+    client = ModelClient(bench._BenchProvider(model).provider)
+    card = spec.agents["agent"]
+    params = spec.nodes["debate"].params
+    assert isinstance(params, RoundsParams)
+    layer = [{"slot": s, "agent": "agent", "text": bench.scripted_answer(s, 1), "key": None} for s in range(7)]
+    ctx = RunContext(
+        run_id="r", spec=spec, model=client, store=None, budget=BudgetTracker([]), inputs={"question": bench.QUESTION}
+    )
+    shown = _as_previous(params, _shown(params, 3, 2, layer))
+    extra = {"round": 2, "index": 3, "previous": shown, "own_previous": None}
+    variables = ctx.variables({}, card, extra)
+    request = ctx.build_request(card, variables, node="debate")
+    context = CallContext(run_id="r", node="debate", agent="agent", round=2, call_index=3)
+    response = ModelResponse(
+        model="bench", choices=(Choice(text=bench.scripted_answer(3, 2)),), usage=Usage(prompt_tokens=1)
+    )
+    record = CallRecord(
+        reference="bench:bench", context=context, request=request, attempt=1, request_hash="0" * 64, response=response
+    )
+    sync_parts: list[tuple[str, Callable[[], Any]]] = [
+        ("prompt rendered (Jinja sandbox)", lambda: render(card.prompt, dict(variables))),
+        ("request built (render + pydantic)", lambda: ctx.build_request(card, variables, node="debate")),
+        ("request hash", request.request_hash),
+        ("call context (pydantic)", lambda: CallContext(run_id="r", node="d", agent="a", round=2, call_index=3)),
+        (
+            "response (pydantic)",
+            lambda: ModelResponse(model="bench", choices=response.choices, usage=response.usage, latency_s=0.1),
+        ),
+        (
+            "call record (pydantic)",
+            lambda: CallRecord(reference="b", context=context, request=request, attempt=1, response=response),
+        ),
+        ("reply parsed", lambda: card.parser(response.text)),
+        ("answer (pydantic) and its dump", lambda: AgentAnswer(agent="agent", slot=3, text=response.text).model_dump()),
+        ("event row (writer: fields, redaction)", lambda: event_row("model_call", **record.event_fields())),
+    ]
+    rows = []
+    for name, fn in sync_parts:
+        fn()
+        rows.append([name, f"{timeit.timeit(fn, number=number) / number * 1e6:.1f}"])
+
+    async def timeout_only() -> None:
+        for _ in range(number):
+            async with asyncio.timeout(3600):
+                pass
+
+    async def attempt() -> None:
+        for _ in range(number):
+            await client.complete(request, context)
+
+    async def ask() -> None:
+        for _ in range(number):
+            await ctx.ask(node="debate", agent="agent", slot=3, round=2, variables=variables)
+
+    for name, coro in (
+        ("asyncio.timeout entered and left", timeout_only),
+        ("model client call (bench provider)", attempt),
+        ("whole agent call (RunContext.ask, no store)", ask),
+    ):
+        asyncio.run(coro())
+        start = time.perf_counter()
+        asyncio.run(coro())
+        rows.append([name, f"{(time.perf_counter() - start) / number * 1e6:.1f}"])
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# concurrency: where the time beyond the critical path goes
+
+
+class TimedModel(bench.ScriptedModel):
+    """The scripted model, sleeping 20 ms a call, noting when each call starts and ends."""
+
+    def __init__(self) -> None:
+        super().__init__(bench.SLEEP_S)
+        self.marks: list[tuple[int, float, float]] = []  # (round, start, end)
+
+    async def __call__(self, agent: int, rnd: int, question: str, previous: Sequence[str]) -> str:
+        start = time.perf_counter()
+        text = await super().__call__(agent, rnd, question, previous)
+        self.marks.append((rnd, start, time.perf_counter()))
+        return text
+
+
+TIMELINE_HEADER = [
+    "contender",
+    "start -> first call ms",
+    "a round's calls start within ms",
+    "a round's last answer -> next round's first call ms",
+    "last answer -> result ms",
+    "wall ms",
+    "x critical path",
+]
+
+
+async def timeline(runs: int) -> list[list[str]]:
+    """Medians over ``runs`` runs (interleaved) of where a debate's wall time goes with the model sleeping."""
+    contenders = [(AGENTMESH, bench.run_agentmesh), (GATHER, bench.run_langgraph_gather)]
+    parts: dict[str, list[list[float]]] = {name: [] for name, _ in contenders}
+    with TemporaryDirectory(prefix="bench-breakdown-") as tmp:
+        async with AsyncExitStack() as stack:
+            envs = {name: bench.BenchEnv(tmp=Path(tmp) / str(i), stack=stack) for i, (name, _) in enumerate(contenders)}
+            for env in envs.values():
+                env.tmp.mkdir()
+            # one model per contender: a contender's setup (agentmesh's provider adapter) keeps the first it is given
+            models = {name: TimedModel() for name, _ in contenders}
+            for i in range(runs + 2):  # two warm-ups each
+                for name, run in contenders:
+                    model = models[name]
+                    model.marks.clear()
+                    model.calls = 0
+                    started = time.perf_counter()
+                    await run(model, envs[name])
+                    ended = time.perf_counter()
+                    if i < 2:
+                        continue
+                    first = {r: min(s for rr, s, _ in model.marks if rr == r) for r in range(1, bench.ROUNDS + 1)}
+                    last_start = {r: max(s for rr, s, _ in model.marks if rr == r) for r in first}
+                    last_end = {r: max(e for rr, _, e in model.marks if rr == r) for r in first}
+                    parts[name].append(
+                        [
+                            first[1] - started,
+                            statistics.mean(last_start[r] - first[r] for r in first),
+                            statistics.mean(first[r + 1] - last_end[r] for r in range(1, bench.ROUNDS)),
+                            ended - last_end[bench.ROUNDS],
+                            ended - started,
+                        ]
+                    )
+    rows = []
+    for name, runs_parts in parts.items():
+        medians = [statistics.median(p[i] for p in runs_parts) * 1e3 for i in range(5)]
+        wall = medians[4]
+        ratio = wall / 1e3 / bench.CRITICAL_PATH_S
+        rows.append([name, *(f"{m:.2f}" for m in medians[:4]), f"{wall:.1f}", f"{ratio:.3f}"])
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+async def measure(reps: int, warmup: int) -> tuple[list[bench.Measurement], float]:
+    """The variants in interleaved rounds; also the garbage collector's time during the timed rounds."""
+    global _echo
+    _echo = EchoProcess()
+    collecting = [0.0, 0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collecting[1] = time.perf_counter()
+        else:
+            collecting[0] += time.perf_counter() - collecting[1]
+
+    try:
+        gc.callbacks.append(on_gc)
+        with variants_installed():
+            results = await bench.measure_all(CONTENDERS, bench.INSTANT, reps, warmup)
+    finally:
+        gc.callbacks.remove(on_gc)
+        _echo.close()
+        _echo = None
+    return results, collecting[0]
+
+
+HEADER = [
+    "variant",
+    "ms / run",
+    "x Send same round",
+    "event loop CPU ms / run",
+    "other threads CPU ms / run",
+    "CPU ms / run",
+]
+
+
+def rows_for(results: list[bench.Measurement], reps: int) -> list[list[str]]:
+    rows = []
+    for m in results:
+        cpu = STATS.cpu[m.contender.name][-reps:]
+        loop = statistics.median(c[0] for c in cpu) * 1e3
+        whole = statistics.median(c[1] for c in cpu) * 1e3
+        ratio = m.paired_ratio
+        rows.append(
+            [
+                m.contender.name,
+                f"{m.median_s * 1e3:.2f}",
+                "-" if ratio is None else f"{ratio:.2f}",
+                f"{loop:.2f}",
+                f"{max(0.0, whole - loop):.2f}",
+                f"{whole:.2f}",
+            ]
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=60, help="interleaved timed rounds (60)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs of each variant first (5)")
+    parser.add_argument("--call-reps", type=int, default=20_000, help="tight-loop repetitions per call part")
+    parser.add_argument("--timeline-runs", type=int, default=20, help="runs per contender with the 20 ms model (20)")
+    parser.add_argument("--markdown", action="store_true", help="also print the tables as Markdown")
+    args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 150))
+    console.print(f"[bold]machine[/bold]: {bench.machine()}")
+    console.print(f"variants of the debate in {args.reps} interleaved rounds after {args.warmup} warm-ups ...")
+    results, gc_s = asyncio.run(measure(args.reps, args.warmup))
+    bench.print_table(
+        console, "Where a run's time goes (instant model)", HEADER, rows_for(results, args.reps), args.markdown
+    )
+    total = sum(sum(m.seconds) for m in results)
+    console.print(
+        f"garbage collection: {gc_s * 1e3:.0f} ms of the {total * 1e3:.0f} ms measured ({gc_s / total:.1%}); "
+        f"left out: {STATS.skipped_events:,} events and {STATS.skipped_checkpoints:,} checkpoint writes, "
+        f"{STATS.round_trips:,} round trips to the echo process ({STATS.sent_bytes / max(1, STATS.round_trips):,.0f} "
+        "B each)"
+    )
+    if not STATS.skipped_events or not STATS.skipped_checkpoints or not STATS.round_trips:
+        raise SystemExit("the variants took nothing away: the store's write types changed; update this script")
+    console.print(f"\nan agent's call, part by part ({args.call_reps:,} times each) ...")
+    bench.print_table(console, "One agent call, µs", ["part", "µs"], call_parts(args.call_reps), args.markdown)
+    console.print(f"\nthe model sleeping 20 ms a call, {args.timeline_runs} runs each (interleaved) ...")
+    bench.print_table(
+        console,
+        f"Where a run's time goes beyond the critical path ({bench.ROUNDS} x 20 ms)",
+        TIMELINE_HEADER,
+        asyncio.run(timeline(args.timeline_runs)),
+        args.markdown,
+    )
+
+
+if __name__ == "__main__":
+    main()
