@@ -230,7 +230,7 @@ CONTENDERS = [
 def call_parts(number: int) -> list[list[str]]:
     """µs per agent call for each part of it, timed in a tight loop (so cheaper than inside a run, where the
     caches are shared with everything else a run does)."""
-    from agentmesh.models.client import ModelClient
+    from agentmesh.models.client import ModelClient, _within
     from agentmesh.models.messages import CallContext, CallRecord, Choice, ModelResponse, Usage
     from agentmesh.runtime.budget import BudgetTracker
     from agentmesh.runtime.operators.rounds import _as_previous, _shown
@@ -282,10 +282,12 @@ def call_parts(number: int) -> list[list[str]]:
         fn()
         rows.append([name, f"{timeit.timeit(fn, number=number) / number * 1e6:.1f}"])
 
+    async def nothing() -> None:
+        return None
+
     async def timeout_only() -> None:
         for _ in range(number):
-            async with asyncio.timeout(3600):
-                pass
+            await _within(3600, nothing())
 
     async def attempt() -> None:
         for _ in range(number):
@@ -296,7 +298,7 @@ def call_parts(number: int) -> list[list[str]]:
             await ctx.ask(node="debate", agent="agent", slot=3, round=2, variables=variables)
 
     for name, coro in (
-        ("asyncio.timeout entered and left", timeout_only),
+        ("the call's timeout (set and cancelled)", timeout_only),
         ("model client call (bench provider)", attempt),
         ("whole agent call (RunContext.ask, no store)", ask),
     ):

@@ -181,3 +181,79 @@ async def test_a_file_that_is_not_a_gguf_model_is_a_model_error(tmp_path: Path) 
         await client.complete(ModelRequest.of("hi", max_tokens=2))
     assert f"llama.cpp could not load {bogus}" in str(info.value)
     assert not info.value.retryable
+
+
+# --- the per-attempt timeout ------------------------------------------------------------------------------------
+
+
+async def test_a_slow_model_times_out_with_a_message_naming_the_limit() -> None:
+    from agentmesh.errors import ModelTimeoutError
+    from agentmesh.models import ScriptedModel
+
+    limits = EndpointLimits(timeout_s=0.05, max_retries=0)
+    client = ModelClient(ScriptedModel(default="late", delay_s=5), limits=limits)
+    with pytest.raises(ModelTimeoutError, match=r"no answer from .* within 0.05 s \(endpoint timeout_s\)"):
+        await client.complete(ModelRequest.of("hi"))
+    quick = ModelClient(ScriptedModel(default="on time", delay_s=0.01), limits=limits)
+    assert (await quick.complete(ModelRequest.of("hi"))).text == "on time"
+
+
+async def test_within_answers_and_leaves_the_task_uncancelled() -> None:
+    import asyncio
+
+    from agentmesh.models.client import _within
+
+    async def quick() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert await _within(5, quick()) == 7
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_within_turns_its_own_cancellation_into_timeouterror() -> None:
+    import asyncio
+
+    from agentmesh.models.client import _within
+
+    with pytest.raises(TimeoutError):
+        await _within(0.02, asyncio.sleep(10))
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # the timer's cancel request was taken back
+    await asyncio.sleep(0.01)  # and the task is not cancelled later by a leftover
+
+
+async def test_within_lets_a_cancellation_from_elsewhere_through() -> None:
+    import asyncio
+
+    from agentmesh.models.client import _within
+
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    waiting = asyncio.create_task(_within(5, slow()))
+    await started.wait()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_within_keeps_an_answer_given_despite_the_timer() -> None:
+    import asyncio
+
+    from agentmesh.models.client import _within
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "kept"
+        return "slept"
+
+    assert await _within(0.02, stubborn()) == "kept"  # as asyncio.timeout does: no error without a cancellation
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0

@@ -351,3 +351,28 @@ def test_template_globals_are_the_environments_in_one_flat_dict() -> None:
     assert type(template.globals) is dict
     assert template.globals == dict(_env.globals)
     assert template.globals is not _env.globals  # a template's globals never write through to the environment's
+
+
+def test_template_dict_attributes_render_as_jinjas_sandbox_renders_them() -> None:
+    """``p.text`` on a dict takes a shortcut to the key; every case renders as Jinja's own sandbox renders it."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from agentmesh.spec.templates import render
+
+    reference = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    data = {"p": {"text": "hi", "items": "shadowed key", "__class__": "a key", "n": 3}, "q": {"k": None}}
+    for source in (
+        "{{ p.text }} {{ p.n + 1 }}",  # keys
+        "{{ p.items() | list | length }}",  # a dict method wins over a key of the same name, as in Jinja
+        "{{ p['items'] }}",  # the key, by subscription
+        "{{ q.k is none }}",  # a key holding None
+        "{{ p.missing is defined }}",  # a missing key is undefined, not an error, until it is used
+        "{{ p.get('text') }}",
+    ):
+        assert render(source, dict(data)) == reference.from_string(source).render(**data), source
+    for source in ("{{ p.missing }}", "{{ p.__class__.__mro__ }}"):
+        with pytest.raises(jinja2.UndefinedError if "missing" in source else jinja2.exceptions.SecurityError):
+            reference.from_string(source).render(**data)  # what Jinja does ...
+        with pytest.raises(jinja2.UndefinedError if "missing" in source else jinja2.exceptions.SecurityError):
+            render(source, dict(data))  # ... and the same here
