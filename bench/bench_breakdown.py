@@ -5,10 +5,12 @@ same 7-agent x 4-round debate (instant scripted model, SQLite file store) in int
 round by round against LangGraph's ``Send`` graph without a checkpointer, as:
 
 * **agentmesh** -- as shipped;
-* **writer process (emulated)** -- what agentmesh would cost if its store's hot writes were executed by another
-  process: this process still does its share (each model call's event fields and each checkpoint's serialised
-  rows, packed with msgpack and sent over a pipe, one round trip per batch to a process that acknowledges them),
-  but the events and checkpoints are not written; the runs' own rows (start, end) still are;
+* **writer process (emulated)** -- a floor for agentmesh with its store's hot writes executed by another process:
+  this process still does its share (each model call's event fields and each checkpoint's serialised rows, packed
+  with msgpack and sent over a pipe, one round trip per batch to a process that acknowledges them), but the events
+  and checkpoints are not written at all; the runs' own rows (start, end) still are. A floor, because the batches
+  go out when the writer thread gets the GIL -- at the run's end, with an instant model -- so a real writer
+  process's work would come after them unless each write were sent from the event loop as it is posted;
 * **store writes free** -- the same without even that share: the events and checkpoints are acknowledged and
   dropped, so what remains is agentmesh's runtime (prompts, requests, the model client, parsing, LangGraph's loop
   and checkpoint bookkeeping, the run's start and end);
