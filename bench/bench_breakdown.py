@@ -5,12 +5,14 @@ same 7-agent x 4-round debate (instant scripted model, SQLite file store) in int
 round by round against LangGraph's ``Send`` graph without a checkpointer, as:
 
 * **agentmesh** -- as shipped;
-* **writer process (emulated)** -- a floor for agentmesh with its store's hot writes executed by another process:
-  this process still does its share (each model call's event fields and each checkpoint's serialised rows, packed
-  with msgpack and sent over a pipe, one round trip per batch to a process that acknowledges them), but the events
-  and checkpoints are not written at all; the runs' own rows (start, end) still are. A floor, because the batches
-  go out when the writer thread gets the GIL -- at the run's end, with an instant model -- so a real writer
-  process's work would come after them unless each write were sent from the event loop as it is posted;
+* **writer process (emulated)** -- agentmesh with its store's hot writes executed by another process, in two
+  forms. This process still does its share (each model call's event fields and each checkpoint's serialised
+  rows, packed with msgpack and sent over a pipe to a process that reads them), but the events and checkpoints
+  are not written at all; the runs' own rows (start, end) still are. *Batches at the run's end*: the writer
+  thread sends each batch and waits for an acknowledgement -- with an instant model it gets the GIL only once
+  the run waits for its end, so a real writer process's work would all come after the last step: a floor.
+  *Each write sent as posted*: the event loop sends it the moment it is queued, without waiting, which is what
+  would let a real writer process work while the run goes on (its last batch still to be waited for);
 * **store writes free** -- the same without even that share: the events and checkpoints are acknowledged and
   dropped, so what remains is agentmesh's runtime (prompts, requests, the model client, parsing, LangGraph's loop
   and checkpoint bookkeeping, the run's start and end);
@@ -59,7 +61,8 @@ from agentmesh.store.checkpointer import CheckpointWrite
 from agentmesh.store.runs import _AppendEvents
 
 AGENTMESH = "agentmesh (spec -> run, store on, SQLite file)"
-PROCESS = "agentmesh, writer process (emulated)"
+PROCESS = "agentmesh, writer process (emulated, batches at the run's end)"
+PROCESS_LOOP = "agentmesh, writer process (emulated, each write sent as posted)"
 FREE_WRITES = "agentmesh, store writes free"
 FREE_CALLS = "agentmesh, store writes and agents' calls free"
 GATHER = "LangGraph 1 node/round (gather), no checkpointer"
@@ -74,45 +77,54 @@ GATHER = "LangGraph 1 node/round (gather), no checkpointer"
 class Stats:
     skipped_events: int = 0
     skipped_checkpoints: int = 0
-    round_trips: int = 0
+    frames: int = 0
     sent_bytes: int = 0
     cpu: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))  # (loop, all)
 
 
 STATS = Stats()
-_mode: str | None = None  # None, "process", "free", "no-calls"
+_mode: str | None = None  # None, "process", "process-loop", "free", "no-calls"
 _answers: bench.ScriptedModel | None = None  # the model a "no-calls" run answers from
 _original_transaction = writes.BatchWriter._transaction
 _original_ask = RunContext.ask
+_original_enqueue = writes.BatchWriter._enqueue
 
 
 class EchoProcess:
-    """Another process that reads length-prefixed frames from a pipe and acknowledges each with one byte: the
-    transport a writer process would use, without its database work."""
+    """Another process that reads length-prefixed frames from a pipe, acknowledging those that ask with one byte:
+    the transport a writer process would use, without its database work."""
 
     def __init__(self) -> None:
         code = (
             "import os, struct\n"
+            "def read(n):\n"
+            "    got = b''\n"
+            "    while len(got) < n:\n"
+            "        part = os.read(0, min(n - len(got), 1 << 20))\n"
+            "        if not part: raise SystemExit(0)\n"
+            "        got += part\n"
+            "    return got\n"
             "while True:\n"
-            "    head = os.read(0, 4)\n"
-            "    if len(head) < 4: break\n"
-            "    n = struct.unpack('<I', head)[0]\n"
-            "    while n: n -= len(os.read(0, min(n, 1 << 20)))\n"
-            "    os.write(1, b'k')\n"
+            "    n, reply = struct.unpack('<IB', read(5))\n"
+            "    read(n)\n"
+            "    if reply: os.write(1, b'k')\n"
         )
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._out, self._in = self.proc.stdin.fileno(), self.proc.stdout.fileno()
 
-    def round_trip(self, payload: bytes) -> None:
-        frame = struct.pack("<I", len(payload)) + payload
+    def send(self, payload: bytes, *, reply: bool = False) -> None:
+        frame = struct.pack("<IB", len(payload), reply) + payload
         view = memoryview(frame)
         while view:
             view = view[os.write(self._out, view) :]
+        STATS.frames += 1
+        STATS.sent_bytes += len(frame)
+
+    def round_trip(self, payload: bytes) -> None:
+        self.send(payload, reply=True)
         if os.read(self._in, 1) != b"k":
             raise RuntimeError("the echo process did not acknowledge a frame")
-        STATS.round_trips += 1
-        STATS.sent_bytes += len(frame)
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -177,15 +189,29 @@ async def _ask(self: RunContext, **kwargs: Any) -> AgentAnswer:
     return AgentAnswer(agent=kwargs["agent"], slot=kwargs["slot"], text=text)
 
 
+def _enqueue(self: writes.BatchWriter, op: Any, future: writes.Resolvable, *, wake: bool) -> None:
+    if _mode != "process-loop" or not _is_hot(op):
+        _original_enqueue(self, op, future, wake=wake)
+        return
+    # sent from the event loop the moment it is posted, without waiting for an answer: what lets a writer process
+    # work while the run goes on (its outcome would come back later; here it is acknowledged at once)
+    assert _echo is not None
+    _echo.send(ormsgpack.packb([_message(op)], option=ormsgpack.OPT_NON_STR_KEYS))
+    future.set_running_or_notify_cancel()
+    future.set_result([] if isinstance(op, _AppendEvents) else None)
+
+
 @contextmanager
 def variants_installed() -> Iterator[None]:
     """The two hooks the variants need, in place for the measurement only (a mode of ``None`` passes through)."""
     writes.BatchWriter._transaction = _transaction  # type: ignore[method-assign]
+    writes.BatchWriter._enqueue = _enqueue  # type: ignore[method-assign]
     RunContext.ask = _ask  # type: ignore[method-assign]
     try:
         yield
     finally:
         writes.BatchWriter._transaction = _original_transaction  # type: ignore[method-assign]
+        writes.BatchWriter._enqueue = _original_enqueue  # type: ignore[method-assign]
         RunContext.ask = _original_ask  # type: ignore[method-assign]
 
 
@@ -220,6 +246,7 @@ CONTENDERS = [
     bench.Contender(GATHER, _timed(GATHER, bench.run_langgraph_gather)),
     _variant(AGENTMESH, None),
     _variant(PROCESS, "process"),
+    _variant(PROCESS_LOOP, "process-loop"),
     _variant(FREE_WRITES, "free"),
     _variant(FREE_CALLS, "no-calls"),
 ]
@@ -457,10 +484,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     console.print(
         f"garbage collection: {gc_s * 1e3:.0f} ms of the {total * 1e3:.0f} ms measured ({gc_s / total:.1%}); "
         f"left out: {STATS.skipped_events:,} events and {STATS.skipped_checkpoints:,} checkpoint writes, "
-        f"{STATS.round_trips:,} round trips to the echo process ({STATS.sent_bytes / max(1, STATS.round_trips):,.0f} "
-        "B each)"
+        f"{STATS.frames:,} frames sent to the echo process ({STATS.sent_bytes / max(1, STATS.frames):,.0f} B each)"
     )
-    if not STATS.skipped_events or not STATS.skipped_checkpoints or not STATS.round_trips:
+    if not STATS.skipped_events or not STATS.skipped_checkpoints or not STATS.frames:
         raise SystemExit("the variants took nothing away: the store's write types changed; update this script")
     console.print(f"\nan agent's call, part by part ({args.call_reps:,} times each) ...")
     bench.print_table(console, "One agent call, µs", ["part", "µs"], call_parts(args.call_reps), args.markdown)

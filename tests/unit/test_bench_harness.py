@@ -58,7 +58,7 @@ def test_breakdown_takes_away_what_it_says_and_puts_the_store_back(
     from agentmesh.runtime.context import RunContext
     from agentmesh.store.writes import BatchWriter
 
-    transaction, ask = BatchWriter._transaction, RunContext.ask
+    transaction, enqueue, ask = BatchWriter._transaction, BatchWriter._enqueue, RunContext.ask
     spec = importlib.util.spec_from_file_location("bench_breakdown", BENCH.parent / "bench_breakdown.py")
     assert spec is not None and spec.loader is not None
     breakdown = importlib.util.module_from_spec(spec)
@@ -68,14 +68,16 @@ def test_breakdown_takes_away_what_it_says_and_puts_the_store_back(
     # error when a variant took nothing away (no event or checkpoint skipped, nothing sent to the echo process)
     breakdown.main(["--reps", "2", "--warmup", "0", "--call-reps", "5", "--timeline-runs", "1", "--markdown"])
     out = capsys.readouterr().out
-    for name in (breakdown.AGENTMESH, breakdown.PROCESS, breakdown.FREE_WRITES, breakdown.FREE_CALLS):
+    b = breakdown
+    for name in (b.AGENTMESH, b.PROCESS, b.PROCESS_LOOP, b.FREE_WRITES, b.FREE_CALLS):
         assert f"| {name} |" in out, out
-    # two variants drop every model call's event of their three runs (one verified, two timed)
-    assert breakdown.STATS.skipped_events >= 2 * 3 * bench.CALLS
-    assert breakdown.STATS.round_trips >= 2
+    # three variants drop every model call's event of their three runs (one verified, two timed)
+    assert breakdown.STATS.skipped_events >= 3 * 3 * bench.CALLS
+    assert breakdown.STATS.frames >= 3 * bench.CALLS  # sent as posted: a frame per event at least
     assert "| whole agent call (RunContext.ask, no store) |" in out
     timeline = [line for line in out.splitlines() if line.startswith(f"| {breakdown.AGENTMESH} |")][-1]
     assert float(timeline.split("|")[-2]) > 1.0  # wall over the 80 ms critical path: the sleeps were really slept
     # the hooks are gone: agentmesh writes and calls as usual afterwards
     assert BatchWriter._transaction is transaction
+    assert BatchWriter._enqueue is enqueue
     assert RunContext.ask is ask
