@@ -139,16 +139,22 @@ def _is_hot(op: Any) -> bool:
     return isinstance(op, _AppendEvents | CheckpointWrite)
 
 
-def _message(op: Any) -> Any:
-    """The data a writer process would need for ``op``, built as this process would have to build it."""
+def _note_skipped(op: Any) -> None:
     if isinstance(op, _AppendEvents):
         STATS.skipped_events += len(op.sources)
+    else:
+        STATS.skipped_checkpoints += 1
+
+
+def _message(op: Any) -> Any:
+    """The data a writer process would need for ``op``, built as this process would have to build it."""
+    _note_skipped(op)
+    if isinstance(op, _AppendEvents):
         # a model call's raw fields (the other process would check and redact them); other events come built
         return [
             ["call", source.record.event_fields()] if isinstance(source, CallEvent) else ["row", dict(source)]
             for source in op.sources
         ]
-    STATS.skipped_checkpoints += 1
     statements = op.prepare()  # channel values serialised (LangGraph's serde must run where the values are)
     cells = [cell.cell_contents for cell in statements.__closure__ or ()]
     return [cell for cell in cells if isinstance(cell, list | dict)]  # the rows the statements would write
@@ -166,10 +172,8 @@ def _transaction(self: writes.BatchWriter, ops: Sequence[Any], *, coalesce: bool
             _echo.round_trip(ormsgpack.packb(frame, option=ormsgpack.OPT_NON_STR_KEYS))
     else:
         for op, is_hot in zip(ops, hot, strict=True):
-            if is_hot and isinstance(op, _AppendEvents):
-                STATS.skipped_events += len(op.sources)
-            elif is_hot:
-                STATS.skipped_checkpoints += 1
+            if is_hot:
+                _note_skipped(op)
     rest = [op for op, is_hot in zip(ops, hot, strict=True) if not is_hot]
     results = iter(_original_transaction(self, rest, coalesce=coalesce) if rest else [])
     return [
@@ -203,7 +207,8 @@ def _enqueue(self: writes.BatchWriter, op: Any, future: writes.Resolvable, *, wa
 
 @contextmanager
 def variants_installed() -> Iterator[None]:
-    """The two hooks the variants need, in place for the measurement only (a mode of ``None`` passes through)."""
+    """The hooks the variants need (the writer's transaction and queue, the run's agent call), in place for the
+    measurement only (a mode of ``None`` passes through)."""
     writes.BatchWriter._transaction = _transaction  # type: ignore[method-assign]
     writes.BatchWriter._enqueue = _enqueue  # type: ignore[method-assign]
     RunContext.ask = _ask  # type: ignore[method-assign]
@@ -215,23 +220,9 @@ def variants_installed() -> Iterator[None]:
         RunContext.ask = _original_ask  # type: ignore[method-assign]
 
 
-def _variant(name: str, mode: str | None) -> bench.Contender:
-    async def run(model: bench.ScriptedModel, env: bench.BenchEnv) -> tuple[list[str], int]:
-        global _mode, _answers
-        _mode, _answers = mode, model
-        loop0, all0 = time.thread_time(), time.process_time()
-        try:
-            final, kept = await bench.run_agentmesh(model, env)
-        finally:
-            _mode, _answers = None, None
-        STATS.cpu[name].append((time.thread_time() - loop0, time.process_time() - all0))
-        # without stored events the run's totals count no calls: the answers kept are the model's calls
-        return final, kept if mode is None else model.calls
-
-    return bench.Contender(name, run)
-
-
 def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` noting the CPU time of the event loop's thread and of the whole process for each run."""
+
     async def run(model: bench.ScriptedModel, env: bench.BenchEnv) -> tuple[list[str], int]:
         loop0, all0 = time.thread_time(), time.process_time()
         result = await fn(model, env)
@@ -239,6 +230,20 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         return result  # type: ignore[no-any-return]
 
     return run
+
+
+def _variant(name: str, mode: str | None) -> bench.Contender:
+    async def run(model: bench.ScriptedModel, env: bench.BenchEnv) -> tuple[list[str], int]:
+        global _mode, _answers
+        _mode, _answers = mode, model
+        try:
+            final, kept = await bench.run_agentmesh(model, env)
+        finally:
+            _mode, _answers = None, None
+        # without stored events the run's totals count no calls: the answers kept are the model's calls
+        return final, kept if mode is None else model.calls
+
+    return bench.Contender(name, _timed(name, run))
 
 
 CONTENDERS = [
