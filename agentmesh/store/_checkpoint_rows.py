@@ -1,8 +1,9 @@
 """Row-level helpers for the checkpoint tables: the stored checkpoint, deletion, blob collection, pruning.
 
-They are the SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s writes (the prepared
-statements its ``put``/``put_writes`` run on the store's writer thread) and its maintenance methods
-(``delete_for_runs``, ``prune``), kept apart so the saver itself reads as the LangGraph protocol it implements.
+They are the rows and SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s writes (what
+its ``put``/``put_writes`` store, built and run by the store's writer thread as prepared statements) and its
+maintenance methods (``delete_for_runs``, ``prune``), kept apart so the saver itself reads as the LangGraph
+protocol it implements.
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from langgraph.checkpoint.base import WRITES_IDX_MAP
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agentmesh.errors import SchemaVersionError
+from agentmesh.store._jsonable import to_jsonable
+from agentmesh.store._redact import redact_json
 from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
 from agentmesh.store.writes import Statement, Tx
 
@@ -158,7 +169,52 @@ _UPSERT_WRITE = Statement.insert(
 )
 
 
-def put_op(blob_rows: list[dict[str, Any]], checkpoint_row: dict[str, Any]) -> Callable[[Tx], None]:
+def put_checkpoint(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> Callable[[Tx], None]:
+    """The rows of a ``put`` and the op writing them: a blob per channel in ``new_versions`` (the others' values
+    are found through the versions the body lists), the body without its channel values, the metadata redacted.
+
+    Called by the writer thread when it first runs the write (see ``CheckpointWrite``): serialising is off the
+    event loop. The checkpoint is LangGraph's copy, and state values are never changed in place once written.
+    """
+    configurable = config["configurable"]
+    thread_id = str(configurable["thread_id"])
+    checkpoint_ns = configurable.get("checkpoint_ns", "")
+    values = checkpoint["channel_values"]
+    blob_rows = []
+    for channel, version in new_versions.items():
+        type_, blob = serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
+        blob_rows.append(
+            {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "channel": channel,
+                "version": str(version),
+                "type": type_,
+                "blob": blob,
+                "schema_version": SCHEMA_VERSION,
+            }
+        )
+    body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
+    stored_metadata = redact_json(get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata")
+    assert isinstance(stored_metadata, dict)
+    run_id = stored_metadata.get("run_id")
+    checkpoint_row = {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint["id"],
+        "parent_checkpoint_id": configurable.get("checkpoint_id"),
+        "run_id": None if run_id is None else str(run_id),
+        "checkpoint": body,
+        "metadata": stored_metadata,
+        "schema_version": SCHEMA_VERSION,
+    }
+
     def put(tx: Tx) -> None:
         tx.executemany(_INSERT_BLOB, blob_rows)
         tx.execute(_UPSERT_CHECKPOINT, checkpoint_row)
@@ -166,6 +222,33 @@ def put_op(blob_rows: list[dict[str, Any]], checkpoint_row: dict[str, Any]) -> C
     return put
 
 
-def put_writes_statement(writes: Sequence[tuple[str, Any]]) -> Statement:
-    """Only special channels (error, interrupt...): replaced, as LangGraph's savers do; regular writes: written once."""
-    return _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
+def put_pending_writes(
+    serde: SerializerProtocol, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+) -> Callable[[Tx], None]:
+    """The rows of a ``put_writes`` and the op writing them: one per write, keyed by its index (the special
+    channels' fixed ones). Only special channels (error, interrupt...) are replaced, as LangGraph's savers do;
+    regular writes are written once, so a retried task does not duplicate them."""
+    configurable = config["configurable"]
+    statement = _UPSERT_WRITE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _INSERT_WRITE
+    by_idx: dict[int, dict[str, Any]] = {}
+    for position, (channel, value) in enumerate(writes):
+        idx = WRITES_IDX_MAP.get(channel, position)
+        type_, blob = serde.dumps_typed(value)
+        by_idx[idx] = {
+            "thread_id": str(configurable["thread_id"]),
+            "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+            "checkpoint_id": configurable["checkpoint_id"],
+            "task_id": task_id,
+            "idx": idx,
+            "channel": channel,
+            "type": type_,
+            "blob": blob,
+            "task_path": task_path,
+            "schema_version": SCHEMA_VERSION,
+        }
+    rows = list(by_idx.values())
+
+    def put(tx: Tx) -> None:
+        tx.executemany(statement, rows)
+
+    return put

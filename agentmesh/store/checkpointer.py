@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import functools
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
@@ -40,7 +41,6 @@ from typing import Any, cast
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
@@ -48,7 +48,6 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     PendingWrite,
     get_checkpoint_id,
-    get_serializable_checkpoint_metadata,
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -63,15 +62,12 @@ from agentmesh.store._checkpoint_rows import (
     chunks,
     collect_blobs,
     delete_checkpoints,
-    put_op,
-    put_writes_statement,
+    put_checkpoint,
+    put_pending_writes,
     stored_checkpoint,
 )
 from agentmesh.store._compress import CompressingSerde
-from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import redact_json
 from agentmesh.store.schema import (
-    SCHEMA_VERSION,
     graph_checkpoint_blobs,
     graph_checkpoint_writes,
     graph_checkpoints,
@@ -213,49 +209,11 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         """The write of :meth:`put` and the config it returns.
 
         The rows are serialised and redacted by the write itself, in the writer thread: for a deferred put that
-        is off the event loop's critical path, as LangGraph's own async savers serialise in a background task.
-        The checkpoint is LangGraph's copy, and state values are never changed in place once written."""
+        is off the event loop's critical path, as LangGraph's own async savers serialise in a background task."""
         configurable = config["configurable"]
-        thread_id = str(configurable["thread_id"])
-        self._new_threads.discard(thread_id)
+        self._new_threads.discard(str(configurable["thread_id"]))
         checkpoint_ns = configurable.get("checkpoint_ns", "")
-
-        def rows() -> Callable[[Tx], None]:
-            values = checkpoint["channel_values"]
-            blob_rows = []
-            for channel, version in new_versions.items():
-                type_, blob = self.serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
-                blob_rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "checkpoint_ns": checkpoint_ns,
-                        "channel": channel,
-                        "version": str(version),
-                        "type": type_,
-                        "blob": blob,
-                        "schema_version": SCHEMA_VERSION,
-                    }
-                )
-            body = to_jsonable({k: v for k, v in checkpoint.items() if k != "channel_values"}, where="checkpoint")
-            stored_metadata = redact_json(
-                get_serializable_checkpoint_metadata(config, metadata), where="checkpoint metadata"
-            )
-            assert isinstance(stored_metadata, dict)
-            run_id = stored_metadata.get("run_id")
-            return put_op(
-                blob_rows,
-                {
-                    "thread_id": thread_id,
-                    "checkpoint_ns": checkpoint_ns,
-                    "checkpoint_id": checkpoint["id"],
-                    "parent_checkpoint_id": configurable.get("checkpoint_id"),
-                    "run_id": None if run_id is None else str(run_id),
-                    "checkpoint": body,
-                    "metadata": stored_metadata,
-                    "schema_version": SCHEMA_VERSION,
-                },
-            )
-
+        build = functools.partial(put_checkpoint, self.serde, config, checkpoint, metadata, new_versions)
         saved: RunnableConfig = {
             "configurable": {
                 "thread_id": configurable["thread_id"],
@@ -263,7 +221,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-        return CheckpointWrite(rows), saved
+        return CheckpointWrite(build), saved
 
     def put_writes(
         self,
@@ -284,31 +242,8 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
     ) -> CheckpointWrite:
         """The write of :meth:`put_writes`; like :meth:`_put`'s, it serialises its values in the writer thread."""
-        configurable = config["configurable"]
-        writes = list(writes)
-        statement = put_writes_statement(writes)
-
-        def rows() -> Callable[[Tx], None]:
-            by_idx: dict[int, dict[str, Any]] = {}
-            for position, (channel, value) in enumerate(writes):
-                idx = WRITES_IDX_MAP.get(channel, position)
-                type_, blob = self.serde.dumps_typed(value)
-                by_idx[idx] = {
-                    "thread_id": str(configurable["thread_id"]),
-                    "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-                    "checkpoint_id": configurable["checkpoint_id"],
-                    "task_id": task_id,
-                    "idx": idx,
-                    "channel": channel,
-                    "type": type_,
-                    "blob": blob,
-                    "task_path": task_path,
-                    "schema_version": SCHEMA_VERSION,
-                }
-            prepared = list(by_idx.values())
-            return lambda tx: tx.executemany(statement, prepared)
-
-        return CheckpointWrite(rows)
+        build = functools.partial(put_pending_writes, self.serde, config, list(writes), task_id, task_path)
+        return CheckpointWrite(build)
 
     # --- maintenance -----------------------------------------------------------------------------------
 
