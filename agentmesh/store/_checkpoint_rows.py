@@ -1,4 +1,5 @@
-"""Row-level helpers for the checkpoint tables: the stored checkpoint, deletion, blob collection, pruning.
+"""Row-level helpers for the checkpoint tables: the rows a put writes, the stored checkpoint, deletion, blob collection,
+pruning.
 
 They are the rows and SQL behind :class:`~agentmesh.store.checkpointer.SQLAlchemyCheckpointSaver`'s writes (what
 its ``put``/``put_writes`` store, built and run by the store's writer thread as prepared statements) and its
