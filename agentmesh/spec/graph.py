@@ -18,9 +18,16 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_serializer, model_validator
 
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.operators import COMMON_VARIABLES, OperatorParams, operator_names, operator_params
+from agentmesh.spec.operators import (
+    COMMON_OUTPUTS,
+    COMMON_VARIABLES,
+    BranchParams,
+    OperatorParams,
+    operator_names,
+    operator_params,
+)
 from agentmesh.spec.stop import StopPolicy
-from agentmesh.spec.templates import template_variables
+from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
 
 SPEC_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -204,6 +211,39 @@ class GraphSpec(BaseModel):
                                 f"{node_name!r}, op {node.op!r}); available: {', '.join(sorted(available))}",
                             )
                         )
+                    for message in self._node_reference_problems(source):
+                        if (agent_name, message) not in reported:
+                            reported.add((agent_name, message))
+                            out.append(Problem(loc=("agents", agent_name, field), message=message))
+        for node_name, node in self.nodes.items():
+            if isinstance(node.params, BranchParams):
+                loc = ("nodes", node_name, "condition")
+                try:
+                    messages = self._node_reference_problems(node.params.condition_template())
+                except TemplateSyntaxProblem as exc:
+                    messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
+                out += [Problem(loc=loc, message=message) for message in messages]
+        return out
+
+    def _node_reference_problems(self, source: str) -> list[str]:
+        """What is wrong with the ``nodes.<node>.<key>`` a template reads: a node the graph does not have, or a
+        key its operator never outputs (when the operator says what it outputs)."""
+        out: list[str] = []
+        for node_name, key in dict.fromkeys(node_references(source)):
+            node = self.nodes.get(node_name)
+            if node is None:
+                out.append(
+                    f"template reads nodes.{node_name}, but the graph has no node {node_name!r}; "
+                    f"nodes: {', '.join(self.nodes)}"
+                )
+                continue
+            outputs = type(node.params).outputs
+            if key is None or outputs is None or key in outputs | COMMON_OUTPUTS:
+                continue
+            out.append(
+                f"template reads nodes.{node_name}.{key}, but node {node_name!r} (op {node.op!r}) outputs "
+                f"{', '.join(sorted(outputs | COMMON_OUTPUTS))}"
+            )
         return out
 
     # --- structure ----------------------------------------------------------------------------------------

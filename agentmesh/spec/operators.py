@@ -21,6 +21,11 @@ from agentmesh.spec.stop import StopPolicy
 #: Variables every agent template may use, whatever its node: the graph's inputs are added to these.
 COMMON_VARIABLES = frozenset({"agent", "role", "nodes", "inputs"})
 
+#: Output keys of every node, whatever its operator: ``stopped`` says why a budget ended the node early.
+COMMON_OUTPUTS = frozenset({"stopped"})
+_ANSWERS = frozenset({"answers"})
+_VOTED = frozenset({"answer", "value", "text", "votes"})
+
 
 class OperatorParams(BaseModel):
     """Base of every operator's parameters."""
@@ -33,6 +38,10 @@ class OperatorParams(BaseModel):
     may_cycle: ClassVar[bool] = False
     #: Whether the node runs again (one LangGraph step each time) until its output says ``done`` (rounds, layers).
     repeats: ClassVar[bool] = False
+    #: Keys the operator's output may have (besides COMMON_OUTPUTS), so that a template reading
+    #: ``nodes.<node>.<key>`` is checked when the spec loads; ``None`` when they are not known before the run
+    #: (a function's output, a user operator that does not say).
+    outputs: ClassVar[frozenset[str] | None] = None
 
     def agents_used(self) -> list[tuple[str, str]]:
         """``(field path, agent name)`` pairs this node calls."""
@@ -60,6 +69,7 @@ class CallParams(OperatorParams):
     """Call one agent once (``n`` samples if its card says so)."""
 
     agent: str
+    outputs: ClassVar[frozenset[str] | None] = _ANSWERS | _VOTED
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("agent", self.agent)]
@@ -70,6 +80,7 @@ class TeamParams(OperatorParams):
 
     agents: list[str] = Field(min_length=1)
     provides: ClassVar[frozenset[str]] = frozenset({"index"})
+    outputs: ClassVar[frozenset[str] | None] = _ANSWERS
 
     def agents_used(self) -> list[tuple[str, str]]:
         return _agents("agents", self.agents)
@@ -142,6 +153,9 @@ class RoundsParams(OperatorParams):
     seed: int = 0
     provides: ClassVar[frozenset[str]] = frozenset({"round", "previous", "own_previous", "index"})
     repeats: ClassVar[bool] = True
+    outputs: ClassVar[frozenset[str] | None] = frozenset(
+        {"round", "max_rounds", "agents", "answers", "active", "network", "done", "stop", "history"}
+    )
 
     def agents_used(self) -> list[tuple[str, str]]:
         used = _agents("agents", self.agents)
@@ -171,6 +185,7 @@ class RankParams(_FromNode):
     ranker: str | None = None
     function: str | None = None
     provides: ClassVar[frozenset[str]] = frozenset({"candidates", "keep"})
+    outputs: ClassVar[frozenset[str] | None] = frozenset({"answers", "kept"})
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("ranker", self.ranker)] if self.ranker else []
@@ -180,6 +195,7 @@ class VoteParams(_FromNode):
     """Majority (or score-weighted) vote over a node's normalised answers."""
 
     weights: str | None = Field(default=None, description="A score node whose scores weight the votes.")
+    outputs: ClassVar[frozenset[str] | None] = _ANSWERS | _VOTED
 
     def nodes_read(self) -> list[tuple[str, str]]:
         return [*super().nodes_read(), *([("weights", self.weights)] if self.weights else [])]
@@ -191,6 +207,7 @@ class ScoreParams(_FromNode):
     judge: str | None = None
     function: str | None = None
     provides: ClassVar[frozenset[str]] = frozenset({"candidate", "answer"})
+    outputs: ClassVar[frozenset[str] | None] = frozenset({"answers", "scores", "judgements"})
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("judge", self.judge)] if self.judge else []
@@ -202,6 +219,12 @@ class BranchParams(OperatorParams):
     condition: str
     then: str
     otherwise: str | None = Field(default=None, alias="else")
+    outputs: ClassVar[frozenset[str] | None] = frozenset({"taken", "condition"})
+
+    def condition_template(self) -> str:
+        """The condition as the template that is rendered: an expression (``nodes.vote.answer == 'A'``) is
+        wrapped in ``{{ }}``, a template (``{% if ... %}true{% endif %}``) is taken as it is."""
+        return self.condition if "{{" in self.condition or "{%" in self.condition else "{{ " + self.condition + " }}"
 
     def nodes_read(self) -> list[tuple[str, str]]:
         return [("then", self.then), *([("else", self.otherwise)] if self.otherwise else [])]
@@ -214,6 +237,10 @@ class LoopParams(OperatorParams):
     until: StopPolicy
     max_iterations: int = Field(default=10, ge=1)
     may_cycle: ClassVar[bool] = True
+    #: its own count, and the last body node's answers, answer, value, text and scores when it has them
+    outputs: ClassVar[frozenset[str] | None] = frozenset(
+        {"iteration", "round", "done", "stop", "answers", "answer", "value", "text", "scores"}
+    )
 
     def nodes_read(self) -> list[tuple[str, str]]:
         return [(f"body[{i}]", name) for i, name in enumerate(self.body)]
@@ -226,6 +253,7 @@ class CodeTestsParams(_FromNode):
     entry_point: str | None = None
     timeout_s: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=512, ge=16)
+    outputs: ClassVar[frozenset[str] | None] = frozenset({"answers", "scores", "results", "answer", "value", "text"})
 
 
 class FunctionParams(OperatorParams):

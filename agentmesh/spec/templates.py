@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 #: What ``getattr`` finds on a plain dict: its methods (Jinja's ``d.items`` is the method, even with an "items" key).
@@ -72,6 +73,59 @@ def template_variables(source: str) -> frozenset[str]:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
     return frozenset(jinja2.meta.find_undeclared_variables(ast))
+
+
+def node_references(source: str) -> list[tuple[str, str | None]]:
+    """``(node, key)`` for every ``nodes.<node>`` a template reads, ``key`` being what it reads of that node's
+    output next (``nodes.solve.answer`` → ``("solve", "answer")``; ``None`` when it reads the output whole, or
+    calls a dict method on it). ``nodes["solve"]["answer"]`` counts too; names reached through a variable
+    (``{% set n = nodes.solve %}``) are not followed.
+
+    What it is for: a misspelt node or output key would otherwise be found only when the prompt renders, after
+    the model calls of every node before it.
+    """
+    try:
+        ast = _env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    shadowed = "nodes" in {n.name for n in ast.find_all(jinja2.nodes.Name) if n.ctx in ("store", "param")}
+    if shadowed:  # a loop or ``set`` rebinds the name: what it reads is not the graph's nodes
+        return []
+    found: list[tuple[str, str | None]] = []
+    accesses = [a for a in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)) if _is_access(a)]
+    inner: set[int] = set()  # accesses that are the ``nodes.<node>`` part of a longer ``nodes.<node>.<key>``
+    for access in accesses:
+        target = access.node
+        if _is_access(target) and _is_nodes(target.node):
+            node = _accessed_name(target)
+            if node is not None:
+                key = _accessed_name(access)
+                found.append((node, None if key in _DICT_ATTRIBUTES else key))
+                inner.add(id(target))
+    for access in accesses:
+        if id(access) not in inner and _is_nodes(access.node):
+            node = _accessed_name(access)
+            if node is not None and node not in _DICT_ATTRIBUTES:
+                found.append((node, None))
+    return found
+
+
+def _is_access(expr: jinja2.nodes.Node) -> TypeGuard[jinja2.nodes.Getattr | jinja2.nodes.Getitem]:
+    return isinstance(expr, jinja2.nodes.Getattr | jinja2.nodes.Getitem)
+
+
+def _is_nodes(expr: jinja2.nodes.Node) -> bool:
+    return isinstance(expr, jinja2.nodes.Name) and expr.name == "nodes"
+
+
+def _accessed_name(access: jinja2.nodes.Node) -> str | None:
+    """The constant name ``x.name`` or ``x["name"]`` reads (``None`` for ``x[expression]``)."""
+    if isinstance(access, jinja2.nodes.Getattr):
+        return str(access.attr)
+    if isinstance(access, jinja2.nodes.Getitem) and isinstance(access.arg, jinja2.nodes.Const):
+        value = access.arg.value
+        return value if isinstance(value, str) else None
+    return None
 
 
 def check_template(source: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -27,6 +28,7 @@ from agentmesh.spec import (
 )
 from agentmesh.spec.operators import RoundsParams, VoteParams
 from agentmesh.spec.schema import graph_json_schema
+from agentmesh.spec.templates import node_references
 
 DEBATE = textwrap.dedent(
     """\
@@ -171,6 +173,18 @@ BAD_SPECS: list[tuple[str, str, str]] = [
         "undefined template variable",
         "{{ question }}=>{{ questoin }}",
         "g.yaml:8: agents.debater.prompt: template uses undefined variable 'questoin'",
+    ),
+    (
+        "unknown node in template",
+        "{{ question }}=>{{ question }} {{ nodes.debait }}",
+        "g.yaml:8: agents.debater.prompt: template reads nodes.debait, but the graph has no node 'debait'; "
+        "nodes: debate, vote",
+    ),
+    (
+        "output key the node's operator never gives",
+        "{{ question }}=>{{ question }} {{ nodes.debate.answer }}",
+        "g.yaml:8: agents.debater.prompt: template reads nodes.debate.answer, but node 'debate' (op 'rounds') "
+        "outputs active, agents, answers, done, history, max_rounds, network, round, stop, stopped",
     ),
     (
         "template syntax",
@@ -376,3 +390,58 @@ def test_template_dict_attributes_render_as_jinjas_sandbox_renders_them() -> Non
             reference.from_string(source).render(**data)  # what Jinja does ...
         with pytest.raises(jinja2.UndefinedError if "missing" in source else jinja2.exceptions.SecurityError):
             render(source, dict(data))  # ... and the same here
+
+
+def test_node_references_are_what_a_template_reads_of_nodes() -> None:
+    source = (
+        "{{ nodes.solve.answer }} {{ nodes['vote']['text'] }} {{ nodes.plan }} {{ nodes.check.get('x') }}"
+        "{% for a in nodes.team.answers %}{{ a.text }}{% endfor %}{% for n, out in nodes.items() %}{{ n }}{% endfor %}"
+        "{{ nodes[name].answer }}"
+    )
+    assert sorted(node_references(source), key=str) == sorted(
+        [("solve", "answer"), ("vote", "text"), ("plan", None), ("check", None), ("team", "answers")], key=str
+    )
+    assert node_references("{% set nodes = inputs %}{{ nodes.anything.at_all }}") == []  # rebound: not the graph's
+
+
+def _graph_reading(template: str, condition: str = "true") -> dict[str, Any]:
+    return {
+        "name": "g",
+        "inputs": {"q": {}},
+        "agents": {
+            "solver": {"prompt": "{{ q }}"},
+            "critic": {"prompt": template},
+        },
+        "nodes": {
+            "solve": {"op": "team", "agents": ["solver", "solver"]},
+            "vote": {"op": "vote", "from": "solve"},
+            "tally": {"op": "function", "function": "anything"},
+            "gate": {"op": "branch", "condition": condition, "then": "check"},
+            "check": {"op": "call", "agent": "critic"},
+        },
+        "edges": [["solve", "vote"], ["vote", "tally"], ["tally", "gate"]],
+    }
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ nodes.vote.answer }} {{ nodes.vote.votes }} {{ nodes.solve.answers | length }}",
+        "{{ nodes.solve.stopped }}",  # any node may say why a budget stopped it
+        "{{ nodes.tally.whatever_the_function_returns }}",  # a function's output is not known before the run
+    ],
+)
+def test_templates_reading_declared_outputs_load(template: str) -> None:
+    assert graph_from_data(_graph_reading(template)).nodes["check"].op == "call"
+
+
+def test_a_branch_condition_reading_an_unknown_node_is_reported() -> None:
+    with pytest.raises(SpecError, match=r"nodes\.gate\.condition: template reads nodes\.votes, but the graph has no"):
+        graph_from_data(_graph_reading("{{ q }}", condition="nodes.votes.answer == 'A'"))
+    with pytest.raises(SpecError, match=r"reads nodes\.solve\.answer, but node 'solve' \(op 'team'\) outputs answers"):
+        graph_from_data(_graph_reading("{{ q }}", condition="nodes.solve.answer == 'A'"))
+
+
+def test_a_branch_condition_that_does_not_parse_is_reported_at_load() -> None:
+    with pytest.raises(SpecError, match=r"nodes\.gate\.condition: condition is not a valid Jinja2 expression"):
+        graph_from_data(_graph_reading("{{ q }}", condition="nodes.vote.answer =="))

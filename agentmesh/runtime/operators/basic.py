@@ -139,9 +139,8 @@ async def branch(run: NodeRun) -> NodeOutput:
     p = run.params
     assert isinstance(p, BranchParams)
     variables = {**run.ctx.inputs, "inputs": run.ctx.inputs, "nodes": run.outputs}
-    source = p.condition if "{{" in p.condition or "{%" in p.condition else "{{ " + p.condition + " }}"
     try:
-        rendered = render(source, variables).strip().lower()
+        rendered = render(p.condition_template(), variables).strip().lower()
     except Exception as exc:
         raise RunError(f"node {run.name!r}: branch condition failed: {exc}", node=run.name) from exc
     taken = rendered not in ("", "false", "0", "none", "no")

@@ -54,7 +54,8 @@ def operator(name: str, *, params: type[OperatorParams]) -> Callable[[OperatorFn
 
     The function receives a :class:`NodeRun` and returns the node's output (a JSON-able dict). Outputs with
     ``answers`` (a list of agent answers) and/or ``answer`` feed votes, consensus and the run's final answer;
-    ``done: False`` asks to run the node again (rounds, loops).
+    ``done: False`` asks to run the node again (rounds, loops). Declaring the output's keys in
+    ``params.outputs`` lets specs that read ``nodes.<node>.<key>`` be checked when they load.
     """
 
     def decorate(fn: OperatorFn) -> OperatorFn:
