@@ -25,7 +25,7 @@ def ask(
     config: Annotated[str | None, typer.Option("--config", help="Settings file.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ask one model one question; the call is stored as a run you can ``show``."""
+    """Ask one model one question; the call is stored as a run (see agentmesh show)."""
     settings = load_settings(config)
     client = get_model(model, settings=settings)  # resolve (and fail) before creating a run
     request = ModelRequest.of(prompt, system=system, max_tokens=max_tokens, temperature=temperature)

@@ -257,6 +257,10 @@ def test_yaml_delay_and_default_are_read(tmp_path: Path) -> None:
         ("rules: {a: 1}\n", "expected a mapping with a 'rules' list"),
         ("rules: []\nextra: 1\n", "unknown top-level key(s) ['extra']"),
         ("rules:\n  - responses: [a]\n  - agent: x\n", "rules[1]"),
+        (
+            "rules:\n  - when: x\n    reply: y\n    responses: [a]\n",
+            "rules[0]: unknown field(s) when, reply; a rule has name, agent, node, round, prompt, responses",
+        ),
         ("rules:\n  - prompt: '('\n    responses: [a]\n", "not a valid regular expression"),
         ("default: 3\nrules: []\n", "'default' must be a string"),
         ("delay_s: -1\nrules: []\n", "'delay_s' must be a number >= 0"),

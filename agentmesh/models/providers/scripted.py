@@ -95,6 +95,20 @@ class ScriptRule(BaseModel):
         return self.name or f"rule {index}" + (f" (agent={self.agent})" if self.agent else "")
 
 
+def _rule_problems(errors: Sequence[Any]) -> str:
+    """A script rule's validation errors as ``field: problem``; unknown fields are named together with the fields
+    a rule has, so that the fix is in the message."""
+
+    def where(error: Any) -> str:
+        return ".".join(str(p) for p in error["loc"]) or "rule"
+
+    unknown = [where(e) for e in errors if e["type"] == "extra_forbidden"]
+    out = [f"{where(e)}: {e['msg']}" for e in errors if e["type"] != "extra_forbidden"]
+    if unknown:
+        out.append(f"unknown field(s) {', '.join(unknown)}; a rule has {', '.join(ScriptRule.model_fields)}")
+    return "; ".join(out)
+
+
 class ScriptedCall(BaseModel):
     """A call the scripted model received, and which rule answered it (``None``: default or unmatched)."""
 
@@ -156,9 +170,7 @@ class ScriptedModel(Provider):
             try:
                 rules.append(ScriptRule.model_validate(raw))
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors(include_url=False)
-                )
+                problems = _rule_problems(exc.errors(include_url=False))
                 raise ConfigError(f"{file}: rules[{i}]: {problems}", file=str(file), rule=i) from exc
         default = data.get("default")
         delay = data.get("delay_s", 0.0)
