@@ -196,8 +196,10 @@ def score(
         ignore_case=ignore_case,
     )
     if raw is None:
-        where = f"next to {delimiter!r}" if delimiter is not None and pattern is None else "in the reply"
-        return fail(f"no score {where}" + (f"; scored {fallback} (sejury.md §3)" if fallback is not None else ""))
+        where = f"{position} {delimiter!r}" if delimiter is not None and pattern is None else "in the reply"
+        hint = _position_hint(text, delimiter, position, ignore_case) if pattern is None else ""
+        scored = f"; scored {fallback} (sejury.md §3)" if fallback is not None else ""
+        return fail(f"no score {where}{hint}{scored}")
     if (low is not None and raw < low) or (high is not None and raw > high):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
         if out_of_range == "reject":
@@ -207,6 +209,20 @@ def score(
         raw = int(bound) if float(bound).is_integer() and isinstance(raw, int) else bound
     value = apply_scale(raw, scale)
     return Parsed.success(value, _key(value))
+
+
+def _position_hint(text: str, delimiter: str | None, position: str, ignore_case: bool) -> str:
+    """When the number is on the other side of the delimiter (``Score: 85`` read with the default ``before``),
+    say which ``position`` would read it: the reply is fine, the parser's settings are not."""
+    if delimiter is None:
+        return ""
+    flags = re.IGNORECASE if ignore_case else 0
+    number, mark = r"-?\d+(?:\.\d+)?", re.escape(delimiter)
+    if position == "before" and re.search(mark + r"\s*" + number, text, flags):
+        return " (a number follows it: position: after reads it)"
+    if position == "after" and re.search(number + r"\s*" + mark, text, flags):
+        return " (a number precedes it: position: before reads it)"
+    return ""
 
 
 register_alias("score_0_100", "score", min=0, max=100)

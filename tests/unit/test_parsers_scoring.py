@@ -53,7 +53,20 @@ def test_score_sejury_rule(reply, value, ok):
     result = score(reply)
     assert (result.value, result.ok, result.normalized) == (value, ok, str(value))
     if not ok:
-        assert result.error == "no score next to '[END]'; scored 0 (sejury.md §3)"
+        assert result.error == "no score before '[END]'; scored 0 (sejury.md §3)"
+
+
+@pytest.mark.parametrize(
+    ("reply", "params", "hint"),
+    [
+        ("Looks right. Score: 85", {"delimiter": "Score:"}, "no score before 'Score:' (a number follows it: position"),
+        ("I give it 85/100", {"delimiter": "/100", "position": "after"}, "(a number precedes it: position: before"),
+    ],
+)
+def test_a_score_on_the_other_side_of_the_delimiter_is_pointed_out(reply, params, hint):
+    result = score(reply, **params)
+    assert not result.ok
+    assert hint in result.error
 
 
 @pytest.mark.parametrize(
