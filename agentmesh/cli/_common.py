@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,8 +23,50 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
+T = TypeVar("T")
+
+
 def open_store(db: str | None) -> Store:
     return Store(db)
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, where SIGTERM interrupts as Ctrl-C does.
+
+    SIGTERM is what ``kill``, ``timeout``, batch schedulers (SLURM before its kill) and container stops send. By
+    default it ends the process on the spot: a run stays "running" and the writes still queued for the store
+    are lost. Here it cancels the work instead, so a run is stored as interrupted, with every finished call,
+    and ``agentmesh resume`` continues it; the command then exits as after Ctrl-C (``KeyboardInterrupt``).
+    """
+    terminated = False
+
+    async def guarded() -> T:
+        nonlocal terminated
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_sigterm() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows' loop; not the main thread
+            return await main
+        try:
+            return await main
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def fmt_cost(cost: float | None) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated
 
 import typer
 
-from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ModelResponse, get_model, load_settings
 from agentmesh.runtime.recording import StoreRecorder
@@ -34,7 +33,7 @@ def ask(
         recorder = StoreRecorder(store, run_id)
         try:
             with console.status(f"asking {client.reference} …", spinner="dots"):
-                response = asyncio.run(_ask(client, request, recorder))
+                response = run_async(_ask(client, request, recorder))
         except AgentmeshError as exc:
             store.finish_run(run_id, RunStatus.FAILED, stop_reason="model error", error=str(exc))
             raise

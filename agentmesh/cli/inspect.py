@@ -6,7 +6,6 @@ the calls after its step; the report is one HTML page that needs no network to v
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store
+from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
@@ -46,7 +45,7 @@ def replay(
         if from_step is None:
             if model or assignments:
                 raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
-            report = asyncio.run(areplay(run, store=store, graph=graph))
+            report = run_async(areplay(run, store=store, graph=graph))
             _print_replay(report)
             if not report.identical:
                 raise typer.Exit(1)
@@ -54,7 +53,7 @@ def replay(
         record = store.get_run(run)
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         values = parse_inputs(spec, assignments or [])
-        result = asyncio.run(afork(record.id, step=from_step, store=store, model=model, set_inputs=values, graph=graph))
+        result = run_async(afork(record.id, step=from_step, store=store, model=model, set_inputs=values, graph=graph))
     console.print(
         f"forked run [bold]{result.run_id}[/] from {record.id[:12]} at step {escape(from_step)}: "
         f"{result.served_from_record} calls served from the parent, {result.calls} made "

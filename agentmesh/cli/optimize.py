@@ -7,7 +7,6 @@ prints the agents ranked by mean Agent Importance Score, writes the graph with t
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agentmesh import datasets
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, open_store
+from agentmesh.cli._common import DbOption, JsonOption, console, err_console, open_store, run_async
 from agentmesh.optimize import ItemResult, aoptimize
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
@@ -68,7 +67,7 @@ def optimize(
             note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
             bar.update(task, completed=done, note=note if not item.error else f"line {item.line}: failed")
 
-        result = asyncio.run(
+        result = run_async(
             aoptimize(spec, items, top_k=top_k, model=model, store=store, concurrency=concurrency, progress=advance)
         )
     out.write_text(dump_graph(result.optimized), encoding="utf-8")

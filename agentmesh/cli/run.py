@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store
+from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
 from agentmesh.cli._live import LiveView, final_panel, snippet
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model
@@ -216,9 +216,9 @@ def _run_one(
         try:
             if live:
                 with Live(view, console=console, transient=True, refresh_per_second=8):
-                    result: RunResult = asyncio.run(start([view.on_event], store))
+                    result: RunResult = run_async(start([view.on_event], store))
             else:
-                result = asyncio.run(start([view.on_event], store))
+                result = run_async(start([view.on_event], store))
         except (Exception, KeyboardInterrupt) as exc:  # AgentmeshError, or a bug: the run is stored as failed
             if view.run_id is not None:  # the run exists: show how far it got and how to continue it
                 if not as_json and not quiet:
@@ -307,7 +307,7 @@ def _run_batch(
                 counters["failed"] += 1
             progress.update(task, advance=1, failed=counters["failed"])
 
-        outcomes = asyncio.run(run_items(spec, items, client, store, budget, concurrency, on_call, done))
+        outcomes = run_async(run_items(spec, items, client, store, budget, concurrency, on_call, done))
         for outcome in outcomes:
             if outcome.result is None and outcome.run_id is not None:
                 outcome.totals = store.get_run(outcome.run_id).totals or {}

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -322,3 +327,62 @@ def test_model_clients_built_from_a_reference_are_closed(db: str, tmp_path: Path
     code, _, err = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
     assert code == 0, err
     assert closed == [model]  # one client shared by every item, closed once at the end
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signalled_run_is_stored_as_interrupted_and_resumes(
+    sig: signal.Signals, db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # Round 1 answers at once; round 2's calls wait a minute: the signal arrives while they are in flight. SIGTERM
+    # is what `kill`, `timeout`, schedulers and container stops send; it must stop the run as Ctrl-C does.
+    slow = script(
+        tmp_path,
+        "slow.yaml",
+        r"""
+rules:
+  - {agent: debater, round: 1, responses: ['\boxed{1}', '\boxed{2}', '\boxed{3}']}
+  - {agent: debater, round: 2, template: '\boxed{9}', delay_s: 60}
+""",
+    )
+    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", "run", "debate", "-i", "question=q"]
+    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
+    child = subprocess.Popen(
+        [*command, "-m", slow, "--db", db], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        run_id = _wait_for_calls(db, 3, child)
+        child.send_signal(sig)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err.decode()
+    assert f"was interrupted; it is stored: continue it with agentmesh resume {run_id[:12]}" in " ".join(
+        err.decode().split()
+    )
+    with Store(db) as store:
+        stopped = store.get_run(run_id)
+        calls = store.events(run_id, kind="model_call")
+    assert (stopped.status, stopped.stop_reason) == ("interrupted", "interrupted")
+    assert sorted((e.round, e.call_index) for e in calls if e.response is not None) == [(1, 0), (1, 1), (1, 2)]
+
+    fast = script(tmp_path, "fast.yaml", "rules:\n  - {agent: debater, template: '\\boxed{9}'}\n")
+    code, _, err_text = run_cli(["resume", run_id[:12], "-m", fast, "--db", db], capsys, monkeypatch)
+    assert code == 0, err_text
+    with Store(db) as store:
+        assert store.get_run(run_id).status == "succeeded"
+        done = Counter((e.round, e.call_index) for e in store.events(run_id, kind="model_call") if e.response)
+    assert done == Counter({(r, s): 1 for r in (1, 2) for s in range(3)}), "a finished call was made again"
+
+
+def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
+    """The id of the run the child started, once ``n`` of its model calls are stored."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()[1].decode()
+        if Path(db.removeprefix("sqlite:///")).exists():
+            with Store(db) as store:
+                runs = store.list_runs()
+                if runs and len(store.events(runs[0].id, kind="model_call")) >= n:
+                    return runs[0].id
+        time.sleep(0.1)
+    raise AssertionError(f"the run did not store {n} model calls within 120 s")
