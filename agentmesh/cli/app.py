@@ -45,12 +45,13 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors (unknown option, bad value) arrive here in non-standalone mode
+        # Told apart by what they can do rather than by class: typer >= 0.2x raises its own vendored copy of
+        # click's exceptions, which click's ``ClickException`` does not match (a usage error was a traceback).
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
     # Without standalone mode click *returns* a command's ``typer.Exit(code)`` instead of raising it.
     if isinstance(code, int) and code:

@@ -95,6 +95,24 @@ def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
     assert code == 2 and "doesnotexist" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "debate", "--bogus"], "No such option: --bogus"),
+        (["report", "abc", "-o", "x.html"], "No such option: -o"),
+        (["run", "debate", "-c", "0", "-i", "question=q"], "Invalid value for '--concurrency'"),
+        (["show"], "Missing argument"),
+    ],
+)
+def test_usage_errors_print_usage_and_exit_2_without_a_traceback(
+    args: list[str], expected: str, db: str, capsys, monkeypatch
+) -> None:
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2
+    assert expected in err and "Usage: agentmesh" in err
+    assert "Traceback" not in err
+
+
 def test_models_explains_references_without_revealing_keys(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
