@@ -118,10 +118,11 @@ def diff(
 
 def report(
     run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
-    html_path: Annotated[Path, typer.Option("--html", help="Where to write the HTML page.")],
+    html_path: Annotated[Path, typer.Option("--html", "-o", help="Where to write the HTML page.")],
     db: DbOption = None,
 ) -> None:
-    """One self-contained HTML page: the agent network, importance scores, the timeline and the stop reason."""
+    """One self-contained HTML page: the graph, the agent network, importance scores, the timeline and the stop
+    reason."""
     with open_store(db) as store:
         story = load_timeline(store, run)
     html_path.write_text(report_html(story), encoding="utf-8")

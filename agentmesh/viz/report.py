@@ -1,10 +1,10 @@
 """One self-contained HTML page per run: what happened, drawn and folded, readable with no network and no script.
 
-The page holds the run's summary (graph, model, status, stop reason, calls, tokens, cost, duration), the agent
-network of every team node (inline SVG: nodes per round, the edges each node was shown, pruned agents crossed out,
-idle ones grey, importance as size and colour when the run has scores) with its importance table, and the
-timeline: one foldable block per step with its calls, each call's prompt and reply folded again. Everything is
-escaped; the only styling is an inline stylesheet.
+The page holds the run's summary (graph, model, status, stop reason, calls, tokens, cost, duration), a drawing of
+the graph it ran, the agent network of every team node (inline SVG: nodes per round, the edges each node was shown,
+pruned agents crossed out, idle ones grey, importance as size and colour when the run has scores) with its
+importance table, and the timeline: one foldable block per step with its calls, each call's prompt and reply folded
+again. Everything is escaped; the only styling is an inline stylesheet.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import html
 import json
 from typing import Any
 
+from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
+from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
 
 _CSS = """
@@ -63,6 +65,7 @@ def report_html(story: Timeline) -> str:
         f'<p class="stop" id="stop-reason"><b>stop reason:</b> {_e(run.stop_reason or "-")}</p>',
         '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>",
     ]
+    parts += _graph_section(story.spec)
     for network in story.networks:
         scores = network.importance or {}
         parts.append(f"<h2>Agent network of <code>{_e(network.node)}</code></h2>")
@@ -84,6 +87,12 @@ def report_html(story: Timeline) -> str:
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _graph_section(spec: GraphSpec | None) -> list[str]:
+    """The drawing of the graph the run executed: the spec stored with the run, not today's file (which may
+    have changed since). A run without a spec (``agentmesh ask``) has none."""
+    return [] if spec is None else ["<h2>Graph</h2>", graph_svg(spec, title=False)]
 
 
 def _step(number: int, step: Step) -> str:

@@ -100,6 +100,21 @@ def test_replay_fork_and_diff(stored: tuple[str, str], tmp_path: Path, capsys, m
     assert "answer of vote" in flat
 
 
+def test_report_draws_the_graph_the_run_ran_and_its_network(
+    stored: tuple[str, str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    db, run_id = stored
+    page = tmp_path / "report.html"
+    code, out, err = run_cli(["report", run_id[:8], "-o", str(page), "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert f"written to {page}" in " ".join(out.split())
+    text = page.read_text()
+    graph = text.split("<h2>Graph</h2>", 1)[1].split("<h2>", 1)[0]
+    assert graph.lstrip().startswith("<svg") and ">dylan<" in graph and ">vote<" in graph  # the graph's two nodes
+    assert "Agent network of <code>dylan</code>" in text
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
