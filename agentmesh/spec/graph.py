@@ -22,6 +22,7 @@ from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
     BranchParams,
+    LoopParams,
     OperatorParams,
     operator_names,
     operator_params,
@@ -68,7 +69,11 @@ class InputSpec(BaseModel):
 
 
 class NodeSpec(BaseModel):
-    """A node: an operator name and its parameters, written flat in YAML (``{op: rounds, rounds: 3, ...}``)."""
+    """A node: an operator name and its parameters, written flat in YAML (``{op: rounds, rounds: 3, ...}``).
+
+    In Python the same flat form works as keywords (``NodeSpec(op="call", agent="solver")``), and so does the
+    parameters given apart, as a mapping or the operator's parameter model (``NodeSpec(op="loop", params={...})``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -79,7 +84,7 @@ class NodeSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _flat(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or ("params" in data and isinstance(data["params"], OperatorParams)):
+        if not isinstance(data, dict):
             return data
         if "op" not in data:
             raise ValueError(f"a node needs 'op' (one of {', '.join(operator_names())})")
@@ -87,7 +92,19 @@ class NodeSpec(BaseModel):
         params_model = operator_params(str(op))
         if params_model is None:
             raise ValueError(f"unknown operator {op!r}; expected one of {', '.join(operator_names())}")
-        rest = {k: v for k, v in data.items() if k not in ("op", "description")}
+        nested = data.get("params")
+        if isinstance(nested, OperatorParams):
+            if not isinstance(nested, params_model):
+                wrong = type(nested).__name__
+                raise ValueError(f"params of a {op!r} node must be {params_model.__name__}, not {wrong}")
+            return data
+        rest = {k: v for k, v in data.items() if k not in ("op", "description", "params")}
+        if isinstance(nested, Mapping):
+            rest = {**nested, **rest}
+        elif nested is not None:
+            raise ValueError(
+                f"params of a {op!r} node: expected a mapping or {params_model.__name__}, got {type(nested).__name__}"
+            )
         return {"op": op, "description": data.get("description", ""), "params": params_model.model_validate(rest)}
 
     @model_serializer(mode="plain")
@@ -163,7 +180,7 @@ class GraphSpec(BaseModel):
         if self.output is not None and self.output not in self.nodes:
             out.append(Problem(loc=("output",), message=f"unknown node {self.output!r}"))
         elif self.output is None and not out:
-            sinks = [n for n in self.nodes if self.structure().out_degree(n) == 0]
+            sinks = self.final_nodes()
             if len(sinks) != 1:
                 out.append(
                     Problem(
@@ -259,11 +276,21 @@ class GraphSpec(BaseModel):
                     g.add_edge(name, ref, route=path)
         return g
 
+    def final_nodes(self) -> list[str]:
+        """The nodes after which a run ends: no declared edge leaves them and they route nowhere (a branch routes to
+        its targets). A loop's body nodes never end a run -- each is followed by the next, the last by the loop's
+        check -- and a loop is left only by its own edges, so a graph ending in a loop ends with the loop node."""
+        followed = {a for a, _ in self.edges}
+        for name, node in self.nodes.items():
+            if isinstance(node.params, BranchParams):
+                followed.add(name)
+            if isinstance(node.params, LoopParams):
+                followed.update(node.params.body)
+        return [n for n in self.nodes if n not in followed]
+
     def output_node(self) -> str:
-        if self.output is not None:
-            return self.output
-        sinks = [n for n in self.nodes if self.structure().out_degree(n) == 0]
-        return sinks[0]
+        """The node whose answer is the run's: ``output``, else the one final node."""
+        return self.output if self.output is not None else self.final_nodes()[0]
 
     def spec_hash(self) -> str:
         """Hash of the canonical JSON dump: what a run records to tell which spec it ran."""

@@ -26,7 +26,7 @@ from agentmesh.spec import (
     load_agent,
     load_graph,
 )
-from agentmesh.spec.operators import RoundsParams, VoteParams
+from agentmesh.spec.operators import CallParams, RoundsParams, VoteParams
 from agentmesh.spec.schema import graph_json_schema
 from agentmesh.spec.templates import node_references
 
@@ -445,3 +445,33 @@ def test_a_branch_condition_reading_an_unknown_node_is_reported() -> None:
 def test_a_branch_condition_that_does_not_parse_is_reported_at_load() -> None:
     with pytest.raises(SpecError, match=r"nodes\.gate\.condition: condition is not a valid Jinja2 expression"):
         graph_from_data(_graph_reading("{{ q }}", condition="nodes.vote.answer =="))
+
+
+def test_python_nodes_take_their_parameters_flat_or_apart() -> None:
+    flat = NodeSpec(op="call", agent="solver")  # type: ignore[call-arg]  # the YAML form as keywords
+    assert NodeSpec(op="call", params={"agent": "solver"}) == flat  # type: ignore[arg-type]
+    assert NodeSpec(op="call", params=CallParams(agent="solver")) == flat
+    with pytest.raises(ValidationError, match="params of a 'call' node must be CallParams, not VoteParams"):
+        NodeSpec(op="call", params=VoteParams(source="x"))  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="params of a 'call' node: expected a mapping or CallParams, got list"):
+        NodeSpec(op="call", params=["solver"])  # type: ignore[arg-type]
+
+
+def test_a_graph_ending_in_a_loop_ends_with_the_loop_node() -> None:
+    spec = graph_from_data(
+        {
+            "name": "refine",
+            "inputs": {"q": {}},
+            "agents": {"solver": {"prompt": "{{ q }}"}, "critic": {"prompt": "{{ nodes.solve.text }}"}},
+            "nodes": {
+                "iterate": {"op": "loop", "body": ["solve", "critique"], "until": {"max_rounds": 2}},
+                "solve": {"op": "call", "agent": "solver"},
+                "critique": {"op": "call", "agent": "critic"},
+            },
+        }
+    )
+    assert spec.final_nodes() == ["iterate"] and spec.output_node() == "iterate"
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data["nodes"]["report"] = {"op": "call", "agent": "solver"}
+    followed = graph_from_data({**data, "edges": [["iterate", "report"]]})
+    assert followed.final_nodes() == ["report"]
