@@ -24,6 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
+from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import RunContext
 from agentmesh.runtime.operators import NodeRun, get_operator
@@ -234,5 +235,12 @@ def compile_graph(
     """
     key = spec_hash or spec.spec_hash()
     if key not in _compiled:
-        _compiled[key] = build_state_graph(spec).compile()
+        try:
+            _compiled[key] = build_state_graph(spec).compile()
+        except ValueError as exc:  # LangGraph's own checks: a shape the spec's validation should have caught
+            raise ConfigError(
+                f"graph {spec.name!r} passed validation but LangGraph cannot build it: {exc} "
+                "(a gap in agentmesh's spec checks: please report it with the spec)",
+                graph=spec.name,
+            ) from exc
     return _compiled[key].copy(update={"checkpointer": checkpointer})

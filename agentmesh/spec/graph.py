@@ -191,18 +191,37 @@ class GraphSpec(BaseModel):
         return out
 
     def _cycle_problems(self) -> list[Problem]:
+        """Edges must not form a cycle, nor may a branch route back to a node before it: work is repeated by
+        operators that say when to stop (``loop``, ``rounds``), never by an open-ended cycle."""
         g: nx.DiGraph[str] = nx.DiGraph(self.edges)
         g.add_nodes_from(self.nodes)
+        advice = "repeat work with a 'loop' node (op: loop) or 'rounds'"
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            pass
+        else:
+            path = " -> ".join([str(cycle[0][0]), *(str(e[1]) for e in cycle)])
+            last = (cycle[-1][0], cycle[-1][1])
+            index = self.edges.index(last) if last in self.edges else 0
+            return [Problem(loc=("edges", index), message=f"edges form a cycle ({path}); {advice}")]
+        routes: dict[tuple[str, str], str] = {}
+        for name, node in self.nodes.items():
+            if isinstance(node.params, BranchParams):
+                for field, target in (("then", node.params.then), ("else", node.params.otherwise)):
+                    if target is not None and (name, target) not in g.edges:
+                        routes[(name, target)] = field
+                        g.add_edge(name, target)
         try:
             cycle = nx.find_cycle(g)
         except nx.NetworkXNoCycle:
             return []
         path = " -> ".join([str(cycle[0][0]), *(str(e[1]) for e in cycle)])
-        index = self.edges.index((cycle[-1][0], cycle[-1][1])) if (cycle[-1][0], cycle[-1][1]) in self.edges else 0
+        branch, target = next((u, v) for u, v, *_ in cycle if (u, v) in routes)
         return [
             Problem(
-                loc=("edges", index),
-                message=f"edges form a cycle ({path}); repeat work with a 'loop' node (op: loop) or 'rounds'",
+                loc=("nodes", branch, routes[(branch, target)]),
+                message=f"branch {branch!r} routes back to {target!r}, which runs before it ({path}); {advice}",
             )
         ]
 

@@ -456,3 +456,25 @@ def test_budget_holds_across_resume(db: str) -> None:
     # 3 calls before the failure (round 2's calls all failed: their slots were released), 2 left.
     assert len(fresh.calls) == 2 and result.calls >= 5
     assert (result.stop_reason or "").startswith("budget: 5 model calls")
+
+
+def test_a_graph_langgraph_cannot_build_is_a_config_error_not_a_traceback() -> None:
+    from agentmesh.runtime.compile import compile_graph
+    from agentmesh.spec import NodeSpec
+
+    spec = graph_from_data(
+        {
+            "name": "g",
+            "inputs": {"q": {}},
+            "agents": {"a": {"prompt": "{{ q }}"}},
+            "nodes": {"first": {"op": "call", "agent": "a"}, "done": {"op": "vote", "from": "first"}},
+            "edges": [["first", "done"]],
+        }
+    )
+    # what validation refuses (a branch routing back before itself), built without it: LangGraph then finds the
+    # graph has no entry point; the run must say so in words, naming the graph
+    gate = NodeSpec(op="branch", condition="true", then="first")  # type: ignore[call-arg]
+    edges = [("first", "gate"), ("first", "done")]
+    broken = spec.model_copy(update={"nodes": {**spec.nodes, "gate": gate}, "edges": edges})
+    with pytest.raises(ConfigError, match=r"graph 'g' passed validation but LangGraph cannot build it: .*entrypoint"):
+        compile_graph(broken, spec_hash="test-broken-graph")

@@ -475,3 +475,23 @@ def test_a_graph_ending_in_a_loop_ends_with_the_loop_node() -> None:
     data["nodes"]["report"] = {"op": "call", "agent": "solver"}
     followed = graph_from_data({**data, "edges": [["iterate", "report"]]})
     assert followed.final_nodes() == ["report"]
+
+
+def test_a_branch_routing_back_to_an_earlier_node_is_a_cycle() -> None:
+    data: dict[str, Any] = {
+        "name": "g",
+        "inputs": {"q": {}},
+        "agents": {"a": {"prompt": "{{ q }}"}},
+        "nodes": {
+            "first": {"op": "call", "agent": "a"},
+            "gate": {"op": "branch", "condition": "nodes.first.answer == 'yes'", "then": "done", "else": "first"},
+            "done": {"op": "vote", "from": "first"},
+        },
+        "edges": [["first", "gate"]],
+    }
+    with pytest.raises(SpecError) as info:
+        graph_from_data(data)
+    expected = "nodes.gate.else: branch 'gate' routes back to 'first', which runs before it (first -> gate -> first)"
+    assert expected in str(info.value)
+    data["nodes"]["gate"]["else"] = "done"
+    assert graph_from_data(data).final_nodes() == ["done"]
