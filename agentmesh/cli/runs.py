@@ -15,6 +15,8 @@ from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_s
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.timeline import Timeline, load_timeline
 
+_WIDE = 110  # terminal columns from which `runs` shows every column
+
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
 
 
@@ -34,22 +36,30 @@ def list_runs(
     if not found:
         console.print("no runs" + (" matching the filters" if graph or status else " yet"))
         return
-    table = Table(title=f"runs ({len(found)})")
-    for col in ("id", "graph", "status", "stop reason", "model", "calls", "tokens", "cost", "created"):
-        table.add_column(col, overflow="fold")
+    # A narrow terminal leaves out model, tokens and cost (`show` and --json have them) rather than folding
+    # every column into a few characters; ids, statuses, counts and dates stay on one line each.
+    wide = console.width >= _WIDE
+    caption = None if wide else "model, tokens, cost: a wider terminal or --json"
+    table = Table(title=f"runs ({len(found)})", caption=caption)
+    columns = ["id", "graph", "status", "stop reason", *(["model"] if wide else []), "calls"]
+    columns += [*(["tokens", "cost"] if wide else []), "created"]
+    for col in columns:
+        fixed = col in ("id", "status", "calls", "tokens", "cost", "created")
+        table.add_column(col, no_wrap=fixed, justify="right" if col in ("calls", "tokens", "cost") else "left")
     for r in found:
         t = r.totals or {}
-        table.add_row(
-            r.id[:12],
-            r.graph,
-            _status(r.status),
-            r.stop_reason or "",
-            r.model or "",
-            str(t.get("calls", 0)),
-            str(t.get("total_tokens", 0)),
-            fmt_cost(t.get("cost_usd")),
-            _when(r.created_at),
-        )
+        cells = {
+            "id": r.id[:12],
+            "graph": r.graph,
+            "status": _status(r.status),
+            "stop reason": r.stop_reason or "",
+            "model": r.model or "",
+            "calls": str(t.get("calls", 0)),
+            "tokens": str(t.get("total_tokens", 0)),
+            "cost": fmt_cost(t.get("cost_usd")),
+            "created": _when(r.created_at),
+        }
+        table.add_row(*(cells[c] for c in columns))
     console.print(table)
 
 

@@ -51,6 +51,14 @@ def test_ask_is_stored_and_shown(db: str, script: Path, capsys, monkeypatch) -> 
 
     code, out, _ = run_cli(["runs", "--db", db], capsys, monkeypatch)
     assert code == 0 and run.id[:12] in out and "succeeded" in out
+    assert f"scripted:{script}"[:20] in out and "$0.000000" in out  # a wide terminal: every column
+
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow one: ids, statuses, counts and dates whole, on one line each
+    code, out, _ = run_cli(["runs", "--db", db], capsys, monkeypatch)
+    row = next(line for line in out.splitlines() if run.id[:12] in line)
+    assert "succeeded" in row and "│     1 │" in row and str(run.created_at.year) in row
+    assert "scripted:" not in out and "model, tokens, cost: a wider terminal or --json" in out
+    monkeypatch.setenv("COLUMNS", "200")
 
     code, out, _ = run_cli(["runs", "--db", db, "--graph", "nothing-like-this"], capsys, monkeypatch)
     assert code == 0 and "no runs matching" in out
@@ -99,7 +107,7 @@ def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
     ("args", "expected"),
     [
         (["run", "debate", "--bogus"], "No such option: --bogus"),
-        (["report", "abc", "-o", "x.html"], "No such option: -o"),
+        (["report", "abc", "--out", "x.html"], "No such option: --out"),
         (["run", "debate", "-c", "0", "-i", "question=q"], "Invalid value for '--concurrency'"),
         (["show"], "Missing argument"),
     ],
