@@ -495,3 +495,11 @@ def test_a_branch_routing_back_to_an_earlier_node_is_a_cycle() -> None:
     assert expected in str(info.value)
     data["nodes"]["gate"]["else"] = "done"
     assert graph_from_data(data).final_nodes() == ["done"]
+
+
+def test_a_key_written_twice_is_an_error_not_a_silent_loss(tmp_path: Path) -> None:
+    text = DEBATE.replace("  vote:\n    op: vote", "  debate:\n    op: vote")
+    assert text.count("  debate:\n") == 2
+    with pytest.raises(SpecError) as info:
+        load_graph(write(tmp_path, text))
+    assert "g.yaml:20: nodes: key 'debate' again (first at line 15); YAML keeps only the last" in str(info.value)
