@@ -98,7 +98,7 @@ def node_references(source: str) -> list[tuple[str, str | None]]:
         target = access.node
         if _is_access(target) and _is_nodes(target.node):
             node = _accessed_name(target)
-            if node is not None:
+            if node is not None and node not in _DICT_ATTRIBUTES:
                 key = _accessed_name(access)
                 found.append((node, None if key in _DICT_ATTRIBUTES else key))
                 inner.add(id(target))
