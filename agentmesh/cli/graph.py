@@ -130,12 +130,19 @@ def show(
 
 
 def _png_converter() -> Any:
+    """cairosvg, or a clear error saying what to install -- checked before anything is written."""
+    instead = "or write an SVG instead with --svg OUT.svg (any browser opens it)"
     try:
         return importlib.import_module("cairosvg")
     except ImportError:
         raise ConfigError(
             "writing a PNG needs the optional 'cairosvg' package, which is not installed "
-            "(pip install cairosvg); or write an SVG instead with --svg OUT.svg (any browser opens it)"
+            f'(pip install "agentmesh[png]"); {instead}'
+        ) from None
+    except OSError as exc:  # cairocffi found no cairo library to load
+        raise ConfigError(
+            f"writing a PNG needs the cairo library, which cairosvg could not load ({exc}; Debian: apt-get "
+            f"install libcairo2); {instead}"
         ) from None
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
+import struct
 import sys
-import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import yaml
 
 from agentmesh.runtime.run import builtin_graphs, builtin_graphs_dir
 from agentmesh.spec import load_graph
-from agentmesh.viz import graph_mermaid
+from agentmesh.viz import graph_mermaid, graph_svg
 from tests._cli import run_cli
 
 GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
@@ -160,19 +161,27 @@ def test_show_png_needs_cairosvg(tmp_path: Path, capsys, monkeypatch) -> None:
     assert not target.exists()
 
 
-def test_show_png_with_a_converter(tmp_path: Path, capsys, monkeypatch) -> None:
-    seen: dict[str, object] = {}
-
-    def svg2png(*, bytestring: bytes, write_to: str, scale: float) -> None:
-        seen["svg"] = bytestring
-        Path(write_to).write_bytes(b"\x89PNG fake")
-
-    monkeypatch.setitem(sys.modules, "cairosvg", types.SimpleNamespace(svg2png=svg2png))
+def test_show_png_is_a_real_png_of_the_graph(tmp_path: Path, capsys, monkeypatch) -> None:
     target = tmp_path / "g.png"
     code, out, err = run_cli(["graph", "show", "debate", "--png", str(target)], capsys, monkeypatch)
     assert code == 0, err
-    assert target.read_bytes().startswith(b"\x89PNG") and f"wrote {target}" in out
-    assert isinstance(seen["svg"], bytes) and ET.fromstring(seen["svg"]).tag.endswith("svg")
+    assert f"wrote {target}" in out
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    svg = ET.fromstring(graph_svg(load_graph(builtin_graphs_dir() / "debate.yaml")))
+    assert (width, height) == (round(2 * float(svg.attrib["width"])), round(2 * float(svg.attrib["height"])))
+
+
+def test_show_png_without_the_cairo_library_says_what_to_install(tmp_path: Path, capsys, monkeypatch) -> None:
+    def no_cairo(name: str) -> object:
+        raise OSError("no library called 'cairo-2' was found")
+
+    monkeypatch.setattr(importlib, "import_module", no_cairo)
+    target = tmp_path / "g.png"
+    code, _, err = run_cli(["graph", "show", "debate", "--png", str(target)], capsys, monkeypatch)
+    assert code == 2 and not target.exists()
+    assert "needs the cairo library" in " ".join(err.split()) and "libcairo2" in err
 
 
 def test_show_invalid_file(tmp_path: Path, capsys, monkeypatch) -> None:
