@@ -23,9 +23,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agentmesh._yaml import YamlError, read_yaml
 from agentmesh.errors import ConfigError
 
 CONFIG_ENV = "AGENTMESH_CONFIG"
@@ -126,9 +126,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
             raise ConfigError(f"config file {file} does not exist (from {CONFIG_ENV} or --config)", file=str(file))
         return ModelSettings()
     try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}", file=str(file)) from exc
+        data = read_yaml(file.read_text(), str(file))[0] or {}
+    except YamlError as exc:
+        raise ConfigError(str(exc), file=str(file)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping with aliases/endpoints/prices at the top", file=str(file))
     _reject_inline_secrets(data, "", str(file))

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from agentmesh._yaml import YamlError, read_yaml
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec, Loc, Problem, reference_problems
@@ -50,46 +51,14 @@ def _line_map(node: yaml.Node, loc: Loc = ()) -> LineMap:
     return lines
 
 
-def _duplicate_keys(node: yaml.Node, loc: Loc = ()) -> list[str]:
-    """``field: key 'k' again (first at line N)`` for every mapping key written twice: YAML keeps the last one
-    and drops the other without a word, so a second node or agent of the same name would vanish."""
-    found: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
-            line = key.start_mark.line + 1
-            if k in seen and k != "<<":
-                where = ".".join(str(p) for p in loc) or "top level"
-                found.append(f"{line}: {where}: key {k!r} again (first at line {seen[k]}); YAML keeps only the last")
-            seen.setdefault(k, line)
-            found += _duplicate_keys(value, (*loc, k))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found += _duplicate_keys(item, (*loc, i))
-    return found
-
-
 def _read(path: Path) -> tuple[Any, LineMap]:
     if not path.is_file():
         raise SpecError(f"{path}: file not found", file=str(path))
     text = path.read_text()
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and context_mark is not None:
-            problem = f"{problem} ({context} at line {context_mark.line + 1})"
-        raise SpecError(f"{path}{line}: not valid YAML: {problem}", file=str(path)) from None
-    duplicates = _duplicate_keys(root) if root is not None else []
-    if duplicates:
-        listed = "\n".join(f"{path}:{d}" for d in duplicates)
-        message = listed if len(duplicates) == 1 else f"{len(duplicates)} problems in {path}:\n{listed}"
-        raise SpecError(message, file=str(path))
+        data, root = read_yaml(text, str(path))
+    except YamlError as exc:
+        raise SpecError(str(exc), file=str(path)) from None
     return data, (_line_map(root) if root is not None else {})
 
 

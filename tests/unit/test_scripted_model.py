@@ -253,6 +253,7 @@ def test_yaml_delay_and_default_are_read(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("rules: [", "not valid YAML"),
+        ("default: a\ndefault: b\nrules: []\n", "script.yaml:2: top level: key 'default' again (first at line 1)"),
         ("- a\n- b\n", "expected a mapping with a 'rules' list"),
         ("rules: {a: 1}\n", "expected a mapping with a 'rules' list"),
         ("rules: []\nextra: 1\n", "unknown top-level key(s) ['extra']"),

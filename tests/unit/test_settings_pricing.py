@@ -88,6 +88,10 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path, monkeypatch: pytest.M
     ("text", "expected"),
     [
         ("aliases: [", "not valid YAML"),
+        (
+            "endpoints:\n  http://h:8000/v1: {rpm: 5}\n  http://h:8000/v1: {rpm: 50}\n",
+            "bad.yaml:3: endpoints: key 'http://h:8000/v1' again (first at line 2); YAML keeps only the last",
+        ),
         ("- a\n", "expected a mapping"),
         ("endpoints:\n  default: {rpm: -1}\n", "endpoints.default.rpm"),
         ("endpoints:\n  default: {concurrency: 3}\n", "endpoints.default.concurrency"),

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentmesh._yaml import YamlError, read_yaml
 from agentmesh.errors import ConfigError, ScriptExhaustedError, ScriptIncompleteError
 from agentmesh.models._tokens import estimate_prompt_tokens, estimate_tokens
 from agentmesh.models.messages import CallContext, Choice, ModelRequest, ProviderResult, Usage
@@ -151,9 +151,9 @@ class ScriptedModel(Provider):
         if not file.is_file():
             raise ConfigError(f"scripted model file {file} does not exist", file=str(file))
         try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}", file=str(file)) from exc
+            data = read_yaml(file.read_text(), str(file))[0] or {}
+        except YamlError as exc:
+            raise ConfigError(str(exc), file=str(file)) from None
         if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
             raise ConfigError(
                 f"{file}: expected a mapping with a 'rules' list (and optional 'default', 'delay_s')",

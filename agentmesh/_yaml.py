@@ -1,0 +1,55 @@
+"""Reading the YAML files people write (graph specs, agent cards, model settings, scripted models), strictly.
+
+PyYAML keeps the last of two equal keys in a mapping and drops the other without a word: two nodes or two
+endpoints of one name would leave one of them silently unused. Every YAML file agentmesh reads goes through
+:func:`read_yaml`, which refuses that, and says where a file is not valid YAML (line, problem, context).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class YamlError(ValueError):
+    """A file that is not valid YAML, or that writes a key twice; the message starts with ``file:line:``."""
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+    """The data in ``text`` and its node tree (for line numbers); :class:`YamlError` naming ``file`` otherwise."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            problem = f"{problem} ({context} at line {context_mark.line + 1})"
+        raise YamlError(f"{file}{line}: not valid YAML: {problem}") from None
+    duplicates = duplicate_keys(root) if root is not None else []
+    if duplicates:
+        listed = "\n".join(f"{file}:{d}" for d in duplicates)
+        raise YamlError(listed if len(duplicates) == 1 else f"{len(duplicates)} problems in {file}:\n{listed}")
+    return data, root
+
+
+def duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...] = ()) -> list[str]:
+    """``line: field: key 'k' again (first at line N)...`` for every mapping key written twice under ``node``."""
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            line = key.start_mark.line + 1
+            if k in seen and k != "<<":
+                where = ".".join(str(p) for p in loc) or "top level"
+                found.append(f"{line}: {where}: key {k!r} again (first at line {seen[k]}); YAML keeps only the last")
+            seen.setdefault(k, line)
+            found += duplicate_keys(value, (*loc, k))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += duplicate_keys(item, (*loc, i))
+    return found
