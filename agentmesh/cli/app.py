@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs
-from agentmesh.cli._common import err_console
+from agentmesh.cli._common import err_console, import_plugins
 from agentmesh.errors import AgentmeshError
 
 app = typer.Typer(
@@ -17,6 +18,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _plugins(
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            "-I",
+            envvar="AGENTMESH_IMPORT",
+            help="A Python module or .py file to import first (repeatable; $AGENTMESH_IMPORT, space-separated): "
+            "it registers your operators, functions and parsers for the graphs the command uses.",
+        ),
+    ] = None,
+) -> None:
+    import_plugins(imports or [])
+
+
 app.command("ask")(ask.ask)
 app.command("runs")(runs.list_runs)
 app.command("show")(runs.show)

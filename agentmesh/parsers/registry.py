@@ -370,7 +370,8 @@ def get_parser(name: str, *, where: str | None = None) -> Parser:
     if parser is None:
         prefix = f"{where}: " if where else ""
         raise ConfigError(
-            f"{prefix}unknown parser {name!r}; known parsers: {', '.join(known)}",
+            f"{prefix}unknown parser {name!r}; known parsers: {', '.join(known)} (a parser of yours: register it "
+            "with @agentmesh.parsers.register_parser and load its module with agentmesh --import)",
             parser=str(name),
             where=where,
         )

@@ -21,6 +21,7 @@ from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
+    YOURS,
     BranchParams,
     LoopParams,
     OperatorParams,
@@ -91,7 +92,7 @@ class NodeSpec(BaseModel):
         op = data["op"]
         params_model = operator_params(str(op))
         if params_model is None:
-            raise ValueError(f"unknown operator {op!r}; expected one of {', '.join(operator_names())}")
+            raise ValueError(f"unknown operator {op!r}; expected one of {', '.join(operator_names())}{YOURS}")
         nested = data.get("params")
         if isinstance(nested, OperatorParams):
             if not isinstance(nested, params_model):

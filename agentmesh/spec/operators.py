@@ -21,6 +21,9 @@ from agentmesh.spec.stop import StopPolicy
 #: Variables every agent template may use, whatever its node: the graph's inputs are added to these.
 COMMON_VARIABLES = frozenset({"agent", "role", "nodes", "inputs"})
 
+#: Appended to "unknown operator" errors: where a user's own operator comes from, and how the CLI gets it.
+YOURS = " (an operator of yours: decorate it with @agentmesh.operator and load its module with agentmesh --import)"
+
 #: Output keys of every node, whatever its operator: ``stopped`` says why a budget ended the node early.
 COMMON_OUTPUTS = frozenset({"stopped"})
 _ANSWERS = frozenset({"answers"})

@@ -212,3 +212,73 @@ def _only_run_id(cwd: Path) -> str:
     with Store(f"sqlite:///{cwd / '.agentmesh' / 'agentmesh.db'}") as store:
         (run,) = store.list_runs()
         return run.id
+
+
+PLUGIN = """
+from typing import Any
+
+from pydantic import Field
+
+import agentmesh
+from agentmesh.spec.operators import OperatorParams
+
+
+@agentmesh.register_function("plugin_test_longest")
+def longest(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    best = max(outputs["solve"]["answers"], key=lambda a: len(a["text"]))
+    return {"answer": best["key"], "text": best["text"]}
+
+
+class ShoutParams(OperatorParams):
+    source: str = Field(alias="from")
+    outputs = frozenset({"answer", "text"})
+
+
+@agentmesh.operator("plugin_test_shout", params=ShoutParams)
+async def shout(run: Any) -> dict[str, Any]:
+    text = str(run.outputs[run.params.source].get("text") or "").upper()
+    return {"answer": text, "text": text}
+"""
+
+PLUGGED_GRAPH = """
+name: plugged
+inputs:
+  question: {type: string}
+agents:
+  a: {prompt: "{{ question }}"}
+nodes:
+  solve: {op: team, agents: [a, a]}
+  pick: {op: function, function: plugin_test_longest}
+  loud: {op: plugin_test_shout, from: pick}
+edges: [[solve, pick], [pick, loud]]
+"""
+
+
+def test_import_loads_the_users_operators_and_functions_for_any_command(tmp_path: Path, capsys, monkeypatch) -> None:
+    # (one store only: what the plugin registers stays registered for the rest of this process)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    (tmp_path / "my_plugin.py").write_text(PLUGIN)
+    graph = tmp_path / "plugged.yaml"
+    graph.write_text(PLUGGED_GRAPH)
+    model = tmp_path / "m.yaml"
+    model.write_text("rules:\n  - {responses: ['short', 'the longer one'], cycle: true}\n")
+
+    code, _, err = run_cli(["graph", "validate", str(graph)], capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 2 and "unknown operator 'plugin_test_shout'" in flat and "agentmesh --import" in flat
+
+    code, out, err = run_cli(["--import", "my_plugin.py", "graph", "validate", str(graph)], capsys, monkeypatch)
+    assert code == 0, err
+    args = ["run", str(graph), "-i", "question=q", "-m", f"scripted:{model}", "--db", db, "--quiet"]
+    code, out, err = run_cli(["-I", "my_plugin", *args], capsys, monkeypatch)  # a module name, from the cwd
+    assert code == 0, err
+    assert out.strip() == "THE LONGER ONE"
+    monkeypatch.setenv("AGENTMESH_IMPORT", "my_plugin.py")
+    code, out, err = run_cli(["runs", "--db", db, "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)[0]["graph"] == "plugged"
+
+    for bad, expected in (("no_such_module_here", "ModuleNotFoundError"), ("missing.py", "no such file")):
+        code, _, err = run_cli(["--import", bad, "runs", "--db", db], capsys, monkeypatch)
+        assert code == 2 and f"--import {bad}: " in err and expected in err

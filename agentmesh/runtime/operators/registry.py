@@ -96,7 +96,8 @@ def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
     if found is None:
         raise ConfigError(
             f"node {node!r}: unknown function {name!r}; registered: {', '.join(known) or 'none'} "
-            "(register one with @agentmesh.runtime.register_function)",
+            "(register one with @agentmesh.register_function; from the command line, load its module with "
+            "agentmesh --import)",
             node=node,
             function=name,
         )
