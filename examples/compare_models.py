@@ -12,6 +12,7 @@ import argparse
 import asyncio
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentmesh.models import ModelRequest, get_model
@@ -32,11 +33,13 @@ async def compare(refs: list[str], questions: list[str], db: str | None) -> None
             try:
                 r = await client.complete(request, observer=recorder)
             except Exception as exc:  # show the error in the table, keep the other answers
-                return ci, qi, f"[red]{exc}[/]", ""
+                return ci, qi, f"[red]{escape(str(exc))}[/]", ""
             cost = "n/a" if r.cost_usd is None else f"${r.cost_usd:.5f}"
-            return ci, qi, r.text.strip(), f"{r.usage.total_tokens} tok, {r.latency_s:.2f}s, {cost}"
+            # replies are escaped: a model's "[...]" is text, not rich markup
+            return ci, qi, escape(r.text.strip()), f"{r.usage.total_tokens} tok, {r.latency_s:.2f}s, {cost}"
 
         results = await asyncio.gather(*(one(c, q) for c in range(len(clients)) for q in range(len(questions))))
+        await recorder.settle()  # every call's event stored (or its failure raised) before the run is closed
         store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: all questions asked")
     for client in clients:
         await client.aclose()
