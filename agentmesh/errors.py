@@ -124,6 +124,10 @@ class ScriptIncompleteError(ModelError):
     """``ScriptedModel.assert_complete()`` found rules that were expected to be used but were not."""
 
 
+class NotRecordedError(ModelError):
+    """A ``replay:<run-id>`` model was asked for a call its run never made (or made with another prompt)."""
+
+
 class MissingExtraError(ModelError):
     """An optional dependency is needed for this provider; the message names the pip extra to install."""
 

@@ -30,8 +30,9 @@ from agentmesh import datasets
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
 from agentmesh.cli._live import LiveView, final_panel, snippet
 from agentmesh.errors import AgentmeshError, ConfigError
-from agentmesh.models import ModelClient, get_model
+from agentmesh.models import ModelClient
 from agentmesh.runtime.context import Listener
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, resolve_graph
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
@@ -280,7 +281,7 @@ def _run_batch(
     quiet: bool,
 ) -> None:
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
-    client = get_model(model or spec.model or DEFAULT_MODEL)
+    client = model_for(model or spec.model or DEFAULT_MODEL, db)
     show_progress = not as_json and not quiet
     progress = Progress(
         SpinnerColumn(),

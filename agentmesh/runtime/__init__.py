@@ -1,6 +1,9 @@
 """Running graphs: specs compiled to LangGraph, every call recorded in the store, early stopping."""
 
-from agentmesh.runtime import functions  # registers the shipped functions (pairwise_winner, ...)
+from agentmesh.runtime import (
+    functions,  # registers the shipped functions (pairwise_winner, ...)
+    recorded_model,  # registers the replay:<run-id> model provider
+)
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, operator, register_function
@@ -19,6 +22,7 @@ __all__ = [
     "arun",
     "functions",
     "operator",
+    "recorded_model",
     "register_function",
     "resolve_graph",
     "run",

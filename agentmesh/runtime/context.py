@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict
 from agentmesh.errors import AgentmeshError
 from agentmesh.models.client import ModelClient
 from agentmesh.models.messages import CallContext, ChatMessage, ModelRequest, ModelResponse
-from agentmesh.models.registry import get_model
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.spec.agent import AgentCard
@@ -121,7 +120,9 @@ class RunContext:
         if card.model is None:
             return self.model
         if card.model not in self._clients:
-            self._clients[card.model] = get_model(card.model)
+            from agentmesh.runtime.recorded_model import model_for  # (it builds on this module)
+
+            self._clients[card.model] = model_for(card.model, self.store)
         return self._clients[card.model]
 
     async def aclose(self) -> None:

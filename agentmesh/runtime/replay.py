@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh.errors import ConfigError
-from agentmesh.models import ModelClient, get_model
+from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import (
     DEFAULT_MODEL,
     RunResult,
@@ -264,7 +265,7 @@ async def afork(
         keep = step_filter(events, step)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
         recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
-        client = model if isinstance(model, ModelClient) else get_model(model or record.model or DEFAULT_MODEL)
+        client = model if isinstance(model, ModelClient) else model_for(model or record.model or DEFAULT_MODEL, db)
         budget = _budget_of(record)
         fork = {"parent": record.id, "from": step, "set": dict(set_inputs or {}), "model": client.reference}
         stored_spec, spec_hash = spec.canonical()

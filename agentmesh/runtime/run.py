@@ -23,6 +23,7 @@ from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
 from agentmesh.runtime.operators.basic import answer_of
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
@@ -150,10 +151,13 @@ async def arun(
     """Run ``graph`` on ``inputs`` and return its result (see :class:`RunResult`)."""
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
-    client = get_model(model or spec.model or DEFAULT_MODEL)
+    reference = model or spec.model or DEFAULT_MODEL
+    replaying = isinstance(reference, str) and reference.strip().startswith("replay:")
+    client = None if replaying else get_model(reference)  # (resolved, and failing, before the store is opened)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     try:
+        client = client or model_for(reference, db)
         stored_spec, spec_hash = spec.canonical()
         run_id = await db.acreate_run(
             spec.name,
@@ -183,7 +187,7 @@ async def arun(
             spec_hash=spec_hash,
         )
     finally:
-        if _owns(model):
+        if client is not None and _owns(model):
             await client.aclose()
         if own_store:
             db.close()
@@ -205,7 +209,7 @@ async def aresume(
         if record.status == RunStatus.SUCCEEDED:
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
-        client = get_model(model or record.model or DEFAULT_MODEL)
+        client = model_for(model or record.model or DEFAULT_MODEL, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         await asyncio.to_thread(db.mark_running, record.id)
         # The budget holds over the whole run: what was spent before the interruption counts.

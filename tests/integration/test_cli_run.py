@@ -386,3 +386,18 @@ def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
                     return runs[0].id
         time.sleep(0.1)
     raise AssertionError(f"the run did not store {n} model calls within 120 s")
+
+
+def test_a_replay_model_reruns_a_stored_run_from_the_db_it_is_given(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (first,) = store.list_runs()
+    args = ["run", "debate", "-i", "question=q", "-m", f"replay:{first.id[:8]}", "--db", db, "--json"]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["answer"] == "51" and result["calls"] == first.totals["calls"] == 6 and result["cost_usd"] == 0.0

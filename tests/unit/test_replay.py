@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, NotRecordedError, RunNotFoundError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
+from agentmesh.parsers import ParserSpec
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import fork, replay
 from agentmesh.runtime.run import builtin_graphs, resolve_graph
@@ -117,3 +118,47 @@ def test_fork_with_a_changed_input_makes_the_changed_calls_live(tmp_path: Path) 
         fork(parent.run_id, step="6", store=db, model=live)
     with pytest.raises(ConfigError, match="no call in node 'nowhere'"):
         fork(parent.run_id, step="nowhere", store=db, model=live)
+
+
+# --- replay:<run-id> as a model: recorded answers feeding another (or a changed) graph -------------------------
+
+
+def test_a_replay_model_serves_a_runs_answers_to_a_changed_graph_and_records_them(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(respond=numbered)
+    first = run("self_consistency", {"question": "What is 17*3?"}, model=model, store=db)
+    made = len(model.calls)
+    assert first.status == "succeeded" and first.answer == "51"
+
+    # the same prompts, another parser: the graph changed, the calls did not
+    spec = resolve_graph("self_consistency")
+    (name,) = spec.agents
+    card = spec.agents[name].model_copy(update={"parser": ParserSpec.model_validate("text")})
+    changed = spec.model_copy(update={"agents": {name: card}})
+    second = run(changed, {"question": "What is 17*3?"}, model=f"replay:{first.run_id[:10]}", store=db)
+    assert len(model.calls) == made  # nothing was asked of a model
+    assert second.status == "succeeded" and second.calls == made and second.cost_usd == 0.0
+    assert second.answer != first.answer and "(call " in str(second.answer)  # the whole reply, as `text` parses it
+    with Store(db) as store:
+        served = store.events(second.run_id, kind="model_call")
+        original = store.events(first.run_id, kind="model_call")
+        assert store.get_run(second.run_id).model == f"replay:{first.run_id[:10]}"
+    assert sorted(e.response["choices"][0]["text"] for e in served) == sorted(
+        e.response["choices"][0]["text"] for e in original
+    )
+
+
+def test_a_replay_model_refuses_a_prompt_the_run_never_sent(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = run("self_consistency", {"question": "What is 17*3?"}, model=ScriptedModel(respond=numbered), store=db)
+    with pytest.raises(NotRecordedError) as info:
+        run("self_consistency", {"question": "What is 18*3?"}, model=f"replay:{first.run_id}", store=db)
+    message = str(info.value)
+    assert "the prompt differs from the one the run recorded there" in message
+    assert "--- recorded prompt" in message and "17*3" in message and "18*3" in message  # the diff
+    with Store(db) as store:
+        failed = [r for r in store.list_runs() if r.id != first.run_id]
+    assert [r.status for r in failed] == ["failed"]  # stored, and failed before any answer was served
+
+    with pytest.raises(RunNotFoundError):
+        run("self_consistency", {"question": "What is 17*3?"}, model="replay:no-such-run", store=db)
