@@ -157,7 +157,8 @@ async def arun(
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     try:
-        client = client or model_for(reference, db)
+        if client is None:  # a replay:<run-id> model reads the run from this store
+            client = model_for(reference, db)
         stored_spec, spec_hash = spec.canonical()
         run_id = await db.acreate_run(
             spec.name,
