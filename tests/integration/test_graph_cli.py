@@ -161,6 +161,16 @@ def test_show_png_needs_cairosvg(tmp_path: Path, capsys, monkeypatch) -> None:
     assert not target.exists()
 
 
+def _cairo_missing() -> str | None:
+    """Why cairosvg cannot draw here (not installed, or no cairo library to load), or ``None``."""
+    try:
+        importlib.import_module("cairosvg")
+    except (ImportError, OSError) as exc:
+        return f"cairosvg cannot draw here ({type(exc).__name__}: {exc}; Debian: apt-get install libcairo2)"
+    return None
+
+
+@pytest.mark.skipif(_cairo_missing() is not None, reason=str(_cairo_missing()))
 def test_show_png_is_a_real_png_of_the_graph(tmp_path: Path, capsys, monkeypatch) -> None:
     target = tmp_path / "g.png"
     code, out, err = run_cli(["graph", "show", "debate", "--png", str(target)], capsys, monkeypatch)
