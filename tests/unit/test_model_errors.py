@@ -41,7 +41,7 @@ def test_unknown_provider_lists_the_known_ones() -> None:
         get_model("anthropic:claude", settings=ModelSettings())
     message = str(info.value)
     assert "unknown model provider 'anthropic'" in message
-    assert "llamacpp, local, openai, scripted" in message
+    assert "llamacpp, local, openai, replay, scripted" in message
     assert "register_provider" in message
     assert info.value.context["reference"] == "anthropic:claude"
     assert isinstance(info.value, ModelError) and isinstance(info.value, AgentmeshError)
