@@ -18,9 +18,10 @@ class YamlError(ValueError):
 
 def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
     """The data in ``text`` and its node tree (for line numbers); :class:`YamlError` naming ``file`` otherwise."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    loader = yaml.SafeLoader(text)
+    try:  # one parse: the data is constructed from the composed tree, as yaml.safe_load does internally
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -29,6 +30,8 @@ def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
         if context and context_mark is not None:
             problem = f"{problem} ({context} at line {context_mark.line + 1})"
         raise YamlError(f"{file}{line}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     duplicates = duplicate_keys(root) if root is not None else []
     if duplicates:
         listed = "\n".join(f"{file}:{d}" for d in duplicates)

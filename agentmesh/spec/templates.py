@@ -66,13 +66,18 @@ def _compiled(source: str) -> jinja2.Template:
     return _env.from_string(source)
 
 
-def template_variables(source: str) -> frozenset[str]:
-    """Top-level variables a template reads (loop variables and ``set`` names excluded)."""
+@lru_cache(maxsize=1024)
+def _parsed(source: str) -> jinja2.nodes.Template:
+    """A template's syntax tree, parsed once for every check made of it at load (variables, node references)."""
     try:
-        ast = _env.parse(source)
+        return _env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
-    return frozenset(jinja2.meta.find_undeclared_variables(ast))
+
+
+def template_variables(source: str) -> frozenset[str]:
+    """Top-level variables a template reads (loop variables and ``set`` names excluded)."""
+    return frozenset(jinja2.meta.find_undeclared_variables(_parsed(source)))
 
 
 def node_references(source: str) -> list[tuple[str, str | None]]:
@@ -84,10 +89,7 @@ def node_references(source: str) -> list[tuple[str, str | None]]:
     What it is for: a misspelt node or output key would otherwise be found only when the prompt renders, after
     the model calls of every node before it.
     """
-    try:
-        ast = _env.parse(source)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    ast = _parsed(source)
     shadowed = "nodes" in {n.name for n in ast.find_all(jinja2.nodes.Name) if n.ctx in ("store", "param")}
     if shadowed:  # a loop or ``set`` rebinds the name: what it reads is not the graph's nodes
         return []
