@@ -93,9 +93,14 @@ def _replay(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]
         return RecordedModel(opened, ref.target)
 
 
+def reads_a_run(ref: str | Provider | ModelClient) -> bool:
+    """Whether ``ref`` is a ``replay:<run-id>`` reference, which needs the store its run is in."""
+    return isinstance(ref, str) and ref.strip().startswith("replay:")
+
+
 def model_for(ref: str | Provider | ModelClient, store: Store | str | None) -> ModelClient:
     """:func:`~agentmesh.models.get_model`, where a ``replay:<run-id>`` reference reads the run from ``store`` (a
     store or its URL) -- the store the new run is written to -- rather than the default one."""
-    if isinstance(ref, str) and ref.strip().startswith("replay:") and store is not None:
+    if reads_a_run(ref) and store is not None:
         return get_model(ref, store=store)
     return get_model(ref)

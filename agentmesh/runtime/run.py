@@ -23,7 +23,7 @@ from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
 from agentmesh.runtime.operators.basic import answer_of
-from agentmesh.runtime.recorded_model import model_for
+from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
@@ -152,8 +152,8 @@ async def arun(
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
     reference = model or spec.model or DEFAULT_MODEL
-    replaying = isinstance(reference, str) and reference.strip().startswith("replay:")
-    client = None if replaying else get_model(reference)  # (resolved, and failing, before the store is opened)
+    # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store
+    client = None if reads_a_run(reference) else get_model(reference)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     try:

@@ -21,12 +21,12 @@ from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
-    YOURS,
     BranchParams,
     LoopParams,
     OperatorParams,
     operator_names,
     operator_params,
+    unknown_operator,
 )
 from agentmesh.spec.stop import StopPolicy
 from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
@@ -92,7 +92,7 @@ class NodeSpec(BaseModel):
         op = data["op"]
         params_model = operator_params(str(op))
         if params_model is None:
-            raise ValueError(f"unknown operator {op!r}; expected one of {', '.join(operator_names())}{YOURS}")
+            raise ValueError(unknown_operator(op))
         nested = data.get("params")
         if isinstance(nested, OperatorParams):
             if not isinstance(nested, params_model):

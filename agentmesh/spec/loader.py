@@ -19,7 +19,7 @@ from agentmesh._yaml import YamlError, read_yaml
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec, Loc, Problem, reference_problems
-from agentmesh.spec.operators import YOURS, OperatorParams, operator_names, operator_params
+from agentmesh.spec.operators import OperatorParams, operator_names, operator_params, unknown_operator
 
 LineMap = dict[Loc, int]
 
@@ -204,7 +204,7 @@ def graph_from_data(
             problems.append(
                 Problem(
                     loc=("nodes", key, "op"),
-                    message=f"unknown operator {raw['op']!r}; expected one of {', '.join(operator_names())}{YOURS}",
+                    message=unknown_operator(raw["op"]),
                 )
             )
             continue

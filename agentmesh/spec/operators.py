@@ -21,9 +21,6 @@ from agentmesh.spec.stop import StopPolicy
 #: Variables every agent template may use, whatever its node: the graph's inputs are added to these.
 COMMON_VARIABLES = frozenset({"agent", "role", "nodes", "inputs"})
 
-#: Appended to "unknown operator" errors: where a user's own operator comes from, and how the CLI gets it.
-YOURS = " (an operator of yours: decorate it with @agentmesh.operator and load its module with agentmesh --import)"
-
 #: Output keys of every node, whatever its operator: ``stopped`` says why a budget ended the node early.
 COMMON_OUTPUTS = frozenset({"stopped"})
 _ANSWERS = frozenset({"answers"})
@@ -290,6 +287,15 @@ def register_operator_params(name: str, params: type[OperatorParams]) -> None:
 def operator_params(name: str) -> type[OperatorParams] | None:
     with _lock:
         return _registry.get(name)
+
+
+def unknown_operator(op: object) -> str:
+    """The message for an ``op`` no operator is registered under: the known ones, and where one's own comes from
+    (a decorator, and on the command line ``--import`` of its module)."""
+    return (
+        f"unknown operator {op!r}; expected one of {', '.join(operator_names())} (an operator of yours: decorate it "
+        "with @agentmesh.operator and load its module with agentmesh --import)"
+    )
 
 
 def operator_names() -> list[str]:
