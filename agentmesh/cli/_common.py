@@ -57,14 +57,13 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
             if task is not None:
                 task.cancel()
 
-        try:
+        unsupported = (NotImplementedError, RuntimeError, ValueError)  # Windows' loop; not the main thread
+        with contextlib.suppress(*unsupported):
             loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-        except (NotImplementedError, RuntimeError, ValueError):  # Windows' loop; not the main thread
-            return await main
         try:
             return await main
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            with contextlib.suppress(*unsupported):
                 loop.remove_signal_handler(signal.SIGTERM)
 
     try:
