@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,10 +53,16 @@ app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
 
 
+def _prog_name() -> str:
+    """The name usage messages give: click guesses it from how Python was started, which under ``python -m``
+    (a test runner, say) names that runner's module rather than this program."""
+    return "python -m agentmesh" if Path(sys.argv[0]).stem == "__main__" else "agentmesh"
+
+
 def main() -> None:
     """Console entry point: an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name=_prog_name())
     except AgentmeshError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)

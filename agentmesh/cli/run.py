@@ -27,7 +27,16 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._common import (
+    WIDE,
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    fmt_cost,
+    open_store,
+    run_async,
+)
 from agentmesh.cli._live import LiveView, final_panel, snippet
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
@@ -367,9 +376,19 @@ async def run_items(
 
 
 def summary_table(spec: GraphSpec, outcomes: Sequence[ItemOutcome]) -> Table:
-    table = Table(title=f"{spec.name}: {len(outcomes)} items")
-    for column in ("item", "run", "status", "answer", "calls", "tokens", "cost", "stop reason / error"):
-        table.add_column(column, overflow="fold")
+    """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
+    :data:`WIDE`), stop reason or error."""
+    wide = console.width >= WIDE
+    table = Table(title=f"{spec.name}: {len(outcomes)} items", caption=None if wide else "tokens, cost: --json")
+    columns = ["item", "run", "status", "answer", "calls", *(["tokens", "cost"] if wide else []), "stop reason / error"]
+    for column in columns:
+        fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
+        table.add_column(
+            column,
+            no_wrap=fixed,
+            overflow="fold",
+            justify="right" if column in ("calls", "tokens", "cost") else "left",
+        )
     for o in outcomes:
         r = o.result
         if r is not None:
@@ -382,15 +401,15 @@ def summary_table(spec: GraphSpec, outcomes: Sequence[ItemOutcome]) -> Table:
                 o.totals.get("cost_usd"),
             )
             answer, reason = "-", Text(snippet(o.error or "failed", 160), style="red")
-        status = Text(o.status, style="green" if o.status == "succeeded" else "red")
-        table.add_row(
-            f"line {o.line}",
-            o.run_id[:12] if o.run_id else "-",
-            status,
-            Text(answer),
-            str(calls),
-            str(tokens),
-            fmt_cost(cost),
-            reason,
-        )
+        cells: dict[str, str | Text] = {
+            "item": f"line {o.line}",
+            "run": o.run_id[:12] if o.run_id else "-",
+            "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
+            "answer": Text(answer),
+            "calls": str(calls),
+            "tokens": str(tokens),
+            "cost": fmt_cost(cost),
+            "stop reason / error": reason,
+        }
+        table.add_row(*(cells[c] for c in columns))
     return table

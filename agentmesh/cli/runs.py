@@ -11,11 +11,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.timeline import Timeline, load_timeline
-
-_WIDE = 110  # terminal columns from which `runs` shows every column
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
 
@@ -36,9 +34,7 @@ def list_runs(
     if not found:
         console.print("no runs" + (" matching the filters" if graph or status else " yet"))
         return
-    # A narrow terminal leaves out model, tokens and cost (`show` and --json have them) rather than folding
-    # every column into a few characters; ids, statuses, counts and dates stay on one line each.
-    wide = console.width >= _WIDE
+    wide = console.width >= WIDE  # narrower: model, tokens and cost left out (see WIDE)
     caption = None if wide else "model, tokens, cost: a wider terminal or --json"
     table = Table(title=f"runs ({len(found)})", caption=caption)
     columns = ["id", "graph", "status", "stop reason", *(["model"] if wide else []), "calls"]

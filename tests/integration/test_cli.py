@@ -121,6 +121,16 @@ def test_usage_errors_print_usage_and_exit_2_without_a_traceback(
     assert "Traceback" not in err
 
 
+def test_python_dash_m_agentmesh_is_the_same_command() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "agentmesh", "graph", "validate", "debate"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "graph debate" in ok.stdout
+    usage = subprocess.run([sys.executable, "-m", "agentmesh", "run", "--bogus"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "Usage: python -m agentmesh run" in usage.stderr
+
+
 def test_models_explains_references_without_revealing_keys(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +211,15 @@ def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_p
     data = json.loads(out)
     assert [(d["line"], d["status"]) for d in data] == [(1, "succeeded"), (2, "failed"), (4, "succeeded")]
     assert data[0]["result"]["answer"] == "51" and data[1]["run_id"] and "no rule left" in data[1]["error"]
+
+    # A narrow terminal: tokens and cost left out (said in a caption); run ids and statuses whole, one line each.
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 1
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ line")}
+    assert "succeeded" in rows["line 1"] and " 51 " in rows["line 1"] and "failed" in rows["line 2"]
+    assert all(re.search(r"│ [0-9a-f]{12} │", row) for row in rows.values())
+    assert "$0.000000" not in out and "tokens, cost: --json" in out
 
 
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -559,7 +559,7 @@ def test_json_values_come_back_exactly_whatever_the_serialiser(store_url: str) -
         "float": 0.1,
         "tiny": 1e-7,
         "unicode": "é ✓ 日本 \u2028",
-        "control": "tab\tnewline\nquote\"backslash\\",
+        "control": 'tab\tnewline\nquote"backslash\\',
         "nested": [{"a": [1, 2, None, True]}, []],
     }
     with Store(store_url) as store:
