@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from agentmesh._sync import blocking
 from agentmesh.errors import ModelError, ModelTimeoutError
 from agentmesh.models._tokens import estimate_prompt_tokens, estimate_tokens, reserve_tokens
 from agentmesh.models.limits import EndpointLimiter, limiter_for
@@ -202,7 +203,7 @@ class ModelClient:
 
     def complete_sync(self, request: ModelRequest, context: CallContext | None = None) -> ModelResponse:
         """Blocking form for scripts and notebooks without an event loop."""
-        return asyncio.run(self.complete(request, context))
+        return blocking(self.complete(request, context), name="ModelClient.complete_sync", async_name="client.complete")
 
     async def aclose(self) -> None:
         await self.provider.aclose()

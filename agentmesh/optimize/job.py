@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from agentmesh._sync import blocking
 from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model
@@ -280,4 +281,6 @@ async def _run_item(
 
 def optimize(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> OptimizeResult:
     """Blocking :func:`aoptimize`, for scripts without an event loop."""
-    return asyncio.run(aoptimize(graph, items, **kwargs))
+    return blocking(
+        aoptimize(graph, items, **kwargs), name="agentmesh.optimize.optimize", async_name="agentmesh.optimize.aoptimize"
+    )

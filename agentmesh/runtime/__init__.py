@@ -8,7 +8,7 @@ from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, operator, register_function
 from agentmesh.runtime.recording import StoreRecorder
-from agentmesh.runtime.run import RunResult, aresume, arun, resolve_graph, run
+from agentmesh.runtime.run import RunResult, aresume, arun, resolve_graph, resume, run
 
 __all__ = [
     "AgentAnswer",
@@ -25,5 +25,6 @@ __all__ = [
     "recorded_model",
     "register_function",
     "resolve_graph",
+    "resume",
     "run",
 ]

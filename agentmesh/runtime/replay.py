@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentmesh._sync import blocking
 from agentmesh.errors import ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
@@ -306,9 +307,17 @@ async def afork(
 
 def replay(run_id: str, *, store: Store | str | None = None, graph: str | Path | None = None) -> ReplayReport:
     """Blocking :func:`areplay`."""
-    return asyncio.run(areplay(run_id, store=store, graph=graph))
+    return blocking(
+        areplay(run_id, store=store, graph=graph),
+        name="agentmesh.runtime.replay.replay",
+        async_name="agentmesh.runtime.replay.areplay",
+    )
 
 
 def fork(run_id: str, *, step: str, **kwargs: Any) -> RunResult:
     """Blocking :func:`afork`."""
-    return asyncio.run(afork(run_id, step=step, **kwargs))
+    return blocking(
+        afork(run_id, step=step, **kwargs),
+        name="agentmesh.runtime.replay.fork",
+        async_name="agentmesh.runtime.replay.afork",
+    )

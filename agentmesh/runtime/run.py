@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
+from agentmesh._sync import blocking
 from agentmesh.errors import AgentmeshError, ConfigError, StoreError
 from agentmesh.models.client import ModelClient
 from agentmesh.models.providers.base import Provider
@@ -360,6 +361,20 @@ def run(
     store: Store | str | None = None,
     budget: Budget | None = None,
     listeners: Iterable[Listener] = (),
+    meta: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Blocking :func:`arun`, for scripts without an event loop."""
-    return asyncio.run(arun(graph, inputs, model=model, store=store, budget=budget, listeners=listeners))
+    work = arun(graph, inputs, model=model, store=store, budget=budget, listeners=listeners, meta=meta)
+    return blocking(work, name="agentmesh.run", async_name="agentmesh.arun")
+
+
+def resume(
+    run_id: str,
+    *,
+    store: Store | str | None = None,
+    model: str | Provider | ModelClient | None = None,
+    listeners: Iterable[Listener] = (),
+) -> RunResult:
+    """Blocking :func:`aresume`, for scripts without an event loop."""
+    work = aresume(run_id, store=store, model=model, listeners=listeners)
+    return blocking(work, name="agentmesh.resume", async_name="agentmesh.aresume")

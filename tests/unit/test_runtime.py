@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from agentmesh.errors import ConfigError, ScriptExhaustedError, StoreError
 from agentmesh.models import ScriptedModel
-from agentmesh.runtime import RunError, aresume, register_function, run
+from agentmesh.runtime import RunError, aresume, arun, register_function, resume, run
 from agentmesh.runtime.voting import consensus_reached, majority
 from agentmesh.spec import Consensus, graph_from_data
 from agentmesh.spec.stop import Budget
@@ -158,7 +159,7 @@ def test_resume_serves_finished_calls_and_never_repeats_them(db: str) -> None:
     assert {(1, 0), (1, 1), (1, 2)} <= done_keys
 
     fresh = ScriptedModel([{"agent": "debater", "template": "\\boxed{8}"}])
-    result = asyncio.run(aresume(failed.id, store=db, model=fresh))
+    result = resume(failed.id, store=db, model=fresh)  # the blocking form of aresume
     assert result.status == "succeeded" and result.answer == "8"
     # Round 1 resumes from its checkpoint; in round 2 the one finished call is served from the record.
     assert result.served_from_record == 1
@@ -478,3 +479,24 @@ def test_a_graph_langgraph_cannot_build_is_a_config_error_not_a_traceback() -> N
     broken = spec.model_copy(update={"nodes": {**spec.nodes, "gate": gate}, "edges": edges})
     with pytest.raises(ConfigError, match=r"graph 'g' passed validation but LangGraph cannot build it: .*entrypoint"):
         compile_graph(broken, spec_hash="test-broken-graph")
+
+
+def test_blocking_forms_inside_a_running_loop_say_to_await_and_start_nothing(db: str) -> None:
+    """A notebook cell or async code already runs an event loop: ``run()`` cannot block there. The error names
+    the awaitable form; nothing is stored and no coroutine is left un-awaited."""
+    model = ScriptedModel([{"template": "\\boxed{8}"}])
+
+    async def in_a_loop() -> None:
+        with pytest.raises(ConfigError, match=r"running event loop.*await agentmesh\.arun\(\.\.\.\)"):
+            run(debate(rounds=1), {"question": "q"}, model=model, store=db)
+        with pytest.raises(ConfigError, match=r"await agentmesh\.aresume"):
+            resume("no-such-run", store=db)
+        result = await arun(debate(rounds=1), {"question": "q"}, model=model, store=db, meta={"by": "test"})
+        assert result.status == "succeeded"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would be a RuntimeWarning
+        asyncio.run(in_a_loop())
+    with Store(db) as store:
+        (stored,) = store.list_runs()
+    assert len(model.calls) == 3 and stored.meta["by"] == "test"
