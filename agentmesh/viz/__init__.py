@@ -5,8 +5,8 @@ primitives (boxes, arrows, text, a layered layout) are generic, for other drawin
 round: :func:`svg_layers` with :class:`Box` and :class:`Arrow`.
 """
 
-from agentmesh.viz._svg import Arrow, Box, Line, assign_layers, svg_layers
 from agentmesh.viz.graph import FlowEdge, graph_flow, graph_mermaid, graph_svg
+from agentmesh.viz.svg import Arrow, Box, Line, assign_layers, svg_layers
 
 __all__ = [
     "Arrow",

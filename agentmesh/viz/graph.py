@@ -36,7 +36,7 @@ from agentmesh.spec.operators import (
     VoteParams,
 )
 from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, StopPolicy
-from agentmesh.viz._svg import Arrow, Box, Direction, EdgeStyle, Line, shorten, svg_layers, wrap
+from agentmesh.viz.svg import Arrow, Box, Direction, EdgeStyle, Line, shorten, svg_layers, wrap
 
 START = "START"
 #: The multiplication sign of repeat counts.

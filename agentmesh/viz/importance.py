@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from agentmesh.viz._svg import FONT_FAMILY, esc, text_width
+from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 
 _TEAM = "#2563eb"
 _OTHER = "#9ca3af"

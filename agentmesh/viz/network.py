@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentmesh.viz._svg import FONT_FAMILY, esc, shorten, text_width
 from agentmesh.viz.importance import shade
+from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
 
 
 def network_svg(

@@ -12,8 +12,8 @@ import pytest
 from agentmesh.spec import load_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.viz import Arrow, Box, Line, assign_layers, graph_flow, graph_mermaid, graph_svg, svg_layers
-from agentmesh.viz._svg import esc, shorten, text_width, wrap
 from agentmesh.viz.graph import TIMES
+from agentmesh.viz.svg import esc, shorten, text_width, wrap
 
 GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
 SVG = "{http://www.w3.org/2000/svg}"
