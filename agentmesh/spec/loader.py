@@ -72,8 +72,7 @@ def _line_for(lines: LineMap, loc: Loc) -> int | None:
 def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
     out = []
     for e in exc.errors(include_url=False):
-        # Drop pydantic's union/validator tags ("function-before[...]", "tagged-union[...]") from the path.
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (("[" in p and "]" in p) or p in _TAGS)))
+        loc = _yaml_path(e["loc"])
         got = e.get("input")
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] in ("missing",):
@@ -84,6 +83,24 @@ def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
             message = f"{message} (got {got!r})"
         out.append(Problem(loc=(*prefix, *loc), message=message))
     return out
+
+
+def _yaml_path(loc: Loc) -> Loc:
+    """A pydantic error location as the path of keys in the YAML file.
+
+    Pydantic's validator and union markers (``function-before[...]``, ``tagged-union[...]``) are dropped. A stop
+    policy's tag is its YAML key (``{consensus: {fraction: ...}}`` fails at ``consensus.fraction``) and stays, but
+    ``any``/``all`` hold their list under a field of the same name (``(any, any, 0)`` is ``any[0]`` in the file),
+    and ``{max_rounds: N}`` holds its count as the key's value rather than under ``rounds``.
+    """
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and "[" in part and "]" in part:
+            continue
+        if out and out[-1] in _TAGS and (part == out[-1] or (out[-1], part) == ("max_rounds", "rounds")):
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 _TAGS = {"any", "all", "consensus", "score_threshold", "max_rounds", "budget"}

@@ -259,6 +259,27 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     assert info.value.context["line"] == 18 and info.value.context["field"] == "nodes.debate.rounds"
 
 
+def test_problems_inside_composed_stop_policies_name_their_place_in_the_file(tmp_path: Path) -> None:
+    """Each member of an ``any``/``all`` is reported at its own line, under the keys written in the file (a
+    member at ``stop.any[1]``, a setting at ``stop.any[0].consensus.fraction``), not pydantic's inner path."""
+    stop = (
+        "stop:\n"
+        "      any:\n"
+        "        - {consensus: {fraction: 2}}\n"
+        "        - {score_at_least: 70}\n"
+        "        - all: [{max_rounds: x}, {budget: {calls: -1}}]"
+    )
+    message = _spec_error(tmp_path, DEBATE.replace("stop: {consensus: {fraction: 0.66}}", stop))
+    assert message.startswith("4 problems in")
+    for expected in (
+        "g.yaml:21: nodes.debate.stop.any[0].consensus.fraction: Input should be less than or equal to 1 (got 2)",
+        "g.yaml:22: nodes.debate.stop.any[1]: unknown stop policy 'score_at_least'; expected one of any, all",
+        "g.yaml:23: nodes.debate.stop.any[2].all[0].max_rounds: Input should be a valid integer",
+        "g.yaml:23: nodes.debate.stop.any[2].all[1].budget.calls: Input should be greater than or equal to 1",
+    ):
+        assert expected in message, message
+
+
 def _spec_error(tmp_path: Path, text: str) -> str:
     """The message loading ``text`` fails with."""
     with pytest.raises(SpecError) as info:
