@@ -28,7 +28,7 @@ from agentmesh.errors import SchemaVersionError
 from agentmesh.store._jsonable import to_jsonable
 from agentmesh.store._redact import redact_json
 from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
-from agentmesh.store.writes import Statement, Tx
+from agentmesh.store.statements import Statement, Tx
 
 EMPTY_BLOB = "empty"  # blob type of a versioned channel that holds no value
 IN_CHUNK = 500  # tuples per IN (...) list: well under SQLite's and Postgres' bound-parameter limits

@@ -72,7 +72,8 @@ from agentmesh.store.schema import (
     graph_checkpoint_writes,
     graph_checkpoints,
 )
-from agentmesh.store.writes import Posted, Tx, batch_writer, writer
+from agentmesh.store.statements import Tx
+from agentmesh.store.writes import Posted, batch_writer, writer
 
 _HYDRATE_BATCH = 64  # checkpoints loaded per round trip when listing
 _PRUNE_STRATEGIES = ("keep_latest", "delete")

@@ -24,7 +24,8 @@ from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs, utcnow
-from agentmesh.store.writes import Posted, Statement, Tx, batch_writer, close_engine_writer, result_processors, writer
+from agentmesh.store.statements import Statement, Tx, result_processors
+from agentmesh.store.writes import Posted, batch_writer, close_engine_writer, writer
 
 _AMBIGUOUS_SHOWN = 5
 

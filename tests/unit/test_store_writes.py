@@ -16,7 +16,7 @@ import pytest
 from agentmesh.errors import RunNotFoundError, StoreError
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.store import Store, event_row, writes
-from agentmesh.store.writes import Tx
+from agentmesh.store.statements import Tx
 
 
 def _hold(store: Store) -> tuple[threading.Event, Future[Any]]:
