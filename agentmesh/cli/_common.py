@@ -20,12 +20,12 @@ from agentmesh.errors import ConfigError
 from agentmesh.store import Store
 
 console = Console()
+err_console = Console(stderr=True)
 
 #: Terminal columns from which tables of runs (``runs``, a batch's summary) show every column. Narrower, they
 #: leave out what ``show`` and ``--json`` have (model, tokens, cost) rather than folding every column into a
 #: few characters: ids, statuses and counts stay whole, on one line each.
 WIDE = 110
-err_console = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
