@@ -280,6 +280,14 @@ def test_problems_inside_composed_stop_policies_name_their_place_in_the_file(tmp
         assert expected in message, message
 
 
+def test_an_input_named_like_a_stop_policy_keeps_its_name_in_problem_paths(tmp_path: Path) -> None:
+    text = DEBATE.replace("question: {type: string}", "consensus: {type: strng}").replace(
+        "{{ question }}", "{{ consensus }}"
+    )
+    message = _spec_error(tmp_path, text)
+    assert "g.yaml:3: inputs.consensus.type: Input should be 'string'" in message, message
+
+
 def _spec_error(tmp_path: Path, text: str) -> str:
     """The message loading ``text`` fails with."""
     with pytest.raises(SpecError) as info:
