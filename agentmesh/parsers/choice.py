@@ -114,7 +114,7 @@ def choice_letter(text: str, *, letters: str, style: ChoiceStyle, refusal_text: 
         return Parsed.failure(f"no option letter ({', '.join(letters)}) found in the reply")
     if letter == MAGICORE_NO_ANSWER and style == "magicore":
         return Parsed.failure(
-            f"no option letter ({', '.join(letters)}) found; 'N/A' is voted like an answer (magicore.md §2.2)",
+            f"no option letter ({', '.join(letters)}) found; 'N/A' is voted like an answer (MAgICoRe's rule)",
             value=letter,
             normalized=letter,
         )

@@ -86,4 +86,4 @@ def python_code(text: str, *, prompt: str | None, any_fence: bool) -> Parsed:
             return Parsed.failure("the ```python block is empty", code, key)
         return Parsed.success(code, key)
     how = "the lines after 'impl]'" if source == "impl_marker" else "the whole reply"
-    return Parsed.failure(f"no ```python block in the reply; used {how} (dylan.md §5.3)", code, key)
+    return Parsed.failure(f"no ```python block in the reply; used {how} (DyLAN's rule)", code, key)

@@ -121,11 +121,11 @@ def ratings(text: str, *, n: int, non_integer: NonInteger) -> Parsed:
         return Parsed.success(value, key)
     bad = ", ".join(repr(b) for b in parsed.bad_items)
     reason = {
-        "missing": "no [[...]] rating list in the reply; weights are uniform (dylan.md §4.1)",
+        "missing": "no [[...]] rating list in the reply; weights are uniform (DyLAN's rule)",
         "length_mismatch": f"the rating list has {len(parsed.ratings or [])} items for {n} predecessors; "
-        "weights are uniform (dylan.md §4.1)",
-        "partial": f"rating items {bad} are not integers and count as 0 (dylan.md §4.4)",
-        "invalid": f"rating items {bad} are not integers; weights are uniform (dylan.md §4.4, HumanEval class)",
+        "weights are uniform (DyLAN's rule)",
+        "partial": f"rating items {bad} are not integers and count as 0 (DyLAN's rule)",
+        "invalid": f"rating items {bad} are not integers; weights are uniform (DyLAN's HumanEval rule)",
     }[parsed.status]
     return Parsed.failure(reason, value, key)
 
@@ -208,7 +208,7 @@ def ranking(text: str, *, n: int, k: int, max_label: int, fallback: RankFallback
         return Parsed.success(list(picks), key)
     return Parsed.failure(
         f"no ranking like [1, 2] (labels 1..{max_label}) in the reply; used the {fallback} fallback {picks} "
-        "(dylan.md §2)",
+        "(DyLAN's rule)",
         list(picks),
         key,
     )
@@ -307,9 +307,9 @@ def critic_ratings(text: str, *, n: int, min: int | float, max: int | float) -> 
     if parsed.status == "ok":
         return Parsed.success(value, key)
     reason = {
-        "unparsed": f"no [...] list with a number in the reply; all {n} scores set to {min} (alu.md §4.4)",
+        "unparsed": f"no [...] list with a number in the reply; all {n} scores set to {min} (ALU's rule)",
         "length_mismatch": f"the rating list has {len(parsed.raw or [])} items for {n} candidates; missing ones "
-        f"score {min} (alu.md §4.4)",
-        "partial": f"some ratings are not numbers and score {min} (alu.md §4.4)",
+        f"score {min} (ALU's rule)",
+        "partial": f"some ratings are not numbers and score {min} (ALU's rule)",
     }[parsed.status]
     return Parsed.failure(reason, value, key)

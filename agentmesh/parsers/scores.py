@@ -198,7 +198,7 @@ def score(
     if raw is None:
         where = f"{position} {delimiter!r}" if delimiter is not None and pattern is None else "in the reply"
         hint = _position_hint(text, delimiter, position, ignore_case) if pattern is None else ""
-        scored = f"; scored {fallback} (sejury.md §3)" if fallback is not None else ""
+        scored = f"; scored {fallback} (SE-Jury's rule)" if fallback is not None else ""
         return fail(f"no score {where}{hint}{scored}")
     if (low is not None and raw < low) or (high is not None and raw > high):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"

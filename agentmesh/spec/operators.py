@@ -146,7 +146,7 @@ class RoundsParams(OperatorParams):
     reference_compat: bool = Field(
         default=False,
         description="DyLAN's released code after a rank step: every previous answer stays visible and the next "
-        "round's agents are picked by position in a shuffled order (dylan.md §8 D1). Default: the paper's "
+        "round's agents are picked by position in a shuffled order. Default: the paper's "
         "semantics, where only the kept agents go on and only their answers flow.",
     )
     stop: StopPolicy | None = Field(default=None, description="Checked after every round (e.g. consensus).")

@@ -609,7 +609,7 @@ def test_choice_letter_styles(reply, dylan, magicore, alu):
 def test_choice_letter_magicore_na_is_voted_like_an_answer():
     result = choice_letter("no letter", style="magicore")
     assert (result.ok, result.value, result.normalized) == (False, "N/A", "N/A")
-    assert result.error == "no option letter (A, B, C, D) found; 'N/A' is voted like an answer (magicore.md §2.2)"
+    assert result.error == "no option letter (A, B, C, D) found; 'N/A' is voted like an answer (MAgICoRe's rule)"
 
 
 def test_choice_letter_alu_refusal_and_custom_letters():
@@ -662,9 +662,9 @@ def test_python_code(reply, code, ok):
 def test_python_code_errors_and_options():
     result = python_code("    return 1")
     assert result.value == "    return 1"
-    assert result.error == "no ```python block in the reply; used the whole reply (dylan.md §5.3)"
+    assert result.error == "no ```python block in the reply; used the whole reply (DyLAN's rule)"
     assert python_code("x\n[improved impl]\ny").error == (
-        "no ```python block in the reply; used the lines after 'impl]' (dylan.md §5.3)"
+        "no ```python block in the reply; used the lines after 'impl]' (DyLAN's rule)"
     )
     assert python_code("```python\n```").error == "the ```python block is empty"
     fenced = python_code("```\ndef f(): pass\n```\n```py\ndef g(): pass\n```", any_fence=True)

@@ -53,7 +53,7 @@ def test_score_sejury_rule(reply, value, ok):
     result = score(reply)
     assert (result.value, result.ok, result.normalized) == (value, ok, str(value))
     if not ok:
-        assert result.error == "no score before '[END]'; scored 0 (sejury.md §3)"
+        assert result.error == "no score before '[END]'; scored 0 (SE-Jury's rule)"
 
 
 @pytest.mark.parametrize(
@@ -159,13 +159,13 @@ def test_dylan_ratings(reply, n, mode, values, weights, status):
 
 
 def test_dylan_ratings_messages():
-    assert ratings("none", n=3).error == "no [[...]] rating list in the reply; weights are uniform (dylan.md §4.1)"
+    assert ratings("none", n=3).error == "no [[...]] rating list in the reply; weights are uniform (DyLAN's rule)"
     assert ratings("[[4, 5]]", n=4).error == (
-        "the rating list has 2 items for 4 predecessors; weights are uniform (dylan.md §4.1)"
+        "the rating list has 2 items for 4 predecessors; weights are uniform (DyLAN's rule)"
     )
-    assert ratings("[[5, x, 5]]", n=3).error == "rating items 'x' are not integers and count as 0 (dylan.md §4.4)"
+    assert ratings("[[5, x, 5]]", n=3).error == "rating items 'x' are not integers and count as 0 (DyLAN's rule)"
     assert ratings("[[5, x, 5]]", n=3, non_integer="invalidate").error == (
-        "rating items 'x' are not integers; weights are uniform (dylan.md §4.4, HumanEval class)"
+        "rating items 'x' are not integers; weights are uniform (DyLAN's HumanEval rule)"
     )
 
 
@@ -219,7 +219,7 @@ def test_ranking_random_fallback_is_seeded_and_distinct():
     assert len(set(first.value)) == 2 and all(0 <= i < 7 for i in first.value)
     assert (
         first.error
-        == f"no ranking like [1, 2] (labels 1..7) in the reply; used the random fallback {first.value} (dylan.md §2)"
+        == f"no ranking like [1, 2] (labels 1..7) in the reply; used the random fallback {first.value} (DyLAN's rule)"
     )
     others = {tuple(ranking("none", n=7, seed=s).value) for s in range(20)}
     assert len(others) > 1
@@ -266,10 +266,10 @@ def test_critic_ratings(reply, n, raw, scores, status):
 def test_critic_ratings_messages_and_bounds():
     assert (
         critic_ratings("nothing", n=2).error
-        == "no [...] list with a number in the reply; all 2 scores set to 1 (alu.md §4.4)"
+        == "no [...] list with a number in the reply; all 2 scores set to 1 (ALU's rule)"
     )
     assert critic_ratings("[5]", n=2).error == (
-        "the rating list has 1 items for 2 candidates; missing ones score 1 (alu.md §4.4)"
+        "the rating list has 1 items for 2 candidates; missing ones score 1 (ALU's rule)"
     )
     assert critic_ratings("[9, 0]", n=2, min=0, max=10).value["exact"] == ["9", "0"]
     assert critic_ratings("[]", n=0).value["scores"] == []
