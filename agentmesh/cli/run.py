@@ -65,6 +65,13 @@ _EXAMPLES = {
 }
 
 
+def _positive(value: float | None, flag: str) -> float | None:
+    """typer's ``min`` is inclusive; a budget of 0 would stop every run before its first call."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not a positive number", param_hint=flag)
+    return value
+
+
 # --- the commands ---------------------------------------------------------------------------------------------
 
 
@@ -87,15 +94,30 @@ def run_graph(
     max_calls: Annotated[
         int | None, typer.Option("--max-calls", min=1, help="Budget of model calls per run (best answer so far).")
     ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Budget of tokens (prompt + completion) per run.")
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", callback=lambda v: _positive(v, "--max-cost"), help="Budget in USD per run."),
+    ] = None,
+    max_seconds: Annotated[
+        float | None,
+        typer.Option("--max-seconds", callback=lambda v: _positive(v, "--max-seconds"), help="Wall time per run."),
+    ] = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Run a graph on inputs and print its answer, with a live view of rounds, agents and answers."""
+    """Run a graph on inputs and print its answer, with a live view of rounds, agents and answers.
+
+    The ``--max-*`` budgets are shared by every agent of a run and add to the graph's own: when one is spent, no
+    further call starts and the run ends with its best answer so far (its stop reason says which budget)."""
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     spec = resolve_graph(graph)
     given = parse_inputs(spec, inputs or [])
-    budget = Budget(calls=max_calls) if max_calls is not None else None
+    limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
+    budget = Budget(**limits) if any(v is not None for v in limits.values()) else None
     if input_file is not None:
         items = read_items(input_file, spec, given)
         _run_batch(

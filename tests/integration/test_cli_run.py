@@ -258,6 +258,41 @@ def test_max_calls_caps_the_debate(db: str, tmp_path: Path, capsys, monkeypatch)
     assert "not called" in out  # the third debater's row
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "reason"),
+    [("--max-tokens", "150", "budget: 150 tokens (spent "), ("--max-seconds", "0.15", "budget: 0.15 s wall time")],
+)
+def test_token_and_wall_time_budgets_from_the_command_line(
+    flag: str, value: str, reason: str, db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The agents never agree; round 1 alone spends ~200 tokens and 0.3 s (three parallel calls of 0.3 s), so
+    either budget stops the run before round 2, with the best answer so far and the budget as its reason."""
+    model = script(
+        tmp_path,
+        "slow.yaml",
+        "delay_s: 0.3\nrules:\n  - {agent: debater, template: '\\boxed{ {{- call_index -}} }'}\n",
+    )
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", model, "--db", db, flag, value], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        calls = store.events(run.id, kind="model_call")
+    assert len(calls) == 3 and {c.round for c in calls} == {1}
+    assert run.status == "succeeded" and reason in (run.stop_reason or ""), run.stop_reason
+    stored = {k: v for k, v in run.meta["budget"].items() if k != "kind"}
+    assert stored == ({"tokens": 150} if flag == "--max-tokens" else {"wall_s": 0.15})
+
+
+def test_budgets_must_be_positive(db: str, capsys, monkeypatch) -> None:
+    for flag in ("--max-cost", "--max-seconds"):
+        code, _, err = run_cli(["run", "debate", "-i", "question=q", "--db", db, flag, "0"], capsys, monkeypatch)
+        assert code == 2 and f"Invalid value for {flag}: 0 is not a positive number" in err
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
 def test_resume_continues_a_failed_run_without_repeating_calls(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     # Round 1 completes (three different answers: no consensus); round 2 has one response for three calls, so one
     # round-2 call succeeds and the other two fail: the run fails mid-round.
