@@ -7,6 +7,7 @@ the calls after its step; the report is one HTML page that needs no network to v
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -154,6 +155,10 @@ def export(
 def import_(
     path: Annotated[Path, typer.Argument(help="A file written by agentmesh export.")],
     db: DbOption = None,
+    new_id: Annotated[
+        bool,
+        typer.Option("--new-id", help="Store it under a fresh id (the store has that run already: a copy)."),
+    ] = False,
 ) -> None:
     """Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid."""
     if not path.is_file():
@@ -163,5 +168,5 @@ def import_(
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     with open_store(db) as store:
-        run_id = import_run(store, document, where=str(path))
+        run_id = import_run(store, document, where=str(path), new_id=uuid.uuid4().hex if new_id else None)
     console.print(f"imported run {run_id}")

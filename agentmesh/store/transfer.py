@@ -75,7 +75,10 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
     store.flush()
     with store.engine.connect() as conn:
         if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
-            raise StoreError(f"{where}: run {run_id} is already in {store.url} (import it with a new id)")
+            raise StoreError(
+                f"{where}: run {run_id} is already in {store.url} (agentmesh import --new-id, or new_id= in "
+                "Python, stores a copy)"
+            )
         parent = run.get("parent_run_id")
         if parent and conn.execute(sa.select(runs.c.id).where(runs.c.id == parent)).first() is None:
             parent = None  # the parent stays where it was; the link is kept in meta

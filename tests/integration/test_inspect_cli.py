@@ -178,7 +178,15 @@ def test_export_import_between_stores_without_secrets(
     assert code == 0, err
     assert "identical" in out
     code, _, err = run_cli(["import", str(out_file), "--db", store_url], capsys, monkeypatch)
-    assert code == 2 and "already in" in err
+    assert code == 2 and "already in" in err and "--new-id" in err
+    code, out, err = run_cli(["import", str(out_file), "--db", store_url, "--new-id"], capsys, monkeypatch)
+    assert code == 0, err
+    copy_id = out.split()[-1]
+    assert copy_id != run_id
+    with Store(store_url) as target:
+        copy = target.get_run(copy_id)
+        assert copy.totals == target.get_run(run_id).totals and copy.meta["imported_from"]["run_id"] == run_id
+        assert len(target.events(copy_id, kind="model_call")) == 11
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "agentmesh-run", "version": 99, "run": {}, "events": []}))
