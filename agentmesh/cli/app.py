@@ -40,6 +40,7 @@ def _plugins(
 app.command("ask")(ask.ask)
 app.command("runs")(runs.list_runs)
 app.command("show")(runs.show)
+app.command("delete")(runs.delete)
 app.command("models")(models.models)
 app.command("run")(run.run_graph)
 app.command("resume")(run.resume)

@@ -1,11 +1,13 @@
-"""``agentmesh db``: schema management."""
+"""``agentmesh db``: the database itself (its schema, its size)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from agentmesh.cli._common import DbOption, console
-from agentmesh.store import upgrade_database
+from agentmesh.cli._common import DbOption, console, open_store
+from agentmesh.store import Store, upgrade_database
 
 app = typer.Typer(help="Manage the agentmesh database.", no_args_is_help=True)
 
@@ -15,3 +17,19 @@ def upgrade(db: DbOption = None) -> None:
     """Create the schema or migrate it to this agentmesh's version (safe to run repeatedly)."""
     url, revision = upgrade_database(db)
     console.print(f"database {url} is at schema revision [bold]{revision}[/]")
+
+
+@app.command("vacuum")
+def vacuum(db: DbOption = None) -> None:
+    """Give the space of deleted runs back to the disk (SQLite rewrites the file; Postgres reclaims dead rows)."""
+    with open_store(db) as store:
+        size = _file_size(store)
+        store.vacuum()
+        after = _file_size(store)
+        shrunk = f": {size:,} -> {after:,} bytes" if size is not None and after is not None else ""
+        console.print(f"vacuumed {store.url}{shrunk}")
+
+
+def _file_size(store: Store) -> int | None:
+    path = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+    return Path(path).stat().st_size if path and Path(path).is_file() else None

@@ -59,6 +59,31 @@ def list_runs(
     console.print(table)
 
 
+def delete(
+    run_ids: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes of them.", metavar="RUN...")],
+    db: DbOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Delete runs marked running too.")] = False,
+) -> None:
+    """Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none);
+    agentmesh db vacuum then gives the space back."""
+    with open_store(db) as store:
+        records = [store.get_run(r) for r in run_ids]  # every one resolved before anything is deleted
+        records = list({r.id: r for r in records}.values())
+        table = Table(title=f"delete {len(records)} run{'s' if len(records) != 1 else ''} from {store.url}")
+        for col in ("id", "graph", "status", "calls", "created"):
+            table.add_column(col, no_wrap=True)
+        for r in records:
+            calls = str((r.totals or {}).get("calls", 0))
+            table.add_row(r.id[:12], r.graph, _status(r.status), calls, _when(r.created_at))
+        console.print(table)
+        if not yes and not typer.confirm("Delete them?", default=False):
+            console.print("nothing deleted")
+            raise typer.Exit(1)
+        count = store.delete_runs([r.id for r in records], force=force)
+    console.print(f"deleted {len(records)} run(s) and {count} event(s); agentmesh db vacuum gives the space back")
+
+
 def show(
     run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
     db: DbOption = None,

@@ -72,6 +72,12 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + IN_CHUNK]
 
 
+def delete_threads(conn: sa.Connection, thread_ids: Sequence[str]) -> None:
+    """Delete every checkpoint, blob and write of these threads (all namespaces), in ``conn``'s transaction."""
+    for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
+        conn.execute(sa.delete(table).where(table.c.thread_id.in_([str(t) for t in thread_ids])))
+
+
 def delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:
     """Delete checkpoints by ``(thread_id, checkpoint_ns, checkpoint_id)``, with their pending writes."""
     for table in (graph_checkpoint_writes, graph_checkpoints):

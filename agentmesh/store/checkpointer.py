@@ -62,6 +62,7 @@ from agentmesh.store._checkpoint_rows import (
     chunks,
     collect_blobs,
     delete_checkpoints,
+    delete_threads,
     put_checkpoint,
     put_pending_writes,
     stored_checkpoint,
@@ -251,8 +252,7 @@ class SQLAlchemyCheckpointSaver(BaseCheckpointSaver[str]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of ``thread_id`` (all namespaces)."""
         with self._writer.begin() as conn:
-            for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
-                conn.execute(sa.delete(table).where(table.c.thread_id == str(thread_id)))
+            delete_threads(conn, [thread_id])
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that the given runs created; drop blobs nothing uses."""

@@ -17,6 +17,7 @@ from uuid import uuid4
 import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.store._checkpoint_rows import delete_threads
 from agentmesh.store._jsonable import JSONValue, clean_text
 from agentmesh.store._redact import mask_secrets, redact_json
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
@@ -284,6 +285,57 @@ class Store:
         self._batch.flush()
         with self.engine.connect() as conn:
             return [_run_record(row) for row in conn.execute(query)]
+
+    def delete_runs(self, run_ids: Sequence[str], *, force: bool = False) -> int:
+        """Delete runs with their events and LangGraph checkpoints, in one transaction; returns their events' count.
+
+        Every id must be a stored run (nothing is deleted otherwise). A ``running`` run is refused unless ``force``:
+        another process may still be writing it (or it died mid-run and ``agentmesh resume`` could finish it).
+        Forks of a deleted run keep everything of their own (their checkpoints were copied when they were made);
+        their link to it is cleared. The database file does not shrink until :meth:`vacuum`.
+        """
+        ids = list(dict.fromkeys(str(r) for r in run_ids))
+        if not ids:
+            return 0
+        with self._writer.begin() as conn:
+            found = dict(conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id.in_(ids))).all())
+            missing = [r for r in ids if r not in found]
+            if missing:
+                raise RunNotFoundError(f"no run {missing[0]!r} in {self.url}; nothing deleted", run_id=missing[0])
+            running = [r for r in ids if found[r] == RunStatus.RUNNING.value]
+            if running and not force:
+                raise StoreError(
+                    f"run {running[0]} is running (in another process, or its process died before finishing it: "
+                    "agentmesh resume can finish it); nothing deleted; force=True (--force) deletes it anyway",
+                    run_id=running[0],
+                )
+            count = conn.execute(sa.select(sa.func.count()).where(events.c.run_id.in_(ids))).scalar_one()
+            delete_threads(conn, ids)
+            conn.execute(sa.update(runs).where(runs.c.parent_run_id.in_(ids)).values(parent_run_id=None))
+            conn.execute(sa.delete(events).where(events.c.run_id.in_(ids)))
+            conn.execute(sa.delete(runs).where(runs.c.id.in_(ids)))
+        return int(count)
+
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back (SQLite: ``VACUUM`` rewrites the file; Postgres: ``VACUUM``)."""
+        self._batch.flush()
+        # On the driver's connection: VACUUM cannot run inside a transaction, and this engine's connections begin
+        # one for every statement (SQLite: the engine's own BEGIN; psycopg: autocommit off).
+        pooled = self.engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            postgres = self.engine.dialect.name == "postgresql"
+            if postgres:
+                driver.autocommit = True
+            try:
+                driver.execute("VACUUM")
+                if not postgres:  # WAL mode: the rewritten pages reach the file (and the WAL empties) at a checkpoint
+                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                if postgres:
+                    driver.autocommit = False
+        finally:
+            pooled.close()
 
     # --- events ----------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -96,6 +97,30 @@ def test_ask_against_unreachable_server_records_a_failed_run(db: str, tmp_path: 
         events = store.events(run.id)
     assert run.status == "failed" and run.error and "127.0.0.1:9" in run.error
     assert [e.attempt for e in events] == [1, 2] and all(e.error for e in events)
+
+
+def test_delete_asks_then_deletes_and_vacuum_gives_space_back(db: str, script: Path, capsys, monkeypatch) -> None:
+    for question in ("What is 2*3?", "What is 4*5?"):
+        code, _, err = run_cli(["ask", question, "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+        assert code == 0, err
+    with Store(db) as store:
+        doomed, kept = (r.id for r in store.list_runs())
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))  # answering no deletes nothing
+    code, out, _ = run_cli(["delete", doomed[:8], "--db", db], capsys, monkeypatch)
+    assert code == 1 and doomed[:12] in out and "Delete them?" in out and "nothing deleted" in out
+    code, _, err = run_cli(["delete", doomed[:8], "nosuchrun", "-y", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "no run 'nosuchrun'" in err  # one unknown id: nothing deleted
+    with Store(db) as store:
+        assert len(store.list_runs()) == 2
+
+    code, out, err = run_cli(["delete", doomed[:8], "-y", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "deleted 1 run(s) and 1 event(s)" in out
+    with Store(db) as store:
+        assert [r.id for r in store.list_runs()] == [kept]
+    code, out, err = run_cli(["db", "vacuum", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "vacuumed" in out, err
 
 
 def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:

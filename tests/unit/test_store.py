@@ -22,8 +22,18 @@ from typing_extensions import TypedDict
 
 import agentmesh.store.migrate as migrate
 from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.models import ScriptedModel
+from agentmesh.runtime import run
+from agentmesh.runtime.replay import fork, replay
 from agentmesh.store import SCHEMA_VERSION, EventKind, RunStatus, Store, upgrade_database
-from agentmesh.store.schema import events, metadata, runs
+from agentmesh.store.schema import (
+    events,
+    graph_checkpoint_blobs,
+    graph_checkpoint_writes,
+    graph_checkpoints,
+    metadata,
+    runs,
+)
 
 # --- runs ----------------------------------------------------------------------------------------------------
 
@@ -567,3 +577,52 @@ def test_json_values_come_back_exactly_whatever_the_serialiser(store_url: str) -
         store.record_event(run_id, "log", data=data)
         assert store.events(run_id)[0].data == data
         assert store.get_run(run_id).inputs == {"item": data}
+
+
+# --- deleting runs -------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_rows(store: Store, run_id: str) -> int:
+    with store.engine.connect() as conn:
+        return sum(
+            conn.execute(sa.select(sa.func.count()).where(table.c.thread_id == run_id)).scalar_one()
+            for table in (graph_checkpoints, graph_checkpoint_blobs, graph_checkpoint_writes)
+        )
+
+
+def test_deleting_runs_takes_their_events_and_checkpoints_and_nothing_else(store_url: str) -> None:
+    """Real runs (events and LangGraph checkpoints), a fork of one: deleting the parent leaves the fork whole (its
+    checkpoints were copied, its own calls are its own) and only clears its link; an unknown or running run among
+    the ids deletes nothing; the database can then be vacuumed."""
+    parent = run("self_consistency", {"question": "Q?"}, model=ScriptedModel(default="\\boxed{1}"), store=store_url)
+    other = run("self_consistency", {"question": "R?"}, model=ScriptedModel(default="\\boxed{2}"), store=store_url)
+    child = fork(parent.run_id, step="3", store=store_url, model=ScriptedModel(default="\\boxed{3}"))
+    with Store(store_url) as store:
+        before = {r: (len(store.events(r)), _checkpoint_rows(store, r)) for r in (parent.run_id, other.run_id)}
+        child_before = (len(store.events(child.run_id)), _checkpoint_rows(store, child.run_id))
+        assert all(e and c for e, c in before.values()) and all(child_before)
+        assert store.get_run(child.run_id).parent_run_id == parent.run_id
+
+        with pytest.raises(RunNotFoundError, match=r"no run 'nope'.*nothing deleted"):
+            store.delete_runs([parent.run_id, "nope"])
+        running = store.create_run("g", {})
+        with pytest.raises(StoreError, match=r"is running.*nothing deleted"):
+            store.delete_runs([parent.run_id, running])
+        assert len(store.events(parent.run_id)) == before[parent.run_id][0]  # both refusals deleted nothing
+
+        assert store.delete_runs([parent.run_id, parent.run_id]) == before[parent.run_id][0]
+        with pytest.raises(RunNotFoundError):
+            store.get_run(parent.run_id)
+        with store.engine.connect() as conn:
+            left = conn.execute(sa.select(sa.func.count()).where(events.c.run_id == parent.run_id)).scalar_one()
+        assert left == 0 and _checkpoint_rows(store, parent.run_id) == 0
+        assert store.get_run(child.run_id).parent_run_id is None
+        assert (len(store.events(child.run_id)), _checkpoint_rows(store, child.run_id)) == child_before
+        assert (len(store.events(other.run_id)), _checkpoint_rows(store, other.run_id)) == before[other.run_id]
+
+        assert store.delete_runs([running], force=True) == 0
+        assert store.delete_runs([]) == 0
+        store.vacuum()
+        assert {r.id for r in store.list_runs()} == {other.run_id, child.run_id}
+    # the fork still replays from its own record, with zero calls
+    assert replay(child.run_id, store=store_url).identical
