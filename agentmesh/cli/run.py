@@ -328,18 +328,35 @@ def _run_batch(
     with open_store(db) as store, progress:
         task = progress.add_task(f"{spec.name}: {len(items)} items", total=len(items), failed=0, calls=0)
         counters = {"failed": 0, "calls": 0}
+        started: list[str] = []  # run ids, in the order the items started
+        finished: set[str] = set()
 
         def on_call(kind: str, data: dict[str, Any]) -> None:
             if kind == "call":
                 counters["calls"] += 1
                 progress.update(task, calls=counters["calls"])
+            elif kind == "start":
+                started.append(str(data["run_id"]))
 
         def done(outcome: ItemOutcome) -> None:
             if outcome.result is None:
                 counters["failed"] += 1
+            if outcome.run_id is not None:
+                finished.add(outcome.run_id)
             progress.update(task, advance=1, failed=counters["failed"])
 
-        outcomes = run_async(run_items(spec, items, client, store, budget, concurrency, on_call, done))
+        try:
+            outcomes = run_async(run_items(spec, items, client, store, budget, concurrency, on_call, done))
+        except KeyboardInterrupt:
+            cut = [r for r in started if r not in finished]
+            err_console.print(
+                f"interrupted: {len(finished)} of {len(items)} items had finished, {len(cut)} runs were cut short "
+                f"and {len(items) - len(started)} never started. The cut runs are stored: continue each with "
+                "[bold]agentmesh resume RUN[/] (finished calls are not made again): "
+                + (", ".join(r[:12] for r in cut) or "none"),
+                highlight=False,
+            )
+            raise
         for outcome in outcomes:
             if outcome.result is None and outcome.run_id is not None:
                 outcome.totals = store.get_run(outcome.run_id).totals or {}

@@ -419,6 +419,57 @@ rules:
     assert done == Counter({(r, s): 1 for r in (1, 2) for s in range(3)}), "a finished call was made again"
 
 
+def test_an_interrupted_batch_says_which_runs_to_resume(db: str, tmp_path: Path) -> None:
+    """Two items at a time: the first finishes at once, the two others hang on their model when Ctrl-C comes. The
+    batch exits 130 and names the two runs it cut short (stored as interrupted, resumable)."""
+    model = script(
+        tmp_path,
+        "items.yaml",
+        r"""
+rules:
+  - {prompt: fast-item, template: '\boxed{1}'}
+  - {prompt: slow-item, template: '\boxed{2}', delay_s: 60}
+""",
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "fast-item"}\n{"question": "slow-item one"}\n{"question": "slow-item two"}\n')
+    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", "run", "debate", "-c", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
+    child = subprocess.Popen(
+        [*command, "--input-file", str(items), "-m", model, "--db", db],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # all three runs exist, the fast one has finished
+            assert child.poll() is None, child.communicate()[1].decode()
+            if Path(db.removeprefix("sqlite:///")).exists():
+                with Store(db) as store:
+                    runs = store.list_runs()
+                if len(runs) == 3 and sum(r.status == "succeeded" for r in runs) == 1:
+                    break
+            time.sleep(0.1)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    message = " ".join(err.decode().split())
+    assert child.returncode == 130, message
+    with Store(db) as store:
+        runs = {r.inputs["question"]: r for r in store.list_runs()}
+    assert [runs[q].status for q in ("fast-item", "slow-item one", "slow-item two")] == [
+        "succeeded",
+        "interrupted",
+        "interrupted",
+    ]
+    assert "interrupted: 1 of 3 items had finished, 2 runs were cut short and 0 never started" in message
+    assert "agentmesh resume RUN" in message
+    assert runs["slow-item one"].id[:12] in message and runs["slow-item two"].id[:12] in message
+
+
 def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
     """The id of the run the child started, once ``n`` of its model calls are stored."""
     deadline = time.monotonic() + 120
