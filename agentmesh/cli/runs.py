@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.errors import StoreError
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.timeline import Timeline, load_timeline
 
@@ -77,6 +78,9 @@ def delete(
             calls = str((r.totals or {}).get("calls", 0))
             table.add_row(r.id[:12], r.graph, _status(r.status), calls, _when(r.created_at))
         console.print(table)
+        running = [r.id[:12] for r in records if r.status == "running" and not force]
+        if running:  # refused by the store too; said before asking
+            raise StoreError(f"run {running[0]} is running; nothing deleted (--force deletes it anyway)")
         if not yes and not typer.confirm("Delete them?", default=False):
             console.print("nothing deleted")
             raise typer.Exit(1)

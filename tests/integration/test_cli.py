@@ -119,8 +119,17 @@ def test_delete_asks_then_deletes_and_vacuum_gives_space_back(db: str, script: P
     assert "deleted 1 run(s) and 1 event(s)" in out
     with Store(db) as store:
         assert [r.id for r in store.list_runs()] == [kept]
+    with Store(db) as store:
+        running = store.create_run("g", {})  # as a run another process is writing looks
+    code, _, err = run_cli(["delete", running[:8], "--db", db], capsys, monkeypatch)
+    assert code == 2 and "is running; nothing deleted (--force" in err  # said before asking
+    code, out, err = run_cli(["delete", running[:8], "--force", "-y", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "deleted 1 run(s) and 0 event(s)" in out, err
+
     code, out, err = run_cli(["db", "vacuum", "--db", db], capsys, monkeypatch)
     assert code == 0 and "vacuumed" in out, err
+    with Store(db) as store:
+        assert [r.id for r in store.list_runs()] == [kept]
 
 
 def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
