@@ -110,14 +110,15 @@ async def test_500_then_success(fake_server: FakeOpenAIServer, make_client: Make
 
 async def test_hang_past_the_timeout_then_success(fake_server: FakeOpenAIServer, make_client: MakeClient) -> None:
     records: list[CallRecord] = []
-    client = await make_client(timeout_s=0.5, observers=(records.append,))
+    # 1 s: the hanging attempt must time out, and the next one (an instant reply) must not, even on a busy machine
+    client = await make_client(timeout_s=1.0, observers=(records.append,))
     fake_server.script(Reply.hang(60), Reply.ok("quick this time"))
     response = await client.complete(ModelRequest.of("hi"))
     assert (response.text, response.attempts) == ("quick this time", 2)
     assert records[0].error_type == "ModelTimeoutError"
-    assert "within 0.5 s" in (records[0].error or "") or "timed out" in (records[0].error or "")
-    assert records[0].latency_s >= 0.5
-    assert gaps(fake_server.chat_requests)[0] >= 0.5
+    assert "within 1 s" in (records[0].error or "") or "timed out" in (records[0].error or "")
+    assert records[0].latency_s >= 1.0
+    assert gaps(fake_server.chat_requests)[0] >= 1.0
 
 
 @pytest.mark.parametrize("reply", [Reply.malformed_json(), Reply.html_page()], ids=["truncated-json", "html"])
@@ -144,7 +145,9 @@ async def test_garbled_body_then_success(fake_server: FakeOpenAIServer, make_cli
 async def test_retries_exhausted_raise_the_specific_error_with_the_attempt_count(
     fake_server: FakeOpenAIServer, make_client: MakeClient, reply: Reply, error: type[ModelError]
 ) -> None:
-    client = await make_client(max_retries=2, timeout_s=0.3)
+    # Only the hanging server needs a short timeout; the others answer at once, and a short timeout there would
+    # make the test depend on the machine's load (a 500 that takes 0.3 s on a busy machine becomes a timeout).
+    client = await make_client(max_retries=2, timeout_s=0.3 if error is ModelTimeoutError else 30)
     fake_server.default = reply
     with pytest.raises(error) as info:
         await client.complete(ModelRequest.of("hi"))
