@@ -39,7 +39,6 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._live import LiveView, final_panel, snippet
 from agentmesh.errors import AgentmeshError, ConfigError
-from agentmesh.models import ModelClient
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, resolve_graph
@@ -136,27 +135,58 @@ def run_graph(
 
 
 def resume(
-    run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    runs: Annotated[
+        list[str],
+        typer.Argument(help="Run ids or unique prefixes of them; several are resumed as a batch.", metavar="RUN..."),
+    ],
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model reference or alias (default: the run's model).")
+        str | None, typer.Option("--model", "-m", help="Model reference or alias (default: each run's model).")
     ] = None,
     db: DbOption = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Runs resumed at once.")] = 4,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Continue an interrupted or failed run from its last checkpoint; finished model calls are not made again."""
+    """Continue interrupted or failed runs from their last checkpoints; finished model calls are not made again."""
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     with open_store(db) as store:
-        record = store.get_run(run)
-    spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
-    _run_one(
-        spec,
-        lambda listeners, store: aresume(record.id, store=store, model=model, listeners=listeners),
+        records = list({r.id: r for r in (store.get_run(run) for run in runs)}.values())
+    done = [r.id[:12] for r in records if r.status == "succeeded"]
+    if done:  # found before anything is resumed, rather than as one failed row among the others
+        raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
+    if len(records) == 1:
+        (record,) = records
+        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        _run_one(
+            spec,
+            lambda listeners, store: aresume(record.id, store=store, model=model, listeners=listeners),
+            db=db,
+            as_json=as_json,
+            quiet=quiet,
+            prefill=False,
+        )
+        return
+    # One client for every run when a model is given (one connection pool); else each run its own stored model.
+    client = model_for(model, db) if model else None
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
+        def start(run_id: str) -> Start:
+            return lambda listeners: aresume(run_id, store=store, model=client, listeners=listeners)
+
+        return [
+            (ItemOutcome(line=None, inputs=dict(r.inputs), label=r.graph, run_id=r.id), start(r.id)) for r in records
+        ]
+
+    _run_many(
+        f"resume {len(records)} runs",
+        work,
+        noun="runs",
         db=db,
+        concurrency=concurrency,
         as_json=as_json,
         quiet=quiet,
-        prefill=False,
+        close=None if client is None else client.aclose,
     )
 
 
@@ -276,10 +306,12 @@ def _run_one(
 
 @dataclass
 class ItemOutcome:
-    """One JSONL item's run: its result, or why it failed (the run is stored either way, once it started)."""
+    """One run of a batch (a JSONL item's, or a resumed one): its result, or why it failed (the run is stored
+    either way, once it started)."""
 
-    line: int
+    line: int | None  # the item's line in its JSONL file (None: a resumed run)
     inputs: dict[str, Any]
+    label: str = ""  # what the summary's first column shows instead of the line
     run_id: str | None = None
     result: RunResult | None = None
     error: str | None = None
@@ -313,6 +345,43 @@ def _run_batch(
 ) -> None:
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
     client = model_for(model or spec.model or DEFAULT_MODEL, db)
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
+        def start(inputs: dict[str, Any]) -> Start:
+            return lambda listeners: arun(spec, inputs, model=client, store=store, budget=budget, listeners=listeners)
+
+        return [(ItemOutcome(line=line, inputs=inputs), start(inputs)) for line, inputs in items]
+
+    _run_many(
+        f"{spec.name}: {len(items)} items",
+        work,
+        noun="items",
+        db=db,
+        concurrency=concurrency,
+        as_json=as_json,
+        quiet=quiet,
+        close=client.aclose,
+    )
+
+
+Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
+"""Starts one run of a batch with the given listeners (``arun`` or ``aresume`` with its arguments bound)."""
+
+
+def _run_many(
+    title: str,
+    work: Callable[[Store], list[tuple[ItemOutcome, Start]]],
+    *,
+    noun: str,
+    db: str | None,
+    concurrency: int,
+    as_json: bool,
+    quiet: bool,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Run a batch (``work`` builds its runs on the opened store) with a progress bar, then print its summary;
+    exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
+    (a shared model client's) is awaited on the batch's own event loop once every run is over."""
     show_progress = not as_json and not quiet
     progress = Progress(
         SpinnerColumn(),
@@ -326,12 +395,13 @@ def _run_batch(
         disable=not show_progress,
     )
     with open_store(db) as store, progress:
-        task = progress.add_task(f"{spec.name}: {len(items)} items", total=len(items), failed=0, calls=0)
+        runs = work(store)
+        task = progress.add_task(title, total=len(runs), failed=0, calls=0)
         counters = {"failed": 0, "calls": 0}
-        started: list[str] = []  # run ids, in the order the items started
+        started: list[str] = []  # run ids, in the order the runs started
         finished: set[str] = set()
 
-        def on_call(kind: str, data: dict[str, Any]) -> None:
+        def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call":
                 counters["calls"] += 1
                 progress.update(task, calls=counters["calls"])
@@ -346,14 +416,14 @@ def _run_batch(
             progress.update(task, advance=1, failed=counters["failed"])
 
         try:
-            outcomes = run_async(run_items(spec, items, client, store, budget, concurrency, on_call, done))
+            outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
         except KeyboardInterrupt:
-            cut = [r for r in started if r not in finished]
+            cut = [r for r in dict.fromkeys(started) if r not in finished]
             err_console.print(
-                f"interrupted: {len(finished)} of {len(items)} items had finished, {len(cut)} runs were cut short "
-                f"and {len(items) - len(started)} never started. The cut runs are stored: continue each with "
-                "[bold]agentmesh resume RUN[/] (finished calls are not made again): "
-                + (", ".join(r[:12] for r in cut) or "none"),
+                f"interrupted: {len(finished)} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
+                f"{len(runs) - len(set(started))} never started. The cut runs are stored: continue them with "
+                "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
+                + (" ".join(r[:12] for r in cut) or "none"),
                 highlight=False,
             )
             raise
@@ -367,8 +437,8 @@ def _run_batch(
         for o in outcomes:
             typer.echo("" if o.result is None or o.result.answer is None else str(o.result.answer))
     else:
-        console.print(summary_table(spec, outcomes))
-        line = f"{len(outcomes)} items: {len(outcomes) - failed} succeeded, {failed} failed"
+        console.print(summary_table(title, outcomes))
+        line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
         if failed:
             line += (
                 " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
@@ -378,47 +448,43 @@ def _run_batch(
         raise typer.Exit(1)
 
 
-async def run_items(
-    spec: GraphSpec,
-    items: list[tuple[int, dict[str, Any]]],
-    client: ModelClient,
-    store: Store,
-    budget: Budget | None,
+async def run_all(
+    runs: list[tuple[ItemOutcome, Start]],
     concurrency: int,
     on_event: Listener,
     on_done: Callable[[ItemOutcome], None],
+    *,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> list[ItemOutcome]:
-    """Run every item, at most ``concurrency`` at once; a failure is kept in its outcome, never raised."""
+    """Every run, at most ``concurrency`` at once; a failure is kept in its outcome, never raised. ``close`` is
+    awaited at the end, however the runs ended."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(line: int, inputs: dict[str, Any]) -> ItemOutcome:
-        outcome = ItemOutcome(line=line, inputs=inputs)
-
+    async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
         def started(kind: str, data: dict[str, Any]) -> None:
             if kind == "start":
                 outcome.run_id = str(data["run_id"])
 
         async with gate:
             try:
-                outcome.result = await arun(
-                    spec, inputs, model=client, store=store, budget=budget, listeners=[started, on_event]
-                )
-            except Exception as exc:  # one bad item must not sink the batch; the run records it as failed
+                outcome.result = await start([started, on_event])
+            except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
                 outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
         on_done(outcome)
         return outcome
 
     try:
-        return list(await asyncio.gather(*(one(line, inputs) for line, inputs in items)))
+        return list(await asyncio.gather(*(one(outcome, start) for outcome, start in runs)))
     finally:
-        await client.aclose()
+        if close is not None:
+            await close()
 
 
-def summary_table(spec: GraphSpec, outcomes: Sequence[ItemOutcome]) -> Table:
+def summary_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
     :data:`WIDE`), stop reason or error."""
     wide = console.width >= WIDE
-    table = Table(title=f"{spec.name}: {len(outcomes)} items", caption=None if wide else "tokens, cost: --json")
+    table = Table(title=title, caption=None if wide else "tokens, cost: --json")
     columns = ["item", "run", "status", "answer", "calls", *(["tokens", "cost"] if wide else []), "stop reason / error"]
     for column in columns:
         fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
@@ -441,7 +507,7 @@ def summary_table(spec: GraphSpec, outcomes: Sequence[ItemOutcome]) -> Table:
             )
             answer, reason = "-", Text(snippet(o.error or "failed", 160), style="red")
         cells: dict[str, str | Text] = {
-            "item": f"line {o.line}",
+            "item": o.label or f"line {o.line}",
             "run": o.run_id[:12] if o.run_id else "-",
             "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
             "answer": Text(answer),

@@ -333,6 +333,52 @@ rules:
     assert code == 2 and "already succeeded" in err
 
 
+def test_several_runs_resume_as_a_batch(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Two runs fail mid-round 2 (as an interrupted batch would leave them); one command resumes both, each from
+    its own checkpoint, no finished call made again. A succeeded run among the ids resumes nothing."""
+    failing = script(
+        tmp_path,
+        "failing.yaml",
+        r"""
+rules:
+  - agent: debater
+    round: 1
+    responses: ['\boxed{1}', '\boxed{2}', '\boxed{3}', '\boxed{1}', '\boxed{2}', '\boxed{3}']
+  - {agent: debater, round: 2, responses: ['\boxed{9}']}
+""",
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "first"}\n{"question": "second"}\n')
+    code, _, _ = run_cli(
+        ["run", "debate", "--input-file", str(items), "-c", "1", "-m", failing, "--db", db], capsys, monkeypatch
+    )
+    assert code == 1
+    with Store(db) as store:
+        failed = store.list_runs()
+    assert [r.status for r in failed] == ["failed", "failed"]
+    ids = [r.id[:10] for r in failed]
+
+    complete = script(tmp_path, "complete.yaml", "rules:\n  - {agent: debater, template: '\\boxed{9}'}\n")
+    code, out, err = run_cli(["resume", *ids, "-m", complete, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "2 runs: 2 succeeded, 0 failed" in out and all(i in out for i in ids)
+    with Store(db) as store:
+        for run in failed:
+            assert store.get_run(run.id).status == "succeeded"
+            made = Counter((e.round, e.call_index) for e in store.events(run.id, kind="model_call") if e.response)
+            assert set(made.values()) == {1}, f"a finished call was made again: {made}"
+
+    others = script(tmp_path, "again.yaml", "rules:\n  - {agent: debater, template: '\\boxed{1}'}\n")
+    code, _, _ = run_cli(["run", "debate", "-i", "question=q", "-m", failing, "--db", db], capsys, monkeypatch)
+    with Store(db) as store:
+        newest = store.list_runs()[0]
+    assert newest.status == "failed"
+    code, _, err = run_cli(["resume", newest.id, ids[0], "-m", others, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "already succeeded; nothing to resume (nothing was resumed)" in " ".join(err.split())
+    with Store(db) as store:
+        assert store.get_run(newest.id).status == "failed"
+
+
 def test_live_view_on_a_terminal(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """On a terminal the view is drawn live (and cleared); the transcript and final panel are printed after it."""
     from agentmesh.cli import run as run_module
