@@ -16,13 +16,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from rich.console import Console
 
 from agentmesh.store import Store
 from tests._cli import run_cli
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -436,11 +440,7 @@ rules:
   - {agent: debater, round: 2, template: '\boxed{9}', delay_s: 60}
 """,
     )
-    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", "run", "debate", "-i", "question=q"]
-    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
-    child = subprocess.Popen(
-        [*command, "-m", slow, "--db", db], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    child = _start_cli(["run", "debate", "-i", "question=q", "-m", slow, "--db", db], tmp_path)
     try:
         run_id = _wait_for_calls(db, 3, child)
         child.send_signal(sig)
@@ -480,25 +480,14 @@ rules:
     )
     items = tmp_path / "items.jsonl"
     items.write_text('{"question": "fast-item"}\n{"question": "slow-item one"}\n{"question": "slow-item two"}\n')
-    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", "run", "debate", "-c", "2"]
-    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
-    child = subprocess.Popen(
-        [*command, "--input-file", str(items), "-m", model, "--db", db],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    child = _start_cli(["run", "debate", "-c", "2", "--input-file", str(items), "-m", model, "--db", db], tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # all three runs exist, the fast one has finished
-            assert child.poll() is None, child.communicate()[1].decode()
-            if Path(db.removeprefix("sqlite:///")).exists():
-                with Store(db) as store:
-                    runs = store.list_runs()
-                if len(runs) == 3 and sum(r.status == "succeeded" for r in runs) == 1:
-                    break
-            time.sleep(0.1)
+
+        def fast_one_done(store: Store) -> bool | None:  # all three runs exist, the fast one has finished
+            runs = store.list_runs()
+            return (len(runs) == 3 and sum(r.status == "succeeded" for r in runs) == 1) or None
+
+        _wait_until(db, child, fast_one_done, "three runs, one of them finished")
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=60)
     finally:
@@ -517,18 +506,35 @@ rules:
     assert runs["slow-item one"].id[:12] in message and runs["slow-item two"].id[:12] in message
 
 
-def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
-    """The id of the run the child started, once ``n`` of its model calls are stored."""
+def _start_cli(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """``agentmesh <args>`` in a child process (so that it can be sent signals), its output captured."""
+    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", *args]
+    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_until(db: str, child: subprocess.Popen[bytes], ready: Callable[[Store], T | None], what: str) -> T:
+    """``ready(store)`` once it is not ``None``, polling the child's store while the child runs (120 s at most)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert child.poll() is None, child.communicate()[1].decode()
         if Path(db.removeprefix("sqlite:///")).exists():
             with Store(db) as store:
-                runs = store.list_runs()
-                if runs and len(store.events(runs[0].id, kind="model_call")) >= n:
-                    return runs[0].id
+                found = ready(store)
+            if found is not None:
+                return found
         time.sleep(0.1)
-    raise AssertionError(f"the run did not store {n} model calls within 120 s")
+    raise AssertionError(f"not within 120 s: {what}")
+
+
+def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
+    """The id of the run the child started, once ``n`` of its model calls are stored."""
+
+    def stored(store: Store) -> str | None:
+        runs = store.list_runs()
+        return runs[0].id if runs and len(store.events(runs[0].id, kind="model_call")) >= n else None
+
+    return _wait_until(db, child, stored, f"the run stores {n} model calls")
 
 
 def test_a_replay_model_reruns_a_stored_run_from_the_db_it_is_given(
