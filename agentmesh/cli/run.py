@@ -318,6 +318,11 @@ class ItemOutcome:
     totals: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def over(self) -> bool:
+        """The run ended, with a result or an error (not: cut short by an interrupt, or never started)."""
+        return self.result is not None or self.error is not None
+
+    @property
     def status(self) -> str:
         return self.result.status if self.result is not None else "failed"
 
@@ -398,30 +403,25 @@ def _run_many(
         runs = work(store)
         task = progress.add_task(title, total=len(runs), failed=0, calls=0)
         counters = {"failed": 0, "calls": 0}
-        started: list[str] = []  # run ids, in the order the runs started
-        finished: set[str] = set()
 
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call":
                 counters["calls"] += 1
                 progress.update(task, calls=counters["calls"])
-            elif kind == "start":
-                started.append(str(data["run_id"]))
 
         def done(outcome: ItemOutcome) -> None:
             if outcome.result is None:
                 counters["failed"] += 1
-            if outcome.run_id is not None:
-                finished.add(outcome.run_id)
             progress.update(task, advance=1, failed=counters["failed"])
 
         try:
             outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
-        except KeyboardInterrupt:
-            cut = [r for r in dict.fromkeys(started) if r not in finished]
+        except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
+            over = sum(o.over for o, _ in runs)
+            cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
             err_console.print(
-                f"interrupted: {len(finished)} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
-                f"{len(runs) - len(set(started))} never started. The cut runs are stored: continue them with "
+                f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
+                f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
                 + (" ".join(r[:12] for r in cut) or "none"),
                 highlight=False,
