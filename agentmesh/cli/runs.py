@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
-from agentmesh.errors import StoreError
 from agentmesh.store import EventRecord, RunRecord
+from agentmesh.store.runs import running_refused
 from agentmesh.timeline import Timeline, load_timeline
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
@@ -78,9 +78,9 @@ def delete(
             calls = str((r.totals or {}).get("calls", 0))
             table.add_row(r.id[:12], r.graph, _status(r.status), calls, _when(r.created_at))
         console.print(table)
-        running = [r.id[:12] for r in records if r.status == "running" and not force]
-        if running:  # refused by the store too; said before asking
-            raise StoreError(f"run {running[0]} is running; nothing deleted (--force deletes it anyway)")
+        running = [r.id for r in records if r.status == "running" and not force]
+        if running:  # the store refuses it too; said here before asking
+            raise running_refused(running[0])
         if not yes and not typer.confirm("Delete them?", default=False):
             console.print("nothing deleted")
             raise typer.Exit(1)

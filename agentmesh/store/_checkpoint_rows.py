@@ -74,8 +74,9 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 def delete_threads(conn: sa.Connection, thread_ids: Sequence[str]) -> None:
     """Delete every checkpoint, blob and write of these threads (all namespaces), in ``conn``'s transaction."""
+    ids = [str(t) for t in thread_ids]
     for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
-        conn.execute(sa.delete(table).where(table.c.thread_id.in_([str(t) for t in thread_ids])))
+        conn.execute(sa.delete(table).where(table.c.thread_id.in_(ids)))
 
 
 def delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:

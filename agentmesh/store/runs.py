@@ -304,11 +304,7 @@ class Store:
                 raise RunNotFoundError(f"no run {missing[0]!r} in {self.url}; nothing deleted", run_id=missing[0])
             running = [r for r in ids if found[r] == RunStatus.RUNNING.value]
             if running and not force:
-                raise StoreError(
-                    f"run {running[0]} is running (in another process, or its process died before finishing it: "
-                    "agentmesh resume can finish it); nothing deleted; force=True (--force) deletes it anyway",
-                    run_id=running[0],
-                )
+                raise running_refused(running[0])
             count = conn.execute(sa.select(sa.func.count()).where(events.c.run_id.in_(ids))).scalar_one()
             delete_threads(conn, ids)
             conn.execute(sa.update(runs).where(runs.c.parent_run_id.in_(ids)).values(parent_run_id=None))
@@ -551,6 +547,16 @@ class _AppendEvents:
                 seq += 1
             out.append(ids)
         return out
+
+
+def running_refused(run_id: str) -> StoreError:
+    """Why a run marked running is not deleted without ``force`` (one message for the store and the CLI, which
+    says it before asking for confirmation)."""
+    return StoreError(
+        f"run {run_id} is running; nothing deleted (--force, or force=True in Python, deletes it anyway): another "
+        "process may still be writing it, or its process died before finishing it and agentmesh resume can finish it",
+        run_id=run_id,
+    )
 
 
 def _lock(tx: Tx, run_id: str, url: str) -> None:
