@@ -506,6 +506,39 @@ rules:
     assert runs["slow-item one"].id[:12] in message and runs["slow-item two"].id[:12] in message
 
 
+def test_an_interrupted_resume_of_several_runs_lists_every_one_left_unfinished(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Two failed runs resumed one at a time on a model that hangs: Ctrl-C comes while the first is resumed. Both
+    are still to be resumed, the one that had not started again included, and the message names both."""
+    # round 1 disagrees (answers 0, 1, 2), round 2 has no rule: each run fails after its first round
+    failing = script(
+        tmp_path, "failing.yaml", "rules:\n  - {agent: debater, round: 1, template: '\\boxed{ {{- call_index -}} }'}\n"
+    )
+    for question in ("first", "second"):
+        args = ["run", "debate", "-i", f"question={question}", "-m", failing, "--db", db]
+        code, _, err = run_cli(args, capsys, monkeypatch)
+        assert code == 2 and "no rule left" in err
+    with Store(db) as store:
+        ids = [r.id for r in store.list_runs()]
+    assert len(ids) == 2
+
+    hanging = script(tmp_path, "hanging.yaml", "rules:\n  - {agent: debater, template: '\\boxed{1}', delay_s: 60}\n")
+    child = _start_cli(["resume", *ids, "-c", "1", "-m", hanging, "--db", db], tmp_path)
+    try:
+        _wait_until(
+            db, child, lambda store: any(r.status == "running" for r in store.list_runs()) or None, "a run resumed"
+        )
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    message = " ".join(err.decode().split())
+    assert child.returncode == 130, message
+    assert "interrupted: 0 of 2 runs had finished, 2 runs were cut short and 0 never started" in message
+    assert all(run_id[:12] in message for run_id in ids)
+
+
 def _start_cli(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
     """``agentmesh <args>`` in a child process (so that it can be sent signals), its output captured."""
     command = [sys.executable, "-c", "from agentmesh.cli import main; main()", *args]
