@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agentmesh import datasets
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, open_store, run_async
+from agentmesh.cli._progress import WorkProgress
 from agentmesh.optimize import ItemResult, aoptimize
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
@@ -49,23 +49,16 @@ def optimize(
     failures: list[ItemResult] = []
     with (
         open_store(db) as store,
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=as_json,
+        WorkProgress(
+            spec.name, len(items), console=err_console, log=err_console, enabled=not as_json, transient=False
         ) as bar,
     ):
-        task = bar.add_task(f"{spec.name}: {len(items)} items", total=len(items), note="")
 
         def advance(item: ItemResult, done: int, total: int) -> None:
             if item.error:
                 failures.append(item)
             note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
-            bar.update(task, completed=done, note=note if not item.error else f"line {item.line}: failed")
+            bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
 
         result = run_async(
             aoptimize(spec, items, top_k=top_k, model=model, store=store, concurrency=concurrency, progress=advance)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -38,6 +37,7 @@ from agentmesh.cli._common import (
     run_async,
 )
 from agentmesh.cli._live import LiveView, final_panel, snippet
+from agentmesh.cli._progress import WorkProgress
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.recorded_model import model_for
@@ -179,7 +179,7 @@ def resume(
         ]
 
     _run_many(
-        f"resume {len(records)} runs",
+        "resume",
         work,
         noun="runs",
         db=db,
@@ -358,7 +358,7 @@ def _run_batch(
         return [(ItemOutcome(line=line, inputs=inputs), start(inputs)) for line, inputs in items]
 
     _run_many(
-        f"{spec.name}: {len(items)} items",
+        spec.name,
         work,
         noun="items",
         db=db,
@@ -374,7 +374,7 @@ Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
 
 
 def _run_many(
-    title: str,
+    name: str,
     work: Callable[[Store], list[tuple[ItemOutcome, Start]]],
     *,
     noun: str,
@@ -384,38 +384,32 @@ def _run_many(
     quiet: bool,
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Run a batch (``work`` builds its runs on the opened store) with a progress bar, then print its summary;
+    """Run a batch (``work`` builds its runs on the opened store) showing its progress, then print its summary;
     exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
     (a shared model client's) is awaited on the batch's own event loop once every run is over."""
-    show_progress = not as_json and not quiet
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed · {task.fields[calls]} calls"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not show_progress,
-    )
-    with open_store(db) as store, progress:
+    with open_store(db) as store:
         runs = work(store)
-        task = progress.add_task(title, total=len(runs), failed=0, calls=0)
         counters = {"failed": 0, "calls": 0}
+        progress = WorkProgress(
+            name, len(runs), console=console, log=err_console, enabled=not as_json and not quiet, unit=noun
+        )
+
+        def note() -> str:
+            return f"{counters['failed']} failed · {counters['calls']} calls"
 
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call":
                 counters["calls"] += 1
-                progress.update(task, calls=counters["calls"])
+                progress.update(note=note())
 
         def done(outcome: ItemOutcome) -> None:
             if outcome.result is None:
                 counters["failed"] += 1
-            progress.update(task, advance=1, failed=counters["failed"])
+            progress.update(advance=1, note=note())
 
         try:
-            outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
+            with progress:
+                outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
@@ -437,7 +431,20 @@ def _run_many(
         for o in outcomes:
             typer.echo("" if o.result is None or o.result.answer is None else str(o.result.answer))
     else:
-        console.print(summary_table(title, outcomes))
+        title = f"{name}: {len(outcomes)} {noun}"
+        if len(outcomes) <= SUMMARY_ROWS:
+            console.print(summary_table(title, outcomes))
+        else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
+            console.print(digest_table(title, outcomes))
+            unfinished = [o for o in outcomes if o.result is None or o.status != "succeeded"]
+            if unfinished:
+                shown = unfinished[:SUMMARY_ROWS]
+                more = len(unfinished) - len(shown)
+                table = summary_table(f"not succeeded: {len(unfinished)} {noun}", shown, reason_chars=60)
+                if more:
+                    table.caption = f"and {more} more; every {noun[:-1]}: --json"
+                console.print(table)
+            console.print(f"every {noun[:-1]}'s answer and run: --json", highlight=False)
         line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
         if failed:
             line += (
@@ -480,9 +487,60 @@ async def run_all(
             await close()
 
 
-def summary_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
+#: A batch's summary has a row per item up to this many items; a larger one is summed up by how its runs ended.
+SUMMARY_ROWS = 25
+
+
+def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
+    """How a batch's runs ended, one row per status and stop reason (or error), succeeded first and the most
+    frequent first within a status: items, calls, tokens and cost of each, and a total."""
+    groups: dict[tuple[str, str], list[ItemOutcome]] = {}
+    for o in outcomes:
+        why = (o.result.stop_reason or "-") if o.result is not None else snippet(o.error or "failed", 160)
+        groups.setdefault((o.status, why), []).append(o)
+    table = Table(title=title, show_footer=True)
+    table.add_column("status", "total", no_wrap=True)
+    table.add_column("stop reason / error", overflow="fold")
+    usage = [_usage(o) for o in outcomes]
+    footers = [
+        str(len(outcomes)),
+        str(sum(u[0] for u in usage)),
+        str(sum(u[1] for u in usage)),
+        fmt_cost(_total_cost(u[2] for u in usage)),
+    ]
+    for column, footer in zip(("items", "calls", "tokens", "cost"), footers, strict=True):
+        table.add_column(column, footer, justify="right", no_wrap=True)
+    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed"))}
+    for (status, why), members in sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0])):
+        usage = [_usage(o) for o in members]
+        table.add_row(
+            Text(status, style="green" if status == "succeeded" else "red"),
+            Text(why, style="" if status == "succeeded" else "red"),
+            str(len(members)),
+            str(sum(u[0] for u in usage)),
+            str(sum(u[1] for u in usage)),
+            fmt_cost(_total_cost(u[2] for u in usage)),
+        )
+    return table
+
+
+def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
+    """(calls, tokens, cost) of a batch's run, from its result or, for a failed one, its stored totals."""
+    r = o.result
+    if r is not None:
+        return r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
+    return int(o.totals.get("calls", 0)), int(o.totals.get("total_tokens", 0)), o.totals.get("cost_usd")
+
+
+def _total_cost(costs: Iterable[float | None]) -> float | None:
+    """The sum of known costs; unknown (None) only when no cost is known."""
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
+
+
+def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: int = 160) -> Table:
     """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
-    :data:`WIDE`), stop reason or error."""
+    :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
     wide = console.width >= WIDE
     table = Table(title=title, caption=None if wide else "tokens, cost: --json")
     columns = ["item", "run", "status", "answer", "calls", *(["tokens", "cost"] if wide else []), "stop reason / error"]
@@ -496,16 +554,11 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
         )
     for o in outcomes:
         r = o.result
+        calls, tokens, cost = _usage(o)
         if r is not None:
-            calls, tokens, cost = r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
             answer, reason = "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
         else:
-            calls, tokens, cost = (
-                int(o.totals.get("calls", 0)),
-                int(o.totals.get("total_tokens", 0)),
-                o.totals.get("cost_usd"),
-            )
-            answer, reason = "-", Text(snippet(o.error or "failed", 160), style="red")
+            answer, reason = "-", Text(snippet(o.error or "failed", reason_chars), style="red")
         cells: dict[str, str | Text] = {
             "item": o.label or f"line {o.line}",
             "run": o.run_id[:12] if o.run_id else "-",

@@ -226,6 +226,47 @@ def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_p
     assert "$0.000000" not in out and "tokens, cost: --json" in out
 
 
+def test_a_large_batch_logs_progress_and_sums_up_how_its_runs_ended(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Off a terminal (a log file, a batch scheduler) a batch says how far it got at every tenth, on stderr; past
+    SUMMARY_ROWS items the summary is a row per way the runs ended, then each run that did not succeed."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    jokes = {5, 17, 29}  # lines without a rule: those runs fail
+    items.write_text(
+        "".join(
+            json.dumps({"question": "Tell me a joke." if n in jokes else f"What is {n}*3?"}) + "\n"
+            for n in range(1, 31)
+        )
+    )
+    code, out, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch
+    )
+    assert code == 1
+
+    progress = [line for line in err.splitlines() if line.startswith("debate: ")]
+    assert [int(re.match(r"debate: (\d+)/30 items", line)[1]) for line in progress] == list(range(3, 31, 3)), err
+    assert progress[-1].startswith("debate: 30/30 items · 3 failed · ")
+
+    with Store(db) as store:
+        runs = store.list_runs()
+    failed = sorted(r.id[:12] for r in runs if r.status == "failed")
+    assert len(runs) == 30 and len(failed) == 3
+    groups = {
+        cells[0]: cells
+        for line in out.splitlines()
+        if line.startswith("│ ") and (cells := [c.strip() for c in line.strip("│").split("│")])[0]
+    }
+    assert groups["succeeded"][2] == "27" and groups["succeeded"][1].startswith("consensus")
+    assert groups["failed"][2] == "3" and "no rule left" in groups["failed"][1]
+    assert groups["total"][2] == "30"
+    # then only the runs that did not succeed, by line
+    listed = {cells[0]: cells[1] for cells in groups.values() if cells[0].startswith("line ")}
+    assert sorted(listed) == ["line 17", "line 29", "line 5"] and sorted(listed.values()) == failed
+    assert "not succeeded: 3 items" in out and "30 items: 27 succeeded, 3 failed" in out
+
+
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     model = script(tmp_path, "multiply.yaml", MULTIPLY)
     items = tmp_path / "items.jsonl"

@@ -1,0 +1,85 @@
+"""Progress of long CLI work off a terminal: a plain line at every tenth, and at least once a minute while it moves."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from agentmesh.cli import _progress
+from agentmesh.cli._progress import LOG_EVERY_S, WorkProgress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def consoles(*, terminal: bool) -> tuple[Console, Console, io.StringIO]:
+    log = io.StringIO()
+    return (
+        Console(file=io.StringIO(), force_terminal=terminal, width=100),
+        Console(file=log, force_terminal=False, width=100),
+        log,
+    )
+
+
+def test_off_a_terminal_a_line_at_every_tenth_and_once_a_minute_while_calls_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(_progress.time, "monotonic", clock)
+    screen, log_console, log = consoles(terminal=False)
+    with WorkProgress("debate", 20, console=screen, log=log_console, unit="items") as progress:
+        progress.update(note="0 failed · 1 calls")  # nothing finished, no minute gone: quiet
+        clock.now += LOG_EVERY_S - 1
+        progress.update(note="0 failed · 2 calls")
+        assert log.getvalue() == ""
+        clock.now += 1  # a minute without a line, and calls moved: one line
+        progress.update(note="0 failed · 3 calls")
+        clock.now += LOG_EVERY_S + 5  # a minute later, but nothing moved since: no line
+        progress.update()
+        progress.update(advance=1, note="0 failed · 3 calls")  # it moves (1 of 20), over a minute since: a line
+        progress.update(advance=1, note="1 failed · 3 calls")  # 2 of 20: the first tenth
+        progress.update(completed=9, note="1 failed · 9 calls")  # jumps over three tenths: one line
+        progress.update(advance=1)  # 10 of 20: the fifth tenth
+        progress.update(completed=20, note="1 failed · 20 calls")
+    assert log.getvalue().splitlines() == [
+        "debate: 0/20 items · 0 failed · 3 calls · 0:01:00",
+        "debate: 1/20 items · 0 failed · 3 calls · 0:02:05",
+        "debate: 2/20 items · 1 failed · 3 calls · 0:02:05",
+        "debate: 9/20 items · 1 failed · 9 calls · 0:02:05",
+        "debate: 10/20 items · 1 failed · 9 calls · 0:02:05",
+        "debate: 20/20 items · 1 failed · 20 calls · 0:02:05",
+    ]
+    assert screen.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_fewer_than_ten_units_log_each_one() -> None:
+    screen, log_console, log = consoles(terminal=False)
+    with WorkProgress("resume", 3, console=screen, log=log_console, unit="runs") as progress:
+        for _ in range(3):
+            progress.update(advance=1)
+    assert [line.split(" · ")[0] for line in log.getvalue().splitlines()] == [
+        "resume: 1/3 runs",
+        "resume: 2/3 runs",
+        "resume: 3/3 runs",
+    ]
+
+
+def test_on_a_terminal_a_bar_and_no_log_lines_and_disabled_nothing() -> None:
+    screen, log_console, log = consoles(terminal=True)
+    with WorkProgress("debate", 4, console=screen, log=log_console, transient=False) as progress:
+        progress.update(completed=4, note="0 failed · 12 calls")
+    assert log.getvalue() == ""
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "4/4" in drawn and "12 calls" in drawn
+
+    screen, log_console, log = consoles(terminal=False)
+    with WorkProgress("debate", 4, console=screen, log=log_console, enabled=False) as progress:
+        progress.update(completed=4)
+    assert log.getvalue() == "" and screen.file.getvalue() == ""  # type: ignore[attr-defined]
