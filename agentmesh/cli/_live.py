@@ -2,7 +2,8 @@
 the node's stop notes, then a final panel with the answer, the stop reason and where the run is stored.
 
 It is fed by the runtime's listener events (``start``, ``call``, ``node``, ``stop``); on a terminal it redraws in
-place, elsewhere it prints the whole transcript once at the end.
+place; elsewhere (a log file, CI, a batch scheduler) it prints each round's block as the round finishes, so that a
+long run on a slow model is followed in its log, not only read once it is over.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class _Block:
     rows: dict[int, _Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     finished: bool = False
+    printed: bool = False
 
     @property
     def title(self) -> str:
@@ -57,8 +59,11 @@ class LiveView:
     thinking, not just who has answered.
     """
 
-    def __init__(self, spec: GraphSpec, *, prefill: bool = True) -> None:
+    def __init__(self, spec: GraphSpec, *, prefill: bool = True, stream: Console | None = None) -> None:
+        """``stream``: print there the run's header when it starts and each block as it finishes (off a
+        terminal); :meth:`rest` then holds only what was not printed yet."""
         self.spec = spec
+        self.stream = stream
         self.run_id: str | None = None
         self.model: str | None = None
         self.resumed = False
@@ -82,6 +87,8 @@ class LiveView:
                 self.run_id = str(data.get("run_id"))
                 self.model = data.get("model")
                 self.resumed = bool(data.get("resumed"))
+                if self.stream is not None:
+                    self.stream.print(self.header(counts=False))
             elif kind == "call":
                 self._on_call(data)
             elif kind == "node":
@@ -114,6 +121,9 @@ class LiveView:
                 row.state = "ok" if row.slot in answered else "skipped"
         block.notes = _notes(data)
         block.finished = True
+        if self.stream is not None:
+            self.stream.print(_render_block(block))
+            block.printed = True
         params = self.spec.nodes[node].params if node in self.spec.nodes else None
         rounds_left = isinstance(params, RoundsParams) and not data.get("done") and not data.get("stopped")
         if rounds_left and self.stop_reason is None:
@@ -150,20 +160,30 @@ class LiveView:
 
     # rendering
 
-    def header(self) -> Text:
+    def header(self, *, counts: bool = True) -> Text:
         text = Text()
         text.append(f"{self.spec.name}", style="bold")
         if self.run_id:
             text.append(f" · run {self.run_id}" + (" (resumed)" if self.resumed else ""))
         if self.model:
             text.append(f" · {self.model}")
-        text.append(f" · {self.calls} call{'s' if self.calls != 1 else ''} · {time.monotonic() - self.started:.1f} s")
+        if counts:
+            calls = f"{self.calls} call{'s' if self.calls != 1 else ''}"
+            text.append(f" · {calls} · {time.monotonic() - self.started:.1f} s")
         return text
 
     def transcript(self) -> RenderableType:
         """Every block, in order: what is printed once the run is over."""
         with self._lock:
             return Group(self.header(), *(_render_block(b) for b in self.blocks))
+
+    def rest(self) -> RenderableType:
+        """What is left to print once the run is over: the header and every block when nothing was streamed,
+        else the blocks not printed yet (a round cut short) and the final call count and time."""
+        if self.stream is None:
+            return self.transcript()
+        with self._lock:
+            return Group(*(_render_block(b) for b in self.blocks if not b.printed), self.header())
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         """The live frame: the header and as many of the latest blocks as fit the terminal."""

@@ -269,11 +269,12 @@ def _run_one(
 ) -> None:
     """Run ``start(listeners, store)`` (a coroutine factory: arun or aresume) with the live view, then report.
 
-    The live view is only drawn on a terminal; elsewhere (pipes, tests, CI logs) the same transcript and final
-    panel are printed once at the end, so the output is informative either way.
+    The live view is only drawn on a terminal; elsewhere (pipes, tests, CI logs) the same blocks are printed as
+    each round finishes, then the final panel, so the output is informative either way.
     """
-    view = LiveView(spec, prefill=prefill)
-    live = not as_json and not quiet and console.is_terminal
+    shown = not as_json and not quiet
+    live = shown and console.is_terminal
+    view = LiveView(spec, prefill=prefill, stream=console if shown and not live else None)
     with open_store(db) as store:
         try:
             if live:
@@ -283,8 +284,8 @@ def _run_one(
                 result = run_async(start([view.on_event], store))
         except (Exception, KeyboardInterrupt) as exc:  # AgentmeshError, or a bug: the run is stored as failed
             if view.run_id is not None:  # the run exists: show how far it got and how to continue it
-                if not as_json and not quiet:
-                    console.print(view.transcript())
+                if shown:
+                    console.print(view.rest())
                 what = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 err_console.print(
                     f"run {view.run_id} {what}; it is stored: continue it with [bold]agentmesh resume "
@@ -297,7 +298,7 @@ def _run_one(
     elif quiet:
         typer.echo("" if result.answer is None else str(result.answer))
     else:
-        console.print(view.transcript())
+        console.print(view.rest())
         console.print(final_panel(result))
 
 

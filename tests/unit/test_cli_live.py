@@ -1,0 +1,47 @@
+"""The live view of ``agentmesh run`` off a terminal: each round's block is printed as the round finishes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from agentmesh.cli._live import LiveView
+from agentmesh.models.messages import CallContext, ModelRequest
+from agentmesh.models.providers.scripted import ScriptedModel
+from agentmesh.runtime.run import resolve_graph, run
+
+
+def test_off_a_terminal_each_round_is_printed_as_it_finishes(tmp_path: Path) -> None:
+    spec = resolve_graph("debate")
+    log = io.StringIO()
+    view = LiveView(spec, stream=Console(file=log, width=120, force_terminal=False))
+    seen_in_round_2: list[str] = []
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        if context.round == 1:
+            return ["\\boxed{50}", "\\boxed{51}", "\\boxed{52}"][context.call_index or 0]
+        seen_in_round_2.append(log.getvalue())  # what a log file held while round 2 was being called
+        return "\\boxed{51}"
+
+    result = run(
+        spec,
+        {"question": "What is 17*3?"},
+        model=ScriptedModel(respond=respond),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        listeners=[view.on_event],
+    )
+    assert result.answer == "51" and len(seen_in_round_2) == 3
+    during = seen_in_round_2[0]
+    assert during.splitlines()[0].startswith(f"debate · run {result.run_id}")
+    assert "debate · round 1" in during and "continues" in during and "debate · round 2" not in during
+    assert "│ 2    │ debater │ 52 " in during  # round 1's answers, whole
+
+    printed = log.getvalue()
+    assert printed.count("debate · round 1") == 1 and printed.count("debate · round 2") == 1
+    assert "stop: consensus" in printed and "vote (vote): answer 51" in printed
+    # what is left for the end: no block printed twice, and the final call count
+    end = io.StringIO()
+    Console(file=end, width=120).print(view.rest())
+    assert "round" not in end.getvalue() and "6 calls" in end.getvalue()
