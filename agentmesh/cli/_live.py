@@ -31,7 +31,7 @@ class _Row:
     agent: str
     key: str | None = None
     text: str = ""
-    state: str = "pending"  # pending | ok | error | skipped
+    state: str = "pending"  # pending | ok | error | skipped | cut
     error: str | None = None
 
 
@@ -128,6 +128,15 @@ class LiveView:
         rounds_left = isinstance(params, RoundsParams) and not data.get("done") and not data.get("stopped")
         if rounds_left and self.stop_reason is None:
             self._open(node, block.round + 1)
+
+    def cut_short(self, why: str) -> None:
+        """The run ended before its pending calls answered (it failed or was interrupted): those rows say so
+        instead of "calling"."""
+        with self._lock:
+            for block in self.blocks:
+                for row in block.rows.values():
+                    if row.state == "pending":
+                        row.state, row.error = "cut", why
 
     # blocks
 
@@ -248,7 +257,10 @@ def _render_block(block: _Block) -> RenderableType:
         answer = (
             Text("…", style="yellow") if row.state == "pending" else Text(snippet(str(row.key), 40) if row.key else "-")
         )
-        state = _STATE.get(row.state) or Text(f"error: {row.error or 'unparsed'}", style="red")
+        if row.state == "cut":
+            state = Text(row.error or "no answer", style="red")
+        else:
+            state = _STATE.get(row.state) or Text(f"error: {row.error or 'unparsed'}", style="red")
         table.add_row(str(slot), Text(row.agent), answer, state, Text(snippet(row.text, 60), style="dim"))
     if not notes:
         return table

@@ -284,9 +284,10 @@ def _run_one(
                 result = run_async(start([view.on_event], store))
         except (Exception, KeyboardInterrupt) as exc:  # AgentmeshError, or a bug: the run is stored as failed
             if view.run_id is not None:  # the run exists: show how far it got and how to continue it
-                if shown:
-                    console.print(view.rest())
                 what = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                if shown:
+                    view.cut_short(f"no answer: the run {what}")
+                    console.print(view.rest())
                 err_console.print(
                     f"run {view.run_id} {what}; it is stored: continue it with [bold]agentmesh resume "
                     f"{view.run_id[:12]}[/] (finished calls are not made again)",

@@ -485,13 +485,17 @@ rules:
     try:
         run_id = _wait_for_calls(db, 3, child)
         child.send_signal(sig)
-        _, err = child.communicate(timeout=60)
+        out, err = child.communicate(timeout=60)
     finally:
         child.kill()
     assert child.returncode == 130, err.decode()
     assert f"was interrupted; it is stored: continue it with agentmesh resume {run_id[:12]}" in " ".join(
         err.decode().split()
     )
+    # what it printed: round 1's answers, and round 2's calls as cut short (not "calling")
+    printed = out.decode()
+    assert "debate · round 1" in printed and "│ 2    │ debater │ 3 " in printed
+    assert printed.count("no answer: the run was interrupted") == 3 and "calling" not in printed, printed
     with Store(db) as store:
         stopped = store.get_run(run_id)
         calls = store.events(run_id, kind="model_call")
