@@ -10,7 +10,7 @@ Example::
 from agentmesh import systems  # registers the methods' functions and operators
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
-from agentmesh.runtime import RunResult, aresume, arun, operator, register_function, resume, run
+from agentmesh.runtime import RunResult, aresume, arun, operator, register_function, resolve_graph, resume, run
 from agentmesh.spec import AgentCard, GraphSpec, load_graph
 
 __version__ = "0.1.0"
@@ -30,6 +30,7 @@ __all__ = [
     "load_graph",
     "operator",
     "register_function",
+    "resolve_graph",
     "resume",
     "run",
     "systems",

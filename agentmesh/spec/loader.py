@@ -166,6 +166,11 @@ def _card_data(file: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], Lin
 def load_graph(path: str | Path) -> GraphSpec:
     """Load a graph spec file: structure, agents (inline or by path), nodes, cross-references, templates."""
     file = Path(path)
+    if not file.suffix and not file.exists():  # a built-in's name, most likely: say where those are found
+        raise SpecError(
+            f"{file}: file not found (a shipped graph by name, or a file: agentmesh.resolve_graph({str(path)!r}))",
+            file=str(file),
+        )
     data, lines = _read(file)
     return graph_from_data(data, file=str(file), lines=lines, base_dir=file.parent)
 

@@ -14,7 +14,7 @@ import yaml
 
 from agentmesh.errors import ConfigError
 from agentmesh.models import ScriptedModel
-from agentmesh.runtime import run
+from agentmesh.runtime import RunResult, run
 from agentmesh.runtime.functions import PairwiseOutcome, pairwise_winner, pick_pairwise_winner, verdict_candidate
 from agentmesh.runtime.operators import get_function
 from agentmesh.runtime.run import builtin_dir, builtin_graphs, builtin_graphs_dir, resolve_graph
@@ -476,3 +476,27 @@ def test_the_readme_example_graph_loads_and_runs(tmp_path: Path, db: str) -> Non
     result = run(str(path), {"question": "Why is the sky blue?"}, model=model, store=db)
     model.assert_complete()
     assert result.calls == 3 and result.text == "Rayleigh scattering: air scatters blue light most."
+
+
+def test_the_readme_python_composition_runs(tmp_path: Path, db: str) -> None:
+    """The README's Python example: the shipped debate with a judge node added, built and run in Python."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```python\n(import agentmesh\nfrom agentmesh.spec import .*?)```", readme, re.DOTALL)
+    assert example, "README has the Python composition example"
+    code = example.group(1)
+    assert 'model="local")' in code
+    model = ScriptedModel(
+        [
+            {"agent": "debater", "template": "\\boxed{50}"},
+            {"agent": "judge", "prompt": r"The debaters settled on 50\. Check it", "responses": ["\\boxed{51}"]},
+        ]
+    )
+    scope: dict[str, object] = {"_model": model}
+    exec(code.replace('model="local")', f"model=_model, store={db!r})"), scope)  # the README's own code
+    model.assert_complete()
+    judged = scope["judged"]
+    assert isinstance(judged, GraphSpec) and judged.output_node() == "check"
+    assert graph_from_data(yaml.safe_load(dump_graph(judged))) == judged
+    result = scope["result"]
+    assert isinstance(result, RunResult)
+    assert (result.answer, result.outputs["vote"]["answer"], result.calls) == ("51", "50", 4)

@@ -346,8 +346,11 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         SpecError, match=r"g.yaml:3: not valid YAML: expected ',' or ']'.*\(while parsing a flow sequence at line 2\)"
     ):
         load_graph(write(tmp_path, "name: x\nnodes: [unclosed\n"))
-    with pytest.raises(SpecError, match=r"nope\.yaml: file not found"):
+    with pytest.raises(SpecError, match=r"nope\.yaml: file not found$"):
         load_graph(tmp_path / "nope.yaml")
+    # a name rather than a file: where shipped graphs are found by name
+    with pytest.raises(SpecError, match=r"debate: file not found \(.*agentmesh\.resolve_graph\('debate'\)\)"):
+        load_graph("debate")
     with pytest.raises(SpecError, match="expected a mapping"):
         load_graph(write(tmp_path, "- just\n- a list\n", "list.yaml"))
 
