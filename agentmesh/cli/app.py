@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +53,25 @@ app.command("export")(inspect.export)
 app.command("import")(inspect.import_)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
+
+
+def _reflowed(doc: str) -> str:
+    """A command's docstring as help text: each paragraph on one line (typer's rich mode keeps a docstring's
+    line breaks, which then cut sentences wherever the source wrapped them) and ``code`` without its quotes."""
+    paragraphs = cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs).replace("``", "")
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = _reflowed(command.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def _prog_name() -> str:

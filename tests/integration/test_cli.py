@@ -326,3 +326,29 @@ def test_import_loads_the_users_operators_and_functions_for_any_command(tmp_path
     for bad, expected in (("no_such_module_here", "ModuleNotFoundError"), ("missing.py", "no such file")):
         code, _, err = run_cli(["--import", bad, "runs", "--db", db], capsys, monkeypatch)
         assert code == 2 and f"--import {bad}: " in err and expected in err
+
+
+def _commands() -> list[tuple[list[str], str]]:
+    """Every command's words and docstring, the groups' (``db``, ``graph``) included."""
+    from agentmesh.cli.app import app
+
+    out = [([c.name or ""], c.callback.__doc__ or "") for c in app.registered_commands if c.callback]
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        commands = group.typer_instance.registered_commands
+        out += [([group.name or "", c.name or ""], c.callback.__doc__ or "") for c in commands if c.callback]
+    return out
+
+
+@pytest.mark.parametrize(("command", "doc"), _commands(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_help_paragraphs_are_whole(command: list[str], doc: str, capsys, monkeypatch) -> None:
+    """A command's help reads as its docstring's sentences, not cut where the source wrapped them."""
+    from agentmesh.cli.app import _reflowed
+
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = run_cli([*command, "--help"], capsys, monkeypatch)
+    assert code == 0 and doc
+    lines = [" ".join(line.strip("│ ").split()) for line in out.splitlines()]
+    for paragraph in _reflowed(doc).split("\n\n"):
+        assert " ".join(paragraph.split()) in lines, (paragraph, out)
+    assert "``" not in out
