@@ -163,7 +163,9 @@ def _print_timeline(story: Timeline, full: bool) -> None:
                     parts.append(f"[dim]{escape(name)}: -[/]")
                     continue
                 ratings = f" rated {node['ratings']}" if node.get("ratings") is not None else ""
-                text = f"{escape(name)}: {escape(str(node.get('key')))}{escape(ratings)}"
+                key = node.get("key")
+                answer = "no answer" if key is None else str(key)
+                text = f"{escape(name)}: {escape(answer)}{escape(ratings)}"
                 parts.append(f"[dim strike]{text}[/]" if slot in pruned else text)
             kept = f" · ranker kept {[network.agents[s] for s in ranked['kept']]}" if ranked else ""
             kind = entry.get("kind") or "round"

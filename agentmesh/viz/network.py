@@ -94,7 +94,7 @@ def network_svg(
             radius = 9.0 + (11.0 * math.sqrt(score / top_score) if score and top_score > 0 else 0.0)
             fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score else "#dbeafe")
             key = node.get("key")
-            tip = f"{name}, round {rnd}" + (f": answer {key}" if key is not None else "")
+            tip = f"{name}, round {rnd}" + (f": answer {key}" if key is not None else ": replied, no answer parsed")
             tip += f", importance {score:.3f}" if score is not None else ""
             tip += " (pruned by the ranker)" if (rnd, slot) in pruned else ""
             css = "pruned" if (rnd, slot) in pruned else "ran"
@@ -111,6 +111,11 @@ def network_svg(
                 out.append(
                     f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#374151">'
                     f"{esc(shorten(str(key), 12))}</text>"
+                )
+            else:  # it ran, but its reply held no answer the parser could read
+                out.append(
+                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#9ca3af" '
+                    'font-style="italic">no answer</text>'
                 )
     out.append("</svg>")
     return "\n".join(out)

@@ -90,7 +90,7 @@ def test_run_prints_the_answer_and_stop_reason_and_stores_the_run(db: str, tmp_p
     assert sorted((e.round, e.call_index) for e in calls) == [(r, s) for r in (1, 2) for s in range(3)]
     assert [(e.node, e.round) for e in nodes] == [("debate", 1), ("debate", 2), ("vote", None)]
 
-    # The transcript of the live view (printed at the end when stdout is not a terminal), then the final panel.
+    # The transcript of the live view (printed round by round when stdout is not a terminal), then the final panel.
     assert "debate · round 1" in out and "debate · round 2" in out
     assert "continues" in out and "stop: consensus" in out and "vote (vote): answer 51" in out
     panel = out[out.index("debate · succeeded") :]
@@ -104,6 +104,26 @@ def test_run_prints_the_answer_and_stop_reason_and_stores_the_run(db: str, tmp_p
     )
     assert code == 0, err
     assert out == "51\n"
+
+
+def test_show_tells_a_reply_without_an_answer_from_an_answer(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(
+        tmp_path,
+        "unparsed.yaml",
+        r"""
+rules:
+  - {agent: debater, round: 1, responses: ['\boxed{50}', 'I do not know.', '\boxed{52}']}
+  - {agent: debater, round: 2, template: '\boxed{51}'}
+""",
+    )
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    code, out, err = run_cli(["show", run.id, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "round 1: debater#0: 50; debater#1: no answer; debater#2: 52" in out
+    assert "round 2: debater#0: 51; debater#1: 51; debater#2: 51" in out
 
 
 def test_run_json_prints_the_result(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
