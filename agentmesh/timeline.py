@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentmesh.runtime.context import CALL_KINDS
@@ -40,10 +41,18 @@ class CallView:
     error: str | None
     replayed: bool
     request_hash: str | None
+    finished_at: datetime | None = None  # when the attempt ended (the event's time)
 
     @property
     def key(self) -> tuple[str, str, int, int]:
         return (self.node, self.agent, self.round, self.call_index)
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the attempt started: its end less its latency (``None`` when either is unknown)."""
+        if self.finished_at is None or self.latency_s is None:
+            return None
+        return self.finished_at - timedelta(seconds=self.latency_s)
 
 
 @dataclass
@@ -123,6 +132,7 @@ def _call(e: EventRecord) -> CallView:
         error=e.error,
         replayed=e.kind == "replayed_call",
         request_hash=e.request_hash,
+        finished_at=e.created_at,
     )
 
 
@@ -136,7 +146,7 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
     steps: list[Step] = []
     pending: list[CallView] = []
     for e in events:
-        if (e.kind in CALL_KINDS and e.error is None and e.response is not None) or e.kind in CALL_KINDS:
+        if e.kind in CALL_KINDS:
             pending.append(_call(e))
         elif e.kind == "node_result" and e.node:
             mine = [c for c in pending if c.node.split("#")[0] == e.node]

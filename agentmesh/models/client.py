@@ -14,6 +14,7 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -156,10 +157,15 @@ class ModelClient:
         try:
             response = await self._attempt(request, ctx, number)
         except ModelError as exc:
-            failed = record(error=str(exc), error_type=type(exc).__name__, latency_s=time.perf_counter() - started)
+            failed = record(
+                error=str(exc),
+                error_type=type(exc).__name__,
+                latency_s=time.perf_counter() - started,
+                finished_at=datetime.now(UTC),
+            )
             await _notify(observers, failed)
             raise
-        await _notify(observers, record(response=response, latency_s=response.latency_s))
+        await _notify(observers, record(response=response, latency_s=response.latency_s, finished_at=datetime.now(UTC)))
         return response
 
     async def _attempt(self, request: ModelRequest, ctx: CallContext, number: int) -> ModelResponse:

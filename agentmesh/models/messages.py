@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -230,11 +231,16 @@ class CallRecord(BaseModel):
     error_type: str | None = None
     latency_s: float = 0.0
     request_hash: str = ""
+    finished_at: datetime | None = Field(
+        default=None, description="When the attempt ended (UTC); it started ``latency_s`` before."
+    )
 
     def event_fields(self) -> dict[str, Any]:
-        """The record flattened to the store's event columns."""
+        """The record flattened to the store's event columns (its time is when the attempt ended, not when the
+        store wrote it: a run's timeline is drawn from it)."""
         usage = self.response.usage if self.response else None
         return {
+            "created_at": self.finished_at,
             "node": self.context.node,
             "agent": self.context.agent,
             "round": self.context.round,

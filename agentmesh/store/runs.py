@@ -10,6 +10,7 @@ JSON that is written passes through the secret redactor first.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
@@ -437,8 +438,10 @@ def event_row(
     cost_usd: float | None = None,
     error: str | None = None,
     data: Any = None,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """An event ready for :meth:`Store.record_events`: JSON checked and redacted, timestamped, versioned.
+    """An event ready for :meth:`Store.record_events`: JSON checked and redacted, timestamped (``created_at``:
+    when it happened, aware; default now), versioned.
 
     Building it is the caller's thread's work (it can run while the writer commits another batch).
     """
@@ -462,9 +465,15 @@ def event_row(
         "cost_usd": cost_usd,
         "error": _text(error),
         "data": None if data is None else _prepare(data, "data"),
-        "created_at": utcnow(),
+        "created_at": utcnow() if created_at is None else _aware(created_at),
         "schema_version": SCHEMA_VERSION,
     }
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise StoreError(f"an event's created_at must be timezone-aware (UTC), got {when!r}")
+    return when
 
 
 def _prepare(value: Any, where: str) -> JSONValue:

@@ -3,8 +3,9 @@
 The page holds the run's summary (graph, model, status, stop reason, calls, tokens, cost, duration), a drawing of
 the graph it ran, the agent network of every team node (inline SVG: nodes per round, the edges each node was shown,
 pruned agents crossed out, idle ones grey, importance as size and colour when the run has scores) with its
-importance table, and the timeline: one foldable block per step with its calls, each call's prompt and reply folded
-again. Everything is escaped; the only styling is an inline stylesheet.
+importance table, and the timeline: the model calls over time (a bar per call, by agent), then one foldable block
+per step with its calls, each call's prompt and reply folded again. Everything is escaped; the only styling is an
+inline stylesheet.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
+from agentmesh.viz.timeline import timeline_svg
 
 _CSS = """
 body{font-family:DejaVu Sans,Verdana,Helvetica,Arial,sans-serif;margin:24px;color:#111;max-width:1200px}
@@ -84,6 +86,9 @@ def report_html(story: Timeline) -> str:
             parts += [f"<tr><td>{_e(a)}</td><td>{float(v):.4f}</td></tr>" for a, v in ranked]
             parts.append("</table>")
     parts.append("<h2>Timeline</h2>")
+    chart = timeline_svg(story)
+    if chart is not None:
+        parts.append(chart)
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)

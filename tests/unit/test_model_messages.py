@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from agentmesh.errors import StoreError
 from agentmesh.models.messages import (
     CallContext,
     CallRecord,
@@ -17,6 +21,7 @@ from agentmesh.models.messages import (
     TokenLogprob,
     Usage,
 )
+from agentmesh.store import event_row
 
 
 def _text(rng: random.Random) -> str:
@@ -107,3 +112,21 @@ def test_call_record_event_fields_hold_the_dumps() -> None:
     assert fields["response"] == response.model_dump(mode="json")
     assert (fields["node"], fields["agent"], fields["round"], fields["call_index"]) == ("n", "a", 2, 1)
     assert fields["total_tokens"] == response.usage.total_tokens
+
+
+def test_a_call_event_is_dated_when_its_attempt_ended_not_when_it_is_written() -> None:
+    ended = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    record = CallRecord(
+        reference="m:x",
+        context=CallContext(node="n", agent="a"),
+        request=_request(random.Random(3)),
+        attempt=1,
+        latency_s=1.5,
+        finished_at=ended,
+    )
+    assert record.event_fields()["created_at"] == ended
+    assert event_row("model_call", **record.event_fields())["created_at"] == ended
+    now = event_row("model_call")["created_at"]  # an event without a time of its own: now
+    assert abs(now - datetime.now(UTC)) < timedelta(minutes=1)
+    with pytest.raises(StoreError, match="timezone-aware"):
+        event_row("model_call", created_at=datetime(2026, 1, 2))

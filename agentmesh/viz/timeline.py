@@ -1,0 +1,162 @@
+"""A run's model calls over time, as a self-contained SVG (a Gantt chart): where a run's time went.
+
+One row per agent of each node (``debate · debater[0]``), in the order they first called; one bar per attempt,
+from its start to its end (the event's time less its latency), coloured by the step (a node's round) it belongs
+to, red when it failed; calls served from a stored run (a replay or a fork) are grey ticks, as they took no time.
+A band above the rows spans each step, from its first call's start to its last call's end. The title says how much
+model time the run spent in how much wall time, i.e. how many calls ran at once on average: what tells a
+team waiting on a serialised model (an in-process one) from one that used a server's concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from agentmesh.timeline import CallView, Step, Timeline
+from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
+
+#: Fills of the steps' bars, in turn (a step's colour says which round a bar belongs to).
+PALETTE = ("#60a5fa", "#34d399", "#fbbf24", "#a78bfa", "#f472b6", "#22d3ee", "#a3e635", "#fb923c")
+FAILED = "#dc2626"
+WIDTH = 1000.0
+ROW = 20.0
+BAR = 12.0
+
+
+def nice_step(span: float, ticks: int = 8) -> float:
+    """A round tick interval (1, 2 or 5 times a power of ten) giving about ``ticks`` ticks over ``span``."""
+    if span <= 0:
+        return 1.0
+    raw = span / ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s" if value >= 1 or value == 0 else f"{value * 1000:g} ms"
+
+
+def timeline_svg(story: Timeline) -> str | None:
+    """The calls-over-time chart of a run; ``None`` when no call of it has a time (no calls)."""
+    timed = [
+        (number, step, call)
+        for number, step in enumerate(story.steps, start=1)
+        for call in step.calls
+        if call.finished_at is not None
+    ]
+    if not timed:
+        return None
+    start = min(_start(c) for _, _, c in timed)
+    start = min(start, story.run.created_at)
+    end = max(c.finished_at for _, _, c in timed if c.finished_at is not None)
+    if story.run.finished_at is not None:
+        end = max(end, story.run.finished_at)
+    wall = max((end - start).total_seconds(), 1e-6)
+
+    rows: dict[tuple[str, str, int], int] = {}
+    for _, _, call in sorted(timed, key=lambda t: _start(t[2])):
+        rows.setdefault((call.node, call.agent, call.call_index), len(rows))
+    labels = [f"{node} · {agent}[{index}]" for node, agent, index in rows]
+    label_w = max(text_width(shorten(label, 40), 11.5) for label in labels) + 20
+    plot_x, plot_w = label_w, WIDTH - label_w - 20
+    band_y, top = 56.0, 84.0
+    height = top + ROW * len(rows) + 34
+
+    def x(when: datetime) -> float:
+        return plot_x + plot_w * (when - start).total_seconds() / wall
+
+    model_time = sum(c.latency_s or 0.0 for _, _, c in timed if not c.replayed)
+    title = f"{story.run.graph}: {len(timed)} calls over {_seconds(round(wall, 2))}"
+    if model_time:
+        title += f" · {_seconds(round(model_time, 2))} of model time, {model_time / wall:.1f} calls at once on average"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {WIDTH:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="call-timeline">',
+        f'<rect width="{WIDTH:.0f}" height="{height:.0f}" fill="white"/>',
+        f'<text x="14" y="22" font-size="14" font-weight="bold">{esc(title)}</text>',
+        '<text x="14" y="40" font-size="11" fill="#555">a bar per model call, from its start to its answer; colour: '
+        "the step (node and round) it belongs to; red: failed; grey tick: served from a stored run</text>",
+    ]
+    tick = nice_step(wall)
+    for i in range(int(wall / tick) + 1):
+        tx = plot_x + plot_w * (i * tick) / wall
+        out.append(f'<line x1="{tx:.1f}" y1="{band_y - 4:.0f}" x2="{tx:.1f}" y2="{height - 28:.0f}" stroke="#eef0f3"/>')
+        out.append(
+            f'<text x="{tx:.1f}" y="{height - 14:.0f}" font-size="10.5" fill="#555" text-anchor="middle">'
+            f"{esc(_seconds(round(i * tick, 6)))}</text>"
+        )
+    out += _step_bands(story.steps, x, band_y)
+    for i, label in enumerate(labels):
+        y = top + ROW * i
+        out.append(
+            f'<text x="{plot_x - 8:.1f}" y="{y + ROW / 2 + 4:.1f}" font-size="11.5" text-anchor="end">'
+            f"<title>{esc(label)}</title>{esc(shorten(label, 40))}</text>"
+        )
+    for number, step, call in timed:
+        y = top + ROW * rows[(call.node, call.agent, call.call_index)] + (ROW - BAR) / 2
+        out.append(_bar(number, step, call, x, y))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _start(call: CallView) -> datetime:
+    """Where a call's bar starts: a served call takes no time, so it sits at its event's time."""
+    started = None if call.replayed else call.started_at
+    assert call.finished_at is not None
+    return started or call.finished_at
+
+
+def _step_name(step: Step) -> str:
+    return step.node + (f" round {step.round}" if step.round else "")
+
+
+def _step_bands(steps: Sequence[Step], x: Callable[[datetime], float], y: float) -> list[str]:
+    """A thin band per step above the rows, from its first call's start to its last call's end."""
+    out = []
+    for number, step in enumerate(steps, start=1):
+        calls = [c for c in step.calls if c.finished_at is not None]
+        if not calls:
+            continue
+        first, last = min(_start(c) for c in calls), max(c.finished_at for c in calls if c.finished_at)
+        x1, x2 = x(first), max(x(last), x(first) + 2)
+        colour = PALETTE[(number - 1) % len(PALETTE)]
+        span = (last - first).total_seconds()
+        tip = f"step {number}: {_step_name(step)}, {len(calls)} calls, {_seconds(round(span, 3))}"
+        out.append(
+            f'<rect x="{x1:.1f}" y="{y:.1f}" width="{x2 - x1:.1f}" height="8" rx="2" fill="{colour}" '
+            f'opacity="0.55" class="step"><title>{esc(tip)}</title></rect>'
+        )
+        label = str(number)
+        if x2 - x1 > text_width(label, 10) + 4:
+            out.append(
+                f'<text x="{(x1 + x2) / 2:.1f}" y="{y - 3:.1f}" font-size="10" fill="#374151" '
+                f'text-anchor="middle">{esc(label)}</text>'
+            )
+    return out
+
+
+def _bar(number: int, step: Step, call: CallView, x: Callable[[datetime], float], y: float) -> str:
+    assert call.finished_at is not None
+    where = f"step {number}: {_step_name(step)} · {call.agent}[{call.call_index}]"
+    if call.replayed:
+        tip = f"{where}: served from a stored run"
+        cx = x(call.finished_at)
+        return (
+            f'<rect x="{cx - 1:.1f}" y="{y:.1f}" width="2" height="{BAR:.0f}" fill="#9ca3af" class="call served">'
+            f"<title>{esc(tip)}</title></rect>"
+        )
+    x1, x2 = x(_start(call)), x(call.finished_at)
+    tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tokens"
+    css = "call failed" if call.error else "call"
+    if call.error:
+        fill, tip = FAILED, f"{where}: failed after {_seconds(round(call.latency_s or 0, 3))}: {call.error}"
+    else:
+        fill = PALETTE[(number - 1) % len(PALETTE)]
+        reply = shorten(" ".join(call.reply.split()), 80)
+        tip = f"{where}: {_seconds(round(call.latency_s or 0, 3))}, {tokens} → {reply}"
+    return (
+        f'<rect x="{x1:.1f}" y="{y:.1f}" width="{max(x2 - x1, 1.5):.1f}" height="{BAR:.0f}" rx="2" fill="{fill}" '
+        f'stroke="#1f2937" stroke-width="0.4" class="{css}"><title>{esc(tip)}</title></rect>'
+    )

@@ -1,0 +1,103 @@
+"""The calls-over-time chart of a run (``agentmesh report``): a row per agent, a bar per call, steps in order."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from agentmesh.errors import ScriptExhaustedError
+from agentmesh.models.providers.scripted import ScriptedModel
+from agentmesh.runtime.replay import fork
+from agentmesh.runtime.run import run
+from agentmesh.store import Store
+from agentmesh.timeline import load_timeline
+from agentmesh.viz.report import report_html
+from agentmesh.viz.timeline import nice_step, timeline_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+DEBATE = [
+    {"agent": "debater", "round": 1, "responses": ["\\boxed{50}", "\\boxed{51}", "\\boxed{52}"], "delay_s": 0.05},
+    {"agent": "debater", "round": 2, "template": "\\boxed{51}", "delay_s": 0.05},
+]
+
+
+def _bars(svg: str) -> list[tuple[str, float, float, float, str]]:
+    """(class, x, end x, y, tooltip) of every rectangle of a call."""
+    root = ET.fromstring(svg)
+    out = []
+    for rect in root.iter(f"{SVG}rect"):
+        css = rect.get("class") or ""
+        if css.startswith("call"):
+            x, w = float(rect.get("x") or 0), float(rect.get("width") or 0)
+            out.append((css, x, x + w, float(rect.get("y") or 0), rect.findtext(f"{SVG}title") or ""))
+    return out
+
+
+def test_a_run_is_drawn_a_row_per_agent_and_a_bar_per_call_in_step_order(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run("debate", {"question": "What is 17*3?"}, model=ScriptedModel(DEBATE), store=db)
+    with Store(db) as store:
+        story = load_timeline(store, result.run_id)
+    svg = timeline_svg(story)
+    assert svg is not None
+    root = ET.fromstring(svg)
+    labels = [t.findtext(f"{SVG}title") for t in root.iter(f"{SVG}text") if t.find(f"{SVG}title") is not None]
+    assert labels == ["debate · debater[0]", "debate · debater[1]", "debate · debater[2]"]
+    title = "".join(next(root.iter(f"{SVG}text")).itertext())
+    assert re.match(r"debate: 6 calls over [\d.]+ m?s · [\d.]+ m?s of model time, [\d.]+ calls at once", title)
+
+    bars = _bars(svg)
+    assert [css for css, *_ in bars] == ["call"] * 6
+    rows = sorted({y for *_, y, _ in bars})
+    assert len(rows) == 3
+    round_1 = [b for b in bars if b[4].startswith("step 1: debate round 1")]
+    round_2 = [b for b in bars if b[4].startswith("step 2: debate round 2")]
+    assert len(round_1) == len(round_2) == 3
+    assert {b[3] for b in round_1} == {b[3] for b in round_2} == set(rows)  # each agent once per round
+    assert min(b[1] for b in round_2) >= max(b[2] for b in round_1) - 1.0  # round 2 starts once round 1 is over
+    assert any("→ \\boxed{52}" in b[4] for b in round_1)
+    assert [r.get("class") for r in root.iter(f"{SVG}rect")].count("step") == 2  # the two rounds' bands
+
+    page = report_html(story)
+    assert page.index("<h2>Timeline</h2>") < page.index('class="call-timeline"') < page.index('<details class="step">')
+
+
+def test_calls_served_from_a_stored_run_are_ticks(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = run("debate", {"question": "q"}, model=ScriptedModel(DEBATE), store=db)
+    later = ScriptedModel([{"agent": "debater", "round": 2, "template": "\\boxed{50}"}])
+    forked = fork(first.run_id, step="debate@2", store=db, model=later)  # round 1 served, round 2 made again
+    with Store(db) as store:
+        svg = timeline_svg(load_timeline(store, forked.run_id))
+    assert svg is not None
+    bars = _bars(svg)
+    assert sorted(css for css, *_ in bars) == ["call"] * 3 + ["call served"] * 3
+    served = [b for b in bars if b[0] == "call served"]
+    assert all(b[2] - b[1] == 2 and "served from a stored run" in b[4] for b in served)
+
+
+def test_a_run_without_calls_has_no_chart_and_ticks_are_round(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Store(db) as store:
+        run_id = store.create_run("empty", {})
+        assert timeline_svg(load_timeline(store, run_id)) is None
+    assert [nice_step(span) for span in (0.9, 7.0, 24.9, 130.0)] == [0.2, 1.0, 5.0, 20.0]
+
+
+def test_failed_calls_are_red_with_their_error(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(DEBATE[:1])  # nothing answers round 2
+    with pytest.raises(ScriptExhaustedError):  # the run fails in round 2, stored with its failed calls
+        run("debate", {"question": "q"}, model=model, store=db)
+    with Store(db) as store:
+        (record,) = store.list_runs()
+        svg = timeline_svg(load_timeline(store, record.id))
+    assert record.status == "failed" and svg is not None
+    bars = _bars(svg)
+    failed = [b for b in bars if b[0] == "call failed"]
+    assert len(failed) == 3 and len(bars) == 6
+    assert all("failed after" in b[4] and "no rule left" in b[4] for b in failed)
