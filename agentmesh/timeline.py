@@ -76,7 +76,31 @@ class Step:
 
     @property
     def latency_s(self) -> float:
+        """The calls' latencies added up: the model time the step used (more than its wall time when its calls
+        ran at once)."""
         return sum(c.latency_s or 0.0 for c in self.calls)
+
+    @property
+    def wall_s(self) -> float | None:
+        """From the start of its first call to the end of its last (``None`` without timed calls)."""
+        spans = [(c.started_at, c.finished_at) for c in self.calls if not c.replayed]
+        starts = [a for a, _ in spans if a is not None]
+        ends = [b for _, b in spans if b is not None]
+        if not starts or not ends:
+            return None
+        return max(0.0, (max(ends) - min(starts)).total_seconds())
+
+    def duration(self) -> str:
+        """Its time in words: the wall time, and the model time beside it when calls overlapped (``2.01 s, 6.02
+        s of calls``); the model time alone when the calls have no times."""
+        wall, model = self.wall_s, self.latency_s
+        if wall is None:
+            return _secs(model)
+        return _secs(wall) + (f" ({_secs(model)} of calls at once)" if model > wall * 1.1 else "")
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 @dataclass

@@ -126,7 +126,7 @@ def _print_timeline(story: Timeline, full: bool) -> None:
         if summary.get("scores"):
             facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in summary["scores"]))
         if step.calls:
-            facts.append(f"{step.tokens} tokens, {fmt_seconds(step.latency_s)}, {fmt_cost(step.cost_usd)}")
+            facts.append(f"{step.tokens} tokens, {step.duration()}, {fmt_cost(step.cost_usd)}")
         if summary.get("stop") or summary.get("stopped"):
             facts.append(f"stop: {summary.get('stop') or summary.get('stopped')}")
         if summary.get("unfinished"):

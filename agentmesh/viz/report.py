@@ -107,7 +107,7 @@ def _step(number: int, step: Step) -> str:
     if step.summary.get("scores"):
         facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in step.summary["scores"]))
     if step.calls:
-        facts.append(f"{len(step.calls)} calls, {step.tokens} tokens, {step.latency_s:.2f} s, {_money(step.cost_usd)}")
+        facts.append(f"{len(step.calls)} calls, {step.tokens} tokens, {_e(step.duration())}, {_money(step.cost_usd)}")
     stop = step.summary.get("stop") or step.summary.get("stopped")
     if stop:
         facts.append(f"stop: {_e(stop)}")

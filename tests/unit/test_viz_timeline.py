@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from agentmesh.models.providers.scripted import ScriptedModel
 from agentmesh.runtime.replay import fork
 from agentmesh.runtime.run import run
 from agentmesh.store import Store
-from agentmesh.timeline import load_timeline
+from agentmesh.timeline import CallView, Step, load_timeline
 from agentmesh.viz.report import report_html
 from agentmesh.viz.timeline import nice_step, timeline_svg
 
@@ -101,3 +102,23 @@ def test_failed_calls_are_red_with_their_error(tmp_path: Path) -> None:
     failed = [b for b in bars if b[0] == "call failed"]
     assert len(failed) == 3 and len(bars) == 6
     assert all("failed after" in b[4] and "no rule left" in b[4] for b in failed)
+
+
+def _call(start_s: float, latency_s: float | None, *, timed: bool = True) -> CallView:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    end = t0 + timedelta(seconds=start_s + (latency_s or 0)) if timed else None
+    return CallView(
+        seq=0, node="n", agent="a", round=1, call_index=0, messages=[], reply="", prompt_tokens=None,
+        completion_tokens=None, latency_s=latency_s, cost_usd=None, error=None, replayed=False, request_hash=None,
+        finished_at=end,
+    )  # fmt: skip
+
+
+def test_a_steps_duration_is_its_wall_time_with_the_model_time_when_calls_overlapped() -> None:
+    together = Step("n", "team", 1, {}, [_call(0, 2.0), _call(0.01, 2.0), _call(0.02, 1.99)])
+    assert together.wall_s == pytest.approx(2.01)
+    assert together.duration() == "2.01 s (5.99 s of calls at once)"
+    one_by_one = Step("n", "team", 1, {}, [_call(0, 0.2), _call(0.2, 0.3)])
+    assert one_by_one.duration() == "500 ms"
+    untimed = Step("n", "team", 1, {}, [_call(0, 0.2, timed=False), _call(0, 0.3, timed=False)])
+    assert untimed.wall_s is None and untimed.duration() == "500 ms"
