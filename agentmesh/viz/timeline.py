@@ -1,6 +1,6 @@
 """A run's model calls over time, as a self-contained SVG (a Gantt chart): where a run's time went.
 
-One row per agent of each node (``debate · debater[0]``), in the order they first called; one bar per attempt,
+One row per agent of each node (``debate · debater[0]``), by the step they first called in; one bar per attempt,
 from its start to its end (the event's time less its latency), coloured by the step (a node's round) it belongs
 to, red when it failed; calls served from a stored run (a replay or a fork) are grey ticks, as they took no time.
 A band above the rows spans each step, from its first call's start to its last call's end. The title says how much
@@ -56,7 +56,7 @@ def timeline_svg(story: Timeline) -> str | None:
     wall = max((end - start).total_seconds(), 1e-6)
 
     rows: dict[tuple[str, str, int], int] = {}
-    for _, _, call in sorted(timed, key=lambda t: _start(t[2])):
+    for _, _, call in sorted(timed, key=lambda t: (t[0], t[2].call_index)):  # by the step they first called in
         rows.setdefault((call.node, call.agent, call.call_index), len(rows))
     labels = [f"{node} · {agent}[{index}]" for node, agent, index in rows]
     label_w = max(text_width(shorten(label, 40), 11.5) for label in labels) + 20
