@@ -289,4 +289,4 @@ def final_panel(result: RunResult) -> Panel:
     grid.add_row("tokens", f"{result.prompt_tokens} in + {result.completion_tokens} out")
     grid.add_row("cost", fmt_cost(result.cost_usd))
     grid.add_row("details", Text(f"agentmesh show {result.run_id[:12]}", style="cyan"))
-    return Panel(grid, title=f"{result.graph} · {result.status}", title_align="left", expand=False)
+    return Panel(grid, title=Text(f"{result.graph} · {result.status}"), title_align="left", expand=False)

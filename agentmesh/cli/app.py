@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs
 from agentmesh.cli._common import err_console, import_plugins
@@ -85,7 +86,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name=_prog_name())
     except AgentmeshError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # the message may quote a prompt, an input or a file ("[/x]" there is text, not markup)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
 from agentmesh.errors import AgentmeshError
@@ -47,7 +48,7 @@ def ask(
     console.print(response.text, markup=False, highlight=False)
     usage = response.usage
     console.print(
-        f"[dim]run {run.id} · {client.reference} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
+        f"[dim]run {run.id} · {escape(client.reference)} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
         f"{' (estimated)' if usage.estimated else ''} · {fmt_seconds(response.latency_s)} · "
         f"{fmt_cost(response.cost_usd)} · agentmesh show {run.id[:8]}[/]"
     )

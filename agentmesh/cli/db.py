@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from agentmesh.cli._common import DbOption, console, open_store
 from agentmesh.store import Store, upgrade_database
@@ -16,7 +18,7 @@ app = typer.Typer(help="Manage the agentmesh database.", no_args_is_help=True)
 def upgrade(db: DbOption = None) -> None:
     """Create the schema or migrate it to this agentmesh's version (safe to run repeatedly)."""
     url, revision = upgrade_database(db)
-    console.print(f"database {url} is at schema revision [bold]{revision}[/]")
+    console.print(f"database {escape(url)} is at schema revision [bold]{escape(revision)}[/]")
 
 
 @app.command("vacuum")
@@ -27,7 +29,7 @@ def vacuum(db: DbOption = None) -> None:
         store.vacuum()
         after = _file_size(store)
         shrunk = f": {size:,} -> {after:,} bytes" if size is not None and after is not None else ""
-        console.print(f"vacuumed {store.url}{shrunk}")
+        console.print(Text(f"vacuumed {store.url}{shrunk}"))
 
 
 def _file_size(store: Store) -> int | None:

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
 from agentmesh.cli.run import parse_inputs
@@ -100,15 +101,18 @@ def diff(
     for column in ("", "A", "B"):
         table.add_column(column, overflow="fold")
     ta, tb = a.totals or {}, b.totals or {}
-    table.add_row("graph", a.graph, b.graph)
-    table.add_row("model", a.model or "-", b.model or "-")
-    table.add_row("status", str(a.status), str(b.status))
-    table.add_row("stop reason", a.stop_reason or "-", b.stop_reason or "-")
-    table.add_row("calls", str(ta.get("calls", 0)), str(tb.get("calls", 0)))
-    table.add_row("tokens", str(ta.get("total_tokens", 0)), str(tb.get("total_tokens", 0)))
-    table.add_row("cost", fmt_cost(ta.get("cost_usd")), fmt_cost(tb.get("cost_usd")))
-    for node, answer_a, answer_b in result.answers:
-        table.add_row(f"answer of {node}", str(answer_a), str(answer_b))
+    rows = [
+        ("graph", a.graph, b.graph),
+        ("model", a.model or "-", b.model or "-"),
+        ("status", str(a.status), str(b.status)),
+        ("stop reason", a.stop_reason or "-", b.stop_reason or "-"),
+        ("calls", str(ta.get("calls", 0)), str(tb.get("calls", 0))),
+        ("tokens", str(ta.get("total_tokens", 0)), str(tb.get("total_tokens", 0))),
+        ("cost", fmt_cost(ta.get("cost_usd")), fmt_cost(tb.get("cost_usd"))),
+        *((f"answer of {node}", str(answer_a), str(answer_b)) for node, answer_a, answer_b in result.answers),
+    ]
+    for row in rows:  # Text: an answer such as "[1, 2]" is not markup
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
     console.print(f"first divergence: {escape(result.first_divergence or 'none: the runs made the same calls')}")
     console.print(
@@ -127,7 +131,7 @@ def report(
     with open_store(db) as store:
         story = load_timeline(store, run)
     html_path.write_text(report_html(story), encoding="utf-8")
-    console.print(f"report of {story.run.id[:12]} written to {html_path}")
+    console.print(Text(f"report of {story.run.id[:12]} written to {html_path}"))
 
 
 def export(
@@ -149,7 +153,7 @@ def export(
         print(text)
     else:
         out.write_text(text, encoding="utf-8")
-        err_console.print(f"run {record.id[:12]}: {len(events)} events written to {out}")
+        err_console.print(Text(f"run {record.id[:12]}: {len(events)} events written to {out}"))
 
 
 def import_(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agentmesh.cli._common import JsonOption, console
 from agentmesh.errors import AgentmeshError
@@ -40,7 +41,7 @@ def models(
         table.add_column(col, overflow="fold")
     for row in rows:
         if "error" in row:
-            table.add_row(row["reference"], f"[red]{row['error']}[/]", "", "")
+            table.add_row(Text(row["reference"]), Text(str(row["error"]), style="red"), "", "")
             continue
         target = f"{row['provider']} · {row['model']}\n{row.get('file') or row['endpoint']}"
         limits = ", ".join(
@@ -50,5 +51,5 @@ def models(
         )
         price = str(row["price"]) + (f"\nkey: {row['api_key']}" if "api_key" in row else "")
         label = row["reference"] + (f"\n(alias {row['alias']})" if "alias" in row else "")
-        table.add_row(label, target, limits, price)
+        table.add_row(Text(label), Text(target), Text(limits), Text(price))
     console.print(table)

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agentmesh import datasets
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, open_store, run_async
@@ -91,17 +93,17 @@ def optimize(
         }
         console.print_json(json.dumps(payload, default=str))
     else:
-        table = Table(title=f"{spec.name}: agents by mean importance ({len(items)} items, job {result.job})")
+        table = Table(title=Text(f"{spec.name}: agents by mean importance ({len(items)} items, job {result.job})"))
         for column in ("rank", "agent", "importance", "team"):
             table.add_column(column)
         for rank, agent in enumerate(result.ranking, start=1):
-            table.add_row(str(rank), agent, f"{result.scores[agent]:.4f}", "✓" if agent in result.team else "")
+            table.add_row(str(rank), Text(agent), f"{result.scores[agent]:.4f}", "✓" if agent in result.team else "")
         console.print(table)
         if result.accuracy is not None:
             console.print(f"accuracy of the full team on the labelled items: {result.accuracy:.1%}")
         for item in failures:
-            err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {item.error}")
-        console.print(f"optimised graph: {out}  (run it: agentmesh run {out} ...)")
-        console.print(f"picture: {picture}")
+            err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+        console.print(Text(f"optimised graph: {out}  (run it: agentmesh run {out} ...)"))
+        console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)

@@ -500,7 +500,7 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     for o in outcomes:
         why = (o.result.stop_reason or "-") if o.result is not None else snippet(o.error or "failed", 160)
         groups.setdefault((o.status, why), []).append(o)
-    table = Table(title=title, show_footer=True)
+    table = Table(title=Text(title), show_footer=True)
     table.add_column("status", "total", no_wrap=True)
     table.add_column("stop reason / error", overflow="fold")
     usage = [_usage(o) for o in outcomes]
@@ -544,7 +544,7 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
     """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
     :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
     wide = console.width >= WIDE
-    table = Table(title=title, caption=None if wide else "tokens, cost: --json")
+    table = Table(title=Text(title), caption=None if wide else "tokens, cost: --json")
     columns = ["item", "run", "status", "answer", "calls", *(["tokens", "cost"] if wide else []), "stop reason / error"]
     for column in columns:
         fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
@@ -562,7 +562,7 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
         else:
             answer, reason = "-", Text(snippet(o.error or "failed", reason_chars), style="red")
         cells: dict[str, str | Text] = {
-            "item": o.label or f"line {o.line}",
+            "item": Text(o.label or f"line {o.line}"),
             "run": o.run_id[:12] if o.run_id else "-",
             "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
             "answer": Text(answer),

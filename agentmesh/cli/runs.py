@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
 from agentmesh.store import EventRecord, RunRecord
@@ -47,10 +48,10 @@ def list_runs(
         t = r.totals or {}
         cells = {
             "id": r.id[:12],
-            "graph": r.graph,
+            "graph": escape(r.graph),
             "status": _status(r.status),
-            "stop reason": r.stop_reason or "",
-            "model": r.model or "",
+            "stop reason": escape(r.stop_reason or ""),
+            "model": escape(r.model or ""),
             "calls": str(t.get("calls", 0)),
             "tokens": str(t.get("total_tokens", 0)),
             "cost": fmt_cost(t.get("cost_usd")),
@@ -71,12 +72,12 @@ def delete(
     with open_store(db) as store:
         records = [store.get_run(r) for r in run_ids]  # every one resolved before anything is deleted
         records = list({r.id: r for r in records}.values())
-        table = Table(title=f"delete {len(records)} run{'s' if len(records) != 1 else ''} from {store.url}")
+        table = Table(title=Text(f"delete {len(records)} run{'s' if len(records) != 1 else ''} from {store.url}"))
         for col in ("id", "graph", "status", "calls", "created"):
             table.add_column(col, no_wrap=True)
         for r in records:
             calls = str((r.totals or {}).get("calls", 0))
-            table.add_row(r.id[:12], r.graph, _status(r.status), calls, _when(r.created_at))
+            table.add_row(r.id[:12], Text(r.graph), _status(r.status), calls, _when(r.created_at))
         console.print(table)
         running = [r.id for r in records if r.status == "running" and not force]
         if running:  # the store refuses it too; said here before asking
@@ -129,9 +130,10 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             facts.append(f"{step.tokens} tokens, {step.duration()}, {fmt_cost(step.cost_usd)}")
         if summary.get("stop") or summary.get("stopped"):
             facts.append(f"stop: {summary.get('stop') or summary.get('stopped')}")
+        line = f"[bold cyan]{number:>3}. {escape(where)}[/]  " + escape(" · ".join(facts))
         if summary.get("unfinished"):
-            facts.append("[red]unfinished[/]")
-        console.print(f"[bold cyan]{number:>3}. {escape(where)}[/]  " + escape(" · ".join(facts)), highlight=False)
+            line += (" · " if facts else "") + "[red]unfinished[/]"
+        console.print(line, highlight=False)
         for call in step.calls:
             mark = " [dim](replayed)[/]" if call.replayed else ""
             head = f"      {escape(call.agent)}[{call.call_index}]{mark}"
@@ -188,9 +190,9 @@ def _events_table(stored: list[EventRecord], full: bool) -> None:
     for e in stored:
         table.add_row(
             str(e.seq),
-            e.kind,
-            e.node or "",
-            e.agent or "",
+            escape(e.kind),
+            escape(e.node or ""),
+            escape(e.agent or ""),
             "" if e.round is None else str(e.round),
             "" if e.call_index is None else str(e.call_index),
             "" if e.attempt is None else str(e.attempt),
@@ -205,12 +207,12 @@ def _events_table(stored: list[EventRecord], full: bool) -> None:
 def _summary(r: RunRecord) -> Panel:
     t: dict[str, Any] = r.totals or {}
     duration = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
-    lines = [
+    lines = [  # every stored value escaped: "[/x]" in an input, an error or a model's name is text, not markup
         f"[bold]run[/] {r.id}",
-        f"[bold]graph[/] {r.graph}" + (f"  (spec {r.spec_hash[:12]})" if r.spec_hash else ""),
-        f"[bold]status[/] {_status(r.status)}   [bold]stop reason[/] {r.stop_reason or '-'}",
-        f"[bold]model[/] {r.model or '-'}",
-        f"[bold]inputs[/] {json.dumps(r.inputs, ensure_ascii=False)[:500]}",
+        f"[bold]graph[/] {escape(r.graph)}" + (f"  (spec {r.spec_hash[:12]})" if r.spec_hash else ""),
+        f"[bold]status[/] {_status(r.status)}   [bold]stop reason[/] {escape(r.stop_reason or '-')}",
+        f"[bold]model[/] {escape(r.model or '-')}",
+        f"[bold]inputs[/] {escape(json.dumps(r.inputs, ensure_ascii=False)[:500])}",
         f"[bold]created[/] {_when(r.created_at)}   [bold]finished[/] {_when(r.finished_at)}   "
         f"[bold]duration[/] {fmt_seconds(duration)}",
         f"[bold]calls[/] {t.get('calls', 0)}   [bold]tokens[/] {t.get('prompt_tokens', 0)} in + "
@@ -220,8 +222,8 @@ def _summary(r: RunRecord) -> Panel:
     if r.parent_run_id:
         lines.append(f"[bold]forked from[/] {r.parent_run_id}")
     if r.error:
-        lines.append(f"[bold red]error[/] {r.error}")
-    return Panel("\n".join(lines), title=f"{r.graph} run", expand=False)
+        lines.append(f"[bold red]error[/] {escape(r.error)}")
+    return Panel("\n".join(lines), title=Text(f"{r.graph} run"), expand=False)
 
 
 def _status(status: str) -> str:
@@ -241,7 +243,7 @@ def _tokens(e: EventRecord) -> str:
 
 def _result(e: EventRecord, full: bool) -> str:
     if e.error:
-        return f"[red]{e.error}[/]"
+        return f"[red]{escape(e.error)}[/]"
     text = ""
     if e.kind in ("model_call", "replayed_call") and isinstance(e.response, dict):
         choices = e.response.get("choices") or []
@@ -251,4 +253,4 @@ def _result(e: EventRecord, full: bool) -> str:
     text = text.strip()
     if not full and len(text) > 160:
         text = text[:157] + "…"
-    return text.replace("[", "\\[")
+    return escape(text)

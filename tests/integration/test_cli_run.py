@@ -126,6 +126,35 @@ rules:
     assert "round 2: debater#0: 51; debater#1: 51; debater#2: 51" in out
 
 
+def test_text_that_looks_like_markup_is_printed_as_text(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Inputs, answers and errors are data: "[/x]" or "[bold]" in them is printed as it is, never parsed as rich
+    markup (a closing tag that matches nothing made every command that printed it crash with a traceback)."""
+    question = "Tell [/x] me [bold]why[/bold]"
+    model = script(tmp_path, "brackets.yaml", "rules:\n  - {agent: debater, template: '[1, 2] \\\\boxed{[/x]}'}\n")
+    code, out, err = run_cli(
+        ["run", "debate", "-i", f"question={question}", "-m", model, "--db", db], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert "answer       [/x]" in out and "[1, 2]" in out
+    empty = script(tmp_path, "none.yaml", "rules: []\n")
+    code, _, err = run_cli(
+        ["run", "debate", "-i", f"question={question}", "-m", empty, "--db", db], capsys, monkeypatch
+    )
+    assert code == 2 and "Traceback" not in err
+    assert "error:" in err and "Tell [/x] me [bold]why[/bold]" in " ".join(err.split()).replace("\\n", " ")
+
+    with Store(db) as store:
+        failed, succeeded = store.list_runs()
+    for args in (["show", failed.id], ["show", succeeded.id], ["show", failed.id, "--events"], ["runs"]):
+        code, out, err = run_cli([*args, "--db", db], capsys, monkeypatch)
+        assert code == 0, (args, err)
+    code, out, _ = run_cli(["show", failed.id, "--db", db], capsys, monkeypatch)
+    assert json.dumps(question) in out and "no rule left" in out
+    code, out, err = run_cli(["diff", succeeded.id, failed.id, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "[/x]" in out
+
+
 def test_run_json_prints_the_result(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
     code, out, err = run_cli(
