@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,7 @@ from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
-from agentmesh.store import Store
+from agentmesh.store import RunRecord, RunStatus, Store
 
 ModelOption = Annotated[
     str | None,
@@ -120,7 +122,15 @@ def run_graph(
     if input_file is not None:
         items = read_items(input_file, spec, given)
         _run_batch(
-            spec, items, model=model, db=db, budget=budget, concurrency=concurrency, as_json=as_json, quiet=quiet
+            spec,
+            items,
+            source=input_file,
+            model=model,
+            db=db,
+            budget=budget,
+            concurrency=concurrency,
+            as_json=as_json,
+            quiet=quiet,
         )
         return
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
@@ -136,9 +146,13 @@ def run_graph(
 
 def resume(
     runs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="Run ids or unique prefixes of them; several are resumed as a batch.", metavar="RUN..."),
-    ],
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option("--batch", "-b", help="Every interrupted or failed run of this batch (run --input-file's)."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model reference or alias (default: each run's model).")
     ] = None,
@@ -150,8 +164,13 @@ def resume(
     """Continue interrupted or failed runs from their last checkpoints; finished model calls are not made again."""
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
+    if bool(runs) == (batch is not None):
+        raise ConfigError("give the runs to resume, or --batch ID (not both)")
     with open_store(db) as store:
-        records = list({r.id: r for r in (store.get_run(run) for run in runs)}.values())
+        if batch is not None:
+            records = _unfinished_of(store, batch)
+        else:
+            records = list({r.id: r for r in (store.get_run(run) for run in runs or [])}.values())
     done = [r.id[:12] for r in records if r.status == "succeeded"]
     if done:  # found before anything is resumed, rather than as one failed row among the others
         raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
@@ -174,9 +193,13 @@ def resume(
         def start(run_id: str) -> Start:
             return lambda listeners: aresume(run_id, store=store, model=client, listeners=listeners)
 
-        return [
-            (ItemOutcome(line=None, inputs=dict(r.inputs), label=r.graph, run_id=r.id), start(r.id)) for r in records
-        ]
+        def outcome(r: RunRecord) -> ItemOutcome:
+            if batch is None:  # runs of anything: named by their graph
+                return ItemOutcome(line=None, inputs=dict(r.inputs), label=r.graph, run_id=r.id)
+            line = (r.meta.get("batch") or {}).get("line")  # one batch's items: by their line, as it showed them
+            return ItemOutcome(line=line, inputs=dict(r.inputs), run_id=r.id, batch=batch)
+
+        return [(outcome(r), start(r.id)) for r in records]
 
     _run_many(
         "resume",
@@ -187,7 +210,22 @@ def resume(
         as_json=as_json,
         quiet=quiet,
         close=None if client is None else client.aclose,
+        batch=batch,
     )
+
+
+def _unfinished_of(store: Store, batch: str) -> list[RunRecord]:
+    """The runs of ``batch`` to resume: its interrupted and failed ones, in the batch's order. Runs still marked
+    running are left out (another process may be running them; a dead one's can be resumed by id)."""
+    found = store.list_runs(batch=batch, limit=1_000_000)
+    if not found:
+        raise ConfigError(f"no runs of batch {batch!r} in {store.url} (agentmesh show RUN names the batch of a run)")
+    todo = [r for r in found if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)]
+    if not todo:
+        counts = Counter(str(r.status) for r in found)
+        told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
+    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0))
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -318,6 +356,7 @@ class ItemOutcome:
     result: RunResult | None = None
     error: str | None = None
     totals: dict[str, Any] = field(default_factory=dict)
+    batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
 
     @property
     def over(self) -> bool:
@@ -330,6 +369,7 @@ class ItemOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "batch": self.batch,
             "line": self.line,
             "inputs": self.inputs,
             "run_id": self.run_id,
@@ -343,6 +383,7 @@ def _run_batch(
     spec: GraphSpec,
     items: list[tuple[int, dict[str, Any]]],
     *,
+    source: Path,
     model: str | None,
     db: str | None,
     budget: Budget | None,
@@ -352,12 +393,18 @@ def _run_batch(
 ) -> None:
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
     client = model_for(model or spec.model or DEFAULT_MODEL, db)
+    # Every run of the batch says where it came from (meta.batch), so that the batch can be found again, whole
+    # (agentmesh runs --batch ID), long after its summary scrolled away.
+    batch = uuid.uuid4().hex[:12]
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
-        def start(inputs: dict[str, Any]) -> Start:
-            return lambda listeners: arun(spec, inputs, model=client, store=store, budget=budget, listeners=listeners)
+        def start(line: int, inputs: dict[str, Any]) -> Start:
+            meta = {"batch": {"id": batch, "file": str(source.resolve()), "line": line, "items": len(items)}}
+            return lambda listeners: arun(
+                spec, inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
+            )
 
-        return [(ItemOutcome(line=line, inputs=inputs), start(inputs)) for line, inputs in items]
+        return [(ItemOutcome(line=line, inputs=inputs, batch=batch), start(line, inputs)) for line, inputs in items]
 
     _run_many(
         spec.name,
@@ -368,6 +415,7 @@ def _run_batch(
         as_json=as_json,
         quiet=quiet,
         close=client.aclose,
+        batch=batch,
     )
 
 
@@ -385,10 +433,12 @@ def _run_many(
     as_json: bool,
     quiet: bool,
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    batch: str | None = None,
 ) -> None:
     """Run a batch (``work`` builds its runs on the opened store) showing its progress, then print its summary;
     exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
-    (a shared model client's) is awaited on the batch's own event loop once every run is over."""
+    (a shared model client's) is awaited on the batch's own event loop once every run is over; ``batch`` is the id
+    its runs are tagged with, if any, said at the end."""
     with open_store(db) as store:
         runs = work(store)
         counters = {"failed": 0, "calls": 0}
@@ -419,7 +469,8 @@ def _run_many(
                 f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
                 f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
-                + (" ".join(r[:12] for r in cut) or "none"),
+                + (" ".join(r[:12] for r in cut) or "none")
+                + (f"; every run of the batch: agentmesh runs --batch {batch}" if batch else ""),
                 highlight=False,
             )
             raise
@@ -448,6 +499,8 @@ def _run_many(
                 console.print(table)
             console.print(f"every {noun[:-1]}'s answer and run: --json", highlight=False)
         line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
+        if batch:
+            line += f" · batch {batch} (agentmesh runs --batch {batch})"
         if failed:
             line += (
                 " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"

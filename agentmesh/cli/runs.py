@@ -23,22 +23,27 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "in
 def list_runs(
     graph: Annotated[str | None, typer.Option("--graph", "-g", help="Only runs of this graph.")] = None,
     status: Annotated[str | None, typer.Option("--status", "-s", help="Only runs with this status.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+    batch: Annotated[
+        str | None, typer.Option("--batch", "-b", help="Only the runs of this batch (run --input-file names it).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many, the newest.")] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List stored runs, newest first."""
     with open_store(db) as store:
-        found = store.list_runs(graph=graph, status=status, limit=limit)
+        found = store.list_runs(graph=graph, status=status, batch=batch, limit=limit)
+        total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
     if as_json:
         console.print_json(json.dumps([r.model_dump(mode="json") for r in found]))
         return
     if not found:
-        console.print("no runs" + (" matching the filters" if graph or status else " yet"))
+        console.print("no runs" + (" matching the filters" if graph or status or batch else " yet"))
         return
     wide = console.width >= WIDE  # narrower: model, tokens and cost left out (see WIDE)
     caption = None if wide else "model, tokens, cost: a wider terminal or --json"
-    table = Table(title=f"runs ({len(found)})", caption=caption)
+    title = f"runs ({len(found)})" if total == len(found) else f"runs: the {len(found)} newest of {total} (--limit)"
+    table = Table(title=title, caption=caption)
     columns = ["id", "graph", "status", "stop reason", *(["model"] if wide else []), "calls"]
     columns += [*(["tokens", "cost"] if wide else []), "created"]
     for col in columns:
@@ -221,6 +226,12 @@ def _summary(r: RunRecord) -> Panel:
     ]
     if r.parent_run_id:
         lines.append(f"[bold]forked from[/] {r.parent_run_id}")
+    batch = r.meta.get("batch")
+    if isinstance(batch, dict) and batch.get("id"):
+        where = f"{batch.get('file')} line {batch.get('line')}" if batch.get("file") else ""
+        lines.append(
+            f"[bold]batch[/] {escape(str(batch['id']))}" + (f"   [bold]item[/] {escape(where)}" if where else "")
+        )
     if r.error:
         lines.append(f"[bold red]error[/] {escape(r.error)}")
     return Panel("\n".join(lines), title=Text(f"{r.graph} run"), expand=False)

@@ -273,19 +273,31 @@ class Store:
         return _run_record(found[0])
 
     def list_runs(
-        self, *, graph: str | None = None, status: RunStatus | str | None = None, limit: int = 50
+        self,
+        *,
+        graph: str | None = None,
+        status: RunStatus | str | None = None,
+        batch: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally only of one graph and/or one status."""
+        """Runs, newest first, optionally only of one graph, one status and/or one batch (``meta.batch.id``, as
+        ``agentmesh run --input-file`` tags its runs)."""
         if limit < 1:
             raise StoreError(f"limit must be at least 1, got {limit}")
-        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-        if graph is not None:
-            query = query.where(runs.c.graph == graph)
-        if status is not None:
-            query = query.where(runs.c.status == _status(status).value)
+        query = _filtered(sa.select(runs), graph, status, batch)
+        query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         self._batch.flush()
         with self.engine.connect() as conn:
             return [_run_record(row) for row in conn.execute(query)]
+
+    def count_runs(
+        self, *, graph: str | None = None, status: RunStatus | str | None = None, batch: str | None = None
+    ) -> int:
+        """How many runs :meth:`list_runs` would find without its limit."""
+        query = _filtered(sa.select(sa.func.count()).select_from(runs), graph, status, batch)
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def delete_runs(self, run_ids: Sequence[str], *, force: bool = False) -> int:
         """Delete runs with their events and LangGraph checkpoints, in one transaction; returns their events' count.
@@ -583,6 +595,18 @@ def _decoded_run(row: Sequence[Any], dialect: sa.Dialect) -> dict[str, Any]:
         column.name: value if reader is None or value is None else reader(value)
         for column, reader, value in zip(runs.columns, readers, row, strict=True)
     }
+
+
+def _filtered(
+    query: sa.Select[Any], graph: str | None, status: RunStatus | str | None, batch: str | None
+) -> sa.Select[Any]:
+    if graph is not None:
+        query = query.where(runs.c.graph == graph)
+    if status is not None:
+        query = query.where(runs.c.status == _status(status).value)
+    if batch is not None:
+        query = query.where(runs.c.meta["batch"]["id"].as_string() == batch)
+    return query
 
 
 def _checked_version(values: dict[str, Any], what: str) -> dict[str, Any]:

@@ -264,6 +264,7 @@ def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_p
     data = json.loads(out)
     assert [(d["line"], d["status"]) for d in data] == [(1, "succeeded"), (2, "failed"), (4, "succeeded")]
     assert data[0]["result"]["answer"] == "51" and data[1]["run_id"] and "no rule left" in data[1]["error"]
+    assert len({d["batch"] for d in data}) == 1 and data[0]["batch"]  # one batch id, on every item
 
     # A narrow terminal: tokens and cost left out (said in a caption); run ids and statuses whole, one line each.
     monkeypatch.setenv("COLUMNS", "80")
@@ -314,6 +315,52 @@ def test_a_large_batch_logs_progress_and_sums_up_how_its_runs_ended(
     listed = {cells[0]: cells[1] for cells in groups.values() if cells[0].startswith("line ")}
     assert sorted(listed) == ["line 17", "line 29", "line 5"] and sorted(listed.values()) == failed
     assert "not succeeded: 3 items" in out and "30 items: 27 succeeded, 3 failed" in out
+
+
+def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """``run --input-file`` tags its runs with one batch id (file, line): ``runs --batch`` lists them, ``show`` says
+    where a run came from, and ``resume --batch`` continues the batch's failed runs only."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "What is 17*3?"}\n{"question": "Tell me a joke."}\n{"question": "What is 6*7?"}\n')
+    code, out, _ = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 1
+    code, _, _ = run_cli(["run", "debate", "-i", "question=What is 2*2?", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0  # a run of no batch
+
+    with Store(db) as store:
+        tagged = [r for r in store.list_runs() if r.meta.get("batch")]
+    assert len(tagged) == 3 and len({r.meta["batch"]["id"] for r in tagged}) == 1
+    batch = tagged[0].meta["batch"]["id"]
+    assert {(r.meta["batch"]["line"], r.inputs["question"]) for r in tagged} == {
+        (1, "What is 17*3?"),
+        (2, "Tell me a joke."),
+        (3, "What is 6*7?"),
+    }
+    assert all(r.meta["batch"]["file"] == str(items.resolve()) and r.meta["batch"]["items"] == 3 for r in tagged)
+    assert f"batch {batch} (agentmesh runs --batch {batch})" in " ".join(out.split())
+
+    code, out, _ = run_cli(["runs", "--batch", batch, "--db", db], capsys, monkeypatch)
+    assert code == 0 and "runs (3)" in out and all(r.id[:12] in out for r in tagged)
+    code, out, _ = run_cli(["runs", "--batch", batch, "-n", "2", "--db", db], capsys, monkeypatch)
+    assert "runs: the 2 newest of 3 (--limit)" in out
+    joke = next(r for r in tagged if r.meta["batch"]["line"] == 2)
+    code, out, _ = run_cli(["show", joke.id, "--db", db], capsys, monkeypatch)
+    assert f"batch {batch}   item {items.resolve()} line 2" in out
+
+    # the batch's failed run, and only it, is resumed by the batch's id; the others are left as they are
+    answers = script(tmp_path, "joke.yaml", "rules:\n  - {agent: debater, template: '\\\\boxed{42}'}\n")
+    code, out, err = run_cli(["resume", "--batch", batch, "-m", answers, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        assert store.get_run(joke.id).status == "succeeded"
+        assert {r.id: r.finished_at for r in tagged if r.id != joke.id} == {
+            r.id: store.get_run(r.id).finished_at for r in tagged if r.id != joke.id
+        }
+    code, _, err = run_cli(["resume", "--batch", batch, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "nothing to resume (3 succeeded)" in " ".join(err.split())
+    code, _, err = run_cli(["resume", joke.id, "--batch", batch, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "not both" in err
 
 
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -70,6 +70,21 @@ def test_create_finish_get_and_list_runs(store_url: str) -> None:
         assert exported["status"] == "succeeded" and exported["id"] == first
 
 
+def test_runs_of_a_batch_are_listed_and_counted(store_url: str) -> None:
+    with Store(store_url) as store:
+        ours = [store.create_run("debate", {"q": i}, meta={"batch": {"id": "b1", "line": i}}) for i in (1, 2, 3)]
+        store.create_run("debate", {"q": 9}, meta={"batch": {"id": "b2", "line": 1}})
+        store.create_run("debate", {"q": 0}, meta={"batch": "not a mapping"})
+        store.create_run("debate", {"q": 0})
+        store.finish_run(ours[1], "failed", stop_reason="error", error="x")
+        assert [r.id for r in store.list_runs(batch="b1")] == ours[::-1]
+        assert [r.id for r in store.list_runs(batch="b1", status="failed")] == [ours[1]]
+        assert [r.id for r in store.list_runs(batch="b1", limit=2)] == ours[:0:-1]
+        assert store.count_runs(batch="b1") == 3 and store.count_runs(batch="b1", status="running") == 2
+        assert store.count_runs() == 6 and store.count_runs(graph="debate", batch="b2") == 1
+        assert store.list_runs(batch="nope") == [] and store.count_runs(batch="nope") == 0
+
+
 def test_invalid_statuses_and_limits_are_refused(store_url: str) -> None:
     with Store(store_url) as store:
         run_id = store.create_run("g", {})
