@@ -17,7 +17,7 @@ import json
 import math
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -120,7 +120,9 @@ def run_graph(
     limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None
     if input_file is not None:
-        items = read_items(input_file, spec, given)
+        # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
+        # reference answers kept aside
+        items = datasets.read_items(input_file, spec, given)
         _run_batch(
             spec,
             items,
@@ -174,7 +176,7 @@ def resume(
     done = [r.id[:12] for r in records if r.status == "succeeded"]
     if done:  # found before anything is resumed, rather than as one failed row among the others
         raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
-    if len(records) == 1:
+    if len(records) == 1 and batch is None:  # one run: its live view (a batch's keeps its summary, accuracy included)
         (record,) = records
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         _run_one(
@@ -196,8 +198,10 @@ def resume(
         def outcome(r: RunRecord) -> ItemOutcome:
             if batch is None:  # runs of anything: named by their graph
                 return ItemOutcome(line=None, inputs=dict(r.inputs), label=r.graph, run_id=r.id)
-            line = (r.meta.get("batch") or {}).get("line")  # one batch's items: by their line, as it showed them
-            return ItemOutcome(line=line, inputs=dict(r.inputs), run_id=r.id, batch=batch)
+            tag = r.meta.get("batch") or {}  # one batch's items: by their line, as it showed them
+            return ItemOutcome(
+                line=tag.get("line"), inputs=dict(r.inputs), run_id=r.id, batch=batch, gold=tag.get("gold")
+            )
 
         return [(outcome(r), start(r.id)) for r in records]
 
@@ -287,12 +291,6 @@ def _typed(spec: GraphSpec, name: str, ispec: InputSpec, raw: str) -> Any:
     )
 
 
-def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """The items of a JSONL file as ``(line number, checked inputs)``, every line checked before any run starts
-    (benchmark formats mapped to the graph's inputs: :func:`agentmesh.datasets.read_items`)."""
-    return [(item.line, item.inputs) for item in datasets.read_items(path, spec, defaults)]
-
-
 # --- one run: live view and final panel -------------------------------------------------------------------
 
 
@@ -357,6 +355,14 @@ class ItemOutcome:
     error: str | None = None
     totals: dict[str, Any] = field(default_factory=dict)
     batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
+    gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether the run's answer is the reference answer (``None``: no reference, or the run did not end)."""
+        if self.gold is None or self.result is None:
+            return None
+        return self.result.answer is not None and str(self.result.answer) == self.gold
 
     @property
     def over(self) -> bool:
@@ -374,6 +380,8 @@ class ItemOutcome:
             "inputs": self.inputs,
             "run_id": self.run_id,
             "status": self.status,
+            "gold": self.gold,
+            "correct": self.correct,
             "error": self.error,
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
@@ -381,7 +389,7 @@ class ItemOutcome:
 
 def _run_batch(
     spec: GraphSpec,
-    items: list[tuple[int, dict[str, Any]]],
+    items: list[datasets.Item],
     *,
     source: Path,
     model: str | None,
@@ -398,13 +406,17 @@ def _run_batch(
     batch = uuid.uuid4().hex[:12]
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
-        def start(line: int, inputs: dict[str, Any]) -> Start:
-            meta = {"batch": {"id": batch, "file": str(source.resolve()), "line": line, "items": len(items)}}
+        def start(item: datasets.Item) -> Start:
+            where = {"id": batch, "file": str(source.resolve()), "line": item.line, "items": len(items)}
+            meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
             return lambda listeners: arun(
-                spec, inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
+                spec, item.inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
             )
 
-        return [(ItemOutcome(line=line, inputs=inputs, batch=batch), start(line, inputs)) for line, inputs in items]
+        return [
+            (ItemOutcome(line=item.line, inputs=item.inputs, batch=batch, gold=item.gold), start(item))
+            for item in items
+        ]
 
     _run_many(
         spec.name,
@@ -498,6 +510,9 @@ def _run_many(
                     table.caption = f"and {more} more; every {noun[:-1]}: --json"
                 console.print(table)
             console.print(f"every {noun[:-1]}'s answer and run: --json", highlight=False)
+        score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
+        if score:
+            console.print(score, highlight=False)
         line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
         if batch:
             line += f" · batch {batch} (agentmesh runs --batch {batch})"
@@ -579,6 +594,33 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     return table
 
 
+def _gold(o: ItemOutcome) -> Text:
+    """The reference answer, ticked when the run found it."""
+    if o.gold is None:
+        return Text("-")
+    mark = {True: (" ✓", "green"), False: (" ✗", "red"), None: ("", "")}[o.correct]
+    return Text(o.gold) + Text(mark[0], style=mark[1])
+
+
+def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
+    """How many labelled items the batch got right ("" when no item has a reference answer). A run that failed
+    counts as wrong; the share of the runs that finished is given beside it when some failed. (A resumed batch
+    says it of the runs it resumed: ``noun``.)"""
+    labelled = [o for o in outcomes if o.gold is not None]
+    if not labelled:
+        return ""
+    right = sum(1 for o in labelled if o.correct)
+    what = "labelled items" if noun == "items" else f"labelled {noun}"
+    line = f"accuracy: {right} of {len(labelled)} {what} right ({right / len(labelled):.1%})"
+    ended = [o for o in labelled if o.correct is not None]
+    if len(ended) < len(labelled):
+        share = f"{right / len(ended):.1%}" if ended else "-"
+        line += (
+            f"; {len(labelled) - len(ended)} failed, counted as wrong ({right} of the {len(ended)} that ended: {share})"
+        )
+    return line
+
+
 def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
     """(calls, tokens, cost) of a batch's run, from its result or, for a failed one, its stored totals."""
     r = o.result
@@ -597,8 +639,10 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
     """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
     :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
     wide = console.width >= WIDE
+    labelled = any(o.gold is not None for o in outcomes)
     table = Table(title=Text(title), caption=None if wide else "tokens, cost: --json")
-    columns = ["item", "run", "status", "answer", "calls", *(["tokens", "cost"] if wide else []), "stop reason / error"]
+    columns = ["item", "run", "status", "answer", *(["gold"] if labelled else []), "calls"]
+    columns += [*(["tokens", "cost"] if wide else []), "stop reason / error"]
     for column in columns:
         fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
         table.add_column(
@@ -619,6 +663,7 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
             "run": o.run_id[:12] if o.run_id else "-",
             "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
             "answer": Text(answer),
+            "gold": _gold(o),
             "calls": str(calls),
             "tokens": str(tokens),
             "cost": fmt_cost(cost),

@@ -363,6 +363,47 @@ def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path,
     assert code == 2 and "not both" in err
 
 
+def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Lines with a reference answer (GSM8K's "#### n", a plain "answer") are scored: each item's gold answer,
+    ticked or crossed, and the batch's accuracy, a failed run counting as wrong; resume --batch keeps the gold."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    lines = [
+        {"question": "What is 17*3?", "answer": "17*3 = <<17*3=51>>51\n#### 51"},
+        {"question": "What is 6*7?", "answer": "41"},
+        {"question": "Tell me a joke.", "answer": "42"},
+        {"question": "What is 2*2?"},
+    ]
+    items.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out, _ = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 1
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")]
+        for line in out.splitlines()
+        if "│ line" in line
+    }
+    assert (rows["line 1"][4], rows["line 1"][5]) == ("51", "51 ✓")
+    assert (rows["line 2"][4], rows["line 2"][5]) == ("42", "41 ✗")
+    assert (rows["line 3"][4], rows["line 3"][5]) == ("-", "42")
+    assert rows["line 4"][5] == "-"
+    assert (
+        "accuracy: 1 of 3 labelled items right (33.3%); 1 failed, counted as wrong (1 of the 2 that ended: 50.0%)"
+        in (" ".join(out.split()))
+    )
+    code, out, _ = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", model, "--db", db, "--json"], capsys, monkeypatch
+    )
+    data = json.loads(out)
+    assert [(d["gold"], d["correct"]) for d in data] == [("51", True), ("41", False), ("42", None), (None, None)]
+
+    with Store(db) as store:
+        batch = store.list_runs(limit=1)[0].meta["batch"]["id"]
+    joke = script(tmp_path, "joke.yaml", "rules:\n  - {agent: debater, template: '\\\\boxed{42}'}\n")
+    code, out, err = run_cli(["resume", "--batch", batch, "-m", joke, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "accuracy: 1 of 1 labelled resumed runs right (100.0%)" in out and "42 ✓" in out
+
+
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     model = script(tmp_path, "multiply.yaml", MULTIPLY)
     items = tmp_path / "items.jsonl"
