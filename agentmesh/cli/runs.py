@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.errors import ConfigError
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.store.runs import running_refused
 from agentmesh.timeline import Timeline, load_timeline
@@ -67,15 +68,27 @@ def list_runs(
 
 
 def delete(
-    run_ids: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes of them.", metavar="RUN...")],
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Run ids or unique prefixes of them.", metavar="RUN...")
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", "-b", help="Every run of this batch (run --input-file's).")
+    ] = None,
     db: DbOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete runs marked running too.")] = False,
 ) -> None:
     """Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none);
     agentmesh db vacuum then gives the space back."""
+    if bool(run_ids) == (batch is not None):
+        raise ConfigError("give the runs to delete, or --batch ID (not both)")
     with open_store(db) as store:
-        records = [store.get_run(r) for r in run_ids]  # every one resolved before anything is deleted
+        if batch is not None:
+            records = store.list_runs(batch=batch, limit=1_000_000)
+            if not records:
+                raise ConfigError(f"no runs of batch {batch!r} in {store.url}; nothing deleted")
+        else:
+            records = [store.get_run(r) for r in run_ids or []]  # every one resolved before anything is deleted
         records = list({r.id: r for r in records}.values())
         table = Table(title=Text(f"delete {len(records)} run{'s' if len(records) != 1 else ''} from {store.url}"))
         for col in ("id", "graph", "status", "calls", "created"):

@@ -362,6 +362,15 @@ def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path,
     code, _, err = run_cli(["resume", joke.id, "--batch", batch, "--db", db], capsys, monkeypatch)
     assert code == 2 and "not both" in err
 
+    # and the batch goes, whole, leaving the other run
+    code, out, err = run_cli(["delete", "--batch", batch, "-y", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "deleted 3 run(s)" in out
+    with Store(db) as store:
+        assert [r.inputs["question"] for r in store.list_runs()] == ["What is 2*2?"]
+    code, _, err = run_cli(["delete", "--batch", batch, "-y", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "no runs of batch" in err
+
 
 def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """Lines with a reference answer (GSM8K's "#### n", a plain "answer") are scored: each item's gold answer,
