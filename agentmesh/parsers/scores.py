@@ -137,7 +137,8 @@ class ScoreParams(ParserParams):
     fallback: int | float | None = 0
     """The value when nothing parses (SE-Jury §3: 0); ``null`` = no value."""
     scale: ScoreScale = "none"
-    """Map the score (and the fallback) to a human scale, SE-Jury §3 step 2."""
+    """Map the score (and the fallback) of 0..100 to a human scale, as SE-Jury does: ``to_1_5`` (``1 + raw/25``),
+    ``to_1_5_rounded`` (that, rounded half to even), ``to_0_1`` (``raw/100``); ``none`` keeps it."""
 
     @field_validator("pattern")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agentmesh.spec.graph import GraphSpec
@@ -71,7 +72,7 @@ def graph_json_schema() -> dict[str, Any]:
         alternatives.append(
             {
                 "title": f"{name} node",
-                "description": (model.__doc__ or "").strip().split("\n")[0],
+                "description": (model.__doc__ or "").strip().split("\n\n")[0],
                 "type": "object",
                 "properties": properties,
                 "required": ["op", *params.get("required", [])],
@@ -91,4 +92,26 @@ def graph_json_schema() -> dict[str, Any]:
         "anyOf": [{"$ref": "#/$defs/AgentCard"}, {"type": "string", "description": "Path of an agent card file."}]
     }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
+    return dict(_for_users(schema))
+
+
+_SPEC_REFERENCE = re.compile(r"\s*\([^()]*§[^()]*\)")
+
+
+def _for_users(node: Any) -> Any:
+    """Descriptions as an editor shows them: one paragraph per line, ``code`` as Markdown's `code`, and without
+    the references to our method specs' sections (``(dylan.md §5)``), which users do not have."""
+    if isinstance(node, dict):
+        return {
+            k: _user_text(v) if k == "description" and isinstance(v, str) else _for_users(v) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_for_users(v) for v in node]
+    return node
+
+
+def _user_text(text: str) -> str:
+    text = _SPEC_REFERENCE.sub("", text)
+    text = re.sub(r"````\s*(.+?)\s*````", r"\1", text)  # RST's way to quote backticks: ```` ```python ````
+    text = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+    return re.sub(r"``(.+?)``", r"`\1`", text)

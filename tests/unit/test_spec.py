@@ -149,6 +149,29 @@ def test_json_schema_validates_shipped_form(tmp_path: Path) -> None:
         jsonschema.validate(data, schema)
 
 
+def test_json_schema_descriptions_read_as_user_documentation() -> None:
+    """What an editor shows on hover: no reference to our method specs' sections, Markdown code, whole lines."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(graph_json_schema())
+    assert len(found) > 50
+    for text in found:
+        assert "§" not in text and ".md" not in text, text
+        assert "``" not in text.replace("```python", ""), text
+        assert all("\n" not in paragraph for paragraph in text.split("\n\n")), text
+    assert "Writers and judges in alternating layers; a judge's kind is its card's `role`." in found
+
+
 # --- malformed specs: each with the message (file, line, field, what was expected) asserted ----------------
 
 BAD_SPECS: list[tuple[str, str, str]] = [
