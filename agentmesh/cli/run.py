@@ -482,7 +482,7 @@ def _run_many(
                 f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
                 + (" ".join(r[:12] for r in cut) or "none")
-                + (f"; every run of the batch: agentmesh runs --batch {batch}" if batch else ""),
+                + (f"; or all the batch's at once: agentmesh resume --batch {batch}" if batch else ""),
                 highlight=False,
             )
             raise
@@ -501,11 +501,11 @@ def _run_many(
             console.print(summary_table(title, outcomes))
         else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
             console.print(digest_table(title, outcomes))
-            unfinished = [o for o in outcomes if o.result is None or o.status != "succeeded"]
-            if unfinished:
-                shown = unfinished[:SUMMARY_ROWS]
-                more = len(unfinished) - len(shown)
-                table = summary_table(f"not succeeded: {len(unfinished)} {noun}", shown, reason_chars=60)
+            not_succeeded = [o for o in outcomes if o.status != "succeeded"]
+            if not_succeeded:
+                shown = not_succeeded[:SUMMARY_ROWS]
+                more = len(not_succeeded) - len(shown)
+                table = summary_table(f"not succeeded: {len(not_succeeded)} {noun}", shown, reason_chars=60)
                 if more:
                     table.caption = f"and {more} more; every {noun[:-1]}: --json"
                 console.print(table)

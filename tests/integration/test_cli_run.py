@@ -695,6 +695,8 @@ rules:
     assert "interrupted: 1 of 3 items had finished, 2 runs were cut short and 0 never started" in message
     assert "agentmesh resume RUN" in message
     assert runs["slow-item one"].id[:12] in message and runs["slow-item two"].id[:12] in message
+    batch = runs["fast-item"].meta["batch"]["id"]
+    assert f"or all the batch's at once: agentmesh resume --batch {batch}" in message
 
 
 def test_an_interrupted_resume_of_several_runs_lists_every_one_left_unfinished(
