@@ -91,9 +91,13 @@ class Step:
         return max(0.0, (max(ends) - min(starts)).total_seconds())
 
     def duration(self) -> str:
-        """Its time in words: the wall time, and the model time beside it when calls overlapped (``2.01 s, 6.02
-        s of calls``); the model time alone when the calls have no times."""
-        wall, model = self.wall_s, self.latency_s
+        """Its time in words: the wall time, and the model time beside it when calls overlapped (``2.01 s (6.02 s
+        of calls at once)``); the model time alone when the calls have no times. Calls served from a stored run
+        took none."""
+        made = [c for c in self.calls if not c.replayed]
+        if self.calls and not made:
+            return "served from the stored run"
+        wall, model = self.wall_s, sum(c.latency_s or 0.0 for c in made)
         if wall is None:
             return _secs(model)
         return _secs(wall) + (f" ({_secs(model)} of calls at once)" if model > wall * 1.1 else "")

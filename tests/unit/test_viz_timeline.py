@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,3 +123,5 @@ def test_a_steps_duration_is_its_wall_time_with_the_model_time_when_calls_overla
     assert one_by_one.duration() == "500 ms"
     untimed = Step("n", "team", 1, {}, [_call(0, 0.2, timed=False), _call(0, 0.3, timed=False)])
     assert untimed.wall_s is None and untimed.duration() == "500 ms"
+    served = Step("n", "team", 1, {}, [replace(_call(0, 2.0), replayed=True)])
+    assert served.wall_s is None and served.duration() == "served from the stored run"
