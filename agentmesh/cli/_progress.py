@@ -14,6 +14,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 #: Off a terminal, the longest silence (seconds) while the work moves without crossing a tenth.
@@ -64,7 +65,7 @@ class WorkProgress:
 
     def __enter__(self) -> WorkProgress:
         self._bar.__enter__()
-        self._task = self._bar.add_task(self.title, total=self.total, note=self.note)
+        self._task = self._bar.add_task(escape(self.title), total=self.total, note=self.note)  # a name, not markup
         self._started = self._logged_at = time.monotonic()
         return self
 
