@@ -80,7 +80,11 @@ def run_graph(
     graph: Annotated[str, typer.Argument(help="A graph file (YAML) or a built-in graph name such as 'debate'.")],
     inputs: Annotated[
         list[str] | None,
-        typer.Option("--input", "-i", help="An input as key=value, typed from the graph's inputs; repeatable."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="An input as key=value, typed from the graph's inputs (key=@file: the file's text); repeatable.",
+        ),
     ] = None,
     input_file: Annotated[
         Path | None,
@@ -250,9 +254,30 @@ def parse_inputs(spec: GraphSpec, pairs: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"-i {pair!r}: expected key=value (e.g. -i question='What is 17*3?')")
         if name in out:
             raise ConfigError(f"-i {name}: input {name!r} given more than once")
+        raw = _file_or_text(name, raw)
         ispec = spec.inputs.get(name)
         out[name] = raw if ispec is None else _typed(spec, name, ispec, raw)
     return out
+
+
+def _file_or_text(name: str, raw: str) -> str:
+    """``@path`` is the text of that file (a document, a patch, a JSON object: what does not fit a command line,
+    as in httpie and curl); ``\\@...`` is a value that starts with ``@``."""
+    if raw.startswith("\\@"):
+        return raw[1:]
+    if not raw.startswith("@"):
+        return raw
+    path = Path(raw[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(
+            f"-i {name}=@{path}: cannot read {path} ({why}); a value starting with @ is read from that file "
+            f"(write -i {name}='\\@...' for a value that starts with @)",
+            input=name,
+            file=str(path),
+        ) from exc
 
 
 def _typed(spec: GraphSpec, name: str, ispec: InputSpec, raw: str) -> Any:

@@ -207,9 +207,20 @@ def test_inputs_are_typed_from_the_graph(db: str, tmp_path: Path, capsys, monkey
     assert code == 2 and "given more than once" in err
     code, _, err = run_cli([*args, "-i", "n"], capsys, monkeypatch)
     assert code == 2 and "expected key=value" in err
+    code, _, err = run_cli(given(name="@missing.txt"), capsys, monkeypatch)
+    assert code == 2 and "-i name=@missing.txt: cannot read missing.txt (No such file or directory)" in err
 
     with Store(db) as store:
         assert len(store.list_runs()) == 1  # none of the bad invocations stored anything
+
+    # key=@file: the file's text (then typed as the input is); a value starting with @ is written \@
+    (tmp_path / "name.txt").write_text("from a\nfile")
+    (tmp_path / "opts.json").write_text('{"k": 8}\n')
+    code, out, err = run_cli(given(name="@name.txt", opts="@opts.json"), capsys, monkeypatch)
+    assert code == 0, err
+    assert out.startswith("name=from a\nfile n+1=2") and out.strip().endswith("k=8")
+    code, out, err = run_cli(given(name="\\@home", opts='{"k": 1}'), capsys, monkeypatch)
+    assert code == 0 and out.startswith("name=@home "), err
 
 
 def test_missing_input_fails_before_anything_is_stored(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
