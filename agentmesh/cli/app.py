@@ -23,8 +23,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from agentmesh import __version__
+
+        typer.echo(f"agentmesh {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _plugins(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print agentmesh's version and exit."),
+    ] = False,
     imports: Annotated[
         list[str] | None,
         typer.Option(

@@ -352,3 +352,10 @@ def test_help_paragraphs_are_whole(command: list[str], doc: str, capsys, monkeyp
     for paragraph in _reflowed(doc).split("\n\n"):
         assert " ".join(paragraph.split()) in lines, (paragraph, out)
     assert "``" not in out
+
+
+def test_version(capsys, monkeypatch) -> None:
+    import agentmesh
+
+    code, out, _ = run_cli(["--version"], capsys, monkeypatch)
+    assert code == 0 and out == f"agentmesh {agentmesh.__version__}\n"
