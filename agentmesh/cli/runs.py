@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from rich.text import Text
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
 from agentmesh.errors import ConfigError
+from agentmesh.runtime.run import stored_answers
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.store.runs import running_refused
 from agentmesh.timeline import Timeline, load_timeline
@@ -31,32 +33,38 @@ def list_runs(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first, with the answer each one ended with."""
     with open_store(db) as store:
         found = store.list_runs(graph=graph, status=status, batch=batch, limit=limit)
         total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
+        answers = stored_answers(store, found)
     if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in found]))
+        listed = [{**r.model_dump(mode="json"), "answer": answers.get(r.id)} for r in found]
+        console.print_json(json.dumps(listed, default=str))
         return
     if not found:
         console.print("no runs" + (" matching the filters" if graph or status or batch else " yet"))
         return
-    wide = console.width >= WIDE  # narrower: model, tokens and cost left out (see WIDE)
-    caption = None if wide else "model, tokens, cost: a wider terminal or --json"
+    # narrower than WIDE: a row per run on one line (the stop reason's kind, no model, tokens, cost or date)
+    wide = console.width >= WIDE
+    caption = None if wide else "full stop reasons, model, cost, dates: --json or a wider terminal"
     title = f"runs ({len(found)})" if total == len(found) else f"runs: the {len(found)} newest of {total} (--limit)"
     table = Table(title=title, caption=caption)
-    columns = ["id", "graph", "status", "stop reason", *(["model"] if wide else []), "calls"]
-    columns += [*(["tokens", "cost"] if wide else []), "created"]
+    columns = ["id", "graph", "status", "answer", "stop reason" if wide else "stop"]
+    columns += [*(["model"] if wide else []), "calls", *(["tokens", "cost", "created"] if wide else [])]
     for col in columns:
-        fixed = col in ("id", "status", "calls", "tokens", "cost", "created")
+        fixed = col in ("id", "status", "stop", "calls", "tokens", "cost", "created")
         table.add_column(col, no_wrap=fixed, justify="right" if col in ("calls", "tokens", "cost") else "left")
     for r in found:
         t = r.totals or {}
+        answer = answers.get(r.id)
         cells = {
             "id": r.id[:12],
             "graph": escape(r.graph),
             "status": _status(r.status),
+            "answer": escape(_short(answer, 40 if wide else 16)) if answer is not None else "-",
             "stop reason": escape(r.stop_reason or ""),
+            "stop": escape(_stop_kind(r.stop_reason)),
             "model": escape(r.model or ""),
             "calls": str(t.get("calls", 0)),
             "tokens": str(t.get("total_tokens", 0)),
@@ -194,6 +202,14 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             ranking = sorted(network.importance.get("per_agent", {}).items(), key=lambda kv: -kv[1])
             console.print("  importance: " + ", ".join(f"{escape(a)} {v:.3f}" for a, v in ranking), highlight=False)
     console.print(f"\n[bold]stop reason[/] {escape(story.run.stop_reason or '-')}", highlight=False)
+
+
+def _stop_kind(reason: str | None) -> str:
+    """A stop reason's first word or words (``consensus``, ``completed``, ``budget``, ``error``): what a narrow
+    table has room for."""
+    if not reason:
+        return "-"
+    return re.split(r" \(|:| at | in ", reason, maxsplit=1)[0][:14]
 
 
 def _short(value: Any, limit: int) -> str:

@@ -28,7 +28,7 @@ from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
-from agentmesh.store import RunStatus, Store
+from agentmesh.store import RunRecord, RunStatus, Store
 
 DEFAULT_MODEL = "local"
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -336,6 +336,29 @@ def stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]
         return node_outputs(spec, dict(saved.checkpoint["channel_values"]))
     carried = store.events(run_id, kind="final_outputs")
     return dict(carried[-1].data) if carried and isinstance(carried[-1].data, dict) else None
+
+
+def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]:
+    """The final answer of each run that ended with one (succeeded, or stopped with its best answer so far), by
+    run id, read from the run's last checkpoint with the spec it ran: what ``agentmesh runs`` lists and a batch is
+    scored on long after it ran. Runs that failed, were interrupted or are running have none."""
+    specs: dict[str | None, GraphSpec | None] = {}
+    out: dict[str, Any] = {}
+    for record in records:
+        if record.status not in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
+            continue
+        if record.spec_hash not in specs:  # a batch's runs share one spec: read it once
+            stored = record.meta.get("spec")
+            specs[record.spec_hash] = (
+                graph_from_data(dict(stored), file=f"run {record.id} (stored spec)")
+                if isinstance(stored, Mapping)
+                else None
+            )
+        spec = specs[record.spec_hash]
+        outputs = stored_outputs(store, spec, record.id) if spec is not None else None
+        if spec is not None and outputs is not None:
+            out[record.id] = final_answer(spec, outputs)["answer"]
+    return out
 
 
 def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:

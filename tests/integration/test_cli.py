@@ -54,11 +54,11 @@ def test_ask_is_stored_and_shown(db: str, script: Path, capsys, monkeypatch) -> 
     assert code == 0 and run.id[:12] in out and "succeeded" in out
     assert f"scripted:{script}"[:20] in out and "$0.000000" in out  # a wide terminal: every column
 
-    monkeypatch.setenv("COLUMNS", "80")  # a narrow one: ids, statuses, counts and dates whole, on one line each
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow one: a run per line, the stop reason's kind
     code, out, _ = run_cli(["runs", "--db", db], capsys, monkeypatch)
     row = next(line for line in out.splitlines() if run.id[:12] in line)
-    assert "succeeded" in row and "│     1 │" in row and str(run.created_at.year) in row
-    assert "scripted:" not in out and "model, tokens, cost: a wider terminal or --json" in out
+    assert "succeeded" in row and "│ completed │" in row and "│     1 │" in row
+    assert "scripted:" not in out and "full stop reasons, model, cost, dates: --json or a wider terminal" in out
     monkeypatch.setenv("COLUMNS", "200")
 
     code, out, _ = run_cli(["runs", "--db", db, "--graph", "nothing-like-this"], capsys, monkeypatch)

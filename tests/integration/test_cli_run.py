@@ -353,6 +353,9 @@ def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path,
 
     code, out, _ = run_cli(["runs", "--batch", batch, "--db", db], capsys, monkeypatch)
     assert code == 0 and "runs (3)" in out and all(r.id[:12] in out for r in tagged)
+    code, out, _ = run_cli(["runs", "--batch", batch, "--db", db, "--json"], capsys, monkeypatch)
+    listed = {r["inputs"]["question"]: r["answer"] for r in json.loads(out)}  # the answer each run ended with
+    assert listed == {"What is 17*3?": "51", "Tell me a joke.": None, "What is 6*7?": "42"}
     code, out, _ = run_cli(["runs", "--batch", batch, "-n", "2", "--db", db], capsys, monkeypatch)
     assert "runs: the 2 newest of 3 (--limit)" in out
     joke = next(r for r in tagged if r.meta["batch"]["line"] == 2)
