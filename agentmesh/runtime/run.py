@@ -341,7 +341,9 @@ def stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]
 def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]:
     """The final answer of each run that ended with one (succeeded, or stopped with its best answer so far), by
     run id, read from the run's last checkpoint with the spec it ran: what ``agentmesh runs`` lists and a batch is
-    scored on long after it ran. Runs that failed, were interrupted or are running have none."""
+    scored on long after it ran. Runs that failed, were interrupted or are running have none, and so does a run
+    whose spec cannot be read here (an operator of the user's own, its module not imported): a listing never
+    fails on one run."""
     specs: dict[str | None, GraphSpec | None] = {}
     out: dict[str, Any] = {}
     for record in records:
@@ -349,14 +351,21 @@ def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]
             continue
         if record.spec_hash not in specs:  # a batch's runs share one spec: read it once
             stored = record.meta.get("spec")
-            specs[record.spec_hash] = (
-                graph_from_data(dict(stored), file=f"run {record.id} (stored spec)")
-                if isinstance(stored, Mapping)
-                else None
-            )
+            try:
+                where = f"run {record.id} (stored spec)"
+                specs[record.spec_hash] = (
+                    graph_from_data(dict(stored), file=where) if isinstance(stored, Mapping) else None
+                )
+            except AgentmeshError:
+                specs[record.spec_hash] = None
         spec = specs[record.spec_hash]
-        outputs = stored_outputs(store, spec, record.id) if spec is not None else None
-        if spec is not None and outputs is not None:
+        if spec is None:
+            continue
+        try:
+            outputs = stored_outputs(store, spec, record.id)
+        except AgentmeshError:
+            continue
+        if outputs is not None:
             out[record.id] = final_answer(spec, outputs)["answer"]
     return out
 

@@ -5,6 +5,7 @@ ones without an answer, hand the question to the strong agent (2 more calls), wh
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,19 @@ def test_the_yaml_needs_the_users_module_and_validates_with_it(tmp_path: Path) -
     with_it = validate("--import", str(REPO / "examples" / "model_cascade.py"))
     assert with_it.returncode == 0, with_it.stderr
     assert "graph cascade, 1 node, 2 agents" in with_it.stdout
+
+
+def test_runs_lists_the_users_runs_without_their_module(example: Any, tmp_path: Path) -> None:
+    """``agentmesh runs`` reads each run's answer with the spec it ran; a spec using an operator whose module is not
+    imported cannot be read, and the listing still works (the answer is then unknown), rather than failing."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run(GRAPH, {"question": "What is 17*3?"}, model=tiers(["\\boxed{51}", "\\boxed{51}"]), store=db)
+
+    def runs(*first: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "agentmesh", *first, "runs", "--db", db, "--json"]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    without, with_it = runs(), runs("--import", str(REPO / "examples" / "model_cascade.py"))
+    assert without.returncode == 0 and with_it.returncode == 0, without.stderr + with_it.stderr
+    assert [(r["id"], r["answer"]) for r in json.loads(without.stdout)] == [(result.run_id, None)]
+    assert [(r["id"], r["answer"]) for r in json.loads(with_it.stdout)] == [(result.run_id, "51")]
