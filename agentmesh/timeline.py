@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.context import CALL_KINDS
 from agentmesh.runtime.run import stored_outputs
 from agentmesh.spec.graph import GraphSpec
@@ -130,6 +131,8 @@ class Timeline:
     outputs: dict[str, Any] | None
     networks: list[Network]
     spec: GraphSpec | None
+    #: Why the run's stored spec could not be read here (its steps and calls are still shown, without it).
+    spec_problem: str | None = None
 
     @property
     def calls(self) -> list[CallView]:
@@ -168,8 +171,12 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
     """Read a run's timeline from ``store`` (``run_id`` may be a unique prefix)."""
     record = store.get_run(run_id)
     spec: GraphSpec | None = None
+    unread: str | None = None
     if isinstance(record.meta.get("spec"), Mapping):
-        spec = graph_from_data(dict(record.meta["spec"]), file=f"run {record.id} (stored spec)")
+        try:
+            spec = graph_from_data(dict(record.meta["spec"]), file=f"run {record.id} (stored spec)")
+        except AgentmeshError as exc:  # an operator of the user's own, its module not imported: show the calls
+            unread = str(exc)
     events = store.events(record.id)
     steps: list[Step] = []
     pending: list[CallView] = []
@@ -190,7 +197,7 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
         if e.kind == "node_result" and e.node and isinstance(e.data, dict) and isinstance(e.data.get("network"), dict):
             entry = dict(e.data["network"])
             recorded.setdefault(e.node, {})[int(entry["round"])] = entry
-    return Timeline(record, steps, outputs, _networks(spec, outputs, recorded), spec)
+    return Timeline(record, steps, outputs, _networks(spec, outputs, recorded), spec, unread)
 
 
 def _networks(

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store
+from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, err_console, fmt_cost, fmt_seconds, open_store
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.run import stored_answers
 from agentmesh.store import EventRecord, RunRecord
@@ -140,6 +140,12 @@ def show(
     if story is None:
         _events_table(stored, full)
         return
+    if story.spec_problem:
+        err_console.print(
+            f"[dim]its spec cannot be read here, so its nodes' kinds and outputs are not shown: "
+            f"{escape(story.spec_problem)}[/]",
+            highlight=False,
+        )
     _print_timeline(story, full)
 
 

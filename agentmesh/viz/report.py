@@ -67,6 +67,8 @@ def report_html(story: Timeline) -> str:
         f'<p class="stop" id="stop-reason"><b>stop reason:</b> {_e(run.stop_reason or "-")}</p>',
         '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>",
     ]
+    if story.spec_problem:
+        parts.append(f'<p class="muted">The run\'s spec cannot be read here: {_e(story.spec_problem)}</p>')
     parts += _graph_section(story.spec)
     for network in story.networks:
         scores = network.importance or {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,14 @@ def test_runs_lists_the_users_runs_without_their_module(example: Any, tmp_path: 
     assert without.returncode == 0 and with_it.returncode == 0, without.stderr + with_it.stderr
     assert [(r["id"], r["answer"]) for r in json.loads(without.stdout)] == [(result.run_id, None)]
     assert [(r["id"], r["answer"]) for r in json.loads(with_it.stdout)] == [(result.run_id, "51")]
+
+    # show (and report) still tell the run's calls, saying why its nodes' kinds are missing
+    command = [sys.executable, "-m", "agentmesh", "show", result.run_id, "--db", db]
+    shown = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=_wide())
+    assert shown.returncode == 0, shown.stderr
+    assert "its spec cannot be read here" in shown.stderr and "unknown operator 'cascade'" in shown.stderr
+    assert "cheap[0] → \\boxed{51}" in shown.stdout and "cheap[1] → \\boxed{51}" in shown.stdout
+
+
+def _wide() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200"}
