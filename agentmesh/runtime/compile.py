@@ -100,7 +100,11 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
             iteration=iteration,
         )
         try:
-            out = await run_op(run)
+            if ctx.tracing is None:
+                out = await run_op(run)
+            else:
+                with ctx.tracing.node(name=name, op=node.op, iteration=iteration):
+                    out = await run_op(run)
         except BudgetExhausted as exc:
             out = {"stopped": exc.reason}
         update: dict[str, Any] = {channel(name): out}

@@ -19,10 +19,11 @@ import jinja2
 from pydantic import BaseModel, ConfigDict
 
 from agentmesh.errors import AgentmeshError
-from agentmesh.models.client import ModelClient
-from agentmesh.models.messages import CallContext, ChatMessage, ModelRequest, ModelResponse
+from agentmesh.models.client import CallObserver, ModelClient
+from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, ModelRequest, ModelResponse
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.recording import StoreRecorder
+from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import render
@@ -111,6 +112,10 @@ class RunContext:
         self.calls_made = 0
         self._clients: dict[str, ModelClient] = {}
         self._recorder = StoreRecorder(store, run_id) if store is not None else None
+        self.tracing = tracing()  # OpenTelemetry spans, when the application set OpenTelemetry up
+        self._observer: CallObserver | None = self._recorder
+        if self.tracing is not None:
+            self._observer = _both(self._recorder, self.tracing.call)
         # a run created just now has no events from an earlier process: the node results it records are all here
         self._node_results: dict[str, list[dict[str, Any]]] | None = {} if new_run else None
 
@@ -201,7 +206,7 @@ class RunContext:
             self.budget.reserve_call()
             context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
             try:
-                response = await self.client_for(card).complete(request, context, observer=self._recorder)
+                response = await self.client_for(card).complete(request, context, observer=self._observer)
             except BaseException:
                 self.budget.release_call()  # no answer came back: the slot is free again
                 raise
@@ -288,6 +293,17 @@ class RunContext:
         """Raise if one of the run's events already committed-or-failed could not be stored."""
         if self._recorder is not None:
             self._recorder.check()
+
+
+def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) -> CallObserver:
+    """One observer recording a call in the store (when there is one) and as a span."""
+
+    def observe(record: CallRecord) -> None:
+        if recorder is not None:
+            recorder(record)
+        span(record)
+
+    return observe
 
 
 #: Event kinds holding finished model calls: made by the run, or served to a fork from its parent.

@@ -8,6 +8,7 @@ stop reason and totals. The result carries the answer, every node's output, usag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
 from agentmesh.runtime.operators.basic import answer_of
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
+from agentmesh.runtime.tracing import finish_run as finish_run_span
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
@@ -284,32 +286,43 @@ async def _execute(
     config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     if not fresh and (await compiled.aget_state(config)).created_at is None:
         fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
-    try:
-        state: dict[str, Any] = await compiled.ainvoke({"inputs": dict(inputs)} if fresh else None, config, context=ctx)
-    except asyncio.CancelledError:
-        await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
-        raise
-    except AgentmeshError as exc:
-        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
-        raise
-    except Exception as exc:
-        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        await ctx.aclose()
-    outputs = node_outputs(spec, state)
-    final = final_answer(spec, outputs)
-    stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
-    record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
-    try:
-        # The finish committed after every write the run queued (one queue, in order), so all their outcomes are
-        # known now: a run whose record has a gap does not stay "succeeded".
-        ctx.check_writes()
-        checkpointer.check_writes(run_id)
-    except StoreError as exc:
-        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
-        raise
-    ctx.emit("stop", {"reason": stop_reason, **final})
+    tracing = ctx.tracing
+    spanning = (
+        tracing.run(graph=spec.name, run_id=run_id, model=client.reference, resumed=not fresh)
+        if tracing is not None
+        else contextlib.nullcontext(None)
+    )
+    with spanning as span:  # an OpenTelemetry span of the run, when the application set OpenTelemetry up
+        try:
+            state: dict[str, Any] = await compiled.ainvoke(
+                {"inputs": dict(inputs)} if fresh else None, config, context=ctx
+            )
+        except asyncio.CancelledError:
+            await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
+            raise
+        except AgentmeshError as exc:
+            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+            raise
+        except Exception as exc:
+            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            await ctx.aclose()
+        outputs = node_outputs(spec, state)
+        final = final_answer(spec, outputs)
+        stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
+        record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
+        try:
+            # The finish committed after every write the run queued (one queue, in order), so all their outcomes are
+            # known now: a run whose record has a gap does not stay "succeeded".
+            ctx.check_writes()
+            checkpointer.check_writes(run_id)
+        except StoreError as exc:
+            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+            raise
+        ctx.emit("stop", {"reason": stop_reason, **final})
+        if span is not None:
+            finish_run_span(span, status=str(record.status), stop_reason=stop_reason, totals=record.totals)
     totals = record.totals or {}
     return RunResult(
         run_id=run_id,
