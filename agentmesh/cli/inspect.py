@@ -20,10 +20,11 @@ from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fm
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
-from agentmesh.runtime.run import stored_outputs
+from agentmesh.runtime.run import stored_answers, stored_outputs
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.store.transfer import export_run, import_run
 from agentmesh.timeline import diff_timelines, load_timeline
+from agentmesh.viz.batch import batch_html
 from agentmesh.viz.report import report_html
 
 
@@ -122,16 +123,29 @@ def diff(
 
 
 def report(
-    run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
     html_path: Annotated[Path, typer.Option("--html", "-o", help="Where to write the HTML page.")],
+    run: Annotated[str | None, typer.Argument(help="Run id or a unique prefix of it.")] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", "-b", help="A batch's page instead (run --input-file's id).")
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """One self-contained HTML page: the graph, the agent network, importance scores, the timeline and the stop
-    reason."""
+    """One self-contained HTML page: the graph, the agent network, importance scores, the calls over time and the
+    timeline of a run; or a batch's: how its runs ended, accuracy, calls per item and a row per item."""
+    if (run is None) == (batch is None):
+        raise ConfigError("give a run, or --batch ID (not both)")
     with open_store(db) as store:
-        story = load_timeline(store, run)
-    html_path.write_text(report_html(story), encoding="utf-8")
-    console.print(Text(f"report of {story.run.id[:12]} written to {html_path}"))
+        if batch is not None:
+            records = store.list_runs(batch=batch, limit=1_000_000)
+            if not records:
+                raise ConfigError(f"no runs of batch {batch!r} in {store.url}")
+            page = batch_html(batch, records, stored_answers(store, records))
+            what = f"batch {batch} ({len(records)} runs)"
+        else:
+            story = load_timeline(store, run or "")
+            page, what = report_html(story), story.run.id[:12]
+    html_path.write_text(page, encoding="utf-8")
+    console.print(Text(f"report of {what} written to {html_path}"))
 
 
 def export(

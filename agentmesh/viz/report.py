@@ -20,14 +20,15 @@ from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
 from agentmesh.viz.timeline import timeline_svg
 
-_CSS = """
+#: The pages' stylesheet (the run report's and the batch report's): inline, no network.
+CSS = """
 body{font-family:DejaVu Sans,Verdana,Helvetica,Arial,sans-serif;margin:24px;color:#111;max-width:1200px}
 h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}
 table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #e5e7eb;padding:4px 8px;text-align:left}
 .summary td:first-child{font-weight:bold;background:#f9fafb} .stop{background:#fef3c7;padding:8px 12px;
 border-radius:6px;display:inline-block} details{margin:4px 0 4px 8px} summary{cursor:pointer}
 .call{font-size:13px} pre{white-space:pre-wrap;background:#f3f4f6;padding:8px;border-radius:4px;font-size:12px}
-.muted{color:#6b7280} .err{color:#b91c1c} .replayed{color:#6b7280;font-style:italic}
+.muted{color:#6b7280} .err{color:#b91c1c} .ok{color:#15803d} .replayed{color:#6b7280;font-style:italic}
 """
 
 
@@ -62,7 +63,7 @@ def report_html(story: Timeline) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(run.graph)} run {_e(run.id[:12])}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_e(run.graph)} run {_e(run.id[:12])}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(run.graph)} <span class='muted'>run {_e(run.id[:12])}</span></h1>",
         f'<p class="stop" id="stop-reason"><b>stop reason:</b> {_e(run.stop_reason or "-")}</p>',
         '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>",

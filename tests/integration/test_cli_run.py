@@ -426,6 +426,25 @@ def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, mon
     assert code == 0, err
     assert "accuracy: 1 of 1 labelled resumed runs right (100.0%)" in out and "42 ✓" in out
 
+    # the batch's page, from the store alone: its accuracy now, calls per item, a row per item
+    page = tmp_path / "batch.html"
+    code, out, err = run_cli(["report", "--batch", batch, "-o", str(page), "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    text = page.read_text()
+    assert "2 of 3 labelled items right (66.7%)" in text and "4 from " in text
+    assert text.count('class="bar"') == 2 and "3 items made 3 calls" in text  # they agreed at once
+    assert "1 item made 6 calls" in text  # the resumed one: 3 failed calls, then 3 that answered
+    rows = re.findall(r"<tr><td>(\d+)</td><td><code>[0-9a-f]{12}</code></td><td>(\w+)</td><td>([^<]*)</td>", text)
+    assert rows == [
+        ("1", "succeeded", "51"),
+        ("2", "succeeded", "42"),
+        ("3", "succeeded", "42"),
+        ("4", "succeeded", "4"),
+    ]
+    assert text.count('<span class="ok">✓</span>') == 2 and text.count('<span class="err">✗</span>') == 1
+    code, _, err = run_cli(["report", "--batch", "nope", "-o", str(page), "--db", db], capsys, monkeypatch)
+    assert code == 2 and "no runs of batch 'nope'" in err
+
 
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     model = script(tmp_path, "multiply.yaml", MULTIPLY)
