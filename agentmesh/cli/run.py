@@ -96,6 +96,10 @@ def run_graph(
     model: ModelOption = None,
     db: DbOption = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once.")] = 4,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", min=1, help="Only the first N items of --input-file (a quick look first)."),
+    ] = None,
     max_calls: Annotated[
         int | None, typer.Option("--max-calls", min=1, help="Budget of model calls per run (best answer so far).")
     ] = None,
@@ -126,7 +130,7 @@ def run_graph(
     if input_file is not None:
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
         # reference answers kept aside
-        items = datasets.read_items(input_file, spec, given)
+        items = datasets.read_items(input_file, spec, given)[:limit]
         _run_batch(
             spec,
             items,
@@ -139,6 +143,8 @@ def run_graph(
             quiet=quiet,
         )
         return
+    if limit is not None:
+        raise ConfigError("--limit takes the first items of an --input-file; there is none")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
     _run_one(
         spec,

@@ -446,6 +446,22 @@ def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, mon
     assert code == 2 and "no runs of batch 'nope'" in err
 
 
+def test_limit_runs_the_first_items_only(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {n}*2?"}) + "\n" for n in range(1, 6)))
+    args = ["run", "debate", "--input-file", str(items), "-m", model, "--db", db, "--json"]
+    code, out, err = run_cli([*args, "--limit", "2"], capsys, monkeypatch)
+    assert code == 0, err
+    assert [(d["line"], d["result"]["answer"]) for d in json.loads(out)] == [(1, "2"), (2, "4")]
+    with Store(db) as store:
+        assert len(store.list_runs()) == 2
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", model, "--db", db, "-n", "2"], capsys, monkeypatch
+    )
+    assert code == 2 and "--limit takes the first items of an --input-file" in err
+
+
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     model = script(tmp_path, "multiply.yaml", MULTIPLY)
     items = tmp_path / "items.jsonl"
