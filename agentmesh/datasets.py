@@ -28,7 +28,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.parsers.math import last_boxed_only_string, strip_math_string
 from agentmesh.spec.graph import GraphSpec
 
-__all__ = ["Item", "gold_answer", "item_inputs", "read_items"]
+__all__ = ["Item", "gold_answer", "item_inputs", "matches_gold", "read_items"]
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -135,6 +135,12 @@ def gold_answer(data: Mapping[str, Any]) -> str | None:
     if re.fullmatch(r"\(?[A-Ja-j]\)?", text):
         return text.strip("()").upper()
     return strip_math_string(text)
+
+
+def matches_gold(answer: Any, gold: str) -> bool:
+    """Whether a run's answer (a normalised vote key) is the item's reference answer: how a batch, an optimisation
+    job and a batch's page score an item. No answer is never right."""
+    return answer is not None and str(answer) == str(gold)
 
 
 def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None) -> list[Item]:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli.batch import batch_runs
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
@@ -136,9 +137,7 @@ def report(
         raise ConfigError("give a run, or --batch ID (not both)")
     with open_store(db) as store:
         if batch is not None:
-            records = store.list_runs(batch=batch, limit=1_000_000)
-            if not records:
-                raise ConfigError(f"no runs of batch {batch!r} in {store.url}")
+            records = batch_runs(store, batch)
             page = batch_html(batch, records, stored_answers(store, records))
             what = f"batch {batch} ({len(records)} runs)"
         else:

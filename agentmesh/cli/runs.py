@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, err_console, fmt_cost, fmt_seconds, open_store
+from agentmesh.cli.batch import batch_runs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.run import stored_answers
 from agentmesh.store import EventRecord, RunRecord
@@ -92,9 +93,7 @@ def delete(
         raise ConfigError("give the runs to delete, or --batch ID (not both)")
     with open_store(db) as store:
         if batch is not None:
-            records = store.list_runs(batch=batch, limit=1_000_000)
-            if not records:
-                raise ConfigError(f"no runs of batch {batch!r} in {store.url}; nothing deleted")
+            records = batch_runs(store, batch, then="; nothing deleted")
         else:
             records = [store.get_run(r) for r in run_ids or []]  # every one resolved before anything is deleted
         records = list({r.id: r for r in records}.values())

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh._sync import blocking
-from agentmesh.datasets import Item
+from agentmesh.datasets import Item, matches_gold
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model
 from agentmesh.models.providers.base import Provider
@@ -50,7 +50,7 @@ class ItemResult:
 
     @property
     def correct(self) -> bool | None:
-        return None if self.gold is None or self.error else str(self.answer) == self.gold
+        return None if self.gold is None or self.error else matches_gold(self.answer, self.gold)
 
 
 @dataclass

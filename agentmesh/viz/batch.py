@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentmesh.datasets import matches_gold
 from agentmesh.store import RunRecord
 from agentmesh.viz.report import CSS
 from agentmesh.viz.svg import FONT_FAMILY, esc
@@ -92,8 +93,7 @@ def _correct(record: RunRecord, answers: Mapping[str, Any]) -> bool | None:
     gold = _tag(record).get("gold")
     if gold is None or str(record.status) not in ("succeeded", "stopped"):
         return None
-    answer = answers.get(record.id)
-    return answer is not None and str(answer) == str(gold)
+    return matches_gold(answers.get(record.id), str(gold))
 
 
 def calls_histogram(calls: Sequence[int]) -> str:

@@ -1,0 +1,388 @@
+"""Many runs at once: ``agentmesh run --input-file`` (one run per JSONL item) and ``agentmesh resume`` of several
+runs or of a batch.
+
+They run concurrently up to a limit (each its own stored run, tagged with the batch's id) while their progress
+shows, on a terminal and off it (:mod:`agentmesh.cli._progress`), then end with a summary: a row per item, or for a
+large batch how its runs ended and each run that did not succeed, with the accuracy on the items that carry a
+reference answer. One failing item does not stop the others, but makes the exit code 1; an interrupted batch says
+which runs to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from agentmesh import datasets
+from agentmesh.cli._common import WIDE, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._live import snippet
+from agentmesh.cli._progress import WorkProgress
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.runtime.context import Listener
+from agentmesh.runtime.recorded_model import model_for
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.stop import Budget
+from agentmesh.store import RunRecord, RunStatus, Store
+
+
+@dataclass
+class ItemOutcome:
+    """One run of a batch (a JSONL item's, or a resumed one): its result, or why it failed (the run is stored
+    either way, once it started)."""
+
+    line: int | None  # the item's line in its JSONL file (None: a resumed run)
+    inputs: dict[str, Any]
+    label: str = ""  # what the summary's first column shows instead of the line
+    run_id: str | None = None
+    result: RunResult | None = None
+    error: str | None = None
+    totals: dict[str, Any] = field(default_factory=dict)
+    batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
+    gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether the run's answer is the reference answer (``None``: no reference, or the run did not end)."""
+        if self.gold is None or self.result is None:
+            return None
+        return datasets.matches_gold(self.result.answer, self.gold)
+
+    @property
+    def over(self) -> bool:
+        """The run ended, with a result or an error (not: cut short by an interrupt, or never started)."""
+        return self.result is not None or self.error is not None
+
+    @property
+    def status(self) -> str:
+        return self.result.status if self.result is not None else "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "line": self.line,
+            "inputs": self.inputs,
+            "run_id": self.run_id,
+            "status": self.status,
+            "gold": self.gold,
+            "correct": self.correct,
+            "error": self.error,
+            "result": None if self.result is None else self.result.model_dump(mode="json"),
+        }
+
+
+def run_batch(
+    spec: GraphSpec,
+    items: list[datasets.Item],
+    *,
+    source: Path,
+    model: str | None,
+    db: str | None,
+    budget: Budget | None,
+    concurrency: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    # One client for every item: one connection pool, and the reference fails here, before any run exists.
+    client = model_for(model or spec.model or DEFAULT_MODEL, db)
+    # Every run of the batch says where it came from (meta.batch), so that the batch can be found again, whole
+    # (agentmesh runs --batch ID), long after its summary scrolled away.
+    batch = uuid.uuid4().hex[:12]
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
+        def start(item: datasets.Item) -> Start:
+            where = {"id": batch, "file": str(source.resolve()), "line": item.line, "items": len(items)}
+            meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
+            return lambda listeners: arun(
+                spec, item.inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
+            )
+
+        return [
+            (ItemOutcome(line=item.line, inputs=item.inputs, batch=batch, gold=item.gold), start(item))
+            for item in items
+        ]
+
+    run_many(
+        spec.name,
+        work,
+        noun="items",
+        db=db,
+        concurrency=concurrency,
+        as_json=as_json,
+        quiet=quiet,
+        close=client.aclose,
+        batch=batch,
+    )
+
+
+Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
+"""Starts one run of a batch with the given listeners (``arun`` or ``aresume`` with its arguments bound)."""
+
+
+def run_many(
+    name: str,
+    work: Callable[[Store], list[tuple[ItemOutcome, Start]]],
+    *,
+    noun: str,
+    db: str | None,
+    concurrency: int,
+    as_json: bool,
+    quiet: bool,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    batch: str | None = None,
+) -> None:
+    """Run a batch (``work`` builds its runs on the opened store) showing its progress, then print its summary;
+    exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
+    (a shared model client's) is awaited on the batch's own event loop once every run is over; ``batch`` is the id
+    its runs are tagged with, if any, said at the end."""
+    with open_store(db) as store:
+        runs = work(store)
+        counters = {"failed": 0, "calls": 0}
+        progress = WorkProgress(
+            name, len(runs), console=console, log=err_console, enabled=not as_json and not quiet, unit=noun
+        )
+
+        def note() -> str:
+            return f"{counters['failed']} failed · {counters['calls']} calls"
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "call":
+                counters["calls"] += 1
+                progress.update(note=note())
+
+        def done(outcome: ItemOutcome) -> None:
+            if outcome.result is None:
+                counters["failed"] += 1
+            progress.update(advance=1, note=note())
+
+        try:
+            with progress:
+                outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
+        except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
+            over = sum(o.over for o, _ in runs)
+            cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
+            err_console.print(
+                f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
+                f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
+                "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
+                + (" ".join(r[:12] for r in cut) or "none")
+                + (f"; or all the batch's at once: agentmesh resume --batch {batch}" if batch else ""),
+                highlight=False,
+            )
+            raise
+        for outcome in outcomes:
+            if outcome.result is None and outcome.run_id is not None:
+                outcome.totals = store.get_run(outcome.run_id).totals or {}
+    failed = sum(1 for o in outcomes if o.result is None)
+    if as_json:
+        typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2, ensure_ascii=False))
+    elif quiet:
+        for o in outcomes:
+            typer.echo("" if o.result is None or o.result.answer is None else str(o.result.answer))
+    else:
+        title = f"{name}: {len(outcomes)} {noun}"
+        if len(outcomes) <= SUMMARY_ROWS:
+            console.print(summary_table(title, outcomes))
+        else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
+            console.print(digest_table(title, outcomes))
+            not_succeeded = [o for o in outcomes if o.status != "succeeded"]
+            if not_succeeded:
+                shown = not_succeeded[:SUMMARY_ROWS]
+                more = len(not_succeeded) - len(shown)
+                table = summary_table(f"not succeeded: {len(not_succeeded)} {noun}", shown, reason_chars=60)
+                if more:
+                    table.caption = f"and {more} more; every {noun[:-1]}: --json"
+                console.print(table)
+            console.print(f"every {noun[:-1]}'s answer and run: --json", highlight=False)
+        score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
+        if score:
+            console.print(score, highlight=False)
+        line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
+        if batch:
+            line += f" · batch {batch} (agentmesh runs --batch {batch})"
+        if failed:
+            line += (
+                " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
+            )
+        console.print(line, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+async def run_all(
+    runs: list[tuple[ItemOutcome, Start]],
+    concurrency: int,
+    on_event: Listener,
+    on_done: Callable[[ItemOutcome], None],
+    *,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> list[ItemOutcome]:
+    """Every run, at most ``concurrency`` at once; a failure is kept in its outcome, never raised. ``close`` is
+    awaited at the end, however the runs ended."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
+        def started(kind: str, data: dict[str, Any]) -> None:
+            if kind == "start":
+                outcome.run_id = str(data["run_id"])
+
+        async with gate:
+            try:
+                outcome.result = await start([started, on_event])
+            except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
+                outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+        on_done(outcome)
+        return outcome
+
+    try:
+        return list(await asyncio.gather(*(one(outcome, start) for outcome, start in runs)))
+    finally:
+        if close is not None:
+            await close()
+
+
+#: A batch's summary has a row per item up to this many items; a larger one is summed up by how its runs ended.
+SUMMARY_ROWS = 25
+
+
+def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
+    """How a batch's runs ended, one row per status and stop reason (or error), succeeded first and the most
+    frequent first within a status: items, calls, tokens and cost of each, and a total."""
+    groups: dict[tuple[str, str], list[ItemOutcome]] = {}
+    for o in outcomes:
+        why = (o.result.stop_reason or "-") if o.result is not None else snippet(o.error or "failed", 160)
+        groups.setdefault((o.status, why), []).append(o)
+    table = Table(title=Text(title), show_footer=True)
+    table.add_column("status", "total", no_wrap=True)
+    table.add_column("stop reason / error", overflow="fold")
+    usage = [_usage(o) for o in outcomes]
+    footers = [
+        str(len(outcomes)),
+        str(sum(u[0] for u in usage)),
+        str(sum(u[1] for u in usage)),
+        fmt_cost(_total_cost(u[2] for u in usage)),
+    ]
+    for column, footer in zip(("items", "calls", "tokens", "cost"), footers, strict=True):
+        table.add_column(column, footer, justify="right", no_wrap=True)
+    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed"))}
+    for (status, why), members in sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0])):
+        usage = [_usage(o) for o in members]
+        table.add_row(
+            Text(status, style="green" if status == "succeeded" else "red"),
+            Text(why, style="" if status == "succeeded" else "red"),
+            str(len(members)),
+            str(sum(u[0] for u in usage)),
+            str(sum(u[1] for u in usage)),
+            fmt_cost(_total_cost(u[2] for u in usage)),
+        )
+    return table
+
+
+def _gold(o: ItemOutcome) -> Text:
+    """The reference answer, ticked when the run found it."""
+    if o.gold is None:
+        return Text("-")
+    mark = {True: (" ✓", "green"), False: (" ✗", "red"), None: ("", "")}[o.correct]
+    return Text(o.gold) + Text(mark[0], style=mark[1])
+
+
+def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
+    """How many labelled items the batch got right ("" when no item has a reference answer). A run that failed
+    counts as wrong; the share of the runs that finished is given beside it when some failed. (A resumed batch
+    says it of the runs it resumed: ``noun``.)"""
+    labelled = [o for o in outcomes if o.gold is not None]
+    if not labelled:
+        return ""
+    right = sum(1 for o in labelled if o.correct)
+    what = "labelled items" if noun == "items" else f"labelled {noun}"
+    line = f"accuracy: {right} of {len(labelled)} {what} right ({right / len(labelled):.1%})"
+    ended = [o for o in labelled if o.correct is not None]
+    if len(ended) < len(labelled):
+        share = f"{right / len(ended):.1%}" if ended else "-"
+        line += (
+            f"; {len(labelled) - len(ended)} failed, counted as wrong ({right} of the {len(ended)} that ended: {share})"
+        )
+    return line
+
+
+def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
+    """(calls, tokens, cost) of a batch's run, from its result or, for a failed one, its stored totals."""
+    r = o.result
+    if r is not None:
+        return r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
+    return int(o.totals.get("calls", 0)), int(o.totals.get("total_tokens", 0)), o.totals.get("cost_usd")
+
+
+def _total_cost(costs: Iterable[float | None]) -> float | None:
+    """The sum of known costs; unknown (None) only when no cost is known."""
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
+
+
+def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: int = 160) -> Table:
+    """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
+    :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
+    wide = console.width >= WIDE
+    labelled = any(o.gold is not None for o in outcomes)
+    table = Table(title=Text(title), caption=None if wide else "tokens, cost: --json")
+    columns = ["item", "run", "status", "answer", *(["gold"] if labelled else []), "calls"]
+    columns += [*(["tokens", "cost"] if wide else []), "stop reason / error"]
+    for column in columns:
+        fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
+        table.add_column(
+            column,
+            no_wrap=fixed,
+            overflow="fold",
+            justify="right" if column in ("calls", "tokens", "cost") else "left",
+        )
+    for o in outcomes:
+        r = o.result
+        calls, tokens, cost = _usage(o)
+        if r is not None:
+            answer, reason = "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
+        else:
+            answer, reason = "-", Text(snippet(o.error or "failed", reason_chars), style="red")
+        cells: dict[str, str | Text] = {
+            "item": Text(o.label or f"line {o.line}"),
+            "run": o.run_id[:12] if o.run_id else "-",
+            "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
+            "answer": Text(answer),
+            "gold": _gold(o),
+            "calls": str(calls),
+            "tokens": str(tokens),
+            "cost": fmt_cost(cost),
+            "stop reason / error": reason,
+        }
+        table.add_row(*(cells[c] for c in columns))
+    return table
+
+
+def unfinished_of(store: Store, batch: str) -> list[RunRecord]:
+    """The runs of ``batch`` to resume: its interrupted and failed ones, in the batch's order. Runs still marked
+    running are left out (another process may be running them; a dead one's can be resumed by id)."""
+    found = batch_runs(store, batch, then=" (agentmesh show RUN names the batch of a run)")
+    todo = [r for r in found if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)]
+    if not todo:
+        counts = Counter(str(r.status) for r in found)
+        told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
+    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0))
+
+
+def batch_runs(store: Store, batch: str, *, then: str = "") -> list[RunRecord]:
+    """Every run of ``batch`` (newest first), or a :class:`ConfigError` naming the batch and the store (``then``
+    appended) when it has none: what ``runs``, ``resume``, ``delete`` and ``report`` take by ``--batch``."""
+    found = store.list_runs(batch=batch, limit=1_000_000)
+    if not found:
+        raise ConfigError(f"no runs of batch {batch!r} in {store.url}{then}")
+    return found
