@@ -43,6 +43,7 @@ class CallView:
     replayed: bool
     request_hash: str | None
     finished_at: datetime | None = None  # when the attempt ended (the event's time)
+    reasoning: str = ""  # a reasoning model's thinking before its reply ("" when it had none or did not say)
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -148,6 +149,7 @@ def _call(e: EventRecord) -> CallView:
     ]
     choices = (e.response or {}).get("choices") or [] if isinstance(e.response, Mapping) else []
     reply = " | ".join(str(c.get("text", "")) for c in choices if isinstance(c, Mapping))
+    reasoning = " | ".join(str(c["reasoning"]) for c in choices if isinstance(c, Mapping) and c.get("reasoning"))
     return CallView(
         seq=e.seq,
         node=e.node or "",
@@ -164,6 +166,7 @@ def _call(e: EventRecord) -> CallView:
         replayed=e.kind == "replayed_call",
         request_hash=e.request_hash,
         finished_at=e.created_at,
+        reasoning=reasoning,
     )
 
 

@@ -153,6 +153,9 @@ class Reply:
     logprobs: tuple[tuple[str, float], ...] | None = None
     hang_s: float = 0.0  # wait this long (or until the server stops) before answering
     delay_s: float = 0.0
+    finish_reason: str = "stop"
+    reasoning: str | None = None  # a reasoning parser's output, in the message field named below
+    reasoning_field: str = "reasoning_content"  # vLLM, SGLang, llama.cpp; Ollama and OpenRouter say "reasoning"
 
     # -- successful answers --
     @classmethod
@@ -164,9 +167,22 @@ class Reply:
         choices: int | None = None,
         logprobs: tuple[tuple[str, float], ...] | None = None,
         delay_s: float = 0.0,
+        finish_reason: str = "stop",
+        reasoning: str | None = None,
+        reasoning_field: str = "reasoning_content",
     ) -> Reply:
-        """A valid chat completion; ``usage=None`` omits the usage object."""
-        return cls(text=text, usage=usage, choices=choices, logprobs=logprobs, delay_s=delay_s)
+        """A valid chat completion; ``usage=None`` omits the usage object; ``reasoning`` is returned apart from the
+        text, as a server with a reasoning parser does."""
+        return cls(
+            text=text,
+            usage=usage,
+            choices=choices,
+            logprobs=logprobs,
+            delay_s=delay_s,
+            finish_reason=finish_reason,
+            reasoning=reasoning,
+            reasoning_field=reasoning_field,
+        )
 
     # -- failures --
     @classmethod
@@ -410,8 +426,12 @@ class FakeOpenAIServer:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": reply.text if n == 1 else f"{reply.text} {i}"},
-                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": reply.text if n == 1 else f"{reply.text} {i}",
+                        **({reply.reasoning_field: reply.reasoning} if reply.reasoning is not None else {}),
+                    },
+                    "finish_reason": reply.finish_reason,
                     "logprobs": logprobs,
                 }
                 for i in range(n)

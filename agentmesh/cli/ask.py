@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
 from agentmesh.errors import AgentmeshError
@@ -21,6 +22,12 @@ def ask(
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = 0.0,
+    reasoning_effort: Annotated[
+        str | None, typer.Option("--reasoning-effort", help="For reasoning models: low, medium, high...")
+    ] = None,
+    show_reasoning: Annotated[
+        bool, typer.Option("--reasoning", help="Print a reasoning model's thinking before its answer.")
+    ] = False,
     db: DbOption = None,
     config: Annotated[str | None, typer.Option("--config", help="Settings file.")] = None,
     as_json: JsonOption = False,
@@ -28,7 +35,9 @@ def ask(
     """Ask one model one question; the call is stored as a run (see agentmesh show)."""
     settings = load_settings(config)
     client = get_model(model, settings=settings)  # resolve (and fail) before creating a run
-    request = ModelRequest.of(prompt, system=system, max_tokens=max_tokens, temperature=temperature)
+    request = ModelRequest.of(
+        prompt, system=system, max_tokens=max_tokens, temperature=temperature, reasoning_effort=reasoning_effort
+    )
     with open_store(db) as store:
         run_id = store.create_run("ask", {"prompt": prompt, "system": system}, model=client.reference)
         recorder = StoreRecorder(store, run_id)
@@ -45,12 +54,18 @@ def ask(
     if as_json:
         console.print_json(json.dumps({"run_id": run_id, "answer": response.text, **response.model_dump(mode="json")}))
         return
+    reasoning = response.choices[0].reasoning if response.choices else None
+    if reasoning and show_reasoning:
+        console.print(Text(reasoning, style="dim"))
     console.print(response.text, markup=False, highlight=False)
     usage = response.usage
+    thought = ""
+    if reasoning and not show_reasoning:
+        thought = f" · reasoned {len(reasoning):,} chars (--reasoning prints them)"
     console.print(
         f"[dim]run {run.id} · {escape(client.reference)} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
         f"{' (estimated)' if usage.estimated else ''} · {fmt_seconds(response.latency_s)} · "
-        f"{fmt_cost(response.cost_usd)} · agentmesh show {run.id[:8]}[/]"
+        f"{fmt_cost(response.cost_usd)} · agentmesh show {run.id[:8]}{thought}[/]"
     )
 
 

@@ -176,9 +176,14 @@ def _print_timeline(story: Timeline, full: bool) -> None:
                 console.print(f"{head} ({tokens})", highlight=False)
                 for message in call.messages:
                     console.print(f"        [dim]{message['role']}:[/] {escape(message['content'])}", highlight=False)
+                if call.reasoning:
+                    console.print(f"        [dim]reasoning: {escape(call.reasoning)}[/]", highlight=False)
                 console.print(f"        [green]reply:[/] {escape(call.reply)}", highlight=False)
             else:
-                console.print(f"{head} → {escape(_short(call.reply, 110))} [dim]({tokens})[/]", highlight=False)
+                thought = f", reasoned {len(call.reasoning):,} chars" if call.reasoning else ""
+                console.print(
+                    f"{head} → {escape(_short(call.reply, 110))} [dim]({tokens}{thought})[/]", highlight=False
+                )
     for network in story.networks:
         console.print(f"\n[bold]network of {escape(network.node)}[/]")
         for entry in network.history:
@@ -293,6 +298,8 @@ def _result(e: EventRecord, full: bool) -> str:
     if e.kind in ("model_call", "replayed_call") and isinstance(e.response, dict):
         choices = e.response.get("choices") or []
         text = " | ".join(str(c.get("text", "")) for c in choices)
+        if full and any(c.get("reasoning") for c in choices):
+            text = " | ".join(f"(reasoning: {c['reasoning']}) " for c in choices if c.get("reasoning")) + text
     elif e.data is not None:
         text = json.dumps(e.data, ensure_ascii=False)
     text = text.strip()

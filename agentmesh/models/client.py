@@ -27,13 +27,14 @@ from agentmesh.models.limits import EndpointLimiter, limiter_for
 from agentmesh.models.messages import (
     CallContext,
     CallRecord,
+    Choice,
     ModelRequest,
     ModelResponse,
-    ProviderResult,
     Usage,
 )
 from agentmesh.models.pricing import cost_usd
 from agentmesh.models.providers.base import Provider
+from agentmesh.models.reasoning import split_reasoning
 from agentmesh.models.settings import EndpointLimits, Price
 
 T = TypeVar("T")
@@ -183,14 +184,15 @@ class ModelClient:
                     endpoint=self.provider.endpoint,
                 ) from exc
             latency = time.perf_counter() - started
-            usage = self._usage(request, result)
+            choices = [_answer_apart(c) for c in result.choices]
+            usage = self._usage(request, result.usage, choices)
             used = usage.total_tokens
         finally:
             self._limiter.done(reserved, used)
         cost = 0.0 if self.provider.free else cost_usd(self.price, usage)
         return ModelResponse(
             model=result.model or self.provider.model_name,
-            choices=tuple(result.choices),
+            choices=tuple(choices),
             usage=usage,
             latency_s=latency,
             cost_usd=cost,
@@ -198,12 +200,12 @@ class ModelClient:
         )
 
     @staticmethod
-    def _usage(request: ModelRequest, result: ProviderResult) -> Usage:
-        if result.usage is not None:
-            return result.usage
+    def _usage(request: ModelRequest, reported: Usage | None, choices: Sequence[Choice]) -> Usage:
+        if reported is not None:
+            return reported
         return Usage(
-            prompt_tokens=estimate_prompt_tokens(request) * max(1, len(result.choices)),
-            completion_tokens=sum(estimate_tokens(c.text) for c in result.choices),
+            prompt_tokens=estimate_prompt_tokens(request) * max(1, len(choices)),
+            completion_tokens=sum(estimate_tokens(c.text) + estimate_tokens(c.reasoning or "") for c in choices),
             estimated=True,
         )
 
@@ -267,6 +269,16 @@ async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
         # the timer's cancel request back so the task's cancel count stays balanced (as asyncio.timeout does)
         task.uncancel()
     return result
+
+
+def _answer_apart(choice: Choice) -> Choice:
+    """``choice`` with inline reasoning moved out of its text (unless its provider reported it apart)."""
+    if choice.reasoning is not None:
+        return choice
+    reasoning, answer = split_reasoning(choice.text)
+    if reasoning is None:
+        return choice
+    return choice.model_copy(update={"text": answer, "reasoning": reasoning or None})
 
 
 async def _notify(observers: Sequence[CallObserver], record: CallRecord) -> None:

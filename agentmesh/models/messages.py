@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunctionWrapHandler, model_serializer
 
 Role = Literal["system", "user", "assistant"]
 
@@ -30,7 +30,14 @@ class ChatMessage(BaseModel):
 
 
 class Sampling(BaseModel):
-    """Sampling parameters; ``None`` leaves the server's default in place."""
+    """Sampling parameters; ``None`` leaves the server's default in place.
+
+    ``reasoning_effort`` is the OpenAI API's knob for reasoning models (``low``, ``medium``, ``high``...; hosted
+    OpenAI, gpt-oss on vLLM or Ollama). ``extra_body`` holds what a server accepts beyond the OpenAI API, sent as
+    it is: vLLM's ``top_k``, ``min_p``, ``repetition_penalty``, ``chat_template_kwargs`` (Qwen3's
+    ``{enable_thinking: false}``), ``guided_json``... The embedded model takes the llama.cpp sampling keys among
+    them (``top_k``, ``min_p``, ``repeat_penalty``...) and refuses others by name; it ignores ``reasoning_effort``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +49,39 @@ class Sampling(BaseModel):
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    reasoning_effort: str | None = Field(default=None, min_length=1)
+    extra_body: dict[str, JsonValue] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # fields added after runs were first recorded appear only when set: a request's dump, and so its hash and
+        # every recorded run's replay, stay what they were
+        dumped: dict[str, Any] = handler(self)
+        for name in _LATER_FIELDS:
+            if dumped.get(name) is None:
+                dumped.pop(name, None)
+        return dumped
+
+    def __hash__(self) -> int:
+        # frozen, but ``extra_body`` is a dict: hashed by its canonical JSON (equal dicts, equal JSON)
+        extra = orjson.dumps(self.extra_body, option=orjson.OPT_SORT_KEYS) if self.extra_body else None
+        return hash(
+            (
+                self.temperature,
+                self.top_p,
+                self.max_tokens,
+                self.n,
+                self.stop,
+                self.seed,
+                self.logprobs,
+                self.top_logprobs,
+                self.reasoning_effort,
+                extra,
+            )
+        )
+
+
+_LATER_FIELDS = ("reasoning_effort", "extra_body")
 
 
 class ModelRequest(BaseModel):
@@ -153,13 +193,15 @@ class TokenLogprob(BaseModel):
 
 
 class Choice(BaseModel):
-    """One sampled completion."""
+    """One sampled completion: its answer ``text`` and, for a reasoning model, its ``reasoning`` (the thinking that
+    came before the answer, kept apart: see :mod:`agentmesh.models.reasoning`)."""
 
     model_config = ConfigDict(frozen=True)
 
     text: str
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
+    reasoning: str | None = None
 
 
 class ModelResponse(BaseModel):
@@ -195,7 +237,10 @@ class ModelResponse(BaseModel):
         usage = self.usage
         return {
             "model": self.model,
-            "choices": [{"text": c.text, "finish_reason": c.finish_reason, "logprobs": None} for c in self.choices],
+            "choices": [
+                {"text": c.text, "finish_reason": c.finish_reason, "logprobs": None, "reasoning": c.reasoning}
+                for c in self.choices
+            ],
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,

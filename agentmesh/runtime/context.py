@@ -223,7 +223,7 @@ class RunContext:
             value=parsed.value,
             key=parsed.normalized,
             ok=parsed.ok,
-            error=parsed.error,
+            error=parsed.error if parsed.ok or response.text.strip() else _no_answer(response, request),
         )
         if self.listeners:  # (the event's dict is not built for nobody)
             self.emit("call", {"node": node, "round": round, **answer.model_dump()})
@@ -293,6 +293,25 @@ class RunContext:
         """Raise if one of the run's events already committed-or-failed could not be stored."""
         if self._recorder is not None:
             self._recorder.check()
+
+
+def _no_answer(response: ModelResponse, request: ModelRequest) -> str:
+    """Why an empty reply has no answer, in the words that say what to change: a reasoning model that spent its
+    ``max_tokens`` thinking is the common case (its thinking is kept apart from the answer, and was all there was)."""
+    choice = response.choices[0] if response.choices else None
+    if choice is None:
+        return "the model returned no reply"
+    if choice.reasoning is None:
+        cut = " (it stopped at max_tokens)" if choice.finish_reason == "length" else ""
+        return f"the model's reply was empty{cut}"
+    if choice.finish_reason == "length":
+        limit = request.sampling.max_tokens
+        return (
+            f"the model stopped at max_tokens ({limit if limit is not None else 'the server default'}) while still "
+            "thinking and gave no answer: give the agent a larger sampling.max_tokens (its reasoning is stored with "
+            "the call)"
+        )
+    return "the model reasoned but gave no answer after its reasoning (its reasoning is stored with the call)"
 
 
 def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) -> CallObserver:

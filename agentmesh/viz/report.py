@@ -131,7 +131,8 @@ def _call(call: CallView) -> str:
     short = " ".join(call.reply.split())
     short = short if len(short) <= 140 else short[:139] + "…"
     prompt = "".join(f"<p class='muted'>{_e(m['role'])}</p><pre>{_e(m['content'])}</pre>" for m in call.messages)
+    thought = f"<p class='muted'>reasoning</p><pre class='muted'>{_e(call.reasoning)}</pre>" if call.reasoning else ""
     return (
         f'<details class="call"><summary>{label}{replayed} → {_e(short)} <span class="muted">({tokens})</span>'
-        f"</summary>{prompt}<p class='muted'>reply</p><pre>{_e(call.reply)}</pre></details>"
+        f"</summary>{prompt}{thought}<p class='muted'>reply</p><pre>{_e(call.reply)}</pre></details>"
     )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agentmesh.errors import ContextLengthError, ModelNotFoundError
+from agentmesh.errors import ContextLengthError, ModelError, ModelNotFoundError
 from agentmesh.models import CallRecord, ModelClient, ModelRequest, ModelSettings, get_model
 
 pytestmark = [
@@ -88,6 +88,23 @@ async def test_server_context_too_long_is_a_context_length_error(served: ModelCl
     assert [r.error_type for r in records] == ["ContextLengthError"]  # not retried
 
 
+async def _hot_samples(client: ModelClient, **extra: object) -> list[str]:
+    """Two samples at temperature 2 with different seeds (they differ unless something makes sampling greedy)."""
+    out = []
+    for seed in (1, 2):
+        request = ModelRequest.of(QUESTION, temperature=2.0, seed=seed, max_tokens=24, **extra)  # type: ignore[arg-type]
+        out.append((await client.complete(request)).text)
+    return out
+
+
+async def test_server_takes_extra_body_sampling_keys(served: ModelClient) -> None:
+    # top_k 1 reaches llama.cpp's sampler through extra_body: hot sampling with two seeds becomes greedy decoding
+    greedy = (await served.complete(ModelRequest.of(QUESTION, temperature=0.0, max_tokens=24))).text
+    assert await _hot_samples(served, extra_body={"top_k": 1}) == [greedy, greedy]
+    hot = await _hot_samples(served)
+    assert hot[0] != hot[1], "without top_k, two seeds at temperature 2 should sample differently"
+
+
 # --- (b) in-process: the embedded default `local` ---------------------------------------------------------------
 
 
@@ -144,6 +161,23 @@ async def test_local_n_2_and_logprobs(local_settings: ModelSettings) -> None:
     assert len(response.choices) == 2
     assert all(c.logprobs for c in response.choices)
     assert response.usage.completion_tokens == sum(len(c.logprobs or ()) for c in response.choices)
+
+
+@needs_smollm2
+async def test_local_takes_llama_cpp_sampling_keys_from_extra_body_and_refuses_others(
+    local_settings: ModelSettings,
+) -> None:
+    client = get_model("local", settings=local_settings)
+    greedy = (await client.complete(ModelRequest.of(QUESTION, temperature=0.0, max_tokens=24))).text
+    # vLLM's name for the repetition penalty is taken too (llama.cpp calls it repeat_penalty)
+    samples = await _hot_samples(client, extra_body={"top_k": 1, "repetition_penalty": 1.0})
+    assert samples == [greedy, greedy]
+    hot = await _hot_samples(client)
+    assert hot[0] != hot[1], "without top_k, two seeds at temperature 2 should sample differently"
+    with pytest.raises(ModelError, match=r"sampling\.extra_body key 'chat_template_kwargs' is not a llama\.cpp"):
+        await client.complete(
+            ModelRequest.of(QUESTION, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+        )
 
 
 @needs_smollm2

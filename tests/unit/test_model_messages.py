@@ -55,6 +55,7 @@ def _response(rng: random.Random, *, logprobs: bool) -> ModelResponse:
             text=_text(rng),
             finish_reason=rng.choice([None, "stop", "length"]),
             logprobs=(TokenLogprob(token="a", logprob=-0.5, top=(("a", -0.5), ("b", -1.5))),) if logprobs else None,
+            reasoning=rng.choice([None, _text(rng)]),
         )
         for _ in range(rng.randint(0, 3))
     )

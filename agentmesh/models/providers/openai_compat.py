@@ -160,6 +160,10 @@ class OpenAICompatProvider(Provider):
             kwargs["logprobs"] = True
             if s.top_logprobs is not None:
                 kwargs["top_logprobs"] = s.top_logprobs
+        if s.reasoning_effort is not None:
+            kwargs["reasoning_effort"] = s.reasoning_effort
+        if s.extra_body:
+            kwargs["extra_body"] = s.extra_body
         try:
             completion = await self._client.chat.completions.create(**kwargs)
             return self._parse(completion)
@@ -199,6 +203,7 @@ class OpenAICompatProvider(Provider):
                     text=text or "",
                     finish_reason=getattr(c, "finish_reason", None),
                     logprobs=_logprobs(getattr(c, "logprobs", None)),
+                    reasoning=_reasoning(message),
                 )
             )
         usage = None
@@ -291,3 +296,14 @@ def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         )
         for t in content
     )
+
+
+def _reasoning(message: Any) -> str | None:
+    """The thinking a server with a reasoning parser returns beside the answer: ``reasoning_content`` (vLLM,
+    SGLang, llama.cpp's server, DeepSeek's API) or ``reasoning`` (Ollama, OpenRouter, newer vLLM). ``None`` when
+    absent or empty; reasoning left inline in the text is split out by the client (``agentmesh.models.reasoning``)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
