@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
-import os
 import signal
-import sys
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from agentmesh.errors import ConfigError
 from agentmesh.store import Store
 
 console = Console()
@@ -87,41 +81,3 @@ def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def import_plugins(names: list[str]) -> None:
-    """Import the user's modules (``--import``) before a command runs: what they register -- operators,
-    functions, parsers -- is then known to the graphs the command loads, runs or draws.
-
-    A name ending in ``.py`` (or holding a path separator) is a file, loaded as its own module; anything else is
-    a module name, looked up from the working directory too (an installed console script does not put it on
-    ``sys.path``, ``python -m`` would). A failing import is a clear error, before anything is stored.
-    """
-    for name in names:
-        try:
-            if name.endswith(".py") or os.sep in name:
-                _import_file(Path(name))
-            else:
-                if os.getcwd() not in sys.path:
-                    sys.path.insert(0, os.getcwd())
-                importlib.import_module(name)
-        except ConfigError:
-            raise
-        except Exception as exc:  # whatever the user's module raised while being imported
-            raise ConfigError(f"--import {name}: {type(exc).__name__}: {exc}", module=name) from exc
-
-
-def _import_file(path: Path) -> None:
-    if not path.is_file():
-        raise ConfigError(f"--import {path}: no such file", module=str(path))
-    module_name = f"agentmesh_plugin_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"--import {path}: not a Python file", module=str(path))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise

@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs
-from agentmesh.cli._common import err_console, import_plugins
+from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
+from agentmesh.plugins import import_plugins
 
 app = typer.Typer(
     name="agentmesh",

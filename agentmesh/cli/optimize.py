@@ -8,6 +8,7 @@ prints the agents ranked by mean Agent Importance Score, writes the graph with t
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,11 @@ from agentmesh.spec.loader import dump_graph
 from agentmesh.viz.importance import importance_svg
 
 
+class Executor(StrEnum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
 def optimize(
     graph: Annotated[str, typer.Argument(help="Built-in graph name (dylan_mmlu) or path to a graph spec.")],
     data: Annotated[
@@ -40,6 +46,26 @@ def optimize(
     picture: Annotated[
         Path | None, typer.Option("--svg", help="Where to draw the network and ranking (default: beside --out).")
     ] = None,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="Where the items run: local (this process) or ray (Ray tasks; pip install 'agentmesh\\[ray]').",
+        ),
+    ] = Executor.LOCAL,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster to run on (auto, ray://host:10001); without it Ray starts on this machine for the "
+            "job. A cluster needs a Postgres --db that every node reaches.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        float,
+        typer.Option("--ray-cpus", min=0.01, help="Ray CPUs each item takes (0.25: four I/O-bound items per core)."),
+    ] = 1.0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -62,9 +88,29 @@ def optimize(
             note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
             bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
 
-        result = run_async(
-            aoptimize(spec, items, top_k=top_k, model=model, store=store, concurrency=concurrency, progress=advance)
-        )
+        try:
+            result = run_async(
+                aoptimize(
+                    spec,
+                    items,
+                    top_k=top_k,
+                    model=model,
+                    store=store,
+                    concurrency=concurrency,
+                    progress=advance,
+                    executor=executor.value,
+                    ray_address=ray_address,
+                    ray_cpus_per_item=ray_cpus,
+                )
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: {bar.completed} of {len(items)} items had finished; run the same command again to go "
+                "on (finished items are kept, cut-short runs resume without repeating a call)",
+                highlight=False,
+                markup=False,
+            )
+            raise
     out.write_text(dump_graph(result.optimized), encoding="utf-8")
     picture.write_text(
         importance_svg(

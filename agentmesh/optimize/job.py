@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentmesh._sync import blocking
 from agentmesh.datasets import Item, matches_gold
 from agentmesh.errors import AgentmeshError, ConfigError
-from agentmesh.models import ModelClient, get_model
+from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
+from agentmesh.optimize.ray_executor import RunOnRay, job_payload, start_ray, until_stopped, worker_db_url
+from agentmesh.plugins import imported
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams
@@ -159,8 +161,20 @@ async def aoptimize(
     store: Store | str | None = None,
     concurrency: int = 4,
     progress: Progress | None = None,
+    executor: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
+    ray_cpus_per_item: float = 1.0,
+    imports: Sequence[str] | None = None,
 ) -> OptimizeResult:
-    """Run the job (see the module docstring) and return what it found; failed items are reported, not raised."""
+    """Run the job (see the module docstring) and return what it found; failed items are reported, not raised.
+
+    ``executor="ray"`` runs the items as Ray tasks (:mod:`agentmesh.optimize.ray_executor`): on a Ray started on
+    this machine for the job, or on the cluster at ``ray_address`` (which needs a Postgres store). There ``model``
+    must be a reference string (each worker builds its own client), and the workers import ``imports`` (module
+    names or ``.py`` files; by default what :func:`agentmesh.plugins.import_plugins` imported here) so that the
+    operators, functions, parsers and providers registered in them are known there too. ``concurrency`` is the
+    number of items in flight; each takes ``ray_cpus_per_item`` of Ray's CPUs (a fraction packs several I/O-bound
+    items per core)."""
     spec = resolve_graph(graph)
     score_node, source = importance_node(spec)
     params = spec.nodes[source].params
@@ -172,10 +186,32 @@ async def aoptimize(
         raise ConfigError(f"--top-k must be between 1 and the {smallest} candidates of {source!r}{per}, got {top_k}")
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if executor == "ray" and not (model is None or isinstance(model, str)):
+        raise ConfigError(
+            "on Ray, give the model as a reference string (each worker builds its own client from it), not a "
+            f"{type(model).__name__} object; a provider of your own registers by name in a module given to --import"
+        )
     client = model if isinstance(model, ModelClient) else get_model(model or spec.model or DEFAULT_MODEL)
     db = store if isinstance(store, Store) else Store(store)
     job = _digest({"spec": spec.spec_hash(), "model": client.reference})
+    release: Callable[[], None] | None = None
     try:
+        start: StartRun
+        if executor == "ray":
+            shared = job_payload(
+                spec,
+                model if isinstance(model, str) else spec.model or DEFAULT_MODEL,  # (checked above: not an object)
+                load_settings(),
+                worker_db_url(db, cluster=ray_address is not None),
+                imported() if imports is None else imports,
+                ray_cpus_per_item,
+            )
+            run_on_ray, release = start_ray(ray_address, ray_cpus_per_item)
+            start = _on_ray(db, spec, shared, run_on_ray, job)
+        else:
+            start = _in_process(db, spec, client, job)
         previous = _previous_runs(db, spec.name, job)
         gate = asyncio.Semaphore(concurrency)
         done = 0
@@ -186,7 +222,7 @@ async def aoptimize(
             out = ItemResult(line=item.line, gold=item.gold)
             async with gate:
                 try:
-                    await _run_item(db, spec, client, item, key, job, previous.get(key), out, score_node)
+                    await _run_item(db, spec, start, item, key, previous.get(key), out, score_node)
                 except Exception as exc:  # one bad item must not sink the job; its run records the failure
                     out.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
             done += 1
@@ -196,6 +232,8 @@ async def aoptimize(
 
         results = list(await asyncio.gather(*(one(item) for item in items)))
     finally:
+        if release is not None:
+            release()
         if not isinstance(model, ModelClient | Provider):
             await client.aclose()
         if not isinstance(store, Store):
@@ -240,13 +278,17 @@ def _previous_runs(db: Store, graph: str, job: str) -> dict[str, tuple[str, RunS
     return found
 
 
+StartRun = Callable[[Item, str, "tuple[str, RunStatus] | None", ItemResult], Awaitable[Mapping[str, Any]]]
+"""Runs an item (or resumes its cut-short run), sets the result's ``run_id`` (as soon as the run is stored: a
+failed item still names it) and ``calls``, and returns the run's node outputs."""
+
+
 async def _run_item(
     db: Store,
     spec: GraphSpec,
-    client: ModelClient,
+    start: StartRun,
     item: Item,
     key: str,
-    job: str,
     previous: tuple[str, RunStatus] | None,
     out: ItemResult,
     score_node: str,
@@ -257,19 +299,7 @@ async def _run_item(
         outputs = await asyncio.to_thread(_stored_outputs, db, spec, previous[0])
         out.calls = int((await asyncio.to_thread(db.get_run, previous[0])).totals.get("calls", 0))
     else:
-
-        def started(kind: str, data: dict[str, Any]) -> None:
-            if kind == "start":  # so that a failed item still names its stored run
-                out.run_id = str(data["run_id"])
-
-        result: RunResult
-        if previous is not None:
-            out.run_id = previous[0]
-            result = await aresume(previous[0], store=db, model=client, listeners=[started])
-        else:
-            meta = {"optimize": {"job": job, "item": key, "line": item.line}}
-            result = await arun(spec, item.inputs, model=client, store=db, meta=meta, listeners=[started])
-        out.run_id, outputs, out.calls = result.run_id, result.outputs, result.calls
+        outputs = await start(item, key, previous, out)
     scores = (outputs.get(score_node) or {}).get("importance")
     if not scores:
         raise AgentmeshError(f"run {out.run_id}: node {score_node!r} produced no importance scores", run=out.run_id)
@@ -277,6 +307,63 @@ async def _run_item(
     out.per_node = {str(k): float(v) for k, v in scores["per_node"].items()}
     out.ran = [str(k) for k in scores.get("ran", out.per_node)]
     out.answer = (outputs.get(spec.output_node()) or {}).get("answer")
+
+
+def _meta(job: str, key: str, item: Item) -> dict[str, Any]:
+    """What tags an item's run as the job's: how a later run of the job finds it (:func:`_previous_runs`)."""
+    return {"optimize": {"job": job, "item": key, "line": item.line}}
+
+
+def _tagged(meta: Mapping[str, Any], tag: Mapping[str, str]) -> bool:
+    """Whether a run's ``meta`` tags it as the job's run of the item ``tag`` names (its line may have moved)."""
+    found = meta.get("optimize") or {}
+    return all(found.get(k) == v for k, v in tag.items())
+
+
+def _in_process(db: Store, spec: GraphSpec, client: ModelClient, job: str) -> StartRun:
+    """Items run here, on this event loop (the default executor)."""
+
+    async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemResult) -> Mapping[str, Any]:
+        def started(kind: str, data: dict[str, Any]) -> None:
+            if kind == "start":
+                out.run_id = str(data["run_id"])
+
+        result: RunResult
+        if previous is not None:
+            out.run_id = previous[0]
+            result = await aresume(previous[0], store=db, model=client, listeners=[started])
+        else:
+            meta = _meta(job, key, item)
+            result = await arun(spec, item.inputs, model=client, store=db, meta=meta, listeners=[started])
+        out.run_id, out.calls = result.run_id, result.calls
+        return result.outputs
+
+    return start
+
+
+def _on_ray(db: Store, spec: GraphSpec, shared: Mapping[str, Any], run_on_ray: RunOnRay, job: str) -> StartRun:
+    """Items run as Ray tasks; each finished run's outputs are read back from the store they share."""
+
+    async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemResult) -> Mapping[str, Any]:
+        payload = {
+            **shared,
+            "inputs": item.inputs,
+            "meta": _meta(job, key, item),
+            "resume": previous[0] if previous is not None else None,
+        }
+        try:
+            said = await run_on_ray(payload)
+        except asyncio.CancelledError:  # the job is stopped: its run in the worker is being stopped too
+            tag = {"job": job, "item": key}
+            await until_stopped(db, spec.name, lambda meta: _tagged(meta, tag))
+            raise
+        out.run_id = said.get("run_id") or (previous[0] if previous is not None else None)
+        if said.get("error"):
+            raise AgentmeshError(str(said["error"]), run=out.run_id)
+        out.calls = int(said.get("calls") or 0)
+        return await asyncio.to_thread(_stored_outputs, db, spec, str(out.run_id))
+
+    return start
 
 
 def optimize(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> OptimizeResult:

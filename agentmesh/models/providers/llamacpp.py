@@ -89,7 +89,7 @@ class _LoadedModel:
             raise MissingExtraError(f"in-process models need llama-cpp-python; {_INSTALL_HINT}") from exc
         self.path = path
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama:{path.name}")
-        threads = max(1, (os.cpu_count() or 2))
+        threads = llama_threads()
         try:
             self.llama = self.executor.submit(
                 Llama,
@@ -106,6 +106,29 @@ class _LoadedModel:
                 "this llama-cpp-python version can read?",
                 path=str(path),
             ) from exc
+
+
+#: Environment variable: how many threads the embedded model computes with (default: the CPUs this process may use).
+THREADS_ENV = "AGENTMESH_LLAMA_THREADS"
+
+
+def llama_threads() -> int:
+    """The embedded model's thread count: ``$AGENTMESH_LLAMA_THREADS``, else the CPUs this process may run on.
+
+    Why it matters: llama.cpp's threads wait for each other at every layer by spinning, so processes that each
+    take every core (Ray workers, a model per process) do not share the cores, they contend for them: measured on
+    two cores, two Ray workers of a DyLAN job made about half as many calls per second with two threads each as
+    with one. Each process must take its share; a Ray worker takes the CPUs its task holds
+    (:mod:`agentmesh.optimize.ray_executor` sets the variable)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ModelError(f"${THREADS_ENV} must be a whole number of threads, at least 1; got {raw!r}")
+        return int(raw)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 2)
 
 
 _loaded: dict[tuple[str, int, bool], _LoadedModel] = {}

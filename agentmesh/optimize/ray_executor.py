@@ -1,0 +1,232 @@
+"""An optimisation job's items run on Ray: each item's run is a Ray task in a worker process, on this machine or
+across a cluster, and every worker writes to the one shared store.
+
+Why Ray and not more asyncio: a job's items are independent runs, and on the embedded model or a model that is
+local to each machine (llama.cpp, vLLM per node) the work is CPU or GPU bound, so the items must spread over
+processes and machines; Ray schedules them, restarts crashed workers and is what a lab's cluster already runs.
+The store stays the single source of truth: a worker stores its run as any run is stored (events as calls finish,
+checkpoints per step, tagged with the job and item), and the driver reads each finished run's importance scores
+from the store, as it does for a run it made itself. So a job is resumable whichever executor ran it, and a job
+started on Ray can be finished locally (and back).
+
+What crosses to a worker is JSON text only (Ray moves Python objects with pickle; agentmesh hands it none of its
+own): the graph spec as data, the item's inputs, the model reference, the model settings (aliases, endpoints,
+prices: never keys, which the settings file refuses), the modules to import (``--import``) and the store's URL
+*without* its password (a task's arguments show in Ray's dashboard and state API). A worker finds keys and the
+database password in its own environment (``OPENAI_API_KEY``, ``PGPASSWORD`` or ``~/.pgpass``): a local cluster's
+workers inherit the driver's, a cluster's nodes need them set. Request-rate limits (``rpm``, ``tpm``) are per
+process, so on Ray each worker keeps its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import ModelSettings, get_model
+from agentmesh.models.providers.llamacpp import THREADS_ENV
+from agentmesh.plugins import import_plugins
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.loader import dump_graph, graph_from_data
+from agentmesh.store import Store
+
+#: How long a stopped job waits for its cancelled items' runs to store themselves as interrupted.
+CANCEL_GRACE_S = 10.0
+
+RunOnRay = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+"""Runs one item's task (its payload without the job-wide fields) and returns what the worker said: ``run_id``,
+``calls`` and, when the run failed, ``error``."""
+
+
+def worker_db_url(store: Store, *, cluster: bool) -> str:
+    """The URL a worker opens ``store`` with: absolute for a SQLite file, and never with a password.
+
+    A cluster spans machines, and a SQLite file is on one of them: a worker elsewhere would create an empty
+    database of its own and the job's runs would be split, so a cluster needs Postgres."""
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite":
+        if cluster:
+            raise ConfigError(
+                f"a Ray cluster (--ray-address) spans machines and the store {store.url} is a SQLite file on this "
+                "one: give every node one Postgres store (--db postgresql://user@host/db), or leave --ray-address "
+                "out to run Ray on this machine",
+                url=store.url,
+            )
+        return url.set(database=str(Path(url.database or "").resolve())).render_as_string(hide_password=False)
+    if url.password:
+        raise ConfigError(
+            f"the store's URL {store.url} holds a password, and a Ray task's arguments show in Ray's dashboard: "
+            "give --db without it and set PGPASSWORD (or ~/.pgpass) where the workers run",
+            url=store.url,
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def spec_data(spec: GraphSpec) -> dict[str, Any]:
+    """``spec`` as plain data, which :func:`graph_from_data` loads back to an equal spec (round-trip tested)."""
+    data = yaml.safe_load(dump_graph(spec))
+    if not isinstance(data, dict):  # pragma: no cover - dump_graph always writes a mapping
+        raise AgentmeshError(f"graph {spec.name!r} did not dump to a mapping")
+    return data
+
+
+def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Callable[[], None]]:
+    """Connect to Ray (``address``: a cluster; ``None``: a Ray started on this machine for the job) and return
+    (how to run an item there, how to let Ray go at the end)."""
+    if cpus_per_item <= 0:
+        raise ConfigError(f"CPUs per item must be above 0, got {cpus_per_item}")
+    try:
+        import ray
+        import ray.exceptions
+    except ImportError as exc:
+        raise ConfigError("--executor ray needs Ray: pip install 'agentmesh[ray]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        # "local" starts a Ray for this job even when $RAY_ADDRESS names a cluster: a cluster is asked for by name
+        ray.init(
+            address=address or "local",
+            include_dashboard=False,
+            log_to_driver=False,  # a worker's output would break the progress bar; errors come back as results
+            logging_level=logging.WARNING,
+            configure_logging=False,
+        )
+    task = ray.remote(num_cpus=cpus_per_item, max_retries=0)(run_item_task)
+
+    async def run_on_ray(payload: Mapping[str, Any]) -> dict[str, Any]:
+        ref = task.remote(json.dumps(payload))
+        try:
+            answer = await ref
+        except asyncio.CancelledError:
+            ray.cancel(ref)  # the worker's run is cancelled and stores itself as interrupted (see _interruptible)
+            raise
+        except ray.exceptions.RayError as exc:  # the worker died (out of memory, killed), or Ray failed the task
+            return {"error": f"Ray could not run the item: {type(exc).__name__}: {exc}"}
+        result: dict[str, Any] = json.loads(answer)
+        return result
+
+    def release() -> None:
+        if started_here:
+            ray.shutdown()
+
+    return run_on_ray, release
+
+
+def job_payload(
+    spec: GraphSpec, model: str, settings: ModelSettings, db_url: str, imports: Sequence[str], cpus_per_item: float
+) -> dict[str, Any]:
+    """The fields every item's task of a job shares."""
+    return {
+        "spec": spec_data(spec),
+        "model": model,
+        "settings": settings.model_dump(mode="json"),
+        "db": db_url,
+        "imports": list(imports),
+        "cwd": os.getcwd(),  # where a module named by --import was found (a local Ray's workers start there too)
+        # an embedded model computes with the CPUs its task holds, not every core of the machine (see llama_threads)
+        "llama_threads": max(1, math.floor(cpus_per_item)),
+    }
+
+
+async def until_stopped(store: Store, graph: str, tagged: Callable[[dict[str, Any]], bool]) -> None:
+    """Wait (at most :data:`CANCEL_GRACE_S`) until no run of ``graph`` that ``tagged(meta)`` picks is running.
+
+    Why: Ray says a cancelled task is done at once, before its worker has stored the run as interrupted; a job
+    stopped by Ctrl-C that shut its Ray down then would kill the workers first and leave their runs "running"
+    (which the next run of the job resumes all the same, but a stopped job should say what it stopped)."""
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    while time.monotonic() < deadline:
+        running = await asyncio.to_thread(store.list_runs, graph=graph, status="running", limit=1_000_000)
+        if not any(tagged(r.meta) for r in running):
+            return
+        await asyncio.sleep(0.1)
+
+
+def run_item_task(payload: str) -> str:
+    """The Ray task, in a worker: one item's run, or the resumption of its cut-short run; JSON in, JSON out."""
+    fields = json.loads(payload)
+    os.environ[THREADS_ENV] = str(fields["llama_threads"])
+    cwd = fields.get("cwd")
+    if cwd and os.path.isdir(cwd) and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        import_plugins(fields["imports"])
+    except AgentmeshError as exc:
+        return json.dumps({"error": f"in the Ray worker: {exc}"})
+    return json.dumps(_interruptible(_run_item(fields)))
+
+
+def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` on an event loop in a thread of its own; a ``KeyboardInterrupt`` of this thread cancels it.
+
+    Why: Ray stops a task (``ray.cancel``, a stopped job) by raising ``KeyboardInterrupt`` in the worker's main
+    thread, wherever it is. Raised inside a run's own code, it would go past the run's handlers and leave the run
+    "running" in the store. Here it can only land in this thread's wait, and the run is cancelled as Ctrl-C cancels
+    one: stored as interrupted, with every finished call, and resumable."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(work)
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            outcome["result"] = loop.run_until_complete(task)
+        except BaseException as exc:  # handed to the task's thread below
+            outcome["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=drive, name="agentmesh-ray-item", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+    except KeyboardInterrupt:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    result: dict[str, Any] = outcome["result"]
+    return result
+
+
+async def _run_item(fields: dict[str, Any]) -> dict[str, Any]:
+    from agentmesh.runtime.run import aresume, arun  # (the runtime imports this package's siblings)
+
+    run_id: str | None = fields.get("resume")
+
+    def started(kind: str, data: dict[str, Any]) -> None:
+        nonlocal run_id
+        if kind == "start":  # a failed item still names its stored run
+            run_id = str(data["run_id"])
+
+    try:
+        spec = graph_from_data(fields["spec"])
+        client = get_model(fields["model"], settings=ModelSettings.model_validate(fields["settings"]))
+    except AgentmeshError as exc:
+        return {"error": f"in the Ray worker: {exc}"}
+    try:
+        with Store(fields["db"]) as store:
+            if fields.get("resume"):
+                result = await aresume(fields["resume"], store=store, model=client, listeners=[started])
+            else:
+                result = await arun(
+                    spec, fields["inputs"], model=client, store=store, meta=fields["meta"], listeners=[started]
+                )
+        return {"run_id": result.run_id, "calls": result.calls}
+    except Exception as exc:  # one bad item must not sink the job; its run records the failure
+        error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+        return {"run_id": run_id, "error": error}
+    finally:
+        await client.aclose()
