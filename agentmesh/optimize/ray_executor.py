@@ -46,8 +46,8 @@ from agentmesh.store import Store
 CANCEL_GRACE_S = 10.0
 
 RunOnRay = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
-"""Runs one item's task (its payload without the job-wide fields) and returns what the worker said: ``run_id``,
-``calls`` and, when the run failed, ``error``."""
+"""Runs one item's task (the job's shared fields of :func:`job_payload` plus the item's ``inputs``, ``meta`` and the
+run to ``resume``, if any) and returns what the worker said: ``run_id``, ``calls`` and, when it failed, ``error``."""
 
 
 def worker_db_url(store: Store, *, cluster: bool) -> str:
@@ -84,7 +84,8 @@ def spec_data(spec: GraphSpec) -> dict[str, Any]:
 
 def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Callable[[], None]]:
     """Connect to Ray (``address``: a cluster; ``None``: a Ray started on this machine for the job) and return
-    (how to run an item there, how to let Ray go at the end)."""
+    (how to run an item there, how to let Ray go at the end). A process that has already called ``ray.init`` keeps
+    its Ray, and keeps it running afterwards."""
     if cpus_per_item <= 0:
         raise ConfigError(f"CPUs per item must be above 0, got {cpus_per_item}")
     try:
