@@ -44,6 +44,17 @@ class CallView:
     request_hash: str | None
     finished_at: datetime | None = None  # when the attempt ended (the event's time)
     reasoning: str = ""  # a reasoning model's thinking before its reply ("" when it had none or did not say)
+    cached_prompt_tokens: int = 0  # of the prompt tokens, read from the server's prompt cache (0: none, or not said)
+    reasoning_tokens: int = 0  # of the completion tokens, spent thinking (0: none, or not said)
+
+    def tokens(self, unit: str = "tokens") -> str:
+        """``prompt+completion <unit>``, with the prompt's cached part and the completion's thinking when the
+        server reported them: ``1200+340 tokens (1,024 cached, 300 thinking)``."""
+        parts = [f"{self.cached_prompt_tokens:,} cached"] if self.cached_prompt_tokens else []
+        if self.reasoning_tokens:
+            parts.append(f"{self.reasoning_tokens:,} thinking")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        return f"{self.prompt_tokens or 0}+{self.completion_tokens or 0} {unit}{detail}"
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -150,6 +161,8 @@ def _call(e: EventRecord) -> CallView:
     choices = (e.response or {}).get("choices") or [] if isinstance(e.response, Mapping) else []
     reply = " | ".join(str(c.get("text", "")) for c in choices if isinstance(c, Mapping))
     reasoning = " | ".join(str(c["reasoning"]) for c in choices if isinstance(c, Mapping) and c.get("reasoning"))
+    usage = (e.response or {}).get("usage") if isinstance(e.response, Mapping) else None
+    usage = usage if isinstance(usage, Mapping) else {}
     return CallView(
         seq=e.seq,
         node=e.node or "",
@@ -167,7 +180,13 @@ def _call(e: EventRecord) -> CallView:
         request_hash=e.request_hash,
         finished_at=e.created_at,
         reasoning=reasoning,
+        cached_prompt_tokens=_count(usage.get("cached_prompt_tokens")),
+        reasoning_tokens=_count(usage.get("reasoning_tokens")),
     )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def load_timeline(store: Store, run_id: str) -> Timeline:

@@ -156,6 +156,8 @@ class Reply:
     finish_reason: str = "stop"
     reasoning: str | None = None  # a reasoning parser's output, in the message field named below
     reasoning_field: str = "reasoning_content"  # vLLM, SGLang, llama.cpp; Ollama and OpenRouter say "reasoning"
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, as OpenAI reports prompt caching
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
 
     # -- successful answers --
     @classmethod
@@ -444,4 +446,8 @@ class FakeOpenAIServer:
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
             }
+            if reply.cached_tokens is not None:
+                out["usage"]["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens, "audio_tokens": 0}
+            if reply.reasoning_tokens is not None:
+                out["usage"]["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
         return out

@@ -171,7 +171,7 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             if call.error:
                 console.print(f"{head} [red]error: {escape(call.error)}[/]", highlight=False)
                 continue
-            tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tok, {fmt_seconds(call.latency_s)}"
+            tokens = f"{call.tokens('tok')}, {fmt_seconds(call.latency_s)}"
             if full:
                 console.print(f"{head} ({tokens})", highlight=False)
                 for message in call.messages:

@@ -222,7 +222,8 @@ class ModelClient:
         if self.provider.free:
             info["price"] = "free"
         elif self.price is not None:
-            info["price"] = f"${self.price.input:g}/M in, ${self.price.output:g}/M out"
+            cached = "" if self.price.cached_input is None else f" (${self.price.cached_input:g}/M cached)"
+            info["price"] = f"${self.price.input:g}/M in{cached}, ${self.price.output:g}/M out"
         else:
             info["price"] = "unknown (cost recorded as n/a; set prices: in the config file)"
         return info

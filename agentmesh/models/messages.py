@@ -162,13 +162,20 @@ class CallContext(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts of one call. ``estimated`` is true when the server did not report them and we counted."""
+    """Token counts of one call. ``estimated`` is true when the server did not report them and we counted.
+
+    ``cached_prompt_tokens`` are the part of ``prompt_tokens`` the server read from its prompt cache (hosted OpenAI
+    bills them at a discount; a debate's later rounds repeat long prefixes), ``reasoning_tokens`` the part of
+    ``completion_tokens`` a reasoning model spent thinking. Both are 0 when the server does not say.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -179,6 +186,8 @@ class Usage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             estimated=self.estimated or other.estimated,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
 
@@ -245,6 +254,8 @@ class ModelResponse(BaseModel):
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "estimated": usage.estimated,
+                "cached_prompt_tokens": usage.cached_prompt_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
             },
             "latency_s": self.latency_s,
             "cost_usd": self.cost_usd,

@@ -60,12 +60,14 @@ class EndpointLimits(BaseModel):
 
 
 class Price(BaseModel):
-    """USD per million prompt (``input``) and completion (``output``) tokens."""
+    """USD per million prompt (``input``) and completion (``output``) tokens; ``cached_input`` for the prompt tokens
+    a server read from its prompt cache (billed as ``input`` when not given)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
 
 
 class ModelSettings(BaseModel):

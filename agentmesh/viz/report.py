@@ -126,7 +126,7 @@ def _call(call: CallView) -> str:
     label = f"{_e(call.agent)}[{call.call_index}]"
     if call.error:
         return f'<div class="call err">{label}: error: {_e(call.error)}</div>'
-    tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tokens, {(call.latency_s or 0):.2f} s"
+    tokens = f"{call.tokens()}, {(call.latency_s or 0):.2f} s"
     replayed = ' <span class="replayed">(served from the parent run)</span>' if call.replayed else ""
     short = " ".join(call.reply.split())
     short = short if len(short) <= 140 else short[:139] + "…"

@@ -157,3 +157,26 @@ def test_the_readme_reasoning_graph_votes_on_answers_served_with_their_thinking_
         assert body["messages"][-1]["content"] == "What is 17*3?\nPut the final answer in \\boxed{}."
         assert (body["max_tokens"], body["reasoning_effort"], body["top_k"], body["min_p"]) == (8192, "low", 20, 0.0)
         assert body["chat_template_kwargs"] == {"enable_thinking": True}
+
+
+def test_cached_prompt_and_thinking_tokens_are_read_priced_and_shown(
+    fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    (tmp_path / "config.yaml").write_text("prices:\n  thinker-1: {input: 2.0, output: 8.0, cached_input: 0.5}\n")
+    monkeypatch.setenv("AGENTMESH_CONFIG", str(tmp_path / "config.yaml"))
+    fake_server.script(
+        Reply(
+            text="\\boxed{51}", usage=(10_000, 2_000), cached_tokens=8_000, reasoning_tokens=1_500, reasoning="10*3+7*3"
+        )
+    )
+    graph = graph_from_data(_one_thinker(4096))
+    result = run(graph, {"question": "What is 17*3?"}, model=f"openai:thinker-1@{fake_server.url}", store=db)
+    assert result.answer == "51"
+    assert result.cost_usd == pytest.approx((2_000 * 2.0 + 8_000 * 0.5 + 2_000 * 8.0) / 1e6)
+    with Store(db) as store:
+        (event,) = store.events(result.run_id, kind="model_call")
+    assert event.response["usage"]["cached_prompt_tokens"] == 8_000
+    assert event.response["usage"]["reasoning_tokens"] == 1_500
+    code, out, _ = run_cli(["show", result.run_id, "--db", db], capsys, monkeypatch)
+    assert code == 0 and "10000+2000 tok (8,000 cached, 1,500 thinking)" in " ".join(out.split())

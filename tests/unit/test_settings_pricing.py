@@ -221,6 +221,20 @@ def test_cost_is_per_million_tokens_and_none_without_a_price() -> None:
     assert cost_usd(Price(input=0, output=0), usage) == 0.0
 
 
+def test_cached_prompt_tokens_cost_the_cached_rate_and_thinking_is_output() -> None:
+    usage = Usage(prompt_tokens=10_000, completion_tokens=2_000, cached_prompt_tokens=8_000, reasoning_tokens=1_500)
+    price = Price(input=2.0, output=8.0, cached_input=0.5)
+    assert cost_usd(price, usage) == pytest.approx((2_000 * 2.0 + 8_000 * 0.5 + 2_000 * 8.0) / 1e6)
+    # without a cached rate every prompt token is billed as input
+    assert cost_usd(Price(input=2.0, output=8.0), usage) == pytest.approx((10_000 * 2.0 + 2_000 * 8.0) / 1e6)
+    # a server that reports more cached tokens than prompt tokens is not believed past the prompt
+    odd = Usage(prompt_tokens=100, completion_tokens=0, cached_prompt_tokens=500)
+    assert cost_usd(price, odd) == pytest.approx(100 * 0.5 / 1e6)
+    assert DEFAULT_PRICES["gpt-4o-mini"].cached_input == 0.075
+    summed = usage + Usage(prompt_tokens=1, completion_tokens=1, cached_prompt_tokens=1, reasoning_tokens=1)
+    assert (summed.cached_prompt_tokens, summed.reasoning_tokens) == (8_001, 1_501)
+
+
 async def test_unknown_hosted_price_is_none_not_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
     client = get_model("openai:some-future-model", settings=ModelSettings())

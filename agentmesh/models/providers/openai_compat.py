@@ -212,6 +212,8 @@ class OpenAICompatProvider(Provider):
             usage = Usage(
                 prompt_tokens=int(raw_usage.prompt_tokens or 0),
                 completion_tokens=int(raw_usage.completion_tokens or 0),
+                cached_prompt_tokens=_detail_count(raw_usage, "prompt_tokens_details", "cached_tokens"),
+                reasoning_tokens=_detail_count(raw_usage, "completion_tokens_details", "reasoning_tokens"),
             )
         return choices, usage, str(getattr(completion, "model", None) or self._model)
 
@@ -307,3 +309,9 @@ def _reasoning(message: Any) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+def _detail_count(usage: Any, details: str, name: str) -> int:
+    """``usage.<details>.<name>`` (OpenAI's cached prompt tokens, reasoning tokens), 0 when the server omits it."""
+    value = getattr(getattr(usage, details, None), name, None)
+    return int(value) if isinstance(value, int) and value > 0 else 0
