@@ -35,8 +35,9 @@ class Sampling(BaseModel):
     ``reasoning_effort`` is the OpenAI API's knob for reasoning models (``low``, ``medium``, ``high``...; hosted
     OpenAI, gpt-oss on vLLM or Ollama). ``extra_body`` holds what a server accepts beyond the OpenAI API, sent as
     it is: vLLM's ``top_k``, ``min_p``, ``repetition_penalty``, ``chat_template_kwargs`` (Qwen3's
-    ``{enable_thinking: false}``), ``guided_json``... The embedded model takes the llama.cpp sampling keys among
-    them (``top_k``, ``min_p``, ``repeat_penalty``...) and refuses others by name; it ignores ``reasoning_effort``.
+    ``{enable_thinking: false}``), ``response_format``... The embedded model takes the llama.cpp sampling keys among
+    them (``top_k``, ``min_p``, ``repeat_penalty``..., and ``response_format`` with a JSON schema) and refuses others
+    by name; it ignores ``reasoning_effort``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

