@@ -23,7 +23,9 @@ __all__ = ["NO_JSON", "extract_json", "json_parser", "split_text_list", "text_li
 JsonExpect = Literal["any", "object", "array"]
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
-_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+# strict=False: control characters inside strings (a raw line break in a value) are taken as they are. Strict JSON
+# forbids them, but models write them, and llama.cpp's grammar for ``response_format`` lets them through.
+_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name), strict=False)
 
 
 def _reject_constant(name: str) -> Any:
@@ -48,7 +50,8 @@ def _matches(value: Any, expect: JsonExpect) -> bool:
 def extract_json(text: str, expect: JsonExpect = "any") -> Any:
     """The first JSON object/array in ``text`` (fenced blocks first), or :data:`NO_JSON` when there is none.
 
-    ``NaN``/``Infinity`` are rejected (they are not JSON and would not survive the store).
+    ``NaN``/``Infinity`` are rejected (they are not JSON and would not survive the store); raw control characters
+    inside strings are accepted (models write line breaks unescaped).
     """
     for lang, body in _FENCE_RE.findall(text):
         if lang.lower() not in ("", "json", "jsonc", "javascript", "js"):

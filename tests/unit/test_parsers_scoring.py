@@ -292,6 +292,9 @@ def test_critic_ratings_messages_and_bounds():
         ('```json\n{broken\n```\n{"ok": 1}', "any", {"ok": 1}),
         ('{not json} but {"k": "v"}', "any", {"k": "v"}),
         ('{"emoji": "é✓"}', "any", {"emoji": "é✓"}),
+        # a raw line break inside a string: not strict JSON, but what models (and llama.cpp's JSON grammar) write
+        ('{"poem": "roses\nare red", "lines": 2}', "object", {"poem": "roses\nare red", "lines": 2}),
+        ('{"tab": "a\tb"}', "any", {"tab": "a\tb"}),
     ],
 )
 def test_json_parser(reply, expect, value):
