@@ -38,6 +38,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelSettings, get_model
 from agentmesh.models.providers.llamacpp import THREADS_ENV
 from agentmesh.plugins import import_plugins
+from agentmesh.runtime.run import aresume, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.store import Store
@@ -203,8 +204,6 @@ def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _run_item(fields: dict[str, Any]) -> dict[str, Any]:
-    from agentmesh.runtime.run import aresume, arun  # (the runtime imports this package's siblings)
-
     run_id: str | None = fields.get("resume")
 
     def started(kind: str, data: dict[str, Any]) -> None:
