@@ -135,6 +135,10 @@ def call_attributes(record: CallRecord) -> dict[str, Any]:
         out["gen_ai.response.finish_reasons"] = [c.finish_reason or "unknown" for c in response.choices]
         out["gen_ai.usage.input_tokens"] = response.usage.prompt_tokens
         out["gen_ai.usage.output_tokens"] = response.usage.completion_tokens
+        if response.usage.cached_prompt_tokens:  # (both included in the counts above, as the conventions ask)
+            out["gen_ai.usage.cache_read.input_tokens"] = response.usage.cached_prompt_tokens
+        if response.usage.reasoning_tokens:
+            out["gen_ai.usage.reasoning.output_tokens"] = response.usage.reasoning_tokens
         if response.cost_usd is not None:
             out["agentmesh.cost_usd"] = response.cost_usd
     if record.error is not None:

@@ -16,8 +16,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentmesh.errors import ScriptExhaustedError
 from agentmesh.models import ScriptedModel
+from agentmesh.models.messages import CallContext, CallRecord, Choice, ModelRequest, ModelResponse, Usage
 from agentmesh.runtime import run
-from agentmesh.runtime.tracing import tracing
+from agentmesh.runtime.tracing import call_attributes, tracing
 
 AGREE_IN_ROUND_2 = [
     {"agent": "debater", "round": 1, "responses": ["\\boxed{50}", "\\boxed{51}", "\\boxed{52}"]},
@@ -92,3 +93,20 @@ def test_a_failed_call_and_run_are_errors(exported: InMemorySpanExporter, tmp_pa
     assert all((s.attributes or {})["error.type"] == "ScriptExhaustedError" for s in failed)
     assert root.status.status_code is StatusCode.ERROR
     assert any(e.name == "exception" for e in root.events)  # the run's exception, recorded on its span
+
+
+def test_cached_prompt_and_thinking_tokens_are_span_attributes_when_reported() -> None:
+    request = ModelRequest.of("q", max_tokens=64)
+    usage = Usage(prompt_tokens=900, completion_tokens=300, cached_prompt_tokens=512, reasoning_tokens=200)
+    response = ModelResponse(model="m", choices=(Choice(text="a", finish_reason="stop"),), usage=usage)
+    record = CallRecord(
+        reference="openai:m", context=CallContext(run_id="r"), request=request, response=response, attempt=1
+    )
+    attributes = call_attributes(record)
+    assert attributes["gen_ai.usage.input_tokens"] == 900 and attributes["gen_ai.usage.output_tokens"] == 300
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 512
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == 200
+    plain = record.model_copy(update={"response": response.model_copy(update={"usage": Usage(prompt_tokens=9)})})
+    assert not {"gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.reasoning.output_tokens"} & set(
+        call_attributes(plain)
+    )
