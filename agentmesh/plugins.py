@@ -2,8 +2,8 @@
 is known to the graphs that name it.
 
 Why a module of its own: the command line imports them (``agentmesh --import mine.py ...``), and so must every
-other process that runs a graph for the same command -- a Ray worker running an optimisation job's items
-(:mod:`agentmesh.optimize.ray_executor`). :func:`imported` lists what this process imported, so that those
+other process that runs a graph for the same command -- a Ray worker running a job's or a batch's items
+(:mod:`agentmesh.runtime.on_ray`). :func:`imported` lists what this process imported, so that those
 processes can import the same.
 """
 

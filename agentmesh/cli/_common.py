@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Coroutine
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -20,6 +21,35 @@ err_console = Console(stderr=True)
 #: leave out what ``show`` and ``--json`` have (model, tokens, cost) rather than folding every column into a
 #: few characters: ids, statuses and counts stay whole, on one line each.
 WIDE = 110
+
+
+class Executor(StrEnum):
+    """Where many runs (a job's items, a batch's lines) run: in this process, or as Ray tasks."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+ExecutorOption = Annotated[
+    Executor,
+    typer.Option(
+        "--executor",
+        "-e",
+        help="Where the items run: local (this process) or ray (Ray tasks; pip install 'agentmesh\\[ray]').",
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="The Ray cluster to run on (auto, ray://host:10001); without it Ray starts on this machine for the "
+        "work. A cluster needs a Postgres --db that every node reaches.",
+    ),
+]
+RayCpusOption = Annotated[
+    float,
+    typer.Option("--ray-cpus", min=0.01, help="Ray CPUs each item takes (0.25: four I/O-bound items per core)."),
+]
 
 DbOption = Annotated[
     str | None,

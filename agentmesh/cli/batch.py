@@ -28,7 +28,10 @@ from agentmesh.cli._common import WIDE, console, err_console, fmt_cost, open_sto
 from agentmesh.cli._live import snippet
 from agentmesh.cli._progress import WorkProgress
 from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import load_settings
+from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, start_ray, until_stopped, worker_db_url
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
 from agentmesh.spec.graph import GraphSpec
@@ -92,17 +95,38 @@ def run_batch(
     concurrency: int,
     as_json: bool,
     quiet: bool,
+    executor: str = "local",
+    ray_address: str | None = None,
+    ray_cpus: float = 1.0,
 ) -> None:
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
-    client = model_for(model or spec.model or DEFAULT_MODEL, db)
+    reference = model or spec.model or DEFAULT_MODEL
+    client = model_for(reference, db)
     # Every run of the batch says where it came from (meta.batch), so that the batch can be found again, whole
     # (agentmesh runs --batch ID), long after its summary scrolled away.
     batch = uuid.uuid4().hex[:12]
+    release: Callable[[], None] | None = None
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
+        nonlocal release
+        on_ray: Callable[[datasets.Item, dict[str, Any]], Start] | None = None
+        if executor == "ray":
+            shared = job_payload(
+                spec,
+                reference,
+                load_settings(),
+                worker_db_url(store, cluster=ray_address is not None),
+                imported(),
+                ray_cpus,
+            )
+            run_on_ray, release = start_ray(ray_address, ray_cpus)
+            on_ray = _ray_start(spec, shared, run_on_ray, store, budget)
+
         def start(item: datasets.Item) -> Start:
             where = {"id": batch, "file": str(source.resolve()), "line": item.line, "items": len(items)}
             meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
+            if on_ray is not None:
+                return on_ray(item, meta)
             return lambda listeners: arun(
                 spec, item.inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
             )
@@ -112,6 +136,11 @@ def run_batch(
             for item in items
         ]
 
+    async def close() -> None:
+        await client.aclose()
+        if release is not None:
+            release()
+
     run_many(
         spec.name,
         work,
@@ -120,13 +149,54 @@ def run_batch(
         concurrency=concurrency,
         as_json=as_json,
         quiet=quiet,
-        close=client.aclose,
+        close=close,
         batch=batch,
     )
 
 
+def _ray_start(
+    spec: GraphSpec, shared: dict[str, Any], run_on_ray: RunOnRay, store: Store, budget: Budget | None
+) -> Callable[[datasets.Item, dict[str, Any]], Start]:
+    """A batch's items as Ray tasks (:mod:`agentmesh.runtime.on_ray`): each run is named here, so the batch can say
+    which runs an interruption cut short, and waits for them to be stored as interrupted."""
+
+    def on_ray(item: datasets.Item, meta: dict[str, Any]) -> Start:
+        async def start(listeners: list[Listener]) -> RunResult:
+            run_id = new_run_id()
+            told = {"run_id": run_id, "graph": spec.name, "model": shared["model"], "resumed": False}
+            for listener in listeners:
+                listener("start", told)
+            payload = {
+                **shared,
+                "run_id": run_id,
+                "inputs": item.inputs,
+                "meta": meta,
+                "budget": None if budget is None else budget.model_dump(mode="json", exclude_none=True),
+            }
+            try:
+                said = await run_on_ray(payload)
+            except asyncio.CancelledError:
+                await until_stopped(store, [run_id])
+                raise
+            if said.get("error"):
+                if said.get("run_id") is None:  # the worker failed before storing the run
+                    for listener in listeners:
+                        listener("unstored", {"run_id": run_id})
+                raise AgentmeshError(str(said["error"]), run=said.get("run_id"))
+            result = RunResult.model_validate(said["result"])
+            for listener in listeners:
+                listener("calls", {"count": result.calls - result.served_from_record})
+            return result
+
+        return start
+
+    return on_ray
+
+
 Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
-"""Starts one run of a batch with the given listeners (``arun`` or ``aresume`` with its arguments bound)."""
+"""Starts one run of a batch with the given listeners (``arun`` or ``aresume`` with its arguments bound). A run made
+elsewhere (a Ray worker) tells them ``start`` when it is sent, ``calls`` (``count``: the calls it made) when it is
+over, and ``unstored`` if its worker failed before storing it."""
 
 
 def run_many(
@@ -158,6 +228,9 @@ def run_many(
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call":
                 counters["calls"] += 1
+                progress.update(note=note())
+            elif kind == "calls":  # a run made elsewhere (a Ray worker) says its calls once it is over
+                counters["calls"] += int(data["count"])
                 progress.update(note=note())
 
         def done(outcome: ItemOutcome) -> None:
@@ -235,6 +308,8 @@ async def run_all(
         def started(kind: str, data: dict[str, Any]) -> None:
             if kind == "start":
                 outcome.run_id = str(data["run_id"])
+            elif kind == "unstored":  # a run named up front (on Ray) that its worker never stored
+                outcome.run_id = None
 
         async with gate:
             try:

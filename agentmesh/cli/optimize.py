@@ -8,7 +8,6 @@ prints the agents ranked by mean Agent Importance Score, writes the graph with t
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,17 +17,23 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, open_store, run_async
+from agentmesh.cli._common import (
+    DbOption,
+    Executor,
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    RayCpusOption,
+    console,
+    err_console,
+    open_store,
+    run_async,
+)
 from agentmesh.cli._progress import WorkProgress
 from agentmesh.optimize import ItemResult, aoptimize
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
 from agentmesh.viz.importance import importance_svg
-
-
-class Executor(StrEnum):
-    LOCAL = "local"
-    RAY = "ray"
 
 
 def optimize(
@@ -46,26 +51,9 @@ def optimize(
     picture: Annotated[
         Path | None, typer.Option("--svg", help="Where to draw the network and ranking (default: beside --out).")
     ] = None,
-    executor: Annotated[
-        Executor,
-        typer.Option(
-            "--executor",
-            "-e",
-            help="Where the items run: local (this process) or ray (Ray tasks; pip install 'agentmesh\\[ray]').",
-        ),
-    ] = Executor.LOCAL,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="The Ray cluster to run on (auto, ray://host:10001); without it Ray starts on this machine for the "
-            "job. A cluster needs a Postgres --db that every node reaches.",
-        ),
-    ] = None,
-    ray_cpus: Annotated[
-        float,
-        typer.Option("--ray-cpus", min=0.01, help="Ray CPUs each item takes (0.25: four I/O-bound items per core)."),
-    ] = 1.0,
+    executor: ExecutorOption = Executor.LOCAL,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

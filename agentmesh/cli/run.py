@@ -23,7 +23,11 @@ from rich.live import Live
 from agentmesh import datasets
 from agentmesh.cli._common import (
     DbOption,
+    Executor,
+    ExecutorOption,
     JsonOption,
+    RayAddressOption,
+    RayCpusOption,
     console,
     err_console,
     open_store,
@@ -105,6 +109,9 @@ def run_graph(
         float | None,
         typer.Option("--max-seconds", callback=lambda v: _positive(v, "--max-seconds"), help="Wall time per run."),
     ] = None,
+    executor: ExecutorOption = Executor.LOCAL,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -132,10 +139,15 @@ def run_graph(
             concurrency=concurrency,
             as_json=as_json,
             quiet=quiet,
+            executor=executor.value,
+            ray_address=ray_address,
+            ray_cpus=ray_cpus,
         )
         return
     if limit is not None:
         raise ConfigError("--limit takes the first items of an --input-file; there is none")
+    if executor != Executor.LOCAL or ray_address is not None:
+        raise ConfigError("--executor ray runs the items of an --input-file on Ray; one run runs here")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
     _run_one(
         spec,

@@ -24,8 +24,8 @@ from agentmesh.datasets import Item, matches_gold
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.ray_executor import RunOnRay, job_payload, start_ray, until_stopped, worker_db_url
 from agentmesh.plugins import imported
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, start_ray, until_stopped, worker_db_url
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams
@@ -168,7 +168,7 @@ async def aoptimize(
 ) -> OptimizeResult:
     """Run the job (see the module docstring) and return what it found; failed items are reported, not raised.
 
-    ``executor="ray"`` runs the items as Ray tasks (:mod:`agentmesh.optimize.ray_executor`): on a Ray started on
+    ``executor="ray"`` runs the items as Ray tasks (:mod:`agentmesh.runtime.on_ray`): on a Ray started on
     this machine for the job, or on the cluster at ``ray_address`` (which needs a Postgres store). There ``model``
     must be a reference string (each worker builds its own client), and the workers import ``imports`` (module
     names or ``.py`` files; by default what :func:`agentmesh.plugins.import_plugins` imported here) so that the
@@ -209,7 +209,7 @@ async def aoptimize(
                 ray_cpus_per_item,
             )
             run_on_ray, release = start_ray(ray_address, ray_cpus_per_item)
-            start = _on_ray(db, spec, shared, run_on_ray, job)
+            start = _on_ray(shared, run_on_ray, db, job)
         else:
             start = _in_process(db, spec, client, job)
         previous = _previous_runs(db, spec.name, job)
@@ -314,12 +314,6 @@ def _meta(job: str, key: str, item: Item) -> dict[str, Any]:
     return {"optimize": {"job": job, "item": key, "line": item.line}}
 
 
-def _tagged(meta: Mapping[str, Any], tag: Mapping[str, str]) -> bool:
-    """Whether a run's ``meta`` tags it as the job's run of the item ``tag`` names (its line may have moved)."""
-    found = meta.get("optimize") or {}
-    return all(found.get(k) == v for k, v in tag.items())
-
-
 def _in_process(db: Store, spec: GraphSpec, client: ModelClient, job: str) -> StartRun:
     """Items run here, on this event loop (the default executor)."""
 
@@ -341,27 +335,27 @@ def _in_process(db: Store, spec: GraphSpec, client: ModelClient, job: str) -> St
     return start
 
 
-def _on_ray(db: Store, spec: GraphSpec, shared: Mapping[str, Any], run_on_ray: RunOnRay, job: str) -> StartRun:
-    """Items run as Ray tasks; each finished run's outputs are read back from the store they share."""
+def _on_ray(shared: Mapping[str, Any], run_on_ray: RunOnRay, db: Store, job: str) -> StartRun:
+    """Items run as Ray tasks (:mod:`agentmesh.runtime.on_ray`), each under a run id chosen here."""
 
     async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemResult) -> Mapping[str, Any]:
-        payload = {
-            **shared,
-            "inputs": item.inputs,
-            "meta": _meta(job, key, item),
-            "resume": previous[0] if previous is not None else None,
-        }
+        out.run_id = previous[0] if previous is not None else new_run_id()
+        payload: dict[str, Any] = {**shared, "run_id": out.run_id}
+        if previous is not None:
+            payload["resume"] = previous[0]
+        else:
+            payload |= {"inputs": item.inputs, "meta": _meta(job, key, item), "budget": None}
         try:
             said = await run_on_ray(payload)
         except asyncio.CancelledError:  # the job is stopped: its run in the worker is being stopped too
-            tag = {"job": job, "item": key}
-            await until_stopped(db, spec.name, lambda meta: _tagged(meta, tag))
+            await until_stopped(db, [out.run_id])
             raise
-        out.run_id = said.get("run_id") or (previous[0] if previous is not None else None)
         if said.get("error"):
+            out.run_id = said.get("run_id")  # None: the run was never stored (the worker failed before it)
             raise AgentmeshError(str(said["error"]), run=out.run_id)
-        out.calls = int(said.get("calls") or 0)
-        return await asyncio.to_thread(_stored_outputs, db, spec, str(out.run_id))
+        result = RunResult.model_validate(said["result"])
+        out.calls = result.calls
+        return result.outputs
 
     return start
 

@@ -150,8 +150,12 @@ async def arun(
     budget: Budget | None = None,
     listeners: Iterable[Listener] = (),
     meta: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Run ``graph`` on ``inputs`` and return its result (see :class:`RunResult`)."""
+    """Run ``graph`` on ``inputs`` and return its result (see :class:`RunResult`).
+
+    ``run_id`` is the id to store the run under (default: a fresh one): a caller that hands the run to another
+    process (a Ray worker) names it up front, so that it can find, report and wait for the run while it goes on."""
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
     reference = model or spec.model or DEFAULT_MODEL
@@ -166,6 +170,7 @@ async def arun(
         run_id = await db.acreate_run(
             spec.name,
             values,
+            run_id=run_id,
             spec_hash=spec_hash,
             model=client.reference,
             meta={
@@ -407,9 +412,10 @@ def run(
     budget: Budget | None = None,
     listeners: Iterable[Listener] = (),
     meta: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Blocking :func:`arun`, for scripts without an event loop."""
-    work = arun(graph, inputs, model=model, store=store, budget=budget, listeners=listeners, meta=meta)
+    work = arun(graph, inputs, model=model, store=store, budget=budget, listeners=listeners, meta=meta, run_id=run_id)
     return blocking(work, name="agentmesh.run", async_name="agentmesh.arun")
 
 

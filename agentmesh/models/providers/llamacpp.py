@@ -121,7 +121,7 @@ def llama_threads() -> int:
     take every core (Ray workers, a model per process) do not share the cores, they contend for them: measured on
     two cores, two Ray workers of a DyLAN job made about half as many calls per second with two threads each as
     with one. Each process must take its share; a Ray worker takes the CPUs its task holds
-    (:mod:`agentmesh.optimize.ray_executor` sets the variable)."""
+    (:mod:`agentmesh.runtime.on_ray` sets the variable)."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
         if not raw.isdigit() or int(raw) < 1:

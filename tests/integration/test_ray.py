@@ -1,6 +1,6 @@
-"""Optimisation jobs on Ray (``--executor ray``): a real Ray started on this machine, its workers running the items
-and writing to the one store (a SQLite file; Postgres too when ``$AGENTMESH_TEST_PG`` is set), the driver reading
-each run's importance scores back. The scripted team is a provider the workers import (``tests/_dylan_team.py``).
+"""Optimisation jobs and batches on Ray (``--executor ray``): a real Ray started on this machine, its workers running
+the items and writing to the one store (a SQLite file; Postgres too when ``$AGENTMESH_TEST_PG`` is set). The
+scripted DyLAN team is a provider the workers import (``tests/_dylan_team.py``); a batch's model is a script file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import make_url
 
 from agentmesh import plugins
+from agentmesh.cli import batch as batch_module
 from agentmesh.datasets import read_items
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, ScriptedModel
@@ -235,3 +236,89 @@ def test_ctrl_c_stops_a_ray_job_leaving_its_runs_interrupted_and_says_how_to_go_
     assert "interrupted: 0 of 3 items had finished; run the same command again to go on" in message
     with Store(db) as store:
         assert {r.status for r in store.list_runs()} == {"interrupted"}
+
+
+# --- batches: run --input-file --executor ray ------------------------------------------------------------------------
+
+
+def _batch_files(tmp_path: Path, *, delay_s: float = 0.0) -> tuple[str, str]:
+    script = tmp_path / "debaters.yaml"
+    script.write_text(f"delay_s: {delay_s}\nrules:\n  - {{agent: debater, template: '\\boxed{{51}}'}}\n")
+    items = tmp_path / "items.jsonl"
+    lines = [
+        '{"question": "What is 17*3?", "answer": "51"}',
+        '{"question": "What is 2+2?", "answer": "4"}',
+        '{"question": "What is 50+1?", "answer": "51"}',
+    ]
+    items.write_text("\n".join(lines) + "\n")
+    return f"scripted:{script}", str(items)
+
+
+def test_a_batch_runs_its_lines_as_ray_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, items = _batch_files(tmp_path)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("COLUMNS", "160")
+
+    async def here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a line ran in the driver, not in a Ray worker")
+
+    monkeypatch.setattr(batch_module, "arun", here)
+    args = ["run", "debate", "--input-file", items, "-m", model, "--db", db, "--max-calls", "2"]
+    code, out, err = run_cli([*args, "--executor", "ray", "--ray-cpus", "0.5"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "accuracy: 2 of 3 labelled items right (66.7%)" in out
+    assert "3 items · 0 failed · 6 calls" in err  # the calls each worker made, told when its run ended
+    with Store(db) as store:
+        runs = store.list_runs()
+    assert len(runs) == 3 and {r.status for r in runs} == {"succeeded"}
+    assert {r.totals["calls"] for r in runs} == {2}  # the --max-calls budget went with each line to its worker
+    assert all(r.stop_reason and r.stop_reason.startswith("budget") for r in runs)
+    assert len({r.meta["batch"]["id"] for r in runs}) == 1 and sorted(r.meta["batch"]["line"] for r in runs) == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_one_run_is_not_sent_to_ray(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "--executor", "ray"], capsys, monkeypatch)
+    assert code == 2 and "--executor ray runs the items of an --input-file on Ray; one run runs here" in " ".join(
+        err.split()
+    )
+
+
+def test_ctrl_c_stops_a_ray_batch_names_the_runs_it_cut_short_and_they_resume_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, items = _batch_files(tmp_path, delay_s=5.0)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    args = ["run", "debate", "--input-file", items, "-m", model, "--db", db, "-c", "2"]
+    child = _start_cli([*args, "--executor", "ray", "--ray-cpus", "0.5"], tmp_path)
+    try:
+
+        def running(store: Store) -> bool | None:  # two lines running in workers (their first calls take 5 s)
+            runs = store.list_runs()
+            return (len(runs) == 2 and all(r.status == "running" for r in runs)) or None
+
+        _wait_until(db, child, running, "two lines running")
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    message = " ".join(err.decode().split())
+    assert child.returncode == 130, message
+    with Store(db) as store:
+        runs = store.list_runs()
+    assert len(runs) == 2 and {r.status for r in runs} == {"interrupted"}
+    assert "interrupted: 0 of 3 items had finished, 2 runs were cut short and 1 never started" in message
+    assert all(r.id[:12] in message for r in runs)
+    batch = runs[0].meta["batch"]["id"]
+    fast, _ = _batch_files(tmp_path)
+    code, _, err_text = run_cli(["resume", "--batch", batch, "-m", fast, "--db", db], capsys, monkeypatch)
+    assert code == 0, err_text
+    with Store(db) as store:
+        assert {r.status for r in store.list_runs()} == {"succeeded"}

@@ -1,21 +1,21 @@
-"""An optimisation job's items run on Ray: each item's run is a Ray task in a worker process, on this machine or
-across a cluster, and every worker writes to the one shared store.
+"""Runs as Ray tasks: each run (an optimisation job's item, a batch's line) in a worker process, on this machine or
+across a cluster, every worker writing to the one shared store.
 
-Why Ray and not more asyncio: a job's items are independent runs, and on the embedded model or a model that is
-local to each machine (llama.cpp, vLLM per node) the work is CPU or GPU bound, so the items must spread over
-processes and machines; Ray schedules them, restarts crashed workers and is what a lab's cluster already runs.
+Why Ray and not more asyncio: the items of a job or a batch are independent runs, and on the embedded model or a
+model that is local to each machine (llama.cpp, vLLM per node) the work is CPU or GPU bound, so the runs must spread
+over processes and machines; Ray schedules them, restarts crashed workers and is what a lab's cluster already runs.
 The store stays the single source of truth: a worker stores its run as any run is stored (events as calls finish,
-checkpoints per step, tagged with the job and item), and the driver reads each finished run's importance scores
-from the store, as it does for a run it made itself. So a job is resumable whichever executor ran it, and a job
-started on Ray can be finished locally (and back).
+checkpoints per step, the caller's tags in its meta), under the id the caller chose for it (:func:`new_run_id`),
+so the caller can name, report and wait for a run still going on in another process. A job or a batch is
+resumable whichever executor ran it.
 
 What crosses to a worker is JSON text only (Ray moves Python objects with pickle; agentmesh hands it none of its
-own): the graph spec as data, the item's inputs, the model reference, the model settings (aliases, endpoints,
-prices: never keys, which the settings file refuses), the modules to import (``--import``) and the store's URL
-*without* its password (a task's arguments show in Ray's dashboard and state API). A worker finds keys and the
-database password in its own environment (``OPENAI_API_KEY``, ``PGPASSWORD`` or ``~/.pgpass``): a local cluster's
-workers inherit the driver's, a cluster's nodes need them set. Request-rate limits (``rpm``, ``tpm``) are per
-process, so on Ray each worker keeps its own.
+own): the graph spec as data, the inputs, the model reference, the model settings (aliases, endpoints, prices:
+never keys, which the settings file refuses), the modules to import (``--import``) and the store's URL *without*
+its password (a task's arguments show in Ray's dashboard and state API); back comes the run's result as JSON. A
+worker finds keys and the database password in its own environment (``OPENAI_API_KEY``, ``PGPASSWORD`` or
+``~/.pgpass``): a local cluster's workers inherit the driver's, a cluster's nodes need them set. Request-rate limits
+(``rpm``, ``tpm``) are per process, so on Ray each worker keeps its own.
 """
 
 from __future__ import annotations
@@ -28,27 +28,36 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError, RunNotFoundError
 from agentmesh.models import ModelSettings, get_model
 from agentmesh.models.providers.llamacpp import THREADS_ENV
 from agentmesh.plugins import import_plugins
+from agentmesh.runtime.recorded_model import reads_a_run
 from agentmesh.runtime.run import aresume, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph, graph_from_data
-from agentmesh.store import Store
+from agentmesh.spec.stop import Budget
+from agentmesh.store import RunStatus, Store
 
 #: How long a stopped job waits for its cancelled items' runs to store themselves as interrupted.
 CANCEL_GRACE_S = 10.0
 
 RunOnRay = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
-"""Runs one item's task (the job's shared fields of :func:`job_payload` plus the item's ``inputs``, ``meta`` and the
-run to ``resume``, if any) and returns what the worker said: ``run_id``, ``calls`` and, when it failed, ``error``."""
+"""Runs one run's task (the shared fields of :func:`job_payload` plus the run's own: ``run_id`` and ``inputs``,
+``meta`` and ``budget`` for a new run, or ``resume``: the id of a run to continue) and returns what the worker said:
+``run_id``, ``result`` (the :class:`~agentmesh.runtime.run.RunResult` as JSON) or, when the run failed, ``error``."""
+
+
+def new_run_id() -> str:
+    """An id for a run another process will store (the same form as the store's own)."""
+    return uuid.uuid4().hex
 
 
 def worker_db_url(store: Store, *, cluster: bool) -> str:
@@ -128,7 +137,7 @@ def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Call
 def job_payload(
     spec: GraphSpec, model: str, settings: ModelSettings, db_url: str, imports: Sequence[str], cpus_per_item: float
 ) -> dict[str, Any]:
-    """The fields every item's task of a job shares."""
+    """The fields the tasks of a job or a batch share."""
     return {
         "spec": spec_data(spec),
         "model": model,
@@ -141,22 +150,29 @@ def job_payload(
     }
 
 
-async def until_stopped(store: Store, graph: str, tagged: Callable[[dict[str, Any]], bool]) -> None:
-    """Wait (at most :data:`CANCEL_GRACE_S`) until no run of ``graph`` that ``tagged(meta)`` picks is running.
+async def until_stopped(store: Store, run_ids: Sequence[str]) -> None:
+    """Wait (at most :data:`CANCEL_GRACE_S`) until none of ``run_ids`` is stored as running.
 
-    Why: Ray says a cancelled task is done at once, before its worker has stored the run as interrupted; a job
-    stopped by Ctrl-C that shut its Ray down then would kill the workers first and leave their runs "running"
-    (which the next run of the job resumes all the same, but a stopped job should say what it stopped)."""
+    Why: Ray says a cancelled task is done at once, before its worker has stored the run as interrupted; a job or a
+    batch stopped by Ctrl-C that shut its Ray down then would kill the workers first and leave their runs "running"
+    (resumable all the same, but a stopped batch should say what it stopped). A run not stored yet never started."""
     deadline = time.monotonic() + CANCEL_GRACE_S
-    while time.monotonic() < deadline:
-        running = await asyncio.to_thread(store.list_runs, graph=graph, status="running", limit=1_000_000)
-        if not any(tagged(r.meta) for r in running):
-            return
-        await asyncio.sleep(0.1)
+    waiting = list(run_ids)
+    while waiting and time.monotonic() < deadline:
+        waiting = [r for r in waiting if await asyncio.to_thread(_is_running, store, r)]
+        if waiting:
+            await asyncio.sleep(0.1)
+
+
+def _is_running(store: Store, run_id: str) -> bool:
+    try:
+        return store.get_run(run_id).status == RunStatus.RUNNING
+    except RunNotFoundError:
+        return False
 
 
 def run_item_task(payload: str) -> str:
-    """The Ray task, in a worker: one item's run, or the resumption of its cut-short run; JSON in, JSON out."""
+    """The Ray task, in a worker: one run, or the resumption of a cut-short one; JSON in, JSON out."""
     fields = json.loads(payload)
     os.environ[THREADS_ENV] = str(fields["llama_threads"])
     cwd = fields.get("cwd")
@@ -204,28 +220,29 @@ def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _run_item(fields: dict[str, Any]) -> dict[str, Any]:
-    run_id: str | None = fields.get("resume")
-
-    def started(kind: str, data: dict[str, Any]) -> None:
-        nonlocal run_id
-        if kind == "start":  # a failed item still names its stored run
-            run_id = str(data["run_id"])
-
+    run_id: str = fields.get("resume") or fields["run_id"]
     try:
         spec = graph_from_data(fields["spec"])
-        client = get_model(fields["model"], settings=ModelSettings.model_validate(fields["settings"]))
+        reference, settings = fields["model"], ModelSettings.model_validate(fields["settings"])
+        # a replay:<run-id> model reads its run from the shared store
+        client = (
+            get_model(reference, store=fields["db"])
+            if reads_a_run(reference)
+            else get_model(reference, settings=settings)
+        )
+        budget = Budget.model_validate(fields["budget"]) if fields.get("budget") else None
     except AgentmeshError as exc:
-        return {"error": f"in the Ray worker: {exc}"}
+        return {"run_id": None, "error": f"in the Ray worker: {exc}"}
     try:
         with Store(fields["db"]) as store:
             if fields.get("resume"):
-                result = await aresume(fields["resume"], store=store, model=client, listeners=[started])
+                result = await aresume(run_id, store=store, model=client)
             else:
                 result = await arun(
-                    spec, fields["inputs"], model=client, store=store, meta=fields["meta"], listeners=[started]
+                    spec, fields["inputs"], model=client, store=store, meta=fields["meta"], budget=budget, run_id=run_id
                 )
-        return {"run_id": result.run_id, "calls": result.calls}
-    except Exception as exc:  # one bad item must not sink the job; its run records the failure
+        return {"run_id": result.run_id, "result": result.model_dump(mode="json")}
+    except Exception as exc:  # one bad run must not sink the others; the store records its failure
         error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
         return {"run_id": run_id, "error": error}
     finally:
