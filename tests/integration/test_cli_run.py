@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from agentmesh.store import Store
-from tests._cli import run_cli
+from tests._cli import run_cli, start_cli, wait_until
 
 T = TypeVar("T")
 
@@ -676,7 +672,7 @@ rules:
   - {agent: debater, round: 2, template: '\boxed{9}', delay_s: 60}
 """,
     )
-    child = _start_cli(["run", "debate", "-i", "question=q", "-m", slow, "--db", db], tmp_path)
+    child = start_cli(["run", "debate", "-i", "question=q", "-m", slow, "--db", db], tmp_path)
     try:
         run_id = _wait_for_calls(db, 3, child)
         child.send_signal(sig)
@@ -720,14 +716,14 @@ rules:
     )
     items = tmp_path / "items.jsonl"
     items.write_text('{"question": "fast-item"}\n{"question": "slow-item one"}\n{"question": "slow-item two"}\n')
-    child = _start_cli(["run", "debate", "-c", "2", "--input-file", str(items), "-m", model, "--db", db], tmp_path)
+    child = start_cli(["run", "debate", "-c", "2", "--input-file", str(items), "-m", model, "--db", db], tmp_path)
     try:
 
         def fast_one_done(store: Store) -> bool | None:  # all three runs exist, the fast one has finished
             runs = store.list_runs()
             return (len(runs) == 3 and sum(r.status == "succeeded" for r in runs) == 1) or None
 
-        _wait_until(db, child, fast_one_done, "three runs, one of them finished")
+        wait_until(db, child, fast_one_done, "three runs, one of them finished")
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=60)
     finally:
@@ -766,9 +762,9 @@ def test_an_interrupted_resume_of_several_runs_lists_every_one_left_unfinished(
     assert len(ids) == 2
 
     hanging = script(tmp_path, "hanging.yaml", "rules:\n  - {agent: debater, template: '\\boxed{1}', delay_s: 60}\n")
-    child = _start_cli(["resume", *ids, "-c", "1", "-m", hanging, "--db", db], tmp_path)
+    child = start_cli(["resume", *ids, "-c", "1", "-m", hanging, "--db", db], tmp_path)
     try:
-        _wait_until(
+        wait_until(
             db, child, lambda store: any(r.status == "running" for r in store.list_runs()) or None, "a run resumed"
         )
         child.send_signal(signal.SIGINT)
@@ -781,27 +777,6 @@ def test_an_interrupted_resume_of_several_runs_lists_every_one_left_unfinished(
     assert all(run_id[:12] in message for run_id in ids)
 
 
-def _start_cli(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    """``agentmesh <args>`` in a child process (so that it can be sent signals), its output captured."""
-    command = [sys.executable, "-c", "from agentmesh.cli import main; main()", *args]
-    env = {k: v for k, v in os.environ.items() if k != "AGENTMESH_CONFIG"}
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait_until(db: str, child: subprocess.Popen[bytes], ready: Callable[[Store], T | None], what: str) -> T:
-    """``ready(store)`` once it is not ``None``, polling the child's store while the child runs (120 s at most)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert child.poll() is None, child.communicate()[1].decode()
-        if Path(db.removeprefix("sqlite:///")).exists():
-            with Store(db) as store:
-                found = ready(store)
-            if found is not None:
-                return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within 120 s: {what}")
-
-
 def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
     """The id of the run the child started, once ``n`` of its model calls are stored."""
 
@@ -809,7 +784,7 @@ def _wait_for_calls(db: str, n: int, child: subprocess.Popen[bytes]) -> str:
         runs = store.list_runs()
         return runs[0].id if runs and len(store.events(runs[0].id, kind="model_call")) >= n else None
 
-    return _wait_until(db, child, stored, f"the run stores {n} model calls")
+    return wait_until(db, child, stored, f"the run stores {n} model calls")
 
 
 def test_a_replay_model_reruns_a_stored_run_from_the_db_it_is_given(

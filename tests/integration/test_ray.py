@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,8 @@ from agentmesh.spec import load_graph
 from agentmesh.spec.loader import dump_graph
 from agentmesh.spec.operators import RoundsParams
 from agentmesh.store import Store
-from tests._cli import run_cli
+from tests._cli import interrupted, run_cli
 from tests._dylan_team import EXPECTED, Team
-from tests.integration.test_cli_run import _start_cli, _wait_until
 from tests.unit.test_optimize import four_agent_graph, write_items
 
 pytestmark = [
@@ -219,20 +217,14 @@ def test_ctrl_c_stops_a_ray_job_leaving_its_runs_interrupted_and_says_how_to_go_
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     items = str(write_items(tmp_path / "items.jsonl", 3))
     args = ["-I", TEAM_PLUGIN, "optimize", str(graph), "--data", items, "-k", "2", "-m", "slowteam:x", "--db", db]
-    child = _start_cli([*args, "--executor", "ray", "--concurrency", "2", "--ray-cpus", "0.5"], tmp_path)
-    try:
 
-        def calling(store: Store) -> bool | None:  # two items running in workers, each with a call made
-            runs = store.list_runs()
-            return (len(runs) == 2 and all(store.events(r.id, kind="model_call") for r in runs)) or None
+    def calling(store: Store) -> bool | None:  # two items running in workers, each with a call made
+        runs = store.list_runs()
+        return (len(runs) == 2 and all(store.events(r.id, kind="model_call") for r in runs)) or None
 
-        _wait_until(db, child, calling, "two items running")
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    message = " ".join(err.decode().split())
-    assert child.returncode == 130, message
+    ray_args = [*args, "--executor", "ray", "--concurrency", "2", "--ray-cpus", "0.5"]
+    code, message = interrupted(ray_args, tmp_path, db, calling, "two items running")
+    assert code == 130, message
     assert "interrupted: 0 of 3 items had finished; run the same command again to go on" in message
     with Store(db) as store:
         assert {r.status for r in store.list_runs()} == {"interrupted"}
@@ -297,20 +289,13 @@ def test_ctrl_c_stops_a_ray_batch_names_the_runs_it_cut_short_and_they_resume_he
     model, items = _batch_files(tmp_path, delay_s=5.0)
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     args = ["run", "debate", "--input-file", items, "-m", model, "--db", db, "-c", "2"]
-    child = _start_cli([*args, "--executor", "ray", "--ray-cpus", "0.5"], tmp_path)
-    try:
 
-        def running(store: Store) -> bool | None:  # two lines running in workers (their first calls take 5 s)
-            runs = store.list_runs()
-            return (len(runs) == 2 and all(r.status == "running" for r in runs)) or None
+    def running(store: Store) -> bool | None:  # two lines running in workers (their first calls take 5 s)
+        runs = store.list_runs()
+        return (len(runs) == 2 and all(r.status == "running" for r in runs)) or None
 
-        _wait_until(db, child, running, "two lines running")
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    message = " ".join(err.decode().split())
-    assert child.returncode == 130, message
+    code, message = interrupted([*args, "--executor", "ray", "--ray-cpus", "0.5"], tmp_path, db, running, "two running")
+    assert code == 130, message
     with Store(db) as store:
         runs = store.list_runs()
     assert len(runs) == 2 and {r.status for r in runs} == {"interrupted"}
