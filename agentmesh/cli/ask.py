@@ -11,7 +11,7 @@ from rich.text import Text
 
 from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
 from agentmesh.errors import AgentmeshError
-from agentmesh.models import ModelClient, ModelRequest, ModelResponse, get_model, load_settings
+from agentmesh.models import ModelClient, ModelRequest, ModelResponse, Usage, get_model, load_settings
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.store import RunStatus
 
@@ -64,9 +64,19 @@ def ask(
         thought = f" · reasoned {len(reasoning):,} chars (--reasoning prints them)"
     console.print(
         f"[dim]run {run.id} · {escape(client.reference)} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
-        f"{' (estimated)' if usage.estimated else ''} · {fmt_seconds(response.latency_s)} · "
+        f"{_token_detail(usage)} · {fmt_seconds(response.latency_s)} · "
         f"{fmt_cost(response.cost_usd)} · agentmesh show {run.id[:8]}{thought}[/]"
     )
+
+
+def _token_detail(usage: Usage) -> str:
+    """What the token counts hold: estimated, the prompt's cached part, the completion's thinking."""
+    parts = ["estimated"] if usage.estimated else []
+    if usage.cached_prompt_tokens:
+        parts.append(f"{usage.cached_prompt_tokens:,} cached")
+    if usage.reasoning_tokens:
+        parts.append(f"{usage.reasoning_tokens:,} thinking")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 async def _ask(client: ModelClient, request: ModelRequest, recorder: StoreRecorder) -> ModelResponse:

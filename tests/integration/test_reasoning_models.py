@@ -120,9 +120,13 @@ def test_ask_prints_the_thinking_only_when_asked(
 ) -> None:
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     model = f"openai:fake@{fake_server.url}"
-    fake_server.reset(Reply.ok("Paris", reasoning="The capital of France is Paris."))
+    thinking = Reply(
+        text="Paris", reasoning="The capital of France is Paris.", usage=(10, 9), cached_tokens=8, reasoning_tokens=7
+    )
+    fake_server.reset(thinking)
     code, out, _ = run_cli(["ask", "Capital of France?", "-m", model, "--db", db], capsys, monkeypatch)
     assert code == 0 and "Paris" in out and "The capital of France" not in out
+    assert "10+9 tokens (8 cached, 7 thinking)" in " ".join(out.split())
     assert "reasoned 31 chars (--reasoning prints them)" in " ".join(out.split())
     code, out, _ = run_cli(
         ["ask", "Capital of France?", "-m", model, "--db", db, "--reasoning", "--reasoning-effort", "low"],
