@@ -6,8 +6,8 @@ model that is local to each machine (llama.cpp, vLLM per node) the work is CPU o
 over processes and machines; Ray schedules them, restarts crashed workers and is what a lab's cluster already runs.
 The store stays the single source of truth: a worker stores its run as any run is stored (events as calls finish,
 checkpoints per step, the caller's tags in its meta), under the id the caller chose for it (:func:`new_run_id`),
-so the caller can name, report and wait for a run still going on in another process. A job or a batch is
-resumable whichever executor ran it.
+so the caller can name, report and wait for a run still going on in another process. A job resumes whichever
+executor ran it; a batch's cut-short runs resume locally (``agentmesh resume --batch``).
 
 What crosses to a worker is JSON text only (Ray moves Python objects with pickle; agentmesh hands it none of its
 own): the graph spec as data, the inputs, the model reference, the model settings (aliases, endpoints, prices:
@@ -46,7 +46,7 @@ from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunStatus, Store
 
-#: How long a stopped job waits for its cancelled items' runs to store themselves as interrupted.
+#: How long a stopped job or batch waits for its cancelled runs to store themselves as interrupted.
 CANCEL_GRACE_S = 10.0
 
 RunOnRay = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
