@@ -31,7 +31,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
-from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, start_ray, until_stopped, worker_db_url
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
 from agentmesh.spec.graph import GraphSpec
@@ -166,24 +166,15 @@ def _ray_start(
             told = {"run_id": run_id, "graph": spec.name, "model": shared["model"], "resumed": False}
             for listener in listeners:
                 listener("start", told)
-            payload = {
-                **shared,
-                "run_id": run_id,
-                "inputs": item.inputs,
-                "meta": meta,
-                "budget": None if budget is None else budget.model_dump(mode="json", exclude_none=True),
-            }
             try:
-                said = await run_on_ray(payload)
-            except asyncio.CancelledError:
-                await until_stopped(store, [run_id])
-                raise
-            if said.get("error"):
-                if said.get("run_id") is None:  # the worker failed before storing the run
+                result = await run_there(
+                    run_on_ray, store, shared, run_id, inputs=item.inputs, meta=meta, budget=budget
+                )
+            except AgentmeshError as exc:
+                if exc.context.get("run") is None:  # the worker failed before storing the run
                     for listener in listeners:
                         listener("unstored", {"run_id": run_id})
-                raise AgentmeshError(str(said["error"]), run=said.get("run_id"))
-            result = RunResult.model_validate(said["result"])
+                raise
             for listener in listeners:
                 listener("calls", {"count": result.calls - result.served_from_record})
             return result

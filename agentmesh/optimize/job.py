@@ -25,7 +25,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
 from agentmesh.plugins import imported
-from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, start_ray, until_stopped, worker_db_url
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, resolve_graph, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams
@@ -340,20 +340,19 @@ def _on_ray(shared: Mapping[str, Any], run_on_ray: RunOnRay, db: Store, job: str
 
     async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemResult) -> Mapping[str, Any]:
         out.run_id = previous[0] if previous is not None else new_run_id()
-        payload: dict[str, Any] = {**shared, "run_id": out.run_id}
-        if previous is not None:
-            payload["resume"] = previous[0]
-        else:
-            payload |= {"inputs": item.inputs, "meta": _meta(job, key, item), "budget": None}
         try:
-            said = await run_on_ray(payload)
-        except asyncio.CancelledError:  # the job is stopped: its run in the worker is being stopped too
-            await until_stopped(db, [out.run_id])
+            result = await run_there(
+                run_on_ray,
+                db,
+                shared,
+                out.run_id,
+                resume=previous is not None,
+                inputs=item.inputs,
+                meta=_meta(job, key, item),
+            )
+        except AgentmeshError as exc:
+            out.run_id = exc.context.get("run")  # None: the worker failed before storing the run
             raise
-        if said.get("error"):
-            out.run_id = said.get("run_id")  # None: the run was never stored (the worker failed before it)
-            raise AgentmeshError(str(said["error"]), run=out.run_id)
-        result = RunResult.model_validate(said["result"])
         out.calls = result.calls
         return result.outputs
 

@@ -40,7 +40,7 @@ from agentmesh.models import ModelSettings, get_model
 from agentmesh.models.providers.llamacpp import THREADS_ENV
 from agentmesh.plugins import import_plugins
 from agentmesh.runtime.recorded_model import reads_a_run
-from agentmesh.runtime.run import aresume, arun
+from agentmesh.runtime.run import RunResult, aresume, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.spec.stop import Budget
@@ -148,6 +148,42 @@ def job_payload(
         # an embedded model computes with the CPUs its task holds, not every core of the machine (see llama_threads)
         "llama_threads": max(1, math.floor(cpus_per_item)),
     }
+
+
+async def run_there(
+    run_on_ray: RunOnRay,
+    store: Store,
+    shared: Mapping[str, Any],
+    run_id: str,
+    *,
+    resume: bool = False,
+    inputs: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    budget: Budget | None = None,
+) -> RunResult:
+    """One run as a Ray task, stored under ``run_id``, and its result: a new run of ``inputs`` (tagged ``meta``,
+    within ``budget``) or, with ``resume``, the stored run of that id continued (the rest is not used then).
+
+    Stopped (cancelled), it waits for the worker to store the run as interrupted (:func:`until_stopped`). A run that
+    failed raises :class:`AgentmeshError` whose ``context["run"]`` is the run's id, absent when the worker failed
+    before storing it."""
+    payload: dict[str, Any] = {**shared, "run_id": run_id}
+    if resume:
+        payload["resume"] = run_id
+    else:
+        payload |= {
+            "inputs": dict(inputs or {}),
+            "meta": dict(meta or {}),
+            "budget": None if budget is None else budget.model_dump(mode="json", exclude_none=True),
+        }
+    try:
+        said = await run_on_ray(payload)
+    except asyncio.CancelledError:  # the job or batch is stopped: the run in the worker is being stopped too
+        await until_stopped(store, [run_id])
+        raise
+    if said.get("error"):
+        raise AgentmeshError(str(said["error"]), run=said.get("run_id"))
+    return RunResult.model_validate(said["result"])
 
 
 async def until_stopped(store: Store, run_ids: Sequence[str]) -> None:
