@@ -64,20 +64,12 @@ class Sampling(BaseModel):
         return dumped
 
     def __hash__(self) -> int:
-        # frozen, but ``extra_body`` is a dict: hashed by its canonical JSON (equal dicts, equal JSON)
-        extra = orjson.dumps(self.extra_body, option=orjson.OPT_SORT_KEYS) if self.extra_body else None
+        # frozen, but ``extra_body`` is a dict: hashed by its canonical JSON (equal dicts, equal JSON); every other
+        # field by its value, whichever fields there are
         return hash(
-            (
-                self.temperature,
-                self.top_p,
-                self.max_tokens,
-                self.n,
-                self.stop,
-                self.seed,
-                self.logprobs,
-                self.top_logprobs,
-                self.reasoning_effort,
-                extra,
+            tuple(
+                orjson.dumps(v, option=orjson.OPT_SORT_KEYS) if isinstance(v, dict) else v
+                for v in self.__dict__.values()
             )
         )
 
