@@ -65,13 +65,11 @@ class Sampling(BaseModel):
 
     def __hash__(self) -> int:
         # frozen, but ``extra_body`` is a dict: hashed by its canonical JSON (equal dicts, equal JSON); every other
-        # field by its value, whichever fields there are
-        return hash(
-            tuple(
-                orjson.dumps(v, option=orjson.OPT_SORT_KEYS) if isinstance(v, dict) else v
-                for v in self.__dict__.values()
-            )
-        )
+        # field by its value, whichever fields there are (every model call looks its agent's sampling up by it)
+        values = tuple(self.__dict__.values())
+        if self.extra_body is None:
+            return hash(values)
+        return hash(tuple(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) if isinstance(v, dict) else v for v in values))
 
 
 _LATER_FIELDS = ("reasoning_effort", "extra_body")
