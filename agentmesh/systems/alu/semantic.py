@@ -1,0 +1,197 @@
+"""Semantic candidates: targets a text refers to without naming them (alu.md §3.3).
+
+A masked question ("the leadership author born in Taichung on 3 March 1984…") names nobody, so lexical hits
+miss it; a similarity between the question-and-answer text and each target's profile (name, aliases,
+description) catches it. Two layers:
+
+* an :class:`Embedder` turns texts into vectors (``hashing`` here, no model; an OpenAI-compatible
+  ``/v1/embeddings`` endpoint elsewhere);
+* a :class:`SemanticScorer` gives each target a score in [-1, 1]. :class:`EmbeddingScorer` embeds the
+  profiles once per target-set version and, per query, embeds the query-side text in windows of at most 400
+  characters (a many-shot prefix must not dilute the score) and keeps the best window. :class:`ScriptedScorer`
+  is a table of scores (tests, the worked examples).
+
+Per query the cost is one embedding per window and one matrix-vector product over the cached profiles (§3.5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import mul
+from typing import Protocol, runtime_checkable
+
+from agentmesh.systems.alu.targets import Target, TargetSnapshot, normalize
+
+__all__ = [
+    "HASHING_DIM",
+    "HASHING_TAU_SEM",
+    "WINDOW_CHARS",
+    "Embedder",
+    "EmbeddingScorer",
+    "HashingEmbedder",
+    "ScriptedScorer",
+    "SemanticScorer",
+    "Vector",
+    "cosine",
+    "hashing_vector",
+    "windows",
+]
+
+Vector = Sequence[float]
+
+HASHING_DIM = 1024
+HASHING_TAU_SEM = 0.35
+"""Default ``tau_sem`` of the ``hashing`` embedder (§3.4); tune it with the eval command's shortlist recall."""
+WINDOW_CHARS = 400
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts → vectors. ``id`` names the embedder in caches and the ``target_embedding`` table."""
+
+    id: str
+    tau_sem: float
+    """The shortlist threshold that suits this embedder's score scale."""
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]: ...
+
+
+@runtime_checkable
+class SemanticScorer(Protocol):
+    """Scores of every target of a snapshot against a query-side text; missing ids count as 0 (§3.3)."""
+
+    tau_sem: float
+
+    def scores(self, text: str, snapshot: TargetSnapshot) -> Mapping[int, float]: ...
+
+
+def hashing_vector(text: str, dim: int = HASHING_DIM) -> list[float]:
+    """The ``hashing`` embedding (§3.3): signed character 3-grams of ``" " + normalize(text) + " "``.
+
+    Each trigram's UTF-8 bytes → 8-byte BLAKE2b digest read big-endian as h; bucket ``h mod dim``, sign ``+``
+    when the top bit of h is 0. The result is L2-normalised (all zeros for a text with no trigram).
+    """
+    padded = f" {normalize(text)} "
+    vector = [0.0] * dim
+    for i in range(len(padded) - 2):
+        h = int.from_bytes(hashlib.blake2b(padded[i : i + 3].encode("utf-8"), digest_size=8).digest(), "big")
+        vector[h % dim] += -1.0 if h >> 63 else 1.0
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
+
+@dataclass(frozen=True)
+class HashingEmbedder:
+    """No model, no network: a deterministic lexical-similarity embedding, the default (§3.3)."""
+
+    dim: int = HASHING_DIM
+    tau_sem: float = HASHING_TAU_SEM
+
+    @property
+    def id(self) -> str:
+        return f"hashing-{self.dim}"
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        return [hashing_vector(t, self.dim) for t in texts]
+
+
+def cosine(a: Vector, b: Vector) -> float:
+    """Cosine similarity; 0 when either vector is zero."""
+    na = math.sqrt(math.fsum(x * x for x in a))
+    nb = math.sqrt(math.fsum(x * x for x in b))
+    if not na or not nb:
+        return 0.0
+    return math.fsum(map(mul, a, b)) / (na * nb)
+
+
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def windows(text: str, size: int = WINDOW_CHARS) -> list[str]:
+    """``text`` cut into windows of at most ``size`` characters at sentence ends (§3.3).
+
+    Sentences (split after ``.``, ``!``, ``?`` and at line breaks) are packed greedily; a sentence longer than
+    ``size`` is cut at its last space before the limit (or hard at the limit). Always at least one window.
+    """
+    if size < 1:
+        raise ValueError(f"window size must be positive, got {size}")
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END_RE.split(text):
+        sentence = sentence.strip()
+        while len(sentence) > size:
+            cut = sentence.rfind(" ", 0, size + 1)
+            cut = cut if cut > 0 else size
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if sentence:
+            pieces.append(sentence)
+    out: list[str] = []
+    for piece in pieces:
+        if out and len(out[-1]) + 1 + len(piece) <= size:
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out or [text.strip()]
+
+
+class EmbeddingScorer:
+    """Cosine between each target's profile and the best window of the query-side text (§3.3).
+
+    The profile matrix (unit rows) is cached on the snapshot under the embedder's id, so it is computed once
+    per target-set version, never per query.
+    """
+
+    def __init__(self, embedder: Embedder, tau_sem: float | None = None, window_chars: int = WINDOW_CHARS) -> None:
+        self.embedder = embedder
+        self.tau_sem = embedder.tau_sem if tau_sem is None else tau_sem
+        self.window_chars = window_chars
+
+    def _matrix(self, snapshot: TargetSnapshot) -> tuple[list[int], list[list[float]]]:
+        key = f"embedding:{self.embedder.id}"
+        cached = snapshot.derived.get(key)
+        if cached is None:
+            ids = [t.id for t in snapshot.targets]
+            rows = [_unit(v) for v in self.embedder.embed([t.profile for t in snapshot.targets])] if ids else []
+            cached = (ids, rows)
+            snapshot.derived[key] = cached
+        ids_rows: tuple[list[int], list[list[float]]] = cached
+        return ids_rows
+
+    def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
+        ids, rows = self._matrix(snapshot)
+        if not ids:
+            return {}
+        best = [-math.inf] * len(ids)
+        for window in self.embedder.embed(windows(text, self.window_chars)):
+            q = _unit(window)
+            nonzero = [(i, x) for i, x in enumerate(q) if x]
+            for r, row in enumerate(rows):
+                s = sum(row[i] * x for i, x in nonzero)
+                if s > best[r]:
+                    best[r] = s
+        return {t: (0.0 if math.isinf(s) else s) for t, s in zip(ids, best, strict=True)}
+
+
+def _unit(vector: Vector) -> list[float]:
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else [0.0 for _ in vector]
+
+
+class ScriptedScorer:
+    """A fixed table ``target id → score`` (tests; the worked examples' ``semantic_scores``). Missing ids: 0."""
+
+    def __init__(self, table: Mapping[int | str, float], tau_sem: float = HASHING_TAU_SEM) -> None:
+        self.table = {int(k): float(v) for k, v in table.items()}
+        self.tau_sem = tau_sem
+
+    def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
+        return {t.id: self.table.get(t.id, 0.0) for t in snapshot.targets}
+
+
+def profile_texts(targets: Sequence[Target]) -> list[str]:
+    """The profile text of each target, in order (what gets embedded and stored in ``target_embedding``)."""
+    return [t.profile for t in targets]
