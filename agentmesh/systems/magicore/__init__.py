@@ -1,0 +1,85 @@
+"""MAgICoRe (Chen et al., arXiv 2409.12147): multi-agent, iterative, coarse-to-fine refinement (magicore.md).
+
+A Solver samples k solutions; an outcome and a process reward model score them; a difficulty test sends easy
+problems to an RM-weighted vote and hard ones through Reviewer → Refiner rounds guided by per-step scores, until
+the test says stop. This package holds what only MAgICoRe defines, as pure functions (:mod:`.scoring`,
+:mod:`.steps`), and the controller that runs the loop over injectable components (:mod:`.controller`).
+"""
+
+from agentmesh.systems.magicore.controller import (
+    MagicoreConfig,
+    MagicoreResult,
+    OutcomeRM,
+    ProcessRM,
+    Refiner,
+    Reviewer,
+    RoundRecord,
+    Sample,
+    Solver,
+    refine_loop,
+    score_solutions,
+    solve,
+    solve_async,
+)
+from agentmesh.systems.magicore.scoring import (
+    DifficultyTest,
+    answer_masses,
+    confidence,
+    confidence_from_entropy,
+    difficulty_test,
+    entropy_nats,
+    first_most_common,
+    magicore_equivalent,
+    masses_by_answer,
+    normalisation_stats,
+    prm_product,
+    reward,
+    top_k,
+    weighted_vote,
+    z_score,
+)
+from agentmesh.systems.magicore.steps import (
+    add_step_lines,
+    display_score,
+    n_scored_steps,
+    prm_input,
+    render_solution,
+    split_steps,
+)
+
+__all__ = [
+    "DifficultyTest",
+    "MagicoreConfig",
+    "MagicoreResult",
+    "OutcomeRM",
+    "ProcessRM",
+    "Refiner",
+    "Reviewer",
+    "RoundRecord",
+    "Sample",
+    "Solver",
+    "add_step_lines",
+    "answer_masses",
+    "confidence",
+    "confidence_from_entropy",
+    "difficulty_test",
+    "display_score",
+    "entropy_nats",
+    "first_most_common",
+    "magicore_equivalent",
+    "masses_by_answer",
+    "n_scored_steps",
+    "normalisation_stats",
+    "prm_input",
+    "prm_product",
+    "refine_loop",
+    "render_solution",
+    "reward",
+    "score_solutions",
+    "solve",
+    "solve_async",
+    "split_steps",
+    "top_k",
+    "weighted_vote",
+    "z_score",
+]

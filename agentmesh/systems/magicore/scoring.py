@@ -1,0 +1,379 @@
+"""MAgICoRe's deterministic maths (magicore.md §2.3-§3): rewards, normalisation, the difficulty test, the vote.
+
+Everything here is pure and works on plain floats with :mod:`math`; no numpy, scipy or torch. The reference
+computes the same quantities with ``np.mean``/``np.std``, scipy's ``entropy`` and torch's ``sigmoid``, and a few
+decisions sit exactly on a threshold (a uniform 3-way split gives a confidence of 0.5000000000000002, which is
+*not* low), so the summations below follow numpy's order (:func:`np_sum`) and the entropy follows scipy's
+statement order (normalise by division, then ``-p·ln p``), to stay bit-compatible where it matters.
+
+Conventions kept from the reference, each for a reason given in the spec:
+
+* answers are grouped by **exact string** in masses and votes (``"18"`` and ``"18.0"`` are two answers), and
+  ``None`` (no parsed answer) is an answer of its own there (§2.2, §2.5);
+* only the majority-match test of the quality condition uses math equivalence (:func:`magicore_equivalent`);
+* the reward is ``R = ORM + ∏ PRM`` (range [0, 2]), with the PRM list forced to ``[0]`` when no answer was parsed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from agentmesh.parsers.math import strip_math_string
+
+__all__ = [
+    "Answer",
+    "DifficultyTest",
+    "Equivalent",
+    "Scored",
+    "answer_masses",
+    "as_json_keys",
+    "confidence",
+    "confidence_from_entropy",
+    "difficulty_test",
+    "entropy_nats",
+    "first_most_common",
+    "magicore_equivalent",
+    "masses_by_answer",
+    "normalisation_stats",
+    "np_sum",
+    "prm_product",
+    "reward",
+    "top_k",
+    "weighted_vote",
+    "z_score",
+]
+
+Answer = str | None
+"""A parsed answer; ``None`` = no answer could be parsed."""
+Equivalent = Callable[[Answer, Answer], bool]
+"""Decides whether a sample's answer matches the frozen majority answer (§2.5)."""
+
+
+class Scored(Protocol):
+    """What the maths needs of a sample: its answer and its two reward-model scores."""
+
+    @property
+    def pred(self) -> Answer: ...
+
+    @property
+    def orm(self) -> float: ...
+
+    @property
+    def prm_steps(self) -> Sequence[float]: ...
+
+
+S = TypeVar("S", bound=Scored)
+K = TypeVar("K", bound=Hashable)
+
+
+# --- summation in numpy's order ---------------------------------------------------------------------------------------
+
+
+def _pairwise(values: Sequence[float], start: int, n: int) -> float:
+    # numpy's pairwise_sum (loops_utils.h): a plain loop below 8 items, 8 accumulators up to 128, halves above.
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += values[i]
+        return res
+    if n <= 128:
+        r = [values[start + j] for j in range(8)]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += values[start + i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += values[start + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(values, start, n2) + _pairwise(values, start + n2, n - n2)
+
+
+def np_sum(values: Iterable[float]) -> float:
+    """``np.sum`` of a 1-D float64 array, in numpy's pairwise order (identical to a plain loop below 8 items).
+
+    Float addition is not associative; the reference's means, standard deviations and entropies are numpy
+    sums, so reproducing the order keeps threshold decisions identical on long lists too.
+    """
+    seq = [float(v) for v in values]
+    return _pairwise(seq, 0, len(seq))
+
+
+# --- rewards and normalisation (§2.3, §2.4) ---------------------------------------------------------------------------
+
+
+def prm_product(prm_steps: Sequence[float]) -> float:
+    """``np.prod`` of the step scores: one bad step sinks the whole solution (the PRM aggregation of §5.2)."""
+    return math.prod(float(p) for p in prm_steps)
+
+
+def reward(orm: float, prm_steps: Sequence[float]) -> float:
+    """``R = ORM + ∏ PRM`` ∈ [0, 2]: the single per-sample reward used by the difficulty test and the vote (§2.3).
+
+    A sum, not a product or mean: a sample the ORM likes still counts when one step looks doubtful.
+    """
+    return float(orm) + prm_product(prm_steps)
+
+
+def normalisation_stats(first_sample_rewards: Sequence[float]) -> tuple[float, float]:
+    """``(mu, sigma)``: mean and *population* std (ddof 0) of the first sample's R of every problem (§2.4).
+
+    The reference computes them once over the whole evaluation set (transductive) and reuses them for every
+    problem and round; an online deployment substitutes a calibration batch or configured constants. Computed
+    as ``np.mean`` / ``np.std`` do: sum / n, then the mean of squared deviations, then the square root.
+    """
+    n = len(first_sample_rewards)
+    if n == 0:
+        raise ValueError("normalisation_stats: no first-sample rewards (need at least one problem)")
+    mu = np_sum(first_sample_rewards) / n
+    deviations = [float(r) - mu for r in first_sample_rewards]
+    sigma = math.sqrt(np_sum(d * d for d in deviations) / n)
+    return mu, sigma
+
+
+def z_score(r: float, mu: float, sigma: float) -> float:
+    """``(R - mu) / sigma``: how a sample's reward compares with the dataset's typical first sample."""
+    return (r - mu) / sigma
+
+
+# --- confidence (§2.5 cond2) ------------------------------------------------------------------------------------------
+
+
+def entropy_nats(masses: Sequence[float]) -> float:
+    """Shannon entropy (natural log) of ``masses`` normalised to sum 1, as ``scipy.stats.entropy(masses)``.
+
+    Zero masses contribute nothing (``entr(0) = 0``), so an answer nobody weighted simply vanishes. All-zero
+    masses give NaN, as scipy does (0/0); an empty list gives 0.
+    """
+    if not masses:
+        return 0.0
+    total = np_sum(masses)
+    if total == 0.0:
+        return math.nan
+    terms = []
+    for m in masses:
+        p = float(m) / total
+        if p > 0.0:
+            terms.append(-p * math.log(p))
+        elif p == 0.0:
+            terms.append(0.0)
+        else:
+            terms.append(-math.inf)
+    return np_sum(terms)
+
+
+def confidence_from_entropy(h: float) -> float:
+    """``2·(1 - sigmoid(H))`` ∈ (0, 1]: 1 for a single answer, 2/(m+1) for a uniform split over m answers.
+
+    NaN stays NaN (and NaN < 0.5 is false, so an undefined confidence never counts as low, like the reference).
+    """
+    if math.isnan(h):
+        return math.nan
+    if h >= 0:
+        sig = 1.0 / (1.0 + math.exp(-h))
+    else:  # never for an entropy, but keep the function total
+        e = math.exp(h)
+        sig = e / (1.0 + e)
+    return 2.0 * (1.0 - sig)
+
+
+def confidence(masses: Sequence[float]) -> float:
+    """Confidence of an answer distribution given by its per-answer masses (§2.5): conf < 0.5 ⇔ H > ln 3."""
+    return confidence_from_entropy(entropy_nats(masses))
+
+
+def answer_masses(answers: Sequence[K], weights: Sequence[float]) -> dict[K, float]:
+    """Σ weight per distinct answer, in order of first appearance; ``None`` is a key like any other (§2.5)."""
+    masses: dict[K, float] = {}
+    for a, w in zip(answers, weights, strict=True):
+        masses[a] = masses[a] + float(w) if a in masses else float(w)
+    return masses
+
+
+# --- majority and answer matching -------------------------------------------------------------------------------------
+
+
+def first_most_common(answers: Sequence[K]) -> K:
+    """The most frequent answer, the one seen first on a tie (``Counter(...).most_common(1)``); ``None`` counts.
+
+    The majority M is computed once from the iteration-0 samples and never updated (§2.5).
+    """
+    if not answers:
+        raise ValueError("first_most_common: no answers")
+    counts: dict[K, int] = {}
+    for a in answers:
+        counts[a] = counts.get(a, 0) + 1
+    return max(counts, key=lambda a: counts[a])
+
+
+_FRAC = re.compile(r"^\\[dt]?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$")
+
+
+def _numeric(answer: str) -> float | None:
+    text = answer.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    m = _FRAC.match(text) or re.match(r"^(-?[\d.]+)/(-?[\d.]+)$", text)
+    if m:
+        try:
+            den = float(m.group(2))
+            return float(m.group(1)) / den if den != 0 else None
+        except ValueError:
+            return None
+    return None
+
+
+def _strip_units(answer: str) -> str:
+    return answer.split("\\text{ ")[0] if "\\text{ " in answer else answer
+
+
+def magicore_equivalent(a: Answer, b: Answer) -> bool:
+    """The majority-match test (``is_math_correct``, §2.2), without sympy.
+
+    Two answers match when they are the same string, equal after the MATH normaliser (``is_string_equiv``), or
+    both numbers (plain, ``a/b`` or ``\\frac{a}{b}``) within 0.01 of each other, also after dropping units
+    (``\\text{ …}``). ``None`` matches only ``None``. The reference additionally asks sympy whether the
+    difference of the two expressions simplifies to 0 (``2+3`` ≡ ``5``); agentmesh does not depend on sympy,
+    so such symbolic-only matches are missed — pass your own ``equivalent`` to :func:`difficulty_test` if your
+    answers need it.
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b:
+        return True
+    for x, y in ((a, b), (_strip_units(a), _strip_units(b))):
+        try:
+            if strip_math_string(x) == strip_math_string(y):
+                return True
+        except Exception:  # the normaliser raises on some malformed input; the reference then compares raw
+            if x == y:
+                return True
+        vx, vy = _numeric(x), _numeric(y)
+        if vx is not None and vy is not None and abs(vy - vx) < 0.01:
+            return True
+    return False
+
+
+# --- the difficulty test (§2.5) ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DifficultyTest:
+    """Everything the easy/hard decision looked at, for records and tests."""
+
+    mean_z: float
+    """Q: mean z of the samples whose answer matches the frozen majority; NaN when none does."""
+    n_majority_matches: int
+    orm_entropy: float
+    orm_conf: float
+    prm_entropy: float
+    prm_conf: float
+    quality_ok: bool
+    """cond1: ``not (Q < quality_threshold)`` — true for NaN (no sample backs the majority any more)."""
+    low_confidence: bool
+    """cond2 is failed: ``conf_ORM < 0.5 or conf_PRM < 0.5`` (with ``combine="or"``)."""
+    hard: bool
+    """``not quality_ok and low_confidence``: refine this problem."""
+
+    @property
+    def mean_z_or_none(self) -> float | None:
+        """Q as JSON would hold it (``None`` for NaN)."""
+        return None if math.isnan(self.mean_z) else self.mean_z
+
+
+def difficulty_test(
+    samples: Sequence[Scored],
+    majority: Answer,
+    mu: float,
+    sigma: float,
+    *,
+    equivalent: Equivalent = magicore_equivalent,
+    quality_threshold: float = 0.0,
+    confidence_threshold: float = 0.5,
+    combine: str = "or",
+) -> DifficultyTest:
+    """Easy or hard (§2.5): hard ⇔ Q < 0 **and** (conf_ORM < 0.5 **or** conf_PRM < 0.5).
+
+    Q is the mean z of the samples backing the frozen majority M: below-average rewards mean the majority is
+    probably wrong. The confidences measure how concentrated the RM-weighted answer distribution is; a flat one
+    means the samples disagree even after weighting. Only when both signals are bad is refinement worth its
+    2k LLM calls. ``combine="and"`` requires both confidences low (an option, not the paper's rule).
+    """
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"difficulty_test: sigma must be a positive finite number, got {sigma!r}")
+    if combine not in ("or", "and"):
+        raise ValueError(f"difficulty_test: combine must be 'or' or 'and', got {combine!r}")
+    zs = [z_score(reward(s.orm, s.prm_steps), mu, sigma) for s in samples if equivalent(s.pred, majority)]
+    mean_z = np_sum(zs) / len(zs) if zs else math.nan
+    answers = [s.pred for s in samples]
+    orm_masses = answer_masses(answers, [s.orm for s in samples])
+    prm_masses = answer_masses(answers, [prm_product(s.prm_steps) for s in samples])
+    orm_h = entropy_nats(list(orm_masses.values()))
+    prm_h = entropy_nats(list(prm_masses.values()))
+    orm_conf = confidence_from_entropy(orm_h)
+    prm_conf = confidence_from_entropy(prm_h)
+    quality_ok = not (mean_z < quality_threshold)
+    orm_low, prm_low = orm_conf < confidence_threshold, prm_conf < confidence_threshold
+    low = (orm_low or prm_low) if combine == "or" else (orm_low and prm_low)
+    return DifficultyTest(
+        mean_z=mean_z,
+        n_majority_matches=len(zs),
+        orm_entropy=orm_h,
+        orm_conf=orm_conf,
+        prm_entropy=prm_h,
+        prm_conf=prm_conf,
+        quality_ok=quality_ok,
+        low_confidence=low,
+        hard=(not quality_ok) and low,
+    )
+
+
+# --- top-k and the RM-weighted vote (§3) ------------------------------------------------------------------------------
+
+
+def top_k(pool: Sequence[S], k: int) -> list[S]:
+    """The ``k`` highest-R samples, best first; equal R keep pool order (Python's stable ``sorted``)."""
+    if k < 0:
+        raise ValueError(f"top_k: k must be >= 0, got {k}")
+    return sorted(pool, key=lambda s: reward(s.orm, s.prm_steps), reverse=True)[:k]
+
+
+def weighted_vote(samples: Sequence[Scored]) -> tuple[Answer, dict[str, float]]:
+    """RM-weighted self-consistency (§3): the answer with the largest Σ R, and the per-answer sums.
+
+    Samples without an answer (``None`` or empty) are skipped. On a tie the answer inserted first wins — with
+    ``samples`` ranked best first, the one whose best sample ranks highest (Python ``max`` over a dict).
+    ``None`` when no sample has an answer (the reference crashes on ``max`` of an empty dict there).
+    """
+    votes: dict[str, float] = {}
+    for s in samples:
+        if s.pred:
+            r = reward(s.orm, s.prm_steps)
+            votes[s.pred] = votes[s.pred] + r if s.pred in votes else r
+    if not votes:
+        return None, votes
+    return max(votes, key=lambda a: votes[a]), votes
+
+
+def masses_by_answer(samples: Sequence[Scored]) -> tuple[dict[Answer, float], dict[Answer, float]]:
+    """(ORM mass, PRM-product mass) per distinct answer string, as the confidence test sums them."""
+    answers = [s.pred for s in samples]
+    return (
+        answer_masses(answers, [s.orm for s in samples]),
+        answer_masses(answers, [prm_product(s.prm_steps) for s in samples]),
+    )
+
+
+def as_json_keys(masses: Mapping[Answer, float]) -> dict[str, float]:
+    """Masses keyed as JSON writes them (``None`` → ``"null"``)."""
+    return {("null" if a is None else a): m for a, m in masses.items()}
