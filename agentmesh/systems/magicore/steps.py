@@ -80,8 +80,9 @@ def render_solution(solution_text: str, prm_steps: Sequence[float]) -> str:
 
     The text is segmented and tagged as for the PRM, then split at the tags; step ``j`` keeps the space that
     preceded its tag (hence two spaces before ``(Score``) and the line break that followed the previous tag
-    (hence the blank line). Scores pair with steps in order and extra ones on either side are dropped, as the
-    reference's ``zip`` does.
+    (hence the blank line). Scores pair with the tag-split parts in order, as the reference's ``zip`` does: a
+    missing score drops its step, and one score too many is shown alone after the last step (the empty part
+    that follows the final tag).
     """
     parts = prm_input(add_step_lines(solution_text)).split(STEP_TAG)
     return "".join(
