@@ -108,33 +108,39 @@ def cosine(a: Vector, b: Vector) -> float:
     return math.fsum(map(mul, a, b)) / (na * nb)
 
 
+_PARAGRAPH_RE = re.compile(r"\n[ \t]*\n")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def windows(text: str, size: int = WINDOW_CHARS) -> list[str]:
     """``text`` cut into windows of at most ``size`` characters at sentence ends (§3.3).
 
-    Sentences (split after ``.``, ``!``, ``?`` and at line breaks) are packed greedily; a sentence longer than
-    ``size`` is cut at its last space before the limit (or hard at the limit). Always at least one window.
+    Sentences (split after ``.``, ``!``, ``?`` and at line breaks) are packed greedily into windows; a window
+    never spans a blank line, so each exchange of a many-shot prefix (blank-line separated) lands in windows of
+    its own and cannot dilute the window that holds the real question. A sentence longer than ``size`` is cut at
+    its last space before the limit (or hard at the limit). Always at least one window.
     """
     if size < 1:
         raise ValueError(f"window size must be positive, got {size}")
-    pieces: list[str] = []
-    for sentence in _SENTENCE_END_RE.split(text):
-        sentence = sentence.strip()
-        while len(sentence) > size:
-            cut = sentence.rfind(" ", 0, size + 1)
-            cut = cut if cut > 0 else size
-            pieces.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if sentence:
-            pieces.append(sentence)
     out: list[str] = []
-    for piece in pieces:
-        if out and len(out[-1]) + 1 + len(piece) <= size:
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
+    for paragraph in _PARAGRAPH_RE.split(text):
+        pieces: list[str] = []
+        for sentence in _SENTENCE_END_RE.split(paragraph):
+            sentence = sentence.strip()
+            while len(sentence) > size:
+                cut = sentence.rfind(" ", 0, size + 1)
+                cut = cut if cut > 0 else size
+                pieces.append(sentence[:cut].strip())
+                sentence = sentence[cut:].strip()
+            if sentence:
+                pieces.append(sentence)
+        packed: list[str] = []
+        for piece in pieces:
+            if packed and len(packed[-1]) + 1 + len(piece) <= size:
+                packed[-1] = f"{packed[-1]} {piece}"
+            else:
+                packed.append(piece)
+        out.extend(packed)
     return out or [text.strip()]
 
 
@@ -150,30 +156,42 @@ class EmbeddingScorer:
         self.tau_sem = embedder.tau_sem if tau_sem is None else tau_sem
         self.window_chars = window_chars
 
-    def _matrix(self, snapshot: TargetSnapshot) -> tuple[list[int], list[list[float]]]:
+    def _postings(self, snapshot: TargetSnapshot) -> tuple[list[int], dict[int, list[tuple[int, float]]]]:
+        """Target ids and ``dimension → [(row, value)]`` over the unit profile rows, built once per version.
+
+        Scoring a window then touches only the dimensions where the window is non-zero: for the sparse
+        ``hashing`` vectors that is a few hundred postings lists, whatever N is, instead of N full rows.
+        """
         key = f"embedding:{self.embedder.id}"
         cached = snapshot.derived.get(key)
         if cached is None:
             ids = [t.id for t in snapshot.targets]
-            rows = [_unit(v) for v in self.embedder.embed([t.profile for t in snapshot.targets])] if ids else []
-            cached = (ids, rows)
+            postings: dict[int, list[tuple[int, float]]] = {}
+            if ids:
+                for row, vector in enumerate(self.embedder.embed([t.profile for t in snapshot.targets])):
+                    for dim, value in enumerate(_unit(vector)):
+                        if value:
+                            postings.setdefault(dim, []).append((row, value))
+            cached = (ids, postings)
             snapshot.derived[key] = cached
-        ids_rows: tuple[list[int], list[list[float]]] = cached
-        return ids_rows
+        result: tuple[list[int], dict[int, list[tuple[int, float]]]] = cached
+        return result
 
     def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
-        ids, rows = self._matrix(snapshot)
+        ids, postings = self._postings(snapshot)
         if not ids:
             return {}
-        best = [-math.inf] * len(ids)
+        best = [0.0] * len(ids)
+        seen = False
         for window in self.embedder.embed(windows(text, self.window_chars)):
-            q = _unit(window)
-            nonzero = [(i, x) for i, x in enumerate(q) if x]
-            for r, row in enumerate(rows):
-                s = sum(row[i] * x for i, x in nonzero)
-                if s > best[r]:
-                    best[r] = s
-        return {t: (0.0 if math.isinf(s) else s) for t, s in zip(ids, best, strict=True)}
+            sums = [0.0] * len(ids)
+            for dim, x in enumerate(_unit(window)):
+                if x:
+                    for row, value in postings.get(dim, ()):
+                        sums[row] += value * x
+            best = sums if not seen else [max(a, b) for a, b in zip(best, sums, strict=True)]
+            seen = True
+        return dict(zip(ids, best, strict=True))
 
 
 def _unit(vector: Vector) -> list[float]:
