@@ -20,6 +20,7 @@ from agentmesh.cli import batch as batch_module
 from agentmesh.datasets import read_items
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, ScriptedModel
+from agentmesh.optimize import items as items_module
 from agentmesh.optimize import job as job_module
 from agentmesh.optimize import optimize
 from agentmesh.plugins import import_plugins
@@ -50,8 +51,8 @@ def _nothing_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
     async def here(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("an item ran in the driver, not in a Ray worker")
 
-    monkeypatch.setattr(job_module, "arun", here)
-    monkeypatch.setattr(job_module, "aresume", here)
+    monkeypatch.setattr(items_module, "arun", here)
+    monkeypatch.setattr(items_module, "aresume", here)
 
 
 @pytest.fixture(autouse=True)

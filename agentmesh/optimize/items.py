@@ -1,0 +1,242 @@
+"""Run a graph over a data set as one resumable job: each item its own stored run, several at once, here or on Ray.
+
+Team optimisation needs the full candidate team run over many items before anything can be chosen (DyLAN's
+importance scores, SE-Jury's calibration), and those runs are the expensive part. So a job is identified by what
+determines its runs (the graph's spec and the model, plus whatever the caller adds) and each item by its inputs:
+running the same job again skips the items whose run succeeded and resumes the ones that were cut short (their
+finished model calls are served from the store, never paid twice). What is made of the runs' outputs is the
+caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentmesh.datasets import Item
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import ModelClient, get_model, load_settings
+from agentmesh.models.providers.base import Provider
+from agentmesh.plugins import imported
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, stored_outputs
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.store import RunStatus, Store
+
+__all__ = ["Executor", "ItemRun", "JobRun", "Progress", "digest", "run_items"]
+
+Executor = Literal["local", "ray"]
+
+
+@dataclass
+class ItemRun:
+    """One item of a job: its run and the run's node outputs (``None`` when it failed)."""
+
+    line: int
+    inputs: dict[str, Any]
+    run_id: str | None = None
+    calls: int = 0
+    reused: bool = False
+    """The item's run had succeeded in an earlier run of the job: nothing was run again."""
+    outputs: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class JobRun:
+    """What :func:`run_items` did: the job's id and every item, in the order given."""
+
+    job: str
+    model: str
+    items: list[ItemRun] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ItemRun]:
+        return [i for i in self.items if i.error]
+
+
+Progress = Callable[[ItemRun, int, int], None]
+"""Told of each finished item: (the item, items done, items in all)."""
+
+
+def digest(value: Any) -> str:
+    """A short stable id of a JSON-able value: how jobs and items are recognised when a job is run again."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+async def run_items(
+    spec: GraphSpec,
+    items: Sequence[Item],
+    *,
+    kind: str,
+    model: str | Provider | ModelClient | None = None,
+    store: Store | str | None = None,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    executor: Executor = "local",
+    ray_address: str | None = None,
+    ray_cpus_per_item: float = 1.0,
+    imports: Sequence[str] | None = None,
+    job_key: Mapping[str, Any] | None = None,
+) -> JobRun:
+    """Run ``spec`` on every item (see the module docstring); failed items are reported, not raised.
+
+    ``kind`` names the job's purpose in each run's metadata (``optimize``, ``calibrate``...): a later run of the
+    same job finds its items' runs by it. ``job_key`` adds what else makes two jobs different.
+
+    ``executor="ray"`` runs the items as Ray tasks (:mod:`agentmesh.runtime.on_ray`): on a Ray started on
+    this machine for the job, or on the cluster at ``ray_address`` (which needs a Postgres store). There ``model``
+    must be a reference string (each worker builds its own client), and the workers import ``imports`` (module
+    names or ``.py`` files; by default what :func:`agentmesh.plugins.import_plugins` imported here) so that the
+    operators, functions, parsers and providers registered in them are known there too. ``concurrency`` is the
+    number of items in flight; each takes ``ray_cpus_per_item`` of Ray's CPUs (a fraction packs several I/O-bound
+    items per core)."""
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if executor == "ray" and not (model is None or isinstance(model, str)):
+        raise ConfigError(
+            "on Ray, give the model as a reference string (each worker builds its own client from it), not a "
+            f"{type(model).__name__} object; a provider of your own registers by name in a module given to --import"
+        )
+    client = model if isinstance(model, ModelClient) else get_model(model or spec.model or DEFAULT_MODEL)
+    db = store if isinstance(store, Store) else Store(store)
+    job = digest({"spec": spec.spec_hash(), "model": client.reference, **(job_key or {})})
+    done = JobRun(job=job, model=client.reference)
+    release: Callable[[], None] | None = None
+    try:
+        start: StartRun
+        if executor == "ray":
+            shared = job_payload(
+                spec,
+                model if isinstance(model, str) else spec.model or DEFAULT_MODEL,  # (checked above: not an object)
+                load_settings(),
+                worker_db_url(db, cluster=ray_address is not None),
+                imported() if imports is None else imports,
+                ray_cpus_per_item,
+            )
+            run_on_ray, release = start_ray(ray_address, ray_cpus_per_item)
+            start = _on_ray(shared, run_on_ray, db, kind, job)
+        else:
+            start = _in_process(db, spec, client, kind, job)
+        previous = _previous_runs(db, spec.name, kind, job)
+        gate = asyncio.Semaphore(concurrency)
+        finished = 0
+
+        async def one(item: Item) -> ItemRun:
+            nonlocal finished
+            key = digest(item.inputs)
+            out = ItemRun(line=item.line, inputs=item.inputs)
+            async with gate:
+                try:
+                    await _run_item(db, spec, start, item, key, previous.get(key), out)
+                except Exception as exc:  # one bad item must not sink the job; its run records the failure
+                    out.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+            finished += 1
+            if progress is not None:
+                progress(out, finished, len(items))
+            return out
+
+        done.items = list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        if release is not None:
+            release()
+        if not isinstance(model, ModelClient | Provider):
+            await client.aclose()
+        if not isinstance(store, Store):
+            db.close()
+    return done
+
+
+def _previous_runs(db: Store, graph: str, kind: str, job: str) -> dict[str, tuple[str, RunStatus]]:
+    found: dict[str, tuple[str, RunStatus]] = {}
+    for record in reversed(db.list_runs(graph=graph, limit=1_000_000)):  # oldest first: the newest wins
+        tag = record.meta.get(kind) or {}
+        if tag.get("job") == job and tag.get("item"):
+            found[str(tag["item"])] = (record.id, record.status)
+    return found
+
+
+StartRun = Callable[[Item, str, "tuple[str, RunStatus] | None", ItemRun], Awaitable[Mapping[str, Any]]]
+"""Runs an item (or resumes its cut-short run), sets the item's ``run_id`` (as soon as the run is stored: a
+failed item still names it) and ``calls``, and returns the run's node outputs."""
+
+
+async def _run_item(
+    db: Store,
+    spec: GraphSpec,
+    start: StartRun,
+    item: Item,
+    key: str,
+    previous: tuple[str, RunStatus] | None,
+    out: ItemRun,
+) -> None:
+    if previous is not None and previous[1] == RunStatus.SUCCEEDED:
+        out.run_id, out.reused = previous[0], True
+        out.outputs = await asyncio.to_thread(_stored_outputs, db, spec, previous[0])
+        out.calls = int((await asyncio.to_thread(db.get_run, previous[0])).totals.get("calls", 0))
+    else:
+        out.outputs = await start(item, key, previous, out)
+
+
+def _stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]:
+    """A finished run's node outputs, read from its last checkpoint."""
+    outputs = stored_outputs(store, spec, run_id)
+    if outputs is None:
+        raise AgentmeshError(f"run {run_id} has no checkpoint to read its outputs from", run=run_id)
+    return outputs
+
+
+def _meta(kind: str, job: str, key: str, item: Item) -> dict[str, Any]:
+    """What tags an item's run as the job's: how a later run of the job finds it (:func:`_previous_runs`)."""
+    return {kind: {"job": job, "item": key, "line": item.line}}
+
+
+def _in_process(db: Store, spec: GraphSpec, client: ModelClient, kind: str, job: str) -> StartRun:
+    """Items run here, on this event loop (the default executor)."""
+
+    async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemRun) -> Mapping[str, Any]:
+        def started(event: str, data: dict[str, Any]) -> None:
+            if event == "start":
+                out.run_id = str(data["run_id"])
+
+        result: RunResult
+        if previous is not None:
+            out.run_id = previous[0]
+            result = await aresume(previous[0], store=db, model=client, listeners=[started])
+        else:
+            meta = _meta(kind, job, key, item)
+            result = await arun(spec, item.inputs, model=client, store=db, meta=meta, listeners=[started])
+        out.run_id, out.calls = result.run_id, result.calls
+        return result.outputs
+
+    return start
+
+
+def _on_ray(shared: Mapping[str, Any], run_on_ray: RunOnRay, db: Store, kind: str, job: str) -> StartRun:
+    """Items run as Ray tasks (:mod:`agentmesh.runtime.on_ray`), each under a run id chosen here."""
+
+    async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemRun) -> Mapping[str, Any]:
+        out.run_id = previous[0] if previous is not None else new_run_id()
+        try:
+            result = await run_there(
+                run_on_ray,
+                db,
+                shared,
+                out.run_id,
+                resume=previous is not None,
+                inputs=item.inputs,
+                meta=_meta(kind, job, key, item),
+            )
+        except AgentmeshError as exc:
+            out.run_id = exc.context.get("run")  # None: the worker failed before storing the run
+            raise
+        out.calls = result.calls
+        return result.outputs
+
+    return start
