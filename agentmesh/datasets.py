@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,13 @@ def _letter_columns(data: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-def item_inputs(data: Mapping[str, Any], spec: GraphSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a data line into the graph's inputs (mapped from a known format) and the rest."""
+def item_inputs(
+    data: Mapping[str, Any], spec: GraphSpec, keep: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a data line into the graph's inputs (mapped from a known format) and the rest.
+
+    ``keep`` names fields the caller reads besides the inputs (a calibration's human label): kept aside, like
+    the known formats' metadata, rather than taken for a misspelt input."""
     inputs: dict[str, Any] = {}
     used: set[str] = set()
     for name in spec.inputs:
@@ -109,7 +114,7 @@ def item_inputs(data: Mapping[str, Any], spec: GraphSpec) -> tuple[dict[str, Any
                 used.add(alias)
                 break
     extra = {k: v for k, v in data.items() if k not in used}
-    unknown = sorted(k for k in extra if k not in _METADATA and k not in LETTERS)
+    unknown = sorted(k for k in extra if k not in _METADATA and k not in LETTERS and k not in keep)
     if unknown:  # most likely a misspelt input: say so rather than drop it
         inputs.update({k: extra.pop(k) for k in unknown})
     return inputs, extra
@@ -143,7 +148,9 @@ def matches_gold(answer: Any, gold: str) -> bool:
     return answer is not None and str(answer) == str(gold)
 
 
-def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None) -> list[Item]:
+def read_items(
+    path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None, keep: Collection[str] = ()
+) -> list[Item]:
     """Every line of a JSONL file as an :class:`Item`, all checked before anything runs.
 
     A batch that fails on line 900 after 899 runs were paid for is the failure this prevents: bad JSON, a line
@@ -170,7 +177,7 @@ def read_items(path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None =
                     file=str(path),
                     line=lineno,
                 )
-            inputs, extra = item_inputs(data, spec)
+            inputs, extra = item_inputs(data, spec, keep)
             try:
                 checked = check_inputs(spec, {**(defaults or {}), **inputs})
             except ConfigError as exc:

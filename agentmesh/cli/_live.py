@@ -227,8 +227,9 @@ def _notes(data: Mapping[str, Any]) -> list[str]:
         notes.append(f"took {data['taken']}")
     if "kept" in data:
         notes.append(f"kept {data['kept']}")
-    if data.get("scores") is not None:
-        notes.append("scores " + ", ".join("-" if s is None else f"{s:g}" for s in data["scores"]))
+    scores = data.get("scores")
+    if isinstance(scores, list):  # a score node's; a function node may use the name for something else
+        notes.append("scores " + ", ".join(f"{s:g}" if isinstance(s, int | float) else "-" for s in scores))
     if "done" in data and data.get("round"):
         notes.append("done" if data["done"] else "continues")
     return notes

@@ -1,13 +1,18 @@
-"""``agentmesh optimize``: score how much each agent of a team contributes over a data set and keep the best.
+"""``agentmesh optimize``: choose a graph's team over a data set, by what each member contributes.
 
-It runs the graph's whole candidate team on every item of ``--data`` (stored, resumable, under a progress bar),
-prints the agents ranked by mean Agent Importance Score, writes the graph with the top-k team (run it with
-``agentmesh run <file>``) and a picture of the network and the ranking.
+Two kinds of graph have a team to choose. A DyLAN graph (a ``dylan_importance`` node): the whole candidate team
+runs on every item of ``--data``, the agents are ranked by mean Agent Importance Score and the top ``--top-k``
+kept. An SE-Jury graph (a ``sejury_verdict`` node): every judge scores the calibration items drawn from the
+labelled ``--data``, the team whose ensemble agrees best with the humans is kept, and its graph is checked on the
+held-out items. Either way each item is its own stored, resumable run under a progress bar, and the command writes
+the graph with the chosen team (run it with ``agentmesh run <file>``) and a picture of the choice.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,10 +35,25 @@ from agentmesh.cli._common import (
     run_async,
 )
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.optimize import ItemResult, aoptimize
+from agentmesh.optimize import aoptimize
+from agentmesh.optimize.items import ItemRun
 from agentmesh.runtime.run import resolve_graph
+from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
+from agentmesh.systems.sejury import JuryConfig
+from agentmesh.systems.sejury.jury import Calibration, acalibrate, has_jury
 from agentmesh.viz.importance import importance_svg
+from agentmesh.viz.jury import jury_svg
+
+
+class Profile(StrEnum):
+    """SE-Jury's dataset profiles (:data:`agentmesh.systems.sejury.PROFILES`; a test keeps the two in step)."""
+
+    conala = "conala"
+    card2code = "card2code"
+    summarization = "summarization"
+    apr = "apr"
+    v1 = "v1"
 
 
 def optimize(
@@ -41,7 +61,9 @@ def optimize(
     data: Annotated[
         Path, typer.Option("--data", "-d", help="JSONL items: the graph's inputs, or MMLU/MATH/HumanEval records.")
     ],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many agents the optimised team keeps.")],
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", "-k", min=1, help="DyLAN: how many agents the optimised team keeps.")
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once.")] = 4,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
     out: Annotated[
@@ -51,18 +73,55 @@ def optimize(
     picture: Annotated[
         Path | None, typer.Option("--svg", help="Where to draw the network and ranking (default: beside --out).")
     ] = None,
+    profile: Annotated[
+        Profile, typer.Option("--profile", help="SE-Jury: the release's settings for a kind of data (sejury.md §4).")
+    ] = Profile.conala,
+    human_key: Annotated[
+        str, typer.Option("--human-key", help="SE-Jury: the field of each line holding the human label.")
+    ] = "human",
+    calibration_size: Annotated[
+        int, typer.Option("--calibration-size", min=2, help="SE-Jury: labelled items drawn to choose the team.")
+    ] = 20,
+    held_out: Annotated[
+        bool, typer.Option("--held-out/--no-held-out", help="SE-Jury: score the other labelled items with the team.")
+    ] = True,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
     ray_cpus: RayCpusOption = 1.0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the full team on every item, rank the agents by importance, write the optimised graph and a picture."""
+    """Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human labels),
+    write the graph with that team and a picture."""
     spec = resolve_graph(graph)
+    if has_jury(spec):
+        if top_k is not None:
+            raise typer.BadParameter(
+                "an SE-Jury graph chooses its team by calibration, not --top-k", param_hint="--top-k"
+            )
+        config = JuryConfig.profile(profile.value, n_calibration=calibration_size)
+        calibrate_jury(
+            spec,
+            data,
+            config,
+            human_key,
+            held_out,
+            concurrency,
+            model,
+            out,
+            picture,
+            db,
+            as_json,
+            executor,
+            ray_address,
+            ray_cpus,
+        )
+        return
+    if top_k is None:
+        raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     items = datasets.read_items(data, spec)
     out = out or Path(f"{spec.name}_top{top_k}.yaml")
     picture = picture or out.with_suffix(".svg")
-    failures: list[ItemResult] = []
     with (
         open_store(db) as store,
         WorkProgress(
@@ -70,9 +129,7 @@ def optimize(
         ) as bar,
     ):
 
-        def advance(item: ItemResult, done: int, total: int) -> None:
-            if item.error:
-                failures.append(item)
+        def advance(item: ItemRun, done: int, total: int) -> None:
             note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
             bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
 
@@ -99,6 +156,7 @@ def optimize(
                 markup=False,
             )
             raise
+    failures = result.failed
     out.write_text(dump_graph(result.optimized), encoding="utf-8")
     picture.write_text(
         importance_svg(
@@ -141,3 +199,117 @@ def optimize(
         console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)
+
+
+def calibrate_jury(
+    spec: GraphSpec,
+    data: Path,
+    config: JuryConfig,
+    human_key: str,
+    held_out: bool,
+    concurrency: int,
+    model: str | None,
+    out: Path | None,
+    picture: Path | None,
+    db: str | None,
+    as_json: bool,
+    executor: Executor,
+    ray_address: str | None,
+    ray_cpus: float,
+) -> None:
+    """``optimize`` on an SE-Jury graph: calibrate, print the teams, write the team's graph and the picture."""
+    items = datasets.read_items(data, spec, keep={human_key})
+    out = out or Path(f"{spec.name}_team.yaml")
+    picture = picture or out.with_suffix(".svg")
+    n_cal = min(config.n_calibration, len(items))
+    total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
+    with (
+        open_store(db) as store,
+        WorkProgress(
+            spec.name, total, console=err_console, log=err_console, enabled=not as_json, transient=False
+        ) as bar,
+    ):
+
+        def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
+            note = f"{phase} line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
+            bar.update(
+                completed=done + (n_cal if phase == "held-out" else 0),
+                note=note if not item.error else f"{phase} line {item.line}: failed",
+            )
+
+        try:
+            found = run_async(
+                acalibrate(
+                    spec,
+                    items,
+                    config=config,
+                    human_key=human_key,
+                    evaluate=held_out,
+                    model=model,
+                    store=store,
+                    concurrency=concurrency,
+                    progress=advance,
+                    executor=executor.value,
+                    ray_address=ray_address,
+                    ray_cpus_per_item=ray_cpus,
+                )
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted: run the same command again to go on (finished items are kept, cut-short runs resume "
+                "without repeating a call)",
+                highlight=False,
+                markup=False,
+            )
+            raise
+    out.write_text(dump_graph(found.team_graph), encoding="utf-8")
+    n_test = sum(1 for i in found.held_out if i.score is not None)
+    picture.write_text(
+        jury_svg(f"{spec.name}: choosing the jury", found.selection, found.test, n_test), encoding="utf-8"
+    )
+    if as_json:
+        console.print_json(json.dumps({**found.to_json(), "team_graph_file": str(out), "picture": str(picture)}))
+    else:
+        _print_calibration(found, out, picture)
+    if found.failed:
+        raise typer.Exit(1)
+
+
+def _print_calibration(found: Calibration, out: Path, picture: Path) -> None:
+    selection = found.selection
+    table = Table(title=Text(f"{found.graph}: candidate teams on {len(selection.human)} calibration items"))
+    for column in ("rank", "team", "score", "Kendall τ", "Spearman ρ"):
+        table.add_column(column)
+    ranked = sorted(selection.candidates, key=lambda c: -c.score if not math.isnan(c.score) else math.inf)
+    for rank, candidate in enumerate(ranked[:10], start=1):
+        mark = " ✓" if candidate is selection.selected else ""
+        table.add_row(
+            str(rank),
+            Text(" + ".join(candidate.team) + mark),
+            _fmt(candidate.score),
+            _fmt(candidate.correlations.kendall),
+            _fmt(candidate.correlations.spearman),
+        )
+    console.print(table)
+    if len(ranked) > 10:
+        console.print(f"... {len(ranked) - 10} more teams in the picture and in --json")
+    tied = selection.tied_at_max
+    if len(tied) > 1:
+        console.print(Text(f"{len(tied)} teams tie at the top; the earliest in enumeration order was chosen"))
+    console.print(Text(f"team: {' + '.join(found.team)}"))
+    if found.test is not None:
+        n = sum(1 for i in found.held_out if i.score is not None)
+        console.print(
+            Text(
+                f"on {n} held-out items: Kendall τ {_fmt(found.test.kendall)}, Spearman ρ {_fmt(found.test.spearman)}, "
+                f"Pearson r {_fmt(found.test.pearson)}"
+            )
+        )
+    for item in found.failed:
+        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+    console.print(Text(f"team's graph: {out}  (score items: agentmesh run {out} --input-file items.jsonl)"))
+    console.print(Text(f"picture: {picture}"))
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"

@@ -6,6 +6,6 @@ Importing :mod:`agentmesh.systems` registers them; :mod:`agentmesh` imports it, 
 lives in :mod:`agentmesh.runtime`; only what a paper defines and nothing else does lives here.
 """
 
-from agentmesh.systems import dylan
+from agentmesh.systems import dylan, sejury
 
-__all__ = ["dylan"]
+__all__ = ["dylan", "sejury"]

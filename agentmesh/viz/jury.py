@@ -1,0 +1,94 @@
+"""The picture of an SE-Jury calibration: every candidate team's agreement with the humans, the chosen one marked,
+beside each judge alone, and the chosen team's agreement on the held-out items.
+
+A table of 46 teams' scores is read faster as bars: how far ahead the chosen team is, whether several tie, and
+whether any team beats the best single judge (the paper's claim) show at a glance. One self-contained SVG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from agentmesh.systems.sejury.selection import Correlations, Selection, correlations
+from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
+
+_TEAM = "#2563eb"
+_OTHER = "#9ca3af"
+_JUDGE = "#f59e0b"
+
+
+def jury_svg(title: str, selection: Selection, test: Correlations | None = None, n_test: int = 0) -> str:
+    """Bars of the criterion, (τ_b + ρ)/2 or v1's, for each candidate team (best first) and each judge alone."""
+    human = selection.human
+    singles: list[tuple[str, float]] = []
+    for judge, scores in selection.per_judge.items():
+        corr = _safe(human, scores)
+        singles.append((judge, math.nan if corr is None else (corr.kendall + corr.spearman) / 2))
+    teams = sorted(selection.candidates, key=lambda c: -_sortable(c.score))
+    rows: list[tuple[str, float, str]] = [
+        (" + ".join(c.team), c.score, _TEAM if c is selection.selected else _OTHER) for c in teams
+    ]
+    rows += [(f"{judge} alone", score, _JUDGE) for judge, score in singles]
+    label_w = max([text_width(label, 12) for label, _, _ in rows] + [120.0]) + 24
+    row_h, top, bar_len = 20.0, 78.0, 320.0
+    low = min([0.0] + [s for _, s, _ in rows if not math.isnan(s)])
+    span = 1.0 - low
+    x0 = label_w + bar_len * (-low / span)  # where 0 lies
+    height = top + row_h * (len(rows) + 1) + (40 if test is not None else 16)
+    width = label_w + bar_len + 90
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+        f'<text x="16" y="26" font-size="16" font-weight="bold">{esc(title)}</text>',
+        f'<text x="16" y="46" font-size="12" fill="#555">agreement with the humans on the {len(human)} calibration '
+        f"items, {esc(_criterion(selection))}: chosen team in blue, other teams grey, single judges amber</text>",
+        f'<line x1="{x0:.1f}" y1="{top - 8:.0f}" x2="{x0:.1f}" y2="{top + row_h * len(rows) + 4:.0f}" '
+        'stroke="#111" stroke-width="0.8"/>',
+    ]
+    for i, (label, score, colour) in enumerate(rows):
+        y = top + row_h * i + (row_h if colour == _JUDGE else 0)  # a gap before the single judges
+        weight = "bold" if colour == _TEAM else "normal"
+        out.append(
+            f'<text x="{label_w - 10:.0f}" y="{y + 13:.1f}" font-size="12" text-anchor="end" '
+            f'font-weight="{weight}">{esc(label)}</text>'
+        )
+        if math.isnan(score):
+            out.append(
+                f'<text x="{x0 + 6:.1f}" y="{y + 13:.1f}" font-size="11" fill="#b91c1c">constant: no correlation</text>'
+            )
+            continue
+        start, end = sorted((x0, x0 + bar_len * score / span))
+        out.append(
+            f'<rect x="{start:.1f}" y="{y + 3:.1f}" width="{end - start:.1f}" height="{row_h - 6:.1f}" rx="2" '
+            f'fill="{colour}"><title>{esc(label)}: {score:.4f}</title></rect>'
+        )
+        out.append(f'<text x="{end + 5:.1f}" y="{y + 13:.1f}" font-size="11">{score:.3f}</text>')
+    if test is not None:
+        y = top + row_h * (len(rows) + 1) + 20
+        out.append(
+            f'<text x="16" y="{y:.0f}" font-size="13">chosen team on {n_test} held-out items: Kendall τ '
+            f"{_fmt(test.kendall)}, Spearman ρ {_fmt(test.spearman)}, Pearson r {_fmt(test.pearson)}</text>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _safe(human: Sequence[float], scores: Sequence[float]) -> Correlations | None:
+    try:
+        return correlations(human, scores)
+    except ValueError:
+        return None
+
+
+def _sortable(score: float) -> float:
+    return -math.inf if math.isnan(score) else score
+
+
+def _criterion(selection: Selection) -> str:
+    return "(Kendall τ_b + Spearman ρ)/2" if selection.config.criterion == "tau_rho" else "round((τ + r + ρ)/3, 3)"
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
