@@ -12,9 +12,14 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.pipeline` — the control flow with its early stops and ``reference_compat``
   (§6), over agent protocols;
 * :mod:`~agentmesh.systems.alu.attacks` — jailbreak transforms (§7);
-* :mod:`~agentmesh.systems.alu.metrics` — evaluation metrics (§9.2).
+* :mod:`~agentmesh.systems.alu.metrics` — evaluation metrics (§9.2);
+* :mod:`~agentmesh.systems.alu.registry` — versioned target sets with soft delete (§3.1);
+* :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
+
+Importing this package registers ``op: alu``.
 """
 
+from agentmesh.systems.alu import node
 from agentmesh.systems.alu.attacks import Attack, apply_attack, many_shot, mask_names, masking, parse_attack
 from agentmesh.systems.alu.metrics import (
     KSResult,
@@ -114,6 +119,7 @@ __all__ = [
     "mask_names",
     "masking",
     "mcq_scores",
+    "node",
     "normalize",
     "occurs",
     "parse_attack",

@@ -53,9 +53,13 @@ WINDOW_CHARS = 400
 class Embedder(Protocol):
     """Texts → vectors. ``id`` names the embedder in caches and the ``target_embedding`` table."""
 
-    id: str
-    tau_sem: float
-    """The shortlist threshold that suits this embedder's score scale."""
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tau_sem(self) -> float:
+        """The shortlist threshold that suits this embedder's score scale."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> list[Vector]: ...
 
@@ -64,7 +68,8 @@ class Embedder(Protocol):
 class SemanticScorer(Protocol):
     """Scores of every target of a snapshot against a query-side text; missing ids count as 0 (§3.3)."""
 
-    tau_sem: float
+    @property
+    def tau_sem(self) -> float: ...
 
     def scores(self, text: str, snapshot: TargetSnapshot) -> Mapping[int, float]: ...
 

@@ -1,0 +1,246 @@
+"""ALU as a graph node: ``op: alu`` runs :func:`~agentmesh.systems.alu.pipeline.run_alu` with the graph's agent
+cards as the five roles (``graphs/alu.yaml``).
+
+Every agent call goes through the run context (:meth:`RunContext.ask`), so it is recorded as it completes,
+served back on resume and replay, and counted against the run's budget; execution stays LangGraph's. Calls are
+keyed ``(node, agent, round, slot)`` with one round per role (vanilla 1, auditor 2, eraser 3, critic 4, composer
+5, extractor 6) and the slot numbering critic samples and parallel rewrites, so one card may play several roles.
+
+The node's output is the final answer (``answer``/``text``/``value``), the ``decision`` and ``stop_reason``, and
+``alu``: everything §12.2 asks to record (target set and version, lexical hits, semantic scores of S, S, audit
+status and M, candidates, critic samples and scores, ranking, Top, decision, stop reason), which is also stored
+as the node's ``node_result`` event.
+
+Targets come from the graph input named by ``targets_from``: a list of records (§3.1 fields) or of names, or the
+path of a JSONL file. Snapshots are cached by content, so a batch over one target list builds the alias index
+and the embedding matrix once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from agentmesh.errors import ConfigError
+from agentmesh.parsers import extract_json
+from agentmesh.runtime.budget import BudgetExhausted
+from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, operator
+from agentmesh.spec.operators import OperatorParams
+from agentmesh.systems.alu.pipeline import (
+    DEFAULT_REFUSAL,
+    AluAgents,
+    AluConfig,
+    AuditRequest,
+    ComposeRequest,
+    CriticRequest,
+    EraseRequest,
+    ExtractRequest,
+    run_alu,
+)
+from agentmesh.systems.alu.registry import load_targets_jsonl
+from agentmesh.systems.alu.semantic import HASHING_TAU_SEM, EmbeddingScorer, HashingEmbedder
+from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
+
+__all__ = ["AluParams", "alu_node", "snapshot_from_input"]
+
+_ROUNDS = {"vanilla": 1, "auditor": 2, "eraser": 3, "critic": 4, "composer": 5, "extractor": 6}
+_TARGET_VARS = frozenset({"targets_block", "target_names", "targets_repr", "reference"})
+
+
+class AluParams(OperatorParams):
+    """``op: alu``: the agents playing each role and ALU's knobs (alu.md §12.1, defaults as there)."""
+
+    vanilla: str = Field(default="vanilla", description="The model being unlearned (unguarded).")
+    auditor: str = "auditor"
+    eraser: str = "eraser"
+    critic: str = "critic"
+    composer: str = "composer"
+    extractor: str | None = Field(
+        default=None, description="reference_compat only: the released code's second call that lists the ratings."
+    )
+    query_from: str = Field(default="query", description="The graph input holding the question.")
+    targets_from: str = Field(
+        default="targets", description="The graph input holding the targets: records, names or a JSONL path."
+    )
+    k: int = Field(default=5, ge=1)
+    j: int = Field(default=3, ge=1)
+    tau: float | str = Field(default="4", description="Gate threshold on the top-j mean (exact; '9/2' allowed).")
+    m: int = Field(default=16, ge=0)
+    tau_sem: float | None = Field(default=None, description="Semantic threshold; default the embedder's (0.35).")
+    critic_samples: int = Field(default=1, ge=1)
+    min_alias_len: int = Field(default=DEFAULT_MIN_ALIAS_LEN, ge=1)
+    force_flag_lexical: Literal["response", "none"] = "response"
+    on_unresolved: Literal["erase", "pass"] = "erase"
+    erase_mode: Literal["single", "parallel"] = "single"
+    member_min_score: float | str | None = None
+    refusal_text: str = DEFAULT_REFUSAL
+    embedder: Literal["hashing"] = "hashing"
+    reference_compat: bool | Literal["hf_checker"] = False
+
+    outputs: ClassVar[frozenset[str] | None] = frozenset({"answer", "value", "text", "decision", "stop_reason", "alu"})
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        used = [(role, getattr(self, role)) for role in ("vanilla", "auditor", "eraser", "critic", "composer")]
+        return used + ([("extractor", self.extractor)] if self.extractor else [])
+
+    def provides_for(self, field_path: str) -> frozenset[str]:
+        """Each role's template variables (the slots of alu.md §4) beyond the graph inputs."""
+        by_role: dict[str, frozenset[str]] = {
+            "vanilla": frozenset({"query"}),
+            "auditor": _TARGET_VARS | {"query", "vanilla"},
+            "eraser": _TARGET_VARS | {"query", "vanilla", "k", "refusal_text"},
+            "critic": _TARGET_VARS
+            | {"query", "responses_block", "responses_repr", "candidates", "K", "sample", "target_present"},
+            "composer": frozenset({"blocks", "block_list", "target_names", "targets_repr", "reference"}),
+            "extractor": frozenset({"critic_reply", "n_candidates"}),
+        }
+        return by_role.get(field_path, frozenset())
+
+    def config(self) -> AluConfig:
+        return AluConfig(
+            k=self.k,
+            j=self.j,
+            tau=Fraction(str(self.tau)),
+            m=self.m,
+            tau_sem=self.tau_sem,
+            critic_samples=self.critic_samples,
+            min_alias_len=self.min_alias_len,
+            force_flag_lexical=self.force_flag_lexical,
+            on_unresolved=self.on_unresolved,
+            erase_mode=self.erase_mode,
+            member_min_score=None if self.member_min_score is None else Fraction(str(self.member_min_score)),
+            refusal_text=self.refusal_text,
+            reference_compat=self.reference_compat,
+        )
+
+
+class _NodeAgents:
+    """The roles as recorded agent calls of this node."""
+
+    def __init__(self, run: NodeRun, params: AluParams) -> None:
+        self.run = run
+        self.params = params
+        self._erase_slot = -1
+
+    async def _ask(self, role: str, variables: dict[str, Any], slot: int = 0) -> str:
+        agent = getattr(self.params, role)
+        ctx = self.run.ctx
+        card = ctx.spec.agents[agent]
+        answer = await ctx.ask(
+            node=self.run.call_node,
+            agent=agent,
+            slot=slot,
+            round=_ROUNDS[role],
+            variables=ctx.variables(self.run.outputs, card, variables),
+        )
+        return answer.text
+
+    async def answer(self, query: str) -> str:
+        return await self._ask("vanilla", {"query": query})
+
+    async def audit(self, request: AuditRequest) -> str:
+        return await self._ask("auditor", request.variables())
+
+    async def erase(self, request: EraseRequest) -> str:
+        self._erase_slot += 1  # parallel rewrites get slots 0..k-1 in the order they were started
+        return await self._ask("eraser", request.variables(), slot=self._erase_slot)
+
+    async def rate(self, request: CriticRequest) -> str:
+        return await self._ask("critic", request.variables(), slot=request.sample)
+
+    async def compose(self, request: ComposeRequest) -> str:
+        return await self._ask("composer", request.variables())
+
+    async def extract(self, request: ExtractRequest) -> list[int | float]:
+        reply = await self._ask(
+            "extractor", {"critic_reply": request.critic_reply, "n_candidates": request.n_candidates}
+        )
+        found = extract_json(reply, "array")
+        if not isinstance(found, list):
+            return []
+        return [x for x in found if isinstance(x, int | float) and not isinstance(x, bool)]
+
+    def agents(self) -> AluAgents:
+        return AluAgents(self, self, self, self, self, extractor=self if self.params.extractor else None)
+
+
+_snapshots: OrderedDict[str, TargetSnapshot] = OrderedDict()
+_snapshots_lock = threading.Lock()
+_KEEP = 8
+
+
+def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) -> TargetSnapshot:
+    """A snapshot of the targets a graph input gives: records, names (ids 1..n in order) or a JSONL path.
+
+    Cached by content: the same list in every item of a batch is indexed and embedded once. The snapshot is
+    named ``inputs:<digest>`` (version 1), which the run records as its target set.
+    """
+    if isinstance(value, str | Path):
+        targets = load_targets_jsonl(value)
+    elif isinstance(value, list | tuple):
+        targets = [
+            Target(i, item) if isinstance(item, str) else Target.from_json(item) for i, item in enumerate(value, 1)
+        ]
+    else:
+        raise ConfigError(
+            f"ALU targets: expected a list of target records or names, or a JSONL path; got {type(value).__name__}"
+        )
+    canonical = json.dumps([t.to_json() for t in targets], sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(f"{min_alias_len}\n{canonical}".encode()).hexdigest()[:16]
+    with _snapshots_lock:
+        found = _snapshots.get(digest)
+        if found is None:
+            found = TargetSnapshot(f"inputs:{digest}", 1, tuple(targets), min_alias_len)
+            _snapshots[digest] = found
+            while len(_snapshots) > _KEEP:
+                _snapshots.popitem(last=False)
+        else:
+            _snapshots.move_to_end(digest)
+        return found
+
+
+@operator("alu", params=AluParams)
+async def alu_node(run: NodeRun) -> NodeOutput:
+    """One ALU query (alu.md §6). A budget that runs out mid-way ends in the refusal text: the vanilla answer
+    may be the very leak the remaining steps were there to remove (fail closed)."""
+    p = run.params
+    assert isinstance(p, AluParams)
+    inputs = run.ctx.inputs
+    if p.query_from not in inputs:
+        raise ConfigError(f"node {run.name!r}: the graph has no input {p.query_from!r} (query_from)", node=run.name)
+    if p.targets_from not in inputs:
+        raise ConfigError(f"node {run.name!r}: the graph has no input {p.targets_from!r} (targets_from)", node=run.name)
+    snapshot = snapshot_from_input(inputs[p.targets_from], p.min_alias_len)
+    scorer = EmbeddingScorer(HashingEmbedder(tau_sem=HASHING_TAU_SEM))
+    config = p.config()
+    try:
+        result = await run_alu(str(inputs[p.query_from]), snapshot, _NodeAgents(run, p).agents(), scorer, config)
+    except BudgetExhausted:
+        reason = run.ctx.budget.exhausted() or "budget"
+        await run.ctx.record_node(run.name, None, {"stop_reason": "budget", "final_response": config.refusal_text})
+        return {
+            "answer": config.refusal_text,
+            "value": config.refusal_text,
+            "text": config.refusal_text,
+            "decision": "refused",
+            "stop_reason": "budget",
+            "stopped": reason,
+        }
+    data = result.to_json()
+    await run.ctx.record_node(run.name, None, data)
+    final = result.final_response
+    return {
+        "answer": final,
+        "value": final,
+        "text": final,
+        "decision": result.decision,
+        "stop_reason": result.stop_reason,
+        "alu": data,
+    }

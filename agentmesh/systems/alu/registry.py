@@ -1,0 +1,117 @@
+"""Versioned target sets (alu.md §3.1) in memory, with the semantics the SQL store will keep.
+
+Users add and remove targets at any time, including while queries run. Every change bumps the set's version;
+removal is a soft delete (``removed_in_version``) so an old run stays explainable; a target is active at
+version V iff ``added_in_version ≤ V < removed_in_version``. A query reads the version once and works on that
+:class:`~agentmesh.systems.alu.targets.TargetSnapshot` throughout, and snapshots are cached per
+``(set, version)`` so the alias index and the embedding matrix are rebuilt only when the set changes.
+
+This module is the reference implementation of those rules; the framework store's ``target_set`` /
+``target`` / ``target_alias`` / ``target_embedding`` tables hold the same records across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
+
+__all__ = ["StoredTarget", "TargetSet", "load_targets_jsonl"]
+
+_KEEP_SNAPSHOTS = 4
+"""Versions whose derived structures stay cached (queries still running on the previous version keep theirs)."""
+
+
+@dataclass(frozen=True)
+class StoredTarget:
+    """A target with its life span in versions."""
+
+    target: Target
+    added_in_version: int
+    removed_in_version: int | None = None
+
+    def active_at(self, version: int) -> bool:
+        return self.added_in_version <= version and (
+            self.removed_in_version is None or version < self.removed_in_version
+        )
+
+
+class TargetSet:
+    """One named, versioned set of targets; thread-safe, so a server can change it while queries run."""
+
+    def __init__(self, name: str, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) -> None:
+        self.name = name
+        self.min_alias_len = min_alias_len
+        self.version = 0
+        self._rows: dict[int, StoredTarget] = {}
+        self._lock = threading.Lock()
+        self._snapshots: dict[int, TargetSnapshot] = {}
+
+    def add(self, targets: Iterable[Target | Mapping[str, Any]]) -> int:
+        """Add targets under new ids; returns the new version. Ids are never reused (a removed id stays taken), so
+        a snapshot of any earlier version stays exactly what it was."""
+        items = [t if isinstance(t, Target) else Target.from_json(t) for t in targets]
+        with self._lock:
+            for item in items:
+                row = self._rows.get(item.id)
+                if row is not None:
+                    raise ValueError(f"target set {self.name!r}: id {item.id} is already taken")
+            if len({item.id for item in items}) != len(items):
+                raise ValueError(f"target set {self.name!r}: duplicate ids in one addition")
+            self.version += 1
+            for item in items:
+                self._rows[item.id] = StoredTarget(item, self.version)
+            return self.version
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Soft-delete targets by id; returns the new version. Unknown or already removed ids are an error."""
+        wanted = list(ids)
+        with self._lock:
+            for target_id in wanted:
+                row = self._rows.get(target_id)
+                if row is None or row.removed_in_version is not None:
+                    raise KeyError(f"target set {self.name!r}: no active target with id {target_id}")
+            self.version += 1
+            for target_id in wanted:
+                row = self._rows[target_id]
+                self._rows[target_id] = StoredTarget(row.target, row.added_in_version, self.version)
+            return self.version
+
+    def list(self, version: int | None = None) -> list[Target]:
+        """The targets active at ``version`` (default: now), by id."""
+        with self._lock:
+            at = self.version if version is None else version
+            return sorted((r.target for r in self._rows.values() if r.active_at(at)), key=lambda t: t.id)
+
+    def snapshot(self, version: int | None = None) -> TargetSnapshot:
+        """The active targets at ``version`` (default: the current one), cached per version."""
+        with self._lock:
+            at = self.version if version is None else version
+            if at > self.version or at < 0:
+                raise ValueError(f"target set {self.name!r} has no version {at} (current: {self.version})")
+            found = self._snapshots.get(at)
+            if found is None:
+                active = tuple(sorted((r.target for r in self._rows.values() if r.active_at(at)), key=lambda t: t.id))
+                found = TargetSnapshot(self.name, at, active, self.min_alias_len)
+                self._snapshots[at] = found
+                while len(self._snapshots) > _KEEP_SNAPSHOTS:  # the oldest built first goes first
+                    del self._snapshots[next(iter(self._snapshots))]
+            return found
+
+
+def load_targets_jsonl(path: str | Path) -> list[Target]:
+    """Target records from a JSONL file (one record per line; blank lines skipped). Errors name the line."""
+    out: list[Target] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Target.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a target record ({exc})") from exc
+    return out
