@@ -3,10 +3,13 @@
 A Solver samples k solutions; an outcome and a process reward model score them; a difficulty test sends easy
 problems to an RM-weighted vote and hard ones through Reviewer → Refiner rounds guided by per-step scores, until
 the test says stop. This package holds what only MAgICoRe defines, as pure functions (:mod:`.scoring`,
-:mod:`.steps`), and the controller that runs the loop over injectable components (:mod:`.controller`).
+:mod:`.steps`), the controller that runs the loop over injectable components (:mod:`.controller`), and the
+``magicore`` graph operator that builds those components from a graph's agent cards (:mod:`.graph`).
 """
 
+from agentmesh.systems.magicore import graph
 from agentmesh.systems.magicore.controller import (
+    CallSite,
     MagicoreConfig,
     MagicoreResult,
     OutcomeRM,
@@ -16,6 +19,7 @@ from agentmesh.systems.magicore.controller import (
     RoundRecord,
     Sample,
     Solver,
+    call_site,
     refine_loop,
     score_solutions,
     solve,
@@ -48,6 +52,7 @@ from agentmesh.systems.magicore.steps import (
 )
 
 __all__ = [
+    "CallSite",
     "DifficultyTest",
     "MagicoreConfig",
     "MagicoreResult",
@@ -60,12 +65,14 @@ __all__ = [
     "Solver",
     "add_step_lines",
     "answer_masses",
+    "call_site",
     "confidence",
     "confidence_from_entropy",
     "difficulty_test",
     "display_score",
     "entropy_nats",
     "first_most_common",
+    "graph",
     "magicore_equivalent",
     "masses_by_answer",
     "n_scored_steps",

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast
 
@@ -45,6 +47,7 @@ from agentmesh.systems.magicore.scoring import (
 from agentmesh.systems.magicore.steps import render_solution, split_steps
 
 __all__ = [
+    "CallSite",
     "MagicoreConfig",
     "MagicoreResult",
     "OutcomeRM",
@@ -54,6 +57,7 @@ __all__ = [
     "RoundRecord",
     "Sample",
     "Solver",
+    "call_site",
     "refine_loop",
     "score_solutions",
     "solve",
@@ -96,6 +100,38 @@ class ProcessRM(Protocol):
     """Process reward model: one probability in [0, 1] per step (§5.2, Math-Shepherd); steps from §5.1."""
 
     def score_steps(self, question: str, steps: Sequence[str]) -> MaybeAwaitable[Sequence[float]]: ...
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """Where a component call sits: ``iteration`` (0 = the Solver's samples, n + 1 = round n's refinements) and
+    ``index``, the sample's position in that iteration (0 for a call about the whole batch).
+
+    The protocols stay minimal (a Reviewer sees a question and a solution, nothing else), but a component that
+    records its calls needs a stable key for each: with k concurrent Reviewer → Refiner chains, completion order
+    is not deterministic. The controller sets this context variable around every component call (each chain
+    runs in its own task, so each sees its own); a component reads it with :func:`call_site`.
+    """
+
+    iteration: int
+    index: int
+
+
+_CALL_SITE: ContextVar[CallSite | None] = ContextVar("magicore_call_site", default=None)
+
+
+def call_site() -> CallSite:
+    """The :class:`CallSite` of the component call being made (``CallSite(0, 0)`` outside the controller)."""
+    return _CALL_SITE.get() or CallSite(0, 0)
+
+
+@contextmanager
+def _at(iteration: int, index: int) -> Iterator[None]:
+    token = _CALL_SITE.set(CallSite(iteration, index))
+    try:
+        yield
+    finally:
+        _CALL_SITE.reset(token)
 
 
 async def _resolve(value: MaybeAwaitable[T]) -> T:
@@ -287,12 +323,16 @@ async def score_solutions(
     """
     texts = list(texts)
     preds = [parse_answer(t) for t in texts]
-    orm_scores: list[float] = list(await _resolve(orm.score(question, texts)))
+    with _at(iteration, 0):
+        orm_scores: list[float] = list(await _resolve(orm.score(question, texts)))
     if len(orm_scores) != len(texts):
         raise ValueError(f"OutcomeRM returned {len(orm_scores)} scores for {len(texts)} solutions")
-    step_lists: list[Sequence[float]] = await asyncio.gather(
-        *(_resolve(prm.score_steps(question, split_steps(t))) for t in texts)
-    )
+
+    async def steps_of(index: int, text: str) -> Sequence[float]:
+        with _at(iteration, index):
+            return await _resolve(prm.score_steps(question, split_steps(text)))
+
+    step_lists: list[Sequence[float]] = await asyncio.gather(*(steps_of(i, t) for i, t in enumerate(texts)))
     samples = []
     for i, (text, pred, o, steps) in enumerate(zip(texts, preds, orm_scores, step_lists, strict=True)):
         shown = tuple(float(p) for p in steps)
@@ -325,12 +365,13 @@ async def _refine_all(
 ) -> list[Sample]:
     """Review and refine every sample (§4.1: all k, no pre-selection), then re-score the new solutions (§4.4)."""
 
-    async def chain(sample: Sample) -> tuple[str, str]:
+    async def chain(index: int, sample: Sample) -> tuple[str, str]:
         shown = sample.rendered()
-        fb: str = await _resolve(reviewer.review(question, shown))
-        return fb, await _resolve(refiner.refine(question, shown, fb))
+        with _at(iteration, index):
+            fb: str = await _resolve(reviewer.review(question, shown))
+            return fb, await _resolve(refiner.refine(question, shown, fb))
 
-    outs = await asyncio.gather(*(chain(s) for s in samples))
+    outs = await asyncio.gather(*(chain(i, s) for i, s in enumerate(samples)))
     return await score_solutions(
         question,
         [text for _, text in outs],
@@ -421,7 +462,8 @@ async def solve_async(
     ``parse_answer`` turns a reply into an answer (default: the last ``\\boxed{}``, §2.2; use
     :func:`agentmesh.parsers.choice.extract_choice_letter`-style parsers for multiple choice).
     """
-    texts: list[str] = list(await _resolve(solver.sample(question, config.k)))
+    with _at(0, 0):
+        texts: list[str] = list(await _resolve(solver.sample(question, config.k)))
     iter0 = await score_solutions(question, texts, orm=orm, prm=prm, parse_answer=parse_answer, iteration=0)
     return await refine_loop(
         question,

@@ -1,0 +1,327 @@
+"""``magicore``: the MAgICoRe controller as a graph operator, on the graph's models (magicore.md §4-§5, §10).
+
+The controller (:mod:`.controller`) is pure and takes five components; this module builds them from the graph's
+agent cards, so every call goes through the run context: recorded in the store as it completes, served back on
+resume and replay, counted against the run's budget. Record keys are ``(node, agent, round, slot)``:
+
+===========  ==========================================  ===================================================
+component    agent (param)                               round / slot
+===========  ==========================================  ===================================================
+Solver       ``solver``                                  0 / sample index (k calls, same prompt, ``index``)
+Reviewer     ``reviewer``                                n + 1 / sample index (round n's refinements)
+Refiner      ``refiner``                                 n + 1 / sample index
+ORM          ``orm_judge`` (or ``orm_function``)         iteration / sample index
+PRM          ``prm_judge`` (or ``prm_function``)         iteration / sample index
+===========  ==========================================  ===================================================
+
+**Reward models.** The paper's ORM (InternLM2-7B-Reward) and PRM (Math-Shepherd) are trained reward models. Two
+ways to supply them:
+
+* ``orm_function`` / ``prm_function`` name functions registered with ``@register_function``: ``fn(question,
+  solutions) -> list[float]`` in (0, 1) and ``fn(question, steps) -> list[float]`` in [0, 1], sync or async —
+  the place to call a served reward endpoint;
+* ``orm_judge`` / ``prm_judge`` name agent cards: an **LLM judge standing in** for a reward model when none is
+  served (``agents/magicore/orm_judge.yaml``: a 0-100 score, divided by 100; ``prm_judge.yaml``: a JSON array of
+  per-step probabilities). This is not the paper's method: the judge's scale differs from the reward models', so
+  ``mu`` and ``sigma`` (§2.4) must be calibrated with the same judges (:func:`.normalisation_stats` over the first
+  sample's reward of each problem of a calibration set). An unparsable judge reply counts as 0.5 (no evidence
+  either way) and is logged.
+
+``mu``/``sigma`` come from the node's parameters; the graph's inputs ``mu``/``sigma``, when given, win (one graph,
+several calibrations). The whole loop runs as one step of the graph: finished calls are in the store, so a
+resumed run repeats none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from agentmesh.errors import ConfigError
+from agentmesh.runtime.budget import BudgetExhausted
+from agentmesh.runtime.context import AgentAnswer, RunError
+from agentmesh.runtime.operators import NodeRun, operator
+from agentmesh.runtime.operators.registry import NodeOutput, get_function
+from agentmesh.spec.operators import OperatorParams
+from agentmesh.systems.magicore.controller import (
+    MagicoreConfig,
+    MagicoreResult,
+    Sample,
+    call_site,
+    solve_async,
+)
+from agentmesh.systems.magicore.scoring import Answer
+
+__all__ = [
+    "AgentRefiner",
+    "AgentReviewer",
+    "AgentSolver",
+    "FunctionORM",
+    "FunctionPRM",
+    "JudgeORM",
+    "JudgePRM",
+    "MagicoreParams",
+    "magicore_operator",
+]
+
+log = logging.getLogger(__name__)
+
+NEUTRAL = 0.5
+"""The score an unparsable LLM-judge reply counts as: no evidence either way."""
+
+
+class MagicoreParams(OperatorParams):
+    """MAgICoRe on one problem: Solver samples, reward scoring, difficulty test, Reviewer/Refiner rounds, vote."""
+
+    solver: str
+    reviewer: str
+    refiner: str
+    orm_judge: str | None = Field(default=None, description="Agent standing in for the ORM (LLM judge, 0-100).")
+    orm_function: str | None = Field(default=None, description="Registered fn(question, solutions) -> scores.")
+    prm_judge: str | None = Field(default=None, description="Agent standing in for the PRM (JSON per-step list).")
+    prm_function: str | None = Field(default=None, description="Registered fn(question, steps) -> step scores.")
+    k: int = Field(default=40, ge=1, description="Solver samples; also the top-k of the final vote.")
+    max_rounds: int = Field(default=3, ge=1, description="Refinement rounds at most (T).")
+    mu: float = Field(description="Mean first-sample reward of the evaluation/calibration set (§2.4).")
+    sigma: float = Field(gt=0, description="Population std of the same rewards (§2.4).")
+    reference_compat: bool = Field(
+        default=False, description="refine.py's loop: every round runs, easy rounds restart from iteration 0 (§4.5)."
+    )
+    quality_threshold: float = 0.0
+    confidence_threshold: float = 0.5
+    combine: Literal["or", "and"] = "or"
+    question_input: str = Field(default="question", description="The graph input holding the problem text.")
+
+    outputs: ClassVar[frozenset[str] | None] = frozenset(
+        {"answer", "answers", "value", "text", "votes", "magicore", "stop"}
+    )
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> MagicoreParams:
+        for what in ("orm", "prm"):
+            judge, fn = getattr(self, f"{what}_judge"), getattr(self, f"{what}_function")
+            if (judge is None) == (fn is None):
+                raise ValueError(f"magicore: give exactly one of {what}_judge (an agent) and {what}_function")
+        names = [a for _, a in self.agents_used()]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"magicore: solver, reviewer, refiner and the judges must be different agents (got {names}); "
+                "their calls are recorded by agent"
+            )
+        return self
+
+    def agents_used(self) -> list[tuple[str, str]]:
+        used = [("solver", self.solver), ("reviewer", self.reviewer), ("refiner", self.refiner)]
+        if self.orm_judge:
+            used.append(("orm_judge", self.orm_judge))
+        if self.prm_judge:
+            used.append(("prm_judge", self.prm_judge))
+        return used
+
+    def provides_for(self, field_path: str) -> frozenset[str]:
+        return {
+            "solver": frozenset({"index"}),
+            "reviewer": frozenset({"solution"}),
+            "refiner": frozenset({"solution", "feedback"}),
+            "orm_judge": frozenset({"solution"}),
+            "prm_judge": frozenset({"steps"}),
+        }.get(field_path, frozenset())
+
+
+# --- components on the run's agents ----------------------------------------------------------------------------------
+
+
+class _Agent:
+    def __init__(self, run: NodeRun, agent: str) -> None:
+        self.run, self.agent = run, agent
+
+    async def ask(self, round: int, slot: int, extra: dict[str, Any]) -> AgentAnswer:
+        ctx = self.run.ctx
+        variables = ctx.variables(self.run.outputs, ctx.spec.agents[self.agent], extra)
+        return await ctx.ask(node=self.run.call_node, agent=self.agent, slot=slot, round=round, variables=variables)
+
+
+class AgentSolver(_Agent):
+    """k calls of the Solver card (``index`` = 0..k-1 in its prompt); each reply is one solution."""
+
+    async def sample(self, question: str, k: int) -> list[str]:
+        replies = await asyncio.gather(*(self.ask(0, i, {"index": i}) for i in range(k)))
+        return [r.text for r in replies]
+
+
+class AgentReviewer(_Agent):
+    """The Reviewer card on one scored solution (``solution`` in its prompt); the feedback is the reply text."""
+
+    async def review(self, question: str, scored_solution: str) -> str:
+        site = call_site()
+        return (await self.ask(site.iteration, site.index, {"solution": scored_solution})).text
+
+
+class AgentRefiner(_Agent):
+    """The Refiner card (``solution``, ``feedback``); the reply is the complete new solution."""
+
+    async def refine(self, question: str, scored_solution: str, feedback: str) -> str:
+        site = call_site()
+        return (await self.ask(site.iteration, site.index, {"solution": scored_solution, "feedback": feedback})).text
+
+
+class JudgeORM(_Agent):
+    """LLM judge **standing in for the ORM** (not the paper's reward model): a 0-100 score / 100 per solution."""
+
+    async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
+        iteration = call_site().iteration
+        replies = await asyncio.gather(*(self.ask(iteration, i, {"solution": s}) for i, s in enumerate(solutions)))
+        return [_unit(r.value, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies]
+
+
+class JudgePRM(_Agent):
+    """LLM judge **standing in for the PRM** (not Math-Shepherd): one probability per step, from a JSON array.
+
+    A list too short is padded with :data:`NEUTRAL`, one too long cut, so there is one score per step (§5.1).
+    """
+
+    async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
+        site = call_site()
+        reply = await self.ask(site.iteration, site.index, {"steps": list(steps)})
+        values = reply.value if isinstance(reply.value, list) else None
+        if values is None:
+            log.warning("%s (PRM judge): no JSON array in the reply; every step counts as %s", self.agent, NEUTRAL)
+            values = []
+        elif len(values) != len(steps):
+            log.warning("%s (PRM judge): %d scores for %d steps", self.agent, len(values), len(steps))
+        scores = [_unit(v, scale=1.0, what=f"{self.agent} (PRM judge)") for v in values[: len(steps)]]
+        return scores + [NEUTRAL] * (len(steps) - len(scores))
+
+
+def _unit(value: Any, *, scale: float, what: str) -> float:
+    try:
+        x = float(value) / scale
+    except (TypeError, ValueError):
+        log.warning("%s: unusable score %r; counts as %s", what, value, NEUTRAL)
+        return NEUTRAL
+    if math.isnan(x):
+        return NEUTRAL
+    return min(1.0, max(0.0, x))
+
+
+class FunctionORM:
+    """A registered ``fn(question, solutions) -> scores`` (sync or async): e.g. a served reward endpoint."""
+
+    def __init__(self, name: str, node: str) -> None:
+        self.fn = get_function(name, node=node)
+
+    async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
+        out = self.fn(question, list(solutions))
+        return [float(x) for x in (await out if inspect.isawaitable(out) else out)]
+
+
+class FunctionPRM:
+    """A registered ``fn(question, steps) -> step scores`` (sync or async)."""
+
+    def __init__(self, name: str, node: str) -> None:
+        self.fn = get_function(name, node=node)
+
+    async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
+        out = self.fn(question, list(steps))
+        return [float(x) for x in (await out if inspect.isawaitable(out) else out)]
+
+
+# --- the operator ---------------------------------------------------------------------------------------------------
+
+
+def _calibration(run: NodeRun, p: MagicoreParams) -> tuple[float, float]:
+    mu, sigma = p.mu, p.sigma
+    inputs = run.ctx.inputs
+    if inputs.get("mu") is not None:
+        mu = float(inputs["mu"])
+    if inputs.get("sigma") is not None:
+        sigma = float(inputs["sigma"])
+    return mu, sigma
+
+
+def _answers(result: MagicoreResult, p: MagicoreParams) -> list[dict[str, Any]]:
+    last = result.rounds[-1] if result.rounds else None
+    samples: Sequence[Sample] = last.top_k if last else ()
+    return [
+        {
+            "agent": p.solver if s.iteration == 0 else p.refiner,
+            "slot": i,
+            "text": s.text,
+            "value": s.pred,
+            "key": s.pred,
+            "R": s.reward,
+        }
+        for i, s in enumerate(samples)
+    ]
+
+
+def _text_of(answer: Answer, answers: list[dict[str, Any]]) -> str | None:
+    return next((a["text"] for a in answers if a["key"] == answer), None) if answer is not None else None
+
+
+@operator("magicore", params=MagicoreParams)
+async def magicore_operator(run: NodeRun) -> NodeOutput:
+    """Run MAgICoRe on the graph's question with the node's agents; the answer is the controller's."""
+    p = run.params
+    assert isinstance(p, MagicoreParams)
+    question = run.ctx.inputs.get(p.question_input)
+    if not isinstance(question, str) or not question.strip():
+        raise ConfigError(
+            f"node {run.name!r}: magicore needs the problem text in graph input {p.question_input!r} "
+            "(parameter question_input)",
+            node=run.name,
+        )
+    mu, sigma = _calibration(run, p)
+    try:
+        config = MagicoreConfig(
+            mu=mu,
+            sigma=sigma,
+            k=p.k,
+            max_rounds=p.max_rounds,
+            reference_compat=p.reference_compat,
+            quality_threshold=p.quality_threshold,
+            confidence_threshold=p.confidence_threshold,
+            combine=p.combine,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"node {run.name!r}: {exc}", node=run.name) from exc
+    solver_card = run.ctx.spec.agents[p.solver]
+
+    def parse_answer(text: str) -> Answer:
+        parsed = solver_card.parser(text)
+        return parsed.normalized if parsed.ok and parsed.normalized else None
+
+    orm = JudgeORM(run, p.orm_judge) if p.orm_judge else FunctionORM(str(p.orm_function), run.name)
+    prm = JudgePRM(run, p.prm_judge) if p.prm_judge else FunctionPRM(str(p.prm_function), run.name)
+    try:
+        result = await solve_async(
+            question,
+            config,
+            solver=AgentSolver(run, p.solver),
+            reviewer=AgentReviewer(run, p.reviewer),
+            refiner=AgentRefiner(run, p.refiner),
+            orm=orm,
+            prm=prm,
+            parse_answer=parse_answer,
+        )
+    except BudgetExhausted as exc:
+        return {"answer": None, "answers": [], "stop": f"magicore: {exc.reason}"}
+    except ValueError as exc:  # a component broke the protocol (e.g. a reward function returned too few scores)
+        raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
+    answers = _answers(result, p)
+    last_votes = result.rounds[-1].votes if result.rounds else {}
+    out: NodeOutput = {
+        "answer": result.answer,
+        "value": result.answer,
+        "text": _text_of(result.answer, answers),
+        "answers": answers,
+        "votes": dict(last_votes),
+        "magicore": result.to_json(),
+    }
+    return out

@@ -1,0 +1,136 @@
+"""``graphs/magicore.yaml`` on a scripted model: the ``magicore`` operator builds the Solver, Reviewer, Refiner and
+the LLM-judge stand-ins for the reward models from the graph's cards, and the controller decides.
+
+The scripted problem is vector B's shape (magicore.md §6): five samples, majority "12" with below-average reward,
+four answers -> hard; every sample is reviewed and refined into "15" with high scores -> the majority has no
+backing any more (Q is NaN) -> stop after one round with the answer 15: 5 Solver calls, 5 Reviewer and 5 Refiner
+calls, and 10 calls of each judge (the Solver's samples and the refinements).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentmesh.systems.magicore  # noqa: F401  (registers the magicore operator)
+from agentmesh.errors import ConfigError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.runtime import run
+from agentmesh.runtime.operators import register_function
+from agentmesh.spec import GraphSpec, load_graph
+from agentmesh.systems.magicore.graph import MagicoreParams
+
+REPO = Path(__file__).resolve().parents[2]
+ITER0 = ["12", "12", "15", "9", "7"]
+ORM0 = {"12": 25, "15": 50, "9": 25, "7": 30}
+_BOXED = re.compile(r"\\boxed\{([^}]*)\}")
+
+
+def spec(**params: Any) -> GraphSpec:
+    graph = load_graph(REPO / "graphs" / "magicore.yaml")
+    node = graph.nodes["magicore"]
+    assert isinstance(node.params, MagicoreParams)
+    new = node.params.model_copy(update={"k": 5, **params})
+    return graph.model_copy(update={"nodes": {"magicore": node.model_copy(update={"params": new})}})
+
+
+class Script:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+        self.prompts: dict[tuple[str, int, int], str] = {}
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        agent, rnd, slot = str(context.agent), int(context.round or 0), int(context.call_index or 0)
+        prompt = request.messages[-1].content
+        self.calls.append((agent, rnd, slot))
+        self.prompts[(agent, rnd, slot)] = prompt
+        revised = "revised" in prompt.split("### Solution:")[-1] or "revised" in prompt.split("### Steps:")[-1]
+        if agent == "solver":
+            return f"Step 1: think about sample {slot}.\nStep 2: so the answer is \\boxed{{{ITER0[slot]}}}."
+        if agent == "reviewer":
+            return "Let's review the steps with lower scores and identify the errors. Step 2 is wrong."
+        if agent == "refiner":
+            return "Step 1: revised reasoning.\nStep 2: so the answer is \\boxed{15}."
+        if agent == "orm_judge":
+            answer = _BOXED.findall(prompt)[-1]
+            return "90 [END]" if revised else f"{ORM0[answer]} [END]"
+        if agent == "prm_judge":
+            return "[0.9, 0.9]" if revised else "[0.5, 0.5]"
+        raise AssertionError(f"unexpected agent {agent}")
+
+
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_hard_problem_is_refined_once_then_stops_with_the_refined_answer(tmp_path: Path) -> None:
+    script = Script()
+    result = run(spec(), {"question": "A shop had 9 toys ..."}, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert result.status == "succeeded", result.stop_reason
+    assert result.answer == "15"
+    out = result.outputs["magicore"]["magicore"]
+    assert out["majority"] == "12" and out["stop_reason"] == "easy" and out["n_refinement_rounds"] == 1
+    assert [r["hard"] for r in out["rounds"]] == [True, False]
+    assert out["rounds"][0]["orm_conf"] < 0.5 and out["rounds"][1]["mean_z_of_majority_matches"] is None
+    counts = Counter(agent for agent, _, _ in script.calls)
+    assert counts == {"solver": 5, "reviewer": 5, "refiner": 5, "orm_judge": 10, "prm_judge": 10}
+    # record keys: round = the iteration the call belongs to, slot = the sample's index -- all distinct
+    assert len(set(script.calls)) == len(script.calls)
+    assert {(r, s) for a, r, s in script.calls if a == "reviewer"} == {(1, i) for i in range(5)}
+    # the Reviewer sees the solution with per-step scores (PRM judge 0.5 -> 5/10), the Refiner also the feedback
+    shown = script.prompts[("reviewer", 1, 0)]
+    assert "Step 1: think about sample 0.  (Score: 5/10)\n\nStep 2: so the answer is \\boxed{12}.  (Score: 5/10)" in (
+        shown
+    )
+    assert "Step 2 is wrong." in script.prompts[("refiner", 1, 0)]
+    assert "[1] Step 1: think about sample 0." in script.prompts[("prm_judge", 0, 0)]
+
+
+def test_reward_functions_replace_the_judges_and_reference_compat_runs_every_round(tmp_path: Path) -> None:
+    @register_function("test_magicore_orm")
+    def orm(question: str, solutions: Sequence[str]) -> list[float]:
+        return [0.9 if "revised" in s else ORM0[_BOXED.findall(s)[-1]] / 100 for s in solutions]
+
+    @register_function("test_magicore_prm")
+    async def prm(question: str, steps: Sequence[str]) -> list[float]:
+        return [0.9 if "revised" in " ".join(steps) else 0.5 for _ in steps]
+
+    base = load_graph(REPO / "graphs" / "magicore.yaml")
+    graph = spec(
+        orm_judge=None,
+        prm_judge=None,
+        orm_function="test_magicore_orm",
+        prm_function="test_magicore_prm",
+        reference_compat=True,
+    )
+    compat = graph.model_copy(update={"agents": {k: v for k, v in base.agents.items() if "judge" not in k}})
+    script = Script()
+    result = run(compat, {"question": "q"}, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert result.status == "succeeded", result.stop_reason
+    out = result.outputs["magicore"]["magicore"]
+    # refine.py's loop: hard, easy (copies iteration 0 forward), hard again -> refined twice, three rounds
+    assert [r["hard"] for r in out["rounds"]] == [True, False, True]
+    assert out["stop_reason"] == "max_rounds" and result.answer == "15"
+    counts = Counter(agent for agent, _, _ in script.calls)
+    assert counts == {"solver": 5, "reviewer": 10, "refiner": 10}
+    assert {r for a, r, _ in script.calls if a == "refiner"} == {1, 3}
+
+
+def test_params_need_exactly_one_source_per_reward_model() -> None:
+    with pytest.raises(ValueError, match="exactly one of orm_judge"):
+        MagicoreParams(solver="s", reviewer="r", refiner="f", prm_judge="p", mu=1.0, sigma=0.5)
+    with pytest.raises(ValueError, match="different agents"):
+        MagicoreParams(solver="s", reviewer="s", refiner="f", orm_judge="o", prm_judge="p", mu=1.0, sigma=0.5)
+
+
+def test_missing_question_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="graph input 'problem'"):
+        run(
+            spec(question_input="problem"), {"question": "q"}, model=ScriptedModel(respond=Script()), store=db(tmp_path)
+        )
