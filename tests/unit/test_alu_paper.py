@@ -42,6 +42,7 @@ from agentmesh.systems.alu import (
     run_alu,
 )
 from agentmesh.systems.alu.metrics import mean
+from agentmesh.systems.alu.registry import snapshot_of_records
 from tests._paper import examples_file, load_vectors
 
 pytestmark = pytest.mark.paper
@@ -69,8 +70,11 @@ def _close(actual: Fraction | float, expected: Any, what: str) -> None:
         assert abs(float(actual) - float(expected)) <= TOL, f"{what}: {float(actual)} != {expected}"
 
 
-def _snapshot(records: list[Mapping[str, Any]], min_alias_len: int) -> TargetSnapshot:
-    return TargetSnapshot("examples", 1, tuple(Target.from_json(r) for r in records), min_alias_len)
+def _snapshot(inputs: Mapping[str, Any], min_alias_len: int) -> TargetSnapshot:
+    """The active targets of the vector: all of them, unless records carry a life span (§3.1), then those active
+    at ``inputs.version`` (default: the latest version any record mentions)."""
+    records = list(inputs.get("targets") or [])
+    return snapshot_of_records(records, inputs.get("version"), min_alias_len=min_alias_len, name="examples")
 
 
 def _config(vector: dict[str, Any], **overrides: Any) -> AluConfig:
@@ -94,7 +98,7 @@ def _scripted(vector: dict[str, Any], config: AluConfig, extract: Any = None) ->
 async def test_pipeline_vector(vector: dict[str, Any]) -> None:
     config = _config(vector)
     inputs = vector["inputs"]
-    snapshot = _snapshot(inputs["targets"], config.min_alias_len)
+    snapshot = _snapshot(inputs, config.min_alias_len)
     scorer = ScriptedScorer(
         inputs.get("semantic_scores") or {}, tau_sem=0.35 if config.tau_sem is None else config.tau_sem
     )
@@ -115,8 +119,8 @@ async def test_pipeline_vector(vector: dict[str, Any]) -> None:
             for key, value in expected["audit"].items():
                 if key in got:
                     assert got[key] == value, f"audit.{key}"
-    if "candidates" in expected:
-        assert result.candidates == expected["candidates"]
+    if "candidates" in expected:  # a step that did not run may be written null or []
+        assert (result.candidates or []) == (expected["candidates"] or [])
     if expected.get("critic") is not None:
         want = expected["critic"]
         for sample, spec in zip(result.critic_samples, want.get("samples") or [], strict=True):
@@ -130,7 +134,7 @@ async def test_pipeline_vector(vector: dict[str, Any]) -> None:
         assert result.selection is not None
         _check_selection(result.selection.to_json(), expected["selection"])
     if "composer_input_blocks" in expected:
-        assert result.composer_input_blocks == expected["composer_input_blocks"]
+        assert (result.composer_input_blocks or []) == (expected["composer_input_blocks"] or [])
     for key in ("decision", "final_response"):
         if key in expected:
             assert out[key] == expected[key], key
@@ -165,7 +169,7 @@ async def test_pipeline_vector_reference_compat(vector: dict[str, Any]) -> None:
     mode: bool | str = "hf_checker" if "hf" in path else True
     config = _config(vector, reference_compat=mode)
     inputs = vector["inputs"]
-    snapshot = _snapshot(inputs["targets"], config.min_alias_len)
+    snapshot = _snapshot(inputs, config.min_alias_len)
     script = _scripted(vector, config, extract=reference.get("scripted_critic_extract"))
     result = await run_alu(inputs["query"], snapshot, script.agents(), ScriptedScorer({}), config)
     out = result.to_json()
@@ -175,7 +179,7 @@ async def test_pipeline_vector_reference_compat(vector: dict[str, Any]) -> None:
             for request in script.requests[role]:
                 assert [t.id for t in request.targets] == reference["targets_in_prompts"], role
     if "composer_input_blocks" in reference:
-        assert result.composer_input_blocks == reference["composer_input_blocks"]
+        assert (result.composer_input_blocks or []) == (reference["composer_input_blocks"] or [])
     if "final_response" in reference:
         assert result.final_response == reference["final_response"]
     _check_calls(out["calls"], script, reference.get("calls") or {})

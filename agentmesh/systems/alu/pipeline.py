@@ -419,7 +419,9 @@ async def run_alu(
     candidates = await _erase(query, vanilla, targets, audit.matched, agents, cfg, log)
     result.candidates = candidates
     log.event("candidates", {"candidates": candidates})
-    if not candidates:
+    if not candidates:  # K = 0: the gate's J = 0 case, decided without asking the critic about nothing
+        result.scores = []
+        result.selection = gate([], cfg.j, cfg.tau)
         return _stop(result, log, "no_rewrites", "refused", cfg.refusal_text)
 
     requests = [CriticRequest(query, targets, tuple(candidates), sample=i) for i in range(cfg.critic_samples)]

@@ -21,7 +21,7 @@ from typing import Any
 
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
-__all__ = ["StoredTarget", "TargetSet", "load_targets_jsonl"]
+__all__ = ["StoredTarget", "TargetSet", "load_targets_jsonl", "snapshot_of_records"]
 
 _KEEP_SNAPSHOTS = 4
 """Versions whose derived structures stay cached (queries still running on the previous version keep theirs)."""
@@ -115,3 +115,32 @@ def load_targets_jsonl(path: str | Path) -> list[Target]:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a target record ({exc})") from exc
     return out
+
+
+def snapshot_of_records(
+    records: Iterable[Mapping[str, Any]],
+    version: int | None = None,
+    *,
+    min_alias_len: int = DEFAULT_MIN_ALIAS_LEN,
+    name: str = "records",
+) -> TargetSnapshot:
+    """A snapshot of plain records (an export, a JSONL file, a worked example) at ``version``.
+
+    Records without ``added_in_version`` count as added at version 1; a record is active iff
+    ``added_in_version <= version < removed_in_version`` (a null removal: still active). ``version`` defaults to
+    the latest version any record mentions (1 when none does).
+    """
+    rows: list[StoredTarget] = []
+    for record in records:
+        removed = record.get("removed_in_version")
+        rows.append(
+            StoredTarget(
+                Target.from_json(record),
+                int(record.get("added_in_version") or 1),
+                None if removed is None else int(removed),
+            )
+        )
+    mentioned = [r.added_in_version for r in rows] + [r.removed_in_version or 0 for r in rows]
+    at = int(version) if version is not None else max([1, *mentioned])
+    active = tuple(r.target for r in rows if r.active_at(at))  # in the given order (the reference's prompt order)
+    return TargetSnapshot(name, at, active, min_alias_len)
