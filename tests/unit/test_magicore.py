@@ -92,6 +92,11 @@ def test_equivalence_for_the_majority_match() -> None:
     assert not magicore_equivalent(None, "None")
     assert not magicore_equivalent("A", "B")
     assert not magicore_equivalent("18", "18.5")
+    assert magicore_equivalent("2\\sqrt{2}", "\\sqrt{8}")  # plain arithmetic is evaluated (safely)
+    assert magicore_equivalent("2+3", "5")
+    assert magicore_equivalent("5\\text{ cm}", "5")
+    assert not magicore_equivalent("x+1", "1+x")  # symbolic equality needs sympy, which agentmesh does not use
+    assert not magicore_equivalent("__import__('os')", "0")
 
 
 # --- vote and top-k ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Conventions kept from the reference, each for a reason given in the spec:
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -214,23 +215,104 @@ def first_most_common(answers: Sequence[K]) -> K:
     return max(counts, key=lambda a: counts[a])
 
 
-_FRAC = re.compile(r"^\\[dt]?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$")
+_LATEX_DROP = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\displaystyle", "$")
+_LATEX_OPS = {"\\cdot": "*", "\\times": "*", "\\div": "/", "\\pi": "pi", "^": "**"}
+_IMPLICIT_MUL = re.compile(r"(?<=[\d)])(?=[(a-z])")
+_EXPR_CHARS = re.compile(r"^[\d.+\-*/()a-z]+$")
+
+
+def _brace_group(text: str, start: int) -> tuple[str, int] | None:
+    """``{...}`` at ``start`` (brace-balanced) → (content, index after it); a single character stands alone."""
+    if start >= len(text):
+        return None
+    if text[start] != "{":
+        return text[start], start + 1
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1 : i], i + 1
+    return None
+
+
+def _latex_to_expr(text: str) -> str | None:
+    """A small LaTeX arithmetic subset (numbers, + - * / ^, \\frac, \\sqrt, \\pi) as a Python expression."""
+    for token in _LATEX_DROP:
+        text = text.replace(token, "")
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    for command, function in (("\\frac", 2), ("\\sqrt", 1)):
+        while command in text:
+            at = text.index(command)
+            pos, args = at + len(command), []
+            for _ in range(function):
+                group = _brace_group(text, pos)
+                if group is None:
+                    return None
+                args.append(group[0])
+                pos = group[1]
+            repl = f"(({args[0]})/({args[1]}))" if function == 2 else f"sqrt({args[0]})"
+            text = text[:at] + repl + text[pos:]
+    for latex, python in _LATEX_OPS.items():
+        text = text.replace(latex, python)
+    text = text.replace("{", "(").replace("}", ")").replace(" ", "")
+    text = _IMPLICIT_MUL.sub("*", text)
+    if not text or not _EXPR_CHARS.match(text) or re.search(r"[a-z]+", text.replace("sqrt", "").replace("pi", "")):
+        return None
+    return text
+
+
+def _eval(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.Name) and node.id == "pi":
+        return math.pi
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _eval(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "sqrt"
+        and len(node.args) == 1
+    ):
+        return math.sqrt(_eval(node.args[0]))
+    if isinstance(node, ast.BinOp):
+        a, b = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.Div):
+            return a / b
+        if isinstance(node.op, ast.Pow) and abs(b) <= 64 and abs(a) <= 1e6:
+            return float(a**b)
+    raise ValueError("not a plain arithmetic expression")
 
 
 def _numeric(answer: str) -> float | None:
+    """The value of a numeric answer (``18``, ``3/4``, ``\\frac{1}{2}``, ``2\\sqrt{2}``, ``3\\pi``), else ``None``.
+
+    Stands in for the reference's numeric fallbacks (``float``, ``eval`` after rewriting fractions, latex2sympy's
+    ``evalf``) with a safe evaluator of plain arithmetic: no names but ``pi`` and ``sqrt``, nothing executed.
+    """
     text = answer.strip()
     try:
-        return float(text)
+        number = float(text)
+        return number if math.isfinite(number) else None
     except ValueError:
         pass
-    m = _FRAC.match(text) or re.match(r"^(-?[\d.]+)/(-?[\d.]+)$", text)
-    if m:
-        try:
-            den = float(m.group(2))
-            return float(m.group(1)) / den if den != 0 else None
-        except ValueError:
-            return None
-    return None
+    expr = _latex_to_expr(text)
+    if expr is None:
+        return None
+    try:
+        value = _eval(ast.parse(expr, mode="eval"))
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError, RecursionError):
+        return None
+    return value if isinstance(value, float) and math.isfinite(value) else None
 
 
 def _strip_units(answer: str) -> str:
@@ -241,11 +323,11 @@ def magicore_equivalent(a: Answer, b: Answer) -> bool:
     """The majority-match test (``is_math_correct``, §2.2), without sympy.
 
     Two answers match when they are the same string, equal after the MATH normaliser (``is_string_equiv``), or
-    both numbers (plain, ``a/b`` or ``\\frac{a}{b}``) within 0.01 of each other, also after dropping units
-    (``\\text{ …}``). ``None`` matches only ``None``. The reference additionally asks sympy whether the
-    difference of the two expressions simplifies to 0 (``2+3`` ≡ ``5``); agentmesh does not depend on sympy,
-    so such symbolic-only matches are missed — pass your own ``equivalent`` to :func:`difficulty_test` if your
-    answers need it.
+    both plain arithmetic (numbers, ``a/b``, ``\\frac``, ``\\sqrt``, ``\\pi``: ``2+3`` ≡ ``5``,
+    ``2\\sqrt{2}`` ≡ ``\\sqrt{8}``) within 0.01 of each other, also after dropping units (``\\text{ …}``).
+    ``None`` matches only ``None``. The reference also asks sympy whether the difference of two *symbolic*
+    expressions simplifies to 0 (``x+1`` ≡ ``1+x``); agentmesh does not depend on sympy, so such matches are
+    missed -- pass your own ``equivalent`` to :func:`difficulty_test` if your answers need it.
     """
     if a is None or b is None:
         return a is None and b is None
