@@ -31,22 +31,40 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
     ]
     rows += [(f"{judge} alone", score, _JUDGE) for judge, score in singles]
     label_w = max([text_width(label, 12) for label, _, _ in rows] + [120.0]) + 24
-    row_h, top, bar_len = 20.0, 78.0, 320.0
-    low = min([0.0] + [s for _, s, _ in rows if not math.isnan(s)])
+    row_h, top, bar_len = 20.0, 96.0, 360.0
+    finite = [s for _, s, _ in rows if not math.isnan(s)]
+    # the axis starts at the tenth below the lowest score: teams often differ by hundredths, which bars from 0
+    # would hide; the ticks say where the axis starts
+    low = math.floor(min(finite) * 10) / 10 if finite else 0.0
+    low = min(low, 0.9)
     span = 1.0 - low
-    x0 = label_w + bar_len * (-low / span)  # where 0 lies
     height = top + row_h * (len(rows) + 1) + (40 if test is not None else 16)
     width = label_w + bar_len + 90
+
+    def x(value: float) -> float:
+        return label_w + bar_len * (value - low) / span
+
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}">',
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
         f'<text x="16" y="26" font-size="16" font-weight="bold">{esc(title)}</text>',
         f'<text x="16" y="46" font-size="12" fill="#555">agreement with the humans on the {len(human)} calibration '
-        f"items, {esc(_criterion(selection))}: chosen team in blue, other teams grey, single judges amber</text>",
-        f'<line x1="{x0:.1f}" y1="{top - 8:.0f}" x2="{x0:.1f}" y2="{top + row_h * len(rows) + 4:.0f}" '
-        'stroke="#111" stroke-width="0.8"/>',
+        f"items, {esc(_criterion(selection))}</text>",
+        '<text x="16" y="62" font-size="12" fill="#555">chosen team in blue, the other teams grey, each judge alone '
+        "amber</text>",
     ]
+    tick = low
+    while tick <= 1.0 + 1e-9:
+        out.append(
+            f'<line x1="{x(tick):.1f}" y1="{top - 8:.0f}" x2="{x(tick):.1f}" y2="{top + row_h * (len(rows) + 1):.0f}" '
+            f'stroke="{"#111" if abs(tick) < 1e-9 else "#e5e7eb"}" stroke-width="0.8"/>'
+        )
+        out.append(
+            f'<text x="{x(tick):.1f}" y="{top - 12:.0f}" font-size="10" fill="#555" text-anchor="middle">'
+            f"{tick:.1f}</text>"
+        )
+        tick = round(tick + 0.1, 10)
     for i, (label, score, colour) in enumerate(rows):
         y = top + row_h * i + (row_h if colour == _JUDGE else 0)  # a gap before the single judges
         weight = "bold" if colour == _TEAM else "normal"
@@ -56,10 +74,11 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         )
         if math.isnan(score):
             out.append(
-                f'<text x="{x0 + 6:.1f}" y="{y + 13:.1f}" font-size="11" fill="#b91c1c">constant: no correlation</text>'
+                f'<text x="{x(max(low, 0.0)) + 6:.1f}" y="{y + 13:.1f}" font-size="11" fill="#b91c1c">constant: no '
+                "correlation</text>"
             )
             continue
-        start, end = sorted((x0, x0 + bar_len * score / span))
+        start, end = sorted((x(max(low, 0.0)), x(score)))
         out.append(
             f'<rect x="{start:.1f}" y="{y + 3:.1f}" width="{end - start:.1f}" height="{row_h - 6:.1f}" rx="2" '
             f'fill="{colour}"><title>{esc(label)}: {score:.4f}</title></rect>'
