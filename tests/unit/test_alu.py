@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from fractions import Fraction
 from typing import Any
@@ -421,3 +422,62 @@ def test_mcq_gold_as_index_and_random_fill() -> None:
         Fraction(5, 8),
         Fraction(1, 2),
     )
+
+
+# --- §9 evaluation -----------------------------------------------------------------------------------------------
+
+
+async def test_eval_runs_items_under_attacks_and_summarises(tmp_path: Any) -> None:
+    from agentmesh.systems.alu.evaluate import load_qa_jsonl, run_items, summarize, targets_from_items
+
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "f1", "question": "What did Mei-Lin Tsao's father do?", "answer": "He was a civil engineer.",
+         "split": "forget", "target": "Mei-Lin Tsao"},
+        {"id": "r1", "question": "At what temperature does water boil?", "answer": "At 100 degrees Celsius.",
+         "split": "retain"},
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    items = load_qa_jsonl(path)
+    targets = targets_from_items(items)
+    assert [t.name for t in targets] == ["Mei-Lin Tsao"]
+    snapshot = TargetSnapshot("qa", 1, tuple(targets))
+
+    def agents_for(item: Any, attack: Any) -> Any:
+        if item.split == "retain":
+            return ScriptedAgents({"vanilla": "Water boils at 100 degrees Celsius."}).agents()
+        return ScriptedAgents(
+            {
+                "vanilla": "Mei-Lin Tsao's father was a civil engineer.",
+                "audit": "Mei-Lin Tsao",
+                "erase": '["I cannot share that.", "That is private.", "No comment."]',
+                "critic": ["[5, 5, 5]"],
+                "composer": REFUSAL,
+            }
+        ).agents()
+
+    class FatherScorer:
+        tau_sem = 0.4
+
+        def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
+            return {1: 0.9 if "father" in text else 0.0}
+
+    outcomes = await run_items(items, snapshot, agents_for, FatherScorer(), attacks=["none", "masking"])
+    assert [(o.item_id, o.attack) for o in outcomes] == [("f1", "none"), ("f1", "masking"), ("r1", "none")]
+    table = summarize(outcomes, refusal_text=REFUSAL, stemmer=None)
+    assert table["forget/none"]["leak_rate"] == 0 and table["forget/none"]["refusal_rate"] == 1
+    assert table["forget/masking"]["shortlist_recall"] == 1 and table["forget/masking"]["trigger_rate"] == 1
+    assert table["retain/none"]["rougeL_recall"] == 1  # at 100 degrees celsius, all in order
+    assert table["retain/none"]["calls_per_query"] == 1 and table["retain/none"]["retain_trigger_rate"] == 0
+    assert table["forget/none"]["calls_per_query"] == 5
+
+
+def test_embedder_references() -> None:
+    from agentmesh.systems.alu.semantic import OpenAIEmbedder, embedder_from_ref
+
+    assert isinstance(embedder_from_ref("hashing"), HashingEmbedder)
+    remote = embedder_from_ref("openai:nomic-embed@http://127.0.0.1:8080/v1")
+    assert isinstance(remote, OpenAIEmbedder) and remote.base_url == "http://127.0.0.1:8080/v1"
+    assert remote.id == "openai:nomic-embed@http://127.0.0.1:8080/v1"
+    with pytest.raises(ValueError, match="unknown embedder"):
+        embedder_from_ref("bert")

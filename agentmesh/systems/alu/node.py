@@ -45,7 +45,7 @@ from agentmesh.systems.alu.pipeline import (
     run_alu,
 )
 from agentmesh.systems.alu.registry import load_targets_jsonl
-from agentmesh.systems.alu.semantic import HASHING_TAU_SEM, EmbeddingScorer, HashingEmbedder
+from agentmesh.systems.alu.semantic import EmbeddingScorer, embedder_from_ref
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 __all__ = ["AluParams", "alu_node", "snapshot_from_input"]
@@ -81,7 +81,10 @@ class AluParams(OperatorParams):
     erase_mode: Literal["single", "parallel"] = "single"
     member_min_score: float | str | None = None
     refusal_text: str = DEFAULT_REFUSAL
-    embedder: Literal["hashing"] = "hashing"
+    embedder: str = Field(
+        default="hashing",
+        description="Semantic matcher: 'hashing' (no model) or 'openai:<model>[@<base url>]' (/v1/embeddings).",
+    )
     reference_compat: bool | Literal["hf_checker"] = False
 
     outputs: ClassVar[frozenset[str] | None] = frozenset({"answer", "value", "text", "decision", "stop_reason", "alu"})
@@ -218,7 +221,10 @@ async def alu_node(run: NodeRun) -> NodeOutput:
     if p.targets_from not in inputs:
         raise ConfigError(f"node {run.name!r}: the graph has no input {p.targets_from!r} (targets_from)", node=run.name)
     snapshot = snapshot_from_input(inputs[p.targets_from], p.min_alias_len)
-    scorer = EmbeddingScorer(HashingEmbedder(tau_sem=HASHING_TAU_SEM))
+    try:
+        scorer = EmbeddingScorer(embedder_from_ref(p.embedder))
+    except ValueError as exc:
+        raise ConfigError(f"node {run.name!r}: {exc}", node=run.name) from exc
     config = p.config()
     try:
         result = await run_alu(str(inputs[p.query_from]), snapshot, _NodeAgents(run, p).agents(), scorer, config)

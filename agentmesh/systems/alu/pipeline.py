@@ -392,7 +392,8 @@ async def run_alu(
         return await _run_reference(query, vanilla, snapshot, agents, cfg, result, log)
 
     tau_sem = scorer.tau_sem if cfg.tau_sem is None else cfg.tau_sem
-    scores = scorer.scores(f"{query}\n{vanilla}", snapshot)
+    # an embedder may be an HTTP endpoint: score off the event loop so parallel queries keep running
+    scores = await asyncio.to_thread(scorer.scores, f"{query}\n{vanilla}", snapshot)
     short = shortlist(query, vanilla, snapshot, scores, m=cfg.m, tau_sem=tau_sem)
     result.shortlist = short
     result.targets_in_prompts = short.ids

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,10 +34,12 @@ __all__ = [
     "Embedder",
     "EmbeddingScorer",
     "HashingEmbedder",
+    "OpenAIEmbedder",
     "ScriptedScorer",
     "SemanticScorer",
     "Vector",
     "cosine",
+    "embedder_from_ref",
     "hashing_vector",
     "windows",
 ]
@@ -102,6 +105,62 @@ class HashingEmbedder:
 
     def embed(self, texts: Sequence[str]) -> list[Vector]:
         return [hashing_vector(t, self.dim) for t in texts]
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint: a llama.cpp server started with embeddings on, vLLM
+    with an embedding model, or a hosted API (§3.3). The key is read from the environment variable named by
+    ``api_key_env`` at call time and never kept. ``tau_sem`` depends on the model's similarity scale: tune it
+    with the eval's shortlist recall and retain trigger rate."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        tau_sem: float = 0.5,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self._tau_sem = tau_sem
+        self.batch_size = batch_size
+
+    @property
+    def id(self) -> str:
+        return f"openai:{self.model}" + (f"@{self.base_url}" if self.base_url else "")
+
+    @property
+    def tau_sem(self) -> float:
+        return self._tau_sem
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        import openai
+
+        client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(self.api_key_env) or "unused")
+        out: list[Vector] = []
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                chunk = list(texts[start : start + self.batch_size])
+                response = client.embeddings.create(model=self.model, input=chunk)
+                out.extend(list(d.embedding) for d in sorted(response.data, key=lambda d: d.index))
+        finally:
+            client.close()
+        return out
+
+
+def embedder_from_ref(ref: str, tau_sem: float | None = None) -> Embedder:
+    """``hashing`` or ``openai:<model>`` / ``openai:<model>@<base url>`` (agentmesh's model-reference format)."""
+    if ref == "hashing":
+        return HashingEmbedder() if tau_sem is None else HashingEmbedder(tau_sem=tau_sem)
+    if ref.startswith("openai:") and len(ref) > len("openai:"):
+        model, _, url = ref[len("openai:") :].partition("@")
+        if not model:
+            raise ValueError(f"embedder {ref!r}: no model name")
+        return OpenAIEmbedder(model, url or None, tau_sem=0.5 if tau_sem is None else tau_sem)
+    raise ValueError(f"unknown embedder {ref!r}: expected 'hashing' or 'openai:<model>[@<base url>]'")
 
 
 def cosine(a: Vector, b: Vector) -> float:
