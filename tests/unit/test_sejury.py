@@ -251,13 +251,19 @@ def test_a_constant_team_is_never_chosen_over_an_informative_one() -> None:
     [
         ({"judges": ("S1", "S1")}, "judges must be distinct"),
         ({"judges": ("S1",)}, "cannot form a team of at least 2"),
-        ({"judges": ("S1", "S2"), "team_must_contain_any_of": ("S9",)}, "names ['S9'], which are not among judges"),
+        ({"judges": ("S1", "S2"), "team_must_contain_any_of": ("S9",)}, "names ['S9'], none of which is among judges"),
         ({"selection_aggregation": "median"}, "selection_aggregation"),
     ],
 )
 def test_config_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         JuryConfig.model_validate(kwargs)
+
+
+def test_a_team_needs_only_one_of_the_required_judges() -> None:
+    config = JuryConfig(judges=("S1_1", "S3", "S4"))  # the default asks for S1_1 or S1_2
+    teams = [c.team for c in select_team([1, 2, 3], {j: [0, 50, 100] for j in config.judges}, config).candidates]
+    assert teams == [("S1_1", "S3"), ("S1_1", "S4"), ("S1_1", "S3", "S4")]
 
 
 def test_profiles_and_split_errors() -> None:

@@ -96,10 +96,11 @@ class JuryConfig(BaseModel):
             raise ValueError(
                 f"{len(self.judges)} judge(s) cannot form a team of at least {self.min_team_size} (min_team_size)"
             )
-        unknown = [j for j in self.team_must_contain_any_of or () if j not in self.judges]
-        if unknown:
+        must = self.team_must_contain_any_of
+        if must is not None and not set(must).intersection(self.judges):
             raise ValueError(
-                f"team_must_contain_any_of names {unknown}, which are not among judges {list(self.judges)}"
+                f"team_must_contain_any_of names {list(must)}, none of which is among judges {list(self.judges)}: "
+                "no team could qualify"
             )
         return self
 
