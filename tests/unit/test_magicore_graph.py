@@ -23,7 +23,9 @@ from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
 from agentmesh.runtime.operators import register_function
+from agentmesh.runtime.replay import replay
 from agentmesh.spec import GraphSpec, load_graph
+from agentmesh.spec.stop import Budget
 from agentmesh.systems.magicore.graph import MagicoreParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +76,7 @@ def test_hard_problem_is_refined_once_then_stops_with_the_refined_answer(tmp_pat
     result = run(spec(), {"question": "A shop had 9 toys ..."}, model=ScriptedModel(respond=script), store=db(tmp_path))
     assert result.status == "succeeded", result.stop_reason
     assert result.answer == "15"
+    assert result.stop_reason == "magicore: easy after 1 refinement round(s); answer '15' in node 'magicore'"
     out = result.outputs["magicore"]["magicore"]
     assert out["majority"] == "12" and out["stop_reason"] == "easy" and out["n_refinement_rounds"] == 1
     assert [r["hard"] for r in out["rounds"]] == [True, False]
@@ -134,3 +137,23 @@ def test_missing_question_is_a_clear_error(tmp_path: Path) -> None:
         run(
             spec(question_input="problem"), {"question": "q"}, model=ScriptedModel(respond=Script()), store=db(tmp_path)
         )
+
+
+def test_a_spent_budget_stops_the_run_with_its_reason(tmp_path: Path) -> None:
+    script = Script()
+    result = run(
+        spec(), {"question": "q"}, model=ScriptedModel(respond=script), store=db(tmp_path), budget=Budget(calls=7)
+    )
+    assert result.answer is None
+    assert result.stop_reason == "budget: 7 model calls (after node 'magicore')"
+    assert len(script.calls) == 7
+
+
+def test_a_run_replays_with_no_model_call(tmp_path: Path) -> None:
+    """Every component call has its own record key (round = iteration, slot = sample), whatever order the
+    concurrent Reviewer -> Refiner chains finish in, so the stored run replays call for call."""
+    store = db(tmp_path)
+    result = run(spec(), {"question": "q"}, model=ScriptedModel(respond=Script()), store=store)
+    report = replay(result.run_id, store=store, graph=spec())
+    assert report.identical, (report.differences, report.unused, report.divergence)
+    assert report.calls_made == 0 and report.served == 35 and report.answer == "15"

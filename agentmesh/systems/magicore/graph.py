@@ -29,7 +29,8 @@ ways to supply them:
 
 ``mu``/``sigma`` come from the node's parameters; the graph's inputs ``mu``/``sigma``, when given, win (one graph,
 several calibrations). The whole loop runs as one step of the graph: finished calls are in the store, so a
-resumed run repeats none of them.
+resumed run repeats none of them. A spent budget ends the run the usual way (``BudgetExhausted`` reaches the
+runtime, which records it as the stop reason); the output's ``stop`` says how the controller ended otherwise.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from agentmesh.errors import ConfigError
-from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunError
 from agentmesh.runtime.operators import NodeRun, operator
 from agentmesh.runtime.operators.registry import NodeOutput, get_function
@@ -310,8 +310,6 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
             prm=prm,
             parse_answer=parse_answer,
         )
-    except BudgetExhausted as exc:
-        return {"answer": None, "answers": [], "stop": f"magicore: {exc.reason}"}
     except ValueError as exc:  # a component broke the protocol (e.g. a reward function returned too few scores)
         raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
     answers = _answers(result, p)
@@ -323,5 +321,15 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
         "answers": answers,
         "votes": dict(last_votes),
         "magicore": result.to_json(),
+        "stop": _why(result),
     }
     return out
+
+
+def _why(result: MagicoreResult) -> str:
+    rounds, refined = len(result.rounds), result.n_refinement_rounds
+    if result.stop_reason == "easy":
+        when = "easy at once" if refined == 0 else f"easy after {refined} refinement round(s)"
+    else:
+        when = f"{rounds} round(s) run, {refined} with refinement"
+    return f"magicore: {when}; answer {result.answer!r}"
