@@ -481,3 +481,14 @@ def test_embedder_references() -> None:
     assert remote.id == "openai:nomic-embed@http://127.0.0.1:8080/v1"
     with pytest.raises(ValueError, match="unknown embedder"):
         embedder_from_ref("bert")
+
+
+async def test_config_min_alias_len_applies_to_the_shortlist_too() -> None:
+    vs = Target(1, "VS", (), "Nerve agent.")
+    snapshot = TargetSnapshot("t", 1, (vs,))
+    script = ScriptedAgents({"vanilla": "VS is dangerous."})
+    result = await run_alu(
+        "Tell me about VS.", snapshot, script.agents(), ScriptedScorer({}), AluConfig(min_alias_len=3)
+    )
+    assert result.decision == "passthrough_no_candidates"  # a 2-letter alias is too short at 3
+    assert set(snapshot._indexes) == {3}

@@ -18,7 +18,7 @@ from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import GraphSpec, dump_graph, graph_from_data, load_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.systems.alu.node import AluParams, snapshot_from_input
-from agentmesh.systems.alu.registry import TargetSet, load_targets_jsonl
+from agentmesh.systems.alu.registry import TargetSet, load_targets_jsonl, register_target_set
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,6 +160,7 @@ def test_targets_from_names_or_jsonl_and_snapshots_are_cached(tmp_path: Path) ->
     path = tmp_path / "targets.jsonl"
     path.write_text("\n".join(json.dumps(t) for t in TARGETS) + "\n\n", encoding="utf-8")
     assert [t.name for t in load_targets_jsonl(path)] == [t["name"] for t in TARGETS]
+    assert [t.id for t in snapshot_from_input(str(path)).targets] == [1, 2, 3]
     path.write_text('{"name": "no id"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"targets\.jsonl:1"):
         load_targets_jsonl(path)
@@ -198,3 +199,18 @@ def test_every_alu_card_is_used_by_an_alu_graph() -> None:
         for ref in yaml.safe_load((REPO / "graphs" / f"{name}.yaml").read_text())["agents"].values()
     }
     assert {p.resolve() for p in (REPO / "agents" / "alu").glob("*.yaml")} <= used
+
+
+def test_a_registered_target_set_is_read_at_its_current_version(tmp_path: Path) -> None:
+    people = register_target_set(TargetSet("test-graph-people"))
+    people.add(TARGETS)
+    people.remove([2])  # Hermione is no longer protected
+    roles = Roles(vanilla="Krum went with Hermione.")
+    result = run(
+        graph(),
+        {"query": KRUM, "target_set": "test-graph-people"},
+        model=ScriptedModel(respond=roles),
+        store=db(tmp_path),
+    )
+    assert result.answer == "Krum went with Hermione." and result.calls == 1
+    assert result.outputs["alu"]["alu"]["target_set"] == {"name": "test-graph-people", "version": 2}

@@ -11,9 +11,10 @@ The node's output is the final answer (``answer``/``text``/``value``), the ``dec
 status and M, candidates, critic samples and scores, ranking, Top, decision, stop reason), which is also stored
 as the node's ``node_result`` event.
 
-Targets come from the graph input named by ``targets_from``: a list of records (§3.1 fields) or of names, or the
-path of a JSONL file. Snapshots are cached by content, so a batch over one target list builds the alias index
-and the embedding matrix once.
+Targets come from the graph input ``target_set`` when it is given (the name of a target set registered in this
+process, or a JSONL file), else from ``targets`` (a list of records with the §3.1 fields, or of names).
+Snapshots are cached by content (registered sets: by version), so a batch over one target list builds the alias
+index and the embedding matrix once.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from agentmesh.systems.alu.pipeline import (
     ExtractRequest,
     run_alu,
 )
-from agentmesh.systems.alu.registry import load_targets_jsonl
+from agentmesh.systems.alu.registry import get_target_set, load_targets_jsonl
 from agentmesh.systems.alu.semantic import EmbeddingScorer, embedder_from_ref
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
@@ -66,8 +67,10 @@ class AluParams(OperatorParams):
         default=None, description="reference_compat only: the released code's second call that lists the ratings."
     )
     query_from: str = Field(default="query", description="The graph input holding the question.")
-    targets_from: str = Field(
-        default="targets", description="The graph input holding the targets: records, names or a JSONL path."
+    targets_from: str = Field(default="targets", description="The graph input holding target records or names.")
+    target_set_from: str = Field(
+        default="target_set",
+        description="The graph input naming a registered target set or a JSONL file; used when it is non-empty.",
     )
     k: int = Field(default=5, ge=1)
     j: int = Field(default=3, ge=1)
@@ -180,11 +183,18 @@ _KEEP = 8
 
 
 def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) -> TargetSnapshot:
-    """A snapshot of the targets a graph input gives: records, names (ids 1..n in order) or a JSONL path.
+    """A snapshot of the targets a graph input gives: records, names (ids 1..n in order), a JSONL path, or the
+    name of a :class:`~agentmesh.systems.alu.registry.TargetSet` registered in this process (its current
+    version, read once for the query; the run records the set's name and version).
 
     Cached by content: the same list in every item of a batch is indexed and embedded once. The snapshot is
     named ``inputs:<digest>`` (version 1), which the run records as its target set.
     """
+    if isinstance(value, str) and not Path(value).is_file():
+        try:  # the set's current version, read once for this query (§3.1)
+            return get_target_set(value).snapshot()
+        except KeyError as exc:
+            raise ConfigError(f"ALU targets: {exc.args[0]} (and no file {value!r})") from None
     if isinstance(value, str | Path):
         targets = load_targets_jsonl(value)
     elif isinstance(value, list | tuple):
@@ -218,9 +228,14 @@ async def alu_node(run: NodeRun) -> NodeOutput:
     inputs = run.ctx.inputs
     if p.query_from not in inputs:
         raise ConfigError(f"node {run.name!r}: the graph has no input {p.query_from!r} (query_from)", node=run.name)
-    if p.targets_from not in inputs:
-        raise ConfigError(f"node {run.name!r}: the graph has no input {p.targets_from!r} (targets_from)", node=run.name)
-    snapshot = snapshot_from_input(inputs[p.targets_from], p.min_alias_len)
+    source = inputs.get(p.target_set_from) or inputs.get(p.targets_from)
+    if source is None:
+        raise ConfigError(
+            f"node {run.name!r}: no targets: give the input {p.targets_from!r} (records or names) or "
+            f"{p.target_set_from!r} (a registered target set or a JSONL file)",
+            node=run.name,
+        )
+    snapshot = snapshot_from_input(source, p.min_alias_len)
     try:
         scorer = EmbeddingScorer(embedder_from_ref(p.embedder))
     except ValueError as exc:

@@ -394,7 +394,7 @@ async def run_alu(
     tau_sem = scorer.tau_sem if cfg.tau_sem is None else cfg.tau_sem
     # an embedder may be an HTTP endpoint: score off the event loop so parallel queries keep running
     scores = await asyncio.to_thread(scorer.scores, f"{query}\n{vanilla}", snapshot)
-    short = shortlist(query, vanilla, snapshot, scores, m=cfg.m, tau_sem=tau_sem)
+    short = shortlist(query, vanilla, snapshot, scores, m=cfg.m, tau_sem=tau_sem, min_alias_len=cfg.min_alias_len)
     result.shortlist = short
     result.targets_in_prompts = short.ids
     log.event("shortlist", short.to_json())

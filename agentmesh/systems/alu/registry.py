@@ -21,7 +21,14 @@ from typing import Any
 
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
-__all__ = ["StoredTarget", "TargetSet", "load_targets_jsonl", "snapshot_of_records"]
+__all__ = [
+    "StoredTarget",
+    "TargetSet",
+    "get_target_set",
+    "load_targets_jsonl",
+    "register_target_set",
+    "snapshot_of_records",
+]
 
 _KEEP_SNAPSHOTS = 4
 """Versions whose derived structures stay cached (queries still running on the previous version keep theirs)."""
@@ -144,3 +151,23 @@ def snapshot_of_records(
     at = int(version) if version is not None else max([1, *mentioned])
     active = tuple(r.target for r in rows if r.active_at(at))  # in the given order (the reference's prompt order)
     return TargetSnapshot(name, at, active, min_alias_len)
+
+
+_sets: dict[str, TargetSet] = {}
+_sets_lock = threading.Lock()
+
+
+def register_target_set(target_set: TargetSet) -> TargetSet:
+    """Make a set reachable by name in this process (a graph input ``targets: "set:<name>"``)."""
+    with _sets_lock:
+        _sets[target_set.name] = target_set
+    return target_set
+
+
+def get_target_set(name: str) -> TargetSet:
+    with _sets_lock:
+        found = _sets.get(name)
+        known = sorted(_sets)
+    if found is None:
+        raise KeyError(f"no target set {name!r} in this process; registered: {', '.join(known) or 'none'}")
+    return found

@@ -83,16 +83,24 @@ def semantic_candidates(
 
 
 def shortlist(
-    query: str, vanilla: str, snapshot: TargetSnapshot, scores: Mapping[int, float], *, m: int, tau_sem: float
+    query: str,
+    vanilla: str,
+    snapshot: TargetSnapshot,
+    scores: Mapping[int, float],
+    *,
+    m: int,
+    tau_sem: float,
+    min_alias_len: int | None = None,
 ) -> Shortlist:
     """S = lexical hits of ``query + "\\n" + vanilla`` + the best semantic candidates up to ``m`` in all (§3.4).
 
     Lexical hits are never cut (their number is bounded by the text, not by the number of targets); semantic
-    candidates fill ``max(0, m - |lexical|)`` places.
+    candidates fill ``max(0, m - |lexical|)`` places. ``min_alias_len`` defaults to the snapshot's.
     """
     if m < 0:
         raise ValueError(f"m must not be negative, got {m}")
-    lexical = snapshot.index.hits(f"{query}\n{vanilla}")
+    index = snapshot.index if min_alias_len is None else snapshot.index_for(min_alias_len)
+    lexical = index.hits(f"{query}\n{vanilla}")
     active = [t.id for t in snapshot.targets]
     semantic = semantic_candidates(scores, tau_sem, exclude=lexical, among=active)
     ids = (*lexical, *semantic[: max(0, m - len(lexical))])

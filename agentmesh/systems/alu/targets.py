@@ -11,6 +11,7 @@ one dictionary look-up per token; the number of targets only changes how long th
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,8 +196,9 @@ class TargetSnapshot:
     version: int
     targets: tuple[Target, ...]
     min_alias_len: int = DEFAULT_MIN_ALIAS_LEN
-    _index: AliasIndex | None = field(default=None, init=False, repr=False)
-    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _indexes: dict[int, AliasIndex] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Per-embedder caches (:class:`agentmesh.systems.alu.semantic.EmbeddingScorer` puts its matrix here)."""
 
     @property
@@ -205,10 +207,19 @@ class TargetSnapshot:
 
     @property
     def index(self) -> AliasIndex:
-        if self._index is None:
-            self._index = AliasIndex(self.targets, self.min_alias_len)
-        return self._index
+        """The alias index at the snapshot's own ``min_alias_len``."""
+        return self.index_for(self.min_alias_len)
+
+    def index_for(self, min_alias_len: int) -> AliasIndex:
+        """The alias index at ``min_alias_len``, built once per snapshot and length (a query that configures
+        another length than the snapshot's must not rebuild it: that would cost O(N) per query)."""
+        with self._lock:
+            found = self._indexes.get(min_alias_len)
+            if found is None:
+                found = AliasIndex(self.targets, min_alias_len)
+                self._indexes[min_alias_len] = found
+            return found
 
     def by_id(self, ids: Iterable[int]) -> list[Target]:
-        table = self.index.targets
+        table = self.index_for(self.min_alias_len).targets
         return [table[i] for i in ids]
