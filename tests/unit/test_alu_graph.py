@@ -214,3 +214,18 @@ def test_a_registered_target_set_is_read_at_its_current_version(tmp_path: Path) 
     )
     assert result.answer == "Krum went with Hermione." and result.calls == 1
     assert result.outputs["alu"]["alu"]["target_set"] == {"name": "test-graph-people", "version": 2}
+
+
+def test_a_stored_run_replays_with_no_model_call(tmp_path: Path) -> None:
+    from agentmesh.runtime.replay import replay
+
+    roles = Roles(**COMPOSED)
+    result = run(
+        REPO / "graphs" / "alu.yaml",
+        {"query": KRUM, "targets": TARGETS},
+        model=ScriptedModel(respond=roles),
+        store=db(tmp_path),
+    )
+    report = replay(result.run_id, store=db(tmp_path))
+    assert report.identical and report.calls_made == 0 and report.served == 5
+    assert report.answer == result.answer == COMPOSED["composer"]

@@ -183,6 +183,10 @@ async def test_pipeline_vector_reference_compat(vector: dict[str, Any]) -> None:
     if "final_response" in reference:
         assert result.final_response == reference["final_response"]
     _check_calls(out["calls"], script, reference.get("calls") or {})
+    verdict = reference.get("hf_checker_path_audit")
+    if isinstance(verdict, str) and isinstance((inputs.get("replies") or {}).get("audit"), str):
+        # the released local checker's substring test on the same audit reply ("clean (...)" / "flagged (...)")
+        assert verdict.split()[0] == reference_hf_check(inputs["replies"]["audit"])
 
 
 # --- parsers: audit and gate ---------------------------------------------------------------------------------------
