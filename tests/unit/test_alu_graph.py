@@ -229,3 +229,22 @@ def test_a_stored_run_replays_with_no_model_call(tmp_path: Path) -> None:
     report = replay(result.run_id, store=db(tmp_path))
     assert report.identical and report.calls_made == 0 and report.served == 5
     assert report.answer == result.answer == COMPOSED["composer"]
+
+
+async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() -> None:
+    """§9.6's deterministic check through the whole runtime: 1, 10 and 1000 targets, the same prompts."""
+    from agentmesh.systems.alu.bench import cost_versus_targets, format_rows
+    from agentmesh.systems.alu.targets import Target
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        return {**COMPOSED, "critic": "[5, 5, 2]"}[str(context.agent)]
+
+    spec = graph(embedder="none")
+    rows = await cost_versus_targets(
+        [KRUM], [Target(2, "Hermione Granger", ("Hermione",))], (1, 10, 1000), graph=spec,
+        model=ScriptedModel(respond=respond),
+    )  # fmt: skip
+    assert [r["calls"] for r in rows] == [5, 5, 5]
+    assert [r["prompt_tokens_ratio"] for r in rows] == [1, 1, 1]
+    assert [r["shortlist"] for r in rows] == [1, 1, 1]
+    assert "1000" in format_rows(rows)

@@ -14,6 +14,8 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.attacks` — jailbreak transforms (§7);
 * :mod:`~agentmesh.systems.alu.metrics` — evaluation metrics (§9.2);
 * :mod:`~agentmesh.systems.alu.registry` — versioned target sets with soft delete (§3.1);
+* :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9);
+* :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);
 * :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
 
 Importing this package registers ``op: alu``.

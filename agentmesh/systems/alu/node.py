@@ -46,7 +46,7 @@ from agentmesh.systems.alu.pipeline import (
     run_alu,
 )
 from agentmesh.systems.alu.registry import get_target_set, load_targets_jsonl
-from agentmesh.systems.alu.semantic import EmbeddingScorer, embedder_from_ref
+from agentmesh.systems.alu.semantic import EmbeddingScorer, LexicalOnly, SemanticScorer, embedder_from_ref
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 __all__ = ["AluParams", "alu_node", "snapshot_from_input"]
@@ -86,7 +86,8 @@ class AluParams(OperatorParams):
     refusal_text: str = DEFAULT_REFUSAL
     embedder: str = Field(
         default="hashing",
-        description="Semantic matcher: 'hashing' (no model) or 'openai:<model>[@<base url>]' (/v1/embeddings).",
+        description="Semantic matcher: 'hashing' (no model), 'openai:<model>[@<base url>]' (/v1/embeddings) "
+        "or 'none' (lexical hits only).",
     )
     reference_compat: bool | Literal["hf_checker"] = False
 
@@ -236,8 +237,9 @@ async def alu_node(run: NodeRun) -> NodeOutput:
             node=run.name,
         )
     snapshot = snapshot_from_input(source, p.min_alias_len)
+    scorer: SemanticScorer
     try:
-        scorer = EmbeddingScorer(embedder_from_ref(p.embedder))
+        scorer = LexicalOnly() if p.embedder == "none" else EmbeddingScorer(embedder_from_ref(p.embedder))
     except ValueError as exc:
         raise ConfigError(f"node {run.name!r}: {exc}", node=run.name) from exc
     config = p.config()

@@ -34,6 +34,7 @@ __all__ = [
     "Embedder",
     "EmbeddingScorer",
     "HashingEmbedder",
+    "LexicalOnly",
     "OpenAIEmbedder",
     "ScriptedScorer",
     "SemanticScorer",
@@ -261,6 +262,15 @@ class EmbeddingScorer:
 def _unit(vector: Vector) -> list[float]:
     norm = math.sqrt(math.fsum(x * x for x in vector))
     return [x / norm for x in vector] if norm else [0.0 for _ in vector]
+
+
+class LexicalOnly:
+    """No semantic matching at all: only lexical hits reach the shortlist (embedder ``none``)."""
+
+    tau_sem = math.inf
+
+    def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
+        return {}
 
 
 class ScriptedScorer:
