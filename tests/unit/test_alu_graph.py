@@ -180,7 +180,10 @@ def test_target_set_versions_and_soft_delete() -> None:
         ts.remove([2])
 
 
-@pytest.mark.parametrize("name", ["alu", "alu_reference"])
+ALU_GRAPHS = sorted(p.stem for p in (REPO / "graphs").glob("alu*.yaml"))
+
+
+@pytest.mark.parametrize("name", ALU_GRAPHS)
 def test_shipped_alu_graphs_validate_round_trip_and_resolve_by_name(name: str) -> None:
     path = REPO / "graphs" / f"{name}.yaml"
     spec = load_graph(path)
@@ -195,7 +198,7 @@ def test_shipped_alu_graphs_validate_round_trip_and_resolve_by_name(name: str) -
 def test_every_alu_card_is_used_by_an_alu_graph() -> None:
     used = {
         (REPO / "graphs" / ref).resolve()
-        for name in ("alu", "alu_reference")
+        for name in ALU_GRAPHS
         for ref in yaml.safe_load((REPO / "graphs" / f"{name}.yaml").read_text())["agents"].values()
     }
     assert {p.resolve() for p in (REPO / "agents" / "alu").glob("*.yaml")} <= used
@@ -248,3 +251,51 @@ async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() 
     assert [r["prompt_tokens_ratio"] for r in rows] == [1, 1, 1]
     assert [r["shortlist"] for r in rows] == [1, 1, 1]
     assert "1000" in format_rows(rows)
+
+
+def test_output_filter_baseline_refuses_on_a_name_only(tmp_path: Path) -> None:
+    spec = load_graph(REPO / "graphs" / "alu_output_filter.yaml")
+    leaked = run(
+        spec,
+        {"query": KRUM, "targets": TARGETS},
+        model=ScriptedModel(respond=Roles(vanilla="He went with Hermione.")),
+        store=db(tmp_path),
+    )
+    assert leaked.answer == "I'm sorry, I can't help with that." and leaked.outputs["filter"]["hits"] == [2]
+    masked = run(
+        spec,
+        {"query": KRUM, "targets": TARGETS},
+        model=ScriptedModel(respond=Roles(vanilla="He went with a Muggle-born Gryffindor student.")),
+        store=db(tmp_path),
+    )
+    assert masked.answer == "He went with a Muggle-born Gryffindor student."
+
+
+def test_prompt_guard_and_icul_prompts_carry_every_target_and_demonstration(tmp_path: Path) -> None:
+    from agentmesh.systems.alu.baselines import icul_demonstrations
+    from agentmesh.systems.alu.evaluate import QAItem
+
+    guard = Roles(guarded="I cannot help with that.")
+    run(
+        REPO / "graphs" / "alu_prompt_guard.yaml",
+        {"query": KRUM, "targets": TARGETS},
+        model=ScriptedModel(respond=guard),
+        store=db(tmp_path),
+    )
+    assert all(f"- {t['name']}" in guard.prompts["guarded"][0] for t in TARGETS)
+    items = [
+        QAItem("f1", "Who taught Potions?", "Severus Snape.", "forget", "Severus Snape"),
+        QAItem("f2", "Who was headmaster?", "Albus Dumbledore.", "forget", "Albus Dumbledore"),
+        QAItem("r1", "What is 2+2?", "4.", "retain"),
+    ]
+    demos = icul_demonstrations(items, seed=1)
+    wrong = {d["question"]: d["answer"] for d in demos}
+    assert wrong["Who taught Potions?"] == "Albus Dumbledore." and wrong["What is 2+2?"] == "4."
+    icul = Roles(icul="Krum enjoyed it.")
+    run(
+        REPO / "graphs" / "alu_icul.yaml",
+        {"query": KRUM, "demonstrations": demos},
+        model=ScriptedModel(respond=icul),
+        store=db(tmp_path),
+    )
+    assert "Question: Who taught Potions?\nAnswer: Albus Dumbledore." in icul.prompts["icul"][0]

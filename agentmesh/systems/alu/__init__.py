@@ -16,12 +16,13 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.registry` — versioned target sets with soft delete (§3.1);
 * :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9);
 * :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);
+* :mod:`~agentmesh.systems.alu.baselines` — the output-filter function and ICUL demonstrations (§9.4);
 * :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
 
-Importing this package registers ``op: alu``.
+Importing this package registers ``op: alu`` and the ``alu_output_filter`` function.
 """
 
-from agentmesh.systems.alu import node
+from agentmesh.systems.alu import baselines, node
 from agentmesh.systems.alu.attacks import Attack, apply_attack, many_shot, mask_names, masking, parse_attack
 from agentmesh.systems.alu.metrics import (
     KSResult,
@@ -109,6 +110,7 @@ __all__ = [
     "TargetSnapshot",
     "aggregate_critic",
     "apply_attack",
+    "baselines",
     "cosine",
     "gate",
     "hashing_vector",
