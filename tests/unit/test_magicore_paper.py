@@ -10,6 +10,8 @@ Vectors are read from ``$AGENTMESH_EXAMPLES_DIR`` (default ``../shared/papers``)
   Checked once with the intended loop (``expected.intended``) and once with ``reference_compat=True``
   (``expected.reference_compat``), each when the vector gives it. The sample records' ``prm_product``, ``R``
   and ``z`` are recomputed and compared, never fed.
+  Every ``solve`` vector is also run through ``graphs/magicore.yaml`` (the ``magicore`` operator) on a scripted
+  model, with registered reward functions answering by marker (:func:`test_solve_vector_through_the_graph`).
 * ``normalisation``, ``render_solution``, ``display_score``, ``segment_steps``, ``confidence`` — the pure
   functions of §2.4, §4.2, §5.1 and §2.5.
 
@@ -21,13 +23,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.parsers.math import extract_boxed
+from agentmesh.runtime import run
+from agentmesh.runtime.operators import register_function
+from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.systems.magicore import (
     MagicoreConfig,
-    MagicoreResult,
     Sample,
     add_step_lines,
     confidence,
@@ -41,10 +49,12 @@ from agentmesh.systems.magicore import (
     solve,
     z_score,
 )
+from agentmesh.systems.magicore.graph import MagicoreParams
 from tests._paper import examples_dir, load_vectors
 
 pytestmark = pytest.mark.paper
 
+REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-9
 KNOWN_KINDS = {"solve", "normalisation", "render_solution", "display_score", "segment_steps", "confidence"}
 _MARKER = re.compile(r"\[\[(.+?)\]\]")
@@ -169,42 +179,77 @@ def _record_values(r: Mapping[str, Any], mu: float, sigma: float, *, with_z: boo
     return values
 
 
-def _masses(result: MagicoreResult) -> tuple[dict[str, float], dict[str, float]]:
-    data = result.to_json()
-    return data["iter0_orm_mass_by_answer"], data["iter0_prm_mass_by_answer"]
-
-
-def _intended_round(record: Mapping[str, Any], result: MagicoreResult, index: int) -> dict[str, Any]:
-    data = dict(record)
-    rnd = result.rounds[index]
-    data["top_k_used_for_vote"] = [{"id": _vid(s), "pred": s.pred, "R": s.reward} for s in rnd.top_k]
-    return data
-
-
-def _reference_round(result: MagicoreResult, index: int) -> dict[str, Any]:
-    rnd = result.rounds[index]
+def _reference_round(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A round as ``refine.py`` stores it, from the controller's JSON record of that round."""
+    top = list(record["top_k_used_for_vote"])
     return {
-        "n": rnd.n,
-        "cond1": "true" if rnd.test.quality_ok else "false",
-        "cond2": "false" if rnd.hard else "true",
-        "need_refinement": "yes" if rnd.hard else "no",
-        "top_k_pred": [s.pred for s in rnd.top_k],
-        "top_k_R": [s.reward for s in rnd.top_k],
-        "answer": rnd.answer,
+        "n": record["n"],
+        "cond1": "true" if record["cond1_majority_quality_ok"] else "false",
+        "cond2": "false" if record["hard"] else "true",
+        "need_refinement": "yes" if record["hard"] else "no",
+        "top_k_pred": [t["pred"] for t in top],
+        "top_k_R": [t["R"] for t in top],
+        "answer": record["answer_after_round"],
     }
 
 
-def _check_solve(vector: Mapping[str, Any], mode: str) -> None:
+def _without_ids(entries: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in t.items() if k != "id"} for t in entries]
+
+
+def _compare_solve(
+    data: Mapping[str, Any], expected: Mapping[str, Any], mode: str, ids: Mapping[str, str] | None
+) -> None:
+    """``data`` is the controller's JSON (:meth:`MagicoreResult.to_json`); ``ids`` maps its sample ids to the
+    vector's (``None``: sample ids are not compared, only answers and rewards)."""
+    if "majority_unweighted" in expected:
+        _same(data["majority"], expected["majority_unweighted"], "majority_unweighted")
+    for key in ("iter0_orm_mass_by_answer", "iter0_prm_mass_by_answer"):
+        if key in expected:
+            _same(data[key], expected[key], key)
+    exp = expected[mode] if isinstance(expected.get(mode), Mapping) else {}
+    rounds = list(data["rounds"])
+    if "rounds" in exp:
+        want_rounds = list(exp["rounds"])
+        assert len(rounds) == len(want_rounds), (
+            f"{mode}: {len(rounds)} rounds ran, expected {len(want_rounds)}: {[(r['n'], r['hard']) for r in rounds]}"
+        )
+        for i, want in enumerate(want_rounds):
+            if mode == "intended":
+                actual = dict(rounds[i])
+                top = [dict(t) for t in actual["top_k_used_for_vote"]]
+                if ids is not None:
+                    actual["top_k_used_for_vote"] = [{**t, "id": ids[t["id"]]} for t in top]
+                else:
+                    actual["top_k_used_for_vote"] = _without_ids(top)
+                    if "top_k_used_for_vote" in want:
+                        want = {**want, "top_k_used_for_vote": _without_ids(want["top_k_used_for_vote"])}
+            else:
+                actual = _reference_round(rounds[i])
+            _check_known(actual, want, f"{mode}.rounds[{i}]")
+    if "final_answer" in exp:
+        _same(data["answer"], exp["final_answer"], f"{mode}.final_answer")
+    if "n_refinement_rounds" in exp:
+        _same(data["n_refinement_rounds"], exp["n_refinement_rounds"], f"{mode}.n_refinement_rounds")
+
+
+def _config(vector: Mapping[str, Any], mode: str) -> MagicoreConfig:
     config = vector.get("config") or {}
-    inputs = vector.get("inputs") or {}
-    expected = vector.get("expected") or {}
-    mu, sigma = float(config["mu"]), float(config["sigma"])
-    _check_records(inputs, mu, sigma)
-    script = _Script(inputs)
-    k = int(config.get("k", len(script.iter0)))
-    cfg = MagicoreConfig(
-        mu=mu, sigma=sigma, k=k, max_rounds=int(config.get("max_rounds", 3)), reference_compat=mode != "intended"
+    k = int(config.get("k", len((vector.get("inputs") or {}).get("iter0_candidates") or [])))
+    return MagicoreConfig(
+        mu=float(config["mu"]),
+        sigma=float(config["sigma"]),
+        k=k,
+        max_rounds=int(config.get("max_rounds", 3)),
+        reference_compat=mode != "intended",
     )
+
+
+def _check_solve(vector: Mapping[str, Any], mode: str) -> None:
+    inputs = vector.get("inputs") or {}
+    cfg = _config(vector, mode)
+    _check_records(inputs, cfg.mu, cfg.sigma)
+    script = _Script(inputs)
     result = solve(
         str(inputs.get("question", "")),
         cfg,
@@ -215,30 +260,8 @@ def _check_solve(vector: Mapping[str, Any], mode: str) -> None:
         prm=script,
         parse_answer=script.parse,
     )
-    if "majority_unweighted" in expected:
-        _same(result.majority, expected["majority_unweighted"], "majority_unweighted")
-    orm_mass, prm_mass = _masses(result)
-    if "iter0_orm_mass_by_answer" in expected:
-        _same(orm_mass, expected["iter0_orm_mass_by_answer"], "iter0_orm_mass_by_answer")
-    if "iter0_prm_mass_by_answer" in expected:
-        _same(prm_mass, expected["iter0_prm_mass_by_answer"], "iter0_prm_mass_by_answer")
-
-    exp = expected[mode] if isinstance(expected.get(mode), Mapping) else {}
-    if "rounds" in exp:
-        rounds = list(exp["rounds"])
-        assert len(result.rounds) == len(rounds), (
-            f"{mode}: {len(result.rounds)} rounds ran, expected {len(rounds)}: {[(r.n, r.hard) for r in result.rounds]}"
-        )
-        for i, want in enumerate(rounds):
-            if mode == "intended":
-                actual = _intended_round(result.rounds[i].to_json(), result, i)
-            else:
-                actual = _reference_round(result, i)
-            _check_known(actual, want, f"{mode}.rounds[{i}]")
-    if "final_answer" in exp:
-        _same(result.answer, exp["final_answer"], f"{mode}.final_answer")
-    if "n_refinement_rounds" in exp:
-        _same(result.n_refinement_rounds, exp["n_refinement_rounds"], f"{mode}.n_refinement_rounds")
+    ids = {s.id: _vid(s) for r in result.rounds for s in (*r.samples, *r.refined)}
+    _compare_solve(result.to_json(), vector.get("expected") or {}, mode, ids)
     if not script.outputs:
         assert not script.refined, "a vector without scripted refiner outputs is never refined"
 
@@ -308,3 +331,92 @@ def test_vector(vector: dict[str, Any], mode: str | None) -> None:
         _check_confidence(vector)
     else:
         pytest.skip(f"vector kind {kind!r} is not one of {sorted(KNOWN_KINDS)}")
+
+
+# --- `solve` vectors through graphs/magicore.yaml ------------------------------------------------------------------
+
+
+def _boxed_text(record_id: str, pred: Any) -> str:
+    ending = "no answer." if pred is None else f"so the answer is \\boxed{{{pred}}}."
+    return f"Step 1: [[{record_id}]] work on the problem.\nStep 2: {ending}"
+
+
+class _GraphScript:
+    """The scripted model behind the graph's Solver, Reviewer and Refiner cards (same rules as :class:`_Script`)."""
+
+    def __init__(self, script: _Script) -> None:
+        self.script = script
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        if context.agent == "solver":
+            record = self.script.iter0[int(context.call_index or 0)]
+            return _boxed_text(str(record["id"]), record["pred"])
+        if context.agent == "reviewer":
+            return f"Feedback on [[{_marker(prompt)}]]: check the low-scored steps."
+        if context.agent == "refiner":
+            source = _marker(prompt)
+            assert source in self.script.by_from, f"the graph refined {source!r}, which the vector never refines"
+            self.script.refined.append(source)
+            out = self.script.by_from[source]
+            return _boxed_text(str(out["to"]), out["pred"])
+        raise AssertionError(f"unexpected agent {context.agent!r}")
+
+
+def _graph_for(cfg: MagicoreConfig) -> GraphSpec:
+    graph = load_graph(REPO / "graphs" / "magicore.yaml")
+    node = graph.nodes["magicore"]
+    assert isinstance(node.params, MagicoreParams)
+    params = node.params.model_copy(
+        update={
+            "k": cfg.k,
+            "max_rounds": cfg.max_rounds,
+            "mu": cfg.mu,
+            "sigma": cfg.sigma,
+            "reference_compat": cfg.reference_compat,
+            "orm_judge": None,
+            "prm_judge": None,
+            "orm_function": "paper_magicore_orm",
+            "prm_function": "paper_magicore_prm",
+        }
+    )
+    agents = {k: v for k, v in graph.agents.items() if k in ("solver", "reviewer", "refiner")}
+    return graph.model_copy(
+        update={"agents": agents, "nodes": {"magicore": node.model_copy(update={"params": params})}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("vector", "mode"), [p for p in _cases() if p.values[0] is None or p.values[0].get("kind") == "solve"]
+)
+def test_solve_vector_through_the_graph(vector: dict[str, Any], mode: str, tmp_path: Path) -> None:
+    """The same vector, run by the ``magicore`` operator of ``graphs/magicore.yaml`` on a scripted model: the
+    Solver's replies are parsed by the card's parser, the reward models are registered functions answering by
+    marker. Sample ids are the operator's own, so top-k lists are compared by answer and reward."""
+    inputs = vector.get("inputs") or {}
+    script = _Script(inputs)
+    for record in script.records.values():
+        pred = record["pred"]
+        if pred is not None and extract_boxed(_boxed_text("x", pred)) != pred:
+            pytest.skip(f"answer {pred!r} does not survive a \\boxed{{}} round trip; checked by test_vector only")
+    cfg = _config(vector, mode)
+
+    @register_function("paper_magicore_orm")
+    def orm(question: str, solutions: Sequence[str]) -> list[float]:
+        return script.score(question, solutions)
+
+    @register_function("paper_magicore_prm")
+    def prm(question: str, steps: Sequence[str]) -> list[float]:
+        return script.score_steps(question, steps)
+
+    result = run(
+        _graph_for(cfg),
+        {"question": str(inputs.get("question", ""))},
+        model=ScriptedModel(respond=_GraphScript(script)),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+    )
+    assert result.status == "succeeded", result.stop_reason
+    _compare_solve(result.outputs["magicore"]["magicore"], vector.get("expected") or {}, mode, None)
+    exp = (vector.get("expected") or {}).get(mode) or {}
+    if "final_answer" in exp:
+        _same(result.answer, exp["final_answer"], "the run's answer")
