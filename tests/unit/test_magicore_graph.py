@@ -157,3 +157,28 @@ def test_a_run_replays_with_no_model_call(tmp_path: Path) -> None:
     report = replay(result.run_id, store=store, graph=spec())
     assert report.identical, (report.differences, report.unused, report.divergence)
     assert report.calls_made == 0 and report.served == 35 and report.answer == "15"
+
+
+def test_multiple_choice_graph_votes_on_letters_and_counts_n_a_as_an_answer(tmp_path: Path) -> None:
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        prompt = request.messages[-1].content
+        if context.agent == "solver":
+            return "Step 1: hmm.\nStep 2: 42" if context.call_index == 3 else "Step 1: add.\nStep 2: \\boxed{B)3}"
+        if context.agent == "orm_judge":
+            return "80 [END]" if "B)3" in prompt.split("### Solution:")[-1] else "20 [END]"
+        if context.agent == "prm_judge":
+            return "[0.9, 0.9]"
+        raise AssertionError(f"an easy problem calls no {context.agent}")
+
+    graph = load_graph(REPO / "graphs" / "magicore_mmlu.yaml")
+    node = graph.nodes["magicore"]
+    assert isinstance(node.params, MagicoreParams)
+    graph = graph.model_copy(
+        update={"nodes": {"magicore": node.model_copy(update={"params": node.params.model_copy(update={"k": 4})})}}
+    )
+    question = "What is 1+2? The options are: A)2 B)3 C)4 D)5\nYour final answer should be chosen from A, B, C or D."
+    result = run(graph, {"question": question}, model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert result.status == "succeeded", result.stop_reason
+    out = result.outputs["magicore"]["magicore"]
+    assert result.answer == "B" and out["stop_reason"] == "easy"
+    assert out["rounds"][0]["weighted_votes"] == pytest.approx({"B": 3 * (0.8 + 0.81), "N/A": 0.2 + 0.81})

@@ -294,8 +294,12 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
     solver_card = run.ctx.spec.agents[p.solver]
 
     def parse_answer(text: str) -> Answer:
+        # the Solver card's parser reads every solution, the Refiner's too (the reference has one parser per task);
+        # a failed parse that still yields a string is an answer (MAgICoRe's "N/A" for multiple choice, §2.2)
         parsed = solver_card.parser(text)
-        return parsed.normalized if parsed.ok and parsed.normalized else None
+        if parsed.ok:
+            return parsed.normalized or (parsed.value if isinstance(parsed.value, str) else None) or None
+        return parsed.value if isinstance(parsed.value, str) and parsed.value else None
 
     orm = JudgeORM(run, p.orm_judge) if p.orm_judge else FunctionORM(str(p.orm_function), run.name)
     prm = JudgePRM(run, p.prm_judge) if p.prm_judge else FunctionPRM(str(p.prm_function), run.name)
