@@ -138,6 +138,9 @@ def test_reference_compat_uses_every_target_and_the_extraction_call(tmp_path: Pa
     )
     assert result.calls == 5 and result.answer == "It boils at 100 C."
     assert "['Albus Dumbledore', 'Hermione Granger', 'Severus Snape']" in roles.prompts["eraser"][0]
+    critic = roles.prompts["critic"][0]
+    assert "Unlearning subjects: ['Albus Dumbledore', 'Hermione Granger', 'Severus Snape']" in critic
+    assert "Target present in the original response: N/A (OpenAI-only path)" in critic
 
 
 def test_a_spent_budget_fails_closed(tmp_path: Path) -> None:
