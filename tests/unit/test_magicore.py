@@ -20,6 +20,7 @@ from agentmesh.systems.magicore import (
     Sample,
     add_step_lines,
     answer_masses,
+    calibrate_async,
     confidence,
     difficulty_test,
     display_score,
@@ -295,3 +296,14 @@ def test_async_components_and_easy_problem() -> None:
     result = asyncio.run(solve_async("q?", cfg, solver=bench, reviewer=bench, refiner=bench, orm=bench, prm=bench))
     assert result.answer == "5" and result.stop_reason == "easy" and not bench.calls
     assert result.to_json()["rounds"][0]["weighted_votes"] == {"5": 3.5, "6": 0.75}
+
+
+def test_calibration_takes_one_scored_sample_per_question() -> None:
+    class PerQuestion(Bench):
+        def sample(self, question: str, k: int) -> list[str]:
+            return [self.text(question)] * k
+
+    solver = PerQuestion([("a", "1", 0.75, 1.0), ("b", None, 0.25, 1.0)], {})
+    # R(a) = 0.75 + 1.0 = 1.75; R(b) = 0.25 (no answer: PRM forced to 0) -> mu 1.0, sigma 0.75
+    mu_sigma = asyncio.run(calibrate_async(["a", "b"], solver=solver, orm=solver, prm=solver))
+    assert mu_sigma == (1.0, 0.75)

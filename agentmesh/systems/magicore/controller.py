@@ -39,6 +39,7 @@ from agentmesh.systems.magicore.scoring import (
     first_most_common,
     magicore_equivalent,
     masses_by_answer,
+    normalisation_stats,
     prm_product,
     reward,
     top_k,
@@ -57,6 +58,7 @@ __all__ = [
     "RoundRecord",
     "Sample",
     "Solver",
+    "calibrate_async",
     "call_site",
     "refine_loop",
     "score_solutions",
@@ -504,3 +506,33 @@ def solve(
             equivalent=equivalent,
         )
     )
+
+
+async def calibrate_async(
+    questions: Sequence[str],
+    *,
+    solver: Solver,
+    orm: OutcomeRM,
+    prm: ProcessRM,
+    parse_answer: ParseAnswer = _parse_default,
+) -> tuple[float, float]:
+    """``(mu, sigma)`` for :class:`MagicoreConfig` from one scored Solver sample per question (§2.4).
+
+    The reference takes the first of each problem's k samples over the evaluation set itself (transductive);
+    running this on a held-out calibration set with the same Solver and reward models gives the online
+    equivalent. Use the same reward source as the runs it calibrates: LLM-judge scores and trained reward models
+    live on different scales.
+    """
+    if not questions:
+        raise ValueError("calibrate_async: no questions")
+
+    async def first_reward(question: str) -> float:
+        with _at(0, 0):
+            texts: list[str] = list(await _resolve(solver.sample(question, 1)))
+        if not texts:
+            raise ValueError(f"calibrate_async: the Solver returned no sample for {question[:60]!r}")
+        (sample,) = await score_solutions(question, texts[:1], orm=orm, prm=prm, parse_answer=parse_answer)
+        return sample.reward
+
+    rewards = await asyncio.gather(*(first_reward(q) for q in questions))
+    return normalisation_stats(rewards)
