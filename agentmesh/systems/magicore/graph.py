@@ -23,9 +23,9 @@ ways to supply them:
 * ``orm_judge`` / ``prm_judge`` name agent cards: an **LLM judge standing in** for a reward model when none is
   served (``agents/magicore/orm_judge.yaml``: a 0-100 score, divided by 100; ``prm_judge.yaml``: a JSON array of
   per-step probabilities). This is not the paper's method: the judge's scale differs from the reward models', so
-  ``mu`` and ``sigma`` (§2.4) must be calibrated with the same judges (:func:`.normalisation_stats` over the first
-  sample's reward of each problem of a calibration set). An unparsable judge reply counts as 0.5 (no evidence
-  either way) and is logged.
+  ``mu`` and ``sigma`` (§2.4) must be calibrated with the same judges (:func:`.calibrate_async` on a calibration
+  set, or :func:`.normalisation_stats` over the first sample's reward of each problem). An unparsable judge reply
+  counts as 0.5 (no evidence either way) and is logged.
 
 ``mu``/``sigma`` come from the node's parameters; the graph's inputs ``mu``/``sigma``, when given, win (one graph,
 several calibrations). The whole loop runs as one step of the graph: finished calls are in the store, so a
