@@ -492,3 +492,19 @@ async def test_config_min_alias_len_applies_to_the_shortlist_too() -> None:
     )
     assert result.decision == "passthrough_no_candidates"  # a 2-letter alias is too short at 3
     assert set(snapshot._indexes) == {3}
+
+
+def test_offline_demo_set_is_consistent() -> None:
+    from agentmesh.systems.alu.data import demo_mcq_items, demo_qa_items, demo_targets
+    from agentmesh.systems.alu.evaluate import mcq_question, targets_from_items
+
+    items = demo_qa_items()
+    targets = demo_targets()
+    assert [t.name for t in targets_from_items(items)] == [t.name for t in targets]
+    snapshot = TargetSnapshot("demo", 1, tuple(targets))
+    for item in items:
+        hits = snapshot.index.hits(item.question)
+        assert (len(hits) == 1) if item.split == "forget" else not hits, item.id
+    gold = [i.answer for i in demo_mcq_items()]
+    assert mcq_scores(["(B)", "The answer is C", "A) Jupiter", "(D)"], gold, 4, REFUSAL).acc_strict == 1
+    assert "D) Six" in mcq_question(demo_mcq_items()[3])
