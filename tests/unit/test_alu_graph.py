@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
+from agentmesh.errors import ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
@@ -167,6 +168,8 @@ def test_targets_from_names_or_jsonl_and_snapshots_are_cached(tmp_path: Path) ->
     path.write_text('{"name": "no id"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"targets\.jsonl:1"):
         load_targets_jsonl(path)
+    with pytest.raises(ConfigError, match="item 2"):
+        snapshot_from_input(["Hermione Granger", {"name": "no id"}])
 
 
 def test_target_set_versions_and_soft_delete() -> None:

@@ -199,9 +199,12 @@ def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) 
     if isinstance(value, str | Path):
         targets = load_targets_jsonl(value)
     elif isinstance(value, list | tuple):
-        targets = [
-            Target(i, item) if isinstance(item, str) else Target.from_json(item) for i, item in enumerate(value, 1)
-        ]
+        targets = []
+        for i, item in enumerate(value, 1):
+            try:
+                targets.append(Target(i, item) if isinstance(item, str) else Target.from_json(item))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"ALU targets: item {i} is not a target record or a name ({exc!r})") from None
     else:
         raise ConfigError(
             f"ALU targets: expected a list of target records or names, or a JSONL path; got {type(value).__name__}"
