@@ -258,6 +258,16 @@ async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() 
     assert [r["shortlist"] for r in rows] == [1, 1, 1]
     assert "1000" in format_rows(rows)
 
+    guard = await cost_versus_targets(
+        [KRUM],
+        [Target(2, "Hermione Granger", ("Hermione",))],
+        (1, 100),
+        graph=REPO / "graphs" / "alu_prompt_guard.yaml",
+        model=ScriptedModel(respond=lambda request, context: "I cannot help."),
+        as_list=True,
+    )
+    assert guard[1]["prompt_tokens_ratio"] > 5  # the whole list is in its prompt
+
 
 def test_output_filter_baseline_refuses_on_a_name_only(tmp_path: Path) -> None:
     spec = load_graph(REPO / "graphs" / "alu_output_filter.yaml")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentmesh.systems.alu.registry import TargetSet, register_target_set
+from agentmesh.systems.alu.registry import TargetSet, register_target_set, unregister_target_set
 from agentmesh.systems.alu.targets import Target
 
 __all__ = ["cost_versus_targets", "distractor_targets", "format_rows"]
@@ -83,8 +83,13 @@ async def cost_versus_targets(
     model: Any = None,
     store: Any = None,
     seed: int = 0,
+    as_list: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per N: mean wall seconds, prompt tokens, calls and |S| per query, and ratios to the first row."""
+    """One row per N: mean wall seconds, prompt tokens, calls and |S| per query, and ratios to the first row.
+
+    ``as_list`` passes the targets as the ``targets`` input (records) instead of a registered set's name: what
+    ``alu_prompt_guard`` needs, whose prompt lists them all.
+    """
     from agentmesh.runtime import arun  # (the runtime is only needed when the bench runs)
 
     rows: list[dict[str, Any]] = []
@@ -93,18 +98,24 @@ async def cost_versus_targets(
         people = TargetSet(f"bench-{n}-{seed}-{time.monotonic_ns()}")
         people.add([*targets, *distractor_targets(max(0, n - len(targets)), start_id=start, seed=seed)])
         register_target_set(people)
+        records = [t.to_json() for t in people.list()] if as_list else []
         walls: list[float] = []
         tokens: list[int] = []
         calls: list[int] = []
         sizes: list[int] = []
-        for question in questions:
-            began = time.perf_counter()
-            result = await arun(graph, {"query": question, "target_set": people.name}, model=model, store=store)
-            walls.append(time.perf_counter() - began)
-            tokens.append(result.prompt_tokens)
-            calls.append(result.calls)
-            alu = next((o.get("alu") for o in result.outputs.values() if isinstance(o, dict) and "alu" in o), None)
-            sizes.append(len((alu or {}).get("targets_in_prompts") or []))
+        try:
+            for question in questions:
+                began = time.perf_counter()
+                given = {"targets": records} if as_list else {"target_set": people.name}
+                result = await arun(graph, {"query": question, **given}, model=model, store=store)
+                walls.append(time.perf_counter() - began)
+                tokens.append(result.prompt_tokens)
+                calls.append(result.calls)
+                outputs = result.outputs.values()
+                alu = next((o.get("alu") for o in outputs if isinstance(o, dict) and "alu" in o), None)
+                sizes.append(len((alu or {}).get("targets_in_prompts") or []))
+        finally:
+            unregister_target_set(people.name)
         k = max(1, len(questions))
         rows.append(
             {

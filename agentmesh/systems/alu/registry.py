@@ -28,6 +28,7 @@ __all__ = [
     "load_targets_jsonl",
     "register_target_set",
     "snapshot_of_records",
+    "unregister_target_set",
 ]
 
 _KEEP_SNAPSHOTS = 4
@@ -171,3 +172,9 @@ def get_target_set(name: str) -> TargetSet:
     if found is None:
         raise KeyError(f"no target set {name!r} in this process; registered: {', '.join(known) or 'none'}")
     return found
+
+
+def unregister_target_set(name: str) -> None:
+    """Forget a registered set (its snapshots go with it); unknown names are ignored."""
+    with _sets_lock:
+        _sets.pop(name, None)
