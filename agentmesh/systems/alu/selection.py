@@ -77,9 +77,9 @@ def semantic_candidates(
     ``tau_sem ≤ 0``).
     """
     skip = set(exclude)
-    ids = list(scores) if among is None else list(among)
-    pool = [(float(scores.get(t, 0.0)), t) for t in ids if t not in skip]
-    return [t for s, t in sorted(pool, key=lambda st: (-st[0], st[1])) if s >= tau_sem]
+    ids = scores.keys() if among is None else among
+    pool = [(s, t) for t in ids if t not in skip and (s := float(scores.get(t, 0.0))) >= tau_sem]
+    return [t for _s, t in sorted(pool, key=lambda st: (-st[0], st[1]))]  # sort only the candidates, not all N
 
 
 def shortlist(
