@@ -179,25 +179,29 @@ async def run_there(
     try:
         said = await run_on_ray(payload)
     except asyncio.CancelledError:  # the job or batch is stopped: the run in the worker is being stopped too
-        await until_stopped(store, [run_id])
+        until_stopped(store, [run_id])
         raise
     if said.get("error"):
         raise AgentmeshError(str(said["error"]), run=said.get("run_id"))
     return RunResult.model_validate(said["result"])
 
 
-async def until_stopped(store: Store, run_ids: Sequence[str]) -> None:
+def until_stopped(store: Store, run_ids: Sequence[str]) -> None:
     """Wait (at most :data:`CANCEL_GRACE_S`) until none of ``run_ids`` is stored as running.
 
     Why: Ray says a cancelled task is done at once, before its worker has stored the run as interrupted; a job or a
     batch stopped by Ctrl-C that shut its Ray down then would kill the workers first and leave their runs "running"
-    (resumable all the same, but a stopped batch should say what it stopped). A run not stored yet never started."""
+    (resumable all the same, but a stopped batch should say what it stopped). A run not stored yet never started.
+
+    It blocks the event loop on purpose: it runs while a stopped job shuts down, when asyncio cancels every task,
+    some of them twice (``asyncio.run``'s shutdown, then the job's ``gather`` cancelling its items again), and an
+    awaited wait would be cut short by the second cancellation. Nothing else has work to do by then."""
     deadline = time.monotonic() + CANCEL_GRACE_S
     waiting = list(run_ids)
     while waiting and time.monotonic() < deadline:
-        waiting = [r for r in waiting if await asyncio.to_thread(_is_running, store, r)]
+        waiting = [r for r in waiting if _is_running(store, r)]
         if waiting:
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
 
 
 def _is_running(store: Store, run_id: str) -> bool:
