@@ -4,7 +4,8 @@
 the run's events, keyed by (node, agent, round, call index) and checked against the recorded request hash. No
 model is called: a call the record does not have, or has with another prompt, is the **first divergence**, reported
 with where it happened and a diff of the prompt. The replay runs against a scratch store (nothing is added to the
-original), then its node outputs are compared with the run's last checkpoint. Identical prompts made several
+original) holding copies of the target sets the run read, at the versions it read them; then its node outputs are
+compared with the run's last checkpoint. Identical prompts made several
 times replay correctly, because calls are served by their place in the run, not by their prompt.
 
 :func:`afork` replays a run up to a step and continues live, with another model or changed inputs if asked: a new
@@ -138,6 +139,8 @@ async def areplay(
         spec, source = current_spec(record, graph)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         original = await asyncio.to_thread(stored_outputs, db, _spec_of(record), record.id)
+        # reference data the run read from its store (ALU's target sets, at the versions it pinned)
+        pinned = await asyncio.to_thread(db.pinned_target_sets, record.id)
     finally:
         if own_store:
             db.close()
@@ -160,6 +163,7 @@ async def areplay(
                 model=f"replay:{record.id}",
                 meta={"replay_of": record.id, "spec": record.meta.get("spec")},
             )
+            await asyncio.to_thread(scratch.restore_pinned_target_sets, new_id, pinned)
             tracker = BudgetTracker(_budgets(spec, _budget_of(record)))
             try:
                 result = await _execute(

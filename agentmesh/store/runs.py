@@ -27,6 +27,7 @@ from agentmesh.store.migrate import ensure_schema, upgrade_engine
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs, utcnow
 from agentmesh.store.statements import Statement, Tx, result_processors
+from agentmesh.store.targets import TargetMethods
 from agentmesh.store.writes import Posted, batch_writer, close_engine_writer, writer
 
 _AMBIGUOUS_SHOWN = 5
@@ -45,13 +46,14 @@ def zero_totals() -> dict[str, Any]:
     }
 
 
-class Store:
-    """Runs, events and LangGraph checkpoints in one database (SQLite file or Postgres).
+class Store(TargetMethods):
+    """Runs, events, LangGraph checkpoints and unlearning target sets in one database (SQLite file or Postgres).
 
     ``Store()`` uses ``$AGENTMESH_DB``, else ``.agentmesh/agentmesh.db`` in the working directory. A brand-new
     database gets the schema on first open; one at an older schema raises
     :class:`~agentmesh.errors.SchemaVersionError` until ``agentmesh db upgrade`` has run. Thread-safe; several
-    processes may share one database.
+    processes may share one database. The target-set methods (``create_target_set``, ``add_targets``,
+    ``remove_targets``, ``list_targets``...) come from :class:`~agentmesh.store.targets.TargetMethods`.
     """
 
     def __init__(self, url: str | None = None) -> None:

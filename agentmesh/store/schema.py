@@ -8,6 +8,11 @@ Checkpoint tables follow LangGraph's Postgres saver: channel values live in ``gr
 ``(thread_id, checkpoint_ns, channel, version)``, so a checkpoint row references the versions it needs and a
 channel that did not change is not written again. (Their names carry a ``graph_`` prefix so that they cannot
 collide with tables of LangGraph's own savers in a shared database.)
+
+Unlearning targets (schema version 2, alu.md §3.1) live in ``target_sets`` / ``targets`` with two side tables:
+``target_aliases`` (normalised aliases keyed by first token, what a matcher scans instead of every target) and
+``target_embeddings`` (raw float32 vectors, never pickle). ``target_pins`` records which version of a set a run
+read, so that a resumed or replayed run reads the same targets after the set has changed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from agentmesh.store._compress import CompressedJSON
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData(
     naming_convention={
@@ -168,5 +173,80 @@ graph_checkpoint_writes = sa.Table(
     sa.Column("type", sa.String, nullable=False),
     sa.Column("blob", sa.LargeBinary, nullable=False),
     sa.Column("task_path", sa.String, nullable=False),
+    _schema_version(),
+)
+
+# --- unlearning targets (schema version 2) ---------------------------------------------------------------------
+
+target_sets = sa.Table(
+    "target_sets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    # Bumped by every change (add, remove, import): a query reads it once and uses that snapshot throughout.
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    _schema_version(),
+)
+
+targets = sa.Table(
+    "targets",
+    metadata,
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("target_sets.id", ondelete="CASCADE"), primary_key=True),
+    # The tie-breaker everywhere (lexical positions, semantic scores); unique within its set, never reused.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("aliases", json_column(nullable=False), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("added_in_version", sa.Integer, nullable=False),
+    # Soft delete: active at version V iff added_in_version <= V < removed_in_version (or this is null).
+    sa.Column("removed_in_version", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    _schema_version(),
+)
+
+target_aliases = sa.Table(
+    "target_aliases",
+    metadata,
+    sa.Column("set_id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("norm_alias", sa.String, primary_key=True),
+    sa.Column("first_token", sa.String, nullable=False),
+    _schema_version(),
+    sa.ForeignKeyConstraint(
+        ["set_id", "target_id"], ["targets.set_id", "targets.id"], ondelete="CASCADE", name="fk_target_aliases_targets"
+    ),
+    # A text's tokens are looked up here: the cost of matching follows the text, not the number of targets.
+    sa.Index(None, "set_id", "first_token"),
+)
+
+target_embeddings = sa.Table(
+    "target_embeddings",
+    metadata,
+    sa.Column("set_id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("embedder_id", sa.String, primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    # Raw little-endian float32 bytes (4 * dim): compact, portable, and nothing executes on load.
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    _schema_version(),
+    sa.ForeignKeyConstraint(
+        ["set_id", "target_id"],
+        ["targets.set_id", "targets.id"],
+        ondelete="CASCADE",
+        name="fk_target_embeddings_targets",
+    ),
+)
+
+target_pins = sa.Table(
+    "target_pins",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("target_sets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
     _schema_version(),
 )

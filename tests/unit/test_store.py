@@ -451,6 +451,9 @@ def test_every_row_carries_the_schema_version(store_url: str) -> None:
         config: Any = {"configurable": {"thread_id": run_id}}
         app.invoke({"x": 1}, config)
         app.update_state(config, {"x": 5})
+        store.add_targets("people", [{"name": "Ada"}], create=True)
+        store.put_target_embeddings("people", "hashing", {1: [0.5, -0.5]})
+        assert store.pin_target_set(run_id, "alu", "people") is not None
         with store.engine.connect() as conn:
             for table in metadata.sorted_tables:
                 versions = conn.execute(sa.select(table.c.schema_version)).scalars().all()
@@ -467,7 +470,8 @@ def test_records_from_a_newer_schema_are_refused(store_url: str) -> None:
         with store.engine.begin() as conn:
             conn.execute(sa.update(runs).values(schema_version=SCHEMA_VERSION + 1))
             conn.execute(sa.update(events).values(schema_version=SCHEMA_VERSION + 1))
-        with pytest.raises(SchemaVersionError, match="schema version 2; this agentmesh reads up to 1"):
+        newer = rf"schema version {SCHEMA_VERSION + 1}; this agentmesh reads up to {SCHEMA_VERSION}"
+        with pytest.raises(SchemaVersionError, match=newer):
             store.get_run(run_id)
         with pytest.raises(SchemaVersionError):
             store.events(run_id)
@@ -519,8 +523,8 @@ _NEXT_MIGRATION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -540,29 +544,29 @@ def test_older_and_newer_databases_are_refused_until_upgraded(
     with Store(store_url) as store:
         run_id = store.create_run("g", {"q": 1})
 
-    # A future agentmesh: schema version 2, shipped with a 0002 migration.
+    # A future agentmesh: schema version 3, shipped with a 0003 migration.
     future = tmp_path / "future_migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, future, ignore=shutil.ignore_patterns("__pycache__"))
-    (future / "versions" / "0002_note.py").write_text(_NEXT_MIGRATION)
+    (future / "versions" / "0003_note.py").write_text(_NEXT_MIGRATION)
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", future)
-    monkeypatch.setattr(migrate, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", 3)
 
     with pytest.raises(
-        SchemaVersionError, match=r"at schema revision 0001; this agentmesh needs 0002.*agentmesh db upgrade"
+        SchemaVersionError, match=r"at schema revision 0002; this agentmesh needs 0003.*agentmesh db upgrade"
     ):
         Store(store_url)
     url, revision = upgrade_database(store_url)
-    assert revision == "0002"
+    assert revision == "0003"
     assert url.startswith(store_url.split(":", 1)[0])
     with Store(store_url) as store:
         assert store.get_run(run_id).inputs == {"q": 1}  # data survived the migration
         with store.engine.connect() as conn:
             assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
-        assert store.upgrade() == "0002"
+        assert store.upgrade() == "0003"
 
     # Back to this agentmesh: the database is now newer than it knows, for opening and for upgrading.
     monkeypatch.undo()
-    with pytest.raises(SchemaVersionError, match=r"0002, newer than this agentmesh knows.*upgrade agentmesh"):
+    with pytest.raises(SchemaVersionError, match=r"0003, newer than this agentmesh knows.*upgrade agentmesh"):
         Store(store_url)
     with pytest.raises(SchemaVersionError, match="newer than this agentmesh knows"):
         upgrade_database(store_url)

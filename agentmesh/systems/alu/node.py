@@ -11,14 +11,18 @@ The node's output is the final answer (``answer``/``text``/``value``), the ``dec
 status and M, candidates, critic samples and scores, ranking, Top, decision, stop reason), which is also stored
 as the node's ``node_result`` event.
 
-Targets come from the graph input ``target_set`` when it is given (the name of a target set registered in this
-process, or a JSONL file), else from ``targets`` (a list of records with the §3.1 fields, or of names).
-Snapshots are cached by content (registered sets: by version), so a batch over one target list builds the alias
-index and the embedding matrix once.
+Targets come from the graph input ``target_set`` when it is given, else from ``targets`` (a list of records with
+the §3.1 fields, or of names). ``target_set`` names, in this order: a target set in **the run's store** (its
+current version when the node runs, pinned for the run: the store records the version in ``target_pins`` and
+the node's output says it in ``alu.target_set``, so a resumed run reads the same version and a replay, whose
+scratch database gets the pinned targets copied in, reads the same targets), a set registered in this process,
+or a JSONL file. Snapshots are cached by content (sets: by version), so a batch over one target list builds the
+alias index and the embedding matrix once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -45,7 +49,12 @@ from agentmesh.systems.alu.pipeline import (
     ExtractRequest,
     run_alu,
 )
-from agentmesh.systems.alu.registry import get_target_set, load_targets_jsonl
+from agentmesh.systems.alu.registry import (
+    cached_store_snapshot,
+    get_target_set,
+    load_targets_jsonl,
+    snapshot_from_store,
+)
 from agentmesh.systems.alu.semantic import EmbeddingScorer, LexicalOnly, SemanticScorer, embedder_from_ref
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
@@ -223,6 +232,26 @@ def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) 
         return found
 
 
+async def _stored_snapshot(run: NodeRun, source: Any, min_alias_len: int) -> TargetSnapshot | None:
+    """The snapshot of the target set named ``source`` in the run's store, at the version pinned for this node
+    of this run (the current one the first time); ``None`` when the store has no such set.
+
+    Per query: one small read-and-pin write; the rows are read only for a version not cached yet (§3.5).
+    """
+    store = run.ctx.store
+    if store is None or not isinstance(source, str) or not source.strip():
+        return None
+    pin = await store.apin_target_set(run.ctx.run_id, run.call_node, source)
+    if pin is None:
+        return None
+    set_id, version, created = pin
+    key = (store.url, source, set_id, created, version, min_alias_len)
+    found = cached_store_snapshot(key)
+    if found is not None:
+        return found
+    return await asyncio.to_thread(snapshot_from_store, store, source, version, min_alias_len=min_alias_len, key=key)
+
+
 @operator("alu", params=AluParams)
 async def alu_node(run: NodeRun) -> NodeOutput:
     """One ALU query (alu.md §6). A budget that runs out mid-way ends in the refusal text: the vanilla answer
@@ -239,7 +268,7 @@ async def alu_node(run: NodeRun) -> NodeOutput:
             f"{p.target_set_from!r} (a registered target set or a JSONL file)",
             node=run.name,
         )
-    snapshot = snapshot_from_input(source, p.min_alias_len)
+    snapshot = await _stored_snapshot(run, source, p.min_alias_len) or snapshot_from_input(source, p.min_alias_len)
     scorer: SemanticScorer
     try:
         scorer = LexicalOnly() if p.embedder == "none" else EmbeddingScorer(embedder_from_ref(p.embedder))

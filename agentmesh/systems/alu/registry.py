@@ -1,4 +1,4 @@
-"""Versioned target sets (alu.md §3.1) in memory, with the semantics the SQL store will keep.
+"""Versioned target sets (alu.md §3.1): in memory, and read from the framework store.
 
 Users add and remove targets at any time, including while queries run. Every change bumps the set's version;
 removal is a soft delete (``removed_in_version``) so an old run stays explainable; a target is active at
@@ -6,27 +6,36 @@ version V iff ``added_in_version ≤ V < removed_in_version``. A query reads the
 :class:`~agentmesh.systems.alu.targets.TargetSnapshot` throughout, and snapshots are cached per
 ``(set, version)`` so the alias index and the embedding matrix are rebuilt only when the set changes.
 
-This module is the reference implementation of those rules; the framework store's ``target_set`` /
-``target`` / ``target_alias`` / ``target_embedding`` tables hold the same records across processes.
+:class:`TargetSet` is the in-process implementation of those rules; the framework store's ``target_sets`` /
+``targets`` / ``target_aliases`` / ``target_embeddings`` tables (:mod:`agentmesh.store.targets`) hold the same
+records across processes and machines. :func:`snapshot_from_store` reads one version of a stored set as a
+snapshot, cached per ``(database, set, version)`` so a stream of queries against an unchanged set reads its rows
+once; :meth:`TargetSet.from_store` copies a stored set's whole history into memory.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
+
+if TYPE_CHECKING:
+    from agentmesh.store import Store
 
 __all__ = [
     "StoredTarget",
     "TargetSet",
+    "cached_store_snapshot",
     "get_target_set",
     "load_targets_jsonl",
     "register_target_set",
+    "snapshot_from_store",
     "snapshot_of_records",
     "unregister_target_set",
 ]
@@ -59,6 +68,20 @@ class TargetSet:
         self._rows: dict[int, StoredTarget] = {}
         self._lock = threading.Lock()
         self._snapshots: dict[int, TargetSnapshot] = {}
+
+    @classmethod
+    def from_store(cls, store: Store, name: str, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) -> TargetSet:
+        """The stored set ``name`` with its whole history (removed targets with their life spans) at its current
+        version, in memory: what a process that must not touch the database afterwards (a benchmark, a
+        notebook) keeps. Later changes in the store are not seen; :func:`snapshot_from_store` reads them."""
+        head = store.target_set(name)
+        rows = store.list_targets(name, include_removed=True)
+        found = cls(name, min_alias_len)
+        found.version = head.version
+        found._rows = {
+            r.id: StoredTarget(Target.from_json(r.record()), r.added_in_version, r.removed_in_version) for r in rows
+        }
+        return found
 
     def add(self, targets: Iterable[Target | Mapping[str, Any]]) -> int:
         """Add targets under new ids; returns the new version. Ids are never reused (a removed id stays taken), so
@@ -152,6 +175,49 @@ def snapshot_of_records(
     at = int(version) if version is not None else max([1, *mentioned])
     active = tuple(r.target for r in rows if r.active_at(at))  # in the given order (the reference's prompt order)
     return TargetSnapshot(name, at, active, min_alias_len)
+
+
+_stored: OrderedDict[tuple[Any, ...], TargetSnapshot] = OrderedDict()
+_stored_lock = threading.Lock()
+_KEEP_STORED = 16
+
+
+def cached_store_snapshot(key: tuple[Any, ...]) -> TargetSnapshot | None:
+    """The snapshot cached under ``key`` (see :func:`snapshot_from_store`), without touching the database."""
+    with _stored_lock:
+        found = _stored.get(key)
+        if found is not None:
+            _stored.move_to_end(key)
+        return found
+
+
+def snapshot_from_store(
+    store: Store,
+    name: str,
+    version: int | None = None,
+    *,
+    min_alias_len: int = DEFAULT_MIN_ALIAS_LEN,
+    key: tuple[Any, ...] | None = None,
+) -> TargetSnapshot:
+    """The targets of the stored set ``name`` active at ``version`` (default: its current one), as a snapshot.
+
+    Reading a version costs O(N) once; the snapshot (with its alias index and embedding matrices, built on first
+    use) is then cached under ``key`` (default: the store's URL, the set and the version), so queries on an
+    unchanged set pay only the version read (alu.md §3.5). A set that changed gets a new version, hence a new
+    key: nothing stale is ever served.
+    """
+    if key is not None and (found := cached_store_snapshot(key)) is not None:
+        return found
+    at, rows = store.target_snapshot_rows(name, version)
+    cache_key = key if key is not None else (store.url, name, at, min_alias_len)
+    if key is None and (found := cached_store_snapshot(cache_key)) is not None:
+        return found
+    snapshot = TargetSnapshot(name, at, tuple(Target.from_json(r.record()) for r in rows), min_alias_len)
+    with _stored_lock:
+        _stored[cache_key] = snapshot
+        while len(_stored) > _KEEP_STORED:
+            _stored.popitem(last=False)
+    return snapshot
 
 
 _sets: dict[str, TargetSet] = {}

@@ -1,0 +1,327 @@
+"""ALU's targets in the store (alu.md §3.1): versioned sets with soft delete, read by ``op: alu`` from the run's
+store at the version current when the node runs, pinned so that resume and replay read the same targets; the
+schema migration from a version-1 database; and the ``agentmesh targets`` commands.
+
+Every store test runs on SQLite and, when ``$AGENTMESH_TEST_PG`` is set, on Postgres (``store_url``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from typer.testing import CliRunner
+
+import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
+from agentmesh.cli.app import app
+from agentmesh.errors import SchemaVersionError, StoreError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.runtime import resume, run
+from agentmesh.runtime.replay import replay
+from agentmesh.store import Store, TargetSetNotFoundError, migrate, upgrade_database
+from agentmesh.store.engine import make_engine
+from agentmesh.store.schema import target_aliases
+from agentmesh.store.targets import normalize_alias, pack_vector, unpack_vector
+from agentmesh.systems.alu.registry import TargetSet, snapshot_from_store
+from agentmesh.systems.alu.targets import normalize
+
+REPO = Path(__file__).resolve().parents[2]
+GRAPH = REPO / "graphs" / "alu.yaml"
+
+PEOPLE = [
+    {"name": "Albus Dumbledore", "aliases": ["Dumbledore"], "description": "Headmaster of Hogwarts."},
+    {"name": "Hermione Granger", "aliases": ["Hermione"], "description": "Gryffindor student."},
+    {"name": "Severus Snape", "aliases": ["Snape"], "description": "Potions master.", "kind": "entity"},
+]
+KRUM = "How was Viktor Krum's experience at the Yule Ball?"
+COMPOSED = {
+    "vanilla": "Krum enjoyed it. He went with Hermione and they danced.",
+    "auditor": "Hermione Granger",
+    "eraser": json.dumps(["Krum enjoyed the ball.", "Krum danced a lot.", "Krum went with Hermione."]),
+    "critic": "Final Rating List - [5, 5, 2]",
+    "composer": "Krum enjoyed the ball and danced a lot.",
+}
+
+
+class Roles:
+    """Answers by agent name (the same reply every time) and keeps every prompt it was sent."""
+
+    def __init__(self, fail: str | None = None, **replies: str) -> None:
+        self.replies = replies
+        self.fail = fail
+        self.prompts: dict[str, list[str]] = {}
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        agent = str(context.agent)
+        self.prompts.setdefault(agent, []).append("\n".join(m.content for m in request.messages))
+        if agent == self.fail:
+            raise RuntimeError(f"{agent} is down")
+        return self.replies[agent]
+
+
+# --- the store --------------------------------------------------------------------------------------------------
+
+
+def test_every_change_bumps_the_version_and_removal_is_soft(store_url: str) -> None:
+    with Store(store_url) as store:
+        assert store.create_target_set("people").version == 0
+        version, ids = store.add_targets("people", PEOPLE)
+        assert (version, ids) == (1, [1, 2, 3])
+        assert store.add_targets("people", [{"name": "Viktor Krum", "id": 10}]) == (2, [10])
+        assert store.add_targets("people", [{"name": "Luna Lovegood"}]) == (3, [11])  # after the highest id
+        assert store.remove_targets("people", [2, 10]) == 4
+        assert [t.id for t in store.list_targets("people")] == [1, 3, 11]
+        assert [t.id for t in store.list_targets("people", 1)] == [1, 2, 3]
+        assert [t.id for t in store.list_targets("people", 2)] == [1, 2, 3, 10]
+        assert [t.id for t in store.list_targets("people", 0)] == []
+        every = {t.id: t for t in store.list_targets("people", include_removed=True)}
+        assert (every[2].added_in_version, every[2].removed_in_version) == (1, 4)
+        assert every[2].active_at(3) and not every[2].active_at(4)
+        hermione = every[2].record()
+        assert hermione == {
+            "id": 2,
+            "name": "Hermione Granger",
+            "aliases": ["Hermione"],
+            "description": "Gryffindor student.",
+            "kind": "entity",
+        }
+        head = store.target_set("people")
+        assert (head.version, head.active, head.total) == (4, 3, 5)
+        assert [s.name for s in store.list_target_sets()] == ["people"]
+        # an id stays taken after its removal: any earlier version's snapshot stays what it was
+        with pytest.raises(StoreError, match="id 2 is already taken"):
+            store.add_targets("people", [{"name": "Someone else", "id": 2}])
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([{"name": ""}], "record 1: a target needs a non-empty name"),
+        ([{"name": "A"}, {"name": "   "}], "record 2: a target needs a non-empty name"),
+        ([{"name": "A", "id": 5}, {"name": "B", "id": 5}], "id 5 is given twice"),
+        ([{"name": "A", "id": 1}], "id 1 is already taken"),
+        ([{"name": "A", "aliases": "Ay"}], "aliases must be a list of strings"),
+        ([{"name": "A", "kind": "planet"}], "kind must be one of entity, topic, option, other"),
+        ([{"name": "A", "id": 0}], "id must be a positive integer"),
+        ([], "no targets to add"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(store_url: str, records: list[Any], message: str) -> None:
+    with Store(store_url) as store:
+        store.add_targets("people", [{"name": "Ada", "id": 1}], create=True)
+        with pytest.raises(StoreError, match=message):
+            store.add_targets("people", records)
+        assert store.target_set("people").version == 1
+        assert [t.name for t in store.list_targets("people", include_removed=True)] == ["Ada"]
+
+
+def test_unknown_sets_ids_and_versions_are_refused(store_url: str) -> None:
+    with Store(store_url) as store:
+        with pytest.raises(TargetSetNotFoundError, match=r"no target set 'people'.*target sets: none"):
+            store.add_targets("people", [{"name": "Ada"}])
+        with pytest.raises(StoreError, match="a target set needs a non-empty name"):
+            store.create_target_set("  ")
+        store.create_target_set("people")
+        with pytest.raises(StoreError, match="already exists"):
+            store.create_target_set("people")
+        store.add_targets("people", [{"name": "Ada"}])
+        with pytest.raises(StoreError, match="no active target with id 7"):
+            store.remove_targets("people", [1, 7])
+        assert [t.id for t in store.list_targets("people")] == [1]  # the valid id was not removed either
+        store.remove_targets("people", [1])
+        with pytest.raises(StoreError, match="no active target with id 1"):
+            store.remove_targets("people", [1])
+        with pytest.raises(StoreError, match=r"has no version 9 \(versions 0..2\)"):
+            store.list_targets("people", 9)
+        with pytest.raises(TargetSetNotFoundError, match="target sets: people"):
+            store.list_targets("animals")
+
+
+def test_aliases_are_indexed_by_first_token_with_the_alu_normalisation(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.add_targets(
+            "people", [{"name": "Jorge Semprún", "aliases": ["J. Semprun", "Semprún"]}, {"name": "Ada"}], create=True
+        )
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(target_aliases.c.norm_alias, target_aliases.c.first_token)).all()
+        assert sorted(rows) == [("ada", "ada"), ("j semprun", "j"), ("jorge semprun", "jorge"), ("semprun", "semprun")]
+        assert store.alias_candidates("people", ["semprun", "nobody"]) == [1]
+        assert store.alias_candidates("people", ["ada", "j"]) == [1, 2]
+        store.remove_targets("people", [1])
+        assert store.alias_candidates("people", ["semprun"]) == []
+        assert store.alias_candidates("people", ["semprun"], version=1) == [1]
+    for text in ("Jorge Semprún", "Hsiao Yun-Hwa", "A. Lindqvist", "Full\uff37idth\u3000x", "İstanbul ǅ"):
+        assert normalize_alias(text) == normalize(text)
+
+
+def test_embeddings_are_float32_little_endian_bytes(store_url: str) -> None:
+    assert pack_vector([1.0, -0.5]) == b"\x00\x00\x80\x3f\x00\x00\x00\xbf"
+    assert unpack_vector(pack_vector([0.25, 3.0]), 2) == [0.25, 3.0]
+    with Store(store_url) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        store.put_target_embeddings("people", "hashing", {1: [0.5, 0.25], 2: [1.0, 0.0]})
+        store.put_target_embeddings("people", "hashing", {2: [0.0, 1.0]})  # replaced
+        assert store.target_embeddings("people", "hashing") == {1: [0.5, 0.25], 2: [0.0, 1.0]}
+        assert store.target_embeddings("people", "other") == {}
+        with pytest.raises(StoreError, match="no target 9"):
+            store.put_target_embeddings("people", "hashing", {9: [1.0, 0.0]})
+        with pytest.raises(StoreError, match="one non-zero dimension"):
+            store.put_target_embeddings("people", "hashing", {1: [1.0], 2: [1.0, 0.0]})
+
+
+def test_snapshots_come_from_the_store(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        store.remove_targets("people", [3])
+        at_1 = snapshot_from_store(store, "people", 1)
+        assert at_1.key == ("people", 1) and [t.name for t in at_1.targets][-1] == "Severus Snape"
+        now = snapshot_from_store(store, "people")
+        assert now.key == ("people", 2) and now.index.hits("Snape and Hermione met.") == [2]
+        assert snapshot_from_store(store, "people") is now  # cached per (database, set, version)
+        copied = TargetSet.from_store(store, "people")
+        assert copied.version == 2
+        assert [t.id for t in copied.list()] == [1, 2] and [t.id for t in copied.list(1)] == [1, 2, 3]
+
+
+def test_a_pin_keeps_the_version_a_run_read(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        assert store.pin_target_set(run_id, "alu", "people") is None  # no such set: the caller looks elsewhere
+        store.add_targets("people", PEOPLE, create=True)
+        first = store.pin_target_set(run_id, "alu", "people")
+        assert first is not None and first[1] == 1
+        store.remove_targets("people", [1])
+        assert store.pin_target_set(run_id, "alu", "people") == first  # the run reads what it read before
+        other = store.pin_target_set(store.create_run("g", {}), "alu", "people")
+        assert other is not None and other[1] == 2
+        pinned = store.pinned_target_sets(run_id)
+        assert [(p.node, p.name, p.version, [t.id for t in p.targets]) for p in pinned] == [
+            ("alu", "people", 1, [1, 2, 3])
+        ]
+        store.delete_runs([run_id], force=True)  # its pins go with it
+        assert store.pinned_target_sets(run_id) == []
+
+
+# --- op: alu on a stored set --------------------------------------------------------------------------------------
+
+
+def _db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_a_run_reads_the_stored_set_and_a_later_change_leaves_its_replay_alone(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        roles = Roles(**COMPOSED)
+        result = run(GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=roles), store=store)
+        assert result.status == "succeeded" and result.calls == 5
+        assert result.answer == "Krum enjoyed the ball and danced a lot."
+        alu = result.outputs["alu"]["alu"]
+        assert alu["target_set"] == {"name": "people", "version": 1}
+        assert alu["shortlist"]["lexical_hits"] == [2]
+        assert "Hermione Granger (also: Hermione) — Gryffindor student." in roles.prompts["auditor"][0]
+        assert "Snape" not in roles.prompts["auditor"][0]  # the shortlist, not the whole set
+
+        # the set changes after the run: Hermione is no longer a target, a new name is
+        store.remove_targets("people", [2])
+        store.add_targets("people", [{"name": "Krum", "description": "Seeker."}])
+        report = replay(result.run_id, store=store)
+        assert report.identical, (report.divergence, report.differences)
+        assert report.answer == result.answer and report.calls_made == 0
+
+        # a new run reads the new version: Krum is now in the question, Hermione no longer a hit
+        again = Roles(**{**COMPOSED, "auditor": "Krum"})
+        later = run(GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=again), store=store)
+        alu = later.outputs["alu"]["alu"]
+        assert alu["target_set"] == {"name": "people", "version": 3}
+        assert alu["shortlist"]["lexical_hits"] == [4]
+        assert "Hermione Granger" not in again.prompts["auditor"][0]
+        # the first run's pin is untouched
+        assert [(p.name, p.version) for p in store.pinned_target_sets(result.run_id)] == [("people", 1)]
+
+
+def test_a_resumed_run_reads_the_version_it_read_before(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        broken = Roles(fail="auditor", **COMPOSED)
+        with pytest.raises(Exception, match="auditor is down"):
+            run(GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=broken), store=store)
+        failed = store.list_runs()[0]
+        assert failed.status == "failed"
+        store.remove_targets("people", [2])  # would make the vanilla answer clean if it were read now
+        roles = Roles(**COMPOSED)
+        result = resume(failed.id, store=store, model=ScriptedModel(respond=roles))
+        assert result.status == "succeeded"
+        assert result.outputs["alu"]["alu"]["target_set"] == {"name": "people", "version": 1}
+        assert result.answer == "Krum enjoyed the ball and danced a lot."
+        assert "vanilla" not in roles.prompts  # served from the record
+
+
+def test_store_sets_win_and_other_sources_still_work(tmp_path: Path) -> None:
+    """A name the store does not know still reaches sets registered in the process and JSONL files."""
+    from agentmesh.systems.alu.registry import register_target_set, unregister_target_set
+
+    people = TargetSet("in-process-people")
+    people.add([{"id": 1, **PEOPLE[1]}])
+    register_target_set(people)
+    try:
+        with Store(_db(tmp_path)) as store:
+            result = run(
+                GRAPH,
+                {"query": KRUM, "target_set": "in-process-people"},
+                model=ScriptedModel(respond=Roles(**COMPOSED)),
+                store=store,
+            )
+            assert result.outputs["alu"]["alu"]["target_set"] == {"name": "in-process-people", "version": 1}
+            assert store.pinned_target_sets(result.run_id) == []
+            # now the store has a set of that name: it wins
+            store.add_targets("in-process-people", [PEOPLE[0]], create=True)
+            result = run(
+                GRAPH,
+                {"query": KRUM, "target_set": "in-process-people"},
+                model=ScriptedModel(respond=Roles(vanilla="Krum enjoyed it.")),
+                store=store,
+            )
+            assert result.calls == 1  # Dumbledore is not in the answer: no candidates
+            assert [p.version for p in store.pinned_target_sets(result.run_id)] == [1]
+    finally:
+        unregister_target_set("in-process-people")
+
+
+# --- migration ------------------------------------------------------------------------------------------------------
+
+
+def test_a_version_1_database_upgrades_and_keeps_its_runs(store_url: str) -> None:
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0001")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, graph, inputs, status, totals, created_at, meta, schema_version) "
+                    "VALUES ('old-run', 'g', '{\"q\": 1}', 'succeeded', '{\"calls\": 0}', :now, '{}', 1)"
+                ),
+                {"now": "2026-01-01 00:00:00+00:00"},
+            )
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaVersionError, match=r"at schema revision 0001; this agentmesh needs 0002"):
+        Store(store_url)
+    assert upgrade_database(store_url)[1] == "0002"
+    with Store(store_url) as store:
+        old = store.get_run("old-run")
+        assert old.inputs == {"q": 1} and old.schema_version == 1 and old.status == "succeeded"
+        assert store.add_targets("people", PEOPLE, create=True) == (1, [1, 2, 3])
+        pin = store.pin_target_set("old-run", "alu", "people")
+        assert pin is not None and pin[1] == 1
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
