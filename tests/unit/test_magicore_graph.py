@@ -182,3 +182,20 @@ def test_multiple_choice_graph_votes_on_letters_and_counts_n_a_as_an_answer(tmp_
     out = result.outputs["magicore"]["magicore"]
     assert result.answer == "B" and out["stop_reason"] == "easy"
     assert out["rounds"][0]["weighted_votes"] == pytest.approx({"B": 3 * (0.8 + 0.81), "N/A": 0.2 + 0.81})
+
+
+def test_an_unreadable_judge_reply_is_no_evidence_not_a_zero(tmp_path: Path) -> None:
+    """The ORM judge card's parser has no fallback score: a reply without ``NN [END]`` (what small models
+    write) counts as 0.5, as the PRM judge's unreadable list does -- not as a confident "certainly wrong"."""
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        if context.agent == "solver":
+            return "Step 1: add.\nStep 2: so \\boxed{51}."
+        if context.agent == "orm_judge":
+            return "17*3 = 54" if context.call_index == 0 else "80 [END]"
+        return "no list here"
+
+    result = run(spec(k=2), {"question": "q"}, model=ScriptedModel(respond=respond), store=db(tmp_path))
+    samples = result.outputs["magicore"]["magicore"]["rounds"][0]["samples"]
+    assert [s["orm"] for s in samples] == [0.5, 0.8]
+    assert [s["prm_steps"] for s in samples] == [[0.5, 0.5], [0.5, 0.5]]

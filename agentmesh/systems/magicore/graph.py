@@ -52,13 +52,18 @@ from agentmesh.spec.operators import OperatorParams
 from agentmesh.systems.magicore.controller import (
     MagicoreConfig,
     MagicoreResult,
+    OutcomeRM,
+    ParseAnswer,
+    ProcessRM,
     Sample,
     call_site,
+    score_solutions,
     solve_async,
 )
 from agentmesh.systems.magicore.scoring import Answer
 
 __all__ = [
+    "FIRST_SAMPLE_OP",
     "AgentRefiner",
     "AgentReviewer",
     "AgentSolver",
@@ -71,6 +76,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+FIRST_SAMPLE_OP = "magicore_first_sample"
+"""The operator a calibration job runs in place of ``magicore`` (:func:`magicore_first_sample_operator`)."""
 
 NEUTRAL = 0.5
 """The score an unparsable LLM-judge reply counts as: no evidence either way."""
@@ -177,7 +185,8 @@ class JudgeORM(_Agent):
     async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
         iteration = call_site().iteration
         replies = await asyncio.gather(*(self.ask(iteration, i, {"solution": s}) for i, s in enumerate(solutions)))
-        return [_unit(r.value, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies]
+        # a reply the card's parser could not read is no evidence, whatever fallback value the parser gives it
+        return [_unit(r.value if r.ok else None, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies]
 
 
 class JudgePRM(_Agent):
@@ -265,11 +274,7 @@ def _text_of(answer: Answer, answers: list[dict[str, Any]]) -> str | None:
     return next((a["text"] for a in answers if a["key"] == answer), None) if answer is not None else None
 
 
-@operator("magicore", params=MagicoreParams)
-async def magicore_operator(run: NodeRun) -> NodeOutput:
-    """Run MAgICoRe on the graph's question with the node's agents; the answer is the controller's."""
-    p = run.params
-    assert isinstance(p, MagicoreParams)
+def _question(run: NodeRun, p: MagicoreParams) -> str:
     question = run.ctx.inputs.get(p.question_input)
     if not isinstance(question, str) or not question.strip():
         raise ConfigError(
@@ -277,6 +282,35 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
             "(parameter question_input)",
             node=run.name,
         )
+    return question
+
+
+def _parser(run: NodeRun, p: MagicoreParams) -> ParseAnswer:
+    solver_card = run.ctx.spec.agents[p.solver]
+
+    def parse_answer(text: str) -> Answer:
+        # the Solver card's parser reads every solution, the Refiner's too (the reference has one parser per task);
+        # a failed parse that still yields a string is an answer (MAgICoRe's "N/A" for multiple choice, §2.2)
+        parsed = solver_card.parser(text)
+        if parsed.ok:
+            return parsed.normalized or (parsed.value if isinstance(parsed.value, str) else None) or None
+        return parsed.value if isinstance(parsed.value, str) and parsed.value else None
+
+    return parse_answer
+
+
+def _reward_models(run: NodeRun, p: MagicoreParams) -> tuple[OutcomeRM, ProcessRM]:
+    orm: OutcomeRM = JudgeORM(run, p.orm_judge) if p.orm_judge else FunctionORM(str(p.orm_function), run.name)
+    prm: ProcessRM = JudgePRM(run, p.prm_judge) if p.prm_judge else FunctionPRM(str(p.prm_function), run.name)
+    return orm, prm
+
+
+@operator("magicore", params=MagicoreParams)
+async def magicore_operator(run: NodeRun) -> NodeOutput:
+    """Run MAgICoRe on the graph's question with the node's agents; the answer is the controller's."""
+    p = run.params
+    assert isinstance(p, MagicoreParams)
+    question = _question(run, p)
     mu, sigma = _calibration(run, p)
     try:
         config = MagicoreConfig(
@@ -291,18 +325,7 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
         )
     except ValueError as exc:
         raise ConfigError(f"node {run.name!r}: {exc}", node=run.name) from exc
-    solver_card = run.ctx.spec.agents[p.solver]
-
-    def parse_answer(text: str) -> Answer:
-        # the Solver card's parser reads every solution, the Refiner's too (the reference has one parser per task);
-        # a failed parse that still yields a string is an answer (MAgICoRe's "N/A" for multiple choice, §2.2)
-        parsed = solver_card.parser(text)
-        if parsed.ok:
-            return parsed.normalized or (parsed.value if isinstance(parsed.value, str) else None) or None
-        return parsed.value if isinstance(parsed.value, str) and parsed.value else None
-
-    orm = JudgeORM(run, p.orm_judge) if p.orm_judge else FunctionORM(str(p.orm_function), run.name)
-    prm = JudgePRM(run, p.prm_judge) if p.prm_judge else FunctionPRM(str(p.prm_function), run.name)
+    orm, prm = _reward_models(run, p)
     try:
         result = await solve_async(
             question,
@@ -312,7 +335,7 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
             refiner=AgentRefiner(run, p.refiner),
             orm=orm,
             prm=prm,
-            parse_answer=parse_answer,
+            parse_answer=_parser(run, p),
         )
     except ValueError as exc:  # a component broke the protocol (e.g. a reward function returned too few scores)
         raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
@@ -328,6 +351,33 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
         "stop": _why(result),
     }
     return out
+
+
+@operator(FIRST_SAMPLE_OP, params=MagicoreParams)
+async def magicore_first_sample_operator(run: NodeRun) -> NodeOutput:
+    """The Solver's first sample of the question, scored by the node's reward models: what mu/sigma are made of.
+
+    MAgICoRe's mu and sigma are the mean and population std of ``R = ORM + prod(PRM)`` of each problem's first
+    sample (§2.4); a calibration job (:mod:`.calibration`) runs this operator, in place of ``magicore``, on a
+    magicore node's own parameters and agents, so the sample is drawn by the same Solver card (slot 0, ``index``
+    0) and scored by the same reward source as the runs it calibrates. Its output's ``value`` is that R.
+    """
+    p = run.params
+    assert isinstance(p, MagicoreParams)
+    question = _question(run, p)
+    orm, prm = _reward_models(run, p)
+    text = (await AgentSolver(run, p.solver).ask(0, 0, {"index": 0})).text  # the record key of sample 0
+    try:
+        (sample,) = await score_solutions(question, [text], orm=orm, prm=prm, parse_answer=_parser(run, p))
+    except ValueError as exc:
+        raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
+    return {
+        "answer": sample.pred,
+        "value": sample.reward,
+        "text": sample.text,
+        "magicore": {"first_sample": sample.to_json()},
+        "stop": f"magicore calibration: first sample scored, R = {sample.reward:.4g}",
+    }
 
 
 def _why(result: MagicoreResult) -> str:
