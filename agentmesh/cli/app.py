@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs
+from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs, targets
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
@@ -67,6 +67,7 @@ app.command("export")(inspect.export)
 app.command("import")(inspect.import_)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
+app.add_typer(targets.app, name="targets")
 
 
 def _reflowed(doc: str) -> str:

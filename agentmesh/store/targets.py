@@ -49,6 +49,7 @@ __all__ = [
     "TargetRow",
     "TargetSetInfo",
     "TargetSetNotFoundError",
+    "check_target_records",
     "normalize_alias",
     "pack_vector",
     "unpack_vector",
@@ -134,7 +135,7 @@ def unpack_vector(blob: bytes, dim: int) -> list[float]:
     return list(struct.unpack(f"<{dim}f", blob))
 
 
-def _checked_records(records: Iterable[Mapping[str, Any]], set_name: str) -> list[dict[str, Any]]:
+def check_target_records(records: Iterable[Mapping[str, Any]], set_name: str) -> list[dict[str, Any]]:
     """Validate target records before anything is written; errors name the record (1-based) and the field."""
     out: list[dict[str, Any]] = []
     for number, record in enumerate(records, 1):
@@ -282,7 +283,7 @@ class TargetMethods:
         set (unless ``create``) raises :class:`~agentmesh.errors.StoreError` and changes nothing.
         """
         set_name = _set_name(set_name)
-        checked = _checked_records(records, set_name)
+        checked = check_target_records(records, set_name)
         if not checked:
             raise StoreError(f"target set {set_name!r}: no targets to add; nothing changed")
         now = utcnow()

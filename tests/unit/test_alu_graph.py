@@ -240,7 +240,7 @@ def test_a_stored_run_replays_with_no_model_call(tmp_path: Path) -> None:
     assert report.answer == result.answer == COMPOSED["composer"]
 
 
-async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() -> None:
+async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets(tmp_path: Path) -> None:
     """§9.6's deterministic check through the whole runtime: 1, 10 and 1000 targets, the same prompts."""
     from agentmesh.systems.alu.bench import cost_versus_targets, format_rows
     from agentmesh.systems.alu.targets import Target
@@ -251,7 +251,7 @@ async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() 
     spec = graph(embedder="none")
     rows = await cost_versus_targets(
         [KRUM], [Target(2, "Hermione Granger", ("Hermione",))], (1, 10, 1000), graph=spec,
-        model=ScriptedModel(respond=respond),
+        model=ScriptedModel(respond=respond), store=db(tmp_path),
     )  # fmt: skip
     assert [r["calls"] for r in rows] == [5, 5, 5]
     assert [r["prompt_tokens_ratio"] for r in rows] == [1, 1, 1]
@@ -264,6 +264,7 @@ async def test_prompt_tokens_and_calls_do_not_grow_with_the_number_of_targets() 
         (1, 100),
         graph=REPO / "graphs" / "alu_prompt_guard.yaml",
         model=ScriptedModel(respond=lambda request, context: "I cannot help."),
+        store=db(tmp_path),
         as_list=True,
     )
     assert guard[1]["prompt_tokens_ratio"] > 5  # the whole list is in its prompt

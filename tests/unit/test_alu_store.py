@@ -7,16 +7,15 @@ Every store test runs on SQLite and, when ``$AGENTMESH_TEST_PG`` is set, on Post
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from typer.testing import CliRunner
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
-from agentmesh.cli.app import app
 from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
@@ -28,6 +27,7 @@ from agentmesh.store.schema import target_aliases
 from agentmesh.store.targets import normalize_alias, pack_vector, unpack_vector
 from agentmesh.systems.alu.registry import TargetSet, snapshot_from_store
 from agentmesh.systems.alu.targets import normalize
+from tests._cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 GRAPH = REPO / "graphs" / "alu.yaml"
@@ -323,5 +323,102 @@ def test_a_version_1_database_upgrades_and_keeps_its_runs(store_url: str) -> Non
 # --- CLI ------------------------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+ROLES_YAML = """
+rules:
+  - agent: vanilla
+    template: "Krum went to the Yule Ball with Hermione."
+  - agent: auditor
+    template: "Hermione Granger"
+  - agent: eraser
+    template: '["Krum went to the ball.", "Krum danced.", "Krum had fun."]'
+  - agent: critic
+    template: "Final Rating List - [5, 5, 4]"
+  - agent: composer
+    template: "Krum went to the ball and danced."
+"""
+
+
+@pytest.fixture
+def cli(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def call(*args: str) -> tuple[int, str, str]:
+        return run_cli([*args, "--db", store_url], capsys, monkeypatch)
+
+    return call
+
+
+def test_cli_adds_removes_lists_and_imports(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    code, out, err = cli("targets", "add", "people", "--name", "Hermione Granger", "-a", "Hermione", "-d", "A witch.")
+    assert code == 0, err
+    assert "added target 1 'Hermione Granger' to 'people': version 1" in out
+    assert cli("targets", "add", "people", "--name", "Severus Snape", "--kind", "entity")[0] == 0
+    code, out, _ = cli("targets", "remove", "people", "2")
+    assert code == 0 and "removed target 2 from 'people': version 3" in out
+
+    code, out, _ = cli("targets", "list", "people")
+    assert code == 0 and "people at version 3" in out and "Hermione Granger" in out and "Snape" not in out
+    code, out, _ = cli("targets", "list", "people", "--version", "2")
+    assert code == 0 and "(current: 3)" in out and "Severus Snape" in out
+    code, out, _ = cli("targets", "list", "people", "--version", "2", "--json")
+    listed = json.loads(out)
+    assert (listed["version"], listed["current_version"]) == (2, 3)
+    assert [(t["id"], t["removed_in_version"]) for t in listed["targets"]] == [(1, None), (2, 3)]
+    assert listed["targets"][0]["aliases"] == ["Hermione"] and listed["targets"][0]["description"] == "A witch."
+
+    good = tmp_path / "more.jsonl"
+    good.write_text('{"name": "Viktor Krum", "aliases": ["Krum"]}\n\n{"name": "Luna", "kind": "entity", "id": 9}\n')
+    code, out, err = cli("targets", "import", "people", str(good))
+    assert code == 0, err
+    assert "imported 2 targets into 'people': version 4" in out
+    code, out, _ = cli("targets", "list", "--json")
+    assert [(s["name"], s["version"], s["active"], s["total"]) for s in json.loads(out)] == [("people", 4, 3, 4)]
+    code, out, _ = cli("targets", "list")
+    assert code == 0 and "people" in out
+
+
+def test_cli_errors_name_what_is_wrong_and_change_nothing(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    assert cli("targets", "add", "people", "--name", "Ada")[0] == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"name": "Bob"}\n\n{"name": ""}\n')
+    code, _, err = cli("targets", "import", "people", str(bad))
+    assert code == 2 and "bad.jsonl:3: a target needs a non-empty name" in err and "nothing imported" in err
+    bad.write_text('{"name": "Bob"}\nnot json\n')
+    code, _, err = cli("targets", "import", "people", str(bad))
+    assert code == 2 and "bad.jsonl:2: not JSON" in err
+    code, _, err = cli("targets", "remove", "people", "7")
+    assert code == 2 and "no active target with id 7" in err
+    code, _, err = cli("targets", "list", "animals")
+    assert code == 2 and "no target set 'animals'" in err and "people" in err
+    code, _, err = cli("targets", "add", "people", "--name", "Ada Two", "--id", "1")
+    assert code == 2 and "id 1 is already taken" in err
+    code, _, err = cli("targets", "add", "people", "--name", " ")
+    assert code == 2 and "non-empty name" in err
+    code, out, _ = cli("targets", "list", "people", "--json")
+    assert json.loads(out)["version"] == 1 and [t["name"] for t in json.loads(out)["targets"]] == ["Ada"]
+
+
+def test_cli_run_uses_the_stored_set(cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path) -> None:
+    (tmp_path / "roles.yaml").write_text(ROLES_YAML)
+    assert cli("targets", "add", "people", "--name", "Hermione Granger", "-a", "Hermione")[0] == 0
+    assert cli("targets", "add", "people", "--name", "Severus Snape")[0] == 0
+    question = "query=Who did Krum take to the Yule Ball?"
+    code, out, err = cli("run", "alu", "-i", question, "-i", "target_set=people", "-m", "scripted:roles.yaml")
+    assert code == 0, err
+    assert "Krum went to the ball and danced." in out
+    with Store(store_url) as store:
+        (stored,) = store.list_runs()
+        assert stored.status == "succeeded" and stored.totals["calls"] == 5
+        assert [(p.name, p.version) for p in store.pinned_target_sets(stored.id)] == [("people", 2)]
+    # the set changes; the run's replay still reads version 2
+    assert cli("targets", "remove", "people", "1")[0] == 0
+    code, out, err = cli("replay", stored.id)
+    assert code == 0, err
+    with Store(store_url) as store:
+        report = replay(stored.id, store=store)
+    assert report.identical and report.calls_made == 0

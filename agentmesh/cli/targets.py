@@ -1,0 +1,223 @@
+"""``agentmesh targets``: the unlearning target sets ALU reads from the store (alu.md §3.1).
+
+Every change (``add``, ``remove``, ``import``) is one transaction that bumps the set's version, so it is safe while
+runs, servers and jobs read the set: a query reads the version current when it starts and keeps it. Removal is a
+soft delete, so ``list --version N`` shows what any earlier version held and old runs stay explainable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agentmesh.cli._common import DbOption, JsonOption, console, open_store
+from agentmesh.errors import ConfigError, StoreError
+from agentmesh.store import TargetRow, TargetSetInfo
+from agentmesh.store.targets import check_target_records
+
+app = typer.Typer(
+    help="Manage ALU's unlearning target sets in the store (each change bumps the set's version).",
+    no_args_is_help=True,
+)
+
+SetArgument = Annotated[str, typer.Argument(help="The target set's name (graphs read it as -i target_set=NAME).")]
+_KINDS = "entity, topic, option or other"
+
+
+@app.command("add")
+def add(
+    target_set: SetArgument,
+    name: Annotated[str, typer.Option("--name", "-n", help="The target's name (what must not be revealed).")],
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", "-a", help="Another name it is known by (repeatable).")
+    ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option(
+            "--description",
+            "-d",
+            help="Who or what it is, identifying facts: the auditor and the semantic matcher use it to catch "
+            "references that never say the name.",
+        ),
+    ] = None,
+    kind: Annotated[str, typer.Option("--kind", "-k", help=f"The target's kind: {_KINDS}.")] = "entity",
+    target_id: Annotated[
+        int | None, typer.Option("--id", min=1, help="Its id (default: the next free one of the set).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a target to a set (the set is created if it does not exist yet)."""
+    record: dict[str, Any] = {"name": name, "aliases": list(alias or []), "description": description, "kind": kind}
+    if target_id is not None:
+        record["id"] = target_id
+    with open_store(db) as store:
+        version, ids = store.add_targets(target_set, [record], create=True)
+    if as_json:
+        console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
+        return
+    console.print(
+        f"added target [bold]{ids[0]}[/] {escape(name)!r} to {escape(target_set)!r}: version [bold]{version}[/]",
+        highlight=False,
+    )
+
+
+@app.command("remove")
+def remove(
+    target_set: SetArgument,
+    ids: Annotated[list[int], typer.Argument(help="The ids of the targets to remove (see `targets list`).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove targets from a set (soft delete: earlier versions keep them, so old runs stay explainable)."""
+    with open_store(db) as store:
+        version = store.remove_targets(target_set, ids)
+    if as_json:
+        console.print_json(json.dumps({"target_set": target_set, "version": version, "removed": ids}))
+        return
+    shown = ", ".join(str(i) for i in ids)
+    console.print(
+        f"removed target{'s' if len(ids) > 1 else ''} {shown} from {escape(target_set)!r}: version [bold]{version}[/]",
+        highlight=False,
+    )
+
+
+@app.command("list")
+def list_targets(
+    target_set: Annotated[
+        str | None, typer.Argument(help="The set to list; without it, every set with its version.")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", min=0, help="The targets active at this version (default: now).")
+    ] = None,
+    include_removed: Annotated[
+        bool, typer.Option("--all", help="Every target the set ever had, with the versions it was active in.")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a set's targets at its current version or an earlier one (or, without a set, the sets)."""
+    with open_store(db) as store:
+        if target_set is None:
+            sets = store.list_target_sets()
+            rows: list[TargetRow] = []
+        else:
+            head = store.target_set(target_set)
+            at = head.version if version is None else version
+            rows = store.list_targets(target_set, at, include_removed=include_removed)
+    if target_set is None:
+        _print_sets(sets, as_json)
+        return
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "target_set": target_set,
+                    "version": at,
+                    "current_version": head.version,
+                    "targets": [r.model_dump(mode="json") for r in rows],
+                }
+            )
+        )
+        return
+    title = f"{target_set} at version {at}" + ("" if at == head.version else f" (current: {head.version})")
+    if include_removed:
+        title = f"{target_set}: every target ever added (current version {head.version})"
+    if not rows:
+        console.print(f"{escape(title)}: no targets", highlight=False)
+        return
+    table = Table(title=title)
+    for column in ("id", "name", "aliases", "kind", "description", "added", "removed"):
+        table.add_column(column, justify="right" if column in ("id", "added", "removed") else "left")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            escape(r.name),
+            escape("; ".join(r.aliases)),
+            r.kind,
+            escape(r.description or ""),
+            str(r.added_in_version),
+            "-" if r.removed_in_version is None else str(r.removed_in_version),
+        )
+    console.print(table)
+
+
+@app.command("import")
+def import_(
+    target_set: SetArgument,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help='JSONL, one target per line: {"name", "aliases"?, "description"?, "kind"?, "id"?}.',
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add every target of a JSONL file to a set in one change (one version); a bad line changes nothing."""
+    records = read_jsonl(file, target_set)
+    with open_store(db) as store:
+        version, ids = store.add_targets(target_set, records, create=True)
+    if as_json:
+        console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
+        return
+    console.print(
+        f"imported {len(ids)} target{'s' if len(ids) != 1 else ''} into {escape(target_set)!r}: "
+        f"version [bold]{version}[/]",
+        highlight=False,
+    )
+
+
+def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
+    """The target records of a JSONL file (blank lines skipped), each checked as the store will check it, so that
+    a bad line is an error naming the file and the line before anything is written."""
+    out: list[dict[str, Any]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", file=str(path)) from exc
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); nothing imported", file=str(path)) from None
+        if not isinstance(record, dict):
+            raise ConfigError(
+                f"{path}:{number}: expected a JSON object with a name, got {type(record).__name__}; nothing imported",
+                file=str(path),
+            )
+        try:
+            check_target_records([record], target_set)
+        except StoreError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise ConfigError(f"{path}:{number}: {reason}; nothing imported", file=str(path)) from None
+        out.append(record)
+    if not out:
+        raise ConfigError(f"{path}: no target records; nothing imported", file=str(path))
+    return out
+
+
+def _print_sets(sets: list[TargetSetInfo], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps([s.model_dump(mode="json") for s in sets]))
+        return
+    if not sets:
+        console.print("no target sets yet (agentmesh targets add SET --name ...)")
+        return
+    table = Table(title=f"target sets ({len(sets)})")
+    for column in ("name", "version", "active", "ever added", "updated"):
+        table.add_column(column, justify="left" if column in ("name", "updated") else "right")
+    for s in sets:
+        table.add_row(
+            escape(s.name), str(s.version), str(s.active), str(s.total), s.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        )
+    console.print(table)
