@@ -4,10 +4,19 @@ A Solver samples k solutions; an outcome and a process reward model score them; 
 problems to an RM-weighted vote and hard ones through Reviewer → Refiner rounds guided by per-step scores, until
 the test says stop. This package holds what only MAgICoRe defines, as pure functions (:mod:`.scoring`,
 :mod:`.steps`), the controller that runs the loop over injectable components (:mod:`.controller`), and the
-``magicore`` graph operator that builds those components from a graph's agent cards (:mod:`.graph`).
+``magicore`` graph operator that builds those components from a graph's agent cards (:mod:`.graph`), and the
+calibration of a graph's ``mu``/``sigma`` as a resumable job over a problem set (:mod:`.calibration`).
 """
 
 from agentmesh.systems.magicore import graph
+from agentmesh.systems.magicore.calibration import (
+    CalibratedItem,
+    Calibration,
+    acalibrate,
+    calibrate,
+    calibration_graph,
+    with_calibration,
+)
 from agentmesh.systems.magicore.controller import (
     CallSite,
     MagicoreConfig,
@@ -53,6 +62,8 @@ from agentmesh.systems.magicore.steps import (
 )
 
 __all__ = [
+    "CalibratedItem",
+    "Calibration",
     "CallSite",
     "DifficultyTest",
     "MagicoreConfig",
@@ -64,9 +75,12 @@ __all__ = [
     "RoundRecord",
     "Sample",
     "Solver",
+    "acalibrate",
     "add_step_lines",
     "answer_masses",
+    "calibrate",
     "calibrate_async",
+    "calibration_graph",
     "call_site",
     "confidence",
     "confidence_from_entropy",
@@ -90,5 +104,6 @@ __all__ = [
     "split_steps",
     "top_k",
     "weighted_vote",
+    "with_calibration",
     "z_score",
 ]

@@ -1,0 +1,124 @@
+"""``agentmesh calibrate``: measure a MAgICoRe graph's ``mu``/``sigma`` on a problem set (magicore.md §2.4).
+
+MAgICoRe's difficulty test compares each sample's reward with the mean and spread of first-sample rewards over
+the problems; the graph's shipped values are placeholders, valid for no reward source in particular. This command
+draws and scores the first Solver sample of every problem in ``--data`` (each its own stored, resumable run, under
+a progress bar), prints mu and sigma with the ``-i`` options that apply them to a run, and writes the graph with
+them set. ``agentmesh optimize`` chooses a team; calibrating is not choosing, so it is a command of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from agentmesh import datasets
+from agentmesh.cli._common import (
+    DbOption,
+    Executor,
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    RayCpusOption,
+    console,
+    err_console,
+    open_store,
+    run_async,
+)
+from agentmesh.cli._progress import WorkProgress
+from agentmesh.optimize.items import ItemRun
+from agentmesh.runtime.run import resolve_graph
+from agentmesh.spec.loader import dump_graph
+from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph
+
+
+def calibrate(
+    graph: Annotated[str, typer.Argument(help="Built-in graph name (magicore) or path to a graph spec.")],
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="JSONL problems: the graph's inputs, or MATH/GSM8K/MMLU-style records."),
+    ],
+    node: Annotated[
+        str | None, typer.Option("--node", help="The magicore node to calibrate (default: the graph's only one).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Problems run at once.")] = 4,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="The graph with mu/sigma set (default: <graph>_calibrated.yaml)."),
+    ] = None,
+    executor: ExecutorOption = Executor.LOCAL,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure a MAgICoRe graph's mu and sigma (mean and spread of the first sample's reward) over --data, with
+    the same Solver and reward models, and write the graph with them set.
+
+    Run again, it reuses finished problems and resumes cut-short ones. Calibrate with the model and reward
+    source the graph will run with: the values are only valid for those."""
+    spec = resolve_graph(graph)
+    items = datasets.read_items(data, calibration_graph(spec, node))
+    out = out or Path(f"{spec.name}_calibrated.yaml")
+    with (
+        open_store(db) as store,
+        WorkProgress(
+            f"{spec.name} calibration", len(items), console=err_console, log=err_console, enabled=not as_json
+        ) as bar,
+    ):
+
+        def advance(item: ItemRun, done: int, total: int) -> None:
+            note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
+            bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
+
+        try:
+            found = run_async(
+                acalibrate(
+                    spec,
+                    items,
+                    node=node,
+                    model=model,
+                    store=store,
+                    concurrency=concurrency,
+                    progress=advance,
+                    executor=executor.value,
+                    ray_address=ray_address,
+                    ray_cpus_per_item=ray_cpus,
+                )
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: {bar.completed} of {len(items)} problems had finished; run the same command again to "
+                "go on (finished problems are kept, cut-short runs resume without repeating a call)",
+                highlight=False,
+                markup=False,
+            )
+            raise
+    assert found.calibrated is not None
+    out.write_text(dump_graph(found.calibrated), encoding="utf-8")
+    if as_json:
+        console.print_json(json.dumps({**found.to_json(), "calibrated_graph": str(out)}, default=str))
+    else:
+        _print(found, graph, out)
+    if found.failed:
+        raise typer.Exit(1)
+
+
+def _print(found: Calibration, graph: str, out: Path) -> None:
+    n = len(found.rewards)
+    console.print(
+        Text(
+            f"{found.graph}: mu = {found.mu:.6g}, sigma = {found.sigma:.6g} over {n} first samples "
+            f"(model {found.model}, job {found.job})"
+        )
+    )
+    for item in found.failed:
+        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+    console.print(Text(f"apply to a run:   agentmesh run {graph} -i question=... {found.cli_args}"))
+    console.print(Text(f"calibrated graph: {out}  (run it: agentmesh run {out} -i question=...)"))

@@ -1,0 +1,262 @@
+"""mu and sigma for a MAgICoRe graph, measured on a calibration set as one resumable job (magicore.md §2.4).
+
+The difficulty test turns each sample's reward ``R = ORM + prod(PRM)`` into ``z = (R - mu) / sigma``: mu and sigma
+are the mean and population std of the *first* sample's R over the problems. The reference computes them over
+the evaluation set itself (transductive); online, the same statistic over a held-out calibration set drawn like
+the problems to come, with the same Solver and the same reward source, is what a graph can carry. The scale is the
+reward source's: an LLM judge standing in for the reward models and a trained reward model give different R, so
+a graph's mu/sigma are only valid for the reward source (and, with judges, the model) they were measured with.
+
+Each problem is its own stored run of a *calibration graph*: the graph's magicore node with its op swapped for
+``magicore_first_sample`` (:func:`agentmesh.systems.magicore.graph.magicore_first_sample_operator`), which draws
+the Solver's sample 0 and scores it, nothing else. The job goes through
+:func:`agentmesh.optimize.items.run_items`: running it again reuses finished runs and resumes cut-short ones
+(finished calls are never paid twice), the runs can be shown and replayed like any other, and a job can run on Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentmesh._sync import blocking
+from agentmesh.datasets import Item
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import ModelClient
+from agentmesh.models.providers.base import Provider
+from agentmesh.optimize.items import Executor, ItemRun, run_items
+from agentmesh.runtime.run import resolve_graph
+from agentmesh.spec.graph import GraphSpec, NodeSpec
+from agentmesh.store import Store
+from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams
+from agentmesh.systems.magicore.scoring import normalisation_stats
+
+__all__ = [
+    "CalibratedItem",
+    "Calibration",
+    "acalibrate",
+    "calibrate",
+    "calibration_graph",
+    "magicore_node",
+    "with_calibration",
+]
+
+Progress = Callable[[ItemRun, int, int], None]
+
+
+def magicore_node(spec: GraphSpec, node: str | None = None) -> str:
+    """The name of ``spec``'s magicore node: ``node`` when given (checked), else the only one."""
+    found = [name for name, n in spec.nodes.items() if n.op == "magicore"]
+    if node is not None:
+        if node not in found:
+            raise ConfigError(
+                f"graph {spec.name!r} has no magicore node {node!r}; its magicore nodes: {found or 'none'}",
+                graph=spec.name,
+            )
+        return node
+    if len(found) != 1:
+        raise ConfigError(
+            f"graph {spec.name!r} has {len(found)} magicore nodes ({found}); calibration needs exactly one, or name "
+            "it (node=...)"
+            if found
+            else f"graph {spec.name!r} has no magicore node (op: magicore): nothing to calibrate",
+            graph=spec.name,
+        )
+    return found[0]
+
+
+def _params(spec: GraphSpec, node: str) -> MagicoreParams:
+    params = spec.nodes[node].params
+    assert isinstance(params, MagicoreParams)
+    return params
+
+
+def calibration_graph(spec: GraphSpec, node: str | None = None) -> GraphSpec:
+    """The graph a calibration job runs: the magicore node alone, as ``magicore_first_sample``, with its agents.
+
+    Named ``<graph>_calibration`` so its runs are told apart from the graph's own in ``agentmesh runs``.
+    """
+    name = magicore_node(spec, node)
+    params = _params(spec, name)
+    used = {agent for _, agent in params.agents_used()}
+    return GraphSpec(
+        name=f"{spec.name}_calibration",
+        description=f"First Solver sample of each problem, scored: what mu/sigma of {spec.name!r} are made of.",
+        inputs=spec.inputs,
+        agents={k: v for k, v in spec.agents.items() if k in used},
+        nodes={name: NodeSpec(op=FIRST_SAMPLE_OP, description=spec.nodes[name].description, params=params)},
+        output=name,
+        model=spec.model,
+    )
+
+
+def with_calibration(spec: GraphSpec, mu: float, sigma: float, node: str | None = None) -> GraphSpec:
+    """``spec`` with its magicore node's ``mu``/``sigma`` set: a graph that carries its calibration."""
+    name = magicore_node(spec, node)
+    params = _params(spec, name).model_copy(update={"mu": mu, "sigma": sigma})
+    nodes = {**spec.nodes, name: spec.nodes[name].model_copy(update={"params": params})}
+    return spec.model_copy(update={"nodes": nodes})
+
+
+@dataclass
+class CalibratedItem:
+    """One calibration problem: its run and its first sample's answer and reward (``None`` when it failed)."""
+
+    line: int
+    run_id: str | None
+    calls: int = 0
+    reused: bool = False
+    answer: Any = None
+    reward: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Calibration:
+    """What :func:`acalibrate` measured: ``mu``/``sigma`` over the first-sample rewards of the usable items."""
+
+    graph: str
+    node: str
+    mu: float
+    sigma: float
+    job: str
+    model: str
+    items: list[CalibratedItem] = field(default_factory=list)
+    calibrated: GraphSpec | None = None
+    """The graph with its magicore node's ``mu``/``sigma`` set (:func:`with_calibration`)."""
+
+    @property
+    def failed(self) -> list[CalibratedItem]:
+        return [i for i in self.items if i.error]
+
+    @property
+    def rewards(self) -> list[float]:
+        return [i.reward for i in self.items if i.reward is not None]
+
+    @property
+    def inputs(self) -> dict[str, float]:
+        """The graph inputs that apply this calibration to a run (they override the node's ``mu``/``sigma``)."""
+        return {"mu": self.mu, "sigma": self.sigma}
+
+    @property
+    def cli_args(self) -> str:
+        """The same as ``agentmesh run`` options: ``-i mu=... -i sigma=...`` (``repr``: the exact floats)."""
+        return f"-i mu={self.mu!r} -i sigma={self.sigma!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "graph": self.graph,
+            "node": self.node,
+            "mu": self.mu,
+            "sigma": self.sigma,
+            "n": len(self.rewards),
+            "job": self.job,
+            "model": self.model,
+            "cli_args": self.cli_args,
+            "items": [
+                {
+                    "line": i.line,
+                    "run_id": i.run_id,
+                    "reused": i.reused,
+                    "answer": i.answer,
+                    "R": i.reward,
+                    "error": i.error,
+                }
+                for i in self.items
+            ],
+        }
+
+
+def _item(run: ItemRun, node: str) -> CalibratedItem:
+    out = CalibratedItem(line=run.line, run_id=run.run_id, calls=run.calls, reused=run.reused)
+    if run.error or run.outputs is None:
+        out.error = run.error or "the run produced no outputs"
+        return out
+    result = run.outputs.get(node) or {}
+    value = result.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        out.error = f"node {node!r} gave no reward (value {value!r})"
+        return out
+    out.answer, out.reward = result.get("answer"), float(value)
+    return out
+
+
+async def acalibrate(
+    graph: str | Path | GraphSpec,
+    items: Sequence[Item],
+    *,
+    node: str | None = None,
+    model: str | Provider | ModelClient | None = None,
+    store: Store | str | None = None,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    executor: Executor = "local",
+    ray_address: str | None = None,
+    ray_cpus_per_item: float = 1.0,
+    imports: Sequence[str] | None = None,
+) -> Calibration:
+    """Measure ``mu``/``sigma`` of ``graph``'s magicore node over ``items`` (see the module docstring).
+
+    ``items`` are the graph's inputs per problem (:func:`agentmesh.datasets.read_items` reads a JSONL file of
+    them, or of MATH/GSM8K/MMLU-style records). Failed items are reported in the result, not raised; fewer than
+    two usable rewards, or rewards that are all equal (sigma 0: the reward source does not tell the samples
+    apart), raise :class:`AgentmeshError`. How items run (``concurrency``, Ray) is
+    :func:`agentmesh.optimize.items.run_items`'s.
+    """
+    spec = resolve_graph(graph)
+    name = magicore_node(spec, node)
+    job_spec = calibration_graph(spec, name)
+    if len(items) < 2:
+        raise ConfigError(f"calibration of {spec.name}: needs at least 2 problems, got {len(items)}")
+    done = await run_items(
+        job_spec,
+        items,
+        kind="calibrate",
+        model=model,
+        store=store,
+        concurrency=concurrency,
+        progress=progress,
+        executor=executor,
+        ray_address=ray_address,
+        ray_cpus_per_item=ray_cpus_per_item,
+        imports=imports,
+    )
+    scored = [_item(run, name) for run in done.items]
+    rewards = [i.reward for i in scored if i.reward is not None]
+    if len(rewards) < 2:
+        first_error = next((i.error for i in scored if i.error), "no item")
+        raise AgentmeshError(
+            f"calibration of {spec.name}: {len(rewards)} of {len(scored)} problems were scored (at least 2 are "
+            f"needed); first error: {first_error}",
+            job=done.job,
+        )
+    mu, sigma = normalisation_stats(rewards)
+    if not sigma > 0:
+        raise AgentmeshError(
+            f"calibration of {spec.name}: all {len(rewards)} first-sample rewards are {rewards[0]!r}, so sigma is 0 "
+            "and no z-score can be formed; the reward source does not tell these samples apart (use more or more "
+            "varied problems, or another reward source)",
+            job=done.job,
+        )
+    return Calibration(
+        graph=spec.name,
+        node=name,
+        mu=mu,
+        sigma=sigma,
+        job=done.job,
+        model=done.model,
+        items=scored,
+        calibrated=with_calibration(spec, mu, sigma, name),
+    )
+
+
+def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> Calibration:
+    """Blocking :func:`acalibrate`, for scripts without an event loop."""
+    return blocking(
+        acalibrate(graph, items, **kwargs),
+        name="agentmesh.systems.magicore.calibrate",
+        async_name="agentmesh.systems.magicore.acalibrate",
+    )

@@ -1,0 +1,254 @@
+"""Calibrating a MAgICoRe graph's mu/sigma (magicore.md §2.4) on a scripted model: each problem's first Solver
+sample is drawn and scored by the graph's own cards as a stored, resumable run; mu/sigma are the mean and
+population std of the rewards; the result applies to a run as inputs or as a graph with them set.
+
+The script gives problem ``p<n>`` an ORM judge score of ``s<n>`` / 100 and a PRM judge score of 0.5 per step (two
+steps): R = s/100 + 0.25.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agentmesh.cli.calibrate import calibrate as calibrate_command
+from agentmesh.datasets import Item, read_items
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.runtime import arun
+from agentmesh.runtime.operators import register_function
+from agentmesh.runtime.replay import areplay
+from agentmesh.runtime.run import resolve_graph
+from agentmesh.spec import load_graph
+from agentmesh.spec.loader import graph_from_data
+from agentmesh.store import Store
+from agentmesh.systems.magicore import (
+    acalibrate,
+    calibrate,
+    calibration_graph,
+    normalisation_stats,
+    with_calibration,
+)
+from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams
+
+ORM = {"p1": 40, "p2": 60, "p3": 90, "p4": 70}
+_PROBLEM = re.compile(r"problem (p\d)")
+
+
+def respond(request: ModelRequest, context: CallContext) -> str:
+    prompt = request.messages[-1].content
+    problem = _PROBLEM.search(prompt)
+    assert problem is not None, prompt
+    if context.agent == "solver":
+        return f"Step 1: look at {problem.group(1)}.\nStep 2: so the answer is \\boxed{{{problem.group(1)[1]}}}."
+    if context.agent == "orm_judge":
+        return f"{ORM[problem.group(1)]} [END]"
+    if context.agent == "prm_judge":
+        return "[0.5, 0.5]"
+    raise AssertionError(f"calibration calls no {context.agent}")
+
+
+def problems(tmp_path: Path, names: Sequence[str] = ("p1", "p2", "p3")) -> Path:
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps({"question": f"Solve problem {n}."}) + "\n" for n in names), encoding="utf-8")
+    return path
+
+
+def items(tmp_path: Path, names: Sequence[str] = ("p1", "p2", "p3")) -> list[Item]:
+    return read_items(problems(tmp_path, names), resolve_graph("magicore"))
+
+
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def expected(names: Sequence[str]) -> tuple[float, float]:
+    return normalisation_stats([ORM[n] / 100 + 0.25 for n in names])
+
+
+async def test_calibration_scores_each_first_sample_and_returns_mu_sigma(tmp_path: Path) -> None:
+    model = ScriptedModel(respond=respond)
+    told: list[tuple[int, int]] = []
+    found = await acalibrate(
+        "magicore",
+        items(tmp_path),
+        model=model,
+        store=db(tmp_path),
+        progress=lambda item, done, total: told.append((done, total)),
+    )
+    mu, sigma = expected(["p1", "p2", "p3"])
+    assert found.mu == pytest.approx(mu, abs=1e-12) and found.sigma == pytest.approx(sigma, abs=1e-12)
+    assert found.graph == "magicore" and found.node == "magicore" and not found.failed
+    assert found.rewards == pytest.approx([0.65, 0.85, 1.15])
+    assert [i.answer for i in found.items] == ["1", "2", "3"] and sorted(told) == [(1, 3), (2, 3), (3, 3)]
+    # only the Solver's first sample and its two scores: no Reviewer, no Refiner, one sample per problem
+    calls = [(str(c.context.agent), c.context.round, c.context.call_index) for c in model.calls]
+    assert Counter(a for a, _, _ in calls) == {"solver": 3, "orm_judge": 3, "prm_judge": 3}
+    assert all((r, s) == (0, 0) for _, r, s in calls)  # the record keys of a full run's sample 0
+    assert found.inputs == {"mu": found.mu, "sigma": found.sigma}
+    assert found.cli_args == f"-i mu={found.mu!r} -i sigma={found.sigma!r}"
+    with Store(db(tmp_path)) as store:
+        runs = store.list_runs(graph="magicore_calibration")
+        assert len(runs) == 3 and all(r.status == "succeeded" for r in runs)
+        assert {r.id for r in runs} == {i.run_id for i in found.items}
+    payload = json.loads(json.dumps(found.to_json()))
+    assert payload["n"] == 3 and [i["R"] for i in payload["items"]] == pytest.approx([0.65, 0.85, 1.15])
+
+    # the calibrated graph carries mu/sigma in its node; everything else is the graph as it was
+    assert found.calibrated is not None
+    params = found.calibrated.nodes["magicore"].params
+    assert isinstance(params, MagicoreParams) and (params.mu, params.sigma) == (found.mu, found.sigma)
+    assert found.calibrated.agents == resolve_graph("magicore").agents
+
+
+async def test_calibration_is_resumable_and_its_runs_replay(tmp_path: Path) -> None:
+    first = await acalibrate("magicore", items(tmp_path), model=ScriptedModel(respond=respond), store=db(tmp_path))
+    model = ScriptedModel(respond=respond)
+    again = await acalibrate("magicore", items(tmp_path, ["p1", "p2", "p3", "p4"]), model=model, store=db(tmp_path))
+    assert [i.reused for i in again.items] == [True, True, True, False]
+    assert len(model.calls) == 3  # only the new problem was paid for
+    assert [i.run_id for i in again.items[:3]] == [i.run_id for i in first.items]
+    assert (again.mu, again.sigma) == pytest.approx(expected(["p1", "p2", "p3", "p4"]))
+    report = await areplay(str(first.items[0].run_id), store=db(tmp_path))
+    assert report.identical and report.calls_made == 0 and report.served == 3
+
+
+async def test_the_calibration_applies_to_a_run_as_inputs_or_in_the_graph(tmp_path: Path) -> None:
+    found = await acalibrate("magicore", items(tmp_path), model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert found.calibrated is not None
+    spec = graph_from_data(json.loads(json.dumps(found.calibrated.model_dump(mode="json"))))  # a round trip
+    for graph, inputs in (
+        ("magicore", {"question": "Solve problem p3.", **found.inputs}),
+        (spec, {"question": "Solve problem p3."}),
+    ):
+        result = await arun(graph, inputs, model=ScriptedModel(respond=respond), store=db(tmp_path))
+        out = result.outputs["magicore"]["magicore"]
+        # eight samples, all "3" with R = 1.15: z = (1.15 - mu) / sigma, the calibration's own z of problem p3
+        z = (1.15 - found.mu) / found.sigma
+        assert out["rounds"][0]["mean_z_of_majority_matches"] == pytest.approx(z)
+        assert out["stop_reason"] == "easy" and result.answer == "3"
+
+
+async def test_reward_functions_calibrate_too(tmp_path: Path) -> None:
+    @register_function("test_magicore_cal_orm")
+    def orm(question: str, solutions: Sequence[str]) -> list[float]:
+        return [ORM[_PROBLEM.findall(question)[-1]] / 100 for _ in solutions]
+
+    @register_function("test_magicore_cal_prm")
+    def prm(question: str, steps: Sequence[str]) -> list[float]:
+        return [1.0 for _ in steps]
+
+    base = resolve_graph("magicore")
+    node = base.nodes["magicore"]
+    assert isinstance(node.params, MagicoreParams)
+    params = node.params.model_copy(
+        update={
+            "orm_judge": None,
+            "prm_judge": None,
+            "orm_function": "test_magicore_cal_orm",
+            "prm_function": "test_magicore_cal_prm",
+        }
+    )
+    graph = base.model_copy(
+        update={
+            "nodes": {"magicore": node.model_copy(update={"params": params})},
+            "agents": {k: v for k, v in base.agents.items() if "judge" not in k},
+        }
+    )
+    model = ScriptedModel(respond=respond)
+    found = await acalibrate(graph, items(tmp_path), model=model, store=db(tmp_path))
+    assert (found.mu, found.sigma) == pytest.approx(normalisation_stats([1.4, 1.6, 1.9]))
+    assert Counter(str(c.context.agent) for c in model.calls) == {"solver": 3}
+    assert set(calibration_graph(graph).agents) == {"solver", "reviewer", "refiner"}
+
+
+async def test_calibration_refuses_what_cannot_give_a_z_score(tmp_path: Path) -> None:
+    model = ScriptedModel(respond=respond)
+    with pytest.raises(ConfigError, match="needs at least 2 problems, got 1"):
+        await acalibrate("magicore", items(tmp_path, ["p1"]), model=model, store=db(tmp_path))
+    with pytest.raises(ConfigError, match="no magicore node"):
+        await acalibrate("debate", items(tmp_path), model=model, store=db(tmp_path))
+    with pytest.raises(ConfigError, match="no magicore node 'solve'"):
+        calibration_graph(resolve_graph("magicore"), "solve")
+    assert model.calls == []
+    same = [Item(line=n, inputs={"question": "Solve problem p2."}) for n in (1, 2)]
+    with pytest.raises(AgentmeshError, match=r"all 2 first-sample rewards are 0\.85, so sigma is 0"):
+        await acalibrate("magicore", same, model=model, store=db(tmp_path))
+
+
+async def test_failed_problems_are_reported_and_too_few_scores_raise(tmp_path: Path) -> None:
+    def flaky(request: ModelRequest, context: CallContext) -> str:
+        if "p2" in request.messages[-1].content and context.agent == "solver":
+            raise RuntimeError("the server fell over")
+        return respond(request, context)
+
+    found = await acalibrate(
+        "magicore", items(tmp_path, ["p1", "p2", "p3"]), model=ScriptedModel(respond=flaky), store=db(tmp_path)
+    )
+    assert [i.line for i in found.failed] == [2] and found.failed[0].run_id is not None
+    assert (found.mu, found.sigma) == pytest.approx(expected(["p1", "p3"]))
+    with pytest.raises(AgentmeshError, match="1 of 2 problems were scored"):
+        await acalibrate(
+            "magicore",
+            items(tmp_path, ["p1", "p2"]),
+            model=ScriptedModel(respond=flaky),
+            store=f"sqlite:///{tmp_path / 'other.db'}",
+        )
+
+
+def test_calibration_graph_runs_only_the_first_sample_op() -> None:
+    graph = calibration_graph(load_graph(Path(__file__).resolve().parents[2] / "graphs" / "magicore_mmlu.yaml"))
+    assert graph.name == "magicore_mmlu_calibration" and graph.output == "magicore"
+    assert [n.op for n in graph.nodes.values()] == [FIRST_SAMPLE_OP]
+    assert set(graph.agents) == {"solver", "reviewer", "refiner", "orm_judge", "prm_judge"}
+    moved = with_calibration(resolve_graph("magicore"), 0.7, 0.2)
+    params = moved.nodes["magicore"].params
+    assert isinstance(params, MagicoreParams) and (params.mu, params.sigma) == (0.7, 0.2)
+
+
+def test_the_blocking_form_runs_outside_an_event_loop(tmp_path: Path) -> None:
+    found = calibrate("magicore", items(tmp_path), model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert (found.mu, found.sigma) == pytest.approx(expected(["p1", "p2", "p3"]))
+
+
+def test_the_command_prints_mu_sigma_and_writes_the_calibrated_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "script.yaml"
+    lines = [
+        "rules:",
+        "  - agent: solver",
+        '    responses: ["Step 1: add.\\nStep 2: so \\\\boxed{51}."]',
+        "    cycle: true",
+    ]
+    for n, score in enumerate((40, 60, 90)):
+        lines += ["  - agent: orm_judge", f"    prompt: 'problem p{n + 1}'", f"    responses: ['{score} [END]']"]
+    lines += ["  - agent: prm_judge", "    responses: ['[0.5, 0.5]']", "    cycle: true"]
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    app = typer.Typer()
+    app.command()(calibrate_command)
+    out = tmp_path / "mine.yaml"
+    args = ["magicore", "--data", str(problems(tmp_path)), "-m", f"scripted:{script}", "--db", db(tmp_path)]
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    mu, sigma = expected(["p1", "p2", "p3"])
+    flat = " ".join(result.output.split())
+    assert f"magicore: mu = {mu:.6g}, sigma = {sigma:.6g} over 3 first samples" in flat
+    assert f"agentmesh run magicore -i question=... -i mu={mu!r} -i sigma={sigma!r}" in flat
+    params = load_graph(out).nodes["magicore"].params
+    assert isinstance(params, MagicoreParams) and (params.mu, params.sigma) == pytest.approx((mu, sigma))
+    result = CliRunner().invoke(app, [*args, "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert all(i["reused"] for i in payload["items"]) and payload["calibrated_graph"] == str(out)
+    assert math.isclose(payload["mu"], mu) and math.isclose(payload["sigma"], sigma)
