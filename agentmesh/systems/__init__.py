@@ -2,10 +2,11 @@
 YAML by registered name.
 
 Importing :mod:`agentmesh.systems` registers them; :mod:`agentmesh` imports it, so a graph spec can name
-``dylan_importance`` without an import of its own. Everything generic (rounds, votes, rankers, stop policies)
-lives in :mod:`agentmesh.runtime`; only what a paper defines and nothing else does lives here.
+``dylan_importance``, ``sejury_verdict``, ``op: magicore`` or ``op: alu`` without an import of its own. Everything
+generic (rounds, votes, rankers, stop policies) lives in :mod:`agentmesh.runtime`; only what a paper defines and
+nothing else does lives here.
 """
 
-from agentmesh.systems import dylan, sejury
+from agentmesh.systems import alu, dylan, magicore, sejury
 
-__all__ = ["dylan", "sejury"]
+__all__ = ["alu", "dylan", "magicore", "sejury"]

@@ -30,6 +30,11 @@ INPUTS: dict[str, Any] = {
     "prompt": 'def add(a, b):\n    """Return a + b."""\n',
     "entry_point": "add",
     "shots": 1,
+    "query": "Who went to the Yule Ball with Viktor Krum?",  # ALU (the target is named in every reply below)
+    "targets": ["Hermione Granger", "Viktor Krum"],
+    "demonstrations": [{"question": "Who is Viktor Krum?", "answer": "A chess player."}],
+    "artifact": "def add(a, b):\n    return a + b",  # SE-Jury
+    "reference": "def add(a, b):\n    return b + a",
 }
 
 

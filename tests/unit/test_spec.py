@@ -184,7 +184,7 @@ BAD_SPECS: list[tuple[str, str, str]] = [
     (
         "unknown operator",
         "op: vote=>op: votes",
-        "g.yaml:21: nodes.vote.op: unknown operator 'votes'; expected one of branch, call",
+        "g.yaml:21: nodes.vote.op: unknown operator 'votes'; expected one of alu, branch, call",
     ),
     ("wrong type", "rounds: 3=>rounds: three", "g.yaml:18: nodes.debate.rounds: Input should be a valid integer"),
     (
