@@ -4,8 +4,9 @@ constant from 1 to 1000 targets.
 For each N the target set holds the questions' own targets plus N minus their number of distractors (invented
 names and descriptions unrelated to the questions); the same questions run through a graph (``alu``,
 ``alu_reference``, a baseline) against one model, and each row reports the mean wall time, prompt tokens, calls
-and shortlist size per query, with their ratio to the first N. The set is registered in-process and passed by
-name (``target_set``), so the runs' stored inputs stay small whatever N is; only the graph's own work varies.
+and shortlist size per query, with their ratio to the first N. The set is registered in-process (or, with
+``in_store``, written to the run's store, where ``op: alu`` reads and pins it) and passed by name
+(``target_set``), so the runs' stored inputs stay small whatever N is; only the graph's own work varies.
 Target: ``alu`` within ±10 % from N = 1 to 1000 on wall time and prompt tokens; ``alu_reference`` grows (its
 prompts carry the whole list).
 """
@@ -84,12 +85,21 @@ async def cost_versus_targets(
     store: Any = None,
     seed: int = 0,
     as_list: bool = False,
+    in_store: bool = False,
+    warmup: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per N: mean wall seconds, prompt tokens, calls and |S| per query, and ratios to the first row.
 
     ``as_list`` passes the targets as the ``targets`` input (records) instead of a registered set's name: what
-    ``alu_prompt_guard`` needs, whose prompt lists them all.
+    ``alu_prompt_guard`` needs, whose prompt lists them all. ``in_store`` writes each N's set to ``store`` (a
+    :class:`~agentmesh.store.Store`) as a new target set, which the runs then read from the store. ``warmup``
+    untimed runs of the first question per N come first, so the rows show the steady per-query cost rather than
+    the one-off work of a new set version (reading it, building its alias index and profile matrix).
     """
+    from agentmesh.store import Store
+
+    if in_store and not isinstance(store, Store):
+        raise ValueError("in_store needs an open Store as store")
     from agentmesh.runtime import arun  # (the runtime is only needed when the bench runs)
 
     rows: list[dict[str, Any]] = []
@@ -97,13 +107,19 @@ async def cost_versus_targets(
     for n in ns:
         people = TargetSet(f"bench-{n}-{seed}-{time.monotonic_ns()}")
         people.add([*targets, *distractor_targets(max(0, n - len(targets)), start_id=start, seed=seed)])
-        register_target_set(people)
+        if in_store:
+            store.add_targets(people.name, [t.to_json() for t in people.list()], create=True)
+        else:
+            register_target_set(people)
         records = [t.to_json() for t in people.list()] if as_list else []
         walls: list[float] = []
         tokens: list[int] = []
         calls: list[int] = []
         sizes: list[int] = []
         try:
+            for question in list(questions[:1]) * warmup:
+                given = {"targets": records} if as_list else {"target_set": people.name}
+                await arun(graph, {"query": question, **given}, model=model, store=store)
             for question in questions:
                 began = time.perf_counter()
                 given = {"targets": records} if as_list else {"target_set": people.name}
