@@ -1,8 +1,9 @@
 """MAgICoRe end to end on the real SmolLM2, served by llama-cpp-python's OpenAI-compatible server: the shipped
 ``magicore`` and ``magicore_mmlu`` graphs run to completion, every call (Solver, the two LLM judges standing in for
 the reward models, Reviewer, Refiner) is stored with the server's real usage, ``agentmesh show`` prints the run
-and ``agentmesh replay`` reproduces it without a model call. SmolLM2-135M answers poorly and rarely follows the
-judges' formats; what is checked is that the whole method runs on a real model, not its answers.
+and ``agentmesh replay`` reproduces it without a model call; a mu/sigma calibration runs and is stored. SmolLM2-135M
+answers poorly and rarely follows the judges' formats; what is checked is that the whole method runs on a real
+model, not its answers.
 
 To stay short on two CPUs the graphs are cut down: k = 2 samples, one round, the cards' token limits cut. Which
 problems a real model finds hard is not up to the test, so the math run is *made* hard, to go through the
@@ -14,16 +15,20 @@ node's) puts the majority's quality below average, and a confidence threshold ab
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentmesh.datasets import read_items
+from agentmesh.errors import AgentmeshError
 from agentmesh.runtime import run
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import GraphSpec
 from agentmesh.store import Store
+from agentmesh.systems.magicore import calibrate
 from agentmesh.systems.magicore.graph import MagicoreParams
 from tests._cli import run_cli
 
@@ -125,3 +130,46 @@ def test_magicore_mmlu_runs_on_smollm2(
     assert again.status == "succeeded" and again.answer == result.answer and again.cost_usd == 0.0
     with Store(db) as store:
         assert store.get_run(again.run_id).totals["calls"] == result.calls
+
+
+def test_calibration_runs_first_samples_on_smollm2(llama_server_url: str, tmp_path: Path) -> None:
+    """Three problems, each the Solver's first sample scored by the two judges: three stored runs of three calls.
+    SmolLM2 rarely boxes an answer or writes ``NN [END]``, so its rewards may all be equal (every judge reply
+    unreadable: R = 0.5); then sigma is 0 and the calibration says so rather than return it."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    data = tmp_path / "problems.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(line) + "\n"
+            for line in (
+                {"question": "What is 17*3?"},
+                {"problem": "What is 2+5?", "solution": "\\boxed{7}"},  # MATH-style records are read too
+                {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "#### 7"},
+            )
+        ),
+        encoding="utf-8",
+    )
+    spec = small(resolve_graph("magicore"))
+    items = read_items(data, spec)
+    model = f"openai:smollm2@{llama_server_url}"
+
+    def calibrated() -> tuple[float, float] | str:
+        try:
+            found = calibrate(spec, items, model=model, store=db)
+        except AgentmeshError as exc:
+            assert "so sigma is 0" in str(exc), exc
+            return str(exc)
+        assert not found.failed and len(found.rewards) == 3 and found.sigma > 0
+        assert all(0.0 <= r <= 2.0 for r in found.rewards)
+        return found.mu, found.sigma
+
+    first = calibrated()
+    with Store(db) as store:
+        runs = store.list_runs(graph="magicore_calibration")
+        assert len(runs) == 3 and all(r.status == "succeeded" for r in runs)
+        calls = [e for r in runs for e in store.events(r.id, kind="model_call")]
+    assert Counter(str(e.agent) for e in calls) == {"solver": 3, "orm_judge": 3, "prm_judge": 3}
+    assert all(e.error is None and (e.completion_tokens or 0) > 0 and e.usage_estimated is False for e in calls)
+    assert calibrated() == first  # the same job again: every run reused, no new call
+    with Store(db) as store:
+        assert len(store.list_runs(graph="magicore_calibration")) == 3
