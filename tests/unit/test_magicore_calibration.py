@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from agentmesh.cli.calibrate import calibrate as calibrate_command
@@ -29,13 +30,14 @@ from agentmesh.runtime.operators import register_function
 from agentmesh.runtime.replay import areplay
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import load_graph
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.store import Store
 from agentmesh.systems.magicore import (
     acalibrate,
     calibrate,
     calibration_graph,
     normalisation_stats,
+    use_reward_functions,
     with_calibration,
 )
 from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams
@@ -147,23 +149,12 @@ async def test_reward_functions_calibrate_too(tmp_path: Path) -> None:
     def prm(question: str, steps: Sequence[str]) -> list[float]:
         return [1.0 for _ in steps]
 
-    base = resolve_graph("magicore")
-    node = base.nodes["magicore"]
-    assert isinstance(node.params, MagicoreParams)
-    params = node.params.model_copy(
-        update={
-            "orm_judge": None,
-            "prm_judge": None,
-            "orm_function": "test_magicore_cal_orm",
-            "prm_function": "test_magicore_cal_prm",
-        }
-    )
-    graph = base.model_copy(
-        update={
-            "nodes": {"magicore": node.model_copy(update={"params": params})},
-            "agents": {k: v for k, v in base.agents.items() if "judge" not in k},
-        }
-    )
+    graph = use_reward_functions(resolve_graph("magicore"), "test_magicore_cal_orm", "test_magicore_cal_prm")
+    params = graph.nodes["magicore"].params
+    assert isinstance(params, MagicoreParams) and params.orm_judge is None and params.prm_judge is None
+    assert set(graph.agents) == {"solver", "reviewer", "refiner"}  # the judges' cards left with them
+    written = graph_from_data(yaml.safe_load(dump_graph(graph)))  # and it dumps to a file that loads
+    assert written.nodes["magicore"].params == params
     model = ScriptedModel(respond=respond)
     found = await acalibrate(graph, items(tmp_path), model=model, store=db(tmp_path))
     assert (found.mu, found.sigma) == pytest.approx(normalisation_stats([1.4, 1.6, 1.9]))

@@ -15,6 +15,7 @@ from agentmesh.systems.magicore.calibration import (
     acalibrate,
     calibrate,
     calibration_graph,
+    use_reward_functions,
     with_calibration,
 )
 from agentmesh.systems.magicore.controller import (
@@ -103,6 +104,7 @@ __all__ = [
     "solve_async",
     "split_steps",
     "top_k",
+    "use_reward_functions",
     "weighted_vote",
     "with_calibration",
     "z_score",

@@ -41,6 +41,7 @@ __all__ = [
     "calibrate",
     "calibration_graph",
     "magicore_node",
+    "use_reward_functions",
     "with_calibration",
 ]
 
@@ -99,6 +100,25 @@ def with_calibration(spec: GraphSpec, mu: float, sigma: float, node: str | None 
     params = _params(spec, name).model_copy(update={"mu": mu, "sigma": sigma})
     nodes = {**spec.nodes, name: spec.nodes[name].model_copy(update={"params": params})}
     return spec.model_copy(update={"nodes": nodes})
+
+
+def use_reward_functions(spec: GraphSpec, orm: str, prm: str, node: str | None = None) -> GraphSpec:
+    """``spec`` with its magicore node scoring by the registered functions ``orm`` and ``prm`` (real reward
+    models behind them) instead of the LLM judges standing in for them; the judges' cards leave the graph.
+
+    The functions are looked up when the graph runs, so the module registering them must be imported first
+    (``agentmesh -I my_rewards.py run ...``). A graph's mu/sigma belong to its reward source: calibrate again.
+    """
+    name = magicore_node(spec, node)
+    params = _params(spec, name)
+    judges = {a for a in (params.orm_judge, params.prm_judge) if a is not None}
+    new = MagicoreParams.model_validate(
+        {**params.model_dump(), "orm_judge": None, "prm_judge": None, "orm_function": orm, "prm_function": prm}
+    )
+    nodes = {**spec.nodes, name: spec.nodes[name].model_copy(update={"params": new})}
+    used = {a for n in nodes.values() for _, a in n.params.agents_used()}
+    agents = {k: v for k, v in spec.agents.items() if k not in judges or k in used}
+    return spec.model_copy(update={"nodes": nodes, "agents": agents})
 
 
 @dataclass
