@@ -288,6 +288,8 @@ async def afork(
                 **({"budget": record.meta["budget"]} if record.meta.get("budget") else {}),
             },
         )
+        # the fork reads the versions of the target sets its parent read (only what the fork changes differs)
+        await asyncio.to_thread(db.copy_target_pins, record.id, new_id)
         tracker = BudgetTracker(_budgets(spec, budget))
         return await _execute(
             spec,

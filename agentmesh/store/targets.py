@@ -494,6 +494,32 @@ class TargetMethods:
                 )
         return out
 
+    def copy_target_pins(self, from_run_id: str, to_run_id: str) -> int:
+        """Give ``to_run_id`` the versions ``from_run_id`` read (a fork reads its parent's targets, so that only
+        what the fork changes differs); returns how many pins were copied. Pins ``to_run_id`` already has win."""
+        self._batch.flush()
+        with self._writer.begin() as conn:
+            have = set(
+                conn.execute(
+                    sa.select(target_pins.c.node, target_pins.c.set_id).where(target_pins.c.run_id == to_run_id)
+                ).all()
+            )
+            rows = [
+                {
+                    "run_id": to_run_id,
+                    "node": pin.node,
+                    "set_id": pin.set_id,
+                    "version": pin.version,
+                    "created_at": utcnow(),
+                    "schema_version": SCHEMA_VERSION,
+                }
+                for pin in conn.execute(sa.select(target_pins).where(target_pins.c.run_id == from_run_id))
+                if (pin.node, pin.set_id) not in have
+            ]
+            if rows:
+                conn.execute(sa.insert(target_pins), rows)
+        return len(rows)
+
     def restore_pinned_target_sets(self, run_id: str, pinned: Sequence[PinnedTargetSet]) -> None:
         """Recreate the pinned sets in this (scratch) database as the original run read them, pinned for
         ``run_id``: a replay's nodes then read exactly those targets at exactly those versions.

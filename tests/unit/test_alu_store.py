@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import resume, run
-from agentmesh.runtime.replay import replay
+from agentmesh.runtime.replay import fork, replay
 from agentmesh.store import Store, TargetSetNotFoundError, migrate, upgrade_database
 from agentmesh.store.engine import make_engine
 from agentmesh.store.schema import target_aliases
@@ -95,6 +96,24 @@ def test_every_change_bumps_the_version_and_removal_is_soft(store_url: str) -> N
         # an id stays taken after its removal: any earlier version's snapshot stays what it was
         with pytest.raises(StoreError, match="id 2 is already taken"):
             store.add_targets("people", [{"name": "Someone else", "id": 2}])
+
+
+def test_concurrent_changes_get_distinct_versions(store_url: str) -> None:
+    """Writers in several threads (each its own Store, as separate processes would be) never share a version."""
+    with Store(store_url) as store:
+        store.create_target_set("people")
+
+    def add(worker: int) -> list[int]:
+        with Store(store_url) as own:
+            return [own.add_targets("people", [{"name": f"Person {worker}-{i}"}])[0] for i in range(5)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        versions = [v for found in pool.map(add, range(4)) for v in found]
+    assert sorted(versions) == list(range(1, 21))
+    with Store(store_url) as store:
+        listed = store.list_targets("people")
+        assert len(listed) == 20 and sorted(t.id for t in listed) == list(range(1, 21))
+        assert sorted(t.added_in_version for t in listed) == list(range(1, 21))
 
 
 @pytest.mark.parametrize(
@@ -242,6 +261,21 @@ def test_a_run_reads_the_stored_set_and_a_later_change_leaves_its_replay_alone(s
         assert "Hermione Granger" not in again.prompts["auditor"][0]
         # the first run's pin is untouched
         assert [(p.name, p.version) for p in store.pinned_target_sets(result.run_id)] == [("people", 1)]
+
+
+def test_a_fork_reads_its_parents_targets(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        parent = run(
+            GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+        )
+        store.remove_targets("people", [2])
+        roles = Roles(**{**COMPOSED, "composer": "Krum had a fine evening."})
+        child = fork(parent.run_id, step="4", store=store, model=ScriptedModel(respond=roles))
+        assert child.status == "succeeded" and child.answer == "Krum had a fine evening."
+        assert child.outputs["alu"]["alu"]["target_set"] == {"name": "people", "version": 1}
+        assert list(roles.prompts) == ["composer"]  # the first four calls were served: same targets, same prompts
+        assert store.copy_target_pins(parent.run_id, child.run_id) == 0  # it has them already
 
 
 def test_a_resumed_run_reads_the_version_it_read_before(tmp_path: Path) -> None:
