@@ -5,11 +5,12 @@ and ``agentmesh replay`` reproduces it without a model call; a mu/sigma calibrat
 answers poorly and rarely follows the judges' formats; what is checked is that the whole method runs on a real
 model, not its answers.
 
-To stay short on two CPUs the graphs are cut down: k = 2 samples, one round, the cards' token limits cut. Which
-problems a real model finds hard is not up to the test, so the math run is *made* hard, to go through the
-Reviewer -> Refiner path: ``mu`` far above any reachable reward (given as a graph input, which overrides the
-node's) puts the majority's quality below average, and a confidence threshold above 1 (confidences are at most
-1) makes the answers count as scattered.
+To stay short on two CPUs the graphs are cut down: k = 2 samples, one round, the cards' token limits cut. With
+fewer than four distinct answers no problem is ever hard at the paper's threshold (magicore.md §2.5), and what a
+real model answers is not up to the test anyway, so the math run is *made* hard, to go through the Reviewer ->
+Refiner path: ``mu`` far above any reachable reward (given as a graph input, which overrides the node's) puts the
+majority's quality below average, and a confidence threshold above 1 (confidences are at most 1) makes the answers
+count as scattered.
 """
 
 from __future__ import annotations

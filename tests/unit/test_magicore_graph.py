@@ -9,6 +9,7 @@ calls, and 10 calls of each judge (the Solver's samples and the refinements).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
 from agentmesh.runtime.operators import register_function
-from agentmesh.runtime.replay import replay
+from agentmesh.runtime.replay import areplay
 from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.systems.magicore.graph import MagicoreParams
@@ -154,7 +155,8 @@ def test_a_run_replays_with_no_model_call(tmp_path: Path) -> None:
     concurrent Reviewer -> Refiner chains finish in, so the stored run replays call for call."""
     store = db(tmp_path)
     result = run(spec(), {"question": "q"}, model=ScriptedModel(respond=Script()), store=store)
-    report = replay(result.run_id, store=store, graph=spec())
+    # areplay takes a GraphSpec (the blocking replay() is typed for a name or path only)
+    report = asyncio.run(areplay(result.run_id, store=store, graph=spec()))
     assert report.identical, (report.differences, report.unused, report.divergence)
     assert report.calls_made == 0 and report.served == 35 and report.answer == "15"
 

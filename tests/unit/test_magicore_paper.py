@@ -193,7 +193,7 @@ def _reference_round(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _without_ids(entries: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _without_ids(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in t.items() if k != "id"} for t in entries]
 
 
