@@ -138,6 +138,18 @@ def test_bad_input_is_refused_and_changes_nothing(store_url: str, records: list[
         assert [t.name for t in store.list_targets("people", include_removed=True)] == ["Ada"]
 
 
+def test_secrets_never_reach_the_target_tables(store_url: str) -> None:
+    key = "sk-" + "A1b2C3d4E5f6G7h8I9j0"
+    with Store(store_url) as store:
+        store.add_targets("people", [{"name": "Ada", "aliases": [key], "description": f"uses {key}"}], create=True)
+        (ada,) = store.list_targets("people")
+        with store.engine.connect() as conn:
+            dumped = " ".join(str(row) for row in conn.execute(sa.text("SELECT * FROM targets")))
+            dumped += " ".join(str(row) for row in conn.execute(sa.text("SELECT * FROM target_aliases")))
+    assert key not in dumped and key not in str(ada)
+    assert ada.description == "uses [redacted]"
+
+
 def test_unknown_sets_ids_and_versions_are_refused(store_url: str) -> None:
     with Store(store_url) as store:
         with pytest.raises(TargetSetNotFoundError, match=r"no target set 'people'.*target sets: none"):
@@ -261,6 +273,39 @@ def test_a_run_reads_the_stored_set_and_a_later_change_leaves_its_replay_alone(s
         assert "Hermione Granger" not in again.prompts["auditor"][0]
         # the first run's pin is untouched
         assert [(p.name, p.version) for p in store.pinned_target_sets(result.run_id)] == [("people", 1)]
+
+
+def test_profile_embeddings_are_stored_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first query on a stored set embeds the profiles and stores them; a process reading that set afresh
+    embeds only its query-side text, and scores the same."""
+    from agentmesh.systems.alu import registry
+    from agentmesh.systems.alu.semantic import HashingEmbedder
+
+    embedded: list[str] = []
+    original = HashingEmbedder.embed
+
+    def counting(self: HashingEmbedder, texts: Any) -> Any:
+        embedded.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(HashingEmbedder, "embed", counting)
+    profile = "Albus Dumbledore; Dumbledore; Headmaster of Hogwarts."
+    with Store(_db(tmp_path)) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        first = run(
+            GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+        )
+        assert profile in embedded
+        stored = store.target_embeddings("people", HashingEmbedder().id)
+        assert sorted(stored) == [1, 2, 3] and all(len(v) == HashingEmbedder().dim for v in stored.values())
+
+        registry._stored.clear()  # as a new process would: no snapshot cached
+        embedded.clear()
+        second = run(
+            GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+        )
+        assert profile not in embedded and embedded  # only the query-side windows
+        assert second.outputs["alu"]["alu"]["shortlist"] == first.outputs["alu"]["alu"]["shortlist"]
 
 
 def test_a_fork_reads_its_parents_targets(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, StoreError
 from agentmesh.parsers import extract_json
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, operator
@@ -55,7 +55,14 @@ from agentmesh.systems.alu.registry import (
     load_targets_jsonl,
     snapshot_from_store,
 )
-from agentmesh.systems.alu.semantic import EmbeddingScorer, LexicalOnly, SemanticScorer, embedder_from_ref
+from agentmesh.systems.alu.semantic import (
+    FRESH_VECTORS,
+    STORED_VECTORS,
+    EmbeddingScorer,
+    LexicalOnly,
+    SemanticScorer,
+    embedder_from_ref,
+)
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 __all__ = ["AluParams", "alu_node", "snapshot_from_input"]
@@ -252,6 +259,30 @@ async def _stored_snapshot(run: NodeRun, source: Any, min_alias_len: int) -> Tar
     return await asyncio.to_thread(snapshot_from_store, store, source, version, min_alias_len=min_alias_len, key=key)
 
 
+async def _load_stored_vectors(run: NodeRun, snapshot: TargetSnapshot, scorer: EmbeddingScorer) -> None:
+    """Hand a stored snapshot the profile vectors the store has for this embedder (``target_embeddings``), once
+    per snapshot: the scorer then embeds only the targets without one (an ``openai:`` embedder is an HTTP call
+    per batch of profiles, which a process reading a set version for the first time would otherwise repeat)."""
+    embedder_id = scorer.embedder.id
+    if run.ctx.store is None or f"embedding:{embedder_id}" in snapshot.derived:
+        return  # the profile matrix is built already: the vectors are not needed any more
+    key = f"{STORED_VECTORS}{embedder_id}"
+    if key not in snapshot.derived:
+        snapshot.derived[key] = await asyncio.to_thread(run.ctx.store.target_embeddings, snapshot.name, embedder_id)
+
+
+async def _store_fresh_vectors(run: NodeRun, snapshot: TargetSnapshot, scorer: EmbeddingScorer) -> None:
+    """Store the profile vectors this query had to compute, so other processes (and later versions: targets and
+    their ids never change) read them instead. A cache: failing to write it does not fail the query."""
+    fresh = snapshot.derived.pop(f"{FRESH_VECTORS}{scorer.embedder.id}", None)
+    if not fresh or run.ctx.store is None:
+        return
+    try:
+        await asyncio.to_thread(run.ctx.store.put_target_embeddings, snapshot.name, scorer.embedder.id, fresh)
+    except StoreError:
+        snapshot.derived.setdefault(f"{FRESH_VECTORS}{scorer.embedder.id}", fresh)  # the next query retries
+
+
 @operator("alu", params=AluParams)
 async def alu_node(run: NodeRun) -> NodeOutput:
     """One ALU query (alu.md §6). A budget that runs out mid-way ends in the refusal text: the vanilla answer
@@ -268,12 +299,15 @@ async def alu_node(run: NodeRun) -> NodeOutput:
             f"{p.target_set_from!r} (a registered target set or a JSONL file)",
             node=run.name,
         )
-    snapshot = await _stored_snapshot(run, source, p.min_alias_len) or snapshot_from_input(source, p.min_alias_len)
+    stored = await _stored_snapshot(run, source, p.min_alias_len)
+    snapshot = stored or snapshot_from_input(source, p.min_alias_len)
     scorer: SemanticScorer
     try:
         scorer = LexicalOnly() if p.embedder == "none" else EmbeddingScorer(embedder_from_ref(p.embedder))
     except ValueError as exc:
         raise ConfigError(f"node {run.name!r}: {exc}", node=run.name) from exc
+    if stored is not None and isinstance(scorer, EmbeddingScorer):
+        await _load_stored_vectors(run, stored, scorer)
     config = p.config()
     try:
         result = await run_alu(str(inputs[p.query_from]), snapshot, _NodeAgents(run, p).agents(), scorer, config)
@@ -288,6 +322,8 @@ async def alu_node(run: NodeRun) -> NodeOutput:
             "stop_reason": "budget",
             "stopped": reason,
         }
+    if stored is not None and isinstance(scorer, EmbeddingScorer):
+        await _store_fresh_vectors(run, stored, scorer)
     data = result.to_json()
     await run.ctx.record_node(run.name, None, data)
     final = result.final_response

@@ -20,6 +20,7 @@ import hashlib
 import math
 import os
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import mul
@@ -233,7 +234,7 @@ class EmbeddingScorer:
             ids = [t.id for t in snapshot.targets]
             postings: dict[int, list[tuple[int, float]]] = {}
             if ids:
-                for row, vector in enumerate(self.embedder.embed([t.profile for t in snapshot.targets])):
+                for row, vector in enumerate(self._profile_vectors(snapshot)):
                     for dim, value in enumerate(_unit(vector)):
                         if value:
                             postings.setdefault(dim, []).append((row, value))
@@ -241,6 +242,27 @@ class EmbeddingScorer:
             snapshot.derived[key] = cached
         result: tuple[list[int], dict[int, list[tuple[int, float]]]] = cached
         return result
+
+    def _profile_vectors(self, snapshot: TargetSnapshot) -> list[Vector]:
+        """The targets' profile vectors, in snapshot order.
+
+        A snapshot read from the store carries the vectors stored for this embedder under
+        ``stored_vectors:<embedder id>`` (:data:`STORED_VECTORS`): only the targets without one are embedded,
+        rounded to float32 as the store keeps them (so a query scores the same whether a vector was just computed
+        or read back), and left under ``fresh_vectors:<embedder id>`` for the caller to store. Other snapshots
+        embed every profile.
+        """
+        stored_key = f"{STORED_VECTORS}{self.embedder.id}"
+        stored: Mapping[int, Vector] | None = snapshot.derived.get(stored_key)
+        if stored is None:
+            return self.embedder.embed([t.profile for t in snapshot.targets])
+        missing = [t for t in snapshot.targets if t.id not in stored]
+        fresh: dict[int, Vector] = {}
+        if missing:
+            computed = self.embedder.embed([t.profile for t in missing])
+            fresh = {t.id: _float32(v) for t, v in zip(missing, computed, strict=True)}
+            snapshot.derived[f"{FRESH_VECTORS}{self.embedder.id}"] = fresh
+        return [stored[t.id] if t.id in stored else fresh[t.id] for t in snapshot.targets]
 
     def scores(self, text: str, snapshot: TargetSnapshot) -> dict[int, float]:
         ids, postings = self._postings(snapshot)
@@ -257,6 +279,18 @@ class EmbeddingScorer:
             best = sums if not seen else [max(a, b) for a, b in zip(best, sums, strict=True)]
             seen = True
         return dict(zip(ids, best, strict=True))
+
+
+STORED_VECTORS = "stored_vectors:"
+"""Prefix of the snapshot cache entry holding a stored set's profile vectors for one embedder (id → vector)."""
+FRESH_VECTORS = "fresh_vectors:"
+"""Prefix of the entry holding the profile vectors computed because the store had none (to be stored)."""
+
+
+def _float32(vector: Vector) -> list[float]:
+    """``vector`` rounded to float32, the precision of the ``target_embeddings`` table."""
+    values = list(vector)
+    return list(struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values)))
 
 
 def _unit(vector: Vector) -> list[float]:
