@@ -50,7 +50,9 @@ def calibrate(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="The graph with mu/sigma set (default: <graph>_calibrated.yaml)."),
+        typer.Option(
+            "--out", "-o", help="The graph with mu/sigma set (default: <graph name or file stem>_calibrated.yaml)."
+        ),
     ] = None,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
@@ -65,7 +67,9 @@ def calibrate(
     source the graph will run with: the values are only valid for those."""
     spec = resolve_graph(graph)
     items = datasets.read_items(data, calibration_graph(spec, node))
-    out = out or Path(f"{spec.name}_calibrated.yaml")
+    # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
+    stem = Path(graph).stem if Path(graph).is_file() else spec.name
+    out = out or Path(f"{stem}_calibrated.yaml")
     with (
         open_store(db) as store,
         WorkProgress(

@@ -42,7 +42,7 @@ from agentmesh.systems.magicore import (
 )
 from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams
 
-ORM = {"p1": 40, "p2": 60, "p3": 90, "p4": 70}
+ORM = {"p1": 40, "p2": 60, "p3": 90, "p4": 70, "p5": 10}
 _PROBLEM = re.compile(r"problem (p\d)")
 
 
@@ -171,8 +171,10 @@ async def test_calibration_refuses_what_cannot_give_a_z_score(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="no magicore node 'solve'"):
         calibration_graph(resolve_graph("magicore"), "solve")
     assert model.calls == []
-    same = [Item(line=n, inputs={"question": "Solve problem p2."}) for n in (1, 2)]
-    with pytest.raises(AgentmeshError, match=r"all 2 first-sample rewards are 0\.85, so sigma is 0"):
+    same = [Item(line=n, inputs={"question": "Solve problem p5."}) for n in (1, 2, 3)]
+    # three rewards of 0.35 leave rounding noise in sigma (mean 0.35000000000000003): still no spread
+    assert 0 < normalisation_stats([0.35] * 3)[1] < 1e-15
+    with pytest.raises(AgentmeshError, match=r"all 3 first-sample rewards are 0\.35, so sigma is 0"):
         await acalibrate("magicore", same, model=model, store=db(tmp_path))
 
 
@@ -243,3 +245,11 @@ def test_the_command_prints_mu_sigma_and_writes_the_calibrated_graph(
     payload = json.loads(result.output)
     assert all(i["reused"] for i in payload["items"]) and payload["calibrated_graph"] == str(out)
     assert math.isclose(payload["mu"], mu) and math.isclose(payload["sigma"], sigma)
+    # a graph given as a file: the calibrated graph is named after the file (a copy of a shipped graph keeps the
+    # shipped graph's name, which must not pick the file a calibration of the shipped one would write)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_copy.yaml").write_text(dump_graph(resolve_graph("magicore")), encoding="utf-8")
+    result = CliRunner().invoke(app, ["my_copy.yaml", *args[1:]])
+    assert result.exit_code == 0, result.output
+    assert "agentmesh run my_copy.yaml -i question=..." in " ".join(result.output.split())
+    assert (tmp_path / "my_copy_calibrated.yaml").is_file() and not (tmp_path / "magicore_calibrated.yaml").exists()

@@ -47,6 +47,9 @@ __all__ = [
 
 Progress = Callable[[ItemRun, int, int], None]
 
+_NO_SPREAD = 1e-9
+"""sigma at most this (relative to max(1, |mu|)) counts as 0: the rewards do not spread."""
+
 
 def magicore_node(spec: GraphSpec, node: str | None = None) -> str:
     """The name of ``spec``'s magicore node: ``node`` when given (checked), else the only one."""
@@ -254,9 +257,11 @@ async def acalibrate(
             job=done.job,
         )
     mu, sigma = normalisation_stats(rewards)
-    if not sigma > 0:
+    # equal rewards can leave rounding noise in sigma (three rewards of 0.2: mean 0.20000000000000004, sigma
+    # 3e-17), which would blow every z-score up to +-1e16: below a relative 1e-9 there is no spread to speak of
+    if not sigma > _NO_SPREAD * max(1.0, abs(mu)):
         raise AgentmeshError(
-            f"calibration of {spec.name}: all {len(rewards)} first-sample rewards are {rewards[0]!r}, so sigma is 0 "
+            f"calibration of {spec.name}: all {len(rewards)} first-sample rewards are {rewards[0]:.6g}, so sigma is 0 "
             "and no z-score can be formed; the reward source does not tell these samples apart (use more or more "
             "varied problems, or another reward source)",
             job=done.job,
