@@ -159,6 +159,18 @@ async def test_reward_functions_calibrate_too(tmp_path: Path) -> None:
     found = await acalibrate(graph, items(tmp_path), model=model, store=db(tmp_path))
     assert (found.mu, found.sigma) == pytest.approx(normalisation_stats([1.4, 1.6, 1.9]))
     assert Counter(str(c.context.agent) for c in model.calls) == {"solver": 3}
+
+    # the functions' code is part of the job: an edited function is a new job, not the old rewards handed back
+    again = await acalibrate(graph, items(tmp_path), model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert all(i.reused for i in again.items)
+
+    @register_function("test_magicore_cal_prm")
+    def prm_edited(question: str, steps: Sequence[str]) -> list[float]:
+        return [0.5 for _ in steps]
+
+    edited = await acalibrate(graph, items(tmp_path), model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert not any(i.reused for i in edited.items) and edited.job != found.job
+    assert (edited.mu, edited.sigma) == pytest.approx(normalisation_stats([0.65, 0.85, 1.15]))
     assert set(calibration_graph(graph).agents) == {"solver", "reviewer", "refiner"}
 
 

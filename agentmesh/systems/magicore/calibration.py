@@ -16,6 +16,7 @@ the Solver's sample 0 and scores it, nothing else. The job goes through
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, run_items
+from agentmesh.optimize.items import Executor, ItemRun, digest, run_items
+from agentmesh.runtime.operators.registry import get_function
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.store import Store
@@ -193,6 +195,25 @@ class Calibration:
         }
 
 
+def _function_sources(params: MagicoreParams) -> dict[str, str | None]:
+    """A digest of each reward function's source, part of what identifies a calibration job.
+
+    A job reuses its finished runs, whose stored outputs hold the rewards; a graph names its reward functions,
+    not their code, so after an edit to a function's body the job would hand back the old function's rewards.
+    With the source in the job's key an edited function makes a new job. ``None`` when the source cannot be
+    read (a function built at run time, a C extension): the name alone identifies it then.
+    """
+    out: dict[str, str | None] = {}
+    for name in (params.orm_function, params.prm_function):
+        if name is None:
+            continue
+        try:
+            out[name] = digest(inspect.getsource(get_function(name)))
+        except (ConfigError, OSError, TypeError):
+            out[name] = None
+    return out
+
+
 def _item(run: ItemRun, node: str) -> CalibratedItem:
     out = CalibratedItem(line=run.line, run_id=run.run_id, calls=run.calls, reused=run.reused)
     if run.error or run.outputs is None:
@@ -238,6 +259,7 @@ async def acalibrate(
         job_spec,
         items,
         kind="calibrate",
+        job_key={"reward_functions": _function_sources(_params(spec, name))},
         model=model,
         store=store,
         concurrency=concurrency,
