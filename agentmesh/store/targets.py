@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TARGET_KINDS",
     "PinnedTargetSet",
+    "StoredEmbedding",
     "TargetMethods",
     "TargetRow",
     "TargetSetInfo",
@@ -105,6 +106,17 @@ class TargetRow(BaseModel):
         }
 
 
+class StoredEmbedding(BaseModel):
+    """One ``target_embeddings`` row as it is stored (raw little-endian float32 bytes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_id: int
+    embedder_id: str
+    dim: int
+    vector: bytes
+
+
 class PinnedTargetSet(BaseModel):
     """A set as one run read it: what a replay copies into its scratch database so it reads the same targets."""
 
@@ -114,6 +126,8 @@ class PinnedTargetSet(BaseModel):
     name: str
     version: int
     targets: list[TargetRow]
+    embeddings: list[StoredEmbedding] = []
+    """The stored profile vectors of those targets, so that a replay embeds nothing either."""
 
 
 def normalize_alias(text: str) -> str:
@@ -489,8 +503,30 @@ class TargetMethods:
                 rows = conn.execute(
                     sa.select(targets).where(targets.c.set_id == pin.id, _active_at(pin.version)).order_by(targets.c.id)
                 ).all()
+                active = [r.id for r in rows]
+                vectors = conn.execute(
+                    sa.select(
+                        target_embeddings.c.target_id,
+                        target_embeddings.c.embedder_id,
+                        target_embeddings.c.dim,
+                        target_embeddings.c.vector,
+                    )
+                    .where(target_embeddings.c.set_id == pin.id, target_embeddings.c.target_id.in_(active))
+                    .order_by(target_embeddings.c.target_id, target_embeddings.c.embedder_id)
+                ).all()
                 out.append(
-                    PinnedTargetSet(node=pin.node, name=pin.name, version=pin.version, targets=[_row(r) for r in rows])
+                    PinnedTargetSet(
+                        node=pin.node,
+                        name=pin.name,
+                        version=pin.version,
+                        targets=[_row(r) for r in rows],
+                        embeddings=[
+                            StoredEmbedding(
+                                target_id=v.target_id, embedder_id=v.embedder_id, dim=v.dim, vector=bytes(v.vector)
+                            )
+                            for v in vectors
+                        ],
+                    )
                 )
         return out
 
@@ -575,6 +611,27 @@ class TargetMethods:
                     conn.execute(sa.insert(targets), rows)
                 if alias_rows:
                     conn.execute(sa.insert(target_aliases), alias_rows)
+                vectors = {
+                    (e.target_id, e.embedder_id): e
+                    for other in pinned
+                    if other.name == pin.name
+                    for e in other.embeddings
+                }
+                if vectors:
+                    conn.execute(
+                        sa.insert(target_embeddings),
+                        [
+                            {
+                                "set_id": set_id,
+                                "target_id": e.target_id,
+                                "embedder_id": e.embedder_id,
+                                "dim": e.dim,
+                                "vector": e.vector,
+                                "schema_version": SCHEMA_VERSION,
+                            }
+                            for e in vectors.values()
+                        ],
+                    )
             conn.execute(
                 sa.insert(target_pins),
                 [

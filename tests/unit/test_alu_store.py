@@ -307,6 +307,13 @@ def test_profile_embeddings_are_stored_and_read_back(tmp_path: Path, monkeypatch
         assert profile not in embedded and embedded  # only the query-side windows
         assert second.outputs["alu"]["alu"]["shortlist"] == first.outputs["alu"]["alu"]["shortlist"]
 
+        # a replay's scratch database gets the stored vectors with the pinned targets: it embeds no profile either
+        (pinned,) = store.pinned_target_sets(second.run_id)
+        assert sorted(e.target_id for e in pinned.embeddings) == [1, 2, 3]
+        embedded.clear()
+        assert replay(second.run_id, store=store).identical
+        assert profile not in embedded
+
 
 def test_a_fork_reads_its_parents_targets(tmp_path: Path) -> None:
     with Store(_db(tmp_path)) as store:
