@@ -209,6 +209,9 @@ class JudgePRM(_Agent):
 
 
 def _unit(value: Any, *, scale: float, what: str) -> float:
+    if value is None:
+        log.warning("%s: no score its card's parser could read in the reply; counts as %s", what, NEUTRAL)
+        return NEUTRAL
     try:
         x = float(value) / scale
     except (TypeError, ValueError):
