@@ -218,6 +218,8 @@ def test_calibration_graph_runs_only_the_first_sample_op() -> None:
     moved = with_calibration(resolve_graph("magicore"), 0.7, 0.2)
     params = moved.nodes["magicore"].params
     assert isinstance(params, MagicoreParams) and (params.mu, params.sigma) == (0.7, 0.2)
+    with pytest.raises(ValueError, match="sigma"):
+        with_calibration(resolve_graph("magicore"), 0.7, 0.0)
 
 
 def test_the_blocking_form_runs_outside_an_event_loop(tmp_path: Path) -> None:

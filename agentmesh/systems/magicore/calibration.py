@@ -102,7 +102,7 @@ def calibration_graph(spec: GraphSpec, node: str | None = None) -> GraphSpec:
 def with_calibration(spec: GraphSpec, mu: float, sigma: float, node: str | None = None) -> GraphSpec:
     """``spec`` with its magicore node's ``mu``/``sigma`` set: a graph that carries its calibration."""
     name = magicore_node(spec, node)
-    params = _params(spec, name).model_copy(update={"mu": mu, "sigma": sigma})
+    params = MagicoreParams.model_validate({**_params(spec, name).model_dump(), "mu": mu, "sigma": sigma})
     nodes = {**spec.nodes, name: spec.nodes[name].model_copy(update={"params": params})}
     return spec.model_copy(update={"nodes": nodes})
 
