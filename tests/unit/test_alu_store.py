@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import command
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
-from agentmesh.errors import SchemaVersionError, StoreError
+from agentmesh.errors import ConfigError, SchemaVersionError, StoreError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import resume, run
@@ -345,6 +345,14 @@ def test_a_resumed_run_reads_the_version_it_read_before(tmp_path: Path) -> None:
         assert result.outputs["alu"]["alu"]["target_set"] == {"name": "people", "version": 1}
         assert result.answer == "Krum enjoyed the ball and danced a lot."
         assert "vanilla" not in roles.prompts  # served from the record
+
+
+def test_an_unknown_set_fails_the_run_saying_where_it_looked(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        with pytest.raises(ConfigError, match=r"no target set 'nobody' in the run's store.*and no file 'nobody'"):
+            run(GRAPH, {"query": KRUM, "target_set": "nobody"}, model=ScriptedModel(respond=Roles()), store=store)
+        (failed,) = store.list_runs()
+        assert failed.status == "failed" and failed.totals["calls"] == 0
 
 
 def test_store_sets_win_and_other_sources_still_work(tmp_path: Path) -> None:

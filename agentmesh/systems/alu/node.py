@@ -86,7 +86,8 @@ class AluParams(OperatorParams):
     targets_from: str = Field(default="targets", description="The graph input holding target records or names.")
     target_set_from: str = Field(
         default="target_set",
-        description="The graph input naming a registered target set or a JSONL file; used when it is non-empty.",
+        description="The graph input naming a target set (in the run's store, else registered in this process) "
+        "or a JSONL file; used when it is non-empty.",
     )
     k: int = Field(default=5, ge=1)
     j: int = Field(default=3, ge=1)
@@ -211,7 +212,10 @@ def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) 
         try:  # the set's current version, read once for this query (§3.1)
             return get_target_set(value).snapshot()
         except KeyError as exc:
-            raise ConfigError(f"ALU targets: {exc.args[0]} (and no file {value!r})") from None
+            raise ConfigError(
+                f"ALU targets: no target set {value!r} in the run's store (see `agentmesh targets list`); "
+                f"{exc.args[0]}; and no file {value!r}"
+            ) from None
     if isinstance(value, str | Path):
         targets = load_targets_jsonl(value)
     elif isinstance(value, list | tuple):
@@ -296,11 +300,11 @@ async def alu_node(run: NodeRun) -> NodeOutput:
     if source is None:
         raise ConfigError(
             f"node {run.name!r}: no targets: give the input {p.targets_from!r} (records or names) or "
-            f"{p.target_set_from!r} (a registered target set or a JSONL file)",
+            f"{p.target_set_from!r} (a target set in the store or this process, or a JSONL file)",
             node=run.name,
         )
     stored = await _stored_snapshot(run, source, p.min_alias_len)
-    snapshot = stored or snapshot_from_input(source, p.min_alias_len)
+    snapshot = stored if stored is not None else snapshot_from_input(source, p.min_alias_len)
     scorer: SemanticScorer
     try:
         scorer = LexicalOnly() if p.embedder == "none" else EmbeddingScorer(embedder_from_ref(p.embedder))
