@@ -161,7 +161,8 @@ def export(
         events = store.events(record.id)
         spec = graph_from_data(record.meta["spec"]) if isinstance(record.meta.get("spec"), dict) else None
         outputs = stored_outputs(store, spec, record.id) if spec is not None else None
-    text = json.dumps(export_run(record, events, outputs), ensure_ascii=False, indent=1)
+        target_sets = store.pinned_target_sets(record.id)  # what the run read, so that it replays elsewhere
+    text = json.dumps(export_run(record, events, outputs, target_sets), ensure_ascii=False, indent=1)
     if out is None:
         print(text)
     else:

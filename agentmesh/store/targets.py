@@ -30,6 +30,7 @@ from agentmesh.errors import StoreError
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.schema import (
     SCHEMA_VERSION,
+    runs,
     target_aliases,
     target_embeddings,
     target_pins,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from agentmesh.store.writes import BatchWriter, Writer
 
 __all__ = [
+    "IMPORTED_PINS",
     "TARGET_KINDS",
     "PinnedTargetSet",
     "StoredEmbedding",
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 TARGET_KINDS = ("entity", "topic", "option", "other")
+IMPORTED_PINS = "pinned_target_sets"
+"""The ``meta`` key of an imported run holding the target sets it read where it ran (see ``transfer.py``)."""
 
 
 class TargetSetNotFoundError(StoreError):
@@ -498,6 +502,10 @@ class TargetMethods:
                 .where(target_pins.c.run_id == run_id)
                 .order_by(target_pins.c.node, target_sets.c.name)
             ).all()
+            if not pins:  # an imported run: the sets it read came with it, in its meta (see transfer.py)
+                meta = conn.execute(sa.select(runs.c.meta).where(runs.c.id == run_id)).scalar()
+                imported = meta.get(IMPORTED_PINS) if isinstance(meta, dict) else None
+                return [PinnedTargetSet.model_validate(p) for p in imported or []]
             out = []
             for pin in pins:
                 rows = conn.execute(

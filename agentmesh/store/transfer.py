@@ -1,7 +1,9 @@
 """Moving runs between stores: a versioned JSON document per run (``agentmesh export`` / ``agentmesh import``).
 
 The document holds the run record, every event in order, and the run's final node outputs (so a report or a
-timeline of an imported run still has its networks and scores). LangGraph checkpoints are not carried: an imported
+timeline of an imported run still has its networks and scores), and the target sets the run read at the versions
+it read them (``target_sets``, kept in the imported run's ``meta`` so that a replay there reads the same targets,
+whatever sets the destination has). LangGraph checkpoints are not carried: an imported
 run can be shown, reported, diffed, replayed and forked, but not resumed mid-way. Secrets are redacted again on
 the way out (the store already keeps none; an export must not depend on that), and the document is checked
 before anything is written on the way in.
@@ -9,17 +11,19 @@ before anything is written on the way in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact
 from agentmesh.store.records import EventRecord, RunRecord
 from agentmesh.store.runs import Store, event_row
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
+from agentmesh.store.targets import IMPORTED_PINS, PinnedTargetSet
 
 FORMAT = "agentmesh-run"
 VERSION = 1
@@ -27,9 +31,15 @@ VERSION = 1
 OUTPUTS_EVENT = "final_outputs"
 
 
-def export_run(record: RunRecord, run_events: list[EventRecord], outputs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The export document of a run."""
+def export_run(
+    record: RunRecord,
+    run_events: list[EventRecord],
+    outputs: Mapping[str, Any] | None,
+    target_sets: Sequence[PinnedTargetSet] = (),
+) -> dict[str, Any]:
+    """The export document of a run (``target_sets``: :meth:`Store.pinned_target_sets` of it)."""
     run = record.model_dump(mode="json")
+    pinned = {"target_sets": [redact(p.model_dump(mode="json", exclude={"embeddings"})) for p in target_sets]}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -40,6 +50,7 @@ def export_run(record: RunRecord, run_events: list[EventRecord], outputs: Mappin
             for e in run_events
         ],
         "outputs": redact(dict(outputs)) if outputs is not None else None,
+        **(pinned if target_sets else {}),
     }
 
 
@@ -86,6 +97,12 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
     if run.get("parent_run_id") and parent is None:
         meta["parent_run_id_elsewhere"] = run["parent_run_id"]
     meta["imported_from"] = {"run_id": run["id"], "schema_version": run.get("schema_version")}
+    if document.get("target_sets"):
+        try:
+            pinned = [PinnedTargetSet.model_validate(p) for p in document["target_sets"]]
+        except (ValidationError, TypeError) as exc:
+            raise StoreError(f"{where}: 'target_sets' is not a list of pinned target sets ({exc})") from None
+        meta[IMPORTED_PINS] = [p.model_dump(mode="json", exclude={"embeddings"}) for p in pinned]
     rows = []
     for event in run_events:
         fields: dict[str, Any] = {k: event.get(k) for k in _EVENT_FIELDS}

@@ -474,6 +474,32 @@ def test_cli_adds_removes_lists_and_imports(cli: Callable[..., tuple[int, str, s
     assert code == 0 and "people" in out
 
 
+def test_an_exported_run_replays_in_another_store_on_the_targets_it_read(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store(store_url) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        result = run(
+            GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+        )
+    exported = tmp_path / "run.json"
+    code, _, err = run_cli(["export", result.run_id, "-o", str(exported), "--db", store_url], capsys, monkeypatch)
+    assert code == 0, err
+    document = json.loads(exported.read_text())
+    assert [(p["name"], p["version"], len(p["targets"])) for p in document["target_sets"]] == [("people", 1, 3)]
+
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    with Store(elsewhere) as other:  # a set of the same name with other targets: the import must not mix them up
+        other.add_targets("people", [{"name": "Someone Else"}], create=True)
+    code, _, err = run_cli(["import", str(exported), "--db", elsewhere], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(elsewhere) as other:
+        assert [(p.name, p.version) for p in other.pinned_target_sets(result.run_id)] == [("people", 1)]
+        report = replay(result.run_id, store=other)
+        assert report.identical and report.calls_made == 0
+        assert [t.name for t in other.list_targets("people")] == ["Someone Else"]  # untouched
+
+
 def test_cli_errors_name_what_is_wrong_and_change_nothing(
     cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:
