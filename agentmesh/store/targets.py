@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import mask_secrets
@@ -265,13 +267,8 @@ class TargetMethods:
         clean = _set_name(name)
         now = utcnow()
         with self._writer.begin() as conn:
-            if conn.execute(sa.select(target_sets.c.id).where(target_sets.c.name == clean)).first() is not None:
+            if conn.execute(_insert_set_if_absent(conn, clean, now).returning(target_sets.c.id)).first() is None:
                 raise StoreError(f"target set {clean!r} already exists in {self.url}")
-            conn.execute(
-                sa.insert(target_sets).values(
-                    name=clean, version=0, created_at=now, updated_at=now, schema_version=SCHEMA_VERSION
-                )
-            )
         return self.target_set(clean)
 
     def target_set(self, name: str) -> TargetSetInfo:
@@ -667,11 +664,7 @@ class TargetMethods:
         query = sa.select(target_sets).where(target_sets.c.name == name).with_for_update()
         head = conn.execute(query).first()
         if head is None and create:
-            conn.execute(
-                sa.insert(target_sets).values(
-                    name=name, version=0, created_at=now, updated_at=now, schema_version=SCHEMA_VERSION
-                )
-            )
+            conn.execute(_insert_set_if_absent(conn, name, now))  # another process may be creating it too
             head = conn.execute(query).first()
         if head is None:
             raise self._missing(conn, name)
@@ -717,6 +710,16 @@ class _Pin:
             },
         )
         return set_id, current, created
+
+
+def _insert_set_if_absent(conn: sa.Connection, name: str, now: datetime) -> sa.Insert:
+    """``INSERT ... ON CONFLICT (name) DO NOTHING`` of a new set at version 0: two processes creating the same set
+    at once both succeed, one of them inserting it (a plain insert would fail the other with a unique violation
+    that aborts its whole transaction on Postgres)."""
+    values = {"name": name, "version": 0, "created_at": now, "updated_at": now, "schema_version": SCHEMA_VERSION}
+    if conn.dialect.name == "postgresql":
+        return postgresql_insert(target_sets).values(**values).on_conflict_do_nothing(index_elements=["name"])
+    return sqlite_insert(target_sets).values(**values).on_conflict_do_nothing(index_elements=["name"])
 
 
 def _set_name(name: str) -> str:

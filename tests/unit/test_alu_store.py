@@ -99,13 +99,12 @@ def test_every_change_bumps_the_version_and_removal_is_soft(store_url: str) -> N
 
 
 def test_concurrent_changes_get_distinct_versions(store_url: str) -> None:
-    """Writers in several threads (each its own Store, as separate processes would be) never share a version."""
-    with Store(store_url) as store:
-        store.create_target_set("people")
+    """Writers in several threads (each its own Store, as separate processes would be) never share a version,
+    the first of them creating the set."""
 
     def add(worker: int) -> list[int]:
         with Store(store_url) as own:
-            return [own.add_targets("people", [{"name": f"Person {worker}-{i}"}])[0] for i in range(5)]
+            return [own.add_targets("people", [{"name": f"Person {worker}-{i}"}], create=True)[0] for i in range(5)]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         versions = [v for found in pool.map(add, range(4)) for v in found]
