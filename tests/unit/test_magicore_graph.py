@@ -22,11 +22,12 @@ import agentmesh.systems.magicore  # noqa: F401  (registers the magicore operato
 from agentmesh.errors import ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
-from agentmesh.runtime import run
+from agentmesh.runtime import resume, run
 from agentmesh.runtime.operators import register_function
 from agentmesh.runtime.replay import areplay
 from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.spec.stop import Budget
+from agentmesh.store import Store
 from agentmesh.systems.magicore.graph import MagicoreParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,3 +202,28 @@ def test_an_unreadable_judge_reply_is_no_evidence_not_a_zero(tmp_path: Path) -> 
     samples = result.outputs["magicore"]["magicore"]["rounds"][0]["samples"]
     assert [s["orm"] for s in samples] == [0.5, 0.8]
     assert [s["prm_steps"] for s in samples] == [[0.5, 0.5], [0.5, 0.5]]
+
+
+def test_a_run_cut_short_mid_refinement_resumes_without_repeating_a_call(tmp_path: Path) -> None:
+    """The whole loop is one graph step, so a failure inside round 1 loses the step; the calls it had finished are
+    in the store and a resumed run is served them back: only the calls that never finished are made again."""
+    store = db(tmp_path)
+    broken = Script()
+
+    def fails_at_the_third_refiner(request: ModelRequest, context: CallContext) -> str:
+        if context.agent == "refiner" and sum(1 for a, _, _ in broken.calls if a == "refiner") == 2:
+            raise ConnectionError("the server went away")
+        return broken(request, context)
+
+    with pytest.raises(Exception, match="the server went away"):
+        run(spec(), {"question": "q"}, model=ScriptedModel(respond=fails_at_the_third_refiner), store=store)
+    with Store(store) as db_:
+        (record,) = db_.list_runs()
+        done_before = len(db_.events(record.id, kind="model_call"))
+    assert record.status != "succeeded" and done_before >= 5 + 10 + 5 + 2  # Solver, judges, Reviewers, 2 Refiners
+
+    again = Script()
+    result = resume(record.id, store=store, model=ScriptedModel(respond=again))
+    assert result.status == "succeeded" and result.answer == "15"
+    assert len(again.calls) == 35 - done_before  # only what had not finished
+    assert {a for a, _, _ in again.calls} <= {"reviewer", "refiner", "orm_judge", "prm_judge"}
