@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import agentmesh.systems.magicore  # noqa: F401  (registers the magicore operator)
+from agentmesh.datasets import read_items
 from agentmesh.errors import ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
@@ -28,7 +29,7 @@ from agentmesh.runtime.replay import areplay
 from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import Store
-from agentmesh.systems.magicore.graph import MagicoreParams
+from agentmesh.systems.magicore.graph import MagicoreParams, inline_choices
 
 REPO = Path(__file__).resolve().parents[2]
 ITER0 = ["12", "12", "15", "9", "7"]
@@ -227,3 +228,33 @@ def test_a_run_cut_short_mid_refinement_resumes_without_repeating_a_call(tmp_pat
     assert result.status == "succeeded" and result.answer == "15"
     assert len(again.calls) == 35 - done_before  # only what had not finished
     assert {a for a, _, _ in again.calls} <= {"reviewer", "refiner", "orm_judge", "prm_judge"}
+
+
+def test_mmlu_options_given_apart_are_written_into_the_question(tmp_path: Path) -> None:
+    """MMLU-style data keeps the options in ``choices``; every card reads the question with them inline, in the
+    reference's form, and an MMLU-style JSONL line fills both inputs."""
+    seen: dict[str, str] = {}
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        seen.setdefault(str(context.agent), request.messages[-1].content)
+        if context.agent == "solver":
+            return "Step 1: 17*3 = 51.\nStep 2: so B)"
+        return "90 [END]" if context.agent == "orm_judge" else "[0.9, 0.9]"
+
+    graph = load_graph(REPO / "graphs" / "magicore_mmlu.yaml")
+    data = tmp_path / "mmlu.jsonl"
+    data.write_text('{"question": "What is 17*3?", "choices": ["41", "51", "61", "71"], "answer": 1}\n')
+    (item,) = read_items(data, graph)
+    assert item.inputs["choices"] == ["41", "51", "61", "71"] and item.extra == {"answer": 1}
+    result = run(graph, item.inputs, model=ScriptedModel(respond=respond), store=db(tmp_path))
+    assert result.status == "succeeded" and result.answer == "B"
+    inline = "What is 17*3? The options are: A)41 B)51 C)61 D)71\nYour final answer should be chosen from A, B, C or D."
+    assert set(seen) == {"solver", "orm_judge", "prm_judge"} and all(inline in prompt for prompt in seen.values())
+    assert inline_choices("Pick one.", ["x", "y"]).endswith("A)x B)y\nYour final answer should be chosen from A or B.")
+    with pytest.raises(ConfigError, match="at most 5 options"):
+        run(
+            graph,
+            {"question": "q", "choices": list("abcdef")},
+            model=ScriptedModel(respond=respond),
+            store=db(tmp_path),
+        )

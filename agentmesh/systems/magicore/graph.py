@@ -64,6 +64,7 @@ from agentmesh.systems.magicore.scoring import Answer
 
 __all__ = [
     "FIRST_SAMPLE_OP",
+    "LETTERS",
     "AgentRefiner",
     "AgentReviewer",
     "AgentSolver",
@@ -72,6 +73,7 @@ __all__ = [
     "JudgeORM",
     "JudgePRM",
     "MagicoreParams",
+    "inline_choices",
     "magicore_operator",
 ]
 
@@ -105,6 +107,11 @@ class MagicoreParams(OperatorParams):
     confidence_threshold: float = 0.5
     combine: Literal["or", "and"] = "or"
     question_input: str = Field(default="question", description="The graph input holding the problem text.")
+    choices_input: str | None = Field(
+        default=None,
+        description="A graph input holding the options as a list (MMLU-style data): when given, they are written "
+        "into the question inline, as the reference's multiple-choice data has them.",
+    )
 
     outputs: ClassVar[frozenset[str] | None] = frozenset(
         {"answer", "answers", "value", "text", "votes", "magicore", "stop"}
@@ -151,7 +158,11 @@ class _Agent:
 
     async def ask(self, round: int, slot: int, extra: dict[str, Any]) -> AgentAnswer:
         ctx = self.run.ctx
-        variables = ctx.variables(self.run.outputs, ctx.spec.agents[self.agent], extra)
+        p = self.run.params
+        assert isinstance(p, MagicoreParams)
+        # every card sees the question the controller works on (with its options inline, when given apart)
+        shown = {"question": _question(self.run, p)} if p.choices_input else {}
+        variables = ctx.variables(self.run.outputs, ctx.spec.agents[self.agent], {**shown, **extra})
         return await ctx.ask(node=self.run.call_node, agent=self.agent, slot=slot, round=round, variables=variables)
 
 
@@ -285,7 +296,35 @@ def _question(run: NodeRun, p: MagicoreParams) -> str:
             "(parameter question_input)",
             node=run.name,
         )
+    choices = run.ctx.inputs.get(p.choices_input) if p.choices_input else None
+    if choices:
+        if not isinstance(choices, list) or len(choices) > len(LETTERS):
+            raise ConfigError(
+                f"node {run.name!r}: graph input {p.choices_input!r} must be a list of at most {len(LETTERS)} "
+                f"options (the answers are read as letters {', '.join(LETTERS)}), got {choices!r}",
+                node=run.name,
+            )
+        return inline_choices(question, [str(c) for c in choices])
     return question
+
+
+LETTERS = "ABCDE"
+"""The letters MAgICoRe's multiple-choice parser reads (§2.2)."""
+
+
+def inline_choices(question: str, choices: Sequence[str]) -> str:
+    """``question`` with its options inline, in the reference's test-data form (magicore.md §7: MMLU, SAT)::
+
+        <question> The options are: A)1 B)2 C)3 D)4
+        Your final answer should be chosen from A, B, C or D.
+
+    MMLU-style data keeps the options apart (``choices``); the Solver, Reviewer, Refiner and judges all read
+    the question, so the options go into it once, here.
+    """
+    letters = LETTERS[: len(choices)]
+    options = " ".join(f"{letter}){text}" for letter, text in zip(letters, choices, strict=True))
+    among = letters[0] if len(letters) == 1 else f"{', '.join(letters[:-1])} or {letters[-1]}"
+    return f"{question.rstrip()} The options are: {options}\nYour final answer should be chosen from {among}."
 
 
 def _parser(run: NodeRun, p: MagicoreParams) -> ParseAnswer:
