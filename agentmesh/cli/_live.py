@@ -40,7 +40,8 @@ class _Block:
     node: str
     round: int
     op: str
-    rows: dict[int, _Row] = field(default_factory=dict)
+    rows: dict[tuple[int, str], _Row] = field(default_factory=dict)
+    """By (slot, agent): one operator may call several agents at the same slot (MAgICoRe's Solver and judges)."""
     notes: list[str] = field(default_factory=list)
     finished: bool = False
     printed: bool = False
@@ -103,22 +104,21 @@ class LiveView:
     def _on_call(self, data: Mapping[str, Any]) -> None:
         self.calls += 1
         block = self._block(str(data["node"]), int(data.get("round") or 0))
-        slot = int(data.get("slot") or 0)
-        row = block.rows.get(slot) or _Row(slot=slot, agent=str(data.get("agent")))
-        row.agent = str(data.get("agent"))
+        slot, agent = int(data.get("slot") or 0), str(data.get("agent"))
+        row = block.rows.get((slot, agent)) or _Row(slot=slot, agent=agent)
         row.key = data.get("key")
         row.text = str(data.get("text") or "")
         row.state = "ok" if data.get("ok", True) else "error"
         row.error = data.get("error")
-        block.rows[slot] = row
+        block.rows[(slot, agent)] = row
 
     def _on_node(self, data: Mapping[str, Any]) -> None:
         node = str(data["node"])
         block = self._block(node, int(data.get("round") or 0), prefill=False)
-        answered = {a.get("slot") for a in data.get("answers") or []}
+        answered = {(a.get("slot"), a.get("agent")) for a in data.get("answers") or []}
         for row in block.rows.values():
             if row.state == "pending":
-                row.state = "ok" if row.slot in answered else "skipped"
+                row.state = "ok" if (row.slot, row.agent) in answered else "skipped"
         block.notes = _notes(data)
         block.finished = True
         if self.stream is not None:
@@ -156,7 +156,7 @@ class LiveView:
         op = self.spec.nodes[node].op if node in self.spec.nodes else "?"
         block = _Block(node=node, round=round_no, op=op)
         if prefill:
-            block.rows = {i: _Row(slot=i, agent=a) for i, a in enumerate(self._expected(node))}
+            block.rows = {(i, a): _Row(slot=i, agent=a) for i, a in enumerate(self._expected(node))}
         self.blocks.append(block)
         return block
 
@@ -253,8 +253,8 @@ def _render_block(block: _Block) -> RenderableType:
     table = Table(title=Text(block.title, style="bold"), title_justify="left", expand=False)
     for column in ("slot", "agent", "answer", "status", "reply"):
         table.add_column(column, overflow="fold", max_width=60 if column == "reply" else None)
-    for slot in sorted(block.rows):
-        row = block.rows[slot]
+    for key in sorted(block.rows):
+        row = block.rows[key]
         answer = (
             Text("…", style="yellow") if row.state == "pending" else Text(snippet(str(row.key), 40) if row.key else "-")
         )
@@ -262,7 +262,7 @@ def _render_block(block: _Block) -> RenderableType:
             state = Text(row.error or "no answer", style="red")
         else:
             state = _STATE.get(row.state) or Text(f"error: {row.error or 'unparsed'}", style="red")
-        table.add_row(str(slot), Text(row.agent), answer, state, Text(snippet(row.text, 60), style="dim"))
+        table.add_row(str(row.slot), Text(row.agent), answer, state, Text(snippet(row.text, 60), style="dim"))
     if not notes:
         return table
     return Group(table, Text(f"  ↳ {notes}", style="italic"))

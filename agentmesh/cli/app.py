@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from agentmesh.cli import ask, db, graph, inspect, models, optimize, run, runs, targets
+from agentmesh.cli import ask, calibrate, db, graph, inspect, models, optimize, run, runs, targets
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
@@ -60,6 +60,7 @@ app.command("models")(models.models)
 app.command("run")(run.run_graph)
 app.command("resume")(run.resume)
 app.command("optimize")(optimize.optimize)
+app.command("calibrate")(calibrate.calibrate)
 app.command("replay")(inspect.replay)
 app.command("diff")(inspect.diff)
 app.command("report")(inspect.report)

@@ -311,7 +311,9 @@ async def afork(
             db.close()
 
 
-def replay(run_id: str, *, store: Store | str | None = None, graph: str | Path | None = None) -> ReplayReport:
+def replay(
+    run_id: str, *, store: Store | str | None = None, graph: str | Path | GraphSpec | None = None
+) -> ReplayReport:
     """Blocking :func:`areplay`."""
     return blocking(
         areplay(run_id, store=store, graph=graph),

@@ -45,3 +45,21 @@ def test_off_a_terminal_each_round_is_printed_as_it_finishes(tmp_path: Path) -> 
     end = io.StringIO()
     Console(file=end, width=120).print(view.rest())
     assert "round" not in end.getvalue() and "6 calls" in end.getvalue()
+
+
+def test_agents_called_at_the_same_slot_each_get_a_row(tmp_path: Path) -> None:
+    """One operator may call several agents at one slot (MAgICoRe's Solver, then its reward judges, all at round 0
+    and slot i): the view keeps a row per agent rather than the last call's."""
+    spec = resolve_graph("magicore")
+    log = io.StringIO()
+    view = LiveView(spec, stream=Console(file=log, width=160, force_terminal=False))
+    for agent, text in (
+        ("solver", "Step 1: 17*3 = 51. \\boxed{51}"),
+        ("orm_judge", "90 [END]"),
+        ("prm_judge", "[0.9]"),
+    ):
+        view.on_event("call", {"node": "magicore", "round": 0, "slot": 0, "agent": agent, "key": None, "text": text})
+    view.on_event("node", {"node": "magicore", "round": 0, "answers": []})
+    printed = log.getvalue()
+    assert "solver" in printed and "orm_judge" in printed and "prm_judge" in printed
+    assert printed.count("│ 0    │") == 3
