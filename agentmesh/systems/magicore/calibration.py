@@ -68,7 +68,8 @@ def magicore_node(spec: GraphSpec, node: str | None = None) -> str:
             f"graph {spec.name!r} has {len(found)} magicore nodes ({found}); calibration needs exactly one, or name "
             "it (node=...)"
             if found
-            else f"graph {spec.name!r} has no magicore node (op: magicore): nothing to calibrate",
+            else f"graph {spec.name!r} has no magicore node (op: magicore): nothing to calibrate (an SE-Jury or "
+            "DyLAN graph chooses its team with `agentmesh optimize`)",
             graph=spec.name,
         )
     return found[0]
