@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast
 
+from agentmesh._sync import blocking
 from agentmesh.parsers.math import extract_boxed
 from agentmesh.systems.magicore.scoring import (
     Answer,
@@ -492,8 +493,8 @@ def solve(
     parse_answer: ParseAnswer = _parse_default,
     equivalent: Equivalent = magicore_equivalent,
 ) -> MagicoreResult:
-    """:func:`solve_async` for synchronous callers (scripts, tests); not callable from a running event loop."""
-    return asyncio.run(
+    """:func:`solve_async` for synchronous callers (scripts, tests); inside a running event loop, a clear error."""
+    return blocking(
         solve_async(
             question,
             config,
@@ -504,7 +505,9 @@ def solve(
             prm=prm,
             parse_answer=parse_answer,
             equivalent=equivalent,
-        )
+        ),
+        name="agentmesh.systems.magicore.solve",
+        async_name="agentmesh.systems.magicore.solve_async",
     )
 
 
