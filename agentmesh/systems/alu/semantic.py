@@ -24,7 +24,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import mul
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agentmesh.systems.alu.targets import Target, TargetSnapshot, normalize
 
@@ -129,6 +129,7 @@ class OpenAIEmbedder:
         self.api_key_env = api_key_env
         self._tau_sem = tau_sem
         self.batch_size = batch_size
+        self._one_at_a_time = False  # set once the server is seen answering with per-token vectors (see embed)
 
     @property
     def id(self) -> str:
@@ -144,13 +145,36 @@ class OpenAIEmbedder:
         client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(self.api_key_env) or "unused")
         out: list[Vector] = []
         try:
-            for start in range(0, len(texts), self.batch_size):
-                chunk = list(texts[start : start + self.batch_size])
+            start = 0
+            while start < len(texts):
+                size = 1 if self._one_at_a_time else self.batch_size
+                chunk = list(texts[start : start + size])
                 response = client.embeddings.create(model=self.model, input=chunk)
-                out.extend(list(d.embedding) for d in sorted(response.data, key=lambda d: d.index))
+                data = sorted(response.data, key=lambda d: d.index)
+                if len(chunk) > 1 and data and _per_token(data[0].embedding):
+                    # A server that does not pool (llama-cpp-python's on a generative GGUF) mixes up the token
+                    # vectors of a batch's later texts: two copies of one text came back with cosine 0.003. Alone,
+                    # a text's vectors are right, so such a server gets one text per request from now on.
+                    self._one_at_a_time = True
+                    continue
+                out.extend(_pooled(d.embedding) for d in data)
+                start += len(chunk)
         finally:
             client.close()
         return out
+
+
+def _per_token(embedding: Sequence[Any]) -> bool:
+    return bool(embedding) and isinstance(embedding[0], Sequence)
+
+
+def _pooled(embedding: Sequence[Any]) -> Vector:
+    """One vector per text. A server without pooling (llama-cpp-python's on a generative GGUF) answers with one
+    vector per token; their mean is what a mean-pooling server would have returned."""
+    if _per_token(embedding):
+        tokens: Sequence[Sequence[float]] = embedding
+        return [math.fsum(token[i] for token in tokens) / len(tokens) for i in range(len(tokens[0]))]
+    return [float(x) for x in embedding]
 
 
 def embedder_from_ref(ref: str, tau_sem: float | None = None) -> Embedder:
