@@ -109,6 +109,8 @@ def test_inputs_the_judges_cannot_score_are_refused_before_any_call(
         (["S1_2", "S2"], {"s1_ref", "s2_verifier"}, 2, ["check", "prepare", "judges", "jury"]),
         (["S1_2", "S4"], {"s1_ref", "s4_key_points", "s4_verifier"}, 3, ["check", "prepare", "judges", "jury"]),
         (["S1_1", "S1_2"], {"s1_no_ref", "s1_ref"}, 2, ["check", "prepare", "jury"]),  # 'judges' left empty
+        # S2 needs S1-with-reference's reply, which runs without counting in the team's mean
+        (["S1_1", "S2"], {"s1_no_ref", "s1_ref", "s2_verifier"}, 3, ["check", "prepare", "judges", "jury"]),
     ],
 )
 def test_a_teams_graph_makes_only_the_teams_calls(
