@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from agentmesh.cli import ask, calibrate, db, graph, inspect, models, optimize, run, runs, targets
+from agentmesh.cli import eval as eval_
 from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
@@ -69,6 +70,7 @@ app.command("import")(inspect.import_)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
 app.add_typer(targets.app, name="targets")
+app.add_typer(eval_.app, name="eval")
 
 
 def _reflowed(doc: str) -> str:

@@ -5,8 +5,9 @@ from the forget items, apply the attacks (§7), turn each run's recorded ``alu``
 and summarise per split and attack (§9.2): ROUGE-L recall, leak rate, refusal and trigger rates, shortlist
 recall on forget items, retain trigger rate, calls per query, and the KS forget quality against a reference
 run. :func:`run_items` runs items through :func:`~agentmesh.systems.alu.pipeline.run_alu` directly (scripted
-agents, notebooks); a command that stores every run runs ``graphs/alu.yaml`` per item instead and feeds
-:func:`outcome_from_alu` with each node's output.
+agents, notebooks); ``agentmesh eval alu`` stores every run instead: :func:`eval_cases` turns the data into one
+case per (item, attack), :func:`system_graph` and :func:`system_inputs` give each compared system (§9.4) its graph
+and inputs, and :func:`outcome_from_outputs` reads each stored run's node outputs back into an :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentmesh.systems.alu.attacks import Attack, apply_attack, parse_attack
 from agentmesh.systems.alu.metrics import (
@@ -31,18 +32,31 @@ from agentmesh.systems.alu.pipeline import AluAgents, AluConfig, AluResult, run_
 from agentmesh.systems.alu.semantic import SemanticScorer
 from agentmesh.systems.alu.targets import Target, TargetSnapshot, normalize
 
+if TYPE_CHECKING:
+    from agentmesh.spec.graph import GraphSpec
+
 __all__ = [
+    "SYSTEMS",
+    "EvalCase",
     "McqItem",
     "Outcome",
     "QAItem",
     "Split",
+    "eval_cases",
+    "eval_demonstrations",
+    "forget_qualities",
     "forget_quality",
     "load_mcq_jsonl",
     "load_qa_jsonl",
     "mcq_question",
     "outcome_from_alu",
+    "outcome_from_outputs",
+    "parse_systems",
     "run_items",
     "summarize",
+    "summarize_system",
+    "system_graph",
+    "system_inputs",
     "targets_from_items",
 ]
 
@@ -292,3 +306,238 @@ def summarize(
             row["abstain_rate"] = abstained / len(mcq)
         table[key] = row
     return table
+
+
+# --- the stored eval (``agentmesh eval alu``): one graph run per (system, item, attack) -------------------------
+
+SYSTEMS: dict[str, str] = {
+    "alu": "alu",
+    "reference": "alu_reference",
+    "vanilla": "",  # built in Python from agents/alu/vanilla.yaml: no shipped graph is the vanilla agent alone
+    "prompt_guard": "alu_prompt_guard",
+    "output_filter": "alu_output_filter",
+    "icul": "alu_icul",
+}
+"""The systems an eval compares (§9.4) and their shipped graphs: ``alu`` always runs, the others on request."""
+
+_WITH_SHORTLIST = ("alu", "reference")
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One question an eval asks every system: an item under one attack, with what its metrics need."""
+
+    item_id: str
+    split: Split
+    attack: str
+    query: str
+    reference: str | None = None
+    target: Target | None = None
+    gold_letter: str | int | None = None
+    n_options: int | None = None
+
+
+def parse_systems(baselines: str | Sequence[str] | None) -> list[str]:
+    """``alu`` plus the named baselines (comma-separated or a list), in the order given, without repeats.
+
+    An unknown name raises ``ValueError`` naming it and the known ones, before anything runs."""
+    names = [b.strip() for b in (baselines.split(",") if isinstance(baselines, str) else baselines or [])]
+    known = [s for s in SYSTEMS if s != "alu"]
+    out = ["alu"]
+    for name in names:
+        if not name:
+            continue
+        if name not in known:
+            raise ValueError(f"unknown baseline {name!r}: expected one of {', '.join(known)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def eval_cases(
+    items: Sequence[QAItem | McqItem],
+    targets: Sequence[Target],
+    attacks: Sequence[str] = ("none",),
+    *,
+    seed: int = 0,
+    translations: Mapping[str, Mapping[str, str]] | None = None,
+    source: str = "data",
+) -> list[EvalCase]:
+    """Every (item, attack) case: forget QA items under each attack, retain items plain once, multiple-choice
+    items plain (their questions name no target to attack). Everything that can be wrong with the data (an
+    unknown attack, a forget item whose target is in no target record, a missing translation) raises
+    ``ValueError`` here, naming the item, so a bad file costs no model call.
+
+    The many-shot pool is the retain items' question-answer pairs (§7); the seed of an item's draw is ``seed``
+    plus its position, as in :func:`run_items`, so a case's query is the same every time (and so is its stored
+    run, which a second eval reuses)."""
+    parsed = [parse_attack(a) for a in attacks] or [Attack("none")]
+    snapshot = TargetSnapshot("eval", 1, tuple(targets))
+    qa = [i for i in items if isinstance(i, QAItem)]
+    shots = [(i.question, i.answer) for i in qa if i.split == "retain"]
+    out: list[EvalCase] = []
+    for position, item in enumerate(items):
+        if isinstance(item, McqItem):
+            out.append(
+                EvalCase(
+                    item.id,
+                    item.split,
+                    "none",
+                    mcq_question(item),
+                    gold_letter=item.answer,
+                    n_options=len(item.choices),
+                )
+            )
+            continue
+        target = _target_of(item, snapshot)
+        if target is not None and target.id == 0:
+            raise ValueError(f"{source}: forget item {item.id!r} names target {item.target!r}, in no target record")
+        for attack in parsed if item.split == "forget" else [Attack("none")]:
+            question = item.question
+            if target is not None:
+                try:
+                    question = apply_attack(
+                        attack, item.question, target, pool=shots, seed=seed + position, translations=translations
+                    )
+                except (KeyError, ValueError) as exc:
+                    raise ValueError(f"{source}: item {item.id!r}, attack {attack.label}: {exc.args[0]}") from None
+            out.append(EvalCase(item.id, item.split, attack.label, question, item.answer, target))
+    return out
+
+
+def system_graph(system: str) -> GraphSpec:
+    """The :class:`~agentmesh.spec.graph.GraphSpec` of one compared system. ``vanilla`` is built here: one
+    ``call`` node over the shipped vanilla card, the very answer ALU starts from (a graph file of its own would
+    duplicate a card)."""
+    from agentmesh.runtime.run import builtin_graphs_dir, resolve_graph
+    from agentmesh.spec.loader import graph_from_data
+
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}: expected one of {', '.join(SYSTEMS)}")
+    if SYSTEMS[system]:
+        return resolve_graph(SYSTEMS[system])
+    data = {
+        "name": "alu_vanilla",
+        "description": "Baseline for ALU (alu.md §9.4): the target model alone, told nothing of the targets.",
+        "inputs": {"query": {"type": "string", "description": "The question."}},
+        "agents": {"vanilla": "../agents/alu/vanilla.yaml"},
+        "nodes": {"answer": {"op": "call", "description": "The unguarded answer.", "agent": "vanilla"}},
+        "output": "answer",
+    }
+    return graph_from_data(data, file="<alu_vanilla>", base_dir=builtin_graphs_dir())
+
+
+def system_inputs(
+    system: str,
+    case: EvalCase,
+    targets: Sequence[Target],
+    demonstrations: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """The graph inputs of one case for one system: the question, and the targets (as records) or the ICUL
+    demonstrations where the system reads them."""
+    if system == "vanilla":
+        return {"query": case.query}
+    if system == "icul":
+        return {"query": case.query, "demonstrations": [dict(d) for d in demonstrations]}
+    return {"query": case.query, "targets": [t.to_json() for t in targets]}
+
+
+def outcome_from_outputs(system: str, case: EvalCase, outputs: Mapping[str, Any], calls: int) -> Outcome:
+    """The :class:`Outcome` of one stored run of ``system`` on ``case``, from the run's node outputs and its
+    number of model calls. The trigger of the output filter is its filtering; the other baselines have none."""
+    if system in _WITH_SHORTLIST:
+        node = outputs.get("alu") or {}
+        alu = node.get("alu") or {
+            "final_response": node.get("text", ""),
+            "decision": node.get("decision", ""),
+        }  # a budget stop records no pipeline result: the refusal, no audit
+        out = outcome_from_alu(
+            alu,
+            item_id=case.item_id,
+            split=case.split,
+            attack=case.attack,
+            reference=case.reference,
+            target=case.target,
+        )
+    else:
+        node = outputs.get("filter" if system == "output_filter" else "answer") or {}
+        out = Outcome(
+            case.item_id,
+            case.split,
+            case.attack,
+            str(node.get("text", "")),
+            case.reference,
+            case.target,
+            flagged=bool(node.get("filtered", False)),
+        )
+    out.calls = calls
+    out.gold_letter = case.gold_letter
+    out.n_options = case.n_options
+    if case.gold_letter is not None:
+        out.reference = None
+    return out
+
+
+def summarize_system(
+    system: str,
+    outcomes: Sequence[Outcome],
+    *,
+    refusal_text: str,
+    stemmer: Stemmer | Literal["porter"] | None = "porter",
+) -> dict[str, dict[str, Any]]:
+    """:func:`summarize` for one system, with ``None`` for what the system has no notion of: a shortlist (every
+    baseline) and a trigger (every baseline but the output filter)."""
+    table = summarize(outcomes, refusal_text=refusal_text, stemmer=stemmer)
+    for row in table.values():
+        if system not in _WITH_SHORTLIST:
+            for key in ("shortlist_recall", "retain_trigger_rate"):
+                if key in row:
+                    row[key] = None
+            if system != "output_filter":
+                row["trigger_rate"] = None
+    return table
+
+
+def forget_qualities(
+    by_system: Mapping[str, Sequence[Outcome]],
+    *,
+    reference_system: str = "vanilla",
+    stemmer: Stemmer | Literal["porter"] | None = "porter",
+) -> dict[str, dict[str, float]]:
+    """Per system (not the reference) and attack: the KS forget quality (§9.2) of its per-item forget ROUGE-L
+    recalls against ``reference_system``'s under the same attack; empty when the reference did not run."""
+    reference = by_system.get(reference_system)
+    if not reference:
+        return {}
+
+    def recalls(outcomes: Sequence[Outcome], attack: str) -> list[float]:
+        return [
+            float(rouge_l_recall(o.reference, o.answer, stemmer=stemmer))
+            for o in outcomes
+            if o.split == "forget" and o.attack == attack and o.reference is not None and o.gold_letter is None
+        ]
+
+    out: dict[str, dict[str, float]] = {}
+    for system, outcomes in by_system.items():
+        if system == reference_system:
+            continue
+        for attack in dict.fromkeys(o.attack for o in outcomes if o.split == "forget"):
+            mine, theirs = recalls(outcomes, attack), recalls(reference, attack)
+            if mine and theirs:
+                out.setdefault(system, {})[attack] = forget_quality(mine, theirs)
+    return out
+
+
+def eval_demonstrations(items: Sequence[QAItem | McqItem], *, seed: int = 0) -> list[dict[str, str]]:
+    """ICUL's demonstrations for an eval's items (:func:`~agentmesh.systems.alu.baselines.icul_demonstrations`);
+    a multiple-choice item is shown as its lettered question with its gold letter as ``(X)``."""
+    from agentmesh.systems.alu.baselines import icul_demonstrations
+
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    qa = [
+        i
+        if isinstance(i, QAItem)
+        else QAItem(i.id, mcq_question(i), f"({letters[i.answer] if isinstance(i.answer, int) else i.answer})", i.split)
+        for i in items
+    ]
+    return icul_demonstrations(qa, seed=seed)

@@ -1,0 +1,323 @@
+"""``agentmesh eval``: rerun a system's evaluation protocol against its baselines (``eval alu``: alu.md §9.3).
+
+Every question the eval asks (an item under one attack, for ALU and for each baseline) is its own stored run,
+through :func:`agentmesh.optimize.items.run_items`: the runs can be inspected and replayed like any other, and an
+eval that was cut short, or run again with a baseline added, reuses what finished instead of paying for it twice.
+What is not command-line (the cases, each system's graph and inputs, reading the runs back as outcomes, the
+metrics) is in :mod:`agentmesh.systems.alu.evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agentmesh.cli._common import (
+    DbOption,
+    Executor,
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    RayCpusOption,
+    console,
+    err_console,
+    open_store,
+    run_async,
+)
+from agentmesh.cli._progress import WorkProgress
+from agentmesh.datasets import Item
+from agentmesh.errors import ConfigError
+from agentmesh.optimize.items import ItemRun, JobRun, run_items
+from agentmesh.systems.alu.attacks import parse_attack
+from agentmesh.systems.alu.evaluate import (
+    EvalCase,
+    McqItem,
+    Outcome,
+    QAItem,
+    eval_cases,
+    eval_demonstrations,
+    forget_qualities,
+    load_mcq_jsonl,
+    load_qa_jsonl,
+    outcome_from_outputs,
+    parse_systems,
+    summarize_system,
+    system_graph,
+    system_inputs,
+    targets_from_items,
+)
+from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
+from agentmesh.systems.alu.registry import load_targets_jsonl
+from agentmesh.systems.alu.targets import Target
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Evaluate a system against its baselines, every question a stored, resumable run.", no_args_is_help=True
+)
+
+_COLUMNS: list[tuple[str, str]] = [
+    ("n", "n"),
+    ("rougeL_recall", "ROUGE-L rec."),
+    ("leak_rate", "leak"),
+    ("refusal_rate", "refusal"),
+    ("trigger_rate", "trigger"),
+    ("shortlist_recall", "shortlist rec."),
+    ("retain_trigger_rate", "retain trig."),
+    ("calls_per_query", "calls/q"),
+]
+_MCQ_COLUMNS: list[tuple[str, str]] = [
+    ("acc_strict", "acc strict"),
+    ("acc_random_fill", "acc rand-fill"),
+    ("abstain_rate", "abstain"),
+]
+
+
+def _file(path: Path, option: str) -> Path:
+    if not path.is_file():
+        raise ConfigError(f"{option} {path}: file not found")
+    return path
+
+
+def _load(
+    data: Path, targets_file: Path | None, mcq: bool, limit: int | None
+) -> tuple[list[QAItem | McqItem], list[Target]]:
+    """The items and the targets, every line checked (errors name the file and line)."""
+    try:
+        items: list[QAItem | McqItem] = list(
+            load_mcq_jsonl(_file(data, "--data")) if mcq else load_qa_jsonl(_file(data, "--data"))
+        )
+        if targets_file is not None:
+            targets = load_targets_jsonl(_file(targets_file, "--targets"))
+        else:
+            targets = targets_from_items([i for i in items if isinstance(i, QAItem)])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not items:
+        raise ConfigError(f"--data {data}: no items")
+    return items[:limit] if limit is not None else items, targets
+
+
+def _translations(path: Path | None) -> dict[str, dict[str, str]] | None:
+    if path is None:
+        return None
+    try:
+        found = json.loads(_file(path, "--translations").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"--translations {path}: not JSON ({exc})") from None
+    if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
+        raise ConfigError(f"--translations {path}: expected {{language: {{question: translated question}}}}")
+    return {str(lang): {str(q): str(t) for q, t in table.items()} for lang, table in found.items()}
+
+
+@app.command("alu")
+def alu(
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="JSONL items: QA {id, question, answer, split, target} (or MCQ, --mcq)."),
+    ],
+    targets: Annotated[
+        Path | None,
+        typer.Option("--targets", "-t", help="JSONL target records (default: the forget items' target values)."),
+    ] = None,
+    attacks: Annotated[
+        str,
+        typer.Option(
+            "--attacks",
+            "-a",
+            help="Comma-separated attacks on forget items: none, masking, many_shot:N, lang:CODE (default: none).",
+        ),
+    ] = "none",
+    baselines: Annotated[
+        str,
+        typer.Option(
+            "--baselines",
+            "-b",
+            help="Comma-separated systems to run beside alu: vanilla, prompt_guard, output_filter, icul, reference.",
+        ),
+    ] = "",
+    mcq: Annotated[
+        bool, typer.Option("--mcq", help="--data is multiple choice {id, question, choices, answer}.")
+    ] = False,
+    translations: Annotated[
+        Path | None,
+        typer.Option("--translations", help="JSON {language: {question: translated question}} for lang:CODE."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Questions run at once.")] = 4,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N items of --data.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the many-shot draws (item i draws with seed + i).")] = 0,
+    executor: ExecutorOption = Executor.LOCAL,
+    ray_address: RayAddressOption = None,
+    ray_cpus: RayCpusOption = 1.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run ALU (graphs/alu.yaml) and the chosen baselines on every item of --data, under every attack, and print
+    per system, split and attack the metrics of alu.md §9.2, with the KS forget quality against vanilla when it ran.
+
+    Every question is its own stored run. Run the same command again to go on after an interruption: finished
+    runs are reused and cut-short ones resume without repeating a model call."""
+    systems = _checked(lambda: parse_systems(baselines), "--baselines")
+    parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
+    if mcq and any(a.kind != "none" for a in parsed):
+        raise ConfigError("--attacks: multiple-choice items name no target to attack; run --mcq without --attacks")
+    if translations is None and any(a.kind == "lang" for a in parsed):
+        raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
+    items, found_targets = _load(data, targets, mcq, limit)
+    cases = _checked(
+        lambda: eval_cases(
+            items,
+            found_targets,
+            [a.label for a in parsed],
+            seed=seed,
+            translations=_translations(translations),
+            source=str(data),
+        )
+    )
+    demonstrations = eval_demonstrations(items, seed=seed) if "icul" in systems else []
+    total = len(cases) * len(systems)
+    with (
+        open_store(db) as store,
+        WorkProgress("alu eval", total, console=err_console, log=err_console, enabled=not as_json, unit="runs") as bar,
+    ):
+        finished: dict[str, int] = {}
+
+        def advance(system: str) -> Any:
+            def told(item: ItemRun, done: int, _total: int) -> None:
+                finished[system] = done
+                case = cases[item.line - 1]
+                what = "failed" if item.error else "reused" if item.reused else f"{item.calls} calls"
+                bar.update(completed=sum(finished.values()), note=f"{system} {case.item_id}/{case.attack}: {what}")
+
+            return told
+
+        async def every_system() -> dict[str, JobRun]:
+            jobs: dict[str, JobRun] = {}
+            for system in systems:
+                spec = system_graph(system)
+                runs = [
+                    Item(line=n, inputs=system_inputs(system, case, found_targets, demonstrations))
+                    for n, case in enumerate(cases, 1)
+                ]
+                jobs[system] = await run_items(
+                    spec,
+                    runs,
+                    kind="eval",
+                    model=model,
+                    store=store,
+                    concurrency=concurrency,
+                    progress=advance(system),
+                    executor=executor.value,
+                    ray_address=ray_address,
+                    ray_cpus_per_item=ray_cpus,
+                    job_key={"eval": "alu", "system": system},
+                )
+            return jobs
+
+        try:
+            jobs = run_async(every_system())
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: {bar.completed} of {total} runs had finished; run the same command again to go on "
+                "(finished runs are kept, cut-short runs resume without repeating a call)",
+                highlight=False,
+                markup=False,
+            )
+            raise
+    report = _report(jobs, cases)
+    if as_json:
+        console.print_json(json.dumps(report, default=str))
+    else:
+        _print(report, mcq)
+        for system, job in jobs.items():
+            for item in job.failed:
+                case = cases[item.line - 1]
+                err_console.print(
+                    f"[red]{system} {escape(case.item_id)}/{escape(case.attack)} failed[/] (run {item.run_id}): "
+                    f"{escape(str(item.error))}"
+                )
+    if any(job.failed for job in jobs.values()):
+        raise typer.Exit(1)
+
+
+def _checked(make: Callable[[], T], where: str = "") -> T:
+    """``make()``, its ``ValueError`` (bad input, found before any model call) as a clean error naming
+    ``where`` (the option) when the message does not name a file already."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _report(jobs: Mapping[str, JobRun], cases: Sequence[EvalCase]) -> dict[str, Any]:
+    """The metrics of every system from its runs' outputs (failed runs are left out and listed)."""
+    by_system: dict[str, list[Outcome]] = {}
+    out: dict[str, Any] = {"systems": {}, "forget_quality": {}}
+    for system, job in jobs.items():
+        outcomes = [
+            outcome_from_outputs(system, cases[item.line - 1], item.outputs, item.calls)
+            for item in job.items
+            if item.outputs is not None and item.error is None
+        ]
+        by_system[system] = outcomes
+        out["systems"][system] = {
+            "job": job.job,
+            "model": job.model,
+            "runs": [item.run_id for item in job.items],
+            "reused": sum(item.reused for item in job.items),
+            "failed": [
+                {
+                    "item": cases[i.line - 1].item_id,
+                    "attack": cases[i.line - 1].attack,
+                    "run": i.run_id,
+                    "error": i.error,
+                }
+                for i in job.failed
+            ],
+            "table": summarize_system(system, outcomes, refusal_text=DEFAULT_REFUSAL),
+        }
+    out["forget_quality"] = forget_qualities(by_system)
+    return out
+
+
+def _cell(value: Any, key: str) -> str:
+    if value is None:
+        return "n/a"
+    if key == "n":
+        return str(value)
+    return f"{float(value):.3f}"
+
+
+def _print(report: Mapping[str, Any], mcq: bool) -> None:
+    columns = _COLUMNS + (_MCQ_COLUMNS if mcq else [])
+    table = Table(title="ALU eval (alu.md §9.2)")
+    table.add_column("system")
+    table.add_column("split/attack")
+    for _key, title in columns:
+        table.add_column(title, justify="right")
+    table.add_column("forget quality", justify="right")
+    quality: Mapping[str, Mapping[str, float]] = report["forget_quality"]
+    for system, found in report["systems"].items():
+        for group, row in found["table"].items():
+            split, _, attack = group.partition("/")
+            fq = quality.get(system, {}).get(attack) if split == "forget" else None
+            table.add_row(
+                system,
+                group,
+                *(_cell(row[key], key) if key in row else "" for key, _title in columns),
+                "" if fq is None else f"{fq:.4f}",
+            )
+    console.print(table)
+    for system, found in report["systems"].items():
+        console.print(
+            f"{system}: {len(found['runs'])} runs ({found['reused']} reused), job {found['job']}, model "
+            f"{escape(str(found['model']))}",
+            highlight=False,
+        )
