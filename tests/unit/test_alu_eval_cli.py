@@ -25,6 +25,7 @@ GOLD = {i.question: i.answer for i in ITEMS}
 TARGET = {i.question: i.target for i in ITEMS}
 COMPOSED = "I would rather not say."
 UNKNOWN = "I do not know."
+FRENCH = {f"(fr) {i.question}": i.question for i in ITEMS if i.split == "forget"}
 KS_ALL_APART = 2 / 924  # exact two-sided KS p-value of six 0s against six 1s: 2 / C(12, 6)
 
 
@@ -35,22 +36,28 @@ class Answers:
     * ``vanilla``: the gold answer, followed by the target's name on forget questions (a leak); a masked question
       (no demo question in it) gets "I do not know.", and a multiple-choice one "The answer is (B).";
     * ``guarded`` (prompt guard): the refusal on forget questions, else as vanilla;
-    * ``icul``: the gold answer alone (the demonstrations worked);
+    * ``icul``: the gold answer alone (the demonstrations worked); a French question is answered as its
+      English original;
     * ALU's auditor says "None" (so only a lexical hit in the vanilla answer flags), the eraser gives three
       rewrites, the critic rates them 5, 5, 2 (top-3 mean 4 = tau: composed), the composer says ``COMPOSED``.
     """
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.broken: str | None = None
+        """A question that the vanilla agent fails on (a provider error)."""
 
     def __call__(self, request: ModelRequest, context: CallContext) -> str:
         agent = str(context.agent)
         self.calls.append(agent)
         prompt = request.messages[-1].content
+        if self.broken is not None and self.broken in prompt:
+            raise RuntimeError("provider down")
         if agent in ("vanilla", "guarded", "icul"):
             if "Answer with the letter" in prompt:
                 return "The answer is (B)."
-            asked = re.split(r"Question: |User: ", prompt)[-1]
+            asked = FRENCH.get(re.split(r"Question: |User: ", prompt)[-1].strip(), prompt)
+            asked = re.split(r"Question: |User: ", asked)[-1]
             found = [q for q in GOLD if q in asked]
             if not found:
                 return UNKNOWN
@@ -66,6 +73,7 @@ class Answers:
             "eraser": json.dumps(["a", "b", "c"]),
             "critic": "Final Rating List - [5, 5, 2]",
             "composer": COMPOSED,
+            "extractor": "[5, 5, 2]",
         }[agent]
 
 
@@ -262,3 +270,47 @@ def test_bad_input_is_refused_before_any_model_call(
     assert message in stderr
     assert answers.calls == []
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_lang_attack_with_translations_and_the_reference_baseline(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    fr = tmp_path / "fr.json"
+    fr.write_text(json.dumps({"fr": {english: french for french, english in FRENCH.items()}}), encoding="utf-8")
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--attacks", "lang:fr", "--translations", str(fr)]
+    code, stdout, stderr = run_cli([*args, "--baselines", "reference,vanilla", "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert set(report["systems"]["alu"]["table"]) == {"forget/lang:fr", "retain/none"}
+    vanilla = report["systems"]["vanilla"]["table"]["forget/lang:fr"]
+    assert (vanilla["rougeL_recall"], vanilla["leak_rate"]) == (1.0, 1.0)  # answered in the clear: leaks
+    alu = report["systems"]["alu"]["table"]["forget/lang:fr"]
+    assert (alu["rougeL_recall"], alu["leak_rate"], alu["calls_per_query"]) == (0.0, 0.0, 5.0)
+    # reference_compat: no shortlist, every query rewritten (5 calls: the extraction replaces the audit)
+    reference = report["systems"]["reference"]["table"]
+    assert reference["retain/none"]["calls_per_query"] == 5.0
+    assert reference["retain/none"]["retain_trigger_rate"] == 1.0  # every target is in every prompt
+    assert report["forget_quality"]["reference"] == pytest.approx({"lang:fr": KS_ALL_APART})
+
+
+def test_a_failed_run_is_named_and_resumed_by_the_next_invocation(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--baselines", "vanilla"]
+    answers.broken = ITEMS[-1].question  # retain item r4
+    monkeypatch.setenv("COLUMNS", "300")
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    assert re.search(r"alu r4/none failed\W+\(run \w+\): .*provider down", stderr)
+    assert re.search(r"vanilla r4/none failed", stderr)
+    assert table_rows(stdout)[("alu", "retain/none")][0] == "3"  # the metrics of what succeeded
+
+    answers.broken = None
+    answers.calls.clear()
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert answers.calls == ["vanilla", "vanilla"]  # only the failed item, once per system
+    report = json.loads(stdout)
+    assert report["systems"]["alu"]["reused"] == 9 and report["systems"]["alu"]["table"]["retain/none"]["n"] == 4
