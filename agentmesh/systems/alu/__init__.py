@@ -15,7 +15,8 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.metrics` — evaluation metrics (§9.2);
 * :mod:`~agentmesh.systems.alu.registry` — versioned target sets with soft delete (§3.1), in memory or read from
   the store (:mod:`agentmesh.store.targets`, ``agentmesh targets``);
-* :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9);
+* :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9), which
+  ``agentmesh eval alu`` runs with every question a stored run;
 * :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);
 * :mod:`~agentmesh.systems.alu.baselines` — the output-filter function and ICUL demonstrations (§9.4);
 * :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
