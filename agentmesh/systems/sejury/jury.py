@@ -310,7 +310,8 @@ async def acalibrate(
         chosen = calibration_split(len(items), config.n_calibration, config.seed)
     else:
         chosen = list(range(len(items)))
-    rest = [i for i in range(len(items)) if i not in set(chosen)]
+    drawn = set(chosen)
+    rest = [i for i in range(len(items)) if i not in drawn]
     full = team_graph(spec, config.judges, scale=config.scale, aggregation=config.final_aggregation)
     shared: dict[str, Any] = {
         "model": model,

@@ -197,14 +197,8 @@ def correlations(human: Sequence[float], predicted: Sequence[float]) -> Correlat
         warnings.simplefilter("ignore")
         tau = float(stats.kendalltau(human, predicted).statistic)
         rho = float(stats.spearmanr(human, predicted).statistic)
-        r = float(stats.pearsonr(human, predicted).statistic) if len(human) > 2 else _pearson2(human, predicted)
+        r = float(stats.pearsonr(human, predicted).statistic)
     return Correlations(kendall=tau, spearman=rho, pearson=r)
-
-
-def _pearson2(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson r of two points (scipy's ``pearsonr`` refuses fewer than 3 in some versions): ±1, NaN if flat."""
-    dx, dy = x[1] - x[0], y[1] - y[0]
-    return math.nan if dx == 0 or dy == 0 else math.copysign(1.0, dx * dy)
 
 
 def criterion_score(corr: Correlations, criterion: Criterion) -> float:
