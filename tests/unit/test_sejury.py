@@ -330,3 +330,10 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
     assert code == 2 and "not --top-k" in stderr
     code, _, stderr = run_cli([*args, "--human-key", "grade"], capsys, monkeypatch)
     assert code == 2 and "unknown input(s) human" in stderr  # the label is not where --human-key says
+
+
+def test_the_command_line_offers_every_profile() -> None:
+    from agentmesh.cli.optimize import Profile
+    from agentmesh.systems.sejury import PROFILES
+
+    assert {p.value for p in Profile} == set(PROFILES)
