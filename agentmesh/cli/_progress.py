@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from agentmesh.cli._common import err_console, run_async
+from agentmesh.optimize.items import ItemRun
+
+T = TypeVar("T")
 
 #: Off a terminal, the longest silence (seconds) while the work moves without crossing a tenth.
 LOG_EVERY_S = 60.0
@@ -107,3 +114,25 @@ def _clock(seconds: float) -> str:
     """``h:mm:ss``, as rich's elapsed column shows it."""
     whole = int(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def item_note(item: ItemRun, where: str) -> str:
+    """The bar's note for a job's finished item: where it is, and whether it failed, was reused or made calls."""
+    return f"{where}: " + ("failed" if item.error else "reused" if item.reused else f"{item.calls} calls")
+
+
+def run_job(work: Coroutine[Any, Any, T], bar: WorkProgress, noun: str) -> T:
+    """Run a resumable job's coroutine under ``bar``; on Ctrl-C (or SIGTERM), say how far it got and how to go on.
+
+    Every job of :func:`agentmesh.optimize.items.run_items` resumes the same way (finished items reused, cut-short
+    runs resumed without repeating a call), so every command that runs one says it the same way."""
+    try:
+        return run_async(work)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"interrupted: {bar.completed} of {bar.total} {noun} had finished; run the same command again to go on "
+            f"(finished {noun} are kept, cut-short runs resume without repeating a call)",
+            highlight=False,
+            markup=False,
+        )
+        raise

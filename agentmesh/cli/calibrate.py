@@ -28,9 +28,8 @@ from agentmesh.cli._common import (
     console,
     err_console,
     open_store,
-    run_async,
 )
-from agentmesh.cli._progress import WorkProgress
+from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.optimize.items import ItemRun
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
@@ -78,32 +77,24 @@ def calibrate(
     ):
 
         def advance(item: ItemRun, done: int, total: int) -> None:
-            note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
-            bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
+            bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
-        try:
-            found = run_async(
-                acalibrate(
-                    spec,
-                    items,
-                    node=node,
-                    model=model,
-                    store=store,
-                    concurrency=concurrency,
-                    progress=advance,
-                    executor=executor.value,
-                    ray_address=ray_address,
-                    ray_cpus_per_item=ray_cpus,
-                )
-            )
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: {bar.completed} of {len(items)} problems had finished; run the same command again to "
-                "go on (finished problems are kept, cut-short runs resume without repeating a call)",
-                highlight=False,
-                markup=False,
-            )
-            raise
+        found = run_job(
+            acalibrate(
+                spec,
+                items,
+                node=node,
+                model=model,
+                store=store,
+                concurrency=concurrency,
+                progress=advance,
+                executor=executor.value,
+                ray_address=ray_address,
+                ray_cpus_per_item=ray_cpus,
+            ),
+            bar,
+            "problems",
+        )
     assert found.calibrated is not None
     out.write_text(dump_graph(found.calibrated), encoding="utf-8")
     if as_json:

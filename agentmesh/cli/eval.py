@@ -28,9 +28,8 @@ from agentmesh.cli._common import (
     console,
     err_console,
     open_store,
-    run_async,
 )
-from agentmesh.cli._progress import WorkProgress
+from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import ItemRun, JobRun, run_items
@@ -193,8 +192,9 @@ def alu(
             def told(item: ItemRun, done: int, _total: int) -> None:
                 finished[system] = done
                 case = cases[item.line - 1]
-                what = "failed" if item.error else "reused" if item.reused else f"{item.calls} calls"
-                bar.update(completed=sum(finished.values()), note=f"{system} {case.item_id}/{case.attack}: {what}")
+                bar.update(
+                    completed=sum(finished.values()), note=item_note(item, f"{system} {case.item_id}/{case.attack}")
+                )
 
             return told
 
@@ -221,16 +221,7 @@ def alu(
                 )
             return jobs
 
-        try:
-            jobs = run_async(every_system())
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: {bar.completed} of {total} runs had finished; run the same command again to go on "
-                "(finished runs are kept, cut-short runs resume without repeating a call)",
-                highlight=False,
-                markup=False,
-            )
-            raise
+        jobs = run_job(every_system(), bar, "runs")
     report = _report(jobs, cases)
     if as_json:
         console.print_json(json.dumps(report, default=str))

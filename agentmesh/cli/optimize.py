@@ -32,9 +32,8 @@ from agentmesh.cli._common import (
     console,
     err_console,
     open_store,
-    run_async,
 )
-from agentmesh.cli._progress import WorkProgress
+from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.runtime.run import resolve_graph
@@ -130,32 +129,24 @@ def optimize(
     ):
 
         def advance(item: ItemRun, done: int, total: int) -> None:
-            note = f"line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
-            bar.update(completed=done, note=note if not item.error else f"line {item.line}: failed")
+            bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
-        try:
-            result = run_async(
-                aoptimize(
-                    spec,
-                    items,
-                    top_k=top_k,
-                    model=model,
-                    store=store,
-                    concurrency=concurrency,
-                    progress=advance,
-                    executor=executor.value,
-                    ray_address=ray_address,
-                    ray_cpus_per_item=ray_cpus,
-                )
-            )
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: {bar.completed} of {len(items)} items had finished; run the same command again to go "
-                "on (finished items are kept, cut-short runs resume without repeating a call)",
-                highlight=False,
-                markup=False,
-            )
-            raise
+        result = run_job(
+            aoptimize(
+                spec,
+                items,
+                top_k=top_k,
+                model=model,
+                store=store,
+                concurrency=concurrency,
+                progress=advance,
+                executor=executor.value,
+                ray_address=ray_address,
+                ray_cpus_per_item=ray_cpus,
+            ),
+            bar,
+            "items",
+        )
     failures = result.failed
     out.write_text(dump_graph(result.optimized), encoding="utf-8")
     picture.write_text(
@@ -231,37 +222,29 @@ def calibrate_jury(
     ):
 
         def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
-            note = f"{phase} line {item.line}: " + ("reused" if item.reused else f"{item.calls} calls")
             bar.update(
                 completed=done + (n_cal if phase == "held-out" else 0),
-                note=note if not item.error else f"{phase} line {item.line}: failed",
+                note=item_note(item, f"{phase} line {item.line}"),
             )
 
-        try:
-            found = run_async(
-                acalibrate(
-                    spec,
-                    items,
-                    config=config,
-                    human_key=human_key,
-                    evaluate=held_out,
-                    model=model,
-                    store=store,
-                    concurrency=concurrency,
-                    progress=advance,
-                    executor=executor.value,
-                    ray_address=ray_address,
-                    ray_cpus_per_item=ray_cpus,
-                )
-            )
-        except KeyboardInterrupt:
-            err_console.print(
-                "interrupted: run the same command again to go on (finished items are kept, cut-short runs resume "
-                "without repeating a call)",
-                highlight=False,
-                markup=False,
-            )
-            raise
+        found = run_job(
+            acalibrate(
+                spec,
+                items,
+                config=config,
+                human_key=human_key,
+                evaluate=held_out,
+                model=model,
+                store=store,
+                concurrency=concurrency,
+                progress=advance,
+                executor=executor.value,
+                ray_address=ray_address,
+                ray_cpus_per_item=ray_cpus,
+            ),
+            bar,
+            "items",
+        )
     out.write_text(dump_graph(found.team_graph), encoding="utf-8")
     n_test = sum(1 for i in found.held_out if i.score is not None)
     picture.write_text(
