@@ -28,3 +28,17 @@ def load_vectors(system: str) -> list[dict[str, Any]] | None:
     data = json.loads(path.read_text(encoding="utf-8"))
     vectors = data.get("vectors", []) if isinstance(data, dict) else data
     return [v for v in vectors if isinstance(v, dict)]
+
+
+def vectors_of_kind(system: str, kind: str) -> list[Any]:
+    """pytest params, one per vector of ``kind`` (id: the vector's ``id``); a visible skip when the file or the kind
+    is missing, so that a run without the papers says why nothing was checked."""
+    import pytest
+
+    vectors = load_vectors(system)
+    if vectors is None:
+        reason = f"{examples_file(system)} not found (set AGENTMESH_EXAMPLES_DIR)"
+        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing")]
+    params = [pytest.param(v, id=str(v.get("id", f"#{i}"))) for i, v in enumerate(vectors) if v.get("kind") == kind]
+    reason = f"no {kind} vector in {examples_file(system)}"
+    return params or [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="none")]

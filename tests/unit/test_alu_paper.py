@@ -43,7 +43,7 @@ from agentmesh.systems.alu import (
 )
 from agentmesh.systems.alu.metrics import mean
 from agentmesh.systems.alu.registry import snapshot_of_records
-from tests._paper import examples_file, load_vectors
+from tests._paper import vectors_of_kind
 
 pytestmark = pytest.mark.paper
 
@@ -51,12 +51,7 @@ TOL = 1e-9
 
 
 def _vectors(kind: str) -> list[Any]:
-    vectors = load_vectors("alu")
-    if vectors is None:
-        reason = f"{examples_file('alu')} not found (set AGENTMESH_EXAMPLES_DIR)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing")]
-    params = [pytest.param(v, id=str(v.get("id", f"#{i}"))) for i, v in enumerate(vectors) if v.get("kind") == kind]
-    return params or [pytest.param(None, marks=pytest.mark.skip(reason=f"no {kind} vectors"), id="none")]
+    return vectors_of_kind("alu", kind)
 
 
 def _frac(value: Any) -> Fraction | None:

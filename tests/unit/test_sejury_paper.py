@@ -21,7 +21,7 @@ from agentmesh.systems.sejury.selection import (
     select_team,
     team_mean,
 )
-from tests._paper import examples_file, load_vectors
+from tests._paper import vectors_of_kind
 
 pytestmark = pytest.mark.paper
 
@@ -29,12 +29,7 @@ TOL = 1e-6
 
 
 def of_kind(kind: str) -> list[Any]:
-    vectors = load_vectors("sejury")
-    if vectors is None:
-        reason = f"{examples_file('sejury')} not found (set AGENTMESH_EXAMPLES_DIR)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing")]
-    chosen = [pytest.param(v, id=str(v.get("id", f"#{i}"))) for i, v in enumerate(vectors) if v.get("kind") == kind]
-    return chosen or [pytest.param(None, marks=pytest.mark.skip(reason=f"no {kind} vector in the file"), id="none")]
+    return vectors_of_kind("sejury", kind)
 
 
 def close(actual: Any, expected: Any, where: str) -> None:
