@@ -137,7 +137,12 @@ class PinnedTargetSet(BaseModel):
 
 
 def normalize_alias(text: str) -> str:
-    """alu.md §3.2: NFKD, drop combining marks, casefold, non-alphanumerics to spaces, collapse, strip."""
+    """alu.md §3.2: NFKD, drop combining marks (Mn), casefold, non-alphanumerics → space, collapse spaces, strip.
+
+    "Jorge Semprún" → ``jorge semprun``, "Hsiao Yun-Hwa" → ``hsiao yun hwa``, "A. Lindqvist" → ``a lindqvist``.
+    Accents are folded because a model asked to forget "Joaquín" will happily write "Joaquin". The one definition:
+    the store indexes aliases with it and ALU matches answers with it (``agentmesh.systems.alu.targets.normalize``),
+    so the two can never disagree."""
     decomposed = unicodedata.normalize("NFKD", text)
     folded = "".join(c for c in decomposed if unicodedata.category(c) != "Mn").casefold()
     return " ".join("".join(c if c.isalnum() else " " for c in folded).split())

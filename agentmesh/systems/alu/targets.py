@@ -12,10 +12,12 @@ one dictionary look-up per token; the number of targets only changes how long th
 from __future__ import annotations
 
 import threading
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from agentmesh.store.targets import TARGET_KINDS
+from agentmesh.store.targets import normalize_alias as normalize
 
 __all__ = [
     "DEFAULT_MIN_ALIAS_LEN",
@@ -36,17 +38,6 @@ DEFAULT_MIN_ALIAS_LEN = 2
 """Two-letter names ("VS", "VR") occur in the released WMDP-style examples, so 2 rather than 3 (§3.2)."""
 
 
-def normalize(text: str) -> str:
-    """NFKD, drop combining marks (Mn), casefold, non-alphanumerics → space, collapse spaces, strip (§3.2).
-
-    "Jorge Semprún" → ``jorge semprun``, "Hsiao Yun-Hwa" → ``hsiao yun hwa``, "A. Lindqvist" → ``a lindqvist``.
-    Accents are folded because a model asked to forget "Joaquín" will happily write "Joaquin".
-    """
-    decomposed = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in decomposed if unicodedata.category(c) != "Mn").casefold()
-    return " ".join("".join(c if c.isalnum() else " " for c in folded).split())
-
-
 @dataclass(frozen=True)
 class Target:
     """One target record (§3.1). ``id`` is the tie-breaker everywhere (lexical positions, semantic scores)."""
@@ -61,7 +52,7 @@ class Target:
     def from_json(cls, data: Mapping[str, Any]) -> Target:
         """A record as the store, the JSONL import and the worked examples write it; unknown keys are ignored."""
         kind = str(data.get("kind") or "entity")
-        if kind not in ("entity", "topic", "option", "other"):
+        if kind not in TARGET_KINDS:
             raise ValueError(f"target {data.get('id')!r}: kind must be entity, topic, option or other, got {kind!r}")
         description = data.get("description")
         return cls(
