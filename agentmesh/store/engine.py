@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from agentmesh.errors import ConfigError
 
@@ -115,7 +117,7 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -127,6 +129,33 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Put the database in WAL mode, waiting out other connections as ``busy_timeout`` would.
+
+    The mode is stored in the file, so once one connection has set it the others only need to see it. Setting it
+    takes an exclusive lock for which SQLite does not call the busy handler: when several processes open a new
+    database at once, the losers get "database is locked" straight away. They retry, for as long as
+    ``busy_timeout`` would have waited, and stop as soon as another connection has done it.
+    """
+
+    def attempt() -> None:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode = WAL")
+
+    for try_ in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        wait=wait_random_exponential(multiplier=0.005, max=0.25),
+        reraise=True,
+    ):
+        with try_:
+            attempt()
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def _json_dumps(value: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,23 @@ def test_sqlite_connections_are_set_up_for_sharing(tmp_path: Path) -> None:
         assert (tmp_path / "nested" / "dir" / "x.db").exists()
     finally:
         engine.dispose()
+
+
+def test_many_connections_opening_a_new_database_at_once_all_get_in(tmp_path: Path) -> None:
+    """Switching a new file to WAL takes a lock SQLite's busy handler does not wait for: without the retry, all
+    but one of several processes starting on a fresh database at the same moment failed with "database is locked"
+    (seen in CI with four writers)."""
+    for attempt in range(8):
+        url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
+        ready = threading.Barrier(6)
+
+        def open_store(_: int, url: str = url, ready: threading.Barrier = ready) -> str:
+            ready.wait()
+            with Store(url) as store, store.engine.connect() as conn:
+                return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert list(pool.map(open_store, range(6))) == ["wal"] * 6
 
 
 @pytest.mark.parametrize(
