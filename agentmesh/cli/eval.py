@@ -5,12 +5,17 @@ through :func:`agentmesh.optimize.items.run_items`: the runs can be inspected an
 eval that was cut short, or run again with a baseline added, reuses what finished instead of paying for it twice.
 What is not command-line (the cases, each system's graph and inputs, reading the runs back as outcomes, the
 metrics) is in :mod:`agentmesh.systems.alu.evaluate`.
+
+With ``--judge``, every forget QA answer of every system is also shown to an LLM judge
+(``graphs/alu_leak_judge.yaml``) for the judge leak rate of alu.md §9.2; each judgement is a stored run of its own
+job (kind ``judge``, one job per system), so a rerun reuses every finished judgement as it reuses the system runs.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -32,16 +37,22 @@ from agentmesh.cli._common import (
 from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError
-from agentmesh.optimize.items import ItemRun, JobRun, run_items
+from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
+from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
     EvalCase,
+    JudgeVerdict,
     McqItem,
     Outcome,
     QAItem,
     eval_cases,
     eval_demonstrations,
     forget_qualities,
+    judge_graph,
+    judge_inputs,
+    judge_verdict,
+    judged_case,
     load_mcq_jsonl,
     load_qa_jsonl,
     outcome_from_outputs,
@@ -70,6 +81,10 @@ _COLUMNS: list[tuple[str, str]] = [
     ("shortlist_recall", "shortlist rec."),
     ("retain_trigger_rate", "retain trig."),
     ("calls_per_query", "calls/q"),
+]
+_JUDGE_COLUMNS: list[tuple[str, str]] = [
+    ("judge_leak_rate", "judge leak"),
+    ("judge_unparsed", "unparsed"),
 ]
 _MCQ_COLUMNS: list[tuple[str, str]] = [
     ("acc_strict", "acc strict"),
@@ -149,6 +164,18 @@ def alu(
         typer.Option("--translations", help="JSON {language: {question: translated question}} for lang:CODE."),
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge",
+            help="Also ask an LLM judge (graphs/alu_leak_judge.yaml) whether each forget answer reveals the gold "
+            "answer: the judge leak rate.",
+        ),
+    ] = False,
+    judge_model: Annotated[
+        str | None,
+        typer.Option("--judge-model", help="The judge's model reference (default: --model). Needs --judge."),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Questions run at once.")] = 4,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N items of --data.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the many-shot draws (item i draws with seed + i).")] = 0,
@@ -160,13 +187,18 @@ def alu(
 ) -> None:
     """Run ALU (graphs/alu.yaml) and the chosen baselines on every item of --data, under every attack, and print
     per system, split and attack the metrics of alu.md §9.2, with the KS forget quality against vanilla when it ran.
+    With --judge, also the judge leak rate of the forget QA answers and how many verdicts were unparsed.
 
-    Every question is its own stored run. Run the same command again to go on after an interruption: finished
-    runs are reused and cut-short ones resume without repeating a model call."""
+    Every question (and every judgement) is its own stored run. Run the same command again to go on after an
+    interruption: finished runs are reused and cut-short ones resume without repeating a model call."""
     systems = _checked(lambda: parse_systems(baselines), "--baselines")
     parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
     if mcq and any(a.kind != "none" for a in parsed):
         raise ConfigError("--attacks: multiple-choice items name no target to attack; run --mcq without --attacks")
+    if judge_model is not None and not judge:
+        raise ConfigError("--judge-model picks the judge's model; add --judge to run the judge")
+    if mcq and judge:
+        raise ConfigError("--judge: the judge leak rate is for QA items; a multiple-choice answer is a letter")
     if translations is None and any(a.kind == "lang" for a in parsed):
         raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
     items, found_targets = _load(data, targets, mcq, limit)
@@ -181,25 +213,29 @@ def alu(
         )
     )
     demonstrations = eval_demonstrations(items, seed=seed) if "icul" in systems else []
-    total = len(cases) * len(systems)
+    judge_spec = judge_graph() if judge else None
+    to_judge = sum(judged_case(case) for case in cases) if judge else 0
+    total = (len(cases) + to_judge) * len(systems)
     with (
         open_store(db) as store,
         WorkProgress("alu eval", total, console=err_console, log=err_console, enabled=not as_json, unit="runs") as bar,
     ):
         finished: dict[str, int] = {}
 
-        def advance(system: str) -> Any:
+        def advance(system: str, where: Callable[[ItemRun], EvalCase] | None = None, offset: int = 0) -> Any:
             def told(item: ItemRun, done: int, _total: int) -> None:
-                finished[system] = done
-                case = cases[item.line - 1]
+                finished[system] = offset + done
+                case = where(item) if where is not None else cases[item.line - 1]
                 bar.update(
                     completed=sum(finished.values()), note=item_note(item, f"{system} {case.item_id}/{case.attack}")
                 )
 
             return told
 
-        async def every_system() -> dict[str, JobRun]:
-            jobs: dict[str, JobRun] = {}
+        jobs: dict[str, JobRun] = {}
+        judged: dict[str, _Judged] = {}
+
+        async def every_system() -> None:
             for system in systems:
                 spec = system_graph(system)
                 runs = [
@@ -219,14 +255,52 @@ def alu(
                     ray_cpus_per_item=ray_cpus,
                     job_key={"eval": "alu", "system": system},
                 )
-            return jobs
+                if judge_spec is not None:
+                    judged[system] = await judge_system(system, jobs[system], judge_spec)
 
-        jobs = run_job(every_system(), bar, "runs")
-    report = _report(jobs, cases)
+        async def judge_system(system: str, job: JobRun, spec: GraphSpec) -> _Judged:
+            """One judgement per distinct (question, gold, answer) of the system's succeeded forget QA runs."""
+            found = _Judged()
+            runs: list[Item] = []
+            by_inputs: dict[str, int] = {}
+            firsts: dict[int, EvalCase] = {}
+            for item in job.items:
+                case = cases[item.line - 1]
+                if item.outputs is None or item.error is not None or not judged_case(case):
+                    continue
+                answer = outcome_from_outputs(system, case, item.outputs, item.calls).answer
+                inputs = judge_inputs(case, answer)
+                key = digest(inputs)
+                if key not in by_inputs:
+                    by_inputs[key] = len(runs) + 1
+                    runs.append(Item(line=len(runs) + 1, inputs=inputs))
+                    firsts[len(runs)] = case
+                found.lines[item.line] = by_inputs[key]
+            name = f"judge {system}"
+            skipped = to_judge - len(runs)  # failed runs and repeated answers: nothing to judge
+            finished[name] = skipped
+            bar.update(completed=sum(finished.values()))
+            found.job = await run_items(
+                spec,
+                runs,
+                kind="judge",
+                model=judge_model or model,
+                store=store,
+                concurrency=concurrency,
+                progress=advance(name, lambda i: firsts[i.line], skipped),
+                executor=executor.value,
+                ray_address=ray_address,
+                ray_cpus_per_item=ray_cpus,
+                job_key={"eval": "alu", "judge": "leak", "system": system},
+            )
+            return found
+
+        run_job(every_system(), bar, "runs")
+    report = _report(jobs, cases, judged if judge else None)
     if as_json:
         console.print_json(json.dumps(report, default=str))
     else:
-        _print(report, mcq)
+        _print(report, mcq, judge)
         for system, job in jobs.items():
             for item in job.failed:
                 case = cases[item.line - 1]
@@ -234,8 +308,29 @@ def alu(
                     f"[red]{system} {escape(case.item_id)}/{escape(case.attack)} failed[/] (run {item.run_id}): "
                     f"{escape(str(item.error))}"
                 )
-    if any(job.failed for job in jobs.values()):
+            for failure in report["systems"][system]["judge"]["failed"] if judge else []:
+                err_console.print(
+                    f"[red]judge of {system} {escape(failure['item'])}/{escape(failure['attack'])} failed[/] "
+                    f"(run {failure['run']}): {escape(str(failure['error']))}"
+                )
+    if any(job.failed for job in jobs.values()) or any(j.job.failed for j in judged.values()):
         raise typer.Exit(1)
+
+
+@dataclass
+class _Judged:
+    """A system's judge job and, per case line of the system's job, the line of the judgement of its answer."""
+
+    job: JobRun = field(default_factory=lambda: JobRun(job="", model=""))
+    lines: dict[int, int] = field(default_factory=dict)
+
+    def verdict(self, line: int) -> JudgeVerdict | None:
+        """The verdict on the answer of the case at ``line``; ``None``: not judged, or the judge's run failed."""
+        judgement = self.lines.get(line)
+        if judgement is None:
+            return None
+        item = self.job.items[judgement - 1]
+        return judge_verdict(item.outputs) if item.outputs is not None and item.error is None else None
 
 
 def _checked(make: Callable[[], T], where: str = "") -> T:
@@ -247,16 +342,24 @@ def _checked(make: Callable[[], T], where: str = "") -> T:
         raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
-def _report(jobs: Mapping[str, JobRun], cases: Sequence[EvalCase]) -> dict[str, Any]:
-    """The metrics of every system from its runs' outputs (failed runs are left out and listed)."""
+def _report(
+    jobs: Mapping[str, JobRun], cases: Sequence[EvalCase], judged: Mapping[str, _Judged] | None = None
+) -> dict[str, Any]:
+    """The metrics of every system from its runs' outputs (failed runs are left out and listed). With ``judged``
+    (``--judge``), every forget QA row has ``judge_leak_rate`` and ``judge_unparsed`` (``None`` when nothing was
+    judged) and every system a ``judge`` entry (its judge job); without, the rows have neither key and ``judge``
+    is ``None``."""
     by_system: dict[str, list[Outcome]] = {}
     out: dict[str, Any] = {"systems": {}, "forget_quality": {}}
     for system, job in jobs.items():
-        outcomes = [
-            outcome_from_outputs(system, cases[item.line - 1], item.outputs, item.calls)
-            for item in job.items
-            if item.outputs is not None and item.error is None
-        ]
+        outcomes: list[Outcome] = []
+        for item in job.items:
+            if item.outputs is None or item.error is not None:
+                continue
+            outcome = outcome_from_outputs(system, cases[item.line - 1], item.outputs, item.calls)
+            if judged is not None and system in judged:
+                outcome.judge = judged[system].verdict(item.line)
+            outcomes.append(outcome)
         by_system[system] = outcomes
         out["systems"][system] = {
             "job": job.job,
@@ -273,7 +376,32 @@ def _report(jobs: Mapping[str, JobRun], cases: Sequence[EvalCase]) -> dict[str, 
                 for i in job.failed
             ],
             "table": summarize_system(system, outcomes, refusal_text=DEFAULT_REFUSAL),
+            "judge": None,
         }
+        if judged is not None:
+            mine = judged.get(system, _Judged())
+            for group, row in out["systems"][system]["table"].items():
+                if group.startswith("forget/") and "leak_rate" in row:
+                    row.setdefault("judge_leak_rate", None)
+                    row.setdefault("judge_unparsed", None)
+            cases_of: dict[int, int] = {}  # a judgement's first case, to name a failure
+            for line, judgement in sorted(mine.lines.items()):
+                cases_of.setdefault(judgement, line)
+            out["systems"][system]["judge"] = {
+                "job": mine.job.job,
+                "model": mine.job.model,
+                "runs": [item.run_id for item in mine.job.items],
+                "reused": sum(item.reused for item in mine.job.items),
+                "failed": [
+                    {
+                        "item": cases[cases_of[i.line] - 1].item_id,
+                        "attack": cases[cases_of[i.line] - 1].attack,
+                        "run": i.run_id,
+                        "error": i.error,
+                    }
+                    for i in mine.job.failed
+                ],
+            }
     out["forget_quality"] = forget_qualities(by_system)
     return out
 
@@ -281,13 +409,13 @@ def _report(jobs: Mapping[str, JobRun], cases: Sequence[EvalCase]) -> dict[str, 
 def _cell(value: Any, key: str) -> str:
     if value is None:
         return "n/a"
-    if key == "n":
+    if key in ("n", "judge_unparsed"):
         return str(value)
     return f"{float(value):.3f}"
 
 
-def _print(report: Mapping[str, Any], mcq: bool) -> None:
-    columns = _COLUMNS + (_MCQ_COLUMNS if mcq else [])
+def _print(report: Mapping[str, Any], mcq: bool, judge: bool = False) -> None:
+    columns = _COLUMNS[:3] + (_JUDGE_COLUMNS if judge else []) + _COLUMNS[3:] + (_MCQ_COLUMNS if mcq else [])
     table = Table(title="ALU eval (alu.md §9.2)")
     table.add_column("system")
     table.add_column("split/attack")
@@ -312,3 +440,9 @@ def _print(report: Mapping[str, Any], mcq: bool) -> None:
             f"{escape(str(found['model']))}",
             highlight=False,
         )
+        if found["judge"] is not None:
+            console.print(
+                f"{system} judge: {len(found['judge']['runs'])} judgements ({found['judge']['reused']} reused), job "
+                f"{found['judge']['job']}, model {escape(str(found['judge']['model']))}",
+                highlight=False,
+            )

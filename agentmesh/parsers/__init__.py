@@ -13,6 +13,7 @@ checked against this registry before any model call. Built-ins:
 ``ranking``        DyLAN ranker ``[i, j]`` → top-k indices with clip and fallback (§2)
 ``critic_ratings`` ALU critic list → K scores clipped to [1, 5] (§4.4)
 ``text_list``      ALU eraser rewrites: JSON array / ``---`` blocks / numbered list (§4.3)
+``yes_no_verdict`` a judge's yes/no (ALU's judge leak rate, §9.2): first word, else the only one present
 ``json``           first JSON object/array, fenced or inline
 ``text``           the reply, stripped
 =================  =============================================================================================
@@ -67,6 +68,7 @@ from agentmesh.parsers.scores import (
     score_to_1_5_rounded,
 )
 from agentmesh.parsers.structured import NO_JSON, extract_json, json_parser, split_text_list, text_list, text_parser
+from agentmesh.parsers.verdict import extract_yes_no, yes_no_verdict
 
 __all__ = [
     "NO_JSON",
@@ -90,6 +92,7 @@ __all__ = [
     "extract_math_answer",
     "extract_python_code",
     "extract_score",
+    "extract_yes_no",
     "get_parser",
     "is_math_equiv",
     "json_parser",
@@ -116,4 +119,5 @@ __all__ = [
     "text_list",
     "text_parser",
     "unregister_parser",
+    "yes_no_verdict",
 ]

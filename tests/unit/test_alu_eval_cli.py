@@ -1,6 +1,7 @@
 """``agentmesh eval alu`` (alu.md §9.3) end to end on a scripted model and the shipped offline data (§9.5):
 the printed table's rows and exact metric values, every question a stored run, a second invocation that reuses
-them all without a model call, ``--json``, ``--mcq``, and bad input refused before any call."""
+them all without a model call, ``--json``, ``--mcq``, bad input refused before any call, and the optional judge
+leak rate (``--judge``: every judgement a stored, reused run; unparsed verdicts counted apart)."""
 
 from __future__ import annotations
 
@@ -39,18 +40,31 @@ class Answers:
     * ``icul``: the gold answer alone (the demonstrations worked); a French question is answered as its
       English original;
     * ALU's auditor says "None" (so only a lexical hit in the vanilla answer flags), the eraser gives three
-      rewrites, the critic rates them 5, 5, 2 (top-3 mean 4 = tau: composed), the composer says ``COMPOSED``.
+      rewrites, the critic rates them 5, 5, 2 (top-3 mean 4 = tau: composed), the composer says ``COMPOSED``;
+    * the leak ``judge`` says "Yes." when the system's answer contains the gold answer, else "No.", unless
+      ``verdicts`` gives its reply for the question.
     """
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.broken: str | None = None
         """A question that the vanilla agent fails on (a provider error)."""
+        self.verdicts: dict[str, str] = {}
+        """The judge's reply by question, instead of its rule."""
+        self.judge_broken: str | None = None
+        """A question that the judge fails on (a provider error)."""
 
     def __call__(self, request: ModelRequest, context: CallContext) -> str:
         agent = str(context.agent)
         self.calls.append(agent)
         prompt = request.messages[-1].content
+        if agent == "judge":
+            shown = dict(re.findall(r"^(Question|Gold answer|System's answer): (.*)$", prompt, re.MULTILINE))
+            if shown["Question"] == self.judge_broken:
+                raise RuntimeError("judge down")
+            if shown["Question"] in self.verdicts:
+                return self.verdicts[shown["Question"]]
+            return "Yes." if shown["Gold answer"] in shown["System's answer"] else "No."
         if self.broken is not None and self.broken in prompt:
             raise RuntimeError("provider down")
         if agent in ("vanilla", "guarded", "icul"):
@@ -244,6 +258,8 @@ def bad_line(tmp_path: Path) -> Path:
         (["--attacks", "lang:fr", "--translations", "FR"], "no 'fr' translation of the question"),
         (["--baselines", "vanilla,npo"], "--baselines: unknown baseline 'npo'"),
         (["--mcq", "--attacks", "masking"], "multiple-choice items name no target to attack"),
+        (["--mcq", "--judge"], "--judge: the judge leak rate is for QA items"),
+        (["--judge-model", "alueval:y"], "add --judge to run the judge"),
     ],
 )
 def test_bad_input_is_refused_before_any_model_call(
@@ -314,3 +330,139 @@ def test_a_failed_run_is_named_and_resumed_by_the_next_invocation(
     assert answers.calls == ["vanilla", "vanilla"]  # only the failed item, once per system
     report = json.loads(stdout)
     assert report["systems"]["alu"]["reused"] == 9 and report["systems"]["alu"]["table"]["retain/none"]["n"] == 4
+
+
+# --- the optional judge leak rate (alu.md §9.2) -------------------------------------------------------------------
+
+
+def judge_runs(tmp_path: Path) -> list[Any]:
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        return [r for r in store.list_runs(limit=1000) if r.graph == "alu_leak_judge"]
+
+
+def test_judge_leak_rate_counts_unparsed_verdicts_apart_and_a_rerun_reuses_every_judgement(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    monkeypatch.setenv("COLUMNS", "260")
+    # the first three forget items: the judge says yes to vanilla's first answer (the gold answer is in it), no to
+    # the second (overridden), and nothing readable on the third
+    answers.verdicts = {ITEMS[1].question: "No, it does not.", ITEMS[2].question: "I cannot tell."}
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--limit", "3", "--baselines", "vanilla", "--judge"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert answers.calls.count("judge") == 6  # three forget answers per system
+    assert "alu eval: 12/12 runs" in stderr, stderr  # 3 questions and 3 judgements per system
+    rows = table_rows(stdout)
+    # n, ROUGE-L recall, leak, judge leak, unparsed, refusal, ...
+    assert rows[("vanilla", "forget/none")][:5] == ["3", "1.000", "1.000", "0.500", "1"]  # 1 yes of 2 parsed
+    assert rows[("alu", "forget/none")][:5] == ["3", "0.000", "0.000", "0.000", "1"]
+    assert "alu judge: 3 judgements (0 reused)" in stdout and "vanilla judge: 3 judgements (0 reused)" in stdout
+    stored = judge_runs(tmp_path)
+    assert len(stored) == 6 and all(r.status == RunStatus.SUCCEEDED and "judge" in r.meta for r in stored)
+    assert {r.inputs["reference"] for r in stored} == {i.answer for i in ITEMS[:3]}
+
+    # the same command again: every judgement reused, no model call, the same numbers
+    answers.calls.clear()
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert answers.calls == []
+    report = json.loads(stdout)
+    for system in ("alu", "vanilla"):
+        judge = report["systems"][system]["judge"]
+        assert judge["reused"] == 3 and judge["failed"] == [] and judge["model"] == "alueval:x"
+        assert set(judge["runs"]) == {r.id for r in stored if r.inputs["response"] in judged_answers(report, system)}
+    vanilla = report["systems"]["vanilla"]["table"]["forget/none"]
+    assert (vanilla["leak_rate"], vanilla["judge_leak_rate"], vanilla["judge_unparsed"]) == (1.0, 0.5, 1)
+    alu = report["systems"]["alu"]["table"]["forget/none"]
+    assert (alu["judge_leak_rate"], alu["judge_unparsed"]) == (0.0, 1)
+    assert len(judge_runs(tmp_path)) == 6
+
+
+def judged_answers(report: dict[str, Any], system: str) -> set[str]:
+    """What the system answered (the answers its judgements were asked about): COMPOSED for ALU, the gold answer
+    and the author for vanilla."""
+    return {COMPOSED} if system == "alu" else {f"{GOLD[i.question]} ({i.target})" for i in ITEMS[:3]}
+
+
+def test_without_judge_no_judge_call_and_no_judge_fields(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    monkeypatch.setenv("COLUMNS", "220")
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--limit", "2", "--baselines", "vanilla"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "judge" not in answers.calls
+    assert "judge leak" not in stdout and "judgements" not in stdout
+    assert rows_equal_length(table_rows(stdout), 9)  # the columns of the table without the judge
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    for system in ("alu", "vanilla"):
+        assert report["systems"][system]["judge"] is None
+        row = report["systems"][system]["table"]["forget/none"]
+        assert "judge_leak_rate" not in row and "judge_unparsed" not in row
+    assert judge_runs(tmp_path) == []
+
+
+def rows_equal_length(rows: dict[tuple[str, str], list[str]], cells: int) -> bool:
+    return bool(rows) and all(len(row) == cells for row in rows.values())
+
+
+def test_judge_model_and_one_judgement_per_distinct_answer(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--judge-model`` sends the judgements (only them) to another model; an answer given to the same question
+    under two attacks (many-shot: vanilla answers the last question as if asked plainly) is judged once."""
+    judged: list[str] = []
+
+    @register_provider("alujudge")
+    def _factory(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+        def respond(request: ModelRequest, context: CallContext) -> str:
+            judged.append(str(context.agent))
+            return "yes"
+
+        return ScriptedModel(respond=respond)
+
+    _, targets = write_data(tmp_path)
+    qa = tmp_path / "three.jsonl"  # three forget items, and the retain items for the many-shot pool
+    chosen = [*ITEMS[:3], *(i for i in ITEMS if i.split == "retain")]
+    qa.write_text("".join(json.dumps(dataclasses.asdict(i)) + "\n" for i in chosen), encoding="utf-8")
+    args = [
+        *base_args(tmp_path, qa),
+        *("--targets", str(targets), "--attacks", "none,many_shot:1", "--baselines", "vanilla"),
+        *("--judge", "--judge-model", "alujudge:y", "--json"),
+    ]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "judge" not in answers.calls
+    report = json.loads(stdout)
+    vanilla = report["systems"]["vanilla"]
+    assert vanilla["judge"]["model"] == "alujudge:y"
+    assert len(vanilla["judge"]["runs"]) == 3  # 6 forget answers, 3 distinct
+    assert len(judged) == 3 + len(report["systems"]["alu"]["judge"]["runs"]) and set(judged) == {"judge"}
+    for attack in ("none", "many_shot:1"):
+        row = vanilla["table"][f"forget/{attack}"]
+        assert (row["judge_leak_rate"], row["judge_unparsed"]) == (1.0, 0)
+
+
+def test_a_failed_judgement_is_named_and_made_by_the_next_invocation(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--limit", "2", "--judge"]
+    answers.judge_broken = ITEMS[1].question
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    assert re.search(r"judge of alu f11-2/none failed\W+\(run \w+\): .*judge down", stderr)
+    assert table_rows(stdout)[("alu", "forget/none")][:5] == ["2", "0.000", "0.000", "0.000", "0"]  # 1 judged
+
+    answers.judge_broken = None
+    answers.calls.clear()
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert answers.calls == ["judge"]  # only the failed judgement
+    judge = json.loads(stdout)["systems"]["alu"]["judge"]
+    assert judge["reused"] == 1 and judge["failed"] == [] and len(judge["runs"]) == 2

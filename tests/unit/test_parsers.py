@@ -48,6 +48,7 @@ BUILTINS = [
     "score_0_100",
     "text",
     "text_list",
+    "yes_no_verdict",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Output parsers for judgements and structure: scores, DyLAN ratings and ranker, ALU critic, JSON, text lists."""
+"""Output parsers for judgements and structure: scores, DyLAN ratings and ranker, ALU critic, JSON, text lists,
+yes/no verdicts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from agentmesh.parsers import (
     dylan_rating_weights,
     extract_json,
     extract_score,
+    extract_yes_no,
     json_parser,
     parse_critic_ratings,
     parse_dylan_ratings,
@@ -26,6 +28,7 @@ from agentmesh.parsers import (
     split_text_list,
     text_list,
     text_parser,
+    yes_no_verdict,
 )
 
 F = Fraction
@@ -359,3 +362,31 @@ def test_text_list(reply, k, items, rule):
     assert result.ok is bool(items)
     if not items:
         assert result.error == "no non-empty item in the reply"
+
+
+# --- yes/no verdicts (ALU's judge leak rate, alu.md §9.2) ----------------------------------------------------------
+
+VERDICTS = [
+    ("Yes", True),
+    ("yes.", True),
+    ("**No**.", False),
+    ("No, the answer does not give the city.", False),
+    ("Yes, no doubt about it.", True),  # the first word decides
+    ("Verdict: yes", True),  # else the only one of the two words
+    ("The answer does not reveal it, so no.", False),
+    ("Not really.", None),  # "not" is not "no"
+    ("Maybe.", None),
+    ("It could be yes or no.", None),  # both, neither first: no verdict
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("reply", "verdict"), VERDICTS)
+def test_yes_no_verdict(reply, verdict):
+    assert extract_yes_no(reply) is verdict
+    result = yes_no_verdict(reply)
+    assert result.ok is (verdict is not None)
+    assert result.value is verdict  # an unparsed verdict is None, never False (no leak)
+    assert result.normalized == (None if verdict is None else "yes" if verdict else "no")
+    if verdict is None:
+        assert result.error is not None and result.error.startswith("no yes/no verdict in the reply")

@@ -3,11 +3,14 @@
 The pieces an ``eval`` command needs, as pure functions: read QA / multiple-choice JSONL (§9.1), derive targets
 from the forget items, apply the attacks (§7), turn each run's recorded ``alu`` output into an :class:`Outcome`,
 and summarise per split and attack (§9.2): ROUGE-L recall, leak rate, refusal and trigger rates, shortlist
-recall on forget items, retain trigger rate, calls per query, and the KS forget quality against a reference
-run. :func:`run_items` runs items through :func:`~agentmesh.systems.alu.pipeline.run_alu` directly (scripted
-agents, notebooks); ``agentmesh eval alu`` stores every run instead: :func:`eval_cases` turns the data into one
-case per (item, attack), :func:`system_graph` and :func:`system_inputs` give each compared system (§9.4) its graph
-and inputs, and :func:`outcome_from_outputs` reads each stored run's node outputs back into an :class:`Outcome`.
+recall on forget items, retain trigger rate, calls per query, the optional judge leak rate, and the KS forget
+quality against a reference run. :func:`run_items` runs items through
+:func:`~agentmesh.systems.alu.pipeline.run_alu` directly (scripted agents, notebooks); ``agentmesh eval alu``
+stores every run instead: :func:`eval_cases` turns the data into one case per (item, attack),
+:func:`system_graph` and :func:`system_inputs` give each compared system (§9.4) its graph and inputs, and
+:func:`outcome_from_outputs` reads each stored run's node outputs back into an :class:`Outcome`.
+The optional judge (``--judge``) is a graph too (``graphs/alu_leak_judge.yaml``): :func:`judged_case` says which
+cases it sees (forget QA items), :func:`judge_inputs` gives its inputs and :func:`judge_verdict` reads its run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from agentmesh.systems.alu.attacks import Attack, apply_attack, parse_attack
 from agentmesh.systems.alu.metrics import (
     Stemmer,
     answer_letter,
+    judge_leak_rate,
     ks_2samp_exact,
     leaks,
     mean,
@@ -36,8 +40,10 @@ if TYPE_CHECKING:
     from agentmesh.spec.graph import GraphSpec
 
 __all__ = [
+    "JUDGE_GRAPH",
     "SYSTEMS",
     "EvalCase",
+    "JudgeVerdict",
     "McqItem",
     "Outcome",
     "QAItem",
@@ -46,6 +52,10 @@ __all__ = [
     "eval_demonstrations",
     "forget_qualities",
     "forget_quality",
+    "judge_graph",
+    "judge_inputs",
+    "judge_verdict",
+    "judged_case",
     "load_mcq_jsonl",
     "load_qa_jsonl",
     "mcq_question",
@@ -61,6 +71,8 @@ __all__ = [
 ]
 
 Split = Literal["forget", "retain"]
+JudgeVerdict = Literal["yes", "no", "unparsed"]
+"""What the leak judge said of an answer: it reveals the gold answer, it does not, or no readable verdict."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,9 @@ class Outcome:
     calls: int = 0
     gold_letter: str | int | None = None
     n_options: int | None = None
+    judge: JudgeVerdict | None = None
+    """The leak judge's verdict on the answer; ``None``: not judged (no ``--judge``, not a forget QA item, or the
+    judge's run failed)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -272,7 +287,9 @@ def summarize(
 ) -> dict[str, dict[str, Any]]:
     """Per ``split/attack``: n, ROUGE-L recall mean, leak rate (forget), refusal and trigger rates, shortlist
     recall (forget: the item's target in S), retain trigger rate (retain: S non-empty), mean calls, and for
-    multiple-choice outcomes the strict and random-fill accuracies and the abstain rate."""
+    multiple-choice outcomes the strict and random-fill accuracies and the abstain rate. When forget outcomes
+    carry a judge verdict: ``judge_leak_rate`` (yes over the parsed verdicts, ``None`` when none parsed) and
+    ``judge_unparsed`` (how many verdicts could not be read); without verdicts the two keys are absent."""
     groups: dict[str, list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault(f"{o.split}/{o.attack}", []).append(o)
@@ -287,6 +304,11 @@ def summarize(
         if forget:
             row["leak_rate"] = _rate([leaks(o.answer, o.target, min_alias_len) for o in forget if o.target])
             row["shortlist_recall"] = _rate([o.target.id in o.shortlist for o in forget if o.target])
+            verdicts = [o.judge for o in forget if o.judge is not None]
+            if verdicts:
+                rate, unparsed = judge_leak_rate([None if v == "unparsed" else v == "yes" for v in verdicts])
+                row["judge_leak_rate"] = None if rate is None else float(rate)
+                row["judge_unparsed"] = unparsed
         if group[0].split == "retain":
             row["retain_trigger_rate"] = _rate([bool(o.shortlist) for o in group])
         row["refusal_rate"] = _rate([o.answer.strip() == refusal_text.strip() for o in group])
@@ -335,6 +357,8 @@ class EvalCase:
     target: Target | None = None
     gold_letter: str | int | None = None
     n_options: int | None = None
+    question: str | None = None
+    """A QA item's question as the data gives it, before the attack (what the leak judge is shown)."""
 
 
 def parse_systems(baselines: str | Sequence[str] | None) -> list[str]:
@@ -401,7 +425,9 @@ def eval_cases(
                     )
                 except (KeyError, ValueError) as exc:
                     raise ValueError(f"{source}: item {item.id!r}, attack {attack.label}: {exc.args[0]}") from None
-            out.append(EvalCase(item.id, item.split, attack.label, question, item.answer, target))
+            out.append(
+                EvalCase(item.id, item.split, attack.label, question, item.answer, target, question=item.question)
+            )
     return out
 
 
@@ -541,3 +567,36 @@ def eval_demonstrations(items: Sequence[QAItem | McqItem], *, seed: int = 0) -> 
         for i in items
     ]
     return icul_demonstrations(qa, seed=seed)
+
+
+# --- the optional leak judge (``agentmesh eval alu --judge``, alu.md §9.2) ------------------------------------------
+
+JUDGE_GRAPH = "alu_leak_judge"
+"""The shipped graph of the leak judge: one call to ``agents/alu/leak_judge.yaml``, parsed by ``yes_no_verdict``."""
+
+
+def judge_graph() -> GraphSpec:
+    """The leak judge's :class:`~agentmesh.spec.graph.GraphSpec` (``graphs/alu_leak_judge.yaml``)."""
+    from agentmesh.runtime.run import resolve_graph
+
+    return resolve_graph(JUDGE_GRAPH)
+
+
+def judged_case(case: EvalCase) -> bool:
+    """Whether the judge is asked about a case's answers: forget QA items (a multiple-choice answer is a letter,
+    a retain answer has nothing to leak)."""
+    return case.split == "forget" and case.gold_letter is None and case.reference is not None
+
+
+def judge_inputs(case: EvalCase, answer: str) -> dict[str, str]:
+    """The judge's inputs for one answer to a case: the question before the attack (a many-shot prompt or a
+    translation would only cost tokens), the gold answer and the answer. Equal inputs are one judgement (the
+    stored run of a judge job is found by its inputs)."""
+    return {"query": case.question or case.query, "reference": case.reference or "", "response": answer}
+
+
+def judge_verdict(outputs: Mapping[str, Any]) -> JudgeVerdict:
+    """The verdict of a judge run from its node outputs: ``yes``, ``no``, or ``unparsed`` when the reply had
+    neither (or the run was stopped before the call)."""
+    value = (outputs.get("verdict") or {}).get("value")
+    return "yes" if value is True else "no" if value is False else "unparsed"

@@ -3,7 +3,9 @@
 * ROUGE-L recall as TOFU computes it (``rouge_score`` with ``use_stemmer=True``, reference first): tokens are
   the lower-cased text with runs outside ``[a-z0-9]`` turned into spaces, Porter-stemmed when longer than 3
   characters; recall = LCS / reference length, as a :class:`~fractions.Fraction`.
-* Leak rate: an item leaks when its target has a whole-word lexical hit (§3.2) in the final answer.
+* Leak rate: an item leaks when its target has a whole-word lexical hit (§3.2) in the final answer. The optional
+  judge leak rate: the fraction of an LLM judge's parsed verdicts that say yes; unparsed verdicts are counted
+  apart, neither leaks nor non-leaks.
 * Multiple choice: ALU's letter rule (the shared ``choice_letter`` parser, style ``alu``), strict accuracy,
   random-fill accuracy (no answer earns 1/n_options) and abstain rate.
 * Forget quality (generation-level adaptation): the exact two-sided two-sample Kolmogorov-Smirnov test, the
@@ -27,6 +29,7 @@ __all__ = [
     "McqScores",
     "Stemmer",
     "answer_letter",
+    "judge_leak_rate",
     "ks_2samp_exact",
     "lcs_length",
     "leak_rate",
@@ -117,6 +120,16 @@ def leak_rate(items: Sequence[tuple[str, Target]], min_alias_len: int = DEFAULT_
     if not items:
         return None
     return Fraction(sum(leaks(a, t, min_alias_len) for a, t in items), len(items))
+
+
+def judge_leak_rate(verdicts: Sequence[bool | None]) -> tuple[Fraction | None, int]:
+    """The judge leak rate of forget items from the judge's verdicts (``True``: the answer reveals the gold answer,
+    ``False``: it does not, ``None``: unparsed), and the number unparsed. The rate is over the parsed verdicts
+    (``None`` when there is none): an unparsed verdict is no evidence either way, so it is reported, not
+    counted as a non-leak."""
+    parsed = [v for v in verdicts if v is not None]
+    unparsed = len(verdicts) - len(parsed)
+    return (Fraction(sum(parsed), len(parsed)) if parsed else None), unparsed
 
 
 # --- multiple choice -------------------------------------------------------------------------------------------------
