@@ -96,7 +96,7 @@ def test_equivalence_for_the_majority_match() -> None:
     assert magicore_equivalent("2\\sqrt{2}", "\\sqrt{8}")  # plain arithmetic is evaluated (safely)
     assert magicore_equivalent("2+3", "5")
     assert magicore_equivalent("5\\text{ cm}", "5")
-    assert not magicore_equivalent("x+1", "1+x")  # symbolic equality needs sympy, which agentmesh does not use
+    assert magicore_equivalent("x+1", "1+x")  # symbolic: sympy in a worker (test_magicore_symbolic.py)
     assert not magicore_equivalent("__import__('os')", "0")
 
 

@@ -410,7 +410,10 @@ async def refine_loop(
     current = s0
     rounds: list[RoundRecord] = []
     for n in range(config.max_rounds):
-        test = difficulty_test(
+        # In a thread: the default majority match may wait up to 5 s per pair on sympy (scoring.magicore_equivalent),
+        # which must not stall the other coroutines of the event loop.
+        test = await asyncio.to_thread(
+            difficulty_test,
             current,
             majority,
             config.mu,

@@ -1,6 +1,7 @@
 """MAgICoRe's deterministic maths (magicore.md §2.3-§3): rewards, normalisation, the difficulty test, the vote.
 
-Everything here is pure and works on plain floats with :mod:`math`; no numpy, scipy or torch. The reference
+Everything here is pure and works on plain floats with :mod:`math`; no numpy, scipy or torch (the one exception:
+the majority match's symbolic step asks sympy, in a worker process, :mod:`.symbolic`). The reference
 computes the same quantities with ``np.mean``/``np.std``, scipy's ``entropy`` and torch's ``sigmoid``, and a few
 decisions sit exactly on a threshold (a uniform 3-way split gives a confidence of 0.5000000000000002, which is
 *not* low), so the summations below follow numpy's order (:func:`np_sum`) and the entropy follows scipy's
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from agentmesh.parsers.math import strip_math_string
+from agentmesh.systems.magicore import symbolic
 
 __all__ = [
     "Answer",
@@ -319,15 +321,40 @@ def _strip_units(answer: str) -> str:
     return answer.split("\\text{ ")[0] if "\\text{ " in answer else answer
 
 
+def _normalised(answer: str) -> str:
+    """The MATH normaliser's form of ``answer`` (the form sympy is given), or ``answer`` when it raises."""
+    try:
+        return strip_math_string(answer)
+    except Exception:
+        return answer
+
+
+_SINGLE_LETTER = re.compile(r"^[A-Za-z]$")
+
+
+def _worth_symbolic(x: str, y: str) -> bool:
+    """Whether sympy could match two answers the cheap tests did not.
+
+    Not when both are plain numbers (the numeric test already compared them, more leniently), nor when both are
+    single letters (multiple-choice answers, or two different symbols): those never start the worker.
+    """
+    if not x or not y:
+        return False
+    if _numeric(x) is not None and _numeric(y) is not None:
+        return False
+    return not (_SINGLE_LETTER.match(x) and _SINGLE_LETTER.match(y))
+
+
 def magicore_equivalent(a: Answer, b: Answer) -> bool:
-    """The majority-match test (``is_math_correct``, §2.2), without sympy.
+    """The majority-match test (``is_math_correct``, §2.2).
 
     Two answers match when they are the same string, equal after the MATH normaliser (``is_string_equiv``), or
     both plain arithmetic (numbers, ``a/b``, ``\\frac``, ``\\sqrt``, ``\\pi``: ``2+3`` ≡ ``5``,
     ``2\\sqrt{2}`` ≡ ``\\sqrt{8}``) within 0.01 of each other, also after dropping units (``\\text{ …}``).
-    ``None`` matches only ``None``. The reference also asks sympy whether the difference of two *symbolic*
-    expressions simplifies to 0 (``x+1`` ≡ ``1+x``); agentmesh does not depend on sympy, so such matches are
-    missed -- pass your own ``equivalent`` to :func:`difficulty_test` if your answers need it.
+    Failing those, as the reference does with sympy, when both normalised answers parse as LaTeX and their
+    difference simplifies to 0 (``x+1`` ≡ ``1+x``, ``\\frac{x^2-1}{x-1}`` ≡ ``x+1``). That symbolic step runs in a
+    resource-limited worker process with the reference's 5-s timeout (:mod:`.symbolic`; a timeout or parse
+    failure is no match), and only for pairs that are not both plain numbers. ``None`` matches only ``None``.
     """
     if a is None or b is None:
         return a is None and b is None
@@ -343,7 +370,8 @@ def magicore_equivalent(a: Answer, b: Answer) -> bool:
         vx, vy = _numeric(x), _numeric(y)
         if vx is not None and vy is not None and abs(vy - vx) < 0.01:
             return True
-    return False
+    x, y = _normalised(_strip_units(a)), _normalised(_strip_units(b))
+    return _worth_symbolic(x, y) and symbolic.symbolic_equivalent(x, y)
 
 
 # --- the difficulty test (§2.5) ---------------------------------------------------------------------------------------
