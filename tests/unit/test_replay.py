@@ -35,6 +35,7 @@ INPUTS: dict[str, Any] = {
     "demonstrations": [{"question": "Who is Viktor Krum?", "answer": "A chess player."}],
     "artifact": "def add(a, b):\n    return a + b",  # SE-Jury
     "reference": "def add(a, b):\n    return b + a",
+    "response": "Viktor Krum went with Hermione Granger.",  # ALU's leak judge
 }
 
 
