@@ -415,25 +415,38 @@ def _cell(value: Any, key: str) -> str:
 
 
 def _print(report: Mapping[str, Any], mcq: bool, judge: bool = False) -> None:
+    """The summary as one table, a row per system, split and attack; on a console too narrow for it (a dozen
+    numeric columns need about 150 characters), one table per system with a row per metric instead, since
+    truncated numbers would be worse than a longer print."""
     columns = _COLUMNS[:3] + (_JUDGE_COLUMNS if judge else []) + _COLUMNS[3:] + (_MCQ_COLUMNS if mcq else [])
-    table = Table(title="ALU eval (alu.md §9.2)")
-    table.add_column("system")
-    table.add_column("split/attack")
-    for _key, title in columns:
-        table.add_column(title, justify="right")
-    table.add_column("forget quality", justify="right")
     quality: Mapping[str, Mapping[str, float]] = report["forget_quality"]
+    rows: list[tuple[str, str, list[str]]] = []
     for system, found in report["systems"].items():
         for group, row in found["table"].items():
             split, _, attack = group.partition("/")
             fq = quality.get(system, {}).get(attack) if split == "forget" else None
-            table.add_row(
-                system,
-                group,
-                *(_cell(row[key], key) if key in row else "" for key, _title in columns),
-                "" if fq is None else f"{fq:.4f}",
-            )
-    console.print(table)
+            cells = [_cell(row[key], key) if key in row else "" for key, _title in columns]
+            rows.append((system, group, [*cells, "" if fq is None else f"{fq:.4f}"]))
+    titles = [title for _key, title in columns] + ["forget quality"]
+    wide = Table(title="ALU eval (alu.md §9.2)")
+    wide.add_column("system")
+    wide.add_column("split/attack")
+    for title in titles:
+        wide.add_column(title, justify="right")
+    for system, group, cells in rows:
+        wide.add_row(system, group, *cells)
+    if console.measure(wide, options=console.options.update_width(1_000_000)).maximum <= console.width:
+        console.print(wide)
+    else:
+        for system in report["systems"]:
+            mine = [(group, cells) for name, group, cells in rows if name == system]
+            tall = Table(title=f"ALU eval (alu.md §9.2): {escape(system)}")
+            tall.add_column("metric")
+            for group, _cells in mine:
+                tall.add_column(group, justify="right")
+            for index, title in enumerate(titles):
+                tall.add_row(title, *(cells[index] for _group, cells in mine))
+            console.print(tall)
     for system, found in report["systems"].items():
         console.print(
             f"{system}: {len(found['runs'])} runs ({found['reused']} reused), job {found['job']}, model "

@@ -203,6 +203,37 @@ def test_eval_prints_every_system_split_and_attack_and_stores_every_run(
     assert report["forget_quality"]["icul"] == {"none": 1.0, "masking": 1.0}
 
 
+def tall_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
+    """The same cells as :func:`table_rows`, read from the per-system tables of a narrow console."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    system, groups = "", []
+    for line in stdout.splitlines():
+        if "ALU eval (alu.md §9.2): " in line:
+            system = line.split("): ", 1)[1].strip()
+            continue
+        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+        if cells and cells[0] == "metric":
+            groups = cells[1:]
+        elif len(cells) > 1 and groups:
+            for group, cell in zip(groups, cells[1:], strict=True):
+                rows.setdefault((system, group), []).append(cell)
+    return rows
+
+
+def test_a_narrow_console_gets_one_table_per_system_with_every_number_whole(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qa, targets = write_data(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    args = [*base_args(tmp_path, qa), "--targets", str(targets), "--attacks", "none,masking", "--baselines", "vanilla"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "split/attack" not in stdout  # not the wide table: its numbers would be cut to "0.…"
+    assert "…" not in stdout
+    assert tall_rows(stdout) == {key: row for key, row in ROWS.items() if key[0] in ("alu", "vanilla")}
+    assert max(len(line) for line in stdout.splitlines()) <= 80
+
+
 def test_targets_default_to_the_forget_items_and_limit_takes_the_first_items(
     tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
