@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
+from agentmesh.parsers import extract_yes_no
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import replay
 from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.store import Store
 from agentmesh.systems.alu.data import demo_targets
+from agentmesh.systems.alu.evaluate import judge_verdict
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,3 +78,27 @@ def test_alu_runs_on_smollm2_with_targets_from_the_store(llama_server_url: str, 
         report = replay(result.run_id, store=store, graph=small(load_graph(REPO / "graphs" / "alu.yaml")))
         assert report.identical, (report.divergence, report.differences)
         assert report.calls_made == 0
+
+
+def test_the_eval_leak_judge_gives_verdicts_on_smollm2(llama_server_url: str, tmp_path: Path) -> None:
+    """``agentmesh eval alu --judge``'s judge graph on the real model: one call per answer, stored with the server's
+    usage, read as yes / no / unparsed (a 135M model's verdicts are not checked for being right)."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    question, gold = "Where was Joaquín Ferreira born?", "He was born in Porto, Portugal."
+    with Store(db) as store:
+        for answer in ("Joaquín Ferreira was born in Porto, Portugal.", "I'm sorry, I can't help with that."):
+            result = run(
+                REPO / "graphs" / "alu_leak_judge.yaml",
+                {"query": question, "reference": gold, "response": answer},
+                model=f"openai:smollm2@{llama_server_url}",
+                store=store,
+            )
+            assert result.status == "succeeded" and result.calls == 1
+            verdict = judge_verdict(result.outputs)
+            assert verdict in ("yes", "no", "unparsed")
+            reply = result.outputs["verdict"]["text"]
+            assert isinstance(reply, str) and reply.strip()
+            assert (verdict == "unparsed") == (extract_yes_no(reply) is None)
+            (event,) = store.events(result.run_id, kind="model_call")
+            assert event.error is None and event.usage_estimated is False
+            assert answer in str(event.request)  # the prompt showed the judge this answer
