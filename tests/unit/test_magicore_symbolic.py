@@ -181,3 +181,30 @@ def test_a_symbolic_answer_counts_toward_the_majority_quality(fresh_default: Sym
     strict = difficulty_test(samples, "x+1", mu=1.2, sigma=0.5, equivalent=lambda a, b: a == b)
     assert strict.n_majority_matches == 1  # the injected rule is still used as given
     assert strict.quality_ok
+
+
+def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> None:
+    """After ``fork()`` the child must not write to the parent's worker pipe (their requests and replies would
+    interleave) nor wait on a lock a parent thread held at the fork."""
+    import os
+
+    c = SymbolicChecker()
+    try:
+        assert c.equivalent("x+1", "1+x")
+        parent_worker = c._proc
+        assert parent_worker is not None and c.running
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only, never return into pytest
+            code = 1
+            try:
+                fresh = c._proc is None and not c.running
+                code = 0 if fresh and c.equivalent("y+2", "2+y") and c._proc is not parent_worker else 2
+            finally:
+                c.close()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert c._proc is parent_worker and c.running  # the parent's worker is untouched and still answers
+        assert c.equivalent("2(z+1)", "2z+2")
+    finally:
+        c.close()

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -81,6 +82,7 @@ class SymbolicChecker:
         self._buffer = b""
         self._unavailable: str | None = None
         self._atexit_registered = False
+        _CHECKERS.add(self)
 
     @property
     def running(self) -> bool:
@@ -201,6 +203,22 @@ class SymbolicChecker:
                 with contextlib.suppress(OSError):
                     stream.close()
 
+    def _forget_in_child(self) -> None:
+        """In a forked child: the worker and its pipes are the parent's, and the lock may have been held by a
+        parent thread at the fork. Start afresh (a worker of its own on first need), leaving the parent's alone."""
+        self._lock = threading.Lock()
+        self._proc, self._buffer = None, b""
+
+
+_CHECKERS: weakref.WeakSet[SymbolicChecker] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for found in list(_CHECKERS):
+        found._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 CHECKER = SymbolicChecker()
 """The process-wide checker behind :func:`symbolic_equivalent` (replaceable, e.g. by tests)."""
