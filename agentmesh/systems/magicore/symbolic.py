@@ -4,7 +4,11 @@ The reference's ``is_math_correct`` also matches two answers when sympy simplifi
 (``x+1`` ≡ ``1+x``), under a 5-second timeout that counts as "not equivalent". Answers are model output, so:
 
 * they are parsed only by sympy's lark LaTeX grammar (``parse_latex(..., backend="lark")``), which builds sympy
-  objects from a parse tree and never evaluates text (``sympify``/``parse_expr`` would ``eval`` it);
+  objects from a parse tree and never evaluates text (``sympify``/``parse_expr`` would ``eval`` it). Not sympy's
+  default ANTLR backend, although its grammar (derived from latex2sympy, which the reference uses) reads more
+  LaTeX (``r^2\\pi``, ``\\sqrt{2}x``): it silently drops what follows a parse it can stop at (``1, 2`` reads as
+  ``1``, ``x \\in [1,2]`` as ``in*x``), which would match different tuples and intervals; and it needs
+  ``antlr4-python3-runtime`` pinned to 4.11, which Hydra/OmegaConf users cannot install (they pin 4.9);
 * ``simplify`` can run for minutes or exhaust memory on a hostile expression, so it runs in a separate worker
   process with an address-space limit, killed by the parent after a wall-clock timeout. A timeout, a crash or a
   parse failure means "not equivalent";
