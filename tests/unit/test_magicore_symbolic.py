@@ -45,6 +45,10 @@ def fresh_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[SymbolicChecker]:
         ("\\frac{x^2-1}{x-1}", "x+1"),
         ("(x-2)(x+3)", "x^2+x-6"),
         ("2\\pi r", "2r\\pi"),  # \pi is not in the lark grammar; the worker substitutes the constant
+        # implicit products the lark grammar rejects as written, made explicit
+        ("\\sqrt{2}x", "x\\sqrt{2}"),
+        ("a^2b", "ba^2"),
+        ("6\\sqrt{3}\\pi", "6\\pi\\sqrt{3}"),
     ],
 )
 def test_symbolically_equal_answers_match(checker: SymbolicChecker, a: str, b: str) -> None:
@@ -52,7 +56,18 @@ def test_symbolically_equal_answers_match(checker: SymbolicChecker, a: str, b: s
     assert checker.equivalent(b, a)
 
 
-@pytest.mark.parametrize(("a", "b"), [("2x", "3x"), ("x+1", "x-1"), ("\\pi x", "\\xi x")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("2x", "3x"),
+        ("x+1", "x-1"),
+        ("\\pi x", "\\xi x"),
+        ("\\sqrt{2}x", "x\\sqrt{3}"),
+        ("a^2b", "ab^2"),
+        # the grammar reads this two ways (cos(x + sin²x)² and cos²x + sin²x): an ambiguous answer matches nothing
+        ("\\cos^2 x + \\sin^2 x", "1"),
+    ],
+)
 def test_different_answers_do_not_match(checker: SymbolicChecker, a: str, b: str) -> None:
     assert not checker.equivalent(a, b)
 

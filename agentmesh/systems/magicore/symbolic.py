@@ -254,6 +254,7 @@ def _worker_main(limits: dict[str, int]) -> None:
     try:
         memory = int(limits["memory_bytes"])
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        from lark import Tree
         from sympy import Expr, Symbol, simplify
         from sympy import pi as sympy_pi
         from sympy.parsing.latex import parse_latex
@@ -265,14 +266,37 @@ def _worker_main(limits: dict[str, int]) -> None:
     _send({"ready": True})
 
     pi = re.compile(r"\\pi(?![A-Za-z])")
+    # Implicit products the lark grammar rejects although LaTeX answers are full of them: after a closing brace
+    # (``\sqrt{2}x``, ``x^{2}y``) and after a one-character power (``a^2b``). Made explicit with ``\cdot`` only
+    # when the answer does not parse as written.
+    after_brace = re.compile(r"(?<!\\)\}(?=[A-Za-z0-9\\(])")
+    bare_power = re.compile(r"\^([A-Za-z0-9])(?=[A-Za-z0-9\\(])")
+
+    def settled(tree: Any) -> Any:
+        # An ambiguous parse is a lark Tree of the alternatives: usable only when they all agree.
+        if isinstance(tree, Tree) and tree.data == "_ambig":
+            options = [settled(child) for child in tree.children]
+            if all(option == options[0] for option in options[1:]):
+                return options[0]
+            raise ValueError(f"ambiguous LaTeX, read as {options}")
+        return tree
+
+    def parse(text: str) -> Any:
+        try:
+            return settled(parse_latex(text, backend="lark"))
+        except Exception:
+            explicit = after_brace.sub(r"} \\cdot ", bare_power.sub(r"^{\1} \\cdot ", text))
+            if explicit == text:
+                raise
+            return settled(parse_latex(explicit, backend="lark"))
 
     def parse_pair(a: str, b: str) -> tuple[Any, Any]:
         # The lark grammar has no \pi (a TODO in sympy's grammar): read it as a Greek letter neither answer uses,
         # then substitute the constant for that symbol.
         stand_in = next((g for g in ("xi", "chi", "psi", "zeta") if f"\\{g}" not in a + b), None)
         if stand_in is None or not (pi.search(a) or pi.search(b)):
-            return parse_latex(a, backend="lark"), parse_latex(b, backend="lark")
-        parsed = (parse_latex(pi.sub(f"\\\\{stand_in} ", text), backend="lark") for text in (a, b))
+            return parse(a), parse(b)
+        parsed = (parse(pi.sub(f"\\\\{stand_in} ", text)) for text in (a, b))
         ea, eb = (e.subs(Symbol(stand_in), sympy_pi) for e in parsed)
         return ea, eb
 
