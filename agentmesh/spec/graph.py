@@ -252,11 +252,20 @@ class GraphSpec(BaseModel):
                         if (agent_name, message) not in reported:
                             reported.add((agent_name, message))
                             out.append(Problem(loc=("agents", agent_name, field), message=message))
+        # a condition sees the inputs, ``inputs`` and ``nodes`` (as the branch operator renders it): a misspelt
+        # name there would otherwise fail the run at the branch, after the model calls of every node before it
+        condition_variables = set(self.inputs) | {"inputs", "nodes"}
         for node_name, node in self.nodes.items():
             if isinstance(node.params, BranchParams):
                 loc = ("nodes", node_name, "condition")
                 try:
-                    messages = self._node_reference_problems(node.params.condition_template())
+                    condition = node.params.condition_template()
+                    messages = [
+                        f"condition uses undefined variable {var!r}; available: "
+                        f"{', '.join(sorted(condition_variables))}"
+                        for var in sorted(template_variables(condition) - condition_variables)
+                    ]
+                    messages += self._node_reference_problems(condition)
                 except TemplateSyntaxProblem as exc:
                     messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
                 out += [Problem(loc=loc, message=message) for message in messages]

@@ -497,6 +497,19 @@ def test_a_branch_condition_reading_an_unknown_node_is_reported() -> None:
         graph_from_data(_graph_reading("{{ q }}", condition="nodes.solve.answer == 'A'"))
 
 
+def test_a_branch_condition_reading_an_undefined_variable_is_reported_at_load() -> None:
+    """A misspelt input in a condition failed the run at the branch, after every call before it."""
+    with pytest.raises(
+        SpecError,
+        match=r"nodes\.gate\.condition: condition uses undefined variable 'qq'; available: "
+        r"inputs, nodes, q",
+    ):
+        graph_from_data(_graph_reading("{{ q }}", condition="qq and nodes.vote.answer == 'A'"))
+    # inputs, ``inputs``, ``nodes``, Jinja's constants and a template's own names load
+    for condition in ("q == 'x' and inputs.q", "none is none and true", "{% set k = 1 %}{{ k }}"):
+        assert graph_from_data(_graph_reading("{{ q }}", condition=condition)).nodes["gate"].op == "branch"
+
+
 def test_a_branch_condition_that_does_not_parse_is_reported_at_load() -> None:
     with pytest.raises(SpecError, match=r"nodes\.gate\.condition: condition is not a valid Jinja2 expression"):
         graph_from_data(_graph_reading("{{ q }}", condition="nodes.vote.answer =="))
