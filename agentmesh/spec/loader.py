@@ -246,6 +246,7 @@ def graph_from_data(
                 list(raw_agents), list(raw_nodes), valid_params, edges if isinstance(edges, list) else []
             )
         )
+        problems.extend(_top_level_problems(data))
         _raise(file, lines, problems)
 
     try:
@@ -255,6 +256,19 @@ def graph_from_data(
         raise AssertionError("unreachable") from None  # pragma: no cover
     _raise(file, lines, spec.problems())
     return spec
+
+
+def _top_level_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Type problems of everything but the agents and nodes (inputs, edges, stop, output, unknown keys), found
+    when those already failed: the whole spec is validated only once its agents and nodes are, and a bad card must
+    not hide a bad input type until the next attempt."""
+    rest = {k: v for k, v in data.items() if k not in ("agents", "nodes")}
+    stand_in = {"_": {"op": "function", "function": "_"}}  # a valid node: ``nodes`` must not be empty
+    try:
+        GraphSpec.model_validate({**rest, "nodes": stand_in}, context={"defer_checks": True})
+    except ValidationError as exc:
+        return _pydantic_problems(exc, ())
+    return []
 
 
 def _partial_params(

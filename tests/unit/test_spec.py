@@ -334,6 +334,21 @@ def test_unknown_names_are_reported_with_type_problems_in_one_attempt(tmp_path: 
     assert "edges[0][1]: unknown node 'voter'" in message
 
 
+def test_a_bad_input_type_is_reported_with_a_bad_node(tmp_path: Path) -> None:
+    """The top-level fields (inputs, stop, unknown keys) were checked only once every card and node was valid,
+    so a file with both kinds of mistake showed them one attempt at a time."""
+    text = (
+        DEBATE.replace("rounds: 3", "rounds: three")
+        .replace("question: {type: string}", "question: {type: text}")
+        .replace("name: debate", "name: debate\nouptut: vote")
+    )
+    message = _spec_error(tmp_path, text)
+    assert message.startswith("3 problems in"), message
+    assert "nodes.debate.rounds: Input should be a valid integer" in message
+    assert "inputs.question.type: Input should be 'string'" in message
+    assert "ouptut: unknown field" in message
+
+
 def test_a_malformed_team_still_has_its_other_names_checked_in_place(tmp_path: Path) -> None:
     # a number among the names: the other names are still checked, at their own positions in the file
     text = DEBATE.replace("agents: [debater, debater, debater]", "agents: [debater, 7, debatr]")
