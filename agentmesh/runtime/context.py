@@ -26,7 +26,7 @@ from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.templates import render
+from agentmesh.spec.templates import node_references, render
 from agentmesh.store import EventRecord, Store
 
 CallKey = tuple[str, str, int, int]
@@ -154,8 +154,9 @@ class RunContext:
                 messages.append(ChatMessage(role="system", content=render(card.system, dict(variables))))
             messages.append(ChatMessage(role="user", content=render(card.prompt, dict(variables))))
         except jinja2.TemplateError as exc:
+            hint = _unfinished_nodes_hint(card, variables, node) if isinstance(exc, jinja2.UndefinedError) else ""
             raise RunError(
-                f"node {node!r}: agent {card.name!r}: prompt template failed: {exc}", node=node, agent=card.name
+                f"node {node!r}: agent {card.name!r}: prompt template failed: {exc}{hint}", node=node, agent=card.name
             ) from exc
         return ModelRequest(messages=tuple(messages), sampling=card.sampling)
 
@@ -388,3 +389,23 @@ def prompt_diff(recorded: Any, request: ModelRequest) -> str:
             f"{recorded.get('sampling')})"
         )
     return diff
+
+
+def _unfinished_nodes_hint(card: AgentCard, variables: Mapping[str, Any], node: str) -> str:
+    """Why ``nodes.<x>`` is undefined, when that is what failed: Jinja only says "'dict object' has no attribute
+    'x'", and the spec check passed because node ``x`` exists -- it just has no output when ``node`` runs (it runs
+    later, or on a branch not taken). Empty when every node the card reads has an output."""
+    done = variables.get("nodes") or {}
+    missing: list[str] = []
+    for source in (card.system, card.prompt):
+        if source is not None:
+            missing += [n for n, _ in node_references(source) if n not in done and n not in missing]
+    if not missing:
+        return ""
+    names = ", ".join(f"nodes.{n}" for n in missing)
+    first = missing[0]
+    edge = "" if first == node else f"add an edge [{first}, {node}], or "
+    return (
+        f" ({names} has no output yet when node {node!r} runs: a prompt reads the nodes that ran before its node; "
+        f"{edge}guard the read with {{% if nodes.{first} is defined %}})"
+    )

@@ -500,3 +500,22 @@ def test_blocking_forms_inside_a_running_loop_say_to_await_and_start_nothing(db:
     with Store(db) as store:
         (stored,) = store.list_runs()
     assert len(model.calls) == 3 and stored.meta["by"] == "test"
+
+
+def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str) -> None:
+    """Jinja's own message ("'dict object' has no attribute 'review'") does not say that the node exists but runs
+    later: the error names it and the two fixes."""
+    spec = graph_from_data(
+        {
+            "name": "early_read",
+            "agents": {"writer": {"prompt": "Improve on: {{ nodes.review.text }}"}, "critic": {"prompt": "x"}},
+            "nodes": {"draft": {"op": "call", "agent": "writer"}, "review": {"op": "call", "agent": "critic"}},
+            "edges": [["draft", "review"]],
+        }
+    )
+    expected = (
+        r"nodes\.review has no output yet when node 'draft' runs: .* add an edge \[review, draft\], or guard the read "
+        r"with \{% if nodes\.review is defined %\}"
+    )
+    with pytest.raises(RunError, match=expected):
+        run(spec, {}, model=ScriptedModel([], default="ok"), store=db)
