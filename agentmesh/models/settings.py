@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentmesh._yaml import YamlError, read_yaml
@@ -30,6 +31,18 @@ from agentmesh.errors import ConfigError
 
 CONFIG_ENV = "AGENTMESH_CONFIG"
 _KEY_LIKE = re.compile(r"^(sk-|sk_|Bearer\s)|^[A-Za-z0-9_\-]{40,}$")
+#: Keys that are also valid variable names, so that pasted into ``api_key_env`` they would pass for one (and be
+#: shown by ``agentmesh models``): vendors' prefixes (Hugging Face, Groq, Google, Replicate, GitHub, NVIDIA, xAI,
+#: Perplexity), or a long run of mixed-case letters and digits, which environment variable names are not.
+_KEY_PREFIXES = re.compile(r"^(hf_|gsk_|AIza|r8_|ghp_|gho_|github_pat_|nvapi-|xai-|pplx-)")
+_MIXED_CASE_AND_DIGITS = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])[A-Za-z0-9_]{24,}$")
+
+
+def looks_like_a_key(value: str) -> bool:
+    """Whether ``value`` looks like an API key rather than a model name, URL or environment variable name."""
+    if value.startswith(("http://", "https://")):
+        return False
+    return bool(_KEY_LIKE.search(value) or _KEY_PREFIXES.match(value) or _MIXED_CASE_AND_DIGITS.match(value))
 
 
 class EndpointLimits(BaseModel):
@@ -54,7 +67,7 @@ class EndpointLimits(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _is_a_name(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        if value is not None and (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) or looks_like_a_key(value)):
             raise ValueError("api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key")
         return value
 
@@ -101,41 +114,101 @@ class ModelSettings(BaseModel):
         return ref
 
 
-def _reject_inline_secrets(data: Any, path: str, where: str) -> None:
+Loc = tuple[str | int, ...]
+
+
+def _line_map(node: yaml.Node, loc: Loc = ()) -> dict[Loc, int]:
+    """The line of every key and item under ``node``, by its path (so that an error can point at it)."""
+    lines: dict[Loc, int] = {loc: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            lines[(*loc, k)] = key.start_mark.line + 1
+            for sub, line in _line_map(value, (*loc, k)).items():
+                lines.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, (*loc, i)))
+    return lines
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of ``loc``, or of the nearest enclosing key the file has (a missing field's mapping)."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _where(file: str, lines: dict[Loc, int], loc: Loc) -> str:
+    """``file:line`` of ``loc`` (``file`` alone for an empty file)."""
+    line = _line_of(lines, loc)
+    return file if line is None else f"{file}:{line}"
+
+
+def _reject_inline_secrets(data: Any, loc: Loc, file: str, lines: dict[Loc, int]) -> None:
+    """Refuse a key written into the file, naming where it is and never what it is."""
+    path = ".".join(str(p) for p in loc)
     if isinstance(data, dict):
         for k, v in data.items():
             if str(k).lower() in {"api_key", "apikey", "key", "token", "password", "secret"}:
                 raise ConfigError(
-                    f"{where}: '{path}{k}' looks like a secret; agentmesh never stores keys. "
-                    "Put the key in an environment variable and name it with 'api_key_env'.",
-                    file=where,
+                    f"{_where(file, lines, (*loc, k))}: '{'.'.join(str(p) for p in (*loc, k))}' looks like a secret; "
+                    "agentmesh never stores keys. Put the key in an environment variable and name it with "
+                    "'api_key_env'.",
+                    file=file,
                 )
-            _reject_inline_secrets(v, f"{path}{k}.", where)
-    elif isinstance(data, str) and _KEY_LIKE.search(data) and not data.startswith("http"):
+            _reject_inline_secrets(v, (*loc, k), file, lines)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _reject_inline_secrets(item, (*loc, i), file, lines)
+    elif isinstance(data, str) and looks_like_a_key(data):
         raise ConfigError(
-            f"{where}: the value at '{path.rstrip('.')}' looks like an API key; name an environment "
-            "variable with 'api_key_env' instead.",
-            file=where,
+            f"{_where(file, lines, loc)}: the value at '{path}' looks like an API key; agentmesh never stores keys. "
+            "Put the key in an environment variable and name that variable with 'api_key_env'.",
+            file=file,
         )
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
-    """Load settings from ``path``, ``$AGENTMESH_CONFIG`` or ``.agentmesh/config.yaml``; empty if none."""
+    """Load settings from ``path``, ``$AGENTMESH_CONFIG`` or ``.agentmesh/config.yaml``; empty if none.
+
+    Every error names the file and, where the file has one, the line (``config.yaml:4: endpoints.openai.rpm:
+    ...``): a settings file is edited by hand, and a field path alone leaves the reader counting lines.
+    """
     explicit = path or os.environ.get(CONFIG_ENV)
     file = Path(explicit) if explicit else Path.cwd() / ".agentmesh" / "config.yaml"
     if not file.exists():
         if explicit:
             raise ConfigError(f"config file {file} does not exist (from {CONFIG_ENV} or --config)", file=str(file))
         return ModelSettings()
+    name = str(file)
     try:
-        data = read_yaml(file.read_text(), str(file))[0] or {}
+        data, root = read_yaml(file.read_text(), name)
     except YamlError as exc:
-        raise ConfigError(str(exc), file=str(file)) from None
+        raise ConfigError(str(exc), file=name) from None
+    data = data or {}
+    lines = _line_map(root) if root is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping with aliases/endpoints/prices at the top", file=str(file))
-    _reject_inline_secrets(data, "", str(file))
+        raise ConfigError(
+            f"{_where(name, lines, ())}: expected a mapping with aliases/endpoints/prices at the top", file=name
+        )
+    _reject_inline_secrets(data, (), name, lines)
     try:
         return ModelSettings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise ConfigError(f"{file}: invalid model settings: {problems}", file=str(file)) from exc
+        problems = [
+            (
+                _where(name, lines, tuple(e["loc"])),
+                ".".join(str(p) for p in e["loc"]),
+                e["msg"].removeprefix("Value error, "),
+            )
+            for e in sorted(exc.errors(include_url=False), key=lambda e: _line_of(lines, tuple(e["loc"])) or 0)
+        ]
+        if len(problems) == 1:
+            ((where, field, msg),) = problems
+            message = f"{where}: invalid model settings: {field}: {msg}"
+        else:
+            listed = "\n".join(f"{where}: {field}: {msg}" for where, field, msg in problems)
+            message = f"{len(problems)} problems in the model settings of {name}:\n{listed}"
+        raise ConfigError(message, file=name) from exc

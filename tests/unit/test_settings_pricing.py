@@ -110,6 +110,71 @@ def test_invalid_files_name_the_file_and_the_field(tmp_path: Path, text: str, ex
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "endpoints:\n  openai:\n    rpm: 5\n    rmp: 5\n",
+            "bad.yaml:4: invalid model settings: endpoints.openai.rmp:",
+        ),
+        (
+            "aliases: {}\nendpoints:\n  default: {rpm: -1}\n",
+            "bad.yaml:3: invalid model settings: endpoints.default.rpm:",
+        ),
+        ("prices:\n  m: {input: 1}\n", "bad.yaml:2: invalid model settings: prices.m.output: Field required"),
+        ("x: 1\nendpoints:\n  default: {rpm: 0}\n", "2 problems in the model settings of"),
+        ("x: 1\nendpoints:\n  default: {rpm: 0}\n", "bad.yaml:1: x: Extra inputs are not permitted\n"),
+        ("endpoints:\n  openai: {api_key: abc}\n", "bad.yaml:2: 'endpoints.openai.api_key' looks like a secret"),
+        ("aliases:\n  a: local\n  fast: sk-abc0123456789\n", "bad.yaml:3: the value at 'aliases.fast' looks like"),
+        ("- a\n", "bad.yaml:1: expected a mapping"),
+    ],
+)
+def test_errors_name_the_line_of_the_problem(tmp_path: Path, text: str, expected: str) -> None:
+    """A settings file is edited by hand: its errors point at the line, not only at a field path."""
+    path = write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345",  # Hugging Face: a valid variable name too
+        "AIzaSyA1234567890abcdefghijklmnopqrstu",  # Google, 39 characters
+        "gsk_abc123",
+        "Xy7Kp2Lm9Qr4St6Uv8Wz1Ab3",  # no known prefix: mixed case and digits, as keys are and names are not
+    ],
+)
+def test_a_key_pasted_into_api_key_env_is_refused_even_when_it_could_be_a_variable_name(
+    tmp_path: Path, pasted: str
+) -> None:
+    """Accepted as a variable name, the key would be printed by ``agentmesh models`` (``key: $<it> (not set)``)."""
+    path = write(tmp_path / "k.yaml", f"endpoints:\n  openai:\n    api_key_env: {pasted}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "k.yaml:3:" in str(info.value) and "api_key_env" in str(info.value)
+    assert pasted not in str(info.value)
+    with pytest.raises(pydantic.ValidationError, match="NAME of an environment variable"):
+        EndpointLimits(api_key_env=pasted)
+
+
+def test_variable_names_and_references_are_not_taken_for_keys(tmp_path: Path) -> None:
+    text = (
+        "aliases:\n  grok: xai:grok-2\n  hf: openai:HuggingFaceTB/SmolLM2-1.7B-Instruct@http://h:8000/v1\n"
+        "endpoints:\n  a: {api_key_env: HF_TOKEN}\n  b: {api_key_env: GOOGLE_API_KEY}\n"
+        "  c: {api_key_env: LAB_VLLM_KEY_2}\n  d: {api_key_env: my_lab_key}\n"
+    )
+    settings = load_settings(write(tmp_path / "ok.yaml", text))
+    assert settings.aliases["grok"] == "xai:grok-2"
+    assert [e.api_key_env for e in settings.endpoints.values()] == [
+        "HF_TOKEN",
+        "GOOGLE_API_KEY",
+        "LAB_VLLM_KEY_2",
+        "my_lab_key",
+    ]
+
+
+@pytest.mark.parametrize(
     ("text", "where"),
     [
         ("endpoints:\n  openai: {api_key: abc}\n", "'endpoints.openai.api_key' looks like a secret"),
