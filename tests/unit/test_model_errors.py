@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
 
 from agentmesh.errors import (
@@ -20,6 +22,7 @@ from agentmesh.errors import (
 )
 from agentmesh.models import EndpointLimits, ModelClient, ModelRequest, ModelSettings, get_model
 from agentmesh.models.client import MAX_RETRY_AFTER_S
+from agentmesh.models.providers.openai_compat import OpenAICompatProvider
 from tests._servers import FakeOpenAIServer, Reply, closed_port_url
 
 FAST = EndpointLimits(timeout_s=5, max_retries=0, backoff_initial_s=0.001)
@@ -107,6 +110,18 @@ async def test_unreachable_server_names_the_url() -> None:
     assert info.value.context["endpoint"] == url
     assert info.value.context["attempts"] == 2
     assert "gave up after 2 attempts" in message
+
+
+def test_unreachable_hosted_openai_points_at_the_network_not_at_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosted OpenAI is no server of the user's to start, nor a URL of theirs to fix: the hint is the network."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    provider = get_model("openai:gpt-4o-mini", settings=ModelSettings()).provider
+    assert isinstance(provider, OpenAICompatProvider)
+    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+    error = provider._translate(openai.APIConnectionError(request=request))
+    assert isinstance(error, ServerUnreachableError)
+    assert "cannot reach the model server at https://api.openai.com/v1" in error.message
+    assert "is this machine online" in error.message and "is it running" not in error.message
 
 
 async def test_model_not_found_names_model_and_url(fake_server: FakeOpenAIServer, fake_client: ModelClient) -> None:

@@ -223,9 +223,14 @@ class OpenAICompatProvider(Provider):
             return ModelTimeoutError(f"timed out waiting for the model server at {url}", endpoint=url)
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
+            # Hosted OpenAI is not the user's server to start or URL to fix: what they can check is the network.
+            hint = (
+                "is this machine online (behind a proxy: is HTTPS_PROXY set)?"
+                if self._hosted
+                else "is it running and is the URL right (it usually ends in /v1)?"
+            )
             return ServerUnreachableError(
-                f"cannot reach the model server at {url} ({type(cause).__name__}: {cause}); "
-                "is it running and is the URL right (it usually ends in /v1)?",
+                f"cannot reach the model server at {url} ({type(cause).__name__}: {cause}); {hint}",
                 endpoint=url,
             )
         if isinstance(exc, openai.APIResponseValidationError):
