@@ -38,7 +38,7 @@ from agentmesh.cli.batch import ItemOutcome, Start, run_batch, run_many, unfinis
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, resolve_graph
+from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
@@ -149,9 +149,13 @@ def run_graph(
     if executor != Executor.LOCAL or ray_address is not None:
         raise ConfigError("--executor ray runs the items of an --input-file on Ray; one run runs here")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
+    # the spec is resolved here already; its source is stored all the same, so a replay checks today's file
+    meta = {"source": graph_source(graph)}
     _run_one(
         spec,
-        lambda listeners, store: arun(spec, given, model=model, store=store, budget=budget, listeners=listeners),
+        lambda listeners, store: arun(
+            spec, given, model=model, store=store, budget=budget, listeners=listeners, meta=meta
+        ),
         db=db,
         as_json=as_json,
         quiet=quiet,

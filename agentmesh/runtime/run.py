@@ -177,7 +177,7 @@ async def arun(
                 **(meta or {}),
                 "spec": stored_spec,
                 # where the graph came from (a built-in name or a file), so a replay can check it against today's
-                **({"source": _source(graph)} if not isinstance(graph, GraphSpec) else {}),
+                **({"source": graph_source(graph)} if not isinstance(graph, GraphSpec) else {}),
                 **({"budget": budget.model_dump(mode="json", exclude_none=True)} if budget else {}),
             },
         )
@@ -240,7 +240,10 @@ async def aresume(
             db.close()
 
 
-def _source(graph: str | Path) -> str:
+def graph_source(graph: str | Path) -> str:
+    """Where a graph comes from, as a run stores it (``meta.source``): a file's absolute path, else the built-in's
+    name. A replay resolves it again, so that it checks today's graph; a caller that resolves the graph itself and
+    passes the spec (the command line) stores this in ``meta`` so that its runs say it too."""
     path = Path(graph)
     return str(path.resolve()) if path.suffix in (".yaml", ".yml") and path.is_file() else str(graph)
 

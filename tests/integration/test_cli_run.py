@@ -800,3 +800,23 @@ def test_a_replay_model_reruns_a_stored_run_from_the_db_it_is_given(
     assert code == 0, err
     result = json.loads(out)
     assert result["answer"] == "51" and result["calls"] == first.totals["calls"] == 6 and result["cost_usd"] == 0.0
+
+
+def test_a_replay_of_a_command_line_run_checks_todays_graph_file(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The command line resolved the graph itself and passed the spec on, so its runs stored no source: a replay
+    ran the stored spec, and an edit to the file went unnoticed (README: "a replay uses the run's graph as it is
+    now")."""
+    graph = tmp_path / "echo.yaml"
+    graph.write_text(TYPED_GRAPH.replace("n: {type: integer}", "n: {type: integer, required: false, default: 1}"))
+    model = script(tmp_path, "any.yaml", "rules:\n  - template: 'ok'\n")
+    args = ["-i", "name=a", "-i", "x=1", "-i", "flag=true", "-i", "tags=[]", "-i", 'opts={"k": 1}', "-m", model]
+    code, out, err = run_cli(["run", str(graph), *args, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.meta["source"] == str(graph.resolve())
+    code, out, err = run_cli(["replay", run.id, "--db", db], capsys, monkeypatch)
+    assert code == 0 and f"graph from {graph.resolve()}" in out and "identical" in out, out + err
+    graph.write_text(graph.read_text().replace("name={{ name }}", "NAME={{ name }}"))
+    code, out, err = run_cli(["replay", run.id, "--db", db], capsys, monkeypatch)
+    assert code == 1 and "diverged" in out, out + err
