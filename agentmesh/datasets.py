@@ -158,36 +158,48 @@ def read_items(
     """
     from agentmesh.runtime.run import check_inputs  # the runtime depends on spec only; keep this module light
 
+    if path.is_dir():
+        raise ConfigError(f"input file {path} is a directory; expected a JSONL file", file=str(path))
     if not path.is_file():
         raise ConfigError(f"input file {path} does not exist", file=str(path))
+    try:  # read whole first: a file that is not UTF-8 would otherwise fail mid-iteration, as a traceback
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a BOM (Windows editors write one) is not JSON
+    except UnicodeDecodeError as exc:
+        bad_line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{bad_line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
+            file=str(path),
+            line=bad_line,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read input file {path}: {exc.strerror or exc}", file=str(path)) from None
     items: list[Item] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line.strip())
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", file=str(path), line=lineno
-                ) from exc
-            if not isinstance(data, dict):
-                raise ConfigError(
-                    f"{path}:{lineno}: expected a JSON object of inputs, got {type(data).__name__}",
-                    file=str(path),
-                    line=lineno,
-                )
-            inputs, extra = item_inputs(data, spec, keep)
-            try:
-                checked = check_inputs(spec, {**(defaults or {}), **inputs})
-            except ConfigError as exc:
-                raise ConfigError(
-                    f"{path}:{lineno}: {exc} (a line holds the graph's inputs, or an MMLU-, MATH/GSM8K- or "
-                    "HumanEval-style record)",
-                    file=str(path),
-                    line=lineno,
-                ) from exc
-            items.append(Item(lineno, checked, extra))
+    for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.strip())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", file=str(path), line=lineno
+            ) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path}:{lineno}: expected a JSON object of inputs, got {type(data).__name__}",
+                file=str(path),
+                line=lineno,
+            )
+        inputs, extra = item_inputs(data, spec, keep)
+        try:
+            checked = check_inputs(spec, {**(defaults or {}), **inputs})
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{path}:{lineno}: {exc} (a line holds the graph's inputs, or an MMLU-, MATH/GSM8K- or "
+                "HumanEval-style record)",
+                file=str(path),
+                line=lineno,
+            ) from exc
+        items.append(Item(lineno, checked, extra))
     if not items:
         raise ConfigError(f"{path}: no items (expected one JSON object per line)", file=str(path))
     return items

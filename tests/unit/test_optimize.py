@@ -144,6 +144,33 @@ def test_data_formats_map_to_graph_inputs(tmp_path: Path) -> None:
         read_items(path, math)
 
 
+def test_a_data_file_that_is_not_utf8_or_is_a_folder_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Latin-1 export failed mid-read with a UnicodeDecodeError traceback (optimize, calibrate, run
+    --input-file), and a folder was reported as a file that "does not exist"."""
+    mmlu = load_graph(REPO / "graphs" / "dylan_mmlu.yaml")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"question": "ok?"}\n{"question": "caf\xe9?"}\n')
+    with pytest.raises(ConfigError, match=r"latin.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+        read_items(latin, mmlu)
+    with pytest.raises(ConfigError, match="is a directory; expected a JSONL file"):
+        read_items(tmp_path, mmlu)
+    code, _out, err = run_cli(
+        ["optimize", "dylan_mmlu", "--data", str(latin), "--top-k", "2", "--db", f"sqlite:///{tmp_path / 'r.db'}"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "not UTF-8 text" in " ".join(err.split()) and "Traceback" not in err
+    # a JSON string may hold U+2028 (a line separator to str.splitlines): still one line
+    sep = tmp_path / "sep.jsonl"
+    sep.write_text(json.dumps({"question": "a\u2028b"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (item,) = read_items(sep, mmlu)
+    assert item.inputs["question"] == "a\u2028b"
+    sep.write_bytes(b"\xef\xbb\xbf" + sep.read_bytes())  # a byte-order mark, as Windows editors write
+    assert read_items(sep, mmlu)[0].inputs == item.inputs
+
+
 def test_optimize_cli_prints_the_ranking_and_writes_spec_and_picture(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
