@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentmesh.models import ModelRequest, get_model
+from agentmesh.models import CallContext, ModelRequest, get_model
 from agentmesh.runtime import StoreRecorder
 from agentmesh.store import RunStatus, Store
 
@@ -30,8 +30,10 @@ async def compare(refs: list[str], questions: list[str], db: str | None) -> None
         async def one(ci: int, qi: int) -> tuple[int, int, str, str]:
             client = clients[ci]
             request = ModelRequest.of(questions[qi], max_tokens=128, temperature=0)
+            # each call says which model and question it is, so that `agentmesh show` tells the answers apart
+            context = CallContext(run_id=run_id, node="compare", agent=refs[ci], call_index=qi)
             try:
-                r = await client.complete(request, observer=recorder)
+                r = await client.complete(request, context, observer=recorder)
             except Exception as exc:  # show the error in the table, keep the other answers
                 return ci, qi, f"[red]{escape(str(exc))}[/]", ""
             cost = "n/a" if r.cost_usd is None else f"${r.cost_usd:.5f}"

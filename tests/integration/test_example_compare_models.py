@@ -37,3 +37,6 @@ def test_compare_models_asks_every_model_every_question_and_stores_one_run(tmp_p
         calls = store.events(run.id, kind="model_call")
     assert run.graph == "compare" and run.status == "succeeded"
     assert len(calls) == 4 and sum(e.error is None for e in calls) == 2
+    # each stored call names its model and question, so `agentmesh show` tells the answers apart
+    assert sorted((e.agent, e.call_index) for e in calls) == sorted((m, q) for m in models for q in (0, 1))
+    assert {e.error is None for e in calls if e.agent == models[0]} == {True}
