@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,7 +318,7 @@ async def _execute(
             await ctx.aclose()
         outputs = node_outputs(spec, state)
         final = final_answer(spec, outputs)
-        stop_reason = state.get("stop") or ("; ".join(state.get("notes") or []) or "completed: every node ran")
+        stop_reason = state.get("stop") or _completed(spec, outputs, state.get("notes") or [])
         record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
         try:
             # The finish committed after every write the run queued (one queue, in order), so all their outcomes are
@@ -389,6 +389,24 @@ def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]
         if outputs is not None:
             out[record.id] = final_answer(spec, outputs)["answer"]
     return out
+
+
+def _completed(spec: GraphSpec, outputs: Mapping[str, Any], notes: Sequence[str]) -> str:
+    """The stop reason of a run that reached its end with nothing stopping it early: its nodes' stop notes (a
+    loop's or a round's early stop), else "every node ran" -- only true without a branch, so the nodes a branch
+    routed past are named. Either way, an output node that did not run is named too: the answer is then the
+    latest node's that has one, which would otherwise go unexplained."""
+    skipped = [name for name in spec.nodes if name not in outputs]
+    if notes:
+        reason = "; ".join(notes)
+    elif not skipped:
+        return "completed: every node ran"
+    else:
+        reason = f"completed: reached the end; not run (a branch took another route): {', '.join(skipped)}"
+    output = spec.output_node()
+    if output in skipped:
+        reason += f"; the output node {output!r} did not run, so the answer is the latest answer of another node"
+    return reason
 
 
 def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:

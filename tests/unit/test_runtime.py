@@ -519,3 +519,30 @@ def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str) -> None:
     )
     with pytest.raises(RunError, match=expected):
         run(spec, {}, model=ScriptedModel([], default="ok"), store=db)
+
+
+def test_a_run_past_a_branch_says_which_nodes_did_not_run(db: str) -> None:
+    """ "completed: every node ran" was said of runs whose branch skipped half the graph, and a run whose output
+    node was routed past got another node's answer without a word."""
+    spec = graph_from_data(
+        {
+            "name": "gated",
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {"solver": {"prompt": "solve", "parser": "boxed_math"}},
+            "nodes": {
+                "first": {"op": "call", "agent": "solver"},
+                "gate": {"op": "branch", "condition": "hard", "then": "again", "else": "final"},
+                "again": {"op": "call", "agent": "solver"},
+                "final": {"op": "vote", "from": "first"},
+            },
+            "edges": [["first", "gate"]],
+            "output": "final",
+        }
+    )
+    easy = run(spec, {"hard": False}, model=ScriptedModel([], default="\\boxed{1}"), store=db)
+    assert easy.stop_reason == "completed: reached the end; not run (a branch took another route): again"
+    hard = run(spec, {"hard": True}, model=ScriptedModel([], default="\\boxed{2}"), store=db)
+    assert hard.answer == "2" and hard.stop_reason == (
+        "completed: reached the end; not run (a branch took another route): final; the output node 'final' did "
+        "not run, so the answer is the latest answer of another node"
+    )
