@@ -820,3 +820,32 @@ def test_a_replay_of_a_command_line_run_checks_todays_graph_file(db: str, tmp_pa
     graph.write_text(graph.read_text().replace("name={{ name }}", "NAME={{ name }}"))
     code, out, err = run_cli(["replay", run.id, "--db", db], capsys, monkeypatch)
     assert code == 1 and "diverged" in out, out + err
+
+
+BRANCHED = """
+name: branched
+inputs:
+  hard: {type: boolean}
+agents:
+  solver: {prompt: "solve"}
+nodes:
+  first: {op: call, agent: solver}
+  gate: {op: branch, condition: hard, then: again, else: done}
+  again: {op: call, agent: solver}
+  done: {op: vote, from: first}
+edges: [[first, gate]]
+output: done
+"""
+
+
+def test_show_says_which_way_a_branch_went(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The live view said "took then"; the stored timeline showed the branch with nothing after it."""
+    graph = tmp_path / "branched.yaml"
+    graph.write_text(BRANCHED)
+    model = script(tmp_path, "any.yaml", "rules:\n  - template: 'ok'\n")
+    code, out, err = run_cli(["run", str(graph), "-i", "hard=no", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    code, out, err = run_cli(["show", run.id, "--db", db], capsys, monkeypatch)
+    assert code == 0 and re.search(r"gate \(branch\)\s+took else", out), out + err
