@@ -32,7 +32,20 @@ class Consensus(_Policy):
     strict: bool = True
     min_agents: int = Field(default=2, ge=1, description="No consensus is declared among fewer agents.")
 
+    @model_validator(mode="after")
+    def _can_hold(self) -> Consensus:
+        # strict is "more than fraction x n agree": with a fraction of 1 that is more agents than there are, a stop
+        # that never holds -- and a loop or a debate that always runs to its last round without a word
+        if self.strict and self.fraction >= 1:
+            raise ValueError(
+                "strict consensus (more than fraction x n agents agree) with fraction 1 can never hold; "
+                "for 'every active agent agrees' write {fraction: 1, strict: false}"
+            )
+        return self
+
     def __str__(self) -> str:
+        if self.fraction >= 1:  # ">= 1 of active agents" read as "one agent"
+            return "consensus (all active agents agree)"
         op = ">" if self.strict else ">="
         return f"consensus ({op} {self.fraction:.3g} of active agents agree)"
 

@@ -586,3 +586,15 @@ def test_a_key_written_twice_is_an_error_not_a_silent_loss(tmp_path: Path) -> No
     with pytest.raises(SpecError) as info:
         load_graph(write(tmp_path, text))
     assert "g.yaml:20: nodes: key 'debate' again (first at line 15); YAML keeps only the last" in str(info.value)
+
+
+def test_a_strict_consensus_of_every_agent_is_refused(tmp_path: Path) -> None:
+    """Strict consensus is "more than fraction x n agree": with fraction 1 it never held, so a loop or debate with
+    ``{consensus: {fraction: 1}}`` silently ran to its last round."""
+    message = _spec_error(
+        tmp_path, DEBATE.replace("stop: {consensus: {fraction: 0.66}}", "stop: {consensus: {fraction: 1}}")
+    )
+    assert "nodes.debate.stop.consensus: strict consensus" in message and "strict: false" in message, message
+    every = Consensus(fraction=1, strict=False)
+    assert str(every) == "consensus (all active agents agree)"
+    assert str(Consensus()) == "consensus (> 0.667 of active agents agree)"
