@@ -18,6 +18,7 @@ from typing import ClassVar
 from pydantic import Field
 
 import agentmesh
+from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.operators import NodeOutput, NodeRun, answer_of, gather_answers
 from agentmesh.spec import GraphSpec
 from agentmesh.spec.operators import OperatorParams
@@ -71,7 +72,10 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="database URL (default $AGENTMESH_DB or .agentmesh/)")
     args = parser.parse_args()
     spec = with_strong_model(agentmesh.resolve_graph(GRAPH), args.strong)
-    result = agentmesh.run(spec, {"question": args.question}, model=args.model, store=args.db)
+    try:
+        result = agentmesh.run(spec, {"question": args.question}, model=args.model, store=args.db)
+    except AgentmeshError as exc:  # a missing key, an unreachable server...: the message says what to do
+        raise SystemExit(f"error: {exc}") from None
     node = result.outputs["answer"]
     who = node["answers"][0]["agent"] if node["answers"] else "nobody"
     print(f"answer {result.answer} from tier {node['tier']} ({who})")

@@ -116,3 +116,20 @@ def test_runs_lists_the_users_runs_without_their_module(example: Any, tmp_path: 
 
 def _wide() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200"}
+
+
+def test_the_script_says_what_is_missing_without_a_traceback(tmp_path: Path) -> None:
+    """The docstring's hosted strong tier without a key: one line on stderr saying which variable to set."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    cheap = tmp_path / "cheap.yaml"
+    cheap.write_text("rules:\n  - {responses: ['The answer is 50.', 'The answer is 51.']}\n")  # disagree: escalate
+    command = [
+        sys.executable,
+        str(REPO / "examples" / "model_cascade.py"),
+        *("-q", "What is 17*3?", "-m", f"scripted:{cheap}", "--strong", "openai:gpt-4o-mini"),
+        *("--db", f"sqlite:///{tmp_path / 'runs.db'}"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "error: openai:gpt-4o-mini: environment variable OPENAI_API_KEY is not set" in " ".join(done.stderr.split())
