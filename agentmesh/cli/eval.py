@@ -94,6 +94,8 @@ _MCQ_COLUMNS: list[tuple[str, str]] = [
 
 
 def _file(path: Path, option: str) -> Path:
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: a directory; expected a file")
     if not path.is_file():
         raise ConfigError(f"{option} {path}: file not found")
     return path

@@ -18,6 +18,7 @@ from agentmesh.models.messages import CallContext
 from agentmesh.models.registry import register_provider
 from agentmesh.store import RunStatus, Store
 from agentmesh.systems.alu.data import demo_mcq_items, demo_qa_items, demo_targets
+from agentmesh.systems.alu.evaluate import load_mcq_jsonl
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
 from tests._cli import run_cli
 
@@ -270,6 +271,32 @@ def test_mcq_reports_the_accuracies(
         assert "rougeL_recall" not in row
 
 
+def test_an_import_file_serves_as_targets(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--targets`` takes the records ``agentmesh targets import`` takes (``id`` optional: it failed with "not a
+    target record ('id')")."""
+    qa, targets = write_data(tmp_path)
+    records = [json.loads(line) for line in targets.read_text().splitlines()]
+    without_ids = tmp_path / "import.jsonl"
+    without_ids.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in records))
+    args = [*base_args(tmp_path, qa), "--targets", str(without_ids), "--json"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["systems"]["alu"]["table"]["forget/none"]["n"] == 6
+    assert len(report["systems"]["alu"]["runs"]) == 10
+    assert report["systems"]["alu"]["table"]["forget/none"]["shortlist_recall"] == 1.0
+
+
+def test_mcq_answers_are_read_as_letters_whatever_their_case(tmp_path: Path) -> None:
+    """A gold "b" or "(B)" compared unequal to the picked "B": every such item counted wrong."""
+    path = tmp_path / "mcq.jsonl"
+    lines = [{"id": str(i), "question": "q", "choices": ["x", "y"], "answer": a} for i, a in enumerate(["b", "(B)"])]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert [item.answer for item in load_mcq_jsonl(path)] == ["B", "B"]
+
+
 def bad_line(tmp_path: Path) -> Path:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "question": "q", "answer": "x", "split": "retain"}\n{"id": "b", oops\n')
@@ -291,6 +318,16 @@ def bad_line(tmp_path: Path) -> Path:
         (["--mcq", "--attacks", "masking"], "multiple-choice items name no target to attack"),
         (["--mcq", "--judge"], "--judge: the judge leak rate is for QA items"),
         (["--judge-model", "alueval:y"], "add --judge to run the judge"),
+        # each of these was a traceback, or was taken and only skewed the table
+        (["--data", "LATIN"], "latin.jsonl:1: not UTF-8 text (byte 0xe9)"),
+        (["--data", "."], "--data .: a directory; expected a file"),
+        (["--data", "NOSPLIT"], "nosplit.jsonl:1: missing field 'split'"),
+        (["--targets", "LISTLINE"], "listline.jsonl:1: expected a target record (an object with a name), got list"),
+        (["--targets", "DUPID"], "dupid.jsonl:2: id 11 is already given at"),
+        (["--mcq", "--data", "MCQ_INT"], "mcq_int.jsonl:1: 'choices' must be a list of 2 to 26 options, got 3"),
+        (["--mcq", "--data", "MCQ_LETTER"], "mcq_letter.jsonl:1: answer 'E' is not one of the options' letters A, B"),
+        (["--mcq", "--data", "MCQ_INDEX"], "mcq_index.jsonl:1: answer index 2 is outside 0..1"),
+        (["--mcq", "--data", "MCQ_SPLIT"], "mcq_split.jsonl:1: split must be 'forget' or 'retain', got 'test'"),
     ],
 )
 def test_bad_input_is_refused_before_any_model_call(
@@ -307,6 +344,19 @@ def test_bad_input_is_refused_before_any_model_call(
     fr = tmp_path / "fr.json"
     fr.write_text(json.dumps({"fr": {ITEMS[0].question: "Que faisait le père de Mei-Lin Tsao ?"}}))
     files = {"BAD": str(bad_line(tmp_path)), "ONE": str(one), "FR": str(fr)}
+    (tmp_path / "latin.jsonl").write_bytes(b'{"id": "a", "question": "caf\xe9?", "answer": "x", "split": "retain"}\n')
+    lines = {
+        "nosplit": {"id": "a", "question": "q", "answer": "x"},
+        "listline": [11, "Mei-Lin Tsao"],
+        "mcq_int": {"id": "m", "question": "q", "choices": 3, "answer": "A"},
+        "mcq_letter": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "E"},
+        "mcq_index": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": 2},
+        "mcq_split": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "a", "split": "test"},
+    }
+    for name, line in lines.items():
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    (tmp_path / "dupid.jsonl").write_text(targets.read_text().splitlines()[0] + "\n" + one.read_text())
+    files |= {"LATIN": "latin.jsonl", **{name.upper(): f"{name}.jsonl" for name in [*lines, "dupid"]}}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "300")
     args = base_args(tmp_path, qa)

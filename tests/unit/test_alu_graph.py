@@ -165,9 +165,14 @@ def test_targets_from_names_or_jsonl_and_snapshots_are_cached(tmp_path: Path) ->
     path.write_text("\n".join(json.dumps(t) for t in TARGETS) + "\n\n", encoding="utf-8")
     assert [t.name for t in load_targets_jsonl(path)] == [t["name"] for t in TARGETS]
     assert [t.id for t in snapshot_from_input(str(path)).targets] == [1, 2, 3]
-    path.write_text('{"name": "no id"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"targets\.jsonl:1"):
+    # the records `agentmesh targets import` takes: an id is optional (the next after the largest given)
+    path.write_text('{"name": "no id"}\n{"name": "seven", "id": 7}\n', encoding="utf-8")
+    assert [(t.id, t.name) for t in load_targets_jsonl(path)] == [(8, "no id"), (7, "seven")]
+    path.write_text('{"name": "ok"}\n{"aliases": ["no name"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"targets\.jsonl:2: a target needs a non-empty 'name'"):
         load_targets_jsonl(path)
+    with pytest.raises(ConfigError, match=r"ALU targets: .*targets\.jsonl:2"):  # in a run: an error, no traceback
+        snapshot_from_input(str(path))
     with pytest.raises(ConfigError, match="item 2"):
         snapshot_from_input(["Hermione Granger", {"name": "no id"}])
 

@@ -33,6 +33,7 @@ from agentmesh.systems.alu.metrics import (
     rouge_l_recall,
 )
 from agentmesh.systems.alu.pipeline import AluAgents, AluConfig, AluResult, run_alu
+from agentmesh.systems.alu.registry import read_text
 from agentmesh.systems.alu.semantic import SemanticScorer
 from agentmesh.systems.alu.targets import Target, TargetSnapshot, normalize
 
@@ -71,6 +72,7 @@ __all__ = [
 ]
 
 Split = Literal["forget", "retain"]
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 JudgeVerdict = Literal["yes", "no", "unparsed"]
 """What the leak judge said of an answer: it reveals the gold answer, it does not, or no readable verdict."""
 
@@ -99,7 +101,7 @@ class McqItem:
 
 
 def _jsonl(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): U+2028 may be in a string
         if not line.strip():
             continue
         try:
@@ -116,6 +118,8 @@ def load_qa_jsonl(path: str | Path) -> list[QAItem]:
     out: list[QAItem] = []
     for number, r in _jsonl(path):
         split = r.get("split")
+        if split is None:
+            raise ValueError(f"{path}:{number}: missing field 'split' ('forget' or 'retain')")
         if split not in ("forget", "retain"):
             raise ValueError(f"{path}:{number}: split must be 'forget' or 'retain', got {split!r}")
         if split == "forget" and not r.get("target"):
@@ -128,23 +132,45 @@ def load_qa_jsonl(path: str | Path) -> list[QAItem]:
 
 
 def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
+    """Multiple-choice items; errors name the file and line. Every line is checked here, before any run: a
+    ``choices`` that is not a list was a traceback, and an answer that is no option's letter or index, a split
+    other than forget/retain, or more options than letters were taken and only skewed the accuracies."""
     out: list[McqItem] = []
     for number, r in _jsonl(path):
-        try:
-            choices = tuple(str(c) for c in r["choices"])
-            answer = r["answer"]
-            out.append(
-                McqItem(
-                    str(r["id"]),
-                    str(r["question"]),
-                    choices,
-                    answer if isinstance(answer, int) else str(answer),
-                    r.get("subject"),
-                    r.get("split", "forget"),
+        where = f"{path}:{number}"
+        missing = [key for key in ("id", "question", "choices", "answer") if key not in r]
+        if missing:
+            raise ValueError(f"{where}: missing field {missing[0]!r}")
+        choices = r["choices"]
+        if not isinstance(choices, list) or not 2 <= len(choices) <= len(_LETTERS):
+            raise ValueError(f"{where}: 'choices' must be a list of 2 to {len(_LETTERS)} options, got {choices!r}")
+        answer = r["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, int | str):
+            raise ValueError(f"{where}: 'answer' must be a letter or a 0-based option index, got {answer!r}")
+        if isinstance(answer, int):
+            if not 0 <= answer < len(choices):
+                raise ValueError(f"{where}: answer index {answer} is outside 0..{len(choices) - 1}")
+        else:
+            answer = answer.strip().strip("()").strip().upper()
+            if answer not in _LETTERS[: len(choices)]:
+                raise ValueError(
+                    f"{where}: answer {r['answer']!r} is not one of the options' letters "
+                    f"{', '.join(_LETTERS[: len(choices)])}"
                 )
+        split = r.get("split", "forget")
+        if split not in ("forget", "retain"):
+            raise ValueError(f"{where}: split must be 'forget' or 'retain', got {split!r}")
+        subject = r.get("subject")
+        out.append(
+            McqItem(
+                str(r["id"]),
+                str(r["question"]),
+                tuple(str(c) for c in choices),
+                answer,
+                None if subject is None else str(subject),
+                split,
             )
-        except KeyError as exc:
-            raise ValueError(f"{path}:{number}: missing field {exc}") from None
+        )
     return out
 
 

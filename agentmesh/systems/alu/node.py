@@ -217,7 +217,10 @@ def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) 
                 f"{exc.args[0]}; and no file {value!r}"
             ) from None
     if isinstance(value, str | Path):
-        targets = load_targets_jsonl(value)
+        try:  # a bad line fails the run with the file and line, not a traceback from inside the node
+            targets = load_targets_jsonl(value)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"ALU targets: {exc}") from None
     elif isinstance(value, list | tuple):
         targets = []
         for i, item in enumerate(value, 1):

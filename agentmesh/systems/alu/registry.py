@@ -34,9 +34,11 @@ __all__ = [
     "cached_store_snapshot",
     "get_target_set",
     "load_targets_jsonl",
+    "read_text",
     "register_target_set",
     "snapshot_from_store",
     "snapshot_of_records",
+    "targets_of_records",
     "unregister_target_set",
 ]
 
@@ -135,16 +137,69 @@ class TargetSet:
             return found
 
 
+def read_text(path: str | Path) -> str:
+    """A data file's text (a byte-order mark dropped: it is not part of line 1's JSON); one that is not UTF-8
+    raises ``ValueError`` naming the file and line (the decoder's own message names neither, and is all that
+    ``eval alu`` would show)."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        where = f"{path}:{line}"
+        raise ValueError(f"{where}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as UTF-8") from None
+
+
 def load_targets_jsonl(path: str | Path) -> list[Target]:
-    """Target records from a JSONL file (one record per line; blank lines skipped). Errors name the line."""
-    out: list[Target] = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    """Target records from a JSONL file (one record per line; blank lines skipped). Errors name the file and line.
+
+    The records are those ``agentmesh targets import`` takes, so the same file serves both: ``id`` is optional
+    (a record without one takes the next id after the largest given, in file order), ``aliases`` is a list. An
+    ``eval alu --targets`` or ``-i target_set=FILE`` given an import file used to fail on the first record without
+    an id ("not a target record ('id')"), and a line that was not an object was a traceback."""
+    text = read_text(path)
+    records: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may be inside a string
         if not line.strip():
             continue
         try:
-            out.append(Target.from_json(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a target record ({exc})") from exc
+            records.append((f"{path}:{number}", json.loads(line)))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+    return targets_of_records(records)
+
+
+def targets_of_records(records: Iterable[tuple[str, Any]]) -> list[Target]:
+    """:class:`Target` objects from ``(where, record)`` pairs, each checked (``ValueError`` naming ``where`` and the
+    field); records without an ``id`` take the next ones after the largest given, in order."""
+    checked: list[tuple[str, dict[str, Any]]] = []
+    for where, record in records:
+        if not isinstance(record, Mapping):
+            raise ValueError(f"{where}: expected a target record (an object with a name), got {type(record).__name__}")
+        name = record.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: a target needs a non-empty 'name', got {name!r}")
+        aliases = record.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ValueError(f"{where}: 'aliases' must be a list of strings, got {aliases!r}")
+        target_id = record.get("id")
+        if target_id is not None and (isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1):
+            raise ValueError(f"{where}: 'id' must be a positive integer, got {target_id!r}")
+        checked.append((where, dict(record)))
+    first: dict[int, str] = {}
+    for where, record in checked:
+        if record.get("id") is not None:
+            if record["id"] in first:
+                raise ValueError(f"{where}: id {record['id']} is already given at {first[record['id']]}")
+            first[record["id"]] = where
+    next_id = max(first, default=0) + 1
+    out: list[Target] = []
+    for where, record in checked:
+        if record.get("id") is None:
+            record["id"], next_id = next_id, next_id + 1
+        try:
+            out.append(Target.from_json(record))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
     return out
 
 
