@@ -195,6 +195,8 @@ def alu(
     interruption: finished runs are reused and cut-short ones resume without repeating a model call."""
     systems = _checked(lambda: parse_systems(baselines), "--baselines")
     parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
+    # once each, as --baselines: an attack named twice made every case twice and counted each answer twice
+    parsed = list({attack.label: attack for attack in parsed}.values())
     if mcq and any(a.kind != "none" for a in parsed):
         raise ConfigError("--attacks: multiple-choice items name no target to attack; run --mcq without --attacks")
     if judge_model is not None and not judge:

@@ -271,16 +271,16 @@ def test_mcq_reports_the_accuracies(
         assert "rougeL_recall" not in row
 
 
-def test_an_import_file_serves_as_targets(
+def test_an_import_file_serves_as_targets_and_an_attack_named_twice_counts_once(
     tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--targets`` takes the records ``agentmesh targets import`` takes (``id`` optional: it failed with "not a
-    target record ('id')")."""
+    target record ('id')"), and ``--attacks none,none`` made every forget case twice (n 12 for 6 items)."""
     qa, targets = write_data(tmp_path)
     records = [json.loads(line) for line in targets.read_text().splitlines()]
     without_ids = tmp_path / "import.jsonl"
     without_ids.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in records))
-    args = [*base_args(tmp_path, qa), "--targets", str(without_ids), "--json"]
+    args = [*base_args(tmp_path, qa), "--targets", str(without_ids), "--attacks", "none,none", "--json"]
     code, stdout, stderr = run_cli(args, capsys, monkeypatch)
     assert code == 0, stderr
     report = json.loads(stdout)
