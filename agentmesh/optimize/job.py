@@ -127,8 +127,12 @@ def optimized_spec(spec: GraphSpec, source: str, team: Sequence[str], *, note: s
     used = {agent for node in nodes.values() for _, agent in node.params.agents_used()}
     agents = {k: v for k, v in spec.agents.items() if k in used}
     description = note + (f" The graph it was selected from: {spec.description}" if spec.description else "")
+    # named by the k of each team (what --top-k said, and the default file's name): a writers + judges graph kept
+    # as top 3 of each was "_top6", so its runs were under another name than the file they came from
+    kept = {sum(label in set(team) for label in labels) for labels in groups.values()}
+    k = kept.pop() if len(kept) == 1 else len(team)
     return spec.model_copy(
-        update={"name": f"{spec.name}_top{len(team)}", "nodes": nodes, "agents": agents, "description": description}
+        update={"name": f"{spec.name}_top{k}", "nodes": nodes, "agents": agents, "description": description}
     )
 
 

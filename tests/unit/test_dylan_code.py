@@ -213,6 +213,7 @@ def test_optimize_ranks_writers_and_judges_separately(tmp_path: Path) -> None:
     params = result.optimized.nodes["dylan"].params
     assert isinstance(params, DylanCodeParams)
     assert len(params.writers) == 2 and len(params.judges) == 2
+    assert result.optimized.name == "dylan_code_candidates_top2"  # as --top-k and the file say (it was "_top4")
     assert set(params.writers) <= set(spec.nodes["dylan"].params.team_fields()["writers"])
     # the software architect's code never even parses: the Passer and the Tester rate it 0 and the listwise ranker
     # drops it, so it gets no credit from the later layers
