@@ -6,7 +6,8 @@ of the nodes that ran: storage grows with new content, not with steps times stat
 store's events; state holds each node's current layer.
 
 Routing:
-- declared edges are static edges; a node with several predecessors waits for all of them (a join);
+- declared edges are static edges; a node with several predecessors waits for all of them (a join), except for
+  predecessors on the two arms of one branch: only one arm runs, so the node waits for the arm that ran;
 - ``rounds`` (any operator whose parameters say ``repeats``) re-enters itself until its output says ``done``,
   then passes through ``<node>__done`` to its successors (or goes straight to the end when it has none);
 - ``loop`` enters ``body[0]``, the body runs as a chain back to the loop node, which checks ``until``;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import operator as op_
 from typing import Annotated, Any, TypedDict
 
+import networkx as nx
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -184,7 +186,8 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
             for pred in preds:
                 builder.add_edge(pred, name)
         elif preds:
-            builder.add_edge(preds, name)
+            for group in _joins(spec, preds, source):
+                builder.add_edge(group[0] if len(group) == 1 else group, name)
 
     has_successor = {source(a) for a, _ in spec.edges} | {pred for preds in static.values() for pred in preds}
     for name, node in spec.nodes.items():
@@ -203,6 +206,26 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
         if source(name) not in has_successor:
             builder.add_edge(source(name), END)
     return builder
+
+
+def _joins(spec: GraphSpec, preds: list[str], source: Any) -> list[list[str]]:
+    """The sets of predecessors a join node waits for: all of them, but for each branch with predecessors on
+    both of its arms, either arm's (a LangGraph join on every predecessor waits for the arm that did not run, so
+    "branch, then merge" silently never ran the merge). A predecessor is on an arm when only that arm's target
+    leads to it."""
+    groups = [list(preds)]
+    structure = spec.structure()
+    for node in spec.nodes.values():
+        p = node.params
+        if not isinstance(p, BranchParams) or p.otherwise is None:
+            continue
+        then_reach = {p.then} | nx.descendants(structure, p.then)
+        else_reach = {p.otherwise} | nx.descendants(structure, p.otherwise)
+        only_then = {source(n) for n in then_reach - else_reach} & set(preds)
+        only_else = {source(n) for n in else_reach - then_reach} & set(preds)
+        if only_then and only_else:
+            groups = [[q for q in group if q not in drop] for group in groups for drop in (only_else, only_then)]
+    return [list(g) for g in dict.fromkeys(tuple(g) for g in groups if g)]
 
 
 def _loop_tail(spec: GraphSpec, name: str, source: Any) -> str:

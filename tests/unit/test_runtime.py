@@ -546,3 +546,42 @@ def test_a_run_past_a_branch_says_which_nodes_did_not_run(db: str) -> None:
         "completed: reached the end; not run (a branch took another route): final; the output node 'final' did "
         "not run, so the answer is the latest answer of another node"
     )
+
+
+@pytest.mark.parametrize("hard", [True, False])
+def test_a_node_after_both_arms_of_a_branch_runs_after_the_arm_taken(db: str, hard: bool) -> None:
+    """A join waited for every predecessor, the arm the branch did not take included: "branch, then merge" never
+    ran the merge and the run still "succeeded", with a node of an arm as its answer."""
+    spec = graph_from_data(
+        {
+            "name": "merge",
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {
+                "solver": {"prompt": "solve"},
+                "merger": {"prompt": "{{ nodes.slow.text if nodes.slow is defined else nodes.quick.text }}"},
+            },
+            "nodes": {
+                "first": {"op": "call", "agent": "solver"},
+                "gate": {"op": "branch", "condition": "hard", "then": "slow", "else": "quick"},
+                "slow": {"op": "call", "agent": "solver"},
+                "quick": {"op": "call", "agent": "solver"},
+                "merge": {"op": "call", "agent": "merger"},
+            },
+            # ``first`` also feeds the merge directly: it waits for it and for the arm taken
+            "edges": [["first", "gate"], ["first", "merge"], ["slow", "merge"], ["quick", "merge"]],
+        }
+    )
+    model = ScriptedModel(
+        [
+            {"agent": "solver", "node": "first", "responses": ["first"]},
+            {"agent": "solver", "node": "slow" if hard else "quick", "responses": ["armed"]},
+            {"agent": "merger", "template": "merged {{ prompt }}"},
+        ]
+    )
+    result = run(spec, {"hard": hard}, model=model, store=db)
+    model.assert_complete()
+    assert result.answer == "merged armed" and result.calls == 3
+    assert (
+        result.stop_reason
+        == f"completed: reached the end; not run (a branch took another route): {'quick' if hard else 'slow'}"
+    )
