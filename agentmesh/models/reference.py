@@ -16,6 +16,9 @@ from agentmesh.errors import InvalidModelReferenceError
 
 _PROVIDER = re.compile(r"^[a-z][a-z0-9_-]*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# After '@': a server address the user meant as a URL but wrote without 'http://' (host:port[/path]), or with
+# another scheme. Read as part of the model name, it would send the request to hosted OpenAI instead.
+_NOT_HTTP = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://\S*|[A-Za-z0-9.-]+:\d+(/\S*)?)$")
 
 
 class ModelReference(BaseModel):
@@ -53,6 +56,14 @@ def parse_reference(ref: str) -> ModelReference:
     base_url: str | None = None
     # Model names may contain '@' or ':' (Ollama's 'llama3:8b'); only a trailing '@http(s)://...' is a URL.
     head, at, tail = rest.rpartition("@")
+    if at and head and _NOT_HTTP.match(tail) and not tail.startswith(("http://", "https://")):
+        address = tail.split("://", 1)[-1]
+        raise InvalidModelReferenceError(
+            f"model reference {ref!r}: {tail!r} after '@' is not an http(s) URL; a server is named as "
+            f"'{provider}:{head}@http://{address}' (without a scheme the whole text would be taken for a model "
+            "name, and the request would go to the provider's hosted service)",
+            reference=ref,
+        )
     if at and tail.startswith(("http://", "https://")):
         if not _URL.match(tail):
             raise InvalidModelReferenceError(

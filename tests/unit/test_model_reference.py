@@ -21,6 +21,8 @@ from agentmesh.models import ModelReference, parse_reference
         # Ollama tags contain ':'; only a trailing '@http(s)://...' is a URL.
         ("openai:llama3:8b@http://localhost:11434/v1", "openai", "llama3:8b", "http://localhost:11434/v1"),
         ("openai:org@model", "openai", "org@model", None),
+        ("openai:claude-3-5-sonnet@20240620", "openai", "claude-3-5-sonnet@20240620", None),  # Vertex-style version
+        ("llamacpp:/models@v2/x.gguf", "llamacpp", "/models@v2/x.gguf", None),
         ("openai:a@b@http://h:1/v1", "openai", "a@b", "http://h:1/v1"),
         ("llamacpp:/models/x.gguf", "llamacpp", "/models/x.gguf", None),
         ("llamacpp:C:/models/x.gguf", "llamacpp", "C:/models/x.gguf", None),
@@ -48,6 +50,10 @@ def test_parse_reference_forms(ref: str, provider: str, target: str, base_url: s
         ("openai:@http://127.0.0.1:8000/v1", "names no model"),
         ("openai:m@http://", "is not a valid server URL"),
         ("openai:m@http://host name/v1", "is not a valid server URL"),
+        # a server without its scheme would be read as a model name and sent to hosted OpenAI
+        ("openai:qwen@localhost:8000/v1", "'openai:qwen@http://localhost:8000/v1'"),
+        ("openai:qwen@10.0.0.5:8000", "'10.0.0.5:8000' after '@' is not an http(s) URL"),
+        ("openai:qwen@ftp://h/v1", "'ftp://h/v1' after '@' is not an http(s) URL"),
     ],
 )
 def test_malformed_reference_says_what_is_wrong(ref: str, expected: str) -> None:
