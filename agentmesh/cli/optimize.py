@@ -34,13 +34,14 @@ from agentmesh.cli._common import (
     open_store,
 )
 from agentmesh.cli._progress import WorkProgress, item_note, run_job
+from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.sejury import JuryConfig
-from agentmesh.systems.sejury.jury import Calibration, acalibrate, has_jury
+from agentmesh.systems.sejury.jury import Calibration, acalibrate, has_jury, human_labels
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.jury import jury_svg
 
@@ -209,7 +210,16 @@ def calibrate_jury(
     ray_cpus: float,
 ) -> None:
     """``optimize`` on an SE-Jury graph: calibrate, print the teams, write the team's graph and the picture."""
-    items = datasets.read_items(data, spec, keep={human_key})
+    try:
+        items = datasets.read_items(data, spec, keep={human_key})
+    except ConfigError as exc:
+        if "unknown input" not in str(exc):
+            raise
+        # the label's field, when --human-key names another, reads as a misspelt input: say which field is read
+        raise ConfigError(
+            f"{exc}; the human label is read from the field {human_key!r} (--human-key)", **exc.context
+        ) from None
+    human_labels(items, human_key, data)  # every label checked (naming the file) before any run
     out = out or Path(f"{spec.name}_team.yaml")
     picture = picture or out.with_suffix(".svg")
     n_cal = min(config.n_calibration, len(items))

@@ -329,7 +329,20 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
     code, _, stderr = run_cli([*args, "--top-k", "2"], capsys, monkeypatch)
     assert code == 2 and "not --top-k" in stderr
     code, _, stderr = run_cli([*args, "--human-key", "grade"], capsys, monkeypatch)
-    assert code == 2 and "unknown input(s) human" in stderr  # the label is not where --human-key says
+    said = " ".join(stderr.split())
+    assert code == 2 and "unknown input(s) human" in said  # the label is not where --human-key says
+    assert "the human label is read from the field 'grade' (--human-key)" in said  # and says which field it read
+
+    # a bad label is named with its file (an error saying "line 3" alone did not say of which), before any run
+    lines = (tmp_path / "labelled.jsonl").read_text().splitlines()
+    for n, (label, problem) in enumerate(
+        [('"good"', "is 'good'; expected a number"), ("NaN", "is nan; expected a finite number")]
+    ):
+        bad = tmp_path / f"bad{n}.jsonl"
+        third = json.dumps({**json.loads(lines[2]), "human": "LABEL"}).replace('"LABEL"', label)
+        bad.write_text("\n".join([*lines[:2], third, *lines[3:]]) + "\n")
+        code, _, stderr = run_cli(["optimize", "sejury", "--data", str(bad), *args[4:]], capsys, monkeypatch)
+        assert code == 2 and f"bad{n}.jsonl:3: human label 'human' {problem}" in " ".join(stderr.split())
 
 
 def test_the_command_line_offers_every_profile() -> None:

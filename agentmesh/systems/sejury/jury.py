@@ -47,6 +47,7 @@ __all__ = [
     "acalibrate",
     "calibrate",
     "has_jury",
+    "human_labels",
     "jury_nodes",
     "team_graph",
 ]
@@ -303,7 +304,7 @@ async def acalibrate(
             f"the config names judge(s) {unknown} that graph {spec.name!r} does not have; its judges: "
             f"{list(jury.judges)}"
         )
-    labels = [_label(item, human_key) for item in items]
+    labels = human_labels(items, human_key)
     if len(items) < 2:
         raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
     if len(items) > config.n_calibration:
@@ -371,20 +372,29 @@ async def acalibrate(
     return Calibration(spec.name, config, selection, chosen_graph, calibrated, held_out, test, jobs)
 
 
-def _label(item: Item, key: str) -> float:
+def human_labels(items: Sequence[Item], key: str = "human", source: str | Path | None = None) -> list[float]:
+    """Every item's human label (its ``key`` field, a finite number), checked before anything runs.
+
+    ``source`` (the data file) prefixes each error's line, ``labelled.jsonl:3: ...``: ``optimize`` checks the
+    labels with it, since an error saying "line 3" alone does not say of which file."""
+    return [_label(item, key, source) for item in items]
+
+
+def _label(item: Item, key: str, source: str | Path | None = None) -> float:
+    where = f"{source}:{item.line}" if source is not None else f"line {item.line}"
     value = {**item.extra, **item.inputs}.get(key)
     if isinstance(value, bool) or value is None:
         raise ConfigError(
-            f"line {item.line}: no human label {key!r} (a number on the human scale, e.g. 1-5; --human-key names "
-            "the field)",
+            f"{where}: no human label {key!r} (a number on the human scale, e.g. 1-5; --human-key names the field)",
             line=item.line,
         )
     try:
-        return float(value)
+        label = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"line {item.line}: human label {key!r} is {value!r}; expected a number", line=item.line
-        ) from None
+        raise ConfigError(f"{where}: human label {key!r} is {value!r}; expected a number", line=item.line) from None
+    if not math.isfinite(label):  # JSON's NaN parses, and would make every correlation NaN without a word
+        raise ConfigError(f"{where}: human label {key!r} is {value!r}; expected a finite number", line=item.line)
+    return label
 
 
 def _scored(run: ItemRun, human: float, verdict: str) -> ScoredItem:
