@@ -39,7 +39,9 @@ def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]
 def _openai(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]) -> Provider:
     from agentmesh.models.providers.openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider(ref, limits, api_key_env=options.get("api_key_env"))
+    return OpenAICompatProvider(
+        ref, limits, api_key_env=options.get("api_key_env"), require_key=options.get("require_key", True)
+    )
 
 
 def _llamacpp(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]) -> Provider:
@@ -85,7 +87,12 @@ def get_model(
     observers: Sequence[CallObserver] = (),
     **options: Any,
 ) -> ModelClient:
-    """Resolve ``ref`` (a reference string, an alias, a provider or a client) to a :class:`ModelClient`."""
+    """Resolve ``ref`` (a reference string, an alias, a provider or a client) to a :class:`ModelClient`.
+
+    A hosted model whose key variable is not set is an error here, before any run starts. ``require_key=False``
+    resolves it anyway, for describing what a reference resolves to (``agentmesh models``: the key variable and
+    that it is not set, with the limits and price); its calls then fail with that error.
+    """
     if isinstance(ref, ModelClient):
         for observer in observers:
             ref.add_observer(observer)

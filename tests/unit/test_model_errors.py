@@ -79,6 +79,19 @@ def test_missing_key_names_the_configured_variable(monkeypatch: pytest.MonkeyPat
         get_model("openai:gpt-4o-mini", settings=ModelSettings(), api_key_env="OTHER_KEY")
 
 
+async def test_a_hosted_model_without_its_key_can_be_described_but_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``agentmesh models openai:gpt-4o-mini`` shows what the reference resolves to, the key variable and that it is
+    not set (never a key), where a run refuses to start."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = get_model("openai:gpt-4o-mini", settings=ModelSettings(), require_key=False)
+    info = client.describe()
+    assert info["api_key"] == "$OPENAI_API_KEY (not set)"
+    assert info["endpoint"] == "https://api.openai.com/v1" and info["price"].startswith("$0.15/M in")
+    with pytest.raises(MissingAPIKeyError, match="environment variable OPENAI_API_KEY is not set"):
+        await client.complete(ModelRequest.of("hi"))
+    await client.aclose()
+
+
 async def test_a_server_by_url_needs_no_key(monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url))

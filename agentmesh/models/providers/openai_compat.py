@@ -80,7 +80,16 @@ class OpenAICompatProvider(Provider):
 
     name = "openai"
 
-    def __init__(self, reference: ModelReference, limits: EndpointLimits, *, api_key_env: str | None = None) -> None:
+    def __init__(
+        self,
+        reference: ModelReference,
+        limits: EndpointLimits,
+        *,
+        api_key_env: str | None = None,
+        require_key: bool = True,
+    ) -> None:
+        """``require_key=False`` builds the provider without its key, to be described (``agentmesh models``: which
+        variable it reads, and that it is not set), not called: a call then fails with :class:`MissingAPIKeyError`."""
         self._model = reference.target
         self._base_url = reference.base_url or OPENAI_URL
         self._hosted = reference.base_url is None
@@ -89,14 +98,17 @@ class OpenAICompatProvider(Provider):
         # A server given by URL gets a key only from a variable named for it: $OPENAI_API_KEY is not sent to
         # whatever server a reference points at.
         key = os.environ.get(self.key_env) if (self._hosted or named) else None
+        self._missing_key: MissingAPIKeyError | None = None
         if not key:
             if self._hosted:
-                raise MissingAPIKeyError(
+                self._missing_key = MissingAPIKeyError(
                     f"{reference.raw}: environment variable {self.key_env} is not set; export your API key "
                     f"in it (or name another variable with api_key_env)",
                     reference=reference.raw,
                     variable=self.key_env,
                 )
+                if require_key:
+                    raise self._missing_key
             key = _NO_KEY
         self._secret = key if key != _NO_KEY else None
         self._client = AsyncOpenAI(
@@ -126,6 +138,8 @@ class OpenAICompatProvider(Provider):
         await self._client.close()
 
     async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
+        if self._missing_key is not None:
+            raise self._missing_key
         want = request.sampling.n
         choices: list[Choice] = []
         usage: Usage | None = Usage()
