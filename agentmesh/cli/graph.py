@@ -73,6 +73,8 @@ def validate(
     files: Annotated[list[str], typer.Argument(help="Graph spec files (or built-in graph names).")],
 ) -> None:
     """Check graph spec files: structure, agents, operators, edges, templates — before any model call."""
+    from agentmesh.runtime.operators.registry import check_functions
+
     failed = 0
     for file in files:
         try:
@@ -80,6 +82,12 @@ def validate(
         except AgentmeshError as exc:
             failed += 1
             err_console.print(Text("✗ ", style="bold red") + Text(str(exc)), soft_wrap=True)
+            continue
+        try:
+            check_functions(spec)  # registered by the runtime and --import: what a run would not find
+        except AgentmeshError as exc:
+            failed += 1
+            err_console.print(Text("✗ ", style="bold red") + Text(f"{file}: {exc}"), soft_wrap=True)
             continue
         n_nodes, n_agents = len(spec.nodes), len(spec.agents)
         line = Text("✓ ", style="bold green") + Text(

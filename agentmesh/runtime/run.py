@@ -25,6 +25,7 @@ from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
 from agentmesh.runtime.operators.basic import answer_of
+from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
 from agentmesh.spec.graph import GraphSpec, InputSpec
@@ -158,6 +159,7 @@ async def arun(
     process (a Ray worker) names it up front, so that it can find, report and wait for the run while it goes on."""
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
+    check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
     reference = model or spec.model or DEFAULT_MODEL
     # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store
     client = None if reads_a_run(reference) else get_model(reference)
@@ -218,6 +220,7 @@ async def aresume(
         if record.status == RunStatus.SUCCEEDED:
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        check_functions(spec)
         client = model_for(model or record.model or DEFAULT_MODEL, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         await asyncio.to_thread(db.mark_running, record.id)

@@ -60,6 +60,12 @@ class OperatorParams(BaseModel):
         """``(field path, node name)`` pairs whose outputs this node reads or routes to."""
         return []
 
+    def functions_used(self) -> list[tuple[str, str]]:
+        """``(field path, function name)`` pairs of registered Python functions this node calls. Functions are
+        registered by the runtime and the user's modules, so the runtime checks these names before a run starts
+        (the spec alone cannot know them)."""
+        return []
+
 
 def _agents(field: str, names: list[str]) -> list[tuple[str, str]]:
     return [(f"{field}[{i}]", name) for i, name in enumerate(names)]
@@ -170,6 +176,9 @@ class RoundsParams(OperatorParams):
         # the ranker of a rank step is prompted like a ``rank`` node's ranker, not like a team member
         return RankParams.provides if field_path == "rank.ranker" else self.provides
 
+    def functions_used(self) -> list[tuple[str, str]]:
+        return [("rank.function", self.rank.function)] if self.rank is not None and self.rank.function else []
+
 
 class _FromNode(OperatorParams):
     source: str = Field(alias="from", description="The node whose answers this one works on.")
@@ -189,6 +198,9 @@ class RankParams(_FromNode):
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("ranker", self.ranker)] if self.ranker else []
+
+    def functions_used(self) -> list[tuple[str, str]]:
+        return [("function", self.function)] if self.function else []
 
 
 class VoteParams(_FromNode):
@@ -211,6 +223,9 @@ class ScoreParams(_FromNode):
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("judge", self.judge)] if self.judge else []
+
+    def functions_used(self) -> list[tuple[str, str]]:
+        return [("function", self.function)] if self.function else []
 
 
 class BranchParams(OperatorParams):
@@ -261,6 +276,9 @@ class FunctionParams(OperatorParams):
 
     function: str
     args: dict[str, Any] = Field(default_factory=dict)
+
+    def functions_used(self) -> list[tuple[str, str]]:
+        return [("function", self.function)]
 
 
 _registry: dict[str, type[OperatorParams]] = {

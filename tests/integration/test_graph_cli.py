@@ -59,9 +59,13 @@ def test_schema_to_a_file(tmp_path: Path, capsys, monkeypatch) -> None:
 # --- validate --------------------------------------------------------------------------------------------------
 
 
-def test_validate_valid_files_and_builtins(capsys, monkeypatch) -> None:
+def test_validate_valid_files_and_builtins(tmp_path: Path, capsys, monkeypatch) -> None:
     files = [str(GRAPHS / f"{name}.yaml") for name in VALID]
-    code, out, err = run_cli(["graph", "validate", *files, "debate"], capsys, monkeypatch)
+    module = tmp_path / "tick_function.py"  # loop_one.yaml calls a function of the user's: loaded as a run would
+    module.write_text(
+        "import agentmesh\n\n@agentmesh.register_function('tick')\ndef tick(outputs, inputs):\n    return {}\n"
+    )
+    code, out, err = run_cli(["--import", str(module), "graph", "validate", *files, "debate"], capsys, monkeypatch)
     assert code == 0, err
     assert f"✓ {GRAPHS / 'debate.yaml'}: graph debate, 2 nodes, 1 agent\n" in out
     assert f"✓ {GRAPHS / 'branch_loop.yaml'}: graph refine, 7 nodes, 3 agents\n" in out
@@ -87,6 +91,20 @@ def test_validate_reports_every_invalid_file_with_its_line(tmp_path: Path, capsy
 
     code, _, err = run_cli(["graph", "validate", str(tmp_path / "missing.yaml")], capsys, monkeypatch)
     assert code == 2 and "missing.yaml: file not found" in err
+
+
+def test_validate_reports_a_function_nobody_registered(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A misspelt function (or a module not imported) passed validation and failed the run at its node, after the
+    calls of every node before it."""
+    graph = tmp_path / "pick.yaml"
+    graph.write_text(
+        "name: pick\nagents:\n  a: {prompt: hi}\nnodes:\n  ask: {op: call, agent: a}\n"
+        "  choose: {op: function, function: longst}\nedges: [[ask, choose]]\n"
+    )
+    code, _, err = run_cli(["graph", "validate", str(graph)], capsys, monkeypatch)
+    assert code == 2
+    assert f"✗ {graph}: graph 'pick': nodes.choose.function: unknown function 'longst'; registered: " in err
+    assert "agentmesh --import" in err
 
 
 # --- show ------------------------------------------------------------------------------------------------------

@@ -585,3 +585,29 @@ def test_a_node_after_both_arms_of_a_branch_runs_after_the_arm_taken(db: str, ha
         result.stop_reason
         == f"completed: reached the end; not run (a branch took another route): {'quick' if hard else 'slow'}"
     )
+
+
+def test_an_unknown_function_fails_before_the_run_is_stored(db: str) -> None:
+    """It failed the run at its node, after the model calls of every node before it."""
+    spec = graph_from_data(
+        {
+            "name": "picks",
+            "agents": {"solver": {"prompt": "solve"}},
+            "nodes": {
+                "ask": {"op": "team", "agents": ["solver", "solver"]},
+                "choose": {"op": "function", "function": "no_such_function"},
+                "judged": {"op": "score", "from": "ask", "function": "no_such_reward"},
+            },
+            "edges": [["ask", "choose"], ["choose", "judged"]],
+        }
+    )
+    model = ScriptedModel([], default="x")
+    expected = (
+        r"graph 'picks': nodes\.choose\.function: unknown function 'no_such_function'; registered: .*"
+        r"nodes\.judged\.function: unknown function 'no_such_reward'"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        run(spec, {}, model=model, store=db)
+    assert model.calls == []
+    with Store(db) as store:
+        assert store.list_runs() == []

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import RunContext
+from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import OperatorParams, register_operator_params
 
 
@@ -102,3 +103,32 @@ def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
             function=name,
         )
     return found
+
+
+def unknown_functions(spec: GraphSpec) -> list[str]:
+    """Every function a spec's nodes name that nobody registered, as ``nodes.<node>.<field>: unknown function``.
+
+    The spec check cannot know them (functions are registered by the runtime and the user's modules), so without
+    this a misspelt name, or a module not imported, failed the run at that node -- after the model calls of every
+    node before it."""
+    with _lock:
+        known = sorted(_functions)
+    out = []
+    for node_name, node in spec.nodes.items():
+        for path, name in node.params.functions_used():
+            if name not in known:
+                out.append(
+                    f"nodes.{node_name}.{path}: unknown function {name!r}; registered: {', '.join(known) or 'none'}"
+                )
+    return out
+
+
+def check_functions(spec: GraphSpec) -> None:
+    """Raise :class:`ConfigError` naming every unknown function of ``spec`` (see :func:`unknown_functions`)."""
+    problems = unknown_functions(spec)
+    if problems:
+        raise ConfigError(
+            f"graph {spec.name!r}: " + "; ".join(problems) + " (register one with @agentmesh.register_function; "
+            "from the command line, load its module with agentmesh --import)",
+            graph=spec.name,
+        )
