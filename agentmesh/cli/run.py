@@ -37,6 +37,7 @@ from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import ItemOutcome, Start, run_batch, run_many, unfinished_of
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import Listener
+from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
 from agentmesh.spec.graph import GraphSpec, InputSpec
@@ -122,6 +123,7 @@ def run_graph(
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     spec = resolve_graph(graph)
+    check_functions(spec)  # (arun checks too; here once, not as a failed row per item of a batch)
     given = parse_inputs(spec, inputs or [])
     limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None

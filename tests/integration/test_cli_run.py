@@ -849,3 +849,22 @@ def test_show_says_which_way_a_branch_went(db: str, tmp_path: Path, capsys, monk
         (run,) = store.list_runs()
     code, out, err = run_cli(["show", run.id, "--db", db], capsys, monkeypatch)
     assert code == 0 and re.search(r"gate \(branch\)\s+took else", out), out + err
+
+
+def test_a_batch_with_an_unknown_function_fails_once_before_any_run(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    graph = tmp_path / "pick.yaml"
+    graph.write_text(
+        "name: pick\ninputs:\n  question: {}\nagents:\n  a: {prompt: '{{ question }}'}\n"
+        "nodes:\n  ask: {op: call, agent: a}\n  choose: {op: function, function: longst}\nedges: [[ask, choose]]\n"
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "a"}\n{"question": "b"}\n')
+    model = script(tmp_path, "any.yaml", "rules:\n  - template: 'ok'\n")
+    code, out, err = run_cli(
+        ["run", str(graph), "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch
+    )
+    assert code == 2 and "nodes.choose.function: unknown function 'longst'" in err and out == "", out + err
+    with Store(db) as store:
+        assert store.list_runs() == []
