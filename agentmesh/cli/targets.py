@@ -17,7 +17,7 @@ from rich.table import Table
 
 from agentmesh.cli._common import DbOption, JsonOption, console, open_store
 from agentmesh.errors import ConfigError, StoreError
-from agentmesh.store import TargetRow, TargetSetInfo
+from agentmesh.store import Store, TargetRow, TargetSetInfo
 from agentmesh.store.targets import check_target_records
 
 app = typer.Typer(
@@ -75,6 +75,7 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove targets from a set (soft delete: earlier versions keep them, so old runs stay explainable)."""
+    ids = list(dict.fromkeys(ids))  # as the store takes them: "removed targets 1, 1" said one twice
     with open_store(db) as store:
         version = store.remove_targets(target_set, ids)
     if as_json:
@@ -164,7 +165,10 @@ def import_(
     """Add every target of a JSONL file to a set in one change (one version); a bad line changes nothing."""
     records = read_jsonl(file, target_set)
     with open_store(db) as store:
-        version, ids = store.add_targets(target_set, records, create=True)
+        try:
+            version, ids = store.add_targets(target_set, records, create=True)
+        except StoreError as exc:
+            raise _taken(store, target_set, records, file) or exc from None
     if as_json:
         console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
         return
@@ -179,6 +183,7 @@ def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
     """The target records of a JSONL file (blank lines skipped), each checked as the store will check it, so that
     a bad line is an error naming the file and the line before anything is written."""
     out: list[dict[str, Any]] = []
+    first_line: dict[int, int] = {}  # an id -> the line that gives it: a repeated id names both lines
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -200,10 +205,43 @@ def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
         except StoreError as exc:
             reason = str(exc).split(": ", 1)[-1]
             raise ConfigError(f"{path}:{number}: {reason}; nothing imported", file=str(path)) from None
+        target_id = record.get("id")
+        if target_id is not None:
+            if target_id in first_line:
+                raise ConfigError(
+                    f"{path}:{number}: id {target_id} is already given on line {first_line[target_id]}; "
+                    "nothing imported",
+                    file=str(path),
+                )
+            first_line[target_id] = number
         out.append(record)
     if not out:
         raise ConfigError(f"{path}: no target records; nothing imported", file=str(path))
     return out
+
+
+def _taken(store: Store, target_set: str, records: list[dict[str, Any]], path: Path) -> ConfigError | None:
+    """When an import was refused because an id it gives is taken in the set, that error naming the record's line
+    (the store names the id only, and a long file leaves the user to search for it); else ``None``."""
+    try:
+        taken = {row.id for row in store.list_targets(target_set, include_removed=True)}
+    except StoreError:  # no such set: the store's own error says so
+        return None
+    lines = _record_lines(path)
+    for record, line in zip(records, lines, strict=False):
+        if record.get("id") in taken:
+            return ConfigError(
+                f"{path}:{line}: id {record['id']} is already taken in {target_set!r} (ids are never reused, even "
+                "after a removal); nothing imported",
+                file=str(path),
+            )
+    return None
+
+
+def _record_lines(path: Path) -> list[int]:
+    """The line number of each record :func:`read_jsonl` returned (it skips blank lines)."""
+    text = path.read_text(encoding="utf-8")
+    return [number for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 def _print_sets(sets: list[TargetSetInfo], as_json: bool) -> None:

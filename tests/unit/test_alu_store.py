@@ -449,8 +449,8 @@ def test_cli_adds_removes_lists_and_imports(cli: Callable[..., tuple[int, str, s
     assert code == 0, err
     assert "added target 1 'Hermione Granger' to 'people': version 1" in out
     assert cli("targets", "add", "people", "--name", "Severus Snape", "--kind", "entity")[0] == 0
-    code, out, _ = cli("targets", "remove", "people", "2")
-    assert code == 0 and "removed target 2 from 'people': version 3" in out
+    code, out, _ = cli("targets", "remove", "people", "2", "2")
+    assert code == 0 and "removed target 2 from 'people': version 3" in out  # once, as the store took it
 
     code, out, _ = cli("targets", "list", "people")
     assert code == 0 and "people at version 3" in out and "Hermione Granger" in out and "Snape" not in out
@@ -518,6 +518,13 @@ def test_cli_errors_name_what_is_wrong_and_change_nothing(
     assert code == 2 and "id 1 is already taken" in err
     code, _, err = cli("targets", "add", "people", "--name", " ")
     assert code == 2 and "non-empty name" in err
+    # an id repeated in the file, or taken in the set, is named by its line (the store names the id only)
+    bad.write_text('{"name": "Bob", "id": 4}\n\n{"name": "Eve", "id": 4}\n')
+    code, _, err = cli("targets", "import", "people", str(bad))
+    assert code == 2 and "bad.jsonl:3: id 4 is already given on line 1; nothing imported" in err
+    bad.write_text('{"name": "Bob", "id": 4}\n\n{"name": "Eve", "id": 1}\n')
+    code, _, err = cli("targets", "import", "people", str(bad))
+    assert code == 2 and "bad.jsonl:3: id 1 is already taken in 'people'" in err
     code, out, _ = cli("targets", "list", "people", "--json")
     assert json.loads(out)["version"] == 1 and [t["name"] for t in json.loads(out)["targets"]] == ["Ada"]
 
