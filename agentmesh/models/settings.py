@@ -27,7 +27,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentmesh._yaml import YamlError, read_yaml
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, InvalidModelReferenceError
+from agentmesh.models.reference import parse_reference
 
 CONFIG_ENV = "AGENTMESH_CONFIG"
 _KEY_LIKE = re.compile(r"^(sk-|sk_|Bearer\s)|^[A-Za-z0-9_\-]{40,}$")
@@ -195,7 +196,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
         )
     _reject_inline_secrets(data, (), name, lines)
     try:
-        return ModelSettings.model_validate(data)
+        settings = ModelSettings.model_validate(data)
     except ValidationError as exc:
         problems = [
             (
@@ -212,3 +213,17 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
             listed = "\n".join(f"{where}: {field}: {msg}" for where, field, msg in problems)
             message = f"{len(problems)} problems in the model settings of {name}:\n{listed}"
         raise ConfigError(message, file=name) from exc
+    _check_aliases(settings, name, lines)
+    return settings
+
+
+def _check_aliases(settings: ModelSettings, file: str, lines: dict[Loc, int]) -> None:
+    """Refuse an alias whose reference cannot be read, at its line: found when used, the error would name the
+    reference it resolved to, not the alias the user typed nor the file it came from."""
+    for alias, target in settings.aliases.items():
+        if target in settings.aliases:
+            continue  # a chain: its last link is checked as an alias of its own
+        try:
+            parse_reference(target)
+        except InvalidModelReferenceError as exc:
+            raise ConfigError(f"{_where(file, lines, ('aliases', alias))}: aliases.{alias}: {exc}", file=file) from None

@@ -67,8 +67,8 @@ def test_loads_from_the_working_directory(tmp_path: Path) -> None:
 
 
 def test_explicit_path_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CONFIG_ENV, str(write(tmp_path / "env.yaml", "aliases: {x: env}\n")))
-    assert load_settings(write(tmp_path / "arg.yaml", "aliases: {x: arg}\n")).aliases == {"x": "arg"}
+    monkeypatch.setenv(CONFIG_ENV, str(write(tmp_path / "env.yaml", "aliases: {x: 'openai:env'}\n")))
+    assert load_settings(write(tmp_path / "arg.yaml", "aliases: {x: 'openai:arg'}\n")).aliases == {"x": "openai:arg"}
 
 
 def test_empty_file_is_empty_settings(tmp_path: Path) -> None:
@@ -131,6 +131,21 @@ def test_invalid_files_name_the_file_and_the_field(tmp_path: Path, text: str, ex
 def test_errors_name_the_line_of_the_problem(tmp_path: Path, text: str, expected: str) -> None:
     """A settings file is edited by hand: its errors point at the line, not only at a field path."""
     path = write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("gpt-4o-mini", "a.yaml:3: aliases.fast: model reference 'gpt-4o-mini' has no provider prefix"),
+        ("openai:q@localhost:8000/v1", "a.yaml:3: aliases.fast: model reference 'openai:q@localhost:8000/v1':"),
+    ],
+)
+def test_an_alias_to_a_malformed_reference_is_refused_at_its_line(tmp_path: Path, target: str, expected: str) -> None:
+    """Found only when used, the error named the reference, not the alias typed (-m fast) nor the file."""
+    path = write(tmp_path / "a.yaml", f"aliases:\n  ok: local\n  fast: {target}\n  chain: ok\n")
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert expected in str(info.value)
