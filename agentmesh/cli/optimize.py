@@ -177,7 +177,8 @@ def optimize(
         }
         console.print_json(json.dumps(payload, default=str))
     else:
-        table = Table(title=Text(f"{spec.name}: agents by mean importance ({len(items)} items, job {result.job})"))
+        scored = f"{len(items) - len(failures)} of {len(items)}" if failures else str(len(items))  # failed: no scores
+        table = Table(title=Text(f"{spec.name}: agents by mean importance ({scored} items, job {result.job})"))
         for column in ("rank", "agent", "importance", "team"):
             table.add_column(column)
         for rank, agent in enumerate(result.ranking, start=1):

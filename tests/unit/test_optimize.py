@@ -225,3 +225,25 @@ def test_optimize_cli_prints_the_ranking_and_writes_spec_and_picture(
         monkeypatch,
     )
     assert code == 0, stderr
+
+
+def test_the_ranking_says_how_many_items_it_was_scored_on_when_some_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed item has no importance scores: the title said "3 items" where the means were over 2."""
+
+    @register_provider("teamfail")
+    def _factory(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+        return ScriptedModel(respond=Team(fail_on="Question 1?"))
+
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["optimize", str(graph), "--data", str(write_items(tmp_path / "items.jsonl", 3)), "--top-k", "2"]
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, stdout, stderr = run_cli(
+        [*args, "--model", "teamfail:x", "--db", db, "--out", str(tmp_path / "o.yaml")], capsys, monkeypatch
+    )
+    assert code == 1
+    assert "agents by mean importance (2 of 3 items" in " ".join(stdout.split())
+    assert "line 2 failed" in " ".join(stderr.split())
