@@ -28,10 +28,11 @@ from agentmesh.spec.operators import (
     operator_params,
     unknown_operator,
 )
-from agentmesh.spec.stop import StopPolicy
+from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, StopPolicy, iter_policies
 from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
 
 SPEC_VERSION = 1
+_POLICY_TYPES = (AnyOf, AllOf, Consensus, ScoreThreshold, MaxRounds, Budget)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
 
@@ -178,6 +179,7 @@ class GraphSpec(BaseModel):
         if not out:
             out.extend(self._cycle_problems())
             out.extend(self._template_problems())
+            out.extend(self._stop_policy_problems())
         if self.output is not None and self.output not in self.nodes:
             out.append(Problem(loc=("output",), message=f"unknown node {self.output!r}"))
         elif self.output is None and not out:
@@ -269,6 +271,23 @@ class GraphSpec(BaseModel):
                 except TemplateSyntaxProblem as exc:
                     messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
                 out += [Problem(loc=loc, message=message) for message in messages]
+        return out
+
+    def _stop_policy_problems(self) -> list[Problem]:
+        """A ``score_threshold`` naming a node the graph does not have: the policy read the scores of the node it is
+        attached to instead, so a misspelt name silently checked another node's scores."""
+        places: list[tuple[Loc, Any]] = [(("stop",), self.stop)]
+        for node_name, node in self.nodes.items():
+            for field in type(node.params).model_fields:
+                places.append((("nodes", node_name, field), getattr(node.params, field)))
+        out: list[Problem] = []
+        for loc, value in places:
+            if not isinstance(value, _POLICY_TYPES):
+                continue
+            for leaf in iter_policies(value):
+                if isinstance(leaf, ScoreThreshold) and leaf.node is not None and leaf.node not in self.nodes:
+                    message = f"score_threshold reads node {leaf.node!r}, which the graph does not have; nodes: "
+                    out.append(Problem(loc=loc, message=message + ", ".join(self.nodes)))
         return out
 
     def _node_reference_problems(self, source: str) -> list[str]:

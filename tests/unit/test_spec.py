@@ -598,3 +598,20 @@ def test_a_strict_consensus_of_every_agent_is_refused(tmp_path: Path) -> None:
     every = Consensus(fraction=1, strict=False)
     assert str(every) == "consensus (all active agents agree)"
     assert str(Consensus()) == "consensus (> 0.667 of active agents agree)"
+
+
+def test_a_score_threshold_on_a_node_the_graph_does_not_have_is_reported(tmp_path: Path) -> None:
+    """The policy fell back to the scores of the node it is attached to: a misspelt node silently checked
+    another node's scores."""
+    graph = _graph_reading("{{ q }}")
+    bad_stop = {**graph, "stop": {"any": [{"max_rounds": 3}, {"score_threshold": {"node": "scroes", "min": 5}}]}}
+    with pytest.raises(SpecError, match=r"stop: score_threshold reads node 'scroes', which the graph does not have"):
+        graph_from_data(bad_stop)
+    nodes = {
+        **graph["nodes"],
+        "again": {"op": "loop", "body": ["check"], "until": {"score_threshold": {"node": "x", "min": 1}}},
+    }
+    with pytest.raises(SpecError, match=r"nodes\.again\.until: score_threshold reads node 'x'"):
+        graph_from_data({**graph, "nodes": nodes})
+    good = {**graph, "stop": {"score_threshold": {"node": "vote", "min": 5}}}
+    assert graph_from_data(good).stop is not None
