@@ -180,6 +180,7 @@ class GraphSpec(BaseModel):
             out.extend(self._cycle_problems())
             out.extend(self._template_problems())
             out.extend(self._stop_policy_problems())
+            out.extend(self._loop_body_problems())
         if self.output is not None and self.output not in self.nodes:
             out.append(Problem(loc=("output",), message=f"unknown node {self.output!r}"))
         elif self.output is None and not out:
@@ -271,6 +272,45 @@ class GraphSpec(BaseModel):
                 except TemplateSyntaxProblem as exc:
                     messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
                 out += [Problem(loc=loc, message=message) for message in messages]
+        return out
+
+    def _loop_body_problems(self) -> list[Problem]:
+        """Edges and branch routes that enter or leave a loop's body. The loop runs its body (a chain back to the
+        loop node); an edge into a body node ran it a second time outside the loop, and an edge out of one ran its
+        target after every iteration rather than once after the loop."""
+        owner: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            if isinstance(node.params, LoopParams):
+                for member in node.params.body:
+                    owner.setdefault(member, name)
+        out: list[Problem] = []
+        for i, (a, b) in enumerate(self.edges):
+            for j, end in ((1, b), (0, a)):
+                if end in owner:
+                    loop = owner[end]
+                    if j == 1:
+                        why, hint = f"an edge into it would also run it outside the loop; connect [{a}, {loop}]", ""
+                    else:
+                        why, hint = f"an edge out of it would run {b!r} after every iteration", f"[{loop}, {b}]"
+                        why += f"; connect {hint} to run it once after the loop"
+                    out.append(
+                        Problem(
+                            loc=("edges", i, j),
+                            message=f"node {end!r} is in the body of loop {loop!r}, which runs it: {why}",
+                        )
+                    )
+                    break
+        for name, node in self.nodes.items():
+            if isinstance(node.params, BranchParams):
+                for field, target in (("then", node.params.then), ("else", node.params.otherwise)):
+                    if target in owner:
+                        out.append(
+                            Problem(
+                                loc=("nodes", name, field),
+                                message=f"node {target!r} is in the body of loop {owner[target]!r}, which runs it; "
+                                f"route to the loop node instead ({field}: {owner[target]})",
+                            )
+                        )
         return out
 
     def _stop_policy_problems(self) -> list[Problem]:

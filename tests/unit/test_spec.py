@@ -615,3 +615,40 @@ def test_a_score_threshold_on_a_node_the_graph_does_not_have_is_reported(tmp_pat
         graph_from_data({**graph, "nodes": nodes})
     good = {**graph, "stop": {"score_threshold": {"node": "vote", "min": 5}}}
     assert graph_from_data(good).stop is not None
+
+
+@pytest.mark.parametrize(
+    ("edge", "expected"),
+    [
+        (
+            ["ask", "critique"],
+            r"edges\[0\]\[1\]: node 'critique' is in the body of loop 'iterate', which runs it: an "
+            r"edge into it would also run it outside the loop; connect \[ask, iterate\]",
+        ),
+        (
+            ["revise", "ask"],
+            r"edges\[0\]\[0\]: node 'revise' is in the body of loop 'iterate', which runs it: an edge "
+            r"out of it would run 'ask' after every iteration; connect \[iterate, ask\]",
+        ),
+    ],
+)
+def test_an_edge_into_or_out_of_a_loop_body_is_reported(edge: list[str], expected: str) -> None:
+    """The loop runs its body; such an edge ran a body node outside the loop too (an extra call per run), or its
+    target after every iteration."""
+    data = {
+        "name": "refine",
+        "agents": {"solver": {"prompt": "x"}},
+        "nodes": {
+            "ask": {"op": "call", "agent": "solver"},
+            "iterate": {"op": "loop", "body": ["critique", "revise"], "until": {"max_rounds": 2}},
+            "critique": {"op": "call", "agent": "solver"},
+            "revise": {"op": "call", "agent": "solver"},
+        },
+        "edges": [edge],
+    }
+    with pytest.raises(SpecError, match=expected):
+        graph_from_data(data)
+    data["nodes"]["gate"] = {"op": "branch", "condition": "true", "then": "revise"}
+    data["edges"] = []
+    with pytest.raises(SpecError, match=r"nodes\.gate\.then: node 'revise' is in the body of loop 'iterate'"):
+        graph_from_data(data)
