@@ -10,6 +10,7 @@ them set. ``agentmesh optimize`` chooses a team; calibrating is not choosing, so
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.optimize.items import ItemRun
+from agentmesh.plugins import imported
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph
@@ -115,5 +117,12 @@ def _print(found: Calibration, graph: str, out: Path) -> None:
     )
     for item in found.failed:
         err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
-    console.print(Text(f"apply to a run:   agentmesh run {graph} -i question=... {found.cli_args}"))
-    console.print(Text(f"calibrated graph: {out}  (run it: agentmesh run {out} -i question=...)"))
+    # a graph scoring with reward functions runs only where the modules registering them are imported: say so in
+    # the commands to copy (they said "agentmesh run my_magicore.yaml ...", which fails: unknown function)
+    functions = found.calibrated is not None and any(
+        getattr(n.params, "orm_function", None) or getattr(n.params, "prm_function", None)
+        for n in found.calibrated.nodes.values()
+    )
+    imports = "".join(f"-I {shlex.quote(module)} " for module in imported()) if functions else ""
+    console.print(Text(f"apply to a run:   agentmesh {imports}run {graph} -i question=... {found.cli_args}"))
+    console.print(Text(f"calibrated graph: {out}  (run it: agentmesh {imports}run {out} -i question=...)"))

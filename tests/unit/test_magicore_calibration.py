@@ -267,3 +267,35 @@ def test_the_command_prints_mu_sigma_and_writes_the_calibrated_graph(
     assert result.exit_code == 0, result.output
     assert "agentmesh run my_copy.yaml -i question=..." in " ".join(result.output.split())
     assert (tmp_path / "my_copy_calibrated.yaml").is_file() and not (tmp_path / "magicore_calibrated.yaml").exists()
+
+
+def test_the_printed_commands_import_the_modules_that_register_the_reward_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agentmesh -I my_rewards.py calibrate my_magicore.yaml`` printed "agentmesh run my_magicore.yaml ...",
+    which fails without the module that registers the reward functions."""
+
+    @register_function("test_magicore_cli_orm")
+    def orm(question: str, solutions: Sequence[str]) -> list[float]:
+        return [ORM[_PROBLEM.findall(question)[-1]] / 100 for _ in solutions]
+
+    @register_function("test_magicore_cli_prm")
+    def prm(question: str, steps: Sequence[str]) -> list[float]:
+        return [1.0 for _ in steps]
+
+    graph = tmp_path / "my_magicore.yaml"
+    graph.write_text(
+        dump_graph(use_reward_functions(resolve_graph("magicore"), "test_magicore_cli_orm", "test_magicore_cli_prm"))
+    )
+    script = tmp_path / "script.yaml"
+    script.write_text('rules:\n  - {agent: solver, template: "Step 1: add.\\nStep 2: \\\\boxed{5}."}\n')
+    monkeypatch.setattr("agentmesh.cli.calibrate.imported", lambda: ("/home/me/my rewards.py",))
+    monkeypatch.setenv("COLUMNS", "300")
+    app = typer.Typer()
+    app.command()(calibrate_command)
+    args = [str(graph), "--data", str(problems(tmp_path)), "-m", f"scripted:{script}", "--db", db(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out.yaml")])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert f"agentmesh -I '/home/me/my rewards.py' run {graph} -i question=... -i mu=" in flat
+    assert f"(run it: agentmesh -I '/home/me/my rewards.py' run {tmp_path / 'out.yaml'} -i question=...)" in flat
