@@ -41,7 +41,7 @@ from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.sejury import JuryConfig
-from agentmesh.systems.sejury.jury import Calibration, acalibrate, has_jury, human_labels
+from agentmesh.systems.sejury.jury import Calibration, acalibrate, check_items, has_jury
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.jury import jury_svg
 
@@ -220,7 +220,7 @@ def calibrate_jury(
         raise ConfigError(
             f"{exc}; the human label is read from the field {human_key!r} (--human-key)", **exc.context
         ) from None
-    human_labels(items, human_key, data)  # every label checked (naming the file) before any run
+    check_items(spec, items, config=config, human_key=human_key, source=data)  # naming the file, before any run
     out = out or Path(f"{spec.name}_team.yaml")
     picture = picture or out.with_suffix(".svg")
     n_cal = min(config.n_calibration, len(items))

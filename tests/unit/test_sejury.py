@@ -24,7 +24,7 @@ from agentmesh.models.registry import register_provider
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import load_graph
 from agentmesh.spec.loader import dump_graph, graph_from_data
-from agentmesh.store import Store
+from agentmesh.store import RunStatus, Store
 from agentmesh.systems.sejury import JuryConfig, calibration_split, pick, select_team
 from agentmesh.systems.sejury.jury import acalibrate, jury_nodes, team_graph
 from agentmesh.systems.sejury.selection import Candidate, Correlations
@@ -343,6 +343,15 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
         bad.write_text("\n".join([*lines[:2], third, *lines[3:]]) + "\n")
         code, _, stderr = run_cli(["optimize", "sejury", "--data", str(bad), *args[4:]], capsys, monkeypatch)
         assert code == 2 and f"bad{n}.jsonl:3: human label 'human' {problem}" in " ".join(stderr.split())
+
+    # judges that cannot score a line (S5 on a summary) are refused by file:line before any run; each item's run
+    # was stored failed with that message
+    summary = tmp_path / "summary.jsonl"
+    summary.write_text("\n".join([*lines[:1], json.dumps({**json.loads(lines[1]), "task": "summary"}), *lines[2:]]))
+    code, _, stderr = run_cli(["optimize", "sejury", "--data", str(summary), *args[4:]], capsys, monkeypatch)
+    assert code == 2 and "summary.jsonl:2: sejury: judge(s) ['S5'] do not score summaries" in " ".join(stderr.split())
+    with Store(db) as store:
+        assert all(r.status == RunStatus.SUCCEEDED for r in store.list_runs(limit=1000))
 
 
 def test_the_command_line_offers_every_profile() -> None:

@@ -40,7 +40,7 @@ def sejury_check(
         if unusable:
             raise ConfigError(
                 f"sejury: judge(s) {unusable} do not score summaries (S5 writes tests); use a team without them, "
-                "e.g. the summarization profile",
+                "e.g. the summarization profile (optimize --profile summarization)",
                 input="task",
             )
     missing = [name for name in ("query", "artifact", "reference") if not str(inputs.get(name) or "").strip()]

@@ -31,6 +31,7 @@ from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
 from agentmesh.store import Store
+from agentmesh.systems.sejury.functions import sejury_check
 from agentmesh.systems.sejury.selection import (
     Correlations,
     JuryConfig,
@@ -46,6 +47,7 @@ __all__ = [
     "ScoredItem",
     "acalibrate",
     "calibrate",
+    "check_items",
     "has_jury",
     "human_labels",
     "jury_nodes",
@@ -304,7 +306,7 @@ async def acalibrate(
             f"the config names judge(s) {unknown} that graph {spec.name!r} does not have; its judges: "
             f"{list(jury.judges)}"
         )
-    labels = human_labels(items, human_key)
+    labels = check_items(spec, items, config=config, human_key=human_key)
     if len(items) < 2:
         raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
     if len(items) > config.n_calibration:
@@ -370,6 +372,28 @@ async def acalibrate(
         if not isinstance(store, Store):
             db.close()
     return Calibration(spec.name, config, selection, chosen_graph, calibrated, held_out, test, jobs)
+
+
+def check_items(
+    spec: GraphSpec,
+    items: Sequence[Item],
+    *,
+    config: JuryConfig,
+    human_key: str = "human",
+    source: str | Path | None = None,
+) -> list[float]:
+    """Every item's human label (:func:`human_labels`), after checking that the judges of ``config`` can score
+    every item as the graph's check node will (S5 on a summary, an unknown ``task``): refused here, before any
+    run, rather than as one failed run per item. ``source`` (the data file) prefixes each error's line."""
+    labels = human_labels(items, human_key, source)
+    if jury_nodes(spec).check is not None:
+        for item in items:
+            try:
+                sejury_check({}, item.inputs, judges=config.judges)
+            except ConfigError as exc:
+                where = f"{source}:{item.line}" if source is not None else f"line {item.line}"
+                raise ConfigError(f"{where}: {exc}", line=item.line) from None
+    return labels
 
 
 def human_labels(items: Sequence[Item], key: str = "human", source: str | Path | None = None) -> list[float]:
