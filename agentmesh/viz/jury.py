@@ -16,6 +16,8 @@ from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 _TEAM = "#2563eb"
 _OTHER = "#9ca3af"
 _JUDGE = "#f59e0b"
+_LABEL_GAP = 30.0
+"""Least distance (px) between two tick labels of the axis ("-0.9" is about 18 px wide at its size)."""
 
 
 def jury_svg(title: str, selection: Selection, test: Correlations | None = None, n_test: int = 0) -> str:
@@ -54,17 +56,21 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         '<text x="16" y="62" font-size="12" fill="#555">chosen team in blue, the other teams grey, each judge alone '
         "amber</text>",
     ]
-    tick = low
-    while tick <= 1.0 + 1e-9:
+    # a grid line every tenth, but a label only every `every` tenths: over the whole -1..1 range a label per tenth
+    # is 18 px apart, and "-0.9-0.8-0.7" ran together; the axis's start is always labelled
+    every = math.ceil(_LABEL_GAP / (bar_len * 0.1 / span))
+    first = round(low * 10)
+    for tenth in range(first, 11):
+        tick = tenth / 10
         out.append(
             f'<line x1="{x(tick):.1f}" y1="{top - 8:.0f}" x2="{x(tick):.1f}" y2="{top + row_h * (len(rows) + 1):.0f}" '
-            f'stroke="{"#111" if abs(tick) < 1e-9 else "#e5e7eb"}" stroke-width="0.8"/>'
+            f'stroke="{"#111" if tenth == 0 else "#e5e7eb"}" stroke-width="0.8"/>'
         )
-        out.append(
-            f'<text x="{x(tick):.1f}" y="{top - 12:.0f}" font-size="10" fill="#555" text-anchor="middle">'
-            f"{tick:.1f}</text>"
-        )
-        tick = round(tick + 0.1, 10)
+        if tenth == first or (tenth % every == 0 and tenth - first >= every):
+            out.append(
+                f'<text x="{x(tick):.1f}" y="{top - 12:.0f}" font-size="10" fill="#555" text-anchor="middle">'
+                f"{tick:.1f}</text>"
+            )
     for i, (label, score, colour) in enumerate(rows):
         y = top + row_h * i + (row_h if colour == _JUDGE else 0)  # a gap before the single judges
         weight = "bold" if colour == _TEAM else "normal"

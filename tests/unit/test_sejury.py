@@ -6,6 +6,7 @@ maths itself is checked against the paper's vectors in ``test_sejury_paper.py``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -246,6 +247,20 @@ def test_a_constant_team_is_never_chosen_over_an_informative_one() -> None:
     assert chosen.team == ("S1", "S3")
     reference = select_team(human, scores, config.model_copy(update={"nan_policy": "reference"}))
     assert reference.team == ("S1", "S2") and reference.to_json()["score"] is None
+
+
+def test_the_pictures_axis_labels_never_run_together() -> None:
+    """Over the whole -1..1 range a label per tenth was 18 px apart: "-1.0-0.9-0.8" read as one string."""
+    from agentmesh.viz.jury import jury_svg
+
+    human = [1, 2, 3, 4]
+    scores = {"S1": [0, 25, 50, 100], "S2": [100, 50, 25, 0], "S3": [0, 30, 50, 90]}
+    config = JuryConfig(judges=("S1", "S2", "S3"), team_must_contain_any_of=("S1",), scale="to_1_5")
+    svg = jury_svg("picture", select_team(human, scores, config), None, 0)
+    labels = [(float(x), text) for x, text in re.findall(r'<text x="([\d.]+)" y="84"[^>]*>(-?\d\.\d)</text>', svg)]
+    assert labels[0][1] == "-1.0" and labels[-1][1] == "1.0" and "0.0" in [t for _, t in labels]
+    assert all(b - a >= 30 for (a, _), (b, _) in itertools.pairwise(labels))
+    assert svg.count('stroke="#e5e7eb"') == 20  # a grid line every tenth still, the zero line apart
 
 
 @pytest.mark.parametrize(
