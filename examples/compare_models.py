@@ -15,20 +15,31 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentmesh.models import CallContext, ModelRequest, get_model
+from agentmesh.errors import AgentmeshError
+from agentmesh.models import CallContext, ModelClient, ModelRequest, get_model
 from agentmesh.runtime import StoreRecorder
 from agentmesh.store import RunStatus, Store
 
 
+def _resolve(ref: str) -> ModelClient | AgentmeshError:
+    """The model's client, or why there is none: one model that cannot be used must not stop the comparison."""
+    try:
+        return get_model(ref)
+    except AgentmeshError as exc:
+        return exc
+
+
 async def compare(refs: list[str], questions: list[str], db: str | None) -> None:
     console = Console()
-    clients = [get_model(r) for r in refs]
+    clients = [_resolve(r) for r in refs]
     with Store(db) as store:
         run_id = store.create_run("compare", {"models": refs, "questions": questions})
         recorder = StoreRecorder(store, run_id)
 
         async def one(ci: int, qi: int) -> tuple[int, int, str, str]:
             client = clients[ci]
+            if isinstance(client, AgentmeshError):  # no such model here (no key, a typo): its column says why
+                return ci, qi, f"[red]{escape(str(client))}[/]", ""
             request = ModelRequest.of(questions[qi], max_tokens=128, temperature=0)
             # each call says which model and question it is, so that `agentmesh show` tells the answers apart
             context = CallContext(run_id=run_id, node="compare", agent=refs[ci], call_index=qi)
@@ -44,7 +55,8 @@ async def compare(refs: list[str], questions: list[str], db: str | None) -> None
         await recorder.settle()  # every call's event stored (or its failure raised) before the run is closed
         store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: all questions asked")
     for client in clients:
-        await client.aclose()
+        if isinstance(client, ModelClient):
+            await client.aclose()
     table = Table(title=f"run {run_id[:12]}", show_lines=True)
     table.add_column("question")
     for ref in refs:

@@ -40,3 +40,20 @@ def test_compare_models_asks_every_model_every_question_and_stores_one_run(tmp_p
     # each stored call names its model and question, so `agentmesh show` tells the answers apart
     assert sorted((e.agent, e.call_index) for e in calls) == sorted((m, q) for m in models for q in (0, 1))
     assert {e.error is None for e in calls if e.agent == models[0]} == {True}
+
+
+def test_a_model_that_cannot_be_used_is_a_column_of_errors_not_a_traceback(tmp_path: Path) -> None:
+    """The docstring's hosted model without a key (or a reference with a typo): the others are still compared."""
+    one = tmp_path / "one.yaml"
+    one.write_text("rules:\n  - {template: '51'}\n")
+    env = {**{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}, "COLUMNS": "200"}
+    command = [
+        sys.executable,
+        str(REPO / "examples" / "compare_models.py"),
+        *(f"scripted:{one}", "openai:gpt-4o-mini", "-q", "What is 17*3?"),
+        *("--db", f"sqlite:///{tmp_path / 'runs.db'}"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "51" in done.stdout and "OPENAI_API_KEY is not set" in " ".join(done.stdout.split())
