@@ -177,10 +177,11 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             if full:
                 console.print(f"{head} ({tokens})", highlight=False)
                 for message in call.messages:
-                    console.print(f"        [dim]{message['role']}:[/] {escape(message['content'])}", highlight=False)
+                    content = _indented(message["content"])
+                    console.print(f"        [dim]{message['role']}:[/] {content}", highlight=False)
                 if call.reasoning:
-                    console.print(f"        [dim]reasoning: {escape(call.reasoning)}[/]", highlight=False)
-                console.print(f"        [green]reply:[/] {escape(call.reply)}", highlight=False)
+                    console.print(f"        [dim]reasoning: {_indented(call.reasoning)}[/]", highlight=False)
+                console.print(f"        [green]reply:[/] {_indented(call.reply)}", highlight=False)
             else:
                 thought = f", reasoned {len(call.reasoning):,} chars" if call.reasoning else ""
                 console.print(
@@ -214,6 +215,12 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             ranking = sorted(network.importance.get("per_agent", {}).items(), key=lambda kv: -kv[1])
             console.print("  importance: " + ", ".join(f"{escape(a)} {v:.3f}" for a, v in ranking), highlight=False)
     console.print(f"\n[bold]stop reason[/] {escape(story.run.stop_reason or '-')}", highlight=False)
+
+
+def _indented(text: str) -> str:
+    """Escaped text whose later lines stay under the first (a prompt's lines otherwise ran back to the margin,
+    where they read as the next call of the timeline)."""
+    return escape(text).replace("\n", "\n" + " " * 10)
 
 
 def _stop_kind(reason: str | None) -> str:

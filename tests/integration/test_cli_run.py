@@ -868,3 +868,18 @@ def test_a_batch_with_an_unknown_function_fails_once_before_any_run(
     assert code == 2 and "nodes.choose.function: unknown function 'longst'" in err and out == "", out + err
     with Store(db) as store:
         assert store.list_runs() == []
+
+
+def test_show_full_keeps_a_prompts_lines_under_it(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    graph = tmp_path / "two_lines.yaml"
+    graph.write_text(
+        'name: two_lines\nagents:\n  a: {prompt: "first line\\nsecond line"}\nnodes:\n  ask: {op: call, agent: a}\n'
+    )
+    model = script(tmp_path, "any.yaml", 'rules:\n  - template: "reply one\\nreply two"\n')
+    code, _, err = run_cli(["run", str(graph), "-m", model, "--db", db, "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    code, out, err = run_cli(["show", run.id, "--db", db, "--full"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "user: first line\n          second line\n" in out and "reply: reply one\n          reply two\n" in out
