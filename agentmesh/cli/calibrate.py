@@ -31,6 +31,7 @@ from agentmesh.cli._common import (
     open_store,
 )
 from agentmesh.cli._progress import WorkProgress, item_note, run_job
+from agentmesh.cli.optimize import writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.run import resolve_graph
@@ -70,7 +71,7 @@ def calibrate(
     items = datasets.read_items(data, calibration_graph(spec, node))
     # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
     stem = Path(graph).stem if Path(graph).is_file() else spec.name
-    out = out or Path(f"{stem}_calibrated.yaml")
+    out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")
     with (
         open_store(db) as store,
         WorkProgress(
@@ -98,7 +99,7 @@ def calibrate(
             "problems",
         )
     assert found.calibrated is not None
-    out.write_text(dump_graph(found.calibrated), encoding="utf-8")
+    write_output(out, dump_graph(found.calibrated), "--out")
     if as_json:
         console.print_json(json.dumps({**found.to_json(), "calibrated_graph": str(out)}, default=str))
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -120,8 +121,8 @@ def optimize(
     if top_k is None:
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     items = datasets.read_items(data, spec)
-    out = out or Path(f"{spec.name}_top{top_k}.yaml")
-    picture = picture or out.with_suffix(".svg")
+    out = writable(out or Path(f"{spec.name}_top{top_k}.yaml"), "--out")
+    picture = writable(picture or out.with_suffix(".svg"), "--svg")
     with (
         open_store(db) as store,
         WorkProgress(
@@ -149,8 +150,9 @@ def optimize(
             "items",
         )
     failures = result.failed
-    out.write_text(dump_graph(result.optimized), encoding="utf-8")
-    picture.write_text(
+    write_output(out, dump_graph(result.optimized), "--out")
+    write_output(
+        picture,
         importance_svg(
             title=f"{spec.name}: agent importance over {len(items) - len(failures)} items",
             candidates=result.candidates,
@@ -159,7 +161,7 @@ def optimize(
             node_means=result.node_means,
             layers=result.layers,
         ),
-        encoding="utf-8",
+        "--svg",
     )
     if as_json:
         payload = {
@@ -194,6 +196,31 @@ def optimize(
         raise typer.Exit(1)
 
 
+def writable(path: Path, option: str) -> Path:
+    """``path`` if a file can be written there; else a clear error, raised before the job's runs (it was a
+    ``FileNotFoundError`` traceback after all of them)."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; expected a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option} {path}: not writable")
+    return path
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write one of the command's files; a failure (disk full, the folder removed meanwhile) says the runs are
+    kept, since they are: the same command with another ``option`` writes it without a model call."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path}: cannot write it ({exc.strerror or exc}); every run is stored: run the same command "
+            f"again with another {option} to write it without repeating a call"
+        ) from None
+
+
 def calibrate_jury(
     spec: GraphSpec,
     data: Path,
@@ -221,8 +248,8 @@ def calibrate_jury(
             f"{exc}; the human label is read from the field {human_key!r} (--human-key)", **exc.context
         ) from None
     check_items(spec, items, config=config, human_key=human_key, source=data)  # naming the file, before any run
-    out = out or Path(f"{spec.name}_team.yaml")
-    picture = picture or out.with_suffix(".svg")
+    out = writable(out or Path(f"{spec.name}_team.yaml"), "--out")
+    picture = writable(picture or out.with_suffix(".svg"), "--svg")
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
     with (
@@ -256,11 +283,9 @@ def calibrate_jury(
             bar,
             "items",
         )
-    out.write_text(dump_graph(found.team_graph), encoding="utf-8")
+    write_output(out, dump_graph(found.team_graph), "--out")
     n_test = sum(1 for i in found.held_out if i.score is not None)
-    picture.write_text(
-        jury_svg(f"{spec.name}: choosing the jury", found.selection, found.test, n_test), encoding="utf-8"
-    )
+    write_output(picture, jury_svg(f"{spec.name}: choosing the jury", found.selection, found.test, n_test), "--svg")
     if as_json:
         console.print_json(json.dumps({**found.to_json(), "team_graph_file": str(out), "picture": str(picture)}))
     else:

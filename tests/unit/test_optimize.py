@@ -247,3 +247,19 @@ def test_the_ranking_says_how_many_items_it_was_scored_on_when_some_failed(
     assert code == 1
     assert "agents by mean importance (2 of 3 items" in " ".join(stdout.split())
     assert "line 2 failed" in " ".join(stderr.split())
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out or --svg in a folder that does not exist was a FileNotFoundError traceback after every run."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    data = str(write_items(tmp_path / "items.jsonl", 1))
+    base = ["optimize", "dylan_mmlu", "--data", data, "--top-k", "2", "--model", "scripted:none.yaml", "--db", db]
+    for extra, message in [
+        (["--out", str(tmp_path / "no" / "o.yaml")], f"--out {tmp_path / 'no' / 'o.yaml'}: folder "),
+        (["--svg", str(tmp_path)], f"--svg {tmp_path}: is a directory; expected a file name"),
+    ]:
+        code, _, stderr = run_cli([*base, *extra], capsys, monkeypatch)
+        assert code == 2 and message in " ".join(stderr.split()) and "Traceback" not in stderr
+    assert not (tmp_path / "runs.db").exists()
