@@ -12,6 +12,7 @@ Every call is stored as usual: `agentmesh show RUN` shows which tier answered.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from pydantic import Field
 import agentmesh
 from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.operators import NodeOutput, NodeRun, answer_of, gather_answers
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec import GraphSpec
 from agentmesh.spec.operators import OperatorParams
 
@@ -73,6 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     spec = with_strong_model(agentmesh.resolve_graph(GRAPH), args.strong)
     try:
+        if args.strong is not None:  # resolved now: without its key, fail before the cheap tier is paid for
+            asyncio.run(model_for(args.strong, args.db).aclose())
         result = agentmesh.run(spec, {"question": args.question}, model=args.model, store=args.db)
     except AgentmeshError as exc:  # a missing key, an unreachable server...: the message says what to do
         raise SystemExit(f"error: {exc}") from None

@@ -133,3 +133,5 @@ def test_the_script_says_what_is_missing_without_a_traceback(tmp_path: Path) -> 
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "error: openai:gpt-4o-mini: environment variable OPENAI_API_KEY is not set" in " ".join(done.stderr.split())
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        assert store.list_runs() == []  # the strong tier's model was checked before the cheap tier was asked
