@@ -161,6 +161,7 @@ async def arun(
     values = check_inputs(spec, inputs)
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
     reference = model or spec.model or DEFAULT_MODEL
+    await _check_card_models(spec)
     # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store
     client = None if reads_a_run(reference) else get_model(reference)
     own_store = not isinstance(store, Store)
@@ -221,6 +222,7 @@ async def aresume(
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         check_functions(spec)
+        await _check_card_models(spec)
         client = model_for(model or record.model or DEFAULT_MODEL, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         await asyncio.to_thread(db.mark_running, record.id)
@@ -241,6 +243,21 @@ async def aresume(
             await client.aclose()
         if own_store:
             db.close()
+
+
+async def _check_card_models(spec: GraphSpec) -> None:
+    """Resolve the models that cards name for themselves, as the run's model is, before the run is stored: the run
+    makes their clients only at their first call, so an unknown alias or a key not exported failed the run there,
+    after the calls of every node before it."""
+    for reference in sorted({c.model for c in spec.agents.values() if c.model and not reads_a_run(c.model)}):
+        try:
+            client = get_model(reference)
+        except AgentmeshError as exc:
+            cards = ", ".join(repr(name) for name, c in spec.agents.items() if c.model == reference)
+            raise ConfigError(
+                f"graph {spec.name!r}: agent {cards} (model {reference}): {exc}", graph=spec.name
+            ) from exc
+        await client.aclose()
 
 
 def graph_source(graph: str | Path) -> str:

@@ -611,3 +611,24 @@ def test_an_unknown_function_fails_before_the_run_is_stored(db: str) -> None:
     assert model.calls == []
     with Store(db) as store:
         assert store.list_runs() == []
+
+
+def test_a_cards_own_model_is_resolved_before_the_run_is_stored(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card's model was resolved at its first call: a key not exported failed the run there, after the calls of
+    every node before it."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AGENTMESH_CONFIG", raising=False)
+    spec = graph_from_data(
+        {
+            "name": "mixed",
+            "agents": {"cheap": {"prompt": "x"}, "strong": {"prompt": "y", "model": "openai:gpt-4o-mini"}},
+            "nodes": {"draft": {"op": "call", "agent": "cheap"}, "check": {"op": "call", "agent": "strong"}},
+            "edges": [["draft", "check"]],
+        }
+    )
+    model = ScriptedModel([], default="ok")
+    with pytest.raises(ConfigError, match=r"agent 'strong' \(model openai:gpt-4o-mini\): .*OPENAI_API_KEY is not set"):
+        run(spec, {}, model=model, store=db)
+    assert model.calls == []
+    with Store(db) as store:
+        assert store.list_runs() == []
