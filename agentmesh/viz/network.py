@@ -94,7 +94,11 @@ def network_svg(
             radius = 9.0 + (11.0 * math.sqrt(score / top_score) if score and top_score > 0 else 0.0)
             fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score else "#dbeafe")
             key = node.get("key")
-            tip = f"{name}, round {rnd}" + (f": answer {key}" if key is not None else ": replied, no answer parsed")
+            node_label = node.get("label")  # a reply that is no vote (a code writer's, a judge's): what it gave
+            if key is not None:
+                tip = f"{name}, round {rnd}: answer {key}"
+            else:
+                tip = f"{name}, round {rnd}: " + (str(node_label) if node_label else "replied, no answer parsed")
             tip += f", importance {score:.3f}" if score is not None else ""
             tip += " (pruned by the ranker)" if (rnd, slot) in pruned else ""
             css = "pruned" if (rnd, slot) in pruned else "ran"
@@ -111,6 +115,11 @@ def network_svg(
                 out.append(
                     f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#374151">'
                     f"{esc(shorten(str(key), 12))}</text>"
+                )
+            elif node_label:
+                out.append(
+                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#6b7280">'
+                    f"{esc(shorten(str(node_label), 18))}</text>"
                 )
             else:  # it ran, but its reply held no answer the parser could read
                 out.append(

@@ -27,3 +27,16 @@ def test_answered_unparsed_and_idle_nodes_are_told_apart() -> None:
     labels = [t.text for t in root.iter(f"{SVG}text")]
     assert labels.count("no answer") == 2 and labels.count("51") == 2 and labels.count("17") == 1
     assert len(list(root.iter(f"{SVG}line"))) == 4  # the answers each node of round 2 was shown
+
+
+def test_a_node_whose_reply_is_no_vote_says_what_it_gave() -> None:
+    """A code writer's or a judge's node has no vote key: every node of a dylan_code network read "no answer"."""
+    history = [
+        {"round": 1, "kind": "writers", "nodes": [{"slot": 0, "key": None, "label": "code"}]},
+        {"round": 2, "kind": "judges", "nodes": [{"slot": 1, "key": None, "label": "unit test results", "seen": [0]}]},
+    ]
+    root = ET.fromstring(network_svg(history, ["writer", "tester"], groups={"writers": [0], "judges": [1]}))
+    tips = [c.findtext(f"{SVG}title") for c in root.iter(f"{SVG}circle")]
+    assert tips == ["writer, round 1: code", "tester, round 2: unit test results"]
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert "no answer" not in labels and "code" in labels and "unit test results" in labels

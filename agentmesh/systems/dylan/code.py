@@ -228,7 +228,8 @@ async def _writer_layer(
             {
                 "slot": slot,
                 "agent": card.name,
-                "key": None,
+                "key": None,  # code is no vote key (importance credits the writers whose code runs)
+                "label": "code",  # what pictures show instead of "no answer": it wrote an implementation
                 "seen": judge_slots,
                 "ratings": _writer_ratings(answer.text, judge_slots, kinds, p) if judge_slots else None,
             }
@@ -375,7 +376,13 @@ async def _judge_layer(run: NodeRun, p: DylanCodeParams, kinds: list[str], layer
                 feedback[str(w["slot"])] = section or f"No {HEADERS[kind]}"
             parsed = parse_dylan_ratings(reply_text, len(shown), non_integer="invalidate")
             ratings = parsed.ratings if parsed.status == "ok" and parsed.ratings is not None else None
-        node = {"slot": base + j, "agent": card.name, "key": None, "seen": [w["slot"] for w in shown]}
+        node = {
+            "slot": base + j,
+            "agent": card.name,
+            "key": None,
+            "label": HEADERS.get(kind, "ranking"),  # what it gave the writers: shown instead of "no answer"
+            "seen": [w["slot"] for w in shown],
+        }
         return {**node, "ratings": ratings}, feedback, tests, pick
 
     results = await asyncio.gather(*(one(j) for j in range(len(p.judges))))
