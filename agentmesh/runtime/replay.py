@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh._sync import blocking
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, SpecError
 from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
@@ -109,10 +109,20 @@ def current_spec(record: RunRecord, graph: str | Path | GraphSpec | None = None)
         return resolve_graph(graph), str(graph) if not isinstance(graph, GraphSpec) else graph.name
     source = record.meta.get("source")
     if isinstance(source, str):
-        try:
-            return resolve_graph(source), source
-        except ConfigError:
-            pass  # moved or deleted since: the stored spec is what is left
+        path = Path(source)
+        if not (path.suffix in (".yaml", ".yml") and not path.is_file()):  # (deleted since: the stored spec is left)
+            try:
+                return resolve_graph(source), source
+            except SpecError as exc:
+                # the file is there but no longer loads: falling back to the stored spec would report an edit
+                # that broke the graph as "identical"
+                raise SpecError(
+                    f"run {record.id[:12]}'s graph no longer loads, so today's graph cannot be replayed (fix it, or "
+                    f"give another graph): {exc.message}",
+                    **exc.context,
+                ) from exc
+            except ConfigError:
+                pass  # a built-in gone since: the stored spec is what is left
     return _spec_of(record), "stored spec"
 
 

@@ -93,6 +93,22 @@ def test_an_edited_prompt_is_the_first_divergence_with_a_diff(tmp_path: Path) ->
     assert "first divergence: node 'debate', agent 'debater', round 1, call 0" in str(report.divergence)
 
 
+def test_an_edit_that_breaks_the_graph_file_is_reported_not_replayed_as_the_stored_spec(tmp_path: Path) -> None:
+    """A file that no longer loaded made the replay fall back to the stored spec and say "identical": the edit
+    the user meant to check was never checked. A file deleted since still falls back."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = resolve_graph("debate")
+    graph_file = tmp_path / "debate.yaml"
+    graph_file.write_text(dump_graph(spec))
+    result = run(graph_file, {"question": "What is 17*3?"}, model=ScriptedModel(respond=numbered), store=db)
+    graph_file.write_text(dump_graph(spec).replace("from: debate", "from: debait"))
+    with pytest.raises(ConfigError, match=r"graph no longer loads, so today's graph cannot be replayed .*'debait'"):
+        replay(result.run_id, store=db)
+    graph_file.unlink()
+    report = replay(result.run_id, store=db)
+    assert report.identical and report.source == "stored spec"
+
+
 def test_a_fork_serves_the_prefix_and_goes_live_with_another_model(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     first = ScriptedModel(respond=lambda r, c: f"I say \\boxed{{{c.call_index}}}")  # never agree: 3 rounds
