@@ -157,6 +157,9 @@ def test_sigma_must_be_positive() -> None:
         difficulty_test(_spread(0.5), "1", 1.0, 0.0)
     with pytest.raises(ValueError, match="sigma"):
         MagicoreConfig(mu=1.0, sigma=0.0)
+    # a command-line user (-i sigma=0) is told the command that measures them, not only a Python function
+    with pytest.raises(ValueError, match=r"measure them with `agentmesh calibrate GRAPH --data problems\.jsonl`"):
+        MagicoreConfig(mu=1.0, sigma=-1.0)
 
 
 def test_normalisation_is_population_std() -> None:

@@ -221,7 +221,8 @@ class MagicoreConfig:
         if not (math.isfinite(self.mu) and math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(
                 f"MagicoreConfig: mu must be finite and sigma positive (got mu={self.mu!r}, sigma={self.sigma!r}); "
-                "compute them with normalisation_stats over first-sample rewards (magicore.md §2.4)"
+                "measure them with `agentmesh calibrate GRAPH --data problems.jsonl` (in Python: "
+                "normalisation_stats over first-sample rewards; magicore.md §2.4)"
             )
 
 
