@@ -106,6 +106,12 @@ def diff(
     rows = [
         ("graph", a.graph, b.graph),
         ("model", a.model or "-", b.model or "-"),
+        # a fork's --set, or two items: what explains a first divergence at the first prompt
+        *(
+            [("inputs", json.dumps(a.inputs, ensure_ascii=False), json.dumps(b.inputs, ensure_ascii=False))]
+            if a.inputs != b.inputs
+            else []
+        ),
         ("status", str(a.status), str(b.status)),
         ("stop reason", a.stop_reason or "-", b.stop_reason or "-"),
         ("calls", str(ta.get("calls", 0)), str(tb.get("calls", 0))),

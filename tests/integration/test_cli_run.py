@@ -883,3 +883,22 @@ def test_show_full_keeps_a_prompts_lines_under_it(db: str, tmp_path: Path, capsy
     code, out, err = run_cli(["show", run.id, "--db", db, "--full"], capsys, monkeypatch)
     assert code == 0, err
     assert "user: first line\n          second line\n" in out and "reply: reply one\n          reply two\n" in out
+
+
+def test_diff_shows_inputs_that_differ(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A fork with --set diverged at its first prompt, and the table did not say the inputs differ."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    for question in ("What is 2*3?", "What is 2*4?"):
+        code, _, err = run_cli(
+            ["run", "debate", "-i", f"question={question}", "-m", model, "--db", db, "-q"], capsys, monkeypatch
+        )
+        assert code == 0, err
+    with Store(db) as store:
+        ids = [r.id for r in store.list_runs()]
+    code, out, err = run_cli(["diff", *ids, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert re.search(
+        r"inputs\s+│ \{\"question\": \"What is 2\*(4|3)\?\"\}\s+│ \{\"question\": \"What is 2\*(3|4)\?\"\}", out
+    ), out
+    same = run_cli(["diff", ids[0], ids[0], "--db", db], capsys, monkeypatch)[1]
+    assert "│ inputs" not in same
