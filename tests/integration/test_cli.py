@@ -171,8 +171,9 @@ def test_models_explains_references_without_revealing_keys(tmp_path: Path, capsy
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code, out, _ = run_cli(["models", "openai:gpt-4o-mini", "--json"], capsys, monkeypatch)
     assert code == 0
-    (row,) = json.loads(out)
-    assert "OPENAI_API_KEY is not set" in row["error"]
+    (row,) = json.loads(out)  # described without its key: which variable it reads, that it is not set
+    assert "error" not in row and row["api_key"] == "$OPENAI_API_KEY (not set)"
+    assert row["endpoint"] == "https://api.openai.com/v1" and row["price"].startswith("$0.15/M in")
 
     secret = "sk-test-" + "x" * 40
     monkeypatch.setenv("OPENAI_API_KEY", secret)
