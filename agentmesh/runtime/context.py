@@ -153,10 +153,11 @@ class RunContext:
             if card.system:
                 messages.append(ChatMessage(role="system", content=render(card.system, dict(variables))))
             messages.append(ChatMessage(role="user", content=render(card.prompt, dict(variables))))
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # Jinja's own errors, and what an expression raises ({{ n + 1 }} on a string)
             hint = _unfinished_nodes_hint(card, variables, node) if isinstance(exc, jinja2.UndefinedError) else ""
+            what = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
             raise RunError(
-                f"node {node!r}: agent {card.name!r}: prompt template failed: {exc}{hint}", node=node, agent=card.name
+                f"node {node!r}: agent {card.name!r}: prompt template failed: {what}{hint}", node=node, agent=card.name
             ) from exc
         return ModelRequest(messages=tuple(messages), sampling=card.sampling)
 

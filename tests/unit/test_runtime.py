@@ -632,3 +632,17 @@ def test_a_cards_own_model_is_resolved_before_the_run_is_stored(db: str, monkeyp
     assert model.calls == []
     with Store(db) as store:
         assert store.list_runs() == []
+
+
+def test_a_prompt_expression_that_fails_on_a_value_is_a_run_error(db: str) -> None:
+    """``{{ n + 1 }}`` on a string raised a TypeError from inside Jinja: the command line printed a traceback."""
+    spec = graph_from_data(
+        {
+            "name": "adds",
+            "inputs": {"n": {"type": "object"}},
+            "agents": {"w": {"prompt": "{{ n.k + 1 }}"}},
+            "nodes": {"a": {"op": "call", "agent": "w"}},
+        }
+    )
+    with pytest.raises(RunError, match=r"node 'a': agent 'w': prompt template failed: TypeError: can only concatenate"):
+        run(spec, {"n": {"k": "three"}}, model=ScriptedModel([], default="ok"), store=db)

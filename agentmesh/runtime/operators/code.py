@@ -100,8 +100,9 @@ def _render(run: NodeRun, source: str, extra: dict[str, Any], *, what: str) -> s
     variables = {**inputs, "inputs": inputs, "nodes": run.outputs, **extra}
     try:
         return render(source, variables)
-    except jinja2.TemplateError as exc:
-        raise RunError(f"node {run.name!r}: the {what} template failed: {exc}", node=run.name) from exc
+    except Exception as exc:  # Jinja's own errors, and what an expression raises on a value of the wrong type
+        why = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
+        raise RunError(f"node {run.name!r}: the {what} template failed: {why}", node=run.name) from exc
 
 
 @operator("code_tests", params=CodeTestsParams)
