@@ -32,6 +32,15 @@ from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, Scor
 from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
 
 SPEC_VERSION = 1
+#: What each input type accepts (a boolean is not an integer or a number, though Python says it is).
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
 _POLICY_TYPES = (AnyOf, AllOf, Consensus, ScoreThreshold, MaxRounds, Budget)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
@@ -68,6 +77,16 @@ class InputSpec(BaseModel):
     description: str = ""
     required: bool = True
     default: Any = None
+
+    @model_validator(mode="after")
+    def _default_of_its_type(self) -> InputSpec:
+        # a run takes the default as it is: "no" for a boolean was true in every prompt's {% if %}, "three" for an
+        # integer failed the first prompt that added to it
+        kinds = _INPUT_TYPES[self.type]
+        wrong = isinstance(self.default, bool) and bool not in kinds
+        if self.default is not None and (wrong or not isinstance(self.default, kinds)):
+            raise ValueError(f"default {self.default!r} is not of the input's type {self.type}")
+        return self
 
 
 class NodeSpec(BaseModel):

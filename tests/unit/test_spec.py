@@ -652,3 +652,27 @@ def test_an_edge_into_or_out_of_a_loop_body_is_reported(edge: list[str], expecte
     data["edges"] = []
     with pytest.raises(SpecError, match=r"nodes\.gate\.then: node 'revise' is in the body of loop 'iterate'"):
         graph_from_data(data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "default"), [("integer", "three"), ("boolean", "no"), ("number", True), ("list", "a,b"), ("string", 3)]
+)
+def test_an_input_default_of_another_type_is_reported(kind: str, default: Any) -> None:
+    """A run took the default as written: "no" for a boolean was true in every {% if %}."""
+    data = {
+        "name": "g",
+        "inputs": {"x": {"type": kind, "default": default}},
+        "nodes": {"f": {"op": "function", "function": "f"}},
+    }
+    with pytest.raises(SpecError, match=rf"inputs\.x: default {default!r} is not of the input's type {kind}"):
+        graph_from_data(data)
+
+
+def test_input_defaults_of_their_type_load() -> None:
+    inputs = {
+        "n": {"type": "integer", "default": 3},
+        "x": {"type": "number", "default": 3},
+        "b": {"type": "boolean", "default": False},
+    }
+    spec = graph_from_data({"name": "g", "inputs": inputs, "nodes": {"f": {"op": "function", "function": "f"}}})
+    assert spec.inputs["b"].default is False and spec.inputs["x"].default == 3
