@@ -289,12 +289,12 @@ def calibrate_jury(
     if as_json:
         console.print_json(json.dumps({**found.to_json(), "team_graph_file": str(out), "picture": str(picture)}))
     else:
-        _print_calibration(found, out, picture)
+        _print_calibration(found, out, picture, held_out)
     if found.failed:
         raise typer.Exit(1)
 
 
-def _print_calibration(found: Calibration, out: Path, picture: Path) -> None:
+def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: bool = True) -> None:
     selection = found.selection
     table = Table(title=Text(f"{found.graph}: candidate teams on {len(selection.human)} calibration items"))
     for column in ("rank", "team", "score", "Kendall τ", "Spearman ρ"):
@@ -322,6 +322,13 @@ def _print_calibration(found: Calibration, out: Path, picture: Path) -> None:
             Text(
                 f"on {n} held-out items: Kendall τ {_fmt(found.test.kendall)}, Spearman ρ {_fmt(found.test.spearman)}, "
                 f"Pearson r {_fmt(found.test.pearson)}"
+            )
+        )
+    elif held_out and not found.held_out:  # the check the README promises did not happen: say why, not nothing
+        console.print(
+            Text(
+                f"no held-out check: all {len(found.calibration)} labelled items calibrated (with more than "
+                f"--calibration-size {found.config.n_calibration}, the others check the team)"
             )
         )
     for item in found.failed:

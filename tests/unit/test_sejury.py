@@ -343,6 +343,10 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
 
     code, _, stderr = run_cli([*args, "--top-k", "2"], capsys, monkeypatch)
     assert code == 2 and "not --top-k" in stderr
+    # fewer labelled items than --calibration-size: all calibrate, and the missing held-out check is explained
+    code, stdout, stderr = run_cli([*args, "--out", str(tmp_path / "all.yaml")], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "no held-out check: all 10 labelled items calibrated" in " ".join(stdout.split())
     code, _, stderr = run_cli([*args, "--human-key", "grade"], capsys, monkeypatch)
     said = " ".join(stderr.split())
     assert code == 2 and "unknown input(s) human" in said  # the label is not where --human-key says
