@@ -19,6 +19,7 @@ from agentmesh.cli._common import DbOption, JsonOption, console, open_store
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store, TargetRow, TargetSetInfo
 from agentmesh.store.targets import check_target_records
+from agentmesh.systems.alu.registry import read_text
 
 app = typer.Typer(
     help="Manage ALU's unlearning target sets in the store (each change bumps the set's version).",
@@ -185,10 +186,12 @@ def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     first_line: dict[int, int] = {}  # an id -> the line that gives it: a repeated id names both lines
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path)
+    except ValueError as exc:  # not UTF-8: the file and line of the first bad byte
+        raise ConfigError(f"{exc}; nothing imported", file=str(path)) from None
+    except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}", file=str(path)) from exc
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -240,8 +243,13 @@ def _taken(store: Store, target_set: str, records: list[dict[str, Any]], path: P
 
 def _record_lines(path: Path) -> list[int]:
     """The line number of each record :func:`read_jsonl` returned (it skips blank lines)."""
-    text = path.read_text(encoding="utf-8")
-    return [number for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [number for number, line in enumerate(_lines(read_text(path)), 1) if line.strip()]
+
+
+def _lines(text: str) -> list[str]:
+    """A JSONL file's lines: split on newlines only; ``str.splitlines`` also splits on U+2028 and other
+    separators that JSON allows raw inside a string, which cut a record in two ("not JSON")."""
+    return text.split("\n")
 
 
 def _print_sets(sets: list[TargetSetInfo], as_json: bool) -> None:

@@ -525,8 +525,15 @@ def test_cli_errors_name_what_is_wrong_and_change_nothing(
     bad.write_text('{"name": "Bob", "id": 4}\n\n{"name": "Eve", "id": 1}\n')
     code, _, err = cli("targets", "import", "people", str(bad))
     assert code == 2 and "bad.jsonl:3: id 1 is already taken in 'people'" in err
+    bad.write_bytes(b'{"name": "Bob"}\n{"name": "Ren\xe9e"}\n')  # Latin-1
+    code, _, err = cli("targets", "import", "people", str(bad))
+    assert code == 2 and "bad.jsonl:2: not UTF-8 text (byte 0xe9)" in err
     code, out, _ = cli("targets", "list", "people", "--json")
     assert json.loads(out)["version"] == 1 and [t["name"] for t in json.loads(out)["targets"]] == ["Ada"]
+    # U+2028 is allowed raw inside a JSON string: it cut the record in two ("not JSON")
+    bad.write_text(json.dumps({"name": "Bo", "description": "a\u2028b"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    code, out, err = cli("targets", "import", "people", str(bad))
+    assert code == 0, err
 
 
 def test_cli_run_uses_the_stored_set(cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path) -> None:
