@@ -43,7 +43,7 @@ from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, graph_
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
-from agentmesh.store import RunRecord, Store
+from agentmesh.store import RunRecord, RunStatus, Store
 
 ModelOption = Annotated[
     str | None,
@@ -179,6 +179,12 @@ def resume(
     ] = None,
     db: DbOption = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Runs resumed at once.")] = 4,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Resume runs still marked running (their process was killed with SIGKILL or is lost)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -195,6 +201,13 @@ def resume(
     done = [r.id[:12] for r in records if r.status == "succeeded"]
     if done:  # found before anything is resumed, rather than as one failed row among the others
         raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
+    running = [r.id[:12] for r in records if r.status == RunStatus.RUNNING]
+    if running and not force:  # resumed alongside a live process, a run made its calls twice, both writing to it
+        raise ConfigError(
+            f"run {', '.join(running)} is still marked running: another process may be running it now, and "
+            "resuming it as well would make its calls twice. If its process is gone (killed with SIGKILL, a lost "
+            "machine), resume it with --force (nothing was resumed)"
+        )
     if len(records) == 1 and batch is None:  # one run: its live view (a batch's keeps its summary, accuracy included)
         (record,) = records
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")

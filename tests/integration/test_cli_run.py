@@ -902,3 +902,21 @@ def test_diff_shows_inputs_that_differ(db: str, tmp_path: Path, capsys, monkeypa
     ), out
     same = run_cli(["diff", ids[0], ids[0], "--db", db], capsys, monkeypatch)[1]
     assert "│ inputs" not in same
+
+
+def test_resume_refuses_a_run_still_marked_running_unless_forced(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Resumed while its process was still at work, a run made its calls twice (both processes writing to it)."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=What is 2*3?", "-m", model, "--db", db, "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        store.mark_running(run.id)  # as a process killed with SIGKILL leaves it, or one still at work
+    code, out, err = run_cli(["resume", run.id, "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "is still marked running" in err and "--force" in err, out + err
+    code, out, err = run_cli(["resume", run.id, "-m", model, "--db", db, "--force", "-q"], capsys, monkeypatch)
+    assert code == 0 and out == "6\n", out + err
+    with Store(db) as store:
+        assert store.get_run(run.id).status == "succeeded"
