@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -151,6 +152,7 @@ def run_batch(
         quiet=quiet,
         close=close,
         batch=batch,
+        source=source,
     )
 
 
@@ -201,6 +203,7 @@ def run_many(
     quiet: bool,
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
     batch: str | None = None,
+    source: Path | None = None,
 ) -> None:
     """Run a batch (``work`` builds its runs on the opened store) showing its progress, then print its summary;
     exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
@@ -235,12 +238,22 @@ def run_many(
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
+            # an item that never started has no stored run, so no resume reaches it: name its lines, or it is
+            # silently missing from the batch once the cut runs are resumed
+            unstarted = [o.line for o, _ in runs if o.run_id is None and not o.over and o.line is not None]
             err_console.print(
                 f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
                 f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
                 + (" ".join(r[:12] for r in cut) or "none")
-                + (f"; or all the batch's at once: agentmesh resume --batch {batch}" if batch else ""),
+                + (f"; or all the batch's at once: agentmesh resume --batch {batch}" if batch else "")
+                + (
+                    f". Never started, so no resume runs them: {_lines(unstarted)}"
+                    + (f" of {escape(str(source))}" if source is not None else "")
+                    + " (run those lines again with --input-file)"
+                    if unstarted
+                    else ""
+                ),
                 highlight=False,
             )
             raise
@@ -315,6 +328,18 @@ async def run_all(
     finally:
         if close is not None:
             await close()
+
+
+def _lines(numbers: Sequence[int]) -> str:
+    """``line 3`` or ``lines 2, 5-8``: line numbers with runs of consecutive ones as ranges."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return ("line " if len(numbers) == 1 else "lines ") + text
 
 
 #: A batch's summary has a row per item up to this many items; a larger one is summed up by how its runs ended.

@@ -1,0 +1,56 @@
+"""A batch (``agentmesh run --input-file``) stopped by Ctrl-C: what its message says about each item."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.cli.batch import ItemOutcome, _lines, run_many
+from agentmesh.runtime.context import Listener
+from agentmesh.runtime.run import RunResult
+from agentmesh.store import Store
+
+
+def test_line_numbers_read_as_ranges() -> None:
+    assert _lines([7]) == "line 7"
+    assert _lines([8, 5, 6, 2]) == "lines 2, 5-6, 8"
+
+
+def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Items that never started have no stored run, so ``resume --batch`` cannot reach them: after resuming, the
+    batch was silently short of them. The message now names their lines and file."""
+
+    async def cut(listeners: list[Listener]) -> RunResult:
+        for listen in listeners:
+            listen("start", {"run_id": "a" * 32})
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or `timeout` would: the batch stops as after Ctrl-C
+        await asyncio.sleep(30)
+        raise AssertionError("SIGTERM did not stop the batch")
+
+    async def never(listeners: list[Listener]) -> RunResult:
+        raise AssertionError("a line after the interrupt started")
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Any]]:
+        return [(ItemOutcome(line=n, inputs={}, batch="b"), cut if n == 1 else never) for n in (1, 2, 3, 5)]
+
+    with pytest.raises(KeyboardInterrupt):
+        run_many(
+            "g",
+            work,
+            noun="items",
+            db=f"sqlite:///{tmp_path / 'runs.db'}",
+            concurrency=1,
+            as_json=False,
+            quiet=True,
+            batch="b",
+            source=Path("items.jsonl"),
+        )
+    message = " ".join(capsys.readouterr().err.split())
+    assert "0 of 4 items had finished, 1 runs were cut short and 3 never started" in message
+    assert "agentmesh resume --batch b" in message
+    assert "Never started, so no resume runs them: lines 2-3, 5 of items.jsonl" in message
