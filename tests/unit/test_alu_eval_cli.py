@@ -328,6 +328,7 @@ def bad_line(tmp_path: Path) -> Path:
         (["--mcq", "--data", "MCQ_LETTER"], "mcq_letter.jsonl:1: answer 'E' is not one of the options' letters A, B"),
         (["--mcq", "--data", "MCQ_INDEX"], "mcq_index.jsonl:1: answer index 2 is outside 0..1"),
         (["--mcq", "--data", "MCQ_SPLIT"], "mcq_split.jsonl:1: split must be 'forget' or 'retain', got 'test'"),
+        (["--data", "FORGET_ONLY", "--attacks", "many_shot:2"], "shots from the retain items' questions and answers"),
     ],
 )
 def test_bad_input_is_refused_before_any_model_call(
@@ -356,6 +357,8 @@ def test_bad_input_is_refused_before_any_model_call(
     for name, line in lines.items():
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     (tmp_path / "dupid.jsonl").write_text(targets.read_text().splitlines()[0] + "\n" + one.read_text())
+    (tmp_path / "forget_only.jsonl").write_text("".join(line + "\n" for line in qa.read_text().splitlines()[:6]))
+    files["FORGET_ONLY"] = "forget_only.jsonl"
     files |= {"LATIN": "latin.jsonl", **{name.upper(): f"{name}.jsonl" for name in [*lines, "dupid"]}}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "300")

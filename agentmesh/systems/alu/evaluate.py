@@ -425,6 +425,12 @@ def eval_cases(
     snapshot = TargetSnapshot("eval", 1, tuple(targets))
     qa = [i for i in items if isinstance(i, QAItem)]
     shots = [(i.question, i.answer) for i in qa if i.split == "retain"]
+    many = [a.label for a in parsed if a.kind == "many_shot" and a.shots > 0]
+    if many and not shots and any(i.split == "forget" for i in qa):
+        raise ValueError(
+            f"{source}: attack {many[0]} draws its shots from the retain items' questions and answers, and there "
+            "are none (add retain items, or leave many_shot out)"
+        )
     out: list[EvalCase] = []
     for position, item in enumerate(items):
         if isinstance(item, McqItem):
