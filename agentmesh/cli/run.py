@@ -36,7 +36,7 @@ from agentmesh.cli._common import (
 from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import ItemOutcome, Start, run_batch, run_many, unfinished_of
 from agentmesh.errors import ConfigError
-from agentmesh.runtime.context import Listener
+from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
@@ -363,11 +363,19 @@ def _run_one(
                 if shown:
                     view.cut_short(f"no answer: the run {what}")
                     console.print(view.rest())
-                err_console.print(
-                    f"run {view.run_id} {what}; it is stored: continue it with [bold]agentmesh resume "
-                    f"{view.run_id[:12]}[/] (finished calls are not made again)",
-                    highlight=False,
+                advice = (
+                    f"continue it with [bold]agentmesh resume {view.run_id[:12]}[/] (finished calls are not made again)"
                 )
+                if isinstance(exc, RunError) and not isinstance(exc, ReplayDivergence):
+                    # when the graph itself is at fault (a template, a condition), a resume runs it as stored with
+                    # the run and fails alike; a fork runs today's file, once fixed, serving the calls made
+                    made = sum(1 for e in store.events(view.run_id) if e.kind in CALL_KINDS)
+                    advice += (
+                        f", or, if the graph is at fault (a resume runs it as stored with the run), fix it and run "
+                        f"[bold]agentmesh replay {view.run_id[:12]} --from {made}[/]: today's graph, its {made} "
+                        "recorded calls served from the store"
+                    )
+                err_console.print(f"run {view.run_id} {what}; it is stored: {advice}", highlight=False)
             raise
     if as_json:
         typer.echo(result.model_dump_json(indent=2))

@@ -920,3 +920,23 @@ def test_resume_refuses_a_run_still_marked_running_unless_forced(db: str, tmp_pa
     assert code == 0 and out == "6\n", out + err
     with Store(db) as store:
         assert store.get_run(run.id).status == "succeeded"
+
+
+def test_a_graph_that_fails_says_how_to_rerun_it_once_fixed(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A resume runs the graph stored with the run, so after a template error "continue it with agentmesh resume"
+    failed alike once the file was fixed: the message also gives the fork that runs today's file."""
+    graph = tmp_path / "judged.yaml"
+    broken = (
+        "name: judged\nagents:\n  a: {prompt: 'answer'}\n  j: {prompt: 'judge {{ nodes.ask.text.missing }}'}\n"
+        "nodes:\n  ask: {op: call, agent: a}\n  check: {op: call, agent: j}\nedges: [[ask, check]]\n"
+    )
+    graph.write_text(broken)
+    model = script(tmp_path, "any.yaml", "rules:\n  - template: 'ok'\n")
+    code, _, err = run_cli(["run", str(graph), "-m", model, "--db", db, "-q"], capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 2 and "prompt template failed" in flat, flat
+    step = re.search(r"agentmesh replay (\w+) --from (\d+): today's graph, its 1 recorded calls served", flat)
+    assert step is not None and step.group(2) == "1", flat
+    graph.write_text(broken.replace(".missing", ""))
+    code, out, err = run_cli(["replay", step.group(1), "--from", "1", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "1 calls served from the parent, 1 made" in " ".join(out.split()), out + err
