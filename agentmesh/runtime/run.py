@@ -401,6 +401,8 @@ def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]
                 specs[record.spec_hash] = None
         spec = specs[record.spec_hash]
         if spec is None:
+            if record.graph == "ask" and "spec" not in record.meta:  # ``agentmesh ask``: one call, its reply
+                out.update(_ask_answer(store, record.id))
             continue
         try:
             outputs = stored_outputs(store, spec, record.id)
@@ -427,6 +429,16 @@ def _completed(spec: GraphSpec, outputs: Mapping[str, Any], notes: Sequence[str]
     if output in skipped:
         reason += f"; the output node {output!r} did not run, so the answer is the latest answer of another node"
     return reason
+
+
+def _ask_answer(store: Store, run_id: str) -> dict[str, Any]:
+    """The reply of an ``agentmesh ask`` run (no graph: its one call's text), so a listing shows it beside the
+    graphs' answers rather than "-"."""
+    for event in reversed(store.events(run_id, kind="model_call")):
+        choices = (event.response or {}).get("choices") or []
+        if choices and choices[0].get("text") is not None:
+            return {run_id: choices[0]["text"]}
+    return {}
 
 
 def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -940,3 +940,12 @@ def test_a_graph_that_fails_says_how_to_rerun_it_once_fixed(db: str, tmp_path: P
     graph.write_text(broken.replace(".missing", ""))
     code, out, err = run_cli(["replay", step.group(1), "--from", "1", "--db", db], capsys, monkeypatch)
     assert code == 0 and "1 calls served from the parent, 1 made" in " ".join(out.split()), out + err
+
+
+def test_runs_lists_the_reply_of_an_ask(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """An ask has no graph, so its row showed "-" for an answer."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    code, _, err = run_cli(["ask", "What is 6*7?", "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run_cli(["runs", "--db", db], capsys, monkeypatch)
+    assert code == 0 and re.search(r"│ ask\s+│ succeeded │ \\boxed\{42\}", out), out + err
