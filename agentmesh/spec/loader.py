@@ -182,6 +182,12 @@ def graph_from_data(
     lines = lines or {}
     if not isinstance(data, dict):
         _raise(file, lines, [Problem(loc=(), message="expected a mapping (name, inputs, agents, nodes, edges, ...)")])
+    if "prompt" in data and "nodes" not in data:  # a card given where a graph goes: say so, not 5 field errors
+        message = (
+            "this is an agent card (it has a prompt), not a graph spec (which has nodes); a graph uses it from its "
+            "agents, e.g. agents: {critic: cards/critic.yaml}"
+        )
+        _raise(file, lines, [Problem(loc=(), message=message)])
     problems: list[Problem] = []
     data = dict(data)
 

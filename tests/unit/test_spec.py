@@ -676,3 +676,10 @@ def test_input_defaults_of_their_type_load() -> None:
     }
     spec = graph_from_data({"name": "g", "inputs": inputs, "nodes": {"f": {"op": "function", "function": "f"}}})
     assert spec.inputs["b"].default is False and spec.inputs["x"].default == 3
+
+
+def test_an_agent_card_given_as_a_graph_says_so(tmp_path: Path) -> None:
+    card = tmp_path / "critic.yaml"
+    card.write_text("name: critic\nprompt: 'Check {{ q }}'\nparser: boxed_math\n")
+    with pytest.raises(SpecError, match=r"critic\.yaml:1: this is an agent card \(it has a prompt\), not a graph spec"):
+        load_graph(card)
