@@ -206,6 +206,11 @@ def alu(
     if translations is None and any(a.kind == "lang" for a in parsed):
         raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
     items, found_targets = _load(data, targets, mcq, limit)
+    if mcq and targets is None:  # they would be drawn from the items' targets, and MCQ items name none
+        raise ConfigError(
+            "--mcq: multiple-choice items name no target, so ALU would have nothing to forget; give the targets "
+            "with --targets FILE (JSONL records)"
+        )
     cases = _checked(
         lambda: eval_cases(
             items,

@@ -316,6 +316,7 @@ def bad_line(tmp_path: Path) -> Path:
         (["--attacks", "lang:fr", "--translations", "FR"], "no 'fr' translation of the question"),
         (["--baselines", "vanilla,npo"], "--baselines: unknown baseline 'npo'"),
         (["--mcq", "--attacks", "masking"], "multiple-choice items name no target to attack"),
+        (["--mcq", "--data", "MCQ_OK"], "--mcq: multiple-choice items name no target, so ALU would have nothing"),
         (["--mcq", "--judge"], "--judge: the judge leak rate is for QA items"),
         (["--judge-model", "alueval:y"], "add --judge to run the judge"),
         # each of these was a traceback, or was taken and only skewed the table
@@ -353,6 +354,7 @@ def test_bad_input_is_refused_before_any_model_call(
         "mcq_letter": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "E"},
         "mcq_index": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": 2},
         "mcq_split": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "a", "split": "test"},
+        "mcq_ok": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "a"},
     }
     for name, line in lines.items():
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
