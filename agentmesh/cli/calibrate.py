@@ -75,7 +75,12 @@ def calibrate(
     with (
         open_store(db) as store,
         WorkProgress(
-            f"{spec.name} calibration", len(items), console=err_console, log=err_console, enabled=not as_json
+            f"{spec.name} calibration",
+            len(items),
+            console=err_console,
+            log=err_console,
+            enabled=not as_json,
+            unit="problems",  # as its interrupted message counts them
         ) as bar,
     ):
 

@@ -299,3 +299,32 @@ def test_the_printed_commands_import_the_modules_that_register_the_reward_functi
     flat = " ".join(result.output.split())
     assert f"agentmesh -I '/home/me/my rewards.py' run {graph} -i question=... -i mu=" in flat
     assert f"(run it: agentmesh -I '/home/me/my rewards.py' run {tmp_path / 'out.yaml'} -i question=...)" in flat
+
+
+def test_progress_counts_problems_as_the_interrupted_message_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress said "3/3 items" where an interrupt says "of 3 problems"."""
+    from tests._cli import run_cli
+
+    script = tmp_path / "script.yaml"
+    script.write_text('rules:\n  - {agent: solver, template: "Step 1: add.\\nStep 2: \\\\boxed{5}."}\n')
+
+    @register_function("test_magicore_progress_orm")
+    def orm(question: str, solutions: Sequence[str]) -> list[float]:
+        return [ORM[_PROBLEM.findall(question)[-1]] / 100 for _ in solutions]
+
+    @register_function("test_magicore_progress_prm")
+    def prm(question: str, steps: Sequence[str]) -> list[float]:
+        return [1.0 for _ in steps]
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        dump_graph(
+            use_reward_functions(resolve_graph("magicore"), "test_magicore_progress_orm", "test_magicore_progress_prm")
+        )
+    )
+    args = ["calibrate", str(graph), "--data", str(problems(tmp_path)), "-m", f"scripted:{script}"]
+    code, _, stderr = run_cli([*args, "--db", db(tmp_path), "-o", str(tmp_path / "o.yaml")], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "3/3 problems" in stderr and "items" not in stderr
