@@ -7,11 +7,13 @@ import contextlib
 import signal
 from collections.abc import Coroutine
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from agentmesh.errors import ConfigError
 from agentmesh.store import Store
 
 console = Console()
@@ -101,6 +103,16 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         if terminated:
             raise KeyboardInterrupt from None
         raise
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a command's output file, making its folder as ``graph show --svg`` does; a path that cannot be
+    written is a :class:`ConfigError` naming it (it was a traceback, after the work was done)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}", file=str(path)) from exc
 
 
 def fmt_cost(cost: float | None) -> str:

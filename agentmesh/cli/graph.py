@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import console, err_console
+from agentmesh.cli._common import console, err_console, write_output
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.schema import graph_json_schema
@@ -60,8 +60,7 @@ def schema(
     if output is None:
         typer.echo(text, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_output(output, text)
     console.print(Text(f"wrote {output}"))
 
 
@@ -119,8 +118,7 @@ def show(
     if svg is not None or png is not None:
         drawing = graph_svg(spec, direction.value)
         if svg is not None:
-            svg.parent.mkdir(parents=True, exist_ok=True)
-            svg.write_text(drawing, encoding="utf-8")
+            write_output(svg, drawing)
             console.print(Text(f"wrote {svg}"), soft_wrap=True)
         if png is not None:
             png.parent.mkdir(parents=True, exist_ok=True)

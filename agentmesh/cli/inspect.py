@@ -16,7 +16,16 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import DbOption, JsonOption, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._common import (
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    fmt_cost,
+    open_store,
+    run_async,
+    write_output,
+)
 from agentmesh.cli.batch import batch_runs
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
@@ -149,7 +158,7 @@ def report(
         else:
             story = load_timeline(store, run or "")
             page, what = report_html(story), story.run.id[:12]
-    html_path.write_text(page, encoding="utf-8")
+    write_output(html_path, page)
     console.print(Text(f"report of {what} written to {html_path}"))
 
 
@@ -172,7 +181,7 @@ def export(
     if out is None:
         print(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_output(out, text)
         err_console.print(Text(f"run {record.id[:12]}: {len(events)} events written to {out}"))
 
 

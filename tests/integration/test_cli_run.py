@@ -949,3 +949,24 @@ def test_runs_lists_the_reply_of_an_ask(db: str, tmp_path: Path, capsys, monkeyp
     assert code == 0, err
     code, out, err = run_cli(["runs", "--db", db], capsys, monkeypatch)
     assert code == 0 and re.search(r"│ ask\s+│ succeeded │ \\boxed\{42\}", out), out + err
+
+
+def test_report_and_export_write_into_new_folders_and_name_a_path_they_cannot_write(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``report -o reports/run.html`` was a traceback when ``reports/`` did not exist (graph show made it)."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=What is 2*3?", "-m", model, "--db", db, "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    page = tmp_path / "reports" / "run.html"
+    code, _, err = run_cli(["report", run.id, "-o", str(page), "--db", db], capsys, monkeypatch)
+    assert code == 0 and page.read_text().startswith("<!DOCTYPE html>"), err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, _, err = run_cli(["export", run.id, "-o", str(blocker / "run.json"), "--db", db], capsys, monkeypatch)
+    assert code == 2 and f"cannot write {blocker / 'run.json'}: " in " ".join(err.split()), err
+    assert "Traceback" not in err
