@@ -173,8 +173,11 @@ def test_targets_from_names_or_jsonl_and_snapshots_are_cached(tmp_path: Path) ->
         load_targets_jsonl(path)
     with pytest.raises(ConfigError, match=r"ALU targets: .*targets\.jsonl:2"):  # in a run: an error, no traceback
         snapshot_from_input(str(path))
-    with pytest.raises(ConfigError, match="item 2"):
-        snapshot_from_input(["Hermione Granger", {"name": "no id"}])
+    # inline records are checked as a file's are: an id is optional, a bad record is named by its position
+    inline = snapshot_from_input(["Hermione Granger", {"name": "no id"}, {"name": "Krum", "id": 7}])
+    assert [(t.id, t.name) for t in inline.targets] == [(1, "Hermione Granger"), (8, "no id"), (7, "Krum")]
+    with pytest.raises(ConfigError, match=r"ALU targets: item 2: a target needs a non-empty 'name'"):
+        snapshot_from_input(["Hermione Granger", {"aliases": ["nameless"]}])
 
 
 def test_target_set_versions_and_soft_delete() -> None:

@@ -54,6 +54,7 @@ from agentmesh.systems.alu.registry import (
     get_target_set,
     load_targets_jsonl,
     snapshot_from_store,
+    targets_of_records,
 )
 from agentmesh.systems.alu.semantic import (
     FRESH_VECTORS,
@@ -63,7 +64,7 @@ from agentmesh.systems.alu.semantic import (
     SemanticScorer,
     embedder_from_ref,
 )
-from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
+from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, TargetSnapshot
 
 __all__ = ["AluParams", "alu_node", "snapshot_from_input"]
 
@@ -222,12 +223,15 @@ def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) 
         except (OSError, ValueError) as exc:
             raise ConfigError(f"ALU targets: {exc}") from None
     elif isinstance(value, list | tuple):
-        targets = []
-        for i, item in enumerate(value, 1):
-            try:
-                targets.append(Target(i, item) if isinstance(item, str) else Target.from_json(item))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ConfigError(f"ALU targets: item {i} is not a target record or a name ({exc!r})") from None
+        # a name is the target of its position's id; a record is checked as a JSONL file's is, so its id is
+        # optional too (a record without one failed with "item 2 is not a target record or a name (KeyError('id'))")
+        records = [
+            (f"item {i}", {"name": item, "id": i} if isinstance(item, str) else item) for i, item in enumerate(value, 1)
+        ]
+        try:
+            targets = targets_of_records(records)
+        except ValueError as exc:
+            raise ConfigError(f"ALU targets: {exc} (each item is a name or a target record)") from None
     else:
         raise ConfigError(
             f"ALU targets: expected a list of target records or names, or a JSONL path; got {type(value).__name__}"

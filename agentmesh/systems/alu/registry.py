@@ -179,7 +179,7 @@ def targets_of_records(records: Iterable[tuple[str, Any]]) -> list[Target]:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{where}: a target needs a non-empty 'name', got {name!r}")
         aliases = record.get("aliases") or []
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        if not isinstance(aliases, list | tuple) or not all(isinstance(a, str) for a in aliases):
             raise ValueError(f"{where}: 'aliases' must be a list of strings, got {aliases!r}")
         target_id = record.get("id")
         if target_id is not None and (isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1):
