@@ -267,7 +267,7 @@ def run_many(
         for o in outcomes:
             typer.echo("" if o.result is None or o.result.answer is None else str(o.result.answer))
     else:
-        title = f"{name}: {len(outcomes)} {noun}"
+        title = f"{name}: {_count(len(outcomes), noun)}"
         if len(outcomes) <= SUMMARY_ROWS:
             console.print(summary_table(title, outcomes))
         else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
@@ -284,7 +284,7 @@ def run_many(
         score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
         if score:
             console.print(score, highlight=False)
-        line = f"{len(outcomes)} {noun}: {len(outcomes) - failed} succeeded, {failed} failed"
+        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed} succeeded, {failed} failed"
         if batch:
             line += f" · batch {batch} (agentmesh runs --batch {batch})"
         if failed:
@@ -328,6 +328,11 @@ async def run_all(
     finally:
         if close is not None:
             await close()
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 item``, ``3 items``: a one-line batch's summary said "1 items"."""
+    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
 
 
 def _lines(numbers: Sequence[int]) -> str:

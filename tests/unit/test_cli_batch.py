@@ -54,3 +54,14 @@ def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys:
     assert "0 of 4 items had finished, 1 runs were cut short and 3 never started" in message
     assert "agentmesh resume --batch b" in message
     assert "Never started, so no resume runs them: lines 2-3, 5 of items.jsonl" in message
+
+
+def test_a_count_of_one_is_singular() -> None:
+    from agentmesh.cli.batch import _count
+
+    assert (_count(1, "items"), _count(2, "items"), _count(1, "runs"), _count(0, "runs")) == (
+        "1 item",
+        "2 items",
+        "1 run",
+        "0 runs",
+    )
