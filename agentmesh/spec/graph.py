@@ -344,9 +344,25 @@ class GraphSpec(BaseModel):
             if not isinstance(value, _POLICY_TYPES):
                 continue
             for leaf in iter_policies(value):
-                if isinstance(leaf, ScoreThreshold) and leaf.node is not None and leaf.node not in self.nodes:
+                if not isinstance(leaf, ScoreThreshold):
+                    continue
+                if leaf.node is not None and leaf.node not in self.nodes:
                     message = f"score_threshold reads node {leaf.node!r}, which the graph does not have; nodes: "
                     out.append(Problem(loc=loc, message=message + ", ".join(self.nodes)))
+                elif leaf.node is None and loc[0] == "nodes":
+                    # without a node it reads the output it is checked on: a loop's last body node's, else its own
+                    owner = self.nodes[str(loc[1])]
+                    read = owner.params.body[-1] if isinstance(owner.params, LoopParams) else str(loc[1])
+                    outputs = type(self.nodes[read].params).outputs
+                    if outputs is not None and "scores" not in outputs:
+                        out.append(
+                            Problem(
+                                loc=loc,
+                                message=f"score_threshold without 'node' reads the scores of node {read!r}, and a "
+                                f"{self.nodes[read].op!r} node has none, so it would never hold; name the scored "
+                                "node (node: ...)",
+                            )
+                        )
         return out
 
     def _node_reference_problems(self, source: str) -> list[str]:

@@ -683,3 +683,21 @@ def test_an_agent_card_given_as_a_graph_says_so(tmp_path: Path) -> None:
     card.write_text("name: critic\nprompt: 'Check {{ q }}'\nparser: boxed_math\n")
     with pytest.raises(SpecError, match=r"critic\.yaml:1: this is an agent card \(it has a prompt\), not a graph spec"):
         load_graph(card)
+
+
+def test_a_score_threshold_on_a_node_without_scores_is_reported() -> None:
+    """Without ``node`` it reads the scores of the output it is checked on: a debate's rounds have none, so the
+    policy silently never held."""
+    graph = _graph_reading("{{ q }}")
+    rounds = {"op": "rounds", "agents": ["solver"], "rounds": 3, "stop": {"score_threshold": {"min": 5}}}
+    with pytest.raises(
+        SpecError,
+        match=r"nodes\.solve\.stop: score_threshold without 'node' reads the scores of node "
+        r"'solve', and a 'rounds' node has none",
+    ):
+        graph_from_data({**graph, "nodes": {**graph["nodes"], "solve": rounds}})
+    scored = {"op": "loop", "body": ["check"], "until": {"score_threshold": {"min": 5}}}
+    with pytest.raises(SpecError, match=r"reads the scores of node 'check', and a 'call' node has none"):
+        graph_from_data({**graph, "nodes": {**graph["nodes"], "again": scored}, "edges": graph["edges"][:2]})
+    named = {**rounds, "stop": {"score_threshold": {"min": 5, "node": "vote"}}}
+    assert graph_from_data({**graph, "nodes": {**graph["nodes"], "solve": named}}).nodes["solve"].op == "rounds"
