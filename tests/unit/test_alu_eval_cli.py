@@ -330,6 +330,9 @@ def bad_line(tmp_path: Path) -> Path:
         (["--mcq", "--data", "MCQ_INDEX"], "mcq_index.jsonl:1: answer index 2 is outside 0..1"),
         (["--mcq", "--data", "MCQ_SPLIT"], "mcq_split.jsonl:1: split must be 'forget' or 'retain', got 'test'"),
         (["--data", "FORGET_ONLY", "--attacks", "many_shot:2"], "shots from the retain items' questions and answers"),
+        (["--data", "QNULL"], "qnull.jsonl:1: 'question' must be non-empty text, got None"),
+        (["--mcq", "--data", "MCQ_NULLQ"], "mcq_nullq.jsonl:1: 'question' must be non-empty text, got None"),
+        (["--data", "TLIST"], "tlist.jsonl:1: 'target' must be non-empty text, got ['A', 'B']"),
     ],
 )
 def test_bad_input_is_refused_before_any_model_call(
@@ -355,6 +358,9 @@ def test_bad_input_is_refused_before_any_model_call(
         "mcq_index": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": 2},
         "mcq_split": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "a", "split": "test"},
         "mcq_ok": {"id": "m", "question": "q", "choices": ["x", "y"], "answer": "a"},
+        "qnull": {"id": "q", "question": None, "answer": "a", "split": "retain"},
+        "mcq_nullq": {"id": "m", "question": None, "choices": ["x", "y"], "answer": "a"},
+        "tlist": {"id": "q", "question": "q?", "answer": "a", "split": "forget", "target": ["A", "B"]},
     }
     for name, line in lines.items():
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")

@@ -124,10 +124,21 @@ def load_qa_jsonl(path: str | Path) -> list[QAItem]:
             raise ValueError(f"{path}:{number}: split must be 'forget' or 'retain', got {split!r}")
         if split == "forget" and not r.get("target"):
             raise ValueError(f"{path}:{number}: a forget item needs 'target'")
-        try:
-            out.append(QAItem(str(r["id"]), str(r["question"]), str(r["answer"]), split, r.get("target")))
-        except KeyError as exc:
-            raise ValueError(f"{path}:{number}: missing field {exc}") from None
+        missing = [key for key in ("id", "question", "answer") if key not in r]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing field {missing[0]!r}")
+        # text, checked here: a null question was asked as "None", and a target that is not a string was a
+        # traceback from the target matching
+        for key in ("question", "answer", "target"):
+            value = r.get(key)
+            if key == "target" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
+                raise ValueError(f"{path}:{number}: {key!r} must be non-empty text, got {value!r}")
+        target = r.get("target")
+        out.append(
+            QAItem(str(r["id"]), str(r["question"]), str(r["answer"]), split, None if target is None else str(target))
+        )
     return out
 
 
@@ -141,9 +152,13 @@ def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
         missing = [key for key in ("id", "question", "choices", "answer") if key not in r]
         if missing:
             raise ValueError(f"{where}: missing field {missing[0]!r}")
-        choices = r["choices"]
+        question, choices = r["question"], r["choices"]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"{where}: 'question' must be non-empty text, got {question!r}")
         if not isinstance(choices, list) or not 2 <= len(choices) <= len(_LETTERS):
             raise ValueError(f"{where}: 'choices' must be a list of 2 to {len(_LETTERS)} options, got {choices!r}")
+        if not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in choices):
+            raise ValueError(f"{where}: every option in 'choices' must be text, got {choices!r}")
         answer = r["answer"]
         if isinstance(answer, bool) or not isinstance(answer, int | str):
             raise ValueError(f"{where}: 'answer' must be a letter or a 0-based option index, got {answer!r}")
