@@ -24,6 +24,7 @@ from agentmesh.store._redact import mask_secrets, redact_json
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
+from agentmesh.store.owner import OWNER_KEY, current_owner
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs, utcnow
 from agentmesh.store.statements import Statement, Tx, result_processors
@@ -163,7 +164,7 @@ class Store(TargetMethods):
             "error": None,
             "created_at": utcnow(),
             "finished_at": None,
-            "meta": _prepare(meta or {}, "meta"),
+            "meta": _prepare({**(meta or {}), OWNER_KEY: current_owner()}, "meta"),
             "schema_version": SCHEMA_VERSION,
         }
         url = self.url
@@ -235,12 +236,16 @@ class Store(TargetMethods):
         return finish
 
     def mark_running(self, run_id: str) -> None:
-        """Reopen a run that is being resumed: status back to running, its end and error cleared."""
+        """Reopen a run that is being resumed: status back to running, its end and error cleared, this process its
+        owner (``meta.owner``, see :mod:`agentmesh.store.owner`)."""
         url = self.url
+        owner = current_owner()
 
         def reopen(tx: Tx) -> None:
             _lock(tx, run_id, url)
-            tx.execute(_REOPEN_RUN, {"id": run_id, "status": RunStatus.RUNNING.value})
+            meta = _decoded_run(tx.execute(_SELECT_RUN, {"id": run_id}).fetchone(), tx.dialect)["meta"] or {}
+            meta = {**meta, OWNER_KEY: owner}
+            tx.execute(_REOPEN_RUN, {"id": run_id, "status": RunStatus.RUNNING.value, "meta": meta})
 
         self._batch.run(reopen)
 
@@ -528,7 +533,9 @@ _FINISH_RUN = Statement(
     {"totals": runs.c.totals.type, "finished_at": runs.c.finished_at.type},
 )
 _REOPEN_RUN = Statement(
-    "UPDATE runs SET status = :status, finished_at = NULL, error = NULL, stop_reason = NULL WHERE id = :id"
+    "UPDATE runs SET status = :status, finished_at = NULL, error = NULL, stop_reason = NULL, meta = :meta "
+    "WHERE id = :id",
+    {"meta": runs.c.meta.type},
 )
 _RUN_READERS: dict[str, list[Any]] = {}
 

@@ -47,7 +47,8 @@ def test_create_finish_get_and_list_runs(store_url: str) -> None:
         running = store.get_run(second)
         assert running.status is RunStatus.RUNNING
         assert running.inputs == {"question": "2+2?"}
-        assert running.meta == {"dataset": "gsm8k", "item": 7}
+        owner = running.meta.pop("owner")  # which process runs it (agentmesh.store.owner)
+        assert running.meta == {"dataset": "gsm8k", "item": 7} and owner["pid"] == os.getpid()
         assert running.finished_at is None
         assert running.created_at.utcoffset() == timedelta(0)  # timezone-aware UTC on both backends
         assert running.totals["calls"] == 0
