@@ -344,6 +344,8 @@ class GraphSpec(BaseModel):
             if not isinstance(value, _POLICY_TYPES):
                 continue
             for leaf in iter_policies(value):
+                if isinstance(leaf, Consensus) and loc[0] == "nodes":
+                    out.extend(self._consensus_problems(leaf, loc))
                 if not isinstance(leaf, ScoreThreshold):
                     continue
                 if leaf.node is not None and leaf.node not in self.nodes:
@@ -364,6 +366,27 @@ class GraphSpec(BaseModel):
                             )
                         )
         return out
+
+    def _consensus_problems(self, policy: Consensus, loc: Loc) -> list[Problem]:
+        """A consensus over fewer answers than its ``min_agents`` never holds: a loop whose body ends in one
+        ``call`` ran to its last iteration without a word. Checked where the answers are known before the run (a
+        ``call``, ``team`` or ``rounds`` node)."""
+        owner = self.nodes[str(loc[1])]
+        read = owner.params.body[-1] if isinstance(owner.params, LoopParams) else str(loc[1])
+        node = self.nodes[read]
+        if node.op not in ("call", "team", "rounds"):
+            return []
+        answers = sum(1 for path, _ in node.params.agents_used() if path == "agent" or path.startswith("agents["))
+        if answers >= policy.min_agents:
+            return []
+        return [
+            Problem(
+                loc=loc,
+                message=f"consensus needs {policy.min_agents} agents (min_agents) and node {read!r} gives "
+                f"{answers} answer{'s' * (answers != 1)}, so it would never hold; end the loop on a team, or use "
+                "another policy",
+            )
+        ]
 
     def _node_reference_problems(self, source: str) -> list[str]:
         """What is wrong with the ``nodes.<node>.<key>`` a template reads: a node the graph does not have, or a

@@ -701,3 +701,16 @@ def test_a_score_threshold_on_a_node_without_scores_is_reported() -> None:
         graph_from_data({**graph, "nodes": {**graph["nodes"], "again": scored}, "edges": graph["edges"][:2]})
     named = {**rounds, "stop": {"score_threshold": {"min": 5, "node": "vote"}}}
     assert graph_from_data({**graph, "nodes": {**graph["nodes"], "solve": named}}).nodes["solve"].op == "rounds"
+
+
+def test_a_consensus_over_fewer_answers_than_it_needs_is_reported() -> None:
+    """A loop whose body ends in one ``call`` gives one answer, and consensus needs two (min_agents): it never
+    held, and the loop ran to its last iteration without a word."""
+    graph = _graph_reading("{{ q }}")
+    loop = {"op": "loop", "body": ["check"], "until": {"any": [{"consensus": {}}, {"max_rounds": 3}]}}
+    expected = r"nodes\.again\.until: consensus needs 2 agents \(min_agents\) and node 'check' gives 1 answer"
+    with pytest.raises(SpecError, match=expected):
+        graph_from_data({**graph, "nodes": {**graph["nodes"], "again": loop}})
+    team = {"op": "rounds", "agents": ["solver", "solver"], "rounds": 2, "stop": {"consensus": {"min_agents": 3}}}
+    with pytest.raises(SpecError, match=r"consensus needs 3 agents \(min_agents\) and node 'solve' gives 2 answers"):
+        graph_from_data({**graph, "nodes": {**graph["nodes"], "solve": team}})
