@@ -139,6 +139,12 @@ def gold_answer(data: Mapping[str, Any]) -> str | None:
         return strip_math_string(text.split("####")[-1].strip().replace(",", ""))
     if re.fullmatch(r"\(?[A-Ja-j]\)?", text):
         return text.strip("()").upper()
+    options = data.get("choices", data.get("options"))
+    texts = [str(o).strip() for o in options] if isinstance(options, list) else []
+    if text in texts[: len(LETTERS)]:
+        # the option's text rather than its letter ("Jupiter"), as some MMLU exports give it: the runs answer with
+        # a letter, so the text never matched and every such item counted wrong
+        return LETTERS[texts.index(text)]
     return strip_math_string(text)
 
 

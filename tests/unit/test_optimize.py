@@ -127,6 +127,11 @@ def test_data_formats_map_to_graph_inputs(tmp_path: Path) -> None:
     first, second = read_items(path, mmlu)
     assert first.inputs == {"question": "Which?", "choices": ["w", "x", "y", "z"]} and first.gold == "C"
     assert second.inputs == {"question": "Pick", "choices": ["p", "q"]} and second.gold == "B"
+    # the option's text as the answer (some MMLU exports): its letter, or every such item counted wrong
+    path.write_text(json.dumps({"question": "Largest?", "choices": ["Mars", "Jupiter"], "answer": "Jupiter"}) + "\n")
+    assert read_items(path, mmlu)[0].gold == "B"
+    path.write_text(json.dumps({"input": "17*3?", "A": "41", "B": "51", "answer": "51"}) + "\n")
+    assert read_items(path, mmlu)[0].gold == "B"
 
     path = tmp_path / "math.jsonl"
     path.write_text(
