@@ -196,6 +196,18 @@ def optimize(
         raise typer.Exit(1)
 
 
+def _has_field(path: Path, line: int | None, key: str) -> bool:
+    """Whether line ``line`` of a JSONL file is an object with ``key``: then an unknown input on it is not the
+    human label under another name, and no hint about --human-key is due."""
+    if line is None:
+        return False
+    try:
+        record = json.loads(path.read_text(encoding="utf-8-sig").split("\n")[line - 1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return isinstance(record, dict) and key in record
+
+
 def writable(path: Path, option: str) -> Path:
     """``path`` if a file can be written there; else a clear error, raised before the job's runs (it was a
     ``FileNotFoundError`` traceback after all of them)."""
@@ -241,7 +253,7 @@ def calibrate_jury(
     try:
         items = datasets.read_items(data, spec, keep={human_key})
     except ConfigError as exc:
-        if "unknown input" not in str(exc):
+        if "unknown input" not in str(exc) or _has_field(data, exc.context.get("line"), human_key):
             raise
         # the label's field, when --human-key names another, reads as a misspelt input: say which field is read
         raise ConfigError(

@@ -351,6 +351,10 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
     said = " ".join(stderr.split())
     assert code == 2 and "unknown input(s) human" in said  # the label is not where --human-key says
     assert "the human label is read from the field 'grade' (--human-key)" in said  # and says which field it read
+    extra = tmp_path / "extra.jsonl"  # a line with its label and a field the graph lacks: no word on --human-key
+    extra.write_text(json.dumps({"query": "q", "artifact": "a", "reference": "r", "human": 3, "model": "m"}) + "\n")
+    code, _, stderr = run_cli(["optimize", "sejury", "--data", str(extra), *args[4:]], capsys, monkeypatch)
+    assert code == 2 and "unknown input(s) model" in " ".join(stderr.split()) and "--human-key" not in stderr
 
     # a bad label is named with its file (an error saying "line 3" alone did not say of which), before any run
     lines = (tmp_path / "labelled.jsonl").read_text().splitlines()
