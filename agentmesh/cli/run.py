@@ -44,6 +44,7 @@ from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
 ModelOption = Annotated[
     str | None,
@@ -201,12 +202,18 @@ def resume(
     done = [r.id[:12] for r in records if r.status == "succeeded"]
     if done:  # found before anything is resumed, rather than as one failed row among the others
         raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
-    running = [r.id[:12] for r in records if r.status == RunStatus.RUNNING]
-    if running and not force:  # resumed alongside a live process, a run made its calls twice, both writing to it
+    # resumed alongside a live process, a run made its calls twice, both writing to it; one whose process is known
+    # to be gone (SIGKILL, out of memory: it stays "running") is resumed as it is
+    running = [
+        f"{r.id[:12]} ({describe_owner(r.meta.get(OWNER_KEY))}"
+        + (", still at work)" if alive else ", which this machine cannot check)")
+        for r in records
+        if r.status == RunStatus.RUNNING and (alive := owner_alive(r.meta.get(OWNER_KEY))) is not False
+    ]
+    if running and not force:
         raise ConfigError(
-            f"run {', '.join(running)} is still marked running: another process may be running it now, and "
-            "resuming it as well would make its calls twice. If its process is gone (killed with SIGKILL, a lost "
-            "machine), resume it with --force (nothing was resumed)"
+            f"run {', '.join(running)} is still marked running: resuming it while its process runs it would make "
+            "its calls twice. If that process is gone (a lost machine), resume it with --force (nothing was resumed)"
         )
     if len(records) == 1 and batch is None:  # one run: its live view (a batch's keeps its summary, accuracy included)
         (record,) = records

@@ -970,3 +970,28 @@ def test_report_and_export_write_into_new_folders_and_name_a_path_they_cannot_wr
     code, _, err = run_cli(["export", run.id, "-o", str(blocker / "run.json"), "--db", db], capsys, monkeypatch)
     assert code == 2 and f"cannot write {blocker / 'run.json'}: " in " ".join(err.split()), err
     assert "Traceback" not in err
+
+
+def test_a_run_whose_process_was_killed_resumes_without_force(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """SIGKILL leaves a run marked running; its recorded owner is a dead process, so resume needs no --force."""
+    slow = script(
+        tmp_path,
+        "slow.yaml",
+        r"""
+rules:
+  - {agent: debater, round: 1, responses: ['\boxed{1}', '\boxed{2}', '\boxed{3}']}
+  - {agent: debater, round: 2, template: '\boxed{9}', delay_s: 60}
+""",
+    )
+    child = start_cli(["run", "debate", "-i", "question=q", "-m", slow, "--db", db], tmp_path)
+    try:
+        run_id = _wait_for_calls(db, 3, child)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+    finally:
+        child.kill()
+    with Store(db) as store:
+        assert store.get_run(run_id).status == "running"
+    model = script(tmp_path, "nine.yaml", r"rules: [{agent: debater, template: '\boxed{9}'}]")
+    code, out, err = run_cli(["resume", run_id, "-m", model, "--db", db, "-q"], capsys, monkeypatch)
+    assert code == 0 and out == "9\n", out + err
