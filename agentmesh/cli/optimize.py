@@ -69,7 +69,11 @@ def optimize(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Optimised graph file (default: <graph>_top<k>.yaml)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Optimised graph file (default: <graph name or file stem>_top<k>.yaml; SE-Jury: ..._team.yaml).",
+        ),
     ] = None,
     picture: Annotated[
         Path | None, typer.Option("--svg", help="Where to draw the network and ranking (default: beside --out).")
@@ -104,6 +108,7 @@ def optimize(
         calibrate_jury(
             spec,
             data,
+            graph,
             config,
             human_key,
             held_out,
@@ -121,7 +126,7 @@ def optimize(
     if top_k is None:
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     items = datasets.read_items(data, spec)
-    out = writable(out or Path(f"{spec.name}_top{top_k}.yaml"), "--out")
+    out = writable(out or Path(f"{_stem(graph, spec)}_top{top_k}.yaml"), "--out")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     with (
         open_store(db) as store,
@@ -196,6 +201,13 @@ def optimize(
         raise typer.Exit(1)
 
 
+def _stem(graph: str, spec: GraphSpec) -> str:
+    """What the default output file is named after: a graph file's own stem, else the built-in's name. A copy of a
+    shipped graph keeps the shipped one's name, and must not take (and overwrite) the file its job writes; this
+    is how ``calibrate`` names its file too."""
+    return Path(graph).stem if Path(graph).is_file() else spec.name
+
+
 def _has_field(path: Path, line: int | None, key: str) -> bool:
     """Whether line ``line`` of a JSONL file is an object with ``key``: then an unknown input on it is not the
     human label under another name, and no hint about --human-key is due."""
@@ -236,6 +248,7 @@ def write_output(path: Path, text: str, option: str) -> None:
 def calibrate_jury(
     spec: GraphSpec,
     data: Path,
+    graph: str,
     config: JuryConfig,
     human_key: str,
     held_out: bool,
@@ -260,7 +273,7 @@ def calibrate_jury(
             f"{exc}; the human label is read from the field {human_key!r} (--human-key)", **exc.context
         ) from None
     check_items(spec, items, config=config, human_key=human_key, source=data)  # naming the file, before any run
-    out = writable(out or Path(f"{spec.name}_team.yaml"), "--out")
+    out = writable(out or Path(f"{_stem(graph, spec)}_team.yaml"), "--out")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones

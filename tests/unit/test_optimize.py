@@ -268,3 +268,23 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_run(
         code, _, stderr = run_cli([*base, *extra], capsys, monkeypatch)
         assert code == 2 and message in " ".join(stderr.split()) and "Traceback" not in stderr
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_a_graph_file_names_the_default_output_after_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of dylan_mmlu keeps the name dylan_mmlu: its job wrote (over) dylan_mmlu_top2.yaml, the file a job
+    on the shipped graph writes. ``calibrate`` already named its file after the graph file."""
+
+    @register_provider("teamcopy")
+    def _factory(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+        return ScriptedModel(respond=Team())
+
+    (tmp_path / "my_copy.yaml").write_text(dump_graph(four_agent_graph()))
+    monkeypatch.chdir(tmp_path)
+    data = str(write_items(tmp_path / "items.jsonl", 1))
+    args = ["optimize", "my_copy.yaml", "--data", data, "--top-k", "2", "--model", "teamcopy:x"]
+    code, _, stderr = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'r.db'}"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert (tmp_path / "my_copy_top2.yaml").is_file() and (tmp_path / "my_copy_top2.svg").is_file()
+    assert not (tmp_path / "dylan_mmlu_top2.yaml").exists()
