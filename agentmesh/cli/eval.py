@@ -33,11 +33,13 @@ from agentmesh.cli._common import (
     console,
     err_console,
     open_store,
+    run_async,
 )
 from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
@@ -205,6 +207,8 @@ def alu(
         raise ConfigError("--judge: the judge leak rate is for QA items; a multiple-choice answer is a letter")
     if translations is None and any(a.kind == "lang" for a in parsed):
         raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
+    if judge_model is not None:  # resolved now: a bad reference was found only after every system's runs were made
+        run_async(model_for(judge_model, db).aclose())
     items, found_targets = _load(data, targets, mcq, limit)
     if mcq and targets is None:  # they would be drawn from the items' targets, and MCQ items name none
         raise ConfigError(

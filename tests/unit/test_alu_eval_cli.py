@@ -319,6 +319,7 @@ def bad_line(tmp_path: Path) -> Path:
         (["--mcq", "--data", "MCQ_OK"], "--mcq: multiple-choice items name no target, so ALU would have nothing"),
         (["--mcq", "--judge"], "--judge: the judge leak rate is for QA items"),
         (["--judge-model", "alueval:y"], "add --judge to run the judge"),
+        (["--judge", "--judge-model", "scripted:nope.yaml"], "scripted model file nope.yaml does not exist"),
         # each of these was a traceback, or was taken and only skewed the table
         (["--data", "LATIN"], "latin.jsonl:1: not UTF-8 text (byte 0xe9)"),
         (["--data", "."], "--data .: a directory; expected a file"),
