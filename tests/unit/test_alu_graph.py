@@ -11,13 +11,14 @@ import pytest
 import yaml
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
-from agentmesh.errors import ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import GraphSpec, dump_graph, graph_from_data, load_graph
 from agentmesh.spec.stop import Budget
+from agentmesh.store import Store
 from agentmesh.systems.alu.node import AluParams, snapshot_from_input
 from agentmesh.systems.alu.registry import TargetSet, load_targets_jsonl, register_target_set
 
@@ -294,6 +295,20 @@ def test_output_filter_baseline_refuses_on_a_name_only(tmp_path: Path) -> None:
         store=db(tmp_path),
     )
     assert masked.answer == "He went with a Muggle-born Gryffindor student."
+    # a stored set is for ALU's node only: the error said the set was not "in the run's store", where
+    # `agentmesh targets list` shows it
+    with Store(db(tmp_path)) as store:
+        store.add_targets("people", TARGETS, create=True)
+        with pytest.raises(AgentmeshError) as info:
+            run(
+                spec,
+                {"query": KRUM, "target_set": "people"},
+                model=ScriptedModel(respond=Roles(vanilla="He went with Hermione.")),
+                store=store,
+            )
+    message = str(info.value)
+    assert "this graph does not read target sets from the store (only the alu node does)" in message
+    assert "in the run's store" not in message
 
 
 def test_prompt_guard_and_icul_prompts_carry_every_target_and_demonstration(tmp_path: Path) -> None:

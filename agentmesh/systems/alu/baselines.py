@@ -42,7 +42,7 @@ def alu_output_filter(
     targets = inputs.get(target_set_from) or inputs.get(targets_from)
     if targets is None:
         raise ConfigError(f"alu_output_filter: no input {targets_from!r} or {target_set_from!r} with the targets")
-    snapshot = snapshot_from_input(targets, min_alias_len)
+    snapshot = snapshot_from_input(targets, min_alias_len, store_read=False)  # a function has no store to read
     hits = snapshot.index_for(min_alias_len).hits(str(answer))
     final = refusal_text if hits else str(answer)
     return {"answer": final, "text": final, "value": final, "hits": hits, "filtered": bool(hits)}

@@ -201,22 +201,31 @@ _snapshots_lock = threading.Lock()
 _KEEP = 8
 
 
-def snapshot_from_input(value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN) -> TargetSnapshot:
+def snapshot_from_input(
+    value: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN, *, store_read: bool = True
+) -> TargetSnapshot:
     """A snapshot of the targets a graph input gives: records, names (ids 1..n in order), a JSONL path, or the
     name of a :class:`~agentmesh.systems.alu.registry.TargetSet` registered in this process (its current
     version, read once for the query; the run records the set's name and version).
 
     Cached by content: the same list in every item of a batch is indexed and embedded once. The snapshot is
     named ``inputs:<digest>`` (version 1), which the run records as its target set.
+
+    ``store_read``: whether the caller looked in the run's store first (ALU's node does; a function node such as
+    the output-filter baseline cannot), so that a name found nowhere is not said to be missing from a store
+    nobody read -- ``agentmesh targets list`` would show it there.
     """
     if isinstance(value, str) and not Path(value).is_file():
         try:  # the set's current version, read once for this query (§3.1)
             return get_target_set(value).snapshot()
         except KeyError as exc:
-            raise ConfigError(
-                f"ALU targets: no target set {value!r} in the run's store (see `agentmesh targets list`); "
-                f"{exc.args[0]}; and no file {value!r}"
-            ) from None
+            where = (
+                f"no target set {value!r} in the run's store (see `agentmesh targets list`)"
+                if store_read
+                else "this graph does not read target sets from the store (only the alu node does): give the "
+                f"targets of {value!r} as a JSONL file or as the 'targets' input"
+            )
+            raise ConfigError(f"ALU targets: {where}; {exc.args[0]}; and no file {value!r}") from None
     if isinstance(value, str | Path):
         try:  # a bad line fails the run with the file and line, not a traceback from inside the node
             targets = load_targets_jsonl(value)
