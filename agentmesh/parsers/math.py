@@ -273,10 +273,12 @@ def boxed_math(text: str, *, style: MathStyle, normalize: bool) -> Parsed:
     """
     answer = extract_math_answer(text, style)
     if answer is None:
-        where = (
-            "no 'The answer is', \\boxed or number in the reply"
-            if style == "dylan"
-            else "no \\boxed{...} with an answer in the reply"
-        )
+        if style != "dylan":
+            where = "no \\boxed{...} with an answer in the reply"
+        elif any(m in text for m in ("The answer is", "the answer is", "boxed")):
+            # the reply says where its answer is, but nothing readable is there
+            where = "the reply's answer is empty ('The answer is' or \\boxed with nothing readable in it)"
+        else:
+            where = "no 'The answer is', \\boxed or number in the reply"
         return Parsed.failure(where)
     return Parsed.success(answer, normalize_math_answer(answer) if normalize else answer)

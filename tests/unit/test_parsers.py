@@ -552,9 +552,17 @@ def test_boxed_math_magicore_keeps_the_exact_string(reply, answer):
     [
         ("nothing to see", "dylan", "no 'The answer is', \\boxed or number in the reply"),
         ("", "dylan", "no 'The answer is', \\boxed or number in the reply"),
-        ("\\boxed{}", "dylan", "no 'The answer is', \\boxed or number in the reply"),
-        ("ends with boxed", "dylan", "no 'The answer is', \\boxed or number in the reply"),
-        ("The answer is .", "dylan", "no 'The answer is', \\boxed or number in the reply"),
+        ("\\boxed{}", "dylan", "the reply's answer is empty ('The answer is' or \\boxed with nothing readable in it)"),
+        (
+            "ends with boxed",
+            "dylan",
+            "the reply's answer is empty ('The answer is' or \\boxed with nothing readable in it)",
+        ),
+        (
+            "The answer is .",
+            "dylan",
+            "the reply's answer is empty ('The answer is' or \\boxed with nothing readable in it)",
+        ),
         ("The answer is 12 but no box", "magicore", "no \\boxed{...} with an answer in the reply"),
         ("\\boxed 5", "magicore", "no \\boxed{...} with an answer in the reply"),
         ("\\fbox{5}", "magicore", "no \\boxed{...} with an answer in the reply"),
