@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
-from agentmesh.store.schema import SCHEMA_VERSION
+from agentmesh.store.schema import SCHEMA_VERSION, metadata
 from agentmesh.store.writes import writer
 
 VERSION_TABLE = "agentmesh_alembic_version"
@@ -90,10 +90,25 @@ def ensure_schema(engine: sa.Engine) -> str:
             with _migration_lock(engine) as connection:
                 revision = current_revision(connection)
                 if revision is None:
+                    _refuse_foreign_tables(connection, url)
                     command.upgrade(alembic_config(connection), head_revision())
                     return head_revision()
     check_revision(revision, url)
     return revision
+
+
+def _refuse_foreign_tables(connection: sa.Connection, url: str) -> None:
+    """A database without agentmesh's revision that already has tables of agentmesh's names (``runs``...) is
+    someone else's: creating the schema would fail half-way on the first name taken ("table runs already exists")
+    or, worse, write into the other application's tables. Refused with what was found; nothing is changed.
+    Tables of other names are left alone: a Postgres database shared with other applications is fine."""
+    taken = sorted(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
+    if taken:
+        raise StoreError(
+            f"{url} is not an agentmesh database: it has no agentmesh schema revision but already has tables "
+            f"named {', '.join(taken)}; nothing was changed. Give agentmesh its own database (--db, $AGENTMESH_DB).",
+            url=url,
+        )
 
 
 def upgrade_engine(engine: sa.Engine) -> str:

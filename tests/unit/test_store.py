@@ -26,6 +26,7 @@ from agentmesh.models import ScriptedModel
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import fork, replay
 from agentmesh.store import SCHEMA_VERSION, EventKind, RunStatus, Store, upgrade_database
+from agentmesh.store.engine import make_engine
 from agentmesh.store.schema import (
     events,
     graph_checkpoint_blobs,
@@ -646,3 +647,28 @@ def test_deleting_runs_takes_their_events_and_checkpoints_and_nothing_else(store
         assert {r.id for r in store.list_runs()} == {other.run_id, child.run_id}
     # the fork still replays from its own record, with zero calls
     assert replay(child.run_id, store=store_url).identical
+
+
+def test_a_database_with_tables_of_agentmeshs_names_but_no_revision_is_refused_untouched(store_url: str) -> None:
+    """Pointed at another application's database, the store says so rather than failing half-way through creating
+    its schema ("table runs already exists") or writing into the other application's tables."""
+    foreign = make_engine(store_url)
+    try:
+        with foreign.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE runs (id INTEGER PRIMARY KEY, payload TEXT)"))
+            conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
+            conn.execute(sa.text("INSERT INTO runs VALUES (1, 'theirs')"))
+        refused = r"is not an agentmesh database: .* tables named runs; nothing was changed"
+        with pytest.raises(StoreError, match=refused):
+            Store(store_url)
+        with foreign.connect() as conn:
+            assert conn.execute(sa.text("SELECT payload FROM runs")).scalar_one() == "theirs"
+            assert sorted(sa.inspect(conn).get_table_names()) == ["runs", "users"]
+            conn.execute(sa.text("DROP TABLE runs"))
+            conn.commit()
+        with Store(store_url) as store:  # other applications' tables of other names are left alone
+            store.create_run("g", {})
+        with foreign.connect() as conn:
+            assert "users" in sa.inspect(conn).get_table_names()
+    finally:
+        foreign.dispose()
