@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,7 @@ from rich.text import Text
 from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ModelResponse, Usage, get_model, load_settings
+from agentmesh.runtime.recorded_model import reads_a_run
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.store import RunStatus
 
@@ -34,7 +35,9 @@ def ask(
 ) -> None:
     """Ask one model one question; the call is stored as a run (see agentmesh show)."""
     settings = load_settings(config)
-    client = get_model(model, settings=settings)  # resolve (and fail) before creating a run
+    # resolved (and failing) before a run is created; a replay:<run> model reads the run from the store asked of
+    options: dict[str, Any] = {"store": db} if db is not None and reads_a_run(model) else {}
+    client = get_model(model, settings=settings, **options)
     request = ModelRequest.of(
         prompt, system=system, max_tokens=max_tokens, temperature=temperature, reasoning_effort=reasoning_effort
     )

@@ -338,15 +338,26 @@ def load_recorded(
 
     ``keep`` selects some of them (a fork's prefix). Events come in order, so the last attempt of a key wins.
     """
-    out: dict[CallKey, RecordedCall] = {}
+    return index_recorded(store, run_id, keep=keep)[0]
+
+
+def index_recorded(
+    store: Store, run_id: str, *, keep: Callable[[EventRecord], bool] | None = None
+) -> tuple[dict[CallKey, RecordedCall], dict[str, RecordedCall]]:
+    """The successful model calls of a run by call key (see :func:`load_recorded`), and every one of them by
+    request hash, the first of each, placed or not: a call made outside a graph (``agentmesh ask``) has no node
+    or agent, so no key, but a ``replay:`` model still serves its prompt."""
+    placed: dict[CallKey, RecordedCall] = {}
+    by_hash: dict[str, RecordedCall] = {}
     for event in _call_events(store, run_id):
-        if event.response is None or event.node is None or event.agent is None:
+        if event.response is None or (keep is not None and not keep(event)):
             continue
-        if keep is not None and not keep(event):
-            continue
-        key: CallKey = (event.node, event.agent, event.round or 0, event.call_index or 0)
-        out[key] = RecordedCall(event.request_hash or "", ModelResponse.model_validate(event.response), event)
-    return out
+        call = RecordedCall(event.request_hash or "", ModelResponse.model_validate(event.response), event)
+        if event.request_hash:
+            by_hash.setdefault(event.request_hash, call)
+        if event.node is not None and event.agent is not None:
+            placed[(event.node, event.agent, event.round or 0, event.call_index or 0)] = call
+    return placed, by_hash
 
 
 def _call_events(store: Store, run_id: str) -> Iterable[EventRecord]:

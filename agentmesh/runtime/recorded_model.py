@@ -23,7 +23,7 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.models.reference import ModelReference
 from agentmesh.models.registry import register_provider
 from agentmesh.models.settings import EndpointLimits
-from agentmesh.runtime.context import CallKey, RecordedCall, load_recorded, prompt_diff
+from agentmesh.runtime.context import CallKey, RecordedCall, index_recorded, prompt_diff
 from agentmesh.store import Store
 
 
@@ -37,10 +37,8 @@ class RecordedModel(Provider):
         record = store.get_run(run)  # a unique prefix will do; RunNotFoundError names the store otherwise
         self.run_id = record.id
         self._model = record.model or "unknown"
-        self._calls: dict[CallKey, RecordedCall] = load_recorded(store, record.id)
-        self._by_hash: dict[str, RecordedCall] = {}
-        for call in self._calls.values():
-            self._by_hash.setdefault(call.request_hash, call)
+        self._calls, self._by_hash = index_recorded(store, record.id)
+        self._count = len({id(call) for call in (*self._calls.values(), *self._by_hash.values())})
 
     def default_limits(self) -> EndpointLimits:
         """No slot limit or retry: answers come from memory."""
@@ -55,7 +53,7 @@ class RecordedModel(Provider):
         return self._model
 
     def describe(self) -> dict[str, str]:
-        return {**super().describe(), "recorded calls": str(len(self._calls))}
+        return {**super().describe(), "recorded calls": str(self._count)}
 
     async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
         request_hash = request.request_hash()
@@ -80,7 +78,7 @@ class RecordedModel(Provider):
             )
         return (
             f"replay:{self.run_id[:12]}: {where}: the run recorded no call there and never sent this prompt "
-            f"({len(self._calls)} recorded calls)"
+            f"({self._count} recorded calls)"
         )
 
 

@@ -75,6 +75,19 @@ def test_ask_is_stored_and_shown(db: str, script: Path, capsys, monkeypatch) -> 
     assert data["events"][0]["response"]["choices"][0]["text"] == "The answer is 51."
 
 
+def test_an_asks_recorded_reply_is_served_by_replay(db: str, script: Path, capsys, monkeypatch) -> None:
+    """``ask`` records its call outside any graph (no node, no agent): ``replay:<its run>`` serves it to the same
+    prompt all the same, and still refuses another prompt."""
+    code, _, err = run_cli(["ask", "What is 17*3?", "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (asked,) = store.list_runs()
+    code, out, err = run_cli(["ask", "What is 17*3?", "-m", f"replay:{asked.id}", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "The answer is 51." in out, out + err
+    code, out, err = run_cli(["ask", "What is 2*3?", "-m", f"replay:{asked.id}", "--db", db], capsys, monkeypatch)
+    assert code != 0 and "never sent this prompt (1 recorded calls)" in err, out + err
+
+
 def test_ask_with_unknown_provider_fails_cleanly_and_stores_nothing(db: str, capsys, monkeypatch) -> None:
     code, _, err = run_cli(["ask", "hi", "-m", "nosuch:model", "--db", db], capsys, monkeypatch)
     assert code == 2
