@@ -14,8 +14,9 @@ Three parts:
   the ideal, the batch's makespan if agentmesh cost nothing (items start in order as slots free up, each taking
   its critical path, per round its slowest call); near 1.0, the model and the limit set the pace, not agentmesh.
   With the CPU's share of the wall time: where it nears 100 %, agentmesh's own work is the bottleneck;
-* **memory** (``tracemalloc``): what a batch holds at its end (the CLI keeps every item's result, per-node
-  outputs included, for its summary and ``--json``), per item, and what is left once the results are dropped.
+* **memory** (``tracemalloc``): what a batch holds at its end (the CLI keeps every item's result for its summary:
+  answer, status, usage; with ``--json`` its per-node outputs too), per item, and what is left once the results
+  are dropped.
 
     python bench/bench_batch.py                      # SQLite file in a temp dir; about two minutes
     python bench/bench_batch.py --db postgresql://root@127.0.0.1:5432/test   # the same on Postgres
@@ -123,7 +124,14 @@ def rss_mib() -> float:
 
 
 async def batch(
-    spec: GraphSpec, store: Store, client: ModelClient, n: int, concurrency: int, start_at: int = 0
+    spec: GraphSpec,
+    store: Store,
+    client: ModelClient,
+    n: int,
+    concurrency: int,
+    start_at: int = 0,
+    *,
+    keep_outputs: bool = False,
 ) -> list[ItemOutcome]:
     """``n`` items (questions numbered from ``start_at``) as ``agentmesh run --input-file`` runs them."""
 
@@ -132,7 +140,9 @@ async def batch(
         return lambda listeners: arun(spec, inputs, model=client, store=store, listeners=listeners)
 
     runs = [(ItemOutcome(line=i + 1, inputs={"question": str(i)}), start(start_at + i)) for i in range(n)]
-    outcomes = await run_all(runs, concurrency, lambda kind, data: None, lambda outcome: None)
+    outcomes = await run_all(
+        runs, concurrency, lambda kind, data: None, lambda outcome: None, keep_outputs=keep_outputs
+    )
     failed = [o for o in outcomes if o.result is None or o.result.calls != CALLS_PER_ITEM]
     if failed:
         o = failed[0]
@@ -196,7 +206,8 @@ async def concurrency_use(spec: GraphSpec, store: Store, n: int, concurrency: in
 
 
 async def memory(spec: GraphSpec, store: Store, sizes: Sequence[int], concurrency: int) -> list[dict[str, Any]]:
-    """Batches of growing size, their outcomes kept (as the CLI keeps them until its summary), then released.
+    """Batches of growing size, their outcomes kept as the CLI keeps them until its summary (with ``--json``:
+    every run's per-node outputs too), then dropped.
 
     Python memory is traced (``tracemalloc``: what is allocated and still referenced, which resident memory does
     not show -- the allocator keeps freed arenas) from just before each batch: ``held`` once it is over, ``left``
@@ -204,32 +215,35 @@ async def memory(spec: GraphSpec, store: Store, sizes: Sequence[int], concurrenc
     client = ModelClient(BatchModel())
     await batch(spec, store, client, 50, concurrency, start_at=3 * 10**9)
     rows = []
-    for n in sizes:
-        gc.collect()
-        rss0 = rss_mib()
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
-        outcomes = await batch(spec, store, client, n, concurrency, start_at=4 * 10**9 + n * 10**5)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0] - base
-        peak = tracemalloc.get_traced_memory()[1] - base
-        del outcomes
-        # the loop's callback that resumed this coroutine still holds gather's finished future (and so the
-        # outcomes) until the next step
-        await asyncio.sleep(0)
-        gc.collect()
-        left = tracemalloc.get_traced_memory()[0] - base
-        tracemalloc.stop()
-        rows.append(
-            {
-                "items": n,
-                "peak_mib": peak / 2**20,
-                "held_mib": held / 2**20,
-                "kib_per_item": (held - left) / 1024 / n,
-                "left_mib": left / 2**20,
-                "rss_growth_mib": rss_mib() - rss0,
-            }
-        )
+    for keep_outputs in (False, True):
+        for n in sizes:
+            gc.collect()
+            rss0 = rss_mib()
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            start_at = 4 * 10**9 + n * 10**5 + keep_outputs * 10**8
+            outcomes = await batch(spec, store, client, n, concurrency, start_at, keep_outputs=keep_outputs)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - base
+            peak = tracemalloc.get_traced_memory()[1] - base
+            del outcomes
+            # the loop's callback that resumed this coroutine still holds gather's finished future (and so the
+            # outcomes) until the next step
+            await asyncio.sleep(0)
+            gc.collect()
+            left = tracemalloc.get_traced_memory()[0] - base
+            tracemalloc.stop()
+            rows.append(
+                {
+                    "kept": "--json: with outputs" if keep_outputs else "summary (default)",
+                    "items": n,
+                    "peak_mib": peak / 2**20,
+                    "held_mib": held / 2**20,
+                    "kib_per_item": (held - left) / 1024 / n,
+                    "left_mib": left / 2**20,
+                    "rss_growth_mib": rss_mib() - rss0,
+                }
+            )
     await client.aclose()
     return rows
 
@@ -299,10 +313,11 @@ def _tables(
             f"{r['cpu_busy']:.0%}",
         )
     t3 = Table(title="memory (tracemalloc, MiB): a batch's outcomes kept as the CLI keeps them, then dropped")
-    for col in ("items", "peak", "held at the end", "KiB / item held", "left after drop", "RSS growth"):
+    for col in ("outcomes", "items", "peak", "held at the end", "KiB / item held", "left after drop", "RSS growth"):
         t3.add_column(col, justify="right")
     for r in mem:
         t3.add_row(
+            r["kept"],
             str(r["items"]),
             f"{r['peak_mib']:.1f}",
             f"{r['held_mib']:.1f}",

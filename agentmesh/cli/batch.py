@@ -234,7 +234,7 @@ def run_many(
 
         try:
             with progress:
-                outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close))
+                outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close, keep_outputs=as_json))
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
@@ -303,9 +303,15 @@ async def run_all(
     on_done: Callable[[ItemOutcome], None],
     *,
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    keep_outputs: bool = True,
 ) -> list[ItemOutcome]:
     """Every run, at most ``concurrency`` at once; a failure is kept in its outcome, never raised. ``close`` is
-    awaited at the end, however the runs ended."""
+    awaited at the end, however the runs ended.
+
+    Without ``keep_outputs`` a finished run's result keeps its answer, status and usage but not its per-node
+    outputs (only ``--json`` prints those; they are in the store either way): kept, they are most of what a batch
+    holds until its end, ~8 KiB an item of ``debate`` (``bench/bench_batch.py``), most of a gigabyte for
+    100,000 items."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
@@ -317,7 +323,8 @@ async def run_all(
 
         async with gate:
             try:
-                outcome.result = await start([started, on_event])
+                result = await start([started, on_event])
+                outcome.result = result if keep_outputs else result.model_copy(update={"outputs": {}})
             except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
                 outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
         on_done(outcome)

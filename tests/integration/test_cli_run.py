@@ -272,6 +272,7 @@ def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_p
     assert [(d["line"], d["status"]) for d in data] == [(1, "succeeded"), (2, "failed"), (4, "succeeded")]
     assert data[0]["result"]["answer"] == "51" and data[1]["run_id"] and "no rule left" in data[1]["error"]
     assert len({d["batch"] for d in data}) == 1 and data[0]["batch"]  # one batch id, on every item
+    assert set(data[0]["result"]["outputs"]) == {"debate", "vote"}  # per-node outputs: --json keeps them
 
     # A narrow terminal: tokens and cost left out (said in a caption); run ids and statuses whole, one line each.
     monkeypatch.setenv("COLUMNS", "80")

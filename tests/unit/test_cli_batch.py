@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agentmesh.cli.batch import ItemOutcome, _lines, run_many
+from agentmesh.cli.batch import ItemOutcome, _lines, run_all, run_many
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.run import RunResult
 from agentmesh.store import Store
@@ -65,3 +65,36 @@ def test_a_count_of_one_is_singular() -> None:
         "1 run",
         "0 runs",
     )
+
+
+def test_without_json_a_finished_run_keeps_its_answer_and_usage_but_not_its_outputs() -> None:
+    """A batch holds every item's result until its summary; per-node outputs are most of one and only --json
+    prints them, so the summary's runs drop them (they are in the store either way)."""
+
+    def result(n: int) -> RunResult:
+        return RunResult(
+            run_id=f"{n:032x}",
+            graph="g",
+            status="succeeded",
+            stop_reason="consensus",
+            answer=str(n),
+            outputs={"debate": {"answers": [{"text": "x" * 1000}]}},
+            calls=3,
+            prompt_tokens=10,
+            completion_tokens=5,
+            cost_usd=None,
+        )
+
+    def start(n: int) -> Any:
+        async def go(listeners: list[Listener]) -> RunResult:
+            return result(n)
+
+        return go
+
+    for keep in (False, True):
+        runs = [(ItemOutcome(line=n, inputs={}), start(n)) for n in (1, 2)]
+        done = asyncio.run(run_all(runs, 2, lambda kind, data: None, lambda outcome: None, keep_outputs=keep))
+        for n, outcome in zip((1, 2), done, strict=True):
+            assert outcome.result is not None
+            assert outcome.result.model_dump(exclude={"outputs"}) == result(n).model_dump(exclude={"outputs"})
+            assert outcome.result.outputs == (result(n).outputs if keep else {})
