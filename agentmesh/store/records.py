@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict
 
 
 class RunStatus(StrEnum):
-    """Where a run is. Every status but ``running`` is final and comes with a stop reason."""
+    """Where a run is. Every status but ``running`` is final and comes with a stop reason.
+
+    A run that a stop policy or a budget ends early (consensus, a score threshold, ``--max-calls``...) has
+    *succeeded*: it ends with its best answer so far, and its stop reason says why (``budget: 5 model calls``).
+    ``stopped`` is never set by agentmesh's runtime; it is for applications that record runs of their own
+    (:meth:`~agentmesh.store.Store.finish_run`) and stop them on purpose, and reads like ``succeeded`` where an
+    answer is looked for.
+    """
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"
