@@ -220,7 +220,7 @@ def resume(
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         _run_one(
             spec,
-            lambda listeners, store: aresume(record.id, store=store, model=model, listeners=listeners),
+            lambda listeners, store: aresume(record.id, store=store, model=model, listeners=listeners, force=force),
             db=db,
             as_json=as_json,
             quiet=quiet,
@@ -232,7 +232,7 @@ def resume(
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
         def start(run_id: str) -> Start:
-            return lambda listeners: aresume(run_id, store=store, model=client, listeners=listeners)
+            return lambda listeners: aresume(run_id, store=store, model=client, listeners=listeners, force=force)
 
         def outcome(r: RunRecord) -> ItemOutcome:
             if batch is None:  # runs of anything: named by their graph

@@ -32,6 +32,7 @@ from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
 from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
 DEFAULT_MODEL = "local"
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -211,8 +212,15 @@ async def aresume(
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
     listeners: Iterable[Listener] = (),
+    force: bool = False,
 ) -> RunResult:
-    """Continue an interrupted or failed run from its last checkpoint; finished calls are served from the record."""
+    """Continue an interrupted or failed run from its last checkpoint; finished calls are served from the record.
+
+    A run still marked running whose process is alive on this machine is refused unless ``force``: resumed beside
+    it, its calls would be made twice (see :mod:`agentmesh.store.owner`). One left running by a dead process (a
+    SIGKILL, out of memory) is resumed, and so is one whose process cannot be checked from here (another host,
+    or a run stored before runs recorded their owner): a caller that may meet those checks first, as
+    ``agentmesh resume`` does."""
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     client: ModelClient | None = None
@@ -220,6 +228,13 @@ async def aresume(
         record = db.get_run(run_id)
         if record.status == RunStatus.SUCCEEDED:
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
+        owner = record.meta.get(OWNER_KEY)
+        if record.status == RunStatus.RUNNING and not force and owner_alive(owner):
+            raise ConfigError(
+                f"run {record.id} is still being run by {describe_owner(owner)}: resumed beside it, its calls would "
+                "be made twice (force=True resumes it anyway; nothing was resumed)",
+                run=record.id,
+            )
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         check_functions(spec)
         await _check_card_models(spec)
@@ -478,7 +493,8 @@ def resume(
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
     listeners: Iterable[Listener] = (),
+    force: bool = False,
 ) -> RunResult:
     """Blocking :func:`aresume`, for scripts without an event loop."""
-    work = aresume(run_id, store=store, model=model, listeners=listeners)
+    work = aresume(run_id, store=store, model=model, listeners=listeners, force=force)
     return blocking(work, name="agentmesh.resume", async_name="agentmesh.aresume")

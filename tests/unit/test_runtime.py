@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,20 @@ def test_resume_serves_finished_calls_and_never_repeats_them(db: str) -> None:
         events = [e for e in store.events(failed.id, kind="model_call") if e.response is not None]
     keys = [(e.round, e.call_index) for e in events]
     assert len(keys) == len(set(keys)), "no call was made twice"
+
+
+def test_resume_refuses_a_run_its_live_process_is_running_unless_forced(db: str) -> None:
+    """Resumed beside the process still running it, a run would make its calls twice; the Python API refuses as
+    the command line does (a run left running by a dead process resumes: tests/unit/test_store_owner.py)."""
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{8}"}])
+    first = run(debate(rounds=2), {"question": "q"}, model=model, store=db)
+    with Store(db) as store:
+        store.mark_running(first.run_id)  # as while this process runs it
+    with pytest.raises(ConfigError, match=rf"run {first.run_id} is still being run by process {os.getpid()} on "):
+        resume(first.run_id, store=db, model=model)
+    calls = len(model.calls)
+    result = resume(first.run_id, store=db, model=model, force=True)
+    assert result.status == "succeeded" and result.answer == "8" and len(model.calls) == calls  # all recorded
 
 
 def test_resume_detects_a_changed_prompt(db: str, tmp_path: Path) -> None:
