@@ -77,8 +77,20 @@ class Item:
 
     @property
     def gold(self) -> str | None:
-        """The line's reference answer, normalised like the parsers' keys, when it has one."""
-        return gold_answer({**self.extra, **self.inputs})
+        """The line's reference answer, normalised like the parsers' keys, when it has one.
+
+        Only from fields the graph does not take: a graph with an input named ``answer`` (a grader's) gets the
+        line's ``answer`` as that input, and scoring its output against the same text would be meaningless. The
+        inputs still help read it (an MMLU line's ``choices`` turn an option's text into its letter)."""
+        given = {k: v for k, v in self.inputs.items() if k not in _GOLD_FIELDS}
+        return gold_answer({**given, **self.extra})
+
+
+#: How many bad lines of an input file an error lists.
+_PROBLEMS_SHOWN = 10
+
+_GOLD_FIELDS = frozenset({"answer", "target", "solution"})
+"""The fields :func:`gold_answer` reads a reference answer from."""
 
 
 def _letter_columns(data: Mapping[str, Any]) -> list[str] | None:
@@ -180,32 +192,33 @@ def read_items(
     except OSError as exc:
         raise ConfigError(f"cannot read input file {path}: {exc.strerror or exc}", file=str(path)) from None
     items: list[Item] = []
+    problems: list[tuple[int, str]] = []  # every bad line, reported together: a fix per attempt is slow going
     for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:
             data = json.loads(line.strip())
         except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", file=str(path), line=lineno
-            ) from exc
+            problems.append((lineno, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
         if not isinstance(data, dict):
-            raise ConfigError(
-                f"{path}:{lineno}: expected a JSON object of inputs, got {type(data).__name__}",
-                file=str(path),
-                line=lineno,
-            )
+            problems.append((lineno, f"expected a JSON object of inputs, got {type(data).__name__}"))
+            continue
         inputs, extra = item_inputs(data, spec, keep)
         try:
             checked = check_inputs(spec, {**(defaults or {}), **inputs})
         except ConfigError as exc:
-            raise ConfigError(
-                f"{path}:{lineno}: {exc} (a line holds the graph's inputs, or an MMLU-, MATH/GSM8K- or "
-                "HumanEval-style record)",
-                file=str(path),
-                line=lineno,
-            ) from exc
+            problems.append((lineno, str(exc)))
+            continue
         items.append(Item(lineno, checked, extra))
+    if problems:
+        shown = [f"{path}:{lineno}: {why}" for lineno, why in problems[:_PROBLEMS_SHOWN]]
+        if len(problems) > _PROBLEMS_SHOWN:
+            shown.append(f"... and {len(problems) - _PROBLEMS_SHOWN} more bad lines")
+        hint = "a line holds the graph's inputs, or an MMLU-, MATH/GSM8K- or HumanEval-style record"
+        head = f"{len(problems)} bad lines in {path} ({hint}); nothing was run:\n" if len(problems) > 1 else ""
+        tail = "" if len(problems) > 1 else f" ({hint})"
+        raise ConfigError(head + "\n".join(shown) + tail, file=str(path), line=problems[0][0])
     if not items:
         raise ConfigError(f"{path}: no items (expected one JSON object per line)", file=str(path))
     return items

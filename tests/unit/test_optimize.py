@@ -21,7 +21,7 @@ from agentmesh.models import ScriptedModel
 from agentmesh.models.registry import register_provider
 from agentmesh.optimize import optimize
 from agentmesh.spec import GraphSpec, load_graph
-from agentmesh.spec.loader import dump_graph
+from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.spec.operators import RoundsParams
 from agentmesh.store import Store
 from tests._cli import run_cli
@@ -147,6 +147,48 @@ def test_data_formats_map_to_graph_inputs(tmp_path: Path) -> None:
     path.write_text(json.dumps({"problme": "typo"}) + "\n")
     with pytest.raises(ConfigError, match=r"math.jsonl:1: .*missing input 'problem'.*unknown input\(s\) problme"):
         read_items(path, math)
+
+
+def test_every_bad_line_of_a_data_file_is_named_at_once(tmp_path: Path) -> None:
+    """One attempt per bad line is slow going on a large file: every bad line is listed (the first ten), and
+    nothing runs."""
+    mmlu = load_graph(REPO / "graphs" / "dylan_mmlu.yaml")
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "ok"}\n{"question": 3}\n{"qestion": "x"}\nnot json\n[1]\n')
+    with pytest.raises(ConfigError) as caught:
+        read_items(path, mmlu)
+    message = str(caught.value)
+    assert message.startswith(f"4 bad lines in {path} (a line holds the graph's inputs")
+    for expected in (
+        "bad.jsonl:2: graph 'dylan_mmlu': input 'question' should be string, got int 3",
+        "bad.jsonl:3: graph 'dylan_mmlu': missing input 'question'",
+        "bad.jsonl:4: not valid JSON (Expecting value at column 1)",
+        "bad.jsonl:5: expected a JSON object of inputs, got list",
+    ):
+        assert expected in message, message
+    assert "bad.jsonl:1" not in message and caught.value.context["line"] == 2
+    path.write_text("".join(f'{{"question": {n}}}\n' for n in range(12)))
+    with pytest.raises(ConfigError, match=r"(?s)12 bad lines .*bad.jsonl:10: .*\.\.\. and 2 more bad lines$"):
+        read_items(path, mmlu)
+
+
+def test_an_input_named_answer_is_not_the_gold_answer(tmp_path: Path) -> None:
+    """A grader graph takes the answer to grade as an input: scoring its output against that same text measured
+    nothing. Only fields the graph does not take are read as the reference."""
+    grader = graph_from_data(
+        {
+            "name": "grader",
+            "inputs": {"question": {}, "answer": {}},
+            "agents": {"judge": {"prompt": "{{ question }} {{ answer }}", "parser": "text"}},
+            "nodes": {"grade": {"op": "call", "agent": "judge"}},
+        }
+    )
+    path = tmp_path / "graded.jsonl"
+    path.write_text(json.dumps({"question": "2*3?", "answer": "6"}) + "\n")
+    (item,) = read_items(path, grader)
+    assert item.inputs == {"question": "2*3?", "answer": "6"} and item.gold is None
+    path.write_text(json.dumps({"question": "2*3?", "answer": "6", "target": "correct"}) + "\n")
+    assert read_items(path, grader)[0].gold == "correct"  # a field it does not take still is the reference
 
 
 def test_a_data_file_that_is_not_utf8_or_is_a_folder_is_named_not_a_traceback(
