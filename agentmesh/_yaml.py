@@ -11,6 +11,12 @@ from typing import Any
 
 import yaml
 
+Loc = tuple[str | int, ...]
+"""A path into a YAML document: mapping keys and sequence indexes."""
+
+LineMap = dict[Loc, int]
+"""The line of every path of a document (see :func:`line_map`)."""
+
 
 class YamlError(ValueError):
     """A file that is not valid YAML, or that writes a key twice; the message starts with ``file:line:``."""
@@ -56,3 +62,27 @@ def duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...] = ()) -> list[str
         for i, item in enumerate(node.value):
             found += duplicate_keys(item, (*loc, i))
     return found
+
+
+def line_map(node: yaml.Node, loc: Loc = ()) -> LineMap:
+    """The line of every key and item under ``node``, by its path: so that an error found in the data (by pydantic,
+    by a check of ours) can point at the line the user wrote it on."""
+    lines: LineMap = {loc: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            lines[(*loc, k)] = key.start_mark.line + 1
+            for sub, line in line_map(value, (*loc, k)).items():
+                lines.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(line_map(item, (*loc, i)))
+    return lines
+
+
+def line_of(lines: LineMap, loc: Loc) -> int | None:
+    """The line of ``loc``, or of the nearest enclosing key the file has (a missing field's mapping)."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None

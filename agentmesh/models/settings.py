@@ -23,10 +23,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agentmesh._yaml import YamlError, read_yaml
+from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml
 from agentmesh.errors import ConfigError, InvalidModelReferenceError
 from agentmesh.models.reference import parse_reference
 
@@ -115,39 +114,13 @@ class ModelSettings(BaseModel):
         return ref
 
 
-Loc = tuple[str | int, ...]
-
-
-def _line_map(node: yaml.Node, loc: Loc = ()) -> dict[Loc, int]:
-    """The line of every key and item under ``node``, by its path (so that an error can point at it)."""
-    lines: dict[Loc, int] = {loc: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
-            lines[(*loc, k)] = key.start_mark.line + 1
-            for sub, line in _line_map(value, (*loc, k)).items():
-                lines.setdefault(sub, line)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_map(item, (*loc, i)))
-    return lines
-
-
-def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
-    """The line of ``loc``, or of the nearest enclosing key the file has (a missing field's mapping)."""
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _where(file: str, lines: dict[Loc, int], loc: Loc) -> str:
+def _where(file: str, lines: LineMap, loc: Loc) -> str:
     """``file:line`` of ``loc`` (``file`` alone for an empty file)."""
-    line = _line_of(lines, loc)
+    line = line_of(lines, loc)
     return file if line is None else f"{file}:{line}"
 
 
-def _reject_inline_secrets(data: Any, loc: Loc, file: str, lines: dict[Loc, int]) -> None:
+def _reject_inline_secrets(data: Any, loc: Loc, file: str, lines: LineMap) -> None:
     """Refuse a key written into the file, naming where it is and never what it is."""
     path = ".".join(str(p) for p in loc)
     if isinstance(data, dict):
@@ -189,7 +162,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
     except YamlError as exc:
         raise ConfigError(str(exc), file=name) from None
     data = data or {}
-    lines = _line_map(root) if root is not None else {}
+    lines = line_map(root) if root is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{_where(name, lines, ())}: expected a mapping with aliases/endpoints/prices at the top", file=name
@@ -204,7 +177,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
                 ".".join(str(p) for p in e["loc"]),
                 e["msg"].removeprefix("Value error, "),
             )
-            for e in sorted(exc.errors(include_url=False), key=lambda e: _line_of(lines, tuple(e["loc"])) or 0)
+            for e in sorted(exc.errors(include_url=False), key=lambda e: line_of(lines, tuple(e["loc"])) or 0)
         ]
         if len(problems) == 1:
             ((where, field, msg),) = problems
@@ -217,7 +190,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
     return settings
 
 
-def _check_aliases(settings: ModelSettings, file: str, lines: dict[Loc, int]) -> None:
+def _check_aliases(settings: ModelSettings, file: str, lines: LineMap) -> None:
     """Refuse an alias whose reference cannot be read, at its line: found when used, the error would name the
     reference it resolved to, not the alias the user typed nor the file it came from."""
     for alias, target in settings.aliases.items():

@@ -28,21 +28,13 @@ from agentmesh.runtime.operators.basic import answer_of
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
-from agentmesh.spec.graph import GraphSpec, InputSpec
+from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
 from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
 DEFAULT_MODEL = "local"
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "list": (list,),
-    "object": (dict,),
-}
 
 
 class RunResult(BaseModel):
@@ -135,7 +127,7 @@ def _type_ok(ispec: InputSpec, value: Any) -> bool:
         return not ispec.required
     if ispec.type in ("integer", "number") and isinstance(value, bool):
         return False
-    return isinstance(value, _TYPES[ispec.type])
+    return isinstance(value, INPUT_TYPES[ispec.type])
 
 
 def _budgets(spec: GraphSpec, extra: Budget | None) -> list[Budget]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_serializer, model_validator
 
+from agentmesh._yaml import Loc
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
@@ -32,8 +33,9 @@ from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, Scor
 from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
 
 SPEC_VERSION = 1
-#: What each input type accepts (a boolean is not an integer or a number, though Python says it is).
-_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+#: What each input type accepts (a boolean is not an integer or a number, though Python says it is); the spec's
+#: defaults are checked against it at load and a run's inputs when it starts.
+INPUT_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "number": (int, float),
@@ -44,8 +46,6 @@ _INPUT_TYPES: dict[str, tuple[type, ...]] = {
 _POLICY_TYPES = (AnyOf, AllOf, Consensus, ScoreThreshold, MaxRounds, Budget)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
-
-Loc = tuple[str | int, ...]
 
 
 class Problem(BaseModel):
@@ -82,7 +82,7 @@ class InputSpec(BaseModel):
     def _default_of_its_type(self) -> InputSpec:
         # a run takes the default as it is: "no" for a boolean was true in every prompt's {% if %}, "three" for an
         # integer failed the first prompt that added to it
-        kinds = _INPUT_TYPES[self.type]
+        kinds = INPUT_TYPES[self.type]
         wrong = isinstance(self.default, bool) and bool not in kinds
         if self.default is not None and (wrong or not isinstance(self.default, kinds)):
             raise ValueError(f"default {self.default!r} is not of the input's type {self.type}")

@@ -15,13 +15,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._yaml import YamlError, read_yaml
+from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.graph import GraphSpec, Loc, Problem, reference_problems
+from agentmesh.spec.graph import GraphSpec, Problem, reference_problems
 from agentmesh.spec.operators import OperatorParams, operator_names, operator_params, unknown_operator
-
-LineMap = dict[Loc, int]
 
 
 class Located(BaseModel):
@@ -37,20 +35,6 @@ class Located(BaseModel):
         return f"{where}: {field}: {self.problem.message}" if field else f"{where}: {self.problem.message}"
 
 
-def _line_map(node: yaml.Node, loc: Loc = ()) -> LineMap:
-    lines: LineMap = {loc: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
-            lines[(*loc, k)] = key.start_mark.line + 1
-            for sub, line in _line_map(value, (*loc, k)).items():
-                lines.setdefault(sub, line)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_map(item, (*loc, i)))
-    return lines
-
-
 def _read(path: Path) -> tuple[Any, LineMap]:
     if not path.is_file():
         raise SpecError(f"{path}: file not found", file=str(path))
@@ -59,14 +43,7 @@ def _read(path: Path) -> tuple[Any, LineMap]:
         data, root = read_yaml(text, str(path))
     except YamlError as exc:
         raise SpecError(str(exc), file=str(path)) from None
-    return data, (_line_map(root) if root is not None else {})
-
-
-def _line_for(lines: LineMap, loc: Loc) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
+    return data, (line_map(root) if root is not None else {})
 
 
 def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
@@ -107,7 +84,7 @@ _TAGS = {"any", "all", "consensus", "score_threshold", "max_rounds", "budget"}
 
 
 def _raise(file: str, lines: LineMap, problems: Iterable[Problem]) -> None:
-    located = [Located(file=file, line=_line_for(lines, p.loc), problem=p) for p in problems]
+    located = [Located(file=file, line=line_of(lines, p.loc), problem=p) for p in problems]
     if not located:
         return
     first = located[0]
