@@ -11,10 +11,11 @@ which runs to resume.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_ther
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
 from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store.owner import OWNER_KEY, owner_alive
 
 
 @dataclass
@@ -99,7 +102,13 @@ def run_batch(
     executor: str = "local",
     ray_address: str | None = None,
     ray_cpus: float = 1.0,
+    given: Mapping[str, Any] | None = None,
+    limit: int | None = None,
 ) -> None:
+    """Run ``items`` (the lines of ``source`` read with the ``-i`` values ``given``, the first ``limit``) as one
+    batch. Each run is tagged with the batch, its line, and what it takes to read the file again the same way
+    (``given``, ``limit``, the file's hash), so that ``resume --batch`` can also start the lines an interruption
+    kept from starting."""
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
     reference = model or spec.model or DEFAULT_MODEL
     client = model_for(reference, db)
@@ -107,6 +116,13 @@ def run_batch(
     # (agentmesh runs --batch ID), long after its summary scrolled away.
     batch = uuid.uuid4().hex[:12]
     release: Callable[[], None] | None = None
+    read_again = {
+        "file": str(source.resolve()),
+        "items": len(items),
+        "given": dict(given or {}),
+        "limit": limit,
+        "sha256": _file_hash(source),
+    }
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
         nonlocal release
@@ -124,7 +140,7 @@ def run_batch(
             on_ray = _ray_start(spec, shared, run_on_ray, store, budget)
 
         def start(item: datasets.Item) -> Start:
-            where = {"id": batch, "file": str(source.resolve()), "line": item.line, "items": len(items)}
+            where = {"id": batch, "line": item.line, **read_again}
             meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
             if on_ray is not None:
                 return on_ray(item, meta)
@@ -238,19 +254,22 @@ def run_many(
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
-            # an item that never started has no stored run, so no resume reaches it: name its lines, or it is
-            # silently missing from the batch once the cut runs are resumed
+            # an item that never started has no stored run: resuming the runs by id does not reach it, resuming the
+            # batch does (it reads the file again); its lines are named either way
             unstarted = [o.line for o, _ in runs if o.run_id is None and not o.over and o.line is not None]
             err_console.print(
                 f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
                 f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
                 + (" ".join(r[:12] for r in cut) or "none")
-                + (f"; or all the batch's at once: agentmesh resume --batch {batch}" if batch else "")
                 + (
-                    f". Never started, so no resume runs them: {_lines(unstarted)}"
+                    f"; or the whole batch at once, the lines that never started too: agentmesh resume --batch {batch}"
+                    if batch
+                    else ""
+                )
+                + (
+                    f". Never started: {_lines(unstarted)}"
                     + (f" of {escape(str(source))}" if source is not None else "")
-                    + " (run those lines again with --input-file)"
                     if unstarted
                     else ""
                 ),
@@ -470,16 +489,74 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
     return table
 
 
-def unfinished_of(store: Store, batch: str) -> list[RunRecord]:
-    """The runs of ``batch`` to resume: its interrupted and failed ones, in the batch's order. Runs still marked
-    running are left out (another process may be running them; a dead one's can be resumed by id)."""
+def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None]:
+    """What ``resume --batch`` continues: the batch's interrupted and failed runs, and those left running by a
+    process known to be dead (a SIGKILL), in the batch's order; and the lines that never started, when the batch
+    can tell (:func:`unstarted_of`). Runs still marked running by a live process, or one this machine cannot
+    check, are left out (they are resumed by id, with ``--force`` if need be)."""
     found = batch_runs(store, batch, then=" (agentmesh show RUN names the batch of a run)")
-    todo = [r for r in found if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)]
-    if not todo:
+    todo = [
+        r
+        for r in found
+        if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)
+        or (r.status == RunStatus.RUNNING and owner_alive(r.meta.get(OWNER_KEY)) is False)
+    ]
+    unstarted = unstarted_of(found)
+    if not todo and unstarted is None:
         counts = Counter(str(r.status) for r in found)
         told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
-    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0))
+    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0)), unstarted
+
+
+@dataclass
+class Unstarted:
+    """The lines of a batch that never started (an interruption came first), read again from the batch's file as
+    the batch read them, with what its runs ran: their graph, model and budget."""
+
+    spec: GraphSpec
+    items: list[datasets.Item]
+    model: str | None
+    budget: Budget | None
+    tag: dict[str, Any]  # the batch's tag (meta.batch) without a line's own fields
+
+
+def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
+    """The lines of the batch of ``runs`` (all its runs) that have no run, or ``None`` when every line has one.
+
+    A :class:`ConfigError` when some lines never started but cannot be read again as they were: the file is gone
+    or changed since (its hash), or the batch was run by a version that did not record how it read the file."""
+    tag = dict(runs[0].meta.get("batch") or {})
+    started = {(r.meta.get("batch") or {}).get("line") for r in runs}
+    missing = int(tag.get("items") or 0) - len(started)
+    if missing <= 0:
+        return None
+    where = f"batch {tag.get('id')}: {missing} of its {tag.get('items')} lines never started"
+    path = Path(str(tag.get("file")))
+    if "sha256" not in tag:
+        raise ConfigError(f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it)")
+    if not path.is_file() or _file_hash(path) != tag["sha256"]:
+        state = "is gone" if not path.is_file() else "has changed since"
+        raise ConfigError(f"{where}, and {path} {state}: they cannot be told apart from the lines that ran")
+    spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
+    items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
+    budget = runs[0].meta.get("budget")
+    return Unstarted(
+        spec=spec,
+        items=[item for item in items if item.line not in started],
+        model=runs[0].model,
+        budget=Budget.model_validate(budget) if budget else None,
+        tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
+    )
+
+
+def _file_hash(path: Path) -> str:
+    """The SHA-256 of a batch's input file: whether it is still the file the batch read."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def batch_runs(store: Store, batch: str, *, then: str = "") -> list[RunRecord]:

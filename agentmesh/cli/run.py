@@ -34,12 +34,12 @@ from agentmesh.cli._common import (
     run_async,
 )
 from agentmesh.cli._live import LiveView, final_panel
-from agentmesh.cli.batch import ItemOutcome, Start, run_batch, run_many, unfinished_of
+from agentmesh.cli.batch import ItemOutcome, Start, Unstarted, run_batch, run_many, unfinished_of
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
@@ -145,6 +145,8 @@ def run_graph(
             executor=executor.value,
             ray_address=ray_address,
             ray_cpus=ray_cpus,
+            given=given,
+            limit=limit,
         )
         return
     if limit is not None:
@@ -194,9 +196,10 @@ def resume(
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     if bool(runs) == (batch is not None):
         raise ConfigError("give the runs to resume, or --batch ID (not both)")
+    unstarted: Unstarted | None = None
     with open_store(db) as store:
-        if batch is not None:
-            records = unfinished_of(store, batch)
+        if batch is not None:  # its cut and failed runs, and the lines an interruption kept from starting
+            records, unstarted = unfinished_of(store, batch)
         else:
             records = list({r.id: r for r in (store.get_run(run) for run in runs or [])}.values())
     done = [r.id[:12] for r in records if r.status == "succeeded"]
@@ -242,7 +245,8 @@ def resume(
                 line=tag.get("line"), inputs=dict(r.inputs), run_id=r.id, batch=batch, gold=tag.get("gold")
             )
 
-        return [(outcome(r), start(r.id)) for r in records]
+        resumed = [(outcome(r), start(r.id)) for r in records]
+        return resumed + ([] if unstarted is None else _start_unstarted(unstarted, store, model, db))
 
     run_many(
         "resume",
@@ -255,6 +259,32 @@ def resume(
         close=None if client is None else client.aclose,
         batch=batch,
     )
+
+
+def _start_unstarted(
+    unstarted: Unstarted, store: Store, model: str | None, db: str | None
+) -> list[tuple[ItemOutcome, Start]]:
+    """New runs for a batch's lines that never started, as the batch would have run them: its graph, its model
+    (or ``--model``), its budget, tagged as its other runs are."""
+    client = model_for(model or unstarted.model or DEFAULT_MODEL, db)
+    tag = unstarted.tag
+
+    def start(item: datasets.Item) -> Start:
+        meta = {"batch": {**tag, "line": item.line, **({"gold": item.gold} if item.gold is not None else {})}}
+        return lambda listeners: arun(
+            unstarted.spec,
+            item.inputs,
+            model=client,
+            store=store,
+            budget=unstarted.budget,
+            listeners=listeners,
+            meta=meta,
+        )
+
+    return [
+        (ItemOutcome(line=item.line, inputs=item.inputs, batch=str(tag.get("id")), gold=item.gold), start(item))
+        for item in unstarted.items
+    ]
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------

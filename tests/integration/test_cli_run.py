@@ -325,6 +325,45 @@ def test_a_large_batch_logs_progress_and_sums_up_how_its_runs_ended(
     assert "not succeeded: 3 items" in out and "30 items: 27 succeeded, 3 failed" in out
 
 
+def test_resume_batch_also_starts_the_lines_an_interruption_kept_from_starting(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Lines that never started have no run, so resuming the batch's runs left the batch short of them for good.
+    ``resume --batch`` reads the batch's file again as the batch read it (its -i values, --limit) and starts them,
+    tagged with the batch and their lines -- unless the file has changed since (its lines could have moved)."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {n}*3?"}) + "\n" for n in (1, 2, 3, 4, 5)))
+    args = ["run", "debate", "--input-file", str(items), "--limit", "4", "-m", model, "--db", db, "-q"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        runs = store.list_runs()
+        batch = runs[0].meta["batch"]["id"]
+        # as if an interruption had come before lines 2 and 4 started: no run of theirs
+        store.delete_runs([r.id for r in runs if r.meta["batch"]["line"] in (2, 4)])
+    code, out, err = run_cli(["resume", "--batch", batch, "--db", db, "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    started = json.loads(out)
+    assert [(d["line"], d["status"], d["result"]["answer"]) for d in started] == [
+        (2, "succeeded", "6"),
+        (4, "succeeded", "12"),
+    ]
+    with Store(db) as store:
+        lines = sorted(r.meta["batch"]["line"] for r in store.list_runs(batch=batch))
+        assert lines == [1, 2, 3, 4]  # line 5 was never part of the batch (--limit 4)
+        assert {r.model for r in store.list_runs(batch=batch)} == {runs[0].model}
+    code, _, err = run_cli(["resume", "--batch", batch, "--db", db], capsys, monkeypatch)
+    assert code == 2 and "nothing to resume (4 succeeded)" in " ".join(err.split())
+
+    with Store(db) as store:
+        store.delete_runs([r.id for r in store.list_runs(batch=batch) if r.meta["batch"]["line"] == 3])
+    items.write_text(items.read_text() + json.dumps({"question": "What is 9*3?"}) + "\n")
+    code, _, err = run_cli(["resume", "--batch", batch, "--db", db], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and f"batch {batch}: 1 of its 4 lines never started, and {items.resolve()} has changed" in said
+
+
 def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """``run --input-file`` tags its runs with one batch id (file, line): ``runs --batch`` lists them, ``show`` says
     where a run came from, and ``resume --batch`` continues the batch's failed runs only."""

@@ -52,8 +52,8 @@ def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys:
         )
     message = " ".join(capsys.readouterr().err.split())
     assert "0 of 4 items had finished, 1 runs were cut short and 3 never started" in message
-    assert "agentmesh resume --batch b" in message
-    assert "Never started, so no resume runs them: lines 2-3, 5 of items.jsonl" in message
+    assert "the whole batch at once, the lines that never started too: agentmesh resume --batch b" in message
+    assert "Never started: lines 2-3, 5 of items.jsonl" in message
 
 
 def test_a_count_of_one_is_singular() -> None:
