@@ -403,7 +403,14 @@ def _run_one(
                 advice = (
                     f"continue it with [bold]agentmesh resume {view.run_id[:12]}[/] (finished calls are not made again)"
                 )
-                if isinstance(exc, RunError) and not isinstance(exc, ReplayDivergence):
+                if isinstance(exc, ConfigError):
+                    # an input or a setting is at fault (a value the graph's own checks refuse, a target set that
+                    # is not there): a resume runs the run as stored, with the same inputs, and fails alike
+                    advice = (
+                        "a resume would run it with the same inputs and settings and fail alike: fix them and run "
+                        f"it again (agentmesh delete {view.run_id[:12]} removes this one)"
+                    )
+                elif isinstance(exc, RunError) and not isinstance(exc, ReplayDivergence):
                     # when the graph itself is at fault (a template, a condition), a resume runs it as stored with
                     # the run and fails alike; a fork runs today's file, once fixed, serving the calls made
                     made = sum(1 for e in store.events(view.run_id) if e.kind in CALL_KINDS)

@@ -364,6 +364,20 @@ def test_resume_batch_also_starts_the_lines_an_interruption_kept_from_starting(
     assert code == 2 and f"batch {batch}: 1 of its 4 lines never started, and {items.resolve()} has changed" in said
 
 
+def test_a_run_failing_on_its_inputs_does_not_advise_a_resume(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A resume runs a run with its stored inputs: after an input the graph refuses once running (a target set
+    that is not there), "continue it with agentmesh resume" would fail alike; the advice is to fix and run again."""
+    model = script(tmp_path, "any.yaml", "rules: []\ndefault: x\n")
+    args = ["run", "alu", "-i", "query=Who?", "-i", "target_set=nosuch", "-m", model, "--db", db]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    said = " ".join(err.split())
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+    assert code == 2 and failed.status == "failed" and "no target set 'nosuch'" in said
+    assert "a resume would run it with the same inputs and settings and fail alike: fix them and run it again" in said
+    assert f"agentmesh delete {failed.id[:12]}" in said and "continue it with" not in said
+
+
 def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """``run --input-file`` tags its runs with one batch id (file, line): ``runs --batch`` lists them, ``show`` says
     where a run came from, and ``resume --batch`` continues the batch's failed runs only."""
@@ -781,7 +795,7 @@ rules:
     assert "agentmesh resume RUN" in message
     assert runs["slow-item one"].id[:12] in message and runs["slow-item two"].id[:12] in message
     batch = runs["fast-item"].meta["batch"]["id"]
-    assert f"or all the batch's at once: agentmesh resume --batch {batch}" in message
+    assert f"or the whole batch at once, the lines that never started too: agentmesh resume --batch {batch}" in message
 
 
 def test_an_interrupted_resume_of_several_runs_lists_every_one_left_unfinished(
