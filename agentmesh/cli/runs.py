@@ -204,8 +204,9 @@ def _print_timeline(story: Timeline, full: bool) -> None:
                     parts.append(f"[dim]{escape(name)}: -[/]")
                     continue
                 ratings = f" rated {node['ratings']}" if node.get("ratings") is not None else ""
-                key = node.get("key")
-                answer = "no answer" if key is None else str(key)
+                key, label = node.get("key"), node.get("label")
+                # a reply that is no vote (a code writer's, a judge's) is shown by what it gave, as pictures do
+                answer = str(key) if key is not None else f"({label})" if label else "no answer"
                 text = f"{escape(name)}: {escape(answer)}{escape(ratings)}"
                 parts.append(f"[dim strike]{text}[/]" if slot in pruned else text)
             kept = f" · ranker kept {[network.agents[s] for s in ranked['kept']]}" if ranked else ""

@@ -5,13 +5,17 @@ stopping, the final answer by collected tests, and importance through writers an
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from rich.console import Console
 
+from agentmesh.cli.runs import _print_timeline
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
@@ -121,6 +125,13 @@ def test_judges_rate_writers_and_equivalent_code_stops_in_writer_layer_two(tmp_p
     # the report draws writers in writer layers and judges in judge layers: one idle node, the writer that the
     # early stop spared in layer 3; 4 + 4 + 3 nodes ran
     assert page.count('class="idle"') == 1 and page.count('class="ran"') == 11
+    # agentmesh show: writers and judges by what they gave (an implementation, a judge's feedback), not "no answer"
+    with Store(db(tmp_path)) as store:
+        printed = io.StringIO()
+        with patch("agentmesh.cli.runs.console", Console(file=printed, width=400)):
+            _print_timeline(load_timeline(store, result.run_id), full=False)
+    network = printed.getvalue().split("network of dylan")[1]
+    assert "no answer" not in network and "programmer: (code)" in network and "tester: (unit test results)" in network
 
 
 @pytest.mark.parametrize("compat", [False, True])
