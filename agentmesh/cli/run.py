@@ -92,7 +92,9 @@ def run_graph(
     ] = None,
     model: ModelOption = None,
     db: DbOption = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once.")] = 4,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Items run at once (default 4).")
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", "-n", min=1, help="Only the first N items of --input-file (a quick look first)."),
@@ -139,7 +141,7 @@ def run_graph(
             model=model,
             db=db,
             budget=budget,
-            concurrency=concurrency,
+            concurrency=4 if concurrency is None else concurrency,
             as_json=as_json,
             quiet=quiet,
             executor=executor.value,
@@ -151,6 +153,8 @@ def run_graph(
         return
     if limit is not None:
         raise ConfigError("--limit takes the first items of an --input-file; there is none")
+    if concurrency is not None:
+        raise ConfigError("--concurrency is how many items of an --input-file run at once; there is none")
     if executor != Executor.LOCAL or ray_address is not None:
         raise ConfigError("--executor ray runs the items of an --input-file on Ray; one run runs here")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view

@@ -510,6 +510,10 @@ def test_limit_runs_the_first_items_only(db: str, tmp_path: Path, capsys, monkey
         ["run", "debate", "-i", "question=q", "-m", model, "--db", db, "-n", "2"], capsys, monkeypatch
     )
     assert code == 2 and "--limit takes the first items of an --input-file" in err
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", model, "--db", db, "-c", "8"], capsys, monkeypatch
+    )
+    assert code == 2 and "--concurrency is how many items of an --input-file run at once" in err  # not ignored
 
 
 def test_input_file_with_a_bad_line_fails_before_any_run(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
