@@ -113,6 +113,9 @@ def show(
     ] = Direction.LR,
 ) -> None:
     """Describe a graph and draw it: a summary and Mermaid text, or an SVG/PNG file."""
+    for path, option, suffix in ((svg, "--svg", ".svg"), (png, "--png", ".png")):
+        if path is not None and path.suffix.lower() != suffix:  # a PNG named x.jpg opens as a broken JPEG
+            raise ConfigError(f"{option} {path}: it writes {suffix[1:].upper()}; name the file *{suffix}")
     converter = _png_converter() if png is not None else None
     spec = _load(graph)
     if svg is not None or png is not None:

@@ -212,6 +212,13 @@ def test_show_png_without_the_cairo_library_says_what_to_install(tmp_path: Path,
     assert "needs the cairo library" in " ".join(err.split()) and "libcairo2" in err
 
 
+def test_show_refuses_a_drawing_named_for_another_format(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--png x.jpg wrote a PNG under a JPEG's name (viewers then call it broken)."""
+    for option, name, expected in (("--png", "g.jpg", "name the file *.png"), ("--svg", "g.png", "*.svg")):
+        code, _, err = run_cli(["graph", "show", "debate", option, str(tmp_path / name)], capsys, monkeypatch)
+        assert code == 2 and expected in err and not (tmp_path / name).exists()
+
+
 def test_show_invalid_file(tmp_path: Path, capsys, monkeypatch) -> None:
     shutil.copy(GRAPHS / "invalid.yaml", tmp_path / "bad.yaml")
     code, out, err = run_cli(["graph", "show", "bad.yaml"], capsys, monkeypatch)
