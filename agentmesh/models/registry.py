@@ -99,7 +99,7 @@ def get_model(
         return ref
     settings = settings if settings is not None else load_settings()
     if isinstance(ref, Provider):
-        limits = settings.limits_for(ref.endpoint, ref.name, ref.default_limits())
+        limits = settings.limits_for(ref.endpoint, ref.name, ref.default_limits(), use_default=not ref.in_process)
         return ModelClient(ref, limits=limits, observers=observers)
     parsed = parse_reference(settings.resolve_alias(ref))
     with _lock:
@@ -115,6 +115,8 @@ def get_model(
     if api_key_env:
         options["api_key_env"] = api_key_env
     provider = factory(parsed, configured, options)
-    limits = settings.limits_for(provider.endpoint, by_provider, provider.default_limits())
+    limits = settings.limits_for(
+        provider.endpoint, by_provider, provider.default_limits(), use_default=not provider.in_process
+    )
     price = None if provider.free else price_for(provider.model_name, {**DEFAULT_PRICES, **settings.prices})
     return ModelClient(provider, reference=parsed.raw, limits=limits, price=price, observers=observers)

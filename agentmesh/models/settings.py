@@ -92,14 +92,17 @@ class ModelSettings(BaseModel):
     endpoints: dict[str, EndpointLimits] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
 
-    def limits_for(self, endpoint: str, provider: str | None, fallback: EndpointLimits) -> EndpointLimits:
-        """Limits of an endpoint: its own entry, else its provider's, else ``default``, else ``fallback``
-        (the provider's own default).
+    def limits_for(
+        self, endpoint: str, provider: str | None, fallback: EndpointLimits, *, use_default: bool = True
+    ) -> EndpointLimits:
+        """Limits of an endpoint: its own entry, else its provider's, else ``default`` (unless ``use_default`` is
+        false: a model in this process, for which a server's defaults are wrong), else ``fallback`` (the
+        provider's own default).
 
         Pass ``provider=None`` for a server named by URL: an ``openai:`` entry describes hosted OpenAI (its
         rate limits, its key variable) and must not leak onto a local vLLM or llama.cpp server.
         """
-        for key in (endpoint, provider, "default"):
+        for key in (endpoint, provider, "default" if use_default else None):
             if key is not None and key in self.endpoints:
                 return self.endpoints[key]
         return fallback

@@ -32,6 +32,7 @@ class RecordedModel(Provider):
 
     name = "replay"
     free = True
+    in_process = True
 
     def __init__(self, store: Store, run: str) -> None:
         record = store.get_run(run)  # a unique prefix will do; RunNotFoundError names the store otherwise

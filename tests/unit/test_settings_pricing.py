@@ -275,6 +275,13 @@ def test_in_process_models_use_their_own_defaults_unless_configured() -> None:
     assert get_model(model, settings=ModelSettings()).limits == model.default_limits()
     configured = EndpointLimits(max_concurrency=3)
     assert get_model(model, settings=ModelSettings(endpoints={"scripted": configured})).limits is configured
+    # a `default` entry is written for servers (a 30-s timeout would cut the embedded model's CPU-bound calls): it
+    # does not reach a model in this process, which an entry under its own name still configures
+    servers = ModelSettings(endpoints={"default": EndpointLimits(timeout_s=30)})
+    assert get_model(model, settings=servers).limits == model.default_limits()
+    local = get_model("local", settings=servers)
+    assert local.limits.timeout_s == 600 and local.limits == local.provider.default_limits()
+    assert get_model("openai:m@http://127.0.0.1:9/v1", settings=servers).limits.timeout_s == 30
 
 
 # --- prices ------------------------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ class Provider(ABC):
     name: ClassVar[str]
     #: Calls are free (local, scripted, replayed): cost is 0 rather than unknown.
     free: ClassVar[bool] = False
+    #: Answers in this process, with no server (embedded, scripted, replayed): the settings' ``default`` endpoint
+    #: entry, written for servers (a 30-s timeout, say), does not apply; an entry under its endpoint or provider
+    #: name (``llamacpp``, ``scripted``) does.
+    in_process: ClassVar[bool] = False
 
     def default_limits(self) -> EndpointLimits:
         """Limits used when the settings name none for this endpoint."""

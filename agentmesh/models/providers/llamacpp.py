@@ -150,6 +150,7 @@ class LlamaCppProvider(Provider):
 
     name = "llamacpp"
     free = True
+    in_process = True
 
     def __init__(self, reference: ModelReference, *, n_ctx: int = DEFAULT_N_CTX) -> None:
         if reference.provider == "local":

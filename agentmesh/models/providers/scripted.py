@@ -123,6 +123,7 @@ class ScriptedModel(Provider):
 
     name = "scripted"
     free = True
+    in_process = True
 
     def __init__(
         self,
