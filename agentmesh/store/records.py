@@ -44,8 +44,9 @@ class RunRecord(BaseModel):
     """One run of a graph: what went in, how it ended, and what it cost.
 
     ``totals`` holds ``calls``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``cost_usd``
-    (``None`` when no call had a known price), ``estimated_tokens`` (some usage was estimated, not reported by
-    the server) and ``errors`` (failed call attempts). It is computed from the run's events when it finishes.
+    (``None`` when a call's price is unknown: a partial sum would pass for the run's cost), ``estimated_tokens``
+    (some usage was estimated, not reported by the server) and ``errors`` (failed call attempts). It is computed
+    from the run's events when it finishes.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -225,7 +225,9 @@ class Store(TargetMethods):
                 "prompt_tokens": int(agg[1]),
                 "completion_tokens": int(agg[2]),
                 "total_tokens": int(agg[3]),
-                "cost_usd": None if agg[4] is None else float(agg[4]),
+                # unknown when a call's price is (a model missing from the price table): a sum of the others would
+                # pass for the run's cost, "$0" beside an embedded model's free calls
+                "cost_usd": None if agg[4] is None or int(agg[7]) else float(agg[4]),
                 "estimated_tokens": bool(agg[5]),
                 "errors": int(agg[6]),
             }
@@ -524,7 +526,8 @@ _CALL_TOTALS = Statement(
     "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
     "COALESCE(SUM(total_tokens), 0), SUM(cost_usd), "
     "COALESCE(MAX(CASE WHEN usage_estimated THEN 1 ELSE 0 END), 0), "
-    "COALESCE(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), 0) "
+    "COALESCE(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN error IS NULL AND cost_usd IS NULL THEN 1 ELSE 0 END), 0) "
     "FROM events WHERE run_id = :run_id AND kind = :kind"
 )
 _FINISH_RUN = Statement(
