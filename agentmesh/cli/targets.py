@@ -26,7 +26,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SetArgument = Annotated[str, typer.Argument(help="The target set's name (graphs read it as -i target_set=NAME).")]
+def _trimmed(name: str | None) -> str | None:
+    """The set's name as the store keeps it (spaces around it dropped), so that messages and --json say that."""
+    return None if name is None else name.strip()
+
+
+SetArgument = Annotated[
+    str, typer.Argument(help="The target set's name (graphs read it as -i target_set=NAME).", callback=_trimmed)
+]
 _KINDS = "entity, topic, option or other"
 
 
@@ -92,7 +99,8 @@ def remove(
 @app.command("list")
 def list_targets(
     target_set: Annotated[
-        str | None, typer.Argument(help="The set to list; without it, every set with its version.")
+        str | None,
+        typer.Argument(help="The set to list; without it, every set with its version.", callback=_trimmed),
     ] = None,
     version: Annotated[
         int | None, typer.Option("--version", "-v", min=0, help="The targets active at this version (default: now).")
