@@ -370,8 +370,9 @@ def test_many_shot_is_seeded_and_ends_with_the_question() -> None:
 def test_attack_specs() -> None:
     assert parse_attack("many_shot:16").shots == 16
     assert parse_attack("lang:fr").label == "lang:fr"
-    with pytest.raises(ValueError):
-        parse_attack("many_shot:lots")
+    for bad in ("many_shot:lots", "many_shot:0", "many_shot:-2"):
+        with pytest.raises(ValueError, match="expected many_shot:<number of shots, at least 1>"):
+            parse_attack(bad)
     with pytest.raises(KeyError, match="'de'"):
         apply_attack(parse_attack("lang:de"), "Q?", HERMIONE, translations={"fr": {"Q?": "Q ?"}})
 

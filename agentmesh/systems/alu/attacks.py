@@ -137,8 +137,8 @@ class Attack:
 def parse_attack(spec: str) -> Attack:
     name, _, arg = spec.strip().partition(":")
     if name == "many_shot":
-        if not arg.isdigit():
-            raise ValueError(f"attack {spec!r}: expected many_shot:<number of shots>")
+        if not arg.isdigit() or int(arg) < 1:  # no shots is the plain question: that is the attack `none`
+            raise ValueError(f"attack {spec!r}: expected many_shot:<number of shots, at least 1>")
         return Attack("many_shot", shots=int(arg))
     if name == "lang":
         if not arg:
