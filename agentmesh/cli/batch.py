@@ -501,7 +501,14 @@ def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted 
         if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)
         or (r.status == RunStatus.RUNNING and owner_alive(r.meta.get(OWNER_KEY)) is False)
     ]
-    unstarted = unstarted_of(found)
+    try:
+        unstarted = unstarted_of(found)
+    except ConfigError as exc:
+        if not todo:
+            raise
+        # the cut and failed runs are resumed all the same; the lines that cannot be read again are named
+        err_console.print(f"{exc}; resuming the batch's stored runs only", highlight=False)
+        unstarted = None
     if not todo and unstarted is None:
         counts = Counter(str(r.status) for r in found)
         told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

@@ -363,6 +363,17 @@ def test_resume_batch_also_starts_the_lines_an_interruption_kept_from_starting(
     said = " ".join(err.split())
     assert code == 2 and f"batch {batch}: 1 of its 4 lines never started, and {items.resolve()} has changed" in said
 
+    # with a failed run to resume as well, that run is resumed and the lines that cannot be read again are named
+    with Store(db) as store:
+        line_1 = next(r for r in store.list_runs(batch=batch) if r.meta["batch"]["line"] == 1)
+        store.mark_running(line_1.id)
+        store.finish_run(line_1.id, "failed", stop_reason="error", error="as if it had failed")
+    code, _, err = run_cli(["resume", "--batch", batch, "--db", db, "-q"], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 0 and "has changed since" in said and "resuming the batch's stored runs only" in said, said
+    with Store(db) as store:
+        assert store.get_run(line_1.id).status == "succeeded"
+
 
 def test_a_run_failing_on_its_inputs_does_not_advise_a_resume(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """A resume runs a run with its stored inputs: after an input the graph refuses once running (a target set
