@@ -178,7 +178,14 @@ def optimize(
             "optimized_graph": str(out),
             "picture": str(picture),
             "items": [
-                {"line": i.line, "run_id": i.run_id, "answer": i.answer, "gold": i.gold, "error": i.error}
+                {
+                    "line": i.line,
+                    "run_id": i.run_id,
+                    "answer": i.answer,
+                    "gold": i.gold,
+                    "shared_credit": i.shared_credit,
+                    "error": i.error,
+                }
                 for i in result.items
             ],
         }
@@ -193,6 +200,15 @@ def optimize(
         console.print(table)
         if result.accuracy is not None:
             console.print(f"accuracy of the full team on the labelled items: {result.accuracy:.1%}")
+        shared = result.shared_credit
+        if shared:  # DyLAN's own code divides by zero on these; their credit went to the whole last layer
+            lines = ", ".join(str(i.line) for i in shared[:10]) + (", ..." if len(shared) > 10 else "")
+            console.print(
+                Text(
+                    f"on {len(shared)} of {len(items)} items no agent of the last layer gave the final answer, so all "
+                    f"of them shared its credit (lines {lines})"
+                )
+            )
         for item in failures:
             err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
         console.print(Text(f"optimised graph: {out}  (run it: agentmesh run {out} ...)"))

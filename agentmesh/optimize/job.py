@@ -45,6 +45,7 @@ class ItemResult:
     ran: list[str] = field(default_factory=list)
     reused: bool = False
     error: str | None = None
+    shared_credit: bool = False  # no agent of the last layer gave the final answer: all of them got the credit
 
     @property
     def correct(self) -> bool | None:
@@ -70,6 +71,12 @@ class OptimizeResult:
     @property
     def failed(self) -> list[ItemResult]:
         return [i for i in self.items if i.error]
+
+    @property
+    def shared_credit(self) -> list[ItemResult]:
+        """Items where no agent of the last layer gave the final answer, so the credit was shared by all of them
+        (dylan.md §4.4; the reference divides by zero there)."""
+        return [i for i in self.items if i.shared_credit]
 
     @property
     def accuracy(self) -> float | None:
@@ -223,6 +230,7 @@ def _importance_of(spec: GraphSpec, score_node: str, run: ItemRun, item: Item) -
     out.per_agent = {str(k): float(v) for k, v in scores["per_agent"].items()}
     out.per_node = {str(k): float(v) for k, v in scores["per_node"].items()}
     out.ran = [str(k) for k in scores.get("ran", out.per_node)]
+    out.shared_credit = bool(scores.get("fallback"))
     out.answer = (run.outputs.get(spec.output_node()) or {}).get("answer")
     return out
 

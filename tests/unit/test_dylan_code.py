@@ -201,6 +201,21 @@ def test_code_comparison_pieces() -> None:
     assert _sections("[reflection 2]: bad [[1, 2]]\n[reflection 1]: good", "reflection", 3) == ["good", "bad", None]
 
 
+def test_optimize_counts_the_items_whose_credit_was_shared(tmp_path: Path) -> None:
+    """No runnable final code: the credit goes to the whole last layer (dylan.md §4.4). That was a log line per
+    query on stderr naming no run; the job's result says which items, and the command counts them."""
+    from agentmesh.datasets import read_items
+    from agentmesh.optimize import optimize
+
+    data = tmp_path / "humaneval.jsonl"
+    record = {"prompt": PROMPT, "entry_point": "add", "test": "", "canonical_solution": ""}
+    data.write_text("\n".join(json.dumps({"task_id": f"T/{i}", **record}) for i in range(2)))
+    team = Team(lambda agent, layer: BROKEN if layer > 1 else STYLES[WRITERS.index(agent)])
+    spec = graph(rounds=2, ranker=None)
+    result = optimize(spec, read_items(data, spec), top_k=2, model=ScriptedModel(respond=team), store=db(tmp_path))
+    assert not result.failed and [i.line for i in result.shared_credit] == [1, 2]
+
+
 def test_optimize_ranks_writers_and_judges_separately(tmp_path: Path) -> None:
     from agentmesh.datasets import read_items
     from agentmesh.optimize import optimize

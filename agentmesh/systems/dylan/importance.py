@@ -143,7 +143,9 @@ def importance(
         else:
             chosen = [a for a in active_last if equivalent(_answer(trace, last, a), final_answer)]
         if not chosen:
-            log.warning("no active node of the last layer gave the final answer: credit shared by all of them")
+            # recorded in the result (``fallback``) and counted by `agentmesh optimize`, which names the items: a log
+            # line per query, on stderr with no run named, said nothing a user could act on
+            log.debug("no active node of the last layer gave the final answer: credit shared by all of them")
             chosen, fallback = active_last, True
         for a in chosen:
             per_node[(last, a)] = Fraction(1, len(chosen))
