@@ -236,7 +236,7 @@ def run_many(
             return f"{counters['failed']} failed · {counters['calls']} calls"
 
         def on_event(kind: str, data: dict[str, Any]) -> None:
-            if kind == "call":
+            if kind == "call" and not data.get("served"):  # a resumed run's recorded calls are not made again
                 counters["calls"] += 1
                 progress.update(note=note())
             elif kind == "calls":  # a run made elsewhere (a Ray worker) says its calls once it is over

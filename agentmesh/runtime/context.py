@@ -228,7 +228,8 @@ class RunContext:
             error=parsed.error if parsed.ok or response.text.strip() else _no_answer(response, request),
         )
         if self.listeners:  # (the event's dict is not built for nobody)
-            self.emit("call", {"node": node, "round": round, **answer.model_dump()})
+            # served: answered from the run's record (a resume, a replay), not a call made now
+            self.emit("call", {"node": node, "round": round, "served": served is not None, **answer.model_dump()})
         return answer
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:

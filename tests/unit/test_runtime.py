@@ -160,7 +160,12 @@ def test_resume_serves_finished_calls_and_never_repeats_them(db: str) -> None:
     assert {(1, 0), (1, 1), (1, 2)} <= done_keys
 
     fresh = ScriptedModel([{"agent": "debater", "template": "\\boxed{8}"}])
-    result = resume(failed.id, store=db, model=fresh)  # the blocking form of aresume
+    told: list[dict[str, Any]] = []
+    result = resume(  # the blocking form of aresume
+        failed.id, store=db, model=fresh, listeners=[lambda kind, data: told.append(data) if kind == "call" else None]
+    )
+    # listeners are told which answers were served from the record (a batch's progress counts calls made only)
+    assert sum(1 for d in told if d["served"]) == 1 and sum(1 for d in told if not d["served"]) == 5
     assert result.status == "succeeded" and result.answer == "8"
     # Round 1 resumes from its checkpoint; in round 2 the one finished call is served from the record.
     assert result.served_from_record == 1
