@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
 def _trimmed(name: str | None) -> str | None:
     """The set's name as the store keeps it (spaces around it dropped), so that messages and --json say that."""
     return None if name is None else name.strip()
