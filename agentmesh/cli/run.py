@@ -35,7 +35,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import ItemOutcome, Start, Unstarted, run_batch, run_many, unfinished_of
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, NotRecordedError
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
@@ -413,6 +413,13 @@ def _run_one(
                     advice = (
                         "a resume would run it with the same inputs and settings and fail alike: fix them and run "
                         f"it again (agentmesh delete {view.run_id[:12]} removes this one)"
+                    )
+                elif isinstance(exc, NotRecordedError):
+                    # the replay: model has no answer to this prompt, and a resume would ask it again: another model
+                    # answers what the recorded run never asked, the rest still served from this run's record
+                    advice = (
+                        f"continue it with [bold]agentmesh resume {view.run_id[:12]} -m MODEL[/], a model that "
+                        "answers the calls the replayed run never made (its other calls are not made again)"
                     )
                 elif isinstance(exc, RunError) and not isinstance(exc, ReplayDivergence):
                     # when the graph itself is at fault (a template, a condition), a resume runs it as stored with

@@ -870,6 +870,14 @@ def test_a_replay_model_reruns_a_stored_run_from_the_db_it_is_given(
     result = json.loads(out)
     assert result["answer"] == "51" and result["calls"] == first.totals["calls"] == 6 and result["cost_usd"] == 0.0
 
+    # a prompt the recorded run never sent: the run fails, and a resume with the same replay: model would fail
+    # alike, so the advice names another model for what the record lacks
+    args = ["run", "debate", "-i", "question=another", "-m", f"replay:{first.id[:8]}", "--db", db]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "the run never sent this one" in said, said
+    assert "-m MODEL, a model that answers the calls the replayed run never made" in said
+
 
 def test_a_replay_of_a_command_line_run_checks_todays_graph_file(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """The command line resolved the graph itself and passed the spec on, so its runs stored no source: a replay
