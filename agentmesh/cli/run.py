@@ -36,6 +36,7 @@ from agentmesh.cli._common import (
 from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import ItemOutcome, Start, Unstarted, run_batch, run_many, unfinished_of
 from agentmesh.errors import ConfigError, NotRecordedError
+from agentmesh.models import ModelClient
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
@@ -236,6 +237,15 @@ def resume(
         return
     # One client for every run when a model is given (one connection pool); else each run its own stored model.
     client = model_for(model, db) if model else None
+    # the lines that never started run on --model, else on the batch's model: one client for them all
+    fresh = None if unstarted is None or not unstarted.items else client
+    if unstarted is not None and unstarted.items and fresh is None:
+        fresh = model_for(unstarted.model or DEFAULT_MODEL, db)
+    owned = [c for c in {id(c): c for c in (client, fresh) if c is not None}.values()]
+
+    async def close() -> None:
+        for each in owned:
+            await each.aclose()
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
         def start(run_id: str) -> Start:
@@ -250,7 +260,7 @@ def resume(
             )
 
         resumed = [(outcome(r), start(r.id)) for r in records]
-        return resumed + ([] if unstarted is None else _start_unstarted(unstarted, store, model, db))
+        return resumed + ([] if unstarted is None or fresh is None else _start_unstarted(unstarted, store, fresh))
 
     run_many(
         "resume",
@@ -260,17 +270,14 @@ def resume(
         concurrency=concurrency,
         as_json=as_json,
         quiet=quiet,
-        close=None if client is None else client.aclose,
+        close=close if owned else None,
         batch=batch,
     )
 
 
-def _start_unstarted(
-    unstarted: Unstarted, store: Store, model: str | None, db: str | None
-) -> list[tuple[ItemOutcome, Start]]:
-    """New runs for a batch's lines that never started, as the batch would have run them: its graph, its model
-    (or ``--model``), its budget, tagged as its other runs are."""
-    client = model_for(model or unstarted.model or DEFAULT_MODEL, db)
+def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) -> list[tuple[ItemOutcome, Start]]:
+    """New runs for a batch's lines that never started, as the batch would have run them: its graph, its budget,
+    tagged as its other runs are; on ``client`` (``--model``, else the batch's model)."""
     tag = unstarted.tag
 
     def start(item: datasets.Item) -> Start:
