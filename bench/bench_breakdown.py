@@ -58,7 +58,7 @@ from agentmesh.runtime.context import AgentAnswer, RunContext
 from agentmesh.runtime.recording import CallEvent
 from agentmesh.store import writes
 from agentmesh.store.checkpointer import CheckpointWrite
-from agentmesh.store.runs import _AppendEvents
+from agentmesh.store.events import AppendEvents
 
 AGENTMESH = "agentmesh (spec -> run, store on, SQLite file)"
 PROCESS = "agentmesh, writer process (emulated, batches at the run's end)"
@@ -136,11 +136,11 @@ _echo: EchoProcess | None = None
 
 
 def _is_hot(op: Any) -> bool:
-    return isinstance(op, _AppendEvents | CheckpointWrite)
+    return isinstance(op, AppendEvents | CheckpointWrite)
 
 
 def _note_skipped(op: Any) -> None:
-    if isinstance(op, _AppendEvents):
+    if isinstance(op, AppendEvents):
         STATS.skipped_events += len(op.sources)
     else:
         STATS.skipped_checkpoints += 1
@@ -149,7 +149,7 @@ def _note_skipped(op: Any) -> None:
 def _message(op: Any) -> Any:
     """The data a writer process would need for ``op``, built as this process would have to build it."""
     _note_skipped(op)
-    if isinstance(op, _AppendEvents):
+    if isinstance(op, AppendEvents):
         # a model call's raw fields (the other process would check and redact them); other events come built
         return [
             ["call", source.record.event_fields()] if isinstance(source, CallEvent) else ["row", dict(source)]
@@ -177,7 +177,7 @@ def _transaction(self: writes.BatchWriter, ops: Sequence[Any], *, coalesce: bool
     rest = [op for op, is_hot in zip(ops, hot, strict=True) if not is_hot]
     results = iter(_original_transaction(self, rest, coalesce=coalesce) if rest else [])
     return [
-        ([] if isinstance(op, _AppendEvents) else None) if is_hot else next(results)
+        ([] if isinstance(op, AppendEvents) else None) if is_hot else next(results)
         for op, is_hot in zip(ops, hot, strict=True)
     ]
 
@@ -202,7 +202,7 @@ def _enqueue(self: writes.BatchWriter, op: Any, future: writes.Resolvable, *, wa
     assert _echo is not None
     _echo.send(ormsgpack.packb([_message(op)], option=ormsgpack.OPT_NON_STR_KEYS))
     future.set_running_or_notify_cancel()
-    future.set_result([] if isinstance(op, _AppendEvents) else None)
+    future.set_result([] if isinstance(op, AppendEvents) else None)
 
 
 @contextmanager
@@ -271,7 +271,7 @@ def call_parts(number: int) -> list[list[str]]:
     from agentmesh.spec import graph_from_data
     from agentmesh.spec.operators import RoundsParams
     from agentmesh.spec.templates import render
-    from agentmesh.store.runs import event_row
+    from agentmesh.store.events import event_row
 
     spec = graph_from_data(bench.AGENTMESH_SPEC)
     model = bench.ScriptedModel()

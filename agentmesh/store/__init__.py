@@ -6,9 +6,10 @@ SQLite file ``.agentmesh/agentmesh.db``; ``store.checkpointer()`` is the LangGra
 
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, resolve_db_url
+from agentmesh.store.events import event_row
 from agentmesh.store.migrate import upgrade_database
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
-from agentmesh.store.runs import Store, event_row
+from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION
 from agentmesh.store.targets import PinnedTargetSet, TargetRow, TargetSetInfo, TargetSetNotFoundError
 

@@ -10,7 +10,6 @@ JSON that is written passes through the secret redactor first.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
@@ -19,10 +18,18 @@ import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store._checkpoint_rows import delete_threads
-from agentmesh.store._jsonable import JSONValue, clean_text
-from agentmesh.store._redact import mask_secrets, redact_json
+from agentmesh.store._redact import mask_secrets
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
+from agentmesh.store.events import (
+    RUN_EXISTS,
+    AppendEvents,
+    EventRowSource,
+    event_row,
+    lock_run,
+    stored_json,
+    stored_text,
+)
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
 from agentmesh.store.owner import OWNER_KEY, current_owner
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
@@ -155,7 +162,7 @@ class Store(TargetMethods):
             "id": new_id,
             "graph": graph,
             "spec_hash": spec_hash,
-            "inputs": _prepare(inputs, "inputs"),
+            "inputs": stored_json(inputs, "inputs"),
             "status": RunStatus.RUNNING.value,
             "stop_reason": None,
             "parent_run_id": parent_run_id,
@@ -164,15 +171,15 @@ class Store(TargetMethods):
             "error": None,
             "created_at": utcnow(),
             "finished_at": None,
-            "meta": _prepare({**(meta or {}), OWNER_KEY: current_owner()}, "meta"),
+            "meta": stored_json({**(meta or {}), OWNER_KEY: current_owner()}, "meta"),
             "schema_version": SCHEMA_VERSION,
         }
         url = self.url
 
         def create(tx: Tx) -> None:
-            if tx.scalar(_RUN_EXISTS, {"id": new_id}) is not None:
+            if tx.scalar(RUN_EXISTS, {"id": new_id}) is not None:
                 raise StoreError(f"a run with id {new_id!r} already exists in {url}", run_id=new_id)
-            if parent_run_id is not None and tx.scalar(_RUN_EXISTS, {"id": parent_run_id}) is None:
+            if parent_run_id is not None and tx.scalar(RUN_EXISTS, {"id": parent_run_id}) is None:
                 raise RunNotFoundError(
                     f"parent run {parent_run_id!r} of the new run is not in {url}", run_id=parent_run_id
                 )
@@ -212,13 +219,13 @@ class Store(TargetMethods):
         changes = {
             "id": run_id,
             "status": final.value,
-            "stop_reason": _text(stop_reason),
-            "error": _text(error),
+            "stop_reason": stored_text(stop_reason),
+            "error": stored_text(error),
             "finished_at": utcnow(),
         }
 
         def finish(tx: Tx) -> dict[str, Any]:
-            _lock(tx, run_id, url)
+            lock_run(tx, run_id, url)
             agg = tx.execute(_CALL_TOTALS, {"run_id": run_id, "kind": EventKind.MODEL_CALL.value}).fetchone()
             totals = {
                 "calls": int(agg[0]),
@@ -244,7 +251,7 @@ class Store(TargetMethods):
         owner = current_owner()
 
         def reopen(tx: Tx) -> None:
-            _lock(tx, run_id, url)
+            lock_run(tx, run_id, url)
             meta = _decoded_run(tx.execute(_SELECT_RUN, {"id": run_id}).fetchone(), tx.dialect)["meta"] or {}
             meta = {**meta, OWNER_KEY: owner}
             tx.execute(_REOPEN_RUN, {"id": run_id, "status": RunStatus.RUNNING.value, "meta": meta})
@@ -411,7 +418,7 @@ class Store(TargetMethods):
 
         Returns once they are committed. Events queued by several callers at once share one commit (group commit).
         """
-        return self._batch.submit(_AppendEvents(run_id, rows, self.url)).result() if rows else []
+        return self._batch.submit(AppendEvents(run_id, rows, self.url)).result() if rows else []
 
     def post_events(self, run_id: str, rows: Sequence[EventRowSource]) -> Posted[list[int]]:
         """Queue events for a run without waiting; the future resolves with their ids once committed.
@@ -425,7 +432,7 @@ class Store(TargetMethods):
         inside the commit, with the run's row locked on Postgres and SQLite's write lock held, so concurrent
         writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
         """
-        return self._batch.post(_AppendEvents(run_id, rows, self.url))
+        return self._batch.post(AppendEvents(run_id, rows, self.url))
 
     def events(self, run_id: str, *, kind: EventKind | str | None = None) -> list[EventRecord]:
         """A run's events in order (``seq``), optionally only one kind; :class:`RunNotFoundError` if no run."""
@@ -440,72 +447,6 @@ class Store(TargetMethods):
         return [EventRecord.model_validate(_checked_version(row._asdict(), "event")) for row in rows]
 
 
-def event_row(
-    kind: str,
-    *,
-    node: str | None = None,
-    agent: str | None = None,
-    round: int | None = None,
-    call_index: int | None = None,
-    attempt: int | None = None,
-    request: Any = None,
-    request_hash: str | None = None,
-    response: Any = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    total_tokens: int | None = None,
-    usage_estimated: bool = False,
-    latency_s: float | None = None,
-    cost_usd: float | None = None,
-    error: str | None = None,
-    data: Any = None,
-    created_at: datetime | None = None,
-) -> dict[str, Any]:
-    """An event ready for :meth:`Store.record_events`: JSON checked and redacted, timestamped (``created_at``:
-    when it happened, aware; default now), versioned.
-
-    Building it is the caller's thread's work (it can run while the writer commits another batch).
-    """
-    if not kind:
-        raise StoreError("an event needs a kind (e.g. 'model_call')")
-    return {
-        "kind": kind,
-        "node": node,
-        "agent": agent,
-        "round": round,
-        "call_index": call_index,
-        "attempt": attempt,
-        "request": None if request is None else _prepare(request, "request"),
-        "request_hash": request_hash,
-        "response": None if response is None else _prepare(response, "response"),
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": total_tokens,
-        "usage_estimated": bool(usage_estimated),
-        "latency_s": latency_s,
-        "cost_usd": cost_usd,
-        "error": _text(error),
-        "data": None if data is None else _prepare(data, "data"),
-        "created_at": utcnow() if created_at is None else _aware(created_at),
-        "schema_version": SCHEMA_VERSION,
-    }
-
-
-def _aware(when: datetime) -> datetime:
-    if when.tzinfo is None:
-        raise StoreError(f"an event's created_at must be timezone-aware (UTC), got {when!r}")
-    return when
-
-
-def _prepare(value: Any, where: str) -> JSONValue:
-    """What a JSON column receives: plain JSON, secrets removed."""
-    return redact_json(value, where=where)
-
-
-def _text(value: str | None) -> str | None:
-    return None if value is None else clean_text(mask_secrets(value))
-
-
 def _status(value: RunStatus | str) -> RunStatus:
     try:
         return RunStatus(value)
@@ -514,13 +455,7 @@ def _status(value: RunStatus | str) -> RunStatus:
         raise StoreError(f"unknown run status {value!r}; expected one of {allowed}") from None
 
 
-_EVENT_COLUMNS = [c.name for c in events.columns if c.name != "id"]
-_INSERT_EVENT = Statement.insert(events, _EVENT_COLUMNS)
-_INSERT_EVENT_RETURNING = Statement.insert(events, _EVENT_COLUMNS, "RETURNING id")
-_NEXT_SEQ = Statement("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = :run_id")
 _INSERT_RUN = Statement.insert(runs, [c.name for c in runs.columns])
-_RUN_EXISTS = Statement("SELECT 1 FROM runs WHERE id = :id")
-_LOCK_RUN = Statement("SELECT 1 FROM runs WHERE id = :id FOR UPDATE")
 _SELECT_RUN = Statement(f"SELECT {', '.join(c.name for c in runs.columns)} FROM runs WHERE id = :id")
 _CALL_TOTALS = Statement(
     "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
@@ -543,45 +478,6 @@ _REOPEN_RUN = Statement(
 _RUN_READERS: dict[str, list[Any]] = {}
 
 
-EventRowSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
-"""An event row (from :func:`event_row`), or a function making one: called in the writer thread, so that checking
-and redacting the row happens off the caller's critical path."""
-
-
-class _AppendEvents:
-    """A writer op appending events to a run; consecutive appends to one run share its lock and ``seq`` lookup."""
-
-    def __init__(self, run_id: str, rows: Sequence[EventRowSource], url: str) -> None:
-        self.run_id = run_id
-        self.sources = list(rows)
-        self.url = url
-        self.coalesce_key = ("events", run_id)
-        self._rows: list[dict[str, Any]] | None = None
-
-    def rows(self) -> list[dict[str, Any]]:
-        if self._rows is None:
-            self._rows = [dict(row() if callable(row) else row) for row in self.sources]
-        return self._rows
-
-    def __call__(self, tx: Tx) -> list[int]:
-        return self.run_group(tx, [self])[0]
-
-    def run_group(self, tx: Tx, group: Sequence[_AppendEvents]) -> list[list[int]]:
-        rows = [op.rows() for op in group]  # built (and checked) before anything is written
-        _lock(tx, self.run_id, self.url)
-        seq = int(tx.scalar(_NEXT_SEQ, {"run_id": self.run_id}))
-        insert = _INSERT_EVENT_RETURNING if tx.postgres else _INSERT_EVENT
-        out = []
-        for op_rows in rows:
-            ids = []
-            for row in op_rows:
-                cursor = tx.execute(insert, {**row, "run_id": self.run_id, "seq": seq})
-                ids.append(int(cursor.fetchone()[0] if tx.postgres else cursor.lastrowid))
-                seq += 1
-            out.append(ids)
-        return out
-
-
 def running_refused(run_id: str) -> StoreError:
     """Why a run marked running is not deleted without ``force`` (one message for the store and the CLI, which
     says it before asking for confirmation)."""
@@ -590,12 +486,6 @@ def running_refused(run_id: str) -> StoreError:
         "process may still be writing it, or its process died before finishing it and agentmesh resume can finish it",
         run_id=run_id,
     )
-
-
-def _lock(tx: Tx, run_id: str, url: str) -> None:
-    """Check the run exists and lock its row for this transaction (Postgres; SQLite holds its write lock)."""
-    if tx.scalar(_LOCK_RUN if tx.postgres else _RUN_EXISTS, {"id": run_id}) is None:
-        raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
 
 
 def _decoded_run(row: Sequence[Any], dialect: sa.Dialect) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact
+from agentmesh.store.events import event_row
 from agentmesh.store.records import EventRecord, RunRecord
-from agentmesh.store.runs import Store, event_row
+from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
 from agentmesh.store.targets import IMPORTED_PINS, PinnedTargetSet
 
