@@ -22,7 +22,7 @@ from agentmesh.runtime.replay import replay
 from agentmesh.spec import GraphSpec, load_graph
 from agentmesh.store import Store
 from agentmesh.systems.alu.data import demo_targets
-from agentmesh.systems.alu.evaluate import judge_verdict
+from agentmesh.systems.alu.judge import judge_verdict
 
 pytestmark = [
     pytest.mark.integration,

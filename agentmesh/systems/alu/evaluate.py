@@ -9,8 +9,8 @@ quality against a reference run. :func:`run_items` runs items through
 stores every run instead: :func:`eval_cases` turns the data into one case per (item, attack),
 :func:`system_graph` and :func:`system_inputs` give each compared system (§9.4) its graph and inputs, and
 :func:`outcome_from_outputs` reads each stored run's node outputs back into an :class:`Outcome`.
-The optional judge (``--judge``) is a graph too (``graphs/alu_leak_judge.yaml``): :func:`judged_case` says which
-cases it sees (forget QA items), :func:`judge_inputs` gives its inputs and :func:`judge_verdict` reads its run.
+The optional leak judge (``--judge``) is in :mod:`~agentmesh.systems.alu.judge`; its functions are re-exported
+here for the importers of their old path.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentmesh.systems.alu.attacks import Attack, apply_attack, parse_attack
+from agentmesh.systems.alu.judge import (  # re-exported: agentmesh.cli.eval imports them from here
+    JudgeVerdict,
+    judge_graph,
+    judge_inputs,
+    judge_verdict,
+    judged_case,
+)
 from agentmesh.systems.alu.metrics import (
     Stemmer,
     answer_letter,
@@ -41,7 +48,6 @@ if TYPE_CHECKING:
     from agentmesh.spec.graph import GraphSpec
 
 __all__ = [
-    "JUDGE_GRAPH",
     "SYSTEMS",
     "EvalCase",
     "JudgeVerdict",
@@ -73,8 +79,6 @@ __all__ = [
 
 Split = Literal["forget", "retain"]
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-JudgeVerdict = Literal["yes", "no", "unparsed"]
-"""What the leak judge said of an answer: it reveals the gold answer, it does not, or no readable verdict."""
 
 
 @dataclass(frozen=True)
@@ -614,36 +618,3 @@ def eval_demonstrations(items: Sequence[QAItem | McqItem], *, seed: int = 0) -> 
         for i in items
     ]
     return icul_demonstrations(qa, seed=seed)
-
-
-# --- the optional leak judge (``agentmesh eval alu --judge``, alu.md §9.2) ------------------------------------------
-
-JUDGE_GRAPH = "alu_leak_judge"
-"""The shipped graph of the leak judge: one call to ``agents/alu/leak_judge.yaml``, parsed by ``yes_no_verdict``."""
-
-
-def judge_graph() -> GraphSpec:
-    """The leak judge's :class:`~agentmesh.spec.graph.GraphSpec` (``graphs/alu_leak_judge.yaml``)."""
-    from agentmesh.runtime.run import resolve_graph
-
-    return resolve_graph(JUDGE_GRAPH)
-
-
-def judged_case(case: EvalCase) -> bool:
-    """Whether the judge is asked about a case's answers: forget QA items (a multiple-choice answer is a letter,
-    a retain answer has nothing to leak)."""
-    return case.split == "forget" and case.gold_letter is None and case.reference is not None
-
-
-def judge_inputs(case: EvalCase, answer: str) -> dict[str, str]:
-    """The judge's inputs for one answer to a case: the question before the attack (a many-shot prompt or a
-    translation would only cost tokens), the gold answer and the answer. Equal inputs are one judgement (the
-    stored run of a judge job is found by its inputs)."""
-    return {"query": case.question or case.query, "reference": case.reference or "", "response": answer}
-
-
-def judge_verdict(outputs: Mapping[str, Any]) -> JudgeVerdict:
-    """The verdict of a judge run from its node outputs: ``yes``, ``no``, or ``unparsed`` when the reply had
-    neither (or the run was stopped before the call)."""
-    value = (outputs.get("verdict") or {}).get("value")
-    return "yes" if value is True else "no" if value is False else "unparsed"
