@@ -8,6 +8,7 @@ soft delete, so ``list --version N`` shows what any earlier version held and old
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from rich.table import Table
 from agentmesh.cli._common import DbOption, JsonOption, console, open_store
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store, TargetRow, TargetSetInfo
-from agentmesh.store.targets import check_target_records
+from agentmesh.store.targets import TargetRecordError, check_located_target_records
 from agentmesh.systems.alu.registry import read_text
 
 app = typer.Typer(
@@ -190,43 +191,31 @@ def import_(
 
 
 def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
-    """The target records of a JSONL file (blank lines skipped), each checked as the store will check it, so that
-    a bad line is an error naming the file and the line before anything is written."""
-    out: list[dict[str, Any]] = []
-    first_line: dict[int, int] = {}  # an id -> the line that gives it: a repeated id names both lines
+    """The target records of a JSONL file (blank lines skipped), checked by the store's own record check
+    (:func:`~agentmesh.store.targets.check_located_target_records`, which ``eval alu --targets`` and ALU's
+    ``-i targets=`` use too), so that a bad line is an error naming the file and the line before anything is
+    written. ``target_set`` is only named in errors the store raises later; the check does not depend on it."""
     try:
         text = read_text(path)
     except ValueError as exc:  # not UTF-8: the file and line of the first bad byte
         raise ConfigError(f"{exc}; nothing imported", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}", file=str(path)) from exc
-    for number, line in enumerate(_lines(text), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); nothing imported", file=str(path)) from None
-        if not isinstance(record, dict):
-            raise ConfigError(
-                f"{path}:{number}: expected a JSON object with a name, got {type(record).__name__}; nothing imported",
-                file=str(path),
-            )
-        try:
-            check_target_records([record], target_set)
-        except StoreError as exc:
-            reason = str(exc).split(": ", 1)[-1]
-            raise ConfigError(f"{path}:{number}: {reason}; nothing imported", file=str(path)) from None
-        target_id = record.get("id")
-        if target_id is not None:
-            if target_id in first_line:
-                raise ConfigError(
-                    f"{path}:{number}: id {target_id} is already given on line {first_line[target_id]}; "
-                    "nothing imported",
-                    file=str(path),
-                )
-            first_line[target_id] = number
-        out.append(record)
+
+    def located() -> Iterator[tuple[str, Any]]:
+        for number, line in enumerate(_lines(text), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); nothing imported", file=str(path)) from None
+            yield f"{path}:{number}", record
+
+    try:
+        out = check_located_target_records(located())
+    except TargetRecordError as exc:
+        raise ConfigError(f"{exc}; nothing imported", file=str(path)) from None
     if not out:
         raise ConfigError(f"{path}: no target records; nothing imported", file=str(path))
     return out

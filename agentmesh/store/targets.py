@@ -51,9 +51,13 @@ __all__ = [
     "PinnedTargetSet",
     "StoredEmbedding",
     "TargetMethods",
+    "TargetRecordError",
     "TargetRow",
     "TargetSetInfo",
     "TargetSetNotFoundError",
+    "assign_target_ids",
+    "check_located_target_records",
+    "check_target_record",
     "check_target_records",
     "normalize_alias",
     "pack_vector",
@@ -160,47 +164,99 @@ def unpack_vector(blob: bytes, dim: int) -> list[float]:
     return list(struct.unpack(f"<{dim}f", blob))
 
 
-def check_target_records(records: Iterable[Mapping[str, Any]], set_name: str) -> list[dict[str, Any]]:
-    """Validate target records before anything is written; errors name the record (1-based) and the field."""
+class TargetRecordError(ValueError):
+    """A target record refused by :func:`check_located_target_records`: ``where`` is the caller's name for the
+    record (``people.jsonl:3``, ``item 2``, ``record 2``), ``reason`` the field, what it must be and what it is.
+
+    A ``ValueError`` rather than a :class:`~agentmesh.errors.StoreError` because one check serves several callers
+    that report differently: the store wraps it in a ``StoreError``, ALU's file and inline targets let it through
+    as the ``ValueError`` their callers turn into a ``ConfigError``, ``targets import`` names the file line. The
+    ``reason`` is the same text in every one of them, so a record is refused alike wherever it is given.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+def check_target_record(record: object, where: str) -> dict[str, Any]:
+    """One target record checked and normalised: ``{"id" (or None), "name", "aliases", "description", "kind"}``.
+
+    Names, aliases and descriptions are stripped and have credential-shaped text masked (:func:`mask_secrets`):
+    whatever is checked here may be stored, and nothing secret may reach the target tables. Raises
+    :class:`TargetRecordError` naming ``where`` and the field.
+    """
+    if not isinstance(record, Mapping):
+        raise TargetRecordError(where, f"expected a target record (an object with a name), got {type(record).__name__}")
+    name = record.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise TargetRecordError(where, f"a target needs a non-empty name, got {name!r}")
+    raw_aliases = record.get("aliases") or []
+    if isinstance(raw_aliases, str) or not isinstance(raw_aliases, list | tuple):
+        raise TargetRecordError(where, f"{name!r}: aliases must be a list of strings, got {raw_aliases!r}")
+    aliases = []
+    for alias in raw_aliases:
+        if not isinstance(alias, str) or not alias.strip():
+            raise TargetRecordError(where, f"{name!r}: every alias must be a non-empty string, got {alias!r}")
+        aliases.append(mask_secrets(alias.strip()))
+    description = record.get("description")
+    if description is not None and not isinstance(description, str):
+        raise TargetRecordError(where, f"{name!r}: description must be text, got {type(description).__name__}")
+    kind = record.get("kind") or "entity"
+    if kind not in TARGET_KINDS:
+        raise TargetRecordError(where, f"{name!r}: kind must be one of {', '.join(TARGET_KINDS)}, got {kind!r}")
+    target_id = record.get("id")
+    if target_id is not None and (isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1):
+        raise TargetRecordError(where, f"{name!r}: id must be a positive integer, got {target_id!r}")
+    return {
+        "id": target_id,
+        "name": mask_secrets(name.strip()),
+        "aliases": aliases,
+        "description": mask_secrets(description.strip()) if description and description.strip() else None,
+        "kind": kind,
+    }
+
+
+def check_located_target_records(records: Iterable[tuple[str, object]]) -> list[dict[str, Any]]:
+    """``(where, record)`` pairs, each checked by :func:`check_target_record`, in order (a lazy iterable is read
+    one record at a time, so a caller's own error for a later line, say bad JSON, comes after this one's for an
+    earlier line); an id given twice is refused at its second place, naming the first."""
     out: list[dict[str, Any]] = []
-    for number, record in enumerate(records, 1):
-        where = f"target set {set_name!r}, record {number}"
-        if not isinstance(record, Mapping):
-            raise StoreError(f"{where}: expected an object with at least a name, got {type(record).__name__}")
-        name = record.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise StoreError(f"{where}: a target needs a non-empty name, got {name!r}")
-        raw_aliases = record.get("aliases") or []
-        if isinstance(raw_aliases, str) or not isinstance(raw_aliases, list | tuple):
-            raise StoreError(f"{where} ({name!r}): aliases must be a list of strings, got {raw_aliases!r}")
-        aliases = []
-        for alias in raw_aliases:
-            if not isinstance(alias, str) or not alias.strip():
-                raise StoreError(f"{where} ({name!r}): every alias must be a non-empty string, got {alias!r}")
-            aliases.append(mask_secrets(alias.strip()))
-        description = record.get("description")
-        if description is not None and not isinstance(description, str):
-            raise StoreError(f"{where} ({name!r}): description must be text, got {type(description).__name__}")
-        kind = record.get("kind") or "entity"
-        if kind not in TARGET_KINDS:
-            raise StoreError(f"{where} ({name!r}): kind must be one of {', '.join(TARGET_KINDS)}, got {kind!r}")
-        target_id = record.get("id")
-        if target_id is not None and (isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1):
-            raise StoreError(f"{where} ({name!r}): id must be a positive integer, got {target_id!r}")
-        out.append(
-            {
-                "id": target_id,
-                "name": mask_secrets(name.strip()),
-                "aliases": aliases,
-                "description": mask_secrets(description.strip()) if description and description.strip() else None,
-                "kind": kind,
-            }
-        )
-    ids = [r["id"] for r in out if r["id"] is not None]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicated:
-        raise StoreError(f"target set {set_name!r}: id {duplicated[0]} is given twice; nothing added")
+    first: dict[int, str] = {}
+    for where, record in records:
+        checked = check_target_record(record, where)
+        target_id = checked["id"]
+        if target_id is not None:
+            if target_id in first:
+                raise TargetRecordError(where, f"id {target_id} is already given at {first[target_id]}")
+            first[target_id] = where
+        out.append(checked)
     return out
+
+
+def assign_target_ids(records: Sequence[dict[str, Any]], taken: Iterable[int] = ()) -> list[int]:
+    """Fill in the ids of checked records that have none (in place) and return every record's id.
+
+    A record without an id gets the next one after the highest of ``taken`` (the set's ids, removed ones
+    included: ids are never reused) and of the ids given in ``records``, in order: the store and ALU's file and
+    inline targets number the same records alike, and a change's given ids never collide with its new ones.
+    """
+    next_id = max([0, *taken, *(r["id"] for r in records if r["id"] is not None)]) + 1
+    for record in records:
+        if record["id"] is None:
+            record["id"], next_id = next_id, next_id + 1
+    return [int(r["id"]) for r in records]
+
+
+def check_target_records(records: Iterable[Mapping[str, Any]], set_name: str) -> list[dict[str, Any]]:
+    """Validate target records before anything is written (:func:`check_located_target_records`); errors are
+    :class:`~agentmesh.errors.StoreError` naming the set, the record (1-based) and the field."""
+    located = ((f"record {number}", record) for number, record in enumerate(records, 1))
+    try:
+        return check_located_target_records(located)
+    except TargetRecordError as exc:
+        raise StoreError(f"target set {set_name!r}, {exc}", target_set=set_name) from None
 
 
 def _alias_rows(set_id: int, target_id: int, name: str, aliases: Sequence[str]) -> list[dict[str, Any]]:
@@ -298,9 +354,10 @@ class TargetMethods:
         """Add targets in one transaction that bumps the set's version; returns (new version, their ids).
 
         A record is ``{"name", "aliases"?, "description"?, "kind"?, "id"?}``. Without an id a target gets the
-        next free one of its set; ids are never reused (a removed target keeps its id), so any earlier version's
-        snapshot stays what it was. An empty name, a bad field, an id given twice or already taken, or an unknown
-        set (unless ``create``) raises :class:`~agentmesh.errors.StoreError` and changes nothing.
+        next one after the highest of its set and of those given in ``records`` (:func:`assign_target_ids`); ids
+        are never reused (a removed target keeps its id), so any earlier version's snapshot stays what it was.
+        An empty name, a bad field, an id given twice or already taken, or an unknown set (unless ``create``)
+        raises :class:`~agentmesh.errors.StoreError` and changes nothing.
         """
         set_name = _set_name(set_name)
         checked = check_target_records(records, set_name)
@@ -316,17 +373,10 @@ class TargetMethods:
                     f"target set {set_name!r}: id {clash[0]} is already taken (ids are never reused, even after a "
                     "removal); nothing added"
                 )
-            given = {r["id"] for r in checked if r["id"] is not None}
-            next_id = max([0, *taken]) + 1
+            ids = assign_target_ids(checked, taken)
             version = head.version + 1
-            rows, alias_rows, ids = [], [], []
-            for record in checked:
-                target_id = record["id"]
-                if target_id is None:  # the next id after the set's highest, skipping those given explicitly
-                    while next_id in given:
-                        next_id += 1
-                    target_id, next_id = next_id, next_id + 1
-                ids.append(target_id)
+            rows, alias_rows = [], []
+            for record, target_id in zip(checked, ids, strict=True):
                 rows.append(
                     {
                         **record,

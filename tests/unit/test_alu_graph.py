@@ -170,14 +170,14 @@ def test_targets_from_names_or_jsonl_and_snapshots_are_cached(tmp_path: Path) ->
     path.write_text('{"name": "no id"}\n{"name": "seven", "id": 7}\n', encoding="utf-8")
     assert [(t.id, t.name) for t in load_targets_jsonl(path)] == [(8, "no id"), (7, "seven")]
     path.write_text('{"name": "ok"}\n{"aliases": ["no name"]}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"targets\.jsonl:2: a target needs a non-empty 'name'"):
+    with pytest.raises(ValueError, match=r"targets\.jsonl:2: a target needs a non-empty name"):
         load_targets_jsonl(path)
     with pytest.raises(ConfigError, match=r"ALU targets: .*targets\.jsonl:2"):  # in a run: an error, no traceback
         snapshot_from_input(str(path))
     # inline records are checked as a file's are: an id is optional, a bad record is named by its position
     inline = snapshot_from_input(["Hermione Granger", {"name": "no id"}, {"name": "Krum", "id": 7}])
     assert [(t.id, t.name) for t in inline.targets] == [(1, "Hermione Granger"), (8, "no id"), (7, "Krum")]
-    with pytest.raises(ConfigError, match=r"ALU targets: item 2: a target needs a non-empty 'name'"):
+    with pytest.raises(ConfigError, match=r"ALU targets: item 2: a target needs a non-empty name"):
         snapshot_from_input(["Hermione Granger", {"aliases": ["nameless"]}])
 
 

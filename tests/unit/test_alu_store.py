@@ -26,8 +26,9 @@ from agentmesh.store import Store, TargetSetNotFoundError, migrate, upgrade_data
 from agentmesh.store.engine import make_engine
 from agentmesh.store.schema import target_aliases
 from agentmesh.store.targets import normalize_alias, pack_vector, unpack_vector
-from agentmesh.systems.alu.registry import TargetSet, snapshot_from_store
-from agentmesh.systems.alu.targets import normalize
+from agentmesh.systems.alu.node import snapshot_from_input
+from agentmesh.systems.alu.registry import TargetSet, load_targets_jsonl, snapshot_from_store, targets_of_records
+from agentmesh.systems.alu.targets import Target, normalize
 from tests._cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def test_concurrent_changes_get_distinct_versions(store_url: str) -> None:
     [
         ([{"name": ""}], "record 1: a target needs a non-empty name"),
         ([{"name": "A"}, {"name": "   "}], "record 2: a target needs a non-empty name"),
-        ([{"name": "A", "id": 5}, {"name": "B", "id": 5}], "id 5 is given twice"),
+        ([{"name": "A", "id": 5}, {"name": "B", "id": 5}], "record 2: id 5 is already given at record 1"),
         ([{"name": "A", "id": 1}], "id 1 is already taken"),
         ([{"name": "A", "aliases": "Ay"}], "aliases must be a list of strings"),
         ([{"name": "A", "kind": "planet"}], "kind must be one of entity, topic, option, other"),
@@ -135,6 +136,88 @@ def test_bad_input_is_refused_and_changes_nothing(store_url: str, records: list[
             store.add_targets("people", records)
         assert store.target_set("people").version == 1
         assert [t.name for t in store.list_targets("people", include_removed=True)] == ["Ada"]
+
+
+# One record check serves the store (add_targets, `targets import`) and ALU's own targets (a JSONL file for
+# `eval alu --targets` or `-i target_set=FILE`, inline `-i targets=`): each bad record below is refused by every
+# path with the same reason, after each path's own name for where the record was. "{first}" is that path's name
+# for record 1 (an id given twice names both places).
+SAME_REFUSALS = [
+    ([{"name": "A"}, {"name": ""}], "a target needs a non-empty name, got ''"),
+    ([{"name": "A"}, {"aliases": ["nameless"]}], "a target needs a non-empty name, got None"),
+    ([{"name": "A", "aliases": "Ay"}], "'A': aliases must be a list of strings, got 'Ay'"),
+    ([{"name": "A", "aliases": ["Ay", " "]}], "'A': every alias must be a non-empty string, got ' '"),
+    ([{"name": "A", "aliases": ["Ay", 3]}], "'A': every alias must be a non-empty string, got 3"),
+    ([{"name": "A", "kind": "planet"}], "'A': kind must be one of entity, topic, option, other, got 'planet'"),
+    ([{"name": "A", "description": 3}], "'A': description must be text, got int"),
+    ([{"name": "A", "id": 0}], "'A': id must be a positive integer, got 0"),
+    ([{"name": "A", "id": True}], "'A': id must be a positive integer, got True"),
+    ([{"name": "A", "id": "2"}], "'A': id must be a positive integer, got '2'"),
+    ([{"name": "A", "id": 5}, {"name": "B", "id": 5}], "id 5 is already given at {first}"),
+    ([{"name": "A"}, ["B"]], "expected a target record (an object with a name), got list"),
+]
+
+
+@pytest.mark.parametrize(("records", "reason"), SAME_REFUSALS)
+def test_the_store_and_alu_refuse_the_same_records_alike(
+    cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path, records: list[Any], reason: str
+) -> None:
+    bad = len(records)  # the last record is the bad one
+    file = tmp_path / "bad.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n\n" for r in records), encoding="utf-8")  # record n on line 2n-1
+
+    with Store(store_url) as store, pytest.raises(StoreError) as refused:
+        store.add_targets("people", records, create=True)
+    assert str(refused.value) == f"target set 'people', record {bad}: " + reason.format(first="record 1")
+
+    with pytest.raises(ValueError) as refused_inline:
+        targets_of_records((f"item {n}", r) for n, r in enumerate(records, 1))
+    assert str(refused_inline.value) == f"item {bad}: " + reason.format(first="item 1")
+
+    with pytest.raises(ValueError) as refused_file:
+        load_targets_jsonl(file)
+    assert str(refused_file.value) == f"{file}:{2 * bad - 1}: " + reason.format(first=f"{file}:1")
+
+    code, _, err = cli("targets", "import", "people", str(file))
+    expected = f"{file}:{2 * bad - 1}: " + reason.format(first=f"{file}:1") + "; nothing imported"
+    assert code == 2 and expected in " ".join(err.split()), err
+    with Store(store_url) as store:
+        assert store.list_target_sets() == []  # nothing was created either
+
+    if all(isinstance(r, dict) for r in records):  # inline, a string is a name (and a list is refused otherwise)
+        with pytest.raises(ConfigError) as refused_run:
+            snapshot_from_input(records)
+        assert str(refused_run.value).startswith(f"ALU targets: item {bad}: " + reason.format(first="item 1"))
+
+
+def test_the_store_and_alu_read_good_records_alike(
+    cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path
+) -> None:
+    """The same records give the same targets (ids, trimmed text, masked secrets, kinds) whichever path reads them."""
+    key = "sk-" + "A1b2C3d4E5f6G7h8I9j0"
+    records: list[dict[str, Any]] = [
+        {"name": " Ada Lovelace ", "aliases": [" Ada ", "Countess of Lovelace"], "description": "  "},
+        {"name": "Bletchley", "id": 3, "kind": "topic", "description": f" a park, key {key} "},
+        {"name": "C", "aliases": [], "kind": None, "description": None},
+    ]
+    expected = [
+        Target(3, "Bletchley", (), "a park, key [redacted]", "topic"),
+        Target(4, "Ada Lovelace", ("Ada", "Countess of Lovelace")),
+        Target(5, "C"),
+    ]
+    file = tmp_path / "good.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    with Store(store_url) as store:
+        assert store.add_targets("direct", records, create=True) == (1, [4, 3, 5])
+        assert [Target.from_json(r.record()) for r in store.list_targets("direct")] == expected
+    assert cli("targets", "import", "imported", str(file))[0] == 0
+    with Store(store_url) as store:
+        assert [Target.from_json(r.record()) for r in store.list_targets("imported")] == expected
+    by_id = {t.id: t for t in expected}
+    assert targets_of_records((f"item {n}", r) for n, r in enumerate(records, 1)) == [by_id[4], by_id[3], by_id[5]]
+    assert load_targets_jsonl(file) == [by_id[4], by_id[3], by_id[5]]
+    assert list(snapshot_from_input(records).targets) == [by_id[4], by_id[3], by_id[5]]
 
 
 def test_secrets_never_reach_the_target_tables(store_url: str) -> None:
@@ -522,7 +605,7 @@ def test_cli_errors_name_what_is_wrong_and_change_nothing(
     # an id repeated in the file, or taken in the set, is named by its line (the store names the id only)
     bad.write_text('{"name": "Bob", "id": 4}\n\n{"name": "Eve", "id": 4}\n')
     code, _, err = cli("targets", "import", "people", str(bad))
-    assert code == 2 and "bad.jsonl:3: id 4 is already given on line 1; nothing imported" in err
+    assert code == 2 and f"bad.jsonl:3: id 4 is already given at {bad}:1; nothing imported" in " ".join(err.split())
     bad.write_text('{"name": "Bob", "id": 4}\n\n{"name": "Eve", "id": 1}\n')
     code, _, err = cli("targets", "import", "people", str(bad))
     assert code == 2 and "bad.jsonl:3: id 1 is already taken in 'people'" in err

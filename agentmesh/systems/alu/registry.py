@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentmesh.store.targets import assign_target_ids, check_located_target_records
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 if TYPE_CHECKING:
@@ -169,38 +170,16 @@ def load_targets_jsonl(path: str | Path) -> list[Target]:
 
 
 def targets_of_records(records: Iterable[tuple[str, Any]]) -> list[Target]:
-    """:class:`Target` objects from ``(where, record)`` pairs, each checked (``ValueError`` naming ``where`` and the
-    field); records without an ``id`` take the next ones after the largest given, in order."""
-    checked: list[tuple[str, dict[str, Any]]] = []
-    for where, record in records:
-        if not isinstance(record, Mapping):
-            raise ValueError(f"{where}: expected a target record (an object with a name), got {type(record).__name__}")
-        name = record.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{where}: a target needs a non-empty 'name', got {name!r}")
-        aliases = record.get("aliases") or []
-        if not isinstance(aliases, list | tuple) or not all(isinstance(a, str) for a in aliases):
-            raise ValueError(f"{where}: 'aliases' must be a list of strings, got {aliases!r}")
-        target_id = record.get("id")
-        if target_id is not None and (isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1):
-            raise ValueError(f"{where}: 'id' must be a positive integer, got {target_id!r}")
-        checked.append((where, dict(record)))
-    first: dict[int, str] = {}
-    for where, record in checked:
-        if record.get("id") is not None:
-            if record["id"] in first:
-                raise ValueError(f"{where}: id {record['id']} is already given at {first[record['id']]}")
-            first[record["id"]] = where
-    next_id = max(first, default=0) + 1
-    out: list[Target] = []
-    for where, record in checked:
-        if record.get("id") is None:
-            record["id"], next_id = next_id, next_id + 1
-        try:
-            out.append(Target.from_json(record))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{where}: {exc}") from None
-    return out
+    """:class:`Target` objects from ``(where, record)`` pairs, checked and numbered as the store checks and numbers
+    the same records (:func:`~agentmesh.store.targets.check_located_target_records`,
+    :func:`~agentmesh.store.targets.assign_target_ids`), so a file or an inline list gives the targets that
+    ``agentmesh targets import`` of it would store, and refuses what the import refuses, in the same words.
+
+    A bad record raises :class:`~agentmesh.store.targets.TargetRecordError` (a ``ValueError``) naming ``where``
+    and the field; records without an ``id`` take the next ones after the largest given, in order."""
+    checked = check_located_target_records(records)
+    assign_target_ids(checked)
+    return [Target.from_json(record) for record in checked]
 
 
 def snapshot_of_records(
