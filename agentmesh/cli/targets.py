@@ -108,7 +108,10 @@ def list_targets(
         int | None, typer.Option("--version", "-v", min=0, help="The targets active at this version (default: now).")
     ] = None,
     include_removed: Annotated[
-        bool, typer.Option("--all", help="Every target the set ever had, with the versions it was active in.")
+        bool,
+        typer.Option(
+            "--all", help="Every target the set had up to the version (default: ever), with when it was removed."
+        ),
     ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -137,16 +140,21 @@ def list_targets(
             )
         )
         return
-    title = f"{target_set} at version {at}" + ("" if at == head.version else f" (current: {head.version})")
+    current = "" if at == head.version else f" (current: {head.version})"
+    title = f"{target_set} at version {at}{current}"
     if include_removed:
-        title = f"{target_set}: every target ever added (current version {head.version})"
+        title = (
+            f"{target_set}: every target ever added (current version {head.version})"
+            if at == head.version
+            else f"{target_set}: every target added up to version {at}{current}"
+        )
     if not rows:
         console.print(f"{escape(title)}: no targets", highlight=False)
         return
     table = Table(title=title)
     for column in ("id", "name", "aliases", "kind", "description", "added", "removed"):
         table.add_column(column, justify="right" if column in ("id", "added", "removed") else "left")
-    for r in rows:
+    for r in rows:  # as version `at` knew them (the store's rows): a removal after it is blank, not the future
         table.add_row(
             str(r.id),
             escape(r.name),
@@ -154,7 +162,7 @@ def list_targets(
             r.kind,
             escape(r.description or ""),
             str(r.added_in_version),
-            "-" if r.removed_in_version is None else str(r.removed_in_version),
+            "" if r.removed_in_version is None else str(r.removed_in_version),
         )
     console.print(table)
 

@@ -281,7 +281,14 @@ def _alias_rows(set_id: int, target_id: int, name: str, aliases: Sequence[str]) 
     ]
 
 
-def _row(row: sa.Row[Any]) -> TargetRow:
+def _row(row: sa.Row[Any], at: int | None = None) -> TargetRow:
+    """A stored target; read ``at`` a version, as that version knew it: a removal that came later is not shown
+    (``removed_in_version`` None), or a listing of version N would tell what happens after N.
+
+    Without ``at`` the row as stored, later removals included: what a replay's copy of a pinned set needs, so
+    that in its scratch database each node still reads the version it pinned and nothing more.
+    """
+    removed = row.removed_in_version
     return TargetRow(
         id=row.id,
         name=row.name,
@@ -289,7 +296,7 @@ def _row(row: sa.Row[Any]) -> TargetRow:
         description=row.description,
         kind=row.kind,
         added_in_version=row.added_in_version,
-        removed_in_version=row.removed_in_version,
+        removed_in_version=None if removed is None or (at is not None and removed > at) else removed,
     )
 
 
@@ -434,22 +441,26 @@ class TargetMethods:
         self, set_name: str, version: int | None = None, *, include_removed: bool = False
     ) -> list[TargetRow]:
         """The targets active at ``version`` (default: the current one), by id; with ``include_removed``, every
-        target the set ever had (with its life span), whatever the version."""
+        target the set had up to that version (added at or before it), with its life span.
+
+        Rows are as that version knew them: a target removed after ``version`` has no ``removed_in_version``
+        (a past version's listing must not tell the future; at the current version nothing is hidden)."""
         with self.engine.connect() as conn:
             head = self._head(conn, set_name)
             at = _checked_version(set_name, head.version, version)
             query = sa.select(targets).where(targets.c.set_id == head.id).order_by(targets.c.id)
-            if not include_removed:
-                query = query.where(_active_at(at))
-            return [_row(r) for r in conn.execute(query)]
+            since = targets.c.added_in_version <= at  # with include_removed: what the set had up to `at`
+            query = query.where(since if include_removed else _active_at(at))
+            return [_row(r, at) for r in conn.execute(query)]
 
     def target_snapshot_rows(self, set_name: str, version: int | None = None) -> tuple[int, list[TargetRow]]:
-        """(version, the targets active at it): one consistent read, whatever changes commit meanwhile."""
+        """(version, the targets active at it, as it knew them): one consistent read, whatever changes commit
+        meanwhile."""
         with self.engine.connect() as conn, conn.begin():
             head = self._head(conn, set_name)
             at = _checked_version(set_name, head.version, version)
             query = sa.select(targets).where(targets.c.set_id == head.id, _active_at(at)).order_by(targets.c.id)
-            return at, [_row(r) for r in conn.execute(query)]
+            return at, [_row(r, at) for r in conn.execute(query)]
 
     def alias_candidates(self, set_name: str, first_tokens: Iterable[str], version: int | None = None) -> list[int]:
         """Ids of the targets active at ``version`` with an alias whose first token is one of ``first_tokens``:

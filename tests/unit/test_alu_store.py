@@ -543,7 +543,7 @@ def test_cli_adds_removes_lists_and_imports(cli: Callable[..., tuple[int, str, s
     code, out, _ = cli("targets", "list", "people", "--version", "2", "--json")
     listed = json.loads(out)
     assert (listed["version"], listed["current_version"]) == (2, 3)
-    assert [(t["id"], t["removed_in_version"]) for t in listed["targets"]] == [(1, None), (2, 3)]
+    assert [(t["id"], t["removed_in_version"]) for t in listed["targets"]] == [(1, None), (2, None)]  # not yet
     assert listed["targets"][0]["aliases"] == ["Hermione"] and listed["targets"][0]["description"] == "A witch."
 
     good = tmp_path / "more.jsonl"
@@ -555,6 +555,54 @@ def test_cli_adds_removes_lists_and_imports(cli: Callable[..., tuple[int, str, s
     assert [(s["name"], s["version"], s["active"], s["total"]) for s in json.loads(out)] == [("people", 4, 3, 4)]
     code, out, _ = cli("targets", "list")
     assert code == 0 and "people" in out
+
+
+def _table_rows(out: str) -> dict[str, list[str]]:
+    """A rich table's body rows by their id cell: ``{"2": ["2", "Bob", ...]}``."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and cells[0].isdigit():
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_a_past_version_is_listed_as_it_was_without_later_removals(
+    cli: Callable[..., tuple[int, str, str]], store_url: str
+) -> None:
+    """`targets list --version N` showed, in its removed column, removals made after N: the future."""
+    with Store(store_url) as store:
+        store.add_targets("people", [{"name": "Ada"}, {"name": "Bob"}], create=True)  # version 1
+        store.remove_targets("people", [2])  # version 2
+        store.add_targets("people", [{"name": "Cy"}])  # version 3
+        store.remove_targets("people", [1])  # version 4
+        assert [(t.id, t.removed_in_version) for t in store.list_targets("people", 1)] == [(1, None), (2, None)]
+        assert [(t.id, t.removed_in_version) for t in store.list_targets("people", 3)] == [(1, None), (3, None)]
+        at_1 = store.list_targets("people", 1, include_removed=True)  # Cy did not exist yet
+        assert [(t.id, t.removed_in_version) for t in at_1] == [(1, None), (2, None)]
+        at_2 = store.list_targets("people", 2, include_removed=True)
+        assert [(t.id, t.removed_in_version) for t in at_2] == [(1, None), (2, 2)]
+        now = store.list_targets("people", include_removed=True)  # the current version: nothing hidden
+        assert [(t.id, t.removed_in_version) for t in now] == [(1, 4), (2, 2), (3, None)]
+        assert store.list_targets("people", 4, include_removed=True) == now
+        at, rows = store.target_snapshot_rows("people", 1)
+        assert (at, [(t.id, t.removed_in_version) for t in rows]) == (1, [(1, None), (2, None)])
+
+    code, out, err = cli("targets", "list", "people", "--version", "1")
+    assert code == 0, err
+    rows = _table_rows(out)
+    assert sorted(rows) == ["1", "2"]
+    assert rows["1"][-2:] == ["1", ""] and rows["2"][-2:] == ["1", ""]  # added 1, removed: blank
+    code, out, err = cli("targets", "list", "people", "--version", "2", "--all")
+    assert code == 0, err
+    assert "every target added up to version 2 (current: 4)" in out
+    rows = _table_rows(out)
+    assert sorted(rows) == ["1", "2"] and rows["1"][-1] == "" and rows["2"][-1] == "2"
+    code, out, err = cli("targets", "list", "people", "--all")
+    rows = _table_rows(out)
+    assert code == 0 and [rows[i][-1] for i in ("1", "2", "3")] == ["4", "2", ""]
+    code, out, _ = cli("targets", "list", "people", "--version", "3", "--json")
+    assert [(t["id"], t["removed_in_version"]) for t in json.loads(out)["targets"]] == [(1, None), (3, None)]
 
 
 def test_an_exported_run_replays_in_another_store_on_the_targets_it_read(
