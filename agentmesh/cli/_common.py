@@ -53,6 +53,29 @@ RayCpusOption = Annotated[
     typer.Option("--ray-cpus", min=0.01, help="Ray CPUs each item takes (0.25: four I/O-bound items per core)."),
 ]
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model reference or alias (default: the graph's model, else 'local')."),
+]
+
+#: How many runs a command has in flight by default (``--concurrency``).
+CONCURRENCY = 4
+
+
+def concurrency_option(runs: str) -> Any:
+    """The ``--concurrency``/``-c`` option, ``runs`` saying what runs at once ("Items run at once"): one flag, one
+    lower bound and one default everywhere, with the noun of each command (its progress bar counts the same ones).
+
+    The default is written into the help rather than shown by typer, because ``run`` declares it ``None`` (one run
+    refuses ``-c``, which only makes sense with ``--input-file``) and must read the same as the others."""
+    return typer.Option("--concurrency", "-c", min=1, show_default=False, help=f"{runs} (default {CONCURRENCY}).")
+
+
+def limit_option(source: str) -> Any:
+    """The ``--limit``/``-n`` option of a command reading its items from the file of option ``source``."""
+    return typer.Option("--limit", "-n", min=1, help=f"Only the first N items of {source} (a quick look first).")
+
+
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: $AGENTMESH_DB, else sqlite:///.agentmesh/agentmesh.db)."),

@@ -26,7 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import WIDE, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._common import WIDE, Executor, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import snippet
 from agentmesh.cli._progress import WorkProgress
 from agentmesh.errors import AgentmeshError, ConfigError
@@ -91,27 +92,21 @@ class ItemOutcome:
 def run_batch(
     spec: GraphSpec,
     items: list[datasets.Item],
+    options: JobOptions,
     *,
     source: Path,
-    model: str | None,
-    db: str | None,
     budget: Budget | None,
-    concurrency: int,
-    as_json: bool,
     quiet: bool,
-    executor: str = "local",
-    ray_address: str | None = None,
-    ray_cpus: float = 1.0,
     given: Mapping[str, Any] | None = None,
     limit: int | None = None,
 ) -> None:
     """Run ``items`` (the lines of ``source`` read with the ``-i`` values ``given``, the first ``limit``) as one
-    batch. Each run is tagged with the batch, its line, and what it takes to read the file again the same way
-    (``given``, ``limit``, the file's hash), so that ``resume --batch`` can also start the lines an interruption
-    kept from starting."""
+    batch, as ``options`` say (model, concurrency, executor, store, ``--json``). Each run is tagged with the batch,
+    its line, and what it takes to read the file again the same way (``given``, ``limit``, the file's hash), so
+    that ``resume --batch`` can also start the lines an interruption kept from starting."""
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
-    reference = model or spec.model or DEFAULT_MODEL
-    client = model_for(reference, db)
+    reference = options.model or spec.model or DEFAULT_MODEL
+    client = model_for(reference, options.db)
     # Every run of the batch says where it came from (meta.batch), so that the batch can be found again, whole
     # (agentmesh runs --batch ID), long after its summary scrolled away.
     batch = uuid.uuid4().hex[:12]
@@ -127,16 +122,16 @@ def run_batch(
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
         nonlocal release
         on_ray: Callable[[datasets.Item, dict[str, Any]], Start] | None = None
-        if executor == "ray":
+        if options.executor is Executor.RAY:
             shared = job_payload(
                 spec,
                 reference,
                 load_settings(),
-                worker_db_url(store, cluster=ray_address is not None),
+                worker_db_url(store, cluster=options.ray_address is not None),
                 imported(),
-                ray_cpus,
+                options.ray_cpus,
             )
-            run_on_ray, release = start_ray(ray_address, ray_cpus)
+            run_on_ray, release = start_ray(options.ray_address, options.ray_cpus)
             on_ray = _ray_start(spec, shared, run_on_ray, store, budget)
 
         def start(item: datasets.Item) -> Start:
@@ -162,9 +157,9 @@ def run_batch(
         spec.name,
         work,
         noun="items",
-        db=db,
-        concurrency=concurrency,
-        as_json=as_json,
+        db=options.db,
+        concurrency=options.concurrency,
+        as_json=options.as_json,
         quiet=quiet,
         close=close,
         batch=batch,

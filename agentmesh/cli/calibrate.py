@@ -20,17 +20,20 @@ from rich.text import Text
 
 from agentmesh import datasets
 from agentmesh.cli._common import (
+    CONCURRENCY,
     DbOption,
     Executor,
     ExecutorOption,
     JsonOption,
+    ModelOption,
     RayAddressOption,
     RayCpusOption,
+    concurrency_option,
     console,
     err_console,
-    open_store,
 )
-from agentmesh.cli._progress import WorkProgress, item_note, run_job
+from agentmesh.cli._job import JobOptions
+from agentmesh.cli._progress import item_note
 from agentmesh.cli.optimize import writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
@@ -48,8 +51,8 @@ def calibrate(
     node: Annotated[
         str | None, typer.Option("--node", help="The magicore node to calibrate (default: the graph's only one).")
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Problems run at once.")] = 4,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    concurrency: Annotated[int, concurrency_option("Problems run at once")] = CONCURRENCY,
+    model: ModelOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -67,45 +70,31 @@ def calibrate(
 
     Run again, it reuses finished problems and resumes cut-short ones. Calibrate with the model and reward
     source the graph will run with: the values are only valid for those."""
+    options = JobOptions(
+        model=model,
+        concurrency=concurrency,
+        executor=executor,
+        ray_address=ray_address,
+        ray_cpus=ray_cpus,
+        db=db,
+        as_json=as_json,
+    )
     spec = resolve_graph(graph)
     items = datasets.read_items(data, calibration_graph(spec, node))
     # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
     stem = Path(graph).stem if Path(graph).is_file() else spec.name
     out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")
-    with (
-        open_store(db) as store,
-        WorkProgress(
-            f"{spec.name} calibration",
-            len(items),
-            console=err_console,
-            log=err_console,
-            enabled=not as_json,
-            unit="problems",  # as its interrupted message counts them
-        ) as bar,
-    ):
+    with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
 
         def advance(item: ItemRun, done: int, total: int) -> None:
-            bar.update(completed=done, note=item_note(item, f"line {item.line}"))
+            session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
-        found = run_job(
-            acalibrate(
-                spec,
-                items,
-                node=node,
-                model=model,
-                store=store,
-                concurrency=concurrency,
-                progress=advance,
-                executor=executor.value,
-                ray_address=ray_address,
-                ray_cpus_per_item=ray_cpus,
-            ),
-            bar,
-            "problems",
+        found = session.run(
+            acalibrate(spec, items, node=node, store=session.store, progress=advance, **options.kwargs())
         )
     assert found.calibrated is not None
     write_output(out, dump_graph(found.calibrated), "--out")
-    if as_json:
+    if options.as_json:
         console.print_json(json.dumps({**found.to_json(), "calibrated_graph": str(out)}, default=str))
     else:
         _print(found, graph, out)

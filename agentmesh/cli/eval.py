@@ -24,18 +24,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from agentmesh.cli._common import (
+    CONCURRENCY,
     DbOption,
     Executor,
     ExecutorOption,
     JsonOption,
+    ModelOption,
     RayAddressOption,
     RayCpusOption,
+    concurrency_option,
     console,
     err_console,
-    open_store,
+    limit_option,
     run_async,
 )
-from agentmesh.cli._progress import WorkProgress, item_note, run_job
+from agentmesh.cli._job import JobOptions
+from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
@@ -167,7 +171,7 @@ def alu(
         Path | None,
         typer.Option("--translations", help="JSON {language: {question: translated question}} for lang:CODE."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    model: ModelOption = None,
     judge: Annotated[
         bool,
         typer.Option(
@@ -180,8 +184,8 @@ def alu(
         str | None,
         typer.Option("--judge-model", help="The judge's model reference (default: --model). Needs --judge."),
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Questions run at once.")] = 4,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N items of --data.")] = None,
+    concurrency: Annotated[int, concurrency_option("Questions run at once")] = CONCURRENCY,
+    limit: Annotated[int | None, limit_option("--data")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the many-shot draws (item i draws with seed + i).")] = 0,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
@@ -195,6 +199,15 @@ def alu(
 
     Every question (and every judgement) is its own stored run. Run the same command again to go on after an
     interruption: finished runs are reused and cut-short ones resume without repeating a model call."""
+    options = JobOptions(
+        model=model,
+        concurrency=concurrency,
+        executor=executor,
+        ray_address=ray_address,
+        ray_cpus=ray_cpus,
+        db=db,
+        as_json=as_json,
+    )
     systems = _checked(lambda: parse_systems(baselines), "--baselines")
     parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
     # once each, as --baselines: an attack named twice made every case twice and counted each answer twice
@@ -229,10 +242,8 @@ def alu(
     judge_spec = judge_graph() if judge else None
     to_judge = sum(judged_case(case) for case in cases) if judge else 0
     total = (len(cases) + to_judge) * len(systems)
-    with (
-        open_store(db) as store,
-        WorkProgress("alu eval", total, console=err_console, log=err_console, enabled=not as_json, unit="runs") as bar,
-    ):
+    with options.session("alu eval", total, unit="runs") as session:
+        store, bar = session.store, session.bar
         finished: dict[str, int] = {}
 
         def advance(system: str, where: Callable[[ItemRun], EvalCase] | None = None, offset: int = 0) -> Any:
@@ -259,14 +270,10 @@ def alu(
                     spec,
                     runs,
                     kind="eval",
-                    model=model,
                     store=store,
-                    concurrency=concurrency,
                     progress=advance(system),
-                    executor=executor.value,
-                    ray_address=ray_address,
-                    ray_cpus_per_item=ray_cpus,
                     job_key={"eval": "alu", "system": system},
+                    **options.kwargs(),
                 )
                 if judge_spec is not None:
                     judged[system] = await judge_system(system, jobs[system], judge_spec)
@@ -297,18 +304,14 @@ def alu(
                 spec,
                 runs,
                 kind="judge",
-                model=judge_model or model,
                 store=store,
-                concurrency=concurrency,
                 progress=advance(name, lambda i: firsts[i.line], skipped),
-                executor=executor.value,
-                ray_address=ray_address,
-                ray_cpus_per_item=ray_cpus,
                 job_key={"eval": "alu", "judge": "leak", "system": system},
+                **options.kwargs(model=judge_model),
             )
             return found
 
-        run_job(every_system(), bar, "runs")
+        session.run(every_system())
     report = _report(jobs, cases, judged if judge else None)
     if as_json:
         console.print_json(json.dumps(report, default=str))

@@ -24,17 +24,20 @@ from rich.text import Text
 
 from agentmesh import datasets
 from agentmesh.cli._common import (
+    CONCURRENCY,
     DbOption,
     Executor,
     ExecutorOption,
     JsonOption,
+    ModelOption,
     RayAddressOption,
     RayCpusOption,
+    concurrency_option,
     console,
     err_console,
-    open_store,
 )
-from agentmesh.cli._progress import WorkProgress, item_note, run_job
+from agentmesh.cli._job import JobOptions
+from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
@@ -65,8 +68,8 @@ def optimize(
     top_k: Annotated[
         int | None, typer.Option("--top-k", "-k", min=1, help="DyLAN: how many agents the optimised team keeps.")
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once.")] = 4,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference (default: local).")] = None,
+    concurrency: Annotated[int, concurrency_option("Items run at once")] = CONCURRENCY,
+    model: ModelOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -98,6 +101,15 @@ def optimize(
 ) -> None:
     """Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human labels),
     write the graph with that team and a picture."""
+    options = JobOptions(
+        model=model,
+        concurrency=concurrency,
+        executor=executor,
+        ray_address=ray_address,
+        ray_cpus=ray_cpus,
+        db=db,
+        as_json=as_json,
+    )
     spec = resolve_graph(graph)
     if has_jury(spec):
         if top_k is not None:
@@ -105,54 +117,20 @@ def optimize(
                 "an SE-Jury graph chooses its team by calibration, not --top-k", param_hint="--top-k"
             )
         config = JuryConfig.profile(profile.value, n_calibration=calibration_size)
-        calibrate_jury(
-            spec,
-            data,
-            graph,
-            config,
-            human_key,
-            held_out,
-            concurrency,
-            model,
-            out,
-            picture,
-            db,
-            as_json,
-            executor,
-            ray_address,
-            ray_cpus,
-        )
+        calibrate_jury(spec, data, graph, config, human_key, held_out, out, picture, options)
         return
     if top_k is None:
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     items = datasets.read_items(data, spec)
     out = writable(out or Path(f"{_stem(graph, spec)}_top{top_k}.yaml"), "--out")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
-    with (
-        open_store(db) as store,
-        WorkProgress(
-            spec.name, len(items), console=err_console, log=err_console, enabled=not as_json, transient=False
-        ) as bar,
-    ):
+    with options.session(spec.name, len(items), transient=False) as session:
 
         def advance(item: ItemRun, done: int, total: int) -> None:
-            bar.update(completed=done, note=item_note(item, f"line {item.line}"))
+            session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
-        result = run_job(
-            aoptimize(
-                spec,
-                items,
-                top_k=top_k,
-                model=model,
-                store=store,
-                concurrency=concurrency,
-                progress=advance,
-                executor=executor.value,
-                ray_address=ray_address,
-                ray_cpus_per_item=ray_cpus,
-            ),
-            bar,
-            "items",
+        result = session.run(
+            aoptimize(spec, items, top_k=top_k, store=session.store, progress=advance, **options.kwargs())
         )
     failures = result.failed
     write_output(out, dump_graph(result.optimized), "--out")
@@ -168,7 +146,7 @@ def optimize(
         ),
         "--svg",
     )
-    if as_json:
+    if options.as_json:
         payload = {
             "graph": result.graph,
             "job": result.job,
@@ -268,15 +246,9 @@ def calibrate_jury(
     config: JuryConfig,
     human_key: str,
     held_out: bool,
-    concurrency: int,
-    model: str | None,
     out: Path | None,
     picture: Path | None,
-    db: str | None,
-    as_json: bool,
-    executor: Executor,
-    ray_address: str | None,
-    ray_cpus: float,
+    options: JobOptions,
 ) -> None:
     """``optimize`` on an SE-Jury graph: calibrate, print the teams, write the team's graph and the picture."""
     try:
@@ -293,41 +265,30 @@ def calibrate_jury(
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
-    with (
-        open_store(db) as store,
-        WorkProgress(
-            spec.name, total, console=err_console, log=err_console, enabled=not as_json, transient=False
-        ) as bar,
-    ):
+    with options.session(spec.name, total, transient=False) as session:
 
         def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
-            bar.update(
+            session.bar.update(
                 completed=done + (n_cal if phase == "held-out" else 0),
                 note=item_note(item, f"{phase} line {item.line}"),
             )
 
-        found = run_job(
+        found = session.run(
             acalibrate(
                 spec,
                 items,
                 config=config,
                 human_key=human_key,
                 evaluate=held_out,
-                model=model,
-                store=store,
-                concurrency=concurrency,
+                store=session.store,
                 progress=advance,
-                executor=executor.value,
-                ray_address=ray_address,
-                ray_cpus_per_item=ray_cpus,
-            ),
-            bar,
-            "items",
+                **options.kwargs(),
+            )
         )
     write_output(out, dump_graph(found.team_graph), "--out")
     n_test = sum(1 for i in found.held_out if i.score is not None)
     write_output(picture, jury_svg(f"{spec.name}: choosing the jury", found.selection, found.test, n_test), "--svg")
-    if as_json:
+    if options.as_json:
         console.print_json(json.dumps({**found.to_json(), "team_graph_file": str(out), "picture": str(picture)}))
     else:
         _print_calibration(found, out, picture, held_out)

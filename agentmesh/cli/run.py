@@ -22,17 +22,22 @@ from rich.live import Live
 
 from agentmesh import datasets
 from agentmesh.cli._common import (
+    CONCURRENCY,
     DbOption,
     Executor,
     ExecutorOption,
     JsonOption,
+    ModelOption,
     RayAddressOption,
     RayCpusOption,
+    concurrency_option,
     console,
     err_console,
+    limit_option,
     open_store,
     run_async,
 )
+from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import ItemOutcome, Start, Unstarted, run_batch, run_many, unfinished_of
 from agentmesh.errors import ConfigError, NotRecordedError
@@ -47,10 +52,6 @@ from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
-ModelOption = Annotated[
-    str | None,
-    typer.Option("--model", "-m", help="Model reference or alias (default: the graph's model, else 'local')."),
-]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")]
 
 _TRUE = {"true", "yes", "y", "on", "1"}
@@ -93,13 +94,8 @@ def run_graph(
     ] = None,
     model: ModelOption = None,
     db: DbOption = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="Items run at once (default 4).")
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", "-n", min=1, help="Only the first N items of --input-file (a quick look first)."),
-    ] = None,
+    concurrency: Annotated[int | None, concurrency_option("Items of --input-file run at once")] = None,
+    limit: Annotated[int | None, limit_option("--input-file")] = None,
     max_calls: Annotated[
         int | None, typer.Option("--max-calls", min=1, help="Budget of model calls per run (best answer so far).")
     ] = None,
@@ -135,22 +131,16 @@ def run_graph(
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
         # reference answers kept aside
         items = datasets.read_items(input_file, spec, given)[:limit]
-        run_batch(
-            spec,
-            items,
-            source=input_file,
+        options = JobOptions(
             model=model,
-            db=db,
-            budget=budget,
-            concurrency=4 if concurrency is None else concurrency,
-            as_json=as_json,
-            quiet=quiet,
-            executor=executor.value,
+            concurrency=CONCURRENCY if concurrency is None else concurrency,
+            executor=executor,
             ray_address=ray_address,
             ray_cpus=ray_cpus,
-            given=given,
-            limit=limit,
+            db=db,
+            as_json=as_json,
         )
+        run_batch(spec, items, options, source=input_file, budget=budget, quiet=quiet, given=given, limit=limit)
         return
     if limit is not None:
         raise ConfigError("--limit takes the first items of an --input-file; there is none")
@@ -186,7 +176,7 @@ def resume(
         str | None, typer.Option("--model", "-m", help="Model reference or alias (default: each run's model).")
     ] = None,
     db: DbOption = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Runs resumed at once.")] = 4,
+    concurrency: Annotated[int, concurrency_option("Runs resumed at once")] = CONCURRENCY,
     force: Annotated[
         bool,
         typer.Option(

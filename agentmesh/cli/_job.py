@@ -1,0 +1,94 @@
+"""The options every command running many runs shares, and what it turns them into.
+
+``optimize`` (DyLAN and SE-Jury), ``calibrate``, ``eval alu`` and ``run --input-file`` each run a set of items as
+stored, resumable runs, several at once, here or on Ray, under a progress bar, with ``--json`` for scripts. Their
+options are declared once (the aliases of :mod:`agentmesh.cli._common`) and collected into a :class:`JobOptions`,
+which gives the job functions (:func:`agentmesh.optimize.items.run_items` and those built on it) their keyword
+arguments and opens the store and the progress bar the same way for each: so a flag means one thing, is checked
+one way and reads the same in every command's ``--help``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypedDict, TypeVar
+
+from agentmesh.cli._common import Executor, err_console, open_store
+from agentmesh.cli._progress import WorkProgress, run_job
+from agentmesh.optimize.items import Executor as ExecutorName
+from agentmesh.store import Store
+
+T = TypeVar("T")
+
+
+class JobKwargs(TypedDict):
+    """The keyword arguments :func:`agentmesh.optimize.items.run_items` (and ``aoptimize``, both ``acalibrate``)
+    take for how a job runs."""
+
+    model: str | None
+    concurrency: int
+    executor: ExecutorName
+    ray_address: str | None
+    ray_cpus_per_item: float
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a command's runs run and report: ``--model``, ``--concurrency``, ``--executor``, ``--ray-address``,
+    ``--ray-cpus``, ``--db`` and ``--json``, as the user gave them."""
+
+    model: str | None
+    concurrency: int
+    executor: Executor
+    ray_address: str | None
+    ray_cpus: float
+    db: str | None
+    as_json: bool
+
+    @property
+    def executor_name(self) -> ExecutorName:
+        return "ray" if self.executor is Executor.RAY else "local"
+
+    def kwargs(self, *, model: str | None = None) -> JobKwargs:
+        """The job function's keyword arguments; ``model``, when given, replaces ``--model`` (``eval alu``'s judge
+        model)."""
+        return JobKwargs(
+            model=model or self.model,
+            concurrency=self.concurrency,
+            executor=self.executor_name,
+            ray_address=self.ray_address,
+            ray_cpus_per_item=self.ray_cpus,
+        )
+
+    @contextlib.contextmanager
+    def session(self, title: str, total: int, *, unit: str = "items", transient: bool = True) -> Iterator[JobSession]:
+        """The opened ``--db`` and a progress bar of ``total`` ``unit`` on stderr (none with ``--json``: stdout is
+        the JSON, and stderr stays free for errors), closed when the job is over."""
+        with (
+            open_store(self.db) as store,
+            WorkProgress(
+                title,
+                total,
+                console=err_console,
+                log=err_console,
+                enabled=not self.as_json,
+                unit=unit,
+                transient=transient,
+            ) as bar,
+        ):
+            yield JobSession(store, bar)
+
+
+@dataclass(frozen=True)
+class JobSession:
+    """A job's store and progress bar, while it runs."""
+
+    store: Store
+    bar: WorkProgress
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run the job's coroutine; interrupted, say how many of the bar's units finished and how to go on
+        (:func:`agentmesh.cli._progress.run_job`)."""
+        return run_job(work, self.bar, self.bar.unit)
