@@ -1,0 +1,68 @@
+"""``agentmesh optimize`` as printed: what the command says about a job, beyond what its result holds (the job
+itself is :mod:`tests.unit.test_optimize`'s and :mod:`tests.unit.test_dylan_code`'s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.models.registry import register_provider
+from agentmesh.spec.loader import dump_graph
+from tests._cli import run_cli
+from tests.unit.test_dylan_code import BROKEN, PROMPT, STYLES, WRITERS, Team, graph
+
+#: The docstring of the items whose final code never runs: no agent of the last layer gives the final answer.
+SHARED = "Return the sum of a and b."
+
+
+class ByItem:
+    """The DyLAN code team, writing runnable code in every layer on most items, but code that cannot even be parsed
+    after the first layer on the items whose prompt has :data:`SHARED`: their final answer is a first-layer
+    implementation, so the last layer's credit is shared by all of its agents (dylan.md §4.4)."""
+
+    def __init__(self) -> None:
+        self.fine = Team(lambda agent, layer: STYLES[WRITERS.index(agent)])
+        self.broken = Team(lambda agent, layer: BROKEN if layer > 1 else STYLES[WRITERS.index(agent)])
+
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        team = self.broken if SHARED in request.messages[-1].content else self.fine
+        return team(request, context)
+
+
+@register_provider("sharedcredit")
+def _shared_credit(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=ByItem())
+
+
+def test_optimize_names_the_items_whose_credit_went_to_the_whole_last_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "code.yaml").write_text(dump_graph(graph(rounds=2, ranker=None)))
+    prompts = [PROMPT.replace("Return a + b.", SHARED), PROMPT, PROMPT.replace("Return a + b.", SHARED)]
+    record = {"entry_point": "add", "test": "", "canonical_solution": ""}
+    data = tmp_path / "humaneval.jsonl"
+    data.write_text(
+        "".join(json.dumps({"task_id": f"T/{i}", "prompt": p, **record}) + "\n" for i, p in enumerate(prompts))
+    )
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["optimize", str(tmp_path / "code.yaml"), "--data", str(data), "--top-k", "2", "--model", "sharedcredit:x"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "best.yaml")]
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    said = " ".join(stdout.split())
+    assert (
+        "on 2 of 3 items no agent of the last layer gave the final answer, so all of them shared its credit "
+        "(lines 1, 3)"
+    ) in said
+
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)  # every run reused: the same items
+    assert code == 0, stderr
+    items = json.loads(stdout)["items"]
+    assert [(i["line"], i["shared_credit"]) for i in items] == [(1, True), (2, False), (3, True)]
+    assert "shared its credit" not in stdout  # the JSON alone: scripts read it
