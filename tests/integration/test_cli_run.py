@@ -375,6 +375,55 @@ def test_resume_batch_also_starts_the_lines_an_interruption_kept_from_starting(
         assert store.get_run(line_1.id).status == "succeeded"
 
 
+@pytest.mark.parametrize("given", [False, True], ids=["batch-model", "--model"])
+def test_resume_batch_closes_the_client_of_the_lines_that_never_started(
+    db: str, tmp_path: Path, capsys, monkeypatch, given: bool
+) -> None:
+    """The lines that never started run on one client (``--model``'s, else the batch's model): it must be closed
+    with the batch (an HTTP provider's connections), once; it was built per call of a helper and never closed."""
+    import yaml
+
+    from agentmesh.models import ScriptedModel
+    from agentmesh.models.registry import register_provider
+
+    made: list[str] = []
+    closed: list[str] = []
+
+    class Closing(ScriptedModel):
+        def __init__(self, target: str) -> None:
+            super().__init__(rules=yaml.safe_load(MULTIPLY)["rules"])
+            self.target = target
+            made.append(target)
+
+        async def aclose(self) -> None:
+            closed.append(self.target)
+            await super().aclose()
+
+    register_provider("closing")(lambda ref, limits, options: Closing(ref.target))
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {n}*3?"}) + "\n" for n in (1, 2, 3)))
+    code, _, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", "closing:a", "--db", db, "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        runs = store.list_runs()
+        batch = runs[0].meta["batch"]["id"]
+        store.delete_runs([r.id for r in runs if r.meta["batch"]["line"] == 2])  # as if it never started
+    made.clear()
+    closed.clear()
+
+    args = ["resume", "--batch", batch, "--db", db, "--json", *(["-m", "closing:b"] if given else [])]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert [(d["line"], d["result"]["answer"]) for d in json.loads(out)] == [(2, "6")]
+    model = "b" if given else "a"  # without --model: the batch's own
+    assert made == [model] and closed == [model]
+    with Store(db) as store:
+        (line_2,) = [r for r in store.list_runs(batch=batch) if r.meta["batch"]["line"] == 2]
+        assert line_2.model == f"closing:{model}"
+
+
 def test_a_run_failing_on_its_inputs_does_not_advise_a_resume(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """A resume runs a run with its stored inputs: after an input the graph refuses once running (a target set
     that is not there), "continue it with agentmesh resume" would fail alike; the advice is to fix and run again."""
