@@ -19,7 +19,7 @@ from rich.table import Table
 from agentmesh.cli._common import DbOption, JsonOption, console, open_store
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store, TargetRow, TargetSetInfo
-from agentmesh.store.targets import TargetRecordError, check_located_target_records
+from agentmesh.store.target_records import TargetRecordError, check_located_target_records
 from agentmesh.systems.alu.registry import read_text
 
 app = typer.Typer(
@@ -200,7 +200,7 @@ def import_(
 
 def read_jsonl(path: Path, target_set: str) -> list[dict[str, Any]]:
     """The target records of a JSONL file (blank lines skipped), checked by the store's own record check
-    (:func:`~agentmesh.store.targets.check_located_target_records`, which ``eval alu --targets`` and ALU's
+    (:func:`~agentmesh.store.target_records.check_located_target_records`, which ``eval alu --targets`` and ALU's
     ``-i targets=`` use too), so that a bad line is an error naming the file and the line before anything is
     written. ``target_set`` is only named in errors the store raises later; the check does not depend on it."""
     try:

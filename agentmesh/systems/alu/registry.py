@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentmesh.store.targets import assign_target_ids, check_located_target_records
+from agentmesh.store.target_records import assign_target_ids, check_located_target_records
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 if TYPE_CHECKING:
@@ -171,11 +171,11 @@ def load_targets_jsonl(path: str | Path) -> list[Target]:
 
 def targets_of_records(records: Iterable[tuple[str, Any]]) -> list[Target]:
     """:class:`Target` objects from ``(where, record)`` pairs, checked and numbered as the store checks and numbers
-    the same records (:func:`~agentmesh.store.targets.check_located_target_records`,
-    :func:`~agentmesh.store.targets.assign_target_ids`), so a file or an inline list gives the targets that
+    the same records (:func:`~agentmesh.store.target_records.check_located_target_records`,
+    :func:`~agentmesh.store.target_records.assign_target_ids`), so a file or an inline list gives the targets that
     ``agentmesh targets import`` of it would store, and refuses what the import refuses, in the same words.
 
-    A bad record raises :class:`~agentmesh.store.targets.TargetRecordError` (a ``ValueError``) naming ``where``
+    A bad record raises :class:`~agentmesh.store.target_records.TargetRecordError` (a ``ValueError``) naming ``where``
     and the field; records without an ``id`` take the next ones after the largest given, in order."""
     checked = check_located_target_records(records)
     assign_target_ids(checked)
