@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import agentmesh.systems.alu  # noqa: F401  (registers op: alu)
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
@@ -295,20 +295,17 @@ def test_output_filter_baseline_refuses_on_a_name_only(tmp_path: Path) -> None:
         store=db(tmp_path),
     )
     assert masked.answer == "He went with a Muggle-born Gryffindor student."
-    # a stored set is for ALU's node only: the error said the set was not "in the run's store", where
-    # `agentmesh targets list` shows it
+    # a stored set is read as the alu graph reads it (pinning, resume and replay: tests/unit/test_alu_baselines.py)
     with Store(db(tmp_path)) as store:
         store.add_targets("people", TARGETS, create=True)
-        with pytest.raises(AgentmeshError) as info:
-            run(
-                spec,
-                {"query": KRUM, "target_set": "people"},
-                model=ScriptedModel(respond=Roles(vanilla="He went with Hermione.")),
-                store=store,
-            )
-    message = str(info.value)
-    assert "this graph does not read target sets from the store (only the alu node does)" in message
-    assert "in the run's store" not in message
+        stored = run(
+            spec,
+            {"query": KRUM, "target_set": "people"},
+            model=ScriptedModel(respond=Roles(vanilla="He went with Hermione.")),
+            store=store,
+        )
+    assert stored.answer == "I'm sorry, I can't help with that."
+    assert stored.outputs["filter"]["target_set"] == {"name": "people", "version": 1}
 
 
 def test_prompt_guard_and_icul_prompts_carry_every_target_and_demonstration(tmp_path: Path) -> None:

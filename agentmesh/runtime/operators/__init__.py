@@ -8,6 +8,7 @@ from agentmesh.runtime.operators import basic, rounds
 from agentmesh.runtime.operators import code as code  # registers code_tests
 from agentmesh.runtime.operators.basic import answer_of, gather_answers
 from agentmesh.runtime.operators.registry import (
+    FunctionContext,
     NodeOutput,
     NodeRun,
     get_function,
@@ -17,6 +18,7 @@ from agentmesh.runtime.operators.registry import (
 )
 
 __all__ = [
+    "FunctionContext",
     "NodeOutput",
     "NodeRun",
     "answer_of",

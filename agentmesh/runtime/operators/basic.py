@@ -9,7 +9,15 @@ from typing import Any
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunError
-from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, get_function, operator
+from agentmesh.runtime.operators.registry import (
+    CONTEXT_PARAMETER,
+    FunctionContext,
+    NodeOutput,
+    NodeRun,
+    get_function,
+    operator,
+    takes_context,
+)
 from agentmesh.runtime.stop import holds
 from agentmesh.runtime.voting import majority, tally
 from agentmesh.spec.operators import (
@@ -171,11 +179,22 @@ async def loop(run: NodeRun) -> NodeOutput:
 
 @operator("function", params=FunctionParams)
 async def function(run: NodeRun) -> NodeOutput:
-    """Call a registered function with (outputs, inputs, **args); it returns the node's output mapping."""
+    """Call a registered function with (outputs, inputs, **args); it returns the node's output mapping. A function
+    declaring a keyword-only ``ctx`` also gets the :class:`~agentmesh.runtime.operators.registry.FunctionContext`
+    (the run's store and id, this node's name)."""
     p = run.params
     assert isinstance(p, FunctionParams)
     fn = get_function(p.function, node=run.name)
-    result = fn(run.outputs, run.ctx.inputs, **p.args)
+    args = dict(p.args)
+    if takes_context(fn):
+        if CONTEXT_PARAMETER in args:
+            raise ConfigError(
+                f"node {run.name!r}: function {p.function!r} gets {CONTEXT_PARAMETER!r} from the runtime (the run "
+                f"context); remove {CONTEXT_PARAMETER!r} from the node's args",
+                node=run.name,
+            )
+        args[CONTEXT_PARAMETER] = FunctionContext(run.ctx, run.name, run.call_node)
+    result = fn(run.outputs, run.ctx.inputs, **args)
     if inspect.isawaitable(result):
         result = await result
     if not isinstance(result, dict):

@@ -3,19 +3,28 @@
 ``@operator("name", params=MyParams)`` registers both halves at once, so a user operator is valid in YAML specs
 (checked at load, in the JSON Schema) and runnable. ``@register_function("name")`` registers plain Python
 functions that the ``function`` operator (and rankers, reward functions) reach by name from YAML.
+
+A function of ``op: function`` is called with ``(outputs, inputs, **args)``. One that needs the run itself (its
+store, to read reference data and pin the version it read, as ALU's baselines read a stored target set) declares
+a keyword-only parameter ``ctx`` and gets a :class:`FunctionContext` in it; the others are called as before, so
+no registered function has to change, and what a function can reach is visible in its signature.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import RunContext
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import OperatorParams, register_operator_params
+
+if TYPE_CHECKING:
+    from agentmesh.store import Store
 
 
 @dataclass
@@ -40,6 +49,46 @@ class NodeRun:
     def call_node(self) -> str:
         """The node name calls are recorded under: ``step``, or ``step#2`` in a loop's second iteration."""
         return self.name if self.iteration == 0 else f"{self.name}#{self.iteration}"
+
+
+@dataclass(frozen=True)
+class FunctionContext:
+    """What an ``op: function`` function that declares a keyword-only ``ctx`` parameter gets: the run and the
+    node it runs as.
+
+    ``call_node`` is the name the node's records are keyed under (``step``, ``step#1`` in a loop's second
+    iteration), which is what a function keys anything it records by -- e.g. the target-set version it pins with
+    :meth:`~agentmesh.store.Store.apin_target_set`, so that a resume or a replay of the run reads the same one.
+    """
+
+    run: RunContext
+    node: str
+    call_node: str
+
+    @property
+    def store(self) -> Store | None:
+        """The run's store (``None`` when the run is not stored)."""
+        return self.run.store
+
+    @property
+    def run_id(self) -> str:
+        """The run's id: with :attr:`call_node`, the key of what the function records for this run."""
+        return self.run.run_id
+
+
+CONTEXT_PARAMETER = "ctx"
+"""The keyword-only parameter through which a function asks for its :class:`FunctionContext`."""
+
+
+def takes_context(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` declares the keyword-only parameter ``ctx`` (see :class:`FunctionContext`). A ``**kwargs``
+    alone does not count: a function that forwards its arguments did not ask for the run."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or a C callable without a signature: it cannot have asked
+        return False
+    found = parameters.get(CONTEXT_PARAMETER)
+    return found is not None and found.kind is inspect.Parameter.KEYWORD_ONLY
 
 
 NodeOutput = dict[str, Any]
@@ -80,7 +129,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def register_function(name: str) -> Callable[[F], F]:
-    """Make a Python function callable from YAML by ``name`` (``op: function``, rankers, reward functions)."""
+    """Make a Python function callable from YAML by ``name`` (``op: function``, rankers, reward functions).
+
+    For ``op: function``, a keyword-only parameter ``ctx`` receives the :class:`FunctionContext` (the run's
+    store, run id and node); a graph cannot pass an argument of that name to such a function."""
 
     def decorate(fn: F) -> F:
         with _lock:

@@ -17,7 +17,8 @@ current version when the node runs, pinned for the run: the store records the ve
 the node's output says it in ``alu.target_set``, so a resumed run reads the same version and a replay, whose
 scratch database gets the pinned targets copied in, reads the same targets), a set registered in this process,
 or a JSONL file. Snapshots are cached by content (sets: by version), so a batch over one target list builds the
-alias index and the embedding matrix once.
+alias index and the embedding matrix once. The baselines read their targets the same way (:func:`read_targets`),
+so a stored set is pinned for them too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import threading
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -66,7 +67,10 @@ from agentmesh.systems.alu.semantic import (
 )
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, TargetSnapshot
 
-__all__ = ["AluParams", "alu_node", "snapshot_from_input"]
+if TYPE_CHECKING:
+    from agentmesh.store import Store
+
+__all__ = ["AluParams", "alu_node", "read_targets", "snapshot_from_input", "stored_snapshot"]
 
 _ROUNDS = {"vanilla": 1, "auditor": 2, "eraser": 3, "critic": 4, "composer": 5, "extractor": 6}
 _TARGET_VARS = frozenset({"targets_block", "target_names", "targets_repr", "reference"})
@@ -211,9 +215,8 @@ def snapshot_from_input(
     Cached by content: the same list in every item of a batch is indexed and embedded once. The snapshot is
     named ``inputs:<digest>`` (version 1), which the run records as its target set.
 
-    ``store_read``: whether the caller looked in the run's store first (ALU's node does; a function node such as
-    the output-filter baseline cannot), so that a name found nowhere is not said to be missing from a store
-    nobody read -- ``agentmesh targets list`` would show it there.
+    ``store_read``: whether the caller looked in the run's store first (:func:`read_targets` does when the run
+    has a store), so that a name found nowhere is not said to be missing from a store nobody read.
     """
     if isinstance(value, str) and not Path(value).is_file():
         try:  # the set's current version, read once for this query (§3.1)
@@ -222,8 +225,8 @@ def snapshot_from_input(
             where = (
                 f"no target set {value!r} in the run's store (see `agentmesh targets list`)"
                 if store_read
-                else "this graph does not read target sets from the store (only the alu node does): give the "
-                f"targets of {value!r} as a JSONL file or as the 'targets' input"
+                else f"the run has no store to read target set {value!r} from (run it with a store, or give its "
+                "targets as a JSONL file or as the 'targets' input)"
             )
             raise ConfigError(f"ALU targets: {where}; {exc.args[0]}; and no file {value!r}") from None
     if isinstance(value, str | Path):
@@ -259,16 +262,20 @@ def snapshot_from_input(
         return found
 
 
-async def _stored_snapshot(run: NodeRun, source: Any, min_alias_len: int) -> TargetSnapshot | None:
-    """The snapshot of the target set named ``source`` in the run's store, at the version pinned for this node
-    of this run (the current one the first time); ``None`` when the store has no such set.
+async def stored_snapshot(
+    store: Store | None, run_id: str, node: str, source: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN
+) -> TargetSnapshot | None:
+    """The snapshot of the target set named ``source`` in ``store``, at the version pinned for ``node`` of
+    ``run_id`` (the current one the first time); ``None`` when there is no store or it has no such set.
 
-    Per query: one small read-and-pin write; the rows are read only for a version not cached yet (§3.5).
+    Shared by ``op: alu`` and the baselines' functions (:mod:`~agentmesh.systems.alu.baselines`), so every
+    system reads a stored set alike: the pin is what makes a resumed run read the version it read before, and
+    what a replay's scratch database gets copied in. Per query: one small read-and-pin write; the rows are read
+    only for a version not cached yet (§3.5).
     """
-    store = run.ctx.store
     if store is None or not isinstance(source, str) or not source.strip():
         return None
-    pin = await store.apin_target_set(run.ctx.run_id, run.call_node, source)
+    pin = await store.apin_target_set(run_id, node, source)
     if pin is None:
         return None
     set_id, version, created = pin
@@ -277,6 +284,16 @@ async def _stored_snapshot(run: NodeRun, source: Any, min_alias_len: int) -> Tar
     if found is not None:
         return found
     return await asyncio.to_thread(snapshot_from_store, store, source, version, min_alias_len=min_alias_len, key=key)
+
+
+async def read_targets(
+    store: Store | None, run_id: str, node: str, source: Any, min_alias_len: int = DEFAULT_MIN_ALIAS_LEN
+) -> TargetSnapshot:
+    """The targets a graph input gives, in the order ``op: alu`` looks: a set of that name in the run's store
+    (pinned, :func:`stored_snapshot`), else :func:`snapshot_from_input` (a set registered in this process, a
+    JSONL file, records or names). Raises :class:`ConfigError` naming the input's value when none has it."""
+    stored = await stored_snapshot(store, run_id, node, source, min_alias_len)
+    return stored if stored is not None else snapshot_from_input(source, min_alias_len, store_read=store is not None)
 
 
 async def _load_stored_vectors(run: NodeRun, snapshot: TargetSnapshot, scorer: EmbeddingScorer) -> None:
@@ -319,8 +336,12 @@ async def alu_node(run: NodeRun) -> NodeOutput:
             f"{p.target_set_from!r} (a target set in the store or this process, or a JSONL file)",
             node=run.name,
         )
-    stored = await _stored_snapshot(run, source, p.min_alias_len)
-    snapshot = stored if stored is not None else snapshot_from_input(source, p.min_alias_len)
+    stored = await stored_snapshot(run.ctx.store, run.ctx.run_id, run.call_node, source, p.min_alias_len)
+    snapshot = (
+        stored
+        if stored is not None
+        else snapshot_from_input(source, p.min_alias_len, store_read=run.ctx.store is not None)
+    )
     scorer: SemanticScorer
     try:
         scorer = LexicalOnly() if p.embedder == "none" else EmbeddingScorer(embedder_from_ref(p.embedder))

@@ -1,0 +1,85 @@
+"""``op: function`` and the run context: a registered function that declares a keyword-only ``ctx`` gets a
+:class:`FunctionContext` (the run's store and id, the node it runs as, under a loop the iteration's record name);
+one that does not is called with ``(outputs, inputs, **args)`` as before; a graph cannot pass ``ctx`` itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import ConfigError
+from agentmesh.models import ScriptedModel
+from agentmesh.runtime import register_function, run
+from agentmesh.runtime.operators import FunctionContext
+from agentmesh.runtime.operators.registry import takes_context
+from agentmesh.spec import graph_from_data
+from agentmesh.store import Store
+
+
+def test_a_function_gets_the_context_only_when_it_declares_a_keyword_only_ctx() -> None:
+    def plain(outputs: Any, inputs: Any) -> dict[str, Any]:
+        return {}
+
+    def forwards(outputs: Any, inputs: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def positional(outputs: Any, inputs: Any, ctx: Any = None) -> dict[str, Any]:
+        return {}
+
+    def asks(outputs: Any, inputs: Any, *, ctx: FunctionContext | None = None) -> dict[str, Any]:
+        return {}
+
+    assert [takes_context(f) for f in (plain, forwards, positional, asks, len)] == [False, False, False, True, False]
+
+
+def test_the_context_carries_the_runs_store_id_and_node(tmp_path: Path) -> None:
+    seen: list[tuple[str, str, str, bool, list[str]]] = []
+
+    @register_function("test_ctx_sees_run")
+    def sees_run(outputs: Any, inputs: Any, *, ctx: FunctionContext, tag: str) -> dict[str, Any]:
+        assert ctx.store is not None
+        runs = [r.id for r in ctx.store.list_runs()]
+        seen.append((ctx.run_id, ctx.node, ctx.call_node, ctx.run.inputs == {"x": 1}, runs))
+        return {"tag": tag, "n": len(seen)}
+
+    @register_function("test_ctx_not_asked")
+    def not_asked(outputs: Any, inputs: Any, **args: Any) -> dict[str, Any]:
+        return {"args": sorted(args)}  # no ctx slipped in through **args
+
+    spec = graph_from_data(
+        {
+            "name": "ctx_functions",
+            "inputs": {"x": {"type": "integer"}},
+            "nodes": {
+                "first": {"op": "function", "function": "test_ctx_sees_run", "args": {"tag": "a"}},
+                "again": {"op": "loop", "body": ["inner"], "until": {"max_rounds": 2}, "max_iterations": 2},
+                "inner": {"op": "function", "function": "test_ctx_sees_run", "args": {"tag": "b"}},
+                "other": {"op": "function", "function": "test_ctx_not_asked", "args": {"k": 1}},
+            },
+            "edges": [["first", "again"], ["again", "other"]],
+            "output": "other",
+        }
+    )
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        result = run(spec, {"x": 1}, model=ScriptedModel([]), store=store)
+    assert result.status == "succeeded" and result.outputs["other"]["args"] == ["k"]
+    assert [s[1:4] for s in seen] == [("first", "first", True), ("inner", "inner", True), ("inner", "inner#1", True)]
+    assert {s[0] for s in seen} == {result.run_id} and all(result.run_id in s[4] for s in seen)
+
+
+def test_a_graph_cannot_pass_ctx_to_a_function_that_takes_the_context(tmp_path: Path) -> None:
+    @register_function("test_ctx_overridden")
+    def overridden(outputs: Any, inputs: Any, *, ctx: FunctionContext) -> dict[str, Any]:
+        return {}
+
+    spec = graph_from_data(
+        {
+            "name": "ctx_override",
+            "nodes": {"f": {"op": "function", "function": "test_ctx_overridden", "args": {"ctx": "mine"}}},
+            "output": "f",
+        }
+    )
+    with pytest.raises(ConfigError, match=r"node 'f': function 'test_ctx_overridden' gets 'ctx' from the runtime"):
+        run(spec, {}, model=ScriptedModel([]), store=f"sqlite:///{tmp_path / 'runs.db'}")
