@@ -10,7 +10,17 @@ Example::
 from agentmesh import systems  # registers the methods' functions and operators
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
-from agentmesh.runtime import RunResult, aresume, arun, operator, register_function, resolve_graph, resume, run
+from agentmesh.runtime import (
+    FunctionContext,
+    RunResult,
+    aresume,
+    arun,
+    operator,
+    register_function,
+    resolve_graph,
+    resume,
+    run,
+)
 from agentmesh.spec import AgentCard, GraphSpec, load_graph
 
 __version__ = "0.1.0"
@@ -18,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AgentCard",
     "AgentmeshError",
+    "FunctionContext",
     "GraphSpec",
     "ModelClient",
     "ModelRequest",

@@ -6,13 +6,14 @@ from agentmesh.runtime import (
 )
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
-from agentmesh.runtime.operators import NodeRun, operator, register_function
+from agentmesh.runtime.operators import FunctionContext, NodeRun, operator, register_function
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.run import RunResult, aresume, arun, resolve_graph, resume, run
 
 __all__ = [
     "AgentAnswer",
     "BudgetExhausted",
+    "FunctionContext",
     "NodeRun",
     "RunContext",
     "RunError",

@@ -47,7 +47,8 @@ class NodeRun:
 
     @property
     def call_node(self) -> str:
-        """The node name calls are recorded under: ``step``, or ``step#2`` in a loop's second iteration."""
+        """The node name calls are recorded under: ``step``, or ``step#1`` in a loop's second iteration (``#n`` after
+        ``n`` finished iterations)."""
         return self.name if self.iteration == 0 else f"{self.name}#{self.iteration}"
 
 

@@ -17,11 +17,14 @@ method's own rules as pure, typed functions over data:
   the store (:mod:`agentmesh.store.targets`, ``agentmesh targets``);
 * :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9), which
   ``agentmesh eval alu`` runs with every question a stored run;
+* :mod:`~agentmesh.systems.alu.judge` — the eval's optional LLM leak judge, a second measurement beside the
+  lexical one;
 * :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);
-* :mod:`~agentmesh.systems.alu.baselines` — the output-filter function and ICUL demonstrations (§9.4);
+* :mod:`~agentmesh.systems.alu.baselines` — the output-filter and target-listing functions of the baseline graphs
+  and ICUL demonstrations (§9.4);
 * :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
 
-Importing this package registers ``op: alu`` and the ``alu_output_filter`` function.
+Importing this package registers ``op: alu`` and the ``alu_output_filter`` and ``alu_targets`` functions.
 """
 
 from agentmesh.systems.alu import baselines, node

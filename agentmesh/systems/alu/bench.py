@@ -90,8 +90,8 @@ async def cost_versus_targets(
 ) -> list[dict[str, Any]]:
     """One row per N: mean wall seconds, prompt tokens, calls and |S| per query, and ratios to the first row.
 
-    ``as_list`` passes the targets as the ``targets`` input (records) instead of a registered set's name: what
-    ``alu_prompt_guard`` needs, whose prompt lists them all. ``in_store`` writes each N's set to ``store`` (a
+    ``as_list`` passes the targets as the ``targets`` input (records) instead of a registered set's name, the way
+    a caller with the list in hand gives it (every graph takes either). ``in_store`` writes each N's set to ``store`` (a
     :class:`~agentmesh.store.Store`) as a new target set, which the runs then read from the store. ``warmup``
     untimed runs of the first question per N come first, so the rows show the steady per-query cost rather than
     the one-off work of a new set version (reading it, building its alias index and profile matrix).
