@@ -13,7 +13,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import register_function, run
 from agentmesh.runtime.operators import FunctionContext
-from agentmesh.runtime.operators.registry import takes_context
+from agentmesh.runtime.operators.registry import function_problems, takes_context
 from agentmesh.spec import graph_from_data
 from agentmesh.store import Store
 
@@ -81,5 +81,15 @@ def test_a_graph_cannot_pass_ctx_to_a_function_that_takes_the_context(tmp_path: 
             "output": "f",
         }
     )
-    with pytest.raises(ConfigError, match=r"node 'f': function 'test_ctx_overridden' gets 'ctx' from the runtime"):
+    # refused when the run starts, before it is stored (as `graph validate` refuses it), not at the node
+    with pytest.raises(
+        ConfigError,
+        match=r"graph 'ctx_override': nodes\.f\.args\.ctx: function 'test_ctx_overridden' gets 'ctx' from the runtime",
+    ):
         run(spec, {}, model=ScriptedModel([]), store=f"sqlite:///{tmp_path / 'runs.db'}")
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        assert store.list_runs() == []
+    assert function_problems(spec) == [
+        "nodes.f.args.ctx: function 'test_ctx_overridden' gets 'ctx' from the runtime (the run context); remove it "
+        "from the node's args"
+    ]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import RunContext
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.operators import OperatorParams, register_operator_params
+from agentmesh.spec.operators import FunctionParams, OperatorParams, register_operator_params
 
 if TYPE_CHECKING:
     from agentmesh.store import Store
@@ -158,30 +158,45 @@ def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
     return found
 
 
-def unknown_functions(spec: GraphSpec) -> list[str]:
-    """Every function a spec's nodes name that nobody registered, as ``nodes.<node>.<field>: unknown function``.
+def function_problems(spec: GraphSpec) -> list[str]:
+    """Every function a spec's nodes name that nobody registered, as ``nodes.<node>.<field>: unknown function``,
+    and every ``ctx`` a node passes in ``args`` to a function that gets ``ctx`` from the runtime.
 
     The spec check cannot know them (functions are registered by the runtime and the user's modules), so without
     this a misspelt name, or a module not imported, failed the run at that node -- after the model calls of every
     node before it."""
     with _lock:
-        known = sorted(_functions)
+        registered = dict(_functions)
+    known = sorted(registered)
     out = []
     for node_name, node in spec.nodes.items():
         for path, name in node.params.functions_used():
-            if name not in known:
+            if name not in registered:
                 out.append(
                     f"nodes.{node_name}.{path}: unknown function {name!r}; registered: {', '.join(known) or 'none'}"
                 )
+        params = node.params
+        if (
+            isinstance(params, FunctionParams)
+            and CONTEXT_PARAMETER in params.args
+            and params.function in registered
+            and takes_context(registered[params.function])
+        ):
+            out.append(
+                f"nodes.{node_name}.args.{CONTEXT_PARAMETER}: function {params.function!r} gets "
+                f"{CONTEXT_PARAMETER!r} from the runtime (the run context); remove it from the node's args"
+            )
     return out
 
 
 def check_functions(spec: GraphSpec) -> None:
-    """Raise :class:`ConfigError` naming every unknown function of ``spec`` (see :func:`unknown_functions`)."""
-    problems = unknown_functions(spec)
+    """Raise :class:`ConfigError` naming every problem :func:`function_problems` finds in ``spec``."""
+    problems = function_problems(spec)
     if problems:
-        raise ConfigError(
-            f"graph {spec.name!r}: " + "; ".join(problems) + " (register one with @agentmesh.register_function; "
-            "from the command line, load its module with agentmesh --import)",
-            graph=spec.name,
+        hint = (
+            " (register one with @agentmesh.register_function; from the command line, load its module with "
+            "agentmesh --import)"
+            if any("unknown function" in p for p in problems)
+            else ""
         )
+        raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems) + hint, graph=spec.name)
