@@ -76,6 +76,10 @@ def limit_option(source: str) -> Any:
     return typer.Option("--limit", "-n", min=1, help=f"Only the first N items of {source} (a quick look first).")
 
 
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="Settings file (default: $AGENTMESH_CONFIG, else .agentmesh/config.yaml)."),
+]
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: $AGENTMESH_DB, else sqlite:///.agentmesh/agentmesh.db)."),

@@ -17,6 +17,7 @@ from typing import Any, TypedDict, TypeVar
 
 from agentmesh.cli._common import Executor, err_console, open_store
 from agentmesh.cli._progress import WorkProgress, run_job
+from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import Executor as ExecutorName
 from agentmesh.store import Store
 
@@ -46,6 +47,15 @@ class JobOptions:
     ray_cpus: float
     db: str | None
     as_json: bool
+
+    def __post_init__(self) -> None:
+        # the items run on Ray only with --executor ray: an address alone ran every item here, silently, and a
+        # SQLite --db a cluster cannot reach was not refused (it is, with --executor ray)
+        if self.ray_address is not None and self.executor is not Executor.RAY:
+            raise ConfigError(
+                f"--ray-address {self.ray_address}: the items run on Ray only with --executor ray; add it (without "
+                "it they would all run here, in this process)"
+            )
 
     @property
     def executor_name(self) -> ExecutorName:

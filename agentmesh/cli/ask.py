@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from agentmesh.cli._common import DbOption, JsonOption, console, fmt_cost, fmt_seconds, open_store, run_async
+from agentmesh.cli._common import (
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    console,
+    fmt_cost,
+    fmt_seconds,
+    open_store,
+    run_async,
+)
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ModelResponse, Usage, get_model, load_settings
 from agentmesh.runtime.recorded_model import reads_a_run
@@ -21,8 +30,12 @@ def ask(
     prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model reference or alias.")] = "local",
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = 0.0,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, help="Most tokens the reply may take (a model's thinking counts).")
+    ] = 256,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature (0: the likeliest reply).")
+    ] = 0.0,
     reasoning_effort: Annotated[
         str | None, typer.Option("--reasoning-effort", help="For reasoning models: low, medium, high...")
     ] = None,
@@ -30,7 +43,7 @@ def ask(
         bool, typer.Option("--reasoning", help="Print a reasoning model's thinking before its answer.")
     ] = False,
     db: DbOption = None,
-    config: Annotated[str | None, typer.Option("--config", help="Settings file.")] = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ask one model one question; the call is stored as a run (see agentmesh show)."""

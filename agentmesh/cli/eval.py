@@ -153,7 +153,7 @@ def alu(
         typer.Option(
             "--attacks",
             "-a",
-            help="Comma-separated attacks on forget items: none, masking, many_shot:N, lang:CODE (default: none).",
+            help="Comma-separated attacks on forget items: none, masking, many_shot:N, lang:CODE.",
         ),
     ] = "none",
     baselines: Annotated[

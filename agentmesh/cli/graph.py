@@ -52,7 +52,8 @@ def _load(graph: str) -> GraphSpec:
 @app.command("schema")
 def schema(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the schema to this file instead of printing it.")
+        Path | None,
+        typer.Option("--out", "--output", "-o", help="Write the schema to this file instead of printing it."),
     ] = None,
 ) -> None:
     """Print (or write) the JSON Schema of graph spec files."""

@@ -18,7 +18,6 @@ from rich.text import Text
 
 from agentmesh.cli._common import (
     DbOption,
-    JsonOption,
     console,
     err_console,
     fmt_cost,
@@ -44,7 +43,12 @@ def replay(
         str | None,
         typer.Option("--from", help="Replay up to this step, then go on live (N calls, NODE or NODE@ROUND)."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model for the live part of a fork.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model reference or alias for the live part of a fork (default: the run's)."
+        ),
+    ] = None,
     assignments: Annotated[
         list[str] | None, typer.Option("--set", help="Change an input for the fork: key=value (repeatable).")
     ] = None,
@@ -139,7 +143,7 @@ def diff(
 
 
 def report(
-    html_path: Annotated[Path, typer.Option("--html", "-o", help="Where to write the HTML page.")],
+    html_path: Annotated[Path, typer.Option("--out", "--html", "-o", help="Where to write the HTML page.")],
     run: Annotated[str | None, typer.Argument(help="Run id or a unique prefix of it.")] = None,
     batch: Annotated[
         str | None, typer.Option("--batch", "-b", help="A batch's page instead (run --input-file's id).")
@@ -164,13 +168,14 @@ def report(
 
 def export(
     run: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
-    as_json: JsonOption = True,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", show_default=False, help="JSON, an export's only format (accepted, not needed)."),
+    ] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
     db: DbOption = None,
 ) -> None:
     """A run as versioned JSON (record, events, final outputs; secrets never included), for agentmesh import."""
-    if not as_json:
-        raise ConfigError("only --json exports exist")
     with open_store(db) as store:
         record = store.get_run(run)
         events = store.events(record.id)

@@ -9,14 +9,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import JsonOption, console
+from agentmesh.cli._common import ConfigOption, JsonOption, console
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import get_model, load_settings
 
 
 def models(
     refs: Annotated[list[str] | None, typer.Argument(help="References or aliases (default: local + aliases).")] = None,
-    config: Annotated[str | None, typer.Option("--config", help="Settings file (default $AGENTMESH_CONFIG).")] = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show provider, model, endpoint, key variable (never the key), limits and price of each reference."""

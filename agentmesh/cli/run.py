@@ -170,7 +170,12 @@ def resume(
     ] = None,
     batch: Annotated[
         str | None,
-        typer.Option("--batch", "-b", help="Every interrupted or failed run of this batch (run --input-file's)."),
+        typer.Option(
+            "--batch",
+            "-b",
+            help="A batch (run --input-file's): its interrupted and failed runs, those a dead process left running, "
+            "and the lines it never started.",
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model reference or alias (default: each run's model).")
@@ -189,8 +194,10 @@ def resume(
     """Continue interrupted or failed runs from their last checkpoints; finished model calls are not made again."""
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
-    if bool(runs) == (batch is not None):
-        raise ConfigError("give the runs to resume, or --batch ID (not both)")
+    if runs and batch is not None:
+        raise ConfigError("give the runs to resume, or --batch ID, not both")
+    if not runs and batch is None:
+        raise ConfigError("nothing to resume: give run ids (or unique prefixes), or --batch ID")
     unstarted: Unstarted | None = None
     with open_store(db) as store:
         if batch is not None:  # its cut and failed runs, and the lines an interruption kept from starting

@@ -154,7 +154,7 @@ def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
     ("args", "expected"),
     [
         (["run", "debate", "--bogus"], "No such option: --bogus"),
-        (["report", "abc", "--out", "x.html"], "No such option: --out"),
+        (["report", "abc", "--file", "x.html"], "No such option: --file"),
         (["run", "debate", "-c", "0", "-i", "question=q"], "Invalid value for '--concurrency'"),
         (["show"], "Missing argument"),
     ],

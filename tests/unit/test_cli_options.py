@@ -5,6 +5,8 @@ where ``run`` said, rightly, "the graph's model, else 'local'")."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from typer.main import get_command
 from agentmesh.cli._common import Executor
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli.app import app
+from tests._cli import run_cli
 
 JOBS = ["optimize", "calibrate", "eval alu", "run"]
 
@@ -67,3 +70,113 @@ def test_job_options_become_the_job_functions_arguments() -> None:
     }
     assert options.kwargs(model="judge:b")["model"] == "judge:b"  # eval alu's --judge-model
     assert options.kwargs(model=None)["model"] == "scripted:a.yaml"  # no --judge-model: --model
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["optimize", "dylan_mmlu", "--data", "items.jsonl", "--top-k", "2"],
+        ["calibrate", "magicore", "--data", "items.jsonl"],
+        ["eval", "alu", "--data", "items.jsonl"],
+        ["run", "debate", "--input-file", "items.jsonl"],
+    ],
+    ids=["optimize", "calibrate", "eval alu", "run --input-file"],
+)
+def test_a_ray_address_without_the_ray_executor_is_refused_before_any_run(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every item ran here, silently, when ``--executor ray`` was forgotten beside ``--ray-address``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "items.jsonl").write_text('{"question": "What is 2*3?"}\n')
+    db = tmp_path / "runs.db"
+    args = [*command, "--ray-address", "auto", "-m", "scripted:none.yaml", "--db", f"sqlite:///{db}"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "--ray-address auto: the items run on Ray only with --executor ray; add it" in said, said
+    assert not db.exists()
+
+
+def _every_option() -> list[tuple[str, Any]]:
+    """(command, option) for every option of every command, ``--help`` aside."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: Any, path: str) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+            return
+        found.extend((path, p) for p in command.params if p.param_type_name == "option" and p.name != "help")
+
+    walk(get_command(app), "")
+    return found
+
+
+def test_every_option_says_what_it_is_for() -> None:
+    """``ask --max-tokens`` and ``--temperature`` had no help at all."""
+    assert [f"{c} {p.opts[0]}" for c, p in _every_option() if not (p.help or "").strip()] == []
+
+
+def test_no_option_states_its_default_twice() -> None:
+    """``eval alu --attacks`` read "(default: none). [default: none]": typer shows a default unless told not to."""
+    twice = [
+        f"{c} {p.opts[0]}"
+        for c, p in _every_option()
+        if p.show_default and p.default not in (None, False, ()) and "(default" in (p.help or "")
+    ]
+    assert twice == []
+
+
+def test_a_model_option_is_a_reference_or_alias_everywhere() -> None:
+    helps = {c: p.help for c, p in _every_option() if p.opts == ["--model", "-m"]}
+    assert set(helps) >= {"ask", "run", "resume", "replay", "optimize", "calibrate", "eval alu"}
+    assert all(h.startswith("Model reference or alias") for h in helps.values()), helps
+
+
+def test_the_settings_file_option_reads_the_same_where_it_exists() -> None:
+    helps = {c: p.help for c, p in _every_option() if p.opts == ["--config"]}
+    assert set(helps) == {"ask", "models"} and len(set(helps.values())) == 1, helps
+    assert "$AGENTMESH_CONFIG, else .agentmesh/config.yaml" in helps["ask"]
+
+
+def test_every_command_writing_a_file_takes_it_as_out() -> None:
+    """``report`` took ``--html``, ``graph schema`` ``--output``, where ``optimize``, ``calibrate`` and ``export``
+    take ``--out``: each now takes ``--out`` too (its old name still works)."""
+    short_o = {c: p.opts for c, p in _every_option() if "-o" in p.opts}
+    assert set(short_o) == {"optimize", "calibrate", "export", "report", "graph schema"}
+    assert all("--out" in opts for opts in short_o.values()), short_o
+    assert "--html" in short_o["report"] and "--output" in short_o["graph schema"]
+
+
+def test_export_does_not_describe_json_as_instead_of_tables() -> None:
+    param = _params("export")["as_json"]
+    assert "tables" not in param.help and not param.show_default
+
+
+def test_resume_says_what_it_needs_when_given_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given neither runs nor --batch, it said "(not both)", of two things that were not given."""
+    code, _, err = run_cli(["resume", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "nothing to resume: give run ids (or unique prefixes), or --batch ID" in said, said
+    assert "not both" not in said
+    assert "never started" in _params("resume")["batch"].help  # what --batch does beyond resuming runs
+
+
+def test_report_and_schema_write_where_out_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("default: Paris\n")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, out, err = run_cli(
+        ["ask", "Capital of France?", "-m", "scripted:s.yaml", "--db", db, "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, _, err = run_cli(["report", run_id, "--out", "page.html", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert "<html" in (tmp_path / "page.html").read_text().lower()
+    code, _, err = run_cli(["graph", "schema", "--out", "schema.json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "properties" in json.loads((tmp_path / "schema.json").read_text())
