@@ -152,8 +152,10 @@ def report(
 ) -> None:
     """One self-contained HTML page: the graph, the agent network, importance scores, the calls over time and the
     timeline of a run; or a batch's: how its runs ended, accuracy, calls per item and a row per item."""
-    if (run is None) == (batch is None):
-        raise ConfigError("give a run, or --batch ID (not both)")
+    if run is not None and batch is not None:
+        raise ConfigError("give a run, or --batch ID, not both")
+    if run is None and batch is None:
+        raise ConfigError("nothing to report: give a run id (or a unique prefix), or --batch ID")
     with open_store(db) as store:
         if batch is not None:
             records = batch_runs(store, batch)

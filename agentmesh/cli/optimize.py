@@ -60,6 +60,10 @@ class Profile(StrEnum):
     v1 = "v1"
 
 
+#: The SE-Jury options' defaults, named: a DyLAN graph refuses them when they differ (they were ignored).
+PROFILE, HUMAN_KEY, CALIBRATION_SIZE = Profile.conala, "human", 20
+
+
 def optimize(
     graph: Annotated[str, typer.Argument(help="Built-in graph name (dylan_mmlu) or path to a graph spec.")],
     data: Annotated[
@@ -83,13 +87,13 @@ def optimize(
     ] = None,
     profile: Annotated[
         Profile, typer.Option("--profile", help="SE-Jury: the release's settings for a kind of data (sejury.md §4).")
-    ] = Profile.conala,
+    ] = PROFILE,
     human_key: Annotated[
         str, typer.Option("--human-key", help="SE-Jury: the field of each line holding the human label.")
-    ] = "human",
+    ] = HUMAN_KEY,
     calibration_size: Annotated[
         int, typer.Option("--calibration-size", min=2, help="SE-Jury: labelled items drawn to choose the team.")
-    ] = 20,
+    ] = CALIBRATION_SIZE,
     held_out: Annotated[
         bool, typer.Option("--held-out/--no-held-out", help="SE-Jury: score the other labelled items with the team.")
     ] = True,
@@ -119,6 +123,22 @@ def optimize(
         config = JuryConfig.profile(profile.value, n_calibration=calibration_size)
         calibrate_jury(spec, data, graph, config, human_key, held_out, out, picture, options)
         return
+    # as --top-k on a jury, the jury's options on a DyLAN graph are refused rather than ignored without a word
+    jury_options = [
+        flag
+        for flag, given in [
+            ("--profile", profile is not PROFILE),
+            ("--human-key", human_key != HUMAN_KEY),
+            ("--calibration-size", calibration_size != CALIBRATION_SIZE),
+            ("--no-held-out", not held_out),
+        ]
+        if given
+    ]
+    if jury_options:
+        raise ConfigError(
+            f"{', '.join(jury_options)}: options of an SE-Jury graph's calibration; graph {spec.name!r} has no jury "
+            "(a sejury_verdict node), so its team is chosen by --top-k"
+        )
     if top_k is None:
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     items = datasets.read_items(data, spec)

@@ -66,3 +66,30 @@ def test_optimize_names_the_items_whose_credit_went_to_the_whole_last_layer(
     items = json.loads(stdout)["items"]
     assert [(i["line"], i["shared_credit"]) for i in items] == [(1, True), (2, False), (3, True)]
     assert "shared its credit" not in stdout  # the JSON alone: scripts read it
+
+
+def test_the_jury_options_on_a_dylan_graph_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--top-k`` on a jury was refused, but ``--profile`` and the others on a DyLAN graph did nothing, silently."""
+    db = tmp_path / "runs.db"
+    args = [
+        "optimize",
+        "dylan_mmlu",
+        "--data",
+        str(tmp_path / "items.jsonl"),
+        "--top-k",
+        "2",
+        "--db",
+        f"sqlite:///{db}",
+    ]
+    code, _, err = run_cli([*args, "--profile", "apr", "--no-held-out"], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert (
+        code == 2
+        and "--profile, --no-held-out: options of an SE-Jury graph's calibration; graph 'dylan_mmlu' has no jury"
+        in said
+    ), said
+    code, _, err = run_cli([*args, "--calibration-size", "5"], capsys, monkeypatch)
+    assert code == 2 and "--calibration-size: options of an SE-Jury" in " ".join(err.split())
+    assert not db.exists()

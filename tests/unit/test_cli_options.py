@@ -180,3 +180,16 @@ def test_report_and_schema_write_where_out_says(
     code, _, err = run_cli(["graph", "schema", "--out", "schema.json"], capsys, monkeypatch)
     assert code == 0, err
     assert "properties" in json.loads((tmp_path / "schema.json").read_text())
+
+
+def test_report_says_what_it_needs_when_given_neither_a_run_nor_a_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(["report", "-o", str(tmp_path / "r.html"), "--db", db], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "nothing to report: give a run id (or a unique prefix), or --batch ID" in said, said
+    code, _, err = run_cli(
+        ["report", "abc", "--batch", "b", "-o", str(tmp_path / "r.html"), "--db", db], capsys, monkeypatch
+    )
+    assert code == 2 and "give a run, or --batch ID, not both" in " ".join(err.split())
