@@ -89,8 +89,10 @@ def delete(
 ) -> None:
     """Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none);
     agentmesh db vacuum then gives the space back."""
-    if bool(run_ids) == (batch is not None):
-        raise ConfigError("give the runs to delete, or --batch ID (not both)")
+    if run_ids and batch is not None:
+        raise ConfigError("give the runs to delete, or --batch ID, not both")
+    if not run_ids and batch is None:
+        raise ConfigError("nothing to delete: give run ids (or unique prefixes), or --batch ID")
     with open_store(db) as store:
         if batch is not None:
             records = batch_runs(store, batch, then="; nothing deleted")

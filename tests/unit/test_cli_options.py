@@ -182,6 +182,17 @@ def test_report_and_schema_write_where_out_says(
     assert "properties" in json.loads((tmp_path / "schema.json").read_text())
 
 
+def test_delete_says_what_it_needs_when_given_neither_runs_nor_a_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(["delete", "-y", "--db", db], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "nothing to delete: give run ids (or unique prefixes), or --batch ID" in said, said
+    code, _, err = run_cli(["delete", "abc", "--batch", "b", "-y", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "give the runs to delete, or --batch ID, not both" in " ".join(err.split())
+
+
 def test_report_says_what_it_needs_when_given_neither_a_run_nor_a_batch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
