@@ -48,9 +48,15 @@ RayAddressOption = Annotated[
         "work. A cluster needs a Postgres --db that every node reaches.",
     ),
 ]
+#: Ray CPUs an item takes when ``--ray-cpus`` is not given.
+RAY_CPUS = 1.0
 RayCpusOption = Annotated[
-    float,
-    typer.Option("--ray-cpus", min=0.01, help="Ray CPUs each item takes (0.25: four I/O-bound items per core)."),
+    float | None,
+    typer.Option(
+        "--ray-cpus",
+        min=0.01,
+        help=f"Ray CPUs each item takes (default {RAY_CPUS:g}; 0.25: four I/O-bound items per core).",
+    ),
 ]
 
 ModelOption = Annotated[

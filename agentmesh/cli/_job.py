@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
-from agentmesh.cli._common import Executor, err_console, open_store
+from agentmesh.cli._common import RAY_CPUS, Executor, err_console, open_store
 from agentmesh.cli._progress import WorkProgress, run_job
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import Executor as ExecutorName
@@ -44,18 +44,28 @@ class JobOptions:
     concurrency: int
     executor: Executor
     ray_address: str | None
-    ray_cpus: float
+    ray_cpus: float | None  # None: not given (RAY_CPUS)
     db: str | None
     as_json: bool
 
     def __post_init__(self) -> None:
         # the items run on Ray only with --executor ray: an address alone ran every item here, silently, and a
         # SQLite --db a cluster cannot reach was not refused (it is, with --executor ray)
-        if self.ray_address is not None and self.executor is not Executor.RAY:
+        given = [
+            f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+            for flag, value in (("--ray-address", self.ray_address), ("--ray-cpus", self.ray_cpus))
+            if value is not None
+        ]
+        if given and self.executor is not Executor.RAY:
             raise ConfigError(
-                f"--ray-address {self.ray_address}: the items run on Ray only with --executor ray; add it (without "
-                "it they would all run here, in this process)"
+                f"{', '.join(given)}: the items run on Ray only with --executor ray; add it (without it they would "
+                "all run here, in this process)"
             )
+
+    @property
+    def cpus_per_item(self) -> float:
+        """Ray CPUs each item takes: ``--ray-cpus``, else :data:`RAY_CPUS`."""
+        return RAY_CPUS if self.ray_cpus is None else self.ray_cpus
 
     @property
     def executor_name(self) -> ExecutorName:
@@ -69,7 +79,7 @@ class JobOptions:
             concurrency=self.concurrency,
             executor=self.executor_name,
             ray_address=self.ray_address,
-            ray_cpus_per_item=self.ray_cpus,
+            ray_cpus_per_item=self.cpus_per_item,
         )
 
     @contextlib.contextmanager

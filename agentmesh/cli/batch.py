@@ -129,9 +129,9 @@ def run_batch(
                 load_settings(),
                 worker_db_url(store, cluster=options.ray_address is not None),
                 imported(),
-                options.ray_cpus,
+                options.cpus_per_item,
             )
-            run_on_ray, release = start_ray(options.ray_address, options.ray_cpus)
+            run_on_ray, release = start_ray(options.ray_address, options.cpus_per_item)
             on_ray = _ray_start(spec, shared, run_on_ray, store, budget)
 
         def start(item: datasets.Item) -> Start:

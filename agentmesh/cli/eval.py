@@ -189,7 +189,7 @@ def alu(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the many-shot draws (item i draws with seed + i).")] = 0,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
-    ray_cpus: RayCpusOption = 1.0,
+    ray_cpus: RayCpusOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -99,7 +99,7 @@ def optimize(
     ] = True,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
-    ray_cpus: RayCpusOption = 1.0,
+    ray_cpus: RayCpusOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

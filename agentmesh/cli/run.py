@@ -112,7 +112,7 @@ def run_graph(
     ] = None,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,
-    ray_cpus: RayCpusOption = 1.0,
+    ray_cpus: RayCpusOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -146,7 +146,7 @@ def run_graph(
         raise ConfigError("--limit takes the first items of an --input-file; there is none")
     if concurrency is not None:
         raise ConfigError("--concurrency is how many items of an --input-file run at once; there is none")
-    if executor != Executor.LOCAL or ray_address is not None:
+    if executor != Executor.LOCAL or ray_address is not None or ray_cpus is not None:
         raise ConfigError("--executor ray runs the items of an --input-file on Ray; one run runs here")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
     # the spec is resolved here already; its source is stored all the same, so a replay checks today's file

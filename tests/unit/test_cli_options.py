@@ -70,6 +70,16 @@ def test_job_options_become_the_job_functions_arguments() -> None:
     }
     assert options.kwargs(model="judge:b")["model"] == "judge:b"  # eval alu's --judge-model
     assert options.kwargs(model=None)["model"] == "scripted:a.yaml"  # no --judge-model: --model
+    local = JobOptions(
+        model=None, concurrency=4, executor=Executor.LOCAL, ray_address=None, ray_cpus=None, db=None, as_json=False
+    )
+    assert local.kwargs() == {
+        "model": None,
+        "concurrency": 4,
+        "executor": "local",
+        "ray_address": None,
+        "ray_cpus_per_item": 1.0,  # --ray-cpus not given
+    }
 
 
 @pytest.mark.parametrize(
@@ -82,10 +92,11 @@ def test_job_options_become_the_job_functions_arguments() -> None:
     ],
     ids=["optimize", "calibrate", "eval alu", "run --input-file"],
 )
-def test_a_ray_address_without_the_ray_executor_is_refused_before_any_run(
+def test_ray_options_without_the_ray_executor_are_refused_before_any_run(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every item ran here, silently, when ``--executor ray`` was forgotten beside ``--ray-address``."""
+    """Every item ran here, silently, when ``--executor ray`` was forgotten beside ``--ray-address`` or
+    ``--ray-cpus``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "items.jsonl").write_text('{"question": "What is 2*3?"}\n')
     db = tmp_path / "runs.db"
@@ -93,6 +104,10 @@ def test_a_ray_address_without_the_ray_executor_is_refused_before_any_run(
     code, _, err = run_cli(args, capsys, monkeypatch)
     said = " ".join(err.split())
     assert code == 2 and "--ray-address auto: the items run on Ray only with --executor ray; add it" in said, said
+    args = [*command, "--ray-cpus", "0.25", "-m", "scripted:none.yaml", "--db", f"sqlite:///{db}"]
+    code, _, err = run_cli(args, capsys, monkeypatch)  # as --ray-address: each item's share of Ray's CPUs
+    said = " ".join(err.split())
+    assert code == 2 and "--ray-cpus 0.25: the items run on Ray only with --executor ray" in said, said
     assert not db.exists()
 
 
