@@ -219,3 +219,15 @@ def test_report_says_what_it_needs_when_given_neither_a_run_nor_a_batch(
         ["report", "abc", "--batch", "b", "-o", str(tmp_path / "r.html"), "--db", db], capsys, monkeypatch
     )
     assert code == 2 and "give a run, or --batch ID, not both" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("ray", [["--ray-address", "auto"], ["--ray-cpus", "0.5"]], ids=["address", "cpus"])
+def test_one_run_refuses_the_ray_options_too(
+    ray: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "runs.db"
+    args = ["run", "debate", "-i", "question=q", *ray, "-m", "scripted:none.yaml", "--db", f"sqlite:///{db}"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "runs the items of an --input-file on Ray; one run runs here" in said, said
+    assert not db.exists()
