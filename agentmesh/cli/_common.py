@@ -59,6 +59,10 @@ RayCpusOption = Annotated[
     ),
 ]
 
+#: What a JSONL file of items may hold (:func:`agentmesh.datasets.read_items`, which ``run --input-file``,
+#: ``optimize`` and ``calibrate`` read with): said alike by each.
+ITEM_FORMATS = "the graph's inputs, or MMLU-, MATH-, GSM8K- or HumanEval-style records"
+
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Model reference or alias (default: the graph's model, else 'local')."),

@@ -21,6 +21,7 @@ from rich.text import Text
 from agentmesh import datasets
 from agentmesh.cli._common import (
     CONCURRENCY,
+    ITEM_FORMATS,
     DbOption,
     Executor,
     ExecutorOption,
@@ -46,7 +47,7 @@ def calibrate(
     graph: Annotated[str, typer.Argument(help="Built-in graph name (magicore) or path to a graph spec.")],
     data: Annotated[
         Path,
-        typer.Option("--data", "-d", help="JSONL problems: the graph's inputs, or MATH/GSM8K/MMLU-style records."),
+        typer.Option("--data", "-d", help=f"JSONL problems, one per line: {ITEM_FORMATS}."),
     ],
     node: Annotated[
         str | None, typer.Option("--node", help="The magicore node to calibrate (default: the graph's only one).")

@@ -25,6 +25,7 @@ from rich.text import Text
 from agentmesh import datasets
 from agentmesh.cli._common import (
     CONCURRENCY,
+    ITEM_FORMATS,
     DbOption,
     Executor,
     ExecutorOption,
@@ -66,9 +67,7 @@ PROFILE, HUMAN_KEY, CALIBRATION_SIZE = Profile.conala, "human", 20
 
 def optimize(
     graph: Annotated[str, typer.Argument(help="Built-in graph name (dylan_mmlu) or path to a graph spec.")],
-    data: Annotated[
-        Path, typer.Option("--data", "-d", help="JSONL items: the graph's inputs, or MMLU/MATH/HumanEval records.")
-    ],
+    data: Annotated[Path, typer.Option("--data", "-d", help=f"JSONL items, one per line: {ITEM_FORMATS}.")],
     top_k: Annotated[
         int | None, typer.Option("--top-k", "-k", min=1, help="DyLAN: how many agents the optimised team keeps.")
     ] = None,

@@ -23,6 +23,7 @@ from rich.live import Live
 from agentmesh import datasets
 from agentmesh.cli._common import (
     CONCURRENCY,
+    ITEM_FORMATS,
     DbOption,
     Executor,
     ExecutorOption,
@@ -89,7 +90,8 @@ def run_graph(
         Path | None,
         typer.Option(
             "--input-file",
-            help="JSONL file, one object of inputs per line; each line is its own run (-i values are defaults).",
+            help=f"JSONL file, one object per line ({ITEM_FORMATS}); each line is its own run (-i values are "
+            "defaults).",
         ),
     ] = None,
     model: ModelOption = None,

@@ -231,3 +231,11 @@ def test_one_run_refuses_the_ray_options_too(
     said = " ".join(err.split())
     assert code == 2 and "runs the items of an --input-file on Ray; one run runs here" in said, said
     assert not db.exists()
+
+
+def test_the_commands_reading_items_describe_the_same_formats() -> None:
+    """``run --input-file``, ``optimize --data`` and ``calibrate --data`` read one reader's formats; their help
+    named three different subsets of them (GSM8K and HumanEval each missing somewhere, run's naming none)."""
+    helps = [_params("run")["input_file"].help, _params("optimize")["data"].help, _params("calibrate")["data"].help]
+    for fmt in ("the graph's inputs", "MMLU", "MATH", "GSM8K", "HumanEval"):
+        assert all(fmt in h for h in helps), (fmt, helps)
