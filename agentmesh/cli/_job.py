@@ -3,9 +3,11 @@
 ``optimize`` (DyLAN and SE-Jury), ``calibrate``, ``eval alu`` and ``run --input-file`` each run a set of items as
 stored, resumable runs, several at once, here or on Ray, under a progress bar, with ``--json`` for scripts. Their
 options are declared once (the aliases of :mod:`agentmesh.cli._common`) and collected into a :class:`JobOptions`,
-which gives the job functions (:func:`agentmesh.optimize.items.run_items` and those built on it) their keyword
-arguments and opens the store and the progress bar the same way for each: so a flag means one thing, is checked
-one way and reads the same in every command's ``--help``.
+checked once (the Ray options need ``--executor ray``), which gives the job functions
+(:func:`agentmesh.optimize.items.run_items` and those built on it) their keyword arguments and opens their store
+and progress bar alike: so a flag means one thing, is checked one way and reads the same in every command's
+``--help``. (``run --input-file`` takes the options too, but its runs are a batch, not a job: they are not reused
+when run again, and :func:`agentmesh.cli.batch.run_many` shows their progress and summary.)
 """
 
 from __future__ import annotations
