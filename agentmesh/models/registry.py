@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentmesh.errors import UnknownProviderError
+from agentmesh.errors import ConfigError, UnknownProviderError
 from agentmesh.models.client import CallObserver, ModelClient
 from agentmesh.models.pricing import DEFAULT_PRICES, price_for
 from agentmesh.models.providers.base import Provider
@@ -93,6 +93,14 @@ def get_model(
     resolves it anyway, for describing what a reference resolves to (``agentmesh models``: the key variable and
     that it is not set, with the limits and price); its calls then fail with that error.
     """
+    if not isinstance(ref, str | Provider | ModelClient):
+        # (``model=42``, ``model=None`` passed on, a class instead of an instance) would otherwise fail deep in
+        # the reference parser with an AttributeError naming neither the argument nor what it takes
+        raise ConfigError(
+            f"model: expected a reference string (such as 'local', 'openai:gpt-4o-mini' or 'scripted:file.yaml'), "
+            f"a Provider (such as a ScriptedModel) or a ModelClient, got {type(ref).__name__} {ref!r:.80}",
+            model=repr(ref)[:80],
+        )
     if isinstance(ref, ModelClient):
         for observer in observers:
             ref.add_observer(observer)

@@ -17,17 +17,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentmesh.datasets import Item
+from agentmesh.datasets import Item, item_inputs
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
 from agentmesh.plugins import imported
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, stored_outputs
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.store import RunStatus, Store
 
-__all__ = ["Executor", "ItemRun", "JobRun", "Progress", "digest", "run_items"]
+__all__ = ["Executor", "ItemRun", "JobRun", "Progress", "as_items", "digest", "run_items"]
 
 Executor = Literal["local", "ray"]
 
@@ -63,6 +63,48 @@ Progress = Callable[[ItemRun, int, int], None]
 """Told of each finished item: (the item, items done, items in all)."""
 
 
+def as_items(
+    items: Sequence[Item | Mapping[str, Any]],
+    spec: GraphSpec,
+    *,
+    keep: Sequence[str] = (),
+    what: str = "job",
+    allow_empty: bool = False,
+) -> list[Item]:
+    """``items`` as :class:`~agentmesh.datasets.Item` s: what a job runs, whether the caller read a JSONL file
+    (:func:`agentmesh.datasets.read_items`) or holds its data in Python already.
+
+    A mapping is read as a line of such a file is (the graph's inputs, or an MMLU-, MATH/GSM8K- or HumanEval-style
+    record; ``keep`` names fields read besides the inputs, such as SE-Jury's human label) and numbered from 1 like
+    a file's lines. Every item is checked before anything runs; the bad ones are named by their index. No items at
+    all is refused unless ``allow_empty``: a job over nothing has nothing to report."""
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        raise ConfigError(
+            f"{what} of {spec.name}: items must be a list of Items (agentmesh.datasets.read_items) or of dicts of "
+            f"inputs, got {type(items).__name__}"
+        )
+    if not items and not allow_empty:
+        raise ConfigError(f"{what} of {spec.name}: no items (expected at least one)")
+    out: list[Item] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, Item):
+            out.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            problems.append(f"items[{index}]: expected an Item or a dict of inputs, got {type(item).__name__}")
+            continue
+        inputs, extra = item_inputs(item, spec, keep)
+        try:
+            out.append(Item(index + 1, check_inputs(spec, inputs), extra))
+        except ConfigError as exc:
+            problems.append(f"items[{index}]: {exc}")
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        raise ConfigError(f"{what} of {spec.name}: {len(problems)} bad item(s); nothing was run:\n" + "\n".join(shown))
+    return out
+
+
 def digest(value: Any) -> str:
     """A short stable id of a JSON-able value: how jobs and items are recognised when a job is run again."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -70,7 +112,7 @@ def digest(value: Any) -> str:
 
 async def run_items(
     spec: GraphSpec,
-    items: Sequence[Item],
+    items: Sequence[Item | Mapping[str, Any]],
     *,
     kind: str,
     model: str | Provider | ModelClient | None = None,
@@ -97,6 +139,7 @@ async def run_items(
     items per core)."""
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    items = as_items(items, spec, what=kind, allow_empty=True)  # (an eval's judge step may have nothing to judge)
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
     if executor == "ray" and not (model is None or isinstance(model, str)):

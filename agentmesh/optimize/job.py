@@ -10,7 +10,7 @@ item: running the same command again skips the items whose run succeeded and res
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +21,7 @@ from agentmesh.datasets import Item, matches_gold
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, Progress, run_items
+from agentmesh.optimize.items import Executor, ItemRun, Progress, as_items, run_items
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams
@@ -145,7 +145,7 @@ def optimized_spec(spec: GraphSpec, source: str, team: Sequence[str], *, note: s
 
 async def aoptimize(
     graph: str | Path | GraphSpec,
-    items: Sequence[Item],
+    items: Sequence[Item | Mapping[str, Any]],
     *,
     top_k: int,
     model: str | Provider | ModelClient | None = None,
@@ -167,9 +167,13 @@ async def aoptimize(
     groups = team_groups(params)
     candidates = [label for labels in groups.values() for label in labels]
     smallest = min(len(labels) for labels in groups.values())
-    if not 1 <= top_k <= smallest:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= smallest:
         per = " per team (" + ", ".join(groups) + ")" if len(groups) > 1 else ""
-        raise ConfigError(f"--top-k must be between 1 and the {smallest} candidates of {source!r}{per}, got {top_k}")
+        raise ConfigError(
+            f"top_k (--top-k) must be an integer between 1 and the {smallest} candidates of {source!r}{per}, "
+            f"got {top_k!r}"
+        )
+    items = as_items(items, spec, what="optimize")
     ran_items = await run_items(
         spec,
         items,
@@ -235,7 +239,7 @@ def _importance_of(spec: GraphSpec, score_node: str, run: ItemRun, item: Item) -
     return out
 
 
-def optimize(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> OptimizeResult:
+def optimize(graph: str | Path | GraphSpec, items: Sequence[Item | Mapping[str, Any]], **kwargs: Any) -> OptimizeResult:
     """Blocking :func:`aoptimize`, for scripts without an event loop."""
     return blocking(
         aoptimize(graph, items, **kwargs), name="agentmesh.optimize.optimize", async_name="agentmesh.optimize.aoptimize"

@@ -36,12 +36,12 @@ from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import (
-    DEFAULT_MODEL,
     RunResult,
     _budgets,
     _execute,
     check_inputs,
     resolve_graph,
+    stored_model,
     stored_outputs,
 )
 from agentmesh.spec.graph import GraphSpec
@@ -280,7 +280,13 @@ async def afork(
         keep = step_filter(events, step)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
         recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
-        client = model if isinstance(model, ModelClient) else model_for(model or record.model or DEFAULT_MODEL, db)
+        client = (
+            model
+            if isinstance(model, ModelClient)
+            else model_for(model, db)
+            if model is not None
+            else stored_model(record, db)
+        )
         budget = _budget_of(record)
         fork = {"parent": record.id, "from": step, "set": dict(set_inputs or {}), "model": client.reference}
         stored_spec, spec_hash = spec.canonical()

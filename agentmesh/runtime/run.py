@@ -24,7 +24,7 @@ from agentmesh.models.registry import get_model
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
-from agentmesh.runtime.operators.basic import answer_of
+from agentmesh.runtime.operators.basic import answer_of, check_function_args
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
@@ -99,6 +99,15 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
 
 def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs with defaults applied; missing, unknown or mistyped ones raise before anything is stored."""
+    if not isinstance(inputs, Mapping):
+        # ``run("debate", "What is 17*3?")`` would otherwise fail inside ``dict()`` with a message naming neither
+        # the graph nor what it takes
+        raise ConfigError(
+            f"graph {spec.name!r}: inputs must be a mapping of input name to value, got "
+            f"{type(inputs).__name__} {inputs!r:.80}; the graph takes {', '.join(spec.inputs) or 'none'} "
+            f"(e.g. {{{next(iter(spec.inputs), 'name')!r}: ...}})",
+            graph=spec.name,
+        )
     out = dict(inputs)
     problems = []
     for name, ispec in spec.inputs.items():
@@ -153,6 +162,7 @@ async def arun(
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
+    check_function_args(spec)
     reference = model or spec.model or DEFAULT_MODEL
     await _check_card_models(spec)
     # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store
@@ -229,8 +239,9 @@ async def aresume(
             )
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         check_functions(spec)
+        check_function_args(spec)
         await _check_card_models(spec)
-        client = model_for(model or record.model or DEFAULT_MODEL, db)
+        client = model_for(model, db) if model is not None else stored_model(record, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         await asyncio.to_thread(db.mark_running, record.id)
         # The budget holds over the whole run: what was spent before the interruption counts.
@@ -265,6 +276,25 @@ async def _check_card_models(spec: GraphSpec) -> None:
                 f"graph {spec.name!r}: agent {cards} (model {reference}): {exc}", graph=spec.name
             ) from exc
         await client.aclose()
+
+
+def stored_model(record: RunRecord, store: Store) -> ModelClient:
+    """The model a stored run ran with, for a resume or a fork given no model of its own.
+
+    The run stored its model as a reference string; one it got as a Python object (a ``ScriptedModel``, a provider
+    of the caller's) is stored under that object's name, which resolves to nothing here -- ``scripted:scripted``
+    read as a script file named ``scripted``. The error then says so, and that ``model=`` takes the object again."""
+    reference = record.model or DEFAULT_MODEL
+    try:
+        return model_for(reference, store)
+    except AgentmeshError as exc:
+        raise ConfigError(
+            f"run {record.id}: the model it ran with, {reference!r}, does not resolve here ({exc}); pass model= "
+            "(a reference string, or the Provider or ModelClient object the run was given: a Python object is "
+            "stored by its name only)",
+            run=record.id,
+            model=reference,
+        ) from exc
 
 
 def graph_source(graph: str | Path) -> str:

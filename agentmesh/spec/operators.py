@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentmesh.spec.stop import StopPolicy
 
@@ -67,6 +67,18 @@ class OperatorParams(BaseModel):
         return []
 
 
+def _one_of(agent_field: str, agent: str | None, function: str | None, what: str) -> None:
+    """Refuse a node that names both or neither of an agent (``agent_field``) and a registered ``function``: the
+    operator needs exactly one, and without this check a node with neither failed only when it ran, after the
+    model calls of every node before it (and one with both silently ignored its agent)."""
+    if agent is None and function is None:
+        raise ValueError(
+            f"needs '{agent_field}' (an agent that {what}) or 'function' (a registered function); it has neither"
+        )
+    if agent is not None and function is not None:
+        raise ValueError(f"has both '{agent_field}' ({agent!r}) and 'function' ({function!r}); give one of them")
+
+
 def _agents(field: str, names: list[str]) -> list[tuple[str, str]]:
     return [(f"{field}[{i}]", name) for i, name in enumerate(names)]
 
@@ -116,6 +128,11 @@ class RankStep(BaseModel):
         description="Check the node's stop policy on the kept answers alone and stop before the next round if it "
         "holds (DyLAN's MATH script: the two selected answers agree).",
     )
+
+    @model_validator(mode="after")
+    def _ranker_or_function(self) -> RankStep:
+        _one_of("ranker", self.ranker, self.function, "ranks")
+        return self
 
 
 class RatingsRequest(BaseModel):
@@ -196,6 +213,11 @@ class RankParams(_FromNode):
     provides: ClassVar[frozenset[str]] = frozenset({"candidates", "keep"})
     outputs: ClassVar[frozenset[str] | None] = frozenset({"answers", "kept"})
 
+    @model_validator(mode="after")
+    def _ranker_or_function(self) -> RankParams:
+        _one_of("ranker", self.ranker, self.function, "ranks")
+        return self
+
     def agents_used(self) -> list[tuple[str, str]]:
         return [("ranker", self.ranker)] if self.ranker else []
 
@@ -220,6 +242,11 @@ class ScoreParams(_FromNode):
     function: str | None = None
     provides: ClassVar[frozenset[str]] = frozenset({"candidate", "answer"})
     outputs: ClassVar[frozenset[str] | None] = frozenset({"answers", "scores", "judgements"})
+
+    @model_validator(mode="after")
+    def _judge_or_function(self) -> ScoreParams:
+        _one_of("judge", self.judge, self.function, "scores")
+        return self
 
     def agents_used(self) -> list[tuple[str, str]]:
         return [("judge", self.judge)] if self.judge else []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Callable, Iterable, Mapping
+from numbers import Integral
 from typing import Any
 
 from agentmesh.errors import ConfigError
@@ -20,6 +22,7 @@ from agentmesh.runtime.operators.registry import (
 )
 from agentmesh.runtime.stop import holds
 from agentmesh.runtime.voting import majority, tally
+from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import (
     BranchParams,
     CallParams,
@@ -70,6 +73,33 @@ def answer_of(answers: list[dict[str, Any]], weights: list[float] | None = None)
     }
 
 
+async def ranking_picks(name: str, node: str, answers: list[dict[str, Any]], keep: int) -> list[int]:
+    """Call the registered ranking function ``name`` as ``fn(answers, keep)`` -- plain or ``async``, as the other
+    functions a graph names may be -- and return the indices it picks. A result that is not a list of indices is
+    refused naming the node and the function (it failed as ``'coroutine' object is not iterable`` or a bare
+    ``TypeError`` otherwise)."""
+    result = get_function(name, node=node)(answers, keep)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
+        raise RunError(
+            f"node {node!r}: ranking function {name!r} returned {type(result).__name__} {result!r:.80}; expected "
+            f"a list of indices into the {len(answers)} answers it was given, best first",
+            node=node,
+            function=name,
+        )
+    picks = list(result)
+    bad = [p for p in picks if isinstance(p, bool) or not isinstance(p, Integral)]  # (numpy's ints too)
+    if bad:
+        raise RunError(
+            f"node {node!r}: ranking function {name!r} returned {picks!r:.80}; expected integer indices into the "
+            f"{len(answers)} answers it was given, got {bad[0]!r}",
+            node=node,
+            function=name,
+        )
+    return [int(p) for p in picks]
+
+
 @operator("call", params=CallParams)
 async def call(run: NodeRun) -> NodeOutput:
     assert isinstance(run.params, CallParams)
@@ -106,7 +136,16 @@ async def score(run: NodeRun) -> NodeOutput:
         scores: list[float | None] = []
         for a in answers:
             value = fn(a, run.ctx.inputs)
-            scores.append(float(await value) if inspect.isawaitable(value) else float(value))
+            if inspect.isawaitable(value):
+                value = await value
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RunError(
+                    f"node {run.name!r}: score function {p.function!r} returned {type(value).__name__} "
+                    f"{value!r:.80} for answer {a.get('slot')} (agent {a.get('agent')!r}); expected a number",
+                    node=run.name,
+                    function=p.function,
+                )
+            scores.append(float(value))
         return {"answers": answers, "scores": scores}
     if not p.judge:
         raise ConfigError(f"node {run.name!r}: score needs 'judge' (an agent) or 'function'", node=run.name)
@@ -127,7 +166,7 @@ async def rank(run: NodeRun) -> NodeOutput:
     if len(answers) <= p.keep:
         return {"answers": answers, "kept": list(range(len(answers)))}
     if p.function:
-        chosen = list(get_function(p.function, node=run.name)(answers, p.keep))
+        chosen = await ranking_picks(p.function, run.name, answers, p.keep)
     elif p.ranker:
         card = run.ctx.spec.agents[p.ranker]
         variables = run.ctx.variables(run.outputs, card, {"candidates": answers, "keep": p.keep})
@@ -194,6 +233,9 @@ async def function(run: NodeRun) -> NodeOutput:
                 node=run.name,
             )
         args[CONTEXT_PARAMETER] = FunctionContext(run.ctx, run.name, run.call_node)
+    problem = argument_problem(fn, args)
+    if problem is not None:
+        raise ConfigError(f"node {run.name!r}: function {p.function!r}: {problem}", node=run.name, function=p.function)
     result = fn(run.outputs, run.ctx.inputs, **args)
     if inspect.isawaitable(result):
         result = await result
@@ -203,6 +245,62 @@ async def function(run: NodeRun) -> NodeOutput:
             node=run.name,
         )
     return result
+
+
+def argument_problem(fn: Callable[..., Any], args: Mapping[str, Any]) -> str | None:
+    """Why ``fn(outputs, inputs, **args)`` cannot be called as ``op: function`` calls it (a misspelt or missing
+    ``args`` entry), in words naming the parameters it takes; ``None`` when it can (or its signature is unknown).
+
+    Checked before the call, so that the message says which node's ``args`` to fix rather than a bare
+    ``TypeError`` from the function's own frame. ``ctx`` (given by the runtime) is neither asked for nor listed."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call itself say
+        return None
+    try:
+        signature.bind({}, {}, **args)
+    except TypeError as exc:
+        named = list(signature.parameters.values())[2:]
+        takes = [
+            p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != CONTEXT_PARAMETER
+        ]
+        required = [p for p in takes if signature.parameters[p].default is inspect.Parameter.empty]
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in named)
+        unknown = [] if open_ended else sorted(a for a in args if a not in takes and a != CONTEXT_PARAMETER)
+        missing = [p for p in required if p not in args]
+        found = [
+            *([f"unknown argument(s) {', '.join(unknown)}"] if unknown else []),
+            *([f"missing argument(s) {', '.join(missing)}"] if missing else []),
+        ]
+        return (
+            f"{'; '.join(found) or exc}; it is called as fn(outputs, inputs, **args), so args may give "
+            f"{', '.join(takes) or 'nothing'}{' (all required)' if takes and required == takes else ''}"
+            + (f" (required: {', '.join(required)})" if required and required != takes else "")
+        )
+    return None
+
+
+def check_function_args(spec: GraphSpec) -> None:
+    """Raise :class:`ConfigError` naming every ``op: function`` node whose ``args`` its (registered) function cannot
+    take: run before the run is stored, so that a misspelt argument fails before the model calls of every node
+    before it. Unknown functions are :func:`~agentmesh.runtime.operators.registry.check_functions`' to report."""
+    problems = []
+    for name, node in spec.nodes.items():
+        params = node.params
+        if not isinstance(params, FunctionParams):
+            continue
+        try:
+            fn = get_function(params.function, node=name)
+        except ConfigError:
+            continue
+        args = dict(params.args)
+        if takes_context(fn) and CONTEXT_PARAMETER not in args:
+            args[CONTEXT_PARAMETER] = None  # the runtime gives it
+        problem = argument_problem(fn, args)
+        if problem is not None:
+            problems.append(f"nodes.{name}.args: function {params.function!r}: {problem}")
+    if problems:
+        raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems), graph=spec.name)
 
 
 def _number(value: Any) -> float | None:

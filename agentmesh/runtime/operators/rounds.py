@@ -27,8 +27,8 @@ from typing import Any
 from agentmesh.parsers.ratings import parse_dylan_ratings
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer
-from agentmesh.runtime.operators.basic import gather_answers
-from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, get_function, operator
+from agentmesh.runtime.operators.basic import gather_answers, ranking_picks
+from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, operator
 from agentmesh.runtime.stop import holds
 from agentmesh.runtime.voting import agreement
 from agentmesh.spec.operators import RoundsParams
@@ -212,7 +212,7 @@ async def _rank(
     if p.rank.shuffle:
         _rng(p.seed, round_no, "rank").shuffle(shown)
     if p.rank.function:
-        picks = list(get_function(p.rank.function, node=run.name)(shown, p.rank.keep))
+        picks = await ranking_picks(p.rank.function, run.name, shown, p.rank.keep)
         by = p.rank.function
     else:
         assert p.rank.ranker is not None

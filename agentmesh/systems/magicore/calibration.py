@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, digest, run_items
+from agentmesh.optimize.items import Executor, ItemRun, as_items, digest, run_items
 from agentmesh.runtime.operators.registry import get_function
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
@@ -231,7 +231,7 @@ def _item(run: ItemRun, node: str) -> CalibratedItem:
 
 async def acalibrate(
     graph: str | Path | GraphSpec,
-    items: Sequence[Item],
+    items: Sequence[Item | Mapping[str, Any]],
     *,
     node: str | None = None,
     model: str | Provider | ModelClient | None = None,
@@ -254,6 +254,7 @@ async def acalibrate(
     spec = resolve_graph(graph)
     name = magicore_node(spec, node)
     job_spec = calibration_graph(spec, name)
+    items = as_items(items, spec, what="calibration", allow_empty=True)  # (dicts as a file's lines)
     if len(items) < 2:
         raise ConfigError(f"calibration of {spec.name}: needs at least 2 problems, got {len(items)}")
     done = await run_items(
@@ -301,7 +302,7 @@ async def acalibrate(
     )
 
 
-def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> Calibration:
+def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item | Mapping[str, Any]], **kwargs: Any) -> Calibration:
     """Blocking :func:`acalibrate`, for scripts without an event loop."""
     return blocking(
         acalibrate(graph, items, **kwargs),

@@ -26,7 +26,7 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, run_items
+from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
@@ -275,7 +275,7 @@ Phase = Callable[[str, ItemRun, int, int], None]
 
 async def acalibrate(
     graph: str | Path | GraphSpec,
-    items: Sequence[Item],
+    items: Sequence[Item | Mapping[str, Any]],
     *,
     config: JuryConfig | None = None,
     human_key: str = "human",
@@ -306,6 +306,7 @@ async def acalibrate(
             f"the config names judge(s) {unknown} that graph {spec.name!r} does not have; its judges: "
             f"{list(jury.judges)}"
         )
+    items = as_items(items, spec, keep=[human_key], what="calibration", allow_empty=True)  # (dicts as a file's lines)
     labels = check_items(spec, items, config=config, human_key=human_key)
     if len(items) < 2:
         raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
@@ -438,7 +439,7 @@ def _scored(run: ItemRun, human: float, verdict: str) -> ScoredItem:
     return out
 
 
-def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item], **kwargs: Any) -> Calibration:
+def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item | Mapping[str, Any]], **kwargs: Any) -> Calibration:
     """Blocking :func:`acalibrate`, for scripts without an event loop."""
     return blocking(
         acalibrate(graph, items, **kwargs),

@@ -1,0 +1,141 @@
+"""The Python API as a script uses it: the mistakes a user makes from Python (inputs that are not a mapping, a model
+that is not one, a graph node that cannot run, a function called with the wrong args, items given as dicts) are
+refused before anything runs, with what was wrong and what was expected, not a traceback from deep inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentmesh
+from agentmesh.datasets import Item
+from agentmesh.errors import ConfigError, SpecError
+from agentmesh.models import ScriptedModel, get_model
+from agentmesh.optimize import optimize
+from agentmesh.optimize.items import as_items
+from agentmesh.runtime import RunError, register_function
+from agentmesh.runtime.replay import fork
+from agentmesh.spec import graph_from_data
+from agentmesh.store import Store
+
+
+def _spec(nodes: dict[str, Any], edges: list[list[str]] | None = None) -> Any:
+    return graph_from_data(
+        {
+            "name": "qa",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"a": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+            "nodes": nodes,
+            "edges": edges or [],
+        },
+        file="<qa>",
+    )
+
+
+def _db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_inputs_that_are_not_a_mapping_are_refused_naming_the_graph_and_its_inputs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"graph 'debate': inputs must be a mapping .* got str .*takes question"):
+        agentmesh.run("debate", "What is 17*3?", model=ScriptedModel(default="1"), store=_db(tmp_path))  # type: ignore[arg-type]
+
+
+def test_a_model_that_is_neither_a_reference_nor_a_provider_nor_a_client_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"model: expected a reference string .* got int 42"):
+        get_model(42)  # type: ignore[arg-type]
+
+
+def test_a_score_or_rank_node_without_judge_ranker_or_function_fails_at_load() -> None:
+    team = {"t": {"op": "team", "agents": ["a", "a"]}}
+    with pytest.raises(SpecError, match=r"nodes\.s: needs 'judge' .* or 'function'"):
+        _spec({**team, "s": {"op": "score", "from": "t"}}, [["t", "s"]])
+    with pytest.raises(SpecError, match=r"nodes\.s: has both 'ranker' \('a'\) and 'function' \('f'\)"):
+        _spec({**team, "s": {"op": "rank", "from": "t", "keep": 1, "ranker": "a", "function": "f"}}, [["t", "s"]])
+    rounds = {"op": "rounds", "agents": ["a", "a", "a"], "rounds": 3, "rank": {"before_round": 2, "keep": 2}}
+    with pytest.raises(SpecError, match=r"needs 'ranker'"):
+        _spec({"r": rounds})
+
+
+def test_an_async_ranking_function_is_awaited_and_a_bad_result_is_named(tmp_path: Path) -> None:
+    @register_function("test_pyapi_async_rank")
+    async def async_rank(answers: list[dict[str, Any]], keep: int) -> list[int]:
+        return [1, 0][:keep]
+
+    @register_function("test_pyapi_bad_rank")
+    def bad_rank(answers: list[dict[str, Any]], keep: int) -> Any:
+        return "0"
+
+    model = ScriptedModel([{"agent": "a", "responses": [r"\boxed{1}", r"\boxed{2}", r"\boxed{1}", r"\boxed{2}"]}])
+    team = {"t": {"op": "team", "agents": ["a", "a"]}}
+    spec = _spec(
+        {**team, "s": {"op": "rank", "from": "t", "keep": 1, "function": "test_pyapi_async_rank"}}, [["t", "s"]]
+    )
+    result = agentmesh.run(spec, {"question": "q"}, model=model, store=_db(tmp_path))
+    assert result.outputs["s"]["kept"] == [1] and result.answer == "2"
+    spec = _spec({**team, "s": {"op": "rank", "from": "t", "keep": 1, "function": "test_pyapi_bad_rank"}}, [["t", "s"]])
+    with pytest.raises(RunError, match=r"node 's': ranking function 'test_pyapi_bad_rank' returned str"):
+        agentmesh.run(spec, {"question": "q"}, model=model, store=_db(tmp_path))
+
+
+def test_a_score_function_that_returns_no_number_is_named(tmp_path: Path) -> None:
+    @register_function("test_pyapi_none_score")
+    def none_score(answer: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        return None
+
+    spec = _spec(
+        {"t": {"op": "team", "agents": ["a"]}, "s": {"op": "score", "from": "t", "function": "test_pyapi_none_score"}},
+        [["t", "s"]],
+    )
+    with pytest.raises(RunError, match=r"score function 'test_pyapi_none_score' returned NoneType .*expected a number"):
+        agentmesh.run(spec, {"question": "q"}, model=ScriptedModel(default="1"), store=_db(tmp_path))
+
+
+def test_function_args_its_function_cannot_take_are_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    @register_function("test_pyapi_factor")
+    def factor(outputs: Any, inputs: Any, *, factor: int, ctx: Any = None) -> dict[str, Any]:
+        return {"answer": factor}
+
+    model = ScriptedModel(default=r"\boxed{1}")
+    nodes = {"c": {"op": "call", "agent": "a"}, "f": {"op": "function", "function": "test_pyapi_factor"}}
+    with Store(_db(tmp_path)) as store:
+        for args, why in (({}, r"missing argument\(s\) factor"), ({"facter": 2}, r"unknown argument\(s\) facter")):
+            spec = _spec({**nodes, "f": {**nodes["f"], "args": args}}, [["c", "f"]])
+            with pytest.raises(ConfigError, match=rf"nodes\.f\.args: function 'test_pyapi_factor': .*{why}.*factor"):
+                agentmesh.run(spec, {"question": "q"}, model=model, store=store)
+        assert store.list_runs() == [] and model.calls == []  # nothing stored, no call made
+        spec = _spec({**nodes, "f": {**nodes["f"], "args": {"factor": 3}}}, [["c", "f"]])
+        assert agentmesh.run(spec, {"question": "q"}, model=model, store=store).answer == 3
+
+
+def test_a_fork_of_a_run_given_a_model_object_says_to_pass_model_again(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run("debate", {"question": "q"}, model=ScriptedModel(default=r"\boxed{5}"), store=store)
+        with pytest.raises(ConfigError, match=r"the model it ran with, 'scripted:scripted', does not resolve .*model="):
+            fork(done.run_id, step="1", store=store)
+        forked = fork(done.run_id, step="1", store=store, model=ScriptedModel(default=r"\boxed{5}"))
+        assert forked.answer == "5" and forked.served_from_record == 1
+
+
+def test_optimize_takes_items_as_dicts_and_refuses_none(tmp_path: Path) -> None:
+    model = ScriptedModel(
+        [{"agent": "ranker", "template": "[1, 2]", "optional": True}],
+        respond=lambda request, context: "The answer is (B). [[5, 4, 3, 2, 1, 3, 4]]",
+    )
+    rows = [{"question": f"Q{i}", "choices": ["a", "b"], "answer": "B"} for i in range(2)]
+    result = optimize("dylan_mmlu", rows, top_k=2, model=model, store=_db(tmp_path))
+    assert [(i.line, i.gold, i.correct) for i in result.items] == [(1, "B", True), (2, "B", True)]
+    with pytest.raises(ConfigError, match=r"optimize of dylan_mmlu: no items"):
+        optimize("dylan_mmlu", [], top_k=2, model=model, store=_db(tmp_path))
+
+
+def test_as_items_names_every_bad_item_by_index() -> None:
+    spec = agentmesh.resolve_graph("debate")
+    with pytest.raises(
+        ConfigError, match=r"(?s)2 bad item\(s\).*items\[1\]: expected an Item .*got str.*items\[2\]: .*questoin"
+    ):
+        as_items([{"question": "ok"}, "What is 1+1?", {"questoin": "x"}], spec)  # type: ignore[list-item]
+    kept = Item(7, {"question": "x"})
+    assert as_items([kept], spec) == [kept]
