@@ -18,6 +18,7 @@ Routing:
 
 from __future__ import annotations
 
+import inspect
 import operator as op_
 from typing import Annotated, Any, TypedDict
 
@@ -28,7 +29,7 @@ from langgraph.runtime import Runtime
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
-from agentmesh.runtime.context import RunContext
+from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, get_operator
 from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
@@ -103,10 +104,10 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
         )
         try:
             if ctx.tracing is None:
-                out = await run_op(run)
+                out = await _operator_output(run_op, run)
             else:
                 with ctx.tracing.node(name=name, op=node.op, iteration=iteration):
-                    out = await run_op(run)
+                    out = await _operator_output(run_op, run)
         except BudgetExhausted as exc:
             out = {"stopped": exc.reason}
         update: dict[str, Any] = {channel(name): out}
@@ -126,6 +127,30 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
 
     execute.__name__ = f"node_{name}"
     return execute
+
+
+async def _operator_output(run_op: Any, run: NodeRun) -> dict[str, Any]:
+    """What the operator of ``run`` returns, refused by name unless it is what an operator must return: a user
+    operator written as a plain ``def``, or returning a list, failed in LangGraph's frames as ``object dict can't be
+    used in 'await' expression`` or ``'list' object has no attribute 'get'``, naming neither the node nor the
+    operator."""
+    result = run_op(run)
+    if not inspect.isawaitable(result):
+        raise RunError(
+            f"node {run.name!r}: operator {run.op!r} returned {type(result).__name__}, not an awaitable: an operator "
+            "is an async function (`async def`) of its NodeRun",
+            node=run.name,
+            operator=run.op,
+        )
+    out = await result
+    if not isinstance(out, dict):
+        raise RunError(
+            f"node {run.name!r}: operator {run.op!r} returned {type(out).__name__} {out!r:.80}; expected the node's "
+            "output as a dict (e.g. {'answers': [...], 'answer': ...})",
+            node=run.name,
+            operator=run.op,
+        )
+    return out
 
 
 # Nodes and routes are coroutine functions, trivial as they are: LangGraph runs a plain function of an async graph

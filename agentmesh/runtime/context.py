@@ -179,7 +179,17 @@ class RunContext:
         model client with the store recording it as it completes. :class:`BudgetExhausted` propagates when the
         run's budget forbids another call.
         """
-        card = self.spec.agents[agent]
+        card = self.spec.agents.get(agent)
+        if (
+            card is None
+        ):  # an operator of the user's that does not list its agents in agents_used(): not checked at load
+            raise RunError(
+                f"node {node!r}: asks agent {agent!r}, which the graph does not have (its agents: "
+                f"{', '.join(self.spec.agents) or 'none'}); an operator's params name the agents it calls in "
+                "agents_used(), so that the spec check reports this when the graph loads",
+                node=node,
+                agent=agent,
+            )
         request = self.build_request(card, variables, node=node)
         key: CallKey = (node, agent, round, slot)
         served = self._served(key, request)

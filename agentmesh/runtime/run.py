@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agentmesh._sync import blocking
 from agentmesh.errors import AgentmeshError, ConfigError, StoreError
@@ -139,6 +139,27 @@ def _type_ok(ispec: InputSpec, value: Any) -> bool:
     return isinstance(value, INPUT_TYPES[ispec.type])
 
 
+def as_budget(budget: Budget | Mapping[str, Any] | None) -> Budget | None:
+    """``budget`` as a :class:`Budget`: a mapping (``{"calls": 40}``, as a graph's ``stop`` writes one) is read as
+    one, checked, so that a script need not import the class; anything else is refused saying what it takes."""
+    if budget is None or isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, Mapping):
+        try:
+            return Budget.model_validate(dict(budget))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'budget'}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise ConfigError(
+                f"budget {dict(budget)!r}: {problems} (a budget has calls, tokens, cost_usd, wall_s)"
+            ) from None
+    raise ConfigError(
+        f"budget: expected a Budget (agentmesh.spec.stop.Budget) or a mapping such as {{'calls': 40}}, got "
+        f"{type(budget).__name__} {budget!r:.80}"
+    )
+
+
 def _budgets(spec: GraphSpec, extra: Budget | None) -> list[Budget]:
     found = [p for p in iter_policies(spec.stop) if isinstance(p, Budget)] if spec.stop else []
     return [*found, *([extra] if extra else [])]
@@ -150,7 +171,7 @@ async def arun(
     *,
     model: str | Provider | ModelClient | None = None,
     store: Store | str | None = None,
-    budget: Budget | None = None,
+    budget: Budget | Mapping[str, Any] | None = None,
     listeners: Iterable[Listener] = (),
     meta: Mapping[str, Any] | None = None,
     run_id: str | None = None,
@@ -161,6 +182,7 @@ async def arun(
     process (a Ray worker) names it up front, so that it can find, report and wait for the run while it goes on."""
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
+    budget = as_budget(budget)
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
     check_function_args(spec)
     reference = model or spec.model or DEFAULT_MODEL
@@ -499,7 +521,7 @@ def run(
     *,
     model: str | Provider | ModelClient | None = None,
     store: Store | str | None = None,
-    budget: Budget | None = None,
+    budget: Budget | Mapping[str, Any] | None = None,
     listeners: Iterable[Listener] = (),
     meta: Mapping[str, Any] | None = None,
     run_id: str | None = None,

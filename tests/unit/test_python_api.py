@@ -16,8 +16,10 @@ from agentmesh.models import ScriptedModel, get_model
 from agentmesh.optimize import optimize
 from agentmesh.optimize.items import as_items
 from agentmesh.runtime import RunError, register_function
+from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
 from agentmesh.runtime.replay import fork
 from agentmesh.spec import graph_from_data
+from agentmesh.spec.operators import OperatorParams
 from agentmesh.store import Store
 
 
@@ -139,3 +141,41 @@ def test_as_items_names_every_bad_item_by_index() -> None:
         as_items([{"question": "ok"}, "What is 1+1?", {"questoin": "x"}], spec)  # type: ignore[list-item]
     kept = Item(7, {"question": "x"})
     assert as_items([kept], spec) == [kept]
+
+
+def test_a_budget_may_be_a_mapping_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    model = ScriptedModel(default=r"\boxed{1}")
+    result = agentmesh.run("self_consistency", {"question": "q"}, model=model, store=_db(tmp_path), budget={"calls": 2})
+    assert result.calls == 2 and result.stop_reason is not None and result.stop_reason.startswith("budget: 2 model")
+    with pytest.raises(ConfigError, match=r"budget \{'tokns': 3\}: tokns: Extra inputs .*a budget has calls, tokens"):
+        agentmesh.run("self_consistency", {"question": "q"}, model=model, store=_db(tmp_path), budget={"tokns": 3})
+    with pytest.raises(ConfigError, match=r"budget: expected a Budget .* got int 5"):
+        agentmesh.run("self_consistency", {"question": "q"}, model=model, store=_db(tmp_path), budget=5)  # type: ignore[arg-type]
+
+
+class _OneAgent(OperatorParams):
+    agent: str
+
+
+def test_a_user_operator_that_is_not_async_returns_no_dict_or_asks_an_unknown_agent_is_named(tmp_path: Path) -> None:
+    @agentmesh.operator("test_pyapi_sync_op", params=_OneAgent)
+    def sync_op(run: NodeRun) -> Any:  # (a plain def: the mistake)
+        return {"answer": 1}
+
+    @agentmesh.operator("test_pyapi_list_op", params=_OneAgent)
+    async def list_op(run: NodeRun) -> Any:
+        return [1]
+
+    @agentmesh.operator("test_pyapi_asks_op", params=_OneAgent)
+    async def asks_op(run: NodeRun) -> NodeOutput:
+        assert isinstance(run.params, _OneAgent)
+        return await gather_answers(run, [(run.params.agent, 0, {})])
+
+    model = ScriptedModel(default="x")
+    for op, agent, message in (
+        ("test_pyapi_sync_op", "a", r"operator 'test_pyapi_sync_op' returned dict, not an awaitable: .*async def"),
+        ("test_pyapi_list_op", "a", r"operator 'test_pyapi_list_op' returned list \[1\]; expected the node's output"),
+        ("test_pyapi_asks_op", "zz", r"node 'n': asks agent 'zz', which the graph does not have \(its agents: a\)"),
+    ):
+        with pytest.raises(RunError, match=message):
+            agentmesh.run(_spec({"n": {"op": op, "agent": agent}}), {"question": "q"}, model=model, store=_db(tmp_path))

@@ -45,8 +45,8 @@ async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any
     ctx = run.ctx
 
     async def one(agent: str, slot: int, extra: dict[str, Any]) -> AgentAnswer | None:
-        card = ctx.spec.agents[agent]
-        variables = ctx.variables(run.outputs, card, extra)
+        card = ctx.spec.agents.get(agent)
+        variables = ctx.variables(run.outputs, card, extra) if card is not None else {}  # (ask names a missing one)
         try:
             return await ctx.ask(node=run.call_node, agent=agent, slot=slot, round=round, variables=variables)
         except BudgetExhausted:
