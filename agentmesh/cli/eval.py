@@ -36,12 +36,13 @@ from agentmesh.cli._common import (
     console,
     err_console,
     limit_option,
+    open_store,
     run_async,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
-from agentmesh.errors import ConfigError
+from agentmesh.errors import ConfigError, StoreError
 from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec
@@ -69,7 +70,7 @@ from agentmesh.systems.alu.evaluate import (
     targets_from_items,
 )
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
-from agentmesh.systems.alu.registry import load_targets_jsonl
+from agentmesh.systems.alu.registry import load_targets_jsonl, targets_of_records
 from agentmesh.systems.alu.targets import Target
 
 T = TypeVar("T")
@@ -126,6 +127,36 @@ def _load(
     return items[:limit] if limit is not None else items, targets
 
 
+def _stored_targets(name: str, db: str | None) -> tuple[list[Target], dict[str, Any]]:
+    """The targets of the stored set ``name`` at its current version, and what the report says of them.
+
+    Read once, here: every system and attack then gets the same targets inline, so a change to the set while the
+    eval runs cannot give two systems two versions (and running the command again after such a change makes new
+    runs, since their inputs differ, rather than reusing runs of the old version)."""
+    with open_store(db) as store:
+        try:
+            version, rows = store.target_snapshot_rows(name)
+        except StoreError as exc:
+            raise ConfigError(f"--target-set {name}: {exc}") from None
+        where = f"target set {name!r} (version {version}) in {store.url}"
+    if not rows:
+        raise ConfigError(f"--target-set {name}: {where} has no active target; nothing to forget")
+    try:
+        found = targets_of_records((f"{where}, target {row.id}", row.record()) for row in rows)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return found, {"set": name, "version": version, "count": len(found)}
+
+
+def _targets_line(found: Mapping[str, Any]) -> str:
+    """Which targets the eval forgot, under its table: a stored set names its version (what a rerun must match)."""
+    if "set" in found:
+        return f"targets: {found['count']} of set {escape(found['set'])!r}, version {found['version']}"
+    if found.get("file") is not None:
+        return f"targets: {found['count']} from {escape(found['file'])}"
+    return f"targets: the forget items' {found['count']}"
+
+
 def _translations(path: Path | None) -> dict[str, dict[str, str]] | None:
     if path is None:
         return None
@@ -147,6 +178,13 @@ def alu(
     targets: Annotated[
         Path | None,
         typer.Option("--targets", "-t", help="JSONL target records (default: the forget items' target values)."),
+    ] = None,
+    target_set: Annotated[
+        str | None,
+        typer.Option(
+            "--target-set",
+            help="A target set of --db (agentmesh targets), read once at its current version; instead of --targets.",
+        ),
     ] = None,
     attacks: Annotated[
         str,
@@ -222,11 +260,18 @@ def alu(
         raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
     if judge_model is not None:  # resolved now: a bad reference was found only after every system's runs were made
         run_async(model_for(judge_model, db).aclose())
+    if target_set is not None and targets is not None:
+        raise ConfigError("--targets FILE and --target-set NAME both give the targets; give one")
     items, found_targets = _load(data, targets, mcq, limit)
-    if mcq and targets is None:  # they would be drawn from the items' targets, and MCQ items name none
+    stored_set: dict[str, Any] | None = None
+    if target_set is not None:
+        found_targets, stored_set = _stored_targets(target_set, db)
+    if (
+        mcq and targets is None and target_set is None
+    ):  # they would be drawn from the items' targets, and MCQ items name none
         raise ConfigError(
             "--mcq: multiple-choice items name no target, so ALU would have nothing to forget; give the targets "
-            "with --targets FILE (JSONL records)"
+            "with --targets FILE (JSONL records) or --target-set NAME (a set in --db)"
         )
     cases = _checked(
         lambda: eval_cases(
@@ -313,10 +358,15 @@ def alu(
 
         session.run(every_system())
     report = _report(jobs, cases, judged if judge else None)
+    report["targets"] = stored_set or {
+        "file": str(targets) if targets is not None else None,
+        "count": len(found_targets),
+    }
     if as_json:
         console.print_json(json.dumps(report, default=str))
     else:
         _print(report, mcq, judge)
+        console.print(_targets_line(report["targets"]))
         for system, job in jobs.items():
             for item in job.failed:
                 case = cases[item.line - 1]

@@ -559,3 +559,62 @@ def test_a_failed_judgement_is_named_and_made_by_the_next_invocation(
     assert answers.calls == ["judge"]  # only the failed judgement
     judge = json.loads(stdout)["systems"]["alu"]["judge"]
     assert judge["reused"] == 1 and judge["failed"] == [] and len(judge["runs"]) == 2
+
+
+def test_a_stored_target_set_serves_as_targets_read_once_at_its_version(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--target-set NAME`` reads a set of ``--db`` (what ``agentmesh targets`` keeps) once, at its current version:
+    the same metrics as the same records given with ``--targets``, the set and version in the report."""
+    qa, targets = write_data(tmp_path)
+    records = [json.loads(line) for line in targets.read_text().splitlines()]
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        store.add_targets("authors", records[:1], create=True)
+        store.add_targets("authors", records[1:])  # version 2: every record
+    from_file = tmp_path / "file"
+    from_file.mkdir()
+    code, stdout, stderr = run_cli(
+        [*base_args(from_file, qa), "--targets", str(targets), "--json"], capsys, monkeypatch
+    )
+    assert code == 0, stderr
+    by_file = json.loads(stdout)
+    code, stdout, stderr = run_cli([*base_args(tmp_path, qa), "--target-set", "authors", "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    by_set = json.loads(stdout)
+    assert by_set["targets"] == {"set": "authors", "version": 2, "count": len(records)}
+    assert by_file["targets"] == {"file": str(targets), "count": len(records)}
+    assert by_set["systems"]["alu"]["table"] == by_file["systems"]["alu"]["table"]
+    monkeypatch.setenv("COLUMNS", "300")
+    code, stdout, stderr = run_cli([*base_args(tmp_path, qa), "--target-set", "authors"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert f"targets: {len(records)} of set 'authors', version 2" in stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target-set", "authors", "--targets", "t.jsonl"], "--targets FILE and --target-set NAME both give"),
+        (["--target-set", "nobody"], "--target-set nobody: no target set 'nobody'"),
+        (["--target-set", "emptied"], "has no active target; nothing to forget"),
+    ],
+)
+def test_a_bad_target_set_is_refused_before_any_model_call(
+    tmp_path: Path,
+    answers: Answers,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    message: str,
+) -> None:
+    qa, targets = write_data(tmp_path)
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        _, ids = store.add_targets("emptied", [{"name": "Someone"}], create=True)
+        store.remove_targets("emptied", ids)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = [*base_args(tmp_path, qa), *(str(targets) if e == "t.jsonl" else e for e in extra)]
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 2, stderr
+    assert message in " ".join(stderr.split())
+    assert answers.calls == []
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        assert store.list_runs() == []
