@@ -21,6 +21,7 @@ from agentmesh.runtime.replay import fork
 from agentmesh.spec import graph_from_data
 from agentmesh.spec.operators import OperatorParams
 from agentmesh.store import Store
+from agentmesh.systems.magicore import use_reward_functions
 
 
 def _spec(nodes: dict[str, Any], edges: list[list[str]] | None = None) -> Any:
@@ -179,3 +180,35 @@ def test_a_user_operator_that_is_not_async_returns_no_dict_or_asks_an_unknown_ag
     ):
         with pytest.raises(RunError, match=message):
             agentmesh.run(_spec({"n": {"op": op, "agent": agent}}), {"question": "q"}, model=model, store=_db(tmp_path))
+
+
+def test_magicore_reward_functions_are_checked_by_name_and_by_what_they_return(tmp_path: Path) -> None:
+    @register_function("test_pyapi_orm_logit")
+    def orm_logit(question: str, solutions: list[str]) -> list[float]:
+        return [3.2 for _ in solutions]  # a raw reward-model score, not yet through a sigmoid
+
+    @register_function("test_pyapi_orm")
+    def orm(question: str, solutions: list[str]) -> list[float]:
+        return [0.9 for _ in solutions]
+
+    @register_function("test_pyapi_prm_odds")
+    async def prm_odds(question: str, steps: list[str]) -> list[float]:
+        return [0.9, 1.1][: len(steps)]  # a step's probability above 1
+
+    model = ScriptedModel(respond=lambda request, context: "Step 1: 17*3 = 51.\nStep 2: so \\boxed{51}")
+    magicore = agentmesh.resolve_graph("magicore")
+    with Store(_db(tmp_path)) as store:
+        spec = use_reward_functions(magicore, orm="test_pyapi_no_such_orm", prm="test_pyapi_prm_odds")
+        with pytest.raises(ConfigError, match=r"nodes\.magicore\.orm_function: unknown function 'test_pyapi_no_such"):
+            agentmesh.run(spec, {"question": "What is 17*3?"}, model=model, store=store)
+        assert store.list_runs() == [] and model.calls == []  # refused before the run, not after the Solver's calls
+        spec = use_reward_functions(magicore, orm="test_pyapi_orm_logit", prm="test_pyapi_prm_odds")
+        with pytest.raises(
+            RunError, match=r"ORM function 'test_pyapi_orm_logit' returned 3\.2 for solution 0; .*\[0, 1\]"
+        ):
+            agentmesh.run(spec, {"question": "What is 17*3?"}, model=model, store=store)
+        spec = use_reward_functions(magicore, orm="test_pyapi_orm", prm="test_pyapi_prm_odds")
+        with pytest.raises(
+            RunError, match=r"PRM function 'test_pyapi_prm_odds' returned 1\.1 for step 1; expected a probability"
+        ):
+            agentmesh.run(spec, {"question": "What is 17*3?"}, model=model, store=store)

@@ -18,8 +18,9 @@ PRM          ``prm_judge`` (or ``prm_function``)         iteration / sample inde
 ways to supply them:
 
 * ``orm_function`` / ``prm_function`` name functions registered with ``@register_function``: ``fn(question,
-  solutions) -> list[float]`` in (0, 1) and ``fn(question, steps) -> list[float]`` in [0, 1], sync or async —
-  the place to call a served reward endpoint;
+  solutions) -> list[float]`` (one probability per solution: the sigmoid of a reward model's raw score) and
+  ``fn(question, steps) -> list[float]`` (one per step), each in [0, 1] (anything else is refused by name), sync or
+  async — the place to call a served reward endpoint;
 * ``orm_judge`` / ``prm_judge`` name agent cards: an **LLM judge standing in** for a reward model when none is
   served (``agents/magicore/orm_judge.yaml``: a 0-100 score, divided by 100; ``prm_judge.yaml``: a JSON array of
   per-step probabilities). This is not the paper's method: the judge's scale differs from the reward models', so
@@ -39,7 +40,8 @@ import asyncio
 import inspect
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from numbers import Real
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -139,6 +141,15 @@ class MagicoreParams(OperatorParams):
             used.append(("prm_judge", self.prm_judge))
         return used
 
+    def functions_used(self) -> list[tuple[str, str]]:
+        """The reward functions the node calls, so that a name nobody registered fails before the run is stored,
+        not at the node after the Solver's k calls."""
+        return [
+            (field, name)
+            for field, name in (("orm_function", self.orm_function), ("prm_function", self.prm_function))
+            if name
+        ]
+
     def provides_for(self, field_path: str) -> frozenset[str]:
         return {
             "solver": frozenset({"index"}),
@@ -237,22 +248,62 @@ class FunctionORM:
     """A registered ``fn(question, solutions) -> scores`` (sync or async): e.g. a served reward endpoint."""
 
     def __init__(self, name: str, node: str) -> None:
+        self.name, self.node = name, node
         self.fn = get_function(name, node=node)
 
     async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
         out = self.fn(question, list(solutions))
-        return [float(x) for x in (await out if inspect.isawaitable(out) else out)]
+        return reward_scores(
+            await out if inspect.isawaitable(out) else out,
+            expected=len(solutions),
+            what=f"node {self.node!r}: ORM function {self.name!r}",
+            per="solution",
+        )
 
 
 class FunctionPRM:
     """A registered ``fn(question, steps) -> step scores`` (sync or async)."""
 
     def __init__(self, name: str, node: str) -> None:
+        self.name, self.node = name, node
         self.fn = get_function(name, node=node)
 
     async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
         out = self.fn(question, list(steps))
-        return [float(x) for x in (await out if inspect.isawaitable(out) else out)]
+        return reward_scores(
+            await out if inspect.isawaitable(out) else out,
+            expected=None,  # a PRM's own segmentation may score another number of steps (Math-Shepherd's tags)
+            what=f"node {self.node!r}: PRM function {self.name!r}",
+            per="step",
+        )
+
+
+def reward_scores(result: Any, *, expected: int | None, what: str, per: str) -> list[float]:
+    """A reward function's result checked as the difficulty test needs it: one finite number per ``per`` item,
+    each a probability in [0, 1] (the ORM's the sigmoid of the paper's reward model, the PRM's a step's
+    probability of being right; 0 and 1 included, which a float32 sigmoid reaches). Anything else is refused
+    naming the function: a raw reward-model logit (say 3.2), or an ORM list one short, would otherwise be combined
+    into R = ORM + prod(PRM) silently, and the z-scores and votes built on it would be wrong with nothing to show.
+    ``expected`` is the count required (``None``: any, as for a PRM, whose own segmentation decides)."""
+    interval = "[0, 1]"
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
+        raise RunError(
+            f"{what} returned {type(result).__name__} {result!r:.80}; expected a list of scores in {interval}, one "
+            f"per {per}",
+        )
+    scores = list(result)
+    if expected is not None and len(scores) != expected:
+        raise RunError(f"{what} returned {len(scores)} scores for {expected} {per}(s); expected one per {per}")
+    out: list[float] = []
+    for i, x in enumerate(scores):
+        value = float(x) if isinstance(x, Real) and not isinstance(x, bool) else math.nan  # (numpy's floats too)
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise RunError(
+                f"{what} returned {x!r} for {per} {i}; expected a probability in {interval} (a reward model's raw "
+                "score goes through a sigmoid first, as magicore.md's ORM does)",
+            )
+        out.append(value)
+    return out
 
 
 # --- the operator ---------------------------------------------------------------------------------------------------
