@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,15 @@ from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
+from agentmesh.runtime.operators.basic import check_function_args
+from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import (
     RunResult,
     _budgets,
     _execute,
     check_inputs,
+    listener_list,
     resolve_graph,
     stored_model,
     stored_outputs,
@@ -262,7 +265,7 @@ async def afork(
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
     set_inputs: Mapping[str, Any] | None = None,
-    listeners: list[Listener] | None = None,
+    listeners: Iterable[Listener] | Listener | None = None,
     graph: str | Path | GraphSpec | None = None,
 ) -> RunResult:
     """Replay ``run_id`` up to ``step``, then go on live: a new run whose parent is ``run_id``.
@@ -270,6 +273,7 @@ async def afork(
     The graph is today's version of the run's graph (or ``graph``); a served call whose prompt changed (an
     edited card, a ``set_inputs`` value it uses) is made live, so only what changed costs anything.
     """
+    listening = listener_list(listeners)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     client: ModelClient | None = None
@@ -279,6 +283,8 @@ async def afork(
         events = await asyncio.to_thread(db.events, record.id)
         keep = step_filter(events, step)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
+        check_functions(spec)  # before the fork is stored, as a run checks them (a module not imported here)
+        check_function_args(spec)
         recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
         client = (
             model
@@ -314,7 +320,7 @@ async def afork(
             client,
             inputs,
             tracker,
-            list(listeners or []),
+            listening,
             recorded,
             fresh=True,
             mode="fork",

@@ -160,6 +160,24 @@ def as_budget(budget: Budget | Mapping[str, Any] | None) -> Budget | None:
     )
 
 
+def listener_list(listeners: Iterable[Listener] | Listener | None) -> list[Listener]:
+    """The run's listeners as a list: one callable given alone (``listeners=print``) is taken as the only one,
+    rather than failing with "object is not iterable"; anything that is neither is refused by name."""
+    if listeners is None:
+        return []
+    if callable(listeners):
+        return [listeners]
+    if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
+        raise ConfigError(
+            f"listeners: expected callables taking (kind, data), or a list of them, got {type(listeners).__name__}"
+        )
+    found = list(listeners)
+    bad = [x for x in found if not callable(x)]
+    if bad:
+        raise ConfigError(f"listeners: each must be a callable taking (kind, data), got {type(bad[0]).__name__}")
+    return found
+
+
 def _budgets(spec: GraphSpec, extra: Budget | None) -> list[Budget]:
     found = [p for p in iter_policies(spec.stop) if isinstance(p, Budget)] if spec.stop else []
     return [*found, *([extra] if extra else [])]
@@ -172,7 +190,7 @@ async def arun(
     model: str | Provider | ModelClient | None = None,
     store: Store | str | None = None,
     budget: Budget | Mapping[str, Any] | None = None,
-    listeners: Iterable[Listener] = (),
+    listeners: Iterable[Listener] | Listener = (),
     meta: Mapping[str, Any] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
@@ -183,6 +201,7 @@ async def arun(
     spec = resolve_graph(graph)
     values = check_inputs(spec, inputs)
     budget = as_budget(budget)
+    listening = listener_list(listeners)  # (before the run is stored: a bad one must not leave it "running")
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
     check_function_args(spec)
     reference = model or spec.model or DEFAULT_MODEL
@@ -217,7 +236,7 @@ async def arun(
             client,
             values,
             tracker,
-            list(listeners),
+            listening,
             recorded={},
             fresh=True,
             new_run=True,
@@ -235,7 +254,7 @@ async def aresume(
     *,
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
-    listeners: Iterable[Listener] = (),
+    listeners: Iterable[Listener] | Listener = (),
     force: bool = False,
 ) -> RunResult:
     """Continue an interrupted or failed run from its last checkpoint; finished calls are served from the record.
@@ -245,6 +264,7 @@ async def aresume(
     SIGKILL, out of memory) is resumed, and so is one whose process cannot be checked from here (another host,
     or a run stored before runs recorded their owner): a caller that may meet those checks first, as
     ``agentmesh resume`` does."""
+    listening = listener_list(listeners)
     own_store = not isinstance(store, Store)
     db = store if isinstance(store, Store) else Store(store)
     client: ModelClient | None = None
@@ -275,9 +295,7 @@ async def aresume(
             tokens=sum(r.usage.total_tokens for r in responses),
             cost_usd=sum(r.cost_usd or 0.0 for r in responses),
         )
-        return await _execute(
-            spec, db, record.id, client, record.inputs, tracker, list(listeners), recorded, fresh=False
-        )
+        return await _execute(spec, db, record.id, client, record.inputs, tracker, listening, recorded, fresh=False)
     finally:
         if client is not None and _owns(model):
             await client.aclose()
@@ -522,7 +540,7 @@ def run(
     model: str | Provider | ModelClient | None = None,
     store: Store | str | None = None,
     budget: Budget | Mapping[str, Any] | None = None,
-    listeners: Iterable[Listener] = (),
+    listeners: Iterable[Listener] | Listener = (),
     meta: Mapping[str, Any] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
@@ -536,7 +554,7 @@ def resume(
     *,
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
-    listeners: Iterable[Listener] = (),
+    listeners: Iterable[Listener] | Listener = (),
     force: bool = False,
 ) -> RunResult:
     """Blocking :func:`aresume`, for scripts without an event loop."""

@@ -212,3 +212,43 @@ def test_magicore_reward_functions_are_checked_by_name_and_by_what_they_return(t
             RunError, match=r"PRM function 'test_pyapi_prm_odds' returned 1\.1 for step 1; expected a probability"
         ):
             agentmesh.run(spec, {"question": "What is 17*3?"}, model=model, store=store)
+
+
+def test_listeners_may_be_one_callable_and_a_bad_one_is_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    seen: list[str] = []
+    model = ScriptedModel(default=r"\boxed{1}")
+    with Store(_db(tmp_path)) as store:
+        agentmesh.run(
+            "debate", {"question": "q"}, model=model, store=store, listeners=lambda kind, data: seen.append(kind)
+        )
+        assert seen[0] == "start" and seen[-1] == "stop" and "call" in seen
+        with pytest.raises(ConfigError, match=r"listeners: each must be a callable taking \(kind, data\), got str"):
+            agentmesh.run("debate", {"question": "q"}, model=model, store=store, listeners=["print"])  # type: ignore[list-item]
+        assert len(store.list_runs()) == 1  # the refused run was not stored (it would have stayed "running")
+
+
+def test_a_fork_checks_the_graphs_functions_before_it_is_stored(tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    @register_function("test_pyapi_fork_fn")
+    def counted(outputs: Any, inputs: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        return {"answer": 1}
+
+    spec = _spec(
+        {"c": {"op": "call", "agent": "a"}, "f": {"op": "function", "function": "test_pyapi_fork_fn"}}, [["c", "f"]]
+    )
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run(spec, {"question": "q"}, model=ScriptedModel(default="x"), store=store)
+        changed = _spec(
+            {
+                "c": {"op": "call", "agent": "a"},
+                "f": {"op": "function", "function": "test_pyapi_fork_fn", "args": {"x": 1}},
+            },
+            [["c", "f"]],
+        )
+        with pytest.raises(
+            ConfigError, match=r"nodes\.f\.args: function 'test_pyapi_fork_fn': unknown argument\(s\) x"
+        ):
+            fork(done.run_id, step="1", store=store, graph=changed, model=ScriptedModel(default="x"))
+        assert [r.id for r in store.list_runs()] == [done.run_id] and calls["n"] == 1
