@@ -247,6 +247,8 @@ def run_many(
             with progress:
                 outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close, keep_outputs=as_json))
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
+            if batch is not None:
+                _name_runs_stored_unannounced(store, batch, [o for o, _ in runs])
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
             # an item that never started has no stored run: resuming the runs by id does not reach it, resuming the
@@ -308,6 +310,27 @@ def run_many(
         console.print(line, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _name_runs_stored_unannounced(store: Store, batch: str, outcomes: Sequence[ItemOutcome]) -> None:
+    """Give the outcomes of an interrupted batch the runs the store has for them that they never heard of.
+
+    An interruption that lands while a run is being created stores the run (as interrupted) before the run could
+    say it started: its line was named as never started, beside the runs to resume by id, and so missed by
+    ``resume RUN...``. Best effort: the store's error, if any, leaves the outcomes as they were."""
+    unnamed: dict[Any, ItemOutcome] = {
+        o.line: o for o in outcomes if o.run_id is None and not o.over and o.line is not None
+    }
+    if not unnamed:
+        return
+    try:
+        stored = store.list_runs(batch=batch, status=RunStatus.INTERRUPTED, limit=1_000_000)
+    except AgentmeshError:
+        return
+    for record in stored:
+        outcome = unnamed.get((record.meta.get("batch") or {}).get("line"))
+        if outcome is not None:
+            outcome.run_id = record.id
 
 
 async def run_all(

@@ -9,6 +9,8 @@ JSON that is written passes through the secret redactor first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -142,9 +144,28 @@ class Store(TargetMethods):
         meta: Mapping[str, Any] | None = None,
         run_id: str | None = None,
     ) -> str:
-        """:meth:`create_run` for the event loop: awaits the commit without a worker thread."""
+        """:meth:`create_run` for the event loop: awaits the commit without a worker thread.
+
+        Cancelled while it waits (Ctrl-C, SIGTERM, a batch stopped), the row still commits -- the writer may
+        already be committing it, and a write it has taken cannot be taken back -- so the run is then stored as
+        interrupted after it: it was left "running" with no process to finish it (a batch stopped while starting
+        runs left some so, which ``resume`` refuses on another host, and ``delete`` without ``--force``)."""
         new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
-        await self._batch.arun(op)
+        created = self._batch.submit(op)
+        try:
+            await asyncio.shield(asyncio.wrap_future(created))
+        except asyncio.CancelledError:
+            finish = self._finish(new_id, RunStatus.INTERRUPTED, "interrupted", None)
+
+            def interrupt(tx: Tx) -> None:
+                # not done: the row was inserted earlier in this very transaction; done with an error: the id was
+                # taken, and that run is not this one to touch
+                if not created.done() or created.exception() is None:
+                    finish(tx)
+
+            with contextlib.suppress(StoreError):  # the writer is closed: nothing more can be written
+                self._batch.submit(interrupt)
+            raise
         return new_id
 
     def _create(
@@ -206,8 +227,12 @@ class Store(TargetMethods):
         stop_reason: str | None = None,
         error: str | None = None,
     ) -> RunRecord:
-        """:meth:`finish_run` for the event loop: awaits the commit without a worker thread."""
-        return _run_from(await self._batch.arun(self._finish(run_id, status, stop_reason, error)))
+        """:meth:`finish_run` for the event loop: awaits the commit without a worker thread.
+
+        Cancelled while it waits (a second Ctrl-C while a run stores itself as interrupted), the finish is still
+        committed: dropped from the writer's queue, it left the run "running" with no process to finish it."""
+        finished = asyncio.wrap_future(self._batch.submit(self._finish(run_id, status, stop_reason, error)))
+        return _run_from(await asyncio.shield(finished))
 
     def _finish(
         self, run_id: str, status: RunStatus | str, stop_reason: str | None, error: str | None

@@ -98,3 +98,34 @@ def test_without_json_a_finished_run_keeps_its_answer_and_usage_but_not_its_outp
             assert outcome.result is not None
             assert outcome.result.model_dump(exclude={"outputs"}) == result(n).model_dump(exclude={"outputs"})
             assert outcome.result.outputs == (result(n).outputs if keep else {})
+
+
+def test_an_interrupt_names_a_run_stored_before_it_could_say_it_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Interrupted while its run was being created, an item's run is stored (as interrupted) though the batch never
+    heard it start: its line was named as never started and its run missing from the runs to resume by id."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    async def created_then_cut(listeners: list[Listener]) -> RunResult:
+        with Store(url) as store:  # what arun's acreate_run leaves when cancelled mid-commit
+            run_id = store.create_run("g", {}, run_id="c" * 32, meta={"batch": {"id": "b", "line": 2}})
+            store.finish_run(run_id, "interrupted", stop_reason="interrupted")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(30)
+        raise AssertionError("SIGTERM did not stop the batch")
+
+    async def never(listeners: list[Listener]) -> RunResult:
+        raise AssertionError("a line after the interrupt started")
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Any]]:
+        return [(ItemOutcome(line=n, inputs={}, batch="b"), created_then_cut if n == 2 else never) for n in (2, 3)]
+
+    with pytest.raises(KeyboardInterrupt):
+        run_many(
+            "g", work, noun="items", db=url, concurrency=1, as_json=False, quiet=True, batch="b", source=Path("i.jsonl")
+        )
+    message = " ".join(capsys.readouterr().err.split())
+    assert "0 of 2 items had finished, 1 runs were cut short and 1 never started" in message
+    assert "(finished calls are not made again): cccccccccccc;" in message
+    assert "Never started: line 3 of i.jsonl" in message

@@ -224,3 +224,72 @@ def test_posted_writes_commit_by_themselves_whether_the_writer_was_asleep_or_bus
         # committed, not merely queued: another connection sees both (no flush through this store)
         with Store(store_url) as other:
             assert [e.call_index for e in other.events(run_id)] == [1, 2]
+
+
+def test_a_run_whose_creation_is_cancelled_mid_commit_is_stored_interrupted_not_running(store_url: str) -> None:
+    """A batch stopped (Ctrl-C, SIGTERM) while it starts runs cancels ``acreate_run`` while the writer commits the
+    row: it was committed all the same and left "running", with no process left to finish it."""
+
+    async def main(store: Store) -> None:
+        release, held = _hold(store)
+        task = asyncio.create_task(store.acreate_run("g", {}, run_id="cut-while-created"))
+        while not store._batch._items:  # the create is queued behind the held write
+            await asyncio.sleep(0.001)
+        entered, go_on = threading.Event(), threading.Event()
+
+        def busy(tx: Tx) -> None:  # taken in the create's batch: the writer is inside its commit now
+            entered.set()
+            go_on.wait(10)
+
+        store._batch.submit(busy)
+        release.set()
+        held.result(10)
+        assert await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go_on.set()
+
+    with Store(store_url) as store:
+        asyncio.run(main(store))
+        record = store.get_run("cut-while-created")
+        assert (record.status, record.stop_reason) == ("interrupted", "interrupted")
+
+
+def test_a_cancelled_creation_whose_id_was_taken_leaves_the_other_run_alone(store_url: str) -> None:
+    async def main(store: Store) -> None:
+        release, held = _hold(store)
+        task = asyncio.create_task(store.acreate_run("g", {}, run_id="taken"))
+        while not store._batch._items:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        held.result(10)
+
+    with Store(store_url) as store:
+        store.create_run("other", {}, run_id="taken")
+        asyncio.run(main(store))
+        assert store.get_run("taken").status == "running"  # the other run's, untouched
+
+
+def test_a_finish_cancelled_while_it_waits_for_the_writer_is_still_committed(store_url: str) -> None:
+    """A second Ctrl-C while a run stores itself as interrupted cancels the wait for that write; the write was
+    dropped from the queue, leaving the run "running"."""
+
+    async def main(store: Store, run_id: str) -> None:
+        release, held = _hold(store)
+        task = asyncio.create_task(store.afinish_run(run_id, "interrupted", stop_reason="interrupted"))
+        while not store._batch._items:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        held.result(10)
+
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {})
+        asyncio.run(main(store, run_id))
+        assert store.get_run(run_id).status == "interrupted"
