@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from agentmesh.errors import AgentmeshError
 from agentmesh.models.client import CallObserver, ModelClient
 from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, ModelRequest, ModelResponse
-from agentmesh.runtime.budget import BudgetTracker
+from agentmesh.runtime.budget import BudgetExhausted, BudgetTracker
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
@@ -203,6 +203,11 @@ class RunContext:
             # a fork keeps the calls it is served, as replayed_call events: complete on its own, costing nothing
             self._recorder.post("replayed_call", **replayed_fields(served.event))
         if response is None and self.mode == "strict":
+            spent = self.budget.exhausted()
+            if spent is not None:
+                # the run met its budget here too and never made this call (a parallel team's calls beyond a call
+                # budget): the replay stops as the run did, rather than report the call as a divergence
+                raise BudgetExhausted(spent)
             node_, agent_, round_, slot_ = key
             raise ReplayDivergence(
                 f"the graph now makes a call the recorded run did not: node {node_!r}, agent {agent_!r}, round "

@@ -17,7 +17,7 @@ from agentmesh.optimize import optimize
 from agentmesh.optimize.items import as_items
 from agentmesh.runtime import RunError, register_function
 from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
-from agentmesh.runtime.replay import fork
+from agentmesh.runtime.replay import fork, replay
 from agentmesh.spec import graph_from_data
 from agentmesh.spec.operators import OperatorParams
 from agentmesh.store import Store
@@ -252,3 +252,17 @@ def test_a_fork_checks_the_graphs_functions_before_it_is_stored(tmp_path: Path) 
         ):
             fork(done.run_id, step="1", store=store, graph=changed, model=ScriptedModel(default="x"))
         assert [r.id for r in store.list_runs()] == [done.run_id] and calls["n"] == 1
+
+
+def test_a_run_stopped_by_its_call_budget_in_a_parallel_team_replays_identically(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run(
+            "self_consistency",
+            {"question": "q"},
+            model=ScriptedModel(default=r"\boxed{3}"),
+            store=store,
+            budget={"calls": 2},
+        )
+        assert done.calls == 2  # of the team's five
+        report = replay(done.run_id, store=store)
+        assert report.divergence is None and report.identical and report.served == 2 and report.answer == "3"
