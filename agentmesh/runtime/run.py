@@ -85,6 +85,11 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
     """
     if isinstance(graph, GraphSpec):
         return graph
+    if not isinstance(graph, str | Path):
+        raise ConfigError(
+            f"graph: expected a shipped graph's name (such as 'debate'), a path to a YAML file or a GraphSpec, got "
+            f"{type(graph).__name__} {graph!r:.80}"
+        )
     path = Path(graph)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         return load_graph(path)
@@ -95,6 +100,21 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
         f"no graph {str(graph)!r}: not a file, and no built-in of that name "
         f"(built-ins: {', '.join(builtin_graphs()) or 'none found in ' + str(builtin_graphs_dir())})"
     )
+
+
+_checked_specs: set[str] = set()
+"""Hashes of the specs :func:`check_built` found valid (a batch's runs share one: it is checked once)."""
+
+
+def check_built(spec: GraphSpec, stored: dict[str, Any], spec_hash: str) -> None:
+    """Check ``spec`` as its file would be, once per spec: one derived in Python with ``model_copy(update=...)``
+    (as ``spec.model_copy(update={"nodes": ...})`` reads naturally) skips pydantic's validation, so an unknown
+    agent or node in it failed only at its node, after the model calls of every node before it -- and its stored
+    form, which a resume loads, would not load. ``stored``/``spec_hash`` are ``spec.canonical()``'s."""
+    if spec_hash in _checked_specs:
+        return
+    graph_from_data(stored, file=f"graph {spec.name!r}")
+    _checked_specs.add(spec_hash)
 
 
 def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,6 +219,8 @@ async def arun(
     ``run_id`` is the id to store the run under (default: a fresh one): a caller that hands the run to another
     process (a Ray worker) names it up front, so that it can find, report and wait for the run while it goes on."""
     spec = resolve_graph(graph)
+    stored_spec, spec_hash = spec.canonical()
+    check_built(spec, stored_spec, spec_hash)
     values = check_inputs(spec, inputs)
     budget = as_budget(budget)
     listening = listener_list(listeners)  # (before the run is stored: a bad one must not leave it "running")
@@ -213,7 +235,6 @@ async def arun(
     try:
         if client is None:  # a replay:<run-id> model reads the run from this store
             client = model_for(reference, db)
-        stored_spec, spec_hash = spec.canonical()
         run_id = await db.acreate_run(
             spec.name,
             values,

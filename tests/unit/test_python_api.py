@@ -18,7 +18,7 @@ from agentmesh.optimize.items import as_items
 from agentmesh.runtime import RunError, register_function
 from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
 from agentmesh.runtime.replay import fork, replay
-from agentmesh.spec import graph_from_data
+from agentmesh.spec import NodeSpec, graph_from_data
 from agentmesh.spec.operators import OperatorParams
 from agentmesh.store import Store
 from agentmesh.systems.magicore import use_reward_functions
@@ -266,3 +266,21 @@ def test_a_run_stopped_by_its_call_budget_in_a_parallel_team_replays_identically
         assert done.calls == 2  # of the team's five
         report = replay(done.run_id, store=store)
         assert report.divergence is None and report.identical and report.served == 2 and report.answer == "3"
+
+
+def test_a_graph_that_is_not_a_name_path_or_spec_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"graph: expected a shipped graph's name .* got NoneType None"):
+        agentmesh.resolve_graph(None)  # type: ignore[arg-type]
+
+
+def test_a_spec_derived_with_model_copy_is_checked_before_the_run_is_stored(tmp_path: Path) -> None:
+    debate = agentmesh.resolve_graph("debate")
+    # model_copy(update=...) skips pydantic's validation: the unknown agent would fail only at its node
+    broken = debate.model_copy(
+        update={"nodes": {**debate.nodes, "check": NodeSpec(op="call", agent="judge")}, "edges": [("vote", "check")]}
+    )
+    model = ScriptedModel(default=r"\boxed{1}")
+    with Store(_db(tmp_path)) as store:
+        with pytest.raises(SpecError, match=r"graph 'debate': nodes\.check\.agent: unknown agent 'judge'"):
+            agentmesh.run(broken, {"question": "q"}, model=model, store=store)
+        assert store.list_runs() == [] and model.calls == []
