@@ -10,10 +10,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agentmesh.viz.importance import shade
 from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
+
+_TEXT_SIZE = 11.0
+_GAP = 4.0
+"""Between a node's circle and the text beside it (its answer, what it gave, or "no answer")."""
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """How one node that ran is drawn: its circle's radius and the text beside it, measured before the layout
+    (the columns are made wide enough for them)."""
+
+    score: float | None
+    radius: float
+    kind: str  # "answer", "label" (a reply that is no vote) or "none" (no answer parsed)
+    text: str
+    text_w: float
+
+
+def _drawn(node: Mapping[str, Any], score: float | None, top_score: float) -> _Drawn:
+    radius = 9.0 + (11.0 * math.sqrt(score / top_score) if score and top_score > 0 else 0.0)
+    key, label = node.get("key"), node.get("label")
+    if key is not None:
+        kind, text = "answer", shorten(str(key), 12)
+    elif label:
+        kind, text = "label", shorten(str(label), 18)
+    else:  # it ran, but its reply held no answer the parser could read
+        kind, text = "none", "no answer"
+    return _Drawn(score, radius, kind, text, text_width(text, _TEXT_SIZE))
 
 
 def network_svg(
@@ -30,17 +59,6 @@ def network_svg(
     slots a layer of each kind holds (a code network's ``writers`` and ``judges``), so a writer is not drawn as
     idle in a judges' layer.
     """
-    rounds = [int(h["round"]) for h in history]
-    n_rounds = max(rounds, default=0)
-    label_w = max([text_width(a, 12.5, bold=True) for a in agents] + [70.0]) + 28
-    col, row, top = 120.0, 46.0, 74.0
-    width = max(label_w + col * max(n_rounds, 1) + 40, 600.0)  # room for the legend line
-    height = top + row * len(agents) + 48
-    top_score = max(importance.values(), default=0.0) if importance else 0.0
-
-    def xy(rnd: int, slot: int) -> tuple[float, float]:
-        return label_w + col * (rnd - 0.5), top + row * (slot + 0.5)
-
     ran: dict[tuple[int, int], Mapping[str, Any]] = {}
     pruned: set[tuple[int, int]] = set()
     kinds: dict[int, str] = {}
@@ -52,6 +70,23 @@ def network_svg(
         ranked = entry.get("ranked")
         if ranked and not ranked.get("reference_compat"):
             pruned |= {(rnd, int(n["slot"])) for n in entry.get("nodes") or [] if n["slot"] not in ranked["kept"]}
+
+    rounds = [int(h["round"]) for h in history]
+    n_rounds = max(rounds, default=0)
+    top_score = max(importance.values(), default=0.0) if importance else 0.0
+    drawn = {at: _drawn(node, (importance or {}).get(f"{at[0]},{at[1]}"), top_score) for at, node in ran.items()}
+    # A column is as wide as its widest node with its answer beside it, plus room for the next column's largest
+    # node: a fixed 120 px let a shortened answer ("a_very_long…") run into the next round's node, and the last
+    # round's answers ran past the picture's right edge.
+    reach = max((d.radius + _GAP + d.text_w for d in drawn.values()), default=0.0)
+    widest = max((d.radius for d in drawn.values()), default=9.0)
+    label_w = max([text_width(a, 12.5, bold=True) for a in agents] + [70.0]) + 28
+    col, row, top = max(120.0, reach + widest + 10), 46.0, 74.0
+    width = max(label_w + col * (max(n_rounds, 1) - 0.5) + max(reach, col / 2) + 16, 600.0)  # 600: the legend line
+    height = top + row * len(agents) + 48
+
+    def xy(rnd: int, slot: int) -> tuple[float, float]:
+        return label_w + col * (rnd - 0.5), top + row * (slot + 0.5)
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
@@ -90,8 +125,8 @@ def network_svg(
                     f"<title>{esc(name)}, round {rnd}: did not run</title></circle>"
                 )
                 continue
-            score = (importance or {}).get(f"{rnd},{slot}")
-            radius = 9.0 + (11.0 * math.sqrt(score / top_score) if score and top_score > 0 else 0.0)
+            d = drawn[(rnd, slot)]
+            score, radius = d.score, d.radius
             fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score else "#dbeafe")
             key = node.get("key")
             node_label = node.get("label")  # a reply that is no vote (a code writer's, a judge's): what it gave
@@ -111,20 +146,12 @@ def network_svg(
                     f'<line x1="{x - radius:.1f}" y1="{y - radius:.1f}" x2="{x + radius:.1f}" y2="{y + radius:.1f}" '
                     'stroke="#9ca3af" stroke-width="1.5"/>'
                 )
-            if key is not None:
-                out.append(
-                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#374151">'
-                    f"{esc(shorten(str(key), 12))}</text>"
-                )
-            elif node_label:
-                out.append(
-                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#6b7280">'
-                    f"{esc(shorten(str(node_label), 18))}</text>"
-                )
-            else:  # it ran, but its reply held no answer the parser could read
-                out.append(
-                    f'<text x="{x + radius + 4:.1f}" y="{y + 4:.1f}" font-size="11" fill="#9ca3af" '
-                    'font-style="italic">no answer</text>'
-                )
+            style = {"answer": 'fill="#374151"', "label": 'fill="#6b7280"'}.get(
+                d.kind, 'fill="#9ca3af" font-style="italic"'
+            )
+            out.append(
+                f'<text x="{x + radius + _GAP:.1f}" y="{y + 4:.1f}" font-size="{_TEXT_SIZE:g}" {style}>'
+                f"{esc(d.text)}</text>"
+            )
     out.append("</svg>")
     return "\n".join(out)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from agentmesh.viz.network import network_svg
+from agentmesh.viz.svg import text_width
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -40,3 +43,38 @@ def test_a_node_whose_reply_is_no_vote_says_what_it_gave() -> None:
     assert tips == ["writer, round 1: code", "tester, round 2: unit test results"]
     labels = [t.text for t in root.iter(f"{SVG}text")]
     assert "no answer" not in labels and "code" in labels and "unit test results" in labels
+
+
+def _text_boxes(root: ET.Element) -> list[tuple[float, float, float, str]]:
+    """(left, right, baseline y, text) of every answer beside a node (11 px, left-aligned)."""
+    out = []
+    for t in root.iter(f"{SVG}text"):
+        if t.get("font-size") == "11" and t.get("text-anchor") is None:
+            x, text = float(t.get("x") or 0), t.text or ""
+            out.append((x, x + text_width(text, 11), float(t.get("y") or 0), text))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["key", "label"])
+def test_long_answers_stay_in_their_column_and_in_the_picture(kind: str) -> None:
+    """A shortened answer ("a_very_long…", 12 characters) beside a node grown by its importance ran into the next
+    round's node, and the last round's ran past the right edge: columns were 120 px whatever they held."""
+    rounds, agents = 7, ["a", "b"]
+    value = "a_very_long_answer_string" if kind == "key" else "unit test results, and more"
+    history = [
+        {"round": r, "nodes": [{"slot": s, "key": None, kind: value, "seen": [0, 1] if r > 1 else []} for s in (0, 1)]}
+        for r in range(1, rounds + 1)
+    ]
+    importance = {f"{r},{s}": 1.0 for r in range(1, rounds + 1) for s in (0, 1)}
+    root = ET.fromstring(network_svg(history, agents, importance=importance, title="t"))
+    width = float(root.get("width") or 0)
+    circles = [
+        (float(c.get("cx") or 0), float(c.get("cy") or 0), float(c.get("r") or 0)) for c in root.iter(f"{SVG}circle")
+    ]
+    texts = _text_boxes(root)
+    assert len(texts) == rounds * len(agents) and all(t[3].endswith("…") for t in texts)
+    for left, right, baseline, text in texts:
+        assert right <= width, (text, right, width)
+        for cx, cy, r in circles:
+            same_row = abs(cy - (baseline - 4)) < r
+            assert not (same_row and cx - r < right and left < cx + r), (text, left, right, cx)
