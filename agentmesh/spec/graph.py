@@ -30,7 +30,12 @@ from agentmesh.spec.operators import (
     unknown_operator,
 )
 from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, StopPolicy, iter_policies
-from agentmesh.spec.templates import TemplateSyntaxProblem, node_references, template_variables
+from agentmesh.spec.templates import (
+    TemplateSyntaxProblem,
+    guarded_variables,
+    node_references,
+    template_variables,
+)
 
 SPEC_VERSION = 1
 #: What each input type accepts (a boolean is not an integer or a number, though Python says it is); the spec's
@@ -259,7 +264,7 @@ class GraphSpec(BaseModel):
                 for field, source in (("prompt", card.prompt), ("system", card.system)):
                     if source is None:
                         continue
-                    for var in sorted(template_variables(source) - available):
+                    for var in sorted(template_variables(source) - available - guarded_variables(source)):
                         if (agent_name, var) in reported:
                             continue
                         reported.add((agent_name, var))
@@ -285,7 +290,9 @@ class GraphSpec(BaseModel):
                     messages = [
                         f"condition uses undefined variable {var!r}; available: "
                         f"{', '.join(sorted(condition_variables))}"
-                        for var in sorted(template_variables(condition) - condition_variables)
+                        for var in sorted(
+                            template_variables(condition) - condition_variables - guarded_variables(condition)
+                        )
                     ]
                     messages += self._node_reference_problems(condition)
                 except TemplateSyntaxProblem as exc:

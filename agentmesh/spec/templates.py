@@ -80,6 +80,22 @@ def template_variables(source: str) -> frozenset[str]:
     return frozenset(jinja2.meta.find_undeclared_variables(_parsed(source)))
 
 
+def guarded_variables(source: str) -> frozenset[str]:
+    """Top-level variables a template tests with ``is defined`` / ``is undefined`` or reads through the ``default``
+    filter: it says itself that they may be missing (a card shared by a ``call`` node and a ``rounds`` node reads
+    ``{% if round is defined %}``), so the load-time check must not call them undefined. A use outside the guard
+    still fails when the prompt renders, as every undefined variable does."""
+    ast = _parsed(source)
+    found: set[str] = set()
+    for test in ast.find_all(jinja2.nodes.Test):
+        if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name):
+            found.add(test.node.name)
+    for flt in ast.find_all(jinja2.nodes.Filter):
+        if flt.name in ("default", "d") and isinstance(flt.node, jinja2.nodes.Name):
+            found.add(flt.node.name)
+    return frozenset(found)
+
+
 def node_references(source: str) -> list[tuple[str, str | None]]:
     """``(node, key)`` for every ``nodes.<node>`` a template reads, ``key`` being what it reads of that node's
     output next (``nodes.solve.answer`` → ``("solve", "answer")``; ``None`` when it reads the output whole, or

@@ -284,3 +284,22 @@ def test_a_spec_derived_with_model_copy_is_checked_before_the_run_is_stored(tmp_
         with pytest.raises(SpecError, match=r"graph 'debate': nodes\.check\.agent: unknown agent 'judge'"):
             agentmesh.run(broken, {"question": "q"}, model=model, store=store)
         assert store.list_runs() == [] and model.calls == []
+
+
+def test_a_template_that_guards_a_variable_is_not_refused_for_it_and_renders(tmp_path: Path) -> None:
+    prompt = "{{ question }}{% if index is defined %} (voice {{ index }}){% endif %}{{ round | default('') }}"
+    spec = graph_from_data(
+        {
+            "name": "guarded",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"a": {"prompt": prompt}},
+            "nodes": {"first": {"op": "call", "agent": "a"}, "team": {"op": "team", "agents": ["a", "a"]}},
+            "edges": [["first", "team"]],
+        }
+    )
+    model = ScriptedModel(respond=lambda request, context: request.prompt_text)
+    result = agentmesh.run(spec, {"question": "q"}, model=model, store=_db(tmp_path))
+    assert [a["text"] for a in result.outputs["team"]["answers"]] == ["q (voice 0)", "q (voice 1)"]
+    assert result.outputs["first"]["text"] == "q"
+    with pytest.raises(SpecError, match=r"undefined variable 'indx'"):  # an unguarded slip is still caught
+        graph_from_data({**spec.model_dump(mode="json"), "agents": {"a": {"prompt": "{{ indx }}"}}})
