@@ -35,7 +35,21 @@ def nice_step(span: float, ticks: int = 8) -> float:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:g} s" if value >= 1 or value == 0 else f"{value * 1000:g} ms"
+    """``value`` seconds to three significant digits, in ms below a second. Rounding to hundredths of a second
+    first, as the title did, made a scripted or cached run's few milliseconds of model time "0 s", beside bars
+    that plainly took time."""
+    if value == 0:
+        return "0 s"
+    if value >= 100:
+        return f"{value:.0f} s"
+    if value >= 1:
+        return f"{value:.3g} s"
+    return f"{value * 1000:.3g} ms"
+
+
+def _ratio(value: float) -> str:
+    """Calls at once on average: two significant digits (0.045, 1.6, 12), never a bare 0.0."""
+    return f"{value:.2g}" if value < 100 else f"{value:.0f}"
 
 
 def timeline_svg(story: Timeline) -> str | None:
@@ -68,9 +82,9 @@ def timeline_svg(story: Timeline) -> str | None:
         return plot_x + plot_w * (when - start).total_seconds() / wall
 
     model_time = sum(c.latency_s or 0.0 for _, _, c in timed if not c.replayed)
-    title = f"{story.run.graph}: {len(timed)} calls over {_seconds(round(wall, 2))}"
+    title = f"{story.run.graph}: {len(timed)} calls over {_seconds(wall)}"
     if model_time:
-        title += f" · {_seconds(round(model_time, 2))} of model time, {model_time / wall:.1f} calls at once on average"
+        title += f" · {_seconds(model_time)} of model time, {_ratio(model_time / wall)} calls at once on average"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="call-timeline">',
@@ -123,7 +137,7 @@ def _step_bands(steps: Sequence[Step], x: Callable[[datetime], float], y: float)
         x1, x2 = x(first), max(x(last), x(first) + 2)
         colour = PALETTE[(number - 1) % len(PALETTE)]
         span = (last - first).total_seconds()
-        tip = f"step {number}: {_step_name(step)}, {len(calls)} calls, {_seconds(round(span, 3))}"
+        tip = f"step {number}: {_step_name(step)}, {len(calls)} calls, {_seconds(span)}"
         out.append(
             f'<rect x="{x1:.1f}" y="{y:.1f}" width="{x2 - x1:.1f}" height="8" rx="2" fill="{colour}" '
             f'opacity="0.55" class="step"><title>{esc(tip)}</title></rect>'
@@ -151,11 +165,11 @@ def _bar(number: int, step: Step, call: CallView, x: Callable[[datetime], float]
     tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tokens"
     css = "call failed" if call.error else "call"
     if call.error:
-        fill, tip = FAILED, f"{where}: failed after {_seconds(round(call.latency_s or 0, 3))}: {call.error}"
+        fill, tip = FAILED, f"{where}: failed after {_seconds(call.latency_s or 0)}: {call.error}"
     else:
         fill = PALETTE[(number - 1) % len(PALETTE)]
         reply = shorten(" ".join(call.reply.split()), 80)
-        tip = f"{where}: {_seconds(round(call.latency_s or 0, 3))}, {tokens} → {reply}"
+        tip = f"{where}: {_seconds(call.latency_s or 0)}, {tokens} → {reply}"
     return (
         f'<rect x="{x1:.1f}" y="{y:.1f}" width="{max(x2 - x1, 1.5):.1f}" height="{BAR:.0f}" rx="2" fill="{fill}" '
         f'stroke="#1f2937" stroke-width="0.4" class="{css}"><title>{esc(tip)}</title></rect>'

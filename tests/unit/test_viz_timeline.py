@@ -125,3 +125,32 @@ def test_a_steps_duration_is_its_wall_time_with_the_model_time_when_calls_overla
     assert untimed.wall_s is None and untimed.duration() == "500 ms"
     served = Step("n", "team", 1, {}, [replace(_call(0, 2.0), replayed=True)])
     assert served.wall_s is None and served.duration() == "served from the stored run"
+
+
+def _as_seconds(text: str) -> float:
+    number, unit = text.split()
+    return float(number) / (1000 if unit == "ms" else 1)
+
+
+def test_times_of_fast_calls_are_not_rounded_to_zero(tmp_path: Path) -> None:
+    """A scripted (or cached) run's calls take well under a millisecond: rounded to hundredths first, the title
+    said "0 s of model time, 0.0 calls at once" beside bars that took time, and each bar's tooltip "0 s"."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run(
+        "debate", {"question": "q"}, model=ScriptedModel([{"agent": "debater", "template": "\\boxed{1}"}]), store=db
+    )
+    with Store(db) as store:
+        story = load_timeline(store, result.run_id)
+    calls = [c for step in story.steps for c in step.calls]
+    model_time = sum(c.latency_s or 0.0 for c in calls)
+    assert model_time > 0
+    svg = timeline_svg(story)
+    assert svg is not None
+    title = "".join(next(ET.fromstring(svg).iter(f"{SVG}text")).itertext())
+    match = re.search(r"· ([\d.]+ m?s) of model time, ([\d.]+) calls at once", title)
+    assert match is not None, title
+    assert _as_seconds(match.group(1)) == pytest.approx(model_time, rel=0.01)
+    assert float(match.group(2)) > 0
+    for call, (*_, tip) in zip(calls, _bars(svg), strict=True):
+        stated = re.search(r": ([\d.]+ m?s), ", tip)
+        assert stated is not None and _as_seconds(stated.group(1)) == pytest.approx(call.latency_s, rel=0.01), tip
