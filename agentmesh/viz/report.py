@@ -92,6 +92,8 @@ def report_html(story: Timeline) -> str:
     chart = timeline_svg(story)
     if chart is not None:
         parts.append(chart)
+    else:  # a run cut short before its first call, or a graph of functions only: say so, not an empty section
+        parts.append('<p class="muted" id="no-calls">No model call was recorded for this run: nothing to draw.</p>')
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)

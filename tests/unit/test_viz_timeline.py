@@ -154,3 +154,14 @@ def test_times_of_fast_calls_are_not_rounded_to_zero(tmp_path: Path) -> None:
     for call, (*_, tip) in zip(calls, _bars(svg), strict=True):
         stated = re.search(r": ([\d.]+ m?s), ", tip)
         assert stated is not None and _as_seconds(stated.group(1)) == pytest.approx(call.latency_s, rel=0.01), tip
+
+
+def test_the_report_of_a_run_without_calls_says_so(tmp_path: Path) -> None:
+    """A run interrupted before its first call had a "Timeline" heading over nothing at all."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Store(db) as store:
+        run_id = store.create_run("empty", {})
+        page = report_html(load_timeline(store, run_id))
+    timeline = page[page.index("<h2>Timeline</h2>") :]
+    assert 'id="no-calls"' in timeline and "No model call was recorded" in timeline
+    assert "call-timeline" not in page
