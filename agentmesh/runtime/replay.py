@@ -226,10 +226,18 @@ def _describe(node: str, before: Any, after: Any) -> str:
     return f"node {node!r}: output differs in {', '.join(changed) or 'value'}"
 
 
-def step_filter(events: list[EventRecord], step: str) -> Callable[[EventRecord], bool]:
-    """Which recorded calls a fork from ``step`` serves (see the module docstring for the step forms)."""
+def step_filter(events: list[EventRecord], step: str | int) -> Callable[[EventRecord], bool]:
+    """Which recorded calls a fork from ``step`` serves (see the module docstring for the step forms); a script
+    may give ``N`` as an int."""
     calls = [e for e in events if e.kind in CALL_KINDS]
-    text = step.strip()
+    if isinstance(step, bool) or not isinstance(step, str | int) or (isinstance(step, int) and step < 0):
+        raise ConfigError(
+            f"step {step!r}: expected N (a number of recorded calls, 0 or more), NODE or NODE@ROUND, as a string or "
+            "an int"
+        )
+    text = str(step).strip()
+    if not text:
+        raise ConfigError("step '': expected N, NODE or NODE@ROUND (e.g. '3', 'debate' or 'debate@2')")
     if text.isdigit():
         n = int(text)
         if n > len(calls):
@@ -261,7 +269,7 @@ def step_filter(events: list[EventRecord], step: str) -> Callable[[EventRecord],
 async def afork(
     run_id: str,
     *,
-    step: str,
+    step: str | int,
     store: Store | str | None = None,
     model: str | Provider | ModelClient | None = None,
     set_inputs: Mapping[str, Any] | None = None,
@@ -294,7 +302,7 @@ async def afork(
             else stored_model(record, db)
         )
         budget = _budget_of(record)
-        fork = {"parent": record.id, "from": step, "set": dict(set_inputs or {}), "model": client.reference}
+        fork = {"parent": record.id, "from": str(step), "set": dict(set_inputs or {}), "model": client.reference}
         stored_spec, spec_hash = spec.canonical()
         new_id = await asyncio.to_thread(
             db.create_run,
@@ -344,7 +352,7 @@ def replay(
     )
 
 
-def fork(run_id: str, *, step: str, **kwargs: Any) -> RunResult:
+def fork(run_id: str, *, step: str | int, **kwargs: Any) -> RunResult:
     """Blocking :func:`afork`."""
     return blocking(
         afork(run_id, step=step, **kwargs),

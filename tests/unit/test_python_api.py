@@ -303,3 +303,15 @@ def test_a_template_that_guards_a_variable_is_not_refused_for_it_and_renders(tmp
     assert result.outputs["first"]["text"] == "q"
     with pytest.raises(SpecError, match=r"undefined variable 'indx'"):  # an unguarded slip is still caught
         graph_from_data({**spec.model_dump(mode="json"), "agents": {"a": {"prompt": "{{ indx }}"}}})
+
+
+def test_a_fork_takes_its_step_as_an_int_and_names_a_bad_one(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run(
+            "self_consistency", {"question": "q"}, model=ScriptedModel(default=r"\boxed{3}"), store=store
+        )
+        forked = fork(done.run_id, step=2, store=store, model=ScriptedModel(default=r"\boxed{4}"))
+        assert forked.served_from_record == 2 and store.get_run(forked.run_id).meta["fork"]["from"] == "2"
+        for bad in (-1, "", 2.5):
+            with pytest.raises(ConfigError, match=r"step .*expected N"):
+                fork(done.run_id, step=bad, store=store, model=ScriptedModel(default="x"))  # type: ignore[arg-type]
