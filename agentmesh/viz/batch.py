@@ -8,6 +8,7 @@ after the batch ran, and again after ``agentmesh resume --batch`` finished what 
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from agentmesh.datasets import matches_gold
 from agentmesh.store import RunRecord
 from agentmesh.viz.report import CSS
-from agentmesh.viz.svg import FONT_FAMILY, esc
+from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 
 
 def _e(value: Any) -> str:
@@ -96,34 +97,70 @@ def _correct(record: RunRecord, answers: Mapping[str, Any]) -> bool | None:
     return matches_gold(answers.get(record.id), str(gold))
 
 
+#: The widest the picture gets (px): the report's page is 1,200 px wide.
+MAX_WIDTH = 1180.0
+_GAP = 10.0
+
+
+def _bins(counts: Counter[int], most: int) -> list[tuple[int, int, int]]:
+    """``(low, high, items)`` per bar: a bar per call count, or, past ``most`` distinct counts, at most ``most``
+    ranges of a round width (1, 2 or 5 times a power of ten). A bar per count made a 300-item batch whose items
+    each needed a different number of calls a picture 6,500 px wide."""
+    values = sorted(counts)
+    if len(values) <= most:
+        return [(v, v, counts[v]) for v in values]
+    span = values[-1] - values[0] + 1
+    width, power = 0, 1
+    while not width:  # the first range starts at a multiple of the width: one range more than span / width
+        width = next((m * power for m in (1, 2, 5) if math.ceil(span / (m * power)) + 1 <= most), 0)
+        power *= 10
+    first = values[0] // width * width
+    grouped: Counter[int] = Counter()
+    for v, n in counts.items():
+        grouped[(v - first) // width] += n
+    return [(first + i * width, first + (i + 1) * width - 1, grouped[i]) for i in range(max(grouped) + 1)]
+
+
+def _layout(counts: Counter[int]) -> tuple[list[tuple[int, int, int]], list[str], float]:
+    """The bars, their names under them and the bars' width: as many bars as fit :data:`MAX_WIDTH` with each name
+    within its bar's room (ranges of large counts have long names, so fewer of them fit)."""
+    for most in (24, 16, 12, 8, 6, 4, 3):
+        bins = _bins(counts, most)
+        names = [str(low) if low == high else f"{low}\u2013{high}" for low, high, _ in bins]
+        bar = max(34.0, max(text_width(name, 11) for name in names) + 4 - _GAP)
+        if 60 + len(bins) * (bar + _GAP) <= MAX_WIDTH:
+            break
+    return bins, names, bar
+
+
 def calls_histogram(calls: Sequence[int]) -> str:
     """How many items needed each number of model calls, as SVG bars: with an early stop, the items that stopped
     early stand apart from those that ran every round."""
     counts = Counter(calls)
     if not counts:
         return "<p class='muted'>no runs</p>"
-    values = sorted(counts)
-    bar, gap, height, base = 34.0, 10.0, 140.0, 170.0
-    width = max(60 + len(values) * (bar + gap), 320.0)
-    top = max(counts.values())
+    bins, names, bar = _layout(counts)
+    gap, height, base = _GAP, 140.0, 170.0
+    width = max(60 + len(bins) * (bar + gap), 320.0)
+    top = max(n for _, _, n in bins)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{base + 40:.0f}" '
         f'viewBox="0 0 {width:.0f} {base + 40:.0f}" font-family="{FONT_FAMILY}" class="calls-histogram">',
         f'<rect width="{width:.0f}" height="{base + 40:.0f}" fill="white"/>',
         f'<line x1="30" y1="{base}" x2="{width - 10:.0f}" y2="{base}" stroke="#9ca3af"/>',
     ]
-    for i, value in enumerate(values):
-        n = counts[value]
+    for i, ((low, high, n), name) in enumerate(zip(bins, names, strict=True)):
         x = 40 + i * (bar + gap)
         h = height * n / top
+        made = f"{low} call{_s(low)}" if low == high else f"{low} to {high} calls"
         out.append(
             f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{bar:.0f}" height="{h:.1f}" fill="#60a5fa" class="bar">'
-            f"<title>{esc(f'{n} item{_s(n)} made {value} call{_s(value)}')}</title></rect>"
+            f"<title>{esc(f'{n} item{_s(n)} made {made}')}</title></rect>"
         )
         out.append(f'<text x="{x + bar / 2:.1f}" y="{base - h - 4:.1f}" font-size="11" text-anchor="middle">{n}</text>')
         out.append(
             f'<text x="{x + bar / 2:.1f}" y="{base + 16:.0f}" font-size="11" text-anchor="middle" '
-            f'fill="#374151">{value}</text>'
+            f'fill="#374151">{esc(name)}</text>'
         )
     out.append(
         f'<text x="{width / 2:.0f}" y="{base + 34:.0f}" font-size="11" text-anchor="middle" fill="#555">'
