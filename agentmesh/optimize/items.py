@@ -23,7 +23,7 @@ from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
 from agentmesh.plugins import imported
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, stored_outputs
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, open_store, stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.store import RunStatus, Store
 
@@ -148,7 +148,7 @@ async def run_items(
             f"{type(model).__name__} object; a provider of your own registers by name in a module given to --import"
         )
     client = model if isinstance(model, ModelClient) else get_model(model or spec.model or DEFAULT_MODEL)
-    db = store if isinstance(store, Store) else Store(store)
+    db = open_store(store)
     job = digest({"spec": spec.spec_hash(), "model": client.reference, **(job_key or {})})
     done = JobRun(job=job, model=client.reference)
     release: Callable[[], None] | None = None

@@ -43,6 +43,7 @@ from agentmesh.runtime.run import (
     _execute,
     check_inputs,
     listener_list,
+    open_store,
     resolve_graph,
     stored_model,
     stored_outputs,
@@ -146,7 +147,7 @@ async def areplay(
     The graph is today's version of the run's graph (see :func:`current_spec`) or ``graph``.
     """
     own_store = not isinstance(store, Store)
-    db = store if isinstance(store, Store) else Store(store)
+    db = open_store(store)
     try:
         record = await asyncio.to_thread(db.get_run, run_id)
         spec, source = current_spec(record, graph)
@@ -283,7 +284,7 @@ async def afork(
     """
     listening = listener_list(listeners)
     own_store = not isinstance(store, Store)
-    db = store if isinstance(store, Store) else Store(store)
+    db = open_store(store)
     client: ModelClient | None = None
     try:
         record = await asyncio.to_thread(db.get_run, run_id)

@@ -102,6 +102,21 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
     )
 
 
+def open_store(store: Store | str | None) -> Store:
+    """``store`` itself, or the store at that URL (``None``: ``$AGENTMESH_DB``, else ``.agentmesh/``). A path
+    object is refused saying what to give: ``Store`` takes URLs (``sqlite:///runs.db``), and a ``Path`` failed in
+    its URL parser as ``expected string or bytes-like object``."""
+    if isinstance(store, Store):
+        return store
+    if store is not None and not isinstance(store, str):
+        hint = f" (a SQLite file: 'sqlite:///{store}')" if isinstance(store, Path) else ""
+        raise ConfigError(
+            f"store: expected a Store, a database URL such as 'sqlite:///runs.db' or 'postgresql://user@host/db', or "
+            f"None (the default store), got {type(store).__name__} {str(store)!r:.80}{hint}"
+        )
+    return Store(store)
+
+
 _checked_specs: set[str] = set()
 """Hashes of the specs :func:`check_built` found valid (a batch's runs share one: it is checked once)."""
 
@@ -231,7 +246,12 @@ async def arun(
     # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store
     client = None if reads_a_run(reference) else get_model(reference)
     own_store = not isinstance(store, Store)
-    db = store if isinstance(store, Store) else Store(store)
+    try:
+        db = open_store(store)
+    except BaseException:  # (a bad URL, an unreachable database): the client built above is closed, not leaked
+        if client is not None and _owns(model):
+            await client.aclose()
+        raise
     try:
         if client is None:  # a replay:<run-id> model reads the run from this store
             client = model_for(reference, db)
@@ -287,7 +307,7 @@ async def aresume(
     ``agentmesh resume`` does."""
     listening = listener_list(listeners)
     own_store = not isinstance(store, Store)
-    db = store if isinstance(store, Store) else Store(store)
+    db = open_store(store)
     client: ModelClient | None = None
     try:
         record = db.get_run(run_id)

@@ -315,3 +315,8 @@ def test_a_fork_takes_its_step_as_an_int_and_names_a_bad_one(tmp_path: Path) -> 
         for bad in (-1, "", 2.5):
             with pytest.raises(ConfigError, match=r"step .*expected N"):
                 fork(done.run_id, step=bad, store=store, model=ScriptedModel(default="x"))  # type: ignore[arg-type]
+
+
+def test_a_store_given_as_a_path_is_refused_saying_to_give_a_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"store: expected a Store, a database URL .* \(a SQLite file: 'sqlite:///"):
+        agentmesh.run("debate", {"question": "q"}, model=ScriptedModel(default="1"), store=tmp_path / "runs.db")  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.run import open_store, resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
 from agentmesh.store import Store
@@ -333,7 +333,7 @@ async def acalibrate(
         report = progress
         return lambda item, done, total: report(phase, item, done, total)
 
-    db = store if isinstance(store, Store) else Store(store)  # one store for both phases
+    db = open_store(store)  # one store for both phases
     shared["store"] = db
     try:
         first = await run_items(
