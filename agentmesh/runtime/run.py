@@ -233,6 +233,14 @@ async def arun(
 
     ``run_id`` is the id to store the run under (default: a fresh one): a caller that hands the run to another
     process (a Ray worker) names it up front, so that it can find, report and wait for the run while it goes on."""
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip() or run_id != run_id.strip()):
+        # an int was stored as it was, all the run's calls made, and only the result failed to build
+        raise ConfigError(
+            f"run_id: expected a non-empty string without edge spaces (or None: a fresh id), got "
+            f"{type(run_id).__name__} {run_id!r:.80}"
+        )
+    if meta is not None and not isinstance(meta, Mapping):
+        raise ConfigError(f"meta: expected a mapping of JSON values (or None), got {type(meta).__name__}")
     spec = resolve_graph(graph)
     stored_spec, spec_hash = spec.canonical()
     check_built(spec, stored_spec, spec_hash)

@@ -320,3 +320,15 @@ def test_a_fork_takes_its_step_as_an_int_and_names_a_bad_one(tmp_path: Path) -> 
 def test_a_store_given_as_a_path_is_refused_saying_to_give_a_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"store: expected a Store, a database URL .* \(a SQLite file: 'sqlite:///"):
         agentmesh.run("debate", {"question": "q"}, model=ScriptedModel(default="1"), store=tmp_path / "runs.db")  # type: ignore[arg-type]
+
+
+def test_a_run_id_that_is_not_a_string_is_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    model = ScriptedModel(default="1")
+    with Store(_db(tmp_path)) as store:
+        for bad in (123, "", " padded"):
+            with pytest.raises(ConfigError, match=r"run_id: expected a non-empty string"):
+                agentmesh.run("debate", {"question": "q"}, model=model, store=store, run_id=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=r"meta: expected a mapping"):
+            agentmesh.run("debate", {"question": "q"}, model=model, store=store, meta="x")  # type: ignore[arg-type]
+        assert store.list_runs() == [] and model.calls == []
+        assert agentmesh.run("debate", {"question": "q"}, model=model, store=store, run_id="mine-1").run_id == "mine-1"
