@@ -40,7 +40,8 @@ def importance_svg(
     net_w = label_w + col * layers + 20
     bar_x = net_w + 40
     bar_len = 260.0
-    width = bar_x + label_w + bar_len + 90
+    ranking = "mean Agent Importance Score, best first (team in blue)"
+    width = bar_x + label_w + max(bar_len + 90, text_width(ranking, 12) + 16)
     height = top_pad + row * len(candidates) + 50
     top_score = max(scores.values(), default=0.0)
     top_node = max(node_means.values(), default=0.0)
@@ -52,8 +53,7 @@ def importance_svg(
         f'<text x="16" y="28" font-size="17" font-weight="bold">{esc(title)}</text>',
         f'<text x="{label_w:.0f}" y="50" font-size="12" fill="#555">network: node colour and size = mean '
         "importance</text>",
-        f'<text x="{bar_x + label_w:.0f}" y="50" font-size="12" fill="#555">mean Agent Importance Score '
-        "(team in blue)</text>",
+        f'<text x="{bar_x + label_w:.0f}" y="50" font-size="12" fill="#555">{ranking}</text>',
     ]
 
     def cx(layer: int) -> float:
@@ -96,16 +96,23 @@ def importance_svg(
                 f'<circle cx="{cx(layer):.1f}" cy="{cy(slot):.1f}" r="{radius:.1f}" fill="{shade(value, top_node)}" '
                 f'stroke="#1e3a8a" stroke-width="1"><title>{esc(name)}, layer {layer}: {value:.3f}</title></circle>'
             )
+    # The bars are the ranking, best first (ties keep the candidates' order): drawn in the network's rows, the
+    # candidates' order, the best agent could sit third under two that barely counted.
+    ranked = sorted(range(len(candidates)), key=lambda i: -scores.get(candidates[i], 0.0))
+    for place, slot in enumerate(ranked):
+        name = candidates[slot]
+        colour = _TEAM if name in chosen else "#111"
+        weight = "bold" if name in chosen else "normal"
         score = scores.get(name, 0.0)
         length = bar_len * (score / top_score) if top_score > 0 else 0.0
-        y = cy(slot)
+        y = cy(place)
         out.append(
             f'<text x="{bar_x + label_w - 12:.0f}" y="{y + 4:.1f}" font-size="13" text-anchor="end" '
             f'fill="{colour}" font-weight="{weight}">{esc(name)}</text>'
         )
         out.append(
             f'<rect x="{bar_x + label_w:.1f}" y="{y - 11:.1f}" width="{length:.1f}" height="22" rx="3" '
-            f'fill="{_TEAM if name in chosen else _OTHER}"><title>{esc(name)}: {score:.4f}</title></rect>'
+            f'fill="{_TEAM if name in chosen else _OTHER}" class="score"><title>{esc(name)}: {score:.4f}</title></rect>'
         )
         out.append(f'<text x="{bar_x + label_w + length + 6:.1f}" y="{y + 4:.1f}" font-size="12">{score:.3f}</text>')
     out.append("</svg>")
