@@ -332,3 +332,17 @@ def test_a_run_id_that_is_not_a_string_is_refused_before_the_run_is_stored(tmp_p
             agentmesh.run("debate", {"question": "q"}, model=model, store=store, meta="x")  # type: ignore[arg-type]
         assert store.list_runs() == [] and model.calls == []
         assert agentmesh.run("debate", {"question": "q"}, model=model, store=store, run_id="mine-1").run_id == "mine-1"
+
+
+def test_a_scripted_model_built_wrong_in_python_says_so_where_it_is_built(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"rules must be a list of rules .* got dict \(one rule: put it in a list\)"):
+        ScriptedModel({"agent": "a", "responses": ["x"]})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"rules\[0\]: unknown field\(s\) respones; a rule has"):
+        ScriptedModel([{"agent": "a", "respones": ["x"]}])
+    with pytest.raises(ConfigError, match=r"default must be a string \(the reply\), got int"):
+        ScriptedModel(default=51)  # type: ignore[arg-type]
+    model = ScriptedModel(respond=lambda request, context: 5)  # type: ignore[arg-type,return-value]
+    with pytest.raises(
+        ConfigError, match=r"respond returned int 5 for the call agent='debater'.*must return the reply"
+    ):
+        agentmesh.run("debate", {"question": "q"}, model=model, store=_db(tmp_path))

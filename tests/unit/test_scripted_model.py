@@ -187,7 +187,7 @@ async def test_delay_is_simulated_without_blocking_other_calls() -> None:
         ({"responses": []}, "'responses' is empty"),
         ({"prompt": "(unclosed", "responses": ["a"]}, "not a valid regular expression"),
         ({"template": "{{ broken"}, "not a valid Jinja2 template"),
-        ({"responses": ["a"], "colour": "red"}, "Extra inputs are not permitted"),
+        ({"responses": ["a"], "colour": "red"}, r"unknown field\(s\) colour; a rule has name, agent"),
     ],
 )
 def test_invalid_rules_are_rejected(rule: dict[str, object], expected: str) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,12 @@ def _rule_problems(errors: Sequence[Any]) -> str:
     return "; ".join(out)
 
 
+class ScriptError(ConfigError, ValueError):
+    """A :class:`ScriptedModel` built wrong in Python (a rule, the rules, the default, ``respond``): a
+    :class:`~agentmesh.errors.ConfigError` naming the rule and the fix, and still the ``ValueError`` that pydantic's
+    validation raised before, for code that catches that."""
+
+
 class ScriptedCall(BaseModel):
     """A call the scripted model received, and which rule answered it (``None``: default or unmatched)."""
 
@@ -134,7 +140,29 @@ class ScriptedModel(Provider):
         delay_s: float = 0.0,
         label: str = "scripted",
     ) -> None:
-        self.rules = [r if isinstance(r, ScriptRule) else ScriptRule.model_validate(r) for r in rules]
+        # Checked here, where a mistake is made: a dict given for the list of rules was read as its keys, a
+        # non-string default or reply failed at the first call as a pydantic error about "ScriptedCall"
+        if isinstance(rules, Mapping | str | bytes) or not isinstance(rules, Sequence):
+            raise ScriptError(
+                f"ScriptedModel: rules must be a list of rules (dicts such as {{'agent': 'a', 'responses': ['x']}}), "
+                f"got {type(rules).__name__}{' (one rule: put it in a list)' if isinstance(rules, Mapping) else ''}"
+            )
+        self.rules = []
+        for i, r in enumerate(rules):
+            if isinstance(r, ScriptRule):
+                self.rules.append(r)
+                continue
+            try:
+                self.rules.append(ScriptRule.model_validate(r))
+            except ValidationError as exc:
+                problems = _rule_problems(exc.errors(include_url=False))
+                raise ScriptError(f"ScriptedModel: rules[{i}]: {problems}", rule=i) from None
+        if default is not None and not isinstance(default, str):
+            raise ScriptError(f"ScriptedModel: default must be a string (the reply), got {type(default).__name__}")
+        if respond is not None and not callable(respond):
+            raise ScriptError(
+                f"ScriptedModel: respond must be a callable (request, context) -> str, got {type(respond).__name__}"
+            )
         self.default = default
         self.respond = respond
         self.delay_s = delay_s
@@ -226,6 +254,11 @@ class ScriptedModel(Provider):
                 self.calls.append(ScriptedCall(context=context, prompt=prompt, rule=i, response=text))
                 return text, rule.delay_s if rule.delay_s is not None else 0.0
             fallback = self.respond(request, context) if self.respond else self.default
+            if fallback is not None and not isinstance(fallback, str):
+                raise ConfigError(
+                    f"{self.label}: respond returned {type(fallback).__name__} {fallback!r:.60} for the call "
+                    f"agent={context.agent!r} node={context.node!r}; it must return the reply as a string"
+                )
             self.calls.append(ScriptedCall(context=context, prompt=prompt, rule=None, response=fallback))
         if fallback is None:
             raise ScriptExhaustedError(
