@@ -36,7 +36,7 @@ from agentmesh.spec.operators import (
     VoteParams,
 )
 from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, StopPolicy
-from agentmesh.viz.svg import Arrow, Box, Direction, EdgeStyle, Line, shorten, svg_layers, wrap
+from agentmesh.viz.svg import Arrow, Box, Direction, EdgeStyle, Key, Line, shorten, svg_layers, wrap
 
 START = "START"
 #: The multiplication sign of repeat counts.
@@ -59,6 +59,15 @@ _PALETTE = {
     "other": ("#f3f4f6", "#4b5563"),
 }
 _EDGE_COLOR = {"edge": "#374151", "route": "#b45309", "back": "#b45309", "reads": "#6b7280"}
+#: What the legend says a family's colour and an arrow's kind mean.
+_FAMILY_TEXT = {
+    "agents": "calls agents",
+    "aggregate": "vote, rank, score",
+    "control": "branch, loop",
+    "code": "code tests, function",
+    "other": "other operator",
+}
+_KIND_TEXT = {"edge": "edge", "route": "route (branch, loop)", "reads": "reads a node's output"}
 _WRAP = 34
 
 
@@ -340,6 +349,20 @@ def graph_arrows(spec: GraphSpec) -> list[Arrow]:
     return out
 
 
+def graph_legend(spec: GraphSpec) -> list[Key]:
+    """What the drawing's colours, borders and arrow styles mean, for those it uses: without it a reader had to
+    guess why one box is amber and an arrow dotted."""
+    families = list(dict.fromkeys(node_text(spec, name).family for name in spec.nodes))
+    keys = [Key(_FAMILY_TEXT[f], fill=_PALETTE[f][0], stroke=_PALETTE[f][1]) for f in families]
+    keys.append(Key("the run's answer", fill="#ffffff", stroke="#374151", stroke_width=3.0))
+    kinds = list(dict.fromkeys("route" if e.kind == "back" else e.kind for e in graph_flow(spec)))
+    for kind in ("edge", "route", "reads"):
+        if kind in kinds:
+            style: EdgeStyle = "solid" if kind == "edge" else "dotted" if kind == "reads" else "dashed"
+            keys.append(Key(_KIND_TEXT[kind], kind="line", stroke=_EDGE_COLOR[kind], stroke_width=1.6, style=style))
+    return keys
+
+
 def graph_svg(spec: GraphSpec, direction: Direction = "LR", *, title: bool = True) -> str:
     """A standalone SVG drawing of ``spec`` (layers by ``networkx.topological_generations``)."""
     subtitle: list[str] = []
@@ -356,6 +379,7 @@ def graph_svg(spec: GraphSpec, direction: Direction = "LR", *, title: bool = Tru
         direction=direction,
         title=f"graph {spec.name}" if title else "",
         subtitle=subtitle,
+        legend=graph_legend(spec),
         last=[END],
     )
 
@@ -369,6 +393,7 @@ __all__: Sequence[str] = [
     "graph_arrows",
     "graph_boxes",
     "graph_flow",
+    "graph_legend",
     "graph_mermaid",
     "graph_svg",
     "node_text",

@@ -308,3 +308,38 @@ def test_text_helpers() -> None:
     assert shorten("a  b\nc", 10) == "a b c" and shorten("abcdefghijkl", 6) == "abcde…"
     assert wrap(["debater 3", "critic", "judge: long_name"], 14) == ["debater 3,", "critic,", "judge: long_name"]
     assert wrap(["a", "b"], 10) == ["a, b"]
+
+
+@pytest.mark.parametrize("direction", ["LR", "TD"])
+def test_svg_has_a_legend_of_the_colours_and_arrows_it_uses(direction: str) -> None:
+    """Nothing said what an amber box, a green one, a thick border or a dashed or dotted arrow meant."""
+    root = ET.fromstring(graph_svg(spec("branch_loop"), direction))  # type: ignore[arg-type]
+    legend = next((g for g in root.iter(f"{SVG}g") if g.get("class") == "legend"), None)
+    assert legend is not None
+    assert texts(legend) == [
+        "branch, loop",
+        "calls agents",
+        "vote, rank, score",
+        "the run's answer",
+        "edge",
+        "route (branch, loop)",
+        "reads a node's output",
+    ]
+    # each family's swatch has its boxes' colours; each arrow kind's sample its arrows' stroke and dashes
+    swatches = {(r.get("fill"), r.get("stroke")) for r in legend.iter(f"{SVG}rect")}
+    boxes = {(g.find(f"{SVG}rect").get("fill"), g.find(f"{SVG}rect").get("stroke")) for g in root.iter(f"{SVG}g")  # type: ignore[union-attr]
+             if g.get("class") == "node" and g.get("id") not in ("node-START", "node-END")}  # fmt: skip
+    assert boxes <= swatches
+    samples = {(ln.get("stroke"), ln.get("stroke-dasharray")) for ln in legend.iter(f"{SVG}line")}
+    assert samples == {(p.get("stroke"), p.get("stroke-dasharray")) for p in edges(root)}
+    # under the drawing, inside the picture
+    width, height = float(root.get("width", 0)), float(root.get("height", 0))
+    drawing = next(g for g in root.iter(f"{SVG}g") if g.get("transform"))
+    dy = float(re.findall(r"[-\d.]+", drawing.get("transform", ""))[1])
+    lowest = max(r[3] for r in [*node_rects(root).values(), *label_rects(root)]) + dy
+    for t in legend.iter(f"{SVG}text"):
+        x, y = float(t.get("x", 0)), float(t.get("y", 0))
+        assert y - 11 > lowest and y < height and x + text_width(t.text or "", 11) <= width, t.text
+    debate = ET.fromstring(graph_svg(spec("debate")))
+    only = next(g for g in debate.iter(f"{SVG}g") if g.get("class") == "legend")
+    assert texts(only) == ["calls agents", "vote, rank, score", "the run's answer", "edge"]  # what it uses only

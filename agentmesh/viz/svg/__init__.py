@@ -40,7 +40,7 @@ from agentmesh.viz.svg.layout import (
     separate,
 )
 from agentmesh.viz.svg.render import render
-from agentmesh.viz.svg.shapes import Arrow, Box, Direction, EdgeStyle, Line, Shape
+from agentmesh.viz.svg.shapes import Arrow, Box, Direction, EdgeStyle, Key, Line, Shape
 from agentmesh.viz.svg.text import FONT_FAMILY, LABEL_SIZE, MONO_FAMILY, esc, shorten, text_width, wrap
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Box",
     "Direction",
     "EdgeStyle",
+    "Key",
     "Line",
     "Shape",
     "assign_layers",
@@ -71,6 +72,7 @@ def svg_layers(
     title: str = "",
     subtitle: Sequence[str] = (),
     layer_labels: Sequence[str] = (),
+    legend: Sequence[Key] = (),
     last: Collection[str] = (),
     layer_gap: float = 56.0,
     node_gap: float = 26.0,
@@ -81,7 +83,8 @@ def svg_layers(
     ``layers`` (lists of box ids) fixes the layers, e.g. one per round; otherwise :func:`assign_layers` computes
     them (``last`` ids go in a final layer). Arrows between layers are routed through the layers between (an
     arrow pointing back leaves its source's back side and enters its target's front side); arrows within a
-    layer and self-loops are arcs. ``layer_labels`` name the layers (``round 1``, ...).
+    layer and self-loops are arcs. ``layer_labels`` name the layers (``round 1``, ...); ``legend`` says under the
+    drawing what its kinds of box and arrow mean.
     """
     by_id = {b.id: b for b in boxes}
     if len(by_id) != len(boxes):
@@ -123,4 +126,5 @@ def svg_layers(
         subtitle=subtitle,
         layer_heads=[(lab, lay.u_center[i]) for i, lab in enumerate(layer_labels[: len(lay.order)]) if lab],
         margin=margin,
+        legend=legend,
     )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from agentmesh.viz.svg.layout import Drawn, Label, Node
-from agentmesh.viz.svg.shapes import Box, Direction, EdgeStyle, Line
+from agentmesh.viz.svg.shapes import Box, Direction, EdgeStyle, Key, Line
 from agentmesh.viz.svg.text import FONT_FAMILY, LABEL_PAD_X, LABEL_PAD_Y, LABEL_SIZE, MONO_FAMILY, esc, text_width
 
 
@@ -40,6 +40,7 @@ def render(
     subtitle: Sequence[str],
     layer_heads: list[tuple[str, float]],
     margin: float,
+    legend: Sequence[Key] = (),
 ) -> str:
     # Bounds in (x, y), from boxes, path points (control points bound a Bezier curve) and labels.
     xs: list[float] = []
@@ -74,8 +75,12 @@ def render(
     ]
     title_h = sum(line.height for line in title_lines) + (10 if title_lines else 0)
     min_x, min_y = min(xs), min(ys)
-    width = max(max(xs) - min_x, max((line.width for line in title_lines), default=0.0)) + 2 * margin
-    height = max(ys) - min_y + 2 * margin + title_h
+    inner = max(max(xs) - min_x, max((line.width for line in title_lines), default=0.0))
+    rows = _legend_rows(legend, max(inner, 360.0))
+    legend_h = len(rows) * _KEY_ROW + (8 if rows else 0)
+    inner = max([inner] + [sum(w for _, w in row) - _KEY_GAP for row in rows])
+    width = inner + 2 * margin
+    height = max(ys) - min_y + 2 * margin + title_h + legend_h
     ox, oy = margin - min_x, margin + title_h - min_y
 
     out: list[str] = [
@@ -141,8 +146,54 @@ def render(
         )
         out.append(_text(x, yy + LABEL_SIZE * 0.36, Line(lab.text, LABEL_SIZE, color=lab.color), anchor="middle"))
     out.append("</g>")
-    out.append("</g></svg>")
+    out.append("</g>")
+    out += _legend(rows, margin, height - margin - legend_h + 8)
+    out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+_KEY_ROW = 18.0
+_KEY_GAP = 18.0
+_KEY_SWATCH = 24.0
+
+
+def _legend_rows(legend: Sequence[Key], room: float) -> list[list[tuple[Key, float]]]:
+    """The legend's entries with their widths, in rows no wider than ``room`` (an entry is never split)."""
+    rows: list[list[tuple[Key, float]]] = []
+    used = 0.0
+    for key in legend:
+        w = _KEY_SWATCH + 6 + text_width(key.text, 11) + _KEY_GAP
+        if not rows or (rows[-1] and used + w - _KEY_GAP > room):
+            rows.append([])
+            used = 0.0
+        rows[-1].append((key, w))
+        used += w
+    return rows
+
+
+def _legend(rows: list[list[tuple[Key, float]]], x0: float, y0: float) -> list[str]:
+    """The legend under the drawing: a swatch (a small box, or a stretch of arrow) and its meaning per entry."""
+    if not rows:
+        return []
+    out = ['<g class="legend">']
+    for i, row in enumerate(rows):
+        x, mid = x0, y0 + i * _KEY_ROW + _KEY_ROW / 2
+        for key, w in row:
+            if key.kind == "box":
+                out.append(
+                    f'<rect x="{_f(x + 1)}" y="{_f(mid - 6)}" width="{_f(_KEY_SWATCH - 2)}" height="12" rx="3" '
+                    f'fill="{esc(key.fill)}" stroke="{esc(key.stroke)}" stroke-width="{_f(key.stroke_width)}"/>'
+                )
+            else:
+                out.append(
+                    f'<line x1="{_f(x)}" y1="{_f(mid)}" x2="{_f(x + _KEY_SWATCH)}" y2="{_f(mid)}" '
+                    f'stroke="{esc(key.stroke)}" stroke-width="{_f(key.stroke_width)}"'
+                    f"{_dash(key.style, key.stroke_width)}/>"
+                )
+            out.append(_text(x + _KEY_SWATCH + 6, mid + 4, Line(key.text, 11, color="#374151"), anchor="start"))
+            x += w
+    out.append("</g>")
+    return out
 
 
 def _text(x: float, y: float, line: Line, *, anchor: str) -> str:

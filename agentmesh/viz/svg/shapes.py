@@ -77,3 +77,16 @@ class Arrow:
     width: float = 1.5
     back: bool = False
     opacity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Key:
+    """One entry of a drawing's legend: what a kind of box (``box``: its fill, stroke and stroke width) or of arrow
+    (``line``: its colour and style) means."""
+
+    text: str
+    kind: Literal["box", "line"] = "box"
+    fill: str = "#ffffff"
+    stroke: str = "#4b5563"
+    stroke_width: float = 1.5
+    style: EdgeStyle = "solid"
