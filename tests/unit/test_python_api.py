@@ -4,6 +4,7 @@ refused before anything runs, with what was wrong and what was expected, not a t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +347,27 @@ def test_a_scripted_model_built_wrong_in_python_says_so_where_it_is_built(tmp_pa
         ConfigError, match=r"respond returned int 5 for the call agent='debater'.*must return the reply"
     ):
         agentmesh.run("debate", {"question": "q"}, model=model, store=_db(tmp_path))
+
+
+async def test_the_awaitable_every_blocking_form_names_inside_a_running_loop_exists() -> None:
+    """Called in a notebook cell, a blocking form says which awaitable to use instead; each name it gives must
+    resolve (agentmesh.systems.sejury.acalibrate did not: it lived in .jury only)."""
+    import importlib
+
+    from agentmesh.systems import magicore, sejury
+
+    attempts = [
+        lambda: agentmesh.run("debate", {"question": "q"}),
+        lambda: optimize("dylan_mmlu", [{"question": "q"}], top_k=2),
+        lambda: sejury.calibrate("sejury", []),
+        lambda: magicore.calibrate("magicore", []),
+        lambda: replay("x"),
+        lambda: fork("x", step="1"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigError, match=r"use `await ([\w.]+)\(") as raised:
+            attempt()
+        found = re.search(r"use `await ([\w.]+)\(", str(raised.value))
+        assert found is not None
+        module, _, name = found.group(1).rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), found.group(1)

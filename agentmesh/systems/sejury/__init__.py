@@ -2,10 +2,12 @@
 
 The judges are agent cards (``agents/sejury/``) in a generic graph (``graphs/sejury.yaml``); this package holds
 what only SE-Jury defines: parsing and mapping each judge's score into one (:mod:`.functions`), and choosing the
-team on a human-labelled calibration set (:mod:`.selection`, pure maths).
+team on a human-labelled calibration set (:mod:`.selection`, pure maths), and running that calibration over a data
+set (:mod:`.jury`: :func:`calibrate`, :func:`acalibrate`).
 """
 
 from agentmesh.systems.sejury import functions
+from agentmesh.systems.sejury.jury import Calibration, acalibrate, calibrate
 from agentmesh.systems.sejury.selection import (
     PROFILES,
     Candidate,
@@ -25,11 +27,14 @@ from agentmesh.systems.sejury.selection import (
 
 __all__ = [
     "PROFILES",
+    "Calibration",
     "Candidate",
     "Correlations",
     "JuryConfig",
     "Selection",
+    "acalibrate",
     "aggregate",
+    "calibrate",
     "calibration_split",
     "candidate_teams",
     "correlations",
