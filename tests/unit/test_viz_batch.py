@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 
-from agentmesh.viz.batch import calls_histogram
+from agentmesh.store import RunRecord
+from agentmesh.viz.batch import batch_html, calls_histogram
 from agentmesh.viz.svg import text_width
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -53,3 +56,31 @@ def test_many_call_counts_are_grouped_into_ranges_that_fit_a_page(calls: list[in
         assert right <= left, (a, b)  # the ranges under the bars do not run together
     for (x0, x1, _), (left, right, _) in zip(bars, labels, strict=True):
         assert left >= x0 - 5 and right <= x1 + 5
+
+
+def _record(line: int, *, error: str | None = None) -> RunRecord:
+    return RunRecord(
+        id=f"run{line:04d}" + "0" * 24, graph="mixture_of_agents", spec_hash=None, inputs={"question": "q"},
+        status="failed" if error else "succeeded", stop_reason=None if error else "completed", parent_run_id=None,
+        model="scripted:x", totals={"calls": 7, "total_tokens": 100}, error=error,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC), finished_at=None, meta={"batch": {"line": line}},
+        schema_version=1,
+    )  # fmt: skip
+
+
+def test_long_answers_and_errors_are_folded_and_escaped_in_the_items_table() -> None:
+    """Every row carried the whole of a long answer (an aggregator's essay): a few hundred items made a page of
+    walls of text in which the table could not be read."""
+    essay = "<script>alert(1)</script> An essay & more. " + "word " * 400
+    records = [_record(1), _record(2), _record(3, error="ModelError: " + "x" * 500)]
+    page = batch_html("b1", records, {records[0].id: essay, records[1].id: "42"})
+    assert "<script>" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # in the folded line and in the whole text
+    rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", page, re.S)
+    assert len(rows) == 3
+    for row in rows:
+        shown = re.sub(r"<pre>.*?</pre>", "", row, flags=re.S)  # what shows before a click
+        assert len(re.sub(r"<[^>]+>", "", html.unescape(shown))) < 400, shown
+    assert f"<pre>{html.escape(essay)}</pre>" in rows[0]  # the whole answer, one click away
+    assert "<td>42</td>" in rows[1] and "<details>" not in rows[1]  # a short answer as it is
+    assert "x" * 500 in rows[2]
