@@ -25,6 +25,9 @@ from agentmesh.spec.operators import (
     BranchParams,
     LoopParams,
     OperatorParams,
+    RankParams,
+    ScoreParams,
+    VoteParams,
     operator_names,
     operator_params,
     unknown_operator,
@@ -353,11 +356,39 @@ class GraphSpec(BaseModel):
             for leaf in iter_policies(value):
                 if isinstance(leaf, Consensus) and loc[0] == "nodes":
                     out.extend(self._consensus_problems(leaf, loc))
+                if isinstance(leaf, Consensus) and loc[0] == "stop":
+                    most = self._most_answers()
+                    if most is not None and most < leaf.min_agents:
+                        out.append(
+                            Problem(
+                                loc=loc,
+                                message=f"consensus needs {leaf.min_agents} agents (min_agents) and no node of the "
+                                f"graph gives more than {most} answer{'s' * (most != 1)}, so it would never hold; "
+                                "use another policy, or a team",
+                            )
+                        )
                 if not isinstance(leaf, ScoreThreshold):
                     continue
                 if leaf.node is not None and leaf.node not in self.nodes:
                     message = f"score_threshold reads node {leaf.node!r}, which the graph does not have; nodes: "
                     out.append(Problem(loc=loc, message=message + ", ".join(self.nodes)))
+                elif leaf.node is not None and not self._may_score(leaf.node):
+                    out.append(
+                        Problem(
+                            loc=loc,
+                            message=f"score_threshold reads the scores of node {leaf.node!r}, and a "
+                            f"{self.nodes[leaf.node].op!r} node has none, so it would never hold; name a scored node",
+                        )
+                    )
+                elif leaf.node is None and loc[0] == "stop" and not any(self._may_score(n) for n in self.nodes):
+                    out.append(
+                        Problem(
+                            loc=loc,
+                            message="score_threshold without 'node' reads the scores of each node as it finishes, "
+                            "and no node of the graph has scores, so it would never hold; add a scored node "
+                            "(op: score) or use another policy",
+                        )
+                    )
                 elif leaf.node is None and loc[0] == "nodes":
                     # without a node it reads the output it is checked on: a loop's last body node's, else its own
                     owner = self.nodes[str(loc[1])]
@@ -373,6 +404,38 @@ class GraphSpec(BaseModel):
                             )
                         )
         return out
+
+    def _may_score(self, name: str) -> bool:
+        """Whether node ``name`` may output ``scores`` (``True`` when its operator does not say what it outputs)."""
+        outputs = type(self.nodes[name].params).outputs
+        return outputs is None or "scores" in outputs
+
+    def _most_answers(self) -> int | None:
+        """The most answers any node of the graph can give (what a graph-level consensus counts), or ``None`` when
+        some node's count is not known before the run (a function's, a user operator's, a method's own)."""
+        counts: list[int] = []
+        for name in self.nodes:
+            count = self._answers_of(name, depth=0)
+            if count is None:
+                return None
+            counts.append(count)
+        return max(counts, default=0)
+
+    def _answers_of(self, name: str, depth: int) -> int | None:
+        node = self.nodes[name]
+        params = node.params
+        outputs = type(params).outputs
+        if outputs is not None and "answers" not in outputs:
+            return 0  # (a branch's route, a loop check without a body that answers is counted through its body)
+        if node.op in ("call", "team", "rounds"):
+            return sum(1 for path, _ in params.agents_used() if path == "agent" or path.startswith("agents["))
+        if depth > len(self.nodes):
+            return None
+        if isinstance(params, LoopParams):
+            return self._answers_of(params.body[-1], depth + 1)
+        if isinstance(params, VoteParams | ScoreParams | RankParams):
+            return self._answers_of(params.source, depth + 1)
+        return None
 
     def _consensus_problems(self, policy: Consensus, loc: Loc) -> list[Problem]:
         """A consensus over fewer answers than its ``min_agents`` never holds: a loop whose body ends in one

@@ -613,8 +613,29 @@ def test_a_score_threshold_on_a_node_the_graph_does_not_have_is_reported(tmp_pat
     }
     with pytest.raises(SpecError, match=r"nodes\.again\.until: score_threshold reads node 'x'"):
         graph_from_data({**graph, "nodes": nodes})
-    good = {**graph, "stop": {"score_threshold": {"node": "vote", "min": 5}}}
+    good = {**graph, "stop": {"score_threshold": {"node": "tally", "min": 5}}}  # (a function may output scores)
     assert graph_from_data(good).stop is not None
+    unscored = {**graph, "stop": {"score_threshold": {"node": "vote", "min": 5}}}
+    with pytest.raises(SpecError, match=r"stop: score_threshold reads the scores of node 'vote', and a 'vote' node"):
+        graph_from_data(unscored)
+
+
+def test_a_graph_level_policy_that_could_never_hold_is_reported() -> None:
+    """The README says such a policy is an error when the spec loads; at the graph's ``stop`` it loaded, and the run
+    went on to the end with the policy never checked true."""
+    one = {
+        "name": "g",
+        "inputs": {"q": {}},
+        "agents": {"solver": {"prompt": "{{ q }}"}},
+        "nodes": {"solve": {"op": "call", "agent": "solver"}, "vote": {"op": "vote", "from": "solve"}},
+        "edges": [["solve", "vote"]],
+    }
+    with pytest.raises(SpecError, match=r"stop: consensus needs 2 agents .* no node of the graph gives more than 1"):
+        graph_from_data({**one, "stop": {"any": [{"max_rounds": 2}, {"consensus": {}}]}})
+    with pytest.raises(SpecError, match=r"stop: score_threshold without 'node' .* no node of the graph has scores"):
+        graph_from_data({**one, "stop": {"score_threshold": {"min": 0.5}}})
+    team = {**one, "nodes": {**one["nodes"], "solve": {"op": "team", "agents": ["solver", "solver"]}}}
+    assert graph_from_data({**team, "stop": {"consensus": {}}}).stop is not None
 
 
 @pytest.mark.parametrize(
@@ -699,7 +720,7 @@ def test_a_score_threshold_on_a_node_without_scores_is_reported() -> None:
     scored = {"op": "loop", "body": ["check"], "until": {"score_threshold": {"min": 5}}}
     with pytest.raises(SpecError, match=r"reads the scores of node 'check', and a 'call' node has none"):
         graph_from_data({**graph, "nodes": {**graph["nodes"], "again": scored}, "edges": graph["edges"][:2]})
-    named = {**rounds, "stop": {"score_threshold": {"min": 5, "node": "vote"}}}
+    named = {**rounds, "stop": {"score_threshold": {"min": 5, "node": "tally"}}}  # (a function may output scores)
     assert graph_from_data({**graph, "nodes": {**graph["nodes"], "solve": named}}).nodes["solve"].op == "rounds"
 
 
