@@ -137,8 +137,8 @@ async def run_items(
     operators, functions, parsers and providers registered in them are known there too. ``concurrency`` is the
     number of items in flight; each takes ``ray_cpus_per_item`` of Ray's CPUs (a fraction packs several I/O-bound
     items per core)."""
-    if concurrency < 1:
-        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be an integer, at least 1, got {concurrency!r}")
     items = as_items(items, spec, what=kind, allow_empty=True)  # (an eval's judge step may have nothing to judge)
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")

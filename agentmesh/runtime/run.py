@@ -249,6 +249,12 @@ async def arun(
     listening = listener_list(listeners)  # (before the run is stored: a bad one must not leave it "running")
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
     check_function_args(spec)
+    if isinstance(model, str) and not model.strip():
+        # (an unset environment variable read as ""): it would have run the embedded default model, silently
+        raise ConfigError(
+            "model: an empty reference; give one (such as 'local' or 'openai:gpt-4o-mini'), or None for the graph's "
+            f"model, else {DEFAULT_MODEL!r}"
+        )
     reference = model or spec.model or DEFAULT_MODEL
     await _check_card_models(spec)
     # resolved (and failing) before the store is opened, unless it reads a stored run: then from that store

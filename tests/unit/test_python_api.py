@@ -371,3 +371,13 @@ async def test_the_awaitable_every_blocking_form_names_inside_a_running_loop_exi
         assert found is not None
         module, _, name = found.group(1).rpartition(".")
         assert callable(getattr(importlib.import_module(module), name)), found.group(1)
+
+
+def test_an_empty_model_reference_is_refused_rather_than_running_the_default(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model: an empty reference"):
+        agentmesh.run("debate", {"question": "q"}, model=" ", store=_db(tmp_path))
+
+
+def test_a_job_concurrency_that_is_not_an_integer_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"concurrency must be an integer, at least 1, got '4'"):
+        optimize("dylan_mmlu", [{"question": "q"}], top_k=2, model=ScriptedModel(default="x"), concurrency="4")  # type: ignore[arg-type]
