@@ -38,21 +38,33 @@ DEFAULT_MODEL = "local"
 
 
 class RunResult(BaseModel):
-    """What a run produced."""
+    """What a run produced (a resume's or a fork's result is the same): its answer, every node's output, why it
+    stopped and what it cost. The run itself stays in the store under ``run_id`` (``agentmesh show RUN``)."""
 
     run_id: str
+    """The stored run's id: what ``resume``, ``replay`` and ``fork`` take."""
     graph: str
+    """The graph's name."""
     status: str
+    """``succeeded`` (a run a budget stopped too: it ends with its best answer so far; see ``stop_reason``)."""
     stop_reason: str | None
+    """Why it ended: a stop policy that held (consensus, a budget, ...) or ``completed: ...``."""
     answer: Any = None
+    """The output node's normalised answer (a vote key: ``51``, ``B``), else the best answer so far."""
     value: Any = None
+    """The parsed value behind ``answer`` (what the agent's parser returned)."""
     text: str | None = None
+    """The reply that gave ``answer``, as the model wrote it."""
     outputs: dict[str, Any]
+    """Every node that ran, by name: its operator's output (``answers``, ``answer``, ``votes``, ``scores``...)."""
     calls: int
+    """Model calls stored for the run, as the store totals them (a resumed run's calls before it stopped too)."""
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+    """``None`` when a call's model has no price in the table (the cost is unknown, not a partial sum)."""
     served_from_record: int = 0
+    """Calls answered from the run's record rather than made: a resume's finished calls, a fork's prefix."""
 
 
 def builtin_dir() -> Path:
