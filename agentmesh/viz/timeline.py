@@ -6,13 +6,16 @@ to, red when it failed; calls served from a stored run (a replay or a fork) are 
 A band above the rows spans each step, from its first call's start to its last call's end. The title says how much
 model time the run spent in how much wall time, i.e. how many calls ran at once on average: what tells a
 team waiting on a serialised model (an in-process one) from one that used a server's concurrency.
+A long stretch without a call running (a run interrupted and resumed later) is cut short, hatched and labelled
+with its length, so the calls on either side of it stay readable; the calls at once are averaged over the rest.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
@@ -78,13 +81,24 @@ def timeline_svg(story: Timeline) -> str | None:
     band_y, top = 56.0, 84.0
     height = top + ROW * len(rows) + 34
 
+    busy = [(_start(c), c.finished_at) for _, _, c in timed if c.finished_at is not None]
+    pieces = _pieces(busy, start, end, plot_x, plot_w)
+    cuts = [p for p in pieces if p.cut]
+    idle = sum(p.seconds for p in cuts)
+    active = max(wall - idle, 1e-6)
+
     def x(when: datetime) -> float:
-        return plot_x + plot_w * (when - start).total_seconds() / wall
+        for piece in pieces:
+            if when <= piece.t1:
+                return piece.at(when)
+        return pieces[-1].x1
 
     model_time = sum(c.latency_s or 0.0 for _, _, c in timed if not c.replayed)
     title = f"{story.run.graph}: {len(timed)} calls over {_seconds(wall)}"
+    if cuts:
+        title += f" ({_seconds(idle)} idle, cut short)"
     if model_time:
-        title += f" · {_seconds(model_time)} of model time, {_ratio(model_time / wall)} calls at once on average"
+        title += f" · {_seconds(model_time)} of model time, {_ratio(model_time / active)} calls at once on average"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="call-timeline">',
@@ -93,14 +107,48 @@ def timeline_svg(story: Timeline) -> str | None:
         '<text x="14" y="40" font-size="11" fill="#555">a bar per model call, from its start to its answer; colour: '
         "the step (node and round) it belongs to; red: failed; grey tick: served from a stored run</text>",
     ]
-    tick = nice_step(wall)
-    for i in range(int(wall / tick) + 1):
-        tx = plot_x + plot_w * (i * tick) / wall
-        out.append(f'<line x1="{tx:.1f}" y1="{band_y - 4:.0f}" x2="{tx:.1f}" y2="{height - 28:.0f}" stroke="#eef0f3"/>')
+    taken: list[tuple[float, float]] = []  # the axis labels' extents, so that none runs into another
+    axis_y = height - 14
+    for piece in cuts:
+        mid = (piece.x0 + piece.x1) / 2
+        text = f"{_seconds(piece.seconds)} idle"
+        w = text_width(text, 10)
+        taken.append((mid - w / 2, mid + w / 2))
         out.append(
-            f'<text x="{tx:.1f}" y="{height - 14:.0f}" font-size="10.5" fill="#555" text-anchor="middle">'
-            f"{esc(_seconds(round(i * tick, 6)))}</text>"
+            f'<rect x="{piece.x0:.1f}" y="{band_y - 4:.0f}" width="{piece.x1 - piece.x0:.1f}" '
+            f'height="{height - 28 - band_y + 4:.0f}" fill="url(#idle-hatch)" stroke="#d1d5db" stroke-dasharray="3 2" '
+            f'class="idle"><title>{esc(f"{_seconds(piece.seconds)} without a call running: cut short")}</title></rect>'
         )
+        out.append(
+            f'<text x="{mid:.1f}" y="{axis_y:.0f}" font-size="10" fill="#6b7280" text-anchor="middle">'
+            f"{esc(text)}</text>"
+        )
+    if cuts:
+        out.insert(
+            2,
+            '<defs><pattern id="idle-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+            'patternTransform="rotate(45)"><rect width="6" height="6" fill="#f9fafb"/>'
+            '<line x1="0" y1="0" x2="0" y2="6" stroke="#e5e7eb" stroke-width="2"/></pattern></defs>',
+        )
+    tick = nice_step(active)
+    for piece in pieces:
+        if piece.cut:
+            continue
+        e0, e1 = piece.elapsed(start)
+        for i in range(math.ceil(e0 / tick - 1e-9), math.floor(e1 / tick + 1e-9) + 1):
+            tx = piece.at(start + timedelta(seconds=i * tick))
+            text = _seconds(round(i * tick, 6))
+            w = text_width(text, 10.5)
+            if any(tx - w / 2 - 4 < b and a < tx + w / 2 + 4 for a, b in taken):
+                continue
+            taken.append((tx - w / 2, tx + w / 2))
+            out.append(
+                f'<line x1="{tx:.1f}" y1="{band_y - 4:.0f}" x2="{tx:.1f}" y2="{height - 28:.0f}" stroke="#eef0f3"/>'
+            )
+            out.append(
+                f'<text x="{tx:.1f}" y="{axis_y:.0f}" font-size="10.5" fill="#555" text-anchor="middle">'
+                f"{esc(text)}</text>"
+            )
     out += _step_bands(story.steps, x, band_y)
     for i, label in enumerate(labels):
         y = top + ROW * i
@@ -113,6 +161,67 @@ def timeline_svg(story: Timeline) -> str | None:
         out.append(_bar(number, step, call, x, y))
     out.append("</svg>")
     return "\n".join(out)
+
+
+#: A stretch of a run without a call running is cut short when it lasts longer than this many seconds and this
+#: share of the run: a run interrupted and resumed ten minutes later was drawn as ten minutes of nothing with its
+#: calls as slivers at either end (and "0.012 calls at once on average").
+IDLE_CUT_S = 30.0
+IDLE_CUT_SHARE = 0.25
+#: The width (px) of a cut stretch.
+CUT_W = 56.0
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A stretch of the run's time and the part of the x axis it takes: drawn to scale, or cut short."""
+
+    t0: datetime
+    t1: datetime
+    x0: float
+    x1: float
+    cut: bool
+
+    @property
+    def seconds(self) -> float:
+        return (self.t1 - self.t0).total_seconds()
+
+    def at(self, when: datetime) -> float:
+        span = self.seconds
+        share = 0.0 if span <= 0 else (when - self.t0).total_seconds() / span
+        return self.x0 + (self.x1 - self.x0) * min(1.0, max(0.0, share))
+
+    def elapsed(self, start: datetime) -> tuple[float, float]:
+        return (self.t0 - start).total_seconds(), (self.t1 - start).total_seconds()
+
+
+def _pieces(
+    busy: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime, x0: float, width: float
+) -> list[_Piece]:
+    """The x axis from ``start`` to ``end``: the stretches without a call running longer than :data:`IDLE_CUT_S`
+    and :data:`IDLE_CUT_SHARE` of the run cut to :data:`CUT_W` px, the rest to scale."""
+    wall = max((end - start).total_seconds(), 1e-6)
+    gaps: list[tuple[datetime, datetime]] = []
+    reached = start
+    for b0, b1 in sorted(busy):
+        if b0 > reached:
+            gaps.append((reached, b0))
+        reached = max(reached, b1)
+    if end > reached:
+        gaps.append((reached, end))
+    cut = [(g0, g1) for g0, g1 in gaps if (g1 - g0).total_seconds() > max(IDLE_CUT_S, IDLE_CUT_SHARE * wall)]
+    kept = wall - sum((g1 - g0).total_seconds() for g0, g1 in cut)
+    scale = (width - CUT_W * len(cut)) / max(kept, 1e-6)
+    pieces: list[_Piece] = []
+    t, x = start, x0
+    for g0, g1 in cut:
+        if g0 > t:
+            pieces.append(_Piece(t, g0, x, x + (g0 - t).total_seconds() * scale, False))
+            x = pieces[-1].x1
+        pieces.append(_Piece(g0, g1, x, x + CUT_W, True))
+        t, x = g1, x + CUT_W
+    pieces.append(_Piece(t, end, x, x0 + width, False))
+    return pieces
 
 
 def _start(call: CallView) -> datetime:

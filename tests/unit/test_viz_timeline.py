@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -14,9 +15,10 @@ from agentmesh.errors import ScriptExhaustedError
 from agentmesh.models.providers.scripted import ScriptedModel
 from agentmesh.runtime.replay import fork
 from agentmesh.runtime.run import run
-from agentmesh.store import Store
-from agentmesh.timeline import CallView, Step, load_timeline
+from agentmesh.store import RunRecord, Store
+from agentmesh.timeline import CallView, Step, Timeline, load_timeline
 from agentmesh.viz.report import report_html
+from agentmesh.viz.svg import text_width
 from agentmesh.viz.timeline import nice_step, timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -165,3 +167,54 @@ def test_the_report_of_a_run_without_calls_says_so(tmp_path: Path) -> None:
     timeline = page[page.index("<h2>Timeline</h2>") :]
     assert 'id="no-calls"' in timeline and "No model call was recorded" in timeline
     assert "call-timeline" not in page
+
+
+def _resumed_story() -> Timeline:
+    """A run of two rounds of three 1 s calls, interrupted after the first and resumed 500 s later."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def call(index: int, rnd: int, start_s: float) -> CallView:
+        view = replace(_call(0, 1.0), agent="debater", call_index=index, round=rnd, reply="\\boxed{1}")
+        return replace(view, finished_at=t0 + timedelta(seconds=start_s + 1.0))
+
+    steps = [
+        Step("debate", "rounds", 1, {}, [call(i, 1, 0.1) for i in range(3)]),
+        Step("debate", "rounds", 2, {}, [call(i, 2, 500.5) for i in range(3)]),
+    ]
+    record = RunRecord(
+        id="r" * 32, graph="debate", spec_hash=None, inputs={}, status="succeeded", stop_reason="completed",
+        parent_run_id=None, model="scripted:x", totals={"calls": 6}, error=None, created_at=t0,
+        finished_at=t0 + timedelta(seconds=501.7), meta={}, schema_version=1,
+    )  # fmt: skip
+    return Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None)
+
+
+def test_a_long_stretch_without_calls_is_cut_short() -> None:
+    """Resumed 500 s after its interruption, a run was drawn as 500 s of nothing with its 1 s calls as 1.6 px
+    slivers at either end, and the title said 0.012 calls ran at once on average."""
+    svg = timeline_svg(_resumed_story())
+    assert svg is not None
+    root = ET.fromstring(svg)
+    bars = _bars(svg)
+    assert len(bars) == 6 and all(end - x > 100 for _, x, end, _, _ in bars)  # each 1 s call drawn readable
+    (idle,) = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "idle"]
+    x0, x1 = float(idle.get("x") or 0), float(idle.get("x") or 0) + float(idle.get("width") or 0)
+    first, second = bars[:3], bars[3:]
+    assert max(end for _, _, end, _, _ in first) <= x0 + 0.5 and x1 <= min(x for _, x, _, _, _ in second) + 0.5
+    assert "499 s" in (idle.findtext(f"{SVG}title") or "")  # from the first round's end to the second's start
+    title = "".join(next(root.iter(f"{SVG}text")).itertext())
+    assert (
+        "over 502 s (499 s idle, cut short)" in title and "6 s of model time, 2.6 calls at once" in title
+    )  # 6 / 2.3 s
+    # the axis: every label apart from the others, the times in order, within the picture
+    bottom = max(float(t.get("y") or 0) for t in root.iter(f"{SVG}text"))
+    axis = [t for t in root.iter(f"{SVG}text") if float(t.get("y") or 0) == bottom]
+    spans = sorted(
+        (float(t.get("x") or 0) - w / 2, float(t.get("x") or 0) + w / 2, t.text or "")
+        for t in axis
+        for w in [text_width(t.text or "", float(t.get("font-size") or 10))]
+    )
+    assert any(text == "499 s idle" for *_, text in spans)
+    for (_, right, a), (left, _, b) in itertools.pairwise(spans):
+        assert right <= left, (a, b)
+    assert spans[-1][1] <= float(root.get("width") or 0)
