@@ -41,6 +41,7 @@ from agentmesh.runtime.run import (
     RunResult,
     _budgets,
     _execute,
+    check_built,
     check_inputs,
     listener_list,
     open_store,
@@ -291,6 +292,8 @@ async def afork(
         spec, source = current_spec(record, graph)
         events = await asyncio.to_thread(db.events, record.id)
         keep = step_filter(events, step)
+        stored_spec, spec_hash = spec.canonical()
+        check_built(spec, stored_spec, spec_hash)  # (a graph= derived with model_copy skipped validation)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
         check_functions(spec)  # before the fork is stored, as a run checks them (a module not imported here)
         check_function_args(spec)
@@ -304,7 +307,6 @@ async def afork(
         )
         budget = _budget_of(record)
         fork = {"parent": record.id, "from": str(step), "set": dict(set_inputs or {}), "model": client.reference}
-        stored_spec, spec_hash = spec.canonical()
         new_id = await asyncio.to_thread(
             db.create_run,
             spec.name,

@@ -381,3 +381,13 @@ def test_an_empty_model_reference_is_refused_rather_than_running_the_default(tmp
 def test_a_job_concurrency_that_is_not_an_integer_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"concurrency must be an integer, at least 1, got '4'"):
         optimize("dylan_mmlu", [{"question": "q"}], top_k=2, model=ScriptedModel(default="x"), concurrency="4")  # type: ignore[arg-type]
+
+
+def test_a_fork_onto_a_spec_derived_with_model_copy_is_checked_before_it_is_stored(tmp_path: Path) -> None:
+    debate = agentmesh.resolve_graph("debate")
+    broken = debate.model_copy(update={"output": "nowhere"})  # (model_copy skips validation)
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run(debate, {"question": "q"}, model=ScriptedModel(default=r"\boxed{1}"), store=store)
+        with pytest.raises(SpecError, match=r"graph 'debate': output: unknown node 'nowhere'"):
+            fork(done.run_id, step="1", store=store, graph=broken, model=ScriptedModel(default="x"))
+        assert [r.id for r in store.list_runs()] == [done.run_id]
