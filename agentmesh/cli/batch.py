@@ -34,14 +34,14 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
-from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
+from agentmesh.runtime.on_ray import RunOnRay, job_payload, run_there, start_ray, worker_db_url
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
-from agentmesh.store.owner import OWNER_KEY, owner_alive
+from agentmesh.store.owner import OWNER_KEY, current_owner, describe_owner, owner_alive
 
 
 @dataclass
@@ -58,6 +58,7 @@ class ItemOutcome:
     totals: dict[str, Any] = field(default_factory=dict)
     batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
     gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
+    elsewhere: str | None = None  # left to another process that took the run first (two resumes at once)
 
     @property
     def correct(self) -> bool | None:
@@ -69,11 +70,18 @@ class ItemOutcome:
     @property
     def over(self) -> bool:
         """The run ended, with a result or an error (not: cut short by an interrupt, or never started)."""
-        return self.result is not None or self.error is not None
+        return self.result is not None or self.error is not None or self.elsewhere is not None
+
+    @property
+    def failed(self) -> bool:
+        """The run ended without a result here (not: left to another process, which is no failure of this one)."""
+        return self.result is None and self.elsewhere is None
 
     @property
     def status(self) -> str:
-        return self.result.status if self.result is not None else "failed"
+        if self.result is not None:
+            return self.result.status
+        return "skipped" if self.elsewhere is not None else "failed"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +93,7 @@ class ItemOutcome:
             "gold": self.gold,
             "correct": self.correct,
             "error": self.error,
+            "skipped": self.elsewhere,
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
 
@@ -139,8 +148,21 @@ def run_batch(
             meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
             if on_ray is not None:
                 return on_ray(item, meta)
-            return lambda listeners: arun(
-                spec, item.inputs, model=client, store=store, budget=budget, listeners=listeners, meta=meta
+            run_id = batch_run_id(batch, item.line)
+            return lambda listeners: start_line(
+                store,
+                run_id,
+                item.line,
+                lambda: arun(
+                    spec,
+                    item.inputs,
+                    model=client,
+                    store=store,
+                    budget=budget,
+                    listeners=listeners,
+                    meta=meta,
+                    run_id=run_id,
+                ),
             )
 
         return [
@@ -175,7 +197,7 @@ def _ray_start(
 
     def on_ray(item: datasets.Item, meta: dict[str, Any]) -> Start:
         async def start(listeners: list[Listener]) -> RunResult:
-            run_id = new_run_id()
+            run_id = batch_run_id(str(meta["batch"]["id"]), item.line)
             told = {"run_id": run_id, "graph": spec.name, "model": shared["model"], "resumed": False}
             for listener in listeners:
                 listener("start", told)
@@ -195,6 +217,62 @@ def _ray_start(
         return start
 
     return on_ray
+
+
+class Elsewhere(Exception):
+    """Raised by a batch's :data:`Start` when another process took its run first (it resumed the run, or started
+    the line): the outcome is then skipped, neither run here nor failed."""
+
+
+def batch_run_id(batch: str, line: int) -> str:
+    """The id of the run of a batch's line: the same in every process, so that a line is started once however many
+    processes start it (the batch itself, and a ``resume --batch`` of it elsewhere while it runs, or two at once):
+    the second one's run is refused by the store as already there, rather than run again beside it."""
+    return uuid.uuid5(_BATCH_RUNS, f"{batch}:{line}").hex
+
+
+_BATCH_RUNS = uuid.UUID("6f1d3c52-4a53-4c53-9a0e-0d7a2b1e5b10")
+
+
+async def start_line(
+    store: Store, run_id: str, line: int, run: Callable[[], Coroutine[Any, Any, RunResult]]
+) -> RunResult:
+    """``run()`` (a batch line's first run, under its :func:`batch_run_id`), or :class:`Elsewhere` when it failed
+    because another process had stored that run first: the line is that process's, not a failure here."""
+    try:
+        return await run()
+    except Exception:
+        try:
+            found = await asyncio.to_thread(store.get_run, run_id)
+        except AgentmeshError:  # not stored: the run failed on its own
+            raise
+        owner = found.meta.get(OWNER_KEY)
+        if owner == current_owner():  # this process stored it: its own failure
+            raise
+        raise Elsewhere(
+            f"line {line}: {describe_owner(owner)} started it first (run {run_id[:12]}, {found.status}); left to it"
+        ) from None
+
+
+async def resume_claimed(
+    store: Store, record: RunRecord, resume: Callable[[], Coroutine[Any, Any, RunResult]]
+) -> RunResult:
+    """``resume()`` once this process has claimed the run as ``record`` read it (:meth:`Store.aclaim_run`), or
+    :class:`Elsewhere` when another process resumed or finished it meanwhile. ``resume`` must not refuse the run
+    for being running: claimed, it is, by this process (``aresume(..., force=True)``)."""
+    if not await store.aclaim_run(record):
+        now = await asyncio.to_thread(store.get_run, record.id)
+        raise Elsewhere(
+            f"run {record.id[:12]}: {describe_owner(now.meta.get(OWNER_KEY))} resumed it first (it is {now.status} "
+            "now); left to it"
+        )
+    try:
+        return await resume()
+    except BaseException:
+        # failed or cut before it began (a model that does not resolve, a cancel before its first step): the run is
+        # given back as it was, not left "running" under this process; one that began was finished by its resume
+        store.release_claim(record)
+        raise
 
 
 Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
@@ -239,7 +317,7 @@ def run_many(
                 progress.update(note=note())
 
         def done(outcome: ItemOutcome) -> None:
-            if outcome.result is None:
+            if outcome.failed:
                 counters["failed"] += 1
             progress.update(advance=1, note=note())
 
@@ -274,9 +352,10 @@ def run_many(
             )
             raise
         for outcome in outcomes:
-            if outcome.result is None and outcome.run_id is not None:
+            if outcome.failed and outcome.run_id is not None:
                 outcome.totals = store.get_run(outcome.run_id).totals or {}
-    failed = sum(1 for o in outcomes if o.result is None)
+    failed = sum(1 for o in outcomes if o.failed)
+    skipped = sum(1 for o in outcomes if o.elsewhere is not None)
     if as_json:
         typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2, ensure_ascii=False))
     elif quiet:
@@ -288,7 +367,7 @@ def run_many(
             console.print(summary_table(title, outcomes))
         else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
             console.print(digest_table(title, outcomes))
-            not_succeeded = [o for o in outcomes if o.status != "succeeded"]
+            not_succeeded = [o for o in outcomes if o.status != "succeeded" and o.elsewhere is None]
             if not_succeeded:
                 shown = not_succeeded[:SUMMARY_ROWS]
                 more = len(not_succeeded) - len(shown)
@@ -300,7 +379,9 @@ def run_many(
         score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
         if score:
             console.print(score, highlight=False)
-        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed} succeeded, {failed} failed"
+        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed - skipped} succeeded, {failed} failed"
+        if skipped:
+            line += f", {skipped} skipped (another process took them first)"
         if batch:
             line += f" · batch {batch} (agentmesh runs --batch {batch})"
         if failed:
@@ -362,6 +443,8 @@ async def run_all(
             try:
                 result = await start([started, on_event])
                 outcome.result = result if keep_outputs else result.model_copy(update={"outputs": {}})
+            except Elsewhere as exc:  # not a failure: the run is another process's now
+                outcome.elsewhere = str(exc)
             except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
                 outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
         on_done(outcome)
@@ -391,6 +474,9 @@ def _lines(numbers: Sequence[int]) -> str:
     return ("line " if len(numbers) == 1 else "lines ") + text
 
 
+#: Why a batch's run was skipped, in the digest of a large one (each run's own reason: ``--json``).
+ELSEWHERE = "another process took it first (two resumes at once, or a resume beside the batch)"
+
 #: A batch's summary has a row per item up to this many items; a larger one is summed up by how its runs ended.
 SUMMARY_ROWS = 25
 
@@ -400,7 +486,10 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     frequent first within a status: items, calls, tokens and cost of each, and a total."""
     groups: dict[tuple[str, str], list[ItemOutcome]] = {}
     for o in outcomes:
-        why = (o.result.stop_reason or "-") if o.result is not None else snippet(o.error or "failed", 160)
+        if o.result is not None:
+            why = o.result.stop_reason or "-"
+        else:  # skipped ones alike: one row, not one per line and process
+            why = snippet(o.error or "failed", 160) if o.elsewhere is None else ELSEWHERE
         groups.setdefault((o.status, why), []).append(o)
     table = Table(title=Text(title), show_footer=True)
     table.add_column("status", "total", no_wrap=True)
@@ -414,7 +503,7 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     ]
     for column, footer in zip(("items", "calls", "tokens", "cost"), footers, strict=True):
         table.add_column(column, footer, justify="right", no_wrap=True)
-    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed"))}
+    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "skipped"))}
     for (status, why), members in sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0])):
         usage = [_usage(o) for o in members]
         table.add_row(
@@ -440,7 +529,7 @@ def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
     """How many labelled items the batch got right ("" when no item has a reference answer). A run that failed
     counts as wrong; the share of the runs that finished is given beside it when some failed. (A resumed batch
     says it of the runs it resumed: ``noun``.)"""
-    labelled = [o for o in outcomes if o.gold is not None]
+    labelled = [o for o in outcomes if o.gold is not None and o.elsewhere is None]  # skipped: another's to score
     if not labelled:
         return ""
     right = sum(1 for o in labelled if o.correct)
@@ -491,7 +580,7 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
         if r is not None:
             answer, reason = "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
         else:
-            answer, reason = "-", Text(snippet(o.error or "failed", reason_chars), style="red")
+            answer, reason = "-", Text(snippet(o.error or o.elsewhere or "failed", reason_chars), style="red")
         cells: dict[str, str | Text] = {
             "item": Text(o.label or f"line {o.line}"),
             "run": o.run_id[:12] if o.run_id else "-",

@@ -40,7 +40,18 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import LiveView, final_panel
-from agentmesh.cli.batch import ItemOutcome, Start, Unstarted, run_batch, run_many, unfinished_of
+from agentmesh.cli.batch import (
+    Elsewhere,
+    ItemOutcome,
+    Start,
+    Unstarted,
+    batch_run_id,
+    resume_claimed,
+    run_batch,
+    run_many,
+    start_line,
+    unfinished_of,
+)
 from agentmesh.errors import ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
@@ -201,7 +212,7 @@ def resume(
     if not runs and batch is None:
         raise ConfigError("nothing to resume: give run ids (or unique prefixes), or --batch ID")
     unstarted: Unstarted | None = None
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         if batch is not None:  # its cut and failed runs, and the lines an interruption kept from starting
             records, unstarted = unfinished_of(store, batch)
         else:
@@ -227,7 +238,7 @@ def resume(
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         _run_one(
             spec,
-            lambda listeners, store: aresume(record.id, store=store, model=model, listeners=listeners, force=force),
+            lambda listeners, store: _resume_one(record, store, model, listeners),
             db=db,
             as_json=as_json,
             quiet=quiet,
@@ -247,8 +258,13 @@ def resume(
             await each.aclose()
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
-        def start(run_id: str) -> Start:
-            return lambda listeners: aresume(run_id, store=store, model=client, listeners=listeners, force=force)
+        def start(record: RunRecord) -> Start:
+            # claimed first: another resume of the same runs at once leaves this one to whichever claims it first
+            return lambda listeners: resume_claimed(
+                store,
+                record,
+                lambda: aresume(record.id, store=store, model=client, listeners=listeners, force=True),
+            )
 
         def outcome(r: RunRecord) -> ItemOutcome:
             if batch is None:  # runs of anything: named by their graph
@@ -258,7 +274,7 @@ def resume(
                 line=tag.get("line"), inputs=dict(r.inputs), run_id=r.id, batch=batch, gold=tag.get("gold")
             )
 
-        resumed = [(outcome(r), start(r.id)) for r in records]
+        resumed = [(outcome(r), start(r)) for r in records]
         return resumed + ([] if unstarted is None or fresh is None else _start_unstarted(unstarted, store, fresh))
 
     run_many(
@@ -274,6 +290,17 @@ def resume(
     )
 
 
+async def _resume_one(record: RunRecord, store: Store, model: str | None, listeners: list[Listener]) -> RunResult:
+    """``resume RUN`` of one run, claimed first (:func:`resume_claimed`): two resumes of it at once made its calls
+    twice; the second now says which process has it, and resumes nothing."""
+    try:
+        return await resume_claimed(
+            store, record, lambda: aresume(record.id, store=store, model=model, listeners=listeners, force=True)
+        )
+    except Elsewhere as exc:
+        raise ConfigError(f"{exc} (nothing was resumed here)", run=record.id) from None
+
+
 def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) -> list[tuple[ItemOutcome, Start]]:
     """New runs for a batch's lines that never started, as the batch would have run them: its graph, its budget,
     tagged as its other runs are; on ``client`` (``--model``, else the batch's model)."""
@@ -281,14 +308,23 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
 
     def start(item: datasets.Item) -> Start:
         meta = {"batch": {**tag, "line": item.line, **({"gold": item.gold} if item.gold is not None else {})}}
-        return lambda listeners: arun(
-            unstarted.spec,
-            item.inputs,
-            model=client,
-            store=store,
-            budget=unstarted.budget,
-            listeners=listeners,
-            meta=meta,
+        # the line's own id: another process starting it too (the batch still at work elsewhere, a second resume)
+        # is refused by the store, and the line left to whichever stored it first
+        run_id = batch_run_id(str(tag.get("id")), item.line)
+        return lambda listeners: start_line(
+            store,
+            run_id,
+            item.line,
+            lambda: arun(
+                unstarted.spec,
+                item.inputs,
+                model=client,
+                store=store,
+                budget=unstarted.budget,
+                listeners=listeners,
+                meta=meta,
+                run_id=run_id,
+            ),
         )
 
     return [

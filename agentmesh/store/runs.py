@@ -283,6 +283,78 @@ class Store(TargetMethods):
 
         self._batch.run(reopen)
 
+    def claim_run(self, seen: RunRecord) -> bool:
+        """Make this process the one resuming the run ``seen`` was read as, if it is still so: its status and owner
+        unchanged (one transaction, the run's row locked). ``False`` when another process got there first -- it
+        resumed the run, or finished it -- and this one must leave it alone.
+
+        Why: two ``agentmesh resume --batch`` (or ``resume RUN``) at once both read a run as interrupted, or as
+        left running by a dead process, and both resumed it, making its calls twice into one record. On success
+        the run is ``running`` with this process its owner, as :meth:`mark_running` leaves it."""
+        return bool(self._batch.run(self._claim(seen)))
+
+    async def aclaim_run(self, seen: RunRecord) -> bool:
+        """:meth:`claim_run` for the event loop. Cancelled while it waits, a claim that went through is given back
+        as an interrupted run (the claim commits all the same: left so, the run would stay "running")."""
+        claimed = self._batch.submit(self._claim(seen))
+        try:
+            return bool(await asyncio.shield(asyncio.wrap_future(claimed)))
+        except asyncio.CancelledError:
+            finish = self._finish(seen.id, RunStatus.INTERRUPTED, "interrupted", None)
+
+            def give_back(tx: Tx) -> None:
+                # not done: the claim committed earlier in this very transaction
+                if not claimed.done() or (claimed.exception() is None and claimed.result() is True):
+                    finish(tx)
+
+            with contextlib.suppress(StoreError):  # the writer is closed: nothing more can be written
+                self._batch.submit(give_back)
+            raise
+
+    def release_claim(self, seen: RunRecord) -> bool:
+        """Undo :meth:`claim_run` for a resume that failed before it began (its model did not resolve, it was
+        cancelled before its first step): the run is as ``seen`` again -- status, stop reason, error, end and owner
+        -- if it is still running under this process. Left so, it stayed "running": refused by ``resume`` on another
+        host and by ``delete``. ``False`` when the run has moved on (the resume got far enough to finish it)."""
+        url = self.url
+        owner = current_owner()
+        restored = {
+            "id": seen.id,
+            "status": _status(seen.status).value,
+            "stop_reason": seen.stop_reason,
+            "error": seen.error,
+            "finished_at": seen.finished_at,
+        }
+
+        def release(tx: Tx) -> bool:
+            lock_run(tx, seen.id, url)
+            row = _decoded_run(tx.execute(_SELECT_RUN, {"id": seen.id}).fetchone(), tx.dialect)
+            meta = row["meta"] or {}
+            if row["status"] != RunStatus.RUNNING.value or meta.get(OWNER_KEY) != owner:
+                return False
+            back = {**meta, OWNER_KEY: seen.meta[OWNER_KEY]} if OWNER_KEY in seen.meta else meta
+            tx.execute(_RESTORE_RUN, {**restored, "meta": back})
+            return True
+
+        return bool(self._batch.run(release))
+
+    def _claim(self, seen: RunRecord) -> Callable[[Tx], bool]:
+        url = self.url
+        owner = current_owner()
+        status, seen_owner = _status(seen.status).value, seen.meta.get(OWNER_KEY)
+
+        def claim(tx: Tx) -> bool:
+            lock_run(tx, seen.id, url)
+            row = _decoded_run(tx.execute(_SELECT_RUN, {"id": seen.id}).fetchone(), tx.dialect)
+            meta = row["meta"] or {}
+            if row["status"] != status or meta.get(OWNER_KEY) != seen_owner:
+                return False
+            changes = {"id": seen.id, "status": RunStatus.RUNNING.value, "meta": {**meta, OWNER_KEY: owner}}
+            tx.execute(_REOPEN_RUN, changes)
+            return True
+
+        return claim
+
     def get_run(self, run_id_or_unique_prefix: str) -> RunRecord:
         """The run with this id, or the only run whose id starts with it; :class:`RunNotFoundError` otherwise."""
         key = run_id_or_unique_prefix.strip()
@@ -494,6 +566,11 @@ _FINISH_RUN = Statement(
     "UPDATE runs SET status = :status, stop_reason = :stop_reason, error = :error, totals = :totals, "
     "finished_at = :finished_at WHERE id = :id",
     {"totals": runs.c.totals.type, "finished_at": runs.c.finished_at.type},
+)
+_RESTORE_RUN = Statement(
+    "UPDATE runs SET status = :status, stop_reason = :stop_reason, error = :error, finished_at = :finished_at, "
+    "meta = :meta WHERE id = :id",
+    {"meta": runs.c.meta.type, "finished_at": runs.c.finished_at.type},
 )
 _REOPEN_RUN = Statement(
     "UPDATE runs SET status = :status, finished_at = NULL, error = NULL, stop_reason = NULL, meta = :meta "

@@ -1121,3 +1121,39 @@ rules:
     model = script(tmp_path, "nine.yaml", r"rules: [{agent: debater, template: '\boxed{9}'}]")
     code, out, err = run_cli(["resume", run_id, "-m", model, "--db", db, "-q"], capsys, monkeypatch)
     assert code == 0 and out == "9\n", out + err
+
+
+def test_a_resume_of_a_batch_beside_another_leaves_it_the_lines_it_started(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Two ``resume --batch`` at once each started every line that never started: each such line ran twice, two
+    runs in the batch. A line's run now has the same id in every process, so the second start is refused by the
+    store and the line skipped (not failed) by the resume that came second."""
+    fast = script(tmp_path, "multiply.yaml", MULTIPLY)
+    slow = script(tmp_path, "slow.yaml", "delay_s: 2\n" + MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {n}*3?"}) + "\n" for n in range(1, 6)))
+    code, _, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", fast, "--db", db, "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        batch = store.list_runs()[0].meta["batch"]["id"]
+        store.delete_runs([r.id for r in store.list_runs(batch=batch) if r.meta["batch"]["line"] > 1])
+    child = start_cli(["resume", "--batch", batch, "-c", "1", "-m", slow, "--db", db, "--json"], tmp_path)
+    try:
+        wait_until(db, child, lambda store: store.count_runs(batch=batch) > 1 or None, "the child starts line 2")
+        code, out, err = run_cli(["resume", "--batch", batch, "-m", fast, "--db", db, "--json"], capsys, monkeypatch)
+        assert code == 0, err
+        child_out, child_err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0, child_err.decode()
+    theirs = {d["line"]: d["status"] for d in json.loads(child_out)}
+    ours = {d["line"]: d["status"] for d in json.loads(out)}
+    assert theirs[2] == "succeeded" and 2 not in ours  # running under the child: not this resume's
+    assert all(ours[n] == "succeeded" and theirs[n] == "skipped" for n in (3, 4, 5)), (ours, theirs)
+    with Store(db) as store:
+        lines = Counter(r.meta["batch"]["line"] for r in store.list_runs(batch=batch))
+        assert lines == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+        assert {r.status for r in store.list_runs(batch=batch)} == {"succeeded"}

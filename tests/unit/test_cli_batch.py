@@ -129,3 +129,54 @@ def test_an_interrupt_names_a_run_stored_before_it_could_say_it_started(
     assert "0 of 2 items had finished, 1 runs were cut short and 1 never started" in message
     assert "(finished calls are not made again): cccccccccccc;" in message
     assert "Never started: line 3 of i.jsonl" in message
+
+
+def test_a_run_another_resume_claimed_first_is_skipped_and_a_failed_start_gives_the_run_back(tmp_path: Path) -> None:
+    from agentmesh.cli.batch import Elsewhere, resume_claimed
+    from agentmesh.errors import ConfigError
+
+    async def never() -> RunResult:
+        raise AssertionError("resumed beside the resume that claimed it")
+
+    async def broken() -> RunResult:
+        raise ConfigError("the run's model does not resolve here")
+
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        run_id = store.create_run("g", {})
+        store.finish_run(run_id, "interrupted", stop_reason="interrupted")
+        seen = store.get_run(run_id)
+        assert store.claim_run(seen)  # another resume got there first
+        with pytest.raises(Elsewhere, match=r"resumed it first \(it is running now\); left to it"):
+            asyncio.run(resume_claimed(store, seen, never))
+        store.release_claim(seen)
+        with pytest.raises(ConfigError, match="does not resolve"):
+            asyncio.run(resume_claimed(store, seen, broken))
+        assert store.get_run(run_id).status == "interrupted"  # not left "running" under this process
+
+
+def test_a_line_another_process_started_first_is_skipped_not_failed(tmp_path: Path) -> None:
+    from agentmesh.cli.batch import Elsewhere, batch_run_id, start_line
+    from agentmesh.store.schema import runs
+
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        run_id = batch_run_id("b", 3)
+        assert run_id == batch_run_id("b", 3) != batch_run_id("b", 4)
+        store.create_run("g", {}, run_id=run_id, meta={"batch": {"id": "b", "line": 3}})
+        other = {"host": "other-host", "pid": 7, "started": 1}
+        with store._writer.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(meta={"owner": other}))
+
+        async def create() -> RunResult:
+            await store.acreate_run("g", {}, run_id=run_id)
+            raise AssertionError("created twice")
+
+        with pytest.raises(Elsewhere, match="line 3: process 7 on other-host started it first"):
+            asyncio.run(start_line(store, run_id, 3, create))
+
+        async def fails() -> RunResult:  # its own run, failed: a failure, not skipped
+            raise RuntimeError("boom")
+
+        mine = batch_run_id("b", 4)
+        store.create_run("g", {}, run_id=mine)
+        with pytest.raises(RuntimeError, match="boom"):
+            asyncio.run(start_line(store, mine, 4, fails))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agentmesh.store import Store
 from agentmesh.store.owner import current_owner, describe_owner, owner_alive
+from agentmesh.store.schema import runs
 
 OWNER_OF_A_CHILD = "import json; from agentmesh.store.owner import current_owner; print(json.dumps(current_owner()))"
 
@@ -49,3 +50,30 @@ def test_a_run_is_owned_by_the_process_that_created_it_then_by_the_one_resuming_
         store.mark_running(run_id)  # a resume takes it over
         taken = store.get_run(run_id)
         assert taken.meta["owner"]["pid"] == os.getpid() and owner_alive(taken.meta["owner"]) is True
+
+
+def test_a_run_is_claimed_by_one_resume_only_and_a_claim_can_be_given_back(tmp_path: Path) -> None:
+    """Two resumes at once both read a run as interrupted (or left running by a dead process) and both resumed it,
+    its calls made twice into one record. The claim is atomic: the second one, holding the same stale view of the
+    run, is refused; a resume that fails before it begins gives the run back as it was."""
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        cut = store.create_run("g", {})
+        store.finish_run(cut, "interrupted", stop_reason="interrupted")
+        seen = store.get_run(cut)
+        assert store.claim_run(seen) is True
+        assert store.claim_run(seen) is False  # the second resume
+        claimed = store.get_run(cut)
+        assert claimed.status == "running" and claimed.meta["owner"] == current_owner()
+        assert store.release_claim(seen) is True
+        back = store.get_run(cut)
+        assert (back.status, back.stop_reason, back.finished_at) == ("interrupted", "interrupted", seen.finished_at)
+        assert store.release_claim(seen) is False  # not running under this process any more: left alone
+
+        killed = store.create_run("g", {})  # left running by a SIGKILLed process
+        gone = {**current_owner(), "pid": 2**22 + 1}
+        with store._writer.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == killed).values(meta={"owner": gone}))
+        seen = store.get_run(killed)
+        assert store.claim_run(seen) is True and store.claim_run(seen) is False
+        assert store.release_claim(seen) is True
+        assert store.get_run(killed).meta["owner"] == gone
