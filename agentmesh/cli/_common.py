@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Coroutine
 from enum import StrEnum
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from agentmesh.errors import ConfigError
 from agentmesh.store import Store
+from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url, resolve_db_url
 
 console = Console()
 err_console = Console(stderr=True)
@@ -100,7 +102,23 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 T = TypeVar("T")
 
 
-def open_store(db: str | None) -> Store:
+def open_store(db: str | None, *, existing: bool = False) -> Store:
+    """The store at ``db`` (``--db``, else ``$AGENTMESH_DB``, else the default file).
+
+    ``existing``: for commands that only look at what is stored (runs, show, diff, report, export, replay, resume,
+    delete, vacuum). A SQLite file that is not there is then an error naming it and where its URL came from:
+    opened, a typo in ``--db`` made a new empty database, said "no runs yet" and left the file behind."""
+    if existing:
+        url = resolve_db_url(db)
+        parsed = parse_db_url(url)
+        path = Path(parsed.database or "")
+        if parsed.drivername.startswith("sqlite") and not path.is_file():
+            source = "--db" if db else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
+            raise ConfigError(
+                f"no agentmesh database at {path.resolve()} ({source}): nothing was stored there; give the "
+                f"database your runs are in with --db or ${DB_ENV}",
+                url=mask_url(url),
+            )
     return Store(db)
 
 

@@ -24,7 +24,7 @@ def upgrade(db: DbOption = None) -> None:
 @app.command("vacuum")
 def vacuum(db: DbOption = None) -> None:
     """Give the space of deleted runs back to the disk (SQLite rewrites the file; Postgres reclaims dead rows)."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         size = _file_size(store)
         store.vacuum()
         after = _file_size(store)

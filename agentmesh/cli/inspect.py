@@ -58,7 +58,7 @@ def replay(
     db: DbOption = None,
 ) -> None:
     """Re-execute a stored run with every model response served from the store (zero calls), or fork it."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         if from_step is None:
             if model or assignments:
                 raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
@@ -109,7 +109,7 @@ def diff(
     db: DbOption = None,
 ) -> None:
     """Where two runs part ways: the first differing call, node answers, calls, tokens and cost side by side."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         result = diff_timelines(load_timeline(store, run_a), load_timeline(store, run_b))
     a, b = result.a.run, result.b.run
     table = Table(title=f"{a.id[:12]} (A) vs {b.id[:12]} (B)")
@@ -156,7 +156,7 @@ def report(
         raise ConfigError("give a run, or --batch ID, not both")
     if run is None and batch is None:
         raise ConfigError("nothing to report: give a run id (or a unique prefix), or --batch ID")
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         if batch is not None:
             records = batch_runs(store, batch)
             page = batch_html(batch, records, stored_answers(store, records))
@@ -178,7 +178,7 @@ def export(
     db: DbOption = None,
 ) -> None:
     """A run as versioned JSON (record, events, final outputs; secrets never included), for agentmesh import."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         record = store.get_run(run)
         events = store.events(record.id)
         spec = graph_from_data(record.meta["spec"]) if isinstance(record.meta.get("spec"), dict) else None

@@ -35,7 +35,7 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """List stored runs, newest first, with the answer each one ended with."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         found = store.list_runs(graph=graph, status=status, batch=batch, limit=limit)
         total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
         answers = stored_answers(store, found)
@@ -93,7 +93,7 @@ def delete(
         raise ConfigError("give the runs to delete, or --batch ID, not both")
     if not run_ids and batch is None:
         raise ConfigError("nothing to delete: give run ids (or unique prefixes), or --batch ID")
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         if batch is not None:
             records = batch_runs(store, batch, then="; nothing deleted")
         else:
@@ -125,7 +125,7 @@ def show(
 ) -> None:
     """A run as a timeline: each node and round with its calls (answers folded; --full unfolds them, with the
     prompts), the agents that were active, pruned or never ran, ratings and importance, the stop reason."""
-    with open_store(db) as store:
+    with open_store(db, existing=True) as store:
         record = store.get_run(run)
         stored = store.events(record.id)
         story = load_timeline(store, record.id) if not (as_json or events) else None

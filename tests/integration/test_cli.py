@@ -146,6 +146,7 @@ def test_delete_asks_then_deletes_and_vacuum_gives_space_back(db: str, script: P
 
 
 def test_show_unknown_run_names_it(db: str, capsys, monkeypatch) -> None:
+    Store(db).close()  # a store without that run (a store that is not there is named as such: see below)
     code, _, err = run_cli(["show", "doesnotexist", "--db", db], capsys, monkeypatch)
     assert code == 2 and "doesnotexist" in err
 
@@ -373,3 +374,35 @@ def test_version(capsys, monkeypatch) -> None:
 
     code, out, _ = run_cli(["--version"], capsys, monkeypatch)
     assert code == 0 and out == f"agentmesh {agentmesh.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["show", "abc"],
+        ["export", "abc"],
+        ["diff", "a", "b"],
+        ["report", "abc", "-o", "r.html"],
+        ["replay", "abc"],
+        ["resume", "abc"],
+        ["delete", "abc", "-y"],
+        ["db", "vacuum"],
+    ],
+    ids=lambda c: c[0] if c[0] != "db" else "vacuum",
+)
+def test_a_command_that_reads_the_store_refuses_a_sqlite_file_that_is_not_there(
+    command: list[str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """A typo in --db made a new empty database: `runs` said "no runs yet", `show` "no run 'abc'", and the new file
+    (its folders too) stayed behind. The error now names the file and where its URL came from, and creates
+    nothing."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo" / "runz.db"
+    code, _, err = run_cli([*command, "--db", f"sqlite:///{missing}"], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and f"no agentmesh database at {missing} (--db)" in said, said
+    assert not missing.parent.exists()
+    monkeypatch.setenv("AGENTMESH_DB", f"sqlite:///{missing}")
+    code, _, err = run_cli(command, capsys, monkeypatch)
+    assert code == 2 and "($AGENTMESH_DB)" in err and not missing.parent.exists()
