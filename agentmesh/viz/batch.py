@@ -16,7 +16,7 @@ from typing import Any
 
 from agentmesh.datasets import matches_gold
 from agentmesh.store import RunRecord
-from agentmesh.viz.report import CSS
+from agentmesh.viz.report import CSS, figure
 from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
 
 
@@ -59,7 +59,7 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
         + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in facts)
         + "</table>",
         "<h2>Calls per item</h2>",
-        calls_histogram([int(t.get("calls", 0)) for t in totals]),
+        figure(calls_histogram([int(t.get("calls", 0)) for t in totals])),
         "<h2>Items</h2>",
         '<table class="items"><tr><th>line</th><th>run</th><th>status</th><th>answer</th>'
         + ("<th>gold</th>" if labelled else "")

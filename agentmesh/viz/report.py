@@ -29,7 +29,14 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #e5e7eb;pa
 border-radius:6px;display:inline-block} details{margin:4px 0 4px 8px} summary{cursor:pointer}
 .call{font-size:13px} pre{white-space:pre-wrap;background:#f3f4f6;padding:8px;border-radius:4px;font-size:12px}
 .muted{color:#6b7280} .err{color:#b91c1c} .ok{color:#15803d} .replayed{color:#6b7280;font-style:italic}
+.figure{overflow-x:auto;max-width:100%}
 """
+
+
+def figure(svg: str) -> str:
+    """A picture in the page, in a box of the page's width that scrolls sideways when the picture is wider (a
+    wide graph, a network of many rounds): unwrapped, a picture wider than the page made the whole page scroll."""
+    return f'<div class="figure">{svg.strip()}</div>'
 
 
 def _e(value: Any) -> str:
@@ -75,12 +82,14 @@ def report_html(story: Timeline) -> str:
         scores = network.importance or {}
         parts.append(f"<h2>Agent network of <code>{_e(network.node)}</code></h2>")
         parts.append(
-            network_svg(
-                network.history,
-                network.agents,
-                importance=scores.get("per_node"),
-                title=network.node,
-                groups=network.groups,
+            figure(
+                network_svg(
+                    network.history,
+                    network.agents,
+                    importance=scores.get("per_node"),
+                    title=network.node,
+                    groups=network.groups,
+                )
             )
         )
         if scores.get("per_agent"):
@@ -91,7 +100,7 @@ def report_html(story: Timeline) -> str:
     parts.append("<h2>Timeline</h2>")
     chart = timeline_svg(story)
     if chart is not None:
-        parts.append(chart)
+        parts.append(figure(chart))
     else:  # a run cut short before its first call, or a graph of functions only: say so, not an empty section
         parts.append('<p class="muted" id="no-calls">No model call was recorded for this run: nothing to draw.</p>')
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
@@ -102,7 +111,7 @@ def report_html(story: Timeline) -> str:
 def _graph_section(spec: GraphSpec | None) -> list[str]:
     """The drawing of the graph the run executed: the spec stored with the run, not today's file (which may
     have changed since). A run without a spec (``agentmesh ask``) has none."""
-    return [] if spec is None else ["<h2>Graph</h2>", graph_svg(spec, title=False)]
+    return [] if spec is None else ["<h2>Graph</h2>", figure(graph_svg(spec, title=False))]
 
 
 def _step(number: int, step: Step) -> str:

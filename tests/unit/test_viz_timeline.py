@@ -218,3 +218,15 @@ def test_a_long_stretch_without_calls_is_cut_short() -> None:
     for (_, right, a), (left, _, b) in itertools.pairwise(spans):
         assert right <= left, (a, b)
     assert spans[-1][1] <= float(root.get("width") or 0)
+
+
+def test_every_picture_of_a_report_scrolls_in_a_box_of_the_pages_width(tmp_path: Path) -> None:
+    """The page is 1,200 px wide; a wider picture (SE-Jury's graph is 1,400 px, a network of 20 rounds 2,800)
+    made the whole page scroll sideways, its text and tables with it."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run("debate", {"question": "q"}, model=ScriptedModel(DEBATE), store=db)
+    with Store(db) as store:
+        page = report_html(load_timeline(store, result.run_id))
+    assert re.search(r"\.figure\{overflow-x:auto;max-width:100%\}", page)
+    assert page.count("<svg") == 3  # the graph, the network, the calls over time
+    assert page.count('<div class="figure"><svg') == 3 and page.count("</svg></div>") == 3
