@@ -102,8 +102,18 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
             f"graph: expected a shipped graph's name (such as 'debate'), a path to a YAML file or a GraphSpec, got "
             f"{type(graph).__name__} {graph!r:.80}"
         )
+    if isinstance(graph, str) and "\n" in graph:
+        # a spec's text, not its name or path: Path() of it fails with "File name too long", or names no graph
+        raise ConfigError(
+            "graph: this looks like a spec's YAML text, and graph takes a shipped graph's name, a file's path or a "
+            "GraphSpec; load the text with agentmesh.spec.graph_from_data(yaml.safe_load(text)) and pass that"
+        )
     path = Path(graph)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # (a name too long for a file name): not a file, so a built-in's name or nothing
+        is_file = False
+    if path.suffix in (".yaml", ".yml") or is_file:
         return load_graph(path)
     builtin = builtin_graphs_dir() / f"{graph}.yaml"
     if builtin.is_file():

@@ -391,3 +391,9 @@ def test_a_fork_onto_a_spec_derived_with_model_copy_is_checked_before_it_is_stor
         with pytest.raises(SpecError, match=r"graph 'debate': output: unknown node 'nowhere'"):
             fork(done.run_id, step="1", store=store, graph=broken, model=ScriptedModel(default="x"))
         assert [r.id for r in store.list_runs()] == [done.run_id]
+
+
+def test_a_specs_yaml_text_given_as_the_graph_says_how_to_load_it() -> None:
+    text = "name: mine\ninputs: {question: {type: string}}\n" + "# a long comment\n" * 30
+    with pytest.raises(ConfigError, match=r"looks like a spec's YAML text.*graph_from_data\(yaml\.safe_load\(text\)\)"):
+        agentmesh.resolve_graph(text)
