@@ -116,7 +116,11 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
     if path.suffix in (".yaml", ".yml") or is_file:
         return load_graph(path)
     builtin = builtin_graphs_dir() / f"{graph}.yaml"
-    if builtin.is_file():
+    try:
+        shipped = builtin.is_file()
+    except OSError:  # (a name too long for a file name): no built-in has it
+        shipped = False
+    if shipped:
         return load_graph(builtin)
     raise ConfigError(
         f"no graph {str(graph)!r}: not a file, and no built-in of that name "

@@ -397,3 +397,8 @@ def test_a_specs_yaml_text_given_as_the_graph_says_how_to_load_it() -> None:
     text = "name: mine\ninputs: {question: {type: string}}\n" + "# a long comment\n" * 30
     with pytest.raises(ConfigError, match=r"looks like a spec's YAML text.*graph_from_data\(yaml\.safe_load\(text\)\)"):
         agentmesh.resolve_graph(text)
+
+
+def test_a_graph_name_too_long_for_a_file_is_no_graph_not_an_oserror() -> None:
+    with pytest.raises(ConfigError, match=r"no graph 'xxx.*not a file, and no built-in of that name"):
+        agentmesh.resolve_graph("x" * 300)
