@@ -41,7 +41,18 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
     low = min(low, 0.9)
     span = 1.0 - low
     height = top + row_h * (len(rows) + 1) + (40 if test is not None else 16)
-    width = label_w + bar_len + 90
+    subtitle = f"agreement with the humans on the {len(human)} calibration items, {_criterion(selection)}"
+    colours = "chosen team in blue, the other teams grey, each judge alone amber"
+    held_out = (
+        f"chosen team on {n_test} held-out items: Kendall τ {_fmt(test.kendall)}, Spearman ρ {_fmt(test.spearman)}, "
+        f"Pearson r {_fmt(test.pearson)}"
+        if test is not None
+        else ""
+    )
+    # as wide as the bars, and as the lines of text: with a team of two judges the bars are narrow, and a long
+    # graph name in the title or a thousand held-out items ran past the right edge
+    texts = [(title, 16.0, True), (subtitle, 12.0, False), (colours, 12.0, False), (held_out, 13.0, False)]
+    width = max([label_w + bar_len + 90] + [16 + text_width(t, size, bold=bold) + 16 for t, size, bold in texts])
 
     def x(value: float) -> float:
         return label_w + bar_len * (value - low) / span
@@ -51,10 +62,8 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}">',
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
         f'<text x="16" y="26" font-size="16" font-weight="bold">{esc(title)}</text>',
-        f'<text x="16" y="46" font-size="12" fill="#555">agreement with the humans on the {len(human)} calibration '
-        f"items, {esc(_criterion(selection))}</text>",
-        '<text x="16" y="62" font-size="12" fill="#555">chosen team in blue, the other teams grey, each judge alone '
-        "amber</text>",
+        f'<text x="16" y="46" font-size="12" fill="#555">{esc(subtitle)}</text>',
+        f'<text x="16" y="62" font-size="12" fill="#555">{esc(colours)}</text>',
     ]
     # a grid line every tenth, but a label only every `every` tenths: over the whole -1..1 range a label per tenth
     # is 18 px apart, and "-0.9-0.8-0.7" ran together; the axis's start is always labelled
@@ -92,10 +101,7 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         out.append(f'<text x="{end + 5:.1f}" y="{y + 13:.1f}" font-size="11">{score:.3f}</text>')
     if test is not None:
         y = top + row_h * (len(rows) + 1) + 20
-        out.append(
-            f'<text x="16" y="{y:.0f}" font-size="13">chosen team on {n_test} held-out items: Kendall τ '
-            f"{_fmt(test.kendall)}, Spearman ρ {_fmt(test.spearman)}, Pearson r {_fmt(test.pearson)}</text>"
-        )
+        out.append(f'<text x="16" y="{y:.0f}" font-size="13">{esc(held_out)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
