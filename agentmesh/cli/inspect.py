@@ -31,6 +31,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
 from agentmesh.runtime.run import stored_answers, stored_outputs
 from agentmesh.spec.loader import graph_from_data
+from agentmesh.store import RunStatus
 from agentmesh.store.transfer import export_run, import_run
 from agentmesh.timeline import diff_timelines, load_timeline
 from agentmesh.viz.batch import batch_html
@@ -184,6 +185,13 @@ def export(
         spec = graph_from_data(record.meta["spec"]) if isinstance(record.meta.get("spec"), dict) else None
         outputs = stored_outputs(store, spec, record.id) if spec is not None else None
         target_sets = store.pinned_target_sets(record.id)  # what the run read, so that it replays elsewhere
+    if record.status == RunStatus.RUNNING:  # said, so that a half run is not taken for a whole one
+        err_console.print(
+            Text(
+                f"note: run {record.id[:12]} is still running: the export holds what it had stored so far, and "
+                "import stores it as interrupted"
+            )
+        )
     text = json.dumps(export_run(record, events, outputs, target_sets), ensure_ascii=False, indent=1)
     if out is None:
         print(text)

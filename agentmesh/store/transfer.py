@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact
-from agentmesh.store.events import event_row
-from agentmesh.store.records import EventRecord, RunRecord
+from agentmesh.store.events import event_row, stored_text
+from agentmesh.store.records import EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
 from agentmesh.store.targets import IMPORTED_PINS, PinnedTargetSet
@@ -55,6 +55,61 @@ def export_run(
     }
 
 
+class _Run(BaseModel):
+    """What an export's run must be to be stored: read back, a run that is not so broke every listing of the store
+    (a status that is not one, inputs that are not an object), and a date that is not one was a traceback."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+    graph: str = Field(min_length=1)
+    spec_hash: str | None = None
+    inputs: dict[str, Any]
+    status: RunStatus
+    stop_reason: str | None = None
+    parent_run_id: str | None = None
+    model: str | None = None
+    totals: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    meta: dict[str, Any] | None = None
+
+
+class _Event(BaseModel):
+    """An export's event, typed as the ``events`` table stores it (a string where a round number goes failed on
+    Postgres half-way through the import, and was stored as it was on SQLite)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str = Field(min_length=1)
+    node: str | None = None
+    agent: str | None = None
+    round: int | None = None
+    call_index: int | None = None
+    attempt: int | None = None
+    request: Any = None
+    request_hash: str | None = None
+    response: Any = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    usage_estimated: bool | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    data: Any = None
+    created_at: datetime | None = None
+
+
+def _invalid(where: str, what: str, exc: ValidationError) -> StoreError:
+    """The first problem of a document's part, by its field: ``run.json: event 3: round: Input should be ...``."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(the whole of it)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return StoreError(f"{where}: {what}: {field}: {first['msg']} (got {first.get('input')!r}){more}; nothing imported")
+
+
 def _check(document: Any, where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
         raise StoreError(f"{where}: not an agentmesh run export (expected a JSON object with format {FORMAT!r})")
@@ -70,14 +125,19 @@ def _check(document: Any, where: str) -> tuple[dict[str, Any], list[dict[str, An
     missing = [k for k in ("id", "graph", "inputs", "status", "created_at") if k not in run]
     if missing:
         raise StoreError(f"{where}: the run lacks {', '.join(missing)}")
+    try:
+        checked = _Run.model_validate(run).model_dump()
+    except ValidationError as exc:
+        raise _invalid(where, "the run", exc) from None
+    checked_events = []
     for i, event in enumerate(run_events):
         if not isinstance(event, Mapping) or not isinstance(event.get("kind"), str):
             raise StoreError(f"{where}: event {i} is not an object with a 'kind'")
-    return dict(run), [dict(e) for e in run_events]
-
-
-def _when(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
+        try:
+            checked_events.append(_Event.model_validate(event).model_dump())
+        except ValidationError as exc:
+            raise _invalid(where, f"event {i}", exc) from None
+    return checked, checked_events
 
 
 def import_run(store: Store, document: Any, *, where: str = "export", new_id: str | None = None) -> str:
@@ -97,7 +157,13 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
     meta = dict(run.get("meta") or {})
     if run.get("parent_run_id") and parent is None:
         meta["parent_run_id_elsewhere"] = run["parent_run_id"]
-    meta["imported_from"] = {"run_id": run["id"], "schema_version": run.get("schema_version")}
+    meta["imported_from"] = {"run_id": run["id"], "schema_version": document["run"].get("schema_version")}
+    status, stop_reason = run["status"], run.get("stop_reason")
+    if status is RunStatus.RUNNING:
+        # exported while it ran: no process runs it here, and "running" would keep it from being resumed or
+        # deleted (without --force) for good; it is what an interruption leaves, its calls so far recorded
+        status, stop_reason = RunStatus.INTERRUPTED, "interrupted: exported while it was running"
+        meta["imported_from"]["status"] = RunStatus.RUNNING.value
     if document.get("target_sets"):
         try:
             pinned = [PinnedTargetSet.model_validate(p) for p in document["target_sets"]]
@@ -109,10 +175,32 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
         fields: dict[str, Any] = {k: event.get(k) for k in _EVENT_FIELDS}
         fields["usage_estimated"] = bool(fields["usage_estimated"])
         row = event_row(str(event["kind"]), **fields)
-        row["created_at"] = _when(event.get("created_at")) or row["created_at"]
+        row["created_at"] = event.get("created_at") or row["created_at"]
         rows.append(row)
     if document.get("outputs") is not None:
         rows.append(event_row(OUTPUTS_EVENT, data=document["outputs"]))
+    try:
+        _write(store, run_id, run, status, stop_reason, parent, meta, rows)
+    except sa.exc.IntegrityError as exc:  # another import of it (or a run under its id) got there first
+        with store.engine.connect() as conn:
+            there = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+        if there:
+            raise StoreError(f"{where}: run {run_id} is already in {store.url}; nothing imported") from None
+        raise StoreError(f"{where}: {store.url} refused the run ({exc.orig}); nothing imported") from None
+    return run_id
+
+
+def _write(
+    store: Store,
+    run_id: str,
+    run: Mapping[str, Any],
+    status: RunStatus,
+    stop_reason: str | None,
+    parent: str | None,
+    meta: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:
+    """The imported run and its events, in one transaction."""
     with store._writer.begin() as conn:
         conn.execute(
             sa.insert(runs).values(
@@ -120,14 +208,14 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
                 graph=str(run["graph"]),
                 spec_hash=run.get("spec_hash"),
                 inputs=redact(run.get("inputs") or {}),
-                status=str(run["status"]),
-                stop_reason=run.get("stop_reason"),
+                status=RunStatus(status).value,
+                stop_reason=stored_text(stop_reason),
                 parent_run_id=parent,
-                model=run.get("model"),
-                totals=run.get("totals") or {},
-                error=run.get("error"),
-                created_at=_when(run.get("created_at")),
-                finished_at=_when(run.get("finished_at")),
+                model=stored_text(run.get("model")),
+                totals=redact(run.get("totals") or {}),
+                error=stored_text(run.get("error")),
+                created_at=run["created_at"],
+                finished_at=run.get("finished_at"),
                 meta=redact(meta),
                 schema_version=SCHEMA_VERSION,
             )
@@ -135,7 +223,6 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
         if rows:
             values = [{**row, "run_id": run_id, "seq": i + 1} for i, row in enumerate(rows)]
             conn.execute(sa.insert(events), values)
-    return run_id
 
 
 _EVENT_FIELDS = (

@@ -1,0 +1,77 @@
+"""``agentmesh export`` / ``import`` documents (:mod:`agentmesh.store.transfer`): what an import refuses, whole,
+and what it stores."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import StoreError
+from agentmesh.store import SCHEMA_VERSION, Store, event_row
+from agentmesh.store.transfer import export_run, import_run
+
+
+def _exported(store: Store) -> dict[str, Any]:
+    run_id = store.create_run("g", {"question": "q"}, model="scripted:s.yaml")
+    store.record_events(run_id, [event_row("model_call", node="n", agent="a", round=1, call_index=0, attempt=1)])
+    store.finish_run(run_id, "succeeded", stop_reason="completed")
+    record = store.get_run(run_id)
+    return copy.deepcopy(export_run(record, store.events(run_id), None))
+
+
+def _set(part: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        (document["run"] if part == "run" else document["events"][0])[key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (_set("run", "status", "bogus"), "the run: status: Input should be 'running'"),
+        (_set("run", "created_at", "yesterday"), "the run: created_at:"),
+        (_set("run", "inputs", [1, 2]), "the run: inputs: Input should be a valid dictionary (got [1, 2])"),
+        (_set("run", "totals", "lots"), "the run: totals:"),
+        (_set("run", "meta", "m"), "the run: meta:"),
+        (_set("run", "id", ""), "the run: id: String should have at least 1 character"),
+        (_set("event", "round", "x"), "event 0: round: Input should be a valid integer"),
+        (_set("event", "created_at", "soon"), "event 0: created_at:"),
+    ],
+    ids=["status", "date", "inputs", "totals", "meta", "empty-id", "round", "event-date"],
+)
+def test_an_export_with_a_field_of_the_wrong_type_is_refused_by_name_and_nothing_is_stored(
+    store_url: str, change: Callable[[dict[str, Any]], None], said: str
+) -> None:
+    """Such a document was stored as it was: a status that is not one made every later `agentmesh runs` of the
+    store fail on reading it back, a date that is not one was a traceback, a round that is not a number failed on
+    Postgres (and was kept on SQLite)."""
+    with Store(store_url) as target:
+        document = _exported(target)
+        change(document)
+        before = target.count_runs()
+        with pytest.raises(StoreError) as caught:
+            import_run(target, document, where="run.json", new_id="imported-copy")
+        assert str(caught.value).startswith("run.json: ") and said in str(caught.value)
+        assert str(caught.value).endswith("nothing imported")
+        assert target.count_runs() == before
+        target.list_runs()  # the store still reads back
+
+
+def test_a_run_exported_while_it_ran_is_imported_as_interrupted(store_url: str) -> None:
+    """Imported "running", nobody would ever finish it there: `resume` and `delete` refused it (without --force)."""
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {"question": "q"})
+        document = copy.deepcopy(export_run(store.get_run(run_id), store.events(run_id), None))
+        copy_id = import_run(store, document, new_id="copy-of-a-running-run")
+        imported = store.get_run(copy_id)
+        assert (imported.status, imported.stop_reason) == ("interrupted", "interrupted: exported while it was running")
+        assert imported.meta["imported_from"] == {
+            "run_id": run_id,
+            "schema_version": SCHEMA_VERSION,
+            "status": "running",
+        }
+        store.delete_runs([copy_id])  # no --force needed
