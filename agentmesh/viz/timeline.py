@@ -94,11 +94,17 @@ def timeline_svg(story: Timeline) -> str | None:
         return pieces[-1].x1
 
     model_time = sum(c.latency_s or 0.0 for _, _, c in timed if not c.replayed)
-    title = f"{story.run.graph}: {len(timed)} calls over {_seconds(wall)}"
+    facts = f": {len(timed)} calls over {_seconds(wall)}"
     if cuts:
-        title += f" ({_seconds(idle)} idle, cut short)"
+        facts += f" ({_seconds(idle)} idle, cut short)"
     if model_time:
-        title += f" · {_seconds(model_time)} of model time, {_ratio(model_time / active)} calls at once on average"
+        facts += f" · {_seconds(model_time)} of model time, {_ratio(model_time / active)} calls at once on average"
+    # the graph's name gives way so that the title fits the chart's width (a long name ran past its right edge)
+    room = WIDTH - 28 - text_width(facts, 14, bold=True)
+    name = story.run.graph
+    while len(name) > 8 and text_width(name, 14, bold=True) > room:
+        name = shorten(name, len(name) - 2)
+    title = name + facts
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="call-timeline">',

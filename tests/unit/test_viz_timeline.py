@@ -230,3 +230,15 @@ def test_every_picture_of_a_report_scrolls_in_a_box_of_the_pages_width(tmp_path:
     assert re.search(r"\.figure\{overflow-x:auto;max-width:100%\}", page)
     assert page.count("<svg") == 3  # the graph, the network, the calls over time
     assert page.count('<div class="figure"><svg') == 3 and page.count("</svg></div>") == 3
+
+
+def test_the_title_fits_the_chart_whatever_the_graphs_name() -> None:
+    """A graph named at length (user graphs are) pushed the title past the chart's right edge."""
+    story = _resumed_story()
+    story.run = story.run.model_copy(update={"graph": "my_team_of_reviewers_for_pull_requests_with_a_long_name_v2"})
+    svg = timeline_svg(story)
+    assert svg is not None
+    title = next(ET.fromstring(svg).iter(f"{SVG}text"))
+    text = "".join(title.itertext())
+    assert text.startswith("my_team_of_reviewers") and "…: 6 calls over 502 s (499 s idle, cut short)" in text
+    assert float(title.get("x") or 0) + text_width(text, 14, bold=True) <= 1000
