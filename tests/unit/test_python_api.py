@@ -402,3 +402,21 @@ def test_a_specs_yaml_text_given_as_the_graph_says_how_to_load_it() -> None:
 def test_a_graph_name_too_long_for_a_file_is_no_graph_not_an_oserror() -> None:
     with pytest.raises(ConfigError, match=r"no graph 'xxx.*not a file, and no built-in of that name"):
         agentmesh.resolve_graph("x" * 300)
+
+
+def test_magicore_graph_helpers_take_a_graph_name_and_refuse_what_cannot_work() -> None:
+    from agentmesh.systems.magicore import use_reward_functions as use
+    from agentmesh.systems.magicore import with_calibration
+
+    spec = use("magicore", orm="my_orm", prm="my_prm")  # a shipped graph's name, as run takes it
+    params = spec.nodes["magicore"].params
+    assert (getattr(params, "orm_function"), getattr(params, "prm_function")) == ("my_orm", "my_prm")  # noqa: B009
+    with pytest.raises(ConfigError, match=r"graph 'debate' has no magicore node \(op: magicore\), which use_reward"):
+        use("debate", orm="a", prm="b")
+    with pytest.raises(ConfigError, match=r"orm must be the name a function was registered under"):
+        use("magicore", orm=print, prm="b")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"with_calibration: mu must be a finite number, got nan"):
+        with_calibration("magicore", mu=float("nan"), sigma=0.5)
+    with pytest.raises(ConfigError, match=r"with_calibration: sigma must be above 0"):
+        with_calibration("magicore", mu=1.0, sigma=0.0)
+    assert getattr(with_calibration("magicore", mu=0.2, sigma=0.1).nodes["magicore"].params, "sigma") == 0.1  # noqa: B009

@@ -53,8 +53,9 @@ _NO_SPREAD = 1e-9
 """sigma at most this (relative to max(1, |mu|)) counts as 0: the rewards do not spread."""
 
 
-def magicore_node(spec: GraphSpec, node: str | None = None) -> str:
-    """The name of ``spec``'s magicore node: ``node`` when given (checked), else the only one."""
+def magicore_node(spec: GraphSpec, node: str | None = None, *, purpose: str = "calibration") -> str:
+    """The name of ``spec``'s magicore node: ``node`` when given (checked), else the only one. ``purpose`` says
+    what needs it, in the error."""
     found = [name for name, n in spec.nodes.items() if n.op == "magicore"]
     if node is not None:
         if node not in found:
@@ -65,11 +66,15 @@ def magicore_node(spec: GraphSpec, node: str | None = None) -> str:
         return node
     if len(found) != 1:
         raise ConfigError(
-            f"graph {spec.name!r} has {len(found)} magicore nodes ({found}); calibration needs exactly one, or name "
+            f"graph {spec.name!r} has {len(found)} magicore nodes ({found}); {purpose} needs exactly one, or name "
             "it (node=...)"
             if found
-            else f"graph {spec.name!r} has no magicore node (op: magicore): nothing to calibrate (an SE-Jury or "
-            "DyLAN graph chooses its team with `agentmesh optimize`)",
+            else f"graph {spec.name!r} has no magicore node (op: magicore), which {purpose} needs"
+            + (
+                " (an SE-Jury or DyLAN graph chooses its team with `agentmesh optimize`)"
+                if purpose == "calibration"
+                else ""
+            ),
             graph=spec.name,
         )
     return found[0]
@@ -100,22 +105,43 @@ def calibration_graph(spec: GraphSpec, node: str | None = None) -> GraphSpec:
     )
 
 
-def with_calibration(spec: GraphSpec, mu: float, sigma: float, node: str | None = None) -> GraphSpec:
-    """``spec`` with its magicore node's ``mu``/``sigma`` set: a graph that carries its calibration."""
-    name = magicore_node(spec, node)
+class CalibrationValueError(ConfigError, ValueError):
+    """A ``mu``/``sigma`` that cannot calibrate: a :class:`~agentmesh.errors.ConfigError`, still the ``ValueError``
+    that pydantic's check of ``sigma`` raised before."""
+
+
+def with_calibration(spec: GraphSpec | str | Path, mu: float, sigma: float, node: str | None = None) -> GraphSpec:
+    """``spec`` (a spec, a shipped graph's name or a file) with its magicore node's ``mu``/``sigma`` set: a graph
+    that carries its calibration. A ``mu`` or ``sigma`` that is not a finite number, or a ``sigma`` not above 0, is
+    refused: every z-score of the difficulty test divides by sigma, and a NaN made every problem silently easy."""
+    spec = resolve_graph(spec)
+    for label, value in (("mu", mu), ("sigma", sigma)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise CalibrationValueError(f"with_calibration: {label} must be a finite number, got {value!r}")
+    if sigma <= 0:
+        raise CalibrationValueError(f"with_calibration: sigma must be above 0 (z = (R - mu) / sigma), got {sigma!r}")
+    name = magicore_node(spec, node, purpose="with_calibration")
     params = MagicoreParams.model_validate({**_params(spec, name).model_dump(), "mu": mu, "sigma": sigma})
     nodes = {**spec.nodes, name: spec.nodes[name].model_copy(update={"params": params})}
     return spec.model_copy(update={"nodes": nodes})
 
 
-def use_reward_functions(spec: GraphSpec, orm: str, prm: str, node: str | None = None) -> GraphSpec:
+def use_reward_functions(spec: GraphSpec | str | Path, orm: str, prm: str, node: str | None = None) -> GraphSpec:
     """``spec`` with its magicore node scoring by the registered functions ``orm`` and ``prm`` (real reward
     models behind them) instead of the LLM judges standing in for them; the judges' cards leave the graph.
 
     The functions are looked up when the graph runs, so the module registering them must be imported first
     (``agentmesh -I my_rewards.py run ...``). A graph's mu/sigma belong to its reward source: calibrate again.
+    ``spec`` may also be a shipped graph's name or a file.
     """
-    name = magicore_node(spec, node)
+    spec = resolve_graph(spec)
+    for label, value in (("orm", orm), ("prm", prm)):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                f"use_reward_functions: {label} must be the name a function was registered under "
+                f"(@register_function), got {value!r}"
+            )
+    name = magicore_node(spec, node, purpose="use_reward_functions")
     params = _params(spec, name)
     judges = {a for a in (params.orm_judge, params.prm_judge) if a is not None}
     new = MagicoreParams.model_validate(
