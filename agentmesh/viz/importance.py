@@ -41,7 +41,9 @@ def importance_svg(
     bar_x = net_w + 40
     bar_len = 260.0
     ranking = "mean Agent Importance Score, best first (team in blue)"
-    width = bar_x + label_w + max(bar_len + 90, text_width(ranking, 12) + 16)
+    width = max(
+        bar_x + label_w + max(bar_len + 90, text_width(ranking, 12) + 16), 16 + text_width(title, 17, bold=True) + 16
+    )
     height = top_pad + row * len(candidates) + 50
     top_score = max(scores.values(), default=0.0)
     top_node = max(node_means.values(), default=0.0)

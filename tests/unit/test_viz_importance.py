@@ -5,18 +5,24 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.svg import text_width
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def test_the_bars_rank_the_agents_best_first_and_everything_fits() -> None:
-    """The bars were drawn in the candidates' order: the best agent (1.958) sat third, under two at 0.125."""
+@pytest.mark.parametrize(
+    "graph", ["dylan_mmlu", "reviewers_of_pull_requests_and_of_their_follow_up_changes_in_the_monorepo_v2"]
+)
+def test_the_bars_rank_the_agents_best_first_and_everything_fits(graph: str) -> None:
+    """The bars were drawn in the candidates' order: the best agent (1.958) sat third, under two at 0.125; a long
+    graph name ran the title past the right edge."""
     scores = {"economist": 0.125, "doctor": 0.125, "mathematician": 1.958, "historian": 0.792}
     node_means = {"1,0": 0.125, "1,1": 0.125, "1,2": 0.625, "1,3": 0.125, "2,2": 0.83, "3,2": 0.5, "3,3": 0.5}
     svg = importance_svg(
-        title="dylan_mmlu: agent importance over 3 items",
+        title=f"{graph}: agent importance over 3 items",
         candidates=list(scores),
         scores=scores,
         team=["mathematician", "historian"],
