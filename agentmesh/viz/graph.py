@@ -200,8 +200,12 @@ def _agent_items(params: OperatorParams) -> list[str]:
         role = "" if path.startswith("agent") else path.split(".")[-1].split("[")[0]
         counts[(role, agent)] = counts.get((role, agent), 0) + 1
     items = []
+    named: set[str] = set()
     for (role, agent), count in counts.items():
-        text = f"{role}: {agent}" if role else agent
+        # a role is named before its first agent only: "writers: python_assistant" on each of six lines made a
+        # candidate team's box a column of "writers:" and "judges:"
+        text = f"{role}: {agent}" if role and role not in named else agent
+        named.add(role)
         items.append(f"{text} {TIMES}{count}" if count > 1 else text)
     return items
 

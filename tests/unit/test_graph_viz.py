@@ -343,3 +343,16 @@ def test_svg_has_a_legend_of_the_colours_and_arrows_it_uses(direction: str) -> N
     debate = ET.fromstring(graph_svg(spec("debate")))
     only = next(g for g in debate.iter(f"{SVG}g") if g.get("class") == "legend")
     assert texts(only) == ["calls agents", "vote, rank, score", "the run's answer", "edge"]  # what it uses only
+
+
+def test_a_role_is_named_once_before_its_agents() -> None:
+    """Each of dylan_code_candidates' 12 agents had its role before it: a column of "writers:" and "judges:"."""
+    from agentmesh import resolve_graph
+    from agentmesh.viz.graph import node_text
+
+    text = " ".join(node_text(resolve_graph("dylan_code_candidates"), "dylan").agents)
+    assert text.count("writers:") == 1 and text.count("judges:") == 1 and text.count("ranker:") == 1
+    assert text.startswith("writers: python_assistant, algorithm_developer,")
+    assert "software_architect, judges: passer, tester," in text
+    for agent in ("coding_artist", "debugger", "quality_manager"):
+        assert agent in text
