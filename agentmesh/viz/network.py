@@ -97,13 +97,24 @@ def network_svg(
         + ("size and colour: importance; " if importance else "")
         + "grey: pruned or never ran</text>",
     ]
-    for (rnd, slot), node in sorted(ran.items()):  # edges first, under the nodes
+    # Edges first, under the nodes: one path per round, its segments the answers each node was shown. A line
+    # element per edge made a 40-agent, 20-round debate's network 30,000 elements and 2.9 MB of its 3.2 MB page;
+    # where each node saw many, the edges are fainter, so the mesh does not hide the nodes.
+    seen_by_round: dict[int, list[str]] = {}
+    fan_in: dict[int, int] = {}
+    for (rnd, slot), node in sorted(ran.items()):
         x2, y2 = xy(rnd, slot)
-        for pred in node.get("seen") or []:
+        preds = node.get("seen") or []
+        fan_in[rnd] = max(fan_in.get(rnd, 0), len(preds))
+        for pred in preds:
             x1, y1 = xy(rnd - 1, int(pred))
-            out.append(
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#c7cdd6" stroke-width="1"/>'
-            )
+            seen_by_round.setdefault(rnd, []).append(f"M{x1:.1f} {y1:.1f}L{x2:.1f} {y2:.1f}")
+    for rnd, segments in seen_by_round.items():
+        faint = f' stroke-opacity="{max(0.25, 6 / fan_in[rnd]):.2f}"' if fan_in[rnd] > 6 else ""
+        out.append(
+            f'<path class="seen" d="{"".join(segments)}" stroke="#c7cdd6" stroke-width="1" fill="none"{faint}>'
+            f"<title>round {rnd}: the answers each node was shown</title></path>"
+        )
     for rnd in range(1, n_rounds + 1):
         x, _ = xy(rnd, 0)
         label = f"{kinds.get(rnd) or 'round'} {rnd}" if kinds.get(rnd) else f"round {rnd}"
