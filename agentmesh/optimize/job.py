@@ -24,7 +24,7 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, Progress, as_items, run_items
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.operators import FunctionParams, OperatorParams
+from agentmesh.spec.operators import FunctionParams, OperatorParams, RoundsParams
 from agentmesh.store import Store
 from agentmesh.systems.dylan.importance import agent_labels, mean_importance, select_team
 
@@ -97,6 +97,16 @@ def importance_node(spec: GraphSpec) -> tuple[str, str]:
                     "('rounds', 'dylan_code')",
                     graph=spec.name,
                     node=name,
+                )
+            if isinstance(target.params, RoundsParams) and target.params.ratings is None:
+                # importance flows backwards through the ratings (dylan.md §4): without them every agent of a layer
+                # gets the same share, and the "top k" would be the first k by slot, chosen from nothing
+                raise ConfigError(
+                    f"graph {spec.name!r}: node {name!r} scores the agents of {source!r}, which asks them for no "
+                    f"ratings, so every agent's importance would be the same; add 'ratings: {{}}' to node "
+                    f"{source!r} (as graphs/dylan_mmlu.yaml does) so that each layer rates the previous one",
+                    graph=spec.name,
+                    node=source,
                 )
             return name, source
     raise ConfigError(

@@ -420,3 +420,26 @@ def test_magicore_graph_helpers_take_a_graph_name_and_refuse_what_cannot_work() 
     with pytest.raises(ConfigError, match=r"with_calibration: sigma must be above 0"):
         with_calibration("magicore", mu=1.0, sigma=0.0)
     assert getattr(with_calibration("magicore", mu=0.2, sigma=0.1).nodes["magicore"].params, "sigma") == 0.1  # noqa: B009
+
+
+def test_optimizing_a_team_whose_rounds_ask_for_no_ratings_is_refused(tmp_path: Path) -> None:
+    """Importance flows back through the ratings: without them every agent scored the same and the "top k" was the
+    first k by slot."""
+    data = {
+        "name": "myteam",
+        "inputs": {"question": {"type": "string"}},
+        "agents": {"a": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+        "nodes": {
+            "r": {"op": "rounds", "agents": ["a", "a", "a"], "rounds": 2},
+            "v": {"op": "vote", "from": "r"},
+            "imp": {"op": "function", "function": "dylan_importance", "args": {"source": "r", "answer_from": "v"}},
+        },
+        "edges": [["r", "v"], ["v", "imp"]],
+    }
+    model = ScriptedModel(default=r"\boxed{1}")
+    with pytest.raises(ConfigError, match=r"'r', which asks them for no ratings.*add 'ratings: \{\}' to node 'r'"):
+        optimize(graph_from_data(data), [{"question": "q"}], top_k=1, model=model, store=_db(tmp_path))
+    assert model.calls == []
+    rated = {**data, "nodes": {**data["nodes"], "r": {**data["nodes"]["r"], "ratings": {}}}}
+    result = optimize(graph_from_data(rated), [{"question": "q"}], top_k=1, model=model, store=_db(tmp_path))
+    assert len(result.team) == 1
