@@ -14,6 +14,7 @@ import html
 import json
 from typing import Any
 
+from agentmesh.runtime.run import final_answer
 from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
@@ -56,6 +57,7 @@ def report_html(story: Timeline) -> str:
         ("run", run.id),
         ("graph", run.graph),
         ("status", run.status),
+        ("answer", _answer(story)),
         ("model", run.model or "-"),
         ("inputs", json.dumps(run.inputs, ensure_ascii=False)[:2000]),
         ("calls", totals.get("calls", 0)),
@@ -106,6 +108,17 @@ def report_html(story: Timeline) -> str:
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _answer(story: Timeline) -> str:
+    """The run's answer, as ``agentmesh runs`` lists it (the output node's, or the best so far of a stopped run);
+    "-" for a run that ended without one. The page said it only in the summary of its last step, folded at the
+    bottom, if at all (a run stopped by its budget)."""
+    run = story.run
+    if str(run.status) not in ("succeeded", "stopped") or story.spec is None or not story.outputs:
+        return "-"
+    answer = final_answer(story.spec, story.outputs)["answer"]
+    return "-" if answer is None else str(answer)
 
 
 def _graph_section(spec: GraphSpec | None) -> list[str]:

@@ -242,3 +242,17 @@ def test_the_title_fits_the_chart_whatever_the_graphs_name() -> None:
     text = "".join(title.itertext())
     assert text.startswith("my_team_of_reviewers") and "…: 6 calls over 502 s (499 s idle, cut short)" in text
     assert float(title.get("x") or 0) + text_width(text, 14, bold=True) <= 1000
+
+
+def test_the_reports_summary_gives_the_runs_answer(tmp_path: Path) -> None:
+    """The answer was only in the summary of the last step, folded at the bottom of the page."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    done = run("debate", {"question": "q"}, model=ScriptedModel(DEBATE), store=db)
+    with pytest.raises(ScriptExhaustedError):
+        run("debate", {"question": "q"}, model=ScriptedModel(DEBATE[:1]), store=db)
+    with Store(db) as store:
+        failed = next(r for r in store.list_runs() if r.id != done.run_id)
+        pages = {rid: report_html(load_timeline(store, rid)) for rid in (done.run_id, failed.id)}
+    summary = re.search(r'<table class="summary">.*?</table>', pages[done.run_id])
+    assert done.answer == "51" and summary is not None and "<tr><td>answer</td><td>51</td></tr>" in summary.group(0)
+    assert "<tr><td>answer</td><td>-</td></tr>" in pages[failed.id]
