@@ -17,6 +17,7 @@ from rich.console import Console
 from agentmesh.errors import ConfigError
 from agentmesh.store import Store
 from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url, resolve_db_url
+from agentmesh.store.migrate import refuse_foreign_database
 
 console = Console()
 err_console = Console(stderr=True)
@@ -119,6 +120,7 @@ def open_store(db: str | None, *, existing: bool = False) -> Store:
                 f"database your runs are in with --db or ${DB_ENV}",
                 url=mask_url(url),
             )
+        refuse_foreign_database(url)
     return Store(db)
 
 

@@ -12,8 +12,10 @@ it: the second waits, then finds the schema in place.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.store._redact import mask_secrets
-from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
+from agentmesh.store.engine import make_engine, mask_url, parse_db_url, resolve_db_url
 from agentmesh.store.schema import SCHEMA_VERSION, metadata
 from agentmesh.store.writes import writer
 
@@ -83,7 +85,7 @@ def check_revision(revision: str, url: str) -> None:
 def ensure_schema(engine: sa.Engine) -> str:
     """Create the schema in a brand-new database; check the revision of an existing one. Returns it."""
     url = engine.url.render_as_string(hide_password=True)
-    with _translate_errors(url):
+    with _translate_errors(url, engine):
         with engine.connect() as connection:
             revision = current_revision(connection)
         if revision is None:
@@ -111,10 +113,43 @@ def _refuse_foreign_tables(connection: sa.Connection, url: str) -> None:
         )
 
 
+def refuse_foreign_database(url: str | None) -> None:
+    """For the commands that only read the store: a database agentmesh never set up that already has tables is
+    another application's (a wrong ``--db``), and is refused with what it holds, unchanged. Opened as a store,
+    agentmesh's eleven tables were created in it beside the application's own, and the command said "no runs
+    yet". (A database with no table at all is a new one: the store sets it up as ever.)"""
+    resolved = resolve_db_url(url)
+    masked = mask_url(resolved)
+    parsed = parse_db_url(resolved)
+    if parsed.drivername.startswith("sqlite"):
+        # read-only and with sqlite3 itself: the store's engine would switch the file to WAL on connecting
+        try:
+            with closing(sqlite3.connect(f"file:{parsed.database}?mode=ro", uri=True)) as plain:
+                tables = sorted(r[0] for r in plain.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        except sqlite3.Error:  # the store says what is wrong with it when it opens it
+            return
+    else:
+        engine = make_engine(resolved)
+        try:
+            with _translate_errors(masked, engine), engine.connect() as connection:
+                tables = sorted(sa.inspect(connection).get_table_names())
+        finally:
+            engine.dispose()
+    if VERSION_TABLE in tables:
+        return
+    if tables:
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise StoreError(
+            f"{masked} is not an agentmesh database: it has no agentmesh schema, and tables of its own ({shown}); "
+            "nothing was changed. Give the database your runs are in (--db, $AGENTMESH_DB).",
+            url=masked,
+        )
+
+
 def upgrade_engine(engine: sa.Engine) -> str:
     """Migrate the database behind ``engine`` to this code's revision (creating it if new); returns it."""
     url = engine.url.render_as_string(hide_password=True)
-    with _translate_errors(url), _migration_lock(engine) as connection:
+    with _translate_errors(url, engine), _migration_lock(engine) as connection:
         revision = current_revision(connection)
         if revision is not None and not _is_older_or_current(revision):
             check_revision(revision, url)  # newer than this code: refuse to touch it
@@ -148,10 +183,31 @@ def _migration_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @contextmanager
-def _translate_errors(url: str) -> Iterator[None]:
+def _translate_errors(url: str, engine: sa.Engine | None = None) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
+        hint = _read_only_hint(engine) if engine is not None else ""
         raise StoreError(
-            f"cannot open the agentmesh database {url}: {mask_secrets(str(exc.orig))}".strip(), url=url
+            f"cannot open the agentmesh database {url}: {mask_secrets(str(exc.orig))}".strip() + hint, url=url
         ) from exc
+
+
+def _read_only_hint(engine: sa.Engine) -> str:
+    """Why SQLite could not open a file that is there: it, or its folder, cannot be written. SQLite's own words,
+    "unable to open database file", do not say so; and in WAL mode even reading needs the ``-wal`` and ``-shm``
+    files beside the database, so a database on a read-only mount or in a folder of someone else's cannot be
+    read in place either."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return ""
+    path = Path(engine.url.database).resolve()
+    if not path.is_file():
+        return ""
+    if not os.access(path.parent, os.W_OK):
+        return (
+            f" (its folder {path.parent} cannot be written: SQLite keeps the database's -wal and -shm files beside "
+            "it, so agentmesh must write there even to read it; copy the file to a folder you can write)"
+        )
+    if not os.access(path, os.W_OK):
+        return f" ({path} is read-only: agentmesh writes to its database even to read it; make it writable or copy it)"
+    return ""

@@ -406,3 +406,42 @@ def test_a_command_that_reads_the_store_refuses_a_sqlite_file_that_is_not_there(
     monkeypatch.setenv("AGENTMESH_DB", f"sqlite:///{missing}")
     code, _, err = run_cli(command, capsys, monkeypatch)
     assert code == 2 and "($AGENTMESH_DB)" in err and not missing.parent.exists()
+
+
+def test_a_command_that_reads_the_store_leaves_another_applications_database_alone(
+    store_url: str, capsys, monkeypatch
+) -> None:
+    """A wrong --db naming another application's database: `runs` created agentmesh's eleven tables in it beside
+    the application's own (and switched a SQLite file to WAL), then said "no runs yet"."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from agentmesh.store.engine import make_engine
+
+    if store_url.startswith("sqlite"):
+        path = Path(store_url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as plain:
+            plain.execute("CREATE TABLE users (id INTEGER)")
+    else:
+        engine = make_engine(store_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE users (id INTEGER)"))
+        engine.dispose()
+    for command in (["runs"], ["show", "abc"], ["export", "abc"], ["db", "vacuum"]):
+        code, _, err = run_cli([*command, "--db", store_url], capsys, monkeypatch)
+        said = " ".join(err.split())
+        assert (
+            code == 2
+            and "is not an agentmesh database: it has no agentmesh schema, and tables of its own (users)" in said
+        )
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(path) as plain:
+            assert [r[0] for r in plain.execute("SELECT name FROM sqlite_master")] == ["users"]
+            assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    else:
+        engine = make_engine(store_url)
+        with engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == ["users"]
+        engine.dispose()

@@ -133,3 +133,28 @@ def test_store_url_and_repr_mask_the_password(postgres_url: str) -> None:
         assert "hunter2" not in store.url
         assert "hunter2" not in repr(store) and "hunter2" not in str(store)
         assert "***" in store.url
+
+
+def test_a_sqlite_database_that_cannot_be_opened_for_want_of_write_access_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only mount (an archive of runs, a colleague's folder) SQLite says only "unable to open database
+    file": WAL mode writes -wal and -shm files beside the database even to read it. The error now says which of
+    the file or its folder cannot be written, and what to do. (Write access is faked: root may write anywhere; the
+    open fails here on a file that is not a database.)"""
+    import agentmesh.store.migrate as migrate
+
+    db = tmp_path / "archive" / "runs.db"
+    db.parent.mkdir()
+    db.write_bytes(b"not a database, as the open fails on a read-only mount" * 100)
+    real = migrate.os.access
+    monkeypatch.setattr(migrate.os, "access", lambda path, mode: Path(path) != db.parent and real(path, mode))
+    with pytest.raises(StoreError, match=f"its folder {db.parent} cannot be written: SQLite keeps"):
+        Store(f"sqlite:///{db}")
+    monkeypatch.setattr(migrate.os, "access", lambda path, mode: Path(path) != db and real(path, mode))
+    with pytest.raises(StoreError, match=f"{db} is read-only: agentmesh writes to its database even to read it"):
+        Store(f"sqlite:///{db}")
+    monkeypatch.setattr(migrate.os, "access", real)
+    with pytest.raises(StoreError, match="cannot open the agentmesh database") as caught:
+        Store(f"sqlite:///{db}")
+    assert "read-only" not in str(caught.value) and "cannot be written" not in str(caught.value)
