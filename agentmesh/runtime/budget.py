@@ -62,6 +62,26 @@ class BudgetTracker:
             self.tokens += response.usage.total_tokens
             self.cost_usd += response.cost_usd or 0.0
 
+    def overspent(self) -> str | None:
+        """What a run spent beyond a token or cost budget, else ``None``.
+
+        Those budgets are checked before each call, so the calls already in flight when one is reached (a parallel
+        team's) finish and can take the total past it. A run that then makes no further call reaches its end
+        without being stopped; its stop reason must still say it went over (a reason of "every node ran" beside
+        290 tokens spent of 100 read as a budget that was kept)."""
+        with self._lock:
+            for b in self.budgets:
+                if b.tokens is not None and self.tokens > b.tokens:
+                    return (
+                        f"over budget: {self.tokens} tokens spent of {b.tokens} (calls in flight when it was reached)"
+                    )
+                if b.cost_usd is not None and self.cost_usd > b.cost_usd:
+                    return (
+                        f"over budget: ${self.cost_usd:.4f} spent of ${b.cost_usd:g} (calls in flight when it was "
+                        "reached)"
+                    )
+        return None
+
     def exhausted(self) -> str | None:
         """The stop reason if no further call may start, else ``None``."""
         with self._lock:

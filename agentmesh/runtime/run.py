@@ -497,6 +497,9 @@ async def _execute(
         outputs = node_outputs(spec, state)
         final = final_answer(spec, outputs)
         stop_reason = state.get("stop") or _completed(spec, outputs, state.get("notes") or [])
+        overspent = budget.overspent()
+        if overspent is not None and "(spent " not in stop_reason:  # a budget's own stop reason says it already
+            stop_reason = f"{stop_reason}; {overspent}"
         record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
         try:
             # The finish committed after every write the run queued (one queue, in order), so all their outcomes are

@@ -124,6 +124,32 @@ def test_call_budget_is_never_exceeded_by_a_parallel_team(db: str) -> None:
         assert len(store.events(result.run_id, kind="model_call")) == 10
 
 
+def test_a_token_budget_overshot_by_calls_in_flight_is_said_in_the_stop_reason(db: str) -> None:
+    """Tokens are known only after a call: a parallel team's calls all start under the budget and finish past it.
+    With no call after them to refuse, the run reaches its end; its stop reason said "every node ran", as if the
+    budget had been kept."""
+    spec = graph_from_data(
+        {
+            "name": "sampled",
+            "inputs": {"question": {}},
+            "agents": {"solver": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+            "nodes": {"team": {"op": "team", "agents": ["solver"] * 3}, "vote": {"op": "vote", "from": "team"}},
+            "edges": [["team", "vote"]],
+        }
+    )
+    model = ScriptedModel([{"agent": "solver", "template": "The answer is \\boxed{4}", "delay_s": 0.01}])
+    result = run(spec, {"question": "What is 2+2?"}, model=model, store=db, budget={"tokens": 5})
+    spent = result.prompt_tokens + result.completion_tokens
+    assert result.calls == 3 and spent > 5 and result.answer == "4"
+    assert result.stop_reason == (
+        f"completed: every node ran; over budget: {spent} tokens spent of 5 (calls in flight when it was reached)"
+    )
+    with Store(db) as store:
+        assert store.get_run(result.run_id).stop_reason == result.stop_reason
+    kept = run(spec, {"question": "What is 2+2?"}, model=model, store=db, budget={"tokens": 10_000})
+    assert kept.stop_reason == "completed: every node ran"
+
+
 def test_graph_level_budget_from_spec(db: str) -> None:
     spec = debate(rounds=4, n=3).model_copy(update={"stop": Budget(calls=4)})
     model = ScriptedModel([{"agent": "debater", "template": "\\boxed{ {{- call_index -}} }"}])
