@@ -34,7 +34,6 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
     rows = sorted(records, key=lambda r: (int(_tag(r).get("line") or 0), r.created_at))
     statuses = Counter(str(r.status) for r in rows)
     totals = [r.totals or {} for r in rows]
-    costs = [float(t["cost_usd"]) for t in totals if t.get("cost_usd") is not None]
     labelled = [r for r in rows if _tag(r).get("gold") is not None]
     right = sum(1 for r in labelled if _correct(r, answers) is True)
     graphs = sorted({r.graph for r in rows})
@@ -46,7 +45,7 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
         ("runs", ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))),
         ("calls", sum(int(t.get("calls", 0)) for t in totals)),
         ("tokens", sum(int(t.get("total_tokens", 0)) for t in totals)),
-        ("cost", f"${sum(costs):.6f}" if costs else "-"),
+        ("cost", _batch_cost(totals)),
     ]
     if labelled:
         facts.insert(4, ("accuracy", f"{right} of {len(labelled)} labelled items right ({right / len(labelled):.1%})"))
@@ -82,7 +81,7 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
         cells += [
             _e(t.get("calls", 0)),
             _e(t.get("total_tokens", 0)),
-            "-" if cost is None else f"${cost:.6f}",
+            ("n/a" if int(t.get("calls", 0)) else "-") if cost is None else f"${cost:.6f}",
             f'<span class="err">{_folded(r.error)}</span>' if r.error else _e(r.stop_reason or "-"),
         ]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -103,6 +102,18 @@ def _folded(value: Any) -> str:
     if len(text) <= CELL_CHARS and "\n" not in text:
         return _e(text)
     return f"<details><summary>{_e(shorten(text, CELL_CHARS - 20))}</summary><pre>{_e(text)}</pre></details>"
+
+
+def _batch_cost(totals: Sequence[Mapping[str, Any]]) -> str:
+    """The batch's cost: the sum of its runs' known costs, saying how many runs that made calls have none (a
+    model without a price). The bare sum of the known ones passed for the batch's cost, which the README's rule
+    for a run forbids: an unknown cost is n/a, not a partial sum."""
+    known = [float(t["cost_usd"]) for t in totals if t.get("cost_usd") is not None]
+    unknown = sum(1 for t in totals if t.get("cost_usd") is None and int(t.get("calls", 0)))
+    if not unknown:
+        return f"${sum(known):.6f}" if known else "-"
+    missing = f"{unknown} run{_s(unknown)} of unknown cost (a model without a price)"
+    return f"${sum(known):.6f} + n/a: {missing}" if known else f"n/a: {missing}"
 
 
 def _correct(record: RunRecord, answers: Mapping[str, Any]) -> bool | None:

@@ -45,7 +45,8 @@ def _e(value: Any) -> str:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:.6f}"
+    """A cost; an unknown one (a call of a model without a price) is "n/a", as ``agentmesh show`` says."""
+    return "n/a" if value is None else f"${value:.6f}"
 
 
 def report_html(story: Timeline) -> str:
@@ -62,7 +63,7 @@ def report_html(story: Timeline) -> str:
         ("inputs", json.dumps(run.inputs, ensure_ascii=False)[:2000]),
         ("calls", totals.get("calls", 0)),
         ("tokens", f"{totals.get('prompt_tokens', 0)} in + {totals.get('completion_tokens', 0)} out"),
-        ("cost", _money(totals.get("cost_usd"))),
+        ("cost", _money(totals.get("cost_usd")) if totals.get("calls") else "-"),
         ("duration", "-" if duration is None else f"{duration:.2f} s"),
     ]
     if run.parent_run_id:

@@ -84,3 +84,18 @@ def test_long_answers_and_errors_are_folded_and_escaped_in_the_items_table() -> 
     assert f"<pre>{html.escape(essay)}</pre>" in rows[0]  # the whole answer, one click away
     assert "<td>42</td>" in rows[1] and "<details>" not in rows[1]  # a short answer as it is
     assert "x" * 500 in rows[2]
+
+
+def test_a_batch_with_runs_of_unknown_cost_does_not_pass_a_partial_sum_for_its_cost() -> None:
+    """A run with a call of a model the price table lacks has an unknown cost (n/a, README): the page summed the
+    known costs alone and gave $0.500000 as the batch's cost."""
+    priced = _record(1).model_copy(update={"totals": {"calls": 3, "total_tokens": 10, "cost_usd": 0.5}})
+    unpriced = _record(2).model_copy(update={"totals": {"calls": 3, "total_tokens": 10, "cost_usd": None}})
+    never = _record(3).model_copy(update={"totals": {"calls": 0, "total_tokens": 0, "cost_usd": None}})
+    page = batch_html("b1", [priced, unpriced, never], {})
+    cost = re.search(r"<tr><td>cost</td><td>(.*?)</td></tr>", page)
+    assert cost is not None and cost.group(1) == "$0.500000 + n/a: 1 run of unknown cost (a model without a price)"
+    rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", page, re.S)
+    assert [re.findall(r"<td>(\$[\d.]+|n/a|-)</td>", row)[-1] for row in rows] == ["$0.500000", "n/a", "-"]
+    only = batch_html("b2", [priced, never], {})
+    assert "<tr><td>cost</td><td>$0.500000</td></tr>" in only  # a run without calls costs nothing

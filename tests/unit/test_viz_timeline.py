@@ -256,3 +256,12 @@ def test_the_reports_summary_gives_the_runs_answer(tmp_path: Path) -> None:
     summary = re.search(r'<table class="summary">.*?</table>', pages[done.run_id])
     assert done.answer == "51" and summary is not None and "<tr><td>answer</td><td>51</td></tr>" in summary.group(0)
     assert "<tr><td>answer</td><td>-</td></tr>" in pages[failed.id]
+
+
+def test_an_unknown_cost_is_na_as_the_command_line_says() -> None:
+    """A run with a call of a model without a price: the page said "-", as for a run that made no call."""
+    story = _resumed_story()
+    story.run = story.run.model_copy(update={"totals": {"calls": 6, "cost_usd": None}})
+    assert "<tr><td>cost</td><td>n/a</td></tr>" in report_html(story)
+    story.run = story.run.model_copy(update={"totals": {"calls": 0, "cost_usd": None}})
+    assert "<tr><td>cost</td><td>-</td></tr>" in report_html(story)
