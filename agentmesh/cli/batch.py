@@ -30,7 +30,7 @@ from agentmesh.cli._common import WIDE, Executor, console, err_console, fmt_cost
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import snippet
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError, RunNotFoundError
 from agentmesh.models import load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
@@ -353,7 +353,10 @@ def run_many(
             raise
         for outcome in outcomes:
             if outcome.failed and outcome.run_id is not None:
-                outcome.totals = store.get_run(outcome.run_id).totals or {}
+                try:
+                    outcome.totals = store.get_run(outcome.run_id).totals or {}
+                except RunNotFoundError:  # deleted while it ran (delete --force): the summary goes on without it
+                    outcome.error = f"{outcome.error or 'failed'} (the run is no longer stored: deleted while it ran)"
     failed = sum(1 for o in outcomes if o.failed)
     skipped = sum(1 for o in outcomes if o.elsewhere is not None)
     if as_json:

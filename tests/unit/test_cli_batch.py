@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
@@ -180,3 +181,27 @@ def test_a_line_another_process_started_first_is_skipped_not_failed(tmp_path: Pa
         store.create_run("g", {}, run_id=mine)
         with pytest.raises(RuntimeError, match="boom"):
             asyncio.run(start_line(store, mine, 4, fails))
+
+
+def test_a_run_deleted_while_it_ran_does_not_sink_the_batch_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`delete --force` of a batch's running runs from another shell: the runs failed (their rows gone), and the
+    batch then read each failed run back for its totals -- a RunNotFoundError that replaced the whole summary."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    async def deleted(listeners: list[Listener]) -> RunResult:
+        for listen in listeners:
+            listen("start", {"run_id": "d" * 32})
+        raise RuntimeError("no run 'ddd...' (deleted while it ran)")
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Any]]:
+        return [(ItemOutcome(line=1, inputs={}, batch="b"), deleted)]
+
+    import typer
+
+    with pytest.raises(typer.Exit) as exited:
+        run_many("g", work, noun="items", db=url, concurrency=1, as_json=True, quiet=False, batch="b")
+    assert exited.value.exit_code == 1
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["status"] == "failed" and item["error"].endswith("(the run is no longer stored: deleted while it ran)")
