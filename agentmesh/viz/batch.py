@@ -7,7 +7,6 @@ after the batch ran, and again after ``agentmesh resume --batch`` finished what 
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections import Counter
@@ -21,7 +20,10 @@ from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text or attribute value: escaped, and control characters (a model's NUL or terminal
+    colour codes) replaced, as in the pictures; the page carried them raw, which HTML forbids and which made
+    tools take the page for a binary file."""
+    return esc(value)
 
 
 def _tag(record: RunRecord) -> dict[str, Any]:

@@ -10,7 +10,6 @@ inline stylesheet.
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -19,6 +18,7 @@ from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
+from agentmesh.viz.svg import esc
 from agentmesh.viz.timeline import timeline_svg
 
 #: The pages' stylesheet (the run report's and the batch report's): inline, no network.
@@ -41,7 +41,10 @@ def figure(svg: str) -> str:
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text or attribute value: escaped, and control characters (a model's NUL or terminal
+    colour codes) replaced, as in the pictures; the page carried them raw, which HTML forbids and which made
+    tools take the page for a binary file."""
+    return esc(value)
 
 
 def _money(value: float | None) -> str:

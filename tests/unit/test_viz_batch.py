@@ -99,3 +99,9 @@ def test_a_batch_with_runs_of_unknown_cost_does_not_pass_a_partial_sum_for_its_c
     assert [re.findall(r"<td>(\$[\d.]+|n/a|-)</td>", row)[-1] for row in rows] == ["$0.500000", "n/a", "-"]
     only = batch_html("b2", [priced, never], {})
     assert "<tr><td>cost</td><td>$0.500000</td></tr>" in only  # a run without calls costs nothing
+
+
+def test_control_characters_of_an_answer_are_replaced_in_the_page() -> None:
+    record = _record(1)
+    page = batch_html("b1", [record], {record.id: "4\x002\x1b[0m"})
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", page) and "<td>4\ufffd2\ufffd[0m</td>" in page

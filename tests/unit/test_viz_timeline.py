@@ -265,3 +265,17 @@ def test_an_unknown_cost_is_na_as_the_command_line_says() -> None:
     assert "<tr><td>cost</td><td>n/a</td></tr>" in report_html(story)
     story.run = story.run.model_copy(update={"totals": {"calls": 0, "cost_usd": None}})
     assert "<tr><td>cost</td><td>-</td></tr>" in report_html(story)
+
+
+def test_control_characters_of_a_reply_are_replaced_in_the_page(tmp_path: Path) -> None:
+    """A model's NUL or terminal colour codes went into the page raw: HTML forbids them, and tools took the page
+    for a binary file."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    reply = "\\boxed{1} tail \x1b[31mred\x00 \x0c"
+    result = run(
+        "debate", {"question": "q\x07"}, model=ScriptedModel([{"agent": "debater", "template": reply}]), store=db
+    )
+    with Store(db) as store:
+        page = report_html(load_timeline(store, result.run_id))
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", page)
+    assert "tail \ufffd[31mred\ufffd \ufffd" in page and "\n" in page  # replaced, line breaks kept
