@@ -123,7 +123,7 @@ def timeline_svg(story: Timeline) -> str | None:
         out.append(
             f'<rect x="{piece.x0:.1f}" y="{band_y - 4:.0f}" width="{piece.x1 - piece.x0:.1f}" '
             f'height="{height - 28 - band_y + 4:.0f}" fill="url(#idle-hatch)" stroke="#d1d5db" stroke-dasharray="3 2" '
-            f'class="idle"><title>{esc(f"{_seconds(piece.seconds)} without a call running: cut short")}</title></rect>'
+            f'class="idle-cut"><title>{esc(_seconds(piece.seconds))} without a call running: cut short</title></rect>'
         )
         out.append(
             f'<text x="{mid:.1f}" y="{axis_y:.0f}" font-size="10" fill="#6b7280" text-anchor="middle">'

@@ -110,7 +110,9 @@ def test_report_draws_the_graph_the_run_ran_and_its_network(
     assert f"written to {page}" in " ".join(out.split())
     text = page.read_text()
     graph = text.split("<h2>Graph</h2>", 1)[1].split("<h2>", 1)[0]
-    assert graph.lstrip().startswith("<svg") and ">dylan<" in graph and ">vote<" in graph  # the graph's two nodes
+    assert (
+        graph.lstrip().startswith('<div class="figure"><svg') and ">dylan<" in graph and ">vote<" in graph
+    )  # the graph's two nodes
     assert "Agent network of <code>dylan</code>" in text
     assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
 

@@ -197,7 +197,7 @@ def test_a_long_stretch_without_calls_is_cut_short() -> None:
     root = ET.fromstring(svg)
     bars = _bars(svg)
     assert len(bars) == 6 and all(end - x > 100 for _, x, end, _, _ in bars)  # each 1 s call drawn readable
-    (idle,) = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "idle"]
+    (idle,) = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "idle-cut"]
     x0, x1 = float(idle.get("x") or 0), float(idle.get("x") or 0) + float(idle.get("width") or 0)
     first, second = bars[:3], bars[3:]
     assert max(end for _, _, end, _, _ in first) <= x0 + 0.5 and x1 <= min(x for _, x, _, _, _ in second) + 0.5
