@@ -34,7 +34,6 @@ from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
-from agentmesh.runtime.operators.basic import check_function_args
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import (
@@ -296,7 +295,6 @@ async def afork(
         check_built(spec, stored_spec, spec_hash)  # (a graph= derived with model_copy skipped validation)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
         check_functions(spec)  # before the fork is stored, as a run checks them (a module not imported here)
-        check_function_args(spec)
         recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
         client = (
             model

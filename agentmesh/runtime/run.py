@@ -24,7 +24,7 @@ from agentmesh.models.registry import get_model
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
 from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
-from agentmesh.runtime.operators.basic import answer_of, check_function_args
+from agentmesh.runtime.operators.basic import answer_of
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
@@ -274,7 +274,6 @@ async def arun(
     budget = as_budget(budget)
     listening = listener_list(listeners)  # (before the run is stored: a bad one must not leave it "running")
     check_functions(spec)  # before the run is stored: not at the node, after the calls of every node before it
-    check_function_args(spec)
     if isinstance(model, str) and not model.strip():
         # (an unset environment variable read as ""): it would have run the embedded default model, silently
         raise ConfigError(
@@ -362,7 +361,6 @@ async def aresume(
             )
         spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
         check_functions(spec)
-        check_function_args(spec)
         await _check_card_models(spec)
         client = model_for(model, db) if model is not None else stored_model(record, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)

@@ -93,3 +93,60 @@ def test_a_graph_cannot_pass_ctx_to_a_function_that_takes_the_context(tmp_path: 
         "nodes.f.args.ctx: function 'test_ctx_overridden' gets 'ctx' from the runtime (the run context); remove it "
         "from the node's args"
     ]
+
+
+def test_registration_mistakes_are_refused_at_the_decorator() -> None:
+    """Used without its name, ``@register_function`` replaced the user's function with its inner decorator and
+    registered nothing; a shipped name was silently taken over (every graph using it changed); an operator's params
+    that are no OperatorParams failed only when a spec loaded."""
+    from agentmesh import operator
+    from agentmesh.runtime.operators import registry
+    from agentmesh.spec.operators import OperatorParams
+
+    def mine(outputs: Any, inputs: Any) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ConfigError, match=r"used without its name\? write @agentmesh.register_function\('name'\)"):
+        register_function(mine)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="expected a callable to register, got int"):
+        register_function("test_reg_not_callable")(42)  # type: ignore[type-var]
+    shipped = registry.get_function("pairwise_winner")
+    with pytest.raises(ConfigError, match=r"function 'pairwise_winner' is agentmesh's own .*replace=True"):
+        register_function("pairwise_winner")(mine)
+    assert registry.get_function("pairwise_winner") is shipped
+    register_function("test_reg_again")(mine)
+    register_function("test_reg_again")(lambda outputs, inputs: {})  # the user's own name: again is fine
+    try:
+        assert register_function("pairwise_winner", replace=True)(mine) is mine
+        assert registry.get_function("pairwise_winner") is mine
+    finally:
+        register_function("pairwise_winner", replace=True)(shipped)
+
+    async def op(run: Any) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ConfigError, match=r"params must be a subclass of .*OperatorParams"):
+        operator("test_reg_bad_params", params=dict)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"operator 'vote' is agentmesh's own"):
+        operator("vote", params=OperatorParams)(op)
+
+
+def test_function_args_are_checked_by_graph_validate_with_the_unknown_functions() -> None:
+    @register_function("test_args_checked")
+    def takes_k(outputs: Any, inputs: Any, *, k: int) -> dict[str, Any]:
+        return {"k": k}
+
+    spec = graph_from_data(
+        {
+            "name": "args_checked",
+            "nodes": {
+                "f": {"op": "function", "function": "test_args_checked", "args": {"kk": 1}},
+                "g": {"op": "function", "function": "test_args_unknown_fn"},
+            },
+            "edges": [["f", "g"]],
+            "output": "g",
+        }
+    )
+    problems = function_problems(spec)
+    assert problems[0].startswith("nodes.f.args: function 'test_args_checked': unknown argument(s) kk; missing")
+    assert problems[1].startswith("nodes.g.function: unknown function 'test_args_unknown_fn'")

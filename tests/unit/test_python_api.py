@@ -4,6 +4,7 @@ refused before anything runs, with what was wrong and what was expected, not a t
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -160,9 +161,17 @@ class _OneAgent(OperatorParams):
 
 
 def test_a_user_operator_that_is_not_async_returns_no_dict_or_asks_an_unknown_agent_is_named(tmp_path: Path) -> None:
-    @agentmesh.operator("test_pyapi_sync_op", params=_OneAgent)
-    def sync_op(run: NodeRun) -> Any:  # (a plain def: the mistake)
+    def plain(run: NodeRun) -> Any:  # (a plain def: the mistake)
         return {"answer": 1}
+
+    # refused at the decorator; a wrapper (it may return a coroutine) passes, and what it returns is checked at the node
+    with pytest.raises(ConfigError, match=r"operator 'test_pyapi_plain_op': .*plain must be an async function"):
+        agentmesh.operator("test_pyapi_plain_op", params=_OneAgent)(plain)
+
+    @agentmesh.operator("test_pyapi_sync_op", params=_OneAgent)
+    @functools.wraps(plain)
+    def sync_op(run: NodeRun) -> Any:
+        return plain(run)
 
     @agentmesh.operator("test_pyapi_list_op", params=_OneAgent)
     async def list_op(run: NodeRun) -> Any:

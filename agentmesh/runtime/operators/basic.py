@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Integral
 from typing import Any
 
@@ -16,13 +16,13 @@ from agentmesh.runtime.operators.registry import (
     FunctionContext,
     NodeOutput,
     NodeRun,
+    argument_problem,
     get_function,
     operator,
     takes_context,
 )
 from agentmesh.runtime.stop import holds
 from agentmesh.runtime.voting import majority, tally
-from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import (
     BranchParams,
     CallParams,
@@ -245,62 +245,6 @@ async def function(run: NodeRun) -> NodeOutput:
             node=run.name,
         )
     return result
-
-
-def argument_problem(fn: Callable[..., Any], args: Mapping[str, Any]) -> str | None:
-    """Why ``fn(outputs, inputs, **args)`` cannot be called as ``op: function`` calls it (a misspelt or missing
-    ``args`` entry), in words naming the parameters it takes; ``None`` when it can (or its signature is unknown).
-
-    Checked before the call, so that the message says which node's ``args`` to fix rather than a bare
-    ``TypeError`` from the function's own frame. ``ctx`` (given by the runtime) is neither asked for nor listed."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # a builtin without a signature: let the call itself say
-        return None
-    try:
-        signature.bind({}, {}, **args)
-    except TypeError as exc:
-        named = list(signature.parameters.values())[2:]
-        takes = [
-            p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != CONTEXT_PARAMETER
-        ]
-        required = [p for p in takes if signature.parameters[p].default is inspect.Parameter.empty]
-        open_ended = any(p.kind is p.VAR_KEYWORD for p in named)
-        unknown = [] if open_ended else sorted(a for a in args if a not in takes and a != CONTEXT_PARAMETER)
-        missing = [p for p in required if p not in args]
-        found = [
-            *([f"unknown argument(s) {', '.join(unknown)}"] if unknown else []),
-            *([f"missing argument(s) {', '.join(missing)}"] if missing else []),
-        ]
-        return (
-            f"{'; '.join(found) or exc}; it is called as fn(outputs, inputs, **args), so args may give "
-            f"{', '.join(takes) or 'nothing'}{' (all required)' if takes and required == takes else ''}"
-            + (f" (required: {', '.join(required)})" if required and required != takes else "")
-        )
-    return None
-
-
-def check_function_args(spec: GraphSpec) -> None:
-    """Raise :class:`ConfigError` naming every ``op: function`` node whose ``args`` its (registered) function cannot
-    take: run before the run is stored, so that a misspelt argument fails before the model calls of every node
-    before it. Unknown functions are :func:`~agentmesh.runtime.operators.registry.check_functions`' to report."""
-    problems = []
-    for name, node in spec.nodes.items():
-        params = node.params
-        if not isinstance(params, FunctionParams):
-            continue
-        try:
-            fn = get_function(params.function, node=name)
-        except ConfigError:
-            continue
-        args = dict(params.args)
-        if takes_context(fn) and CONTEXT_PARAMETER not in args:
-            args[CONTEXT_PARAMETER] = None  # the runtime gives it
-        problem = argument_problem(fn, args)
-        if problem is not None:
-            problems.append(f"nodes.{name}.args: function {params.function!r}: {problem}")
-    if problems:
-        raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems), graph=spec.name)
 
 
 def _number(value: Any) -> float | None:

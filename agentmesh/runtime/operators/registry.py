@@ -100,22 +100,69 @@ _functions: dict[str, Callable[..., Any]] = {}
 _lock = threading.Lock()
 
 
-def operator(name: str, *, params: type[OperatorParams]) -> Callable[[OperatorFn], OperatorFn]:
+def operator(name: str, *, params: type[OperatorParams], replace: bool = False) -> Callable[[OperatorFn], OperatorFn]:
     """Register an operator: ``params`` validates its YAML parameters, the function runs it.
 
-    The function receives a :class:`NodeRun` and returns the node's output (a JSON-able dict). Outputs with
-    ``answers`` (a list of agent answers) and/or ``answer`` feed votes, consensus and the run's final answer;
-    ``done: False`` asks to run the node again (rounds, loops). Declaring the output's keys in
+    The function (``async def``) receives a :class:`NodeRun` and returns the node's output (a JSON-able dict).
+    Outputs with ``answers`` (a list of agent answers) and/or ``answer`` feed votes, consensus and the run's final
+    answer; ``done: False`` asks to run the node again (rounds, loops). Declaring the output's keys in
     ``params.outputs`` lets specs that read ``nodes.<node>.<key>`` be checked when they load.
+
+    Mistakes are refused here, where the traceback points at the decorator, rather than when a spec loads or a
+    node runs: a name that is not text, ``params`` that is not an :class:`OperatorParams` subclass, a function that
+    is not ``async``, and a name agentmesh ships (``vote``, ``rounds``...) unless ``replace=True``: every shipped
+    graph using it would silently run the replacement.
     """
+    _check_name(name, "operator", "@agentmesh.operator('name', params=MyParams)")
+    if not (isinstance(params, type) and issubclass(params, OperatorParams)):
+        raise ConfigError(
+            f"operator {name!r}: params must be a subclass of agentmesh.spec.operators.OperatorParams (the model of "
+            f"its YAML parameters), got {params!r}",
+            operator=name,
+        )
 
     def decorate(fn: OperatorFn) -> OperatorFn:
-        register_operator_params(name, params)
+        if not _is_async(fn):
+            raise ConfigError(
+                f"operator {name!r}: {_named(fn)} must be an async function (async def {getattr(fn, '__name__', 'op')}"
+                "(run: NodeRun) -> dict): the runtime awaits it",
+                operator=name,
+            )
         with _lock:
+            _refuse_shipped(_operators.get(name), fn, name, "operator", replace)
+            register_operator_params(name, params)
             _operators[name] = fn
         return fn
 
     return decorate
+
+
+def _check_name(name: object, what: str, usage: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        hint = f" (used without its name? write @{usage.lstrip('@')})" if callable(name) else ""
+        raise ConfigError(f"a {what} is registered under a non-empty name, got {name!r}{hint}; write {usage}")
+
+
+def _is_async(fn: object) -> bool:
+    """False only for what is surely not awaitable: a plain ``def`` (not a decorator's wrapper, which may return a
+    coroutine); callable objects and wrappers are left to the node's own check of what they return."""
+    return not (inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn) and not hasattr(fn, "__wrapped__"))
+
+
+def _named(fn: object) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _refuse_shipped(found: object, fn: object, name: str, what: str, replace: bool) -> None:
+    """A name agentmesh registers itself is not taken over by accident (a user's function or operator named
+    ``pairwise_winner`` or ``vote`` would change every shipped graph that uses it). Names of the user's own may be
+    registered again (a notebook cell run twice, a module reloaded)."""
+    shipped = found is not None and found is not fn and str(getattr(found, "__module__", "")).startswith("agentmesh.")
+    if shipped and not replace:
+        raise ConfigError(
+            f"{what} {name!r} is agentmesh's own ({_named(found)}); registering {_named(fn)} under it would change "
+            f"every graph that uses it: choose another name, or pass replace=True to replace it on purpose"
+        )
 
 
 def get_operator(name: str) -> OperatorFn:
@@ -129,14 +176,20 @@ def get_operator(name: str) -> OperatorFn:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register_function(name: str) -> Callable[[F], F]:
+def register_function(name: str, *, replace: bool = False) -> Callable[[F], F]:
     """Make a Python function callable from YAML by ``name`` (``op: function``, rankers, reward functions).
 
     For ``op: function``, a keyword-only parameter ``ctx`` receives the :class:`FunctionContext` (the run's
-    store, run id and node); a graph cannot pass an argument of that name to such a function."""
+    store, run id and node); a graph cannot pass an argument of that name to such a function. A name agentmesh
+    ships (``pairwise_winner``...) is refused unless ``replace=True``; a name that is not text (the decorator used
+    without its name) and a value that is not callable are refused here, not when a graph first calls them."""
+    _check_name(name, "function", "@agentmesh.register_function('name')")
 
     def decorate(fn: F) -> F:
+        if not callable(fn):
+            raise ConfigError(f"function {name!r}: expected a callable to register, got {type(fn).__name__}")
         with _lock:
+            _refuse_shipped(_functions.get(name), fn, name, "function", replace)
             _functions[name] = fn
         return fn
 
@@ -159,12 +212,13 @@ def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
 
 
 def function_problems(spec: GraphSpec) -> list[str]:
-    """Every function a spec's nodes name that nobody registered, as ``nodes.<node>.<field>: unknown function``,
-    and every ``ctx`` a node passes in ``args`` to a function that gets ``ctx`` from the runtime.
+    """Every problem with the functions a spec's nodes name, as ``nodes.<node>.<field>: ...``: a function nobody
+    registered, an ``op: function`` node's ``args`` its function cannot take (a misspelt or missing argument), a
+    ``ctx`` passed in ``args`` to a function that gets ``ctx`` from the runtime.
 
     The spec check cannot know them (functions are registered by the runtime and the user's modules), so without
-    this a misspelt name, or a module not imported, failed the run at that node -- after the model calls of every
-    node before it."""
+    this a misspelt name, a module not imported or a misspelt argument failed the run at that node -- after the
+    model calls of every node before it. ``graph validate`` and every run, resume and fork check them first."""
     with _lock:
         registered = dict(_functions)
     known = sorted(registered)
@@ -176,17 +230,55 @@ def function_problems(spec: GraphSpec) -> list[str]:
                     f"nodes.{node_name}.{path}: unknown function {name!r}; registered: {', '.join(known) or 'none'}"
                 )
         params = node.params
-        if (
-            isinstance(params, FunctionParams)
-            and CONTEXT_PARAMETER in params.args
-            and params.function in registered
-            and takes_context(registered[params.function])
-        ):
-            out.append(
-                f"nodes.{node_name}.args.{CONTEXT_PARAMETER}: function {params.function!r} gets "
-                f"{CONTEXT_PARAMETER!r} from the runtime (the run context); remove it from the node's args"
-            )
+        if not isinstance(params, FunctionParams) or params.function not in registered:
+            continue
+        fn = registered[params.function]
+        args = dict(params.args)
+        if takes_context(fn):
+            if CONTEXT_PARAMETER in args:
+                out.append(
+                    f"nodes.{node_name}.args.{CONTEXT_PARAMETER}: function {params.function!r} gets "
+                    f"{CONTEXT_PARAMETER!r} from the runtime (the run context); remove it from the node's args"
+                )
+                continue
+            args[CONTEXT_PARAMETER] = None  # the runtime gives it
+        problem = argument_problem(fn, args)
+        if problem is not None:
+            out.append(f"nodes.{node_name}.args: function {params.function!r}: {problem}")
     return out
+
+
+def argument_problem(fn: Callable[..., Any], args: Mapping[str, Any]) -> str | None:
+    """Why ``fn(outputs, inputs, **args)`` cannot be called as ``op: function`` calls it (a misspelt or missing
+    ``args`` entry), in words naming the parameters it takes; ``None`` when it can (or its signature is unknown).
+
+    Checked before the call, so that the message says which node's ``args`` to fix rather than a bare
+    ``TypeError`` from the function's own frame. ``ctx`` (given by the runtime) is neither asked for nor listed."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call itself say
+        return None
+    try:
+        signature.bind({}, {}, **args)
+    except TypeError as exc:
+        named = list(signature.parameters.values())[2:]
+        takes = [
+            p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != CONTEXT_PARAMETER
+        ]
+        required = [p for p in takes if signature.parameters[p].default is inspect.Parameter.empty]
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in named)
+        unknown = [] if open_ended else sorted(a for a in args if a not in takes and a != CONTEXT_PARAMETER)
+        missing = [p for p in required if p not in args]
+        found = [
+            *([f"unknown argument(s) {', '.join(unknown)}"] if unknown else []),
+            *([f"missing argument(s) {', '.join(missing)}"] if missing else []),
+        ]
+        return (
+            f"{'; '.join(found) or exc}; it is called as fn(outputs, inputs, **args), so args may give "
+            f"{', '.join(takes) or 'nothing'}{' (all required)' if takes and required == takes else ''}"
+            + (f" (required: {', '.join(required)})" if required and required != takes else "")
+        )
+    return None
 
 
 def check_functions(spec: GraphSpec) -> None:
