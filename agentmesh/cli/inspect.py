@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,7 +31,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
 from agentmesh.runtime.run import stored_answers, stored_outputs
 from agentmesh.spec.loader import graph_from_data
-from agentmesh.store import RunStatus
+from agentmesh.store import RunRecord, RunStatus
 from agentmesh.store.transfer import export_run, import_run
 from agentmesh.timeline import diff_timelines, load_timeline
 from agentmesh.viz.batch import batch_html
@@ -65,6 +65,8 @@ def replay(
                 raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
             report = run_async(areplay(run, store=store, graph=graph))
             _print_replay(report)
+            if report.divergence is not None:
+                _say_if_cut_short(store.get_run(report.run_id))
             if not report.identical:
                 raise typer.Exit(1)
             return
@@ -77,6 +79,26 @@ def replay(
         f"{result.served_from_record} calls served from the parent, {result.calls} made "
         f"({fmt_cost(result.cost_usd)}); answer {escape(str(result.answer))}; "
         f"stop: {escape(result.stop_reason or '-')}",
+        highlight=False,
+    )
+
+
+def _answer(value: Any) -> str:
+    """A node's answer in the diff: "-" for none (a run cut short read "None", as if it had answered that)."""
+    return "-" if value is None else str(value)
+
+
+def _say_if_cut_short(record: RunRecord) -> None:
+    """After a divergence: a run that never finished (interrupted, failed, still running) made no call past where it
+    stopped, so its replay diverges there whatever the graph -- the divergence's own words blame a changed graph or
+    inputs, which sent people looking for an edit that was never made."""
+    if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
+        return
+    calls = (record.totals or {}).get("calls", 0)
+    console.print(
+        f"note: run {record.id[:12]} is {record.status} ({escape(record.stop_reason or record.error or '-')}) after "
+        f"{calls} calls: it never made the calls after those, so a replay stops there with the graph unchanged; "
+        f"[bold]agentmesh resume {record.id[:12]}[/] continues it",
         highlight=False,
     )
 
@@ -131,7 +153,7 @@ def diff(
         ("calls", str(ta.get("calls", 0)), str(tb.get("calls", 0))),
         ("tokens", str(ta.get("total_tokens", 0)), str(tb.get("total_tokens", 0))),
         ("cost", fmt_cost(ta.get("cost_usd")), fmt_cost(tb.get("cost_usd"))),
-        *((f"answer of {node}", str(answer_a), str(answer_b)) for node, answer_a, answer_b in result.answers),
+        *((f"answer of {node}", _answer(answer_a), _answer(answer_b)) for node, answer_a, answer_b in result.answers),
     ]
     for row in rows:  # Text: an answer such as "[1, 2]" is not markup
         table.add_row(*(Text(cell) for cell in row))

@@ -1157,3 +1157,27 @@ def test_a_resume_of_a_batch_beside_another_leaves_it_the_lines_it_started(
         lines = Counter(r.meta["batch"]["line"] for r in store.list_runs(batch=batch))
         assert lines == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
         assert {r.status for r in store.list_runs(batch=batch)} == {"succeeded"}
+
+
+def test_a_replay_or_diff_of_a_run_that_never_finished_says_so(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A run cut short has no call past where it stopped, so its replay diverges there: the divergence blamed a
+    changed graph or inputs, and nothing said that the run had simply not finished. Its diff showed its answer as
+    "None", as if it had answered that."""
+    model = script(tmp_path, "agree.yaml", AGREE_IN_ROUND_2)
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "-m", model, "--db", db, "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (done,) = store.list_runs()
+        cut = store.create_run("debate", done.inputs, model=done.model, meta={"spec": done.meta["spec"]})
+        store.finish_run(cut, "interrupted", stop_reason="interrupted")
+    code, out, err = run_cli(["replay", cut, "--db", db], capsys, monkeypatch)
+    said = " ".join(out.split())
+    assert code == 1 and "diverged after 0 served calls" in said, out + err
+    assert f"note: run {cut[:12]} is interrupted (interrupted) after 0 calls" in said
+    assert f"agentmesh resume {cut[:12]} continues it" in said
+    code, out, err = run_cli(["replay", done.id, "--db", db], capsys, monkeypatch)
+    assert code == 0 and "identical" in out and "note:" not in out
+    code, out, err = run_cli(["diff", done.id, cut, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "answer of vote" in line)
+    assert "None" not in row and "│ -" in row
