@@ -7,7 +7,6 @@ after the batch ran, and again after ``agentmesh resume --batch`` finished what 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -15,8 +14,8 @@ from typing import Any
 
 from agentmesh.datasets import matches_gold
 from agentmesh.store import RunRecord
-from agentmesh.viz.report import CSS, figure
-from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
+from agentmesh.viz.report import CSS, figure, folded
+from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 
 
 def _e(value: Any) -> str:
@@ -73,7 +72,7 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
             _e(tag.get("line", "")),
             f"<code>{_e(r.id[:12])}</code>",
             _e(r.status),
-            "-" if answer is None else _folded(answer),
+            "-" if answer is None else folded(answer),
         ]
         if labelled:
             correct = _correct(r, answers)
@@ -84,26 +83,11 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
             _e(t.get("calls", 0)),
             _e(t.get("total_tokens", 0)),
             ("n/a" if int(t.get("calls", 0)) else "-") if cost is None else f"${cost:.6f}",
-            f'<span class="err">{_folded(r.error)}</span>' if r.error else _e(r.stop_reason or "-"),
+            f'<span class="err">{folded(r.error)}</span>' if r.error else _e(r.stop_reason or "-"),
         ]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts += ["</table>", "<p class='muted'>Each run in full: <code>agentmesh report RUN</code>.</p>", "</body></html>"]
     return "\n".join(parts)
-
-
-#: The longest text a cell of the items' table shows in full; a longer one (an aggregator's essay, code, a long
-#: error) is folded: its start, and the rest on a click.
-CELL_CHARS = 120
-
-
-def _folded(value: Any) -> str:
-    """An answer or error for a cell of the items' table, escaped: in full when short, else its first line folded
-    over the whole. Every row carried the whole of a long answer (a mixture of agents' essay, a code writer's
-    function), so a few hundred items made a page of walls of text in which the table could not be read."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) <= CELL_CHARS and "\n" not in text:
-        return _e(text)
-    return f"<details><summary>{_e(shorten(text, CELL_CHARS - 20))}</summary><pre>{_e(text)}</pre></details>"
 
 
 def _batch_cost(totals: Sequence[Mapping[str, Any]]) -> str:

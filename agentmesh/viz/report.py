@@ -18,7 +18,7 @@ from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
-from agentmesh.viz.svg import esc
+from agentmesh.viz.svg import esc, shorten
 from agentmesh.viz.timeline import timeline_svg
 
 #: The pages' stylesheet (the run report's and the batch report's): inline, no network.
@@ -47,6 +47,20 @@ def _e(value: Any) -> str:
     return esc(value)
 
 
+#: The longest text a table cell shows in full; a longer one (an aggregator's essay, code, a long error) is
+#: folded: its start, and the whole on a click.
+CELL_CHARS = 120
+
+
+def folded(value: Any) -> str:
+    """An answer, input or error for a table cell, escaped: in full when short, else its start folded over the
+    whole (line breaks kept). A cell holding the whole of a long text buried the table it was in."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= CELL_CHARS and "\n" not in text:
+        return _e(text)
+    return f"<details><summary>{_e(shorten(text, CELL_CHARS - 20))}</summary><pre>{_e(text)}</pre></details>"
+
+
 def _money(value: float | None) -> str:
     """A cost; an unknown one (a call of a model without a price) is "n/a", as ``agentmesh show`` says."""
     return "n/a" if value is None else f"${value:.6f}"
@@ -57,29 +71,32 @@ def report_html(story: Timeline) -> str:
     run = story.run
     totals = run.totals or {}
     duration = (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
+    # (label, HTML): an input or an answer that is long or runs over several lines (a HumanEval prompt, an
+    # aggregator's essay) is folded; the inputs were one JSON string cut at 2,000 characters without a mark,
+    # their line breaks shown as \n
     rows = [
-        ("run", run.id),
-        ("graph", run.graph),
-        ("status", run.status),
-        ("answer", _answer(story)),
-        ("model", run.model or "-"),
-        ("inputs", json.dumps(run.inputs, ensure_ascii=False)[:2000]),
-        ("calls", totals.get("calls", 0)),
-        ("tokens", f"{totals.get('prompt_tokens', 0)} in + {totals.get('completion_tokens', 0)} out"),
-        ("cost", _money(totals.get("cost_usd")) if totals.get("calls") else "-"),
-        ("duration", "-" if duration is None else f"{duration:.2f} s"),
+        ("run", _e(run.id)),
+        ("graph", _e(run.graph)),
+        ("status", _e(run.status)),
+        ("answer", folded(_answer(story))),
+        ("model", _e(run.model or "-")),
+        *((f"input {key}", folded(value)) for key, value in run.inputs.items()),
+        ("calls", _e(totals.get("calls", 0))),
+        ("tokens", _e(f"{totals.get('prompt_tokens', 0)} in + {totals.get('completion_tokens', 0)} out")),
+        ("cost", _e(_money(totals.get("cost_usd")) if totals.get("calls") else "-")),
+        ("duration", _e("-" if duration is None else f"{duration:.2f} s")),
     ]
     if run.parent_run_id:
-        rows.append(("forked from", run.parent_run_id))
+        rows.append(("forked from", _e(run.parent_run_id)))
     if run.error:
-        rows.append(("error", run.error))
+        rows.append(("error", folded(run.error)))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{_e(run.graph)} run {_e(run.id[:12])}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(run.graph)} <span class='muted'>run {_e(run.id[:12])}</span></h1>",
         f'<p class="stop" id="stop-reason"><b>stop reason:</b> {_e(run.stop_reason or "-")}</p>',
-        '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>",
+        '<table class="summary">' + "".join(f"<tr><td>{_e(k)}</td><td>{v}</td></tr>" for k, v in rows) + "</table>",
     ]
     if story.spec_problem:
         parts.append(f'<p class="muted">The run\'s spec cannot be read here: {_e(story.spec_problem)}</p>')

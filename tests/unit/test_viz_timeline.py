@@ -18,7 +18,7 @@ from agentmesh.runtime.run import run
 from agentmesh.store import RunRecord, Store
 from agentmesh.timeline import CallView, Step, Timeline, load_timeline
 from agentmesh.viz.report import report_html
-from agentmesh.viz.svg import text_width
+from agentmesh.viz.svg import esc, text_width
 from agentmesh.viz.timeline import nice_step, timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -279,3 +279,20 @@ def test_control_characters_of_a_reply_are_replaced_in_the_page(tmp_path: Path) 
         page = report_html(load_timeline(store, result.run_id))
     assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", page)
     assert "tail \ufffd[31mred\ufffd \ufffd" in page and "\n" in page  # replaced, line breaks kept
+
+
+def test_the_summary_shows_each_input_and_folds_long_ones() -> None:
+    """The inputs were one JSON string, their line breaks shown as \\n, cut at 2,000 characters without a mark:
+    a HumanEval prompt read as one unbroken line and its end was lost."""
+    prompt = 'def add(a, b):\n    """Return a + b <and> more."""\n' + "    # padding\n" * 300
+    story = _resumed_story()
+    story.run = story.run.model_copy(update={"inputs": {"prompt": prompt, "entry_point": "add"}})
+    page = report_html(story)
+    summary = re.search(r'<table class="summary">.*?</table>', page, re.S)
+    assert summary is not None
+    rows = dict(re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", summary.group(0), re.S))
+    assert rows["input entry_point"] == "add"
+    assert rows["input prompt"].startswith(
+        "<details><summary>def add(a, b): &quot;&quot;&quot;Return a + b &lt;and&gt;"
+    )
+    assert f"<pre>{esc(prompt)}</pre>" in rows["input prompt"]  # the whole of it, line breaks kept
