@@ -167,7 +167,7 @@ def matches_gold(answer: Any, gold: str) -> bool:
 
 
 def read_items(
-    path: Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None, keep: Collection[str] = ()
+    path: str | Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None, keep: Collection[str] = ()
 ) -> list[Item]:
     """Every line of a JSONL file as an :class:`Item`, all checked before anything runs.
 
@@ -176,6 +176,7 @@ def read_items(
     """
     from agentmesh.runtime.run import check_inputs  # the runtime depends on spec only; keep this module light
 
+    path = Path(path)  # a script's "items.jsonl" as well as a Path
     if path.is_dir():
         raise ConfigError(f"input file {path} is a directory; expected a JSONL file", file=str(path))
     if not path.is_file():

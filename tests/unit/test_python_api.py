@@ -452,3 +452,17 @@ def test_optimizing_a_team_whose_rounds_ask_for_no_ratings_is_refused(tmp_path: 
     rated = {**data, "nodes": {**data["nodes"], "r": {**data["nodes"]["r"], "ratings": {}}}}
     result = optimize(graph_from_data(rated), [{"question": "q"}], top_k=1, model=model, store=_db(tmp_path))
     assert len(result.team) == 1
+
+
+def test_read_items_takes_a_path_as_text(tmp_path: Path) -> None:
+    """``read_items("q.jsonl", spec)``, as a script writes it, failed with AttributeError ('str' has no is_dir)."""
+    from agentmesh.datasets import read_items
+
+    spec = agentmesh.resolve_graph("debate")
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"question": "What is 2+2?"}\n{"question": "What is 3+3?"}\n', encoding="utf-8")
+    items = read_items(str(data), spec)
+    assert [item.inputs["question"] for item in items] == ["What is 2+2?", "What is 3+3?"]
+    assert [item.inputs for item in read_items(data, spec)] == [item.inputs for item in items]
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_items(str(tmp_path / "missing.jsonl"), spec)
