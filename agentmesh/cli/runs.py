@@ -109,11 +109,23 @@ def delete(
         running = [r.id for r in records if r.status == "running" and not force]
         if running:  # the store refuses it too; said here before asking
             raise running_refused(running[0])
-        if not yes and not typer.confirm("Delete them?", default=False):
+        if not yes and not _confirmed("Delete them?"):
             console.print("nothing deleted")
             raise typer.Exit(1)
         count = store.delete_runs([r.id for r in records], force=force)
     console.print(f"deleted {len(records)} run(s) and {count} event(s); agentmesh db vacuum gives the space back")
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes, or no; no answer at all (stdin at its end: a script, cron, ``< /dev/null``) is a no that
+    says how not to be asked. click reads it as an abort: "aborted", exit 130, as if Ctrl-C had been pressed."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort as exc:
+        if not isinstance(exc.__context__, EOFError):  # Ctrl-C at the question: an abort indeed
+            raise
+        err_console.print("no answer (stdin is closed): -y (--yes) deletes without asking", highlight=False)
+        return False
 
 
 def show(

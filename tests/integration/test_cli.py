@@ -445,3 +445,20 @@ def test_a_command_that_reads_the_store_leaves_another_applications_database_alo
         with engine.connect() as conn:
             assert sa.inspect(conn).get_table_names() == ["users"]
         engine.dispose()
+
+
+def test_delete_without_an_answer_on_stdin_deletes_nothing_and_says_how_not_to_be_asked(
+    db: str, script: Path, capsys, monkeypatch
+) -> None:
+    """In a script or cron job (stdin at its end) the question got no answer: "aborted" and exit 130, as for
+    Ctrl-C, with nothing saying that -y was wanted."""
+    code, _, err = run_cli(["ask", "What is 2*3?", "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, out, err = run_cli(["delete", run.id[:8], "--db", db], capsys, monkeypatch)
+    assert code == 1 and "nothing deleted" in out
+    assert "no answer (stdin is closed): -y (--yes) deletes without asking" in err
+    with Store(db) as store:
+        assert store.count_runs() == 1
