@@ -111,7 +111,7 @@ def timeline_svg(story: Timeline) -> str | None:
         f'<rect width="{WIDTH:.0f}" height="{height:.0f}" fill="white"/>',
         f'<text x="14" y="22" font-size="14" font-weight="bold">{esc(title)}</text>',
         '<text x="14" y="40" font-size="11" fill="#555">a bar per model call, from its start to its answer; colour: '
-        "the step (node and round) it belongs to; red: failed; grey tick: served from a stored run</text>",
+        "the step (node and round) it belongs to; red, outlined: failed; grey tick: served from a stored run</text>",
     ]
     taken: list[tuple[float, float]] = []  # the axis labels' extents, so that none runs into another
     axis_y = height - 14
@@ -279,6 +279,9 @@ def _bar(number: int, step: Step, call: CallView, x: Callable[[datetime], float]
     x1, x2 = x(_start(call)), x(call.finished_at)
     tokens = f"{call.prompt_tokens or 0}+{call.completion_tokens or 0} tokens"
     css = "call failed" if call.error else "call"
+    # a failed bar is told by its thick dark outline too, not by its red alone: the steps' orange and pink bars
+    # are hard to tell from red for many readers
+    stroke = 'stroke="#450a0a" stroke-width="1.6"' if call.error else 'stroke="#1f2937" stroke-width="0.4"'
     if call.error:
         fill, tip = FAILED, f"{where}: failed after {_seconds(call.latency_s or 0)}: {call.error}"
     else:
@@ -287,5 +290,5 @@ def _bar(number: int, step: Step, call: CallView, x: Callable[[datetime], float]
         tip = f"{where}: {_seconds(call.latency_s or 0)}, {tokens} → {reply}"
     return (
         f'<rect x="{x1:.1f}" y="{y:.1f}" width="{max(x2 - x1, 1.5):.1f}" height="{BAR:.0f}" rx="2" fill="{fill}" '
-        f'stroke="#1f2937" stroke-width="0.4" class="{css}"><title>{esc(tip)}</title></rect>'
+        f'{stroke} class="{css}"><title>{esc(tip)}</title></rect>'
     )

@@ -105,6 +105,13 @@ def test_failed_calls_are_red_with_their_error(tmp_path: Path) -> None:
     failed = [b for b in bars if b[0] == "call failed"]
     assert len(failed) == 3 and len(bars) == 6
     assert all("failed after" in b[4] and "no rule left" in b[4] for b in failed)
+    # told apart by more than red, which the steps' orange and pink bars resemble: a thick dark outline
+    outlines = {
+        (r.get("class"), float(r.get("stroke-width") or 0))
+        for r in ET.fromstring(svg).iter(f"{SVG}rect")
+        if (r.get("class") or "").startswith("call")
+    }
+    assert outlines == {("call", 0.4), ("call failed", 1.6)}
 
 
 def _call(start_s: float, latency_s: float | None, *, timed: bool = True) -> CallView:
