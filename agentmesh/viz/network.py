@@ -138,7 +138,7 @@ def network_svg(
                 continue
             d = drawn[(rnd, slot)]
             score, radius = d.score, d.radius
-            fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score else "#dbeafe")
+            fill = "#e5e7eb" if (rnd, slot) in pruned else (shade(score, top_score) if score is not None else "#dbeafe")
             key = node.get("key")
             node_label = node.get("label")  # a reply that is no vote (a code writer's, a judge's): what it gave
             if key is not None:

@@ -114,3 +114,17 @@ def test_long_answers_stay_in_their_column_and_in_the_picture(kind: str) -> None
         for cx, cy, r in circles:
             same_row = abs(cy - (baseline - 4)) < r
             assert not (same_row and cx - r < right and left < cx + r), (text, left, right, cx)
+
+
+def test_a_node_of_no_importance_is_the_lightest_not_the_no_score_blue() -> None:
+    """A node whose importance was exactly 0 got the light blue of a run without scores, darker than a node of
+    importance 0.05: it read as mattering more than one that mattered a little."""
+    history = [{"round": 1, "nodes": [{"slot": s, "key": "1"} for s in range(3)]}]
+    root = ET.fromstring(network_svg(history, ["a", "b", "c"], importance={"1,0": 0.0, "1,1": 1.0, "1,2": 0.05}))
+    fills = [c.get("fill") or "" for c in root.iter(f"{SVG}circle")]
+
+    def lightness(colour: str) -> int:
+        return sum(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+    assert lightness(fills[0]) >= lightness(fills[2]) > lightness(fills[1])
+    assert fills[0] == "#ffffff"
