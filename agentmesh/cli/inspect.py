@@ -214,12 +214,13 @@ def export(
                 "import stores it as interrupted"
             )
         )
-    text = json.dumps(export_run(record, events, outputs, target_sets), ensure_ascii=False, indent=1)
+    document = export_run(record, events, outputs, target_sets)
+    text = json.dumps(document, ensure_ascii=False, indent=1)
     if out is None:
         print(text)
     else:
         write_output(out, text)
-        err_console.print(Text(f"run {record.id[:12]}: {len(events)} events written to {out}"))
+        err_console.print(Text(f"run {record.id[:12]}: {len(document['events'])} events written to {out}"))
 
 
 def import_(

@@ -46,9 +46,11 @@ def export_run(
         "version": VERSION,
         "store_schema_version": SCHEMA_VERSION,
         "run": redact(run),
+        # an imported run's outputs event is what "outputs" carries: exported too, each round trip added one more
         "events": [
             redact({k: v for k, v in e.model_dump(mode="json").items() if k not in ("id", "run_id")})
             for e in run_events
+            if not (e.kind == OUTPUTS_EVENT and outputs is not None)
         ],
         "outputs": redact(dict(outputs)) if outputs is not None else None,
         **(pinned if target_sets else {}),
@@ -172,6 +174,8 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
         meta[IMPORTED_PINS] = [p.model_dump(mode="json", exclude={"embeddings"}) for p in pinned]
     rows = []
     for event in run_events:
+        if event["kind"] == OUTPUTS_EVENT and document.get("outputs") is not None:
+            continue  # an export by an older agentmesh carried the outputs twice: once is kept, below
         fields: dict[str, Any] = {k: event.get(k) for k in _EVENT_FIELDS}
         fields["usage_estimated"] = bool(fields["usage_estimated"])
         row = event_row(str(event["kind"]), **fields)

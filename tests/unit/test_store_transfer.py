@@ -75,3 +75,20 @@ def test_a_run_exported_while_it_ran_is_imported_as_interrupted(store_url: str) 
             "status": "running",
         }
         store.delete_runs([copy_id])  # no --force needed
+
+
+def test_a_run_moved_back_and_forth_keeps_one_copy_of_its_outputs(store_url: str) -> None:
+    """An imported run's outputs are an event of its own; exported again, that event went out beside the document's
+    "outputs", and the next import stored both: one more outputs event per round trip."""
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {"question": "q"})
+        store.finish_run(run_id, "succeeded", stop_reason="completed")
+        document = export_run(store.get_run(run_id), store.events(run_id), {"vote": {"answer": "4"}})
+        for trip in range(3):
+            copy_id = import_run(store, copy.deepcopy(document), new_id=f"trip-{trip}")
+            assert [e.kind for e in store.events(copy_id)] == ["final_outputs"]
+            document = export_run(store.get_run(copy_id), store.events(copy_id), {"vote": {"answer": "4"}})
+            assert document["events"] == []
+        older = {**document, "events": [{"kind": "final_outputs", "data": {"vote": {"answer": "4"}}}]}
+        copy_id = import_run(store, older, new_id="from-an-older-export")  # it carried the outputs twice
+        assert [e.kind for e in store.events(copy_id)] == ["final_outputs"]
