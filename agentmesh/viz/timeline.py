@@ -50,6 +50,16 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.3g} ms"
 
 
+def _tick_label(value: float, tick: float) -> str:
+    """A tick's time with as many decimals as the ticks' interval needs: to three significant digits, 501.5 s
+    read "502 s" after a cut stretch, beside the tick of 502 s."""
+    if value == 0:
+        return "0 s"
+    if value >= 1:
+        return f"{value:.{max(0, math.ceil(-math.log10(tick) - 1e-9))}f} s"
+    return f"{value * 1000:.{max(0, math.ceil(-math.log10(tick * 1000) - 1e-9))}f} ms"
+
+
 def _ratio(value: float) -> str:
     """Calls at once on average: two significant digits (0.045, 1.6, 12), never a bare 0.0."""
     return f"{value:.2g}" if value < 100 else f"{value:.0f}"
@@ -143,7 +153,7 @@ def timeline_svg(story: Timeline) -> str | None:
         e0, e1 = piece.elapsed(start)
         for i in range(math.ceil(e0 / tick - 1e-9), math.floor(e1 / tick + 1e-9) + 1):
             tx = piece.at(start + timedelta(seconds=i * tick))
-            text = _seconds(round(i * tick, 6))
+            text = _tick_label(i * tick, tick)
             w = text_width(text, 10.5)
             if any(tx - w / 2 - 4 < b and a < tx + w / 2 + 4 for a, b in taken):
                 continue

@@ -225,6 +225,11 @@ def test_a_long_stretch_without_calls_is_cut_short() -> None:
     for (_, right, a), (left, _, b) in itertools.pairwise(spans):
         assert right <= left, (a, b)
     assert spans[-1][1] <= float(root.get("width") or 0)
+    # a label says the time at its place: the same px per second on both sides of the cut ("502 s" stood at 501.5 s)
+    ticks = sorted((float(t.get("x") or 0), _as_seconds(t.text or "")) for t in axis if "idle" not in (t.text or ""))
+    pairs = [(a, b) for a, b in itertools.pairwise(ticks) if (a[0] < x0) == (b[0] < x0)]  # same side of the cut
+    scales = [(x2 - x1) / (v2 - v1) for (x1, v1), (x2, v2) in pairs]
+    assert len(ticks) >= 4 and max(scales) - min(scales) < 2, ticks
 
 
 def test_every_picture_of_a_report_scrolls_in_a_box_of_the_pages_width(tmp_path: Path) -> None:
