@@ -153,6 +153,8 @@ def upgrade_engine(engine: sa.Engine) -> str:
         revision = current_revision(connection)
         if revision is not None and not _is_older_or_current(revision):
             check_revision(revision, url)  # newer than this code: refuse to touch it
+        if revision is None:  # as a store's first open does: it said "cannot open ...: table runs already exists"
+            _refuse_foreign_tables(connection, url)
         command.upgrade(alembic_config(connection), head_revision())
     return head_revision()
 

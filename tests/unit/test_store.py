@@ -661,6 +661,8 @@ def test_a_database_with_tables_of_agentmeshs_names_but_no_revision_is_refused_u
         refused = r"is not an agentmesh database: .* tables named runs; nothing was changed"
         with pytest.raises(StoreError, match=refused):
             Store(store_url)
+        with pytest.raises(StoreError, match=refused):  # `agentmesh db upgrade`: "cannot open ...: table runs exists"
+            upgrade_database(store_url)
         with foreign.connect() as conn:
             assert conn.execute(sa.text("SELECT payload FROM runs")).scalar_one() == "theirs"
             assert sorted(sa.inspect(conn).get_table_names()) == ["runs", "users"]
