@@ -1,6 +1,7 @@
 """Drawings: graph specs as Mermaid text or a self-contained SVG (no external tools).
 
-A leaf package: it reads :mod:`agentmesh.spec` objects and imports nothing else of agentmesh. The SVG drawing
+What this module exports reads :mod:`agentmesh.spec` objects only (the reports, :mod:`.report` and :mod:`.batch`,
+also read stored runs, their timelines and answers, and are imported by name). The SVG drawing
 primitives (boxes, arrows, text, a layered layout) are generic, for other drawings such as agent networks per
 round: :func:`svg_layers` with :class:`Box` and :class:`Arrow`.
 """
