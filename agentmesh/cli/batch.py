@@ -11,6 +11,7 @@ which runs to resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -271,7 +272,8 @@ async def resume_claimed(
     except BaseException:
         # failed or cut before it began (a model that does not resolve, a cancel before its first step): the run is
         # given back as it was, not left "running" under this process; one that began was finished by its resume
-        store.release_claim(record)
+        with contextlib.suppress(AgentmeshError):  # the store failing too: its first error is the one to say
+            store.release_claim(record)
         raise
 
 
