@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -184,7 +185,7 @@ class ModelClient:
                     endpoint=self.provider.endpoint,
                 ) from exc
             latency = time.perf_counter() - started
-            choices = [_answer_apart(c) for c in result.choices]
+            choices = [_answer_apart(_whole_text(c)) for c in result.choices]
             usage = self._usage(request, result.usage, choices)
             used = usage.total_tokens
         finally:
@@ -270,6 +271,21 @@ async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
         # the timer's cancel request back so the task's cancel count stays balanced (as asyncio.timeout does)
         task.uncancel()
     return result
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_text(choice: Choice) -> Choice:
+    """``choice`` with lone surrogates in its text replaced by U+FFFD: a server that cuts an emoji in half at
+    ``max_tokens`` sends ``"\\ud83d"`` in its JSON, which decodes to a string no encoder accepts, so the answer could
+    be neither stored, checkpointed nor printed, and the run failed. ``isascii`` is O(1): ASCII replies cost no scan."""
+    fixed: dict[str, str] = {}
+    for field in ("text", "reasoning"):
+        value = getattr(choice, field)
+        if value is not None and not value.isascii() and _SURROGATE.search(value):
+            fixed[field] = _SURROGATE.sub("\ufffd", value)
+    return choice.model_copy(update=fixed) if fixed else choice
 
 
 def _answer_apart(choice: Choice) -> Choice:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,10 @@ def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if not _type_ok(ispec, out[name]):
             problems.append(f"input {name!r} should be {ispec.type}, got {type(out[name]).__name__} {out[name]!r}")
+            continue
+        broken = _not_unicode(out[name])
+        if broken is not None:
+            problems.append(f"input {name!r}: {broken}")
     unknown = sorted(set(out) - set(spec.inputs))
     if unknown:
         problems.append(
@@ -190,6 +195,25 @@ def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems), graph=spec.name)
     return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_unicode(value: Any) -> str | None:
+    """Why ``value`` (or a string inside it) is not Unicode text, else ``None``. A lone surrogate is what Python
+    makes of a byte that is not UTF-8 in a command-line argument (``-i question=$'caf\\xe9'`` from a Latin-1
+    terminal); no encoder accepts it, so the run failed with a traceback while storing its inputs."""
+    if isinstance(value, str):
+        found = None if value.isascii() else _SURROGATE.search(value)
+        if found is None:
+            return None
+        return (
+            f"not Unicode text (a lone surrogate U+{ord(found.group()):04X} at character {found.start()}: on the "
+            "command line, a byte that is not UTF-8); give UTF-8 text"
+        )
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
+    return next((found for found in map(_not_unicode, items) if found is not None), None)
 
 
 def _type_ok(ispec: InputSpec, value: Any) -> bool:

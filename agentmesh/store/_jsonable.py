@@ -5,13 +5,15 @@ nothing else: never a pickled object, never a type that needs importing to read 
 means the redactor sees every nested value (a pydantic model is dumped before its fields are inspected, so a
 secret inside one cannot slip past). Two values that databases reject are neutralised here instead of failing a
 write that would lose a record: NaN/Infinity (invalid JSON; Postgres refuses it) become ``null``, and NUL
-characters (Postgres text cannot hold them) become U+FFFD.
+characters (Postgres text cannot hold them) and lone surrogates (not Unicode text: half an emoji a server cut at
+``max_tokens``, a byte that is not UTF-8 as Python reads it; no database encodes them) become U+FFFD.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -28,9 +30,18 @@ from agentmesh.errors import StoreError
 JSONValue: TypeAlias = dict[str, "JSONValue"] | list["JSONValue"] | str | int | float | bool | None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def clean_text(text: str) -> str:
-    """``text`` without NUL characters, which Postgres cannot store in text or JSONB."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    """``text`` without NUL characters (Postgres cannot store them in text or JSONB) or lone surrogates (no
+    database can encode them), each replaced by U+FFFD. ``isascii`` is O(1) in CPython, so ASCII text costs no scan.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def to_jsonable(value: Any, *, where: str = "value") -> JSONValue:

@@ -197,7 +197,7 @@ def redact_json(value: Any, *, where: str = "value") -> JSONValue:
 def _plain(value: Any) -> JSONValue:
     kind = type(value)
     if kind is str:
-        return mask_secrets(value.replace("\x00", "\ufffd") if "\x00" in value else value)
+        return mask_secrets(clean_text(value))
     if kind is dict:
         # the entries are handled inline (not by a call per entry): most are short strings and numbers, and this
         # runs for every event a run records
@@ -205,11 +205,11 @@ def _plain(value: Any) -> JSONValue:
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
-            if "\x00" in key:
+            if "\x00" in key or not key.isascii():
                 key = clean_text(key)
             item_kind = type(item)
             if item_kind is str:
-                if "\x00" in item:
+                if "\x00" in item or not item.isascii():
                     item = clean_text(item)
                 if item == "":
                     out[key] = item

@@ -466,3 +466,34 @@ def test_read_items_takes_a_path_as_text(tmp_path: Path) -> None:
     assert [item.inputs for item in read_items(data, spec)] == [item.inputs for item in items]
     with pytest.raises(ConfigError, match="does not exist"):
         read_items(str(tmp_path / "missing.jsonl"), spec)
+
+
+def test_text_that_is_not_unicode_is_refused_as_input_and_mended_in_a_reply(tmp_path: Path) -> None:
+    """A lone surrogate (a shell's non-UTF-8 byte as Python reads it, half an emoji a server cut at max_tokens)
+    can be encoded by no database: the run failed with a UnicodeEncodeError traceback while storing it."""
+    spec = agentmesh.resolve_graph("debate")
+    with pytest.raises(
+        ConfigError, match=r"input 'question': not Unicode text \(a lone surrogate U\+DCE9 at character 3"
+    ):
+        agentmesh.run(spec, {"question": "caf\udce9?"}, model=ScriptedModel(default="x"), store=_db(tmp_path))
+    listed = graph_from_data(
+        {
+            "name": "listed",
+            "inputs": {"question": {"type": "string"}, "notes": {"type": "list", "required": False}},
+            "agents": {"a": {"prompt": "{{ question }}"}},
+            "nodes": {"n": {"op": "call", "agent": "a"}},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"input 'notes': not Unicode text \(a lone surrogate U\+DCFF at character 1"):
+        agentmesh.run(
+            listed, {"question": "q", "notes": ["ok", "x\udcff"]}, model=ScriptedModel(default="x"), store=_db(tmp_path)
+        )
+    with Store(_db(tmp_path)) as store:
+        assert store.list_runs() == []
+    cut = ScriptedModel(default="\\boxed{7} \ud83d")  # a cut emoji: the high half alone
+    result = agentmesh.run(spec, {"question": "What is 3+4?"}, model=cut, store=_db(tmp_path))
+    assert result.status == "succeeded" and result.answer == "7"
+    assert result.outputs["debate"]["answers"][0]["text"] == "\\boxed{7} \ufffd"
+    with Store(_db(tmp_path)) as store:
+        calls = store.events(result.run_id, kind="model_call")
+        assert calls and all(e.response["choices"][0]["text"] == "\\boxed{7} \ufffd" for e in calls)

@@ -189,6 +189,8 @@ def test_to_jsonable_converts_common_types() -> None:
             "nan": math.nan,
             "inf": math.inf,
             "nul": "a\x00b",
+            "cut emoji": "smile \ud83d",  # a lone surrogate: no database encodes it
+            "k\udcff": "caf\udce9",
             1: "int key",
         }
     )
@@ -205,6 +207,8 @@ def test_to_jsonable_converts_common_types() -> None:
         "nan": None,
         "inf": None,
         "nul": "a\ufffdb",
+        "cut emoji": "smile \ufffd",
+        "k\ufffd": "caf\ufffd",
         "1": "int key",
     }
     # Converted before redaction, so the key inside the pydantic model is caught too.
@@ -237,6 +241,8 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
         "",
         "plain text",
         "nul\x00inside",
+        "caf\udce9 and \ud83d",  # lone surrogates
+        "café ✓",
         f"quoting {OPENAI_KEY} in a prompt",
         "Authorization: Bearer abcdefghijklmnop",
         "AbCdEfGhIjKlMnOp12345678",  # opaque: a credential under a "token" key, text elsewhere
@@ -251,7 +257,19 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
         return rng.choice(leaves)
     if rng.random() < 0.5:
         return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    keys = ["role", "content", "api_key", "token", "max_tokens", "password", "text", "clientSecret", "\x00k", "usage"]
+    keys = [
+        "role",
+        "content",
+        "api_key",
+        "token",
+        "max_tokens",
+        "password",
+        "text",
+        "clientSecret",
+        "\x00k",
+        "k\udcff",
+        "usage",
+    ]
     out: dict[object, object] = {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
     if rng.random() < 0.1:
         out[3] = "a non-string key"
