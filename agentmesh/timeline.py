@@ -209,7 +209,9 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
             mine = [c for c in pending if c.node.split("#")[0] == e.node]
             pending = [c for c in pending if c.node.split("#")[0] != e.node]
             op = spec.nodes[e.node].op if spec is not None and e.node in spec.nodes else ""
-            steps.append(Step(e.node, op, e.round, dict(e.data or {}), mine))
+            # a result that is not an object (an imported run's, from an older agentmesh that did not check) is
+            # shown as a step without details rather than failing the whole timeline
+            steps.append(Step(e.node, op, e.round, dict(e.data) if isinstance(e.data, Mapping) else {}, mine))
     if pending:  # calls outside any node (``agentmesh ask``), or of a step the run never finished
         done = str(record.status) == "succeeded"
         steps.append(Step(pending[0].node, "", pending[0].round, {} if done else {"unfinished": True}, pending))

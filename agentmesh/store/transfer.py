@@ -139,7 +139,39 @@ def _check(document: Any, where: str) -> tuple[dict[str, Any], list[dict[str, An
             checked_events.append(_Event.model_validate(event).model_dump())
         except ValidationError as exc:
             raise _invalid(where, f"event {i}", exc) from None
+        for name in _OBJECTS.get(event["kind"], ()):
+            value = event.get(name)
+            if value is not None and not isinstance(value, Mapping):
+                raise StoreError(
+                    f"{where}: event {i} ({event['kind']}): {name} should be an object, got {_shown(value)}; "
+                    "nothing imported"
+                )
+    outputs = document.get("outputs")
+    if outputs is not None:
+        bad = (
+            [
+                f"{node!r}: {_shown(out)}"
+                for node, out in outputs.items()
+                if out is not None and not isinstance(out, Mapping)
+            ]
+            if isinstance(outputs, Mapping)
+            else [_shown(outputs)]
+        )
+        if bad:
+            raise StoreError(
+                f"{where}: 'outputs' should map each node to an object, got {', '.join(bad[:3])}; nothing imported"
+            )
     return checked, checked_events
+
+
+#: What the events agentmesh reads back hold as objects (a model call's request and response, a node's result):
+#: anything else there broke ``show``, ``report``, ``replay`` and ``runs`` of the store it was imported into.
+_OBJECTS: dict[str, tuple[str, ...]] = {"model_call": ("request", "response"), "node_result": ("data",)}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def import_run(store: Store, document: Any, *, where: str = "export", new_id: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,11 +41,26 @@ def _set(part: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("run", "id", ""), "the run: id: String should have at least 1 character"),
         (_set("event", "round", "x"), "event 0: round: Input should be a valid integer"),
         (_set("event", "created_at", "soon"), "event 0: created_at:"),
+        (_set("event", "response", "garbage"), "event 0 (model_call): response should be an object, got str"),
+        (_set("event", "request", [1, 2]), "event 0 (model_call): request should be an object, got list [1, 2]"),
+        (_set("run", "graph", "g"), None),  # unchanged: the outputs below are at fault
     ],
-    ids=["status", "date", "inputs", "totals", "meta", "empty-id", "round", "event-date"],
+    ids=[
+        "status",
+        "date",
+        "inputs",
+        "totals",
+        "meta",
+        "empty-id",
+        "round",
+        "event-date",
+        "response",
+        "request",
+        "outputs",
+    ],
 )
 def test_an_export_with_a_field_of_the_wrong_type_is_refused_by_name_and_nothing_is_stored(
-    store_url: str, change: Callable[[dict[str, Any]], None], said: str
+    store_url: str, change: Callable[[dict[str, Any]], None], said: str | None
 ) -> None:
     """Such a document was stored as it was: a status that is not one made every later `agentmesh runs` of the
     store fail on reading it back, a date that is not one was a traceback, a round that is not a number failed on
@@ -52,6 +68,9 @@ def test_an_export_with_a_field_of_the_wrong_type_is_refused_by_name_and_nothing
     with Store(store_url) as target:
         document = _exported(target)
         change(document)
+        if said is None:  # outputs that are not one object per node broke `agentmesh runs` of the whole store
+            document["outputs"] = {"vote": "notadict"}
+            said = "'outputs' should map each node to an object, got 'vote': str 'notadict'"
         before = target.count_runs()
         with pytest.raises(StoreError) as caught:
             import_run(target, document, where="run.json", new_id="imported-copy")
@@ -92,3 +111,15 @@ def test_a_run_moved_back_and_forth_keeps_one_copy_of_its_outputs(store_url: str
         older = {**document, "events": [{"kind": "final_outputs", "data": {"vote": {"answer": "4"}}}]}
         copy_id = import_run(store, older, new_id="from-an-older-export")  # it carried the outputs twice
         assert [e.kind for e in store.events(copy_id)] == ["final_outputs"]
+
+
+def test_a_node_result_that_is_not_an_object_does_not_break_the_timeline(tmp_path: Path) -> None:
+    """A run imported by an agentmesh that did not check its events: `show` and `report` of it were a TypeError."""
+    from agentmesh.timeline import load_timeline
+
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        run_id = store.create_run("g", {})
+        store.record_events(run_id, [event_row("node_result", node="vote", data=[1])])
+        store.finish_run(run_id, "succeeded", stop_reason="completed")
+        (step,) = load_timeline(store, run_id).steps
+        assert step.node == "vote" and step.summary == {}
