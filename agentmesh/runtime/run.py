@@ -388,16 +388,29 @@ async def aresume(
         await _check_card_models(spec)
         client = model_for(model, db) if model is not None else stored_model(record, db)
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
-        await asyncio.to_thread(db.mark_running, record.id)
-        # The budget holds over the whole run: what was spent before the interruption counts.
-        extra = Budget.model_validate(record.meta["budget"]) if record.meta.get("budget") else None
-        responses = [r.response for r in recorded.values()]
-        tracker = BudgetTracker(
-            _budgets(spec, extra),
-            calls=len(responses),
-            tokens=sum(r.usage.total_tokens for r in responses),
-            cost_usd=sum(r.cost_usd or 0.0 for r in responses),
-        )
+        # Claimed, not just marked running: two resumes of one run at once (two scripts, a script beside
+        # `agentmesh resume`) both read it as interrupted, and both would make its calls. The claim holds only if the
+        # run is still as read; the loser changes nothing.
+        if not await db.aclaim_run(record):
+            now = await asyncio.to_thread(db.get_run, record.id)
+            raise ConfigError(
+                f"run {record.id}: {describe_owner(now.meta.get(OWNER_KEY))} resumed it first (it is {now.status} "
+                "now); nothing was resumed here",
+                run=record.id,
+            )
+        try:
+            # The budget holds over the whole run: what was spent before the interruption counts.
+            extra = Budget.model_validate(record.meta["budget"]) if record.meta.get("budget") else None
+            responses = [r.response for r in recorded.values()]
+            tracker = BudgetTracker(
+                _budgets(spec, extra),
+                calls=len(responses),
+                tokens=sum(r.usage.total_tokens for r in responses),
+                cost_usd=sum(r.cost_usd or 0.0 for r in responses),
+            )
+        except BaseException:
+            db.release_claim(record)  # not begun: the run is as it was, not left "running" under this process
+            raise
         return await _execute(spec, db, record.id, client, record.inputs, tracker, listening, recorded, fresh=False)
     finally:
         if client is not None and _owns(model):

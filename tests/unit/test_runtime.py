@@ -219,6 +219,37 @@ def test_resume_refuses_a_run_its_live_process_is_running_unless_forced(db: str)
     assert result.status == "succeeded" and result.answer == "8" and len(model.calls) == calls  # all recorded
 
 
+def test_two_resumes_of_one_run_at_once_resume_it_once(db: str) -> None:
+    """Both read the failed run as failed and both resumed it, making its remaining calls twice into one record;
+    now the run is claimed, and the second resume changes nothing."""
+    failing = ScriptedModel([{"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]}])
+    with pytest.raises(ScriptExhaustedError):
+        run(debate(rounds=2), {"question": "q"}, model=failing, store=db)
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{5}", "delay_s": 0.02}])
+
+    async def both() -> list[Any]:
+        with Store(db) as store:
+            return await asyncio.gather(
+                aresume(failed.id, store=store, model=model),
+                aresume(failed.id, store=store, model=model),
+                return_exceptions=True,
+            )
+
+    outcomes = asyncio.run(both())
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(done) == 1 and done[0].status == "succeeded", outcomes
+    assert len(refused) == 1 and isinstance(refused[0], ConfigError)
+    assert f"run {failed.id}: process {os.getpid()} on " in str(refused[0]) and "resumed it first" in str(refused[0])
+    assert len(model.calls) == 3  # round 2's three calls, once (round 1's were recorded)
+    with Store(db) as store:
+        events = [e for e in store.events(failed.id, kind="model_call") if e.response is not None]
+    keys = [(e.round, e.call_index) for e in events]
+    assert len(keys) == len(set(keys)) == 6, "no call was made twice"
+
+
 def test_resume_detects_a_changed_prompt(db: str, tmp_path: Path) -> None:
     failing = ScriptedModel([{"agent": "debater", "round": 1, "responses": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]}])
     with pytest.raises(ScriptExhaustedError):
