@@ -643,7 +643,7 @@ def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:
     order = [spec.output_node(), *reversed(list(spec.nodes))]
     for name in order:
         out = outputs.get(name)
-        if not out:
+        if not out or not isinstance(out, Mapping):  # (an imported or hand-edited run's node result, unchecked)
             continue
         if "answer" in out:
             return {k: out.get(k) for k in ("answer", "value", "text")}

@@ -50,7 +50,7 @@ def zero_totals() -> dict[str, Any]:
         "prompt_tokens": 0,
         "completion_tokens": 0,
         "total_tokens": 0,
-        "cost_usd": None,
+        "cost_usd": 0.0,
         "estimated_tokens": False,
         "errors": 0,
     }
@@ -259,7 +259,8 @@ class Store(TargetMethods):
                 "total_tokens": int(agg[3]),
                 # unknown when a call's price is (a model missing from the price table): a sum of the others would
                 # pass for the run's cost, "$0" beside an embedded model's free calls
-                "cost_usd": None if agg[4] is None or int(agg[7]) else float(agg[4]),
+                # (no call at all: nothing was spent, so $0 rather than unknown)
+                "cost_usd": 0.0 if int(agg[0]) == 0 else None if agg[4] is None or int(agg[7]) else float(agg[4]),
                 "estimated_tokens": bool(agg[5]),
                 "errors": int(agg[6]),
             }

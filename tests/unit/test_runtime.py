@@ -723,3 +723,20 @@ def test_a_prompt_expression_that_fails_on_a_value_is_a_run_error(db: str) -> No
     )
     with pytest.raises(RunError, match=r"node 'a': agent 'w': prompt template failed: TypeError: can only concatenate"):
         run(spec, {"n": {"k": "three"}}, model=ScriptedModel([], default="ok"), store=db)
+
+
+def test_a_run_without_model_calls_cost_nothing_not_an_unknown_amount(db: str) -> None:
+    """A run that made no call (functions only, or interrupted before its first) summed no prices: its cost was
+    None, which `show` and the summaries read as unknown (n/a)."""
+
+    @register_function("test_no_calls_constant")
+    def constant(outputs: Any, inputs: Any) -> dict[str, Any]:
+        return {"answer": 1}
+
+    spec = graph_from_data(
+        {"name": "no_calls", "nodes": {"f": {"op": "function", "function": "test_no_calls_constant"}}}
+    )
+    result = run(spec, {}, model=ScriptedModel([]), store=db)
+    assert result.calls == 0 and result.cost_usd == 0.0 and result.answer == 1
+    with Store(db) as store:
+        assert store.get_run(result.run_id).totals["cost_usd"] == 0.0
