@@ -553,14 +553,21 @@ def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
     """(calls, tokens, cost) of a batch's run, from its result or, for a failed one, its stored totals."""
     r = o.result
     if r is not None:
-        return r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
-    return int(o.totals.get("calls", 0)), int(o.totals.get("total_tokens", 0)), o.totals.get("cost_usd")
+        calls, tokens, cost = r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
+    else:
+        calls, tokens, cost = (
+            int(o.totals.get("calls", 0)),
+            int(o.totals.get("total_tokens", 0)),
+            o.totals.get("cost_usd"),
+        )
+    return calls, tokens, 0.0 if cost is None and calls == 0 else cost  # no call (no run stored): nothing spent
 
 
 def _total_cost(costs: Iterable[float | None]) -> float | None:
-    """The sum of known costs; unknown (None) only when no cost is known."""
-    known = [c for c in costs if c is not None]
-    return sum(known) if known else None
+    """The sum of the costs; unknown (None, shown n/a) when one of them is: a sum of the known ones would pass for
+    the batch's cost (as a run's cost is unknown when one of its calls' is, README's "rather than a partial sum")."""
+    found = list(costs)
+    return None if any(c is None for c in found) else sum(c for c in found if c is not None)
 
 
 def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: int = 160) -> Table:

@@ -205,3 +205,35 @@ def test_a_run_deleted_while_it_ran_does_not_sink_the_batch_summary(
     assert exited.value.exit_code == 1
     (item,) = json.loads(capsys.readouterr().out)
     assert item["status"] == "failed" and item["error"].endswith("(the run is no longer stored: deleted while it ran)")
+
+
+def test_a_batch_cost_with_a_run_of_unknown_cost_is_unknown_not_a_partial_sum() -> None:
+    """README: a cost is n/a "rather than a partial sum"; the batch's total summed the known costs only. A line
+    that failed before its run made a call cost nothing, and does not make the total unknown."""
+    from agentmesh.cli.batch import _total_cost, _usage, digest_table
+
+    def done(run_id: str, cost: float | None) -> ItemOutcome:
+        result = RunResult(
+            run_id=run_id,
+            graph="g",
+            status="succeeded",
+            stop_reason="completed",
+            outputs={},
+            calls=2,
+            prompt_tokens=10,
+            completion_tokens=5,
+            cost_usd=cost,
+        )
+        return ItemOutcome(line=1, inputs={}, run_id=run_id, result=result)
+
+    never = ItemOutcome(line=3, inputs={}, error="bad input")
+    priced, unpriced = done("a", 0.25), done("b", None)
+    assert _usage(never) == (0, 0, 0.0)
+    assert _total_cost(_usage(o)[2] for o in (priced, never)) == 0.25
+    assert _total_cost(_usage(o)[2] for o in (priced, unpriced, never)) is None
+    from rich.console import Console
+
+    out = Console(width=200, record=True)
+    out.print(digest_table("batch", [priced, unpriced, never]))
+    total = next(line for line in out.export_text().splitlines() if "total" in line)
+    assert "n/a" in total and "0.25" not in total
