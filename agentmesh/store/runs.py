@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -18,7 +19,7 @@ from uuid import uuid4
 
 import sqlalchemy as sa
 
-from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.errors import ConfigError, RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store._checkpoint_rows import delete_threads
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
@@ -67,6 +68,13 @@ class Store(TargetMethods):
     """
 
     def __init__(self, url: str | None = None) -> None:
+        if url is not None and not isinstance(url, str):
+            # a pathlib.Path failed in SQLAlchemy's URL parser as "expected string or bytes-like object"
+            hint = f" (a SQLite file: 'sqlite:///{url}')" if isinstance(url, os.PathLike) else ""
+            raise ConfigError(
+                f"Store: expected a database URL such as 'sqlite:///runs.db' or 'postgresql://user@host/db', or None "
+                f"(the default store), got {type(url).__name__} {str(url)!r:.80}{hint}"
+            )
         resolved = resolve_db_url(url)
         self.url = mask_url(resolved)
         self.engine = make_engine(resolved)

@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 import agentmesh.store.migrate as migrate
-from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.errors import ConfigError, RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import fork, replay
@@ -688,3 +688,12 @@ def test_a_runs_cost_is_unknown_when_one_of_its_calls_price_is(store_url: str) -
             totals = store.finish_run(run_id, RunStatus.SUCCEEDED).totals
             assert totals["calls"] == 3 and totals["errors"] == 1
             assert totals["cost_usd"] == (None if expected is None else pytest.approx(expected)), costs
+
+
+def test_a_store_given_a_path_says_to_give_a_url(tmp_path: Path) -> None:
+    """``Store(Path("runs.db"))`` failed in SQLAlchemy's URL parser: "expected string or bytes-like object"."""
+    with pytest.raises(
+        ConfigError, match=r"Store: expected a database URL .* got PosixPath .*\(a SQLite file: 'sqlite:///"
+    ):
+        Store(tmp_path / "runs.db")  # type: ignore[arg-type]
+    assert not (tmp_path / "runs.db").exists()
