@@ -31,7 +31,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import afork, areplay
 from agentmesh.runtime.run import stored_answers, stored_outputs
 from agentmesh.spec.loader import graph_from_data
-from agentmesh.store import RunRecord, RunStatus
+from agentmesh.store import RunStatus
 from agentmesh.store.transfer import export_run, import_run
 from agentmesh.timeline import diff_timelines, load_timeline
 from agentmesh.viz.batch import batch_html
@@ -65,8 +65,6 @@ def replay(
                 raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
             report = run_async(areplay(run, store=store, graph=graph))
             _print_replay(report)
-            if report.divergence is not None:
-                _say_if_cut_short(store.get_run(report.run_id))
             if not report.identical:
                 raise typer.Exit(1)
             return
@@ -88,21 +86,6 @@ def _answer(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _say_if_cut_short(record: RunRecord) -> None:
-    """After a divergence: a run that never finished (interrupted, failed, still running) made no call past where it
-    stopped, so its replay diverges there whatever the graph -- the divergence's own words blame a changed graph or
-    inputs, which sent people looking for an edit that was never made."""
-    if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
-        return
-    calls = (record.totals or {}).get("calls", 0)
-    console.print(
-        f"note: run {record.id[:12]} is {record.status} ({escape(record.stop_reason or record.error or '-')}) after "
-        f"{calls} calls: it never made the calls after those, so a replay stops there with the graph unchanged; "
-        f"[bold]agentmesh resume {record.id[:12]}[/] continues it",
-        highlight=False,
-    )
-
-
 def _print_replay(report: object) -> None:
     from agentmesh.runtime.replay import ReplayReport
 
@@ -111,6 +94,8 @@ def _print_replay(report: object) -> None:
     if report.divergence is not None:
         console.print(f"[bold red]{escape(head)}diverged[/] after {report.served} served calls", highlight=False)
         console.print(escape(str(report.divergence)), highlight=False)
+        if report.note is not None:
+            console.print(f"note: {escape(report.note)}", highlight=False)
         return
     state = "[green]identical[/]" if report.identical else "[red]different[/]"
     console.print(

@@ -51,7 +51,7 @@ from agentmesh.runtime.run import (
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
-from agentmesh.store import EventRecord, RunRecord, Store
+from agentmesh.store import EventRecord, RunRecord, RunStatus, Store
 
 
 class _NoModel(Provider):
@@ -90,6 +90,10 @@ class ReplayReport:
     divergence: ReplayDivergence | None = None
     compared: bool = True
     source: str = "stored spec"
+    note: str | None = None
+    """With a divergence of a run that never finished (interrupted, failed, still running): that it made no call
+    past where it stopped, so its replay diverges there whatever the graph, and that ``resume`` continues it. The
+    divergence's own words blame a changed graph or inputs, which sent people looking for an edit never made."""
 
     @property
     def identical(self) -> bool:
@@ -128,6 +132,18 @@ def current_spec(record: RunRecord, graph: str | Path | GraphSpec | None = None)
             except ConfigError:
                 pass  # a built-in gone since: the stored spec is what is left
     return _spec_of(record), "stored spec"
+
+
+def _cut_short(record: RunRecord) -> str | None:
+    """:attr:`ReplayReport.note` for ``record``: ``None`` when the run ended on its own."""
+    if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
+        return None
+    calls = (record.totals or {}).get("calls", 0)
+    return (
+        f"run {record.id[:12]} is {record.status} ({record.stop_reason or record.error or '-'}) after {calls} calls: "
+        f"it never made the calls after those, so a replay stops there with the graph unchanged; agentmesh resume "
+        f"{record.id[:12]} continues it (resume() in Python)"
+    )
 
 
 def _budget_of(record: RunRecord) -> Budget | None:
@@ -195,6 +211,7 @@ async def areplay(
             except ReplayDivergence as exc:
                 report.divergence = exc
                 report.served = len(served)
+                report.note = _cut_short(record)
                 return report
         finally:
             scratch.close()

@@ -19,6 +19,7 @@ from typing import TypeVar
 import pytest
 from rich.console import Console
 
+from agentmesh.runtime.replay import replay
 from agentmesh.store import Store
 from tests._cli import run_cli, start_cli, wait_until
 
@@ -1175,6 +1176,9 @@ def test_a_replay_or_diff_of_a_run_that_never_finished_says_so(db: str, tmp_path
     assert code == 1 and "diverged after 0 served calls" in said, out + err
     assert f"note: run {cut[:12]} is interrupted (interrupted) after 0 calls" in said
     assert f"agentmesh resume {cut[:12]} continues it" in said
+    report = replay(cut, store=db)  # the Python API says it too
+    assert report.note is not None and report.note.startswith(f"run {cut[:12]} is interrupted (interrupted) after 0")
+    assert replay(done.id, store=db).note is None
     code, out, err = run_cli(["replay", done.id, "--db", db], capsys, monkeypatch)
     assert code == 0 and "identical" in out and "note:" not in out
     code, out, err = run_cli(["diff", done.id, cut, "--db", db], capsys, monkeypatch)
