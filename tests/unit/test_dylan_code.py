@@ -191,6 +191,42 @@ def test_tests_run_sandboxed_and_report_the_actual_output() -> None:
     assert not looping[0].passed and "timed out" in looping[0].output
 
 
+def test_a_huge_actual_output_fails_the_test_instead_of_crashing_the_run() -> None:
+    # A failing test's actual value once went whole into the report, which the sandbox cut at 64 KiB: the cut JSON
+    # raised JSONDecodeError out of run_tests and failed the whole DyLAN run.
+    code = "def f(n):\n    return list(range(n))\n"
+    got = asyncio.run(run_tests(code, ["assert f(100000) == 5", "assert f(1) == [0]"]))
+    assert [o.passed for o in got] == [False, True]
+    assert got[0].output.startswith("[0, 1, 2") and len(got[0].output) <= tools.OUTPUT_CHARS
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def f(n):\n    return 0\n\nexec = lambda *args, **kwargs: None\n",  # the harness ran tests with it
+        "def f(n):\n    return 0\n\ndef eval(expression, *scope):\n    return 5\n",
+        "import sys, io\nsys.stdout = io.StringIO()\ndef f(n):\n    print(n, end='')\n    return 0\n",
+        # a report of its own, written after the harness's (at exit) with the mark read from the globals
+        "import atexit, os\n"
+        "atexit.register(lambda: os.write(1, (globals()['__MARK'] + '[[true, \"\"]]\\n').encode()))\n"
+        "def f(n):\n    return 0\n",
+    ],
+    ids=["shadowed-exec", "own-eval", "reassigned-stdout", "report-at-exit"],
+)
+def test_the_candidate_cannot_change_the_harness_verdict_by_accident_or_cheaply(code: str) -> None:
+    got = asyncio.run(run_tests(code, ["assert f(1) == 5"]))
+    assert [(o.passed, o.output) for o in got] == [(False, "0")]
+
+
+def test_an_unreadable_report_fails_every_test() -> None:
+    code = "import atexit, os\natexit.register(lambda: os.write(1, (globals()['__MARK'] + 'x\\n').encode()))\n"
+    code += "import os, sys\nos.write(1, b'\\n')\nsys.stdout.flush()\n"
+    got = asyncio.run(run_tests(code + "def f(n):\n    return 0\n", ["assert f(1) == 0"]))
+    assert [o.passed for o in got] == [True]  # the harness's own report comes first and counts
+    assert tools._report("x", 1) is None and tools._report('[[true, ""]]', 2) is None
+    assert tools._report('[[1, ""]]', 1) is None and tools._report('[[false, "0"]]', 1) == [(False, "0")]
+
+
 def test_code_comparison_pieces() -> None:
     code = 'import math\n\ndef helper(x):\n    return x\n\ndef add(a, b):\n    """Doc."""\n    return helper(a) + b\n'
     assert cut_def_question(code, "add") == "import math\ndef helper(x):\n    return x\n    return helper(a) + b"

@@ -14,8 +14,9 @@ An answer passes when its program runs to its end and exits with status 0 within
 ``assert``, any uncaught exception, a syntax error, a timeout or the memory limit fails it, and so does exiting
 before the tests have run (``sys.exit(0)``, ``unittest.main()`` in the answer's code), as in the HumanEval harness,
 where ``SystemExit`` fails. (The program's last line writes a per-run random marker to file descriptor 1; it must be
-in the output.) Every program runs in its own sandboxed
-subprocess with ``timeout_s`` and ``memory_mb``, never in-process; the programs run concurrently, at most
+in the output. This catches accidents, not a program written to fake a pass: the marker is in its own source and
+memory, as HumanEval's in-process verdict is within reach of the code it judges.) Every program runs in its own
+sandboxed subprocess with ``timeout_s`` and ``memory_mb``, never in-process; the programs run concurrently, at most
 ``os.cpu_count()`` at a time.
 
 Output: ``answers`` (those of ``from``, unchanged), ``scores`` (1.0 passed / 0.0 failed, in the same order),

@@ -66,28 +66,35 @@ class UnitTestOutcome:
     output: str
 
 
+#: Characters of a failed test's actual output kept (its repr can be huge: a list of a million items).
+OUTPUT_CHARS = 1000
+
+# Runs after the candidate's code, in its globals (the tests call its functions). Built-ins are taken from the
+# ``builtins`` module, not looked up by name, so a candidate that defines ``exec``, ``eval``, ``repr`` or ``print``
+# (an expression evaluator's ``eval``) does not change the verdict; the outputs are cut to OUTPUT_CHARS; the report
+# goes to file descriptor 1 on a line of its own, past a reassigned ``sys.stdout`` and an unterminated last line.
 _HARNESS = """
-import json as __j, signal as __s
+import builtins as __b, json as __j, os as __o, signal as __s
 def __alarm(*_):
-    raise TimeoutError("test timed out")
+    raise __b.TimeoutError("test timed out")
 __s.signal(__s.SIGALRM, __alarm)
 __results = []
 for __t, __lhs in __TESTS:
     __s.alarm(__PER_TEST)
     try:
-        exec(__t, globals())
+        __b.exec(__t, __b.globals())
         __results.append([True, ""])
-    except BaseException as __e:
-        __out = repr(__e)
+    except __b.BaseException as __e:
+        __out = __b.repr(__e)
         if __lhs is not None:
             try:
-                __out = repr(eval(__lhs, globals()))
-            except BaseException as __e2:
-                __out = repr(__e2)
-        __results.append([False, __out])
+                __out = __b.repr(__b.eval(__lhs, __b.globals()))
+            except __b.BaseException as __e2:
+                __out = __b.repr(__e2)
+        __results.append([False, __out[:__CHARS]])
     finally:
         __s.alarm(0)
-print(__MARK + __j.dumps(__results))
+__o.write(1, ("\\n" + __MARK + __j.dumps(__results) + "\\n").encode())  # past a reassigned sys.stdout
 """
 
 
@@ -108,7 +115,7 @@ async def run_tests(code: str, tests: Sequence[str], *, per_test_s: int = 3) -> 
     mark = f"@@agentmesh-tests-{secrets.token_hex(6)}@@"
     program = (
         f"{code}\n\n__TESTS = {json.dumps([[t, _lhs(t)] for t in tests])}\n"
-        f"__PER_TEST = {int(per_test_s)}\n__MARK = {mark!r}\n{_HARNESS}"
+        f"__PER_TEST = {int(per_test_s)}\n__CHARS = {OUTPUT_CHARS}\n__MARK = {mark!r}\n{_HARNESS}"
     )
     budget = per_test_s * len(tests) + RUN_TIMEOUT_S
     result = await arun_python(program, timeout_s=budget, memory_mb=MEMORY_MB)
@@ -117,8 +124,26 @@ async def run_tests(code: str, tests: Sequence[str], *, per_test_s: int = 3) -> 
         tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
         why = tail[-1] if tail else ("timed out" if result.timed_out else "the program did not run")
         return [UnitTestOutcome(t, False, why) for t in tests]
-    rows = json.loads(found[-1][len(mark) :])
-    return [UnitTestOutcome(t, bool(ok), str(out)) for t, (ok, out) in zip(tests, rows, strict=True)]
+    rows = _report(found[0][len(mark) :], len(tests))  # the first: the harness prints once, at its end
+    if rows is None:  # not the harness's report (the program wrote one of its own): it does not count
+        return [UnitTestOutcome(t, False, "the test harness's report was unreadable") for t in tests]
+    return [UnitTestOutcome(t, ok, out) for t, (ok, out) in zip(tests, rows, strict=True)]
+
+
+def _report(text: str, n: int) -> list[tuple[bool, str]] | None:
+    """The harness's per-test ``[passed, output]`` rows, or ``None`` when ``text`` is not ``n`` such rows."""
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(rows, list) or len(rows) != n:
+        return None
+    out = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], bool) and isinstance(row[1], str)):
+            return None
+        out.append((row[0], row[1]))
+    return out
 
 
 def tester_rating(outcomes: Sequence[UnitTestOutcome], *, reference_compat: bool = False) -> int:
