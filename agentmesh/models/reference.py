@@ -19,6 +19,8 @@ _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 # After '@': a server address the user meant as a URL but wrote without 'http://' (host:port[/path]), or with
 # another scheme. Read as part of the model name, it would send the request to hosted OpenAI instead.
 _NOT_HTTP = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://\S*|[A-Za-z0-9.-]+:\d+(/\S*)?)$")
+# A URL's user information (``http://user:password@host``): a credential, never kept, never repeated in a message.
+_USERINFO = re.compile(r"(://)[^/\s@]*@")
 
 
 class ModelReference(BaseModel):
@@ -52,6 +54,14 @@ def parse_reference(ref: str) -> ModelReference:
             f"model reference {ref!r} has no provider prefix; expected '<provider>:<model>' "
             "(providers: openai, llamacpp, scripted, replay) or 'local'",
             reference=ref,
+        )
+    if _USERINFO.search(rest):
+        shown = _USERINFO.sub(r"\1[redacted]@", text)
+        raise InvalidModelReferenceError(
+            f"model reference {shown!r} puts a user name or password in the server URL; agentmesh never keeps "
+            "credentials: put the key in an environment variable and name it with api_key_env in the server's "
+            "entry of config.yaml",
+            reference=shown,
         )
     base_url: str | None = None
     # Model names may contain '@' or ':' (Ollama's 'llama3:8b'); only a trailing '@http(s)://...' is a URL.

@@ -76,3 +76,18 @@ def test_reference_is_frozen_and_comparable() -> None:
     assert hash(a) == hash(parse_reference("openai:m@http://h:1/v1"))
     with pytest.raises(pydantic.ValidationError):
         a.target = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "openai:m@http://labuser:PwInUrl9Qz7Xk2@127.0.0.1:9/v1",  # was read as model 'm@http://labuser:...'
+        "openai:m@https://PwInUrl9Qz7Xk2@example.com/v1",
+        "openai:m@http://u:PwInUrl9Qz7Xk2@h:1/v1",
+    ],
+)
+def test_credentials_in_a_server_url_are_refused_without_repeating_them(ref: str) -> None:
+    with pytest.raises(InvalidModelReferenceError) as info:
+        parse_reference(ref)
+    assert "api_key_env" in str(info.value)
+    assert "PwInUrl9Qz7Xk2" not in str(info.value) and "PwInUrl9Qz7Xk2" not in repr(info.value.context)
