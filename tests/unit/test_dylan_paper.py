@@ -193,12 +193,26 @@ class VectorModel:
         text = f"<<node {key}>> After careful thought, the answer is " + (f"({answer})" if answer else "unclear")
         given = (self.inputs.get("ratings_given_by_node_in_predecessor_agent_order") or {}).get(key)
         if isinstance(given, Mapping):
-            return f"{text}. {given.get('raw_reply_fragment', '')}"
+            return f"{text}. {_in_shown_order(str(given.get('raw_reply_fragment', '')), key, shown, self.inputs)}"
         if given is not None and shown:
             order = self.inputs["visible_predecessors"][key]
             scores = [given[order.index(s)] for s in shown]
             return f"{text}. Scores: [[{', '.join(str(s) for s in scores)}]]"
         return text
+
+
+def _in_shown_order(fragment: str, key: str, shown: list[str], inputs: dict[str, Any]) -> str:
+    """A raw fragment's last ``[[...]]`` lists its items in predecessor agent order, like the rating lists; the
+    model writes them in the order the prompt showed the predecessors (a list of the wrong length is left as is)."""
+    found = list(re.finditer(r"\[\[(.*?)\]\]", fragment))
+    order = (inputs.get("visible_predecessors") or {}).get(key) or []
+    if not found or sorted(order) != sorted(shown):
+        return fragment
+    items = found[-1].group(1).split(",")
+    if len(items) != len(order):
+        return fragment
+    moved = ",".join(items[order.index(s)] for s in shown)
+    return fragment[: found[-1].start(1)] + moved + fragment[found[-1].end(1) :]
 
 
 def _vector_graph(vector: dict[str, Any], compat: bool) -> GraphSpec:
