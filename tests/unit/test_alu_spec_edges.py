@@ -13,6 +13,8 @@ The vectors live in ``tests/unit/spec_edges/alu_examples.json``, in exactly the 
 * ``H_unparsed_pass``: no whole-word hit (``Anne`` is not ``Ann``), a blank audit reply with
   ``on_unresolved = pass``: the vanilla answer after 2 calls.
 * ``K_versions_separator``: target life spans, ``---`` blocks, J = K < j, the reference mode's prompts.
+* ``L_hf_checker_none_of_them``: "None of them" with v naming the target is flagged by default; the released
+  local checker's substring test calls it clean and rates k copies of v.
 * ``I_parser_edges`` and ``J_metric_edges``: parsers, the gate on exact fractions, metrics.
 """
 

@@ -10,6 +10,9 @@ same functions as the paper's vectors (:mod:`tests.unit.test_magicore_paper`):
 * ``T_ties_uniform3``: majority tie (first seen wins); Q < 0 but the ORM mass is exactly uniform over three
   answers (``None`` counts as one), conf = 0.5000000000000002, not low; a zero PRM mass vanishes; a vote tie goes
   to the answer whose best sample ranks first.
+* ``X_hard_until_max_rounds``: hard at every round, refined ``max_rounds`` times; the answer is the last round's
+  vote with no further check; a 4-way vote tie.
+* ``Y_majority_is_no_answer``: M = ``None`` (matches only ``None``); Q < 0 but both confidences high.
 * display rounding, segmentation with a triple line break and ``Step 20``, one PRM score too many in the
   rendering, zero masses in the confidence, the population std.
 """
