@@ -41,6 +41,8 @@ class ItemResult:
     gold: str | None = None
     calls: int = 0
     per_agent: dict[str, float] = field(default_factory=dict)
+    per_agent_exact: dict[str, Fraction] = field(default_factory=dict)
+    """The same scores exactly, so that the dataset means (and ties between them) are exact (dylan.md §4.3)."""
     per_node: dict[str, float] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
     reused: bool = False
@@ -202,10 +204,12 @@ async def aoptimize(
     scored = [r for r in results if not r.error]
     if not scored:
         raise AgentmeshError(f"optimize {spec.name}: every item failed; first error: {results[0].error}")
-    means = mean_importance([{a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])
-    scores = {a: float(means.get(a, Fraction(0))) for a in candidates}
-    ranking = select_team(scores, len(candidates))
-    chosen = {a for labels in groups.values() for a in select_team({x: scores[x] for x in labels}, top_k)}
+    # exact means: averaging the per-item floats could split agents whose mean importance is the same number
+    means = mean_importance([r.per_agent_exact or {a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])
+    exact = {a: means.get(a, Fraction(0)) for a in candidates}
+    scores = {a: float(v) for a, v in exact.items()}
+    ranking = select_team(exact, len(candidates))
+    chosen = {a for labels in groups.values() for a in select_team({x: exact[x] for x in labels}, top_k)}
     team = [a for a in candidates if a in chosen]  # the top k of each team (writers and judges apart)
     ran = {k for r in scored for k in r.ran}  # nodes no item reached are left out of the picture
     node_means = {k: sum(r.per_node.get(k, 0.0) for r in scored) / len(scored) for k in sorted(ran)}
@@ -242,6 +246,9 @@ def _importance_of(spec: GraphSpec, score_node: str, run: ItemRun, item: Item) -
         out.error = f"run {run.run_id}: node {score_node!r} produced no importance scores"
         return out
     out.per_agent = {str(k): float(v) for k, v in scores["per_agent"].items()}
+    exact = scores.get("per_agent_exact")
+    if isinstance(exact, dict) and set(exact) == set(scores["per_agent"]):
+        out.per_agent_exact = {str(k): Fraction(str(v)) for k, v in exact.items()}
     out.per_node = {str(k): float(v) for k, v in scores["per_node"].items()}
     out.ran = [str(k) for k in scores.get("ran", out.per_node)]
     out.shared_credit = bool(scores.get("fallback"))
