@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from agentmesh.models.messages import CallRecord
 from agentmesh.models.reference import parse_reference
+from agentmesh.store._redact import mask_secrets
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -61,7 +62,12 @@ class Tracing:
             "agentmesh.model": model,
             "agentmesh.run.resumed": resumed,
         }
-        with self.tracer.start_as_current_span(f"agentmesh.run {graph}", attributes=attributes) as span:
+        with (
+            self.tracer.start_as_current_span(
+                f"agentmesh.run {graph}", attributes=attributes, record_exception=False, set_status_on_exception=False
+            ) as span,
+            _recording_exceptions(span),
+        ):
             yield span
 
     @contextmanager
@@ -70,7 +76,12 @@ class Tracing:
         attributes: dict[str, Any] = {"agentmesh.node": name, "agentmesh.node.op": op}
         if iteration:
             attributes["agentmesh.node.iteration"] = iteration
-        with self.tracer.start_as_current_span(f"agentmesh.node {name}", attributes=attributes) as span:
+        with (
+            self.tracer.start_as_current_span(
+                f"agentmesh.node {name}", attributes=attributes, record_exception=False, set_status_on_exception=False
+            ) as span,
+            _recording_exceptions(span),
+        ):
             yield span
 
     def call(self, record: CallRecord) -> None:
@@ -83,8 +94,33 @@ class Tracing:
         model = attributes.get("gen_ai.request.model") or record.reference
         span = self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns)
         if record.error is not None:
-            span.set_status(Status(StatusCode.ERROR, record.error[:500]))
+            span.set_status(Status(StatusCode.ERROR, mask_secrets(record.error)[:500]))
         span.end(end_time=end_ns)
+
+
+@contextmanager
+def _recording_exceptions(span: Span) -> Iterator[None]:
+    """What OpenTelemetry's ``record_exception`` does, with the exception's message and traceback masked as the
+    store masks them: an error may quote a key (a server's "invalid key sk-..."), and spans leave the process."""
+    try:
+        yield
+    except BaseException as exc:
+        import traceback
+
+        from opentelemetry.trace import Status, StatusCode
+
+        message = mask_secrets(str(exc))
+        span.add_event(
+            "exception",
+            {
+                "exception.type": type(exc).__qualname__,
+                "exception.message": message,
+                "exception.stacktrace": mask_secrets("".join(traceback.format_exception(exc))),
+                "exception.escaped": "False",
+            },
+        )
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+        raise
 
 
 def finish_run(span: Span, *, status: str, stop_reason: str | None, totals: dict[str, Any] | None) -> None:
@@ -93,13 +129,13 @@ def finish_run(span: Span, *, status: str, stop_reason: str | None, totals: dict
 
     span.set_attribute("agentmesh.run.status", status)
     if stop_reason:
-        span.set_attribute("agentmesh.run.stop_reason", stop_reason)
+        span.set_attribute("agentmesh.run.stop_reason", mask_secrets(stop_reason))
     for key in ("calls", "prompt_tokens", "completion_tokens", "cost_usd"):
         value = (totals or {}).get(key)
         if value is not None:
             span.set_attribute(f"agentmesh.run.{key}", value)
     if status != "succeeded":
-        span.set_status(Status(StatusCode.ERROR, stop_reason or status))
+        span.set_status(Status(StatusCode.ERROR, mask_secrets(stop_reason or status)))
 
 
 def call_attributes(record: CallRecord) -> dict[str, Any]:

@@ -110,3 +110,35 @@ def test_cached_prompt_and_thinking_tokens_are_span_attributes_when_reported() -
     assert not {"gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.reasoning.output_tokens"} & set(
         call_attributes(plain)
     )
+
+
+def test_spans_never_carry_a_key_an_error_quotes(exported: InMemorySpanExporter) -> None:
+    # An error that quotes a key (a server's "Incorrect API key provided: sk-...") went whole into the spans'
+    # status and the recorded exception's message and stack trace, which leave the process for the backend.
+    key = "sk-proj-Zq9Xw8Vu7Ts6Rq5Po4Nm3Lk2"
+    traced = tracing()
+    assert traced is not None
+    with (
+        pytest.raises(RuntimeError),
+        traced.run(graph="g", run_id="r", model="scripted:x", resumed=False),
+        traced.node(name="n", op="call", iteration=0),
+    ):
+        ctx = CallContext(run_id="r", node="n", agent="a")
+        record = CallRecord(
+            reference="openai:m", context=ctx, request=ModelRequest.of("q"), attempt=1, error=f"401: key {key}"
+        )
+        traced.call(record)
+        raise RuntimeError(f"401 Unauthorized: Incorrect API key provided: {key}")
+    spans = exported.get_finished_spans()
+    assert len(spans) == 3
+    text = repr(
+        [
+            (s.name, s.status.description, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events])
+            for s in spans
+        ]
+    )
+    assert key not in text and "[redacted]" in text
+    (node,) = by_name(spans, "agentmesh.node ")
+    (event,) = node.events
+    assert event.name == "exception" and (event.attributes or {})["exception.type"] == "RuntimeError"
+    assert node.status.status_code is StatusCode.ERROR
