@@ -10,7 +10,7 @@ a scripted model. Each vector's ``why`` holds the hand arithmetic from dylan.md 
 * E2 (reference): the same under the released code's ranker (D1): nobody deactivated, survivors see all four.
 * E3 (paper): unparsable letters (None) never agree, so they cannot stop the run (D5 fixed).
 * E4 (reference): the released code counts None == None as agreement and stops with no answer.
-* E_ds: dataset aggregation and the ranking / top-k of E2.
+* E_ds: dataset aggregation of E2 under both semantics (each query keeps its own), ranking and top 2.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_edge_vector_whole_method(vector: dict[str, Any], tmp_path: Path) -> Non
 
 def test_edge_vector_team_selection() -> None:
     by_id = {v["id"]: v for v in _VECTORS}
-    test_team_selection_matches_the_vector(by_id["E_ds_mean_two_queries_tie"], False, by_id)
+    test_team_selection_matches_the_vector(by_id["E_ds_mean_of_two_queries"], False, by_id)
 
 
 # --- rules checked directly ---------------------------------------------------------------------------------------
