@@ -234,3 +234,49 @@ def _plain(value: Any) -> JSONValue:
     if kind is float:
         return value if math.isfinite(value) else None
     raise _NotPlain
+
+
+# Lower-case pieces of every key :func:`is_secret_key` accepts (its words, suffixes and exact names).
+_SECRET_KEY_HINTS = (
+    "pass", "secret", "credential", "cookie", "auth", "pwd", "api", "private", "access", "signing", "encryption",
+    "session", "token",
+)  # fmt: skip
+
+
+def may_hold_secret(text: str) -> bool:
+    """Whether :func:`mask_state` may change a value whose serialised form (any encoding that keeps ASCII as it is,
+    read as latin-1) is ``text``: it holds a credential's literal or a piece of a credential's key name. False
+    means there is nothing to mask; true, that the value must be walked."""
+    if _may_hold_credential(text):
+        return True
+    lowered = text.lower()
+    return any(hint in lowered for hint in _SECRET_KEY_HINTS)
+
+
+def mask_state(value: Any) -> Any:
+    """A graph state value (a checkpoint's channel value or pending write) with its secrets masked, as
+    :func:`redact` masks JSON: strings under a credential's key replaced, credential-shaped substrings of the others
+    masked. Dicts, lists and tuples are walked; any other object is kept as it is. Returns ``value`` itself when
+    nothing changed (the usual case), so the state comes back exactly as it was unless it held a secret."""
+    kind = type(value)
+    if kind is str:
+        masked = mask_secrets(value)
+        return value if masked == value else masked
+    if kind is dict:
+        changed: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if type(item) is str and item and type(key) is str and is_secret_key(key):
+                new: Any = REDACTED
+            else:
+                new = mask_state(item)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
+    if kind is list or kind is tuple:
+        items = [mask_state(item) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if kind is list else tuple(items)
+    return value
