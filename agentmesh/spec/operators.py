@@ -168,9 +168,10 @@ class RoundsParams(OperatorParams):
     )
     reference_compat: bool = Field(
         default=False,
-        description="DyLAN's released code after a rank step: every previous answer stays visible and the next "
-        "round's agents are picked by position in a shuffled order. Default: the paper's "
-        "semantics, where only the kept agents go on and only their answers flow.",
+        description="DyLAN's released code: after a rank step every previous answer stays visible and the next "
+        "round's agents are picked by position in a shuffled order, and answers nobody could parse agree with each "
+        "other in the stop policy (None == None). Default: the paper's semantics, where only the kept agents go on "
+        "and only their answers flow, and an unparsable answer agrees with nothing.",
     )
     stop: StopPolicy | None = Field(default=None, description="Checked after every round (e.g. consensus).")
     seed: int = 0

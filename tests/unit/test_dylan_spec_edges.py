@@ -41,26 +41,8 @@ def test_edge_vector_maths(vector: dict[str, Any]) -> None:
     test_importance_maths_matches_the_vector(vector, compat, vector["expected"])
 
 
-_ACTIVATION_ORDER = pytest.mark.xfail(
-    strict=True,
-    reason="runtime/operators/rounds.py (not DyLAN's package) activates the agents a rank step keeps in the ranker's "
-    "best-first order even with activation_order 'fixed' ('slot order'), so a 1-1 split after the ranker goes to the "
-    "ranker's first choice (agent 2) instead of the first activated agent of the reference run (agent 0); reported",
-)
-
-
-_NONE_AGREES = pytest.mark.xfail(
-    strict=True,
-    reason="the runtime's consensus (runtime/voting.py) never counts unparsable answers (None) as agreeing, also "
-    "under reference_compat, which covers only the ranker; the released code stops when all letters are None "
-    "(dylan.md §3.2, §8 D5); reported",
-)
-_KNOWN = {"E2_paper_ranker_then_1_1_split": _ACTIVATION_ORDER, "E2_reference_ranker_then_1_1_split": _ACTIVATION_ORDER}
-_KNOWN["E4_reference_none_letters_agree"] = _NONE_AGREES
-
-
 def _whole_method_cases() -> list[Any]:
-    return [pytest.param(v, id=v["id"], marks=[_KNOWN[v["id"]]] if v["id"] in _KNOWN else []) for v in _QUERIES]
+    return [pytest.param(v, id=v["id"]) for v in _QUERIES]
 
 
 @pytest.mark.parametrize("vector", _whole_method_cases())

@@ -73,7 +73,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
         active, layer, ranked = await _rank(run, p, round_no, layer)
         if p.rank.stop_if_agree and p.stop is not None:
             kept = [a for a in layer if a["slot"] in active]
-            reason = holds(p.stop, {"answers": kept}, outputs=run.outputs, budget=run.ctx.budget)
+            reason = holds(p.stop, _stop_view(p, {"answers": kept}), outputs=run.outputs, budget=run.ctx.budget)
             if reason:
                 return {
                     "round": round_no - 1,
@@ -99,7 +99,10 @@ async def rounds(run: NodeRun) -> NodeOutput:
             "own_previous": own_previous.get(slot),
         }
 
-    order = active[:]
+    # slot order, whatever order a rank step kept them in: the released code walks its nodes in order and activates
+    # those selected (dylan.md §7 ran it so), so a tied vote after the ranker goes to the lowest slot, not to the
+    # ranker's first pick
+    order = sorted(active)
     if p.activation == "sequential" and p.activation_order == "random":
         _rng(p.seed, round_no, -1).shuffle(order)
     stop_reason: str | None = None
@@ -124,7 +127,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
                 break
             answers.append(answer.model_dump())
             if p.stop is not None:
-                partial = {"answers": answers, "round": round_no}
+                partial = _stop_view(p, {"answers": answers, "round": round_no})
                 reason = holds(p.stop, partial, outputs=run.outputs, budget=run.ctx.budget, layer_size=len(order))
                 if reason:
                     stop_reason = f"{reason} at round {round_no}"
@@ -152,7 +155,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
         "network": entry,
     }
     if stop_reason is None and p.stop is not None:
-        reason = holds(p.stop, output, outputs=run.outputs, budget=run.ctx.budget)
+        reason = holds(p.stop, _stop_view(p, output), outputs=run.outputs, budget=run.ctx.budget)
         if reason:
             stop_reason = f"{reason} at round {round_no}"
     output["done"] = stop_reason is not None or round_no >= p.rounds
@@ -161,6 +164,21 @@ async def rounds(run: NodeRun) -> NodeOutput:
     if output["done"]:
         output["history"] = await _history(run, [entry])
     return output
+
+
+_NO_ANSWER = "\x00no answer"
+"""The key an unparsable answer agrees under with ``reference_compat`` (a key no parser produces)."""
+
+
+def _stop_view(p: RoundsParams, output: NodeOutput) -> NodeOutput:
+    """``output`` as the stop policy sees it. With ``reference_compat``, answers nobody could parse agree with each
+    other, as in DyLAN's released code (``None == None``: agents that all fail to give a letter stop the run with no
+    answer; dylan.md §3.2, D5); otherwise an unparsable answer agrees with nothing. Agents that have not answered
+    yet (a sequential layer's rest) never agree either way."""
+    if not p.reference_compat:
+        return output
+    answers = [a if a.get("key") is not None else {**a, "key": _NO_ANSWER} for a in output.get("answers") or []]
+    return {**output, "answers": answers}
 
 
 async def _history(
