@@ -32,6 +32,7 @@ from sqlalchemy.exc import ArgumentError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from agentmesh.errors import ConfigError
+from agentmesh.store._redact import is_secret_key
 
 DB_ENV = "AGENTMESH_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -56,9 +57,16 @@ def resolve_db_url(url: str | None) -> str:
 def mask_url(url: str) -> str:
     """``url`` with its password replaced, for messages and ``repr``: the URL may come from a user's env."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return shown_url(make_url(url))
     except (ArgumentError, ValueError):
         return _USERINFO_PASSWORD.sub(r"\1***@", url)
+
+
+def shown_url(url: URL) -> str:
+    """``url`` as messages show it: its password, and query parameters holding one (libpq's ``password`` and
+    ``sslpassword``), replaced by ``***``."""
+    hidden = {k: "***" for k in url.query if "pass" in k.lower() or is_secret_key(k)}
+    return (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
 
 
 def parse_db_url(url: str) -> URL:
@@ -70,6 +78,10 @@ def parse_db_url(url: str) -> URL:
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
         if driver in ("", "psycopg"):
+            # libpq's ?password= is the URL's password: hidden in messages, refused where none may go (Ray tasks)
+            password = parsed.query.get("password")
+            if isinstance(password, str) and parsed.password is None:
+                parsed = parsed.set(password=password).difference_update_query(["password"])
             return parsed.set(drivername="postgresql+psycopg")
         raise ConfigError(
             f"database URL {mask_url(url)!r} asks for the {driver!r} driver; agentmesh uses psycopg 3 "

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agentmesh.errors import SchemaVersionError, StoreError
 from agentmesh.store._redact import mask_secrets
-from agentmesh.store.engine import make_engine, mask_url, parse_db_url, resolve_db_url
+from agentmesh.store.engine import make_engine, mask_url, parse_db_url, resolve_db_url, shown_url
 from agentmesh.store.schema import SCHEMA_VERSION, metadata
 from agentmesh.store.writes import writer
 
@@ -84,7 +84,7 @@ def check_revision(revision: str, url: str) -> None:
 
 def ensure_schema(engine: sa.Engine) -> str:
     """Create the schema in a brand-new database; check the revision of an existing one. Returns it."""
-    url = engine.url.render_as_string(hide_password=True)
+    url = shown_url(engine.url)
     with _translate_errors(url, engine):
         with engine.connect() as connection:
             revision = current_revision(connection)
@@ -148,7 +148,7 @@ def refuse_foreign_database(url: str | None) -> None:
 
 def upgrade_engine(engine: sa.Engine) -> str:
     """Migrate the database behind ``engine`` to this code's revision (creating it if new); returns it."""
-    url = engine.url.render_as_string(hide_password=True)
+    url = shown_url(engine.url)
     with _translate_errors(url, engine), _migration_lock(engine) as connection:
         revision = current_revision(connection)
         if revision is not None and not _is_older_or_current(revision):

@@ -7,13 +7,14 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store, make_engine, resolve_db_url, upgrade_database
-from agentmesh.store.engine import DB_ENV, parse_db_url
+from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url
 
 
 def test_resolution_order_explicit_then_env_then_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -122,6 +123,25 @@ def test_unreachable_postgres_is_a_store_error_without_the_password() -> None:
     assert "***" in str(caught.value)
     with pytest.raises(StoreError, match="cannot open the agentmesh database"):
         upgrade_database(url)
+
+
+def test_a_password_in_the_query_string_is_a_password_too() -> None:
+    # libpq reads ?password= (and ?sslpassword=): such a URL was shown whole in "cannot open" errors, and passed the
+    # Ray check that refuses a --db with a password (a task's arguments show in Ray's dashboard).
+    from agentmesh.runtime.on_ray import worker_db_url
+
+    port = _free_port()
+    url = f"postgresql://admin@127.0.0.1:{port}/runs?password=hunter2&sslpassword=swordfish&connect_timeout=2"
+    parsed = parse_db_url(url)
+    assert parsed.password == "hunter2" and "password" not in parsed.query
+    with pytest.raises(StoreError, match="cannot open the agentmesh database") as caught:
+        Store(url)
+    assert "hunter2" not in str(caught.value) and "swordfish" not in str(caught.value)
+    assert "hunter2" not in mask_url(url) and "swordfish" not in mask_url(url)
+    store = SimpleNamespace(engine=make_engine(url), url=mask_url(url))  # what worker_db_url reads of a Store
+    with pytest.raises(ConfigError, match="holds a password") as refused:
+        worker_db_url(store, cluster=True)  # type: ignore[arg-type]
+    assert "hunter2" not in str(refused.value)
 
 
 def test_store_url_and_repr_mask_the_password(postgres_url: str) -> None:
