@@ -382,3 +382,18 @@ def test_the_command_line_offers_every_profile() -> None:
     from agentmesh.systems.sejury import PROFILES
 
     assert {p.value for p in Profile} == set(PROFILES)
+
+
+def test_the_scorers_read_a_score_as_the_release_does_without_clipping() -> None:
+    """sejury.md §3: the first ``(\\d+)\\s*[END]`` read as an int, 0 when nothing matches; "a stricter parser changes
+    results". The shared card clipped to 0..100, so a judge's "150 [END]" scored 100 (5 on the human scale, not 7)."""
+    from agentmesh.parsers.registry import parse
+    from agentmesh.spec.loader import load_agent
+
+    card = load_agent(Path(agentmesh.__file__).parent.parent / "agents" / "sejury" / "scorer.yaml")
+    assert card.parser is not None
+    assert [parse(card.parser, text).value for text in ("150 [END] overshoots", "85/100 [END]", "no score")] == [
+        150,
+        100,
+        0,
+    ]
