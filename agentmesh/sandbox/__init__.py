@@ -31,7 +31,8 @@ program that must observe each promised layer; ``isolation().layers()`` lists th
   supervisor is PID 1 and the program PID 2; when the program exits or the run is killed, the kernel kills every
   process it started (``setsid`` does not escape). A private ``/proc`` hides host processes and their environments.
   Every mount is remounted read-only, ``nosuid`` and ``nodev``, except the working directory (read-write) and
-  ``/dev/null``, ``zero``, ``full``, ``random``, ``urandom``, ``tty``.
+  ``/dev/null``, ``zero``, ``full``, ``random``, ``urandom``, ``tty``. A fresh working directory (no ``cwd`` given)
+  is a tmpfs of 128 MiB and 4096 files: what the program writes never reaches the host's disk.
 
   - As an unprivileged user, the namespaces come with a user namespace (the caller mapped to root inside), and the
     program runs in a nested one, holding no capability over the mounts or the network namespace.
@@ -50,8 +51,9 @@ program's first line; the program cannot raise its hard limits.
 
 What is not isolated: files readable by the program's uid stay readable (read-only), and the program's output
 returns to the caller. Without namespaces (containers that forbid them, non-Linux systems), the network guard is
-only the socket prelude, a process that calls ``setsid`` can outlive the run, ``RLIMIT_NPROC`` is not set, and a
-root caller's program runs as root.
+only the socket prelude, a process that calls ``setsid`` can outlive the run, ``RLIMIT_NPROC`` is not set, the
+working directory is on the disk (file after file can fill it until the timeout), and a root caller's program runs
+as root.
 """
 
 from agentmesh.sandbox.runner import (

@@ -12,7 +12,8 @@ Three processes, so that the program is never PID 1 and everything it starts die
 * **B** (PID 1 of the new PID namespace: when it exits the kernel kills every process left in the namespace;
   ``PR_SET_PDEATHSIG`` kills B when A dies): makes every mount private; with ``reveal`` (root mode), mounts a
   tmpfs skeleton over each directory the unprivileged uid cannot search (``/root`` when the interpreter lives
-  there) holding only the directories the program needs, bind-mounted; with ``readonly``, bind-mounts the
+  there) holding only the directories the program needs, bind-mounted; with ``scratch_bytes``, mounts a tmpfs of
+  that size over the (fresh) working directory; with ``readonly``, bind-mounts the
   writable directory and remounts every other mount read-only, ``nosuid`` and ``nodev`` (the :data:`DEVICES`
   excepted from ``nodev``); with ``proc``, mounts a ``/proc`` of the new PID namespace (no host process, nor its
   environment, visible); with ``userns``, enters a nested user namespace so that the program holds no capability
@@ -205,6 +206,8 @@ def supervise(config: dict[str, Any], status_fd: int, alive_fd: int) -> NoReturn
         _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
         if config.get("reveal"):
             _reveal(libc, [str(p) for p in config["reveal"]], str(config["stash"]))
+        if config.get("scratch_bytes"):
+            _scratch(libc, str(config["cwd"]), int(config["scratch_bytes"]), config.get("drop_uid"))
         if config["readonly"]:
             _readonly(libc, [str(p) for p in config["writable"]])
         if config["proc"]:
@@ -267,6 +270,13 @@ def _reveal(libc: ctypes.CDLL, paths: list[str], stash: str) -> None:
             os.makedirs(path, mode=0o755, exist_ok=True)
             _mount(libc, spot, path, None, MS_BIND | MS_REC)
             _check(libc.umount2(spot.encode(), MNT_DETACH), f"umount {spot!r}")
+
+
+def _scratch(libc: ctypes.CDLL, path: str, size: int, uid: object) -> None:
+    """A tmpfs of ``size`` bytes (and 4096 files) over the working directory: however many files the program
+    writes, the host's disk holds none of them, and it vanishes with the mount namespace."""
+    owner = f",uid={int(str(uid))},gid={int(str(uid))}" if uid is not None else ""
+    _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},nr_inodes=4096,mode=0700{owner}")
 
 
 def _readonly(libc: ctypes.CDLL, writable: list[str]) -> None:

@@ -49,6 +49,9 @@ NPROC_LIMIT = 64
 #: Largest file the program may write (RLIMIT_FSIZE) and open descriptors (RLIMIT_NOFILE).
 FSIZE_LIMIT = 64 * 1024 * 1024
 NOFILE_LIMIT = 256
+#: With namespaces, a fresh working directory is a tmpfs of this size (all files together): without it, a program
+#: writing file after file (each under FSIZE_LIMIT) fills the host's disk at its speed until the timeout.
+SCRATCH_LIMIT = 2 * FSIZE_LIMIT
 #: Root mode runs each program as its own uid from here on (unused by real accounts), so that RLIMIT_NPROC counts
 #: exactly that program's processes.
 _UID_BASE = 2_000_000_000
@@ -125,6 +128,7 @@ class Isolation:
                 "network namespace: no interface but a down loopback",
                 "PID namespace: the program is PID 2 under a supervisor; everything it starts dies with it",
                 "private mount namespace",
+                f"a fresh working directory is a tmpfs of {SCRATCH_LIMIT >> 20} MiB (nothing written reaches the disk)",
             ]
         if self.user_namespace:
             out.append("user namespace; the program runs in a nested one, without capabilities over the others")
@@ -378,6 +382,8 @@ async def _spawn(
         "fsize_bytes": FSIZE_LIMIT,
         "nofile": NOFILE_LIMIT,
         "nproc": NPROC_LIMIT if iso.nproc_limit else None,
+        # a working directory given by the caller keeps what the program writes there: it stays on its disk
+        "scratch_bytes": SCRATCH_LIMIT if iso.namespaces and work == program.parent / "work" else None,
     }
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
     loop = asyncio.get_running_loop()

@@ -26,7 +26,16 @@ from agentmesh.sandbox import (
     run_python,
     runner,
 )
-from agentmesh.sandbox.runner import _PROBE, NO_NAMESPACES, Isolation, _candidates, _execute, _probe_holds, _Slots
+from agentmesh.sandbox.runner import (
+    _PROBE,
+    NO_NAMESPACES,
+    SCRATCH_LIMIT,
+    Isolation,
+    _candidates,
+    _execute,
+    _probe_holds,
+    _Slots,
+)
 
 ISO = isolation()
 needs_namespaces = pytest.mark.skipif(
@@ -294,6 +303,24 @@ def test_default_working_directory_is_fresh_and_removed() -> None:
     cwd, listing = result.stdout.splitlines()
     assert result.passed and listing == "[]"
     assert not Path(cwd).exists()
+
+
+@needs_namespaces
+def test_files_written_in_a_fresh_working_directory_are_bounded_in_total() -> None:
+    # Each file stayed under RLIMIT_FSIZE, but file after file went to the host's disk until the timeout.
+    code = (
+        "import errno\n"
+        "try:\n"
+        "    for i in range(100):\n"
+        "        with open(f'f{i}', 'wb') as f:\n"
+        "            f.write(b'x' * (60 << 20))\n"
+        "except OSError as e:\n"
+        "    print('refused', e.errno == errno.ENOSPC, i)\n"
+    )
+    result = py(code, timeout_s=30)
+    assert result.passed, result.stderr
+    written = int(result.stdout.split()[-1])
+    assert result.stdout.startswith("refused True") and written * 60 <= SCRATCH_LIMIT >> 20
 
 
 @needs_nproc
