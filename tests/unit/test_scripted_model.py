@@ -76,6 +76,20 @@ async def test_template_with_undefined_variable_is_an_error() -> None:
         await ask(model, "q")
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ cycler.__init__.__globals__.os.getcwd() }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    ],
+)
+async def test_a_script_template_cannot_reach_python_internals(template: str) -> None:
+    # Script files are data like graph specs; their templates ran in Jinja's unsandboxed environment.
+    model = ScriptedModel([{"template": template}])
+    with pytest.raises(ScriptExhaustedError, match="template of"):
+        await ask(model, "q")
+
+
 async def test_cycle_repeats_and_times_caps_a_rule() -> None:
     model = ScriptedModel(
         [

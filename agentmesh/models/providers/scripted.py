@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentmesh._yaml import YamlError, read_yaml
@@ -38,7 +39,9 @@ from agentmesh.models.messages import CallContext, Choice, ModelRequest, Provide
 from agentmesh.models.providers.base import Provider
 from agentmesh.models.settings import EndpointLimits
 
-_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+# Jinja's sandbox, as for agent cards: a script file is data (shared like a graph), and its templates must not reach
+# Python's internals (``{{ cycler.__init__.__globals__.os }}``).
+_jinja = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 Responder = Callable[[ModelRequest, CallContext], str]
 
@@ -313,6 +316,8 @@ class ScriptedModel(Provider):
             raise ScriptExhaustedError(
                 f"{self.label}: template of {rule.label(i)} uses an undefined variable: {exc}"
             ) from exc
+        except jinja2.TemplateError as exc:  # the sandbox's SecurityError: an attribute templates may not use
+            raise ScriptExhaustedError(f"{self.label}: template of {rule.label(i)} failed: {exc}") from exc
 
     def assert_complete(self) -> None:
         """Fail if a rule was used fewer times than expected, or a call matched no rule."""
