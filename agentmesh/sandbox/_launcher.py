@@ -276,7 +276,8 @@ def _scratch(libc: ctypes.CDLL, path: str, size: int, uid: object) -> None:
     """A tmpfs of ``size`` bytes (and 4096 files) over the working directory: however many files the program
     writes, the host's disk holds none of them, and it vanishes with the mount namespace."""
     owner = f",uid={int(str(uid))},gid={int(str(uid))}" if uid is not None else ""
-    _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},nr_inodes=4096,mode=0700{owner}")
+    with contextlib.suppress(SetupError):  # where tmpfs is not allowed, the disk (rather than no namespaces at all)
+        _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},nr_inodes=4096,mode=0700{owner}")
 
 
 def _readonly(libc: ctypes.CDLL, writable: list[str]) -> None:
