@@ -32,7 +32,7 @@ program that must observe each promised layer; ``isolation().layers()`` lists th
   process it started (``setsid`` does not escape). A private ``/proc`` hides host processes and their environments.
   Every mount is remounted read-only, ``nosuid`` and ``nodev``, except the working directory (read-write) and
   ``/dev/null``, ``zero``, ``full``, ``random``, ``urandom``, ``tty``. A fresh working directory (no ``cwd`` given)
-  is a tmpfs of 128 MiB and 4096 files: what the program writes never reaches the host's disk.
+  is a tmpfs of 128 MiB and 4096 files (where the kernel allows one): what the program writes never reaches the disk.
 
   - As an unprivileged user, the namespaces come with a user namespace (the caller mapped to root inside), and the
     program runs in a nested one, holding no capability over the mounts or the network namespace.
