@@ -256,8 +256,7 @@ def may_hold_secret(text: str) -> bool:
 def mask_state(value: Any) -> Any:
     """A graph state value (a checkpoint's channel value or pending write) with its secrets masked, as
     :func:`redact` masks JSON: strings under a credential's key replaced, credential-shaped substrings of the others
-    masked. Dicts, lists and tuples are walked, an exception is masked in its ``repr`` (what LangGraph's serializer
-    stores of it); any other object is kept as it is. Returns ``value`` itself when
+    masked. Dicts, lists and tuples are walked; any other object is kept as it is. Returns ``value`` itself when
     nothing changed (the usual case), so the state comes back exactly as it was unless it held a secret."""
     kind = type(value)
     if kind is str:
@@ -280,8 +279,4 @@ def mask_state(value: Any) -> Any:
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return items if kind is list else tuple(items)
-    if isinstance(value, BaseException):  # a failed task's error: LangGraph stores its repr, and reads back that
-        text = repr(value)
-        masked = mask_secrets(text)
-        return value if masked == text else masked
     return value
