@@ -25,9 +25,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agentmesh.errors import SchemaVersionError
-from agentmesh.store._compress import CompressingSerde
 from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import mask_state, redact_json
+from agentmesh.store._redact import redact_json
 from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
 from agentmesh.store.statements import Statement, Tx
 
@@ -178,14 +177,6 @@ _UPSERT_WRITE = Statement.insert(
 )
 
 
-def _dumps(serde: SerializerProtocol, value: Any) -> tuple[str, bytes]:
-    """``serde.dumps_typed`` of a state value with its secrets masked: a graph's inputs or a model's reply may quote
-    a key, and the store keeps none (the store's own serializer checks its bytes first; another walks the value)."""
-    if isinstance(serde, CompressingSerde):
-        return serde.dumps_masked(value)
-    return serde.dumps_typed(mask_state(value))
-
-
 def put_checkpoint(
     serde: SerializerProtocol,
     config: RunnableConfig,
@@ -194,8 +185,7 @@ def put_checkpoint(
     new_versions: ChannelVersions,
 ) -> Callable[[Tx], None]:
     """The rows of a ``put`` and the op writing them: a blob per channel in ``new_versions`` (the others' values
-    are found through the versions the body lists), the body without its channel values, the metadata redacted,
-    the values' secrets masked (:func:`mask_state`).
+    are found through the versions the body lists), the body without its channel values, the metadata redacted.
 
     Called by the writer thread when it first runs the write (see ``CheckpointWrite``): serialising is off the
     event loop. The checkpoint is LangGraph's copy, and state values are never changed in place once written.
@@ -206,7 +196,7 @@ def put_checkpoint(
     values = checkpoint["channel_values"]
     blob_rows = []
     for channel, version in new_versions.items():
-        type_, blob = _dumps(serde, values[channel]) if channel in values else (EMPTY_BLOB, None)
+        type_, blob = serde.dumps_typed(values[channel]) if channel in values else (EMPTY_BLOB, None)
         blob_rows.append(
             {
                 "thread_id": thread_id,
@@ -251,7 +241,7 @@ def put_pending_writes(
     by_idx: dict[int, dict[str, Any]] = {}
     for position, (channel, value) in enumerate(writes):
         idx = WRITES_IDX_MAP.get(channel, position)
-        type_, blob = _dumps(serde, value)
+        type_, blob = serde.dumps_typed(value)
         by_idx[idx] = {
             "thread_id": str(configurable["thread_id"]),
             "checkpoint_ns": configurable.get("checkpoint_ns", ""),

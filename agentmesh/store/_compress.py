@@ -28,8 +28,6 @@ import sqlalchemy as sa
 import zstandard
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from agentmesh.store._redact import mask_state, may_hold_secret
-
 #: Documents and blobs smaller than this are stored as they are (compression would not pay for itself).
 THRESHOLD = 1024
 LEVEL = 3
@@ -97,20 +95,7 @@ class CompressingSerde:
         self.inner = inner
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        return self._pack(*self.inner.dumps_typed(obj))
-
-    def dumps_masked(self, obj: Any) -> tuple[str, bytes]:
-        """:meth:`dumps_typed` of ``obj`` with its secrets masked (``_redact.mask_state``). The serialised form
-        (before compression) tells whether there may be any; only then is ``obj`` walked and, if that changed it,
-        serialised again: most state holds none, and a walk costs many times a serialisation."""
         type_, blob = self.inner.dumps_typed(obj)
-        if may_hold_secret(blob.decode("latin-1")):
-            masked = mask_state(obj)
-            if masked is not obj:
-                type_, blob = self.inner.dumps_typed(masked)
-        return self._pack(type_, blob)
-
-    def _pack(self, type_: str, blob: bytes) -> tuple[str, bytes]:
         if len(blob) >= THRESHOLD:
             packed = compress(blob)
             if len(packed) < len(blob):

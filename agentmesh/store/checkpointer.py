@@ -16,10 +16,9 @@ Serialization is LangGraph's ``JsonPlusSerializer`` in strict mode: msgpack, no 
 only LangGraph's built-in safe types are rebuilt (nothing is imported by a path read from the database). Other
 classes in a graph's state come back as their plain data unless allowlisted with
 ``saver.with_allowlist([("my.module", "MyModel")])``. Checkpoint bodies and metadata are plain JSON;
-metadata goes through the store's secret redactor. Channel values come back exactly as they were saved, except
-secrets: agentmesh never puts keys in state (providers read them from the environment), but a graph's inputs or a
-model's reply may quote one, so the strings of dicts, lists and tuples in a value are masked as events are
-(``_redact.mask_state``) before they are serialised.
+metadata goes through the store's secret redactor. Channel values are not redacted: state must come back
+exactly as it was saved, which is why agentmesh never puts keys in state (providers read them from the
+environment).
 
 Writes (:meth:`put`, :meth:`put_writes`) go through the database's group-committing writer thread
 (:mod:`agentmesh.store.writes`), in order with the run's events: ``aput`` awaits the commit without occupying a
