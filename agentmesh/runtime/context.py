@@ -28,6 +28,7 @@ from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
 from agentmesh.store import EventRecord, Store
+from agentmesh.store.events import stored_text
 
 CallKey = tuple[str, str, int, int]
 """(node, agent, round, call index): where a call sits in a run; unique within the run."""
@@ -232,15 +233,18 @@ class RunContext:
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)
-        parsed = card.parser(response.text, **params)
+        # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
+        # that read it next, its parsed value -- as the store masks the call's event
+        text = stored_text(response.text) or ""
+        parsed = card.parser(text, **params)
         answer = AgentAnswer(
             agent=agent,
             slot=slot,
-            text=response.text,
+            text=text,
             value=parsed.value,
             key=parsed.normalized,
             ok=parsed.ok,
-            error=parsed.error if parsed.ok or response.text.strip() else _no_answer(response, request),
+            error=parsed.error if parsed.ok or text.strip() else _no_answer(response, request),
         )
         if self.listeners:  # (the event's dict is not built for nobody)
             # served: answered from the run's record (a resume, a replay), not a call made now

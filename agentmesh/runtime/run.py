@@ -33,6 +33,7 @@ from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.stop import Budget, iter_policies
 from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store.events import stored_json
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
 DEFAULT_MODEL = "local"
@@ -516,7 +517,11 @@ async def _execute(
     with spanning as span:  # an OpenTelemetry span of the run, when the application set OpenTelemetry up
         try:
             state: dict[str, Any] = await compiled.ainvoke(
-                {"inputs": dict(inputs)} if fresh else None, config, context=ctx
+                # the state's copy of the inputs is checkpointed: masked as the run's record of them is (prompts
+                # read ctx.inputs; a resume reads the record)
+                {"inputs": stored_json(dict(inputs), "inputs")} if fresh else None,
+                config,
+                context=ctx,
             )
         except asyncio.CancelledError:
             await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")

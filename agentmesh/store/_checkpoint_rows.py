@@ -23,10 +23,11 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import ERROR
 
 from agentmesh.errors import SchemaVersionError
 from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import redact_json
+from agentmesh.store._redact import mask_secrets, redact_json
 from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
 from agentmesh.store.statements import Statement, Tx
 
@@ -230,6 +231,16 @@ def put_checkpoint(
     return put
 
 
+def _masked_error(value: Any) -> Any:
+    """A failed task's error (LangGraph stores its ``repr``) with credentials masked: it may quote the inputs. The
+    masked text is stored in its place (it reads back as the error's message); an error without one is unchanged."""
+    if not isinstance(value, BaseException):
+        return value
+    text = repr(value)
+    masked = mask_secrets(text)
+    return value if masked == text else masked
+
+
 def put_pending_writes(
     serde: SerializerProtocol, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
 ) -> Callable[[Tx], None]:
@@ -241,7 +252,7 @@ def put_pending_writes(
     by_idx: dict[int, dict[str, Any]] = {}
     for position, (channel, value) in enumerate(writes):
         idx = WRITES_IDX_MAP.get(channel, position)
-        type_, blob = serde.dumps_typed(value)
+        type_, blob = serde.dumps_typed(_masked_error(value) if channel == ERROR else value)
         by_idx[idx] = {
             "thread_id": str(configurable["thread_id"]),
             "checkpoint_ns": configurable.get("checkpoint_ns", ""),

@@ -697,3 +697,57 @@ def test_a_store_given_a_path_says_to_give_a_url(tmp_path: Path) -> None:
     ):
         Store(tmp_path / "runs.db")  # type: ignore[arg-type]
     assert not (tmp_path / "runs.db").exists()
+
+
+class _TextState(TypedDict):
+    question: str
+    answer: list[str]
+
+
+def test_a_failed_tasks_error_quoting_a_key_is_masked_in_the_checkpoints(store_url: str) -> None:
+    """LangGraph stores a failed task's error (its repr) as a pending write: an error quoting the inputs kept a key
+    whole there, masked everywhere else."""
+    question = f"my key is {SECRETS['openai']}; header Authorization: Bearer {SECRETS['bearer']}"
+
+    def fail(s: _TextState) -> dict[str, Any]:
+        raise ValueError(f"cannot answer {s['question']!r}")
+
+    graph = StateGraph(_TextState)
+    graph.add_node("fail", fail)
+    graph.add_edge(START, "fail")
+    graph.add_edge("fail", END)
+    with Store(store_url) as store:
+        with pytest.raises(ValueError):
+            graph.compile(checkpointer=store.checkpointer()).invoke(
+                {"question": "plain", "answer": []} | {"question": question}, {"configurable": {"thread_id": "t-err"}}
+            )
+        store.flush()
+        writes = [
+            w
+            for t in store.checkpointer().list({"configurable": {"thread_id": "t-err"}})
+            for w in t.pending_writes or []
+        ]
+        errors = [repr(value) for _, channel, value in writes if channel == "__error__"]
+        assert errors and all("cannot answer" in e and "[redacted]" in e for e in errors)
+        for name in ("openai", "bearer"):
+            assert all(SECRETS[name] not in e for e in errors), name
+
+
+def test_a_run_keeps_no_key_its_inputs_or_replies_quote_in_its_checkpoints(store_url: str) -> None:
+    """A key quoted in a question or a reply was masked in the run's record and events but kept whole in the state
+    agentmesh checkpoints (the inputs channel, every answer)."""
+    from agentmesh.models import ScriptedModel
+    from agentmesh.runtime import run
+
+    question = f"What is 2+2? my key is {SECRETS['openai']}"
+    reply = f"\\boxed{{4}} (and the token Bearer {SECRETS['bearer']})"
+    with Store(store_url) as store:
+        result = run("debate", {"question": question}, model=ScriptedModel(default=reply), store=store)
+        assert result.status == "succeeded" and result.answer == "4"
+        saved = store.checkpointer().get_tuple({"configurable": {"thread_id": result.run_id, "checkpoint_ns": ""}})
+        assert saved is not None
+        state = json.dumps(saved.checkpoint["channel_values"], default=str)
+        assert "[redacted]" in state
+        dump = _dump_database(store)
+        for name in ("openai", "bearer"):
+            assert SECRETS[name] not in state and SECRETS[name] not in dump, name
