@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from agentmesh._sync import blocking
+from agentmesh._text import lone_surrogate, mend_lone_surrogates
 from agentmesh.errors import ModelError, ModelTimeoutError
 from agentmesh.models._tokens import estimate_prompt_tokens, estimate_tokens, reserve_tokens
 from agentmesh.models.limits import EndpointLimiter, limiter_for
@@ -273,9 +273,6 @@ async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
     return result
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _whole_text(choice: Choice) -> Choice:
     """``choice`` with lone surrogates in its text replaced by U+FFFD: a server that cuts an emoji in half at
     ``max_tokens`` sends ``"\\ud83d"`` in its JSON, which decodes to a string no encoder accepts, so the answer could
@@ -283,8 +280,8 @@ def _whole_text(choice: Choice) -> Choice:
     fixed: dict[str, str] = {}
     for field in ("text", "reasoning"):
         value = getattr(choice, field)
-        if value is not None and not value.isascii() and _SURROGATE.search(value):
-            fixed[field] = _SURROGATE.sub("\ufffd", value)
+        if value is not None and lone_surrogate(value) is not None:
+            fixed[field] = mend_lone_surrogates(value)
     return choice.model_copy(update=fixed) if fixed else choice
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ValidationError
 
 from agentmesh._sync import blocking
+from agentmesh._text import lone_surrogate
 from agentmesh.errors import AgentmeshError, ConfigError, StoreError
 from agentmesh.models.client import ModelClient
 from agentmesh.models.providers.base import Provider
@@ -198,15 +198,12 @@ def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _not_unicode(value: Any) -> str | None:
     """Why ``value`` (or a string inside it) is not Unicode text, else ``None``. A lone surrogate is what Python
     makes of a byte that is not UTF-8 in a command-line argument (``-i question=$'caf\\xe9'`` from a Latin-1
     terminal); no encoder accepts it, so the run failed with a traceback while storing its inputs."""
     if isinstance(value, str):
-        found = None if value.isascii() else _SURROGATE.search(value)
+        found = lone_surrogate(value)
         if found is None:
             return None
         return (

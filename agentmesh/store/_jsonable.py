@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -25,23 +24,18 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from agentmesh._text import mend_lone_surrogates
 from agentmesh.errors import StoreError
 
 JSONValue: TypeAlias = dict[str, "JSONValue"] | list["JSONValue"] | str | int | float | bool | None
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def clean_text(text: str) -> str:
     """``text`` without NUL characters (Postgres cannot store them in text or JSONB) or lone surrogates (no
-    database can encode them), each replaced by U+FFFD. ``isascii`` is O(1) in CPython, so ASCII text costs no scan.
-    """
+    database can encode them: :mod:`agentmesh._text`), each replaced by U+FFFD."""
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
-    if not text.isascii() and _SURROGATE.search(text):
-        text = _SURROGATE.sub("\ufffd", text)
-    return text
+    return mend_lone_surrogates(text)
 
 
 def to_jsonable(value: Any, *, where: str = "value") -> JSONValue:
