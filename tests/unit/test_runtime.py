@@ -740,3 +740,18 @@ def test_a_run_without_model_calls_cost_nothing_not_an_unknown_amount(db: str) -
     assert result.calls == 0 and result.cost_usd == 0.0 and result.answer == 1
     with Store(db) as store:
         assert store.get_run(result.run_id).totals["cost_usd"] == 0.0
+
+
+def test_final_answer_skips_a_node_result_that_is_not_a_mapping() -> None:
+    """An imported or hand-edited run's node result is not checked when read back: a string there made ``"answer" in
+    out`` a substring test, and a list an AttributeError that broke ``agentmesh runs`` for every run."""
+    from agentmesh.runtime.run import final_answer
+
+    spec = debate(rounds=1, n=2)
+    assert final_answer(spec, {"vote": "the answer is 4", "debate": ["x"]}) == {
+        "answer": None,
+        "value": None,
+        "text": None,
+    }
+    good = {"vote": {"answer": "4", "value": 4, "text": "\\boxed{4}"}, "debate": "garbled"}
+    assert final_answer(spec, good) == {"answer": "4", "value": 4, "text": "\\boxed{4}"}
