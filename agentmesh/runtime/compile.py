@@ -31,9 +31,11 @@ from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, get_operator
+from agentmesh.runtime.operators.registry import is_shipped
 from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import BranchParams, LoopParams
+from agentmesh.store.events import stored_state
 
 _SUMMARY_KEYS = (
     "round",
@@ -85,6 +87,9 @@ def _enclosing_loop(spec: GraphSpec, name: str) -> str | None:
 def _make_node(spec: GraphSpec, name: str) -> Any:
     node = spec.nodes[name]
     run_op = get_operator(node.op)
+    # a user's operator may return what no reply or input carried (a key it read): masked before state holds it
+    # (agentmesh's own operators output only replies and inputs, masked where they entered the run)
+    masked = not is_shipped(run_op)
     loop = _enclosing_loop(spec, name)
 
     async def execute(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -110,6 +115,8 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
                     out = await _operator_output(run_op, run)
         except BudgetExhausted as exc:
             out = {"stopped": exc.reason}
+        if masked:
+            out = stored_state(out)
         update: dict[str, Any] = {channel(name): out}
         reason = out.get("stopped")
         if reason is None and spec.stop is not None:

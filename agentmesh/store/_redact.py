@@ -15,10 +15,13 @@ judged by its qualifier: ``access_token`` is a secret, ``max_token`` is not. A b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from functools import lru_cache
 from typing import Any
+
+from pydantic import BaseModel
 
 from agentmesh.store._jsonable import JSONValue, clean_text, to_jsonable
 
@@ -174,6 +177,36 @@ def _redact_entry(key: str, value: JSONValue) -> JSONValue:
     if key.lower() == "token" and isinstance(value, str) and looks_like_credential(value):
         return REDACTED
     return redact(value)
+
+
+def redact_state(value: Any) -> Any:
+    """A value headed for a graph's state (what a user's function or operator returns), secrets masked as
+    :func:`redact` masks JSON: by key and by shape.
+
+    Not converted to JSON, but to what a checkpoint gives back to a resumed run: containers are walked (a tuple
+    becomes a list), a pydantic model or a dataclass becomes its fields (agentmesh's checkpoints rebuild no class
+    of the user's, see :mod:`agentmesh.store.checkpointer`), and anything else (numbers, NaN, bytes, sets...) is
+    kept as it is.
+    """
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {key: _redact_state_entry(key, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_state(item) for item in value]
+    return value
+
+
+def _redact_state_entry(key: Any, value: Any) -> Any:
+    if value is None or value == "" or not isinstance(key, str):
+        return redact_state(value)
+    if is_secret_key(key) or (key.lower() == "token" and isinstance(value, str) and looks_like_credential(value)):
+        return REDACTED
+    return redact_state(value)
 
 
 class _NotPlain(Exception):

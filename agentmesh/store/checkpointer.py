@@ -16,9 +16,9 @@ Serialization is LangGraph's ``JsonPlusSerializer`` in strict mode: msgpack, no 
 only LangGraph's built-in safe types are rebuilt (nothing is imported by a path read from the database). Other
 classes in a graph's state come back as their plain data unless allowlisted with
 ``saver.with_allowlist([("my.module", "MyModel")])``. Checkpoint bodies and metadata are plain JSON;
-metadata goes through the store's secret redactor. Channel values are not redacted: state must come back
-exactly as it was saved, which is why agentmesh never puts keys in state (providers read them from the
-environment).
+metadata goes through the store's secret redactor. Channel values are not redacted here: state must come back
+exactly as it was saved, so the runtime masks what enters a run's state instead (its inputs, each reply, what a
+user's function or operator returns; providers read keys from the environment, never from state).
 
 Writes (:meth:`put`, :meth:`put_writes`) go through the database's group-committing writer thread
 (:mod:`agentmesh.store.writes`), in order with the run's events: ``aput`` awaits the commit without occupying a

@@ -15,11 +15,20 @@ from typing import Any
 
 from agentmesh.errors import RunNotFoundError, StoreError
 from agentmesh.store._jsonable import JSONValue, clean_text
-from agentmesh.store._redact import mask_secrets, redact_json
+from agentmesh.store._redact import mask_secrets, redact_json, redact_state
 from agentmesh.store.schema import SCHEMA_VERSION, events, utcnow
 from agentmesh.store.statements import Statement, Tx
 
-__all__ = ["RUN_EXISTS", "AppendEvents", "EventRowSource", "event_row", "lock_run", "stored_json", "stored_text"]
+__all__ = [
+    "RUN_EXISTS",
+    "AppendEvents",
+    "EventRowSource",
+    "event_row",
+    "lock_run",
+    "stored_json",
+    "stored_state",
+    "stored_text",
+]
 
 
 def event_row(
@@ -87,6 +96,12 @@ def stored_json(value: Any, where: str) -> JSONValue:
 def stored_text(value: str | None) -> str | None:
     """What a text column receives: secrets masked, NUL characters replaced."""
     return None if value is None else clean_text(mask_secrets(value))
+
+
+def stored_state(value: Any) -> Any:
+    """What a graph's state receives from a user's function or operator: secrets masked, models and dataclasses
+    as their fields (as a resumed run would read them back); see :func:`~agentmesh.store._redact.redact_state`."""
+    return redact_state(value)
 
 
 _EVENT_COLUMNS = [c.name for c in events.columns if c.name != "id"]

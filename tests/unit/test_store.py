@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 import agentmesh.store.migrate as migrate
@@ -25,6 +27,7 @@ from agentmesh.errors import ConfigError, RunNotFoundError, SchemaVersionError, 
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import fork, replay
+from agentmesh.spec.operators import OperatorParams
 from agentmesh.store import SCHEMA_VERSION, EventKind, RunStatus, Store, upgrade_database
 from agentmesh.store.engine import make_engine
 from agentmesh.store.schema import (
@@ -750,4 +753,72 @@ def test_a_run_keeps_no_key_its_inputs_or_replies_quote_in_its_checkpoints(store
         assert "[redacted]" in state
         dump = _dump_database(store)
         for name in ("openai", "bearer"):
+            assert SECRETS[name] not in state and SECRETS[name] not in dump, name
+
+
+class _Credentials(BaseModel):
+    user: str
+    password: str
+    note: str
+
+
+@dataclasses.dataclass
+class _Header:
+    authorization: str
+    text: str
+
+
+class _LeakParams(OperatorParams):
+    pass
+
+
+def test_a_users_function_or_operator_returning_a_key_does_not_get_it_into_the_checkpoints(store_url: str) -> None:
+    """State from agentmesh's own operators holds only replies and inputs, masked where they entered the run; a
+    user's function or operator may return what neither carried (a key it read from its environment), and that was
+    stored whole in the checkpoints. It is masked as it enters the state, models and dataclasses as their fields
+    (what a resumed run reads back), and the next node sees the masked values."""
+    from agentmesh.runtime import operator, register_function
+    from agentmesh.runtime.operators import NodeRun
+    from agentmesh.spec import graph_from_data
+
+    seen: dict[str, Any] = {}
+
+    @register_function("test_store_leaky_function")
+    def leaky(outputs: Any, inputs: Any) -> dict[str, Any]:
+        return {
+            "api_key": SECRETS["openai"],
+            "said": f"use Bearer {SECRETS['bearer']} please",
+            "login": _Credentials(user="ann", password=SECRETS["password"], note=f"token {SECRETS['hf']}"),
+            "pair": ("kept", 3),
+            "score": 0.5,
+        }
+
+    @operator("test_store_leaky_operator", params=_LeakParams)
+    async def leaky_op(run: NodeRun) -> dict[str, Any]:
+        seen.update(run.outputs["first"])
+        return {"headers": [_Header(authorization=f"Bearer {SECRETS['bearer']}", text="hello")], "answer": "ok"}
+
+    spec = graph_from_data(
+        {
+            "name": "leaky",
+            "inputs": {},
+            "nodes": {
+                "first": {"op": "function", "function": "test_store_leaky_function"},
+                "second": {"op": "test_store_leaky_operator"},
+            },
+            "edges": [["first", "second"]],
+        }
+    )
+    with Store(store_url) as store:
+        result = run(spec, {}, model=ScriptedModel(default="unused"), store=store)
+        assert result.status == "succeeded", result.error
+        assert seen["api_key"] == "[redacted]" and seen["said"] == "use Bearer [redacted] please"
+        assert seen["login"] == {"user": "ann", "password": "[redacted]", "note": "token [redacted]"}
+        assert seen["pair"] == ["kept", 3] and seen["score"] == 0.5  # as a resumed run would read them back
+        assert result.outputs["second"]["headers"] == [{"authorization": "[redacted]", "text": "hello"}]
+        saved = store.checkpointer().get_tuple({"configurable": {"thread_id": result.run_id, "checkpoint_ns": ""}})
+        assert saved is not None
+        state = json.dumps(saved.checkpoint["channel_values"], default=str)
+        dump = _dump_database(store)
+        for name in ("openai", "bearer", "password", "hf"):
             assert SECRETS[name] not in state and SECRETS[name] not in dump, name

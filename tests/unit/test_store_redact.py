@@ -16,7 +16,15 @@ from pydantic import BaseModel
 
 from agentmesh.errors import StoreError
 from agentmesh.store._jsonable import to_jsonable
-from agentmesh.store._redact import REDACTED, is_secret_key, key_words, mask_secrets, redact, redact_json
+from agentmesh.store._redact import (
+    REDACTED,
+    is_secret_key,
+    key_words,
+    mask_secrets,
+    redact,
+    redact_json,
+    redact_state,
+)
 
 OPENAI_KEY = "sk-proj-AbCdEf0123456789xyzQRSTUV"
 
@@ -289,3 +297,42 @@ def test_redact_json_refuses_what_json_cannot_hold_naming_the_path() -> None:
         redact_json({"blob": b"raw"}, where="inputs")
     with pytest.raises(StoreError, match=r"inputs\.api_key: a bytes"):
         redact_json({"api_key": b"raw"}, where="inputs")  # a secret key's value is still checked
+
+
+class _Login(BaseModel):
+    user: str
+    password: str
+
+
+@dataclasses.dataclass
+class _Call:
+    url: str
+    headers: dict[str, str]
+
+
+def test_state_values_are_masked_and_given_back_as_a_checkpoint_rebuilds_them() -> None:
+    """What a user's function puts in a graph's state: masked by key and by shape like JSON, but not converted to
+    JSON: numbers (NaN too), bytes, sets and non-text keys stay; tuples become lists, models and dataclasses their
+    fields, as a resumed run reads them back from a checkpoint."""
+    value = {
+        "login": _Login(user="ann", password="hunter2"),
+        "call": _Call(url="https://u:pw123456@host/v1", headers={"Authorization": "Basic abc", "accept": "json"}),
+        "pair": (f"key {OPENAI_KEY}", 1),
+        1: OPENAI_KEY,
+        "api_key": "",
+        "token": "x",
+        "nan": math.nan,
+        "raw": b"sk-not-looked-at",
+        "tags": {"a"},
+    }
+    out = redact_state(value)
+    assert out["login"] == {"user": "ann", "password": REDACTED}
+    assert out["call"] == {
+        "url": f"https://u:{REDACTED}@host/v1",
+        "headers": {"Authorization": REDACTED, "accept": "json"},
+    }
+    assert out["pair"] == [f"key {REDACTED}", 1]
+    assert out[1] == REDACTED  # masked by shape under a key that is not text
+    assert (out["api_key"], out["token"]) == ("", "x")  # an empty secret and a short token piece reveal nothing
+    assert math.isnan(out["nan"]) and out["raw"] == b"sk-not-looked-at" and out["tags"] == {"a"}
+    assert value["login"].password == "hunter2"  # the function's own objects are left as they were

@@ -18,6 +18,7 @@ from agentmesh.runtime.operators.registry import (
     NodeRun,
     argument_problem,
     get_function,
+    is_shipped,
     operator,
     takes_context,
 )
@@ -34,6 +35,7 @@ from agentmesh.spec.operators import (
     VoteParams,
 )
 from agentmesh.spec.templates import render
+from agentmesh.store.events import stored_state
 
 
 async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any]]], round: int = 0) -> NodeOutput:
@@ -244,7 +246,8 @@ async def function(run: NodeRun) -> NodeOutput:
             f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",
             node=run.name,
         )
-    return result
+    # a user's function may return what no reply or input carried (a key it read): masked before state holds it
+    return result if is_shipped(fn) else stored_state(result)
 
 
 def _number(value: Any) -> float | None:

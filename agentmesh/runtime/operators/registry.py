@@ -153,11 +153,16 @@ def _named(fn: object) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def is_shipped(fn: object) -> bool:
+    """Whether ``fn`` (an operator or function) is agentmesh's own rather than a user's."""
+    return str(getattr(fn, "__module__", "")).startswith("agentmesh.")
+
+
 def _refuse_shipped(found: object, fn: object, name: str, what: str, replace: bool) -> None:
     """A name agentmesh registers itself is not taken over by accident (a user's function or operator named
     ``pairwise_winner`` or ``vote`` would change every shipped graph that uses it). Names of the user's own may be
     registered again (a notebook cell run twice, a module reloaded)."""
-    shipped = found is not None and found is not fn and str(getattr(found, "__module__", "")).startswith("agentmesh.")
+    shipped = found is not None and found is not fn and is_shipped(found)
     if shipped and not replace:
         raise ConfigError(
             f"{what} {name!r} is agentmesh's own ({_named(found)}); registering {_named(fn)} under it would change "
