@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +29,7 @@ def operators_output_only_what_they_declare() -> Iterator[None]:
             return run_op
         allowed = declared | COMMON_OUTPUTS
 
+        @functools.wraps(run_op)  # (its module too: the runtime masks the output of operators not agentmesh's own)
         async def run(node_run: NodeRun) -> NodeOutput:
             out = await run_op(node_run)
             undeclared = sorted(set(out) - allowed)

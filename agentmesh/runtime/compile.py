@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import inspect
 import operator as op_
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any, TypedDict
 
 import networkx as nx
@@ -86,16 +88,16 @@ def _enclosing_loop(spec: GraphSpec, name: str) -> str | None:
 
 def _make_node(spec: GraphSpec, name: str) -> Any:
     node = spec.nodes[name]
-    run_op = get_operator(node.op)
-    # a user's operator may return what no reply or input carried (a key it read): masked before state holds it
-    # (agentmesh's own operators output only replies and inputs, masked where they entered the run)
-    masked = not is_shipped(run_op)
+    get_operator(node.op)  # registered (a spec's validation checked its name; the implementation may lag)
     loop = _enclosing_loop(spec, name)
 
     async def execute(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         ctx: RunContext = runtime.context
         if state.get("stop"):
             return {}
+        # looked up per run, not bound when the spec compiled (once per process): an operator registered again (a
+        # notebook cell fixed and run again) is the one the next run uses
+        run_op = get_operator(node.op)
         outputs = node_outputs(spec, state)
         iteration = int((state.get(channel(loop)) or {}).get("iteration", 0)) if loop else 0
         run = NodeRun(
@@ -115,7 +117,9 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
                     out = await _operator_output(run_op, run)
         except BudgetExhausted as exc:
             out = {"stopped": exc.reason}
-        if masked:
+        if not is_shipped(run_op):
+            # a user's operator may return what no reply or input carried (a key it read): masked before state
+            # holds it (agentmesh's own operators output only replies and inputs, masked where they entered)
             out = stored_state(out)
         update: dict[str, Any] = {channel(name): out}
         reason = out.get("stopped")
@@ -168,7 +172,11 @@ async def _pass(state: Any) -> dict[str, Any]:
     return {}
 
 
-_compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
+#: Compiled graphs by spec hash, the most recently used last; a process that builds specs by the thousand (a
+#: search over teams, a service) keeps only the latest :data:`COMPILED_KEPT`.
+_compiled: OrderedDict[str, CompiledStateGraph[Any, Any, Any, Any]] = OrderedDict()
+_compiled_lock = threading.Lock()  # runs of several threads (blocking ``run`` in a thread pool) share it
+COMPILED_KEPT = 256
 
 
 def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
@@ -293,13 +301,21 @@ def compile_graph(
     ``spec_hash``, computed here unless the caller has it); each run gets a shallow copy bound to its checkpointer.
     """
     key = spec_hash or spec.spec_hash()
-    if key not in _compiled:
+    with _compiled_lock:
+        found = _compiled.get(key)
+        if found is not None:
+            _compiled.move_to_end(key)
+    if found is None:
         try:
-            _compiled[key] = build_state_graph(spec).compile()
+            found = build_state_graph(spec).compile()
         except ValueError as exc:  # LangGraph's own checks: a shape the spec's validation should have caught
             raise ConfigError(
                 f"graph {spec.name!r} passed validation but LangGraph cannot build it: {exc} "
                 "(a gap in agentmesh's spec checks: please report it with the spec)",
                 graph=spec.name,
             ) from exc
-    return _compiled[key].copy(update={"checkpointer": checkpointer})
+        with _compiled_lock:
+            _compiled[key] = found
+            while len(_compiled) > COMPILED_KEPT:
+                _compiled.popitem(last=False)
+    return found.copy(update={"checkpointer": checkpointer})

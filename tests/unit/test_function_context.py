@@ -131,6 +131,29 @@ def test_registration_mistakes_are_refused_at_the_decorator() -> None:
         operator("vote", params=OperatorParams)(op)
 
 
+def test_an_operator_registered_again_is_the_one_the_next_run_of_the_same_spec_uses() -> None:
+    """A spec compiles once per process; its nodes held the operator registered at that moment, so an operator
+    fixed and registered again (a notebook cell run twice) kept running its old version in every later run."""
+    from agentmesh import operator
+    from agentmesh.spec.operators import OperatorParams
+
+    class Params(OperatorParams):
+        pass
+
+    def register(version: int) -> None:
+        @operator("test_reg_op_version", params=Params)
+        async def op(run: Any) -> dict[str, Any]:
+            return {"answer": version}
+
+    register(0)
+    spec = graph_from_data({"name": "op_version", "inputs": {}, "nodes": {"only": {"op": "test_reg_op_version"}}})
+    answers = []
+    for version in (1, 2):
+        register(version)
+        answers.append(run(spec, {}, model=ScriptedModel(default="unused")).outputs["only"]["answer"])
+    assert answers == [1, 2]
+
+
 def test_function_args_are_checked_by_graph_validate_with_the_unknown_functions() -> None:
     @register_function("test_args_checked")
     def takes_k(outputs: Any, inputs: Any, *, k: int) -> dict[str, Any]:

@@ -558,6 +558,21 @@ def test_a_graph_langgraph_cannot_build_is_a_config_error_not_a_traceback() -> N
         compile_graph(broken, spec_hash="test-broken-graph")
 
 
+def test_compiled_graphs_are_kept_for_the_specs_used_last_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every spec compiled in a process was kept for good: a search over thousands of team variants, or a service
+    building a spec per request, grew without bound."""
+    from agentmesh.runtime import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "COMPILED_KEPT", 2)
+    monkeypatch.setattr(compile_module, "_compiled", compile_module.OrderedDict())
+    specs = [debate(rounds=r) for r in (1, 2, 3)]
+    first = compile_module.compile_graph(specs[0])
+    compile_module.compile_graph(specs[1])
+    assert compile_module.compile_graph(specs[0]).builder is first.builder  # reused, and now the latest used
+    compile_module.compile_graph(specs[2])
+    assert list(compile_module._compiled) == [specs[0].spec_hash(), specs[2].spec_hash()]
+
+
 def test_blocking_forms_inside_a_running_loop_say_to_await_and_start_nothing(db: str) -> None:
     """A notebook cell or async code already runs an event loop: ``run()`` cannot block there. The error names
     the awaitable form; nothing is stored and no coroutine is left un-awaited."""
