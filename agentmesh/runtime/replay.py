@@ -167,6 +167,7 @@ async def areplay(
     try:
         record = await asyncio.to_thread(db.get_run, run_id)
         spec, source = current_spec(record, graph)
+        check_functions(spec)  # as a run, resume or fork does: the function nodes then call without checking
         recorded = await asyncio.to_thread(load_recorded, db, record.id)
         original = await asyncio.to_thread(stored_outputs, db, _spec_of(record), record.id)
         # reference data the run read from its store (ALU's target sets, at the versions it pinned)

@@ -264,6 +264,37 @@ def test_a_fork_checks_the_graphs_functions_before_it_is_stored(tmp_path: Path) 
         assert [r.id for r in store.list_runs()] == [done.run_id] and calls["n"] == 1
 
 
+def test_a_replay_checks_the_graphs_functions_before_it_replays(tmp_path: Path) -> None:
+    """A replay was the one way into a graph whose functions nobody had checked, so the function operator checked
+    its args at every call; a replay now checks them first, as a run, resume and fork do, in the same words."""
+    calls = {"n": 0}
+
+    @register_function("test_pyapi_replay_fn")
+    def counted(outputs: Any, inputs: Any, *, k: int = 1) -> dict[str, Any]:
+        calls["n"] += 1
+        return {"answer": k}
+
+    def spec(args: dict[str, Any]) -> Any:
+        return _spec(
+            {
+                "c": {"op": "call", "agent": "a"},
+                "f": {"op": "function", "function": "test_pyapi_replay_fn", "args": args},
+            },
+            [["c", "f"]],
+        )
+
+    with Store(_db(tmp_path)) as store:
+        done = agentmesh.run(spec({"k": 2}), {"question": "q"}, model=ScriptedModel(default="x"), store=store)
+        assert replay(done.run_id, store=store).identical and calls["n"] == 2
+        for args, why in (
+            ({"kk": 2}, r"unknown argument\(s\) kk"),
+            ({"ctx": 1, "k": 2}, "got an unexpected keyword argument 'ctx'"),
+        ):
+            with pytest.raises(ConfigError, match=rf"nodes\.f\.args: function 'test_pyapi_replay_fn': {why}"):
+                replay(done.run_id, store=store, graph=spec(args))
+        assert calls["n"] == 2
+
+
 def test_a_run_stopped_by_its_call_budget_in_a_parallel_team_replays_identically(tmp_path: Path) -> None:
     with Store(_db(tmp_path)) as store:
         done = agentmesh.run(

@@ -16,7 +16,6 @@ from agentmesh.runtime.operators.registry import (
     FunctionContext,
     NodeOutput,
     NodeRun,
-    argument_problem,
     get_function,
     is_shipped,
     operator,
@@ -226,18 +225,11 @@ async def function(run: NodeRun) -> NodeOutput:
     p = run.params
     assert isinstance(p, FunctionParams)
     fn = get_function(p.function, node=run.name)
+    # its args (and a ctx among them) were checked before the run, resume, fork or replay started
+    # (registry.check_functions), in words naming the node's field, not at every call of the node
     args = dict(p.args)
     if takes_context(fn):
-        if CONTEXT_PARAMETER in args:
-            raise ConfigError(
-                f"node {run.name!r}: function {p.function!r} gets {CONTEXT_PARAMETER!r} from the runtime (the run "
-                f"context); remove {CONTEXT_PARAMETER!r} from the node's args",
-                node=run.name,
-            )
         args[CONTEXT_PARAMETER] = FunctionContext(run.ctx, run.name, run.call_node)
-    problem = argument_problem(fn, args)
-    if problem is not None:
-        raise ConfigError(f"node {run.name!r}: function {p.function!r}: {problem}", node=run.name, function=p.function)
     result = fn(run.outputs, run.ctx.inputs, **args)
     if inspect.isawaitable(result):
         result = await result
