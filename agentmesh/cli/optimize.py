@@ -14,6 +14,7 @@ import json
 import math
 import os
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,7 @@ from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
+from agentmesh.optimize.job import OptimizeResult, check_top_k
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
@@ -140,6 +142,7 @@ def optimize(
         )
     if top_k is None:
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
+    check_top_k(spec, top_k)  # before the store opens: a bad --top-k left an empty database file behind
     items = datasets.read_items(data, spec)
     out = writable(out or Path(f"{_stem(graph, spec)}_top{top_k}.yaml"), "--out")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
@@ -171,6 +174,7 @@ def optimize(
             "job": result.job,
             "ranking": [{"agent": a, "importance": result.scores[a]} for a in result.ranking],
             "team": result.team,
+            "tied_at_cut": result.tied_at_cut,
             "accuracy": result.accuracy,
             "optimized_graph": str(out),
             "picture": str(picture),
@@ -195,8 +199,9 @@ def optimize(
         for rank, agent in enumerate(result.ranking, start=1):
             table.add_row(str(rank), Text(agent), f"{result.scores[agent]:.4f}", "✓" if agent in result.team else "")
         console.print(table)
-        if result.accuracy is not None:
-            console.print(f"accuracy of the full team on the labelled items: {result.accuracy:.1%}")
+        for line in _ties(result):
+            console.print(Text(line))
+        _print_accuracy(result)
         shared = result.shared_credit
         if shared:  # DyLAN's own code divides by zero on these; their credit went to the whole last layer
             lines = ", ".join(str(i.line) for i in shared[:10]) + (", ..." if len(shared) > 10 else "")
@@ -212,6 +217,41 @@ def optimize(
         console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)
+
+
+def _ties(result: OptimizeResult) -> list[str]:
+    """A line per score at which --top-k cut through a tie: who was kept and who left, by the candidates' order."""
+    by_score: dict[tuple[str, Fraction], list[str]] = {}
+    for agent in result.tied_at_cut:
+        group = next(g for g, labels in result.groups.items() if agent in labels)
+        by_score.setdefault((group, result.exact[agent]), []).append(agent)
+    lines = []
+    for (group, value), left in by_score.items():
+        kept = [
+            a for a in result.ranking if a in result.team and a in result.groups[group] and result.exact[a] == value
+        ]
+        lines.append(
+            f"tie at {float(value):.4f}: {', '.join(kept)} kept, {', '.join(left)} not, by the candidates' order in "
+            "the graph alone (--top-k cut through the tie)"
+        )
+    return lines
+
+
+def _print_accuracy(result: OptimizeResult) -> None:
+    """The full team's accuracy on the labelled items, saying how many it is over: a failed item has no answer and
+    is not counted (it said "100.0%" on 1 labelled item of 2 when the other failed, with nothing to say so)."""
+    if result.accuracy is None:
+        return
+    judged = [i for i in result.items if i.correct is not None]
+    failed = sum(1 for i in result.items if i.gold is not None and i.error)
+    right = sum(1 for i in judged if i.correct)
+    left_out = f"; {failed} more failed and {'is' if failed == 1 else 'are'} not counted" if failed else ""
+    console.print(
+        Text(
+            f"accuracy of the full team on the labelled items: {result.accuracy:.1%} ({right} of {len(judged)} "
+            f"correct{left_out})"
+        )
+    )
 
 
 def _stem(graph: str, spec: GraphSpec) -> str:

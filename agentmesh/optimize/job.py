@@ -69,10 +69,24 @@ class OptimizeResult:
     items: list[ItemResult]
     node_means: dict[str, float]
     layers: int
+    exact: dict[str, Fraction] = field(default_factory=dict)
+    """``scores`` as exact fractions: what the ranking compared, so that equal means are told apart from close ones."""
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    """Per team field of the node (``agents``; ``writers`` and ``judges``), its candidates: each kept its top k."""
 
     @property
     def failed(self) -> list[ItemResult]:
         return [i for i in self.items if i.error]
+
+    @property
+    def tied_at_cut(self) -> list[str]:
+        """The agents left out whose mean importance equals a kept agent's of the same team: the top k cut through
+        a tie there, and the candidates' order alone decided who stayed (:func:`select_team`)."""
+        out: list[str] = []
+        for labels in self.groups.values():
+            kept = {self.exact[a] for a in labels if a in self.team}
+            out += [a for a in self.ranking if a in labels and a not in self.team and self.exact[a] in kept]
+        return out
 
     @property
     def shared_credit(self) -> list[ItemResult]:
@@ -155,6 +169,35 @@ def optimized_spec(spec: GraphSpec, source: str, team: Sequence[str], *, note: s
     )
 
 
+def check_top_k(spec: GraphSpec, top_k: int) -> tuple[str, str]:
+    """(the importance node, the team node) of ``spec`` once ``top_k`` is known to make a team it can run.
+
+    Checked before any run, by ``aoptimize`` and by ``agentmesh optimize`` before it opens the store: ``top_k``
+    must lie between 1 and the candidates of each team, and the graph written with a team of that size must load.
+    A team of one under a consensus stop (``dylan_mmlu --top-k 1``) cannot: the job ran every item, then wrote a
+    graph that ``agentmesh run`` refused ("consensus needs 2 agents"). Any team of the size has the same shape, so
+    the first ``top_k`` of each team stand for the one the job will choose."""
+    score_node, source = importance_node(spec)
+    groups = team_groups(spec.nodes[source].params)
+    smallest = min(len(labels) for labels in groups.values())
+    per = " per team (" + ", ".join(groups) + ")" if len(groups) > 1 else ""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= smallest:
+        raise ConfigError(
+            f"top_k (--top-k) must be an integer between 1 and the {smallest} candidates of {source!r}{per}, "
+            f"got {top_k!r}"
+        )
+    stand_in = [label for labels in groups.values() for label in labels[:top_k]]
+    problems = optimized_spec(spec, source, stand_in).problems()
+    if problems:
+        found = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+        raise ConfigError(
+            f"top_k (--top-k) {top_k}: graph {spec.name!r} with a team of {top_k}{per} would not be a valid graph "
+            f"({found}); choose a larger team, or change the graph",
+            graph=spec.name,
+        )
+    return score_node, source
+
+
 async def aoptimize(
     graph: str | Path | GraphSpec,
     items: Sequence[Item | Mapping[str, Any]],
@@ -174,17 +217,9 @@ async def aoptimize(
     How items run (``concurrency``, ``executor="ray"`` with ``ray_address``, ``ray_cpus_per_item`` and
     ``imports``) is :func:`agentmesh.optimize.items.run_items`'s."""
     spec = resolve_graph(graph)
-    score_node, source = importance_node(spec)
-    params = spec.nodes[source].params
-    groups = team_groups(params)
+    score_node, source = check_top_k(spec, top_k)
+    groups = team_groups(spec.nodes[source].params)
     candidates = [label for labels in groups.values() for label in labels]
-    smallest = min(len(labels) for labels in groups.values())
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= smallest:
-        per = " per team (" + ", ".join(groups) + ")" if len(groups) > 1 else ""
-        raise ConfigError(
-            f"top_k (--top-k) must be an integer between 1 and the {smallest} candidates of {source!r}{per}, "
-            f"got {top_k!r}"
-        )
     items = as_items(items, spec, what="optimize")
     ran_items = await run_items(
         spec,
@@ -231,6 +266,8 @@ async def aoptimize(
         items=results,
         node_means=node_means,
         layers=max((int(k.split(",")[0]) for r in scored for k in r.per_node), default=1),
+        exact=exact,
+        groups=groups,
     )
 
 

@@ -1,0 +1,99 @@
+"""``agentmesh optimize`` on a DyLAN graph, as a user meets it: a team size whose graph could not run, the accuracy
+when items failed, and a --top-k that cuts through a tie. Scripted models whose answers are chosen so that every
+figure is known by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import ConfigError
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.models.registry import register_provider
+from agentmesh.optimize import optimize
+from agentmesh.spec.loader import dump_graph
+from tests._cli import run_cli
+from tests.unit.test_optimize import four_agent_graph, write_items
+
+
+def _layer_one_consensus(request: ModelRequest, context: CallContext) -> str:
+    """Every agent answers (C) at once, except on "Question 1?", where no call is answered (the item fails).
+
+    With four agents and sequential activation, consensus (strictly more than 2 of 4) holds after the third answer:
+    the three agents that answered share the credit, 1/3 each, and the fourth never ran (0)."""
+    if "Question 1?" in request.messages[-1].content:
+        raise RuntimeError("the model server went away")
+    return "I think (C)."
+
+
+@register_provider("qa_layer_one")
+def _layer_one(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=_layer_one_consensus)
+
+
+def test_a_team_of_one_under_a_consensus_stop_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``optimize dylan_mmlu --top-k 1`` ran every item, then wrote dylan_mmlu_top1.yaml, which ``agentmesh run``
+    refused: a consensus stop never holds over one agent. Now it is refused first, and nothing is stored."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    data = str(write_items(tmp_path / "items.jsonl", 2))
+    db = tmp_path / "runs.db"
+    args = ["optimize", "dylan_mmlu", "--data", data, "--top-k", "1", "--model", "qa_layer_one:x"]
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{db}"], capsys, monkeypatch)
+    said = " ".join(stderr.split())
+    assert code == 2, stdout
+    assert "--top-k) 1: graph 'dylan_mmlu' with a team of 1 would not be a valid graph" in said
+    assert "consensus needs 2 agents" in said and "choose a larger team" in said
+    assert not db.exists() and not (tmp_path / "dylan_mmlu_top1.yaml").exists()
+
+    model = ScriptedModel(respond=_layer_one_consensus)
+    with pytest.raises(ConfigError, match="would not be a valid graph"):
+        optimize(four_agent_graph(), [{"question": "Q?", "choices": ["a", "b"]}], top_k=1, model=model, store=None)
+    assert model.calls == []
+
+    # a --top-k beyond the candidates no longer leaves an empty database behind either
+    code, _, stderr = run_cli(
+        [*args[:5], "8", *args[6:], "--db", f"sqlite:///{db}"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "between 1 and the 7 candidates" in " ".join(stderr.split())
+    assert not db.exists()
+
+
+def test_the_accuracy_says_what_it_is_over_when_items_failed_and_ties_at_the_cut_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items labelled A, C, A; the team answers C; line 2 fails. The accuracy is 0 of 2 answered items (the
+    failed one is said, not silently dropped: 1 of 2 items failing printed a bare "100.0%" before). Economist,
+    doctor and mathematician answer first (seeded order) and share each item's credit, 1/3 each; historian never
+    runs. --top-k 2 keeps two of the three tied agents: the candidates' order decides, and now the command says so."""
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    monkeypatch.setenv("COLUMNS", "250")
+    data = write_items(tmp_path / "items.jsonl", 3)
+    args = ["optimize", str(graph), "--data", str(data), "--top-k", "2", "--model", "qa_layer_one:x"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "best.yaml")]
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 1, stderr
+    found = json.loads(stdout)
+    scores = {row["agent"]: row["importance"] for row in found["ranking"]}
+    credited = [a for a, v in scores.items() if v]
+    assert len(credited) == 3 and all(scores[a] == pytest.approx(1 / 3) for a in credited)
+    assert found["team"] == [a for a in ["economist", "doctor", "mathematician", "historian"] if a in credited][:2]
+    left = [a for a in credited if a not in found["team"]]
+    assert found["tied_at_cut"] == left
+    assert found["accuracy"] == 0.0
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)  # every run reused
+    said = " ".join(stdout.split())
+    assert code == 1
+    accuracy = "on the labelled items: 0.0% (0 of 2 correct; 1 more failed and is not counted)"
+    assert accuracy in said
+    assert f"tie at 0.3333: {', '.join(found['team'])} kept, {left[0]} not, by the candidates' order" in said
