@@ -392,10 +392,41 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
                 f"--calibration-size {found.config.n_calibration}, the others check the team)"
             )
         )
+    elif held_out:  # held-out items ran, but fewer than two were scored: it said nothing at all
+        n = sum(1 for i in found.held_out if i.score is not None)
+        console.print(
+            Text(
+                f"no held-out check: {n} of {len(found.held_out)} held-out item(s) scored; a correlation needs at "
+                f"least 2 (a smaller --calibration-size leaves more to check the team)"
+            )
+        )
+    for line in _unparsed(found):
+        console.print(Text(line))
     for item in found.failed:
         err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
     console.print(Text(f"team's graph: {out}  (score items: agentmesh run {out} --input-file items.jsonl)"))
     console.print(Text(f"picture: {picture}"))
+
+
+def _unparsed(found: Calibration) -> list[str]:
+    """Per phase, the judges whose replies held no ``NN [END]`` score, on how many items and which lines. Such a
+    reply scores 0, as in the release, and a 0 weighs in every team's correlation: the table gave the figures with
+    nothing to say that some were made of replies nobody could read (they were only in --json)."""
+    lines = []
+    for phase, items in (("calibration", found.calibration), ("held-out", found.held_out)):
+        scored = [i for i in items if not i.error]
+        by_judge: dict[str, list[int]] = {}
+        for item in scored:
+            for judge in item.unparsed:
+                by_judge.setdefault(judge, []).append(item.line)
+        if by_judge:
+            each = "; ".join(
+                f"{judge} on {len(at)} of {len(scored)} (line{'s' if len(at) > 1 else ''} "
+                f"{', '.join(map(str, at[:10]))}{', ...' if len(at) > 10 else ''})"
+                for judge, at in by_judge.items()
+            )
+            lines.append(f"unparsed replies on the {phase} items, scored 0 as in the release: {each}")
+    return lines
 
 
 def _fmt(value: float) -> str:

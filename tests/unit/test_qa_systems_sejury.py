@@ -1,0 +1,78 @@
+"""``agentmesh optimize`` on an SE-Jury graph, as a user meets it: what the summary says about judge replies
+nobody could read, and about a held-out check too small to correlate. Scripted judges whose scores are chosen per
+item, so that every figure is known by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.models import ModelRequest, ScriptedModel
+from agentmesh.models.messages import CallContext
+from agentmesh.models.registry import register_provider
+from tests._cli import run_cli
+
+#: Each artifact's raw score from every judge, and its human label: every judge ranks the items as people do.
+RAW = {"ART1": 95, "ART2": 10, "ART3": 30, "ART4": 80}
+HUMAN = {"ART1": 5, "ART2": 1, "ART3": 2, "ART4": 4}
+
+
+def _judges(request: ModelRequest, context: CallContext) -> str:
+    """Every judge gives the artifact's raw score, but S3 (the equivalence judge) writes no ``NN [END]`` on ART3."""
+    prompt = "\n".join(m.content for m in request.messages)
+    if context.agent == "s4_key_points":
+        return "1. sums the list"
+    if context.agent == "s5_tests":
+        return "assert f([1, 2]) == 3"
+    found = re.search(r"ART\d", prompt)
+    assert found is not None, prompt
+    if context.agent == "s3_equivalence" and found.group() == "ART3":
+        return "I cannot tell whether they are equivalent."
+    return f"{RAW[found.group()]} [END] as judged"
+
+
+@register_provider("qa_jury")
+def _jury(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=_judges)
+
+
+def _labelled(path: Path) -> Path:
+    lines = [
+        {"query": f"Sum a list ({art}).", "artifact": f"def f(x): ...  # {art}", "reference": "def f(x): return sum(x)"}
+        | {"human": HUMAN[art]}
+        for art in RAW
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_unparsed_judge_replies_and_a_held_out_check_too_small_to_correlate_are_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four labelled items, three drawn for calibration (seed 12345 draws lines 4, 3, 1), one held out.
+
+    S3's reply on line 3 has no score: it counts 0 (the release's rule), so S3 alone maps to 1 where the human said
+    2. The table showed the teams' figures with nothing to say that one was made of an unreadable reply (it was in
+    --json only); and with one held-out item the promised held-out check was simply missing from the output."""
+    monkeypatch.setenv("COLUMNS", "200")
+    data = _labelled(tmp_path / "labelled.jsonl")
+    args = ["optimize", "sejury", "--data", str(data), "--model", "qa_jury:x", "--calibration-size", "3"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "team.yaml")]
+
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    found = json.loads(stdout)
+    assert [i["line"] for i in found["calibration_items"]] == [4, 3, 1]
+    assert [(i["line"], i["unparsed"]) for i in found["calibration_items"]] == [(4, []), (3, ["S3"]), (1, [])]
+    assert found["per_judge"]["S3"] == [4, 1, 5]  # 80 -> 4.2 -> 4; 0 -> 1; 95 -> 4.8 -> 5
+    assert [i["line"] for i in found["held_out_items"]] == [2] and found["test"] is None
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)  # every run reused
+    assert code == 0, stderr
+    said = " ".join(stdout.split())
+    assert "unparsed replies on the calibration items, scored 0 as in the release: S3 on 1 of 3 (line 3)" in said
+    assert "no held-out check: 1 of 1 held-out item(s) scored; a correlation needs at least 2" in said
