@@ -132,8 +132,9 @@ def _stored_targets(name: str, db: str | None) -> tuple[list[Target], dict[str, 
 
     Read once, here: every system and attack then gets the same targets inline, so a change to the set while the
     eval runs cannot give two systems two versions (and running the command again after such a change makes new
-    runs, since their inputs differ, rather than reusing runs of the old version)."""
-    with open_store(db) as store:
+    runs, since their inputs differ, rather than reusing runs of the old version). A SQLite file that is not there
+    is refused (``existing``): a set cannot be in it, and opening it made an empty database at a mistyped --db."""
+    with open_store(db, existing=True) as store:
         try:
             version, rows = store.target_snapshot_rows(name)
         except StoreError as exc:

@@ -86,7 +86,8 @@ def remove(
 ) -> None:
     """Remove targets from a set (soft delete: earlier versions keep them, so old runs stay explainable)."""
     ids = list(dict.fromkeys(ids))  # as the store takes them: "removed targets 1, 1" said one twice
-    with open_store(db) as store:
+    # existing: removing from a set of a database that is not there (a typo in --db) made an empty one and left it
+    with open_store(db, existing=True) as store:
         version = store.remove_targets(target_set, ids)
     if as_json:
         console.print_json(json.dumps({"target_set": target_set, "version": version, "removed": ids}))
@@ -117,7 +118,8 @@ def list_targets(
     as_json: JsonOption = False,
 ) -> None:
     """List a set's targets at its current version or an earlier one (or, without a set, the sets)."""
-    with open_store(db) as store:
+    # existing: only looks, as `agentmesh runs` does; a typo in --db made an empty database and left it behind
+    with open_store(db, existing=True) as store:
         if target_set is None:
             sets = store.list_target_sets()
             rows: list[TargetRow] = []
