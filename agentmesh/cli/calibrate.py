@@ -81,7 +81,10 @@ def calibrate(
         as_json=as_json,
     )
     spec = resolve_graph(graph)
-    items = datasets.read_items(data, calibration_graph(spec, node))
+    calibration_graph(spec, node)  # the node checked first: a graph without one is refused before --data is read
+    # read against the user's graph (the calibration graph has the same inputs): a bad line named the internal
+    # "graph 'magicore_calibration'", a graph the user never gave
+    items = datasets.read_items(data, spec)
     # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
     stem = Path(graph).stem if Path(graph).is_file() else spec.name
     out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")
@@ -111,6 +114,9 @@ def _print(found: Calibration, graph: str, out: Path) -> None:
             f"(model {found.model}, job {found.job})"
         )
     )
+    why = found.fallbacks()
+    if why:  # mu and sigma made of fallbacks measure the judges' format, not the reward source: say how much
+        console.print(Text(f"of these rewards, not judgements: {why}"))
     for item in found.failed:
         err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
     # a graph scoring with reward functions runs only where the modules registering them are imported: say so in

@@ -164,6 +164,11 @@ class CalibratedItem:
     answer: Any = None
     reward: float | None = None
     error: str | None = None
+    orm_unreadable: bool = False
+    """The ORM judge's reply held no score it could read: the ORM part of R is the neutral 0.5, not a judgement."""
+    prm_unreadable: bool = False
+    """The PRM judge's reply held no list of one score per step (a step's missing score counts 0.5); only counted
+    when the sample has an answer, since without one the PRM takes no part in R."""
 
 
 @dataclass
@@ -187,6 +192,24 @@ class Calibration:
     @property
     def rewards(self) -> list[float]:
         return [i.reward for i in self.items if i.reward is not None]
+
+    def fallbacks(self) -> str:
+        """What of the rewards is a fallback rather than a judgement, in one sentence ('' when none is): samples
+        with no answer the Solver's parser could read (R is then the ORM score alone) and judge replies that could
+        not be read (counted 0.5). A mu and sigma made of those measure the format, not the reward source: with
+        SmolLM2 and the judges every reward is one, and the user saw only "all rewards are 0.5"."""
+        scored = [i for i in self.items if i.reward is not None]
+        parts = []
+        for what, hit in (
+            ("no answer the Solver's parser could read, so R is the ORM score alone", lambda i: i.answer is None),
+            ("an ORM judge reply with no score it could read (counted 0.5)", lambda i: i.orm_unreadable),
+            ("a PRM judge reply without one score per step (a missing one counted 0.5)", lambda i: i.prm_unreadable),
+        ):
+            lines = [i.line for i in scored if hit(i)]
+            if lines:
+                shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+                parts.append(f"{what}: {len(lines)} of {len(scored)} (line{'s' if len(lines) > 1 else ''} {shown})")
+        return "; ".join(parts)
 
     @property
     def inputs(self) -> dict[str, float]:
@@ -215,6 +238,8 @@ class Calibration:
                     "reused": i.reused,
                     "answer": i.answer,
                     "R": i.reward,
+                    "orm_unreadable": i.orm_unreadable,
+                    "prm_unreadable": i.prm_unreadable,
                     "error": i.error,
                 }
                 for i in self.items
@@ -252,6 +277,9 @@ def _item(run: ItemRun, node: str) -> CalibratedItem:
         out.error = f"node {node!r} gave no reward (value {value!r})"
         return out
     out.answer, out.reward = result.get("answer"), float(value)
+    unreadable = (result.get("magicore") or {}).get("unreadable") or {}
+    out.orm_unreadable = bool(unreadable.get("orm"))
+    out.prm_unreadable = bool(unreadable.get("prm")) and out.answer is not None
     return out
 
 
@@ -307,25 +335,19 @@ async def acalibrate(
             job=done.job,
         )
     mu, sigma = normalisation_stats(rewards)
+    found = Calibration(graph=spec.name, node=name, mu=mu, sigma=sigma, job=done.job, model=done.model, items=scored)
     # equal rewards can leave rounding noise in sigma (three rewards of 0.2: mean 0.20000000000000004, sigma
     # 3e-17), which would blow every z-score up to +-1e16: below a relative 1e-9 there is no spread to speak of
     if not sigma > _NO_SPREAD * max(1.0, abs(mu)):
+        why = found.fallbacks()
         raise AgentmeshError(
             f"calibration of {spec.name}: all {len(rewards)} first-sample rewards are {rewards[0]:.6g}, so sigma is 0 "
             "and no z-score can be formed; the reward source does not tell these samples apart (use more or more "
-            "varied problems, or another reward source)",
+            "varied problems, or another reward source)" + (f". Of these rewards: {why}" if why else ""),
             job=done.job,
         )
-    return Calibration(
-        graph=spec.name,
-        node=name,
-        mu=mu,
-        sigma=sigma,
-        job=done.job,
-        model=done.model,
-        items=scored,
-        calibrated=with_calibration(spec, mu, sigma, name),
-    )
+    found.calibrated = with_calibration(spec, mu, sigma, name)
+    return found
 
 
 def calibrate(graph: str | Path | GraphSpec, items: Sequence[Item | Mapping[str, Any]], **kwargs: Any) -> Calibration:

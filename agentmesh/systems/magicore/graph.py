@@ -202,20 +202,36 @@ class AgentRefiner(_Agent):
 
 
 class JudgeORM(_Agent):
-    """LLM judge **standing in for the ORM** (not the paper's reward model): a 0-100 score / 100 per solution."""
+    """LLM judge **standing in for the ORM** (not the paper's reward model): a 0-100 score / 100 per solution.
+
+    ``unreadable`` counts the replies that gave no usable score (each counted :data:`NEUTRAL`), so that what is
+    built on the scores can say how much of them is that fallback rather than a judgement."""
+
+    def __init__(self, run: NodeRun, agent: str) -> None:
+        super().__init__(run, agent)
+        self.unreadable = 0
 
     async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
         iteration = call_site().iteration
         replies = await asyncio.gather(*(self.ask(iteration, i, {"solution": s}) for i, s in enumerate(solutions)))
         # a reply the card's parser could not read is no evidence, whatever fallback value the parser gives it
-        return [_unit(r.value if r.ok else None, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies]
+        scores = [
+            _unit_or_none(r.value if r.ok else None, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies
+        ]
+        self.unreadable += sum(score is None for score in scores)
+        return [NEUTRAL if score is None else score for score in scores]
 
 
 class JudgePRM(_Agent):
     """LLM judge **standing in for the PRM** (not Math-Shepherd): one probability per step, from a JSON array.
 
     A list too short is padded with :data:`NEUTRAL`, one too long cut, so there is one score per step (§5.1).
+    ``unreadable`` counts the replies whose list was missing, of the wrong length or held an unusable score.
     """
+
+    def __init__(self, run: NodeRun, agent: str) -> None:
+        super().__init__(run, agent)
+        self.unreadable = 0
 
     async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
         site = call_site()
@@ -226,21 +242,26 @@ class JudgePRM(_Agent):
             values = []
         elif len(values) != len(steps):
             log.warning("%s (PRM judge): %d scores for %d steps", self.agent, len(values), len(steps))
-        scores = [_unit(v, scale=1.0, what=f"{self.agent} (PRM judge)") for v in values[: len(steps)]]
+        found = [_unit_or_none(v, scale=1.0, what=f"{self.agent} (PRM judge)") for v in values[: len(steps)]]
+        if len(values) != len(steps) or None in found:
+            self.unreadable += 1
+        scores = [NEUTRAL if score is None else score for score in found]
         return scores + [NEUTRAL] * (len(steps) - len(scores))
 
 
-def _unit(value: Any, *, scale: float, what: str) -> float:
+def _unit_or_none(value: Any, *, scale: float, what: str) -> float | None:
+    """A judge's score on the unit interval; ``None`` (logged) for one that cannot be read: it counts as
+    :data:`NEUTRAL`, and the judge counts it as unreadable."""
     if value is None:
         log.warning("%s: no score its card's parser could read in the reply; counts as %s", what, NEUTRAL)
-        return NEUTRAL
+        return None
     try:
         x = float(value) / scale
     except (TypeError, ValueError):
         log.warning("%s: unusable score %r; counts as %s", what, value, NEUTRAL)
-        return NEUTRAL
+        return None
     if math.isnan(x):
-        return NEUTRAL
+        return None
     return min(1.0, max(0.0, x))
 
 
@@ -464,11 +485,16 @@ async def magicore_first_sample_operator(run: NodeRun) -> NodeOutput:
         (sample,) = await score_solutions(question, [text], orm=orm, prm=prm, parse_answer=_parser(run, p))
     except ValueError as exc:
         raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
+    # what of R is a fallback rather than a judgement: a calibration says so (all of it, with SmolLM2 and the judges)
+    unreadable = {
+        "orm": isinstance(orm, JudgeORM) and orm.unreadable > 0,
+        "prm": isinstance(prm, JudgePRM) and prm.unreadable > 0,
+    }
     return {
         "answer": sample.pred,
         "value": sample.reward,
         "text": sample.text,
-        "magicore": {"first_sample": sample.to_json()},
+        "magicore": {"first_sample": sample.to_json(), "unreadable": unreadable},
         "stop": f"magicore calibration: first sample scored, R = {sample.reward:.4g}",
     }
 
