@@ -185,6 +185,7 @@ def optimize(
                     "answer": i.answer,
                     "gold": i.gold,
                     "shared_credit": i.shared_credit,
+                    "unanswered": not i.error and i.answer is None,
                     "error": i.error,
                 }
                 for i in result.items
@@ -209,6 +210,15 @@ def optimize(
                 Text(
                     f"on {len(shared)} of {len(items)} items no agent of the last layer gave the final answer, so all "
                     f"of them shared its credit (lines {lines})"
+                )
+            )
+        unanswered = result.unanswered
+        if unanswered:  # the table and the accuracy gave no sign that these rankings rest on unreadable replies
+            lines = ", ".join(str(i.line) for i in unanswered[:10]) + (", ..." if len(unanswered) > 10 else "")
+            console.print(
+                Text(
+                    f"on {len(unanswered)} of {len(items)} items the team gave no final answer its parser could read "
+                    f"(lines {lines}): counted wrong where labelled, and their importance rests on replies without one"
                 )
             )
         for item in failures:

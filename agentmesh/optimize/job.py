@@ -95,6 +95,12 @@ class OptimizeResult:
         return [i for i in self.items if i.shared_credit]
 
     @property
+    def unanswered(self) -> list[ItemResult]:
+        """Items whose run succeeded without a final answer: no reply held one the agents' parser could read (a
+        small model's usual outcome), so the answer counts wrong and the credit went to replies without one."""
+        return [i for i in self.items if not i.error and i.answer is None]
+
+    @property
     def accuracy(self) -> float | None:
         judged = [i.correct for i in self.items if i.correct is not None]
         return sum(judged) / len(judged) if judged else None

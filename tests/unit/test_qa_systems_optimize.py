@@ -97,3 +97,32 @@ def test_the_accuracy_says_what_it_is_over_when_items_failed_and_ties_at_the_cut
     accuracy = "on the labelled items: 0.0% (0 of 2 correct; 1 more failed and is not counted)"
     assert accuracy in said
     assert f"tie at 0.3333: {', '.join(found['team'])} kept, {left[0]} not, by the candidates' order" in said
+
+
+@register_provider("qa_no_letter")
+def _no_letter(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    """Agents that never write an option letter (a small model's usual reply); the ranker keeps the first two."""
+    return ScriptedModel(respond=lambda r, c: "[1, 2]" if c.agent == "ranker" else "I am not sure. [[3, 3, 3, 3]]")
+
+
+def test_items_without_a_readable_final_answer_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No reply holds a letter, so every item's final answer is None: the table ranked agents and the accuracy said
+    0.0% with no sign that nothing could be read; the importance was credit for agreeing on no answer."""
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    monkeypatch.setenv("COLUMNS", "250")
+    data = write_items(tmp_path / "items.jsonl", 2)
+    args = ["optimize", str(graph), "--data", str(data), "--top-k", "2", "--model", "qa_no_letter:x"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "best.yaml")]
+    code, stdout, stderr = run_cli([*args, "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    found = json.loads(stdout)
+    assert [(i["line"], i["answer"], i["unanswered"]) for i in found["items"]] == [(1, None, True), (2, None, True)]
+    assert found["accuracy"] == 0.0
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    said = " ".join(stdout.split())
+    assert "on 2 of 2 items the team gave no final answer its parser could read (lines 1, 2)" in said
