@@ -384,7 +384,20 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
     if len(ranked) > 10:
         console.print(f"... {len(ranked) - 10} more teams in the picture and in --json")
     tied = selection.tied_at_max
-    if len(tied) > 1:
+    if math.isnan(selection.selected.score):  # "46 teams tie at the top" said nothing of why, nor that it was no choice
+        human = set(selection.human)
+        why = (
+            f"the {len(selection.human)} scored calibration items all have the human label {selection.human[0]:g}"
+            if len(human) == 1
+            else "every team gave the same score to every calibration item"
+        )
+        console.print(
+            Text(
+                f"no team's agreement with the humans could be measured ({why}): the team below is the first "
+                "enumerated, not one chosen on evidence"
+            )
+        )
+    elif len(tied) > 1:
         console.print(Text(f"{len(tied)} teams tie at the top; the earliest in enumeration order was chosen"))
     console.print(Text(f"team: {' + '.join(found.team)}"))
     if found.test is not None:

@@ -76,3 +76,56 @@ def test_unparsed_judge_replies_and_a_held_out_check_too_small_to_correlate_are_
     said = " ".join(stdout.split())
     assert "unparsed replies on the calibration items, scored 0 as in the release: S3 on 1 of 3 (line 3)" in said
     assert "no held-out check: 1 of 1 held-out item(s) scored; a correlation needs at least 2" in said
+
+
+def test_calibration_items_with_one_human_label_are_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every correlation with a constant label is undefined: every team scored n/a, the first enumerated was
+    written out as "the team", and the command said only "46 teams tie at the top" after running every judge."""
+    data = tmp_path / "labelled.jsonl"
+    _labelled(data)
+    data.write_text(data.read_text().replace('"human": 5', '"human": 3').replace('"human": 1', '"human": 3'))
+    data.write_text(data.read_text().replace('"human": 2', '"human": 3').replace('"human": 4', '"human": 3'))
+    db = tmp_path / "runs.db"
+    args = ["optimize", "sejury", "--data", str(data), "--model", "qa_jury:x", "--db", f"sqlite:///{db}"]
+    code, stdout, stderr = run_cli([*args, "--out", str(tmp_path / "team.yaml")], capsys, monkeypatch)
+    said = " ".join(stderr.split())
+    assert code == 2, stdout
+    assert "the 4 calibration items (lines 1, 2, 3, 4) all have the human label 3" in said
+    assert not db.exists() and not (tmp_path / "team.yaml").exists()
+
+
+class _FailsOnArt1:
+    def __call__(self, request: ModelRequest, context: CallContext) -> str:
+        if "ART1" in request.messages[-1].content:
+            raise RuntimeError("the model server went away")
+        return _judges(request, context)
+
+
+@register_provider("qa_jury_fails")
+def _jury_fails(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=_FailsOnArt1())
+
+
+def test_a_calibration_left_with_one_label_by_failed_items_says_no_team_was_chosen_on_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels 5, 3, 3 differ, but the item labelled 5 fails: the two scored items both say 3, every team scores n/a,
+    and the first enumerated team is kept. The summary said "46 teams tie at the top"; now it says why."""
+    monkeypatch.setenv("COLUMNS", "250")
+    data = tmp_path / "labelled.jsonl"
+    _labelled(data)
+    lines = data.read_text().splitlines()[:3]
+    data.write_text("\n".join(lines).replace('"human": 1', '"human": 3').replace('"human": 2', '"human": 3') + "\n")
+    args = ["optimize", "sejury", "--data", str(data), "--model", "qa_jury_fails:x"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "team.yaml")]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    said = " ".join(stdout.split())
+    assert code == 1, stderr
+    assert "line 1 failed" in " ".join(stderr.split())
+    assert (
+        "no team's agreement with the humans could be measured (the 2 scored calibration items all have the human "
+        "label 3): the team below is the first enumerated, not one chosen on evidence"
+    ) in said
+    assert "teams tie at the top" not in said

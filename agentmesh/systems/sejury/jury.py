@@ -310,10 +310,7 @@ async def acalibrate(
     labels = check_items(spec, items, config=config, human_key=human_key)
     if len(items) < 2:
         raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
-    if len(items) > config.n_calibration:
-        chosen = calibration_split(len(items), config.n_calibration, config.seed)
-    else:
-        chosen = list(range(len(items)))
+    chosen = calibration_draw(len(items), config)
     drawn = set(chosen)
     rest = [i for i in range(len(items)) if i not in drawn]
     full = team_graph(spec, config.judges, scale=config.scale, aggregation=config.final_aggregation)
@@ -394,7 +391,27 @@ def check_items(
             except ConfigError as exc:
                 where = f"{source}:{item.line}" if source is not None else f"line {item.line}"
                 raise ConfigError(f"{where}: {exc}", line=item.line) from None
+    if len(items) >= 2:
+        chosen = calibration_draw(len(items), config)
+        if len({labels[i] for i in chosen}) == 1:
+            # every team's correlation with a constant label is NaN: the "chosen" team was the first enumerated, from
+            # no evidence, after paying for every judge on every item; the draw is known before any run
+            lines = ", ".join(str(items[i].line) for i in sorted(chosen))
+            more = " or draw others (--calibration-size)" if len(chosen) < len(items) else ""
+            raise ConfigError(
+                f"{source or 'calibration'}: the {len(chosen)} calibration items (lines {lines}) all have the human "
+                f"label {labels[chosen[0]]:g}, so no team's agreement with the humans can be measured (a correlation "
+                f"with a constant label is undefined); label items of different quality{more}"
+            )
     return labels
+
+
+def calibration_draw(n_items: int, config: JuryConfig) -> list[int]:
+    """The indices of the calibration items among ``n_items`` labelled ones, in draw order: ``config.n_calibration``
+    drawn as the release draws them when there are more, else all of them."""
+    if n_items > config.n_calibration:
+        return calibration_split(n_items, config.n_calibration, config.seed)
+    return list(range(n_items))
 
 
 def human_labels(items: Sequence[Item], key: str = "human", source: str | Path | None = None) -> list[float]:
