@@ -267,6 +267,13 @@ def alu(
     stored_set: dict[str, Any] | None = None
     if target_set is not None:
         found_targets, stored_set = _stored_targets(target_set, db)
+    if not mcq and not found_targets and targets is None and target_set is None:
+        # retain items only: ALU and every baseline ran with nothing to forget, and the table measured nothing of
+        # unlearning ("targets: the forget items' 0"); --mcq without targets is refused the same way below
+        raise ConfigError(
+            f"--data {data}: no forget item names a target, so ALU would have nothing to forget; add forget items "
+            '({"split": "forget", "target": ...}) or give the targets with --targets FILE or --target-set NAME'
+        )
     if (
         mcq and targets is None and target_set is None
     ):  # they would be drawn from the items' targets, and MCQ items name none

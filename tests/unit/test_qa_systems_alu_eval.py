@@ -1,0 +1,48 @@
+"""``agentmesh eval alu`` on data that gives ALU nothing to forget: retain items only, and no --targets or
+--target-set. Every system ran every item and the table measured nothing of unlearning ("targets: the forget items'
+0"); it is refused before any run, as ``--mcq`` without targets already is."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from agentmesh.systems.alu.data import demo_qa_items, demo_targets
+from tests._cli import run_cli
+
+
+def test_retain_items_without_targets_are_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retain = [dataclasses.asdict(i) for i in demo_qa_items() if i.split == "retain"]
+    data = tmp_path / "retain.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in retain), encoding="utf-8")
+    db = tmp_path / "runs.db"
+    args = ["eval", "alu", "--data", str(data), "--baselines", "vanilla", "--model", "scripted:none.yaml"]
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{db}"], capsys, monkeypatch)
+    said = " ".join(stderr.split())
+    assert code == 2, stdout
+    assert f"--data {data}: no forget item names a target, so ALU would have nothing to forget" in said
+    assert not db.exists()
+
+
+def test_retain_items_with_a_targets_file_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With targets given, retain items alone are a fair question (does ALU leave unrelated answers alone?)."""
+    retain = [dataclasses.asdict(i) for i in demo_qa_items() if i.split == "retain"]
+    data = tmp_path / "retain.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in retain), encoding="utf-8")
+    targets = tmp_path / "targets.jsonl"
+    targets.write_text("".join(json.dumps(t.to_json()) + "\n" for t in demo_targets()), encoding="utf-8")
+    script = tmp_path / "answers.yaml"
+    script.write_text('default: "I do not know."\n', encoding="utf-8")
+    args = ["eval", "alu", "--data", str(data), "--targets", str(targets), "--model", f"scripted:{script}"]
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'runs.db'}", "--json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["targets"]["count"] == 3
+    assert report["systems"]["alu"]["table"]["retain/none"]["n"] == 4
