@@ -288,7 +288,9 @@ def alu(
             [a.label for a in parsed],
             seed=seed,
             translations=_translations(translations),
-            source=str(data),
+            # what --limit kept is what the errors speak of: "there are no retain items" where the file has some
+            # beyond the limit read as a wrong file
+            source=str(data) if limit is None else f"{data} (its first {len(items)} items, --limit {limit})",
         )
     )
     demonstrations = eval_demonstrations(items, seed=seed) if "icul" in systems else []

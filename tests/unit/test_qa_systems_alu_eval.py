@@ -46,3 +46,19 @@ def test_retain_items_with_a_targets_file_still_run(
     report = json.loads(stdout)
     assert report["targets"]["count"] == 3
     assert report["systems"]["alu"]["table"]["retain/none"]["n"] == 4
+
+
+def test_an_error_about_the_items_says_when_limit_cut_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo file has four retain items after its six forget ones: with --limit 3, many_shot has no shots, and
+    the error said the file had no retain items ("add retain items"), which is not so."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(dataclasses.asdict(i)) + "\n" for i in demo_qa_items()), encoding="utf-8")
+    args = ["eval", "alu", "--data", str(data), "--attacks", "many_shot:2", "--limit", "3"]
+    code, stdout, stderr = run_cli(
+        [*args, "--model", "scripted:none.yaml", "--db", f"sqlite:///{tmp_path / 'r.db'}"], capsys, monkeypatch
+    )
+    said = " ".join(stderr.split())
+    assert code == 2, stdout
+    assert f"{data} (its first 3 items, --limit 3): attack many_shot:2 draws its shots from the retain items" in said
