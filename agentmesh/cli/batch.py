@@ -242,11 +242,13 @@ async def start_line(
     because another process had stored that run first: the line is that process's, not a failure here."""
     try:
         return await run()
-    except Exception:
+    except Exception as failure:
         try:
             found = await asyncio.to_thread(store.get_run, run_id)
-        except AgentmeshError:  # not stored: the run failed on its own
-            raise
+        except AgentmeshError:
+            # not stored: the run failed on its own, before its row was written (a database that refuses writes).
+            # Its own error is the one to say: a bare ``raise`` here re-raised the lookup's "no run '<id>'".
+            raise failure from None
         owner = found.meta.get(OWNER_KEY)
         if owner == current_owner():  # this process stored it: its own failure
             raise
@@ -389,8 +391,8 @@ def run_many(
             line += f", {skipped} skipped (another process took them first)"
         if batch:
             line += f" · batch {batch} (agentmesh runs --batch {batch})"
-        if failed:
-            line += (
+        if any(o.failed and o.run_id is not None for o in outcomes):  # a run that failed before it was stored
+            line += (  # has no run to show or resume ("-" in its row, its error beside it)
                 " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
             )
         console.print(line, highlight=False)
