@@ -129,3 +129,21 @@ def test_a_calibration_left_with_one_label_by_failed_items_says_no_team_was_chos
         "label 3): the team below is the first enumerated, not one chosen on evidence"
     ) in said
     assert "teams tie at the top" not in said
+
+
+def test_a_team_graph_describes_the_verdict_it_computes() -> None:
+    """The apr profile's team graph maps each judge to 0-1 and votes 0/1, but its verdict node still said "Each
+    judge's score on the 1-5 scale (rounded per judge), the team's mean, rounded": the file a user reads to know
+    what the team computes said what it does not."""
+    import agentmesh
+    from agentmesh.systems.sejury import JuryConfig
+    from agentmesh.systems.sejury.jury import team_graph
+
+    shipped = agentmesh.resolve_graph("sejury")
+    apr = JuryConfig.profile("apr")
+    described = team_graph(shipped, ["S1_1", "S3"], scale=apr.scale, aggregation=apr.final_aggregation)
+    text = described.nodes["jury"].description
+    assert "0-1 scale (raw/100)" in text and "1 above 0.5, else 0" in text and "1-5" not in text
+    conala = JuryConfig.profile("conala")
+    same = team_graph(shipped, ["S1_1", "S3"], scale=conala.scale, aggregation=conala.final_aggregation)
+    assert same.nodes["jury"].description == shipped.nodes["jury"].description

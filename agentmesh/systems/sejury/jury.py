@@ -159,6 +159,12 @@ def team_graph(
                 **({"scale": scale} if scale is not None else {}),
                 **({"aggregation": aggregation} if aggregation is not None else {}),
             }
+            if (args.get("scale"), args.get("aggregation")) != (
+                params.args.get("scale"),
+                params.args.get("aggregation"),
+            ):
+                # the shipped node says "the 1-5 scale ..., rounded": an apr team's graph maps to 0-1 and votes 0/1
+                node = node.model_copy(update={"description": _verdict_description(args)})
             params = params.model_copy(update={"args": args})
         elif name == jury.check:
             assert isinstance(params, FunctionParams)
@@ -198,6 +204,25 @@ def team_graph(
             f"the graph for team {members} is not valid: " + "; ".join(f"{p.field}: {p.message}" for p in problems)
         )
     return built
+
+
+_SCALES = {
+    "to_1_5_rounded": "on the human 1-5 scale (1 + raw/100*4, rounded per judge)",
+    "to_1_5": "on the human 1-5 scale (1 + raw/100*4)",
+    "to_0_1": "on the 0-1 scale (raw/100)",
+    "none": "as the judge gave it",
+}
+_AGGREGATIONS = {"round": "rounded", "mean": "as is", "binary": "1 above 0.5, else 0"}
+
+
+def _verdict_description(args: Mapping[str, Any]) -> str:
+    """What a verdict node with these ``scale`` and ``aggregation`` does, for the team graph's node description."""
+    scale = _SCALES.get(str(args.get("scale")), f"mapped by {args.get('scale')}")
+    aggregation = _AGGREGATIONS.get(str(args.get("aggregation")), str(args.get("aggregation")))
+    return (
+        f"Each judge's score {scale}; the team's mean, {aggregation}. `needs` names the first steps each two-step "
+        "judge reads, so that a calibrated team's graph keeps exactly what its judges need."
+    )
 
 
 @dataclass
