@@ -109,11 +109,17 @@ def run_batch(
     quiet: bool,
     given: Mapping[str, Any] | None = None,
     limit: int | None = None,
+    graph_source: str | None = None,
 ) -> None:
     """Run ``items`` (the lines of ``source`` read with the ``-i`` values ``given``, the first ``limit``) as one
     batch, as ``options`` say (model, concurrency, executor, store, ``--json``). Each run is tagged with the batch,
     its line, and what it takes to read the file again the same way (``given``, ``limit``, the file's hash), so
-    that ``resume --batch`` can also start the lines an interruption kept from starting."""
+    that ``resume --batch`` can also start the lines an interruption kept from starting.
+
+    ``graph_source`` (:func:`agentmesh.runtime.run.graph_source` of the graph as the user named it) is stored as
+    each run's ``meta.source``, as ``run`` stores it for one run: a replay of a batch's run then checks the graph
+    file as it is today. Without it, a replay fell back on the spec stored with the run and said "identical"
+    after any edit of the file."""
     # One client for every item: one connection pool, and the reference fails here, before any run exists.
     reference = options.model or spec.model or DEFAULT_MODEL
     client = model_for(reference, options.db)
@@ -146,7 +152,9 @@ def run_batch(
 
         def start(item: datasets.Item) -> Start:
             where = {"id": batch, "line": item.line, **read_again}
-            meta = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
+            meta: dict[str, Any] = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
+            if graph_source is not None:
+                meta["source"] = graph_source
             if on_ray is not None:
                 return on_ray(item, meta)
             run_id = batch_run_id(batch, item.line)
@@ -647,6 +655,7 @@ class Unstarted:
     model: str | None
     budget: Budget | None
     tag: dict[str, Any]  # the batch's tag (meta.batch) without a line's own fields
+    source: str | None = None  # where its graph came from (meta.source), stored with the new runs too
 
 
 def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
@@ -675,6 +684,7 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
         model=runs[0].model,
         budget=Budget.model_validate(budget) if budget else None,
         tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
+        source=runs[0].meta.get("source"),
     )
 
 

@@ -153,7 +153,17 @@ def run_graph(
             db=db,
             as_json=as_json,
         )
-        run_batch(spec, items, options, source=input_file, budget=budget, quiet=quiet, given=given, limit=limit)
+        run_batch(
+            spec,
+            items,
+            options,
+            source=input_file,
+            budget=budget,
+            quiet=quiet,
+            given=given,
+            limit=limit,
+            graph_source=graph_source(graph),
+        )
         return
     if limit is not None:
         raise ConfigError("--limit takes the first items of an --input-file; there is none")
@@ -307,7 +317,11 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
     tag = unstarted.tag
 
     def start(item: datasets.Item) -> Start:
-        meta = {"batch": {**tag, "line": item.line, **({"gold": item.gold} if item.gold is not None else {})}}
+        meta: dict[str, Any] = {
+            "batch": {**tag, "line": item.line, **({"gold": item.gold} if item.gold is not None else {})}
+        }
+        if unstarted.source is not None:  # as the batch's other runs: a replay checks today's graph file
+            meta["source"] = unstarted.source
         # the line's own id: another process starting it too (the batch still at work elsewhere, a second resume)
         # is refused by the store, and the line left to whichever stored it first
         run_id = batch_run_id(str(tag.get("id")), item.line)
