@@ -147,3 +147,23 @@ def test_a_team_graph_describes_the_verdict_it_computes() -> None:
     conala = JuryConfig.profile("conala")
     same = team_graph(shipped, ["S1_1", "S3"], scale=conala.scale, aggregation=conala.final_aggregation)
     assert same.nodes["jury"].description == shipped.nodes["jury"].description
+
+
+def test_the_verdicts_text_names_the_judges_whose_reply_held_no_score() -> None:
+    """With the embedded model most judges write no ``NN [END]``: the run's reply read "1 (mean 1.33 of S1_1 1,
+    S1_2 1, ...)", as if those judges had given the lowest grade. S3's reply here has no score: it maps to 1
+    (raw 0), and the text says that it was not read."""
+    from agentmesh.systems.sejury.functions import sejury_verdict
+
+    outputs = {
+        "judges": {
+            "answers": [
+                {"agent": "s1_no_ref", "value": 80, "ok": True},
+                {"agent": "s3_equivalence", "value": 0, "ok": False},
+            ]
+        }
+    }
+    verdict = sejury_verdict(outputs, {}, judges={"S1_1": "s1_no_ref", "S3": "s3_equivalence"})
+    assert verdict["scaled"] == {"S1_1": 4, "S3": 1} and verdict["answer"] == 2  # mean 2.5, half to even
+    assert verdict["unparsed"] == ["S3"]
+    assert verdict["text"] == "2 (mean 2.5 of S1_1 4, S3 1; no score in the reply of S3: scored 0, as in the release)"

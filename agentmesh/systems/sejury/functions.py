@@ -99,10 +99,12 @@ def sejury_verdict(
     (final,) = aggregate([mean], aggregation)
     answer: float | int = int(final) if aggregation != "mean" else final
     listed = ", ".join(f"{j} {_num(v)}" for j, v in scaled.items())
+    # "S1_1 1" read as the judge's verdict where its reply held no score at all: say which were read as 0
+    no_score = f"; no score in the reply of {', '.join(unparsed)}: scored 0, as in the release" if unparsed else ""
     return {
         "answer": answer,
         "value": answer,
-        "text": f"{_num(answer)} (mean {mean:.3g} of {listed})",
+        "text": f"{_num(answer)} (mean {mean:.3g} of {listed}{no_score})",
         "raw": raw,
         "scaled": scaled,
         "mean": mean,
