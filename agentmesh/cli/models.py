@@ -45,6 +45,8 @@ def models(
             table.add_row(Text(row["reference"]), Text(str(row["error"]), style="red"), "", "")
             continue
         target = f"{row['provider']} · {row['model']}\n{row.get('file') or row['endpoint']}"
+        if "n_ctx" in row:  # an in-process model's window: what a prompt over it is refused against
+            target += f"\ncontext window {row['n_ctx']} tokens"
         limits = ", ".join(
             f"{k}={v}"
             for k, v in row["limits"].items()

@@ -87,6 +87,7 @@ class ModelClient:
         self.limits: EndpointLimits = limits or provider.default_limits()
         self.price = price
         self._observers = list(observers)
+        provider.use_limits(self.limits)
         self._limiter: EndpointLimiter = limiter_for(provider.endpoint, self.limits)
 
     def add_observer(self, observer: CallObserver) -> None:

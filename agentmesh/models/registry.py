@@ -47,7 +47,7 @@ def _openai(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]
 def _llamacpp(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]) -> Provider:
     from agentmesh.models.providers.llamacpp import LlamaCppProvider
 
-    return LlamaCppProvider(ref, **({"n_ctx": options["n_ctx"]} if "n_ctx" in options else {}))
+    return LlamaCppProvider(ref, n_ctx=options.get("n_ctx"))
 
 
 def _scripted(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]) -> Provider:

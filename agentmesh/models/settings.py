@@ -63,6 +63,10 @@ class EndpointLimits(BaseModel):
     backoff_initial_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     api_key_env: str | None = None
+    #: Context window, in tokens, of a model run in this process (``local``, ``llamacpp:``); default 4096. A server
+    #: sets its own when it starts (llama.cpp's ``--ctx-size``, vLLM's ``--max-model-len``, Ollama's ``num_ctx``), so
+    #: an entry of a server that names it is refused rather than ignored.
+    n_ctx: int | None = Field(default=None, ge=16)
 
     @field_validator("api_key_env")
     @classmethod
@@ -96,15 +100,20 @@ class ModelSettings(BaseModel):
         self, endpoint: str, provider: str | None, fallback: EndpointLimits, *, use_default: bool = True
     ) -> EndpointLimits:
         """Limits of an endpoint: its own entry, else its provider's, else ``default`` (unless ``use_default`` is
-        false: a model in this process, for which a server's defaults are wrong), else ``fallback`` (the
-        provider's own default).
+        false: a model in this process, for which a server's defaults are wrong), over ``fallback`` (the
+        provider's own default), which gives every field the entry does not set.
 
         Pass ``provider=None`` for a server named by URL: an ``openai:`` entry describes hosted OpenAI (its
         rate limits, its key variable) and must not leak onto a local vLLM or llama.cpp server.
         """
         for key in (endpoint, provider, "default" if use_default else None):
             if key is not None and key in self.endpoints:
-                return self.endpoints[key]
+                entry = self.endpoints[key]
+                # what the entry sets, over the provider's own defaults: ``local: {n_ctx: 8192}`` changes the window
+                # only, and the embedded model keeps its one call at a time and its 600-s timeout (the class's
+                # defaults, 8 calls and 120 s, made its queued calls time out behind a long generation)
+                merged = fallback.model_copy(update={name: getattr(entry, name) for name in entry.model_fields_set})
+                return entry if merged == entry else merged
         return fallback
 
     def resolve_alias(self, ref: str) -> str:

@@ -141,7 +141,7 @@ def job_payload(
     return {
         "spec": spec_data(spec),
         "model": model,
-        "settings": settings.model_dump(mode="json"),
+        "settings": settings.model_dump(mode="json", exclude_unset=True),  # an entry gives only what it sets
         "db": db_url,
         "imports": list(imports),
         "cwd": os.getcwd(),  # where a module named by --import was found (a local Ray's workers start there too)

@@ -274,7 +274,9 @@ def test_in_process_models_use_their_own_defaults_unless_configured() -> None:
     model = ScriptedModel(default="x", label="scripted:limits-test")
     assert get_model(model, settings=ModelSettings()).limits == model.default_limits()
     configured = EndpointLimits(max_concurrency=3)
-    assert get_model(model, settings=ModelSettings(endpoints={"scripted": configured})).limits is configured
+    # the entry sets what it names; the rest stays the model's own (its long timeout, no retries)
+    own = model.default_limits().model_copy(update={"max_concurrency": 3})
+    assert get_model(model, settings=ModelSettings(endpoints={"scripted": configured})).limits == own
     # a `default` entry is written for servers (a 30-s timeout would cut the embedded model's CPU-bound calls): it
     # does not reach a model in this process, which an entry under its own name still configures
     servers = ModelSettings(endpoints={"default": EndpointLimits(timeout_s=30)})

@@ -42,6 +42,11 @@ class Provider(ABC):
     async def complete(self, request: ModelRequest, context: CallContext) -> ProviderResult:
         """Make one attempt and return its choices and, when the backend reports it, usage."""
 
+    def use_limits(self, limits: EndpointLimits) -> None:  # noqa: B027 - most providers take none of them
+        """Take what of the endpoint's limits (its entry of config.yaml) concerns the provider itself, such as an
+        in-process model's ``n_ctx``; called by the :class:`~agentmesh.models.client.ModelClient` wrapping it, which
+        keeps the rest (slots, rates, timeout, retries). The default takes nothing."""
+
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release connections; the default has nothing to release."""
 

@@ -22,6 +22,7 @@ from openai import AsyncOpenAI
 
 from agentmesh.errors import (
     AuthenticationError,
+    ConfigError,
     ContextLengthError,
     MalformedResponseError,
     MissingAPIKeyError,
@@ -117,6 +118,18 @@ class OpenAICompatProvider(Provider):
             max_retries=0,
             timeout=limits.timeout_s,
         )
+
+    def use_limits(self, limits: EndpointLimits) -> None:
+        """Refuse ``n_ctx``: it sizes a model run in this process; a server's window is set where it starts, so
+        the setting would be ignored and the user left thinking the window changed."""
+        if limits.n_ctx is not None:
+            raise ConfigError(
+                f"{self._base_url}: n_ctx: {limits.n_ctx} in the model settings (config.yaml's endpoints) sizes the "
+                "context window of a model run in this process (local, llamacpp:); a server sets its own when it "
+                "starts (llama.cpp server: --ctx-size or llama_cpp.server --n_ctx; vLLM: --max-model-len; Ollama: "
+                "num_ctx): remove n_ctx from the entry that applies to this server",
+                endpoint=self._base_url,
+            )
 
     @property
     def endpoint(self) -> str:
