@@ -218,11 +218,20 @@ def import_(
 ) -> None:
     """Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+        raise ConfigError(
+            f"{path}: {'a directory' if path.is_dir() else 'no such file'}; expected a file agentmesh export wrote"
+        )
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except UnicodeDecodeError as exc:  # an export is UTF-8 JSON; this was a traceback
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); expected the JSON "
+            "file agentmesh export wrote"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     with open_store(db) as store:
         run_id = import_run(store, document, where=str(path), new_id=uuid.uuid4().hex if new_id else None)
     console.print(f"imported run {run_id}")

@@ -38,7 +38,17 @@ class Located(BaseModel):
 def _read(path: Path) -> tuple[Any, LineMap]:
     if not path.is_file():
         raise SpecError(f"{path}: file not found", file=str(path))
-    text = path.read_text()
+    try:  # UTF-8 whatever the locale; a file that is not (a Latin-1 export) was a UnicodeDecodeError traceback
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
+            file=str(path),
+            line=line,
+        ) from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})", file=str(path)) from None
     try:
         data, root = read_yaml(text, str(path))
     except YamlError as exc:
