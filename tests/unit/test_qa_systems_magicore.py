@@ -97,3 +97,26 @@ def test_a_bad_line_is_named_against_the_graph_the_user_gave(
     said = " ".join(stderr.split())
     assert code == 2
     assert f"{data}:1: graph 'magicore': missing input 'question'" in said and "magicore_calibration" not in said
+
+
+def test_a_run_says_how_many_judge_replies_were_counted_neutral(tmp_path: Path) -> None:
+    """k = 2: the ORM judge cannot be read on sample 0 (0.5), reads 80 on sample 1; the PRM judge writes no list on
+    either (both steps 0.5). Both samples answer 51, so the problem is easy at once and the answer is 51 -- chosen on
+    one readable score of four. The stop reason said "easy at once; answer '51'" and nothing of that."""
+    from agentmesh.models import ModelRequest, ScriptedModel
+    from agentmesh.models.messages import CallContext
+    from agentmesh.runtime import run
+    from tests.unit.test_magicore_graph import spec
+
+    def respond(request: ModelRequest, context: CallContext) -> str:
+        if context.agent == "solver":
+            return "Step 1: add.\nStep 2: so \\boxed{51}."
+        if context.agent == "orm_judge":
+            return "17*3 = 54" if context.call_index == 0 else "80 [END]"
+        return "no list here"
+
+    result = run(spec(k=2), {"question": "q"}, model=ScriptedModel(respond=respond), store=f"sqlite:///{tmp_path}/r.db")
+    out = result.outputs["magicore"]
+    assert out["answer"] == "51"
+    assert out["magicore"]["unreadable_judge_replies"] == {"orm": [1, 2], "prm": [2, 2]}
+    assert out["stop"].endswith("(judge replies without a readable score, counted 0.5: ORM 1 of 2, PRM 2 of 2)")

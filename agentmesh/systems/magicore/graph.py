@@ -209,7 +209,7 @@ class JudgeORM(_Agent):
 
     def __init__(self, run: NodeRun, agent: str) -> None:
         super().__init__(run, agent)
-        self.unreadable = 0
+        self.unreadable = self.replies = 0
 
     async def score(self, question: str, solutions: Sequence[str]) -> list[float]:
         iteration = call_site().iteration
@@ -219,6 +219,7 @@ class JudgeORM(_Agent):
             _unit_or_none(r.value if r.ok else None, scale=100.0, what=f"{self.agent} (ORM judge)") for r in replies
         ]
         self.unreadable += sum(score is None for score in scores)
+        self.replies += len(scores)
         return [NEUTRAL if score is None else score for score in scores]
 
 
@@ -231,7 +232,7 @@ class JudgePRM(_Agent):
 
     def __init__(self, run: NodeRun, agent: str) -> None:
         super().__init__(run, agent)
-        self.unreadable = 0
+        self.unreadable = self.replies = 0
 
     async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
         site = call_site()
@@ -243,6 +244,7 @@ class JudgePRM(_Agent):
         elif len(values) != len(steps):
             log.warning("%s (PRM judge): %d scores for %d steps", self.agent, len(values), len(steps))
         found = [_unit_or_none(v, scale=1.0, what=f"{self.agent} (PRM judge)") for v in values[: len(steps)]]
+        self.replies += 1
         if len(values) != len(steps) or None in found:
             self.unreadable += 1
         scores = [NEUTRAL if score is None else score for score in found]
@@ -455,16 +457,34 @@ async def magicore_operator(run: NodeRun) -> NodeOutput:
         raise RunError(f"node {run.name!r}: magicore: {exc}", node=run.name) from exc
     answers = _answers(result, p)
     last_votes = result.rounds[-1].votes if result.rounds else {}
+    unreadable = _unreadable(orm, prm)
     out: NodeOutput = {
         "answer": result.answer,
         "value": result.answer,
         "text": _text_of(result.answer, answers),
         "answers": answers,
         "votes": dict(last_votes),
-        "magicore": result.to_json(),
-        "stop": _why(result),
+        "magicore": {**result.to_json(), "unreadable_judge_replies": unreadable},
+        "stop": _why(result) + _said(unreadable),
     }
     return out
+
+
+def _unreadable(orm: OutcomeRM, prm: ProcessRM) -> dict[str, list[int]]:
+    """Per LLM judge, [replies it could not read, replies]: the rewards the difficulty test and the vote were
+    built on are that much the neutral fallback, not a judgement."""
+    return {
+        label: [judge.unreadable, judge.replies]
+        for label, judge in (("orm", orm), ("prm", prm))
+        if isinstance(judge, JudgeORM | JudgePRM) and judge.replies
+    }
+
+
+def _said(unreadable: dict[str, list[int]]) -> str:
+    """The stop reason's note of the judge replies counted 0.5 (with a small model, most of them): the answer a
+    run shows was then chosen on little or no judgement, and the run said nothing of it."""
+    parts = [f"{label.upper()} {n} of {total}" for label, (n, total) in unreadable.items() if n]
+    return f" (judge replies without a readable score, counted {NEUTRAL}: {', '.join(parts)})" if parts else ""
 
 
 @operator(FIRST_SAMPLE_OP, params=MagicoreParams)
