@@ -298,7 +298,10 @@ class OpenAICompatProvider(Provider):
             "context" in lowered and ("length" in lowered or "window" in lowered or "exceed" in lowered)
         ):
             return ContextLengthError(
-                f"{self._model!r} at {url}: prompt plus max_tokens exceeds the context window: {detail}",
+                f"{self._model!r} at {url}: prompt plus max_tokens exceeds the context window: {detail}; shorten the "
+                "prompt (the inputs, or what earlier nodes pass on to it), lower the agent's sampling.max_tokens, or "
+                "start the server with a larger window (llama.cpp: --ctx-size, llama_cpp.server: --n_ctx; vLLM: "
+                "--max-model-len; Ollama: num_ctx)",
                 endpoint=url,
                 model=self._model,
             )
