@@ -374,6 +374,12 @@ async def aresume(
         record = db.get_run(run_id)
         if record.status == RunStatus.SUCCEEDED:
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
+        if record.graph == "ask" and "spec" not in record.meta:
+            # ``agentmesh ask``'s one call has no graph to go on with (it read "(stored spec): expected a mapping")
+            raise ConfigError(
+                f"run {record.id} is one 'agentmesh ask' call, not a graph run: there is nothing to resume; ask again",
+                run=record.id,
+            )
         owner = record.meta.get(OWNER_KEY)
         if record.status == RunStatus.RUNNING and not force and owner_alive(owner):
             raise ConfigError(

@@ -1,0 +1,29 @@
+"""An ``agentmesh ask`` that failed is stored as a failed run; resuming it says there is nothing to resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import agentmesh
+from agentmesh.errors import ConfigError
+from agentmesh.store import Store
+from tests._cli import run_cli
+
+
+def test_resuming_a_failed_ask_says_it_is_one_call_not_a_graph_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "run ... (stored spec): expected a mapping (name, inputs, agents, nodes, edges, ...)", as if the
+    store were damaged."""
+    script = tmp_path / "s.yaml"
+    script.write_text("rules:\n  - {prompt: never matches, responses: [x]}\n")  # no default: the call is an error
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(["ask", "What is 17*3?", "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+    assert code != 0, err
+    with Store(db) as store:
+        (failed,) = store.list_runs()
+    assert (failed.graph, failed.status) == ("ask", "failed")
+    with pytest.raises(ConfigError, match=r"is one 'agentmesh ask' call, not a graph run: there is nothing to resume"):
+        agentmesh.resume(failed.id, store=db)
