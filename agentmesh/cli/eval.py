@@ -152,7 +152,7 @@ def _stored_targets(name: str, db: str | None) -> tuple[list[Target], dict[str, 
 def _targets_line(found: Mapping[str, Any]) -> str:
     """Which targets the eval forgot, under its table: a stored set names its version (what a rerun must match)."""
     if "set" in found:
-        return f"targets: {found['count']} of set {escape(found['set'])!r}, version {found['version']}"
+        return f"targets: {found['count']} of set {escape(repr(found['set']))}, version {found['version']}"
     if found.get("file") is not None:
         return f"targets: {found['count']} from {escape(found['file'])}"
     return f"targets: the forget items' {found['count']}"

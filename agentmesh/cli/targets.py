@@ -19,7 +19,7 @@ from rich.table import Table
 from agentmesh.cli._common import DbOption, JsonOption, console, open_store
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store, TargetRow, TargetSetInfo
-from agentmesh.store.target_records import TargetRecordError, check_located_target_records
+from agentmesh.store.target_records import TargetRecordError, check_located_target_records, check_target_record
 from agentmesh.systems.alu.registry import read_text
 
 app = typer.Typer(
@@ -71,8 +71,12 @@ def add(
     if as_json:
         console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
         return
+    # the name as the store keeps it (stripped, a key's shape masked): the echo said "'ada '" for a stored "ada",
+    # and printed a key pasted as a name in full
+    stored = check_target_record(record, "--name")["name"]
     console.print(
-        f"added target [bold]{ids[0]}[/] {escape(name)!r} to {escape(target_set)!r}: version [bold]{version}[/]",
+        f"added target [bold]{ids[0]}[/] {escape(repr(stored))} to {escape(repr(target_set))}: "
+        f"version [bold]{version}[/]",
         highlight=False,
     )
 
@@ -94,7 +98,8 @@ def remove(
         return
     shown = ", ".join(str(i) for i in ids)
     console.print(
-        f"removed target{'s' if len(ids) > 1 else ''} {shown} from {escape(target_set)!r}: version [bold]{version}[/]",
+        f"removed target{'s' if len(ids) > 1 else ''} {shown} from {escape(repr(target_set))}: "
+        f"version [bold]{version}[/]",
         highlight=False,
     )
 
@@ -194,7 +199,7 @@ def import_(
         console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
         return
     console.print(
-        f"imported {len(ids)} target{'s' if len(ids) != 1 else ''} into {escape(target_set)!r}: "
+        f"imported {len(ids)} target{'s' if len(ids) != 1 else ''} into {escape(repr(target_set))}: "
         f"version [bold]{version}[/]",
         highlight=False,
     )

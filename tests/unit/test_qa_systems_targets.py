@@ -49,3 +49,32 @@ def test_a_set_added_then_listed_and_removed_still_works(
     code, stdout, stderr = run_cli(["targets", "remove", "authors", "1", "--json", *db], capsys, monkeypatch)
     assert code == 0, stderr
     assert json.loads(stdout) == {"target_set": "authors", "version": 2, "removed": [1]}
+
+
+def test_the_echo_says_the_name_as_stored_and_loses_nothing_to_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``targets add`` echoed the name as typed: "'ada '" for a stored "ada", and a key pasted as a name in full
+    where the store keeps "[redacted]". And a name or set with brackets lost them in the echo ('\\' was printed
+    for "[redacted]"): the escaped text was quoted with !r, which doubled rich's escape backslash."""
+    monkeypatch.setenv("COLUMNS", "200")
+    db = ["--db", f"sqlite:///{tmp_path / 'runs.db'}"]
+    code, stdout, stderr = run_cli(["targets", "add", "s[1]", "--name", "  ada  ", *db], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "added target 1 'ada' to 's[1]': version 1" in stdout
+    key = "sk-proj-" + "abcdefghijklmnopqrstuvwxyz123456"
+    code, stdout, stderr = run_cli(["targets", "add", "s[1]", "--name", key, *db], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "added target 2 '[redacted]' to 's[1]': version 2" in stdout and key not in stdout
+    code, stdout, stderr = run_cli(["targets", "remove", "s[1]", "1", *db], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "removed target 1 from 's[1]': version 3" in stdout
+
+
+def test_eval_names_a_stored_set_with_brackets_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    """The line under ``eval alu --target-set``'s table quoted the escaped name with !r: "s[1]" lost its brackets."""
+    from agentmesh.cli._common import console
+    from agentmesh.cli.eval import _targets_line
+
+    console.print(_targets_line({"set": "s[1]", "version": 4, "count": 2}))
+    assert "targets: 2 of set 's[1]', version 4" in capsys.readouterr().out
