@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import sys
 from collections.abc import Coroutine, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -165,41 +166,76 @@ def database_failed(url: str, exc: BaseException) -> StoreError:
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)``, where SIGTERM interrupts as Ctrl-C does.
+    """``asyncio.run(main)``, where SIGTERM interrupts as Ctrl-C does, and a second Ctrl-C does not break the
+    first one's clean-up.
 
     SIGTERM is what ``kill``, ``timeout``, batch schedulers (SLURM before its kill) and container stops send. By
     default it ends the process on the spot: a run stays "running" and the writes still queued for the store
     are lost. Here it cancels the work instead, so a run is stored as interrupted, with every finished call,
     and ``agentmesh resume`` continues it; the command then exits as after Ctrl-C (``KeyboardInterrupt``).
+
+    Ctrl-C is handled here too, by the same handler. asyncio's own cancelled the work on the first press but
+    raised ``KeyboardInterrupt`` on the second wherever the loop was, in the middle of the runs' clean-up (people
+    press Ctrl-C twice): the batch's message was lost to a traceback, some runs stayed "running", and the process
+    could hang waiting for tasks that clean-up had left half done, until a third press. Now a second press
+    (or signal) says that the interrupted runs are being stored and that a third quits at once; the third exits
+    with 130 without waiting (runs not yet stored as interrupted stay "running" under a dead process, which
+    ``agentmesh resume`` continues without ``--force``).
     """
-    terminated = False
+    signals = 0
+
+    def pressed() -> None:
+        """Ctrl-C or SIGTERM after the first: say what is going on, then, at the third, quit at once."""
+        nonlocal signals
+        signals += 1
+        if signals == 2:
+            os.write(2, _STOPPING.encode())  # from a signal handler too: no console, no lock
+        elif signals > 2:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(130)
 
     async def guarded() -> T:
-        nonlocal terminated
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
-        def on_sigterm() -> None:
-            nonlocal terminated
-            terminated = True
-            if task is not None:
+        def on_signal() -> None:
+            if signals == 0 and task is not None:
                 task.cancel()
+            pressed()
 
         unsupported = (NotImplementedError, RuntimeError, ValueError)  # Windows' loop; not the main thread
-        with contextlib.suppress(*unsupported):
-            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        handled = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(*unsupported):
+                loop.add_signal_handler(signum, on_signal)
+                handled.append(signum)
         try:
             return await main
         finally:
-            with contextlib.suppress(*unsupported):
-                loop.remove_signal_handler(signal.SIGTERM)
+            for signum in handled:
+                with contextlib.suppress(*unsupported):
+                    loop.remove_signal_handler(signum)
+                    if signals:
+                        # Interrupted, the command goes on to finish asyncio's tasks, say how far it got and close
+                        # the store (its last writes): a Ctrl-C there raised KeyboardInterrupt inside that (a
+                        # traceback from the connection pool, a write lost). Until the process ends, further
+                        # presses are counted as above instead.
+                        signal.signal(signum, lambda _signum, _frame: pressed())
 
     try:
         return asyncio.run(guarded())
     except asyncio.CancelledError:
-        if terminated:
-            raise KeyboardInterrupt from None
-        raise
+        if not signals:
+            raise
+        raise KeyboardInterrupt from None
+
+
+_STOPPING = (
+    "stopping: storing the interrupted runs with every finished call (press Ctrl-C again to quit without waiting; "
+    "runs not stored yet stay marked running, and agentmesh resume continues them)\n"
+)
 
 
 def write_output(path: Path, text: str) -> None:
