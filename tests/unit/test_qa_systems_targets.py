@@ -59,22 +59,23 @@ def test_the_echo_says_the_name_as_stored_and_loses_nothing_to_markup(
     for "[redacted]"): the escaped text was quoted with !r, which doubled rich's escape backslash."""
     monkeypatch.setenv("COLUMNS", "200")
     db = ["--db", f"sqlite:///{tmp_path / 'runs.db'}"]
-    code, stdout, stderr = run_cli(["targets", "add", "s[1]", "--name", "  ada  ", *db], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["targets", "add", "s[red]", "--name", "  ada  ", *db], capsys, monkeypatch)
     assert code == 0, stderr
-    assert "added target 1 'ada' to 's[1]': version 1" in stdout
+    assert "added target 1 'ada' to 's[red]': version 1" in stdout
     key = "sk-proj-" + "abcdefghijklmnopqrstuvwxyz123456"
-    code, stdout, stderr = run_cli(["targets", "add", "s[1]", "--name", key, *db], capsys, monkeypatch)
+    code, stdout, stderr = run_cli(["targets", "add", "s[red]", "--name", key, *db], capsys, monkeypatch)
     assert code == 0, stderr
-    assert "added target 2 '[redacted]' to 's[1]': version 2" in stdout and key not in stdout
-    code, stdout, stderr = run_cli(["targets", "remove", "s[1]", "1", *db], capsys, monkeypatch)
+    assert "added target 2 '[redacted]' to 's[red]': version 2" in stdout and key not in stdout
+    code, stdout, stderr = run_cli(["targets", "remove", "s[red]", "1", *db], capsys, monkeypatch)
     assert code == 0, stderr
-    assert "removed target 1 from 's[1]': version 3" in stdout
+    assert "removed target 1 from 's[red]': version 3" in stdout
 
 
 def test_eval_names_a_stored_set_with_brackets_whole(capsys: pytest.CaptureFixture[str]) -> None:
-    """The line under ``eval alu --target-set``'s table quoted the escaped name with !r: "s[1]" lost its brackets."""
+    """The line under ``eval alu --target-set``'s table quoted the escaped name with !r: "s[red]" was printed
+    "s\\" (the doubled backslash no longer escaped the bracket, and rich took "[red]" as a style)."""
     from agentmesh.cli._common import console
     from agentmesh.cli.eval import _targets_line
 
-    console.print(_targets_line({"set": "s[1]", "version": 4, "count": 2}))
-    assert "targets: 2 of set 's[1]', version 4" in capsys.readouterr().out
+    console.print(_targets_line({"set": "s[red]", "version": 4, "count": 2}))
+    assert "targets: 2 of set 's[red]', version 4" in capsys.readouterr().out
