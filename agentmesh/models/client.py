@@ -182,8 +182,9 @@ class ModelClient:
             except TimeoutError as exc:
                 raise ModelTimeoutError(
                     f"{self.reference}: no answer from {self.provider.endpoint} within "
-                    f"{self.limits.timeout_s:g} s (endpoint timeout_s)",
+                    f"{self.limits.timeout_s:g} s (endpoint timeout_s){timeout_hint(self.provider.endpoint)}",
                     endpoint=self.provider.endpoint,
+                    timeout_s=self.limits.timeout_s,
                 ) from exc
             latency = time.perf_counter() - started
             choices = [_answer_apart(_whole_text(c)) for c in result.choices]
@@ -229,6 +230,17 @@ class ModelClient:
         else:
             info["price"] = "unknown (cost recorded as n/a; set prices: in the config file)"
         return info
+
+
+def timeout_hint(endpoint: str) -> str:
+    """What to change after a timeout, and where: a model that is slow rather than down (a long prompt on a CPU,
+    a queue of requests ahead) answers within a longer ``timeout_s``, set under the endpoint's key (the first key
+    :meth:`~agentmesh.models.settings.ModelSettings.limits_for` looks up)."""
+    return (
+        f"; if the model is slow rather than down (a long prompt on a CPU, requests queued ahead), give it longer in "
+        f'the config file (.agentmesh/config.yaml, or $AGENTMESH_CONFIG): \'endpoints: {{"{endpoint}": '
+        "{timeout_s: 600}}'"
+    )
 
 
 class _Expiry:

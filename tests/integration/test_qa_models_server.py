@@ -1,13 +1,18 @@
-"""A real llama.cpp server (llama-cpp-python's, SmolLM2, n_ctx 2048) asked for more than its window."""
+"""Servers that cannot answer: a real llama.cpp server (llama-cpp-python's, SmolLM2, n_ctx 2048) asked for more
+than its window, and one that does not answer in time."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
+from pathlib import Path
 
 import pytest
 
-from agentmesh.errors import ContextLengthError
-from agentmesh.models import ModelRequest, ModelSettings, get_model
+from agentmesh.errors import ContextLengthError, ModelTimeoutError
+from agentmesh.models import ModelRequest, ModelSettings, get_model, load_settings
+from agentmesh.models.settings import EndpointLimits
+from tests._servers import FakeOpenAIServer, Reply
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,3 +36,26 @@ async def test_a_prompt_over_the_servers_window_says_what_to_change(llama_server
     assert "maximum context length is 2048 tokens" in message  # the server's own words, kept
     assert "sampling.max_tokens" in message
     assert "llama_cpp.server: --n_ctx" in message and "--max-model-len" in message
+
+
+async def test_a_timeout_says_which_setting_gives_the_model_longer(
+    fake_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """It said "(endpoint timeout_s)" (or, when the HTTP client's own timer fired first, "timed out waiting for the
+    model server") without where that is set; the message now holds the config entry, which loads as written.
+    A scripted server that hangs: a real one is slow only by chance."""
+    fake_server.script(Reply.hang(30))
+    settings = ModelSettings(endpoints={fake_server.url: EndpointLimits(timeout_s=0.3, max_retries=0)})
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings)
+    try:
+        with pytest.raises(ModelTimeoutError) as caught:
+            await client.complete(ModelRequest.of("hi"))
+    finally:
+        await client.aclose()
+    message = str(caught.value)
+    assert "within 0.3 s (endpoint timeout_s)" in message
+    entry = re.search(r"'(endpoints: .*)'", message)
+    assert entry is not None, message
+    (tmp_path / "config.yaml").write_text(entry.group(1) + "\n")
+    written = load_settings(tmp_path / "config.yaml")
+    assert written.limits_for(fake_server.url, None, EndpointLimits()).timeout_s == 600

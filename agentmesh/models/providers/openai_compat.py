@@ -112,6 +112,7 @@ class OpenAICompatProvider(Provider):
                     raise self._missing_key
             key = _NO_KEY
         self._secret = key if key != _NO_KEY else None
+        self._timeout_s = limits.timeout_s
         self._client = AsyncOpenAI(
             api_key=key,
             base_url=self._base_url,
@@ -247,7 +248,14 @@ class OpenAICompatProvider(Provider):
     def _translate(self, exc: openai.APIError) -> ModelError:
         url = self._base_url
         if isinstance(exc, openai.APITimeoutError):
-            return ModelTimeoutError(f"timed out waiting for the model server at {url}", endpoint=url)
+            from agentmesh.models.client import timeout_hint  # (the client imports the providers' base)
+
+            return ModelTimeoutError(
+                f"no answer from the model server at {url} within {self._timeout_s:g} s (endpoint timeout_s)"
+                f"{timeout_hint(url)}",
+                endpoint=url,
+                timeout_s=self._timeout_s,
+            )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             # Hosted OpenAI is not the user's server to start or URL to fix: what they can check is the network.
