@@ -409,12 +409,14 @@ class EvalCase:
 def parse_systems(baselines: str | Sequence[str] | None) -> list[str]:
     """``alu`` plus the named baselines (comma-separated or a list), in the order given, without repeats.
 
-    An unknown name raises ``ValueError`` naming it and the known ones, before anything runs."""
+    An unknown name raises ``ValueError`` naming it and the known ones, before anything runs. ``alu`` itself may be
+    named (``--baselines alu,vanilla``, as the table lists it): it runs once, first, as always; it was refused as an
+    "unknown baseline 'alu'", as if ALU could not be evaluated."""
     names = [b.strip() for b in (baselines.split(",") if isinstance(baselines, str) else baselines or [])]
     known = [s for s in SYSTEMS if s != "alu"]
     out = ["alu"]
     for name in names:
-        if not name:
+        if not name or name == "alu":
             continue
         if name not in known:
             raise ValueError(f"unknown baseline {name!r}: expected one of {', '.join(known)}")
