@@ -31,6 +31,10 @@ err_console = Console(stderr=True)
 #: few characters: ids, statuses and counts stay whole, on one line each.
 WIDE = 110
 
+#: Terminal columns below which those tables give each run a few lines of its own instead of a row: a row of the
+#: fixed columns (id, status, counts) alone fills ~55 columns, and rich then shrank the answer column to nothing.
+NARROW = 72
+
 
 class Executor(StrEnum):
     """Where many runs (a job's items, a batch's lines) run: in this process, or as Ray tasks."""

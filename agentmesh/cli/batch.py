@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import WIDE, Executor, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._common import NARROW, WIDE, Executor, console, err_console, fmt_cost, open_store, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import snippet
 from agentmesh.cli._progress import WorkProgress
@@ -585,6 +585,8 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
     :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
     wide = console.width >= WIDE
     labelled = any(o.gold is not None for o in outcomes)
+    if console.width < NARROW:
+        return _summary_records(title, outcomes, reason_chars)
     table = Table(title=Text(title), caption=None if wide else "tokens, cost: --json")
     columns = ["item", "run", "status", "answer", *(["gold"] if labelled else []), "calls"]
     columns += [*(["tokens", "cost"] if wide else []), "stop reason / error"]
@@ -615,6 +617,29 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
             "stop reason / error": reason,
         }
         table.add_row(*(cells[c] for c in columns))
+    return table
+
+
+def _summary_records(title: str, outcomes: Sequence[ItemOutcome], reason_chars: int) -> Table:
+    """:func:`summary_table` on a narrow terminal (:data:`NARROW`): each item on lines of its own (item, run,
+    status; its answer, gold and calls; its stop reason or error), so that the answer is never squeezed out."""
+    table = Table(title=Text(title), caption="tokens, cost: --json", box=None, show_header=False, padding=(0, 0))
+    table.add_column("item", overflow="fold")
+    for o in outcomes:
+        r = o.result
+        calls, _, _ = _usage(o)
+        record = Text(f"{o.label or f'line {o.line}'} · {o.run_id[:12] if o.run_id else '-'} · ")
+        record.append(o.status, style="green" if o.status == "succeeded" else "red")
+        record.append("\n  answer ")
+        record.append("-" if r is None or r.answer is None else str(r.answer))
+        if o.gold is not None:
+            record.append("  gold ").append(_gold(o))
+        record.append(f" · {calls} call{'' if calls == 1 else 's'}")
+        if r is not None:
+            record.append(f"\n  {r.stop_reason or '-'}")
+        else:
+            record.append(f"\n  {snippet(o.error or o.elsewhere or 'failed', reason_chars)}", style="red")
+        table.add_row(record)
     return table
 
 

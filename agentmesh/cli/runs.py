@@ -13,7 +13,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import WIDE, DbOption, JsonOption, console, err_console, fmt_cost, fmt_seconds, open_store
+from agentmesh.cli._common import (
+    NARROW,
+    WIDE,
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    fmt_cost,
+    fmt_seconds,
+    open_store,
+)
 from agentmesh.cli.batch import batch_runs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.run import stored_answers
@@ -46,6 +56,9 @@ def list_runs(
     if not found:
         console.print("no runs" + (" matching the filters" if graph or status or batch else " yet"))
         return
+    if console.width < NARROW:  # a few lines per run: as a row, its answer was squeezed out
+        console.print(_run_records(found, answers, total))
+        return
     # narrower than WIDE: a row per run on one line (the stop reason's kind, no model, tokens, cost or date)
     wide = console.width >= WIDE
     caption = None if wide else "full stop reasons, model, cost, dates: --json or a wider terminal"
@@ -74,6 +87,25 @@ def list_runs(
         }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)
+
+
+def _run_records(found: list[RunRecord], answers: dict[str, Any], total: int) -> Table:
+    """``runs`` on a narrow terminal (:data:`NARROW`): each run on lines of its own (id, status, graph; its
+    answer and calls; its stop reason), which fold rather than shrink to nothing."""
+    title = f"runs ({len(found)})" if total == len(found) else f"runs: the {len(found)} newest of {total} (--limit)"
+    table = Table(title=title, caption="model, cost, dates: --json", box=None, show_header=False, padding=(0, 0))
+    table.add_column("run", overflow="fold")
+    for r in found:
+        calls = (r.totals or {}).get("calls", 0)
+        record = Text(f"{r.id[:12]} ")
+        record.append(str(r.status), style=_STATUS_STYLE.get(str(r.status), "white"))
+        record.append(f" · {r.graph}\n  answer ")
+        answer = answers.get(r.id)
+        record.append("-" if answer is None else _short(answer, 200))
+        record.append(f" · {calls} call{'' if calls == 1 else 's'}")
+        record.append(f"\n  {r.stop_reason or '-'}")
+        table.add_row(record)
+    return table
 
 
 def delete(
