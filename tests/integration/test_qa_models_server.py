@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh.errors import ContextLengthError, ModelTimeoutError
-from agentmesh.models import ModelRequest, ModelSettings, get_model, load_settings
+from agentmesh.errors import ContextLengthError, ModelRequestError, ModelTimeoutError
+from agentmesh.models import CallRecord, ModelRequest, ModelSettings, get_model, load_settings
 from agentmesh.models.settings import EndpointLimits
 from tests._servers import FakeOpenAIServer, Reply
 
@@ -59,3 +59,20 @@ async def test_a_timeout_says_which_setting_gives_the_model_longer(
     (tmp_path / "config.yaml").write_text(entry.group(1) + "\n")
     written = load_settings(tmp_path / "config.yaml")
     assert written.limits_for(fake_server.url, None, EndpointLimits()).timeout_s == 600
+
+
+async def test_a_request_the_llama_cpp_server_cannot_read_is_not_retried(llama_server_url: str) -> None:
+    """llama-cpp-python's server answers 500 when its schema refuses a request (here a sampling value of the wrong
+    type in extra_body): read as a failing server, the same request was sent six times over ~15 s of backoff, and
+    the error said the server had failed."""
+    client = get_model(f"openai:smollm2@{llama_server_url}", settings=ModelSettings())
+    attempts: list[CallRecord] = []
+    try:
+        with pytest.raises(ModelRequestError) as caught:
+            await client.complete(
+                ModelRequest.of("Hi", max_tokens=4, extra_body={"top_k": "many"}), observer=attempts.append
+            )
+    finally:
+        await client.aclose()
+    assert [a.error_type for a in attempts] == ["ModelRequestError"]
+    assert "rejected the request as invalid" in str(caught.value) and "top_k" in str(caught.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -282,6 +283,15 @@ class OpenAICompatProvider(Provider):
                 endpoint=url,
                 status=status,
             )
+        if status >= 500 and _REQUEST_INVALID.search(detail):
+            # llama-cpp-python's server answers 500 for a request its schema refuses (a bad extra_body value): the
+            # same request fails the same way every time, so it is not retried (6 attempts, ~15 s of backoff)
+            return ModelRequestError(
+                f"{url} rejected the request as invalid ({status}; llama-cpp-python's server says 500 for a request it "
+                f"cannot read): {detail}",
+                endpoint=url,
+                status=status,
+            )
         if status >= 500:
             return ServerError(
                 f"{url} failed with {status}: {detail}", retry_after=retry_after, endpoint=url, status=status
@@ -316,6 +326,11 @@ class OpenAICompatProvider(Provider):
         if status == 408:
             return ModelTimeoutError(f"{url} timed out the request (408): {detail}", endpoint=url)
         return ModelRequestError(f"{url} rejected the request ({status}): {detail}", endpoint=url, status=status)
+
+
+#: The body of a 5xx that is a refused request, not a failing server: pydantic's validation of the request body, as
+#: llama-cpp-python's server reports it ("1 validation error: {'type': 'int_parsing', 'loc': ('body', 'top_k'), ...").
+_REQUEST_INVALID = re.compile(r"validation errors?:?\s.*'loc': \('body'", re.DOTALL)
 
 
 def _detail(exc: openai.APIStatusError) -> str:
