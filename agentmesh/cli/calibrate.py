@@ -40,7 +40,7 @@ from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.loader import dump_graph
-from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph
+from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph, check_enough
 
 
 def calibrate(
@@ -85,6 +85,7 @@ def calibrate(
     # read against the user's graph (the calibration graph has the same inputs): a bad line named the internal
     # "graph 'magicore_calibration'", a graph the user never gave
     items = datasets.read_items(data, spec)
+    check_enough(spec, items)
     # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
     stem = Path(graph).stem if Path(graph).is_file() else spec.name
     out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")

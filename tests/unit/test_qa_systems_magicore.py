@@ -120,3 +120,32 @@ def test_a_run_says_how_many_judge_replies_were_counted_neutral(tmp_path: Path) 
     assert out["answer"] == "51"
     assert out["magicore"]["unreadable_judge_replies"] == {"orm": [1, 2], "prm": [2, 2]}
     assert out["stop"].endswith("(judge replies without a readable score, counted 0.5: ORM 1 of 2, PRM 2 of 2)")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["calibrate", "magicore", "--data", "{problems}"],
+        ["optimize", "sejury", "--data", "{labelled}"],
+    ],
+    ids=["magicore", "sejury"],
+)
+def test_one_item_is_refused_before_the_store_is_opened(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both calibrations need two items at least; they said so after opening the store, and left an empty
+    database file behind at --db."""
+    (tmp_path / "p.jsonl").write_text(json.dumps({"question": "What is 2+2?"}) + "\n")
+    labelled = {"query": "Sum.", "artifact": "def f(x): return sum(x)", "reference": "sum", "human": 4}
+    (tmp_path / "l.jsonl").write_text(json.dumps(labelled) + "\n")
+    args = [
+        a.replace("{problems}", str(tmp_path / "p.jsonl")).replace("{labelled}", str(tmp_path / "l.jsonl"))
+        for a in command
+    ]
+    db = tmp_path / "runs.db"
+    code, stdout, stderr = run_cli(
+        [*args, "--model", "scripted:none.yaml", "--db", f"sqlite:///{db}"], capsys, monkeypatch
+    )
+    assert code == 2, stdout
+    assert "at least 2" in " ".join(stderr.split()) and "got 1" in stderr
+    assert not db.exists()

@@ -42,6 +42,7 @@ __all__ = [
     "acalibrate",
     "calibrate",
     "calibration_graph",
+    "check_enough",
     "magicore_node",
     "use_reward_functions",
     "with_calibration",
@@ -266,6 +267,13 @@ def _function_sources(params: MagicoreParams) -> dict[str, str | None]:
     return out
 
 
+def check_enough(spec: GraphSpec, items: Sequence[Item]) -> None:
+    """Refuse fewer than 2 problems (no spread can be measured over one): ``agentmesh calibrate`` checks it before
+    it opens the store, which otherwise was left behind empty."""
+    if len(items) < 2:
+        raise ConfigError(f"calibration of {spec.name}: needs at least 2 problems, got {len(items)}")
+
+
 def _item(run: ItemRun, node: str) -> CalibratedItem:
     out = CalibratedItem(line=run.line, run_id=run.run_id, calls=run.calls, reused=run.reused)
     if run.error or run.outputs is None:
@@ -309,8 +317,7 @@ async def acalibrate(
     name = magicore_node(spec, node)
     job_spec = calibration_graph(spec, name)
     items = as_items(items, spec, what="calibration", allow_empty=True)  # (dicts as a file's lines)
-    if len(items) < 2:
-        raise ConfigError(f"calibration of {spec.name}: needs at least 2 problems, got {len(items)}")
+    check_enough(spec, items)
     done = await run_items(
         job_spec,
         items,

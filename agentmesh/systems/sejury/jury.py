@@ -332,9 +332,7 @@ async def acalibrate(
             f"{list(jury.judges)}"
         )
     items = as_items(items, spec, keep=[human_key], what="calibration", allow_empty=True)  # (dicts as a file's lines)
-    labels = check_items(spec, items, config=config, human_key=human_key)
-    if len(items) < 2:
-        raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
+    labels = check_items(spec, items, config=config, human_key=human_key)  # (at least 2 items among its checks)
     chosen = calibration_draw(len(items), config)
     drawn = set(chosen)
     rest = [i for i in range(len(items)) if i not in drawn]
@@ -409,6 +407,8 @@ def check_items(
     every item as the graph's check node will (S5 on a summary, an unknown ``task``): refused here, before any
     run, rather than as one failed run per item. ``source`` (the data file) prefixes each error's line."""
     labels = human_labels(items, human_key, source)
+    if len(items) < 2:  # here, before any store is opened: the command left an empty database behind
+        raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
     if jury_nodes(spec).check is not None:
         for item in items:
             try:
