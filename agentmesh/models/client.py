@@ -136,6 +136,7 @@ class ModelClient:
                 exc.context["attempts"] = number
                 exc.message = f"{exc.message} (gave up after {number} attempt{'s' if number != 1 else ''})"
                 exc.args = (exc.message,)
+            _say_where(exc, ctx)
             raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
@@ -230,6 +231,22 @@ class ModelClient:
         else:
             info["price"] = "unknown (cost recorded as n/a; set prices: in the config file)"
         return info
+
+
+def _say_where(exc: ModelError, ctx: CallContext) -> None:
+    """Put the call's place in its run (node, agent, round) at the head of ``exc``: the run's error and the line
+    the CLI prints named the model and the problem but not which of a graph's calls met it (a prompt too long for
+    the window is one agent's, in one round). Its failed attempts' events carry the place in their own fields."""
+    if ctx.node is None or "node" in exc.context:
+        return
+    where = f"node {ctx.node!r}"
+    if ctx.agent is not None:
+        where += f": agent {ctx.agent!r}"
+    if ctx.round:  # (round 0: a node outside any rounds)
+        where += f", round {ctx.round}"
+    exc.context.update(node=ctx.node, agent=ctx.agent, round=ctx.round or None)
+    exc.message = f"{where}: {exc.message}"
+    exc.args = (exc.message,)
 
 
 def timeout_hint(endpoint: str) -> str:
