@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh.errors import ContextLengthError, ModelRequestError, ModelTimeoutError
+from agentmesh.errors import ContextLengthError, ModelNotFoundError, ModelRequestError, ModelTimeoutError
 from agentmesh.models import CallRecord, ModelRequest, ModelSettings, get_model, load_settings
 from agentmesh.models.settings import EndpointLimits
 from tests._servers import FakeOpenAIServer, Reply
@@ -76,3 +76,17 @@ async def test_a_request_the_llama_cpp_server_cannot_read_is_not_retried(llama_s
         await client.aclose()
     assert [a.error_type for a in attempts] == ["ModelRequestError"]
     assert "rejected the request as invalid" in str(caught.value) and "top_k" in str(caught.value)
+
+
+async def test_a_server_url_without_v1_is_said_to_lack_it(llama_server_url: str) -> None:
+    """The real server answers a path without /v1 with a bare 404; the error said "has no model 'smollm2' (404:
+    Error code: 404)", sending the user to check a model name that was right."""
+    bare = llama_server_url.removesuffix("/v1")
+    client = get_model(f"openai:smollm2@{bare}", settings=ModelSettings())
+    try:
+        with pytest.raises(ModelNotFoundError) as caught:
+            await client.complete(ModelRequest.of("Hi", max_tokens=4))
+    finally:
+        await client.aclose()
+    assert "the URL does not end with a version such as /v1" in str(caught.value)
+    assert "http://host:port/v1" in str(caught.value)

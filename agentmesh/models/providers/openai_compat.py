@@ -303,6 +303,16 @@ class OpenAICompatProvider(Provider):
                 variable=self.key_env,
                 status=status,
             )
+        if status == 404 and not _VERSIONED.search(url):
+            # the likelier mistake first: llama.cpp's and vLLM's servers answer a path without /v1 with a bare 404
+            # ("Error code: 404"), which read as "has no model" sent the user to check a name that was right
+            return ModelNotFoundError(
+                f"{url} answered 404 to POST {url}/chat/completions: the URL does not end with a version such as /v1, "
+                f"where OpenAI-compatible servers answer (vLLM, llama.cpp, Ollama, SGLang: http://host:port/v1); "
+                f"else the server has no model {self._model!r} (GET <url>/models lists what it serves)",
+                endpoint=url,
+                model=self._model,
+            )
         if status == 404:
             return ModelNotFoundError(
                 f"{url} has no model {self._model!r} (404: {detail}); check the name (GET {url}/models lists "
@@ -327,6 +337,10 @@ class OpenAICompatProvider(Provider):
             return ModelTimeoutError(f"{url} timed out the request (408): {detail}", endpoint=url)
         return ModelRequestError(f"{url} rejected the request ({status}): {detail}", endpoint=url, status=status)
 
+
+#: A base URL that ends with an API version (``/v1``, ``/v1beta/openai``, ``/api/v1``): where OpenAI-compatible
+#: servers answer. Without one, a 404 is most likely the missing ``/v1``, not a missing model.
+_VERSIONED = re.compile(r"/v\d+[a-z0-9]*(/[A-Za-z0-9_.-]+)?/?$")
 
 #: The body of a 5xx that is a refused request, not a failing server: pydantic's validation of the request body, as
 #: llama-cpp-python's server reports it ("1 validation error: {'type': 'int_parsing', 'loc': ('body', 'top_k'), ...").
