@@ -155,3 +155,28 @@ def test_a_run_failed_on_the_window_resumes_with_a_larger_one_without_repeating_
         calls = [(e.node, bool(e.error)) for e in store.events(failed.id, kind="model_call")]
     assert calls.count(("first", False)) == 1, f"the finished call was made again: {calls}"
     assert calls.count(("second", False)) == 1
+
+
+async def test_a_reply_the_window_cuts_short_is_refused_not_returned_cut() -> None:
+    """A prompt that fits with too little room left for its reply: llama-cpp-python lowered max_tokens to the room
+    left, and the reply came back cut mid-sentence as if by max_tokens (a debate's last round lost its boxed
+    answers). It is refused as a server refuses it, saying what to change."""
+    settings = ModelSettings(endpoints={"local": EndpointLimits(n_ctx=256)})
+    client = get_model("local", settings=settings)
+    eos = _get_loaded(local_model_path(), 256, False).llama.token_eos()
+    prompt = "The cat sat on the warm mat by the door. " * 18 + "\n" + COUNT  # about 200 tokens of 256
+    # EOS banned: the reply runs until something cuts it, and only the window can before 200 tokens
+    request = ModelRequest.of(prompt, temperature=0.0, max_tokens=200, extra_body={"logit_bias": {str(eos): -100}})
+    with pytest.raises(ContextLengthError) as caught:
+        await client.complete(request)
+    message = str(caught.value)
+    prompt_tokens = caught.value.context["prompt_tokens"]
+    assert 150 < prompt_tokens < 256
+    assert f"left {256 - prompt_tokens} of the reply's 200 max_tokens in the context window of 256 tokens" in message
+    assert "'endpoints: {local: {n_ctx: 1024}}'" in message
+    # a reply that ends by max_tokens in a window with room for it is returned as before
+    roomy = get_model("local", settings=ModelSettings(endpoints={"local": EndpointLimits(n_ctx=1024)}))
+    response = await roomy.complete(
+        request.model_copy(update={"sampling": request.sampling.model_copy(update={"max_tokens": 8})})
+    )
+    assert response.choices[0].finish_reason == "length" and response.usage.completion_tokens == 8

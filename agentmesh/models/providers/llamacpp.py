@@ -254,23 +254,52 @@ class LlamaCppProvider(Provider):
         kwargs.update(self._extra(s.extra_body))  # (reasoning_effort: no such knob in llama.cpp, ignored)
         kwargs["logits_processor"] = _stoppable(stop, model.llama.token_eos(), kwargs.pop("logit_bias", None))
         try:
-            return model.llama.create_chat_completion(**kwargs)
+            raw = model.llama.create_chat_completion(**kwargs)
         except ValueError as exc:
             text = str(exc)
             if "context window" in text or "exceed" in text:
-                raise self._too_long(text, s.max_tokens, model.n_ctx_train) from exc
+                found = _REQUESTED.search(text)
+                prompt = int(found.group(1)) if found else None
+                size = f" ({prompt} tokens)" if prompt is not None else ""
+                head = f"{self._label}: the prompt{size} exceeds the context window of {self._n_ctx} tokens"
+                trained = model.n_ctx_train
+                raise self._too_long(head, prompt, kwargs["max_tokens"], trained, f"llama.cpp: {text}") from exc
             raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
         except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache)
             raise ModelError(f"{self._label}: llama.cpp failed during generation: {exc}") from exc
+        self._check_not_cut_by_the_window(raw, kwargs["max_tokens"], model.n_ctx_train, stop)
+        return raw
 
-    def _too_long(self, text: str, max_tokens: int | None, trained: int | None) -> ContextLengthError:
-        """The error of a prompt longer than the window, saying what to change: llama.cpp refuses a prompt that
-        does not fit (one that fits with too few tokens left has its reply cut, finish_reason ``length``)."""
-        found = _REQUESTED.search(text)
-        prompt = int(found.group(1)) if found else None
-        size = f" ({prompt} tokens)" if prompt is not None else ""
-        message = f"{self._label}: the prompt{size} exceeds the context window of {self._n_ctx} tokens"
-        need = None if prompt is None else prompt + (max_tokens if max_tokens is not None else 512)
+    def _check_not_cut_by_the_window(
+        self, raw: Any, max_tokens: int, trained: int | None, stop: threading.Event
+    ) -> None:
+        """Refuse a reply the window cut short: llama-cpp-python lowers max_tokens to what the window has left after
+        the prompt, so a long prompt's reply ended mid-sentence, looking like one cut at max_tokens (no boxed answer,
+        a parser's error). vLLM and OpenAI refuse such a request; this says so the same way, with what to change."""
+        if stop.is_set():
+            return  # ended on purpose: nobody reads it
+        try:
+            choice = raw["choices"][0]
+            prompt = int(raw["usage"]["prompt_tokens"])
+            completion = int(raw["usage"]["completion_tokens"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return
+        if choice.get("finish_reason") != "length" or completion >= max_tokens or prompt + completion < self._n_ctx - 1:
+            return
+        head = (
+            f"{self._label}: the prompt ({prompt} tokens) left {self._n_ctx - prompt} of the reply's {max_tokens} "
+            f"max_tokens in the context window of {self._n_ctx} tokens, and the reply was cut there "
+            f"({completion} tokens)"
+        )
+        raise self._too_long(head, prompt, max_tokens, trained, "llama.cpp cut max_tokens to fit the window")
+
+    def _too_long(
+        self, head: str, prompt: int | None, max_tokens: int, trained: int | None, detail: str
+    ) -> ContextLengthError:
+        """The error of a prompt too long for the window (``head`` says how), with what to change: the prompt, or
+        the window when the model was trained for a larger one."""
+        message = head
+        need = None if prompt is None else prompt + max_tokens
         if trained is not None and need is not None and need > trained:
             message += (
                 f"; the model was trained on at most {trained} tokens, and this prompt with its max_tokens needs "
@@ -289,7 +318,7 @@ class LlamaCppProvider(Provider):
                 "'agentmesh resume RUN', without making its finished calls again"
             )
         return ContextLengthError(
-            f"{message} (llama.cpp: {text})",
+            f"{message} ({detail})",
             model=self._label,
             prompt_tokens=prompt,
             n_ctx=self._n_ctx,
