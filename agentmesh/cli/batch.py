@@ -60,6 +60,7 @@ class ItemOutcome:
     batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
     gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
     elsewhere: str | None = None  # left to another process that took the run first (two resumes at once)
+    ended: str | None = None  # the status the store has for a run cut as it ended (its result never came back)
 
     @property
     def correct(self) -> bool | None:
@@ -71,7 +72,7 @@ class ItemOutcome:
     @property
     def over(self) -> bool:
         """The run ended, with a result or an error (not: cut short by an interrupt, or never started)."""
-        return self.result is not None or self.error is not None or self.elsewhere is not None
+        return self.result is not None or self.error is not None or self.elsewhere is not None or self.ended is not None
 
     @property
     def failed(self) -> bool:
@@ -339,6 +340,7 @@ def run_many(
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             if batch is not None:
                 _name_runs_stored_unannounced(store, batch, [o for o, _ in runs])
+            _mark_runs_that_ended(store, [o for o, _ in runs])
             over = sum(o.over for o, _ in runs)
             cut = [o.run_id for o, _ in runs if o.run_id is not None and not o.over]
             # an item that never started has no stored run: resuming the runs by id does not reach it, resuming the
@@ -427,6 +429,25 @@ def _name_runs_stored_unannounced(store: Store, batch: str, outcomes: Sequence[I
         outcome = unnamed.get((record.meta.get("batch") or {}).get("line"))
         if outcome is not None:
             outcome.run_id = record.id
+
+
+def _mark_runs_that_ended(store: Store, outcomes: Sequence[ItemOutcome]) -> None:
+    """Tell the outcomes of an interrupted batch whose runs the store has as ended.
+
+    A run cut while its end was being stored (its calls all made, the interruption landing on the commit of its
+    status, which commits all the same) ends "succeeded" in the store, yet its outcome never heard so: the
+    message listed it among the runs to ``resume``, and ``agentmesh resume`` of the listed ids then refused them
+    all ("already succeeded; nothing was resumed"). Such a run is counted as finished instead. Best effort: the
+    store's error, if any, leaves the outcomes as they were."""
+    for outcome in outcomes:
+        if outcome.run_id is None or outcome.over:
+            continue
+        try:
+            record = store.get_run(outcome.run_id)
+        except AgentmeshError:
+            return
+        if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
+            outcome.ended = str(record.status)
 
 
 async def run_all(
