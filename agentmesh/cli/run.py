@@ -52,7 +52,7 @@ from agentmesh.cli.batch import (
     start_line,
     unfinished_of,
 )
-from agentmesh.errors import ConfigError, NotRecordedError
+from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
@@ -347,6 +347,28 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
     ]
 
 
+def _stopped_json(store: Store, run_id: str) -> dict[str, Any]:
+    """``run --json`` / ``resume --json`` of a run that failed or was interrupted: what the store has of it, in the
+    keys of a :class:`RunResult`, with its ``error``."""
+    try:
+        record = store.get_run(run_id)
+    except AgentmeshError as exc:  # the store failing too: what is known
+        return {"run_id": run_id, "status": "failed", "answer": None, "error": str(exc)}
+    totals = record.totals or {}
+    return {
+        "run_id": record.id,
+        "graph": record.graph,
+        "status": str(record.status),
+        "stop_reason": record.stop_reason,
+        "answer": None,
+        "calls": totals.get("calls", 0),
+        "prompt_tokens": totals.get("prompt_tokens", 0),
+        "completion_tokens": totals.get("completion_tokens", 0),
+        "cost_usd": totals.get("cost_usd"),
+        "error": record.error,
+    }
+
+
 # --- inputs ---------------------------------------------------------------------------------------------------
 
 
@@ -487,6 +509,10 @@ def _run_one(
                         "recorded calls served from the store"
                     )
                 err_console.print(f"run {view.run_id} {what}; it is stored: {advice}", highlight=False)
+                if as_json:
+                    # a script reading stdout got nothing at all (a batch's --json has its failed items): the stored
+                    # run's id, status and error, in the keys a result has
+                    typer.echo(json.dumps(_stopped_json(store, view.run_id), indent=2, ensure_ascii=False))
             raise
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
