@@ -35,7 +35,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
-from agentmesh.cli.optimize import writable, write_output
+from agentmesh.cli.optimize import check_model, writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.run import resolve_graph
@@ -89,6 +89,7 @@ def calibrate(
     # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
     stem = Path(graph).stem if Path(graph).is_file() else spec.name
     out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")
+    check_model(model, db)
     with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
 
         def advance(item: ItemRun, done: int, total: int) -> None:

@@ -297,6 +297,8 @@ def alu(
     judge_spec = judge_graph() if judge else None
     to_judge = sum(judged_case(case) for case in cases) if judge else 0
     total = (len(cases) + to_judge) * len(systems)
+    if model is not None:  # resolved now: a bad one was found after the store was opened, leaving an empty database
+        run_async(model_for(model, db).aclose())
     with options.session("alu eval", total, unit="runs") as session:
         store, bar = session.store, session.bar
         finished: dict[str, int] = {}

@@ -37,6 +37,7 @@ from agentmesh.cli._common import (
     concurrency_option,
     console,
     err_console,
+    run_async,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
@@ -44,6 +45,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.optimize.job import OptimizeResult, check_top_k
+from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
@@ -146,6 +148,7 @@ def optimize(
     items = datasets.read_items(data, spec)
     out = writable(out or Path(f"{_stem(graph, spec)}_top{top_k}.yaml"), "--out")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
+    check_model(options.model, options.db)
     with options.session(spec.name, len(items), transient=False) as session:
 
         def advance(item: ItemRun, done: int, total: int) -> None:
@@ -283,6 +286,14 @@ def _has_field(path: Path, line: int | None, key: str) -> bool:
     return isinstance(record, dict) and key in record
 
 
+def check_model(model: str | None, db: str | None) -> None:
+    """Resolve ``--model`` before the command opens its store: an unknown provider or alias was found only when the
+    job started, after the store was opened, and left an empty database file at a new --db. Building a client is
+    cheap (nothing loads until the first call); a ``replay:`` reference reads its run from ``db``."""
+    if model is not None:
+        run_async(model_for(model, db).aclose())
+
+
 def writable(path: Path, option: str) -> Path:
     """``path`` if a file can be written there; else a clear error, raised before the job's runs (it was a
     ``FileNotFoundError`` traceback after all of them)."""
@@ -334,6 +345,7 @@ def calibrate_jury(
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
+    check_model(options.model, options.db)
     with options.session(spec.name, total, transient=False) as session:
 
         def advance(phase: str, item: ItemRun, done: int, total: int) -> None:

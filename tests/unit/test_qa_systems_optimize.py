@@ -126,3 +126,36 @@ def test_items_without_a_readable_final_answer_are_named(
     assert code == 0, stderr
     said = " ".join(stdout.split())
     assert "on 2 of 2 items the team gave no final answer its parser could read (lines 1, 2)" in said
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["optimize", "dylan_mmlu", "--data", "{mmlu}", "--top-k", "2"],
+        ["optimize", "sejury", "--data", "{labelled}"],
+        ["calibrate", "magicore", "--data", "{problems}"],
+        ["eval", "alu", "--data", "{qa}"],
+    ],
+    ids=["optimize dylan", "optimize sejury", "calibrate", "eval alu"],
+)
+def test_an_unknown_model_is_refused_before_the_store_is_opened(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model bogus:x was found when the job started, after the store had been opened: an empty database file was
+    left at a new --db."""
+    files = {
+        "mmlu": {"question": "Which?", "choices": ["a", "b"], "answer": "A"},
+        "labelled": {"query": "Sum.", "artifact": "sum", "reference": "sum", "human": 4},
+        "problems": {"question": "What is 2+2?"},
+        "qa": {"id": "f1", "question": "Who?", "answer": "Her.", "split": "forget", "target": "Ada Lindqvist"},
+    }
+    for name, record in files.items():  # two lines, labelled apart (one label throughout is refused on its own)
+        second = {**record, "human": 2} if "human" in record else record
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(second) + "\n")
+    args = [part.strip("{}") if part.startswith("{") else part for part in command]
+    args = [str(tmp_path / f"{a}.jsonl") if a in files else a for a in args]
+    db = tmp_path / "runs.db"
+    code, stdout, stderr = run_cli([*args, "--model", "bogus:x", "--db", f"sqlite:///{db}"], capsys, monkeypatch)
+    assert code == 2, stdout
+    assert "bogus" in stderr
+    assert not db.exists()
