@@ -413,11 +413,19 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
         console.print(Text(f"{len(tied)} teams tie at the top; the earliest in enumeration order was chosen"))
     console.print(Text(f"team: {' + '.join(found.team)}"))
     if found.test is not None:
-        n = sum(1 for i in found.held_out if i.score is not None)
+        scored = [i for i in found.held_out if i.score is not None]
+        n = len(scored)
+        # n/a everywhere said nothing of why: one label on every held-out item, or one score from the team
+        constant = [
+            f"every {what} is {values.pop():g}"
+            for what, values in (("human label", {i.human for i in scored}), ("team score", {i.score for i in scored}))
+            if len(values) == 1
+        ]
         console.print(
             Text(
                 f"on {n} held-out items: Kendall τ {_fmt(found.test.kendall)}, Spearman ρ {_fmt(found.test.spearman)}, "
                 f"Pearson r {_fmt(found.test.pearson)}"
+                + (f" (n/a: {' and '.join(constant)}, so there is nothing to correlate)" if constant else "")
             )
         )
     elif held_out and not found.held_out:  # the check the README promises did not happen: say why, not nothing

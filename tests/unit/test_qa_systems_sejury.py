@@ -167,3 +167,22 @@ def test_the_verdicts_text_names_the_judges_whose_reply_held_no_score() -> None:
     assert verdict["scaled"] == {"S1_1": 4, "S3": 1} and verdict["answer"] == 2  # mean 2.5, half to even
     assert verdict["unparsed"] == ["S3"]
     assert verdict["text"] == "2 (mean 2.5 of S1_1 4, S3 1; no score in the reply of S3: scored 0, as in the release)"
+
+
+def test_a_held_out_check_with_one_label_says_why_it_is_n_a(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--calibration-size 2 draws lines 4 and 3 (labels 4 and 2); lines 1 and 2, held out, are both labelled 3. The
+    held-out line read "Kendall τ n/a, Spearman ρ n/a, Pearson r n/a" with nothing to say why."""
+    monkeypatch.setenv("COLUMNS", "250")
+    data = _labelled(tmp_path / "labelled.jsonl")
+    data.write_text(data.read_text().replace('"human": 5', '"human": 3').replace('"human": 1', '"human": 3'))
+    args = ["optimize", "sejury", "--data", str(data), "--model", "qa_jury:x", "--calibration-size", "2"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "team.yaml")]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    said = " ".join(stdout.split())
+    assert code == 0, stderr
+    assert (
+        "on 2 held-out items: Kendall τ n/a, Spearman ρ n/a, Pearson r n/a (n/a: every human label is 3, so there is "
+        "nothing to correlate)"
+    ) in said
