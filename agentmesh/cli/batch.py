@@ -527,6 +527,10 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
         else:  # skipped ones alike: one row, not one per line and process
             why = snippet(o.error or "failed", 160) if o.elsewhere is None else ELSEWHERE
         groups.setdefault((o.status, why), []).append(o)
+    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "skipped"))}
+    ranked = sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0]))
+    if console.width < NARROW:  # as a table, the stop reason / error column was squeezed out
+        return _digest_records(title, outcomes, ranked)
     table = Table(title=Text(title), show_footer=True)
     table.add_column("status", "total", no_wrap=True)
     table.add_column("stop reason / error", overflow="fold")
@@ -539,8 +543,7 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
     ]
     for column, footer in zip(("items", "calls", "tokens", "cost"), footers, strict=True):
         table.add_column(column, footer, justify="right", no_wrap=True)
-    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "skipped"))}
-    for (status, why), members in sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0])):
+    for (status, why), members in ranked:
         usage = [_usage(o) for o in members]
         table.add_row(
             Text(status, style="green" if status == "succeeded" else "red"),
@@ -550,6 +553,23 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
             str(sum(u[1] for u in usage)),
             fmt_cost(_total_cost(u[2] for u in usage)),
         )
+    return table
+
+
+def _digest_records(
+    title: str, outcomes: Sequence[ItemOutcome], ranked: Sequence[tuple[tuple[str, str], list[ItemOutcome]]]
+) -> Table:
+    """:func:`digest_table` on a narrow terminal (:data:`NARROW`): each way the runs ended on lines of its own
+    (status, items, calls; the stop reason or error), then the total."""
+    table = Table(title=Text(title), caption="tokens, cost: --json", box=None, show_header=False, padding=(0, 0))
+    table.add_column("how they ended", overflow="fold")
+    for (status, why), members in ranked:
+        calls = sum(_usage(o)[0] for o in members)
+        record = Text(status, style="green" if status == "succeeded" else "red")
+        record.append(f" · {_count(len(members), 'items')} · {calls} calls\n  ")
+        record.append(why, style="" if status == "succeeded" else "red")
+        table.add_row(record)
+    table.add_row(Text(f"total · {_count(len(outcomes), 'items')} · {sum(_usage(o)[0] for o in outcomes)} calls"))
     return table
 
 

@@ -54,3 +54,29 @@ def test_runs_and_a_batch_summary_keep_the_answer_on_a_narrow_terminal(
         (head,) = [i for i, text in enumerate(lines) if text.startswith(runs[line][:12])]
         assert "succeeded" in lines[head] and "debate" in lines[head]
         assert lines[head + 1].split()[:2] == ["answer", answer]
+
+
+def test_a_large_batchs_digest_keeps_how_its_runs_ended_on_a_narrow_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond 25 items the summary is a digest, a row per way the runs ended: its "stop reason / error" column,
+    the one that says why runs failed, was the one rich squeezed out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTMESH_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "50")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    script = tmp_path / "multiply.yaml"
+    script.write_text(MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    lines = [f'{{"question": "What is {i}*3?"}}' for i in range(30)] + ['{"question": "Tell me a joke."}']
+    items.write_text("\n".join(lines) + "\n")
+
+    code, out, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch
+    )
+    assert code == 1, err
+    assert all(len(line) <= 50 for line in out.splitlines())
+    flat = " ".join(out.split())
+    assert "succeeded · 30 items · 90 calls consensus" in flat
+    assert "failed · 1 item · 3 calls scripted:" in flat and "no rule left" in flat
+    assert "total · 31 items · 93 calls" in flat
