@@ -236,8 +236,8 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         raise KeyboardInterrupt from None
 
 
-_STOPPING = (
-    "stopping: storing the interrupted runs with every finished call (press Ctrl-C again to quit without waiting; "
+_STOPPING = (  # on a new line: on a terminal the progress bar's line is still being drawn
+    "\nstopping: storing the interrupted runs with every finished call (press Ctrl-C again to quit without waiting; "
     "runs not stored yet stay marked running, and agentmesh resume continues them)\n"
 )
 
