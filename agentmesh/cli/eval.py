@@ -526,9 +526,13 @@ def _print(report: Mapping[str, Any], mcq: bool, judge: bool = False) -> None:
                 tall.add_row(title, *(cells[index] for _group, cells in mine))
             console.print(tall)
     for system, found in report["systems"].items():
+        # failed runs are left out of the rows: say how many here, and that a system none of whose runs succeeded
+        # has no row at all (it vanished from the table, named only in the failures below it)
+        failed = len(found["failed"])
+        missing = ", so it has no row in the table" if failed and not found["table"] else ""
         console.print(
-            f"{system}: {len(found['runs'])} runs ({found['reused']} reused), job {found['job']}, model "
-            f"{escape(str(found['model']))}",
+            f"{system}: {len(found['runs'])} runs ({found['reused']} reused{f', {failed} failed' if failed else ''}"
+            f"{missing}), job {found['job']}, model {escape(str(found['model']))}",
             highlight=False,
         )
         if found["judge"] is not None:

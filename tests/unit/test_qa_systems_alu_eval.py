@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agentmesh.models import ScriptedModel
+from agentmesh.models.registry import register_provider
 from agentmesh.systems.alu.data import demo_qa_items, demo_targets
 from tests._cli import run_cli
 
@@ -73,3 +76,32 @@ def test_naming_alu_among_the_baselines_runs_it_once() -> None:
     assert parse_systems("vanilla,alu,icul") == ["alu", "vanilla", "icul"]
     with pytest.raises(ValueError, match="unknown baseline 'Vanilla'"):
         parse_systems("Vanilla")
+
+
+def _icul_down(request: object, context: object) -> str:
+    """Every agent says it does not know, but the ICUL baseline's calls fail (its server is down)."""
+    if getattr(context, "agent", None) == "icul":
+        raise RuntimeError("icul server down")
+    return "I do not know." if getattr(context, "agent", None) != "auditor" else "None"
+
+
+@register_provider("qa_icul_down")
+def _icul_down_provider(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=_icul_down)
+
+
+def test_a_system_whose_every_run_failed_is_said_to_have_no_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed runs are left out of the rows; with all of icul's failed, icul vanished from the table, and its line
+    under it said "icul: 10 runs (0 reused)" as if it had run."""
+    monkeypatch.setenv("COLUMNS", "250")
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(dataclasses.asdict(i)) + "\n" for i in demo_qa_items()), encoding="utf-8")
+    args = ["eval", "alu", "--data", str(data), "--baselines", "icul", "--model", "qa_icul_down:x"]
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'r.db'}"], capsys, monkeypatch)
+    assert code == 1 and "icul server down" in stderr
+    said = " ".join(stdout.split())
+    assert "icul: 10 runs (0 reused, 10 failed, so it has no row in the table)" in said
+    assert "alu: 10 runs (0 reused)," in said
+    assert "│ icul" not in stdout
