@@ -265,10 +265,10 @@ class Store(TargetMethods):
                 "prompt_tokens": int(agg[1]),
                 "completion_tokens": int(agg[2]),
                 "total_tokens": int(agg[3]),
-                # unknown when a call's price is (a model missing from the price table): a sum of the others would
-                # pass for the run's cost, "$0" beside an embedded model's free calls
-                # (no call at all: nothing was spent, so $0 rather than unknown)
-                "cost_usd": 0.0 if int(agg[0]) == 0 else None if agg[4] is None or int(agg[7]) else float(agg[4]),
+                # unknown when an answered call's price is (a model missing from the price table): a sum of the
+                # others would pass for the run's cost, "$0" beside an embedded model's free calls. Failed attempts
+                # cost what they recorded, if anything: none answered (or no call at all) is $0, not unknown
+                "cost_usd": None if int(agg[7]) else float(agg[4] or 0.0),
                 "estimated_tokens": bool(agg[5]),
                 "errors": int(agg[6]),
             }
