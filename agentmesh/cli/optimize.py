@@ -73,7 +73,13 @@ def optimize(
     graph: Annotated[str, typer.Argument(help="Built-in graph name (dylan_mmlu) or path to a graph spec.")],
     data: Annotated[Path, typer.Option("--data", "-d", help=f"JSONL items, one per line: {ITEM_FORMATS}.")],
     top_k: Annotated[
-        int | None, typer.Option("--top-k", "-k", min=1, help="DyLAN: how many agents the optimised team keeps.")
+        int | None,
+        typer.Option(
+            "--top-k",
+            "-k",
+            min=1,
+            help="DyLAN: how many agents the optimised team keeps (of each team: writers and judges apart).",
+        ),
     ] = None,
     concurrency: Annotated[int, concurrency_option("Items run at once")] = CONCURRENCY,
     model: ModelOption = None,

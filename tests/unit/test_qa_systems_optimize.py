@@ -159,3 +159,14 @@ def test_an_unknown_model_is_refused_before_the_store_is_opened(
     assert code == 2, stdout
     assert "bogus" in stderr
     assert not db.exists()
+
+
+def test_the_help_says_top_k_is_per_team(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On dylan_code_candidates --top-k 4 keeps 4 writers and 4 judges (README), and the job's errors say "per team";
+    the help said only "how many agents the optimised team keeps", which reads as 4 in all."""
+    monkeypatch.setenv("COLUMNS", "300")
+    code, stdout, _ = run_cli(["optimize", "--help"], capsys, monkeypatch)
+    assert code == 0
+    assert "how many agents the optimised team keeps (of each team: writers and judges apart)" in " ".join(
+        stdout.replace("│", " ").split()
+    )
