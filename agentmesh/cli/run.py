@@ -57,7 +57,17 @@ from agentmesh.models import ModelClient
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, graph_source, resolve_graph
+from agentmesh.runtime.run import (
+    DEFAULT_MODEL,
+    RunResult,
+    aresume,
+    arun,
+    ask_call_refusal,
+    check_inputs,
+    graph_source,
+    is_ask_call,
+    resolve_graph,
+)
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
@@ -230,6 +240,9 @@ def resume(
     done = [r.id[:12] for r in records if r.status == "succeeded"]
     if done:  # found before anything is resumed, rather than as one failed row among the others
         raise ConfigError(f"run {', '.join(done)} already succeeded; nothing to resume (nothing was resumed)")
+    asks = [r.id[:12] for r in records if is_ask_call(r)]
+    if asks:
+        raise ConfigError(ask_call_refusal(asks, "resume") + " (nothing was resumed)")
     # resumed alongside a live process, a run made its calls twice, both writing to it; one whose process is known
     # to be gone (SIGKILL, out of memory: it stays "running") is resumed as it is
     running = [

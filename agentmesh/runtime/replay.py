@@ -40,8 +40,10 @@ from agentmesh.runtime.run import (
     RunResult,
     _budgets,
     _execute,
+    ask_call_refusal,
     check_built,
     check_inputs,
+    is_ask_call,
     listener_list,
     open_store,
     resolve_graph,
@@ -102,6 +104,8 @@ class ReplayReport:
 
 def _spec_of(record: RunRecord) -> GraphSpec:
     data = record.meta.get("spec")
+    if is_ask_call(record):
+        raise ConfigError(ask_call_refusal([record.id], "replay or fork"), run=record.id)
     if not isinstance(data, Mapping):
         raise ConfigError(f"run {record.id} has no stored graph spec to replay", run=record.id)
     return graph_from_data(dict(data), file=f"run {record.id} (stored spec)")

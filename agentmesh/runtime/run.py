@@ -374,12 +374,8 @@ async def aresume(
         record = db.get_run(run_id)
         if record.status == RunStatus.SUCCEEDED:
             raise ConfigError(f"run {record.id} already succeeded; nothing to resume", run=record.id)
-        if record.graph == "ask" and "spec" not in record.meta:
-            # ``agentmesh ask``'s one call has no graph to go on with (it read "(stored spec): expected a mapping")
-            raise ConfigError(
-                f"run {record.id} is one 'agentmesh ask' call, not a graph run: there is nothing to resume; ask again",
-                run=record.id,
-            )
+        if is_ask_call(record):
+            raise ConfigError(ask_call_refusal([record.id], "resume"), run=record.id)
         owner = record.meta.get(OWNER_KEY)
         if record.status == RunStatus.RUNNING and not force and owner_alive(owner):
             raise ConfigError(
@@ -421,6 +417,22 @@ async def aresume(
             await client.aclose()
         if own_store:
             db.close()
+
+
+def is_ask_call(record: RunRecord) -> bool:
+    """Whether ``record`` is an ``agentmesh ask`` call: one model call with no graph, so nothing to resume, replay
+    or fork (reading its stored spec said "(stored spec): expected a mapping", as if the store were damaged)."""
+    return record.graph == "ask" and "spec" not in record.meta
+
+
+def ask_call_refusal(run_ids: Sequence[str], what: str) -> str:
+    """Why the ``agentmesh ask`` calls ``run_ids`` cannot be given to ``what`` (resume, replay...)."""
+    runs = ", ".join(run_ids)
+    one = len(run_ids) == 1
+    return (
+        f"run {runs} {'is one' if one else 'are'} 'agentmesh ask' call{'' if one else 's'}, not a graph "
+        f"run{'' if one else 's'}: there is nothing to {what}; ask again"
+    )
 
 
 async def _check_card_models(spec: GraphSpec) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 import agentmesh
 from agentmesh.errors import ConfigError
+from agentmesh.runtime.replay import fork, replay
 from agentmesh.store import Store
 from tests._cli import run_cli
 
@@ -27,3 +28,14 @@ def test_resuming_a_failed_ask_says_it_is_one_call_not_a_graph_run(
     assert (failed.graph, failed.status) == ("ask", "failed")
     with pytest.raises(ConfigError, match=r"is one 'agentmesh ask' call, not a graph run: there is nothing to resume"):
         agentmesh.resume(failed.id, store=db)
+    # the command line says the same, for one run or among others, and replay and fork say it too
+    code, _, err = run_cli(["resume", failed.id, "--db", db], capsys, monkeypatch)
+    said = " ".join(err.split())  # (rich wraps it)
+    assert code != 0 and "is one 'agentmesh ask' call, not a graph run: there is nothing to resume" in said, err
+    assert "expected a mapping" not in err
+    with pytest.raises(ConfigError, match=r"is one 'agentmesh ask' call, not a graph run: there is nothing to replay"):
+        replay(failed.id, store=db)
+    with pytest.raises(ConfigError, match=r"is one 'agentmesh ask' call, not a graph run: there is nothing to replay"):
+        fork(failed.id, step=1, store=db)
+    with Store(db) as store:
+        assert store.get_run(failed.id).status == "failed" and len(store.list_runs()) == 1  # nothing was started
