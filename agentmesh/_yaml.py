@@ -7,6 +7,7 @@ endpoints of one name would leave one of them silently unused. Every YAML file a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,6 +21,26 @@ LineMap = dict[Loc, int]
 
 class YamlError(ValueError):
     """A file that is not valid YAML, or that writes a key twice; the message starts with ``file:line:``."""
+
+
+def read_yaml_file(path: Path) -> tuple[Any, yaml.Node | None]:
+    """:func:`read_yaml` of the file at ``path``, read as UTF-8 whatever the locale: a file that is not (saved as
+    Latin-1) or cannot be read is a :class:`YamlError` naming the file, the line and the byte, not a
+    ``UnicodeDecodeError`` traceback."""
+    return read_yaml(read_utf8(path), str(path))
+
+
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, read as UTF-8; :class:`YamlError` naming the file (and where it is not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise YamlError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise YamlError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
 
 
 def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:

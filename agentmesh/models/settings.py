@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml
+from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import ConfigError, InvalidModelReferenceError
 from agentmesh.models.reference import parse_reference
 
@@ -170,7 +170,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> ModelSettings:
         return ModelSettings()
     name = str(file)
     try:
-        data, root = read_yaml(file.read_text(), name)
+        data, root = read_yaml_file(file)
     except YamlError as exc:
         raise ConfigError(str(exc), file=name) from None
     data = data or {}

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml
+from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec, Problem, reference_problems
@@ -39,18 +39,7 @@ def _read(path: Path) -> tuple[Any, LineMap]:
     if not path.is_file():
         raise SpecError(f"{path}: file not found", file=str(path))
     try:  # UTF-8 whatever the locale; a file that is not (a Latin-1 export) was a UnicodeDecodeError traceback
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise SpecError(
-            f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
-            file=str(path),
-            line=line,
-        ) from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})", file=str(path)) from None
-    try:
-        data, root = read_yaml(text, str(path))
+        data, root = read_yaml_file(path)
     except YamlError as exc:
         raise SpecError(str(exc), file=str(path)) from None
     return data, (line_map(root) if root is not None else {})

@@ -32,7 +32,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentmesh._yaml import YamlError, read_yaml
+from agentmesh._yaml import YamlError, read_yaml_file
 from agentmesh.errors import ConfigError, ScriptExhaustedError, ScriptIncompleteError
 from agentmesh.models._tokens import estimate_prompt_tokens, estimate_tokens
 from agentmesh.models.messages import CallContext, Choice, ModelRequest, ProviderResult, Usage
@@ -183,7 +183,7 @@ class ScriptedModel(Provider):
         if not file.is_file():
             raise ConfigError(f"scripted model file {file} does not exist", file=str(file))
         try:
-            data = read_yaml(file.read_text(), str(file))[0] or {}
+            data = read_yaml_file(file)[0] or {}
         except YamlError as exc:
             raise ConfigError(str(exc), file=str(file)) from None
         if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
