@@ -32,6 +32,13 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         (" + ".join(c.team), c.score, _TEAM if c is selection.selected else _OTHER) for c in teams
     ]
     rows += [(f"{judge} alone", score, _JUDGE) for judge, score in singles]
+    # a bar without a correlation says which side was constant: "constant" beside every bar read as if each team's
+    # scores were, when it was the humans' labels (all one value) that left nothing to correlate with
+    no_correlation = (
+        "no correlation: the human labels are all one value"
+        if len(set(human)) <= 1
+        else "no correlation: its scores are all one value"
+    )
     label_w = max([text_width(label, 12) for label, _, _ in rows] + [120.0]) + 24
     row_h, top, bar_len = 20.0, 96.0, 360.0
     finite = [s for _, s, _ in rows if not math.isnan(s)]
@@ -89,8 +96,8 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         )
         if math.isnan(score):
             out.append(
-                f'<text x="{x(max(low, 0.0)) + 6:.1f}" y="{y + 13:.1f}" font-size="11" fill="#b91c1c">constant: no '
-                "correlation</text>"
+                f'<text x="{x(max(low, 0.0)) + 6:.1f}" y="{y + 13:.1f}" font-size="11" fill="#b91c1c">'
+                f"{esc(no_correlation)}</text>"
             )
             continue
         start, end = sorted((x(max(low, 0.0)), x(score)))

@@ -33,3 +33,21 @@ def test_every_line_of_text_is_within_the_picture(title: str, n_test: int) -> No
             text = "".join(t.itertext())
             size, bold = float(t.get("font-size") or 12), t.get("font-weight") == "bold"
             assert float(t.get("x") or 0) + text_width(text, size, bold=bold) <= width, text
+
+
+@pytest.mark.parametrize(
+    ("human", "scores", "said"),
+    [
+        ([3, 3, 3, 3], {"S1": [0, 25, 50, 75], "S2": [10, 20, 60, 70]}, "the human labels are all one value"),
+        ([1, 2, 3, 4], {"S1": [0, 25, 50, 75], "S2": [50, 50, 50, 50]}, "its scores are all one value"),
+    ],
+)
+def test_a_bar_without_a_correlation_says_which_side_was_constant(
+    human: list[float], scores: dict[str, list[float]], said: str
+) -> None:
+    """Every bar read "constant: no correlation" when the human labels were all one value, as if each team's
+    scores were constant; the judges' scores were not."""
+    selection = select_team(human, scores, JuryConfig(judges=("S1", "S2"), team_must_contain_any_of=("S1",)))
+    lines = ["".join(t.itertext()) for t in ET.fromstring(jury_svg("t", selection)).iter(f"{SVG}text")]
+    assert f"no correlation: {said}" in lines
+    assert not any(line.startswith("no correlation") and said not in line for line in lines)
