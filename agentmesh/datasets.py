@@ -174,7 +174,7 @@ def read_items(
     A batch that fails on line 900 after 899 runs were paid for is the failure this prevents: bad JSON, a line
     that is not an object, a missing or mistyped input all stop here, naming the line.
     """
-    from agentmesh.runtime.run import check_inputs  # the runtime depends on spec only; keep this module light
+    from agentmesh.runtime.arguments import check_inputs  # the runtime depends on spec only; keep this module light
 
     path = Path(path)  # a script's "items.jsonl" as well as a Path
     if path.is_dir():

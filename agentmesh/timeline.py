@@ -15,7 +15,7 @@ from typing import Any
 
 from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.context import CALL_KINDS
-from agentmesh.runtime.run import stored_outputs
+from agentmesh.runtime.outcome import stored_outputs
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.store import EventRecord, RunRecord, Store

@@ -38,7 +38,7 @@ from agentmesh.cli._progress import item_note
 from agentmesh.cli.optimize import check_model, writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph, check_enough
 

@@ -41,7 +41,7 @@ class Direction(StrEnum):
 
 
 def _load(graph: str) -> GraphSpec:
-    from agentmesh.runtime.run import resolve_graph
+    from agentmesh.runtime.arguments import resolve_graph
 
     return resolve_graph(graph)
 

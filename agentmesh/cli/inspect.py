@@ -28,8 +28,8 @@ from agentmesh.cli._common import (
 from agentmesh.cli.batch import batch_runs
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
+from agentmesh.runtime.outcome import stored_answers, stored_outputs
 from agentmesh.runtime.replay import afork, areplay
-from agentmesh.runtime.run import stored_answers, stored_outputs
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.store import RunStatus
 from agentmesh.store.transfer import export_run, import_run

@@ -45,8 +45,8 @@ from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.optimize.job import OptimizeResult, check_top_k
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.sejury import JuryConfig

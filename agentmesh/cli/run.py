@@ -54,20 +54,12 @@ from agentmesh.cli.batch import (
 )
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
+from agentmesh.runtime.arguments import check_inputs, resolve_graph
 from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
 from agentmesh.runtime.operators.registry import check_functions
+from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import (
-    DEFAULT_MODEL,
-    RunResult,
-    aresume,
-    arun,
-    ask_call_refusal,
-    check_inputs,
-    graph_source,
-    is_ask_call,
-    resolve_graph,
-)
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, graph_source
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget

@@ -26,7 +26,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli.batch import batch_runs
 from agentmesh.errors import ConfigError
-from agentmesh.runtime.run import stored_answers
+from agentmesh.runtime.outcome import stored_answers
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.store.runs import running_refused
 from agentmesh.timeline import Timeline, load_timeline

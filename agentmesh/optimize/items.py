@@ -22,8 +22,10 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
 from agentmesh.plugins import imported
+from agentmesh.runtime.arguments import check_inputs, open_store
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, check_inputs, open_store, stored_outputs
+from agentmesh.runtime.outcome import stored_outputs
+from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.store import RunStatus, Store
 

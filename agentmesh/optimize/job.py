@@ -22,7 +22,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, Progress, as_items, run_items
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams, RoundsParams
 from agentmesh.store import Store

@@ -4,11 +4,12 @@ from agentmesh.runtime import (
     functions,  # registers the shipped functions (pairwise_winner, ...)
     recorded_model,  # registers the replay:<run-id> model provider
 )
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
 from agentmesh.runtime.operators import FunctionContext, NodeRun, operator, register_function
 from agentmesh.runtime.recording import StoreRecorder
-from agentmesh.runtime.run import RunResult, aresume, arun, resolve_graph, resume, run
+from agentmesh.runtime.run import RunResult, aresume, arun, resume, run
 
 __all__ = [
     "AgentAnswer",

@@ -32,24 +32,13 @@ from agentmesh.errors import ConfigError, SpecError
 from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
+from agentmesh.runtime.arguments import check_built, check_inputs, listener_list, open_store, resolve_graph, run_budgets
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
 from agentmesh.runtime.operators.registry import check_functions
+from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call, stored_outputs
 from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import (
-    RunResult,
-    _budgets,
-    _execute,
-    ask_call_refusal,
-    check_built,
-    check_inputs,
-    is_ask_call,
-    listener_list,
-    open_store,
-    resolve_graph,
-    stored_model,
-    stored_outputs,
-)
+from agentmesh.runtime.run import RunResult, _execute, stored_model
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
@@ -199,7 +188,7 @@ async def areplay(
                 meta={"replay_of": record.id, "spec": record.meta.get("spec")},
             )
             await asyncio.to_thread(scratch.restore_pinned_target_sets, new_id, pinned)
-            tracker = BudgetTracker(_budgets(spec, _budget_of(record)))
+            tracker = BudgetTracker(run_budgets(spec, _budget_of(record)))
             try:
                 result = await _execute(
                     spec,
@@ -236,7 +225,7 @@ async def areplay(
 
 
 def _answer_of(spec: GraphSpec, outputs: Mapping[str, Any]) -> Any:
-    from agentmesh.runtime.run import final_answer
+    from agentmesh.runtime.outcome import final_answer
 
     return final_answer(spec, outputs).get("answer")
 
@@ -343,7 +332,7 @@ async def afork(
         )
         # the fork reads the versions of the target sets its parent read (only what the fork changes differs)
         await asyncio.to_thread(db.copy_target_pins, record.id, new_id)
-        tracker = BudgetTracker(_budgets(spec, budget))
+        tracker = BudgetTracker(run_budgets(spec, budget))
         return await _execute(
             spec,
             db,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentmesh.runtime.run import final_answer
+from agentmesh.runtime.outcome import final_answer
 from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg

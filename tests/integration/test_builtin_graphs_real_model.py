@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentmesh.runtime import run
-from agentmesh.runtime.run import builtin_graphs
+from agentmesh.runtime.arguments import builtin_graphs
 from agentmesh.store import Store
 from tests._cli import run_cli
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from agentmesh.runtime.run import builtin_graphs, builtin_graphs_dir
+from agentmesh.runtime.arguments import builtin_graphs, builtin_graphs_dir
 from agentmesh.spec import load_graph
 from agentmesh.viz import graph_mermaid, graph_svg
 from tests._cli import run_cli

@@ -26,7 +26,7 @@ import pytest
 from agentmesh.datasets import read_items
 from agentmesh.errors import AgentmeshError
 from agentmesh.runtime import run
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec import GraphSpec
 from agentmesh.store import Store
 from agentmesh.systems.magicore import calibrate

@@ -17,7 +17,8 @@ import pytest
 
 from agentmesh.datasets import read_items
 from agentmesh.errors import AgentmeshError
-from agentmesh.runtime.run import resolve_graph, stored_outputs
+from agentmesh.runtime.arguments import resolve_graph
+from agentmesh.runtime.outcome import stored_outputs
 from agentmesh.store import Store
 from agentmesh.systems.magicore import calibrate
 from agentmesh.systems.magicore.calibration import calibration_graph

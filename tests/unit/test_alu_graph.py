@@ -15,7 +15,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import run
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec import GraphSpec, dump_graph, graph_from_data, load_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import Store

@@ -15,9 +15,9 @@ import yaml
 from agentmesh.errors import ConfigError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import RunResult, run
+from agentmesh.runtime.arguments import builtin_dir, builtin_graphs, builtin_graphs_dir, resolve_graph
 from agentmesh.runtime.functions import PairwiseOutcome, pairwise_winner, pick_pairwise_winner, verdict_candidate
 from agentmesh.runtime.operators import get_function
-from agentmesh.runtime.run import builtin_dir, builtin_graphs, builtin_graphs_dir, resolve_graph
 from agentmesh.spec import GraphSpec, dump_graph, graph_from_data, load_agent, load_graph
 
 GENERIC = ["debate", "self_consistency", "mixture_of_agents", "self_moa", "persona_ensemble"]

@@ -10,7 +10,8 @@ from rich.console import Console
 from agentmesh.cli._live import LiveView
 from agentmesh.models.messages import CallContext, ModelRequest
 from agentmesh.models.providers.scripted import ScriptedModel
-from agentmesh.runtime.run import resolve_graph, run
+from agentmesh.runtime.arguments import resolve_graph
+from agentmesh.runtime.run import run
 
 
 def test_off_a_terminal_each_round_is_printed_as_it_finishes(tmp_path: Path) -> None:

@@ -26,9 +26,9 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.runtime import arun
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.operators import register_function
 from agentmesh.runtime.replay import areplay
-from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec import load_graph
 from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.store import Store

@@ -14,8 +14,8 @@ from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.parsers import ParserSpec
 from agentmesh.runtime import run
+from agentmesh.runtime.arguments import builtin_graphs, resolve_graph
 from agentmesh.runtime.replay import fork, replay
-from agentmesh.runtime.run import builtin_graphs, resolve_graph
 from agentmesh.spec.loader import dump_graph
 from agentmesh.store import Store
 

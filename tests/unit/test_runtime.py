@@ -760,7 +760,7 @@ def test_a_run_without_model_calls_cost_nothing_not_an_unknown_amount(db: str) -
 def test_final_answer_skips_a_node_result_that_is_not_a_mapping() -> None:
     """An imported or hand-edited run's node result is not checked when read back: a string there made ``"answer" in
     out`` a substring test, and a list an AttributeError that broke ``agentmesh runs`` for every run."""
-    from agentmesh.runtime.run import final_answer
+    from agentmesh.runtime.outcome import final_answer
 
     spec = debate(rounds=1, n=2)
     assert final_answer(spec, {"vote": "the answer is 4", "debate": ["x"]}) == {

@@ -22,7 +22,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.models.registry import register_provider
-from agentmesh.runtime.run import resolve_graph
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec import load_graph
 from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.store import RunStatus, Store

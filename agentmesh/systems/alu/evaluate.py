@@ -488,7 +488,7 @@ def system_graph(system: str) -> GraphSpec:
     """The :class:`~agentmesh.spec.graph.GraphSpec` of one compared system. ``vanilla`` is built here: one
     ``call`` node over the shipped vanilla card, the very answer ALU starts from (a graph file of its own would
     duplicate a card)."""
-    from agentmesh.runtime.run import builtin_graphs_dir, resolve_graph
+    from agentmesh.runtime.arguments import builtin_graphs_dir, resolve_graph
     from agentmesh.spec.loader import graph_from_data
 
     if system not in SYSTEMS:

@@ -36,7 +36,9 @@ JUDGE_GRAPH = "alu_leak_judge"
 
 def judge_graph() -> GraphSpec:
     """The leak judge's :class:`~agentmesh.spec.graph.GraphSpec` (``graphs/alu_leak_judge.yaml``)."""
-    from agentmesh.runtime.run import resolve_graph  # here, not at the top: importing agentmesh imports the systems
+    from agentmesh.runtime.arguments import (
+        resolve_graph,  # here, not at the top: importing agentmesh imports the systems
+    )
 
     return resolve_graph(JUDGE_GRAPH)
 

@@ -29,8 +29,8 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, digest, run_items
+from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.operators.registry import get_function
-from agentmesh.runtime.run import resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.store import Store
 from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams

@@ -27,7 +27,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
-from agentmesh.runtime.run import open_store, resolve_graph
+from agentmesh.runtime.arguments import open_store, resolve_graph
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
 from agentmesh.store import Store
