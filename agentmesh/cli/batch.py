@@ -640,12 +640,8 @@ def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: 
             justify="right" if column in ("calls", "tokens", "cost") else "left",
         )
     for o in outcomes:
-        r = o.result
         calls, tokens, cost = _usage(o)
-        if r is not None:
-            answer, reason = "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
-        else:
-            answer, reason = "-", Text(snippet(o.error or o.elsewhere or "failed", reason_chars), style="red")
+        answer, reason = _answer_and_reason(o, reason_chars)
         cells: dict[str, str | Text] = {
             "item": Text(o.label or f"line {o.line}"),
             "run": o.run_id[:12] if o.run_id else "-",
@@ -667,21 +663,25 @@ def _summary_records(title: str, outcomes: Sequence[ItemOutcome], reason_chars: 
     table = Table(title=Text(title), caption="tokens, cost: --json", box=None, show_header=False, padding=(0, 0))
     table.add_column("item", overflow="fold")
     for o in outcomes:
-        r = o.result
         calls, _, _ = _usage(o)
+        answer, reason = _answer_and_reason(o, reason_chars)
         record = Text(f"{o.label or f'line {o.line}'} · {o.run_id[:12] if o.run_id else '-'} · ")
         record.append(o.status, style="green" if o.status == "succeeded" else "red")
-        record.append("\n  answer ")
-        record.append("-" if r is None or r.answer is None else str(r.answer))
+        record.append(f"\n  answer {answer}")
         if o.gold is not None:
             record.append("  gold ").append(_gold(o))
-        record.append(f" · {calls} call{'' if calls == 1 else 's'}")
-        if r is not None:
-            record.append(f"\n  {r.stop_reason or '-'}")
-        else:
-            record.append(f"\n  {snippet(o.error or o.elsewhere or 'failed', reason_chars)}", style="red")
+        record.append(f" · {calls} call{'' if calls == 1 else 's'}\n  ").append(reason)
         table.add_row(record)
     return table
+
+
+def _answer_and_reason(o: ItemOutcome, reason_chars: int) -> tuple[str, Text]:
+    """An item's answer ("-" without one) and its stop reason, or its error (red, its first ``reason_chars``
+    characters), as both forms of the summary show them."""
+    r = o.result
+    if r is not None:
+        return "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
+    return "-", Text(snippet(o.error or o.elsewhere or "failed", reason_chars), style="red")
 
 
 def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
@@ -44,7 +45,7 @@ from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
-from agentmesh.optimize.job import OptimizeResult, check_top_k
+from agentmesh.optimize.job import ItemResult, OptimizeResult, check_top_k
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec
@@ -214,7 +215,7 @@ def optimize(
         _print_accuracy(result)
         shared = result.shared_credit
         if shared:  # DyLAN's own code divides by zero on these; their credit went to the whole last layer
-            lines = ", ".join(str(i.line) for i in shared[:10]) + (", ..." if len(shared) > 10 else "")
+            lines = _first_lines(shared)
             console.print(
                 Text(
                     f"on {len(shared)} of {len(items)} items no agent of the last layer gave the final answer, so all "
@@ -223,7 +224,7 @@ def optimize(
             )
         unanswered = result.unanswered
         if unanswered:  # the table and the accuracy gave no sign that these rankings rest on unreadable replies
-            lines = ", ".join(str(i.line) for i in unanswered[:10]) + (", ..." if len(unanswered) > 10 else "")
+            lines = _first_lines(unanswered)
             console.print(
                 Text(
                     f"on {len(unanswered)} of {len(items)} items the team gave no final answer its parser could read "
@@ -236,6 +237,11 @@ def optimize(
         console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)
+
+
+def _first_lines(items: Sequence[ItemResult]) -> str:
+    """The data lines of ``items``, the first ten of them ("3, 7, ..."), for a note on the items it names."""
+    return ", ".join(str(i.line) for i in items[:10]) + (", ..." if len(items) > 10 else "")
 
 
 def _ties(result: OptimizeResult) -> list[str]:
