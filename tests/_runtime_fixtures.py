@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from agentmesh.runtime import compile as compile_module
 from agentmesh.runtime.operators.registry import NodeOutput, NodeRun, OperatorFn
 from agentmesh.spec.operators import COMMON_OUTPUTS, operator_params
 
-__all__ = ["operators_output_only_what_they_declare"]
+__all__ = ["operators_output_only_what_they_declare", "restore_signal_handlers"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -42,3 +43,13 @@ def operators_output_only_what_they_declare() -> Iterator[None]:
         patch.setattr(compile_module, "get_operator", checked)
         compile_module._compiled.clear()  # graphs compiled before this point would run unchecked operators
         yield
+
+
+@pytest.fixture
+def restore_signal_handlers() -> Iterator[None]:
+    """The SIGINT and SIGTERM handlers as they were before the test: the CLI's ``run_async`` keeps counting presses
+    until the process ends (the command is about to), and pytest needs its own back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

