@@ -169,6 +169,17 @@ def database_failed(url: str, exc: BaseException) -> StoreError:
     return StoreError(f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}", url=mask_url(url))
 
 
+def check_model(model: str | None, db: str | None) -> None:
+    """Resolve a ``--model`` (or ``--judge-model``) before the command opens its store or makes its runs: an unknown
+    provider or alias was found only when the job started, after the store was opened, and left an empty database
+    file at a new --db. Building a client is cheap (nothing loads until the first call); a ``replay:`` reference
+    reads its run from ``db``."""
+    if model is not None:
+        from agentmesh.runtime.recorded_model import model_for  # (the runtime is heavy; only the job commands need it)
+
+        run_async(model_for(model, db).aclose())
+
+
 def run_async(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)``, where SIGTERM interrupts as Ctrl-C does, and a second Ctrl-C does not break the
     first one's clean-up.

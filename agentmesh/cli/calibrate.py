@@ -29,13 +29,14 @@ from agentmesh.cli._common import (
     ModelOption,
     RayAddressOption,
     RayCpusOption,
+    check_model,
     concurrency_option,
     console,
     err_console,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
-from agentmesh.cli.optimize import check_model, writable, write_output
+from agentmesh.cli.optimize import writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.arguments import resolve_graph

@@ -32,19 +32,18 @@ from agentmesh.cli._common import (
     ModelOption,
     RayAddressOption,
     RayCpusOption,
+    check_model,
     concurrency_option,
     console,
     err_console,
     limit_option,
     open_store,
-    run_async,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
-from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
@@ -259,8 +258,7 @@ def alu(
         raise ConfigError("--judge: the judge leak rate is for QA items; a multiple-choice answer is a letter")
     if translations is None and any(a.kind == "lang" for a in parsed):
         raise ConfigError("--attacks lang:CODE needs --translations FILE (JSON {language: {question: translation}})")
-    if judge_model is not None:  # resolved now: a bad reference was found only after every system's runs were made
-        run_async(model_for(judge_model, db).aclose())
+    check_model(judge_model, db)  # resolved now: a bad reference was found only after every system's runs were made
     if target_set is not None and targets is not None:
         raise ConfigError("--targets FILE and --target-set NAME both give the targets; give one")
     items, found_targets = _load(data, targets, mcq, limit)
@@ -297,8 +295,7 @@ def alu(
     judge_spec = judge_graph() if judge else None
     to_judge = sum(judged_case(case) for case in cases) if judge else 0
     total = (len(cases) + to_judge) * len(systems)
-    if model is not None:  # resolved now: a bad one was found after the store was opened, leaving an empty database
-        run_async(model_for(model, db).aclose())
+    check_model(model, db)  # resolved now: a bad one was found after the store was opened, leaving an empty database
     with options.session("alu eval", total, unit="runs") as session:
         store, bar = session.store, session.bar
         finished: dict[str, int] = {}

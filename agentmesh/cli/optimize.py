@@ -35,10 +35,10 @@ from agentmesh.cli._common import (
     ModelOption,
     RayAddressOption,
     RayCpusOption,
+    check_model,
     concurrency_option,
     console,
     err_console,
-    run_async,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
@@ -47,7 +47,6 @@ from agentmesh.optimize import aoptimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.optimize.job import ItemResult, OptimizeResult, check_top_k
 from agentmesh.runtime.arguments import resolve_graph
-from agentmesh.runtime.recorded_model import model_for
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.sejury import JuryConfig
@@ -296,14 +295,6 @@ def _has_field(path: Path, line: int | None, key: str) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return isinstance(record, dict) and key in record
-
-
-def check_model(model: str | None, db: str | None) -> None:
-    """Resolve ``--model`` before the command opens its store: an unknown provider or alias was found only when the
-    job started, after the store was opened, and left an empty database file at a new --db. Building a client is
-    cheap (nothing loads until the first call); a ``replay:`` reference reads its run from ``db``."""
-    if model is not None:
-        run_async(model_for(model, db).aclose())
 
 
 def writable(path: Path, option: str) -> Path:
