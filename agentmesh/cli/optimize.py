@@ -53,6 +53,7 @@ from agentmesh.systems.sejury import JuryConfig
 from agentmesh.systems.sejury.jury import Calibration, acalibrate, check_items, has_jury
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.jury import jury_svg
+from agentmesh.viz.numbers import written_apart
 
 
 class Profile(StrEnum):
@@ -203,12 +204,9 @@ def optimize(
         console.print_json(json.dumps(payload, default=str))
     else:
         scored = f"{len(items) - len(failures)} of {len(items)}" if failures else str(len(items))  # failed: no scores
-        table = Table(title=Text(f"{spec.name}: agents by mean importance ({scored} items, job {result.job})"))
-        for column in ("rank", "agent", "importance", "team"):
-            table.add_column(column)
-        for rank, agent in enumerate(result.ranking, start=1):
-            table.add_row(str(rank), Text(agent), f"{result.scores[agent]:.4f}", "✓" if agent in result.team else "")
-        console.print(table)
+        console.print(
+            ranking_table(result, f"{spec.name}: agents by mean importance ({scored} items, job {result.job})")
+        )
         for line in _ties(result):
             console.print(Text(line))
         _print_accuracy(result)
@@ -238,6 +236,18 @@ def optimize(
         raise typer.Exit(1)
 
 
+def ranking_table(result: OptimizeResult, title: str) -> Table:
+    """The agents by mean importance, each score with the decimals that tell it from the next (at a fixed four,
+    means 0.00002 apart read the same beside ranks 1 and 2), right-aligned in a column of one width."""
+    written = written_apart(result.exact or result.scores)
+    table = Table(title=Text(title))
+    for column in ("rank", "agent", "importance", "team"):
+        table.add_column(column, justify="right" if column == "importance" else "left")
+    for rank, agent in enumerate(result.ranking, start=1):
+        table.add_row(str(rank), Text(agent), written[agent], "✓" if agent in result.team else "")
+    return table
+
+
 def _first_lines(items: Sequence[ItemResult]) -> str:
     """The data lines of ``items``, the first ten of them ("3, 7, ..."), for a note on the items it names."""
     return ", ".join(str(i.line) for i in items[:10]) + (", ..." if len(items) > 10 else "")
@@ -249,13 +259,14 @@ def _ties(result: OptimizeResult) -> list[str]:
     for agent in result.tied_at_cut:
         group = next(g for g, labels in result.groups.items() if agent in labels)
         by_score.setdefault((group, result.exact[agent]), []).append(agent)
+    written = written_apart(result.exact)  # a tie's score as the table writes it
     lines = []
     for (group, value), left in by_score.items():
         kept = [
             a for a in result.ranking if a in result.team and a in result.groups[group] and result.exact[a] == value
         ]
         lines.append(
-            f"tie at {float(value):.4f}: {', '.join(kept)} kept, {', '.join(left)} not, by the candidates' order in "
+            f"tie at {written[left[0]]}: {', '.join(kept)} kept, {', '.join(left)} not, by the candidates' order in "
             "the graph alone (--top-k cut through the tie)"
         )
     return lines

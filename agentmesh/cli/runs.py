@@ -30,6 +30,7 @@ from agentmesh.runtime.outcome import stored_answers
 from agentmesh.store import EventRecord, RunRecord
 from agentmesh.store.runs import running_refused
 from agentmesh.timeline import Timeline, load_timeline
+from agentmesh.viz.numbers import ranked_apart
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
 
@@ -259,8 +260,9 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             kind = entry.get("kind") or "round"
             console.print(f"  {kind} {entry['round']}: " + "; ".join(parts) + escape(kept), highlight=False)
         if network.importance:
-            ranking = sorted(network.importance.get("per_agent", {}).items(), key=lambda kv: -kv[1])
-            console.print("  importance: " + ", ".join(f"{escape(a)} {v:.3f}" for a, v in ranking), highlight=False)
+            # written with the decimals that tell close scores apart (0.3334 and 0.3333 both read 0.333)
+            ranked = ranked_apart(network.importance, at_least=3)
+            console.print("  importance: " + ", ".join(f"{escape(a)} {v}" for a, v in ranked), highlight=False)
     console.print(f"\n[bold]stop reason[/] {escape(story.run.stop_reason or '-')}", highlight=False)
 
 

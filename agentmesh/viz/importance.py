@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from agentmesh.viz.numbers import written_apart
 from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 
 _TEAM = "#2563eb"
@@ -41,8 +42,14 @@ def importance_svg(
     bar_x = net_w + 40
     bar_len = 260.0
     ranking = "mean Agent Importance Score, best first (team in blue)"
+    # every bar's number with the decimals that tell it from its neighbours: at a fixed three, two bars of
+    # visibly different length could both read 0.250, and the ranking looked like a tie broken at random
+    valued = {name: scores.get(name, 0.0) for name in candidates}
+    labels, tips = written_apart(valued, at_least=3), written_apart(valued, at_least=4)
+    number_w = max([text_width(t, 12) for t in labels.values()] + [84.0]) + 6  # 84: "0.250" and a margin
     width = max(
-        bar_x + label_w + max(bar_len + 90, text_width(ranking, 12) + 16), 16 + text_width(title, 17, bold=True) + 16
+        bar_x + label_w + max(bar_len + number_w, text_width(ranking, 12) + 16),
+        16 + text_width(title, 17, bold=True) + 16,
     )
     height = top_pad + row * len(candidates) + 50
     top_score = max(scores.values(), default=0.0)
@@ -114,8 +121,9 @@ def importance_svg(
         )
         out.append(
             f'<rect x="{bar_x + label_w:.1f}" y="{y - 11:.1f}" width="{length:.1f}" height="22" rx="3" '
-            f'fill="{_TEAM if name in chosen else _OTHER}" class="score"><title>{esc(name)}: {score:.4f}</title></rect>'
+            f'fill="{_TEAM if name in chosen else _OTHER}" class="score"><title>{esc(name)}: {tips[name]}</title>'
+            "</rect>"
         )
-        out.append(f'<text x="{bar_x + label_w + length + 6:.1f}" y="{y + 4:.1f}" font-size="12">{score:.3f}</text>')
+        out.append(f'<text x="{bar_x + label_w + length + 6:.1f}" y="{y + 4:.1f}" font-size="12">{labels[name]}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -11,6 +11,7 @@ inline stylesheet.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from agentmesh.runtime.outcome import final_answer
@@ -18,6 +19,7 @@ from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
 from agentmesh.viz.network import network_svg
+from agentmesh.viz.numbers import ranked_apart
 from agentmesh.viz.svg import esc, shorten
 from agentmesh.viz.timeline import timeline_svg
 
@@ -30,7 +32,7 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #e5e7eb;pa
 border-radius:6px;display:inline-block} details{margin:4px 0 4px 8px} summary{cursor:pointer}
 .call{font-size:13px} pre{white-space:pre-wrap;background:#f3f4f6;padding:8px;border-radius:4px;font-size:12px}
 .muted{color:#6b7280} .err{color:#b91c1c} .ok{color:#15803d} .replayed{color:#6b7280;font-style:italic}
-.figure{overflow-x:auto;max-width:100%}
+.figure{overflow-x:auto;max-width:100%} td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
@@ -116,10 +118,7 @@ def report_html(story: Timeline) -> str:
             )
         )
         if scores.get("per_agent"):
-            ranked = sorted(scores["per_agent"].items(), key=lambda kv: -float(kv[1]))
-            parts.append('<table class="importance"><tr><th>agent</th><th>importance</th></tr>')
-            parts += [f"<tr><td>{_e(a)}</td><td>{float(v):.4f}</td></tr>" for a, v in ranked]
-            parts.append("</table>")
+            parts.append(importance_table(scores))
     parts.append("<h2>Timeline</h2>")
     chart = timeline_svg(story)
     if chart is not None:
@@ -129,6 +128,14 @@ def report_html(story: Timeline) -> str:
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def importance_table(scores: Mapping[str, Any]) -> str:
+    """A team node's importance scores (its ``per_agent``, ``per_agent_exact`` when stored), best first, each
+    written with the decimals that tell it from the next (:mod:`agentmesh.viz.numbers`): at a fixed four, scores
+    0.00002 apart read the same, in a table ranked by them. Numbers sit right-aligned, one width, in their column."""
+    rows = "".join(f'<tr><td>{_e(a)}</td><td class="num">{v}</td></tr>' for a, v in ranked_apart(scores))
+    return f'<table class="importance"><tr><th>agent</th><th>importance</th></tr>{rows}</table>'
 
 
 def _answer(story: Timeline) -> str:
