@@ -23,6 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import yaml
+from pydantic import BaseModel
+
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import (
     BranchParams,
@@ -296,13 +299,65 @@ def graph_mermaid(spec: GraphSpec, direction: Direction = "LR") -> str:
 # --- SVG -------------------------------------------------------------------------------------------------------
 
 
+#: A stop policy's classes: a tooltip says the rule in words (``str``), as a run's stop reason does.
+_POLICIES = (AnyOf, AllOf, Consensus, ScoreThreshold, MaxRounds, Budget)
+
+
+def _flow(value: object) -> str:
+    """``value`` as a graph spec writes it, in YAML's flow style (``[a, b]``, ``{k: v}``, ``true``, ``null``): the
+    tooltips showed Python's reprs (``['a', 'b']``, ``False``, ``None``), which no spec file contains."""
+    if isinstance(value, _POLICIES):
+        # the rule in words, as a run's stop reason says it, then every setting it takes, defaults included (the
+        # words leave some out: a consensus's min_agents, a score threshold's node)
+        return f"{value}\n  = {_flow(_policy_settings(value))}"
+    if isinstance(value, str):
+        return value  # a condition, a function's name: as written, unquoted and with its lines
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # YAML's own writer: it quotes what would read otherwise ("I'm sorry, I can't" inside a mapping)
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10**6)
+    return text.removesuffix("\n...\n").strip()
+
+
+def _policy_settings(policy: StopPolicy) -> object:
+    """``policy`` in its YAML form (``{consensus: {...}}``) with every setting it takes, defaults too; fractions
+    to four significant digits (2/3 is 0.6667, not 0.6666666666666666)."""
+    if isinstance(policy, AnyOf):
+        return {"any": [_policy_settings(p) for p in policy.any]}
+    if isinstance(policy, AllOf):
+        return {"all": [_policy_settings(p) for p in policy.all]}
+    if isinstance(policy, MaxRounds):
+        return {"max_rounds": policy.rounds}
+    settings = {
+        k: float(f"{v:.4g}") if isinstance(v, float) else v
+        for k, v in policy.model_dump(exclude_none=True).items()
+        if k != "kind"
+    }
+    return {policy.kind: settings}
+
+
+def param_lines(params: OperatorParams) -> list[str]:
+    """A node's parameters as its tooltip lists them: those its spec sets (to other than their defaults), each with
+    its effective value. A setting written with its defaults (``stop: {consensus: {}}``, ``ratings: {}``) showed
+    as ``{}``; it now says what it does (``consensus (> 0.667 of active agents agree)``) or which values it takes,
+    marked "(defaults)" when it takes nothing but defaults."""
+    lines = []
+    given = params.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    names = {info.alias or name: name for name, info in type(params).model_fields.items()}
+    for key, written in given.items():
+        value = getattr(params, names[key]) if key in names else written
+        text = _flow(value)
+        if isinstance(value, BaseModel) and not isinstance(value, _POLICIES) and written == {}:
+            text += " (defaults)"
+        lines.append(f"{key}: {text}")
+    return lines
+
+
 def _tooltip(spec: GraphSpec, t: NodeText) -> str:
     lines = [f"{t.name} ({t.op})"]
     if t.description:
         lines.append(t.description)
-    node = spec.nodes[t.name]
-    params = node.params.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    lines += [f"{k}: {v}" for k, v in params.items()]
+    lines += param_lines(spec.nodes[t.name].params)
     return "\n".join(lines)
 
 
@@ -401,4 +456,5 @@ __all__: Sequence[str] = [
     "graph_mermaid",
     "graph_svg",
     "node_text",
+    "param_lines",
 ]
