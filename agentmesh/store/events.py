@@ -1,4 +1,5 @@
-"""A run's events: how one is built (:func:`event_row`) and appended (:class:`AppendEvents`, a writer op).
+"""A run's events: what fields one has (:class:`EventFields`, the one list of them), how one is built
+(:func:`event_row`) and appended (:class:`AppendEvents`, a writer op).
 
 Apart from :mod:`agentmesh.store.runs` (the runs, and the :class:`~agentmesh.store.runs.Store` facade whose
 ``record_event``, ``post_events`` and ``events`` use this) because it is the store's hottest path: every model call
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack, get_type_hints
 
 from agentmesh.errors import RunNotFoundError, StoreError
 from agentmesh.store._jsonable import JSONValue, clean_text
@@ -20,8 +21,11 @@ from agentmesh.store.schema import SCHEMA_VERSION, events, utcnow
 from agentmesh.store.statements import Statement, Tx
 
 __all__ = [
+    "EVENT_FIELDS",
+    "EVENT_FIELD_TYPES",
     "RUN_EXISTS",
     "AppendEvents",
+    "EventFields",
     "EventRowSource",
     "event_row",
     "lock_run",
@@ -31,55 +35,77 @@ __all__ = [
 ]
 
 
-def event_row(
-    kind: str,
-    *,
-    node: str | None = None,
-    agent: str | None = None,
-    round: int | None = None,
-    call_index: int | None = None,
-    attempt: int | None = None,
-    request: Any = None,
-    request_hash: str | None = None,
-    response: Any = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    total_tokens: int | None = None,
-    usage_estimated: bool = False,
-    latency_s: float | None = None,
-    cost_usd: float | None = None,
-    error: str | None = None,
-    data: Any = None,
-    created_at: datetime | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What an event says besides its kind and time, as :func:`event_row` and :meth:`Store.record_event
+    <agentmesh.store.Store.record_event>` take it (keywords, each optional: left out, ``None``; ``usage_estimated``
+    ``False``).
+
+    The one list of an event's fields: the two functions take them as ``**fields: Unpack[EventFields]`` (mypy and
+    IDEs check each keyword as if it were written out), and the model an import checks an exported event with
+    (:mod:`agentmesh.store.transfer`) is built from it, so a new field is added here once (with its ``events``
+    column and :class:`~agentmesh.store.records.EventRecord` attribute, which ``tests/unit/test_store_events.py``
+    checks against it). A field typed ``Any`` is JSON and stored redacted (:func:`stored_json`).
+    """
+
+    node: str | None
+    agent: str | None
+    round: int | None
+    call_index: int | None
+    attempt: int | None
+    request: Any
+    request_hash: str | None
+    response: Any
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    usage_estimated: bool
+    latency_s: float | None
+    cost_usd: float | None
+    error: str | None
+    data: Any
+
+
+#: :class:`EventFields`' names, in column order, and their types (for the models built from them).
+EVENT_FIELD_TYPES: Mapping[str, Any] = get_type_hints(EventFields)
+EVENT_FIELDS: tuple[str, ...] = tuple(EVENT_FIELD_TYPES)
+#: The JSON fields (typed ``Any``): checked and redacted on the way in.
+_JSON_FIELDS = tuple(name for name, hint in EVENT_FIELD_TYPES.items() if hint is Any)
+#: An event with none of its fields given (copied, then updated with those given: one C-level merge per event).
+_UNSET: dict[str, Any] = {**dict.fromkeys(EVENT_FIELDS), "usage_estimated": False}
+_FIELD_COUNT = len(_UNSET)
+
+
+def event_row(kind: str, *, created_at: datetime | None = None, **fields: Unpack[EventFields]) -> dict[str, Any]:
     """An event ready for :meth:`Store.record_events`: JSON checked and redacted, timestamped (``created_at``:
     when it happened, aware; default now), versioned.
 
     Building it is the caller's thread's work (it can run while the writer commits another batch).
     """
+    return _event_row(kind, fields, created_at, "event_row")
+
+
+def _event_row(kind: str, fields: Mapping[str, Any], created_at: datetime | None, caller: str) -> dict[str, Any]:
+    """:func:`event_row` of the ``fields`` ``caller`` was given: a keyword that is no field is a ``TypeError`` naming
+    ``caller``, as Python's own is for a keyword a written-out signature does not have."""
     if not kind:
         raise StoreError("an event needs a kind (e.g. 'model_call')")
-    return {
-        "kind": kind,
-        "node": node,
-        "agent": agent,
-        "round": round,
-        "call_index": call_index,
-        "attempt": attempt,
-        "request": None if request is None else stored_json(request, "request"),
-        "request_hash": request_hash,
-        "response": None if response is None else stored_json(response, "response"),
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": total_tokens,
-        "usage_estimated": bool(usage_estimated),
-        "latency_s": latency_s,
-        "cost_usd": cost_usd,
-        "error": stored_text(error),
-        "data": None if data is None else stored_json(data, "data"),
-        "created_at": utcnow() if created_at is None else _aware(created_at),
-        "schema_version": SCHEMA_VERSION,
-    }
+    row = {**_UNSET, **fields}
+    if len(row) != _FIELD_COUNT:  # a keyword that is no field added a key (cheaper than checking each per event)
+        unknown = ", ".join(repr(name) for name in fields if name not in _UNSET)
+        raise TypeError(
+            f"{caller}() got an unexpected keyword argument {unknown}; an event's fields are {', '.join(EVENT_FIELDS)}"
+        )
+    for name in _JSON_FIELDS:
+        value = row[name]
+        if value is not None:
+            row[name] = stored_json(value, name)
+    if row["error"] is not None:
+        row["error"] = stored_text(row["error"])
+    row["usage_estimated"] = bool(row["usage_estimated"])
+    row["kind"] = kind
+    row["created_at"] = utcnow() if created_at is None else _aware(created_at)
+    row["schema_version"] = SCHEMA_VERSION
+    return row
 
 
 def _aware(when: datetime) -> datetime:

@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 from uuid import uuid4
 
 import sqlalchemy as sa
@@ -27,8 +27,9 @@ from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.events import (
     RUN_EXISTS,
     AppendEvents,
+    EventFields,
     EventRowSource,
-    event_row,
+    _event_row,
     lock_run,
     stored_json,
     stored_text,
@@ -470,54 +471,16 @@ class Store(TargetMethods):
 
     # --- events ----------------------------------------------------------------------------------------
 
-    def record_event(
-        self,
-        run_id: str,
-        kind: str,
-        *,
-        node: str | None = None,
-        agent: str | None = None,
-        round: int | None = None,
-        call_index: int | None = None,
-        attempt: int | None = None,
-        request: Any = None,
-        request_hash: str | None = None,
-        response: Any = None,
-        prompt_tokens: int | None = None,
-        completion_tokens: int | None = None,
-        total_tokens: int | None = None,
-        usage_estimated: bool = False,
-        latency_s: float | None = None,
-        cost_usd: float | None = None,
-        error: str | None = None,
-        data: Any = None,
-    ) -> int:
-        """Append an event to a run and commit it; returns the event's id.
+    def record_event(self, run_id: str, kind: str, **fields: Unpack[EventFields]) -> int:
+        """Append an event to a run and commit it; returns the event's id. ``fields`` are its fields as keywords,
+        each optional (:class:`~agentmesh.store.events.EventFields` names and types them: ``node``, ``agent``,
+        ``round``, ``data``...).
 
         The event's ``seq`` (its position in the run) is assigned inside the insert's transaction while the
         run's row is locked (``SELECT ... FOR UPDATE`` on Postgres, the write lock on SQLite), so concurrent
         writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
         """
-        row = event_row(
-            kind,
-            node=node,
-            agent=agent,
-            round=round,
-            call_index=call_index,
-            attempt=attempt,
-            request=request,
-            request_hash=request_hash,
-            response=response,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=total_tokens,
-            usage_estimated=usage_estimated,
-            latency_s=latency_s,
-            cost_usd=cost_usd,
-            error=error,
-            data=data,
-        )
-        return self.record_events(run_id, [row])[0]
+        return self.record_events(run_id, [_event_row(kind, fields, None, "Store.record_event")])[0]
 
     def record_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Append several events (built with :func:`event_row`) to a run in one transaction; their ids.

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact
-from agentmesh.store.events import event_row, stored_text
+from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, stored_text
 from agentmesh.store.records import EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
@@ -78,30 +78,20 @@ class _Run(BaseModel):
     meta: dict[str, Any] | None = None
 
 
-class _Event(BaseModel):
-    """An export's event, typed as the ``events`` table stores it (a string where a round number goes failed on
-    Postgres half-way through the import, and was stored as it was on SQLite)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    kind: str = Field(min_length=1)
-    node: str | None = None
-    agent: str | None = None
-    round: int | None = None
-    call_index: int | None = None
-    attempt: int | None = None
-    request: Any = None
-    request_hash: str | None = None
-    response: Any = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    usage_estimated: bool | None = None
-    latency_s: float | None = None
-    cost_usd: float | None = None
-    error: str | None = None
-    data: Any = None
-    created_at: datetime | None = None
+_EVENT_FIELD_DEFINITIONS: dict[str, Any] = {
+    name: (hint if hint is Any else hint | None, None) for name, hint in EVENT_FIELD_TYPES.items()
+}
+_Event: type[BaseModel] = create_model(
+    "_Event",
+    __config__=ConfigDict(extra="ignore"),
+    __doc__="""An export's event, typed as the ``events`` table stores it (a string where a round number goes failed
+    on Postgres half-way through the import, and was stored as it was on SQLite). Built from
+    :class:`~agentmesh.store.events.EventFields`, so that a new field travels in exports with no list of them here;
+    each may be missing or ``None`` (an export by an older agentmesh has fewer).""",
+    kind=(str, Field(min_length=1)),
+    **_EVENT_FIELD_DEFINITIONS,
+    created_at=(datetime | None, None),
+)
 
 
 def _invalid(where: str, what: str, exc: ValidationError) -> StoreError:
@@ -208,7 +198,7 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
     for event in run_events:
         if event["kind"] == OUTPUTS_EVENT and document.get("outputs") is not None:
             continue  # an export by an older agentmesh carried the outputs twice: once is kept, below
-        fields: dict[str, Any] = {k: event.get(k) for k in _EVENT_FIELDS}
+        fields: dict[str, Any] = {k: event.get(k) for k in EVENT_FIELDS}
         fields["usage_estimated"] = bool(fields["usage_estimated"])
         row = event_row(str(event["kind"]), **fields)
         row["created_at"] = event.get("created_at") or row["created_at"]
@@ -259,23 +249,3 @@ def _write(
         if rows:
             values = [{**row, "run_id": run_id, "seq": i + 1} for i, row in enumerate(rows)]
             conn.execute(sa.insert(events), values)
-
-
-_EVENT_FIELDS = (
-    "node",
-    "agent",
-    "round",
-    "call_index",
-    "attempt",
-    "request",
-    "request_hash",
-    "response",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "usage_estimated",
-    "latency_s",
-    "cost_usd",
-    "error",
-    "data",
-)
