@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import re
 import time
@@ -43,9 +44,12 @@ from agentmesh.models.messages import (
     TokenLogprob,
     Usage,
 )
+from agentmesh.models.providers._truncation import warn_if_cut
 from agentmesh.models.providers.base import Provider
 from agentmesh.models.reference import ModelReference
 from agentmesh.models.settings import EndpointLimits
+
+log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -162,6 +166,8 @@ class OpenAICompatProvider(Provider):
         # Several servers (llama.cpp, some vLLM builds) ignore n>1: ask again for the missing samples.
         while len(choices) < want:
             got, got_usage, model = await self._one(request, want - len(choices))
+            if not self._hosted:  # Ollama cuts a prompt longer than its num_ctx without an error: say so, once
+                warn_if_cut(log, self._base_url, self._model, request, got_usage, context)
             if not got:
                 raise MalformedResponseError(
                     f"{self._base_url}: completion for {self._model!r} had no choices",
