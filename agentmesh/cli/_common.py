@@ -253,14 +253,42 @@ _STOPPING = (  # on a new line: on a terminal the progress bar's line is still b
 )
 
 
-def write_output(path: Path, text: str) -> None:
-    """Write a command's output file, making its folder as ``graph show --svg`` does; a path that cannot be
-    written is a :class:`ConfigError` naming it (it was a traceback, after the work was done)."""
+def writable(path: Path, option: str) -> Path:
+    """``path`` if a file can be written there, for a job command's output file named by ``option`` (``--out``,
+    ``--svg``); else a clear error, raised before the job's runs (it was a ``FileNotFoundError`` traceback after
+    all of them). Its folder must exist: the file is written by :func:`write_output` with ``option``."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; expected a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option} {path}: not writable")
+    return path
+
+
+def write_output(path: Path, text: str, option: str | None = None) -> None:
+    """Write a command's output file; a path that cannot be written is a :class:`ConfigError` naming it (it was a
+    traceback, after the work was done).
+
+    Without ``option`` (``graph show``, ``report``, ``export``: work that is cheap to do again), its folder is made
+    as ``graph show --svg`` does. With ``option``, the flag that named a job's file (``optimize``'s and
+    ``calibrate``'s ``--out``, ``--svg``): :func:`writable` checked the path before the job's runs, and a failure
+    now (disk full, the folder removed meanwhile) says that the runs are kept, since they are: the same command
+    with another ``option`` writes the file without a model call."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if option is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}", file=str(path)) from exc
+        if option is None:
+            said = f"cannot write {path}: {exc.strerror or type(exc).__name__}"
+        else:
+            said = (
+                f"{option} {path}: cannot write it ({exc.strerror or exc}); every run is stored: run the same command "
+                f"again with another {option} to write it without repeating a call"
+            )
+        raise ConfigError(said, file=str(path)) from exc
 
 
 def fmt_cost(cost: float | None) -> str:

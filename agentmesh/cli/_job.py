@@ -2,22 +2,25 @@
 
 ``optimize`` (DyLAN and SE-Jury), ``calibrate``, ``eval alu`` and ``run --input-file`` each run a set of items as
 stored, resumable runs, several at once, here or on Ray, under a progress bar, with ``--json`` for scripts. Their
-options are declared once (the aliases of :mod:`agentmesh.cli._common`) and collected into a :class:`JobOptions`,
-checked once (the Ray options need ``--executor ray``), which gives the job functions
-(:func:`agentmesh.optimize.items.run_items` and those built on it) their keyword arguments and opens their store
-and progress bar alike: so a flag means one thing, is checked one way and reads the same in every command's
-``--help``. (``run --input-file`` takes the options too, but its runs are a batch, not a job: they are not reused
-when run again, and :func:`agentmesh.cli.batch.run_many` shows their progress and summary.)
+options are declared once (the aliases of :mod:`agentmesh.cli._common`) and collected into a :class:`JobOptions`
+from the parameters of those names (:meth:`JobOptions.given`), checked once (the Ray options need ``--executor
+ray``), which gives the job functions (:func:`agentmesh.optimize.items.run_items` and those built on it) their
+keyword arguments and opens their store and progress bar alike: so a flag means one thing, is checked one way and
+reads the same in every command's ``--help``. (``run --input-file`` takes the options too, but its runs are a
+batch, not a job: they are not reused when run again, and :func:`agentmesh.cli.batch.run_many` shows their progress
+and summary.)
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypedDict, TypeVar
 
-from agentmesh.cli._common import RAY_CPUS, Executor, err_console, open_store
+import typer
+
+from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, open_store
 from agentmesh.cli._progress import WorkProgress, run_job
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import Executor as ExecutorName
@@ -49,6 +52,24 @@ class JobOptions:
     ray_cpus: float | None  # None: not given (RAY_CPUS)
     db: str | None
     as_json: bool
+
+    @classmethod
+    def given(cls, ctx: typer.Context) -> JobOptions:
+        """The options as the command of ``ctx`` parsed them: each field is its parameter of the same name (the
+        aliases of :mod:`agentmesh.cli._common`), so that an option added here is read in one place rather than
+        passed on by hand in every job command. ``--concurrency`` not given is :data:`CONCURRENCY` (``run``
+        declares it without a default: one run refuses it)."""
+        params = ctx.params
+        missing = [f.name for f in fields(cls) if f.name not in params]
+        if missing:  # a job command that does not declare every option: a programming error, said plainly
+            raise TypeError(
+                f"command {ctx.command_path!r} has no parameter {', '.join(missing)}: a job command declares every "
+                "field of JobOptions as a parameter of that name"
+            )
+        found = {f.name: params[f.name] for f in fields(cls)}
+        if found["concurrency"] is None:
+            found["concurrency"] = CONCURRENCY
+        return cls(**found)
 
     def __post_init__(self) -> None:
         # the items run on Ray only with --executor ray: an address alone ran every item here, silently, and a

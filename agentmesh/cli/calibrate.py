@@ -33,10 +33,11 @@ from agentmesh.cli._common import (
     concurrency_option,
     console,
     err_console,
+    writable,
+    write_output,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
-from agentmesh.cli.optimize import writable, write_output
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.arguments import resolve_graph
@@ -45,6 +46,7 @@ from agentmesh.systems.magicore.calibration import Calibration, acalibrate, cali
 
 
 def calibrate(
+    ctx: typer.Context,
     graph: Annotated[str, typer.Argument(help="Built-in graph name (magicore) or path to a graph spec.")],
     data: Annotated[
         Path,
@@ -72,15 +74,7 @@ def calibrate(
 
     Run again, it reuses finished problems and resumes cut-short ones. Calibrate with the model and reward
     source the graph will run with: the values are only valid for those."""
-    options = JobOptions(
-        model=model,
-        concurrency=concurrency,
-        executor=executor,
-        ray_address=ray_address,
-        ray_cpus=ray_cpus,
-        db=db,
-        as_json=as_json,
-    )
+    options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     spec = resolve_graph(graph)
     calibration_graph(spec, node)  # the node checked first: a graph without one is refused before --data is read
     # read against the user's graph (the calibration graph has the same inputs): a bad line named the internal

@@ -171,6 +171,7 @@ def _translations(path: Path | None) -> dict[str, dict[str, str]] | None:
 
 @app.command("alu")
 def alu(
+    ctx: typer.Context,
     data: Annotated[
         Path,
         typer.Option("--data", "-d", help="JSONL items: QA {id, question, answer, split, target} (or MCQ, --mcq)."),
@@ -237,15 +238,7 @@ def alu(
 
     Every question (and every judgement) is its own stored run. Run the same command again to go on after an
     interruption: finished runs are reused and cut-short ones resume without repeating a model call."""
-    options = JobOptions(
-        model=model,
-        concurrency=concurrency,
-        executor=executor,
-        ray_address=ray_address,
-        ray_cpus=ray_cpus,
-        db=db,
-        as_json=as_json,
-    )
+    options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     systems = _checked(lambda: parse_systems(baselines), "--baselines")
     parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
     # once each, as --baselines: an attack named twice made every case twice and counted each answer twice

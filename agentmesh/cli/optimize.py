@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from enum import StrEnum
 from fractions import Fraction
@@ -39,6 +38,8 @@ from agentmesh.cli._common import (
     concurrency_option,
     console,
     err_console,
+    writable,
+    write_output,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
@@ -71,6 +72,7 @@ PROFILE, HUMAN_KEY, CALIBRATION_SIZE = Profile.conala, "human", 20
 
 
 def optimize(
+    ctx: typer.Context,
     graph: Annotated[str, typer.Argument(help="Built-in graph name (dylan_mmlu) or path to a graph spec.")],
     data: Annotated[Path, typer.Option("--data", "-d", help=f"JSONL items, one per line: {ITEM_FORMATS}.")],
     top_k: Annotated[
@@ -115,15 +117,7 @@ def optimize(
 ) -> None:
     """Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human labels),
     write the graph with that team and a picture."""
-    options = JobOptions(
-        model=model,
-        concurrency=concurrency,
-        executor=executor,
-        ray_address=ray_address,
-        ray_cpus=ray_cpus,
-        db=db,
-        as_json=as_json,
-    )
+    options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     spec = resolve_graph(graph)
     if has_jury(spec):
         if top_k is not None:
@@ -306,31 +300,6 @@ def _has_field(path: Path, line: int | None, key: str) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return isinstance(record, dict) and key in record
-
-
-def writable(path: Path, option: str) -> Path:
-    """``path`` if a file can be written there; else a clear error, raised before the job's runs (it was a
-    ``FileNotFoundError`` traceback after all of them)."""
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory; expected a file name")
-    folder = path.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{option} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"{option} {path}: not writable")
-    return path
-
-
-def write_output(path: Path, text: str, option: str) -> None:
-    """Write one of the command's files; a failure (disk full, the folder removed meanwhile) says the runs are
-    kept, since they are: the same command with another ``option`` writes it without a model call."""
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"{option} {path}: cannot write it ({exc.strerror or exc}); every run is stored: run the same command "
-            f"again with another {option} to write it without repeating a call"
-        ) from None
 
 
 def calibrate_jury(

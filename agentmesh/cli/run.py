@@ -90,6 +90,7 @@ def _positive(value: float | None, flag: str) -> float | None:
 
 
 def run_graph(
+    ctx: typer.Context,
     graph: Annotated[str, typer.Argument(help="A graph file (YAML) or a built-in graph name such as 'debate'.")],
     inputs: Annotated[
         list[str] | None,
@@ -146,19 +147,10 @@ def run_graph(
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
         # reference answers kept aside
         items = datasets.read_items(input_file, spec, given)[:limit]
-        options = JobOptions(
-            model=model,
-            concurrency=CONCURRENCY if concurrency is None else concurrency,
-            executor=executor,
-            ray_address=ray_address,
-            ray_cpus=ray_cpus,
-            db=db,
-            as_json=as_json,
-        )
         run_batch(
             spec,
             items,
-            options,
+            JobOptions.given(ctx),  # --model, --concurrency, --executor, --ray-*, --db, --json
             source=input_file,
             budget=budget,
             quiet=quiet,

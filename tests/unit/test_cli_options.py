@@ -6,15 +6,18 @@ where ``run`` said, rightly, "the graph's model, else 'local'")."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.main import get_command
 
 from agentmesh.cli._common import Executor
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli.app import app
+from agentmesh.errors import ConfigError
 from tests._cli import run_cli
 
 JOBS = ["optimize", "calibrate", "eval alu", "run"]
@@ -80,6 +83,30 @@ def test_job_options_become_the_job_functions_arguments() -> None:
         "ray_address": None,
         "ray_cpus_per_item": 1.0,  # --ray-cpus not given
     }
+
+
+def test_every_job_command_declares_every_job_option() -> None:
+    """:meth:`JobOptions.given` reads each field from the command's parameter of the same name: an option added to
+    JobOptions must be declared by every job command, or that command fails (this says which, before a user does)."""
+    wanted = {f.name for f in fields(JobOptions)}
+    assert {command: wanted - set(_params(command)) for command in JOBS} == {command: set() for command in JOBS}
+
+
+def test_job_options_are_the_parsed_parameters_of_the_same_names() -> None:
+    group: Any = get_command(app)
+    ctx = typer.Context(group.commands["optimize"], info_name="optimize")
+    given = {"model": "m", "concurrency": 2, "executor": Executor.RAY, "ray_address": None, "ray_cpus": 0.5}
+    ctx.params = {**given, "db": "sqlite:///x.db", "as_json": True, "top_k": 3}
+    assert JobOptions.given(ctx) == JobOptions(**given, db="sqlite:///x.db", as_json=True)  # top_k is not one
+    ctx.params["concurrency"] = None  # run's -c, not given: the default the others have
+    assert JobOptions.given(ctx).concurrency == 4
+    ctx.params["ray_address"] = "auto"
+    ctx.params["executor"] = Executor.LOCAL
+    with pytest.raises(ConfigError, match=r"^--ray-address auto, --ray-cpus 0\.5: the items run on Ray only with"):
+        JobOptions.given(ctx)  # checked as a hand-built one is
+    del ctx.params["ray_cpus"]
+    with pytest.raises(TypeError, match="command 'optimize' has no parameter ray_cpus"):
+        JobOptions.given(ctx)
 
 
 @pytest.mark.parametrize(
