@@ -7,7 +7,9 @@ the same arguments and must refuse the same mistakes in the same words, before a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,51 @@ def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems), graph=spec.name)
     return out
+
+
+InputCheck = Callable[[GraphSpec, Mapping[str, Any], Store], Awaitable[None] | None]
+"""A system's check of a run's inputs against what lies outside the spec (its store, its files): called as
+``check(spec, inputs, store)`` with the inputs :func:`check_inputs` returned and the store the run is about to be
+stored in, which it may read and must not change; it raises :class:`ConfigError` to refuse the run. A plain
+function or an ``async def`` (the runtime awaits what it returns)."""
+
+_input_checks: dict[str, InputCheck] = {}
+_input_checks_lock = threading.Lock()
+
+
+def register_input_check(name: str) -> Callable[[InputCheck], InputCheck]:
+    """Register an :data:`InputCheck` under ``name``: every run and fork calls it after :func:`check_inputs`
+    and before the run is stored, whatever its graph (a check returns at once for a graph that has nothing of
+    its system: ALU's looks for its own nodes).
+
+    Why: an input that a system can check without a model call (a target set that is not in the store) failed
+    the run at its node, after the run was stored as failed; refused here, it is refused the way a missing input
+    is, with nothing stored. By name, so that registering again (a module reloaded) replaces the check.
+
+    A system registers its check where it registers its operators and functions, so a graph that names them has
+    loaded it by the time it runs."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"an input check is registered under a non-empty name, got {name!r}")
+
+    def decorate(check: InputCheck) -> InputCheck:
+        if not callable(check):
+            raise ConfigError(f"input check {name!r}: expected a callable (spec, inputs, store), got {check!r}")
+        with _input_checks_lock:
+            _input_checks[name] = check
+        return check
+
+    return decorate
+
+
+async def run_input_checks(spec: GraphSpec, inputs: Mapping[str, Any], store: Store) -> None:
+    """Call every registered :data:`InputCheck` on a run about to be stored in ``store`` (see
+    :func:`register_input_check`); the first to refuse raises its :class:`ConfigError` and nothing is stored."""
+    with _input_checks_lock:
+        checks = list(_input_checks.values())
+    for check in checks:
+        found = check(spec, inputs, store)
+        if inspect.isawaitable(found):
+            await found
 
 
 def _not_unicode(value: Any) -> str | None:

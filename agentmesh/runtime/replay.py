@@ -32,7 +32,15 @@ from agentmesh.errors import ConfigError, SpecError
 from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
-from agentmesh.runtime.arguments import check_built, check_inputs, listener_list, open_store, resolve_graph, run_budgets
+from agentmesh.runtime.arguments import (
+    check_built,
+    check_inputs,
+    listener_list,
+    open_store,
+    resolve_graph,
+    run_budgets,
+    run_input_checks,
+)
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
 from agentmesh.runtime.operators.registry import check_functions
@@ -306,6 +314,7 @@ async def afork(
         check_built(spec, stored_spec, spec_hash)  # (a graph= derived with model_copy skipped validation)
         inputs = check_inputs(spec, {**record.inputs, **(set_inputs or {})})
         check_functions(spec)  # before the fork is stored, as a run checks them (a module not imported here)
+        await run_input_checks(spec, inputs, db)  # (a set_inputs naming a target set the store lacks)
         recorded = await asyncio.to_thread(load_recorded, db, record.id, keep=keep)
         client = (
             model

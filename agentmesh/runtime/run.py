@@ -29,6 +29,7 @@ from agentmesh.runtime.arguments import (
     open_store,
     resolve_graph,
     run_budgets,
+    run_input_checks,
 )
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
@@ -127,6 +128,8 @@ async def arun(
     try:
         if client is None:  # a replay:<run-id> model reads the run from this store
             client = model_for(reference, db)
+        # the systems' own checks of the inputs against this store (ALU's target set): refused, nothing is stored
+        await run_input_checks(spec, values, db)
         run_id = await db.acreate_run(
             spec.name,
             values,

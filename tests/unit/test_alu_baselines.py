@@ -188,23 +188,20 @@ def test_a_resumed_output_filter_reads_the_version_it_read_before(tmp_path: Path
 
 
 @pytest.mark.parametrize("graph", [GUARD, FILTER], ids=["prompt_guard", "output_filter"])
-def test_a_set_found_nowhere_fails_the_run_naming_it(graph: Path, tmp_path: Path) -> None:
+def test_a_set_found_nowhere_is_refused_before_the_run_is_stored(graph: Path, tmp_path: Path) -> None:
+    """Their functions read the set when their node runs: the run was stored as failed first, and the output
+    filter's vanilla call made; it is now refused before the run is stored, as ``op: alu`` refuses it."""
+    roles = Roles(vanilla="Hi.")
+    node = "targets" if graph == GUARD else "filter"
     with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
         store.add_targets("people", PEOPLE, create=True)
         with pytest.raises(
             ConfigError,
-            match=r"no target set 'peple' in the run's store \(see `agentmesh targets list`\).*no file 'peple'",
+            match=rf"input 'target_set' \(read by node '{node}'\): no target set 'peple' in the run's store "
+            r"\(its target sets: 'people'; create it with .*no file 'peple'; nothing was run or stored",
         ):
-            run(
-                graph,
-                {"query": KRUM, "target_set": "peple"},
-                model=ScriptedModel(respond=Roles(vanilla="Hi.")),
-                store=store,
-            )
-        (failed,) = store.list_runs()
-        assert failed.status == "failed" and store.pinned_target_sets(failed.id) == []
-        if graph == GUARD:
-            assert failed.totals["calls"] == 0  # the list is read before the guarded call
+            run(graph, {"query": KRUM, "target_set": "peple"}, model=ScriptedModel(respond=roles), store=store)
+        assert store.list_runs() == [] and roles.prompts == {}
 
 
 async def test_called_from_python_without_a_run_the_functions_read_no_store() -> None:

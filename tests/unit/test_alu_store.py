@@ -429,12 +429,88 @@ def test_a_resumed_run_reads_the_version_it_read_before(tmp_path: Path) -> None:
         assert "vanilla" not in roles.prompts  # served from the record
 
 
-def test_an_unknown_set_fails_the_run_saying_where_it_looked(tmp_path: Path) -> None:
+def test_an_unknown_set_is_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    """It failed the run at its node, after the run was stored as failed; now it is refused as a missing input
+    is, naming the input, the set given, the sets there are and how to create it, and nothing is stored."""
+    roles = Roles()
     with Store(_db(tmp_path)) as store:
-        with pytest.raises(ConfigError, match=r"no target set 'nobody' in the run's store.*and no file 'nobody'"):
-            run(GRAPH, {"query": KRUM, "target_set": "nobody"}, model=ScriptedModel(respond=Roles()), store=store)
-        (failed,) = store.list_runs()
-        assert failed.status == "failed" and failed.totals["calls"] == 0
+        store.add_targets("people", PEOPLE, create=True)
+        with pytest.raises(ConfigError) as refused:
+            run(GRAPH, {"query": KRUM, "target_set": "nobody"}, model=ScriptedModel(respond=roles), store=store)
+        message = str(refused.value)
+        assert (
+            "graph 'alu': input 'target_set' (read by node 'alu'): no target set 'nobody' in the run's store" in message
+        )
+        assert "its target sets: 'people'" in message and "agentmesh targets add nobody --name NAME" in message
+        assert "and no file 'nobody'; nothing was run or stored" in message
+        assert store.list_runs() == [] and roles.prompts == {}
+        assert [s.name for s in store.list_target_sets()] == ["people"]  # read, not written
+
+
+def test_targets_given_inline_or_in_a_file_are_checked_before_the_run_is_stored(tmp_path: Path) -> None:
+    bad = tmp_path / "people.jsonl"
+    bad.write_text('{"name": "Ada"}\n{"name": ""}\n', encoding="utf-8")
+    with Store(_db(tmp_path)) as store:
+        with pytest.raises(
+            ConfigError, match=r"input 'targets' \(read by node 'alu'\): ALU targets: item 2: a target "
+        ):
+            run(GRAPH, {"query": KRUM, "targets": ["Ada", {"aliases": ["x"]}]}, model=ScriptedModel(), store=store)
+        with pytest.raises(ConfigError, match=rf"input 'target_set' .*{bad.name}:2: a target needs a non-empty name"):
+            run(GRAPH, {"query": KRUM, "target_set": str(bad)}, model=ScriptedModel(), store=store)
+        assert store.list_runs() == []
+
+
+def test_an_inline_list_is_checked_once_for_the_check_and_the_node_and_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking 1000 records costs tens of milliseconds: the input check before the run is stored must not double
+    it, and the items of a batch that share one list must not pay it each."""
+    import agentmesh.systems.alu.node as node_module
+
+    checked: list[int] = []
+
+    def counting(records: Any) -> list[Target]:
+        found = targets_of_records(records)
+        checked.append(len(found))
+        return found
+
+    monkeypatch.setattr(node_module, "targets_of_records", counting)
+    people = [{**record, "description": f"{record['description']} ({tmp_path.name})"} for record in PEOPLE]
+    with Store(_db(tmp_path)) as store:
+        for _ in range(2):
+            result = run(
+                GRAPH, {"query": KRUM, "targets": people}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+            )
+            assert result.status == "succeeded"
+    assert checked == [3]
+
+
+def test_a_fork_naming_a_set_the_store_lacks_is_refused_before_it_is_stored(tmp_path: Path) -> None:
+    with Store(_db(tmp_path)) as store:
+        store.add_targets("people", PEOPLE, create=True)
+        parent = run(
+            GRAPH, {"query": KRUM, "target_set": "people"}, model=ScriptedModel(respond=Roles(**COMPOSED)), store=store
+        )
+        with pytest.raises(ConfigError, match=r"no target set 'peple' in the run's store \(its target sets: 'people'"):
+            fork(parent.run_id, step=0, store=store, set_inputs={"target_set": "peple"}, model=ScriptedModel())
+        assert [r.id for r in store.list_runs()] == [parent.run_id]
+
+
+def test_cli_run_with_an_unknown_set_stores_no_run(
+    cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "roles.yaml").write_text(ROLES_YAML)
+    assert cli("targets", "add", "people", "--name", "Hermione Granger")[0] == 0
+    with Store(store_url) as store:
+        before = len(store.list_runs())
+    code, out, err = cli("run", "alu", "-i", f"query={KRUM}", "-i", "target_set=peple", "-m", "scripted:roles.yaml")
+    said = " ".join(err.split())
+    assert code == 2, out
+    assert "input 'target_set' (read by node 'alu'): no target set 'peple' in the run's store" in said
+    assert "its target sets: 'people'" in said and "agentmesh targets add peple --name NAME" in said
+    assert "agentmesh delete" not in said and "resume" not in said  # no stored run to delete or resume
+    with Store(store_url) as store:
+        assert len(store.list_runs()) == before
 
 
 def test_store_sets_win_and_other_sources_still_work(tmp_path: Path) -> None:

@@ -22,12 +22,14 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);
 * :mod:`~agentmesh.systems.alu.baselines` — the output-filter and target-listing functions of the baseline graphs
   and ICUL demonstrations (§9.4);
-* :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12).
+* :mod:`~agentmesh.systems.alu.node` — ``op: alu``, the pipeline as a graph node over agent cards (§12);
+* :mod:`~agentmesh.systems.alu.input_check` — the targets a run names, checked before the run is stored.
 
-Importing this package registers ``op: alu`` and the ``alu_output_filter`` and ``alu_targets`` functions.
+Importing this package registers ``op: alu``, the ``alu_output_filter`` and ``alu_targets`` functions, and the
+check of their target inputs that every run makes before it is stored.
 """
 
-from agentmesh.systems.alu import baselines, node
+from agentmesh.systems.alu import baselines, input_check, node
 from agentmesh.systems.alu.attacks import Attack, apply_attack, many_shot, mask_names, masking, parse_attack
 from agentmesh.systems.alu.metrics import (
     KSResult,
@@ -119,6 +121,7 @@ __all__ = [
     "cosine",
     "gate",
     "hashing_vector",
+    "input_check",
     "ks_2samp_exact",
     "lcs_length",
     "leak_rate",

@@ -202,7 +202,21 @@ class _NodeAgents:
 
 _snapshots: OrderedDict[str, TargetSnapshot] = OrderedDict()
 _snapshots_lock = threading.Lock()
-_KEEP = 8
+_KEEP = 16
+"""Entries kept: a snapshot of an inline list is kept under its content's digest and under its input's
+(:func:`_input_digest`), so 16 entries hold the last 8 lists, as before."""
+
+
+def _input_digest(value: list[Any] | tuple[Any, ...], min_alias_len: int) -> str | None:
+    """A key for an inline target list as it was given, before any check: the same list given again (every item of
+    a batch, or the run's input check before its node, :mod:`~agentmesh.systems.alu.input_check`) is then found
+    without checking its records again, which costs O(N) (1000 records: tens of milliseconds). ``None`` for a
+    value that is not plain JSON (it is checked every time, and refused by the check)."""
+    try:
+        raw = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return "input:" + hashlib.sha256(f"{min_alias_len}\n{raw}".encode()).hexdigest()[:32]
 
 
 def snapshot_from_input(
@@ -212,12 +226,14 @@ def snapshot_from_input(
     name of a :class:`~agentmesh.systems.alu.registry.TargetSet` registered in this process (its current
     version, read once for the query; the run records the set's name and version).
 
-    Cached by content: the same list in every item of a batch is indexed and embedded once. The snapshot is
-    named ``inputs:<digest>`` (version 1), which the run records as its target set.
+    Cached by content: the same list in every item of a batch is indexed and embedded once, and checked once
+    (:func:`_input_digest`). The snapshot is named ``inputs:<digest>`` (version 1), which the run records as its
+    target set.
 
     ``store_read``: whether the caller looked in the run's store first (:func:`read_targets` does when the run
     has a store), so that a name found nowhere is not said to be missing from a store nobody read.
     """
+    given: str | None = None  # an inline list's key as given (:func:`_input_digest`)
     if isinstance(value, str) and not Path(value).is_file():
         try:  # the set's current version, read once for this query (§3.1)
             return get_target_set(value).snapshot()
@@ -235,6 +251,13 @@ def snapshot_from_input(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"ALU targets: {exc}") from None
     elif isinstance(value, list | tuple):
+        given = _input_digest(value, min_alias_len)
+        if given is not None:
+            with _snapshots_lock:
+                known = _snapshots.get(given)
+                if known is not None:
+                    _snapshots.move_to_end(given)
+                    return known
         # a name is the target of its position's id; a record is checked as a JSONL file's is, so its id is
         # optional too (a record without one failed with "item 2 is not a target record or a name (KeyError('id'))")
         records = [
@@ -255,10 +278,12 @@ def snapshot_from_input(
         if found is None:
             found = TargetSnapshot(f"inputs:{digest}", 1, tuple(targets), min_alias_len)
             _snapshots[digest] = found
-            while len(_snapshots) > _KEEP:
-                _snapshots.popitem(last=False)
         else:
             _snapshots.move_to_end(digest)
+        if given is not None:
+            _snapshots[given] = found
+        while len(_snapshots) > _KEEP:
+            _snapshots.popitem(last=False)
         return found
 
 
