@@ -194,7 +194,7 @@ def import_(
         try:
             version, ids = store.add_targets(target_set, records, create=True)
         except StoreError as exc:
-            raise _taken(store, target_set, records, file) or exc from None
+            raise _taken(store, target_set, records, file) or _spelt_again(exc, file) or exc from None
     if as_json:
         console.print_json(json.dumps({"target_set": target_set, "version": version, "ids": ids}))
         return
@@ -252,6 +252,17 @@ def _taken(store: Store, target_set: str, records: list[dict[str, Any]], path: P
                 file=str(path),
             )
     return None
+
+
+def _spelt_again(exc: StoreError, path: Path) -> ConfigError | None:
+    """When an import was refused because a record's name is a stored target's in another spelling ("ada" for a
+    stored "Ada"), that error naming the record's line rather than its number among the records; else ``None``."""
+    record, reason = exc.context.get("record"), exc.context.get("reason")
+    if not isinstance(record, int) or reason is None:
+        return None
+    lines = _record_lines(path)
+    line = lines[record - 1] if 0 < record <= len(lines) else record
+    return ConfigError(f"{path}:{line}: {reason}; nothing imported ({exc.context['remedy']})", file=str(path))
 
 
 def _record_lines(path: Path) -> list[int]:

@@ -27,6 +27,7 @@ from agentmesh.store._redact import mask_secrets
 from agentmesh.store.schema import SCHEMA_VERSION, targets
 
 __all__ = [
+    "SAME_TARGET",
     "TARGET_KINDS",
     "TargetRecordError",
     "TargetRow",
@@ -37,6 +38,8 @@ __all__ = [
     "check_target_records",
     "normalize_alias",
     "pack_vector",
+    "spelling",
+    "stored_spelling",
     "target_alias_rows",
     "target_row",
     "unpack_vector",
@@ -153,12 +156,24 @@ def check_target_record(record: object, where: str) -> dict[str, Any]:
     }
 
 
+SAME_TARGET = "ALU matches targets ignoring case, accents and punctuation, so the two would be one target listed twice"
+"""Why a second spelling of a target's name is refused (:func:`check_located_target_records`, ``add_targets``)."""
+
+
+def spelling(name: str) -> str:
+    """The form two names that ALU treats as one target share (:func:`normalize_alias`: "Ada", "ada" and "ADA"
+    all give ``ada``); empty for a name of punctuation only, which matches nothing and so clashes with nothing."""
+    return normalize_alias(name)
+
+
 def check_located_target_records(records: Iterable[tuple[str, object]]) -> list[dict[str, Any]]:
     """``(where, record)`` pairs, each checked by :func:`check_target_record`, in order (a lazy iterable is read
     one record at a time, so a caller's own error for a later line, say bad JSON, comes after this one's for an
-    earlier line); an id given twice is refused at its second place, naming the first."""
+    earlier line); an id given twice is refused at its second place, naming the first, and so is a name given
+    twice in two spellings that match the same texts ("Ada", "ada": :func:`spelling`)."""
     out: list[dict[str, Any]] = []
     first: dict[int, str] = {}
+    spelt: dict[str, tuple[str, str]] = {}
     for where, record in records:
         checked = check_target_record(record, where)
         target_id = checked["id"]
@@ -166,8 +181,32 @@ def check_located_target_records(records: Iterable[tuple[str, object]]) -> list[
             if target_id in first:
                 raise TargetRecordError(where, f"id {target_id} is already given at {first[target_id]}")
             first[target_id] = where
+        form = spelling(checked["name"])
+        if form in spelt:
+            name, at = spelt[form]
+            raise TargetRecordError(where, f"{checked['name']!r} is already given at {at} as {name!r}: {SAME_TARGET}")
+        if form:
+            spelt[form] = (checked["name"], where)
         out.append(checked)
     return out
+
+
+def stored_spelling(
+    records: Sequence[Mapping[str, Any]], stored: Iterable[tuple[int, str]]
+) -> tuple[int, int, str] | None:
+    """The first of checked ``records`` whose name is a second spelling of a stored target's (``stored``: the
+    ``(id, name)`` of the set's active targets), as ``(its 0-based position, the stored id, the stored name)``;
+    ``None`` when there is none. Of stored targets spelt alike (a database written before this check), the one
+    with the lowest id is named."""
+    known: dict[str, tuple[int, str]] = {}
+    for target_id, name in sorted(stored):
+        known.setdefault(spelling(name), (target_id, name))
+    known.pop("", None)
+    for position, record in enumerate(records):
+        found = known.get(spelling(record["name"]))
+        if found is not None:
+            return position, found[0], found[1]
+    return None
 
 
 def assign_target_ids(records: Sequence[dict[str, Any]], taken: Iterable[int] = ()) -> list[int]:

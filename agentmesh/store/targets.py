@@ -16,6 +16,7 @@ import ...`` keeps working for all of them.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from agentmesh.errors import StoreError
 from agentmesh.store.schema import SCHEMA_VERSION, target_aliases, target_embeddings, target_sets, targets, utcnow
 from agentmesh.store.target_pins import IMPORTED_PINS, PinMethods, PinnedTargetSet, StoredEmbedding
 from agentmesh.store.target_records import (
+    SAME_TARGET,
     TARGET_KINDS,
     TargetRecordError,
     TargetRow,
@@ -39,6 +41,7 @@ from agentmesh.store.target_records import (
     check_target_records,
     normalize_alias,
     pack_vector,
+    stored_spelling,
     target_alias_rows,
     target_row,
     unpack_vector,
@@ -127,8 +130,11 @@ class TargetMethods(PinMethods):
         A record is ``{"name", "aliases"?, "description"?, "kind"?, "id"?}``. Without an id a target gets the
         next one after the highest of its set and of those given in ``records`` (:func:`assign_target_ids`); ids
         are never reused (a removed target keeps its id), so any earlier version's snapshot stays what it was.
-        An empty name, a bad field, an id given twice or already taken, or an unknown set (unless ``create``)
-        raises :class:`~agentmesh.errors.StoreError` and changes nothing.
+        An empty name, a bad field, an id given twice or already taken, a name that an active target of the set
+        (or another record) already has in another spelling ("ada" beside "Ada": ALU matches them as one target,
+        :func:`~agentmesh.store.target_records.spelling`), or an unknown set (unless ``create``) raises
+        :class:`~agentmesh.errors.StoreError` and changes nothing. Targets a database already holds in two
+        spellings (added before this check) stay as they are, listed and matched.
         """
         set_name = _set_name(set_name)
         checked = check_target_records(records, set_name)
@@ -144,6 +150,14 @@ class TargetMethods(PinMethods):
                     f"target set {set_name!r}: id {clash[0]} is already taken (ids are never reused, even after a "
                     "removal); nothing added"
                 )
+            active = conn.execute(
+                sa.select(targets.c.id, targets.c.name).where(
+                    targets.c.set_id == head.id, targets.c.removed_in_version.is_(None)
+                )
+            ).all()
+            again = stored_spelling(checked, ((row.id, row.name) for row in active))
+            if again is not None:
+                raise _second_spelling(set_name, checked, *again)
             ids = assign_target_ids(checked, taken)
             version = head.version + 1
             rows, alias_rows = [], []
@@ -337,6 +351,30 @@ def _insert_set_if_absent(conn: sa.Connection, name: str, now: datetime) -> sa.I
     if conn.dialect.name == "postgresql":
         return postgresql_insert(target_sets).values(**values).on_conflict_do_nothing(index_elements=["name"])
     return sqlite_insert(target_sets).values(**values).on_conflict_do_nothing(index_elements=["name"])
+
+
+def _second_spelling(
+    set_name: str, records: Sequence[Mapping[str, Any]], position: int, stored_id: int, stored_name: str
+) -> StoreError:
+    """The refusal of a record whose name a stored target already has in another spelling, naming that target as
+    it is stored and how to change how it is written. Its context has the record (1-based), the ``reason`` and
+    the ``remedy``, so that a caller reading the records from a file can name the line instead."""
+    name = records[position]["name"]
+    where = f", record {position + 1}" if len(records) > 1 else ""
+    reason = f"{name!r} is already in the set as {stored_name!r} (id {stored_id}): {SAME_TARGET}"
+    remedy = (
+        f"to store it as {name!r} instead, remove target {stored_id} with `agentmesh targets remove "
+        f"{shlex.quote(set_name)} {stored_id}` and add it again"
+    )
+    return StoreError(
+        f"target set {set_name!r}{where}: {reason}; nothing added ({remedy})",
+        target_set=set_name,
+        record=position + 1,
+        target_id=stored_id,
+        stored_name=stored_name,
+        reason=reason,
+        remedy=remedy,
+    )
 
 
 def _set_name(name: str) -> str:

@@ -24,7 +24,7 @@ from agentmesh.runtime import resume, run
 from agentmesh.runtime.replay import fork, replay
 from agentmesh.store import Store, TargetSetNotFoundError, migrate, upgrade_database
 from agentmesh.store.engine import make_engine
-from agentmesh.store.schema import target_aliases
+from agentmesh.store.schema import target_aliases, targets
 from agentmesh.store.targets import normalize_alias, pack_vector, unpack_vector
 from agentmesh.systems.alu.node import snapshot_from_input
 from agentmesh.systems.alu.registry import TargetSet, load_targets_jsonl, snapshot_from_store, targets_of_records
@@ -155,6 +155,13 @@ SAME_REFUSALS = [
     ([{"name": "A", "id": "2"}], "'A': id must be a positive integer, got '2'"),
     ([{"name": "A", "id": 5}, {"name": "B", "id": 5}], "id 5 is already given at {first}"),
     ([{"name": "A"}, ["B"]], "expected a target record (an object with a name), got list"),
+    # ALU matches names ignoring case, accents and punctuation: two spellings of one name are one target
+    (
+        [{"name": "Ada Lovelace"}, {"name": "ADA lovelace."}],
+        "'ADA lovelace.' is already given at {first} as 'Ada "
+        "Lovelace': ALU matches targets ignoring case, accents and punctuation, so the two would be one target listed "
+        "twice",
+    ),
 ]
 
 
@@ -218,6 +225,66 @@ def test_the_store_and_alu_read_good_records_alike(
     assert targets_of_records((f"item {n}", r) for n, r in enumerate(records, 1)) == [by_id[4], by_id[3], by_id[5]]
     assert load_targets_jsonl(file) == [by_id[4], by_id[3], by_id[5]]
     assert list(snapshot_from_input(records).targets) == [by_id[4], by_id[3], by_id[5]]
+
+
+def test_a_second_spelling_of_a_stored_target_is_refused_naming_the_stored_one(
+    cli: Callable[..., tuple[int, str, str]], store_url: str, tmp_path: Path
+) -> None:
+    """ALU matches "ada" wherever it matches "Ada" (§3.2: casefolded, accents and punctuation folded), so a
+    second spelling was a second target listed twice in every prompt; it is refused, naming the stored one."""
+    assert cli("targets", "add", "people", "--name", "Ada", "-a", "Countess")[0] == 0
+    assert normalize("ada") == normalize("Ada") == normalize("ÁDA!")  # what makes them one target
+    code, _, err = cli("targets", "add", "people", "--name", "ada")
+    said = " ".join(err.split())
+    assert code == 2
+    assert "target set 'people': 'ada' is already in the set as 'Ada' (id 1): ALU matches targets ignoring case" in said
+    assert (
+        "nothing added (to store it as 'ada' instead, remove target 1 with `agentmesh targets remove people 1`" in said
+    )
+    file = tmp_path / "more.jsonl"
+    file.write_text('{"name": "Bob"}\n\n{"name": "ÁDA!"}\n', encoding="utf-8")
+    code, _, err = cli("targets", "import", "people", str(file))
+    said = " ".join(err.split())
+    assert (
+        code == 2 and f"{file}:3: 'ÁDA!' is already in the set as 'Ada' (id 1)" in said and "nothing imported" in said
+    )
+    with Store(store_url) as store:
+        assert store.target_set("people").version == 1
+        with pytest.raises(StoreError, match=r"record 2: 'ADA' is already in the set as 'Ada' \(id 1\)") as refused:
+            store.add_targets("people", [{"name": "Bob"}, {"name": "ADA"}])
+        assert refused.value.context["target_id"] == 1 and refused.value.context["stored_name"] == "Ada"
+        assert [t.name for t in store.list_targets("people", include_removed=True)] == ["Ada"]
+        # a removed target is no longer matched: its name may be added again, in any spelling
+        store.remove_targets("people", [1])
+        assert store.add_targets("people", [{"name": "ada"}]) == (3, [2])
+        # an alias is not a name: "Countess" alone may be a target of its own (its hits are its own business)
+        assert store.add_targets("people", [{"name": "countess"}]) == (4, [3])
+    people = TargetSet("in-process")
+    people.add([{"id": 1, "name": "Ada"}])
+    with pytest.raises(ValueError, match=r"'ada' is already in the set as 'Ada' \(id 1\)"):
+        people.add([{"id": 2, "name": "ada"}])
+    with pytest.raises(ValueError, match=r"'BOB' is already in the set as 'Bob' \(id 3\)"):
+        people.add([{"id": 3, "name": "Bob"}, {"id": 4, "name": "BOB"}])
+    assert people.version == 1
+
+
+def test_a_database_holding_two_spellings_stays_readable(store_url: str) -> None:
+    """Targets stored in two spellings before they were refused are listed, read and matched as they are; a third
+    spelling is refused naming the first stored."""
+    with Store(store_url) as store:
+        store.add_targets("people", [{"name": "Ada"}], create=True)
+        with store.engine.begin() as conn:  # as an earlier agentmesh stored it: a second row, its alias, the version
+            row = dict(conn.execute(sa.select(targets).where(targets.c.id == 1)).mappings().one())
+            conn.execute(sa.insert(targets).values({**row, "id": 2, "name": "ada", "added_in_version": 2}))
+            alias = dict(conn.execute(sa.select(target_aliases)).mappings().one())
+            conn.execute(sa.insert(target_aliases).values({**alias, "target_id": 2}))
+            conn.execute(sa.text("UPDATE target_sets SET version = 2"))
+        assert [(t.id, t.name) for t in store.list_targets("people")] == [(1, "Ada"), (2, "ada")]
+        snapshot = snapshot_from_store(store, "people")
+        assert [t.name for t in snapshot.targets] == ["Ada", "ada"] and snapshot.index.hits("Ada wrote.") == [1, 2]
+        with pytest.raises(StoreError, match=r"'ADA' is already in the set as 'Ada' \(id 1\)"):
+            store.add_targets("people", [{"name": "ADA"}])
+        assert store.target_set("people").version == 2
 
 
 def test_secrets_never_reach_the_target_tables(store_url: str) -> None:

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentmesh.store.target_records import assign_target_ids, check_located_target_records
+from agentmesh.store.target_records import (
+    SAME_TARGET,
+    assign_target_ids,
+    check_located_target_records,
+    spelling,
+)
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, Target, TargetSnapshot
 
 if TYPE_CHECKING:
@@ -88,7 +93,9 @@ class TargetSet:
 
     def add(self, targets: Iterable[Target | Mapping[str, Any]]) -> int:
         """Add targets under new ids; returns the new version. Ids are never reused (a removed id stays taken), so
-        a snapshot of any earlier version stays exactly what it was."""
+        a snapshot of any earlier version stays exactly what it was. A name an active target (or another of
+        ``targets``) has in another spelling ("ada" beside "Ada") is refused, as the store refuses it: ALU matches
+        the two as one target."""
         items = [t if isinstance(t, Target) else Target.from_json(t) for t in targets]
         with self._lock:
             for item in items:
@@ -97,6 +104,17 @@ class TargetSet:
                     raise ValueError(f"target set {self.name!r}: id {item.id} is already taken")
             if len({item.id for item in items}) != len(items):
                 raise ValueError(f"target set {self.name!r}: duplicate ids in one addition")
+            # a second spelling of a name ("ada" beside "Ada") is refused as the store refuses it
+            known = {spelling(r.target.name): r.target for r in self._rows.values() if r.active_at(self.version)}
+            for item in items:
+                form = spelling(item.name)
+                found = known.get(form) if form else None
+                if found is not None:
+                    raise ValueError(
+                        f"target set {self.name!r}: {item.name!r} is already in the set as {found.name!r} "
+                        f"(id {found.id}): {SAME_TARGET}"
+                    )
+                known[form] = item
             self.version += 1
             for item in items:
                 self._rows[item.id] = StoredTarget(item, self.version)
