@@ -1,24 +1,32 @@
 """A run's events: what fields one has (:class:`EventFields`, the one list of them), how one is built
-(:func:`event_row`) and appended (:class:`AppendEvents`, a writer op).
+(:func:`event_row`), appended (:class:`AppendEvents`, a writer op) and read back (:class:`EventMethods`, the
+``record_event``, ``record_events``, ``post_events`` and ``events`` of :class:`~agentmesh.store.Store`).
 
-Apart from :mod:`agentmesh.store.runs` (the runs, and the :class:`~agentmesh.store.runs.Store` facade whose
-``record_event``, ``post_events`` and ``events`` use this) because it is the store's hottest path: every model call
-posts one event, built -- checked, redacted -- and inserted in the writer thread (:mod:`agentmesh.store.writes`)
-as a prepared statement (:mod:`agentmesh.store.statements`), consecutive appends to one run sharing one ``seq``
-lookup. The same redaction applies to the runs' own JSON and text (:func:`stored_json`, :func:`stored_text`).
+Apart from the runs (:mod:`agentmesh.store.run_lifecycle`, :mod:`agentmesh.store.run_reads`) because it is the
+store's hottest path: every model call posts one event, built -- checked, redacted -- and inserted in the writer
+thread (:mod:`agentmesh.store.writes`) as a prepared statement (:mod:`agentmesh.store.statements`), consecutive
+appends to one run sharing one ``seq`` lookup. The same redaction applies to the runs' own JSON and text
+(:func:`stored_json`, :func:`stored_text`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypedDict, Unpack, get_type_hints
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, get_type_hints
+
+import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, StoreError
 from agentmesh.store._jsonable import JSONValue, clean_text
 from agentmesh.store._redact import mask_secrets, redact_json, redact_state
+from agentmesh.store.records import EventKind, EventRecord
+from agentmesh.store.run_reads import checked_version, run_exists
 from agentmesh.store.schema import SCHEMA_VERSION, events, utcnow
 from agentmesh.store.statements import Statement, Tx
+
+if TYPE_CHECKING:
+    from agentmesh.store.writes import BatchWriter, Posted
 
 __all__ = [
     "EVENT_FIELDS",
@@ -26,6 +34,7 @@ __all__ = [
     "RUN_EXISTS",
     "AppendEvents",
     "EventFields",
+    "EventMethods",
     "EventRowSource",
     "event_row",
     "lock_run",
@@ -175,6 +184,59 @@ class AppendEvents:
                 seq += 1
             out.append(ids)
         return out
+
+
+class EventMethods:
+    """The event methods of :class:`~agentmesh.store.Store` (mixed in; they use its engine and batch writer)."""
+
+    if TYPE_CHECKING:
+        url: str
+        engine: sa.Engine
+        _batch: BatchWriter
+
+    def record_event(self, run_id: str, kind: str, **fields: Unpack[EventFields]) -> int:
+        """Append an event to a run and commit it; returns the event's id. ``fields`` are its fields as keywords,
+        each optional (:class:`~agentmesh.store.events.EventFields` names and types them: ``node``, ``agent``,
+        ``round``, ``data``...).
+
+        The event's ``seq`` (its position in the run) is assigned inside the insert's transaction while the
+        run's row is locked (``SELECT ... FOR UPDATE`` on Postgres, the write lock on SQLite), so concurrent
+        writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
+        """
+        return self.record_events(run_id, [_event_row(kind, fields, None, "Store.record_event")])[0]
+
+    def record_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append several events (built with :func:`event_row`) to a run in one transaction; their ids.
+
+        Returns once they are committed. Events queued by several callers at once share one commit (group commit).
+        """
+        return self._batch.submit(AppendEvents(run_id, rows, self.url)).result() if rows else []
+
+    def post_events(self, run_id: str, rows: Sequence[EventRowSource]) -> Posted[list[int]]:
+        """Queue events for a run without waiting; the future resolves with their ids once committed.
+
+        A row may be given as a function that makes it (:data:`EventRowSource`): it is then built in the writer
+        thread, and an error building it (a value JSON cannot hold) comes back through the future.
+
+        They commit in order with the run's other writes (its checkpoints, its end), so an event is stored before
+        anything queued after it, and at the latest 10 ms after it was posted
+        (:data:`~agentmesh.store.writes.POST_DELAY_S`). The ``seq`` of each (its position in the run) is assigned
+        inside the commit, with the run's row locked on Postgres and SQLite's write lock held, so concurrent
+        writers -- threads or processes -- never collide; ``UNIQUE(run_id, seq)`` guards it regardless.
+        """
+        return self._batch.post(AppendEvents(run_id, rows, self.url))
+
+    def events(self, run_id: str, *, kind: EventKind | str | None = None) -> list[EventRecord]:
+        """A run's events in order (``seq``), optionally only one kind; :class:`RunNotFoundError` if no run."""
+        query = sa.select(events).where(events.c.run_id == run_id).order_by(events.c.seq)
+        if kind is not None:
+            query = query.where(events.c.kind == str(kind))
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            if not run_exists(conn, run_id):
+                raise RunNotFoundError(f"no run {run_id!r} in {self.url}", run_id=run_id, url=self.url)
+            rows = conn.execute(query).all()
+        return [EventRecord.model_validate(checked_version(row._asdict(), "event")) for row in rows]
 
 
 def lock_run(tx: Tx, run_id: str, url: str) -> None:

@@ -65,16 +65,16 @@ def test_the_test_values_give_every_field() -> None:
     assert list(_GIVEN) == list(EVENT_FIELDS)  # else the round trips below miss a field
 
 
-def test_every_field_given_to_record_event_is_stored_and_read_back(sqlite_url: str) -> None:
-    with Store(sqlite_url) as store:
+def test_every_field_given_to_record_event_is_stored_and_read_back(store_url: str) -> None:
+    with Store(store_url) as store:
         run_id = store.create_run("g", {"q": "2+2?"})
         store.record_event(run_id, "model_call", **_GIVEN)
         [stored] = store.events(run_id)
     assert {name: getattr(stored, name) for name in EVENT_FIELDS} == _GIVEN
 
 
-def test_an_event_left_without_its_fields_has_their_defaults(sqlite_url: str) -> None:
-    with Store(sqlite_url) as store:
+def test_an_event_left_without_its_fields_has_their_defaults(store_url: str) -> None:
+    with Store(store_url) as store:
         run_id = store.create_run("g", {"q": "2+2?"})
         store.record_event(run_id, "log")
         [stored] = store.events(run_id)
@@ -98,11 +98,11 @@ def test_every_field_survives_an_export_and_an_import(tmp_path: Any) -> None:
     assert (event.kind, event.created_at) == ("model_call", when)
 
 
-def test_a_json_field_is_stored_without_its_secrets(sqlite_url: str) -> None:
+def test_a_json_field_is_stored_without_its_secrets(store_url: str) -> None:
     secret = "sk-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
     json_fields = [name for name, hint in EVENT_FIELD_TYPES.items() if hint is Any]
     assert json_fields == ["request", "response", "data"]
-    with Store(sqlite_url) as store:
+    with Store(store_url) as store:
         run_id = store.create_run("g", {"q": "2+2?"})
         given: dict[str, Any] = {name: {"api_key": secret, "note": f"key {secret}"} for name in json_fields}
         store.record_event(run_id, "log", **given)

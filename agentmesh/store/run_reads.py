@@ -1,0 +1,166 @@
+"""Reading runs back: one by id or unique prefix, a listing, a count (:class:`RunReadMethods`, mixed into
+:class:`~agentmesh.store.Store`), and the decoding every read of a run shares -- a row to a checked
+:class:`~agentmesh.store.records.RunRecord`, refused when a newer agentmesh wrote it -- which the run's writes
+(:mod:`agentmesh.store.run_lifecycle`) and its events' reads use too.
+
+Every read first waits for the writes queued before it (the batch writer's flush), so a caller reads what it was
+told is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.store.records import RunRecord, RunStatus
+from agentmesh.store.schema import SCHEMA_VERSION, runs
+from agentmesh.store.statements import Statement, result_processors
+
+if TYPE_CHECKING:
+    from agentmesh.store.writes import BatchWriter
+
+__all__ = [
+    "SELECT_RUN",
+    "RunReadMethods",
+    "checked_version",
+    "decoded_run",
+    "run_exists",
+    "run_from",
+    "run_record",
+    "run_status",
+]
+
+_AMBIGUOUS_SHOWN = 5
+
+
+class RunReadMethods:
+    """The run-reading methods of :class:`~agentmesh.store.Store` (mixed in; they use its engine and writer)."""
+
+    if TYPE_CHECKING:
+        url: str
+        engine: sa.Engine
+        _batch: BatchWriter
+
+    def get_run(self, run_id_or_unique_prefix: str) -> RunRecord:
+        """The run with this id, or the only run whose id starts with it; :class:`RunNotFoundError` otherwise."""
+        key = run_id_or_unique_prefix.strip()
+        if not key:
+            raise RunNotFoundError("no run id given", url=self.url)
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            exact = conn.execute(sa.select(runs).where(runs.c.id == key)).first()
+            if exact is not None:
+                return run_record(exact)
+            found = conn.execute(
+                sa.select(runs)
+                .where(runs.c.id.startswith(key, autoescape=True))
+                .order_by(runs.c.created_at.desc())
+                .limit(_AMBIGUOUS_SHOWN + 1)
+            ).all()
+        if not found:
+            raise RunNotFoundError(f"no run {key!r} in {self.url}", run_id=key, url=self.url)
+        if len(found) > 1:
+            shown = ", ".join(r.id for r in found[:_AMBIGUOUS_SHOWN])
+            if len(found) > _AMBIGUOUS_SHOWN:
+                shown += ", ..."
+
+            raise RunNotFoundError(
+                f"run id prefix {key!r} is ambiguous: it matches {shown}; give more characters",
+                run_id=key,
+                url=self.url,
+            )
+        return run_record(found[0])
+
+    def list_runs(
+        self,
+        *,
+        graph: str | None = None,
+        status: RunStatus | str | None = None,
+        batch: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally only of one graph, one status and/or one batch (``meta.batch.id``, as
+        ``agentmesh run --input-file`` tags its runs)."""
+        if limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        query = _filtered(sa.select(runs), graph, status, batch)
+        query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            return [run_record(row) for row in conn.execute(query)]
+
+    def count_runs(
+        self, *, graph: str | None = None, status: RunStatus | str | None = None, batch: str | None = None
+    ) -> int:
+        """How many runs :meth:`list_runs` would find without its limit."""
+        query = _filtered(sa.select(sa.func.count()).select_from(runs), graph, status, batch)
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+def run_status(value: RunStatus | str) -> RunStatus:
+    """``value`` as a :class:`RunStatus`; a :class:`StoreError` naming the statuses there are otherwise."""
+    try:
+        return RunStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise StoreError(f"unknown run status {value!r}; expected one of {allowed}") from None
+
+
+#: A run's row by id, as the writer thread reads it (its columns in table order, for :func:`decoded_run`).
+SELECT_RUN = Statement(f"SELECT {', '.join(c.name for c in runs.columns)} FROM runs WHERE id = :id")
+_RUN_READERS: dict[str, list[Any]] = {}
+
+
+def decoded_run(row: Sequence[Any], dialect: sa.Dialect) -> dict[str, Any]:
+    """A ``runs`` row read by the driver, decoded as SQLAlchemy would (JSON, UTC datetimes)."""
+    readers = _RUN_READERS.get(dialect.name)
+    if readers is None:
+        readers = _RUN_READERS[dialect.name] = result_processors(runs, dialect)
+    return {
+        column.name: value if reader is None or value is None else reader(value)
+        for column, reader, value in zip(runs.columns, readers, row, strict=True)
+    }
+
+
+def _filtered(
+    query: sa.Select[Any], graph: str | None, status: RunStatus | str | None, batch: str | None
+) -> sa.Select[Any]:
+    if graph is not None:
+        query = query.where(runs.c.graph == graph)
+    if status is not None:
+        query = query.where(runs.c.status == run_status(status).value)
+    if batch is not None:
+        query = query.where(runs.c.meta["batch"]["id"].as_string() == batch)
+    return query
+
+
+def checked_version(values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` (a run's or an event's row), unless a newer agentmesh wrote it: then a
+    :class:`SchemaVersionError`, rather than a record read as this version's that is not one."""
+    if values["schema_version"] > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{what} {values['id']} has schema version {values['schema_version']}; this agentmesh reads up to "
+            f"{SCHEMA_VERSION}",
+            record=str(values["id"]),
+        )
+    return values
+
+
+def run_exists(conn: sa.Connection, run_id: str) -> bool:
+    """Whether ``run_id`` is a stored run."""
+    return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+
+def run_record(row: sa.Row[Any]) -> RunRecord:
+    """A ``runs`` row read through SQLAlchemy, as a checked record."""
+    return run_from(row._asdict())
+
+
+def run_from(values: dict[str, Any]) -> RunRecord:
+    """A run's decoded values (:func:`decoded_run`, or a row's), as a checked record."""
+    return RunRecord.model_validate(checked_version(values, "run"))
