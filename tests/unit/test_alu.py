@@ -431,7 +431,9 @@ def test_mcq_gold_as_index_and_random_fill() -> None:
 
 
 async def test_eval_runs_items_under_attacks_and_summarises(tmp_path: Any) -> None:
-    from agentmesh.systems.alu.evaluate import load_qa_jsonl, run_items, summarize, targets_from_items
+    from agentmesh.systems.alu.items import load_qa_jsonl, targets_from_items
+    from agentmesh.systems.alu.outcomes import run_items
+    from agentmesh.systems.alu.summary import summarize
 
     path = tmp_path / "qa.jsonl"
     rows = [
@@ -497,9 +499,22 @@ async def test_config_min_alias_len_applies_to_the_shortlist_too() -> None:
     assert set(snapshot._indexes) == {3}
 
 
+def test_evaluate_keeps_every_name_of_the_protocol_under_its_old_path() -> None:
+    """The protocol was split by what each part does (items, cases, compared, outcomes, summary, judge);
+    ``agentmesh.cli.eval`` and users' scripts import its names from ``evaluate``: each is its home's own object,
+    and each has exactly one home."""
+    from agentmesh.systems.alu import cases, compared, evaluate, items, judge, outcomes, summary
+
+    homes = [items, cases, compared, outcomes, summary, judge]
+    for name in evaluate.__all__:
+        found = [home for home in homes if name in home.__all__]
+        assert len(found) == 1, name
+        assert getattr(evaluate, name) is getattr(found[0], name), name
+
+
 def test_offline_demo_set_is_consistent() -> None:
     from agentmesh.systems.alu.data import demo_mcq_items, demo_qa_items, demo_targets
-    from agentmesh.systems.alu.evaluate import mcq_question, targets_from_items
+    from agentmesh.systems.alu.items import mcq_question, targets_from_items
 
     items = demo_qa_items()
     targets = demo_targets()

@@ -18,7 +18,7 @@ from agentmesh.models.messages import CallContext
 from agentmesh.models.registry import register_provider
 from agentmesh.store import RunStatus, Store
 from agentmesh.systems.alu.data import demo_mcq_items, demo_qa_items, demo_targets
-from agentmesh.systems.alu.evaluate import load_mcq_jsonl
+from agentmesh.systems.alu.items import load_mcq_jsonl
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
 from tests._cli import run_cli
 

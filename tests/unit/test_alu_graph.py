@@ -310,7 +310,7 @@ def test_output_filter_baseline_refuses_on_a_name_only(tmp_path: Path) -> None:
 
 def test_prompt_guard_and_icul_prompts_carry_every_target_and_demonstration(tmp_path: Path) -> None:
     from agentmesh.systems.alu.baselines import icul_demonstrations
-    from agentmesh.systems.alu.evaluate import QAItem
+    from agentmesh.systems.alu.items import QAItem
 
     guard = Roles(guarded="I cannot help with that.")
     run(

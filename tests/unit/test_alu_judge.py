@@ -4,7 +4,7 @@ import path through :mod:`agentmesh.systems.alu.evaluate` that ``agentmesh.cli.e
 from __future__ import annotations
 
 from agentmesh.systems.alu import evaluate, judge
-from agentmesh.systems.alu.evaluate import EvalCase
+from agentmesh.systems.alu.cases import EvalCase
 from agentmesh.systems.alu.targets import Target
 
 

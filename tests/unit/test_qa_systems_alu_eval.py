@@ -70,7 +70,7 @@ def test_an_error_about_the_items_says_when_limit_cut_them(
 def test_naming_alu_among_the_baselines_runs_it_once() -> None:
     """The table lists alu beside its baselines, so --baselines alu,vanilla is what a user writes; it was refused
     as "unknown baseline 'alu'"."""
-    from agentmesh.systems.alu.evaluate import parse_systems
+    from agentmesh.systems.alu.compared import parse_systems
 
     assert parse_systems("alu,vanilla") == ["alu", "vanilla"]
     assert parse_systems("vanilla,alu,icul") == ["alu", "vanilla", "icul"]

@@ -15,8 +15,10 @@ method's own rules as pure, typed functions over data:
 * :mod:`~agentmesh.systems.alu.metrics` — evaluation metrics (§9.2);
 * :mod:`~agentmesh.systems.alu.registry` — versioned target sets with soft delete (§3.1), in memory or read from
   the store (:mod:`agentmesh.store.targets`, ``agentmesh targets``);
-* :mod:`~agentmesh.systems.alu.evaluate` — data files, outcomes and the summary table of the eval (§9), which
-  ``agentmesh eval alu`` runs with every question a stored run;
+* :mod:`~agentmesh.systems.alu.evaluate` — the eval (§9), which ``agentmesh eval alu`` runs with every question a
+  stored run, in one import: its data files (:mod:`~agentmesh.systems.alu.items`), its questions
+  (:mod:`~agentmesh.systems.alu.cases`), the systems compared (:mod:`~agentmesh.systems.alu.compared`), the
+  outcomes (:mod:`~agentmesh.systems.alu.outcomes`) and the summary table (:mod:`~agentmesh.systems.alu.summary`);
 * :mod:`~agentmesh.systems.alu.judge` — the eval's optional LLM leak judge, a second measurement beside the
   lexical one;
 * :mod:`~agentmesh.systems.alu.bench` — the cost-versus-targets benchmark (§9.6);

@@ -22,7 +22,7 @@ from typing import Any
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.operators.registry import FunctionContext, register_function
-from agentmesh.systems.alu.evaluate import QAItem
+from agentmesh.systems.alu.items import QAItem
 from agentmesh.systems.alu.node import read_targets, snapshot_from_input
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN, TargetSnapshot

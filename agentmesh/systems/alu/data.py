@@ -3,12 +3,12 @@
 No PyPI package ships TOFU or WMDP, so this is a TOFU-style set of invented authors with invented facts: three
 authors are targets (their questions form the forget split), three are not (the retain split, same domain, so a
 system that refuses everything about authors shows up as a retain failure). A harmless multiple-choice set is
-given for the MCQ metrics. Real benchmarks are read from user-supplied JSONL (:mod:`.evaluate`).
+given for the MCQ metrics. Real benchmarks are read from user-supplied JSONL (:mod:`.items`).
 """
 
 from __future__ import annotations
 
-from agentmesh.systems.alu.evaluate import McqItem, QAItem
+from agentmesh.systems.alu.items import McqItem, QAItem
 from agentmesh.systems.alu.targets import Target
 
 __all__ = ["demo_mcq_items", "demo_qa_items", "demo_targets"]

@@ -1,12 +1,13 @@
 """ALU's optional leak judge (``agentmesh eval alu --judge``, alu.md §9.2): which cases it sees, its inputs, and
 how its verdict is read.
 
-It is apart from :mod:`~agentmesh.systems.alu.evaluate` because it is a second, optional measurement with its
-own graph (``graphs/alu_leak_judge.yaml``) and its own model calls, judged on the answers of the systems under
-evaluation rather than part of producing or scoring them: the protocol (data, cases, outcomes, the summary)
-does not depend on it, and it can change (another judge card, another prompt) without touching the protocol.
-:mod:`~agentmesh.systems.alu.evaluate` only needs :data:`JudgeVerdict`, the type of an outcome's verdict, and
-re-exports the judge's functions for the importers of their old path.
+It is apart from the rest of the protocol (:mod:`~agentmesh.systems.alu.evaluate`) because it is a second,
+optional measurement with its own graph (``graphs/alu_leak_judge.yaml``) and its own model calls, judged on the
+answers of the systems under evaluation rather than part of producing or scoring them: the protocol (data,
+cases, outcomes, the summary) does not depend on it, and it can change (another judge card, another prompt)
+without touching the protocol. :mod:`~agentmesh.systems.alu.outcomes` only needs :data:`JudgeVerdict`, the type
+of an outcome's verdict, and :mod:`~agentmesh.systems.alu.evaluate` re-exports the judge's functions for the
+importers of their old path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from agentmesh.spec.graph import GraphSpec
-    from agentmesh.systems.alu.evaluate import EvalCase
+    from agentmesh.systems.alu.cases import EvalCase
 
 __all__ = [
     "JUDGE_GRAPH",
