@@ -204,6 +204,31 @@ def test_a_set_found_nowhere_is_refused_before_the_run_is_stored(graph: Path, tm
         assert store.list_runs() == [] and roles.prompts == {}
 
 
+def test_the_check_reads_the_inputs_a_function_node_names_in_its_args(tmp_path: Path) -> None:
+    """A filter told to read its set from another input (``args: {target_set_from: forget}``) is checked on that
+    input, and one given nothing there falls back to ``targets``, as the function itself reads them."""
+    data: dict[str, Any] = yaml.safe_load(FILTER.read_text())
+    data["inputs"]["forget"] = {"type": "string", "required": False, "default": ""}
+    data["nodes"]["filter"]["args"]["target_set_from"] = "forget"
+    spec = graph_from_data(data, file=str(FILTER), base_dir=FILTER.parent)
+    roles = Roles(vanilla="He went with Hermione.")
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        store.add_targets("people", PEOPLE, create=True)
+        with pytest.raises(ConfigError, match=r"input 'forget' \(read by node 'filter'\): no target set 'peple'"):
+            run(spec, {"query": KRUM, "forget": "peple", "target_set": "people"}, model=ScriptedModel(), store=store)
+        assert store.list_runs() == []
+        result = run(spec, {"query": KRUM, "forget": "people"}, model=ScriptedModel(respond=roles), store=store)
+        assert result.answer == REFUSAL and result.outputs["filter"]["target_set"] == {"name": "people", "version": 1}
+        # the shipped default input is not read by this node: a name there that no one has does not matter
+        result = run(
+            spec,
+            {"query": KRUM, "target_set": "peple", "targets": ["Hermione"]},
+            model=ScriptedModel(respond=roles),
+            store=store,
+        )
+        assert result.answer == REFUSAL
+
+
 async def test_called_from_python_without_a_run_the_functions_read_no_store() -> None:
     out = await alu_output_filter({"vanilla": {"text": "Snape taught."}}, {"targets": PEOPLE, "target_set": ""})
     assert out["filtered"] and out["hits"] == [3]
