@@ -96,14 +96,14 @@ def event_row(kind: str, *, created_at: datetime | None = None, **fields: Unpack
 def _event_row(kind: str, fields: Mapping[str, Any], created_at: datetime | None, caller: str) -> dict[str, Any]:
     """:func:`event_row` of the ``fields`` ``caller`` was given: a keyword that is no field is a ``TypeError`` naming
     ``caller``, as Python's own is for a keyword a written-out signature does not have."""
-    if not kind:
-        raise StoreError("an event needs a kind (e.g. 'model_call')")
     row = {**_UNSET, **fields}
     if len(row) != _FIELD_COUNT:  # a keyword that is no field added a key (cheaper than checking each per event)
         unknown = ", ".join(repr(name) for name in fields if name not in _UNSET)
         raise TypeError(
             f"{caller}() got an unexpected keyword argument {unknown}; an event's fields are {', '.join(EVENT_FIELDS)}"
         )
+    if not kind:
+        raise StoreError("an event needs a kind (e.g. 'model_call')")
     for name in _JSON_FIELDS:
         value = row[name]
         if value is not None:

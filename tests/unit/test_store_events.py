@@ -126,3 +126,9 @@ def test_a_keyword_that_is_no_field_is_refused_by_name(sqlite_url: str, call: st
     assert "an event's fields are node, agent, round" in said
     if call == "Store.record_event":  # an event's time is event_row's to set, not record_event's
         assert "'created_at'" in said
+
+
+def test_a_keyword_that_is_no_field_is_said_before_a_missing_kind() -> None:
+    # as when the keywords were written out: Python refused the call before the body looked at the kind
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nod'"):
+        event_row("", nod="solver")  # type: ignore[call-arg]
