@@ -74,6 +74,36 @@ async def test_a_cancelled_call_stops_the_generation_at_its_next_token() -> None
     assert 0 < generated < max_tokens // 2, f"the cancelled generation went on for {generated} tokens"
 
 
+async def test_a_call_cancelled_while_its_prompt_is_evaluated_stops_there() -> None:
+    """The logits processor that stops a cancelled generation first runs once the whole prompt is evaluated, and a
+    long prompt takes minutes on a small CPU: Ctrl-C (or a timeout) waited for all of it. llama.cpp's abort
+    callback stops the evaluation itself: the context then holds fewer tokens than the prompt has."""
+    client = get_model("local", settings=ModelSettings())
+    loaded = _get_loaded(local_model_path(), 4096, False)
+    llama = loaded.llama
+    # ~2,600 tokens: several of llama.cpp's 512-token batches, none of them cached from another test's prompt
+    text = "Summarise these notes. " + " ".join(f"Note {i}: crate {i * 7} holds {i % 13} pears." for i in range(150))
+    content_tokens = len(llama.tokenize(text.encode(), add_bos=False, special=False))
+    assert content_tokens > 4 * 512
+    request = ModelRequest.of(text, temperature=0.0, max_tokens=8)
+
+    call = asyncio.create_task(client.complete(request))
+    # until the first batch of the prompt is in the context (a bound, not a timing): the prompt is being evaluated
+    for _ in range(60000):
+        if llama.n_tokens >= 512 or call.done():
+            break
+        await asyncio.sleep(0.01)
+    assert not call.done(), "the call ended before its prompt could be interrupted"
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    in_context = await asyncio.get_running_loop().run_in_executor(loaded.executor, lambda: llama.n_tokens)
+    assert in_context < content_tokens, f"the prompt was evaluated to its end ({in_context} tokens in the context)"
+    # the model is usable at once, from what was evaluated
+    answer = await client.complete(ModelRequest.of("What is 2+2?", temperature=0.0, max_tokens=4))
+    assert answer.text.strip()
+
+
 async def test_logit_bias_still_reaches_the_embedded_model() -> None:
     """The cancellation hook is a logits processor, and llama-cpp-python drops ``logit_bias`` when it is given one
     too: the bias is applied by the hook. A token pushed up by 100 is all the model says."""

@@ -17,7 +17,7 @@ import importlib.metadata
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -252,7 +252,10 @@ class LlamaCppProvider(Provider):
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = s.top_logprobs or 0
         kwargs.update(self._extra(s.extra_body))  # (reasoning_effort: no such knob in llama.cpp, ignored)
-        kwargs["logits_processor"] = _stoppable(stop, model.llama.token_eos(), kwargs.pop("logit_bias", None))
+        prefill = _PrefillAbort(model.llama, stop)
+        kwargs["logits_processor"] = _stoppable(
+            stop, model.llama.token_eos(), kwargs.pop("logit_bias", None), prefill.remove
+        )
         try:
             raw = model.llama.create_chat_completion(**kwargs)
         except ValueError as exc:
@@ -265,8 +268,12 @@ class LlamaCppProvider(Provider):
                 trained = model.n_ctx_train
                 raise self._too_long(head, prompt, kwargs["max_tokens"], trained, f"llama.cpp: {text}") from exc
             raise ModelError(f"{self._label}: llama.cpp rejected the request: {text}") from exc
-        except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache)
+        except RuntimeError as exc:  # a failed decode (e.g. out of memory for the KV cache), or one stopped on purpose
+            if stop.is_set():
+                raise _Stopped from exc
             raise ModelError(f"{self._label}: llama.cpp failed during generation: {exc}") from exc
+        finally:
+            prefill.remove()
         self._check_not_cut_by_the_window(raw, kwargs["max_tokens"], model.n_ctx_train, stop)
         return raw
 
@@ -382,15 +389,56 @@ class LlamaCppProvider(Provider):
 
 
 class _Stopped(Exception):
-    """A generation whose caller was cancelled before the model's thread took it up: it is not started."""
+    """A generation whose caller was cancelled: before the model's thread took it up (it is not started), or
+    during the prompt's evaluation (llama.cpp aborted it)."""
 
 
-def _stoppable(stop: threading.Event, eos: int, logit_bias: Mapping[int, float] | None) -> Any:
+class _PrefillAbort:
+    """Lets a cancelled call stop llama.cpp *while it evaluates the prompt*, through llama.cpp's abort callback.
+
+    Why: the logits processor (:func:`_stoppable`) first runs once the whole prompt is evaluated, and a long prompt
+    takes minutes on a small CPU (measured: 6,320 tokens of SmolLM2-135M on two busy cores, ~8 minutes). Ctrl-C, or a
+    call's ``timeout_s``, waited all that time, holding the model's thread (a timed-out call's retry queued behind
+    it). llama.cpp asks the callback between two operations of its compute graph, so the evaluation ends within
+    one operation of the cancellation; the tokens of the batch it was in are removed from the context, and the next
+    call starts from what was evaluated before.
+
+    The callback is Python called from llama.cpp's compute thread (the GIL taken each time, ~1-2 µs, some hundreds
+    of times per batch of tokens): it is installed for the prompt only and removed at the first sampled token
+    (:meth:`remove`, from the logits processor), or when the generation ends."""
+
+    def __init__(self, llama: Any, stop: threading.Event) -> None:
+        import llama_cpp
+
+        self._set: Any = getattr(llama_cpp, "llama_set_abort_callback", None)
+        self._type: Any = getattr(llama_cpp, "ggml_abort_callback", None)
+        self._ctx = getattr(llama, "ctx", None)
+        self._callback: Any = None
+        if self._set is None or self._type is None or self._ctx is None:
+            return  # a binding without the abort hook: cancellation waits for the prompt, as before
+        self._callback = self._type(lambda _data: stop.is_set())  # kept referenced while llama.cpp may call it
+        self._set(self._ctx, self._callback, None)
+
+    def remove(self) -> None:
+        """Stop asking the callback (idempotent); called in the model's thread, never during a decode."""
+        if self._callback is None:
+            return
+        self._set(self._ctx, self._type(), None)  # a NULL function pointer: no abort callback
+        self._callback = None
+
+
+def _stoppable(
+    stop: threading.Event,
+    eos: int,
+    logit_bias: Mapping[int, float] | None,
+    prompt_evaluated: Callable[[], None] = lambda: None,
+) -> Any:
     """llama-cpp-python's ``logits_processor`` for one generation: once ``stop`` is set it makes end-of-sequence the
     likeliest next token by far, so the generation ends at its next token. (The chat API takes no stopping criteria,
     and an exception raised in a logits processor is swallowed by the ctypes callback that runs it. EOS is raised,
     nothing else lowered: a JSON schema's grammar that forbids EOS mid-object still picks among the tokens it
-    allows, and ends as soon as the object is complete.)
+    allows, and ends as soon as the object is complete.) Its first call tells ``prompt_evaluated``: from then on
+    it is what stops the generation (see :class:`_PrefillAbort`).
 
     It applies ``logit_bias`` itself: llama-cpp-python 0.3 drops both a processor and ``logit_bias`` when given the
     two (``LogitsProcessorList.extend`` returns None), so ``extra_body: {logit_bias: ...}`` would silently do
@@ -398,8 +446,12 @@ def _stoppable(stop: threading.Event, eos: int, logit_bias: Mapping[int, float] 
     from llama_cpp import LogitsProcessorList
 
     bias = list((logit_bias or {}).items())
+    first = [True]
 
     def process(input_ids: Any, scores: Any) -> Any:
+        if first[0]:
+            first[0] = False
+            prompt_evaluated()
         if not bias and not stop.is_set():
             return scores
         scores = scores.copy()
