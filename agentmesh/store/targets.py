@@ -114,6 +114,12 @@ class TargetMethods(PinMethods):
                 raise self._missing(conn, name)
             return _info(conn, head)
 
+    def has_target_set(self, name: str) -> bool:
+        """Whether the database has a target set of that name: one indexed look-up, whatever the set's size (unlike
+        :meth:`target_set`, which counts its targets), for a check made before every run."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(target_sets.c.id).where(target_sets.c.name == name)).first() is not None
+
     def list_target_sets(self) -> list[TargetSetInfo]:
         """Every target set, by name."""
         with self.engine.connect() as conn:

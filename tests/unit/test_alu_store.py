@@ -70,7 +70,9 @@ class Roles:
 
 def test_every_change_bumps_the_version_and_removal_is_soft(store_url: str) -> None:
     with Store(store_url) as store:
+        assert not store.has_target_set("people")
         assert store.create_target_set("people").version == 0
+        assert store.has_target_set("people") and not store.has_target_set("People")
         version, ids = store.add_targets("people", PEOPLE)
         assert (version, ids) == (1, [1, 2, 3])
         assert store.add_targets("people", [{"name": "Viktor Krum", "id": 10}]) == (2, [10])

@@ -28,7 +28,7 @@ from agentmesh.runtime.arguments import register_input_check
 from agentmesh.runtime.operators.registry import get_function
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams
-from agentmesh.store import Store, TargetSetNotFoundError
+from agentmesh.store import Store
 from agentmesh.systems.alu.node import AluParams, snapshot_from_input
 from agentmesh.systems.alu.registry import get_target_set
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN
@@ -77,14 +77,6 @@ def _stored_sets(store: Store) -> str:
     return f"its target sets: {shown}" if names else "it has no target sets yet"
 
 
-def _has_set(store: Store, name: str) -> bool:
-    try:
-        store.target_set(name)
-    except TargetSetNotFoundError:
-        return False
-    return True
-
-
 def _in_process(name: str) -> bool:
     try:
         get_target_set(name)
@@ -117,7 +109,7 @@ async def check_target_inputs(spec: GraphSpec, inputs: Mapping[str, Any], store:
         seen.add(key)
         where = f"graph {spec.name!r}: input {given!r} (read by node {node!r})"
         if isinstance(source, str) and source.strip():
-            if await asyncio.to_thread(_has_set, store, source):
+            if await asyncio.to_thread(store.has_target_set, source):
                 continue  # the node reads (and pins) the set's version current when it runs
             if not _in_process(source) and not _is_file(source):
                 sets = await asyncio.to_thread(_stored_sets, store)
