@@ -229,6 +229,18 @@ def test_the_check_reads_the_inputs_a_function_node_names_in_its_args(tmp_path: 
         assert result.answer == REFUSAL
 
 
+async def test_the_check_leaves_an_argument_it_cannot_read_to_the_function(tmp_path: Path) -> None:
+    """``min_alias_len: x`` in a node's args was a bare ValueError from the check, before the run; the function
+    refuses its own arguments when it runs."""
+    from agentmesh.systems.alu.input_check import check_target_inputs
+
+    data: dict[str, Any] = yaml.safe_load(FILTER.read_text())
+    data["nodes"]["filter"]["args"]["min_alias_len"] = "x"
+    spec = graph_from_data(data, file=str(FILTER), base_dir=FILTER.parent)
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        await check_target_inputs(spec, {"query": KRUM, "target_set": "peple", "targets": []}, store)
+
+
 async def test_called_from_python_without_a_run_the_functions_read_no_store() -> None:
     out = await alu_output_filter({"vanilla": {"text": "Snape taught."}}, {"targets": PEOPLE, "target_set": ""})
     assert out["filtered"] and out["hits"] == [3]

@@ -63,12 +63,12 @@ def _target_readers(spec: GraphSpec) -> Iterator[tuple[str, str, str, int]]:
         if isinstance(params, AluParams):
             yield name, params.targets_from, params.target_set_from, params.min_alias_len
         elif isinstance(params, FunctionParams) and params.function in TARGET_FUNCTIONS:
-            yield (
-                name,
-                str(_argument(params, "targets_from", "targets")),
-                str(_argument(params, "target_set_from", "target_set")),
-                int(_argument(params, "min_alias_len", DEFAULT_MIN_ALIAS_LEN)),
-            )
+            min_alias_len = _argument(params, "min_alias_len", DEFAULT_MIN_ALIAS_LEN)
+            if not isinstance(min_alias_len, int):
+                continue  # the function refuses its own argument when its node runs, in its own words
+            targets_from = _argument(params, "targets_from", "targets")
+            target_set_from = _argument(params, "target_set_from", "target_set")
+            yield name, str(targets_from), str(target_set_from), min_alias_len
 
 
 def _stored_sets(store: Store) -> str:
@@ -97,13 +97,13 @@ async def check_target_inputs(spec: GraphSpec, inputs: Mapping[str, Any], store:
     """Refuse, before the run is stored, targets that ALU's nodes (and its baselines') could not read: a target
     set that is in neither the run's store nor this process nor a file, or records (inline or in that file) that
     the node would refuse. Reads ``store``, writes nothing; returns at once for a graph without such a node."""
-    seen: set[tuple[str, str, int]] = set()
+    seen: set[tuple[str, int]] = set()  # two nodes reading one input alike: checked once
     for node, targets_from, target_set_from, min_alias_len in _target_readers(spec):
         named = inputs.get(target_set_from)
         given, source = (target_set_from, named) if named else (targets_from, inputs.get(targets_from))
         if source is None:
             continue  # the node names what to give, in its own words
-        key = (given, repr(source), min_alias_len)
+        key = (given, min_alias_len)
         if key in seen:
             continue
         seen.add(key)
