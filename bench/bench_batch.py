@@ -46,7 +46,8 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from agentmesh.cli.batch import ItemOutcome, Start, run_all
+from agentmesh.cli.batch import Start, run_all
+from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.models.client import ModelClient
 from agentmesh.models.messages import CallContext, Choice, ModelRequest, ProviderResult, Usage
 from agentmesh.models.providers.base import Provider

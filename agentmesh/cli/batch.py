@@ -1,37 +1,33 @@
-"""Many runs at once: ``agentmesh run --input-file`` (one run per JSONL item) and ``agentmesh resume`` of several
-runs or of a batch.
+"""Running many runs at once: ``agentmesh run --input-file`` (one run per JSONL item) and ``agentmesh resume`` of
+several runs or of a batch.
 
 They run concurrently up to a limit (each its own stored run, tagged with the batch's id) while their progress
-shows, on a terminal and off it (:mod:`agentmesh.cli._progress`), then end with a summary: a row per item, or for a
-large batch how its runs ended and each run that did not succeed, with the accuracy on the items that carry a
-reference answer. One failing item does not stop the others, but makes the exit code 1; an interrupted batch says
-which runs to resume.
+shows, on a terminal and off it (:mod:`agentmesh.cli._progress`), then end with a summary
+(:mod:`agentmesh.cli.batch_summary`: a row per item, or for a large batch how its runs ended and each run that did
+not succeed, with the accuracy on the items that carry a reference answer). One failing item does not stop the
+others, but makes the exit code 1; an interrupted batch says which runs to resume. The ids of a batch's runs, the
+claims that keep two processes from running one twice, and what ``resume --batch`` continues are
+:mod:`agentmesh.cli.batch_store`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import uuid
-from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from agentmesh import datasets
-from agentmesh.cli._common import NARROW, WIDE, Executor, console, err_console, fmt_cost, open_store, run_async
+from agentmesh.cli._common import Executor, console, err_console, open_store, run_async
 from agentmesh.cli._job import JobOptions
-from agentmesh.cli._live import snippet
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.errors import AgentmeshError, ConfigError, RunNotFoundError
+from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, start_line
+from agentmesh.cli.batch_summary import ItemOutcome, print_summary
+from agentmesh.errors import AgentmeshError, RunNotFoundError
 from agentmesh.models import load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
@@ -39,65 +35,8 @@ from agentmesh.runtime.on_ray import RunOnRay, job_payload, run_there, start_ray
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
-from agentmesh.store import RunRecord, RunStatus, Store
-from agentmesh.store.owner import OWNER_KEY, current_owner, describe_owner, owner_alive
-
-
-@dataclass
-class ItemOutcome:
-    """One run of a batch (a JSONL item's, or a resumed one): its result, or why it failed (the run is stored
-    either way, once it started)."""
-
-    line: int | None  # the item's line in its JSONL file (None: a resumed run)
-    inputs: dict[str, Any]
-    label: str = ""  # what the summary's first column shows instead of the line
-    run_id: str | None = None
-    result: RunResult | None = None
-    error: str | None = None
-    totals: dict[str, Any] = field(default_factory=dict)
-    batch: str | None = None  # the batch id its run is tagged with (``run --input-file``)
-    gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
-    elsewhere: str | None = None  # left to another process that took the run first (two resumes at once)
-    ended: str | None = None  # the status the store has for a run cut as it ended (its result never came back)
-
-    @property
-    def correct(self) -> bool | None:
-        """Whether the run's answer is the reference answer (``None``: no reference, or the run did not end)."""
-        if self.gold is None or self.result is None:
-            return None
-        return datasets.matches_gold(self.result.answer, self.gold)
-
-    @property
-    def over(self) -> bool:
-        """The run ended, with a result or an error (not: cut short by an interrupt, or never started)."""
-        return self.result is not None or self.error is not None or self.elsewhere is not None or self.ended is not None
-
-    @property
-    def failed(self) -> bool:
-        """The run ended without a result here (not: left to another process, which is no failure of this one)."""
-        return self.result is None and self.elsewhere is None
-
-    @property
-    def status(self) -> str:
-        if self.result is not None:
-            return self.result.status
-        return "skipped" if self.elsewhere is not None else "failed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batch": self.batch,
-            "line": self.line,
-            "inputs": self.inputs,
-            "run_id": self.run_id,
-            "status": self.status,
-            "gold": self.gold,
-            "correct": self.correct,
-            "error": self.error,
-            "skipped": self.elsewhere,
-            "result": None if self.result is None else self.result.model_dump(mode="json"),
-        }
+from agentmesh.store import RunStatus, Store
 
 
 def run_batch(
@@ -133,7 +72,7 @@ def run_batch(
         "items": len(items),
         "given": dict(given or {}),
         "limit": limit,
-        "sha256": _file_hash(source),
+        "sha256": file_hash(source),
     }
 
     def work(store: Store) -> list[tuple[ItemOutcome, Start]]:
@@ -229,65 +168,6 @@ def _ray_start(
     return on_ray
 
 
-class Elsewhere(Exception):
-    """Raised by a batch's :data:`Start` when another process took its run first (it resumed the run, or started
-    the line): the outcome is then skipped, neither run here nor failed."""
-
-
-def batch_run_id(batch: str, line: int) -> str:
-    """The id of the run of a batch's line: the same in every process, so that a line is started once however many
-    processes start it (the batch itself, and a ``resume --batch`` of it elsewhere while it runs, or two at once):
-    the second one's run is refused by the store as already there, rather than run again beside it."""
-    return uuid.uuid5(_BATCH_RUNS, f"{batch}:{line}").hex
-
-
-_BATCH_RUNS = uuid.UUID("6f1d3c52-4a53-4c53-9a0e-0d7a2b1e5b10")
-
-
-async def start_line(
-    store: Store, run_id: str, line: int, run: Callable[[], Coroutine[Any, Any, RunResult]]
-) -> RunResult:
-    """``run()`` (a batch line's first run, under its :func:`batch_run_id`), or :class:`Elsewhere` when it failed
-    because another process had stored that run first: the line is that process's, not a failure here."""
-    try:
-        return await run()
-    except Exception as failure:
-        try:
-            found = await asyncio.to_thread(store.get_run, run_id)
-        except AgentmeshError:
-            # not stored: the run failed on its own, before its row was written (a database that refuses writes).
-            # Its own error is the one to say: a bare ``raise`` here re-raised the lookup's "no run '<id>'".
-            raise failure from None
-        owner = found.meta.get(OWNER_KEY)
-        if owner == current_owner():  # this process stored it: its own failure
-            raise
-        raise Elsewhere(
-            f"line {line}: {describe_owner(owner)} started it first (run {run_id[:12]}, {found.status}); left to it"
-        ) from None
-
-
-async def resume_claimed(
-    store: Store, record: RunRecord, resume: Callable[[], Coroutine[Any, Any, RunResult]]
-) -> RunResult:
-    """``resume()`` once this process has claimed the run as ``record`` read it (:meth:`Store.aclaim_run`), or
-    :class:`Elsewhere` when another process resumed or finished it meanwhile. ``resume`` must not refuse the run
-    for being running: claimed, it is, by this process (``aresume(..., force=True)``)."""
-    if not await store.aclaim_run(record):
-        now = await asyncio.to_thread(store.get_run, record.id)
-        raise Elsewhere(
-            f"run {record.id[:12]}: {describe_owner(now.meta.get(OWNER_KEY))} resumed it first (it is {now.status} "
-            "now); left to it"
-        )
-    try:
-        return await resume()
-    except BaseException:
-        # failed or cut before it began (a model that does not resolve, a cancel before its first step): the run is
-        # given back as it was, not left "running" under this process; one that began was finished by its resume
-        with contextlib.suppress(AgentmeshError):  # the store failing too: its first error is the one to say
-            store.release_claim(record)
-        raise
-
-
 Start = Callable[[list[Listener]], Coroutine[Any, Any, RunResult]]
 """Starts one run of a batch with the given listeners (``arun`` or ``aresume`` with its arguments bound). A run made
 elsewhere (a Ray worker) tells them ``start`` when it is sent, ``calls`` (``count``: the calls it made) when it is
@@ -371,42 +251,8 @@ def run_many(
                     outcome.totals = store.get_run(outcome.run_id).totals or {}
                 except RunNotFoundError:  # deleted while it ran (delete --force): the summary goes on without it
                     outcome.error = f"{outcome.error or 'failed'} (the run is no longer stored: deleted while it ran)"
-    failed = sum(1 for o in outcomes if o.failed)
-    skipped = sum(1 for o in outcomes if o.elsewhere is not None)
-    if as_json:
-        typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2, ensure_ascii=False))
-    elif quiet:
-        for o in outcomes:
-            typer.echo("" if o.result is None or o.result.answer is None else str(o.result.answer))
-    else:
-        title = f"{name}: {_count(len(outcomes), noun)}"
-        if len(outcomes) <= SUMMARY_ROWS:
-            console.print(summary_table(title, outcomes))
-        else:  # a row per item would bury the failures in a long log: how the runs ended, then each failure
-            console.print(digest_table(title, outcomes))
-            not_succeeded = [o for o in outcomes if o.status != "succeeded" and o.elsewhere is None]
-            if not_succeeded:
-                shown = not_succeeded[:SUMMARY_ROWS]
-                more = len(not_succeeded) - len(shown)
-                table = summary_table(f"not succeeded: {len(not_succeeded)} {noun}", shown, reason_chars=60)
-                if more:
-                    table.caption = f"and {more} more; every {noun[:-1]}: --json"
-                console.print(table)
-            console.print(f"every {noun[:-1]}'s answer and run: --json", highlight=False)
-        score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
-        if score:
-            console.print(score, highlight=False)
-        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed - skipped} succeeded, {failed} failed"
-        if skipped:
-            line += f", {skipped} skipped (another process took them first)"
-        if batch:
-            line += f" · batch {batch} (agentmesh runs --batch {batch})"
-        if any(o.failed and o.run_id is not None for o in outcomes):  # a run that failed before it was stored
-            line += (  # has no run to show or resume ("-" in its row, its error beside it)
-                " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
-            )
-        console.print(line, highlight=False)
-    if failed:
+    print_summary(name, outcomes, noun=noun, batch=batch, as_json=as_json, quiet=quiet)
+    if any(o.failed for o in outcomes):
         raise typer.Exit(1)
 
 
@@ -493,11 +339,6 @@ async def run_all(
             await close()
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 item``, ``3 items``: a one-line batch's summary said "1 items"."""
-    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
-
-
 def _lines(numbers: Sequence[int]) -> str:
     """``line 3`` or ``lines 2, 5-8``: line numbers with runs of consecutive ones as ranges."""
     spans: list[list[int]] = []
@@ -508,265 +349,3 @@ def _lines(numbers: Sequence[int]) -> str:
             spans.append([n, n])
     text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
     return ("line " if len(numbers) == 1 else "lines ") + text
-
-
-#: Why a batch's run was skipped, in the digest of a large one (each run's own reason: ``--json``).
-ELSEWHERE = "another process took it first (two resumes at once, or a resume beside the batch)"
-
-#: A batch's summary has a row per item up to this many items; a larger one is summed up by how its runs ended.
-SUMMARY_ROWS = 25
-
-
-def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
-    """How a batch's runs ended, one row per status and stop reason (or error), succeeded first and the most
-    frequent first within a status: items, calls, tokens and cost of each, and a total."""
-    groups: dict[tuple[str, str], list[ItemOutcome]] = {}
-    for o in outcomes:
-        if o.result is not None:
-            why = o.result.stop_reason or "-"
-        else:  # skipped ones alike: one row, not one per line and process
-            why = snippet(o.error or "failed", 160) if o.elsewhere is None else ELSEWHERE
-        groups.setdefault((o.status, why), []).append(o)
-    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "skipped"))}
-    ranked = sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0]))
-    if console.width < NARROW:  # as a table, the stop reason / error column was squeezed out
-        return _digest_records(title, outcomes, ranked)
-    table = Table(title=Text(title), show_footer=True)
-    table.add_column("status", "total", no_wrap=True)
-    table.add_column("stop reason / error", overflow="fold")
-    usage = [_usage(o) for o in outcomes]
-    footers = [
-        str(len(outcomes)),
-        str(sum(u[0] for u in usage)),
-        str(sum(u[1] for u in usage)),
-        fmt_cost(_total_cost(u[2] for u in usage)),
-    ]
-    for column, footer in zip(("items", "calls", "tokens", "cost"), footers, strict=True):
-        table.add_column(column, footer, justify="right", no_wrap=True)
-    for (status, why), members in ranked:
-        usage = [_usage(o) for o in members]
-        table.add_row(
-            Text(status, style="green" if status == "succeeded" else "red"),
-            Text(why, style="" if status == "succeeded" else "red"),
-            str(len(members)),
-            str(sum(u[0] for u in usage)),
-            str(sum(u[1] for u in usage)),
-            fmt_cost(_total_cost(u[2] for u in usage)),
-        )
-    return table
-
-
-def _digest_records(
-    title: str, outcomes: Sequence[ItemOutcome], ranked: Sequence[tuple[tuple[str, str], list[ItemOutcome]]]
-) -> Table:
-    """:func:`digest_table` on a narrow terminal (:data:`NARROW`): each way the runs ended on lines of its own
-    (status, items, calls; the stop reason or error), then the total."""
-    table = Table(title=Text(title), caption="tokens, cost: --json", box=None, show_header=False, padding=(0, 0))
-    table.add_column("how they ended", overflow="fold")
-    for (status, why), members in ranked:
-        calls = sum(_usage(o)[0] for o in members)
-        record = Text(status, style="green" if status == "succeeded" else "red")
-        record.append(f" · {_count(len(members), 'items')} · {calls} calls\n  ")
-        record.append(why, style="" if status == "succeeded" else "red")
-        table.add_row(record)
-    table.add_row(Text(f"total · {_count(len(outcomes), 'items')} · {sum(_usage(o)[0] for o in outcomes)} calls"))
-    return table
-
-
-def _gold(o: ItemOutcome) -> Text:
-    """The reference answer, ticked when the run found it."""
-    if o.gold is None:
-        return Text("-")
-    mark = {True: (" ✓", "green"), False: (" ✗", "red"), None: ("", "")}[o.correct]
-    return Text(o.gold) + Text(mark[0], style=mark[1])
-
-
-def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
-    """How many labelled items the batch got right ("" when no item has a reference answer). A run that failed
-    counts as wrong; the share of the runs that finished is given beside it when some failed. (A resumed batch
-    says it of the runs it resumed: ``noun``.)"""
-    labelled = [o for o in outcomes if o.gold is not None and o.elsewhere is None]  # skipped: another's to score
-    if not labelled:
-        return ""
-    right = sum(1 for o in labelled if o.correct)
-    what = "labelled items" if noun == "items" else f"labelled {noun}"
-    line = f"accuracy: {right} of {len(labelled)} {what} right ({right / len(labelled):.1%})"
-    ended = [o for o in labelled if o.correct is not None]
-    if len(ended) < len(labelled):
-        share = f"{right / len(ended):.1%}" if ended else "-"
-        line += (
-            f"; {len(labelled) - len(ended)} failed, counted as wrong ({right} of the {len(ended)} that ended: {share})"
-        )
-    return line
-
-
-def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
-    """(calls, tokens, cost) of a batch's run, from its result or, for a failed one, its stored totals."""
-    r = o.result
-    if r is not None:
-        calls, tokens, cost = r.calls, r.prompt_tokens + r.completion_tokens, r.cost_usd
-    else:
-        calls, tokens, cost = (
-            int(o.totals.get("calls", 0)),
-            int(o.totals.get("total_tokens", 0)),
-            o.totals.get("cost_usd"),
-        )
-    return calls, tokens, 0.0 if cost is None and calls == 0 else cost  # no call (no run stored): nothing spent
-
-
-def _total_cost(costs: Iterable[float | None]) -> float | None:
-    """The sum of the costs; unknown (None, shown n/a) when one of them is: a sum of the known ones would pass for
-    the batch's cost (as a run's cost is unknown when one of its calls' is, README's "rather than a partial sum")."""
-    found = list(costs)
-    return None if any(c is None for c in found) else sum(c for c in found if c is not None)
-
-
-def summary_table(title: str, outcomes: Sequence[ItemOutcome], *, reason_chars: int = 160) -> Table:
-    """One row per item: its line, run, status, answer, calls (tokens and cost on a wide terminal, see
-    :data:`WIDE`), stop reason or error (its first ``reason_chars`` characters)."""
-    wide = console.width >= WIDE
-    labelled = any(o.gold is not None for o in outcomes)
-    if console.width < NARROW:
-        return _summary_records(title, outcomes, reason_chars)
-    table = Table(title=Text(title), caption=None if wide else "tokens, cost: --json")
-    columns = ["item", "run", "status", "answer", *(["gold"] if labelled else []), "calls"]
-    columns += [*(["tokens", "cost"] if wide else []), "stop reason / error"]
-    for column in columns:
-        fixed = column in ("item", "run", "status", "calls", "tokens", "cost")
-        table.add_column(
-            column,
-            no_wrap=fixed,
-            overflow="fold",
-            justify="right" if column in ("calls", "tokens", "cost") else "left",
-        )
-    for o in outcomes:
-        calls, tokens, cost = _usage(o)
-        answer, reason = _answer_and_reason(o, reason_chars)
-        cells: dict[str, str | Text] = {
-            "item": Text(o.label or f"line {o.line}"),
-            "run": o.run_id[:12] if o.run_id else "-",
-            "status": Text(o.status, style="green" if o.status == "succeeded" else "red"),
-            "answer": Text(answer),
-            "gold": _gold(o),
-            "calls": str(calls),
-            "tokens": str(tokens),
-            "cost": fmt_cost(cost),
-            "stop reason / error": reason,
-        }
-        table.add_row(*(cells[c] for c in columns))
-    return table
-
-
-def _summary_records(title: str, outcomes: Sequence[ItemOutcome], reason_chars: int) -> Table:
-    """:func:`summary_table` on a narrow terminal (:data:`NARROW`): each item on lines of its own (item, run,
-    status; its answer, gold and calls; its stop reason or error), so that the answer is never squeezed out."""
-    table = Table(title=Text(title), caption="tokens, cost: --json", box=None, show_header=False, padding=(0, 0))
-    table.add_column("item", overflow="fold")
-    for o in outcomes:
-        calls, _, _ = _usage(o)
-        answer, reason = _answer_and_reason(o, reason_chars)
-        record = Text(f"{o.label or f'line {o.line}'} · {o.run_id[:12] if o.run_id else '-'} · ")
-        record.append(o.status, style="green" if o.status == "succeeded" else "red")
-        record.append(f"\n  answer {answer}")
-        if o.gold is not None:
-            record.append("  gold ").append(_gold(o))
-        record.append(f" · {calls} call{'' if calls == 1 else 's'}\n  ").append(reason)
-        table.add_row(record)
-    return table
-
-
-def _answer_and_reason(o: ItemOutcome, reason_chars: int) -> tuple[str, Text]:
-    """An item's answer ("-" without one) and its stop reason, or its error (red, its first ``reason_chars``
-    characters), as both forms of the summary show them."""
-    r = o.result
-    if r is not None:
-        return "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
-    return "-", Text(snippet(o.error or o.elsewhere or "failed", reason_chars), style="red")
-
-
-def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None]:
-    """What ``resume --batch`` continues: the batch's interrupted and failed runs, and those left running by a
-    process known to be dead (a SIGKILL), in the batch's order; and the lines that never started, when the batch
-    can tell (:func:`unstarted_of`). Runs still marked running by a live process, or one this machine cannot
-    check, are left out (they are resumed by id, with ``--force`` if need be)."""
-    found = batch_runs(store, batch, then=" (agentmesh show RUN names the batch of a run)")
-    todo = [
-        r
-        for r in found
-        if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)
-        or (r.status == RunStatus.RUNNING and owner_alive(r.meta.get(OWNER_KEY)) is False)
-    ]
-    try:
-        unstarted = unstarted_of(found)
-    except ConfigError as exc:
-        if not todo:
-            raise
-        # the cut and failed runs are resumed all the same; the lines that cannot be read again are named
-        err_console.print(f"{exc}; resuming the batch's stored runs only", highlight=False)
-        unstarted = None
-    if not todo and unstarted is None:
-        counts = Counter(str(r.status) for r in found)
-        told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
-    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0)), unstarted
-
-
-@dataclass
-class Unstarted:
-    """The lines of a batch that never started (an interruption came first), read again from the batch's file as
-    the batch read them, with what its runs ran: their graph, model and budget."""
-
-    spec: GraphSpec
-    items: list[datasets.Item]
-    model: str | None
-    budget: Budget | None
-    tag: dict[str, Any]  # the batch's tag (meta.batch) without a line's own fields
-    source: str | None = None  # where its graph came from (meta.source), stored with the new runs too
-
-
-def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
-    """The lines of the batch of ``runs`` (all its runs) that have no run, or ``None`` when every line has one.
-
-    A :class:`ConfigError` when some lines never started but cannot be read again as they were: the file is gone
-    or changed since (its hash), or the batch was run by a version that did not record how it read the file."""
-    tag = dict(runs[0].meta.get("batch") or {})
-    started = {(r.meta.get("batch") or {}).get("line") for r in runs}
-    missing = int(tag.get("items") or 0) - len(started)
-    if missing <= 0:
-        return None
-    where = f"batch {tag.get('id')}: {missing} of its {tag.get('items')} lines never started"
-    path = Path(str(tag.get("file")))
-    if "sha256" not in tag:
-        raise ConfigError(f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it)")
-    if not path.is_file() or _file_hash(path) != tag["sha256"]:
-        state = "is gone" if not path.is_file() else "has changed since"
-        raise ConfigError(f"{where}, and {path} {state}: they cannot be told apart from the lines that ran")
-    spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
-    items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
-    budget = runs[0].meta.get("budget")
-    return Unstarted(
-        spec=spec,
-        items=[item for item in items if item.line not in started],
-        model=runs[0].model,
-        budget=Budget.model_validate(budget) if budget else None,
-        tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
-        source=runs[0].meta.get("source"),
-    )
-
-
-def _file_hash(path: Path) -> str:
-    """The SHA-256 of a batch's input file: whether it is still the file the batch read."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def batch_runs(store: Store, batch: str, *, then: str = "") -> list[RunRecord]:
-    """Every run of ``batch`` (newest first), or a :class:`ConfigError` naming the batch and the store (``then``
-    appended) when it has none: what ``runs``, ``resume``, ``delete`` and ``report`` take by ``--batch``."""
-    found = store.list_runs(batch=batch, limit=1_000_000)
-    if not found:
-        raise ConfigError(f"no runs of batch {batch!r} in {store.url}{then}")
-    return found

@@ -25,7 +25,7 @@ from agentmesh.cli._common import (
     run_async,
     write_output,
 )
-from agentmesh.cli.batch import batch_runs
+from agentmesh.cli.batch_store import batch_runs
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.outcome import stored_answers, stored_outputs

@@ -40,18 +40,9 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import LiveView, final_panel
-from agentmesh.cli.batch import (
-    Elsewhere,
-    ItemOutcome,
-    Start,
-    Unstarted,
-    batch_run_id,
-    resume_claimed,
-    run_batch,
-    run_many,
-    start_line,
-    unfinished_of,
-)
+from agentmesh.cli.batch import Start, run_batch, run_many
+from agentmesh.cli.batch_store import Elsewhere, Unstarted, batch_run_id, resume_claimed, start_line, unfinished_of
+from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
 from agentmesh.runtime.arguments import check_inputs, resolve_graph

@@ -24,7 +24,7 @@ from agentmesh.cli._common import (
     fmt_seconds,
     open_store,
 )
-from agentmesh.cli.batch import batch_runs
+from agentmesh.cli.batch_store import batch_runs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.outcome import stored_answers
 from agentmesh.store import EventRecord, RunRecord

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from agentmesh.cli.batch import ItemOutcome, _lines, run_all, run_many
+from agentmesh.cli.batch import _lines, run_all, run_many
+from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.run import RunResult
 from agentmesh.store import Store
@@ -58,7 +59,7 @@ def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys:
 
 
 def test_a_count_of_one_is_singular() -> None:
-    from agentmesh.cli.batch import _count
+    from agentmesh.cli.batch_summary import _count
 
     assert (_count(1, "items"), _count(2, "items"), _count(1, "runs"), _count(0, "runs")) == (
         "1 item",
@@ -133,7 +134,7 @@ def test_an_interrupt_names_a_run_stored_before_it_could_say_it_started(
 
 
 def test_a_run_another_resume_claimed_first_is_skipped_and_a_failed_start_gives_the_run_back(tmp_path: Path) -> None:
-    from agentmesh.cli.batch import Elsewhere, resume_claimed
+    from agentmesh.cli.batch_store import Elsewhere, resume_claimed
     from agentmesh.errors import ConfigError
 
     async def never() -> RunResult:
@@ -156,7 +157,7 @@ def test_a_run_another_resume_claimed_first_is_skipped_and_a_failed_start_gives_
 
 
 def test_a_line_another_process_started_first_is_skipped_not_failed(tmp_path: Path) -> None:
-    from agentmesh.cli.batch import Elsewhere, batch_run_id, start_line
+    from agentmesh.cli.batch_store import Elsewhere, batch_run_id, start_line
     from agentmesh.store.schema import runs
 
     with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
@@ -210,7 +211,7 @@ def test_a_run_deleted_while_it_ran_does_not_sink_the_batch_summary(
 def test_a_batch_cost_with_a_run_of_unknown_cost_is_unknown_not_a_partial_sum() -> None:
     """README: a cost is n/a "rather than a partial sum"; the batch's total summed the known costs only. A line
     that failed before its run made a call cost nothing, and does not make the total unknown."""
-    from agentmesh.cli.batch import _total_cost, _usage, digest_table
+    from agentmesh.cli.batch_summary import _total_cost, _usage, digest_table
 
     def done(run_id: str, cost: float | None) -> ItemOutcome:
         result = RunResult(

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from agentmesh.cli.batch import ItemOutcome, Start, run_many
+from agentmesh.cli.batch import Start, run_many
+from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.run import RunResult
 from agentmesh.store import RunStatus, Store

@@ -1,0 +1,174 @@
+"""A batch as the store holds it: the id each line's run gets (:func:`batch_run_id`) and the claims that keep two
+processes from running one run twice (:func:`start_line`, :func:`resume_claimed`: the loser's run is
+:class:`Elsewhere`); what ``resume --batch`` continues (:func:`unfinished_of`: the runs cut or failed, and the lines
+that never started, read again from the batch's file); every run of a batch (:func:`batch_runs`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentmesh import datasets
+from agentmesh.cli._common import err_console
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.runtime.run import RunResult
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.stop import Budget
+from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store.owner import OWNER_KEY, current_owner, describe_owner, owner_alive
+
+
+class Elsewhere(Exception):
+    """Raised by a batch's :data:`~agentmesh.cli.batch.Start` when another process took its run first (it resumed
+    the run, or started the line): the outcome is then skipped, neither run here nor failed."""
+
+
+def batch_run_id(batch: str, line: int) -> str:
+    """The id of the run of a batch's line: the same in every process, so that a line is started once however many
+    processes start it (the batch itself, and a ``resume --batch`` of it elsewhere while it runs, or two at once):
+    the second one's run is refused by the store as already there, rather than run again beside it."""
+    return uuid.uuid5(_BATCH_RUNS, f"{batch}:{line}").hex
+
+
+_BATCH_RUNS = uuid.UUID("6f1d3c52-4a53-4c53-9a0e-0d7a2b1e5b10")
+
+
+async def start_line(
+    store: Store, run_id: str, line: int, run: Callable[[], Coroutine[Any, Any, RunResult]]
+) -> RunResult:
+    """``run()`` (a batch line's first run, under its :func:`batch_run_id`), or :class:`Elsewhere` when it failed
+    because another process had stored that run first: the line is that process's, not a failure here."""
+    try:
+        return await run()
+    except Exception as failure:
+        try:
+            found = await asyncio.to_thread(store.get_run, run_id)
+        except AgentmeshError:
+            # not stored: the run failed on its own, before its row was written (a database that refuses writes).
+            # Its own error is the one to say: a bare ``raise`` here re-raised the lookup's "no run '<id>'".
+            raise failure from None
+        owner = found.meta.get(OWNER_KEY)
+        if owner == current_owner():  # this process stored it: its own failure
+            raise
+        raise Elsewhere(
+            f"line {line}: {describe_owner(owner)} started it first (run {run_id[:12]}, {found.status}); left to it"
+        ) from None
+
+
+async def resume_claimed(
+    store: Store, record: RunRecord, resume: Callable[[], Coroutine[Any, Any, RunResult]]
+) -> RunResult:
+    """``resume()`` once this process has claimed the run as ``record`` read it (:meth:`Store.aclaim_run`), or
+    :class:`Elsewhere` when another process resumed or finished it meanwhile. ``resume`` must not refuse the run
+    for being running: claimed, it is, by this process (``aresume(..., force=True)``)."""
+    if not await store.aclaim_run(record):
+        now = await asyncio.to_thread(store.get_run, record.id)
+        raise Elsewhere(
+            f"run {record.id[:12]}: {describe_owner(now.meta.get(OWNER_KEY))} resumed it first (it is {now.status} "
+            "now); left to it"
+        )
+    try:
+        return await resume()
+    except BaseException:
+        # failed or cut before it began (a model that does not resolve, a cancel before its first step): the run is
+        # given back as it was, not left "running" under this process; one that began was finished by its resume
+        with contextlib.suppress(AgentmeshError):  # the store failing too: its first error is the one to say
+            store.release_claim(record)
+        raise
+
+
+def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None]:
+    """What ``resume --batch`` continues: the batch's interrupted and failed runs, and those left running by a
+    process known to be dead (a SIGKILL), in the batch's order; and the lines that never started, when the batch
+    can tell (:func:`unstarted_of`). Runs still marked running by a live process, or one this machine cannot
+    check, are left out (they are resumed by id, with ``--force`` if need be)."""
+    found = batch_runs(store, batch, then=" (agentmesh show RUN names the batch of a run)")
+    todo = [
+        r
+        for r in found
+        if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)
+        or (r.status == RunStatus.RUNNING and owner_alive(r.meta.get(OWNER_KEY)) is False)
+    ]
+    try:
+        unstarted = unstarted_of(found)
+    except ConfigError as exc:
+        if not todo:
+            raise
+        # the cut and failed runs are resumed all the same; the lines that cannot be read again are named
+        err_console.print(f"{exc}; resuming the batch's stored runs only", highlight=False)
+        unstarted = None
+    if not todo and unstarted is None:
+        counts = Counter(str(r.status) for r in found)
+        told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
+    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0)), unstarted
+
+
+@dataclass
+class Unstarted:
+    """The lines of a batch that never started (an interruption came first), read again from the batch's file as
+    the batch read them, with what its runs ran: their graph, model and budget."""
+
+    spec: GraphSpec
+    items: list[datasets.Item]
+    model: str | None
+    budget: Budget | None
+    tag: dict[str, Any]  # the batch's tag (meta.batch) without a line's own fields
+    source: str | None = None  # where its graph came from (meta.source), stored with the new runs too
+
+
+def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
+    """The lines of the batch of ``runs`` (all its runs) that have no run, or ``None`` when every line has one.
+
+    A :class:`ConfigError` when some lines never started but cannot be read again as they were: the file is gone
+    or changed since (its hash), or the batch was run by a version that did not record how it read the file."""
+    tag = dict(runs[0].meta.get("batch") or {})
+    started = {(r.meta.get("batch") or {}).get("line") for r in runs}
+    missing = int(tag.get("items") or 0) - len(started)
+    if missing <= 0:
+        return None
+    where = f"batch {tag.get('id')}: {missing} of its {tag.get('items')} lines never started"
+    path = Path(str(tag.get("file")))
+    if "sha256" not in tag:
+        raise ConfigError(f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it)")
+    if not path.is_file() or file_hash(path) != tag["sha256"]:
+        state = "is gone" if not path.is_file() else "has changed since"
+        raise ConfigError(f"{where}, and {path} {state}: they cannot be told apart from the lines that ran")
+    spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
+    items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
+    budget = runs[0].meta.get("budget")
+    return Unstarted(
+        spec=spec,
+        items=[item for item in items if item.line not in started],
+        model=runs[0].model,
+        budget=Budget.model_validate(budget) if budget else None,
+        tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
+        source=runs[0].meta.get("source"),
+    )
+
+
+def file_hash(path: Path) -> str:
+    """The SHA-256 of a batch's input file, stored with its runs (:func:`agentmesh.cli.batch.run_batch`): whether
+    the file is still the one the batch read, when ``resume --batch`` reads it again (:func:`unstarted_of`)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def batch_runs(store: Store, batch: str, *, then: str = "") -> list[RunRecord]:
+    """Every run of ``batch`` (newest first), or a :class:`ConfigError` naming the batch and the store (``then``
+    appended) when it has none: what ``runs``, ``resume``, ``delete`` and ``report`` take by ``--batch``."""
+    found = store.list_runs(batch=batch, limit=1_000_000)
+    if not found:
+        raise ConfigError(f"no runs of batch {batch!r} in {store.url}{then}")
+    return found
