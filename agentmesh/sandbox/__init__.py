@@ -44,6 +44,11 @@ program that must observe each promised layer; ``isolation().layers()`` lists th
     package's launcher and the working directory. A working directory given by the caller is handed to that uid for
     the run and handed back afterwards.
 
+* **a memory cgroup**, where this process can make one (root, or a writable cgroup v1 memory hierarchy;
+  :mod:`agentmesh.sandbox._cgroup`): the program and every process it starts share ``memory_mb`` (plus the scratch
+  tmpfs); at the limit the kernel kills the largest, and ``memory_exceeded`` is set. Without it a program that
+  forks holds up to ``RLIMIT_NPROC`` x ``memory_mb``.
+
 Why the limits are not set in ``preexec_fn``: ``preexec_fn`` is unsafe in a process with threads (the runtime has
 them), ``RLIMIT_NPROC`` must be set after the namespaces exist (or it counts every process of the user), and the
 uid change must come after the mounts. The launcher (``_launcher.py``) sets everything in the child, before the

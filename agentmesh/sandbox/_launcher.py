@@ -5,7 +5,8 @@ anything outside the standard library, because the interpreter that runs it has 
 
 Three processes, so that the program is never PID 1 and everything it starts dies with the run:
 
-* **A** (``python _launcher.py CONFIG``, spawned by the runner as the leader of a new session): with
+* **A** (``python _launcher.py CONFIG``, spawned by the runner as the leader of a new session): joins the run's
+  memory cgroup when there is one (``cgroup_procs``: the runner's ``_cgroup``), before anything is forked; with
   ``namespaces``, ``unshare(2)``s new network, PID and mount namespaces, and with ``userns`` a new user namespace
   too (the caller's uid/gid mapped to root inside: how an unprivileged user gets the other namespaces). Forks B and
   waits for it.
@@ -164,6 +165,8 @@ def launch(config: dict[str, Any]) -> NoReturn:
     os.set_inheritable(status_fd, False)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
+        if config.get("cgroup_procs"):  # first: every process of the run is forked after this, inside the group
+            _write(str(config["cgroup_procs"]), str(os.getpid()))
         if config["namespaces"]:
             libc = _libc()
             if config["userns"]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh.errors import AgentmeshError
+from agentmesh.sandbox import _cgroup
 
 __all__ = [
     "NETWORK_DISABLED",
@@ -98,6 +99,8 @@ class Isolation:
     ``unprivileged_uid``: the caller is root and the program runs as an unused uid with no groups instead (the
     kernel exempts root from ``RLIMIT_NPROC``). ``private_proc``: ``/proc`` shows only the sandbox's processes.
     ``readonly_fs``: every mount is read-only, ``nosuid`` and ``nodev`` except the working directory.
+    ``memory_group``: a cgroup per run holds the program and everything it starts to ``memory_mb`` between them
+    (:mod:`agentmesh.sandbox._cgroup`), where the rlimits bound each process alone.
     """
 
     namespaces: bool
@@ -105,6 +108,7 @@ class Isolation:
     unprivileged_uid: bool = False
     private_proc: bool = False
     readonly_fs: bool = False
+    memory_group: bool = False
     probe_errors: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -142,6 +146,11 @@ class Isolation:
             out.append("private /proc: host processes (and their environments) are invisible")
         if self.readonly_fs:
             out.append("read-only, nosuid, nodev file system except the working directory")
+        if self.memory_group:
+            out.append(
+                "memory cgroup: the program and every process it starts share memory_mb (plus the scratch tmpfs); "
+                "at the limit the kernel kills the largest"
+            )
         return out
 
     def _config(self) -> dict[str, object]:
@@ -154,7 +163,8 @@ class Isolation:
 
     def _name(self) -> str:
         on = [k for k in ("user_namespace", "unprivileged_uid", "private_proc", "readonly_fs") if getattr(self, k)]
-        return "namespaces(" + ", ".join(on) + ")" if self.namespaces else "no namespaces"
+        group = ", memory cgroup" if self.memory_group else ""
+        return ("namespaces(" + ", ".join(on) + ")" if self.namespaces else "no namespaces") + group
 
 
 NO_NAMESPACES = Isolation(namespaces=False)
@@ -232,6 +242,13 @@ def isolation() -> Isolation:
 
 
 def _probe() -> Isolation:
+    found = _probe_namespaces()
+    if _cgroup.group_root() is not None:
+        return replace(found, memory_group=True)
+    return replace(found, probe_errors=(*found.probe_errors, f"memory cgroup: {_cgroup.why_not()}"))
+
+
+def _probe_namespaces() -> Isolation:
     errors: list[str] = []
     if sys.platform.startswith("linux"):
         for candidate in _candidates():
@@ -367,6 +384,27 @@ def _reveal(program: Path, work: Path) -> list[str]:
 async def _spawn(
     program: Path, work: Path, timeout_s: float, memory_mb: int, iso: Isolation, uid: int | None
 ) -> SandboxResult:
+    scratch = iso.namespaces and work == program.parent / "work"
+    root = _cgroup.group_root() if iso.memory_group else None
+    limit = memory_mb * 1024 * 1024 + (SCRATCH_LIMIT if scratch else 0) + _cgroup.LAUNCHER_BYTES
+    group = _cgroup.Group(root, limit) if root is not None else None
+    try:
+        return await _spawn_in(program, work, timeout_s, memory_mb, iso, uid, scratch, group)
+    finally:
+        if group is not None:
+            await group.remove()
+
+
+async def _spawn_in(
+    program: Path,
+    work: Path,
+    timeout_s: float,
+    memory_mb: int,
+    iso: Isolation,
+    uid: int | None,
+    scratch: bool,
+    group: _cgroup.Group | None,
+) -> SandboxResult:
     status_r, status_w = os.pipe()
     config = {
         **iso._config(),
@@ -383,7 +421,8 @@ async def _spawn(
         "nofile": NOFILE_LIMIT,
         "nproc": NPROC_LIMIT if iso.nproc_limit else None,
         # a working directory given by the caller keeps what the program writes there: it stays on its disk
-        "scratch_bytes": SCRATCH_LIMIT if iso.namespaces and work == program.parent / "work" else None,
+        "scratch_bytes": SCRATCH_LIMIT if scratch else None,
+        "cgroup_procs": group.procs if group is not None else None,
     }
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
     loop = asyncio.get_running_loop()
@@ -456,7 +495,7 @@ async def _spawn(
         passed=exit_code == 0 and not timed_out,
         exit_code=exit_code,
         timed_out=timed_out,
-        memory_exceeded=last_line.startswith("MemoryError"),
+        memory_exceeded=last_line.startswith("MemoryError") or (group is not None and group.oom_killed()),
         stdout=out.text(),
         stderr=stderr,
         duration_s=duration,

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from agentmesh.sandbox import (
     OUTPUT_LIMIT,
     SandboxError,
     SandboxResult,
+    _cgroup,
     arun_python,
     isolation,
     run_python,
@@ -158,6 +160,72 @@ def test_memory_bomb_fails_with_memory_error() -> None:
 def test_memory_within_the_limit_is_fine() -> None:
     result = py("x = bytearray(64 * 1024 * 1024)\nprint(len(x))", memory_mb=256)
     assert result.passed and not result.memory_exceeded
+
+
+needs_memory_group = pytest.mark.skipif(
+    not ISO.memory_group,
+    reason=f"no memory cgroup can be made here (needs root, or a writable cgroup v1 memory hierarchy): "
+    f"{ISO.probe_errors}",
+)
+
+# Six processes each holding 70 MiB for a moment: each is under the per-process limit (RLIMIT_AS, 128 MiB), all
+# together (420 MiB) are over the group's (128 MiB, the scratch tmpfs's 128 and the launcher's 64: 320 MiB).
+FORKED_MEMORY = """
+import os, sys, time
+children = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        held = b"x" * (70 << 20)  # written, so resident (a zeroed bytearray may not be)
+        time.sleep(2)
+        os._exit(0)
+    children.append(pid)
+killed = sum(1 for pid in children if os.waitpid(pid, 0)[1] != 0)
+print("killed", killed)
+sys.exit(1 if killed else 0)
+"""
+
+
+@needs_memory_group
+def test_memory_is_bounded_for_the_program_and_every_process_it_starts() -> None:
+    """The rlimits bound each process alone: a program that forks held up to 64 x memory_mb. The run's memory
+    cgroup holds them all to memory_mb: the kernel kills some, and the result says the memory was exceeded."""
+    result = py(FORKED_MEMORY, memory_mb=128, timeout_s=30)
+    assert not result.passed and result.memory_exceeded, result
+    assert int(result.stdout.split()[-1]) > 0
+    assert any("memory cgroup" in layer for layer in ISO.layers())
+
+
+@needs_memory_group
+def test_without_the_memory_group_the_same_program_holds_it_all() -> None:
+    """What the group adds: the same program, with the per-process limits alone, keeps its 420 MiB."""
+    result = asyncio.run(_execute(FORKED_MEMORY, 30.0, 128, None, replace(ISO, memory_group=False)))
+    assert result.passed and result.stdout == "killed 0\n" and not result.memory_exceeded
+
+
+@needs_memory_group
+def test_the_memory_groups_are_removed_after_their_runs() -> None:
+    root = _cgroup.group_root()
+    assert root is not None
+    before = {p.name for p in root.path.iterdir() if p.name.startswith("agentmesh-")}
+    assert py("print('ok')").passed
+    assert py(FORKED_MEMORY, memory_mb=128, timeout_s=30).memory_exceeded
+    after = {p.name for p in root.path.iterdir() if p.name.startswith("agentmesh-")}
+    assert after == before
+
+
+@needs_memory_group
+def test_a_killed_process_s_empty_groups_are_removed_by_the_next_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _cgroup.group_root()
+    assert root is not None
+    dead = 4_000_000  # above any pid_max the kernel allows (4,194,304 is the largest): no such process
+    while Path(f"/proc/{dead}").exists():
+        dead += 1
+    stale = root.path / f"agentmesh-run-{dead}-0"
+    stale.mkdir()
+    monkeypatch.setattr(_cgroup, "_probed", False)
+    assert _cgroup.group_root() == root
+    assert not stale.exists()
 
 
 def test_file_size_is_bounded() -> None:
