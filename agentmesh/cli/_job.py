@@ -8,19 +8,22 @@ ray``), which gives the job functions (:func:`agentmesh.optimize.items.run_items
 keyword arguments and opens their store and progress bar alike: so a flag means one thing, is checked one way and
 reads the same in every command's ``--help``. (``run --input-file`` takes the options too, but its runs are a
 batch, not a job: they are not reused when run again, and :func:`agentmesh.cli.batch.run_many` shows their progress
-and summary.)
+and summary.) The jobs that write a file name it alike when ``--out`` is not given (:func:`out_file`), and every job
+says its failed items in the same words (:func:`print_failures`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, fields
-from typing import Any, TypedDict, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import typer
+from rich.markup import escape
 
-from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, open_store
+from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, open_store, writable
 from agentmesh.cli._progress import WorkProgress, run_job
 from agentmesh.errors import ConfigError
 from agentmesh.optimize.items import Executor as ExecutorName
@@ -135,3 +138,31 @@ class JobSession:
         """Run the job's coroutine; interrupted, say how many of the bar's units finished and how to go on
         (:func:`agentmesh.cli._progress.run_job`)."""
         return run_job(work, self.bar, self.bar.unit)
+
+
+def out_file(out: Path | None, graph: str, name: str, suffix: str) -> Path:
+    """A job's ``--out``, checked by :func:`writable` before any run; not given, a file here named after the graph
+    as the user gave it, with ``suffix`` (``_top2.yaml``, ``_team.yaml``, ``_calibrated.yaml``): a graph file's own
+    stem, else the built-in's ``name``. A copy of a shipped graph keeps the shipped one's name, and must not take
+    (and overwrite) the file its job writes."""
+    stem = Path(graph).stem if Path(graph).is_file() else name
+    return writable(out or Path(f"{stem}{suffix}"), "--out")
+
+
+class FailedItem(Protocol):
+    """An item of a job's result, which may have failed: DyLAN's (``optimize``), SE-Jury's or MAgICoRe's
+    calibration (``optimize``, ``calibrate``)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def print_failures(items: Iterable[FailedItem]) -> None:
+    """A line on stderr for each failed item of a job: its data line, its run (to show or resume) and its error, in
+    the same words after every job."""
+    for item in items:
+        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")

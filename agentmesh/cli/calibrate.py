@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from agentmesh import datasets
@@ -32,11 +31,9 @@ from agentmesh.cli._common import (
     check_model,
     concurrency_option,
     console,
-    err_console,
-    writable,
     write_output,
 )
-from agentmesh.cli._job import JobOptions
+from agentmesh.cli._job import JobOptions, out_file, print_failures
 from agentmesh.cli._progress import item_note
 from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
@@ -81,9 +78,7 @@ def calibrate(
     # "graph 'magicore_calibration'", a graph the user never gave
     items = datasets.read_items(data, spec)
     check_enough(spec, items)
-    # a graph file's own stem: a copy of a shipped graph keeps its name, and must not take the shipped one's file
-    stem = Path(graph).stem if Path(graph).is_file() else spec.name
-    out = writable(out or Path(f"{stem}_calibrated.yaml"), "--out")
+    out = out_file(out, graph, spec.name, "_calibrated.yaml")
     check_model(model, db)
     with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
 
@@ -114,8 +109,7 @@ def _print(found: Calibration, graph: str, out: Path) -> None:
     why = found.fallbacks()
     if why:  # mu and sigma made of fallbacks measure the judges' format, not the reward source: say how much
         console.print(Text(f"of these rewards, not judgements: {why}"))
-    for item in found.failed:
-        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+    print_failures(found.failed)
     # a graph scoring with reward functions runs only where the modules registering them are imported: say so in
     # the commands to copy (they said "agentmesh run my_magicore.yaml ...", which fails: unknown function)
     functions = found.calibrated is not None and any(

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -37,11 +36,10 @@ from agentmesh.cli._common import (
     check_model,
     concurrency_option,
     console,
-    err_console,
     writable,
     write_output,
 )
-from agentmesh.cli._job import JobOptions
+from agentmesh.cli._job import JobOptions, out_file, print_failures
 from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
 from agentmesh.optimize import aoptimize
@@ -147,7 +145,7 @@ def optimize(
         raise typer.BadParameter(f"how many agents should the team of {spec.name!r} keep?", param_hint="--top-k")
     check_top_k(spec, top_k)  # before the store opens: a bad --top-k left an empty database file behind
     items = datasets.read_items(data, spec)
-    out = writable(out or Path(f"{_stem(graph, spec)}_top{top_k}.yaml"), "--out")
+    out = out_file(out, graph, spec.name, f"_top{top_k}.yaml")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     check_model(options.model, options.db)
     with options.session(spec.name, len(items), transient=False) as session:
@@ -222,8 +220,7 @@ def optimize(
                     f"(lines {lines}): counted wrong where labelled, and their importance rests on replies without one"
                 )
             )
-        for item in failures:
-            err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+        print_failures(failures)
         console.print(Text(f"optimised graph: {out}  (run it: agentmesh run {out} ...)"))
         console.print(Text(f"picture: {picture}"))
     if failures:
@@ -283,13 +280,6 @@ def _print_accuracy(result: OptimizeResult) -> None:
     )
 
 
-def _stem(graph: str, spec: GraphSpec) -> str:
-    """What the default output file is named after: a graph file's own stem, else the built-in's name. A copy of a
-    shipped graph keeps the shipped one's name, and must not take (and overwrite) the file its job writes; this
-    is how ``calibrate`` names its file too."""
-    return Path(graph).stem if Path(graph).is_file() else spec.name
-
-
 def _has_field(path: Path, line: int | None, key: str) -> bool:
     """Whether line ``line`` of a JSONL file is an object with ``key``: then an unknown input on it is not the
     human label under another name, and no hint about --human-key is due."""
@@ -324,7 +314,7 @@ def calibrate_jury(
             f"{exc}; the human label is read from the field {human_key!r} (--human-key)", **exc.context
         ) from None
     check_items(spec, items, config=config, human_key=human_key, source=data)  # naming the file, before any run
-    out = writable(out or Path(f"{_stem(graph, spec)}_team.yaml"), "--out")
+    out = out_file(out, graph, spec.name, "_team.yaml")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
@@ -428,8 +418,7 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
         )
     for line in _unparsed(found):
         console.print(Text(line))
-    for item in found.failed:
-        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+    print_failures(found.failed)
     console.print(Text(f"team's graph: {out}  (score items: agentmesh run {out} --input-file items.jsonl)"))
     console.print(Text(f"picture: {picture}"))
 
