@@ -28,7 +28,7 @@ from agentmesh.cli._progress import WorkProgress
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
 from agentmesh.errors import AgentmeshError, RunNotFoundError
-from agentmesh.models import load_settings
+from agentmesh.models import ModelClient, load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, run_there, start_ray, worker_db_url
@@ -97,22 +97,7 @@ def run_batch(
                 meta["source"] = graph_source
             if on_ray is not None:
                 return on_ray(item, meta)
-            run_id = batch_run_id(batch, item.line)
-            return lambda listeners: start_line(
-                store,
-                run_id,
-                item.line,
-                lambda: arun(
-                    spec,
-                    item.inputs,
-                    model=client,
-                    store=store,
-                    budget=budget,
-                    listeners=listeners,
-                    meta=meta,
-                    run_id=run_id,
-                ),
-            )
+            return first_run(spec, item, meta, store=store, client=client, budget=budget)
 
         return [
             (ItemOutcome(line=item.line, inputs=item.inputs, batch=batch, gold=item.gold), start(item))
@@ -135,6 +120,37 @@ def run_batch(
         close=close,
         batch=batch,
         source=source,
+    )
+
+
+def first_run(
+    spec: GraphSpec,
+    item: datasets.Item,
+    meta: dict[str, Any],
+    *,
+    store: Store,
+    client: ModelClient,
+    budget: Budget | None,
+) -> Start:
+    """The first run of a batch's line, here (``run --input-file``'s, or ``resume --batch``'s of a line that never
+    started), tagged with ``meta`` (its ``batch``: the batch's id and the line). It runs under the line's own
+    :func:`batch_run_id`: another process starting the line too (the batch still at work elsewhere, a second resume)
+    is refused by the store, and the line left to whichever stored it first (:func:`start_line`)."""
+    run_id = batch_run_id(str(meta["batch"].get("id")), item.line)
+    return lambda listeners: start_line(
+        store,
+        run_id,
+        item.line,
+        lambda: arun(
+            spec,
+            item.inputs,
+            model=client,
+            store=store,
+            budget=budget,
+            listeners=listeners,
+            meta=meta,
+            run_id=run_id,
+        ),
     )
 
 

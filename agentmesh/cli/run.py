@@ -40,8 +40,8 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import LiveView, final_panel
-from agentmesh.cli.batch import Start, run_batch, run_many
-from agentmesh.cli.batch_store import Elsewhere, Unstarted, batch_run_id, resume_claimed, start_line, unfinished_of
+from agentmesh.cli.batch import Start, first_run, run_batch, run_many
+from agentmesh.cli.batch_store import Elsewhere, Unstarted, resume_claimed, unfinished_of
 from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
@@ -310,24 +310,7 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
         }
         if unstarted.source is not None:  # as the batch's other runs: a replay checks today's graph file
             meta["source"] = unstarted.source
-        # the line's own id: another process starting it too (the batch still at work elsewhere, a second resume)
-        # is refused by the store, and the line left to whichever stored it first
-        run_id = batch_run_id(str(tag.get("id")), item.line)
-        return lambda listeners: start_line(
-            store,
-            run_id,
-            item.line,
-            lambda: arun(
-                unstarted.spec,
-                item.inputs,
-                model=client,
-                store=store,
-                budget=unstarted.budget,
-                listeners=listeners,
-                meta=meta,
-                run_id=run_id,
-            ),
-        )
+        return first_run(unstarted.spec, item, meta, store=store, client=client, budget=unstarted.budget)
 
     return [
         (ItemOutcome(line=item.line, inputs=item.inputs, batch=str(tag.get("id")), gold=item.gold), start(item))
