@@ -422,12 +422,26 @@ def graph_legend(spec: GraphSpec) -> list[Key]:
     return keys
 
 
+#: The description under a drawing's title: lines of about this many characters, at most this many lines.
+DESCRIPTION_CHARS = 100
+DESCRIPTION_LINES = 4
+
+
+def description_lines(description: str) -> list[str]:
+    """A graph's description as the lines under the drawing's title, broken between words; cut (with an ellipsis)
+    only past :data:`DESCRIPTION_LINES` lines. It was one line cut at 110 characters, mid-word ("each layer
+    seei…"), in a PNG where no tooltip shows the rest."""
+    lines = wrap(description.split(), DESCRIPTION_CHARS, sep=" ")
+    if len(lines) > DESCRIPTION_LINES:
+        lines = [*lines[: DESCRIPTION_LINES - 1], shorten(" ".join(lines[DESCRIPTION_LINES - 1 :]), DESCRIPTION_CHARS)]
+    return lines
+
+
 def graph_svg(spec: GraphSpec, direction: Direction = "LR", *, title: bool = True) -> str:
     """A standalone SVG drawing of ``spec`` (layers by ``networkx.topological_generations``)."""
     subtitle: list[str] = []
     if title:
-        if spec.description:
-            subtitle.append(shorten(spec.description, 110))
+        subtitle += description_lines(spec.description)
         facts = [f"output: {spec.output_node()}"]
         if spec.stop is not None:
             facts.append(f"stop: {_short_policy(spec.stop)}")

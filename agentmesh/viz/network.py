@@ -82,7 +82,13 @@ def network_svg(
     widest = max((d.radius for d in drawn.values()), default=9.0)
     label_w = max([text_width(a, 12.5, bold=True) for a in agents] + [70.0]) + 28
     col, row, top = max(120.0, reach + widest + 10), 46.0, 74.0
-    width = max(label_w + col * (max(n_rounds, 1) - 0.5) + max(reach, col / 2) + 16, 600.0)  # 600: the legend line
+    # what the marks mean: the text beside a node was not explained, and read as a score as often as an answer
+    caption = (
+        "beside a node: its answer; edges: the answers each node was shown; "
+        + ("size and colour: importance; " if importance else "")
+        + "grey: pruned or never ran"
+    )
+    width = max(label_w + col * (max(n_rounds, 1) - 0.5) + max(reach, col / 2) + 16, text_width(caption, 11.5) + 28)
     height = top + row * len(agents) + 48
 
     def xy(rnd: int, slot: int) -> tuple[float, float]:
@@ -93,9 +99,7 @@ def network_svg(
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT_FAMILY}" class="agent-network">',
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
         f'<text x="14" y="24" font-size="15" font-weight="bold">{esc(title)}</text>',
-        '<text x="14" y="44" font-size="11.5" fill="#555">edges: the answers each node was shown; '
-        + ("size and colour: importance; " if importance else "")
-        + "grey: pruned or never ran</text>",
+        f'<text x="14" y="44" font-size="11.5" fill="#555">{esc(caption)}</text>',
     ]
     # Edges first, under the nodes: one path per round, its segments the answers each node was shown. A line
     # element per edge made a 40-agent, 20-round debate's network 30,000 elements and 2.9 MB of its 3.2 MB page;

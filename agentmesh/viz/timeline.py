@@ -108,7 +108,10 @@ def timeline_svg(story: Timeline) -> str | None:
     if cuts:
         facts += f" ({_seconds(idle)} idle, cut short)"
     if model_time:
-        facts += f" · {_seconds(model_time)} of model time, {_ratio(model_time / active)} calls at once on average"
+        at_once = _ratio(model_time / active)
+        facts += (
+            f" · {_seconds(model_time)} of model time, {at_once} call{'' if at_once == '1' else 's'} at once on average"
+        )
     # the graph's name gives way so that the title fits the chart's width (a long name ran past its right edge)
     room = WIDTH - 28 - text_width(facts, 14, bold=True)
     name = story.run.graph
@@ -165,6 +168,14 @@ def timeline_svg(story: Timeline) -> str | None:
                 f'<text x="{tx:.1f}" y="{axis_y:.0f}" font-size="10.5" fill="#555" text-anchor="middle">'
                 f"{esc(text)}</text>"
             )
+    # the run's end, where no tick falls there (after a cut stretch, the calls beyond it had no time on the axis)
+    end_text = _tick_label(wall, tick)  # to the ticks' precision: at three digits, 501.7 s read "502 s"
+    end_x, end_w = plot_x + plot_w, text_width(end_text, 10.5)
+    if not any(end_x - end_w - 4 < b and a < end_x + 4 for a, b in taken):
+        out.append(
+            f'<text x="{end_x:.1f}" y="{axis_y:.0f}" font-size="10.5" fill="#555" text-anchor="end" class="end">'
+            f"{esc(end_text)}</text>"
+        )
     out += _step_bands(story.steps, x, band_y)
     for i, label in enumerate(labels):
         y = top + ROW * i
@@ -267,7 +278,10 @@ def _step_bands(steps: Sequence[Step], x: Callable[[datetime], float], y: float)
             f'<rect x="{x1:.1f}" y="{y:.1f}" width="{x2 - x1:.1f}" height="8" rx="2" fill="{colour}" '
             f'opacity="0.55" class="step"><title>{esc(tip)}</title></rect>'
         )
-        label = str(number)
+        # the step's name when the band has room for it ("2. debate round 2"), else its number: a bare number
+        # sent the reader to the step list below the chart to learn what it was
+        named = f"{number}. {_step_name(step)}"
+        label = named if x2 - x1 > text_width(named, 10) + 4 else str(number)
         if x2 - x1 > text_width(label, 10) + 4:
             out.append(
                 f'<text x="{(x1 + x2) / 2:.1f}" y="{y - 3:.1f}" font-size="10" fill="#374151" '

@@ -216,10 +216,16 @@ def test_a_long_stretch_without_calls_is_cut_short() -> None:
     # the axis: every label apart from the others, the times in order, within the picture
     bottom = max(float(t.get("y") or 0) for t in root.iter(f"{SVG}text"))
     axis = [t for t in root.iter(f"{SVG}text") if float(t.get("y") or 0) == bottom]
-    spans = sorted(
-        (float(t.get("x") or 0) - w / 2, float(t.get("x") or 0) + w / 2, t.text or "")
+    spans = sorted(  # a label's extent by its anchor: the run's end is anchored there, at the axis's right end
+        (x - w * share, x + w * (1 - share), t.text or "")
         for t in axis
-        for w in [text_width(t.text or "", float(t.get("font-size") or 10))]
+        for x, w, share in [
+            (
+                float(t.get("x") or 0),
+                text_width(t.text or "", float(t.get("font-size") or 10)),
+                1.0 if t.get("text-anchor") == "end" else 0.5,
+            )
+        ]
     )
     assert any(text == "499 s idle" for *_, text in spans)
     for (_, right, a), (left, _, b) in itertools.pairwise(spans):

@@ -1,0 +1,88 @@
+"""What a reader of a drawing could not tell, found by looking at ``graph show --png`` and the run report of a real
+debate run on the embedded model: a description cut mid-word, numbers beside a network's nodes that nothing
+explained, steps numbered without names, the calls after a cut stretch with no time on the axis, "1 calls"."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from agentmesh.runtime.arguments import builtin_graphs_dir
+from agentmesh.spec import load_graph
+from agentmesh.store import RunRecord
+from agentmesh.timeline import Step, Timeline
+from agentmesh.viz import graph_svg
+from agentmesh.viz.graph import DESCRIPTION_LINES, description_lines
+from agentmesh.viz.network import network_svg
+from agentmesh.viz.svg import text_width
+from agentmesh.viz.timeline import timeline_svg
+from tests.unit.test_viz_timeline import _call, _resumed_story
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def texts(svg: str) -> list[str]:
+    return ["".join(t.itertext()) for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def test_a_graphs_description_is_broken_between_words_not_cut() -> None:
+    """debate's description (224 characters) was one line cut at 110, mid-word: "each reads th…"."""
+    spec = load_graph(builtin_graphs_dir() / "debate.yaml")
+    words = texts(graph_svg(spec))
+    shown = [w for w in words if w in description_lines(spec.description)]
+    assert len(shown) >= 2 and " ".join(shown) == " ".join(spec.description.split())
+    assert not any(w.endswith("…") for w in words)
+
+
+def test_a_description_too_long_for_the_picture_is_cut_after_its_last_line_only() -> None:
+    text = " ".join(f"word{i}" for i in range(400))
+    lines = description_lines(text)
+    assert len(lines) == DESCRIPTION_LINES and lines[-1].endswith("…")
+    assert " ".join(lines[:-1]).split() == text.split()[: len(" ".join(lines[:-1]).split())]  # whole words
+
+
+def test_the_network_says_what_the_text_beside_a_node_is_and_the_caption_fits() -> None:
+    history = [{"round": 1, "nodes": [{"slot": 0, "key": "51"}, {"slot": 1, "key": "17"}]}]
+    for importance in (None, {"1,0": 0.5, "1,1": 0.5}):
+        svg = network_svg(history, ["a", "b"], title="debate", importance=importance)
+        root = ET.fromstring(svg)
+        (caption,) = [t for t in root.iter(f"{SVG}text") if (t.text or "").startswith("beside a node: its answer")]
+        right = float(caption.get("x") or 0) + text_width(caption.text or "", float(caption.get("font-size") or 0))
+        assert right <= float(root.get("width") or 0)
+
+
+def test_a_steps_band_is_named_when_it_has_room() -> None:
+    """The bands over the calls read "1", "2": what step 2 was took the list under the chart."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    steps = [
+        Step("debate", "rounds", 1, {}, [replace(_call(0, 20.0), node="debate")]),
+        Step("debate", "rounds", 2, {}, [replace(_call(20.0, 1.5), node="debate")]),
+    ]
+    record = RunRecord(
+        id="r" * 32, graph="debate", spec_hash=None, inputs={}, status="succeeded", stop_reason="completed",
+        parent_run_id=None, model="local", totals={"calls": 2}, error=None, created_at=t0,
+        finished_at=t0 + timedelta(seconds=21.5), meta={}, schema_version=1,
+    )  # fmt: skip
+    svg = timeline_svg(Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None))
+    assert svg is not None
+    words = texts(svg)
+    assert "1. debate round 1" in words  # a wide band: its name
+    assert "2" in words and "2. debate round 2" not in words  # a sliver: its number only
+    assert "1 call at once on average" in words[0]  # one after the other: not "1 calls"
+
+
+def test_the_calls_after_a_cut_stretch_have_a_time_on_the_axis() -> None:
+    """After a cut stretch, the last calls had no tick: the axis ended at the cut's "499 s idle"."""
+    svg = timeline_svg(_resumed_story())
+    assert svg is not None
+    root = ET.fromstring(svg)
+    (cut,) = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "idle-cut"]
+    after = float(cut.get("x") or 0) + float(cut.get("width") or 0)
+    axis_y = max(float(t.get("y") or 0) for t in root.iter(f"{SVG}text"))
+    times = [
+        t.text or ""
+        for t in root.iter(f"{SVG}text")
+        if float(t.get("y") or 0) == axis_y and float(t.get("x") or 0) > after and "idle" not in (t.text or "")
+    ]
+    assert "501.7 s" in times  # the run's end (501.7 s), to the ticks' precision
