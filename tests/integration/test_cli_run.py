@@ -19,6 +19,8 @@ from typing import TypeVar
 import pytest
 from rich.console import Console
 
+import agentmesh
+from agentmesh.errors import ConfigError
 from agentmesh.runtime.replay import replay
 from agentmesh.store import Store
 from tests._cli import run_cli, start_cli, wait_until
@@ -426,15 +428,30 @@ def test_resume_batch_closes_the_client_of_the_lines_that_never_started(
 
 
 def test_a_run_failing_on_its_inputs_does_not_advise_a_resume(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
-    """A resume runs a run with its stored inputs: after an input the graph refuses once running (a target set
-    that is not there), "continue it with agentmesh resume" would fail alike; the advice is to fix and run again."""
+    """A resume runs a run with its stored inputs: after an input the graph refuses once running (here a function
+    of the user's that raises ConfigError on it), "continue it with agentmesh resume" would fail alike; the advice
+    is to fix and run again. (ALU's unknown target set used to be the example; it is now refused before the run is
+    stored.)"""
+
+    @agentmesh.register_function("cli_test_positive_limit", replace=True)
+    def positive_limit(outputs: dict[str, object], inputs: dict[str, object]) -> dict[str, object]:
+        if int(str(inputs["limit"])) <= 0:
+            raise ConfigError(f"input 'limit' must be a positive number, got {inputs['limit']}")
+        return {"answer": inputs["limit"]}
+
+    graph = tmp_path / "limited.yaml"
+    graph.write_text(
+        "name: limited\ninputs:\n  question: {}\n  limit: {}\nagents:\n  a: {prompt: '{{ question }}'}\n"
+        "nodes:\n  ask: {op: call, agent: a}\n  check: {op: function, function: cli_test_positive_limit}\n"
+        "edges: [[ask, check]]\n"
+    )
     model = script(tmp_path, "any.yaml", "rules: []\ndefault: x\n")
-    args = ["run", "alu", "-i", "query=Who?", "-i", "target_set=nosuch", "-m", model, "--db", db]
+    args = ["run", str(graph), "-i", "question=Who?", "-i", "limit=-1", "-m", model, "--db", db]
     code, _, err = run_cli(args, capsys, monkeypatch)
     said = " ".join(err.split())
     with Store(db) as store:
         (failed,) = store.list_runs()
-    assert code == 2 and failed.status == "failed" and "no target set 'nosuch'" in said
+    assert code == 2 and failed.status == "failed" and "'limit' must be a positive number" in said, said
     assert "a resume would run it with the same inputs and settings and fail alike: fix them and run it again" in said
     assert f"agentmesh delete {failed.id[:12]}" in said and "continue it with" not in said
 
@@ -781,7 +798,8 @@ def test_a_signalled_run_is_stored_as_interrupted_and_resumes(
     sig: signal.Signals, db: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     # Round 1 answers at once; round 2's calls wait a minute: the signal arrives while they are in flight. SIGTERM
-    # is what `kill`, `timeout`, schedulers and container stops send; it must stop the run as Ctrl-C does.
+    # is what `kill`, `timeout`, schedulers and container stops send; it must stop the run as Ctrl-C does, and the
+    # exit status says which signal it was (128 + its number: 143 for SIGTERM, 130 for Ctrl-C; it was 130 for both)
     slow = script(
         tmp_path,
         "slow.yaml",
@@ -798,7 +816,7 @@ rules:
         out, err = child.communicate(timeout=60)
     finally:
         child.kill()
-    assert child.returncode == 130, err.decode()
+    assert child.returncode == 128 + sig, err.decode()
     assert f"was interrupted; it is stored: continue it with agentmesh resume {run_id[:12]}" in " ".join(
         err.decode().split()
     )
