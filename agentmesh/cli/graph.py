@@ -161,6 +161,9 @@ def _fmt(value: Any) -> str:
         if type(value).__str__ is not BaseModel.__str__:
             return str(value)  # stop policies describe themselves
         dumped = value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        if not dumped:  # written with its defaults (ratings: {}): which values those are, not "{}"
+            full = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in full.items()) + "} (defaults)"
         return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in dumped.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"

@@ -6,12 +6,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from agentmesh.runtime.arguments import builtin_graphs_dir
 from agentmesh.spec import load_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.viz import graph_svg
+from tests._cli import run_cli
 
 SVG = "{http://www.w3.org/2000/svg}"
 GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
@@ -50,3 +52,13 @@ def test_a_composite_stop_rule_and_a_condition_are_in_words() -> None:
     assert "until: consensus (> 0.5 of active agents agree) or max rounds (3)" in lines
     assert "  = {any: [{consensus: {fraction: 0.5, strict: true, min_agents: 1}}, {max_rounds: 3}]}" in lines
     assert "condition: inputs.hard and inputs.question|length > 3" in tooltip(spec, "gate")
+
+
+def test_graph_show_says_which_values_a_setting_written_with_its_defaults_takes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agentmesh graph show dylan_mmlu``'s parameters column read ``ratings: {}``, as the tooltip did."""
+    monkeypatch.setenv("COLUMNS", "220")
+    code, out, err = run_cli(["graph", "show", "dylan_mmlu"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "ratings: {non_integer: zero} (defaults)" in out and "ratings: {}" not in out
