@@ -165,4 +165,6 @@ def print_failures(items: Iterable[FailedItem]) -> None:
     """A line on stderr for each failed item of a job: its data line, its run (to show or resume) and its error, in
     the same words after every job."""
     for item in items:
-        err_console.print(f"[red]line {item.line} failed[/] (run {item.run_id}): {escape(str(item.error))}")
+        # an item refused before its run was stored (its inputs, a system's input check) has no run to name
+        where = f"run {item.run_id}" if item.run_id else "no run stored"
+        err_console.print(f"[red]line {item.line} failed[/] ({where}): {escape(str(item.error))}")

@@ -37,6 +37,7 @@ def test_a_failed_item_names_its_line_run_and_error_after_every_job(capsys: pyte
             ItemResult(line=3, run_id="r1", error="model said [no]"),  # optimize (DyLAN)
             ScoredItem(line=5, human=1.0, run_id="r2", error="timed out"),  # optimize (SE-Jury)
             CalibratedItem(line=7, run_id="r3", error="no reward"),  # calibrate
+            ItemResult(line=9, run_id=None, error="input 'x' is missing"),  # refused before its run was stored
         ]
     )
     said = capsys.readouterr().err.splitlines()
@@ -44,4 +45,5 @@ def test_a_failed_item_names_its_line_run_and_error_after_every_job(capsys: pyte
         "line 3 failed (run r1): model said [no]",  # the error's brackets are text, not markup
         "line 5 failed (run r2): timed out",
         "line 7 failed (run r3): no reward",
+        "line 9 failed (no run stored): input 'x' is missing",  # it said "(run None)"
     ]
