@@ -5,8 +5,9 @@ against it here, so that a field added in one place and not the others fails a t
 from __future__ import annotations
 
 import copy
+import inspect
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 
@@ -54,6 +55,18 @@ def test_the_event_fields_are_the_events_columns_with_their_types() -> None:
     columns = [c.name for c in events.columns if c.name not in _NOT_FIELDS]
     assert list(EVENT_FIELDS) == columns
     assert {name: EVENT_FIELD_TYPES[name] for name in columns} == {name: _expected_hint(name) for name in columns}
+
+
+def test_event_row_takes_the_event_fields_written_out() -> None:
+    # written out for speed (the hottest path); held to EventFields here: names, order, types, keyword-only
+    parameters = list(inspect.signature(event_row).parameters.values())
+    assert [p.name for p in parameters] == ["kind", *EVENT_FIELDS, "created_at"]
+    fields = parameters[1:-1]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in fields)
+    hints = get_type_hints(event_row)
+    assert {p.name: hints[p.name] for p in fields} == dict(EVENT_FIELD_TYPES)
+    # left out, a field is None, usage_estimated False (as EventFields says, and an import fills in)
+    assert {p.name: p.default for p in fields} == {**dict.fromkeys(EVENT_FIELDS), "usage_estimated": False}
 
 
 def test_an_event_record_has_every_column_typed_as_the_event_fields() -> None:
@@ -123,9 +136,9 @@ def test_a_keyword_that_is_no_field_is_refused_by_name(sqlite_url: str, call: st
         assert store.events(run_id) == []  # nothing recorded under the misspelt name
     said = str(raised.value)
     assert said.startswith(f"{call}() got an unexpected keyword argument 'nod'")
-    assert "an event's fields are node, agent, round" in said
-    if call == "Store.record_event":  # an event's time is event_row's to set, not record_event's
-        assert "'created_at'" in said
+    if call == "Store.record_event":  # its **fields are checked by agentmesh, which says what they may be
+        assert "an event's fields are node, agent, round" in said
+        assert "'created_at'" in said  # an event's time is event_row's to set, not record_event's
 
 
 def test_a_keyword_that_is_no_field_is_said_before_a_missing_kind() -> None:
