@@ -47,9 +47,17 @@ def importance_svg(
     valued = {name: scores.get(name, 0.0) for name in candidates}
     labels, tips = written_apart(valued, at_least=3), written_apart(valued, at_least=4)
     number_w = max([text_width(t, 12) for t in labels.values()] + [84.0]) + 6  # 84: "0.250" and a margin
+    # the small grey dots said nothing of themselves: a reader took them for nodes of no importance
+    slots = range(len(candidates))
+    never_ran = (
+        "small grey dot: the agent never ran in that layer in any item (an early stop, or the ranker left it out)"
+        if any(f"{layer},{slot}" not in node_means for layer in range(1, layers + 1) for slot in slots)
+        else ""
+    )
     width = max(
         bar_x + label_w + max(bar_len + number_w, text_width(ranking, 12) + 16),
         16 + text_width(title, 17, bold=True) + 16,
+        16 + text_width(never_ran, 12) + 16,
     )
     height = top_pad + row * len(candidates) + 50
     top_score = max(scores.values(), default=0.0)
@@ -105,6 +113,8 @@ def importance_svg(
                 f'<circle cx="{cx(layer):.1f}" cy="{cy(slot):.1f}" r="{radius:.1f}" fill="{shade(value, top_node)}" '
                 f'stroke="#1e3a8a" stroke-width="1"><title>{esc(name)}, layer {layer}: {value:.3f}</title></circle>'
             )
+    if never_ran:
+        out.append(f'<text x="16" y="{height - 16:.0f}" font-size="12" fill="#555">{never_ran}</text>')
     # The bars are the ranking, best first (ties keep the candidates' order): drawn in the network's rows, the
     # candidates' order, the best agent could sit third under two that barely counted.
     ranked = sorted(range(len(candidates)), key=lambda i: -scores.get(candidates[i], 0.0))

@@ -14,6 +14,7 @@ from agentmesh.store import RunRecord
 from agentmesh.timeline import Step, Timeline
 from agentmesh.viz import graph_svg
 from agentmesh.viz.graph import DESCRIPTION_LINES, description_lines
+from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.network import network_svg
 from agentmesh.viz.svg import text_width
 from agentmesh.viz.timeline import timeline_svg
@@ -86,3 +87,20 @@ def test_the_calls_after_a_cut_stretch_have_a_time_on_the_axis() -> None:
         if float(t.get("y") or 0) == axis_y and float(t.get("x") or 0) > after and "idle" not in (t.text or "")
     ]
     assert "501.7 s" in times  # the run's end (501.7 s), to the ticks' precision
+
+
+def test_the_optimize_picture_says_what_its_small_grey_dots_are() -> None:
+    """A job whose items all stopped at layer 1 drew layers 2 and 3 as small grey dots that nothing explained."""
+    scores = {"lawyer": 0.2, "economist": 0.0}
+
+    def picture(node_means: dict[str, float]) -> str:
+        return importance_svg(
+            title="t", candidates=list(scores), scores=scores, team=["lawyer"], node_means=node_means, layers=2
+        )
+
+    root = ET.fromstring(picture({"1,0": 0.2, "1,1": 0.0}))
+    (note,) = [t for t in root.iter(f"{SVG}text") if (t.text or "").startswith("small grey dot: the agent never ran")]
+    right = float(note.get("x") or 0) + text_width(note.text or "", float(note.get("font-size") or 0))
+    assert right <= float(root.get("width") or 0)
+    full = picture({"1,0": 0.2, "1,1": 0.0, "2,0": 0.1, "2,1": 0.0})
+    assert "never ran" not in " ".join(texts(full))  # no dots, no note
