@@ -28,6 +28,7 @@ from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
 from agentmesh.store import EventRecord, Store
+from agentmesh.store._redact import REDACTED
 from agentmesh.store.events import stored_text
 
 CallKey = tuple[str, str, int, int]
@@ -261,10 +262,14 @@ class RunContext:
                 return None
             if self.mode == "strict":
                 diff = prompt_diff(found.event.request, request)
+                why = (
+                    "its prompt quoted a secret, which the store never keeps, so a replay stops here"
+                    if quoted_a_secret(found.event.request, request)
+                    else "the prompt differs from the recorded one (the graph, its cards or its inputs changed since "
+                    "the run)"
+                )
                 raise ReplayDivergence(
-                    f"first divergence: node {node!r}, agent {agent!r}, round {round_}, call {slot}: the prompt "
-                    f"differs from the recorded one (the graph, its cards or its inputs changed since the run)\n"
-                    f"{diff}",
+                    f"first divergence: node {node!r}, agent {agent!r}, round {round_}, call {slot}: {why}\n{diff}",
                     key=key,
                     diff=diff,
                     node=node,
@@ -411,14 +416,40 @@ def _prompt_text(request: ModelRequest | Any) -> str:
     return "\n".join(f"[{m.get('role')}] {m.get('content')}" for m in messages if isinstance(m, Mapping))
 
 
+def quoted_a_secret(recorded: Any, request: ModelRequest) -> bool:
+    """Whether a recorded call and a new one differ only because the run's own prompt quoted a secret.
+
+    The store keeps a prompt with the secret masked (``[redacted]``) but the request hash of what was sent, so a
+    replay, which builds the prompt from the masked inputs, sends the same text as the record and still cannot
+    match the hash. Said as a changed graph or sampling, that sent people looking for an edit never made."""
+    text = _prompt_text(recorded)
+    return REDACTED in text and text == _prompt_text(request) and not _sampling_changes(recorded, request)
+
+
+def _sampling_changes(recorded: Any, request: ModelRequest) -> dict[str, tuple[Any, Any]]:
+    """The sampling fields whose recorded value differs from the request's, as (recorded, now); the record spells
+    every field, unset ones as ``None``, which is no change."""
+    before = recorded.get("sampling") if isinstance(recorded, Mapping) else None
+    before = before if isinstance(before, Mapping) else {}
+    now = request.to_json()["sampling"]
+    return {k: (before.get(k), now.get(k)) for k in sorted({*before, *now}) if before.get(k) != now.get(k)}
+
+
 def prompt_diff(recorded: Any, request: ModelRequest) -> str:
     """A unified diff from the recorded request's messages to the new one's (sampling changes noted too)."""
     before, after = _prompt_text(recorded).splitlines(), _prompt_text(request).splitlines()
     diff = "\n".join(difflib.unified_diff(before, after, "recorded prompt", "prompt now", lineterm="", n=2))
     if not diff and isinstance(recorded, Mapping):
-        diff = (
-            f"(same messages; sampling now {request.sampling.model_dump(exclude_defaults=True)}, recorded "
-            f"{recorded.get('sampling')})"
+        if quoted_a_secret(recorded, request):
+            return (
+                f"(same messages as stored: the secret is stored masked as {REDACTED}, so the prompt the run sent "
+                f"cannot be rebuilt to check this call against)"
+            )
+        changes = _sampling_changes(recorded, request)
+        diff = "(same messages; sampling " + (
+            ", ".join(f"{k} recorded {was!r}, now {now!r}" for k, (was, now) in changes.items()) + ")"
+            if changes
+            else "the same too)"
         )
     return diff
 
