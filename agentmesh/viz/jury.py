@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 from agentmesh.systems.sejury.selection import Correlations, Selection, correlations
+from agentmesh.viz.numbers import written_apart
 from agentmesh.viz.svg import FONT_FAMILY, esc, text_width
 
 _TEAM = "#2563eb"
@@ -59,7 +60,12 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
     # as wide as the bars, and as the lines of text: with a team of two judges the bars are narrow, and a long
     # graph name in the title or a thousand held-out items ran past the right edge
     texts = [(title, 16.0, True), (subtitle, 12.0, False), (colours, 12.0, False), (held_out, 13.0, False)]
-    width = max([label_w + bar_len + 90] + [16 + text_width(t, size, bold=bold) + 16 for t, size, bold in texts])
+    # each bar's number with the decimals that tell it from the others: at three, teams 0.0004 apart all read
+    # 0.985 beside a ranking that put one first
+    scored = {label: score for label, score, _ in rows if not math.isnan(score)}
+    numbers, tips = written_apart(scored, at_least=3), written_apart(scored, at_least=4)
+    number_w = max([text_width(n, 11) for n in numbers.values()] + [84.0]) + 6  # 84: "0.985" and a margin
+    width = max([label_w + bar_len + number_w] + [16 + text_width(t, size, bold=bold) + 16 for t, size, bold in texts])
 
     def x(value: float) -> float:
         return label_w + bar_len * (value - low) / span
@@ -103,9 +109,9 @@ def jury_svg(title: str, selection: Selection, test: Correlations | None = None,
         start, end = sorted((x(max(low, 0.0)), x(score)))
         out.append(
             f'<rect x="{start:.1f}" y="{y + 3:.1f}" width="{end - start:.1f}" height="{row_h - 6:.1f}" rx="2" '
-            f'fill="{colour}"><title>{esc(label)}: {score:.4f}</title></rect>'
+            f'fill="{colour}"><title>{esc(label)}: {tips[label]}</title></rect>'
         )
-        out.append(f'<text x="{end + 5:.1f}" y="{y + 13:.1f}" font-size="11">{score:.3f}</text>')
+        out.append(f'<text x="{end + 5:.1f}" y="{y + 13:.1f}" font-size="11">{numbers[label]}</text>')
     if test is not None:
         y = top + row_h * (len(rows) + 1) + 20
         out.append(f'<text x="16" y="{y:.0f}" font-size="13">{esc(held_out)}</text>')

@@ -15,7 +15,10 @@ from rich.console import Console
 from agentmesh.cli.optimize import _ties, ranking_table
 from agentmesh.optimize.job import OptimizeResult
 from agentmesh.spec import GraphSpec
+from agentmesh.systems.sejury import JuryConfig
+from agentmesh.systems.sejury.selection import Candidate, Selection, correlations
 from agentmesh.viz.importance import importance_svg
+from agentmesh.viz.jury import jury_svg
 from agentmesh.viz.numbers import MOST_DECIMALS, decimals_apart, ranked_apart, written_apart
 from agentmesh.viz.report import importance_table
 
@@ -120,3 +123,27 @@ def test_the_pictures_bars_say_which_of_two_close_scores_is_higher() -> None:
     assert labels == ["0.9000", "0.2504", "0.2501"]
     tips = [(r.findtext(f"{SVG}title") or "") for r in root.iter(f"{SVG}rect") if r.get("class") == "score"]
     assert tips == ["c: 0.9000", "b: 0.2504", "a: 0.2501"]
+
+
+def test_the_jury_picture_says_which_of_two_close_teams_agrees_more() -> None:
+    """Two teams 0.0003 apart both read 0.985 beside a ranking that chose one."""
+    human = [1.0, 2.0, 3.0, 4.0]
+    per_judge = {"S1": [0.0, 25.0, 50.0, 75.0], "S2": [10.0, 20.0, 60.0, 70.0]}
+    corr = correlations(human, per_judge["S1"])
+
+    def team(names: tuple[str, ...], score: float) -> Candidate:
+        return Candidate(team=names, mean=[], ensemble=[], correlations=corr, score=score)
+
+    chosen, runner_up = team(("S1", "S2"), 0.98512), team(("S1",), 0.98481)
+    selection = Selection(
+        config=JuryConfig(judges=("S1", "S2"), team_must_contain_any_of=("S1",)),
+        candidates=[runner_up, chosen],
+        selected=chosen,
+        per_judge=per_judge,
+        human=human,
+    )
+    root = ET.fromstring(jury_svg("t", selection))
+    beside = [t.text for t in root.iter(f"{SVG}text") if t.get("font-size") == "11"]  # the bars' numbers, not ticks
+    assert beside[:2] == ["0.9851", "0.9848"]
+    tips = [r.findtext(f"{SVG}title") for r in root.iter(f"{SVG}rect") if r.findtext(f"{SVG}title")]
+    assert tips[:2] == ["S1 + S2: 0.9851", "S1: 0.9848"]
