@@ -5,25 +5,51 @@ Example::
     import agentmesh
     result = agentmesh.run("debate", {"question": "What is 17*3?"}, model="local")
     print(result.answer, result.stop_reason, result.run_id)
+
+The names below are imported on first use (PEP 562), not with the package: importing the runtime, the models
+and LangGraph takes seconds, and every ``agentmesh`` command imports this package first -- a Ctrl-C in those
+seconds could only print a traceback. The research systems' operators and functions, which this package used to
+import so that graphs could name them, now register when a registry is first asked (:mod:`agentmesh._builtins`).
 """
 
-from agentmesh import systems  # registers the methods' functions and operators
-from agentmesh.errors import AgentmeshError
-from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
-from agentmesh.runtime import (
-    FunctionContext,
-    RunResult,
-    aresume,
-    arun,
-    operator,
-    register_function,
-    resolve_graph,
-    resume,
-    run,
-)
-from agentmesh.spec import AgentCard, GraphSpec, load_graph
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
+    from agentmesh import systems
+    from agentmesh.errors import AgentmeshError
+    from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
+    from agentmesh.runtime import FunctionContext, operator, register_function, resolve_graph
+
+    # (from their own module: mypy took ``run`` imported from agentmesh.runtime here, under TYPE_CHECKING, for a
+    # second definition of the name -- agentmesh.runtime.run is also a module)
+    from agentmesh.runtime.run import RunResult, aresume, arun, resume, run
+    from agentmesh.spec import AgentCard, GraphSpec, load_graph
 
 __version__ = "0.1.0"
+
+#: Each public name and the module it comes from.
+_LAZY: dict[str, str] = {
+    "AgentCard": "agentmesh.spec",
+    "AgentmeshError": "agentmesh.errors",
+    "FunctionContext": "agentmesh.runtime",
+    "GraphSpec": "agentmesh.spec",
+    "ModelClient": "agentmesh.models",
+    "ModelRequest": "agentmesh.models",
+    "RunResult": "agentmesh.runtime",
+    "ScriptedModel": "agentmesh.models",
+    "aresume": "agentmesh.runtime",
+    "arun": "agentmesh.runtime",
+    "get_model": "agentmesh.models",
+    "load_graph": "agentmesh.spec",
+    "operator": "agentmesh.runtime",
+    "register_function": "agentmesh.runtime",
+    "resolve_graph": "agentmesh.runtime",
+    "resume": "agentmesh.runtime",
+    "run": "agentmesh.runtime",
+}
 
 __all__ = [
     "AgentCard",
@@ -46,3 +72,20 @@ __all__ = [
     "run",
     "systems",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use, then keep it here (the next access does not come back)."""
+    if name == "systems":
+        value: Any = importlib.import_module("agentmesh.systems")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'agentmesh' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names too, before their first use (``dir(agentmesh)``, tab completion)."""
+    return sorted({*globals(), *__all__})

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agentmesh._builtins import is_shipped, load_builtins
 from agentmesh.errors import ConfigError, UnknownProviderError
 from agentmesh.models.client import CallObserver, ModelClient
 from agentmesh.models.pricing import DEFAULT_PRICES, price_for
@@ -29,6 +30,8 @@ def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]
     """Decorator: make ``<name>:<target>`` references resolve through ``factory``."""
 
     def decorate(factory: ProviderFactory) -> ProviderFactory:
+        if not is_shipped(factory):
+            load_builtins()  # the runtime's replay provider, loaded later, would replace a user's of that name
         with _lock:
             _factories[name] = factory
         return factory
@@ -66,7 +69,8 @@ for _name, _factory in (
 
 
 def providers() -> list[str]:
-    """Names of the registered providers."""
+    """Names of the registered providers (the runtime's ``replay`` one included: see :mod:`agentmesh._builtins`)."""
+    load_builtins()
     with _lock:
         return sorted(_factories)
 
@@ -112,6 +116,10 @@ def get_model(
     parsed = parse_reference(settings.resolve_alias(ref))
     with _lock:
         factory = _factories.get(parsed.provider)
+    if factory is None:  # ``replay:`` is the runtime's, registered on first use
+        load_builtins()
+        with _lock:
+            factory = _factories.get(parsed.provider)
     if factory is None:
         raise UnknownProviderError(
             f"unknown model provider {parsed.provider!r} in {ref!r}; known: {', '.join(providers())} "

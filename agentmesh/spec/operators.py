@@ -3,7 +3,8 @@
 A node is ``{op: <name>, <parameters>}``. This module holds the parameter model of every built-in operator and a
 registry that user operators join (the runtime's ``@operator`` decorator registers the parameters here and the
 implementation there), so that a spec is validated — and its JSON Schema exported — without importing the
-runtime.
+runtime. (The research systems' operators register on first use: a lookup that misses, or a listing, imports them
+through :mod:`agentmesh._builtins`, by name.)
 
 Each parameter model also says which agents and nodes it refers to (for "unknown agent/node" errors and the
 graph drawing) and which template variables it gives its agents' prompts (for "undefined variable" errors).
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentmesh._builtins import is_shipped, load_builtins
 from agentmesh.spec.stop import StopPolicy
 
 #: Variables every agent template may use, whatever its node: the graph's inputs are added to these.
@@ -326,13 +328,22 @@ _lock = threading.Lock()
 
 def register_operator_params(name: str, params: type[OperatorParams]) -> None:
     """Make ``op: <name>`` valid in specs, with ``params`` as its parameters."""
+    if not is_shipped(params):
+        load_builtins()  # a shipped operator's parameters, loaded later, would replace the user's
     with _lock:
         _registry[name] = params
 
 
 def operator_params(name: str) -> type[OperatorParams] | None:
+    """The parameters of ``op: <name>``, ``None`` for no such operator; the research systems' operators (``alu``,
+    ``magicore``...) are loaded on the first miss (see :mod:`agentmesh._builtins`)."""
     with _lock:
-        return _registry.get(name)
+        found = _registry.get(name)
+    if found is None:
+        load_builtins()
+        with _lock:
+            found = _registry.get(name)
+    return found
 
 
 def unknown_operator(op: object) -> str:
@@ -345,5 +356,6 @@ def unknown_operator(op: object) -> str:
 
 
 def operator_names() -> list[str]:
+    load_builtins()  # the list names the research systems' operators too
     with _lock:
         return sorted(_registry)

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentmesh._builtins import is_shipped as is_shipped  # (re-exported: the runtime asks it here)
+from agentmesh._builtins import load_builtins
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import RunContext
 from agentmesh.spec.graph import GraphSpec
@@ -128,6 +130,8 @@ def operator(name: str, *, params: type[OperatorParams], replace: bool = False) 
                 "(run: NodeRun) -> dict): the runtime awaits it",
                 operator=name,
             )
+        if not is_shipped(fn):
+            load_builtins()  # so that a shipped name is refused (and no shipped operator loaded later replaces it)
         with _lock:
             _refuse_shipped(_operators.get(name), fn, name, "operator", replace)
             register_operator_params(name, params)
@@ -153,11 +157,6 @@ def _named(fn: object) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def is_shipped(fn: object) -> bool:
-    """Whether ``fn`` (an operator or function) is agentmesh's own rather than a user's."""
-    return str(getattr(fn, "__module__", "")).startswith("agentmesh.")
-
-
 def _refuse_shipped(found: object, fn: object, name: str, what: str, replace: bool) -> None:
     """A name agentmesh registers itself is not taken over by accident (a user's function or operator named
     ``pairwise_winner`` or ``vote`` would change every shipped graph that uses it). Names of the user's own may be
@@ -171,8 +170,13 @@ def _refuse_shipped(found: object, fn: object, name: str, what: str, replace: bo
 
 
 def get_operator(name: str) -> OperatorFn:
+    """The implementation of ``op: <name>``; the research systems' operators are loaded on the first miss."""
     with _lock:
         found = _operators.get(name)
+    if found is None:
+        load_builtins()
+        with _lock:
+            found = _operators.get(name)
     if found is None:
         raise ConfigError(f"operator {name!r} has parameters registered but no implementation", operator=name)
     return found
@@ -193,6 +197,8 @@ def register_function(name: str, *, replace: bool = False) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         if not callable(fn):
             raise ConfigError(f"function {name!r}: expected a callable to register, got {type(fn).__name__}")
+        if not is_shipped(fn):
+            load_builtins()  # so that a shipped name is refused (and no shipped function loaded later replaces it)
         with _lock:
             _refuse_shipped(_functions.get(name), fn, name, "function", replace)
             _functions[name] = fn
@@ -202,17 +208,22 @@ def register_function(name: str, *, replace: bool = False) -> Callable[[F], F]:
 
 
 def get_function(name: str, *, node: str | None = None) -> Callable[..., Any]:
+    """The function registered as ``name``; the research systems' functions are loaded on the first miss."""
     with _lock:
         found = _functions.get(name)
-        known = sorted(_functions)
     if found is None:
-        raise ConfigError(
-            f"node {node!r}: unknown function {name!r}; registered: {', '.join(known) or 'none'} "
-            "(register one with @agentmesh.register_function; from the command line, load its module with "
-            "agentmesh --import)",
-            node=node,
-            function=name,
-        )
+        load_builtins()
+        with _lock:
+            found = _functions.get(name)
+            known = sorted(_functions)
+        if found is None:
+            raise ConfigError(
+                f"node {node!r}: unknown function {name!r}; registered: {', '.join(known) or 'none'} "
+                "(register one with @agentmesh.register_function; from the command line, load its module with "
+                "agentmesh --import)",
+                node=node,
+                function=name,
+            )
     return found
 
 
@@ -224,6 +235,7 @@ def function_problems(spec: GraphSpec) -> list[str]:
     The spec check cannot know them (functions are registered by the runtime and the user's modules), so without
     this a misspelt name, a module not imported or a misspelt argument failed the run at that node -- after the
     model calls of every node before it. ``graph validate`` and every run, resume and fork check them first."""
+    load_builtins()  # a graph may name the research systems' functions (dylan_importance...) without importing them
     with _lock:
         registered = dict(_functions)
     known = sorted(registered)

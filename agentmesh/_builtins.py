@@ -1,0 +1,44 @@
+"""What agentmesh ships, registered on first use: the research systems' operators and functions and the runtime's
+``replay:`` model provider.
+
+Why: ``import agentmesh`` used to import :mod:`agentmesh.systems` (and with it the runtime, models and LangGraph)
+so that a graph naming ``op: alu`` or ``function: dylan_importance`` resolved whatever part of agentmesh the user
+had imported. That made every ``agentmesh`` command spend its first seconds in imports, where Ctrl-C could only
+print a traceback. :mod:`agentmesh` is now lazy, and the registries (operator parameters in :mod:`agentmesh.spec`,
+operators and functions in :mod:`agentmesh.runtime`, model providers in :mod:`agentmesh.models`) call
+:func:`load_builtins` when a lookup misses, when they list what is registered, and before a user's registration
+(so that taking a shipped name is still refused, and a shipped registration never silently replaces the user's).
+
+This module is a leaf (it imports agentmesh only inside :func:`load_builtins`, by name), so that :mod:`agentmesh.spec`
+can use it without depending on the runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_SYSTEMS = "agentmesh.systems"
+"""Importing it registers every shipped operator, function and provider (it imports the runtime and the models)."""
+
+_loaded = False
+
+
+def load_builtins() -> None:
+    """Import (once) what registers agentmesh's own operators, functions and providers.
+
+    Thread-safe through Python's import lock: a second thread asking while the first imports waits for the import
+    to finish. Asked again by the importing thread itself (a shipped module registering while the import runs), it
+    returns at once: the registrations made so far are all there are yet, as when the import was eager.
+    """
+    global _loaded
+    if _loaded:
+        return
+    module = importlib.import_module(_SYSTEMS)
+    # only once the import has finished: not when a shipped module's own registration asked, midway through it
+    _loaded = not getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
+def is_shipped(obj: object) -> bool:
+    """Whether ``obj`` (an operator, function, parameters class or provider factory) is agentmesh's own rather than
+    a user's: by the module that defines it."""
+    return str(getattr(obj, "__module__", "")).startswith("agentmesh.")

@@ -1,0 +1,100 @@
+"""The ``agentmesh`` command stopped by a signal, as a real child process: a Ctrl-C during its first seconds (the
+imports) and what the exit status says.
+
+Importing the command line takes seconds (typer, rich, SQLAlchemy, the runtime, LangGraph). The console script
+imported all of it before :func:`agentmesh.cli.main` ran, so a Ctrl-C pressed right after typing a command could
+only print a traceback (and the process died of the signal). The entry point now imports the command line inside
+its own ``try``; :mod:`agentmesh` itself imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+_SCRIPT = Path(sys.executable).parent / "agentmesh"
+
+
+def _entry(kind: str) -> list[str]:
+    if kind == "script":
+        if not _SCRIPT.exists():
+            pytest.skip(f"no console script at {_SCRIPT} (agentmesh not installed in this environment)")
+        return [str(_SCRIPT)]
+    return [sys.executable, "-m", "agentmesh"]
+
+
+def _child(command: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """``command`` with Python's import profile on (``-X importtime``, one stderr line per finished import): the
+    test sees how far the imports have got, with nothing added to agentmesh for it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENTMESH_CONFIG", "AGENTMESH_IMPORT")}
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _lines(stream: IO[bytes], into: list[str], seen: threading.Event) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        into.append(line)
+        if _IMPORTED.search(line):
+            seen.set()
+
+
+#: The import profile's line for the first finished agentmesh module: agentmesh's own code has started.
+_IMPORTED = re.compile(r"^import time:.*\|\s*agentmesh\b")
+
+
+@pytest.mark.parametrize("kind", ["module", "script"])
+def test_ctrl_c_during_the_imports_exits_130_with_one_line(kind: str, tmp_path: Path) -> None:
+    """Ctrl-C 0.2 s after agentmesh's first module is imported (the interpreter's own start, before any agentmesh
+    code, is out of anyone's reach): the command line's imports take seconds, so the signal lands in them."""
+    child = _child([*_entry(kind), "runs", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], tmp_path)
+    assert child.stderr is not None
+    err: list[str] = []
+    seen = threading.Event()
+    reader = threading.Thread(target=_lines, args=(child.stderr, err, seen), daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(120), "".join(err[-20:])
+        time.sleep(0.2)
+        before = list(err)  # what was imported by then (an interrupted import is listed too, after the signal)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
+        out = child.stdout.read() if child.stdout is not None else b""
+        reader.join(timeout=60)
+    finally:
+        child.kill()
+    # the signal came while the command line was being imported, not once the command ran
+    assert not any(re.search(r"\|\s*agentmesh\.cli\.app$", line.rstrip()) for line in before), "imports were over"
+    assert out == b""
+    said = "".join(line for line in err if not line.startswith("import time:"))
+    assert child.returncode == 130, said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    assert said.strip() == "aborted", said
+
+
+def test_the_command_line_is_not_imported_with_the_package(tmp_path: Path) -> None:
+    """What makes the Ctrl-C above catchable: the console script's ``from agentmesh.cli import main`` imports
+    nothing heavy; the command line (and the runtime under it) is imported inside ``main``'s ``try``."""
+    probe = (
+        "import sys\n"
+        "from agentmesh.cli import main\n"
+        "import agentmesh.__main__\n"
+        "heavy = sorted(m for m in ('agentmesh.cli.app', 'agentmesh.runtime', 'agentmesh.systems', 'typer', "
+        "'sqlalchemy', 'langgraph') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
