@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
+from agentmesh.cli._signals import SignalInterrupt
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.store import Store
 from agentmesh.store._redact import mask_secrets
@@ -187,19 +188,22 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     SIGTERM is what ``kill``, ``timeout``, batch schedulers (SLURM before its kill) and container stops send. By
     default it ends the process on the spot: a run stays "running" and the writes still queued for the store
     are lost. Here it cancels the work instead, so a run is stored as interrupted, with every finished call,
-    and ``agentmesh resume`` continues it; the command then exits as after Ctrl-C (``KeyboardInterrupt``).
+    and ``agentmesh resume`` continues it; the command then goes on as after Ctrl-C (a ``KeyboardInterrupt``, the
+    :class:`~agentmesh.cli._signals.SignalInterrupt` naming the signal) and exits with 128 + the signal's number:
+    130 after Ctrl-C, 143 after SIGTERM, as shells and process managers expect.
 
     Ctrl-C is handled here too, by the same handler. asyncio's own cancelled the work on the first press but
     raised ``KeyboardInterrupt`` on the second wherever the loop was, in the middle of the runs' clean-up (people
     press Ctrl-C twice): the batch's message was lost to a traceback, some runs stayed "running", and the process
     could hang waiting for tasks that clean-up had left half done, until a third press. Now a second press
     (or signal) says that the interrupted runs are being stored and that a third quits at once; the third exits
-    with 130 without waiting (runs not yet stored as interrupted stay "running" under a dead process, which
-    ``agentmesh resume`` continues without ``--force``).
+    with 128 + its signal's number without waiting (runs not yet stored as interrupted stay "running" under a dead
+    process, which ``agentmesh resume`` continues without ``--force``).
     """
     signals = 0
+    first = signal.SIGINT  # the signal that cancelled the work, once one has
 
-    def pressed() -> None:
+    def pressed(signum: int) -> None:
         """Ctrl-C or SIGTERM after the first: say what is going on, then, at the third, quit at once."""
         nonlocal signals
         signals += 1
@@ -209,22 +213,25 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
-            os._exit(130)
+            os._exit(128 + signum)
 
     async def guarded() -> T:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
-        def on_signal() -> None:
-            if signals == 0 and task is not None:
-                task.cancel()
-            pressed()
+        def on_signal(signum: signal.Signals) -> None:
+            nonlocal first
+            if signals == 0:
+                first = signum
+                if task is not None:
+                    task.cancel()
+            pressed(signum)
 
         unsupported = (NotImplementedError, RuntimeError, ValueError)  # Windows' loop; not the main thread
         handled = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(*unsupported):
-                loop.add_signal_handler(signum, on_signal)
+                loop.add_signal_handler(signum, on_signal, signum)
                 handled.append(signum)
         try:
             return await main
@@ -237,14 +244,14 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
                         # the store (its last writes): a Ctrl-C there raised KeyboardInterrupt inside that (a
                         # traceback from the connection pool, a write lost). Until the process ends, further
                         # presses are counted as above instead.
-                        signal.signal(signum, lambda _signum, _frame: pressed())
+                        signal.signal(signum, lambda got, _frame: pressed(got))
 
     try:
         return asyncio.run(guarded())
     except asyncio.CancelledError:
         if not signals:
             raise
-        raise KeyboardInterrupt from None
+        raise SignalInterrupt(first) from None
 
 
 _STOPPING = (  # on a new line: on a terminal the progress bar's line is still being drawn

@@ -5,18 +5,37 @@ from __future__ import annotations
 import sys
 from inspect import cleandoc
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from agentmesh.cli import ask, calibrate, db, graph, inspect, models, optimize, run, runs, targets
 from agentmesh.cli import eval as eval_
 from agentmesh.cli._common import err_console
+from agentmesh.cli._signals import SignalInterrupt
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
 
+
+class _Commands(TyperGroup):
+    """The command group, which exits with 128 + the signal that interrupted a command's work.
+
+    Why here: typer (0.2x) turns any ``KeyboardInterrupt`` out of a command into exit status 130 (click before it,
+    into an abort: "aborted", 130), so a run stopped by SIGTERM -- cleaned up exactly as after Ctrl-C, stored as
+    interrupted and resumable -- exited 130 too, where shells and process managers expect 143. The interrupt
+    :func:`~agentmesh.cli._common.run_async` raises names its signal; it is read here, before typer sees it."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SignalInterrupt as exc:
+            raise typer.Exit(128 + exc.signum) from exc
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="agentmesh",
     help="Declarative graphs of LLM agents over one shared store.",
     no_args_is_help=True,
@@ -99,7 +118,8 @@ def _prog_name() -> str:
 
 
 def main() -> None:
-    """Console entry point: an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
+    """The command line, once imported (:func:`agentmesh.cli.main` is the console entry point, which imports it):
+    an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
     try:
         code = app(standalone_mode=False, prog_name=_prog_name())
     except AgentmeshError as exc:

@@ -98,3 +98,28 @@ def test_the_command_line_is_not_imported_with_the_package(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
+
+def test_a_third_sigterm_quits_at_once_with_143(tmp_path: Path) -> None:
+    """The third signal during a command's clean-up quits without waiting: with 128 + that signal's number (it
+    was 130 whatever the signal), as the first one's exit would have said."""
+    probe = (
+        "import asyncio, os, signal\n"
+        "from agentmesh.cli._common import run_async\n"
+        "async def work():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        await asyncio.sleep(30)\n"
+        "    except asyncio.CancelledError:\n"  # a clean-up that takes long: two more signals come meanwhile
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        await asyncio.sleep(0.2)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        await asyncio.sleep(30)\n"
+        "        print('not quit')\n"
+        "run_async(work())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 143, done.stderr
+    assert "not quit" not in done.stdout
+    assert "stopping: storing the interrupted runs" in done.stderr
