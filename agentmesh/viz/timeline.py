@@ -8,6 +8,7 @@ model time the run spent in how much wall time, i.e. how many calls ran at once 
 team waiting on a serialised model (an in-process one) from one that used a server's concurrency.
 A long stretch without a call running (a run interrupted and resumed later) is cut short, hatched and labelled
 with its length, so the calls on either side of it stay readable; the calls at once are averaged over the rest.
+One too short to cut (under a quarter of the run) is drawn to scale and labelled "N s without a call".
 """
 
 from __future__ import annotations
@@ -176,6 +177,21 @@ def timeline_svg(story: Timeline) -> str | None:
             f'<text x="{end_x:.1f}" y="{axis_y:.0f}" font-size="10.5" fill="#555" text-anchor="end" class="end">'
             f"{esc(end_text)}</text>"
         )
+    # a long stretch without a call that is drawn to scale (under a quarter of the run) is said to be one: 250 s of
+    # empty chart between two rounds (a run interrupted and resumed) read as a drawing fault
+    for g0, g1 in _gaps(busy, start, end):
+        seconds = (g1 - g0).total_seconds()
+        gx0, gx1 = x(g0), x(g1)
+        text = f"{_seconds(seconds)} without a call"
+        if (
+            seconds > IDLE_CUT_S
+            and not any(p.cut and p.t0 == g0 for p in pieces)
+            and gx1 - gx0 > text_width(text, 10) + 8
+        ):
+            out.append(
+                f'<text x="{(gx0 + gx1) / 2:.1f}" y="{top + ROW * len(rows) / 2 + 4:.1f}" font-size="10" '
+                f'fill="#9ca3af" font-style="italic" text-anchor="middle" class="idle">{esc(text)}</text>'
+            )
     out += _step_bands(story.steps, x, band_y)
     for i, label in enumerate(labels):
         y = top + ROW * i
@@ -222,12 +238,8 @@ class _Piece:
         return (self.t0 - start).total_seconds(), (self.t1 - start).total_seconds()
 
 
-def _pieces(
-    busy: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime, x0: float, width: float
-) -> list[_Piece]:
-    """The x axis from ``start`` to ``end``: the stretches without a call running longer than :data:`IDLE_CUT_S`
-    and :data:`IDLE_CUT_SHARE` of the run cut to :data:`CUT_W` px, the rest to scale."""
-    wall = max((end - start).total_seconds(), 1e-6)
+def _gaps(busy: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The stretches from ``start`` to ``end`` without a call running, in order."""
     gaps: list[tuple[datetime, datetime]] = []
     reached = start
     for b0, b1 in sorted(busy):
@@ -236,6 +248,16 @@ def _pieces(
         reached = max(reached, b1)
     if end > reached:
         gaps.append((reached, end))
+    return gaps
+
+
+def _pieces(
+    busy: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime, x0: float, width: float
+) -> list[_Piece]:
+    """The x axis from ``start`` to ``end``: the stretches without a call running longer than :data:`IDLE_CUT_S`
+    and :data:`IDLE_CUT_SHARE` of the run cut to :data:`CUT_W` px, the rest to scale."""
+    wall = max((end - start).total_seconds(), 1e-6)
+    gaps = _gaps(busy, start, end)
     cut = [(g0, g1) for g0, g1 in gaps if (g1 - g0).total_seconds() > max(IDLE_CUT_S, IDLE_CUT_SHARE * wall)]
     kept = wall - sum((g1 - g0).total_seconds() for g0, g1 in cut)
     scale = (width - CUT_W * len(cut)) / max(kept, 1e-6)

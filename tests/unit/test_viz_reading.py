@@ -104,3 +104,22 @@ def test_the_optimize_picture_says_what_its_small_grey_dots_are() -> None:
     assert right <= float(root.get("width") or 0)
     full = picture({"1,0": 0.2, "1,1": 0.0, "2,0": 0.1, "2,1": 0.0})
     assert "never ran" not in " ".join(texts(full))  # no dots, no note
+
+
+def test_a_long_stretch_without_calls_drawn_to_scale_says_what_it_is() -> None:
+    """A resumed debate's 247 s between rounds 2 and 3, under a quarter of its 1361 s and so not cut short, was a
+    blank stretch of the chart that read as a drawing fault."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    steps = [
+        Step("debate", "rounds", 1, {}, [replace(_call(0, 100.0), node="debate")]),
+        Step("debate", "rounds", 2, {}, [replace(_call(160.0, 140.0), node="debate")]),
+    ]
+    record = RunRecord(
+        id="r" * 32, graph="debate", spec_hash=None, inputs={}, status="succeeded", stop_reason="completed",
+        parent_run_id=None, model="local", totals={"calls": 2}, error=None, created_at=t0,
+        finished_at=t0 + timedelta(seconds=300), meta={}, schema_version=1,
+    )  # fmt: skip
+    svg = timeline_svg(Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None))
+    assert svg is not None and "60 s without a call" in texts(svg)
+    cut = timeline_svg(_resumed_story())  # a stretch cut short says so on the axis, and only there
+    assert cut is not None and not any("without a call" in t for t in texts(cut))
