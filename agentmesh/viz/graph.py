@@ -230,7 +230,8 @@ def node_text(spec: GraphSpec, name: str) -> NodeText:
         operation = f"loop ≤{p.max_iterations}"
         notes.append(f"until {_short_policy(p.until)}")
     elif isinstance(p, BranchParams):
-        notes.append(f"if {shorten(p.condition, _WRAP - 3)}")
+        # over up to three lines: cut at one line, "if inputs.hard and inputs.questio…" hid the test in a picture
+        notes += word_lines(f"if {p.condition}", _WRAP, 3)
     elif isinstance(p, RankParams):
         operation = f"rank, keep {p.keep}" + (f" ({p.function})" if p.function else "")
     elif isinstance(p, VoteParams):
@@ -431,9 +432,15 @@ def description_lines(description: str) -> list[str]:
     """A graph's description as the lines under the drawing's title, broken between words; cut (with an ellipsis)
     only past :data:`DESCRIPTION_LINES` lines. It was one line cut at 110 characters, mid-word ("each layer
     seei…"), in a PNG where no tooltip shows the rest."""
-    lines = wrap(description.split(), DESCRIPTION_CHARS, sep=" ")
-    if len(lines) > DESCRIPTION_LINES:
-        lines = [*lines[: DESCRIPTION_LINES - 1], shorten(" ".join(lines[DESCRIPTION_LINES - 1 :]), DESCRIPTION_CHARS)]
+    return word_lines(description, DESCRIPTION_CHARS, DESCRIPTION_LINES)
+
+
+def word_lines(text: str, width: int, most: int) -> list[str]:
+    """``text`` in lines of about ``width`` characters broken between words, at most ``most`` of them: the last one
+    cut with an ellipsis when more is left (a word longer than two lines' width is cut too)."""
+    lines = [shorten(line, 2 * width) for line in wrap(text.split(), width, sep=" ")]
+    if len(lines) > most:
+        lines = [*lines[: most - 1], shorten(" ".join(lines[most - 1 :]), width)]
     return lines
 
 

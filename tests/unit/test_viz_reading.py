@@ -7,13 +7,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from agentmesh.runtime.arguments import builtin_graphs_dir
 from agentmesh.spec import load_graph
 from agentmesh.store import RunRecord
 from agentmesh.timeline import Step, Timeline
 from agentmesh.viz import graph_svg
-from agentmesh.viz.graph import DESCRIPTION_LINES, description_lines
+from agentmesh.viz.graph import DESCRIPTION_LINES, description_lines, word_lines
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.network import network_svg
 from agentmesh.viz.svg import text_width
@@ -21,6 +22,7 @@ from agentmesh.viz.timeline import timeline_svg
 from tests.unit.test_viz_timeline import _call, _resumed_story
 
 SVG = "{http://www.w3.org/2000/svg}"
+GRAPHS = Path(__file__).parent.parent / "data" / "graphs"
 
 
 def texts(svg: str) -> list[str]:
@@ -123,3 +125,11 @@ def test_a_long_stretch_without_calls_drawn_to_scale_says_what_it_is() -> None:
     assert svg is not None and "60 s without a call" in texts(svg)
     cut = timeline_svg(_resumed_story())  # a stretch cut short says so on the axis, and only there
     assert cut is not None and not any("without a call" in t for t in texts(cut))
+
+
+def test_a_branchs_condition_is_in_its_box_whole_over_lines() -> None:
+    """The box said "if inputs.hard and inputs.questio…": the test itself cut, in a picture without tooltips."""
+    spec = load_graph(GRAPHS / "branch_loop.yaml")
+    words = texts(graph_svg(spec))
+    assert "if inputs.hard and" in words and "inputs.question|length > 3" in words
+    assert word_lines("if " + "x" * 200, 34, 3) == ["if", "x" * 67 + "…"]  # a word longer than two lines: cut
