@@ -104,7 +104,15 @@ def _spec_of(record: RunRecord) -> GraphSpec:
     if is_ask_call(record):
         raise ConfigError(ask_call_refusal([record.id], "replay or fork"), run=record.id)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"run {record.id} has no stored graph spec to replay", run=record.id)
+        # a run a script stored itself (examples/compare_models.py: Store.create_run and a StoreRecorder) has calls
+        # but no graph: say what it is and what still works, rather than leave it sounding like a damaged store
+        short = record.id[:12]
+        raise ConfigError(
+            f"run {record.id} ({record.graph!r}) has no stored graph spec to replay: it was not made by running a "
+            f"graph (a script stored its calls); agentmesh show {short} lists them, and the model reference "
+            f"replay:{short} serves them again to the same prompts",
+            run=record.id,
+        )
     return graph_from_data(dict(data), file=f"run {record.id} (stored spec)")
 
 
