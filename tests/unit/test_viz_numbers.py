@@ -8,14 +8,16 @@ import re
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from agentmesh.cli.optimize import _ties, ranking_table
+from agentmesh.cli.optimize import _print_calibration, _ties, ranking_table
 from agentmesh.optimize.job import OptimizeResult
 from agentmesh.spec import GraphSpec
 from agentmesh.systems.sejury import JuryConfig
+from agentmesh.systems.sejury.jury import Calibration
 from agentmesh.systems.sejury.selection import Candidate, Selection, correlations
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.jury import jury_svg
@@ -147,3 +149,23 @@ def test_the_jury_picture_says_which_of_two_close_teams_agrees_more() -> None:
     assert beside[:2] == ["0.9851", "0.9848"]
     tips = [r.findtext(f"{SVG}title") for r in root.iter(f"{SVG}rect") if r.findtext(f"{SVG}title")]
     assert tips[:2] == ["S1 + S2: 0.9851", "S1: 0.9848"]
+
+
+def test_the_calibration_table_tells_close_teams_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``agentmesh calibrate``'s table wrote 0.9851 and 0.9848 both as 0.985, beside ranks 1 and 2."""
+    human = [1.0, 2.0, 3.0, 4.0]
+    per_judge = {"S1": [0.0, 25.0, 50.0, 75.0], "S2": [10.0, 20.0, 60.0, 70.0]}
+    corr = correlations(human, per_judge["S1"])
+    chosen = Candidate(team=("S1", "S2"), mean=[], ensemble=[], correlations=corr, score=0.98512)
+    runner_up = Candidate(team=("S1",), mean=[], ensemble=[], correlations=corr, score=0.98481)
+    config = JuryConfig(judges=("S1", "S2"), team_must_contain_any_of=("S1",))
+    selection = Selection(
+        config=config, candidates=[runner_up, chosen], selected=chosen, per_judge=per_judge, human=human
+    )
+    spec = GraphSpec.model_validate({"name": "j", "agents": {}, "nodes": {"f": {"op": "function", "function": "len"}}})
+    found = Calibration(
+        graph="j", config=config, selection=selection, team_graph=spec, calibration=[], held_out=[], test=None, jobs=[]
+    )
+    _print_calibration(found, tmp_path / "j.yaml", tmp_path / "j.svg", held_out=False)
+    rows = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\W*[12]\s", line)]
+    assert [re.findall(r"0\.\d+", row)[0] for row in rows] == ["0.9851", "0.9848"]
