@@ -17,6 +17,7 @@ from agentmesh.viz import graph_svg
 from agentmesh.viz.graph import DESCRIPTION_LINES, description_lines, word_lines
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.network import network_svg
+from agentmesh.viz.report import importance_table
 from agentmesh.viz.svg import text_width
 from agentmesh.viz.timeline import timeline_svg
 from tests.unit.test_viz_timeline import _call, _resumed_story
@@ -133,3 +134,14 @@ def test_a_branchs_condition_is_in_its_box_whole_over_lines() -> None:
     words = texts(graph_svg(spec))
     assert "if inputs.hard and" in words and "inputs.question|length > 3" in words
     assert word_lines("if " + "x" * 200, 34, 3) == ["if", "x" * 67 + "…"]  # a word longer than two lines: cut
+
+
+def test_the_reports_importance_table_says_what_its_numbers_add_up_to() -> None:
+    """A DyLAN run's table listed 1.1685 and 1.1620 beside 0.09 with nothing to say the scores sum over 3 layers."""
+    stored = {
+        "per_agent": {"lawyer": 1069 / 920, "programmer": 83 / 920, "doctor": 1 - 83 / 920 + 2 - 1069 / 920},
+        "layer_sums": [1.0, 1.0, 1.0],
+    }
+    html = importance_table(stored)
+    assert "over this run's 3 layers they add up to 3." in html
+    assert "add up to" not in importance_table({"per_agent": stored["per_agent"]})  # no sums stored: no claim
