@@ -12,6 +12,7 @@ from rich.text import Text
 from agentmesh.cli._common import ConfigOption, JsonOption, console
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import get_model, load_settings
+from agentmesh.store._redact import mask_secrets
 
 
 def models(
@@ -28,7 +29,9 @@ def models(
             # described even without its key (which variable it reads, limits, price); a run refuses to start
             client = get_model(name, settings=settings, require_key=False)
         except AgentmeshError as exc:
-            rows.append({"reference": name, "error": str(exc)})
+            # a reference refused for the password in its URL must not print it back (a CI log keeps it): its
+            # error masks it, and so does the row's own reference
+            rows.append({"reference": mask_secrets(name), "error": str(exc)})
             continue
         info = client.describe()
         if name != info["reference"]:
