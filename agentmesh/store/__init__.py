@@ -6,7 +6,7 @@ SQLite file ``.agentmesh/agentmesh.db``; ``store.checkpointer()`` is the LangGra
 
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, resolve_db_url
-from agentmesh.store.events import event_row
+from agentmesh.store.events import EventFields, event_row
 from agentmesh.store.migrate import upgrade_database
 from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
@@ -15,6 +15,7 @@ from agentmesh.store.targets import PinnedTargetSet, TargetRow, TargetSetInfo, T
 
 __all__ = [
     "SCHEMA_VERSION",
+    "EventFields",
     "EventKind",
     "EventRecord",
     "PinnedTargetSet",

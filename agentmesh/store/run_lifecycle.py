@@ -75,9 +75,11 @@ class RunLifecycleMethods:
         runs left some so, which ``resume`` refuses on another host, and ``delete`` without ``--force``)."""
         new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
         created = self._batch.submit(op)
+        waited = asyncio.wrap_future(created)
         try:
-            await asyncio.shield(asyncio.wrap_future(created))
+            await asyncio.shield(waited)
         except asyncio.CancelledError:
+            _read_when_done(waited)
             finish = self._finish(new_id, RunStatus.INTERRUPTED, "interrupted", None)
 
             def interrupt(tx: Tx) -> None:
@@ -155,7 +157,11 @@ class RunLifecycleMethods:
         Cancelled while it waits (a second Ctrl-C while a run stores itself as interrupted), the finish is still
         committed: dropped from the writer's queue, it left the run "running" with no process to finish it."""
         finished = asyncio.wrap_future(self._batch.submit(self._finish(run_id, status, stop_reason, error)))
-        return run_from(await asyncio.shield(finished))
+        try:
+            return run_from(await asyncio.shield(finished))
+        except asyncio.CancelledError:
+            _read_when_done(finished)
+            raise
 
     def _finish(
         self, run_id: str, status: RunStatus | str, stop_reason: str | None, error: str | None
@@ -209,9 +215,11 @@ class RunLifecycleMethods:
         """:meth:`claim_run` for the event loop. Cancelled while it waits, a claim that went through is given back
         as an interrupted run (the claim commits all the same: left so, the run would stay "running")."""
         claimed = self._batch.submit(self._claim(seen))
+        waited = asyncio.wrap_future(claimed)
         try:
-            return bool(await asyncio.shield(asyncio.wrap_future(claimed)))
+            return bool(await asyncio.shield(waited))
         except asyncio.CancelledError:
+            _read_when_done(waited)
             finish = self._finish(seen.id, RunStatus.INTERRUPTED, "interrupted", None)
 
             def give_back(tx: Tx) -> None:
@@ -284,3 +292,11 @@ _REOPEN_RUN = Statement(
     "WHERE id = :id",
     {"meta": runs.c.meta.type},
 )
+
+
+def _read_when_done(waited: asyncio.Future[Any]) -> None:
+    """Read a shielded write's outcome when it comes, once its waiter was cancelled: the cancellation's handling
+    deals with what the write did (the run interrupted after it, or left alone), and a write that failed -- an id
+    another run had taken -- otherwise had asyncio print "Future exception was never retrieved" and its traceback
+    on stderr when the future was collected, after a clean Ctrl-C."""
+    waited.add_done_callback(lambda done: None if done.cancelled() else done.exception())

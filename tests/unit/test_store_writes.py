@@ -4,6 +4,8 @@ and at exit, and how a run learns that one of its events could not be stored. SQ
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import subprocess
 import sys
 import threading
@@ -272,6 +274,34 @@ def test_a_cancelled_creation_whose_id_was_taken_leaves_the_other_run_alone(stor
         store.create_run("other", {}, run_id="taken")
         asyncio.run(main(store))
         assert store.get_run("taken").status == "running"  # the other run's, untouched
+
+
+def test_a_cancelled_creation_that_then_fails_prints_no_unretrieved_error(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failed write's error belongs to nobody once its waiter was cancelled: asyncio printed "Future exception
+    was never retrieved" with a StoreError traceback when the future was collected, after a clean Ctrl-C."""
+
+    async def main(store: Store) -> None:
+        release, held = _hold(store)
+        task = asyncio.create_task(store.acreate_run("g", {}, run_id="taken-too"))
+        while not store._batch._items:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        held.result(10)
+        await asyncio.to_thread(store._batch.flush, 10)  # the create has failed: its future is resolved
+        for _ in range(3):
+            await asyncio.sleep(0)  # the loop sets the error on the asyncio future
+
+    with Store(store_url) as store:
+        store.create_run("other", {}, run_id="taken-too")
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            asyncio.run(main(store))
+            gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
 def test_a_finish_cancelled_while_it_waits_for_the_writer_is_still_committed(store_url: str) -> None:
