@@ -15,6 +15,7 @@ import so that graphs could name them, now register when a registry is first ask
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
@@ -75,11 +76,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name on first use, then keep it here (the next access does not come back)."""
-    if name == "systems":
-        value: Any = importlib.import_module("agentmesh.systems")
-    elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+    """Import a public name or subpackage on first use, then keep it here (the next access does not come back).
+
+    Subpackages too (``agentmesh.spec.dump_graph``, ``@agentmesh.parsers.register_parser``,
+    ``agentmesh.optimize.optimize``, as the README writes them after a bare ``import agentmesh``): the eager package
+    imported them, so they were attributes of it; lazily, nothing had, and each was an ``AttributeError``."""
+    if name in _LAZY:
+        value: Any = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'agentmesh' has no attribute {name!r}")
     globals()[name] = value
