@@ -17,6 +17,7 @@ Postgres URLs (``postgresql://``, ``postgres://``) are pointed at the psycopg 3 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -43,9 +44,14 @@ _USERINFO_PASSWORD = re.compile(r"([^\s:/@]+:)[^\s@]*@")
 
 
 def default_db_url() -> str:
-    """``sqlite:///<cwd>/.agentmesh/agentmesh.db``, creating the ``.agentmesh`` folder."""
+    """``sqlite:///<cwd>/.agentmesh/agentmesh.db``, creating the ``.agentmesh`` folder where it can.
+
+    A folder that cannot be made here (a read-only working directory, a file named ``.agentmesh``) is left to the
+    engine, which says so naming the database: resolving the URL raised ``OSError`` with a traceback, before even
+    the commands that only read a store could say there is no database there."""
     folder = Path.cwd() / ".agentmesh"
-    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'agentmesh.db'}"
 
 
@@ -118,7 +124,7 @@ def make_engine(url: str) -> sa.Engine:
 
 def _sqlite_engine(parsed: URL) -> sa.Engine:
     database = Path(parsed.database or "")
-    database.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(database)
     engine = sa.create_engine(parsed, json_serializer=_json_dumps)
 
     @event.listens_for(engine, "connect")
@@ -141,6 +147,24 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _make_folder(database: Path) -> None:
+    """Create the folder of a SQLite ``database``, or say why it cannot be: a folder on a read-only mount, or a
+    path through a file, was an ``OSError`` traceback from ``mkdir`` naming only the folder, in every command."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            why = f"a file is in the way: {exc.filename} or a folder above it is not a folder"
+        else:
+            why = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+        raise ConfigError(
+            f"cannot create the folder {database.parent.resolve()} of the SQLite database {database.resolve()} "
+            f"({why}); give a database in a folder that can be written with --db or ${DB_ENV} (the default is "
+            ".agentmesh/agentmesh.db in the working directory)",
+            url=f"sqlite:///{database}",
+        ) from exc
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -202,7 +202,14 @@ def _read_only_hint(engine: sa.Engine) -> str:
     read in place either."""
     if engine.dialect.name != "sqlite" or not engine.url.database:
         return ""
-    path = Path(engine.url.database).resolve()
+    named = Path(engine.url.database).absolute()
+    if not named.exists() and named.parent.is_dir() and not os.access(named.parent, os.W_OK):
+        # a new database: SQLite said only "unable to open database file", which read like a damaged one
+        return (
+            f" (its folder {named.parent} cannot be written, so the database cannot be created there; give a "
+            "database in a folder you can write with --db or $AGENTMESH_DB)"
+        )
+    path = named.resolve()
     if not path.is_file():
         return ""
     if not os.access(path.parent, os.W_OK):
