@@ -9,6 +9,8 @@ text, or ``None``) and ``previous``: the previous layer's active answers as ``{t
 without the agent's own unless ``include_self``. Activation ``parallel`` asks a layer at once; ``sequential``
 asks one agent at a time (seeded random or slot order) and checks the stop policy after each answer, so later
 calls of a layer are skipped once the layer agrees. A ``rank`` step before a round keeps only the top agents.
+When the run's budget ends a round part-way, the node ends with the answers that round got; when it ends one
+before any of its calls, with the previous round's answers (``round`` is still the round it stopped in).
 
 The node's final output has ``history``, the run's network, one entry per round: who was a member, in which
 order they were activated, what each node answered, which previous nodes it was shown (``seen``, in the order
@@ -133,6 +135,11 @@ async def rounds(run: NodeRun) -> NodeOutput:
                     stop_reason = f"{reason} at round {round_no}"
                     break
     # answers stay in activation order: a tied vote goes to the answer given first (DyLAN's most_frequent)
+    standing = answers
+    if not answers and stop_reason is not None and layer:
+        # The budget cut this round before any of its calls: the previous round's answers are still the node's
+        # best. Its output held none, so the vote after it and the run's "best answer so far" were both None.
+        standing = layer
 
     nodes = [_node_record(p, a, seen.get(a["slot"], [])) for a in answers]
     key, count = agreement([a.get("key") for a in answers])
@@ -150,8 +157,8 @@ async def rounds(run: NodeRun) -> NodeOutput:
         "round": round_no,
         "max_rounds": p.rounds,
         "agents": list(p.agents),
-        "answers": answers,
-        "active": [a["slot"] for a in answers] if stop_reason and p.activation == "sequential" else active,
+        "answers": standing,
+        "active": [a["slot"] for a in standing] if stop_reason and p.activation == "sequential" else active,
         "network": entry,
     }
     if stop_reason is None and p.stop is not None:
