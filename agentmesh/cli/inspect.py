@@ -75,7 +75,7 @@ def replay(
     console.print(
         f"forked run [bold]{result.run_id}[/] from {record.id[:12]} at step {escape(from_step)}: "
         f"{result.served_from_record} calls served from the parent, {result.calls} made "
-        f"({fmt_cost(result.cost_usd)}); answer {escape(str(result.answer))}; "
+        f"({fmt_cost(result.cost_usd)}); answer {escape(_brief(result.answer))}; "
         f"stop: {escape(result.stop_reason or '-')}",
         highlight=False,
     )
@@ -84,6 +84,13 @@ def replay(
 def _answer(value: Any) -> str:
     """A node's answer in the diff: "-" for none (a run cut short read "None", as if it had answered that)."""
     return "-" if value is None else str(value)
+
+
+def _brief(value: Any, width: int = 60) -> str:
+    """An answer on one line of at most ``width`` characters: a code answer (dylan_code's) is many lines, and the
+    replay's one-line verdict printed it whole twice, the recorded copy after the new one."""
+    text = "-" if value is None else " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _print_replay(report: object) -> None:
@@ -100,7 +107,7 @@ def _print_replay(report: object) -> None:
     state = "[green]identical[/]" if report.identical else "[red]different[/]"
     console.print(
         f"{escape(head)}{state}: {report.served} calls served, {report.calls_made} made; answer "
-        f"{escape(str(report.answer))} (recorded {escape(str(report.recorded_answer))})",
+        f"{escape(_brief(report.answer))} (recorded {escape(_brief(report.recorded_answer))})",
         highlight=False,
     )
     if not report.compared:

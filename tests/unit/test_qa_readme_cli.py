@@ -28,3 +28,35 @@ def test_models_never_prints_back_a_password_written_in_a_server_url(
     if as_json:
         (row,) = json.loads(out)
         assert row["reference"] == "openai:qwen@http://lab:[redacted]@10.0.0.5:8000/v1"
+
+
+def test_replay_gives_a_long_answer_on_one_short_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code answer (dylan_code's, examples/dylan_humaneval.py's) is many lines: `agentmesh replay` printed it
+    whole, then whole again as the recorded answer, burying the verdict."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    body = "\n".join(f"    total = total + {i}  # step {i}" for i in range(30))
+    code_answer = f"def add(a, b):\n    total = a + b\n{body}\n    return total"
+    (tmp_path / "coder.yaml").write_text(
+        "rules:\n  - template: |-\n" + "".join(f"      {line}\n" for line in code_answer.splitlines())
+    )
+    (tmp_path / "one.yaml").write_text(
+        "name: one\ninputs:\n  task: {type: string}\nagents:\n  coder: {prompt: '{{ task }}'}\n"
+        "nodes:\n  write: {op: call, agent: coder}\n"
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, out, err = run_cli(
+        ["run", "one.yaml", "-i", "task=add", "-m", f"scripted:{tmp_path / 'coder.yaml'}", "--db", db, "--json"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = run_cli(["replay", run_id, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "identical: 1 calls served, 0 made; answer def add(a, b): total = a + b" in flat
+    assert "(recorded def add(a, b): total = a + b" in flat and flat.count("…") == 2
+    assert "step 29" not in out and len(flat) < 400, out  # the verdict stays a line or two
