@@ -54,6 +54,8 @@ INPUT_TYPES: dict[str, tuple[type, ...]] = {
 _POLICY_TYPES = (AnyOf, AllOf, Consensus, ScoreThreshold, MaxRounds, Budget)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
+#: What a loop node's output copies from its last body node's, when that node has it (the ``loop`` operator).
+_LOOP_PASSES_ON = frozenset({"answers", "answer", "value", "text", "scores"})
 
 
 class Problem(BaseModel):
@@ -470,14 +472,32 @@ class GraphSpec(BaseModel):
                     f"nodes: {', '.join(self.nodes)}"
                 )
                 continue
-            outputs = type(node.params).outputs
+            outputs = self._outputs_of(node_name)
             if key is None or outputs is None or key in outputs | COMMON_OUTPUTS:
                 continue
+            passed_on = ""
+            if isinstance(node.params, LoopParams) and key in _LOOP_PASSES_ON:
+                last = node.params.body[-1]
+                passed_on = (
+                    f" (a loop passes on its last body node's {key}, and node {last!r} (op "
+                    f"{self.nodes[last].op!r}) has none)"
+                )
             out.append(
                 f"template reads nodes.{node_name}.{key}, but node {node_name!r} (op {node.op!r}) outputs "
-                f"{', '.join(sorted(outputs | COMMON_OUTPUTS))}"
+                f"{', '.join(sorted(outputs | COMMON_OUTPUTS))}{passed_on}"
             )
         return out
+
+    def _outputs_of(self, name: str, depth: int = 0) -> frozenset[str] | None:
+        """The keys node ``name`` may output (``None``: not known before the run). A loop's are its own count and,
+        of the keys it passes on, those its last body node has: ``nodes.<loop>.text`` after a body ending in a
+        ``score`` node passed this check and failed the run at the node reading it, after the loop's calls."""
+        params = self.nodes[name].params
+        outputs = type(params).outputs
+        if outputs is None or not isinstance(params, LoopParams) or depth > len(self.nodes):
+            return outputs
+        last = self._outputs_of(params.body[-1], depth + 1)
+        return outputs if last is None else (outputs - _LOOP_PASSES_ON) | (last & _LOOP_PASSES_ON)
 
     # --- structure ----------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from agentmesh import ScriptedModel, run
+from agentmesh.errors import SpecError
 from agentmesh.spec import graph_from_data
 
 
@@ -79,3 +80,46 @@ def test_a_sequential_round_cut_before_any_call_keeps_the_previous_rounds_answer
     debate = result.outputs["debate"]
     assert sorted(a["slot"] for a in debate["answers"]) == [0, 1, 2] and sorted(debate["active"]) == [0, 1, 2]
     assert result.answer == "51"
+
+
+def _refine_loop(reads: str) -> dict[str, Any]:
+    """A writer drafts and a grader scores until a score of 8; an editor then reads ``reads``."""
+    return {
+        "name": "refine_loop",
+        "inputs": {"question": {"type": "string"}},
+        "agents": {
+            "writer": {"prompt": "{{ question }}"},
+            "grader": {"prompt": "Rate 0-10: {{ candidate }}", "parser": "score"},
+            "editor": {"prompt": "Polish: {{ " + reads + " }}"},
+        },
+        "nodes": {
+            "refine": {"op": "loop", "body": ["draft", "judge"], "until": {"score_threshold": {"min": 8}}},
+            "draft": {"op": "call", "agent": "writer"},
+            "judge": {"op": "score", "from": "draft", "judge": "grader"},
+            "polish": {"op": "call", "agent": "editor"},
+        },
+        "edges": [["refine", "polish"]],
+    }
+
+
+def test_a_prompt_reading_what_a_loops_last_body_node_lacks_is_refused_when_the_spec_loads(db: str) -> None:
+    """README: a ``nodes.<name>.<key>`` a prompt reads is checked when the spec loads. A loop outputs what its last
+    body node has of answers/answer/value/text/scores; ``nodes.refine.text`` after a ``score`` node passed the
+    check and failed the run at the editor, after every call of the loop."""
+    with pytest.raises(SpecError) as caught:
+        graph_from_data(_refine_loop("nodes.refine.text"))
+    message = str(caught.value)
+    assert "agents.editor.prompt: template reads nodes.refine.text, but node 'refine' (op 'loop') outputs" in message
+    assert "(a loop passes on its last body node's text, and node 'judge' (op 'score') has none)" in message
+    # what the loop does pass on (the grader's scores), and its own count, are still accepted and render
+    spec = graph_from_data(_refine_loop("nodes.refine.scores[0] }} after {{ nodes.refine.iteration"))
+    model = ScriptedModel(
+        [
+            {"agent": "writer", "responses": ["draft one", "draft two"]},
+            {"agent": "grader", "responses": ["5 [END]", "9 [END]"]},
+            {"agent": "editor", "template": "{{ prompt }}"},
+        ]
+    )
+    result = run(spec, {"question": "Explain tides."}, model=model, store=db)
+    model.assert_complete()
+    assert result.answer == "Polish: 9.0 after 2"
