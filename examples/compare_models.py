@@ -29,7 +29,11 @@ def _resolve(ref: str) -> ModelClient | AgentmeshError:
         return exc
 
 
-async def compare(refs: list[str], questions: list[str], db: str | None) -> None:
+async def compare(refs: list[str], questions: list[str], db: str | None) -> int:
+    """Ask every model every question, store the calls as one run, print the table; returns how many answered.
+
+    A run where no model answered at all (every reference mistyped, no key, no server up) is stored as failed, so
+    that neither `agentmesh runs` nor the script's exit code calls it a comparison."""
     console = Console()
     clients = [_resolve(r) for r in refs]
     with Store(db) as store:
@@ -53,7 +57,11 @@ async def compare(refs: list[str], questions: list[str], db: str | None) -> None
 
         results = await asyncio.gather(*(one(c, q) for c in range(len(clients)) for q in range(len(questions))))
         await recorder.settle()  # every call's event stored (or its failure raised) before the run is closed
-        store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: all questions asked")
+        answered = sum(1 for *_, meta in results if meta)  # a failed call has no usage line
+        if answered:
+            store.finish_run(run_id, RunStatus.SUCCEEDED, stop_reason="completed: all questions asked")
+        else:
+            store.finish_run(run_id, RunStatus.FAILED, error="no model answered any question (see the table)")
     for client in clients:
         if isinstance(client, ModelClient):
             await client.aclose()
@@ -65,6 +73,7 @@ async def compare(refs: list[str], questions: list[str], db: str | None) -> None
         cells = {ci: f"{text}\n[dim]{meta}[/]" for ci, qj, text, meta in results if qj == qi}
         table.add_row(q, *(cells[ci] for ci in range(len(refs))))
     console.print(table)
+    return answered
 
 
 def main() -> None:
@@ -73,7 +82,8 @@ def main() -> None:
     parser.add_argument("-q", "--question", action="append", required=True)
     parser.add_argument("--db", default=None, help="database URL (default $AGENTMESH_DB or .agentmesh/)")
     args = parser.parse_args()
-    asyncio.run(compare(args.models, args.question, args.db))
+    if asyncio.run(compare(args.models, args.question, args.db)) == 0:
+        raise SystemExit("error: no model answered any question; the table says why for each")
 
 
 if __name__ == "__main__":
