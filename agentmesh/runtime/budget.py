@@ -87,15 +87,25 @@ class BudgetTracker:
         with self._lock:
             return self._exhausted()
 
+    def reached(self, budget: Budget) -> str | None:
+        """The stop reason if what the run has spent reaches ``budget``, which need not be one of the run's own:
+        a node's stop policy (``stop: {budget: {calls: 6}}`` on a ``rounds`` node) ends that node once the run has
+        spent so much, while the run's budgets (:meth:`exhausted`) refuse every further call."""
+        with self._lock:
+            return self._reason(budget, time.monotonic() - self.started)
+
     def _exhausted(self) -> str | None:
         elapsed = time.monotonic() - self.started
-        for b in self.budgets:
-            if b.calls is not None and self.calls >= b.calls:
-                return f"budget: {b.calls} model calls"
-            if b.tokens is not None and self.tokens >= b.tokens:
-                return f"budget: {b.tokens} tokens (spent {self.tokens})"
-            if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
-                return f"budget: ${b.cost_usd:g} (spent ${self.cost_usd:.4f})"
-            if b.wall_s is not None and elapsed >= b.wall_s:
-                return f"budget: {b.wall_s:g} s wall time"
+        return next((r for r in (self._reason(b, elapsed) for b in self.budgets) if r is not None), None)
+
+    def _reason(self, b: Budget, elapsed: float) -> str | None:
+        if b.calls is not None and self.calls >= b.calls:
+            # (more only under a node's budget, checked after a parallel layer: the run's refuse the next call)
+            return f"budget: {b.calls} model calls" + (f" (spent {self.calls})" if self.calls > b.calls else "")
+        if b.tokens is not None and self.tokens >= b.tokens:
+            return f"budget: {b.tokens} tokens (spent {self.tokens})"
+        if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
+            return f"budget: ${b.cost_usd:g} (spent ${self.cost_usd:.4f})"
+        if b.wall_s is not None and elapsed >= b.wall_s:
+            return f"budget: {b.wall_s:g} s wall time"
         return None

@@ -56,5 +56,7 @@ def holds(
         value = max(scores) if policy.reduce == "max" else min(scores) if policy.reduce == "min" else mean(scores)
         return f"{policy} (got {value:g})" if value >= policy.min else None
     if isinstance(policy, Budget):
-        return budget.exhausted()
+        # the run's budgets (the graph's and the caller's), else this one's own limits: a budget in a node's stop
+        # policy is none of the run's, and checking only those ignored it (a debate ran all its rounds)
+        return budget.exhausted() or budget.reached(policy)
     raise TypeError(f"not a stop policy: {policy!r}")  # pragma: no cover

@@ -123,3 +123,67 @@ def test_a_prompt_reading_what_a_loops_last_body_node_lacks_is_refused_when_the_
     result = run(spec, {"question": "Explain tides."}, model=model, store=db)
     model.assert_complete()
     assert result.answer == "Polish: 9.0 after 2"
+
+
+def _debate_with_stop(stop: dict[str, Any], activation: str = "parallel") -> Any:
+    return graph_from_data(
+        {
+            "name": "budgeted_debate",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"debater": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+            "nodes": {
+                "debate": {
+                    "op": "rounds",
+                    "agents": ["debater"] * 3,
+                    "rounds": 5,
+                    "stop": stop,
+                    "activation": activation,
+                },
+                "vote": {"op": "vote", "from": "debate"},
+            },
+            "edges": [["debate", "vote"]],
+        }
+    )
+
+
+def _disagreeing(agent: str = "debater") -> ScriptedModel:
+    return ScriptedModel([{"agent": agent, "template": "\\boxed{ {{- call_index -}} }"}])
+
+
+def test_a_budget_in_a_nodes_stop_policy_ends_that_node(db: str) -> None:
+    """README: stop policies end a rounds or loop node, and compose with any/all, budget among them. A budget in a
+    node's policy was checked against the run's budgets only (the graph's and the caller's), none of which it is,
+    so it never held: the debate ran all 5 rounds, 15 calls."""
+    parallel = run(_debate_with_stop({"budget": {"calls": 4}}), {"question": "q"}, model=_disagreeing(), store=db)
+    assert parallel.calls == 6  # checked after each layer, as a consensus is: round 2 took the run past 4
+    assert parallel.stop_reason == "budget: 4 model calls (spent 6) at round 2 in node 'debate'"
+    sequential = run(
+        _debate_with_stop({"budget": {"calls": 4}}, activation="sequential"),
+        {"question": "q"},
+        model=_disagreeing(),
+        store=db,
+    )
+    assert sequential.calls == 4 and sequential.stop_reason == "budget: 4 model calls at round 2 in node 'debate'"
+    composed = _debate_with_stop({"any": [{"consensus": {}}, {"budget": {"calls": 9}}]})
+    result = run(composed, {"question": "q"}, model=_disagreeing(), store=db)
+    assert result.calls == 9 and result.outputs["debate"]["round"] == 3 and result.answer is not None
+    # the node's budget is not the run's: nothing refuses a call after the node
+    assert result.stop_reason == "budget: 9 model calls at round 3 in node 'debate'"
+
+
+def test_a_budget_in_a_loops_until_ends_the_loop(db: str) -> None:
+    spec = graph_from_data(
+        {
+            "name": "budgeted_loop",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"solver": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+            "nodes": {
+                "again": {"op": "loop", "body": ["ask"], "until": {"budget": {"calls": 4}}, "max_iterations": 9},
+                "ask": {"op": "team", "agents": ["solver", "solver"]},
+            },
+            "output": "again",
+        }
+    )
+    result = run(spec, {"question": "q"}, model=_disagreeing("solver"), store=db)
+    assert result.calls == 4 and result.outputs["again"]["iteration"] == 2
+    assert result.stop_reason == "budget: 4 model calls after iteration 2 in node 'again'"
