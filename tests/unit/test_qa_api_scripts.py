@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from agentmesh import ScriptedModel, run
-from agentmesh.errors import SpecError
+from agentmesh.errors import ConfigError, SpecError
 from agentmesh.spec import graph_from_data
+from agentmesh.store import Store
 
 
 @pytest.fixture
@@ -187,3 +188,42 @@ def test_a_budget_in_a_loops_until_ends_the_loop(db: str) -> None:
     result = run(spec, {"question": "q"}, model=_disagreeing("solver"), store=db)
     assert result.calls == 4 and result.outputs["again"]["iteration"] == 2
     assert result.stop_reason == "budget: 4 model calls after iteration 2 in node 'again'"
+
+
+def test_a_function_declaring_ctx_positionally_is_told_to_make_it_keyword_only(db: str) -> None:
+    """README: a function that declares a keyword-only ``ctx`` gets the run's FunctionContext. Written positionally,
+    ``ctx`` failed as "missing a required argument: 'ctx' ... args may give nothing", and ``ctx=None`` ran with
+    None; both are refused before the run is stored, saying how to write it."""
+    from agentmesh.runtime.operators.registry import register_function
+
+    @register_function("qa_counts_runs_positional")
+    def counts(outputs: Any, inputs: Any, ctx: Any) -> dict[str, Any]:
+        return {"answer": str(len(ctx.store.list_runs()))}
+
+    @register_function("qa_counts_runs_defaulted")
+    def defaulted(outputs: Any, inputs: Any, ctx: Any = None) -> dict[str, Any]:
+        return {"answer": str(ctx)}
+
+    @register_function("qa_counts_runs")
+    def keyword(outputs: Any, inputs: Any, *, ctx: Any) -> dict[str, Any]:
+        return {"answer": str(len(ctx.store.list_runs()))}
+
+    def graph(function: str, args: dict[str, Any] | None = None) -> Any:
+        node = {"op": "function", "function": function, **({"args": args} if args else {})}
+        return graph_from_data({"name": "counter", "nodes": {"count": node}})
+
+    for function in ("qa_counts_runs_positional", "qa_counts_runs_defaulted"):
+        with pytest.raises(ConfigError) as caught:
+            run(graph(function), {}, model=ScriptedModel([]), store=db)
+        assert (
+            f"nodes.count.function: function {function!r} declares 'ctx' as a positional parameter, and the run "
+            "context goes only to a keyword-only one: write def "
+        ) in str(caught.value)
+        assert "(outputs, inputs, *, ctx)" in str(caught.value)
+    with Store(db) as store:
+        assert store.list_runs() == []  # refused before anything was stored
+    assert run(graph("qa_counts_runs"), {}, model=ScriptedModel([]), store=db).answer == "1"
+    # a ctx of the node's own, given in args, is an ordinary argument
+    assert (
+        run(graph("qa_counts_runs_defaulted", {"ctx": "mine"}), {}, model=ScriptedModel([]), store=db).answer == "mine"
+    )

@@ -94,6 +94,19 @@ def takes_context(fn: Callable[..., Any]) -> bool:
     return found is not None and found.kind is inspect.Parameter.KEYWORD_ONLY
 
 
+def _positional_context(fn: Callable[..., Any]) -> str | None:
+    """How ``fn`` declares a ``ctx`` that is *not* keyword-only (``"positional"``, ``"positional-only"``), else
+    ``None``. Such a ``ctx`` gets no :class:`FunctionContext`: ``def f(outputs, inputs, ctx)`` failed as "missing a
+    required argument: 'ctx' ... args may give nothing", and ``ctx=None`` ran with ``None``, without saying why."""
+    try:
+        found = inspect.signature(fn).parameters.get(CONTEXT_PARAMETER)
+    except (TypeError, ValueError):
+        return None
+    if found is None or found.kind in (found.KEYWORD_ONLY, found.VAR_KEYWORD, found.VAR_POSITIONAL):
+        return None
+    return "positional-only" if found.kind is found.POSITIONAL_ONLY else "positional"
+
+
 NodeOutput = dict[str, Any]
 OperatorFn = Callable[[NodeRun], Awaitable[NodeOutput]]
 
@@ -251,6 +264,15 @@ def function_problems(spec: GraphSpec) -> list[str]:
             continue
         fn = registered[params.function]
         args = dict(params.args)
+        positional = _positional_context(fn)
+        if positional and CONTEXT_PARAMETER not in args:
+            out.append(
+                f"nodes.{node_name}.function: function {params.function!r} declares {CONTEXT_PARAMETER!r} as a "
+                f"{positional} parameter, and the run context goes only to a keyword-only one: write "
+                f"def {getattr(fn, '__name__', 'fn')}(outputs, inputs, *, {CONTEXT_PARAMETER}) (or give the node's "
+                f"args a {CONTEXT_PARAMETER!r} of its own)"
+            )
+            continue
         if takes_context(fn):
             if CONTEXT_PARAMETER in args:
                 out.append(
