@@ -44,6 +44,7 @@ from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError, StoreError
 from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
+from agentmesh.runtime.on_ray import one_ray
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
@@ -307,6 +308,12 @@ def alu(
         judged: dict[str, _Judged] = {}
 
         async def every_system() -> None:
+            # one Ray for every system and judge: each run_items started and shut down a Ray of its own, so the runs
+            # stopped for tens of seconds between systems, twice per system with --judge
+            with one_ray(options.executor_name, options.ray_address, store):
+                await each_system()
+
+        async def each_system() -> None:
             for system in systems:
                 spec = system_graph(system)
                 runs = [

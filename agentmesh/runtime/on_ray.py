@@ -21,6 +21,7 @@ worker finds keys and the database password in its own environment (``OPENAI_API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,27 +93,60 @@ def spec_data(spec: GraphSpec) -> dict[str, Any]:
     return data
 
 
-def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Callable[[], None]]:
-    """Connect to Ray (``address``: a cluster; ``None``: a Ray started on this machine for the job) and return
-    (how to run an item there, how to let Ray go at the end). A process that has already called ``ray.init`` keeps
-    its Ray, and keeps it running afterwards."""
-    if cpus_per_item <= 0:
-        raise ConfigError(f"CPUs per item must be above 0, got {cpus_per_item}")
+def _connect(address: str | None) -> bool:
+    """``ray.init`` for a job (``address``: a cluster; ``None``: a Ray started on this machine), unless this process
+    has a Ray already; whether it started one here (and so is to shut it down)."""
     try:
         import ray
-        import ray.exceptions
     except ImportError as exc:
         raise ConfigError("--executor ray needs Ray: pip install 'agentmesh[ray]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        # "local" starts a Ray for this job even when $RAY_ADDRESS names a cluster: a cluster is asked for by name
-        ray.init(
-            address=address or "local",
-            include_dashboard=False,
-            log_to_driver=False,  # a worker's output would break the progress bar; errors come back as results
-            logging_level=logging.WARNING,
-            configure_logging=False,
-        )
+    if ray.is_initialized():
+        return False
+    # "local" starts a Ray for this job even when $RAY_ADDRESS names a cluster: a cluster is asked for by name
+    ray.init(
+        address=address or "local",
+        include_dashboard=False,
+        log_to_driver=False,  # a worker's output would break the progress bar; errors come back as results
+        logging_level=logging.WARNING,
+        configure_logging=False,
+    )
+    return True
+
+
+@contextlib.contextmanager
+def one_ray(executor: str, address: str | None, store: Store) -> Iterator[None]:
+    """One Ray for the whole of a job that runs its items in several rounds (SE-Jury's calibration items, then
+    its held-out items; ``eval alu``'s systems, then each one's judge): every
+    :func:`agentmesh.optimize.items.run_items` inside keeps it (:func:`start_ray`), and it is shut down once, at
+    the end, if it was started here. Nothing happens unless ``executor`` is ``"ray"``.
+
+    Why: each round started a Ray and shut it down again, tens of seconds each (a minute on a busy machine) spent
+    between the rounds with nothing running, once more per baseline and per judge. ``store`` is checked as the
+    rounds will check it (a SQLite file is refused with a cluster), before connecting rather than after."""
+    if executor != "ray":
+        yield
+        return
+    worker_db_url(store, cluster=address is not None)
+    started_here = _connect(address)
+    try:
+        yield
+    finally:
+        if started_here:
+            import ray
+
+            ray.shutdown()
+
+
+def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Callable[[], None]]:
+    """Connect to Ray (``address``: a cluster; ``None``: a Ray started on this machine for the job) and return
+    (how to run an item there, how to let Ray go at the end). A process that has already called ``ray.init`` (or
+    is inside :func:`one_ray`) keeps its Ray, and keeps it running afterwards."""
+    if cpus_per_item <= 0:
+        raise ConfigError(f"CPUs per item must be above 0, got {cpus_per_item}")
+    started_here = _connect(address)
+    import ray
+    import ray.exceptions
+
     task = ray.remote(num_cpus=cpus_per_item, max_retries=0)(run_item_task)
 
     async def run_on_ray(payload: Mapping[str, Any]) -> dict[str, Any]:

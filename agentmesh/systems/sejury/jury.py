@@ -28,6 +28,7 @@ from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
 from agentmesh.runtime.arguments import open_store, resolve_graph
+from agentmesh.runtime.on_ray import one_ray
 from agentmesh.spec.graph import GraphSpec, NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
 from agentmesh.store import Store
@@ -356,39 +357,41 @@ async def acalibrate(
     db = open_store(store)  # one store for both phases
     shared["store"] = db
     try:
-        first = await run_items(
-            full, [items[i] for i in chosen], kind="calibrate", progress=told("calibration"), **shared
-        )
-        calibrated = [_scored(run, labels[i], jury.verdict) for run, i in zip(first.items, chosen, strict=True)]
-        usable = [s for s in calibrated if not s.error]
-        if len(usable) < 2:
-            first_error = next((s.error for s in calibrated if s.error), "no item")
-            raise AgentmeshError(
-                f"calibration of {spec.name}: {len(usable)} of {len(calibrated)} items were scored; first error: "
-                f"{first_error}"
+        # one Ray for both phases: each started its own, and the held-out items waited for a second start
+        with one_ray(executor, ray_address, db):
+            first = await run_items(
+                full, [items[i] for i in chosen], kind="calibrate", progress=told("calibration"), **shared
             )
-        selection = select_team(
-            [s.human for s in usable], {j: [s.raw[j] for s in usable] for j in config.judges}, config
-        )
-        note = (
-            f"Team {list(selection.team)} chosen by `agentmesh optimize` (job {first.job}) on {len(usable)} "
-            f"labelled items: (Kendall tau + Spearman rho)/2 = {selection.selected.score:.3f}."
-        )
-        chosen_graph = team_graph(
-            spec, selection.team, scale=config.scale, aggregation=config.final_aggregation, note=note
-        )
-        held_out: list[ScoredItem] = []
-        jobs = [first.job]
-        test = None
-        if evaluate and rest:
-            second = await run_items(
-                chosen_graph, [items[i] for i in rest], kind="calibrate", progress=told("held-out"), **shared
+            calibrated = [_scored(run, labels[i], jury.verdict) for run, i in zip(first.items, chosen, strict=True)]
+            usable = [s for s in calibrated if not s.error]
+            if len(usable) < 2:
+                first_error = next((s.error for s in calibrated if s.error), "no item")
+                raise AgentmeshError(
+                    f"calibration of {spec.name}: {len(usable)} of {len(calibrated)} items were scored; first error: "
+                    f"{first_error}"
+                )
+            selection = select_team(
+                [s.human for s in usable], {j: [s.raw[j] for s in usable] for j in config.judges}, config
             )
-            jobs.append(second.job)
-            held_out = [_scored(run, labels[i], jury.verdict) for run, i in zip(second.items, rest, strict=True)]
-            scored = [s for s in held_out if s.score is not None]
-            if len(scored) >= 2:
-                test = correlations([s.human for s in scored], [float(s.score or 0) for s in scored])
+            note = (
+                f"Team {list(selection.team)} chosen by `agentmesh optimize` (job {first.job}) on {len(usable)} "
+                f"labelled items: (Kendall tau + Spearman rho)/2 = {selection.selected.score:.3f}."
+            )
+            chosen_graph = team_graph(
+                spec, selection.team, scale=config.scale, aggregation=config.final_aggregation, note=note
+            )
+            held_out: list[ScoredItem] = []
+            jobs = [first.job]
+            test = None
+            if evaluate and rest:
+                second = await run_items(
+                    chosen_graph, [items[i] for i in rest], kind="calibrate", progress=told("held-out"), **shared
+                )
+                jobs.append(second.job)
+                held_out = [_scored(run, labels[i], jury.verdict) for run, i in zip(second.items, rest, strict=True)]
+                scored = [s for s in held_out if s.score is not None]
+                if len(scored) >= 2:
+                    test = correlations([s.human for s in scored], [float(s.score or 0) for s in scored])
     finally:
         if not isinstance(store, Store):
             db.close()
