@@ -55,6 +55,7 @@ from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
+from agentmesh.store._redact import mask_secrets
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")]
@@ -412,8 +413,12 @@ def _typed(spec: GraphSpec, name: str, ispec: InputSpec, raw: str) -> Any:
             value = None
         if isinstance(value, list if kind == "list" else dict):
             return value
+    # the value as given, but short (an @file's text is a whole document) and with any key in it masked: the error
+    # goes to a terminal, a CI log
+    shown = mask_secrets(" ".join(raw.split()))
+    shown = shown if len(shown) <= 60 else shown[:59].rstrip() + "…"
     raise ConfigError(
-        f"-i {name}={raw!r}: input {name!r} of graph {spec.name!r} is of type {kind}; expected {_EXAMPLES[kind]}",
+        f"-i {name}={shown!r}: input {name!r} of graph {spec.name!r} is of type {kind}; expected {_EXAMPLES[kind]}",
         graph=spec.name,
         input=name,
         expected=kind,

@@ -60,3 +60,28 @@ def test_replay_gives_a_long_answer_on_one_short_line(
     assert "identical: 1 calls served, 0 made; answer def add(a, b): total = a + b" in flat
     assert "(recorded def add(a, b): total = a + b" in flat and flat.count("…") == 2
     assert "step 29" not in out and len(flat) < 400, out  # the verdict stays a line or two
+
+
+def test_a_mistyped_input_value_is_echoed_short_and_with_any_key_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-i choices=...` that is not a JSON list was echoed whole in the error: a key pasted there (or into the
+    @file it names) reached the terminal and the CI log, and an @file's whole text was printed back."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd"
+    (tmp_path / "answers.yaml").write_text("default: 'The answer is (C).'\n")  # never reached: no call is made
+    base = ["run", "dylan_mmlu", "-i", "question=Which planet is largest?", "-m", "scripted:answers.yaml"]
+    code, out, err = run_cli([*base, "-i", f"choices={key}"], capsys, monkeypatch)
+    assert code == 2
+    flat = " ".join(err.split())
+    assert key not in out + err and "-i choices='[redacted]': input 'choices'" in flat
+    assert "is of type list; expected a JSON list like [1, 2]" in flat
+
+    document = tmp_path / "choices.txt"
+    document.write_text("Mars\n" + "Venus, Jupiter, Earth and many more planets\n" * 50)
+    code, out, err = run_cli([*base, "-i", f"choices=@{document}"], capsys, monkeypatch)
+    assert code == 2
+    flat = " ".join(err.split())
+    assert "-i choices='Mars Venus, Jupiter, Earth and many more planets Venus, Jup…'" in flat
+    assert flat.count("many more planets") == 1
