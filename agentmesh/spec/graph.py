@@ -334,7 +334,19 @@ class GraphSpec(BaseModel):
         for name, node in self.nodes.items():
             if isinstance(node.params, BranchParams):
                 for field, target in (("then", node.params.then), ("else", node.params.otherwise)):
-                    if target in owner:
+                    if name in owner and target is not None and target not in owner:
+                        # the body chains on to the loop node whatever the branch says: its route ran the target
+                        # beside every next iteration, and the loop's answer was the branch's (none)
+                        out.append(
+                            Problem(
+                                loc=("nodes", name, field),
+                                message=f"branch {name!r} is in the body of loop {owner[name]!r}, which goes on to "
+                                f"its next iteration whatever the branch says: the route to {target!r} would run "
+                                f"it beside every iteration; take it out of the body and branch after the loop (an "
+                                f"edge [{owner[name]}, {name}]), or decide inside a function node",
+                            )
+                        )
+                    elif target in owner:
                         out.append(
                             Problem(
                                 loc=("nodes", name, field),

@@ -227,3 +227,38 @@ def test_a_function_declaring_ctx_positionally_is_told_to_make_it_keyword_only(d
     assert (
         run(graph("qa_counts_runs_defaulted", {"ctx": "mine"}), {}, model=ScriptedModel([]), store=db).answer == "mine"
     )
+
+
+def test_a_branch_inside_a_loops_body_routing_out_of_it_is_refused_when_the_spec_loads() -> None:
+    """A loop's body is a chain back to the loop node. A branch in it routed to a node outside on every iteration
+    while the loop went on: the fixer ran beside each iteration, and the loop's answer was the branch's (none)."""
+    data = {
+        "name": "loop_with_branch",
+        "inputs": {"question": {"type": "string"}},
+        "agents": {
+            "solver": {"prompt": "{{ question }}", "parser": "boxed_math"},
+            "fixer": {"prompt": "Fix: {{ nodes.ask.text }}", "parser": "boxed_math"},
+        },
+        "nodes": {
+            "again": {"op": "loop", "body": ["ask", "gate"], "until": {"max_rounds": 3}},
+            "ask": {"op": "call", "agent": "solver"},
+            "gate": {"op": "branch", "condition": "nodes.ask.answer == '1'", "then": "fix"},
+            "fix": {"op": "call", "agent": "fixer"},
+        },
+        "output": "again",
+    }
+    with pytest.raises(SpecError) as caught:
+        graph_from_data(data)
+    assert (
+        "nodes.gate.then: branch 'gate' is in the body of loop 'again', which goes on to its next iteration whatever "
+        "the branch says: the route to 'fix' would run it beside every iteration; take it out of the body and branch "
+        "after the loop (an edge [again, gate]), or decide inside a function node"
+    ) in str(caught.value)
+    # as the message says: the branch after the loop
+    fixed = {
+        **data,
+        "nodes": {**data["nodes"], "again": {"op": "loop", "body": ["ask"], "until": {"max_rounds": 3}}},
+        "edges": [["again", "gate"]],
+        "output": "fix",
+    }
+    assert graph_from_data(fixed).nodes["gate"].op == "branch"
