@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact
-from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, stored_text
+from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, stored_json, stored_text
 from agentmesh.store.records import EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
@@ -57,19 +57,35 @@ def export_run(
     }
 
 
+def _no_nul(value: str) -> str:
+    """A name (a run's id or graph, an event's node or agent) as a store can keep it. The store replaces a NUL in
+    free text (a reply, an error) by U+FFFD, but a name changed so would no longer be the one the document's other
+    parts refer to; and unchecked, such a document was a driver's error on Postgres ("text fields cannot contain
+    NUL") and was stored as it was on SQLite, whose export then could not be imported into Postgres."""
+    if "\x00" in value:
+        raise ValueError(
+            f"a NUL character (\\u0000) at character {value.index(chr(0))}: a name no store keeps (Postgres "
+            "refuses it in text); the document was changed or damaged after its export"
+        )
+    return value
+
+
+_Name = Annotated[str, AfterValidator(_no_nul)]
+
+
 class _Run(BaseModel):
     """What an export's run must be to be stored: read back, a run that is not so broke every listing of the store
     (a status that is not one, inputs that are not an object), and a date that is not one was a traceback."""
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
-    graph: str = Field(min_length=1)
-    spec_hash: str | None = None
+    id: _Name = Field(min_length=1)
+    graph: _Name = Field(min_length=1)
+    spec_hash: _Name | None = None
     inputs: dict[str, Any]
     status: RunStatus
     stop_reason: str | None = None
-    parent_run_id: str | None = None
+    parent_run_id: _Name | None = None
     model: str | None = None
     totals: dict[str, Any] | None = None
     error: str | None = None
@@ -78,8 +94,11 @@ class _Run(BaseModel):
     meta: dict[str, Any] | None = None
 
 
+#: An event's fields that name something (rather than hold free text, which the store cleans): no NUL in them.
+_EVENT_NAMES = frozenset({"node", "agent", "request_hash"})
 _EVENT_FIELD_DEFINITIONS: dict[str, Any] = {
-    name: (hint if hint is Any else hint | None, None) for name, hint in EVENT_FIELD_TYPES.items()
+    name: (_Name | None if name in _EVENT_NAMES else hint if hint is Any else hint | None, None)
+    for name, hint in EVENT_FIELD_TYPES.items()
 }
 _Event: type[BaseModel] = create_model(
     "_Event",
@@ -88,7 +107,7 @@ _Event: type[BaseModel] = create_model(
     on Postgres half-way through the import, and was stored as it was on SQLite). Built from
     :class:`~agentmesh.store.events.EventFields`, so that a new field travels in exports with no list of them here;
     each may be missing or ``None`` (an export by an older agentmesh has fewer).""",
-    kind=(str, Field(min_length=1)),
+    kind=(_Name, Field(min_length=1)),
     **_EVENT_FIELD_DEFINITIONS,
     created_at=(datetime | None, None),
 )
@@ -226,23 +245,25 @@ def _write(
     meta: dict[str, Any],
     rows: list[dict[str, Any]],
 ) -> None:
-    """The imported run and its events, in one transaction."""
+    """The imported run and its events, in one transaction. Its JSON goes through what a run's own writes do
+    (:func:`~agentmesh.store.events.stored_json`: secrets masked, NUL and lone surrogates replaced): redacted only,
+    an input holding a NUL failed the import on Postgres with the driver's "\\u0000 cannot be converted to text"."""
     with store._writer.begin() as conn:
         conn.execute(
             sa.insert(runs).values(
                 id=run_id,
                 graph=str(run["graph"]),
                 spec_hash=run.get("spec_hash"),
-                inputs=redact(run.get("inputs") or {}),
+                inputs=stored_json(run.get("inputs") or {}, "inputs"),
                 status=RunStatus(status).value,
                 stop_reason=stored_text(stop_reason),
                 parent_run_id=parent,
                 model=stored_text(run.get("model")),
-                totals=redact(run.get("totals") or {}),
+                totals=stored_json(run.get("totals") or {}, "totals"),
                 error=stored_text(run.get("error")),
                 created_at=run["created_at"],
                 finished_at=run.get("finished_at"),
-                meta=redact(meta),
+                meta=stored_json(meta, "meta"),
                 schema_version=SCHEMA_VERSION,
             )
         )
