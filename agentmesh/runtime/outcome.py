@@ -93,15 +93,16 @@ def final_answer(spec: GraphSpec, outputs: Mapping[str, Any]) -> dict[str, Any]:
     """The output node's answer; when the run stopped before it, the best answer so far (the majority of the
     latest node that has answers).
 
-    A node the budget stopped before it got any answer (``stopped``, no ``answers``) counts as not run: a ``call``
-    so cut outputs ``answer: None``, and a run whose budget ran out just before its last call answered None, not
-    the vote it had already reached."""
+    A node the budget stopped before it got any answer (``stopped``, neither ``answers`` nor an ``answer``) counts
+    as not run: a ``call`` so cut outputs ``answer: None``, and a run whose budget ran out just before its last call
+    answered None, not the vote it had already reached. (One that answers when stopped, as ALU fails closed with
+    its refusal, is taken at its word.)"""
     order = [spec.output_node(), *reversed(list(spec.nodes))]
     for name in order:
         out = outputs.get(name)
         if not out or not isinstance(out, Mapping):  # (an imported or hand-edited run's node result, unchecked)
             continue
-        if out.get("stopped") and not out.get("answers"):
+        if out.get("stopped") and not out.get("answers") and out.get("answer") is None:
             continue
         if "answer" in out:
             return {k: out.get(k) for k in ("answer", "value", "text")}
