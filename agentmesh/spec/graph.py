@@ -269,6 +269,12 @@ class GraphSpec(BaseModel):
                 for field, source in (("prompt", card.prompt), ("system", card.system)):
                     if source is None:
                         continue
+                    # (``nodes`` and ``inputs`` are read as the runtime's on purpose, and an operator's own variables
+                    # may repeat an input so: op alu gives ``query``)
+                    for var in sorted(template_variables(source) & set(_RUNTIME_VARIABLES) & set(self.inputs)):
+                        if (agent_name, var) not in reported:
+                            reported.add((agent_name, var))
+                            out.append(_shadowed_input(("agents", agent_name, field), var))
                     for var in sorted(template_variables(source) - available - guarded_variables(source)):
                         if (agent_name, var) in reported:
                             continue
@@ -549,6 +555,22 @@ class GraphSpec(BaseModel):
         stores both, and dumping a spec costs more than the rest of starting a run."""
         data = self.model_dump(mode="json", exclude_defaults=True)
         return data, hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+#: What the runtime gives every prompt under a name an input may well have, in the input's place.
+_RUNTIME_VARIABLES = {"agent": "the agent's name", "role": "the agent's role"}
+
+
+def _shadowed_input(loc: Loc, var: str) -> Problem:
+    """A template reads ``var``, which is both an input and a variable the runtime gives every prompt (``agent``,
+    ``role``). The runtime's wins, so ``You are {{ role }}.`` with an input ``role`` rendered the agent's role
+    (often nothing), silently."""
+    given = _RUNTIME_VARIABLES[var]
+    return Problem(
+        loc=loc,
+        message=f"template reads {var!r}, which names an input of the graph and also {given}; the template gets "
+        f"the latter, not the input: read the input as inputs.{var}, or rename it",
+    )
 
 
 def reference_problems(

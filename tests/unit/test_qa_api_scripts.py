@@ -262,3 +262,29 @@ def test_a_branch_inside_a_loops_body_routing_out_of_it_is_refused_when_the_spec
         "output": "fix",
     }
     assert graph_from_data(fixed).nodes["gate"].op == "branch"
+
+
+@pytest.mark.parametrize("name", ["role", "agent"])
+def test_a_prompt_reading_an_input_the_runtimes_own_variable_hides_is_refused_when_the_spec_loads(
+    name: str, db: str
+) -> None:
+    """Prompts see the inputs at the top level, and ``agent`` and ``role`` from the runtime, which win: ``You are
+    {{ role }}.`` with an input ``role`` rendered "You are ." and made the call."""
+    data = {
+        "name": "persona",
+        "inputs": {name: {"type": "string"}},
+        "agents": {"actor": {"prompt": "You are {{ " + name + " }}."}},
+        "nodes": {"answer": {"op": "call", "agent": "actor"}},
+    }
+    with pytest.raises(SpecError) as caught:
+        graph_from_data(data)
+    assert f"agents.actor.prompt: template reads {name!r}, which names an input of the graph and also " in str(
+        caught.value
+    )
+    assert f"the template gets the latter, not the input: read the input as inputs.{name}, or rename it" in str(
+        caught.value
+    )
+    # as the message says: the input read through ``inputs``
+    fixed = {**data, "agents": {"actor": {"prompt": "You are {{ inputs['" + name + "'] }}."}}}
+    model = ScriptedModel([{"template": "{{ prompt }}"}])
+    assert run(graph_from_data(fixed), {name: "a pirate"}, model=model, store=db).answer == "You are a pirate."
