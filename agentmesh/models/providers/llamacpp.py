@@ -13,6 +13,7 @@ On CPUs with AMX, a llama-cpp-python built with ``-march=native`` crashes at the
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.metadata
 import os
 import re
@@ -159,8 +160,40 @@ def _get_loaded(path: Path, n_ctx: int, logits_all: bool) -> _LoadedModel:
     key = (str(path), n_ctx, logits_all)
     with _loaded_lock:
         if key not in _loaded:
+            _quiet_rollback_log()
             _loaded[key] = _LoadedModel(path, n_ctx, logits_all)
         return _loaded[key]
+
+
+#: What llama.cpp logs, as an error, when a decode stops part-way and it takes the batch's tokens out of the
+#: context again: after every cancelled prompt evaluation (:class:`_PrefillAbort`).
+_ROLLBACK_LOG = b"removing memory module entries"
+_log_filter: Any = None
+
+
+def _quiet_rollback_log() -> None:
+    """Drop llama.cpp's rollback line from its log (once per process; the rest goes where llama-cpp-python sends it).
+
+    Why: Ctrl-C during a prompt's evaluation printed "decode: removing memory module entries for seq_id = 0, pos =
+    [512, +inf)" under the command's own "interrupted" message, an internal detail that reads like a fault. A decode
+    that fails for another reason raises, and its error names it; the line adds nothing there either."""
+    global _log_filter
+    if _log_filter is not None:
+        return
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ImportError:
+        return
+    forward = _logger.llama_log_callback
+
+    def log(level: int, text: bytes | None, user_data: Any) -> None:
+        if text and _ROLLBACK_LOG in text:
+            return
+        forward(level, text, user_data)
+
+    _log_filter = llama_cpp.llama_log_callback(log)  # kept referenced: llama.cpp calls it for the process's life
+    llama_cpp.llama_log_set(_log_filter, ctypes.c_void_p(0))
 
 
 class LlamaCppProvider(Provider):
