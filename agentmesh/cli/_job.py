@@ -127,12 +127,22 @@ class JobOptions:
             yield JobSession(store, bar)
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobSession:
     """A job's store and progress bar, while it runs."""
 
     store: Store
     bar: WorkProgress
+    calls: int = 0
+    """Model calls the job's runs made here so far (:meth:`call_made`)."""
+
+    def call_made(self) -> None:
+        """A job's run made a model call (the job functions' ``on_call``): the bar's note counts them. The bar moved
+        only when an item ended, so a job on the embedded model (minutes an item) sat at 0/2 with nothing to say it
+        was working, and off a terminal (a log, nohup, CI) printed no line at all until its first item ended; a
+        changing note is logged there at least once a minute."""
+        self.calls += 1
+        self.bar.update(note=f"{self.calls} model call{'' if self.calls == 1 else 's'} made so far")
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run the job's coroutine; interrupted, say how many of the bar's units finished and how to go on

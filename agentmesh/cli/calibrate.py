@@ -86,7 +86,15 @@ def calibrate(
             session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
         found = session.run(
-            acalibrate(spec, items, node=node, store=session.store, progress=advance, **options.kwargs())
+            acalibrate(
+                spec,
+                items,
+                node=node,
+                store=session.store,
+                progress=advance,
+                on_call=session.call_made,
+                **options.kwargs(),
+            )
         )
     assert found.calibrated is not None
     write_output(out, dump_graph(found.calibrated), "--out")

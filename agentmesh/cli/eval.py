@@ -327,6 +327,7 @@ def alu(
                     store=store,
                     progress=advance(system),
                     job_key={"eval": "alu", "system": system},
+                    on_call=session.call_made,
                     **options.kwargs(),
                 )
                 if judge_spec is not None:
@@ -361,6 +362,7 @@ def alu(
                 store=store,
                 progress=advance(name, lambda i: firsts[i.line], skipped),
                 job_key={"eval": "alu", "judge": "leak", "system": system},
+                on_call=session.call_made,
                 **options.kwargs(model=judge_model),
             )
             return found

@@ -154,7 +154,15 @@ def optimize(
             session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
         result = session.run(
-            aoptimize(spec, items, top_k=top_k, store=session.store, progress=advance, **options.kwargs())
+            aoptimize(
+                spec,
+                items,
+                top_k=top_k,
+                store=session.store,
+                progress=advance,
+                on_call=session.call_made,
+                **options.kwargs(),
+            )
         )
     failures = result.failed
     write_output(out, dump_graph(result.optimized), "--out")
@@ -336,6 +344,7 @@ def calibrate_jury(
                 evaluate=held_out,
                 store=session.store,
                 progress=advance,
+                on_call=session.call_made,
                 **options.kwargs(),
             )
         )

@@ -126,6 +126,7 @@ async def run_items(
     ray_cpus_per_item: float = 1.0,
     imports: Sequence[str] | None = None,
     job_key: Mapping[str, Any] | None = None,
+    on_call: Callable[[], None] | None = None,
 ) -> JobRun:
     """Run ``spec`` on every item (see the module docstring); failed items are reported, not raised.
 
@@ -138,7 +139,11 @@ async def run_items(
     names or ``.py`` files; by default what :func:`agentmesh.plugins.import_plugins` imported here) so that the
     operators, functions, parsers and providers registered in them are known there too. ``concurrency`` is the
     number of items in flight; each takes ``ray_cpus_per_item`` of Ray's CPUs (a fraction packs several I/O-bound
-    items per core)."""
+    items per core).
+
+    ``on_call`` is told of each model call an item's run makes here (not one a resumed run is served from the
+    store): what shows a job moving while its items are long (the embedded model takes minutes per item, and
+    ``progress`` is told only when an item ends). A Ray worker's calls are not told."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be an integer, at least 1, got {concurrency!r}")
     items = as_items(items, spec, what=kind, allow_empty=True)  # (an eval's judge step may have nothing to judge)
@@ -168,7 +173,7 @@ async def run_items(
             run_on_ray, release = start_ray(ray_address, ray_cpus_per_item)
             start = _on_ray(shared, run_on_ray, db, kind, job)
         else:
-            start = _in_process(db, spec, client, kind, job)
+            start = _in_process(db, spec, client, kind, job, on_call)
         previous = _previous_runs(db, spec.name, kind, job)
         gate = asyncio.Semaphore(concurrency)
         finished = 0
@@ -242,13 +247,17 @@ def _meta(kind: str, job: str, key: str, item: Item) -> dict[str, Any]:
     return {kind: {"job": job, "item": key, "line": item.line}}
 
 
-def _in_process(db: Store, spec: GraphSpec, client: ModelClient, kind: str, job: str) -> StartRun:
+def _in_process(
+    db: Store, spec: GraphSpec, client: ModelClient, kind: str, job: str, on_call: Callable[[], None] | None = None
+) -> StartRun:
     """Items run here, on this event loop (the default executor)."""
 
     async def start(item: Item, key: str, previous: tuple[str, RunStatus] | None, out: ItemRun) -> Mapping[str, Any]:
         def started(event: str, data: dict[str, Any]) -> None:
             if event == "start":
                 out.run_id = str(data["run_id"])
+            elif event == "call" and on_call is not None and not data.get("served"):
+                on_call()
 
         result: RunResult
         if previous is not None:

@@ -10,7 +10,7 @@ item: running the same command again skips the items whose run succeeded and res
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -217,11 +217,12 @@ async def aoptimize(
     ray_address: str | None = None,
     ray_cpus_per_item: float = 1.0,
     imports: Sequence[str] | None = None,
+    on_call: Callable[[], None] | None = None,
 ) -> OptimizeResult:
     """Run the job (see the module docstring) and return what it found; failed items are reported, not raised.
 
     How items run (``concurrency``, ``executor="ray"`` with ``ray_address``, ``ray_cpus_per_item`` and
-    ``imports``) is :func:`agentmesh.optimize.items.run_items`'s."""
+    ``imports``), and ``on_call``, are :func:`agentmesh.optimize.items.run_items`'s."""
     spec = resolve_graph(graph)
     score_node, source = check_top_k(spec, top_k)
     groups = team_groups(spec.nodes[source].params)
@@ -239,6 +240,7 @@ async def aoptimize(
         ray_address=ray_address,
         ray_cpus_per_item=ray_cpus_per_item,
         imports=imports,
+        on_call=on_call,
     )
     job = ran_items.job
     results = [_importance_of(spec, score_node, run, item) for run, item in zip(ran_items.items, items, strict=True)]

@@ -304,13 +304,14 @@ async def acalibrate(
     ray_address: str | None = None,
     ray_cpus_per_item: float = 1.0,
     imports: Sequence[str] | None = None,
+    on_call: Callable[[], None] | None = None,
 ) -> Calibration:
     """Measure ``mu``/``sigma`` of ``graph``'s magicore node over ``items`` (see the module docstring).
 
     ``items`` are the graph's inputs per problem (:func:`agentmesh.datasets.read_items` reads a JSONL file of
     them, or of MATH/GSM8K/MMLU-style records). Failed items are reported in the result, not raised; fewer than
     two usable rewards, or rewards that are all equal (sigma 0: the reward source does not tell the samples
-    apart), raise :class:`AgentmeshError`. How items run (``concurrency``, Ray) is
+    apart), raise :class:`AgentmeshError`. How items run (``concurrency``, Ray), and ``on_call``, are
     :func:`agentmesh.optimize.items.run_items`'s.
     """
     spec = resolve_graph(graph)
@@ -331,6 +332,7 @@ async def acalibrate(
         ray_address=ray_address,
         ray_cpus_per_item=ray_cpus_per_item,
         imports=imports,
+        on_call=on_call,
     )
     scored = [_item(run, name) for run in done.items]
     rewards = [i.reward for i in scored if i.reward is not None]

@@ -314,14 +314,15 @@ async def acalibrate(
     ray_address: str | None = None,
     ray_cpus_per_item: float = 1.0,
     imports: Sequence[str] | None = None,
+    on_call: Callable[[], None] | None = None,
 ) -> Calibration:
     """Calibrate the jury of ``graph`` on labelled ``items`` (see the module docstring) and return what it found.
 
     Each item's label is its ``human_key`` field (a number on the human scale). With more items than
     ``config.n_calibration``, that many are drawn (seeded, as the release draws them) and, with ``evaluate``, the
     team's graph then scores the rest; otherwise every item calibrates. Runs are stored and resumable: the same
-    call again reuses finished runs and resumes cut-short ones. How items run (``concurrency``, Ray) is
-    :func:`agentmesh.optimize.items.run_items`'s.
+    call again reuses finished runs and resumes cut-short ones. How items run (``concurrency``, Ray), and
+    ``on_call``, are :func:`agentmesh.optimize.items.run_items`'s.
     """
     config = config or JuryConfig()
     spec = resolve_graph(graph)
@@ -346,6 +347,7 @@ async def acalibrate(
         "ray_address": ray_address,
         "ray_cpus_per_item": ray_cpus_per_item,
         "imports": imports,
+        "on_call": on_call,
     }
 
     def told(phase: str) -> Callable[[ItemRun, int, int], None] | None:

@@ -1,0 +1,90 @@
+"""A job's progress moves with its model calls, not only when an item ends.
+
+``agentmesh optimize`` (and ``calibrate``, ``eval alu``) advanced the bar only when an item finished. On the embedded
+model an item of ``dylan_mmlu`` takes minutes, so the bar sat at 0/2 and, off a terminal (a log file, ``nohup``,
+CI), not one line was printed until the first item ended: 16 minutes of silence on two items. Now every model call
+made here counts in the bar's note, which off a terminal is logged at least once a minute (here: at once, the
+interval set to 0 so that every change is a line).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agentmesh.cli import _progress
+from agentmesh.spec.loader import dump_graph
+from tests._cli import run_cli
+from tests.unit.test_optimize import four_agent_graph, write_items
+
+
+def _lines(stderr: str, title: str) -> list[str]:
+    """The progress lines of ``title`` on stderr, without their clock."""
+    return [re.sub(r" · \d+:\d\d:\d\d$", "", line) for line in stderr.splitlines() if line.startswith(f"{title}: ")]
+
+
+def test_optimize_logs_the_calls_its_items_make_before_any_item_ends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four agents all answering (A): a consensus after the third answer of layer 1, so 3 calls an item, one item at
+    a time. The log says each call as it is made, then the item."""
+    monkeypatch.setattr(_progress, "LOG_EVERY_S", 0.0)
+    monkeypatch.chdir(tmp_path)
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    script = tmp_path / "agree.yaml"
+    script.write_text('default: "I think (A)."\n')
+    args = ["optimize", str(graph), "--data", str(write_items(tmp_path / "items.jsonl", 2)), "--top-k", "2"]
+    args += ["-m", f"scripted:{script}", "--db", f"sqlite:///{tmp_path / 'runs.db'}", "-c", "1"]
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert _lines(stderr, "dylan_mmlu") == [
+        "dylan_mmlu: 0/2 items · 1 model call made so far",
+        "dylan_mmlu: 0/2 items · 2 model calls made so far",
+        "dylan_mmlu: 0/2 items · 3 model calls made so far",
+        "dylan_mmlu: 1/2 items · line 1: 3 calls",
+        "dylan_mmlu: 1/2 items · 4 model calls made so far",
+        "dylan_mmlu: 1/2 items · 5 model calls made so far",
+        "dylan_mmlu: 1/2 items · 6 model calls made so far",
+        "dylan_mmlu: 2/2 items · line 2: 3 calls",
+    ]
+    # run again, every item is reused: no call is made, and none is said
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert _lines(stderr, "dylan_mmlu") == [
+        "dylan_mmlu: 1/2 items · line 1: reused",
+        "dylan_mmlu: 2/2 items · line 2: reused",
+    ]
+
+
+def test_calibrate_logs_the_calls_of_its_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAgICoRe's calibration with the judges: three calls a problem (the Solver's first sample, the ORM and PRM
+    judges), each said as it is made."""
+    monkeypatch.setattr(_progress, "LOG_EVERY_S", 0.0)
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "mc.yaml"
+    script.write_text(
+        "rules:\n"
+        '  - {agent: solver, template: "Step 1: Look.\\nStep 2: So it is \\\\boxed{4}."}\n'
+        "  - {agent: orm_judge, prompt: 'Problem (\\d)', template: \"{{ match[1]|int * 10 }} [END]\"}\n"
+        '  - {agent: prm_judge, template: "[0.5, 0.5]"}\n'
+    )
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(f'{{"question": "Problem {d}: what is 2+2?"}}\n' for d in (1, 3)))
+    args = ["calibrate", "magicore", "--data", str(data), "-m", f"scripted:{script}", "-c", "1"]
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'runs.db'}"], capsys, monkeypatch)
+    assert code == 0, stderr
+    lines = _lines(stderr, "magicore calibration")
+    assert lines[:4] == [
+        "magicore calibration: 0/2 problems · 1 model call made so far",
+        "magicore calibration: 0/2 problems · 2 model calls made so far",
+        "magicore calibration: 0/2 problems · 3 model calls made so far",
+        "magicore calibration: 1/2 problems · line 1: 3 calls",
+    ]
+    assert len(lines) == 8 and lines[-2] == "magicore calibration: 1/2 problems · 6 model calls made so far"
+    # R = ORM + prod(PRM) = 0.1 + 0.25 and 0.3 + 0.25: mu 0.45, sigma 0.1
+    assert "mu = 0.45, sigma = 0.1 over 2 first samples" in " ".join(stdout.split())
