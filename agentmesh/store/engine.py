@@ -70,8 +70,11 @@ def mask_url(url: str) -> str:
 
 def shown_url(url: URL) -> str:
     """``url`` as messages show it: its password, and query parameters holding one (libpq's ``password`` and
-    ``sslpassword``), replaced by ``***``."""
+    ``sslpassword``), replaced by ``***``; a Postgres URL without the ``+psycopg`` that :func:`parse_db_url` adds
+    (the same database read ``postgresql+psycopg://`` in one error and ``postgresql://`` in the next)."""
     hidden = {k: "***" for k in url.query if "pass" in k.lower() or is_secret_key(k)}
+    if url.drivername == "postgresql+psycopg":  # the driver parse_db_url chose: shown as users write the URL
+        url = url.set(drivername="postgresql")
     return (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
 
 

@@ -189,10 +189,41 @@ def _translate_errors(url: str, engine: sa.Engine | None = None) -> Iterator[Non
     try:
         yield
     except DBAPIError as exc:
-        hint = _read_only_hint(engine) if engine is not None else ""
+        hint = (_read_only_hint(engine) + _connection_hint(engine, exc)) if engine is not None else ""
         raise StoreError(
             f"cannot open the agentmesh database {url}: {mask_secrets(str(exc.orig))}".strip() + hint, url=url
         ) from exc
+
+
+def _connection_hint(engine: sa.Engine, exc: DBAPIError) -> str:
+    """What to do about a Postgres server that could not be reached, or a database it does not have. libpq's words
+    ("Connection refused", 'database "runs" does not exist') said what but not what to do, and the second read as if
+    agentmesh, which sets up its tables in a new database itself, could not use an empty one."""
+    if engine.dialect.name != "postgresql" or not isinstance(exc, sa.exc.OperationalError):
+        return ""
+    said = str(exc.orig).lower()
+    where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+    database = engine.url.database
+    if database and f'database "{database.lower()}" does not exist' in said:
+        return (
+            f" (the server at {where} has no database {database!r}: create it (createdb {database}, or CREATE "
+            "DATABASE in psql) and agentmesh sets up its tables on first use, or give the right one with --db or "
+            "$AGENTMESH_DB)"
+        )
+    if any(
+        words in said
+        for words in (
+            "connection refused",
+            "could not translate host name",
+            "failed to resolve host",
+            "timeout expired",
+        )
+    ):
+        return (
+            f" (no Postgres server answered at {where}: start it, or give the right host and port with --db or "
+            "$AGENTMESH_DB; nothing was read or written)"
+        )
+    return ""
 
 
 def _read_only_hint(engine: sa.Engine) -> str:
