@@ -291,8 +291,25 @@ class RunContext:
     # --- progress ---------------------------------------------------------------------------------------------
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell every listener. One that raises ends the run with an error naming it and the event: its bare
+        exception (``KeyError: 'oops'``) read as the run's own failure, and one raised on ``start`` left the run
+        stored as running."""
         for listener in self.listeners:
-            listener(kind, data)
+            try:
+                listener(kind, data)
+            except Exception as exc:
+                name = getattr(listener, "__qualname__", None) or type(listener).__name__
+                after = (
+                    "the run had ended and is stored as it ended"
+                    if kind == "stop"
+                    else "a listener's error ends the run; catch it inside the listener to let the run go on"
+                )
+                raise RunError(
+                    f"run {self.run_id}: listener {name} raised {type(exc).__name__}: {exc} on the {kind!r} event "
+                    f"({after})",
+                    run=self.run_id,
+                    event=kind,
+                ) from exc
 
     async def node_networks(self, node: str) -> list[dict[str, Any]]:
         """The ``network`` entries a node recorded in its ``node_result`` events so far (a team's rounds)."""

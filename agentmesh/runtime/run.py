@@ -313,7 +313,6 @@ async def _execute(
         mode=mode,
         new_run=new_run,
     )
-    ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
     checkpointer = db.checkpointer().deferring()  # LangGraph's default durability: no step waits for its put
     if new_run:
         checkpointer.mark_new_thread(run_id)
@@ -329,6 +328,8 @@ async def _execute(
     )
     with spanning as span:  # an OpenTelemetry span of the run, when the application set OpenTelemetry up
         try:
+            # (inside the try: a listener that raises on it fails the run, rather than leave it stored as running)
+            ctx.emit("start", {"run_id": run_id, "graph": spec.name, "model": client.reference, "resumed": not fresh})
             state: dict[str, Any] = await compiled.ainvoke(
                 # the state's copy of the inputs is checkpointed: masked as the run's record of them is (prompts
                 # read ctx.inputs; a resume reads the record)

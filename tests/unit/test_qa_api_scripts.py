@@ -9,6 +9,7 @@ import pytest
 
 from agentmesh import ScriptedModel, run
 from agentmesh.errors import ConfigError, SpecError
+from agentmesh.runtime import RunError
 from agentmesh.spec import graph_from_data
 from agentmesh.store import Store
 
@@ -288,3 +289,29 @@ def test_a_prompt_reading_an_input_the_runtimes_own_variable_hides_is_refused_wh
     fixed = {**data, "agents": {"actor": {"prompt": "You are {{ inputs['" + name + "'] }}."}}}
     model = ScriptedModel([{"template": "{{ prompt }}"}])
     assert run(graph_from_data(fixed), {name: "a pirate"}, model=model, store=db).answer == "You are a pirate."
+
+
+@pytest.mark.parametrize(("event", "stored"), [("start", "failed"), ("call", "failed"), ("stop", "succeeded")])
+def test_a_listener_that_raises_is_named_and_the_run_is_not_left_running(event: str, stored: str, db: str) -> None:
+    """A listener's bug failed the run as its bare exception (``KeyError: 'oops'``), as if the run had; raised on
+    ``start``, it left the run stored as running."""
+
+    def shows_progress(kind: str, data: dict[str, Any]) -> None:
+        if kind == event:
+            raise KeyError("oops")
+
+    with pytest.raises(RunError) as caught:
+        run(
+            "debate",
+            {"question": "q"},
+            model=ScriptedModel([], default="\\boxed{1}"),
+            store=db,
+            listeners=shows_progress,
+        )
+    assert f"listener {shows_progress.__qualname__} raised KeyError: 'oops' on the {event!r} event (" in str(
+        caught.value
+    )
+    assert isinstance(caught.value.__cause__, KeyError)
+    with Store(db) as store:
+        (record,) = store.list_runs()
+    assert record.status == stored and f"run {record.id}: " in str(caught.value)
