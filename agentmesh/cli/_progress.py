@@ -117,8 +117,10 @@ def _clock(seconds: float) -> str:
 
 
 def item_note(item: ItemRun, where: str) -> str:
-    """The bar's note for a job's finished item: where it is, and whether it failed, was reused or made calls."""
-    return f"{where}: " + ("failed" if item.error else "reused" if item.reused else f"{item.calls} calls")
+    """The bar's note for a job's finished item: where it is, and whether it failed, was reused or made calls ("1 call":
+    every run of eval alu's baselines makes one, and the log read "vanilla r2/none: 1 calls" line after line)."""
+    calls = f"{item.calls} call{'' if item.calls == 1 else 's'}"
+    return f"{where}: " + ("failed" if item.error else "reused" if item.reused else calls)
 
 
 def run_job(work: Coroutine[Any, Any, T], bar: WorkProgress, noun: str) -> T:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from agentmesh.cli import _progress
+from agentmesh.cli._progress import item_note
+from agentmesh.optimize.items import ItemRun
 from agentmesh.spec.loader import dump_graph
 from tests._cli import run_cli
 from tests.unit.test_optimize import four_agent_graph, write_items
@@ -88,3 +90,10 @@ def test_calibrate_logs_the_calls_of_its_problems(
     assert len(lines) == 8 and lines[-2] == "magicore calibration: 1/2 problems · 6 model calls made so far"
     # R = ORM + prod(PRM) = 0.1 + 0.25 and 0.3 + 0.25: mu 0.45, sigma 0.1
     assert "mu = 0.45, sigma = 0.1 over 2 first samples" in " ".join(stdout.split())
+
+
+def test_an_item_of_one_call_is_said_in_the_singular() -> None:
+    """Every run of ``eval alu``'s baselines makes one call: its log read "vanilla r2/none: 1 calls"."""
+    assert item_note(ItemRun(line=2, inputs={}, calls=1), "vanilla r2/none") == "vanilla r2/none: 1 call"
+    assert item_note(ItemRun(line=2, inputs={}, calls=5), "alu f11-1/none") == "alu f11-1/none: 5 calls"
+    assert item_note(ItemRun(line=2, inputs={}, calls=1, reused=True), "line 2") == "line 2: reused"
