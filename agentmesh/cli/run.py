@@ -31,6 +31,7 @@ from agentmesh.cli._common import (
     ModelOption,
     RayAddressOption,
     RayCpusOption,
+    check_model,
     concurrency_option,
     console,
     err_console,
@@ -158,6 +159,7 @@ def run_graph(
     if executor != Executor.LOCAL or ray_address is not None or ray_cpus is not None:
         raise ConfigError("--executor ray runs the items of an --input-file on Ray; one run runs here")
     check_inputs(spec, given)  # also done by arun; here so that a bad input never starts the live view
+    check_model(model, db)  # before the store opens: a mistyped --model left an empty database at a new --db
     # the spec is resolved here already; its source is stored all the same, so a replay checks today's file
     meta = {"source": graph_source(graph)}
     _run_one(

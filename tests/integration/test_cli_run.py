@@ -766,6 +766,17 @@ def test_live_view_on_a_terminal(db: str, tmp_path: Path, capsys, monkeypatch) -
     assert "debate · succeeded" in text and "answer       51" in text
 
 
+def test_a_mistyped_model_leaves_no_database_behind(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A --model with no provider was refused only once the run began, after its store was opened: a new --db was
+    left behind, an empty database that `agentmesh runs` then listed."""
+    path = tmp_path / "new.db"
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=x", "-m", "lcoal", "--db", f"sqlite:///{path}"], capsys, monkeypatch
+    )
+    assert code == 2 and "model reference 'lcoal' has no provider prefix" in " ".join(err.split())
+    assert not path.exists()
+
+
 def test_model_clients_built_from_a_reference_are_closed(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
     """A run that builds its client from ``--model`` closes it (an HTTP provider's connections) when it ends."""
     from agentmesh.models.client import ModelClient
@@ -783,7 +794,7 @@ def test_model_clients_built_from_a_reference_are_closed(db: str, tmp_path: Path
         ["run", "debate", "-i", "question=What is 2*2?", "-m", model, "--db", db], capsys, monkeypatch
     )
     assert code == 0, err
-    assert closed == [model]
+    assert closed == [model, model]  # the client that checked --model before the store opened, then the run's
 
     closed.clear()
     items = tmp_path / "items.jsonl"
