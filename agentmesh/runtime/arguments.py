@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentmesh._text import lone_surrogate
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import Listener
-from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec
+from agentmesh.spec.agent import AgentCard
+from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec, NodeSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
-from agentmesh.spec.stop import Budget, iter_policies
+from agentmesh.spec.stop import Budget, StopPolicy, iter_policies
 from agentmesh.store import Store
 
 
@@ -53,7 +54,7 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
     A path (anything ending in ``.yaml``/``.yml``, or an existing file) wins over a built-in of the same name.
     """
     if isinstance(graph, GraphSpec):
-        return graph
+        return _revalidated(graph)
     if not isinstance(graph, str | Path):
         raise ConfigError(
             f"graph: expected a shipped graph's name (such as 'debate'), a path to a YAML file or a GraphSpec, got "
@@ -83,6 +84,37 @@ def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
         f"no graph {str(graph)!r}: not a file, and no built-in of that name "
         f"(built-ins: {', '.join(builtin_graphs()) or 'none found in ' + str(builtin_graphs_dir())})"
     )
+
+
+def _revalidated(spec: GraphSpec) -> GraphSpec:
+    """``spec`` itself, or, when ``model_copy(update=...)`` put parts in it as plain data (``{"op": "call", ...}``
+    for a node, a mapping for a card or the stop policy: the YAML form, which the constructor takes), the spec those
+    parts make, checked as a file is. ``model_copy`` does not validate, so such a spec failed in pydantic's
+    serializer (``'dict' object has no attribute 'op'``) before any check could name the part."""
+    raw = (
+        any(not isinstance(card, AgentCard) for card in spec.agents.values())
+        or any(not isinstance(node, NodeSpec) for node in spec.nodes.values())
+        or any(not isinstance(given, InputSpec) for given in spec.inputs.values())
+        or (spec.stop is not None and not isinstance(spec.stop, BaseModel))
+    )
+    if not raw:
+        return spec
+
+    def plain(value: Any) -> Any:
+        return value.model_dump(mode="json", exclude_defaults=True) if isinstance(value, BaseModel) else value
+
+    data = {
+        **{field: getattr(spec, field) for field in ("name", "description", "version", "output", "model")},
+        "inputs": {name: plain(given) for name, given in spec.inputs.items()},
+        "agents": {name: plain(card) for name, card in spec.agents.items()},
+        "nodes": {
+            name: node.model_dump(mode="json") if isinstance(node, NodeSpec) else node
+            for name, node in spec.nodes.items()
+        },
+        "edges": [list(edge) for edge in spec.edges],
+        **({"stop": TypeAdapter(StopPolicy).dump_python(spec.stop, mode="json")} if spec.stop is not None else {}),
+    }
+    return graph_from_data(data, file=f"graph {spec.name!r}")
 
 
 def open_store(store: Store | str | None) -> Store:

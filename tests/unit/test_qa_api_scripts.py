@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentmesh import ScriptedModel, run
+from agentmesh import ScriptedModel, resolve_graph, run
 from agentmesh.errors import ConfigError, SpecError
 from agentmesh.runtime import RunError
 from agentmesh.spec import graph_from_data
@@ -315,3 +315,25 @@ def test_a_listener_that_raises_is_named_and_the_run_is_not_left_running(event: 
     with Store(db) as store:
         (record,) = store.list_runs()
     assert record.status == stored and f"run {record.id}: " in str(caught.value)
+
+
+def test_a_spec_derived_with_model_copy_from_plain_parts_runs_or_names_what_is_wrong(db: str) -> None:
+    """``spec.model_copy(update=...)`` does not validate: parts given in their YAML form (a node as
+    ``{"op": "call", ...}``, a card or the stop policy as a mapping) failed inside pydantic's serializer
+    (``'dict' object has no attribute 'op'``, ``... 'model'``) before any check could name them."""
+    debate = resolve_graph("debate")
+    judged = debate.model_copy(
+        update={
+            "agents": {**debate.agents, "judge": {"prompt": "Check {{ nodes.vote.answer }}", "parser": "boxed_math"}},
+            "nodes": {**debate.nodes, "judge": {"op": "call", "agent": "judge"}},
+            "edges": [*debate.edges, ("vote", "judge")],
+            "stop": {"budget": {"calls": 40}},
+        }
+    )
+    result = run(judged, {"question": "q"}, model=ScriptedModel([], default="\\boxed{1}"), store=db)
+    assert result.answer == "1" and sorted(result.outputs) == ["debate", "judge", "vote"]
+    with Store(db) as store:
+        assert store.get_run(result.run_id).meta["spec"]["stop"] == {"budget": {"calls": 40}}
+    broken = debate.model_copy(update={"nodes": {**debate.nodes, "judge": {"op": "call", "agent": "nobody"}}})
+    with pytest.raises(SpecError, match=r"graph 'debate': nodes\.judge\.agent: unknown agent 'nobody'"):
+        run(broken, {"question": "q"}, model=ScriptedModel([]), store=db)
