@@ -47,7 +47,7 @@ def list_runs(
 ) -> None:
     """List stored runs, newest first, with the answer each one ended with."""
     with open_store(db, existing=True) as store:
-        found = store.list_runs(graph=graph, status=status, batch=batch, limit=limit)
+        found = store.with_running_totals(store.list_runs(graph=graph, status=status, batch=batch, limit=limit))
         total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
         answers = stored_answers(store, found)
     if as_json:
@@ -171,7 +171,7 @@ def show(
     """A run as a timeline: each node and round with its calls (answers folded; --full unfolds them, with the
     prompts), the agents that were active, pruned or never ran, ratings and importance, the stop reason."""
     with open_store(db, existing=True) as store:
-        record = store.get_run(run)
+        record = store.with_running_totals([store.get_run(run)])[0]
         stored = store.events(record.id)
         story = load_timeline(store, record.id) if not (as_json or events) else None
     if as_json:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store.records import RunRecord, RunStatus
+from agentmesh.store.run_totals import running_totals
 from agentmesh.store.schema import SCHEMA_VERSION, runs
 from agentmesh.store.statements import Statement, result_processors
 
@@ -91,6 +92,18 @@ class RunReadMethods:
         self._batch.flush()
         with self.engine.connect() as conn:
             return [run_record(row) for row in conn.execute(query)]
+
+    def with_running_totals(self, records: Sequence[RunRecord]) -> list[RunRecord]:
+        """``records`` with the totals of those still marked running summed from their calls so far (a run's stored
+        totals are summed when it ends: :func:`~agentmesh.store.run_totals.running_totals`); the others as they
+        are. For what shows runs to people (``agentmesh runs``, ``show``); the stored record is unchanged."""
+        running = [r.id for r in records if r.status == RunStatus.RUNNING]
+        if not running:
+            return list(records)
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            sums = running_totals(conn, running)
+        return [r.model_copy(update={"totals": sums[r.id]}) if r.id in sums else r for r in records]
 
     def count_runs(
         self, *, graph: str | None = None, status: RunStatus | str | None = None, batch: str | None = None
