@@ -229,7 +229,9 @@ def import_(
             f"{path}: {'a directory' if path.is_dir() else 'no such file'}; expected a file agentmesh export wrote"
         )
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # -sig: an export opened and saved in a Windows editor starts with a BOM, which is not JSON ("Unexpected
+        # UTF-8 BOM (decode using utf-8-sig)" refused it), as the input files of run --input-file accept it
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     except UnicodeDecodeError as exc:  # an export is UTF-8 JSON; this was a traceback
