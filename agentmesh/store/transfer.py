@@ -96,9 +96,22 @@ class _Run(BaseModel):
 
 #: An event's fields that name something (rather than hold free text, which the store cleans): no NUL in them.
 _EVENT_NAMES = frozenset({"node", "agent", "request_hash"})
+#: An event's whole numbers (round, tokens...) as the ``events`` table's INTEGER columns hold them: a larger one
+#: failed the import on Postgres with the driver's "integer out of range", naming neither the file nor the field,
+#: and was stored on SQLite (whose export then could not go to Postgres).
+_Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
+def _event_field(name: str, hint: Any) -> Any:
+    if name in _EVENT_NAMES:
+        return _Name | None
+    if hint == int | None:
+        return _Int32 | None
+    return hint if hint is Any else hint | None
+
+
 _EVENT_FIELD_DEFINITIONS: dict[str, Any] = {
-    name: (_Name | None if name in _EVENT_NAMES else hint if hint is Any else hint | None, None)
-    for name, hint in EVENT_FIELD_TYPES.items()
+    name: (_event_field(name, hint), None) for name, hint in EVENT_FIELD_TYPES.items()
 }
 _Event: type[BaseModel] = create_model(
     "_Event",

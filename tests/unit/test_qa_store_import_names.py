@@ -62,3 +62,18 @@ def test_free_text_holding_a_nul_is_still_imported_cleaned(store_url: str) -> No
         imported = store.get_run(copy_id)
         assert imported.stop_reason == "completed\ufffd early"
         assert imported.inputs["question"] == "nul\ufffd inside"
+
+
+@pytest.mark.parametrize("field", ["round", "call_index", "attempt", "prompt_tokens", "completion_tokens"])
+def test_an_event_number_beyond_the_columns_range_is_refused_by_field(store_url: str, field: str) -> None:
+    """Postgres refused it half-way with the driver's "integer out of range"; SQLite stored it."""
+    with Store(store_url) as store:
+        document = _exported(store)
+        document["events"][0][field] = 2**40
+        before = store.count_runs()
+        with pytest.raises(StoreError) as caught:
+            import_run(store, document, where="run.json", new_id="a-copy")
+        said = str(caught.value)
+        assert said.startswith(f"run.json: event 0: {field}: Input should be less than or equal to 2147483647")
+        assert said.endswith("nothing imported")
+        assert store.count_runs() == before
