@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -93,7 +94,8 @@ def ensure_schema(engine: sa.Engine) -> str:
                 revision = current_revision(connection)
                 if revision is None:
                     _refuse_foreign_tables(connection, url)
-                    command.upgrade(alembic_config(connection), head_revision())
+                    with _ALEMBIC:
+                        command.upgrade(alembic_config(connection), head_revision())
                     return head_revision()
     check_revision(revision, url)
     return revision
@@ -155,7 +157,8 @@ def upgrade_engine(engine: sa.Engine) -> str:
             check_revision(revision, url)  # newer than this code: refuse to touch it
         if revision is None:  # as a store's first open does: it said "cannot open ...: table runs already exists"
             _refuse_foreign_tables(connection, url)
-        command.upgrade(alembic_config(connection), head_revision())
+        with _ALEMBIC:
+            command.upgrade(alembic_config(connection), head_revision())
     return head_revision()
 
 
@@ -170,6 +173,24 @@ def upgrade_database(url: str | None = None) -> tuple[str, str]:
         return mask_url(resolved), upgrade_engine(engine)
     finally:
         engine.dispose()
+
+
+_ALEMBIC = threading.Lock()
+"""Held around every Alembic command of this process. Alembic runs a migration through module globals (its
+``context`` and ``op`` proxies, the environment it loads), so two threads migrating two databases at once -- new
+stores opened from a thread pool, one per item -- crossed them: "table runs already exists" on one file, a
+``KeyError: 'config'`` on another, now and then a crash of the interpreter. Migrations are rare and short; other
+processes are kept apart by the database's own locks (SQLite's, a Postgres advisory lock)."""
+
+
+def _new_alembic_lock_in_child() -> None:
+    """After ``fork``: a parent's thread may have held the lock at the fork, and nobody in the child releases it."""
+    global _ALEMBIC
+    _ALEMBIC = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_alembic_lock_in_child)
 
 
 def _is_older_or_current(revision: str) -> bool:
