@@ -147,6 +147,19 @@ def start_ray(address: str | None, cpus_per_item: float) -> tuple[RunOnRay, Call
     import ray
     import ray.exceptions
 
+    if address is None:
+        # a task asking for more CPUs than the Ray on this machine has is never scheduled: the job waited forever,
+        # nothing running, nothing said (Ray's warning goes to the workers' log, not here)
+        resources: Callable[[], dict[str, float]] = ray.cluster_resources  # (untyped in Ray)
+        cpus = float(resources().get("CPU", 0))
+        if cpus_per_item > cpus:
+            if started_here:
+                ray.shutdown()
+            raise ConfigError(
+                f"CPUs per item (--ray-cpus) {cpus_per_item:g} is more than the {cpus:g} CPUs of the Ray on this "
+                f"machine, so no item could ever start (the job would wait forever); give at most {cpus:g} (a "
+                "fraction packs several items per core), or run on a cluster with larger nodes (--ray-address)"
+            )
     task = ray.remote(num_cpus=cpus_per_item, max_retries=0)(run_item_task)
 
     async def run_on_ray(payload: Mapping[str, Any]) -> dict[str, Any]:

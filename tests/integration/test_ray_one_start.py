@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentmesh.store import Store
 from agentmesh.systems.alu.data import demo_qa_items, demo_targets
 from agentmesh.systems.sejury import JuryConfig, calibrate
 from tests._cli import run_cli
@@ -136,3 +139,39 @@ def test_eval_alu_runs_every_system_on_one_ray(
     assert report["alu"]["table"]["forget/none"]["leak_rate"] == 0.0
     assert inits == ["local"], "one Ray for the three systems"
     assert not ray.is_initialized(), "the Ray the command started is shut down with it"
+
+
+def test_more_cpus_per_item_than_this_machines_ray_has_is_refused_not_waited_on_forever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``optimize ... --executor ray --ray-cpus 3`` on a two-core machine: Ray never schedules a task of 3 CPUs, and
+    the job sat at 0 items with nothing running until someone pressed Ctrl-C. Now it is refused, saying how many
+    CPUs there are, no run is stored, and the Ray it started is shut down. (Bounded by a timeout: it used to hang.)"""
+    import ray
+
+    assert not ray.is_initialized()
+    script = tmp_path / "agree.yaml"
+    script.write_text('default: "I think (A)."\n')
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "Q?", "choices": ["a", "b", "c", "d"]}\n')
+    db = tmp_path / "runs.db"
+    too_many = str((os.cpu_count() or 1) + 1)
+    args = ["optimize", "dylan_mmlu", "--data", str(items), "--top-k", "3", "-m", f"scripted:{script}"]
+    args += ["--db", f"sqlite:///{db}", "--executor", "ray", "--ray-cpus", too_many, "--out", str(tmp_path / "t.yaml")]
+
+    def stop(signum: int, frame: Any) -> None:
+        raise TimeoutError("the job still waits for Ray to schedule an item it never will")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(240)
+    try:
+        code, _, stderr = run_cli(args, capsys, monkeypatch)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    said = " ".join(stderr.split())
+    assert code == 2, stderr
+    assert f"CPUs per item (--ray-cpus) {too_many} is more than the" in said and "give at most" in said
+    with Store(f"sqlite:///{db}") as store:
+        assert store.list_runs() == []
+    assert not ray.is_initialized()
