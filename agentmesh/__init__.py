@@ -18,6 +18,8 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from agentmesh._builtins import import_module
+
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
     from agentmesh import systems
     from agentmesh.errors import AgentmeshError
@@ -82,9 +84,9 @@ def __getattr__(name: str) -> Any:
     ``agentmesh.optimize.optimize``, as the README writes them after a bare ``import agentmesh``): the eager package
     imported them, so they were attributes of it; lazily, nothing had, and each was an ``AttributeError``."""
     if name in _LAZY:
-        value: Any = getattr(importlib.import_module(_LAZY[name]), name)
+        value: Any = getattr(import_module(_LAZY[name]), name)
     elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = importlib.import_module(f"{__name__}.{name}")
+        value = import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'agentmesh' has no attribute {name!r}")
     globals()[name] = value

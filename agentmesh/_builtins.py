@@ -16,6 +16,8 @@ can use it without depending on the runtime.
 from __future__ import annotations
 
 import importlib
+import time
+from types import ModuleType
 
 _SYSTEMS = "agentmesh.systems"
 """Importing it registers every shipped operator, function and provider (it imports the runtime and the models)."""
@@ -33,7 +35,7 @@ def load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    module = importlib.import_module(_SYSTEMS)
+    module = import_module(_SYSTEMS)
     # only once the import has finished: not when a shipped module's own registration asked, midway through it
     _loaded = not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
@@ -42,3 +44,20 @@ def is_shipped(obj: object) -> bool:
     """Whether ``obj`` (an operator, function, parameters class or provider factory) is agentmesh's own rather than
     a user's: by the module that defines it."""
     return str(getattr(obj, "__module__", "")).startswith("agentmesh.")
+
+
+def import_module(name: str) -> ModuleType:
+    """``importlib.import_module``, tried again when Python's import lock detects a deadlock between threads.
+
+    Why: with agentmesh imported lazily, two threads may import its parts for the first time at once in opposite
+    orders (one reads ``agentmesh.GraphSpec`` while another looks up an operator, which loads the shipped systems);
+    Python then raises ``_DeadlockError`` in one of them rather than hang. The other one finishes its import, and
+    the same import tried again finds the modules there. Eagerly imported, agentmesh never met this."""
+    for attempt in range(200):
+        try:
+            return importlib.import_module(name)
+        except RuntimeError as exc:  # importlib._bootstrap._DeadlockError (private: matched by name)
+            if type(exc).__name__ != "_DeadlockError" or attempt == 199:
+                raise
+            time.sleep(0.005)
+    raise AssertionError("unreachable")  # (the loop returns or raises)
