@@ -141,7 +141,10 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
         raise ConfigError(f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it)")
     if not path.is_file() or file_hash(path) != tag["sha256"]:
         state = "is gone" if not path.is_file() else "has changed since"
-        raise ConfigError(f"{where}, and {path} {state}: they cannot be told apart from the lines that ran")
+        raise ConfigError(
+            f"{where}, and {path} {state}: those lines cannot be read from it again (the batch knows its lines by "
+            "their numbers in the file it read, whose hash it kept); put the file back as it was to run them"
+        )
     spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
     items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
     budget = runs[0].meta.get("budget")
