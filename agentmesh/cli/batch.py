@@ -215,7 +215,8 @@ def run_many(
         )
 
         def note() -> str:
-            return f"{counters['failed']} failed · {counters['calls']} calls"
+            calls = counters["calls"]
+            return f"{counters['failed']} failed · {calls} call{'' if calls == 1 else 's'}"
 
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call" and not data.get("served"):  # a resumed run's recorded calls are not made again

@@ -287,6 +287,23 @@ def test_input_file_runs_items_concurrently_and_a_failure_exits_1(db: str, tmp_p
     assert "$0.000000" not in out and "tokens, cost: --json" in out
 
 
+def test_a_batch_of_one_call_says_1_call(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The batch's progress note counted "1 calls"."""
+    graph = tmp_path / "one.yaml"
+    graph.write_text(
+        "name: one\ninputs:\n  question: {}\nagents:\n  a: {prompt: '{{ question }}'}\n"
+        "nodes:\n  ask: {op: call, agent: a}\n"
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"question": "What is 2*3?"}) + "\n")
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    code, _, err = run_cli(
+        ["run", str(graph), "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch
+    )
+    flat = " ".join(err.split())
+    assert code == 0 and "0 failed · 1 call" in flat and "1 calls" not in flat, err
+
+
 def test_a_large_batch_logs_progress_and_sums_up_how_its_runs_ended(
     db: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
