@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from agentmesh import plugins
 from agentmesh.store import Store
 from agentmesh.systems.alu.data import demo_qa_items, demo_targets
 from agentmesh.systems.sejury import JuryConfig, calibrate
@@ -31,6 +32,14 @@ pytestmark = [
         reason="Ray is not installed: pip install 'agentmesh[ray]' to run the Ray executor's tests (dev has it)",
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_plugins_of_other_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers import what this process imported with --import (``plugins.imported()``): here nothing, not what
+    earlier tests of the session imported (a worker failed on another test's 'my_plugin')."""
+    monkeypatch.setattr(plugins, "_imported", [])
+
 
 JUDGES = """\
 default: "50 [END] cannot tell"
