@@ -387,7 +387,10 @@ async def _spawn(
     scratch = iso.namespaces and work == program.parent / "work"
     root = _cgroup.group_root() if iso.memory_group else None
     limit = memory_mb * 1024 * 1024 + (SCRATCH_LIMIT if scratch else 0) + _cgroup.LAUNCHER_BYTES
-    group = _cgroup.Group(root, limit) if root is not None else None
+    try:
+        group = _cgroup.Group(root, limit) if root is not None else None
+    except OSError as exc:  # the probe made one: the cgroup file system changed under this process
+        raise SandboxError(f"cannot make the run's memory cgroup under {root.path if root else '?'}: {exc}") from exc
     try:
         return await _spawn_in(program, work, timeout_s, memory_mb, iso, uid, scratch, group)
     finally:

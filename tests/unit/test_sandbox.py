@@ -228,6 +228,17 @@ def test_a_killed_process_s_empty_groups_are_removed_by_the_next_probe(monkeypat
     assert not stale.exists()
 
 
+def test_a_memory_group_that_cannot_be_made_is_a_sandbox_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cgroup file system changed since the probe (or lost its permissions): the run is refused as a sandbox
+    that cannot be set up, not an OSError from deep inside, and not run with less isolation than it reports."""
+    gone = _cgroup.GroupRoot(tmp_path / "no-such-cgroup", 1)
+    monkeypatch.setattr(_cgroup, "group_root", lambda: gone)
+    with pytest.raises(SandboxError, match="cannot make the run's memory cgroup under .*no-such-cgroup"):
+        asyncio.run(_execute("print('ran')", 10.0, 128, None, replace(NO_NAMESPACES, memory_group=True)))
+
+
 def test_file_size_is_bounded() -> None:
     result = py("with open('big', 'wb') as f:\n    f.write(b'x' * (65 * 1024 * 1024))", memory_mb=512)
     assert not result.passed and "File too large" in result.stderr
