@@ -228,14 +228,12 @@ def test_a_killed_process_s_empty_groups_are_removed_by_the_next_probe(monkeypat
     assert not stale.exists()
 
 
-def test_a_memory_group_that_cannot_be_made_is_a_sandbox_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_memory_group_that_cannot_be_made_is_a_sandbox_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cgroup file system changed since the probe (or lost its permissions): the run is refused as a sandbox
     that cannot be set up, not an OSError from deep inside, and not run with less isolation than it reports."""
     gone = _cgroup.GroupRoot(tmp_path / "no-such-cgroup", 1)
     monkeypatch.setattr(_cgroup, "group_root", lambda: gone)
-    with pytest.raises(SandboxError, match="cannot make the run's memory cgroup under .*no-such-cgroup"):
+    with pytest.raises(SandboxError, match=r"cannot make the run's memory cgroup under .*no-such-cgroup"):
         asyncio.run(_execute("print('ran')", 10.0, 128, None, replace(NO_NAMESPACES, memory_group=True)))
 
 
