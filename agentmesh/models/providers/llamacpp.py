@@ -185,15 +185,20 @@ def _quiet_rollback_log() -> None:
         from llama_cpp import _logger
     except ImportError:
         return
-    forward = _logger.llama_log_callback
+    # llama-cpp-python's own names (0.3): another version without them keeps its log as it is
+    forward = getattr(_logger, "llama_log_callback", None)
+    callback_type = getattr(llama_cpp, "llama_log_callback", None)
+    log_set = getattr(llama_cpp, "llama_log_set", None)
+    if forward is None or callback_type is None or log_set is None:
+        return
 
     def log(level: int, text: bytes | None, user_data: Any) -> None:
         if text and _ROLLBACK_LOG in text:
             return
         forward(level, text, user_data)
 
-    _log_filter = llama_cpp.llama_log_callback(log)  # kept referenced: llama.cpp calls it for the process's life
-    llama_cpp.llama_log_set(_log_filter, ctypes.c_void_p(0))
+    _log_filter = callback_type(log)  # kept referenced: llama.cpp calls it for the process's life
+    log_set(_log_filter, ctypes.c_void_p(0))
 
 
 class LlamaCppProvider(Provider):
