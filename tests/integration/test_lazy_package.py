@@ -191,3 +191,37 @@ def test_threads_asking_at_once_all_get_the_systems(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.strip() == "8 1 []"
+
+
+def test_subpackages_are_attributes_of_the_package_after_a_bare_import(tmp_path: Path) -> None:
+    """The README writes ``agentmesh.spec.dump_graph(spec)``, ``@agentmesh.parsers.register_parser`` and
+    ``agentmesh.optimize.optimize(...)`` after ``import agentmesh`` alone: the subpackages are attributes of it, as
+    when the package imported them eagerly."""
+    code = """
+        import sys
+        import agentmesh
+
+        print("heavy after import:", [m for m in ("agentmesh.spec", "agentmesh.parsers") if m in sys.modules])
+        print(agentmesh.spec.dump_graph(agentmesh.resolve_graph("debate")).splitlines()[0])
+
+        @agentmesh.parsers.register_parser("qa_upper")
+        def upper(text):
+            return agentmesh.parsers.Parsed.success(text.upper(), text.upper())
+
+        print(agentmesh.parsers.get_parser("qa_upper") is not None)
+        print(agentmesh.optimize.optimize.__module__, agentmesh.store.Store.__name__,
+              agentmesh.errors.SpecError.__name__)
+        for missing in ("no_such_module", "_yaml_typo"):
+            try:
+                getattr(agentmesh, missing)
+            except AttributeError as exc:
+                print("missing:", exc)
+        """
+    assert _python(code, tmp_path).splitlines() == [
+        "heavy after import: []",
+        "name: debate",
+        "True",
+        "agentmesh.optimize.job Store SpecError",
+        "missing: module 'agentmesh' has no attribute 'no_such_module'",
+        "missing: module 'agentmesh' has no attribute '_yaml_typo'",
+    ]
