@@ -40,6 +40,14 @@ def _child(command: list[str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _python(probe: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``probe`` run by a fresh interpreter in ``cwd``, its output captured as text: a process of its own, so what it
+    imports and the signals it sends itself touch nothing of the test's."""
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def _lines(stream: IO[bytes], into: list[str], seen: threading.Event) -> None:
     for raw in stream:
         line = raw.decode(errors="replace")
@@ -92,9 +100,7 @@ def test_the_command_line_is_not_imported_with_the_package(tmp_path: Path) -> No
         "'sqlalchemy', 'langgraph') if m in sys.modules)\n"
         "print(heavy)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _python(probe, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -117,9 +123,7 @@ def test_a_third_sigterm_quits_at_once_with_143(tmp_path: Path) -> None:
         "        print('not quit')\n"
         "run_async(work())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _python(probe, tmp_path)
     assert done.returncode == 143, done.stderr
     assert "not quit" not in done.stdout
     assert "stopping: storing the interrupted runs" in done.stderr
