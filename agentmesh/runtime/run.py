@@ -301,25 +301,31 @@ async def _execute(
     ``fresh``: start from the inputs rather than the last checkpoint. ``new_run``: the run was created just now
     under a fresh id, so it has neither checkpoints nor events yet and nothing needs to be looked up for it.
     """
-    ctx = RunContext(
-        run_id=run_id,
-        spec=spec,
-        model=client,
-        store=db,
-        budget=budget,
-        inputs=inputs,
-        recorded=recorded,
-        listeners=listeners,
-        mode=mode,
-        new_run=new_run,
-    )
-    checkpointer = db.checkpointer().deferring()  # LangGraph's default durability: no step waits for its put
-    if new_run:
-        checkpointer.mark_new_thread(run_id)
-    compiled = compile_graph(spec, checkpointer=checkpointer, spec_hash=spec_hash)
-    config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
-    if not fresh and (await compiled.aget_state(config)).created_at is None:
-        fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
+    try:
+        # Everything before the graph runs (its context, its compiled graph, its last checkpoint): the run is stored
+        # as running already, so a failure here must end it too, not leave it "running" until someone resumes it.
+        ctx = RunContext(
+            run_id=run_id,
+            spec=spec,
+            model=client,
+            store=db,
+            budget=budget,
+            inputs=inputs,
+            recorded=recorded,
+            listeners=listeners,
+            mode=mode,
+            new_run=new_run,
+        )
+        checkpointer = db.checkpointer().deferring()  # LangGraph's default durability: no step waits for its put
+        if new_run:
+            checkpointer.mark_new_thread(run_id)
+        compiled = compile_graph(spec, checkpointer=checkpointer, spec_hash=spec_hash)
+        config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+        if not fresh and (await compiled.aget_state(config)).created_at is None:
+            fresh = True  # the run stopped before its first checkpoint: start over (recorded calls are still served)
+    except BaseException as exc:
+        await _end_failed(db, run_id, exc)
+        raise
     tracing = ctx.tracing
     spanning = (
         tracing.run(graph=spec.name, run_id=run_id, model=client.reference, resumed=not fresh)
@@ -337,14 +343,8 @@ async def _execute(
                 config,
                 context=ctx,
             )
-        except asyncio.CancelledError:
-            await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
-            raise
-        except AgentmeshError as exc:
-            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
-            raise
-        except Exception as exc:
-            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            await _end_failed(db, run_id, exc)
             raise
         finally:
             await ctx.aclose()
@@ -382,6 +382,18 @@ async def _execute(
         cost_usd=totals.get("cost_usd"),
         served_from_record=ctx.served_from_record,
     )
+
+
+async def _end_failed(db: Store, run_id: str, exc: BaseException) -> None:
+    """End a stored run that ``exc`` stopped: interrupted when it was cancelled (Ctrl-C, a task cancelled), failed
+    with the error's words on any other error. A ``KeyboardInterrupt`` or ``SystemExit`` raised in the loop's own
+    thread leaves it as it is: the loop is going away, and ``agentmesh resume`` claims a run whose process died."""
+    if isinstance(exc, asyncio.CancelledError):
+        await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
+    elif isinstance(exc, AgentmeshError):
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+    elif isinstance(exc, Exception):
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
 
 
 def _completed(spec: GraphSpec, outputs: Mapping[str, Any], notes: Sequence[str]) -> str:

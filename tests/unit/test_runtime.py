@@ -770,3 +770,27 @@ def test_final_answer_skips_a_node_result_that_is_not_a_mapping() -> None:
     }
     good = {"vote": {"answer": "4", "value": 4, "text": "\\boxed{4}"}, "debate": "garbled"}
     assert final_answer(spec, good) == {"answer": "4", "value": 4, "text": "\\boxed{4}"}
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), ConfigError("bad graph")])
+def test_a_failure_after_the_run_is_stored_and_before_its_graph_runs_ends_the_run(
+    db: str, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """The run's row is stored before its graph is compiled and its last checkpoint read: an error there must end
+    the run as failed, in words, not leave it "running" until someone resumes it (it used to)."""
+    import importlib
+
+    run_module = importlib.import_module("agentmesh.runtime.run")  # (the package's ``run`` is the function)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    model = ScriptedModel([{"agent": "debater", "template": "\\boxed{1}"}])
+    monkeypatch.setattr(run_module, "compile_graph", broken)
+    with pytest.raises(type(error)):
+        run(debate(rounds=1), {"question": "q"}, model=model, store=db)
+    with Store(db) as store:
+        (stored,) = store.list_runs()
+    assert stored.status == "failed" and stored.stop_reason == "error"
+    assert stored.error == ("RuntimeError: boom" if isinstance(error, RuntimeError) else "bad graph")
+    assert model.calls == []
