@@ -25,7 +25,7 @@ from agentmesh import datasets
 from agentmesh.cli._common import Executor, console, err_console, open_store, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, start_line
+from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
 from agentmesh.errors import AgentmeshError, RunNotFoundError
 from agentmesh.models import ModelClient, load_settings
@@ -202,11 +202,16 @@ def run_many(
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
     batch: str | None = None,
     source: Path | None = None,
+    unrun: str | None = None,
 ) -> None:
     """Run a batch (``work`` builds its runs on the opened store) showing its progress, then print its summary;
     exit 1 if a run failed. Interrupted, it says which runs were cut short and how to continue them. ``close``
     (a shared model client's) is awaited on the batch's own event loop once every run is over; ``batch`` is the id
-    its runs are tagged with, if any, said at the end."""
+    its runs are tagged with, if any, said at the end.
+
+    ``unrun`` says why some of the batch's items could not be run at all (``resume --batch`` of a batch whose file
+    is gone: its lines that never started): said after the summary, and the exit is 1 as for a failed item, even
+    when every run that did run succeeded."""
     with open_store(db) as store:
         runs = work(store)
         counters = {"failed": 0, "calls": 0}
@@ -254,13 +259,15 @@ def run_many(
                     else ""
                 )
                 + (
-                    f". Never started: {_lines(unstarted)}"
+                    f". Never started: {line_list(unstarted)}"
                     + (f" of {escape(str(source))}" if source is not None else "")
                     if unstarted
                     else ""
                 ),
                 highlight=False,
             )
+            if unrun is not None:
+                _print_unrun(unrun)
             raise
         for outcome in outcomes:
             if outcome.failed and outcome.run_id is not None:
@@ -269,8 +276,16 @@ def run_many(
                 except RunNotFoundError:  # deleted while it ran (delete --force): the summary goes on without it
                     outcome.error = f"{outcome.error or 'failed'} (the run is no longer stored: deleted while it ran)"
     print_summary(name, outcomes, noun=noun, batch=batch, as_json=as_json, quiet=quiet)
-    if any(o.failed for o in outcomes):
+    if unrun is not None:
+        _print_unrun(unrun)
+    if any(o.failed for o in outcomes) or unrun is not None:
         raise typer.Exit(1)
+
+
+def _print_unrun(why: str) -> None:
+    """On stderr, in red as a failed item is (:func:`agentmesh.cli._job.print_failures`): items of the batch that
+    were not run, and why."""
+    err_console.print(f"[red]not run[/] (no run stored): {escape(why)}", highlight=False)
 
 
 def _name_runs_stored_unannounced(store: Store, batch: str, outcomes: Sequence[ItemOutcome]) -> None:
@@ -354,15 +369,3 @@ async def run_all(
     finally:
         if close is not None:
             await close()
-
-
-def _lines(numbers: Sequence[int]) -> str:
-    """``line 3`` or ``lines 2, 5-8``: line numbers with runs of consecutive ones as ranges."""
-    spans: list[list[int]] = []
-    for n in sorted(numbers):
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-    return ("line " if len(numbers) == 1 else "lines ") + text

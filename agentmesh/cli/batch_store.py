@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh import datasets
-from agentmesh.cli._common import err_console
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.run import RunResult
 from agentmesh.spec.graph import GraphSpec
@@ -85,11 +84,16 @@ async def resume_claimed(
         raise
 
 
-def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None]:
+def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted | None, str | None]:
     """What ``resume --batch`` continues: the batch's interrupted and failed runs, and those left running by a
-    process known to be dead (a SIGKILL), in the batch's order; and the lines that never started, when the batch
-    can tell (:func:`unstarted_of`). Runs still marked running by a live process, or one this machine cannot
-    check, are left out (they are resumed by id, with ``--force`` if need be)."""
+    process known to be dead (a SIGKILL), in the batch's order; the lines that never started, when the batch can
+    tell (:func:`unstarted_of`); and why some lines that never started cannot be run (their file is gone or
+    changed), or ``None``. Runs still marked running by a live process, or one this machine cannot check, are
+    left out (they are resumed by id, with ``--force`` if need be).
+
+    Lines that cannot be run are no reason to leave the stored runs cut: those are resumed, and the reason is
+    returned for the command to say at its end and to fail on (exit 1, as for a failed item). It was printed
+    up front, where the progress and summary scrolled it away, and the command exited 0 with the lines undone."""
     found = batch_runs(store, batch, then=" (agentmesh show RUN names the batch of a run)")
     todo = [
         r
@@ -97,19 +101,19 @@ def unfinished_of(store: Store, batch: str) -> tuple[list[RunRecord], Unstarted 
         if r.status in (RunStatus.INTERRUPTED, RunStatus.FAILED)
         or (r.status == RunStatus.RUNNING and owner_alive(r.meta.get(OWNER_KEY)) is False)
     ]
+    unrun: str | None = None
     try:
         unstarted = unstarted_of(found)
     except ConfigError as exc:
         if not todo:
             raise
-        # the cut and failed runs are resumed all the same; the lines that cannot be read again are named
-        err_console.print(f"{exc}; resuming the batch's stored runs only", highlight=False)
-        unstarted = None
+        # the cut and failed runs are resumed all the same; the lines that cannot be read again are named at the end
+        unrun, unstarted = str(exc), None
     if not todo and unstarted is None:
         counts = Counter(str(r.status) for r in found)
         told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         raise ConfigError(f"batch {batch}: nothing to resume ({told}); a running run is resumed by its id")
-    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0)), unstarted
+    return sorted(todo, key=lambda r: int((r.meta.get("batch") or {}).get("line") or 0)), unstarted, unrun
 
 
 @dataclass
@@ -137,13 +141,22 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
         return None
     where = f"batch {tag.get('id')}: {missing} of its {tag.get('items')} lines never started"
     path = Path(str(tag.get("file")))
+    # which lines: without the file their numbers are unknown (blank lines are skipped), those with runs are not
+    first = f"its first {tag.get('items')} items" if tag.get("limit") is not None else "its items"
+    which = f"they are the lines of {first} other than {line_list([int(n) for n in started if n is not None])}"
     if "sha256" not in tag:
-        raise ConfigError(f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it)")
+        raise ConfigError(
+            f"{where}, and the batch does not say how it read {path} (an older agentmesh ran it): those lines "
+            f"cannot be run ({which}, which have runs)",
+            file=str(path),
+        )
     if not path.is_file() or file_hash(path) != tag["sha256"]:
         state = "is gone" if not path.is_file() else "has changed since"
         raise ConfigError(
             f"{where}, and {path} {state}: those lines cannot be read from it again (the batch knows its lines by "
-            "their numbers in the file it read, whose hash it kept); put the file back as it was to run them"
+            f"their numbers in the file it read, whose hash it kept; {which}, which have runs); put the file back "
+            "as it was and resume the batch again to run them",
+            file=str(path),
         )
     spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
     items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
@@ -156,6 +169,18 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
         tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
         source=runs[0].meta.get("source"),
     )
+
+
+def line_list(numbers: Sequence[int]) -> str:
+    """``line 3`` or ``lines 2, 5-8``: line numbers with runs of consecutive ones as ranges."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return ("line " if len(numbers) == 1 else "lines ") + text
 
 
 def file_hash(path: Path) -> str:

@@ -210,9 +210,10 @@ def resume(
     if not runs and batch is None:
         raise ConfigError("nothing to resume: give run ids (or unique prefixes), or --batch ID")
     unstarted: Unstarted | None = None
+    unrun: str | None = None  # why lines of the batch that never started cannot be run (its file is gone)
     with open_store(db, existing=True) as store:
         if batch is not None:  # its cut and failed runs, and the lines an interruption kept from starting
-            records, unstarted = unfinished_of(store, batch)
+            records, unstarted, unrun = unfinished_of(store, batch)
         else:
             records = list({r.id: r for r in (store.get_run(run) for run in runs or [])}.values())
     done = [r.id[:12] for r in records if r.status == "succeeded"]
@@ -288,6 +289,7 @@ def resume(
         quiet=quiet,
         close=close if owned else None,
         batch=batch,
+        unrun=unrun,
     )
 
 

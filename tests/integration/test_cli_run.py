@@ -383,16 +383,54 @@ def test_resume_batch_also_starts_the_lines_an_interruption_kept_from_starting(
     said = " ".join(err.split())
     assert code == 2 and f"batch {batch}: 1 of its 4 lines never started, and {items.resolve()} has changed" in said
 
-    # with a failed run to resume as well, that run is resumed and the lines that cannot be read again are named
+    # with a failed run to resume as well, that run is resumed; the lines that cannot be read again are named, and
+    # the command fails for them (exit 1, as for a failed item)
     with Store(db) as store:
         line_1 = next(r for r in store.list_runs(batch=batch) if r.meta["batch"]["line"] == 1)
         store.mark_running(line_1.id)
         store.finish_run(line_1.id, "failed", stop_reason="error", error="as if it had failed")
     code, _, err = run_cli(["resume", "--batch", batch, "--db", db, "-q"], capsys, monkeypatch)
     said = " ".join(err.split())
-    assert code == 0 and "has changed since" in said and "resuming the batch's stored runs only" in said, said
+    assert code == 1 and "not run (no run stored)" in said and "has changed since" in said, said
+    assert "they are the lines of its first 4 items other than lines 1-2, 4, which have runs" in said, said
     with Store(db) as store:
         assert store.get_run(line_1.id).status == "succeeded"
+
+
+def test_resume_batch_whose_file_is_gone_resumes_its_runs_and_fails_for_the_lines_it_cannot_run(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The batch's file deleted, its lines that never started cannot be run: ``resume --batch`` resumed the failed
+    runs, printed the reason before its progress and summary, and exited 0 -- the batch left short, said to have
+    succeeded. The stored runs are still resumed; the lines not run, the file and why are said after the summary,
+    and the exit is 1, as for a failed item."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"question": f"What is {n}*3?"}) + "\n" for n in (1, 2, 3, 4)))
+    code, _, err = run_cli(
+        ["run", "debate", "--input-file", str(items), "-m", model, "--db", db, "-q"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    with Store(db) as store:
+        runs = store.list_runs()
+        batch = runs[0].meta["batch"]["id"]
+        # lines 2 and 4 never started (an interruption); line 3's run failed
+        store.delete_runs([r.id for r in runs if r.meta["batch"]["line"] in (2, 4)])
+        line_3 = next(r for r in runs if r.meta["batch"]["line"] == 3)
+        store.mark_running(line_3.id)
+        store.finish_run(line_3.id, "failed", stop_reason="error", error="as if it had failed")
+    items.unlink()
+    code, out, err = run_cli(["resume", "--batch", batch, "--db", db, "--json"], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 1, said
+    assert [(d["line"], d["status"]) for d in json.loads(out)] == [(3, "succeeded")]  # the run that could resume
+    assert (
+        f"not run (no run stored): batch {batch}: 2 of its 4 lines never started, and {items.resolve()} is gone" in said
+    )
+    assert "they are the lines of its items other than lines 1, 3, which have runs" in said, said
+    with Store(db) as store:
+        assert store.get_run(line_3.id).status == "succeeded"
+        assert sorted(r.meta["batch"]["line"] for r in store.list_runs(batch=batch)) == [1, 3]
 
 
 @pytest.mark.parametrize("given", [False, True], ids=["batch-model", "--model"])

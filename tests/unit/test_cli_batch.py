@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from agentmesh.cli.batch import _lines, run_all, run_many
+from agentmesh.cli.batch import run_all, run_many
+from agentmesh.cli.batch_store import line_list
 from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.run import RunResult
@@ -19,8 +20,8 @@ from agentmesh.store import Store
 
 
 def test_line_numbers_read_as_ranges() -> None:
-    assert _lines([7]) == "line 7"
-    assert _lines([8, 5, 6, 2]) == "lines 2, 5-6, 8"
+    assert line_list([7]) == "line 7"
+    assert line_list([8, 5, 6, 2]) == "lines 2, 5-6, 8"
 
 
 def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
