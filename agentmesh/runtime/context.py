@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentmesh.errors import AgentmeshError
 from agentmesh.models.client import CallObserver, ModelClient
-from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, ModelRequest, ModelResponse
+from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, Choice, ModelRequest, ModelResponse
 from agentmesh.runtime.budget import BudgetExhausted, BudgetTracker
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
@@ -33,6 +33,10 @@ from agentmesh.store.events import stored_text
 
 CallKey = tuple[str, str, int, int]
 """(node, agent, round, call index): where a call sits in a run; unique within the run."""
+
+
+#: The most samples one call may ask for (``Sampling.n``'s bound).
+_MAX_SAMPLES = 128
 
 
 class RunError(AgentmeshError):
@@ -180,7 +184,77 @@ class RunContext:
         The call is served from the run's record when it was already made (resume), else made through the
         model client with the store recording it as it completes. :class:`BudgetExhausted` propagates when the
         run's budget forbids another call.
+
+        One call, one answer: a card whose ``sampling.n`` asks for several samples is refused (its other samples
+        would be paid for and lost; specs refuse such a card when they load and when a run starts, this stops one in
+        a context built around a spec never checked). :meth:`ask_samples` returns every sample of one call.
         """
+        card = self._card(node, agent)
+        if card.sampling.n != 1:
+            raise RunError(
+                f"node {node!r}: agent {agent!r}: its sampling.n is {card.sampling.n}, but ask returns one answer per "
+                f"call, so {card.sampling.n - 1} samples would be paid for and dropped; give the card n: 1 and ask "
+                f"the agent once per answer (a slot each), or call RunContext.ask_samples(..., n={card.sampling.n}) "
+                "for every sample of one call",
+                node=node,
+                agent=agent,
+            )
+        request = self.build_request(card, variables, node=node)
+        response, served = await self._respond(card, request, (node, agent, round, slot))
+        answer = self._parse(card, agent, request, response, 0, slot, parse_params)
+        if self.listeners:  # (the event's dict is not built for nobody)
+            # served: answered from the run's record (a resume, a replay), not a call made now
+            self.emit("call", {"node": node, "round": round, "served": served, **answer.model_dump()})
+        return answer
+
+    async def ask_samples(
+        self,
+        *,
+        node: str,
+        agent: str,
+        slot: int,
+        round: int,
+        variables: Mapping[str, Any],
+        n: int,
+        parse_params: Mapping[str, Any] | None = None,
+    ) -> list[AgentAnswer]:
+        """Prompt ``agent`` once asking the model for ``n`` samples, and return all ``n`` parsed answers in the
+        order the model gave them (each with the call's ``slot``: they share one call key).
+
+        For Python operators that want several samples of one prompt at the price of one prompt (a provider that
+        honours ``n`` bills the prompt once). The call is recorded, served back on resume and replay, and budgeted
+        like :meth:`ask`'s; ``n`` replaces the card's own (which a loaded spec keeps at 1). No shipped operator
+        uses it: a team lists an agent several times instead, which every provider supports and which records
+        each answer as its own call. A model that returns fewer than ``n`` samples (some servers ignore ``n`` and
+        return one) is an error rather than fewer answers than asked for.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_SAMPLES:
+            raise RunError(
+                f"node {node!r}: agent {agent!r}: ask_samples needs n, a whole number from 1 to {_MAX_SAMPLES}; "
+                f"got {n!r}",
+                node=node,
+                agent=agent,
+            )
+        card = self._card(node, agent)
+        card = card.model_copy(update={"sampling": card.sampling.model_copy(update={"n": n})})
+        request = self.build_request(card, variables, node=node)
+        response, served = await self._respond(card, request, (node, agent, round, slot))
+        if len(response.choices) != n:
+            raise RunError(
+                f"node {node!r}: agent {agent!r}: asked the model for {n} samples and it returned "
+                f"{len(response.choices)} (some servers ignore n and return one); ask the agent once "
+                "per answer instead, with a slot each",
+                node=node,
+                agent=agent,
+            )
+        answers = [self._parse(card, agent, request, response, i, slot, parse_params) for i in range(n)]
+        if self.listeners:
+            for i, answer in enumerate(answers):
+                data = {"node": node, "round": round, "served": served, "sample": i, **answer.model_dump()}
+                self.emit("call", data)
+        return answers
+
+    def _card(self, node: str, agent: str) -> AgentCard:
         card = self.spec.agents.get(agent)
         if (
             card is None
@@ -192,8 +266,11 @@ class RunContext:
                 node=node,
                 agent=agent,
             )
-        request = self.build_request(card, variables, node=node)
-        key: CallKey = (node, agent, round, slot)
+        return card
+
+    async def _respond(self, card: AgentCard, request: ModelRequest, key: CallKey) -> tuple[ModelResponse, bool]:
+        """The model's response to ``request`` at ``key``: served from the record, or made now and recorded; and
+        whether it was served."""
         served = self._served(key, request)
         response = served.response if served is not None else None
         if served is not None and self.mode != "resume":
@@ -222,6 +299,7 @@ class RunContext:
                 call_index=slot_,
             )
         if response is None:
+            node, agent, round, slot = key
             self.budget.reserve_call()
             context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
             try:
@@ -231,26 +309,36 @@ class RunContext:
                 raise
             self.calls_made += 1
             self.budget.spend(response)  # a served call was counted when the run resumed
+        return response, served is not None
+
+    def _parse(
+        self,
+        card: AgentCard,
+        agent: str,
+        request: ModelRequest,
+        response: ModelResponse,
+        sample: int,
+        slot: int,
+        parse_params: Mapping[str, Any] | None,
+    ) -> AgentAnswer:
+        """Sample ``sample`` of ``response`` parsed by the card's parser."""
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)
+        choice = response.choices[sample] if sample < len(response.choices) else None
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
-        text = stored_text(response.text) or ""
+        text = stored_text(choice.text if choice is not None else "") or ""
         parsed = card.parser(text, **params)
-        answer = AgentAnswer(
+        return AgentAnswer(
             agent=agent,
             slot=slot,
             text=text,
             value=parsed.value,
             key=parsed.normalized,
             ok=parsed.ok,
-            error=parsed.error if parsed.ok or text.strip() else _no_answer(response, request),
+            error=parsed.error if parsed.ok or text.strip() else _no_answer(choice, request),
         )
-        if self.listeners:  # (the event's dict is not built for nobody)
-            # served: answered from the run's record (a resume, a replay), not a call made now
-            self.emit("call", {"node": node, "round": round, "served": served is not None, **answer.model_dump()})
-        return answer
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
         found = self.recorded.pop(key, None)
@@ -339,10 +427,9 @@ class RunContext:
             self._recorder.check()
 
 
-def _no_answer(response: ModelResponse, request: ModelRequest) -> str:
+def _no_answer(choice: Choice | None, request: ModelRequest) -> str:
     """Why an empty reply has no answer, in the words that say what to change: a reasoning model that spent its
     ``max_tokens`` thinking is the common case (its thinking is kept apart from the answer, and was all there was)."""
-    choice = response.choices[0] if response.choices else None
     if choice is None:
         return "the model returned no reply"
     if choice.reasoning is None:

@@ -62,6 +62,28 @@ class AgentCard(BaseModel):
                 raise ValueError(exc.message) from None
         return value
 
+    def samples_problem(self) -> str | None:
+        """Why this card cannot be used as it is when its ``sampling.n`` asks for several samples per call; ``None``
+        when it asks for one.
+
+        Every operator takes one answer per model call (a vote counts one per slot, rounds show one per agent), so
+        the other ``n - 1`` samples would be paid for and silently dropped. The card is refused where it is loaded
+        instead, saying how to get several answers: a team listing the agent several times, or a method's own
+        sample count. Python code that wants every sample of one call passes ``n`` to
+        :meth:`agentmesh.runtime.context.RunContext.ask_samples`.
+        """
+        n = self.sampling.n
+        if n == 1:
+            return None
+        return (
+            f"n: {n} asks the model for {n} samples per call, but every operator takes one answer per call (a vote "
+            f"counts one per agent slot), so {n - 1} of them would be paid for and dropped; for {n} independent "
+            f"answers leave n at 1 and list the agent {n} times in a team or rounds node (agents: "
+            f"[{', '.join([self.name] * min(n, 3))}{', ...' if n > 3 else ''}], as graphs/self_consistency.yaml "
+            "does), or use a method's own sample count (magicore's k); Python code that wants every sample of one "
+            "call passes n to RunContext.ask_samples"
+        )
+
     def template_variables(self) -> frozenset[str]:
         """Variables the card's prompts read; the graph checks each is provided where the card is used."""
         used = template_variables(self.prompt)

@@ -197,6 +197,9 @@ class GraphSpec(BaseModel):
         for key, card in self.agents.items():
             if card.name != key:
                 out.append(Problem(loc=("agents", key, "name"), message=f"card name {card.name!r} differs from key"))
+            several = card.samples_problem()
+            if several is not None:
+                out.append(Problem(loc=("agents", key, "sampling", "n"), message=several))
         for node_name in self.nodes:
             if node_name in _RESERVED_NODES or not _NAME.match(node_name):
                 out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))

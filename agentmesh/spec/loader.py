@@ -109,10 +109,16 @@ def load_agent(path: str | Path) -> AgentCard:
     data, lines = _card_data(file, ())
     data.setdefault("name", file.stem)
     try:
-        return AgentCard.model_validate(data)
+        card = AgentCard.model_validate(data)
     except ValidationError as exc:
         _raise(str(file), lines, _pydantic_problems(exc, ()))
-    raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable") from None  # pragma: no cover
+    several = card.samples_problem()  # (a graph's inline cards are checked by GraphSpec.problems)
+    if several is not None:
+        if ("sampling", "n") not in lines:  # inherited: this file's line would point at nothing to change
+            several += " (n is set in a card this one extends)"
+        _raise(str(file), lines, [Problem(loc=("sampling", "n"), message=several)])
+    return card
 
 
 def _card_data(file: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], LineMap]:

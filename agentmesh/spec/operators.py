@@ -86,7 +86,7 @@ def _agents(field: str, names: list[str]) -> list[tuple[str, str]]:
 
 
 class CallParams(OperatorParams):
-    """Call one agent once (``n`` samples if its card says so)."""
+    """Call one agent once: one answer (a card asking for several samples per call is refused when it loads)."""
 
     agent: str
     outputs: ClassVar[frozenset[str] | None] = _ANSWERS | _VOTED
