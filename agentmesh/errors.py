@@ -143,5 +143,10 @@ class RunNotFoundError(StoreError):
     """No run with this id (or id prefix) exists in the store."""
 
 
+class RunDeletedError(RunNotFoundError):
+    """A run was deleted (``agentmesh delete --force``) while its process was still running it: its end cannot be
+    stored, and what it wrote after the deletion was removed. A :class:`RunNotFoundError`, as the run is gone."""
+
+
 class SchemaVersionError(StoreError):
     """The database or a persisted record has a schema version this agentmesh cannot read."""

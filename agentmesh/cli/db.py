@@ -1,17 +1,21 @@
-"""``agentmesh db``: the database itself (its schema, its size)."""
+"""``agentmesh db``: the database itself (its schema, its size, the checkpoints no run owns)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from agentmesh.cli._common import DbOption, console, open_store
 from agentmesh.store import Store, upgrade_database
 
 app = typer.Typer(help="Manage the agentmesh database.", no_args_is_help=True)
+
+_SHOWN = 20  # threads listed by reclaim before "... and N more"
 
 
 @app.command("upgrade")
@@ -30,6 +34,42 @@ def vacuum(db: DbOption = None) -> None:
         after = _file_size(store)
         shrunk = f": {size:,} -> {after:,} bytes" if size is not None and after is not None else ""
         console.print(Text(f"vacuumed {store.url}{shrunk}"))
+
+
+@app.command("reclaim")
+def reclaim(
+    db: DbOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete checkpoints whose thread has no run (lists them and asks first).
+
+    A run deleted (delete --force) while its process ran leaves them when that process dies before the run's end,
+    which would have deleted them. Threads a program checkpointed under ids of its own (Store.checkpointer()) have
+    no run either. agentmesh db vacuum then gives the space back."""
+    with open_store(db, existing=True) as store:
+        orphans = store.orphan_threads()
+        if not orphans:
+            console.print(Text(f"no checkpoints without a run in {store.url}; nothing to reclaim"))
+            return
+        rows = sum(orphans.values())
+        table = Table(title=Text(f"{len(orphans)} checkpoint thread(s) with no run in {store.url}: {rows:,} rows"))
+        table.add_column("thread (no run of this id)", overflow="fold")
+        table.add_column("rows", justify="right")
+        for thread_id, count in sorted(orphans.items())[:_SHOWN]:
+            table.add_row(Text(thread_id), f"{count:,}")
+        if len(orphans) > _SHOWN:
+            table.add_row(Text(f"... and {len(orphans) - _SHOWN} more"), "")
+        console.print(table)
+        # (imported here: the runs commands' module reads timelines and pictures, which nothing else here needs)
+        from agentmesh.cli.runs import _confirmed
+
+        if not yes and not _confirmed("Delete their checkpoints?"):
+            console.print("nothing deleted")
+            raise typer.Exit(1)
+        deleted = store.delete_orphan_threads(list(orphans))
+    console.print(
+        f"deleted {deleted:,} checkpoint rows of {len(orphans)} thread(s); agentmesh db vacuum gives the space back"
+    )
 
 
 def _file_size(store: Store) -> int | None:

@@ -118,7 +118,14 @@ def delete(
     ] = None,
     db: DbOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Delete runs marked running too.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete runs marked running too (a live one ends with an error saying it was deleted, and removes "
+            "what it wrote meanwhile).",
+        ),
+    ] = False,
 ) -> None:
     """Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none);
     agentmesh db vacuum then gives the space back."""
@@ -147,6 +154,14 @@ def delete(
             raise typer.Exit(1)
         count = store.delete_runs([r.id for r in records], force=force)
     console.print(f"deleted {len(records)} run(s) and {count} event(s); agentmesh db vacuum gives the space back")
+    if any(r.status == "running" for r in records):
+        # said, as the run's process will not: it goes on until its end, and only there learns it was deleted
+        console.print(
+            "a run marked running that is still running elsewhere goes on until its end, which then fails with "
+            "'deleted while it was running' and removes the checkpoints it wrote meanwhile; if its process dies "
+            "first, agentmesh db reclaim removes them",
+            highlight=False,
+        )
 
 
 def _confirmed(question: str) -> bool:

@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from agentmesh._sync import blocking
-from agentmesh.errors import AgentmeshError, ConfigError, StoreError
+from agentmesh.errors import AgentmeshError, ConfigError, RunDeletedError, StoreError
 from agentmesh.models.client import ModelClient
 from agentmesh.models.providers.base import Provider
 from agentmesh.models.registry import get_model
@@ -354,14 +354,16 @@ async def _execute(
         overspent = budget.overspent()
         if overspent is not None and "(spent " not in stop_reason:  # a budget's own stop reason says it already
             stop_reason = f"{stop_reason}; {overspent}"
-        record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason)
+        # thread_id: a run deleted while it ran (delete --force) ends here with RunDeletedError, the checkpoints it
+        # wrote after the deletion deleted in the same commit (the one lookup of its row per run; none per write)
+        record = await db.afinish_run(run_id, RunStatus.SUCCEEDED, stop_reason=stop_reason, thread_id=run_id)
         try:
             # The finish committed after every write the run queued (one queue, in order), so all their outcomes are
             # known now: a run whose record has a gap does not stay "succeeded".
             ctx.check_writes()
             checkpointer.check_writes(run_id)
         except StoreError as exc:
-            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+            await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc), thread_id=run_id)
             raise
         ctx.emit("stop", {"reason": stop_reason, **final})
         if span is not None:
@@ -389,11 +391,15 @@ async def _end_failed(db: Store, run_id: str, exc: BaseException) -> None:
     with the error's words on any other error. A ``KeyboardInterrupt`` or ``SystemExit`` raised in the loop's own
     thread leaves it as it is: the loop is going away, and ``agentmesh resume`` claims a run whose process died."""
     if isinstance(exc, asyncio.CancelledError):
-        await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted")
+        # deleted while it ran (its checkpoints since with it, see the success path): nothing to store as
+        # interrupted, and the cancellation goes on as a cancellation
+        with contextlib.suppress(RunDeletedError):
+            await db.afinish_run(run_id, RunStatus.INTERRUPTED, stop_reason="interrupted", thread_id=run_id)
     elif isinstance(exc, AgentmeshError):
-        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc))
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=str(exc), thread_id=run_id)
     elif isinstance(exc, Exception):
-        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        await db.afinish_run(run_id, RunStatus.FAILED, stop_reason="error", error=error, thread_id=run_id)
 
 
 def _completed(spec: GraphSpec, outputs: Mapping[str, Any], notes: Sequence[str]) -> str:

@@ -28,7 +28,13 @@ from langgraph.checkpoint.serde.types import ERROR
 from agentmesh.errors import SchemaVersionError
 from agentmesh.store._jsonable import to_jsonable
 from agentmesh.store._redact import mask_secrets, redact_json
-from agentmesh.store.schema import SCHEMA_VERSION, graph_checkpoint_blobs, graph_checkpoint_writes, graph_checkpoints
+from agentmesh.store.schema import (
+    SCHEMA_VERSION,
+    graph_checkpoint_blobs,
+    graph_checkpoint_writes,
+    graph_checkpoints,
+    runs,
+)
 from agentmesh.store.statements import Statement, Tx
 
 EMPTY_BLOB = "empty"  # blob type of a versioned channel that holds no value
@@ -78,6 +84,47 @@ def delete_threads(conn: sa.Connection, thread_ids: Sequence[str]) -> None:
     ids = [str(t) for t in thread_ids]
     for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
         conn.execute(sa.delete(table).where(table.c.thread_id.in_(ids)))
+
+
+_DELETE_THREAD = tuple(
+    Statement(f"DELETE FROM {table.name} WHERE thread_id = :thread_id")
+    for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints)
+)
+
+
+def delete_thread_in(tx: Tx, thread_id: str) -> None:
+    """:func:`delete_threads` for one thread, in a transaction of the store's writer thread (prepared statements):
+    what a run's end does when the run was deleted while it ran, after the checkpoints it wrote meanwhile."""
+    for statement in _DELETE_THREAD:
+        tx.execute(statement, {"thread_id": str(thread_id)})
+
+
+def orphan_thread_rows(conn: sa.Connection) -> dict[str, int]:
+    """The checkpoint threads that have no run of their id, each with its row count (checkpoints, blobs and
+    writes): what a run deleted while its process ran leaves when that process dies before its end."""
+    found: dict[str, int] = {}
+    for table in (graph_checkpoints, graph_checkpoint_blobs, graph_checkpoint_writes):
+        query = (
+            sa.select(table.c.thread_id, sa.func.count())
+            .where(~sa.exists().where(runs.c.id == table.c.thread_id))
+            .group_by(table.c.thread_id)
+        )
+        for thread_id, count in conn.execute(query):
+            found[thread_id] = found.get(thread_id, 0) + int(count)
+    return found
+
+
+def delete_orphan_threads(conn: sa.Connection, thread_ids: Sequence[str]) -> int:
+    """Delete the rows of these checkpoint threads that still have no run of their id (checked in the same
+    statement: a thread whose run appeared since it was listed is kept); returns the number of rows deleted."""
+    deleted = 0
+    for table in (graph_checkpoint_writes, graph_checkpoint_blobs, graph_checkpoints):
+        for chunk in chunks([str(t) for t in thread_ids]):
+            result = conn.execute(
+                sa.delete(table).where(table.c.thread_id.in_(chunk), ~sa.exists().where(runs.c.id == table.c.thread_id))
+            )
+            deleted += int(result.rowcount or 0)
+    return deleted
 
 
 def delete_checkpoints(conn: sa.Connection, keys: Sequence[tuple[str, str, str]]) -> None:

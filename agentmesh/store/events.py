@@ -38,6 +38,7 @@ __all__ = [
     "EventRowSource",
     "event_row",
     "lock_run",
+    "locked_run",
     "stored_json",
     "stored_state",
     "stored_text",
@@ -272,5 +273,10 @@ class EventMethods:
 def lock_run(tx: Tx, run_id: str, url: str) -> None:
     """Check the run exists and lock its row for this transaction (Postgres; SQLite holds its write lock): what
     every write that appends to a run or totals its events does first, so that two writers of one run queue."""
-    if tx.scalar(_LOCK_RUN if tx.postgres else RUN_EXISTS, {"id": run_id}) is None:
+    if not locked_run(tx, run_id):
         raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
+
+
+def locked_run(tx: Tx, run_id: str) -> bool:
+    """:func:`lock_run` that says whether the run exists instead of raising (one statement either way)."""
+    return tx.scalar(_LOCK_RUN if tx.postgres else RUN_EXISTS, {"id": run_id}) is not None

@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from agentmesh.errors import RunNotFoundError, StoreError
+from agentmesh.errors import RunDeletedError, RunNotFoundError, StoreError
+from agentmesh.store._checkpoint_rows import delete_thread_in
 from agentmesh.store._redact import mask_secrets
-from agentmesh.store.events import RUN_EXISTS, lock_run, stored_json, stored_text
+from agentmesh.store.events import RUN_EXISTS, lock_run, locked_run, stored_json, stored_text
 from agentmesh.store.owner import OWNER_KEY, current_owner
 from agentmesh.store.records import RunRecord, RunStatus
 from agentmesh.store.run_reads import SELECT_RUN, decoded_run, run_from, run_status
@@ -140,9 +141,17 @@ class RunLifecycleMethods:
         *,
         stop_reason: str | None = None,
         error: str | None = None,
+        thread_id: str | None = None,
     ) -> RunRecord:
-        """Close a run with a final status; its totals are summed from its ``model_call`` events."""
-        return run_from(self._batch.run(self._finish(run_id, status, stop_reason, error)))
+        """Close a run with a final status; its totals are summed from its ``model_call`` events.
+
+        ``thread_id``: the LangGraph thread the run checkpointed to (agentmesh's runtime: the run's id). Should the
+        run have been deleted while it ran (``agentmesh delete --force`` from another shell), the checkpoints it
+        went on writing there would be left with no run; given the thread, the finish deletes them in its own
+        transaction -- after every write the run queued, as the writer commits in order -- and raises
+        :class:`~agentmesh.errors.RunDeletedError`. This costs the run's writes nothing: the finish looks up the
+        run's row anyway. Without it, a missing run is a :class:`~agentmesh.errors.RunNotFoundError`."""
+        return self._finished(run_id, self._batch.run(self._finish(run_id, status, stop_reason, error, thread_id)))
 
     async def afinish_run(
         self,
@@ -151,21 +160,41 @@ class RunLifecycleMethods:
         *,
         stop_reason: str | None = None,
         error: str | None = None,
+        thread_id: str | None = None,
     ) -> RunRecord:
         """:meth:`finish_run` for the event loop: awaits the commit without a worker thread.
 
         Cancelled while it waits (a second Ctrl-C while a run stores itself as interrupted), the finish is still
         committed: dropped from the writer's queue, it left the run "running" with no process to finish it."""
-        finished = asyncio.wrap_future(self._batch.submit(self._finish(run_id, status, stop_reason, error)))
+        op = self._finish(run_id, status, stop_reason, error, thread_id)
+        finished = asyncio.wrap_future(self._batch.submit(op))
         try:
-            return run_from(await asyncio.shield(finished))
+            return self._finished(run_id, await asyncio.shield(finished))
         except asyncio.CancelledError:
             _read_when_done(finished)
             raise
 
+    def _finished(self, run_id: str, row: dict[str, Any] | None) -> RunRecord:
+        """The finished run's record; :class:`RunDeletedError` when the finish found it deleted (and its thread's
+        checkpoints deleted after it)."""
+        if row is None:
+            raise RunDeletedError(
+                f"run {run_id} was deleted from {self.url} while it was running (agentmesh delete --force, or "
+                "delete_runs(force=True)): its end is not stored, and the checkpoints it wrote after the deletion "
+                "were deleted too",
+                run_id=run_id,
+                url=self.url,
+            )
+        return run_from(row)
+
     def _finish(
-        self, run_id: str, status: RunStatus | str, stop_reason: str | None, error: str | None
-    ) -> Callable[[Tx], dict[str, Any]]:
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        stop_reason: str | None,
+        error: str | None,
+        thread_id: str | None = None,
+    ) -> Callable[[Tx], dict[str, Any] | None]:
         final = run_status(status)
         if final is RunStatus.RUNNING:
             raise StoreError(f"finish_run needs a final status, not {final.value!r}", run_id=run_id)
@@ -178,8 +207,14 @@ class RunLifecycleMethods:
             "finished_at": utcnow(),
         }
 
-        def finish(tx: Tx) -> dict[str, Any]:
-            lock_run(tx, run_id, url)
+        def finish(tx: Tx) -> dict[str, Any] | None:
+            if not locked_run(tx, run_id):
+                if thread_id is None:
+                    raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
+                # deleted while it ran: what it checkpointed since goes too (said by returning, not raising: a
+                # raise would roll the deletion back)
+                delete_thread_in(tx, thread_id)
+                return None
             totals = summed_totals(tx, run_id)
             tx.execute(_FINISH_RUN, {**changes, "totals": totals})
             found = tx.execute(SELECT_RUN, {"id": run_id}).fetchone()

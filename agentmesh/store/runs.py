@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agentmesh.errors import ConfigError, RunNotFoundError, StoreError
-from agentmesh.store._checkpoint_rows import delete_threads
+from agentmesh.store._checkpoint_rows import delete_orphan_threads, delete_threads, orphan_thread_rows
 from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.events import EventMethods
@@ -118,6 +118,11 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
         another process may still be writing it (or it died mid-run and ``agentmesh resume`` could finish it).
         Forks of a deleted run keep everything of their own (their checkpoints were copied when they were made);
         their link to it is cleared. The database file does not shrink until :meth:`vacuum`.
+
+        A running run deleted with ``force`` while its process still runs it goes on checkpointing until it ends;
+        its end then deletes those checkpoints and raises :class:`~agentmesh.errors.RunDeletedError` (see
+        :meth:`finish_run`). If that process dies first, :meth:`delete_orphan_threads` (``agentmesh db reclaim``)
+        removes what it left.
         """
         ids = list(dict.fromkeys(str(r) for r in run_ids))
         if not ids:
@@ -136,6 +141,27 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
             conn.execute(sa.delete(events).where(events.c.run_id.in_(ids)))
             conn.execute(sa.delete(runs).where(runs.c.id.in_(ids)))
         return int(count)
+
+    def orphan_threads(self) -> dict[str, int]:
+        """LangGraph checkpoint threads with no run of their id, each with its row count (checkpoints, blobs and
+        writes together), by thread id.
+
+        agentmesh checkpoints a run under its id (thread = run id), and its end deletes what the run wrote after
+        being deleted while it ran (``finish_run(thread_id=...)``); a process that died before its end leaves
+        those rows here, for :meth:`delete_orphan_threads`. Threads a program checkpointed through
+        :meth:`checkpointer` under ids of its own have no run either: they are listed too."""
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            return orphan_thread_rows(conn)
+
+    def delete_orphan_threads(self, thread_ids: Sequence[str] | None = None) -> int:
+        """Delete the checkpoints, blobs and writes of threads that have no run of their id (those
+        :meth:`orphan_threads` lists, or only ``thread_ids`` of them), in one transaction; the number of rows
+        deleted. A thread whose run exists is never touched, even if named: that is checked in the deleting
+        statements themselves. The database file does not shrink until :meth:`vacuum`."""
+        with self._writer.begin() as conn:
+            ids = list(orphan_thread_rows(conn)) if thread_ids is None else [str(t) for t in thread_ids]
+            return delete_orphan_threads(conn, ids)
 
     def vacuum(self) -> None:
         """Give the space of deleted rows back (SQLite: ``VACUUM`` rewrites the file; Postgres: ``VACUUM``)."""
