@@ -54,7 +54,7 @@ from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, graph_source
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
-from agentmesh.spec.stop import Budget
+from agentmesh.spec.stop import Budget, budget_limit
 from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
@@ -72,11 +72,19 @@ _EXAMPLES = {
 }
 
 
-def _positive(value: float | None, flag: str) -> float | None:
-    """typer's ``min`` is inclusive; a budget of 0 would stop every run before its first call."""
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"{value:g} is not a positive number", param_hint=flag)
-    return value
+def _budget_option(flag: str, *, whole: bool, help: str) -> Any:
+    """A ``--max-*`` budget option, read and checked by :func:`budget_limit`, as a graph's and a Python
+    :class:`Budget`'s limits are: one refusal in one form everywhere (``--max-calls must be a positive whole number
+    (got 0)``), where typer's range check, a callback of ours and pydantic each said it in other words. Refused
+    as the command's other wrong options are, as a :class:`ConfigError` (exit 2, before any run)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return budget_limit(text, whole=whole)
+        except ValueError as exc:
+            raise ConfigError(f"{flag} {exc}", option=flag) from None
+
+    return typer.Option(flag, parser=parse, metavar="<int> [x>=1]" if whole else "<float> [x>0]", help=help)
 
 
 # --- the commands ---------------------------------------------------------------------------------------------
@@ -106,18 +114,16 @@ def run_graph(
     concurrency: Annotated[int | None, concurrency_option("Items of --input-file run at once")] = None,
     limit: Annotated[int | None, limit_option("--input-file")] = None,
     max_calls: Annotated[
-        int | None, typer.Option("--max-calls", min=1, help="Budget of model calls per run (best answer so far).")
+        int | None,
+        _budget_option("--max-calls", whole=True, help="Budget of model calls per run (best answer so far)."),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=1, help="Budget of tokens (prompt + completion) per run.")
+        int | None,
+        _budget_option("--max-tokens", whole=True, help="Budget of tokens (prompt + completion) per run."),
     ] = None,
-    max_cost: Annotated[
-        float | None,
-        typer.Option("--max-cost", callback=lambda v: _positive(v, "--max-cost"), help="Budget in USD per run."),
-    ] = None,
+    max_cost: Annotated[float | None, _budget_option("--max-cost", whole=False, help="Budget in USD per run.")] = None,
     max_seconds: Annotated[
-        float | None,
-        typer.Option("--max-seconds", callback=lambda v: _positive(v, "--max-seconds"), help="Wall time per run."),
+        float | None, _budget_option("--max-seconds", whole=False, help="Wall time per run, in seconds.")
     ] = None,
     executor: ExecutorOption = Executor.LOCAL,
     ray_address: RayAddressOption = None,

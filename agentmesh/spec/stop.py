@@ -14,9 +14,20 @@ Every run records which policy stopped it, as text built from these objects (``s
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 class _Policy(BaseModel):
@@ -74,6 +85,31 @@ class MaxRounds(_Policy):
         return f"max rounds ({self.rounds})"
 
 
+def budget_limit(value: Any, *, whole: bool) -> int | float:
+    """One limit of a budget, checked: a positive whole number for calls and tokens (``whole``), a positive finite
+    number for cost and wall time; else a :class:`ValueError` saying what was expected and what was given.
+
+    Every way of giving a budget checks it here, so that a limit is refused in the same words whichever way it
+    came, each prefixed with where: ``--max-calls must be a positive whole number (got 0)`` on the command line,
+    ``g.yaml:7: stop.budget.calls: must be ...`` in a graph, ``calls`` of a Python :class:`Budget` (or of
+    ``budget={...}``). They were typer's range error, a callback's "0 is not a positive number" and pydantic's
+    "Input should be greater than or equal to 1". A 0 would stop a run before its first call; infinity and NaN are
+    no limits, and were stored as JSON ``null``, which a resume then refused."""
+    number: Any = value
+    if isinstance(value, str):  # the command line's text: as a number, so that it is said as one
+        for kind in (int, float):
+            try:
+                number = kind(value.strip())
+                break
+            except ValueError:
+                continue
+    real = isinstance(number, int | float) and not isinstance(number, bool)
+    if real and math.isfinite(number) and number > 0 and (not whole or float(number).is_integer()):
+        return int(number) if whole else number
+    shown = number if real else repr(value)
+    raise ValueError(f"must be a positive {'whole ' if whole else ''}number (got {shown})")
+
+
 class Budget(_Policy):
     """Run-wide budgets: the run ends with its best answer so far when one is spent."""
 
@@ -83,6 +119,18 @@ class Budget(_Policy):
     tokens: int | None = Field(default=None, ge=1)
     cost_usd: float | None = Field(default=None, gt=0)
     wall_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("calls", "tokens", "cost_usd", "wall_s", mode="before")
+    @classmethod
+    def _limit(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each limit as :func:`budget_limit` says it (pydantic's own words were another form). Its error is
+        pydantic's own kind, so that it reads without pydantic's "Value error, " in front."""
+        if value is None:
+            return None
+        try:
+            return budget_limit(value, whole=info.field_name in ("calls", "tokens"))
+        except ValueError as exc:
+            raise PydanticCustomError("budget_limit", "{problem}", {"problem": str(exc)}) from None
 
     @model_validator(mode="after")
     def _something(self) -> Budget:

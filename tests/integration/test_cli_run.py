@@ -713,12 +713,47 @@ def test_token_and_wall_time_budgets_from_the_command_line(
     assert stored == ({"tokens": 150} if flag == "--max-tokens" else {"wall_s": 1.0})
 
 
-def test_budgets_must_be_positive(db: str, capsys, monkeypatch) -> None:
-    for flag in ("--max-cost", "--max-seconds"):
-        code, _, err = run_cli(["run", "debate", "-i", "question=q", "--db", db, flag, "0"], capsys, monkeypatch)
-        assert code == 2 and f"Invalid value for {flag}: 0 is not a positive number" in err
+@pytest.mark.parametrize(
+    ("flag", "field", "value", "expected"),
+    [
+        ("--max-calls", "calls", "0", "must be a positive whole number (got 0)"),
+        ("--max-calls", "calls", "1.5", "must be a positive whole number (got 1.5)"),
+        ("--max-tokens", "tokens", "0", "must be a positive whole number (got 0)"),
+        ("--max-tokens", "tokens", "-3", "must be a positive whole number (got -3)"),
+        ("--max-cost", "cost_usd", "0", "must be a positive number (got 0)"),
+        ("--max-cost", "cost_usd", "nan", "must be a positive number (got nan)"),
+        ("--max-seconds", "wall_s", "0", "must be a positive number (got 0)"),
+        ("--max-seconds", "wall_s", "inf", "must be a positive number (got inf)"),
+    ],
+)
+def test_a_budget_limit_is_refused_in_the_same_words_wherever_it_is_given(
+    db: str, tmp_path: Path, capsys, monkeypatch, flag: str, field: str, value: str, expected: str
+) -> None:
+    """A budget of 0 was refused in four forms: typer's "0 is not in the range x>=1" (--max-calls, --max-tokens), a
+    callback's "0 is not a positive number" (--max-cost, --max-seconds), pydantic's "Input should be greater than
+    or equal to 1" in a graph's stop or a Python Budget. Each now says where, then the same words: what was
+    expected and what was given. (Infinity was taken as a limit, and stored as JSON null, which a resume refused.)"""
+    from agentmesh.runtime.arguments import as_budget
+    from agentmesh.spec import Budget
+    from agentmesh.spec.loader import load_graph
+
+    code, _, err = run_cli(["run", "debate", "-i", "question=q", "--db", db, flag, value], capsys, monkeypatch)
+    assert code == 2 and f"error: {flag} {expected}" in " ".join(err.split()), err
     with Store(db) as store:
-        assert store.list_runs() == []
+        assert store.list_runs() == []  # refused before any run
+
+    number = int(value) if value.lstrip("-").isdigit() else float(value)  # as the command line reads it
+    with pytest.raises(ValueError, match=re.escape(f"{field}\n  {expected} [type=budget_limit")):
+        Budget(**{field: number})
+    with pytest.raises(ConfigError, match=re.escape(f"{field}: {expected} (a budget has calls")):
+        as_budget({field: number})  # a Python run's budget={...}
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "name: g\nagents:\n  a: {prompt: hi}\nnodes:\n  ask: {op: call, agent: a}\n"
+        f"stop:\n  budget: {{{field}: {value if value not in ('nan', 'inf') else '.' + value}}}\n"
+    )
+    with pytest.raises(ConfigError, match=re.escape(f"g.yaml:7: stop.budget.{field}: {expected}")):
+        load_graph(graph)
 
 
 def test_resume_continues_a_failed_run_without_repeating_calls(db: str, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -298,7 +298,7 @@ def test_problems_inside_composed_stop_policies_name_their_place_in_the_file(tmp
         "g.yaml:21: nodes.debate.stop.any[0].consensus.fraction: Input should be less than or equal to 1 (got 2)",
         "g.yaml:22: nodes.debate.stop.any[1]: unknown stop policy 'score_at_least'; expected one of any, all",
         "g.yaml:23: nodes.debate.stop.any[2].all[0].max_rounds: Input should be a valid integer",
-        "g.yaml:23: nodes.debate.stop.any[2].all[1].budget.calls: Input should be greater than or equal to 1",
+        "g.yaml:23: nodes.debate.stop.any[2].all[1].budget.calls: must be a positive whole number (got -1)",
     ):
         assert expected in message, message
 
