@@ -1,7 +1,8 @@
 """A batch as the store holds it: the id each line's run gets (:func:`batch_run_id`) and the claims that keep two
 processes from running one run twice (:func:`start_line`, :func:`resume_claimed`: the loser's run is
 :class:`Elsewhere`); what ``resume --batch`` continues (:func:`unfinished_of`: the runs cut or failed, and the lines
-that never started, read again from the batch's file); every run of a batch (:func:`batch_runs`)."""
+that never started, read again from the batch's file); a batch's id from a unique prefix of it (:func:`batch_id`)
+and every run of a batch (:func:`batch_runs`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh import datasets
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import AgentmeshError, BatchNotFoundError, ConfigError
 from agentmesh.runtime.run import RunResult
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import graph_from_data
@@ -193,10 +194,21 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def batch_id(store: Store, batch: str, *, then: str = "") -> str:
+    """The id of the batch a ``--batch`` names, by its id or a unique prefix of it, as a run is named by a prefix
+    (:meth:`Store.resolve_batch`): what ``runs``, ``resume``, ``delete`` and ``report`` take by ``--batch``. An
+    unknown or ambiguous prefix is a :class:`BatchNotFoundError` in the words of a run's (the candidates named),
+    ``then`` appended."""
+    try:
+        return store.resolve_batch(batch)
+    except BatchNotFoundError as exc:
+        raise BatchNotFoundError(f"{exc}{then}", **exc.context) from None
+
+
 def batch_runs(store: Store, batch: str, *, then: str = "") -> list[RunRecord]:
-    """Every run of ``batch`` (newest first), or a :class:`ConfigError` naming the batch and the store (``then``
-    appended) when it has none: what ``runs``, ``resume``, ``delete`` and ``report`` take by ``--batch``."""
-    found = store.list_runs(batch=batch, limit=1_000_000)
-    if not found:
-        raise ConfigError(f"no runs of batch {batch!r} in {store.url}{then}")
+    """Every run of the batch ``batch`` names (its id or a unique prefix: :func:`batch_id`), newest first, or a
+    :class:`BatchNotFoundError` naming it and the store (``then`` appended) when it has none."""
+    found = store.list_runs(batch=batch_id(store, batch, then=then), limit=1_000_000)
+    if not found:  # (deleted since it was resolved)
+        raise BatchNotFoundError(f"no batch {batch!r} in {store.url}{then}", batch=batch, url=store.url)
     return found

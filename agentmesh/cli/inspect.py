@@ -25,7 +25,7 @@ from agentmesh.cli._common import (
     run_async,
     write_output,
 )
-from agentmesh.cli.batch_store import batch_runs
+from agentmesh.cli.batch_store import batch_id, batch_runs
 from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.outcome import stored_answers, stored_outputs
@@ -161,7 +161,8 @@ def report(
     html_path: Annotated[Path, typer.Option("--out", "--html", "-o", help="Where to write the HTML page.")],
     run: Annotated[str | None, typer.Argument(help="Run id or a unique prefix of it.")] = None,
     batch: Annotated[
-        str | None, typer.Option("--batch", "-b", help="A batch's page instead (run --input-file's id).")
+        str | None,
+        typer.Option("--batch", "-b", help="A batch's page instead (run --input-file's id, or a unique prefix)."),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -173,6 +174,7 @@ def report(
         raise ConfigError("nothing to report: give a run id (or a unique prefix), or --batch ID")
     with open_store(db, existing=True) as store:
         if batch is not None:
+            batch = batch_id(store, batch)  # (a unique prefix: the page names the whole id)
             records = batch_runs(store, batch)
             page = batch_html(batch, records, stored_answers(store, records))
             what = f"batch {batch} ({len(records)} runs)"

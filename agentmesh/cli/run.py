@@ -42,7 +42,7 @@ from agentmesh.cli._common import (
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._live import LiveView, final_panel
 from agentmesh.cli.batch import Start, first_run, run_batch, run_many
-from agentmesh.cli.batch_store import Elsewhere, Unstarted, resume_claimed, unfinished_of
+from agentmesh.cli.batch_store import Elsewhere, Unstarted, batch_id, resume_claimed, unfinished_of
 from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.models import ModelClient
@@ -190,8 +190,8 @@ def resume(
         typer.Option(
             "--batch",
             "-b",
-            help="A batch (run --input-file's): its interrupted and failed runs, those a dead process left running, "
-            "and the lines it never started.",
+            help="A batch (run --input-file's id, or a unique prefix of it): its interrupted and failed runs, those a "
+            "dead process left running, and the lines it never started.",
         ),
     ] = None,
     model: Annotated[
@@ -219,6 +219,7 @@ def resume(
     unrun: str | None = None  # why lines of the batch that never started cannot be run (its file is gone)
     with open_store(db, existing=True) as store:
         if batch is not None:  # its cut and failed runs, and the lines an interruption kept from starting
+            batch = batch_id(store, batch, then=" (agentmesh show RUN names the batch of a run)")  # (a prefix)
             records, unstarted, unrun = unfinished_of(store, batch)
         else:
             records = list({r.id: r for r in (store.get_run(run) for run in runs or [])}.values())

@@ -24,7 +24,7 @@ from agentmesh.cli._common import (
     fmt_seconds,
     open_store,
 )
-from agentmesh.cli.batch_store import batch_runs
+from agentmesh.cli.batch_store import batch_id, batch_runs
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.outcome import stored_answers
 from agentmesh.store import EventRecord, RunRecord
@@ -39,7 +39,10 @@ def list_runs(
     graph: Annotated[str | None, typer.Option("--graph", "-g", help="Only runs of this graph.")] = None,
     status: Annotated[str | None, typer.Option("--status", "-s", help="Only runs with this status.")] = None,
     batch: Annotated[
-        str | None, typer.Option("--batch", "-b", help="Only the runs of this batch (run --input-file names it).")
+        str | None,
+        typer.Option(
+            "--batch", "-b", help="Only the runs of this batch (run --input-file names it; a unique prefix will do)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many, the newest.")] = 50,
     db: DbOption = None,
@@ -47,6 +50,8 @@ def list_runs(
 ) -> None:
     """List stored runs, newest first, with the answer each one ended with."""
     with open_store(db, existing=True) as store:
+        if batch is not None:  # by a unique prefix too, as a run; an unknown one is said, not "no runs"
+            batch = batch_id(store, batch)
         found = store.with_running_totals(store.list_runs(graph=graph, status=status, batch=batch, limit=limit))
         total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
         answers = stored_answers(store, found)
@@ -114,7 +119,8 @@ def delete(
         list[str] | None, typer.Argument(help="Run ids or unique prefixes of them.", metavar="RUN...")
     ] = None,
     batch: Annotated[
-        str | None, typer.Option("--batch", "-b", help="Every run of this batch (run --input-file's).")
+        str | None,
+        typer.Option("--batch", "-b", help="Every run of this batch (run --input-file's id, or a unique prefix)."),
     ] = None,
     db: DbOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

@@ -1,4 +1,5 @@
-"""Reading runs back: one by id or unique prefix, a listing, a count (:class:`RunReadMethods`, mixed into
+"""Reading runs back: one by id or unique prefix, a batch's id from a unique prefix, a listing, a count
+(:class:`RunReadMethods`, mixed into
 :class:`~agentmesh.store.Store`), and the decoding every read of a run shares -- a row to a checked
 :class:`~agentmesh.store.records.RunRecord`, refused when a newer agentmesh wrote it -- which the run's writes
 (:mod:`agentmesh.store.run_lifecycle`) and its events' reads use too.
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from agentmesh.errors import RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.errors import BatchNotFoundError, RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store.records import RunRecord, RunStatus
 from agentmesh.store.run_totals import running_totals
 from agentmesh.store.schema import SCHEMA_VERSION, runs
@@ -61,19 +62,34 @@ class RunReadMethods:
                 .order_by(runs.c.created_at.desc())
                 .limit(_AMBIGUOUS_SHOWN + 1)
             ).all()
-        if not found:
-            raise RunNotFoundError(f"no run {key!r} in {self.url}", run_id=key, url=self.url)
-        if len(found) > 1:
-            shown = ", ".join(r.id for r in found[:_AMBIGUOUS_SHOWN])
-            if len(found) > _AMBIGUOUS_SHOWN:
-                shown += ", ..."
-
-            raise RunNotFoundError(
-                f"run id prefix {key!r} is ambiguous: it matches {shown}; give more characters",
-                run_id=key,
-                url=self.url,
-            )
+        _only_match(key, [r.id for r in found], "run", RunNotFoundError, url=self.url, run_id=key)
         return run_record(found[0])
+
+    def resolve_batch(self, batch_id_or_unique_prefix: str) -> str:
+        """The id of the batch (``meta.batch.id``, as ``agentmesh run --input-file`` tags its runs) with this id,
+        or of the only batch whose id starts with it; :class:`BatchNotFoundError` otherwise, in the words of
+        :meth:`get_run`'s (the candidates named when several match). Every command that takes ``--batch`` resolves
+        it here, as the commands that take a run resolve it with :meth:`get_run`."""
+        key = batch_id_or_unique_prefix.strip()
+        if not key:
+            raise BatchNotFoundError("no batch id given", url=self.url)
+        batch_id = runs.c.meta["batch"]["id"].as_string()
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(runs.c.id).where(batch_id == key).limit(1)).first() is not None:
+                return key
+            found = (
+                conn.execute(
+                    sa.select(batch_id)
+                    .where(batch_id.startswith(key, autoescape=True))
+                    .group_by(batch_id)
+                    .order_by(sa.func.max(runs.c.created_at).desc())
+                    .limit(_AMBIGUOUS_SHOWN + 1)
+                )
+                .scalars()
+                .all()
+            )
+        return _only_match(key, [str(b) for b in found], "batch", BatchNotFoundError, url=self.url, batch=key)
 
     def list_runs(
         self,
@@ -113,6 +129,18 @@ class RunReadMethods:
         self._batch.flush()
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _only_match(key: str, found: Sequence[str], noun: str, error: type[StoreError], **context: Any) -> str:
+    """The one id of ``found`` (those starting with the prefix ``key``, newest first, at most
+    ``_AMBIGUOUS_SHOWN + 1``), or ``error`` saying that there is none, or naming the candidates when there are
+    several: a run's and a batch's prefix are resolved in the same words."""
+    if not found:
+        raise error(f"no {noun} {key!r} in {context.get('url')}", **context)
+    if len(found) > 1:
+        shown = ", ".join(found[:_AMBIGUOUS_SHOWN]) + (", ..." if len(found) > _AMBIGUOUS_SHOWN else "")
+        raise error(f"{noun} id prefix {key!r} is ambiguous: it matches {shown}; give more characters", **context)
+    return found[0]
 
 
 def run_status(value: RunStatus | str) -> RunStatus:

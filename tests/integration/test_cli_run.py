@@ -566,7 +566,48 @@ def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path,
     with Store(db) as store:
         assert [r.inputs["question"] for r in store.list_runs()] == ["What is 2*2?"]
     code, _, err = run_cli(["delete", "--batch", batch, "-y", "--db", db], capsys, monkeypatch)
-    assert code == 2 and "no runs of batch" in err
+    assert code == 2 and f"no batch {batch!r} in " in err and "nothing deleted" in err
+
+
+def test_every_command_taking_a_batch_takes_a_unique_prefix_of_its_id(
+    db: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``show 3f2a`` found a run by a prefix of its id; ``--batch`` took only a batch's whole id. ``runs``,
+    ``report``, ``resume`` and ``delete`` now take a unique prefix of it, and refuse an ambiguous or unknown one in
+    the words a run's prefix is refused in, the candidates named."""
+    model = script(tmp_path, "multiply.yaml", MULTIPLY)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "What is 17*3?"}\n{"question": "Tell me a joke."}\n')
+    code, _, _ = run_cli(["run", "debate", "--input-file", str(items), "-m", model, "--db", db], capsys, monkeypatch)
+    assert code == 1  # the joke has no rule: a failed run to resume
+    with Store(db) as store:
+        batch = store.list_runs()[0].meta["batch"]["id"]
+        # another batch whose id starts alike (a batch id is hex: "z" tells them apart at the 5th character)
+        other = batch[:4] + "zzzzzzzz"
+        store.create_run("debate", {"question": "q"}, meta={"batch": {"id": other, "line": 1}})
+    prefix = batch[:5]
+
+    code, out, err = run_cli(["runs", "--batch", prefix, "--db", db, "--json"], capsys, monkeypatch)
+    assert code == 0 and {r["meta"]["batch"]["id"] for r in json.loads(out)} == {batch}, err
+    page = tmp_path / "batch.html"
+    code, out, err = run_cli(["report", "--batch", prefix, "-o", str(page), "--db", db], capsys, monkeypatch)
+    assert code == 0 and f"report of batch {batch} (2 runs)" in " ".join(out.split()), err
+
+    for command in (["runs"], ["report", "-o", str(page)], ["resume"], ["delete", "-y"]):
+        code, _, err = run_cli([*command, "--batch", batch[:4], "--db", db], capsys, monkeypatch)
+        said = " ".join(err.split())
+        assert code == 2 and f"batch id prefix {batch[:4]!r} is ambiguous: it matches " in said, (command, said)
+        assert batch in said and other in said and "give more characters" in said, said
+        code, _, err = run_cli([*command, "--batch", "f00dz", "--db", db], capsys, monkeypatch)
+        assert code == 2 and "no batch 'f00dz' in " in " ".join(err.split()), (command, err)
+
+    answers = script(tmp_path, "joke.yaml", "rules:\n  - {agent: debater, template: '\\\\boxed{42}'}\n")
+    code, out, err = run_cli(["resume", "--batch", prefix, "-m", answers, "--db", db], capsys, monkeypatch)
+    assert code == 0 and f"batch {batch} (agentmesh runs --batch {batch})" in " ".join(out.split()), err
+    code, out, err = run_cli(["delete", "--batch", prefix, "-y", "--db", db], capsys, monkeypatch)
+    assert code == 0 and "deleted 2 run(s)" in out, err
+    with Store(db) as store:
+        assert [r.meta["batch"]["id"] for r in store.list_runs()] == [other]
 
 
 def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -626,7 +667,7 @@ def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, mon
     ]
     assert text.count('<span class="ok">✓</span>') == 2 and text.count('<span class="err">✗</span>') == 1
     code, _, err = run_cli(["report", "--batch", "nope", "-o", str(page), "--db", db], capsys, monkeypatch)
-    assert code == 2 and "no runs of batch 'nope'" in err
+    assert code == 2 and "no batch 'nope' in " in err
 
 
 def test_limit_runs_the_first_items_only(db: str, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 import agentmesh.store.migrate as migrate
-from agentmesh.errors import ConfigError, RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.errors import BatchNotFoundError, ConfigError, RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import run
 from agentmesh.runtime.replay import fork, replay
@@ -121,6 +122,31 @@ def test_get_run_by_unique_prefix(store_url: str) -> None:
             store.get_run("zzz")
         with pytest.raises(RunNotFoundError, match="no run id given"):
             store.get_run("  ")
+
+
+def test_a_batch_id_is_resolved_from_a_unique_prefix_in_the_words_of_a_run_id(store_url: str) -> None:
+    """A run was found by a prefix of its id, a batch only by its whole id (12 characters to copy from a summary).
+    A batch's prefix is resolved as a run's: an exact id first, then the only batch whose id starts with it; none,
+    or several (each named, newest first), is the same error as a run's."""
+    with Store(store_url) as store:
+        for batch in ("abc111", "abc111", "abc222", "abc", "a_c%99", "def333"):
+            store.create_run("g", {}, meta={"batch": {"id": batch, "line": 1}})
+        store.create_run("g", {}, run_id="abc999")  # a run's id is no batch's
+
+        assert store.resolve_batch("def") == "def333"
+        assert store.resolve_batch("abc1") == "abc111"  # one batch, two runs: unique all the same
+        assert store.resolve_batch("abc") == "abc"  # an exact id wins over being a prefix of others
+        assert store.resolve_batch("a_c") == "a_c%99"  # LIKE wildcards in the prefix are literal
+        with pytest.raises(BatchNotFoundError) as ambiguous:
+            store.resolve_batch("ab")
+        said = re.fullmatch(
+            r"batch id prefix 'ab' is ambiguous: it matches (.*); give more characters", str(ambiguous.value)
+        )
+        assert said is not None and sorted(said[1].split(", ")) == ["abc", "abc111", "abc222"], str(ambiguous.value)
+        with pytest.raises(BatchNotFoundError, match=re.escape(f"no batch 'abc9' in {store.url}")):
+            store.resolve_batch("abc9")
+        with pytest.raises(BatchNotFoundError, match="no batch id given"):
+            store.resolve_batch(" ")
 
 
 def test_run_ids_and_parents_are_checked(store_url: str) -> None:
