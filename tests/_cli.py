@@ -14,10 +14,11 @@ from typing import TypeVar
 
 import pytest
 
-# The command line's consoles read COLUMNS once, when they are made (on importing agentmesh.cli.app). agentmesh.cli
-# no longer imports it, so the first test to run a command would make them, and one that narrows the terminal
-# (COLUMNS=50) would leave every later test that width: made here, at collection, as a real process makes them.
-import agentmesh.cli.app  # noqa: F401
+# The command line's consoles read COLUMNS once, when they are made (on importing agentmesh.cli._common, which
+# agentmesh.cli.app imports only with the first command that runs). The first test to run a command would make
+# them, and one that narrows the terminal (COLUMNS=50) would leave every later test that width: made here, at
+# collection, as a real process makes them.
+import agentmesh.cli._common  # noqa: F401
 from agentmesh.cli import main
 from agentmesh.store import Store
 

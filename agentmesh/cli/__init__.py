@@ -1,11 +1,11 @@
 """The ``agentmesh`` command line: run, inspect and manage stored runs and models.
 
 :func:`main` is the console entry point (``agentmesh = "agentmesh.cli:main"``). It imports the command line itself
-(:mod:`agentmesh.cli.app`: typer, rich, SQLAlchemy, the runtime -- seconds) *inside* its own ``try``: importing it
-here, with the package, left a Ctrl-C pressed right after the command was typed nothing to catch it, and Python
-printed a traceback. The typer application is :data:`agentmesh.cli.app.app` (this package no longer re-exports
-it: a name that is also its submodule's would be the typer object or the module depending on what was imported
-first).
+(:mod:`agentmesh.cli.app`: typer and rich; the command that runs then imports SQLAlchemy, the runtime -- seconds)
+*inside* its own ``try``: importing it here, with the package, left a Ctrl-C pressed right after the command was
+typed nothing to catch it, and Python printed a traceback. The typer application is
+:data:`agentmesh.cli.app.app` (this package no longer re-exports it: a name that is also its submodule's would be
+the typer object or the module depending on what was imported first).
 """
 
 from __future__ import annotations

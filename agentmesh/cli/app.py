@@ -1,31 +1,170 @@
-"""The typer application and the entry point that turns agentmesh errors into clean messages."""
+"""The typer application and the entry point that turns agentmesh errors into clean messages.
+
+The commands are imported when one is run, not when the application is built: each command's module imports
+what it works with (the store and SQLAlchemy, the runtime and LangGraph, model clients, Ray), seconds that every
+``agentmesh --help`` and ``agentmesh`` listing paid. :data:`COMMANDS` says where each command lives and the line
+the top-level listing shows for it; :class:`_Commands` imports a command's module only when that command is the
+one asked for (its options, its own ``--help``, its work).
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from importlib import import_module
 from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_group
 
-from agentmesh.cli import ask, calibrate, db, graph, inspect, models, optimize, run, runs, targets
-from agentmesh.cli import eval as eval_
-from agentmesh.cli._common import err_console
 from agentmesh.cli._signals import SignalInterrupt
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
 
 
-class _Commands(TyperGroup):
-    """The command group, which exits with 128 + the signal that interrupted a command's work.
+@dataclass(frozen=True)
+class LazyCommand:
+    """A top-level command, known without importing it: ``attribute`` of ``agentmesh.cli.<module>`` is the
+    command's function, or the ``typer.Typer`` of a group of commands (``db``, ``graph``...).
 
-    Why here: typer (0.2x) turns any ``KeyboardInterrupt`` out of a command into exit status 130 (click before it,
-    into an abort: "aborted", 130), so a run stopped by SIGTERM -- cleaned up exactly as after Ctrl-C, stored as
-    interrupted and resumable -- exited 130 too, where shells and process managers expect 143. The interrupt
-    :func:`~agentmesh.cli._common.run_async` raises names its signal; it is read here, before typer sees it."""
+    ``summary`` is what ``agentmesh --help`` lists for it -- the first paragraph of its help, said here so that the
+    listing needs no import. tests/unit/test_cli_lazy.py checks that it is the real command's, word for word."""
+
+    module: str
+    attribute: str
+    summary: str
+
+    def target(self) -> Any:
+        """The command's function or typer application (importing its module: the slow part). ``import_module`` is
+        bound at this module's import, so that code replacing ``importlib.import_module`` for its own look-ups (a
+        test faking a missing optional library) does not also hide the commands."""
+        return getattr(import_module(f"agentmesh.cli.{self.module}"), self.attribute)
+
+
+#: Every top-level command, in the order ``agentmesh --help`` lists them.
+COMMANDS: dict[str, LazyCommand] = {
+    "ask": LazyCommand("ask", "ask", "Ask one model one question; the call is stored as a run (see agentmesh show)."),
+    "runs": LazyCommand("runs", "list_runs", "List stored runs, newest first, with the answer each one ended with."),
+    "show": LazyCommand(
+        "runs",
+        "show",
+        "A run as a timeline: each node and round with its calls (answers folded; --full unfolds them, with the "
+        "prompts), the agents that were active, pruned or never ran, ratings and importance, the stop reason.",
+    ),
+    "delete": LazyCommand(
+        "runs",
+        "delete",
+        "Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none); "
+        "agentmesh db vacuum then gives the space back.",
+    ),
+    "models": LazyCommand(
+        "models",
+        "models",
+        "Show provider, model, endpoint, key variable (never the key), limits and price of each reference.",
+    ),
+    "run": LazyCommand(
+        "run",
+        "run_graph",
+        "Run a graph on inputs and print its answer, with a live view of rounds, agents and answers.",
+    ),
+    "resume": LazyCommand(
+        "run",
+        "resume",
+        "Continue interrupted or failed runs from their last checkpoints; finished model calls are not made again.",
+    ),
+    "optimize": LazyCommand(
+        "optimize",
+        "optimize",
+        "Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human "
+        "labels), write the graph with that team and a picture.",
+    ),
+    "calibrate": LazyCommand(
+        "calibrate",
+        "calibrate",
+        "Measure a MAgICoRe graph's mu and sigma (mean and spread of the first sample's reward) over --data, with "
+        "the same Solver and reward models, and write the graph with them set.",
+    ),
+    "replay": LazyCommand(
+        "inspect",
+        "replay",
+        "Re-execute a stored run with every model response served from the store (zero calls), or fork it.",
+    ),
+    "diff": LazyCommand(
+        "inspect",
+        "diff",
+        "Where two runs part ways: the first differing call, node answers, calls, tokens and cost side by side.",
+    ),
+    "report": LazyCommand(
+        "inspect",
+        "report",
+        "One self-contained HTML page: the graph, the agent network, importance scores, the calls over time and "
+        "the timeline of a run; or a batch's: how its runs ended, accuracy, calls per item and a row per item.",
+    ),
+    "export": LazyCommand(
+        "inspect",
+        "export",
+        "A run as versioned JSON (record, events, final outputs; secrets never included), for agentmesh import.",
+    ),
+    "import": LazyCommand(
+        "inspect",
+        "import_",
+        "Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid.",
+    ),
+    "db": LazyCommand("db", "app", "Manage the agentmesh database."),
+    "graph": LazyCommand(
+        "graph",
+        "app",
+        "Graph specs: export the JSON Schema, validate files, draw a graph (Mermaid, SVG, PNG).",
+    ),
+    "targets": LazyCommand(
+        "targets",
+        "app",
+        "Manage ALU's unlearning target sets in the store (each change bumps the set's version).",
+    ),
+    "eval": LazyCommand(
+        "eval",
+        "app",
+        "Evaluate a system against its baselines, every question a stored, resumable run.",
+    ),
+}
+
+
+class InterruptedImport(Exception):
+    """Ctrl-C while a command's module was being imported. typer turns a ``KeyboardInterrupt`` out of a command
+    into a silent exit 130, so it is carried past typer in this and raised again by :func:`main`: the console
+    entry (:func:`agentmesh.cli.main`) then says "aborted", as it does for a Ctrl-C during its own imports."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__("interrupted while importing a command")
+        self.interrupt = interrupt
+
+
+class _NotImported(TyperCommand):
+    """A command of :data:`COMMANDS` whose module is not imported yet: its name and summary, no options. Only
+    :class:`_Commands` hands it out, for the listing; ``get_command`` gives the real command."""
+
+
+class _Commands(TyperGroup):
+    """The command group: it imports a command's module when that command is run (:data:`COMMANDS`), and exits
+    with 128 + the signal that interrupted a command's work.
+
+    Why the latter here: typer (0.2x) turns any ``KeyboardInterrupt`` out of a command into exit status 130 (click
+    before it, into an abort: "aborted", 130), so a run stopped by SIGTERM -- cleaned up exactly as after Ctrl-C,
+    stored as interrupted and resumable -- exited 130 too, where shells and process managers expect 143. The
+    interrupt :func:`~agentmesh.cli._common.run_async` raises names its signal; it is read here, before typer sees
+    it."""
+
+    _listing = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # every command by name from the start, as click and typer read them (the listing's order, "Did you
+        # mean ...?" for a mistyped one); each a stand-in until it is asked for
+        for name, lazy in COMMANDS.items():
+            self.commands.setdefault(name, _NotImported(name=name, help=lazy.summary))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -33,15 +172,39 @@ class _Commands(TyperGroup):
         except SignalInterrupt as exc:
             raise typer.Exit(128 + exc.signum) from exc
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command ``cmd_name``, its module imported now if it was not yet; while this group's own help is
+        written, a command not imported yet stays the stand-in that has its name and summary (all the listing
+        shows)."""
+        command = super().get_command(ctx, cmd_name)
+        if not isinstance(command, _NotImported) or self._listing:
+            return command
+        try:
+            target = COMMANDS[cmd_name].target()
+        except KeyboardInterrupt as exc:
+            raise InterruptedImport(exc) from exc
+        command = _click_command(cmd_name, target)
+        self.commands[cmd_name] = command
+        return command
 
-app = typer.Typer(
-    cls=_Commands,
-    name="agentmesh",
-    help="Declarative graphs of LLM agents over one shared store.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+#: The application's settings, which the commands' own click commands are built with too (:func:`_click_command`).
+_SETTINGS: dict[str, Any] = {
+    "name": "agentmesh",
+    "help": "Declarative graphs of LLM agents over one shared store.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+}
+
+app = typer.Typer(cls=_Commands, **_SETTINGS)
 
 
 def _version(value: bool) -> None:
@@ -72,24 +235,18 @@ def _plugins(
     import_plugins(imports or [])
 
 
-app.command("ask")(ask.ask)
-app.command("runs")(runs.list_runs)
-app.command("show")(runs.show)
-app.command("delete")(runs.delete)
-app.command("models")(models.models)
-app.command("run")(run.run_graph)
-app.command("resume")(run.resume)
-app.command("optimize")(optimize.optimize)
-app.command("calibrate")(calibrate.calibrate)
-app.command("replay")(inspect.replay)
-app.command("diff")(inspect.diff)
-app.command("report")(inspect.report)
-app.command("export")(inspect.export)
-app.command("import")(inspect.import_)
-app.add_typer(db.app, name="db")
-app.add_typer(graph.app, name="graph")
-app.add_typer(targets.app, name="targets")
-app.add_typer(eval_.app, name="eval")
+def _click_command(name: str, target: Any) -> Any:
+    """The click command typer makes of ``target`` (a command's function, or a group's ``typer.Typer``) as
+    ``name`` under this application: registered on a typer application with the same settings, as
+    ``app.command(name)`` or ``app.add_typer(target, name=name)`` would have, so that it is built exactly as it
+    was when every command was registered on :data:`app` itself."""
+    holder = typer.Typer(**_SETTINGS)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    _reflow_help(holder)
+    return get_group(holder).commands[name]
 
 
 def _reflowed(doc: str) -> str:
@@ -108,9 +265,6 @@ def _reflow_help(typer_app: typer.Typer) -> None:
             _reflow_help(group.typer_instance)
 
 
-_reflow_help(app)
-
-
 def _prog_name() -> str:
     """The name usage messages give: click guesses it from how Python was started, which under ``python -m``
     (a test runner, say) names that runner's module rather than this program."""
@@ -122,11 +276,19 @@ def main() -> None:
     an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
     try:
         code = app(standalone_mode=False, prog_name=_prog_name())
+    except InterruptedImport as exc:
+        raise exc.interrupt from None  # "aborted", 130: see InterruptedImport
     except AgentmeshError as exc:
+        from rich.markup import escape
+
+        from agentmesh.cli._common import err_console  # (imported already: with the command that raised this)
+
         # the message may quote a prompt, an input or a file ("[/x]" there is text, not markup)
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
+        from agentmesh.cli._common import err_console
+
         err_console.print("aborted")
         sys.exit(130)
     except typer.Exit as exc:

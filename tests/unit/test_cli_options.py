@@ -23,11 +23,17 @@ from tests._cli import run_cli
 JOBS = ["optimize", "calibrate", "eval alu", "run"]
 
 
+def _command(words: str) -> Any:
+    """The click command ``agentmesh <words>``, asked of each group by name (a top-level command's module is
+    imported on demand: the group's ``commands`` holds only a stand-in for it until then)."""
+    command: Any = get_command(app)
+    for word in words.split():
+        command = command.get_command(typer.Context(command), word)
+    return command
+
+
 def _params(command: str) -> dict[str, Any]:
-    group: Any = get_command(app)
-    for word in command.split():
-        group = group.commands[word]
-    return {p.name: p for p in group.params}
+    return {p.name: p for p in _command(command).params}
 
 
 def _shape(param: Any) -> tuple[Any, ...]:
@@ -93,8 +99,7 @@ def test_every_job_command_declares_every_job_option() -> None:
 
 
 def test_job_options_are_the_parsed_parameters_of_the_same_names() -> None:
-    group: Any = get_command(app)
-    ctx = typer.Context(group.commands["optimize"], info_name="optimize")
+    ctx = typer.Context(_command("optimize"), info_name="optimize")
     given = {"model": "m", "concurrency": 2, "executor": Executor.RAY, "ray_address": None, "ray_cpus": 0.5}
     ctx.params = {**given, "db": "sqlite:///x.db", "as_json": True, "top_k": 3}
     assert JobOptions.given(ctx) == JobOptions(**given, db="sqlite:///x.db", as_json=True)  # top_k is not one
@@ -144,8 +149,9 @@ def _every_option() -> list[tuple[str, Any]]:
 
     def walk(command: Any, path: str) -> None:
         if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                walk(sub, f"{path} {name}".strip())
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), f"{path} {name}".strip())
             return
         found.extend((path, p) for p in command.params if p.param_type_name == "option" and p.name != "help")
 
