@@ -19,8 +19,9 @@ from agentmesh._text import lone_surrogate
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import Listener
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec, NodeSpec
+from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
+from agentmesh.spec.node import NodeSpec
 from agentmesh.spec.stop import Budget, StopPolicy, iter_policies
 from agentmesh.store import Store
 

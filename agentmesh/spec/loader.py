@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.graph import GraphSpec, Problem, reference_problems
+from agentmesh.spec.checks import Problem, reference_problems
+from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import OperatorParams, operator_names, operator_params, unknown_operator
 
 

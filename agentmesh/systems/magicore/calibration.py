@@ -31,7 +31,8 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, digest, run_items
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.operators.registry import get_function
-from agentmesh.spec.graph import GraphSpec, NodeSpec
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.node import NodeSpec
 from agentmesh.store import Store
 from agentmesh.systems.magicore.graph import FIRST_SAMPLE_OP, MagicoreParams
 from agentmesh.systems.magicore.scoring import normalisation_stats

@@ -29,7 +29,8 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
 from agentmesh.runtime.arguments import open_store, resolve_graph
 from agentmesh.runtime.on_ray import one_ray
-from agentmesh.spec.graph import GraphSpec, NodeSpec
+from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.node import NodeSpec
 from agentmesh.spec.operators import FunctionParams, TeamParams
 from agentmesh.store import Store
 from agentmesh.systems.sejury.functions import sejury_check
