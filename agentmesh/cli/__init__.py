@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from agentmesh.cli._signals import exit_status
+from agentmesh.cli._signals import exit_status, pressed, raise_if_pressed, watch_imports
 
 __all__ = ["main"]
 
@@ -21,9 +21,15 @@ __all__ = ["main"]
 def main() -> None:
     """Console entry point: run the command line; interrupted at any moment, the imports included, exit with
     128 + the signal's number (130 after Ctrl-C) and one line, no traceback."""
+    watch_imports()  # a Ctrl-C swallowed during the imports is raised once they are over (see _signals)
     try:
-        from agentmesh.cli.app import main as run_command_line
-
+        try:
+            from agentmesh.cli.app import main as run_command_line
+        except Exception:
+            if pressed():  # the Ctrl-C broke an import on its way (see _signals): it is what to report
+                raise KeyboardInterrupt from None
+            raise
+        raise_if_pressed()
         run_command_line()
     except KeyboardInterrupt as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press while this line is written changes nothing

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_group
 
-from agentmesh.cli._signals import SignalInterrupt
+from agentmesh.cli._signals import SignalInterrupt, imports_done, pressed
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
 
@@ -181,8 +181,13 @@ class _Commands(TyperGroup):
             return command
         try:
             target = COMMANDS[cmd_name].target()
+            imports_done()  # (raises a Ctrl-C that an import swallowed: see agentmesh.cli._signals)
         except KeyboardInterrupt as exc:
             raise InterruptedImport(exc) from exc
+        except Exception:
+            if pressed():  # the Ctrl-C broke the import on its way (pydantic-core's SchemaError): report that
+                raise InterruptedImport(KeyboardInterrupt()) from None
+            raise
         command = _click_command(cmd_name, target)
         self.commands[cmd_name] = command
         return command
