@@ -217,3 +217,14 @@ def test_dataset_mean_and_top_k() -> None:
     assert select_team({"x": 1.0, "y": 1.0, "z": 2.0}, 2) == ["z", "x"]
     with pytest.raises(ValueError, match="at least 1"):
         select_team(means, 0)
+
+
+def test_an_option_past_d_is_read_as_the_prompt_lettered_it(tmp_path: Path) -> None:
+    """The MMLU prompt letters up to ten options (A-J, as MMLU-Pro has); the agents' parser reads the same letters.
+    It read A-D only, so every agent choosing the sixth option gave "no answer" and the consensus was on nothing."""
+    six = {"question": "Which is a prime?", "choices": ["4", "6", "8", "9", "10", "11"]}
+    script = Script({1: dict.fromkeys(FOUR, "F"), 2: dict.fromkeys(FOUR, "F")})
+    result = run(mmlu(FOUR, rank=None), six, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert all("F) 11" in prompt for prompt in script.prompts.values())
+    assert result.answer == "F"
+    assert "consensus" in (result.stop_reason or "")
