@@ -228,3 +228,20 @@ def test_an_option_past_d_is_read_as_the_prompt_lettered_it(tmp_path: Path) -> N
     assert all("F) 11" in prompt for prompt in script.prompts.values())
     assert result.answer == "F"
     assert "consensus" in (result.stop_reason or "")
+
+
+def test_more_options_than_letters_are_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    """An eleventh option has no letter in the MMLU prompt (A-J) nor in its parser. The run was stored and failed at
+    its first call with "str object has no element 10"; it is refused before it is stored, saying what to give."""
+    from agentmesh.errors import ConfigError
+    from agentmesh.store import Store
+
+    eleven = {"question": "Which?", "choices": [str(n) for n in range(11)]}
+    script = Script({1: dict.fromkeys(FOUR, "A")})
+    with pytest.raises(ConfigError, match=r"input 'choices' has 11 options.*letters A-J \(10 options at most\)"):
+        run(mmlu(FOUR, rank=None), eleven, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert script.prompts == {}
+    with Store(db(tmp_path)) as store:
+        assert store.list_runs() == []
+    ten = {"question": "Which?", "choices": [str(n) for n in range(10)]}  # the most it letters: runs
+    assert run(mmlu(FOUR, rank=None), ten, model=ScriptedModel(respond=script), store=db(tmp_path)).answer == "A"

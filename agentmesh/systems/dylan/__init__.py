@@ -5,7 +5,7 @@ stop) is the generic ``rounds`` operator configured by ``graphs/dylan_*.yaml``; 
 that only DyLAN defines, as pure functions over a run's recorded network.
 """
 
-from agentmesh.systems.dylan import code, functions
+from agentmesh.systems.dylan import code, functions, input_check
 from agentmesh.systems.dylan.importance import (
     Importance,
     Node,
@@ -27,6 +27,7 @@ __all__ = [
     "edge_weights",
     "functions",
     "importance",
+    "input_check",
     "mean_importance",
     "select_team",
     "trace_from_history",
