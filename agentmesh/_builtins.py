@@ -20,7 +20,12 @@ import time
 from types import ModuleType
 
 _SYSTEMS = "agentmesh.systems"
-"""Importing it registers every shipped operator, function and provider (it imports the runtime and the models)."""
+"""Importing it registers the research systems' operators and functions (it imports the runtime and the models)."""
+
+_RUNTIME = ("agentmesh.runtime.functions", "agentmesh.runtime.recorded_model")
+"""The runtime's own registrations: its shipped functions (``pairwise_winner``...) and the ``replay:`` model
+provider. :mod:`agentmesh.runtime` imported them with itself; it is lazy now (a graph check need not import
+LangGraph), so they are imported here, before the systems, in the order the eager package registered them."""
 
 _loaded = False
 
@@ -35,6 +40,8 @@ def load_builtins() -> None:
     global _loaded
     if _loaded:
         return
+    for name in _RUNTIME:
+        import_module(name)
     module = import_module(_SYSTEMS)
     # only once the import has finished: not when a shipped module's own registration asked, midway through it
     _loaded = not getattr(getattr(module, "__spec__", None), "_initializing", False)

@@ -1,28 +1,27 @@
-"""Shared CLI plumbing: consoles, common options, opening the store."""
+"""Shared CLI plumbing: consoles, common options, running a command's asyncio work, output files.
+
+Light on purpose: every command's module imports this, so a command's ``--help`` imports it too; what needs the
+store (SQLAlchemy) is in :mod:`agentmesh.cli._store`, imported by the commands that open a database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
-import sqlite3
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
 
 from agentmesh.cli._signals import SignalInterrupt
-from agentmesh.errors import ConfigError, StoreError
-from agentmesh.store import Store
-from agentmesh.store._redact import mask_secrets
-from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url, resolve_db_url
-from agentmesh.store.migrate import refuse_foreign_database
+from agentmesh.errors import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -62,11 +61,65 @@ RayAddressOption = Annotated[
 ]
 #: Ray CPUs an item takes when ``--ray-cpus`` is not given.
 RAY_CPUS = 1.0
+
+
+def number_option(*flags: str, whole: bool, at_least: float, at_most: float | None = None, **options: Any) -> Any:
+    """``typer.Option(*flags, **options)`` for a number from ``at_least`` (to ``at_most``): a whole one if
+    ``whole``. Anything else is refused as a budget's ``--max-calls`` is, naming the option, what it takes and what
+    was given -- ``--concurrency must be a positive whole number (got 0)`` -- as a :class:`ConfigError` (exit 2,
+    before any work). typer's range check said it in its own words ("Invalid value for '--concurrency' / '-c':
+    Input should be greater than or equal to 1"), unlike the budgets beside it.
+
+    The help shows the range as typer did (``<int range> [x>=1]``). Like a budget, a whole number may be written
+    ``2.0``; infinity and NaN are refused."""
+    flag = flags[0]
+    noun = "whole number" if whole else "number"
+    if at_most is not None:
+        expected, shown_range = f"a {noun} from {at_least:g} to {at_most:g}", f"[{at_least}<=x<={at_most}]"
+    else:
+        expected = "a positive whole number" if whole and at_least == 1 else f"a {noun} of at least {at_least:g}"
+        shown_range = f"[x>={at_least}]"
+
+    def parse(value: Any) -> int | float:
+        number = _number(value)
+        if (
+            number is not None
+            and at_least <= number
+            and (at_most is None or number <= at_most)
+            and (not whole or float(number).is_integer())
+        ):
+            return int(number) if whole else float(number)
+        shown = repr(value) if number is None else f"{number:g}" if isinstance(number, float) else number
+        raise ConfigError(f"{flag} must be {expected} (got {shown})", option=flag)
+
+    metavar = f"<{'int' if whole else 'float'} range> {shown_range}"
+    return typer.Option(*flags, parser=parse, metavar=metavar, **options)
+
+
+def _number(value: Any) -> int | float | None:
+    """``value`` (the command line's text, or a default) as a finite number; ``None`` if it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number: int | float = value
+    else:
+        text = str(value).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+    return number if math.isfinite(number) else None
+
+
 RayCpusOption = Annotated[
     float | None,
-    typer.Option(
+    number_option(
         "--ray-cpus",
-        min=0.01,
+        whole=False,
+        at_least=0.01,
         help=f"Ray CPUs each item takes (default {RAY_CPUS:g}; 0.25: four I/O-bound items per core).",
     ),
 ]
@@ -90,12 +143,16 @@ def concurrency_option(runs: str) -> Any:
 
     The default is written into the help rather than shown by typer, because ``run`` declares it ``None`` (one run
     refuses ``-c``, which only makes sense with ``--input-file``) and must read the same as the others."""
-    return typer.Option("--concurrency", "-c", min=1, show_default=False, help=f"{runs} (default {CONCURRENCY}).")
+    return number_option(
+        "--concurrency", "-c", whole=True, at_least=1, show_default=False, help=f"{runs} (default {CONCURRENCY})."
+    )
 
 
 def limit_option(source: str) -> Any:
     """The ``--limit``/``-n`` option of a command reading its items from the file of option ``source``."""
-    return typer.Option("--limit", "-n", min=1, help=f"Only the first N items of {source} (a quick look first).")
+    return number_option(
+        "--limit", "-n", whole=True, at_least=1, help=f"Only the first N items of {source} (a quick look first)."
+    )
 
 
 ConfigOption = Annotated[
@@ -110,64 +167,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 
 T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def open_store(db: str | None, *, existing: bool = False) -> Iterator[Store]:
-    """The store at ``db`` (``--db``, else ``$AGENTMESH_DB``, else the default file), closed on leaving.
-
-    ``existing``: for commands that only look at what is stored (runs, show, diff, report, export, replay, resume,
-    delete, vacuum). A SQLite file that is not there is then an error naming it and where its URL came from:
-    opened, a typo in ``--db`` made a new empty database, said "no runs yet" and left the file behind.
-
-    A database that fails a statement while the command uses it (a SQLite file that cannot be written: read-only,
-    on a read-only mount, on a full disk; a Postgres user without the right to write) raised the driver's own
-    exception, a traceback ending in "attempt to write a readonly database" that named no database: it is a
-    :class:`StoreError` naming the database, what it said and what to do."""
-    if existing:
-        url = resolve_db_url(db)
-        parsed = parse_db_url(url)
-        path = Path(parsed.database or "")
-        if parsed.drivername.startswith("sqlite") and not path.is_file():
-            source = "--db" if db else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
-            raise ConfigError(
-                f"no agentmesh database at {path.resolve()} ({source}): nothing was stored there; give the "
-                f"database your runs are in with --db or ${DB_ENV}",
-                url=mask_url(url),
-            )
-        refuse_foreign_database(url)
-    with Store(db) as store:
-        try:
-            yield store
-        except _DRIVER_ERRORS as exc:
-            raise database_failed(store.url, exc) from exc
-
-
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    """What the database drivers raise: SQLAlchemy wraps them, but the store's writer thread runs statements on
-    the driver's own connection, so its failures arrive as sqlite3's or psycopg's exceptions."""
-    found: list[type[BaseException]] = [sqlite3.Error, DBAPIError]
-    with contextlib.suppress(ImportError):  # the postgres extra
-        import psycopg
-
-        found.append(psycopg.Error)
-    return tuple(found)
-
-
-_DRIVER_ERRORS = _driver_errors()
-
-
-def database_failed(url: str, exc: BaseException) -> StoreError:
-    """A driver's failure as a :class:`StoreError` naming the database (password masked) and what it said; for a
-    database that cannot be written, what to do about it."""
-    said = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
-    hint = ""
-    if "readonly" in said.lower() or "read-only" in said.lower():
-        hint = (
-            ": the database cannot be written here (a read-only file or folder, or mount); agentmesh writes to its "
-            "database to run, resume or change runs. Make it writable, or give another with --db or $AGENTMESH_DB"
-        )
-    return StoreError(f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}", url=mask_url(url))
 
 
 def check_model(model: str | None, db: str | None) -> None:

@@ -18,16 +18,20 @@ import contextlib
 from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 
 import typer
 from rich.markup import escape
 
-from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, open_store, writable
+from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, writable
 from agentmesh.cli._progress import WorkProgress, run_job
 from agentmesh.errors import ConfigError
-from agentmesh.optimize.items import Executor as ExecutorName
-from agentmesh.store import Store
+
+# The job runner (the runtime, LangGraph) and the store (SQLAlchemy) are imported when a job runs: the job
+# commands import this module for their options, their ``--help`` too.
+if TYPE_CHECKING:
+    from agentmesh.optimize.items import Executor as ExecutorName
+    from agentmesh.store import Store
 
 T = TypeVar("T")
 
@@ -112,6 +116,8 @@ class JobOptions:
     def session(self, title: str, total: int, *, unit: str = "items", transient: bool = True) -> Iterator[JobSession]:
         """The opened ``--db`` and a progress bar of ``total`` ``unit`` on stderr (none with ``--json``: stdout is
         the JSON, and stderr stays free for errors), closed when the job is over."""
+        from agentmesh.cli._store import open_store
+
         with (
             open_store(self.db) as store,
             WorkProgress(

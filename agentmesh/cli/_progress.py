@@ -13,14 +13,16 @@ import math
 import time
 from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from agentmesh.cli._common import err_console, run_async
-from agentmesh.optimize.items import ItemRun
+
+if TYPE_CHECKING:  # (the job runner imports the runtime: not for the job commands' --help)
+    from agentmesh.optimize.items import ItemRun
 
 T = TypeVar("T")
 

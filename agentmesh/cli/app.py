@@ -5,22 +5,27 @@ what it works with (the store and SQLAlchemy, the runtime and LangGraph, model c
 ``agentmesh --help`` and ``agentmesh`` listing paid. :data:`COMMANDS` says where each command lives and the line
 the top-level listing shows for it; :class:`_Commands` imports a command's module only when that command is the
 one asked for (its options, its own ``--help``, its work).
+
+A command's module is light too: what the command's work needs (the store, the runtime...) it imports in its
+functions, so that its ``--help`` does not wait for them, and names in ``WORK_IMPORTS``; those are imported once the
+command is about to run, watched for Ctrl-C as the command's module is (:func:`_watched`).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from inspect import cleandoc
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_group
 
-from agentmesh.cli._signals import SignalInterrupt, imports_done, pressed
+from agentmesh.cli._signals import SignalInterrupt, imports_done, pressed, watch_imports
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
 
@@ -42,6 +47,10 @@ class LazyCommand:
         bound at this module's import, so that code replacing ``importlib.import_module`` for its own look-ups (a
         test faking a missing optional library) does not also hide the commands."""
         return getattr(import_module(f"agentmesh.cli.{self.module}"), self.attribute)
+
+    def work_imports(self) -> tuple[str, ...]:
+        """The modules the command's work imports (its module's ``WORK_IMPORTS``), heaviest last."""
+        return tuple(getattr(import_module(f"agentmesh.cli.{self.module}"), "WORK_IMPORTS", ()))
 
 
 #: Every top-level command, in the order ``agentmesh --help`` lists them.
@@ -179,16 +188,10 @@ class _Commands(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if not isinstance(command, _NotImported) or self._listing:
             return command
-        try:
-            target = COMMANDS[cmd_name].target()
-            imports_done()  # (raises a Ctrl-C that an import swallowed: see agentmesh.cli._signals)
-        except KeyboardInterrupt as exc:
-            raise InterruptedImport(exc) from exc
-        except Exception:
-            if pressed():  # the Ctrl-C broke the import on its way (pydantic-core's SchemaError): report that
-                raise InterruptedImport(KeyboardInterrupt()) from None
-            raise
+        lazy = COMMANDS[cmd_name]
+        target = _watched(lazy.target)
         command = _click_command(cmd_name, target)
+        _import_before_work(command, lazy.work_imports())
         self.commands[cmd_name] = command
         return command
 
@@ -198,6 +201,50 @@ class _Commands(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+T = TypeVar("T")
+
+
+def _watched(load: Callable[[], T]) -> T:
+    """``load()`` (imports), a Ctrl-C meanwhile reported as :class:`InterruptedImport` -- also one an import
+    swallowed or turned into another error (see :mod:`agentmesh.cli._signals`); then Python's own Ctrl-C handler
+    again, for the command's work."""
+    try:
+        value = load()
+        imports_done()  # (raises a Ctrl-C that an import swallowed: see agentmesh.cli._signals)
+    except KeyboardInterrupt as exc:
+        raise InterruptedImport(exc) from exc
+    except Exception:
+        if pressed():  # the Ctrl-C broke the import on its way (pydantic-core's SchemaError): report that
+            raise InterruptedImport(KeyboardInterrupt()) from None
+        imports_done()  # (an import that failed on its own: the handler is put back all the same)
+        raise
+    return value
+
+
+def _import_before_work(command: Any, modules: Sequence[str]) -> None:
+    """Have ``command`` (each command of a group) import ``modules`` when it is about to run -- its options parsed,
+    so not for its ``--help`` -- watched as its module's import was (:func:`_watched`).
+
+    Why: the command modules import what their work needs inside their functions, so that ``--help`` is quick; a
+    second of imports then came once the command ran, where a Ctrl-C was typer's silent exit 130, and one an
+    import swallowed was lost (the command went on). Imported here first, a Ctrl-C in them is "aborted", 130, as
+    during the command's module's import."""
+    if not modules:
+        return
+    if isinstance(command, TyperGroup):  # (db, graph, targets, eval: what typer builds a group of commands as)
+        for sub in command.commands.values():
+            _import_before_work(sub, modules)
+        return
+    invoke = command.invoke
+
+    def invoke_after_imports(ctx: Any) -> Any:
+        watch_imports()
+        _watched(lambda: [import_module(name) for name in modules])
+        return invoke(ctx)
+
+    command.invoke = invoke_after_imports
 
 
 #: The application's settings, which the commands' own click commands are built with too (:func:`_click_command`).

@@ -16,14 +16,18 @@ from agentmesh.cli._common import (
     console,
     fmt_cost,
     fmt_seconds,
-    open_store,
+    number_option,
     run_async,
 )
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, ModelRequest, ModelResponse, Usage, get_model, load_settings
 from agentmesh.runtime.recorded_model import reads_a_run
 from agentmesh.runtime.recording import StoreRecorder
-from agentmesh.store import RunStatus
+from agentmesh.store.records import RunStatus
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store",)
 
 
 def ask(
@@ -31,10 +35,20 @@ def ask(
     model: Annotated[str, typer.Option("--model", "-m", help="Model reference or alias.")] = "local",
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", min=1, help="Most tokens the reply may take (a model's thinking counts).")
+        int,
+        number_option(
+            "--max-tokens", whole=True, at_least=1, help="Most tokens the reply may take (a model's thinking counts)."
+        ),
     ] = 256,
     temperature: Annotated[
-        float, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature (0: the likeliest reply).")
+        float,
+        number_option(
+            "--temperature",
+            whole=False,
+            at_least=0.0,
+            at_most=2.0,
+            help="Sampling temperature (0: the likeliest reply).",
+        ),
     ] = 0.0,
     reasoning_effort: Annotated[
         str | None, typer.Option("--reasoning-effort", help="For reasoning models: low, medium, high...")
@@ -47,6 +61,8 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Ask one model one question; the call is stored as a run (see agentmesh show)."""
+    from agentmesh.cli._store import open_store  # (SQLAlchemy: not for ask --help)
+
     settings = load_settings(config)
     # resolved (and failing) before a run is created; a replay:<run> model reads the run from the store asked of
     options: dict[str, Any] = {"store": db} if db is not None and reads_a_run(model) else {}

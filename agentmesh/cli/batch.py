@@ -22,9 +22,10 @@ import typer
 from rich.markup import escape
 
 from agentmesh import datasets
-from agentmesh.cli._common import Executor, console, err_console, open_store, run_async
+from agentmesh.cli._common import Executor, console, err_console, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
+from agentmesh.cli._store import open_store
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
 from agentmesh.errors import AgentmeshError, RunNotFoundError

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -35,11 +35,19 @@ from agentmesh.cli._common import (
 )
 from agentmesh.cli._job import JobOptions, out_file, print_failures
 from agentmesh.cli._progress import item_note
-from agentmesh.optimize.items import ItemRun
 from agentmesh.plugins import imported
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.loader import dump_graph
-from agentmesh.systems.magicore.calibration import Calibration, acalibrate, calibration_graph, check_enough
+
+# MAgICoRe's calibration runs its problems as a job (the runtime, LangGraph): imported when the command runs, not
+# for ``agentmesh calibrate --help``.
+if TYPE_CHECKING:
+    from agentmesh.optimize.items import ItemRun
+    from agentmesh.systems.magicore.calibration import Calibration
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store", "agentmesh.systems.magicore.calibration")
 
 
 def calibrate(
@@ -71,6 +79,8 @@ def calibrate(
 
     Run again, it reuses finished problems and resumes cut-short ones. Calibrate with the model and reward
     source the graph will run with: the values are only valid for those."""
+    from agentmesh.systems.magicore.calibration import acalibrate, calibration_graph, check_enough
+
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     spec = resolve_graph(graph)
     calibration_graph(spec, node)  # the node checked first: a graph without one is refused before --data is read

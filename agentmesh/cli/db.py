@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agentmesh.cli._common import DbOption, console, open_store
-from agentmesh.store import Store, upgrade_database
+from agentmesh.cli._common import DbOption, console
+
+# The store (SQLAlchemy, Alembic) is imported by each command when it runs, not for ``agentmesh db --help``.
+if TYPE_CHECKING:
+    from agentmesh.store import Store
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store",)
 
 app = typer.Typer(help="Manage the agentmesh database.", no_args_is_help=True)
 
@@ -21,6 +28,8 @@ _SHOWN = 20  # threads listed by reclaim before "... and N more"
 @app.command("upgrade")
 def upgrade(db: DbOption = None) -> None:
     """Create the schema or migrate it to this agentmesh's version (safe to run repeatedly)."""
+    from agentmesh.store import upgrade_database
+
     url, revision = upgrade_database(db)
     console.print(f"database {escape(url)} is at schema revision [bold]{escape(revision)}[/]")
 
@@ -28,6 +37,8 @@ def upgrade(db: DbOption = None) -> None:
 @app.command("vacuum")
 def vacuum(db: DbOption = None) -> None:
     """Give the space of deleted runs back to the disk (SQLite rewrites the file; Postgres reclaims dead rows)."""
+    from agentmesh.cli._store import open_store
+
     with open_store(db, existing=True) as store:
         size = _file_size(store)
         store.vacuum()
@@ -46,6 +57,8 @@ def reclaim(
     A run deleted (delete --force) while its process ran leaves them when that process dies before the run's end,
     which would have deleted them. Threads a program checkpointed under ids of its own (Store.checkpointer()) have
     no run either. agentmesh db vacuum then gives the space back."""
+    from agentmesh.cli._store import open_store
+
     with open_store(db, existing=True) as store:
         orphans = store.orphan_threads()
         if not orphans:

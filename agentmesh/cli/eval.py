@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -37,14 +37,11 @@ from agentmesh.cli._common import (
     console,
     err_console,
     limit_option,
-    open_store,
 )
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError, StoreError
-from agentmesh.optimize.items import ItemRun, JobRun, digest, run_items
-from agentmesh.runtime.on_ray import one_ray
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
@@ -72,6 +69,15 @@ from agentmesh.systems.alu.evaluate import (
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
 from agentmesh.systems.alu.registry import load_targets_jsonl, targets_of_records
 from agentmesh.systems.alu.targets import Target
+
+# The job runner (the runtime, LangGraph, Ray's glue) and the store (SQLAlchemy) are imported when an eval runs,
+# not for ``agentmesh eval --help``.
+if TYPE_CHECKING:
+    from agentmesh.optimize.items import ItemRun, JobRun
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store", "agentmesh.optimize.items", "agentmesh.runtime.on_ray")
 
 T = TypeVar("T")
 
@@ -134,6 +140,8 @@ def _stored_targets(name: str, db: str | None) -> tuple[list[Target], dict[str, 
     eval runs cannot give two systems two versions (and running the command again after such a change makes new
     runs, since their inputs differ, rather than reusing runs of the old version). A SQLite file that is not there
     is refused (``existing``): a set cannot be in it, and opening it made an empty database at a mistyped --db."""
+    from agentmesh.cli._store import open_store
+
     with open_store(db, existing=True) as store:
         try:
             version, rows = store.target_snapshot_rows(name)
@@ -239,6 +247,9 @@ def alu(
 
     Every question (and every judgement) is its own stored run. Run the same command again to go on after an
     interruption: finished runs are reused and cut-short ones resume without repeating a model call."""
+    from agentmesh.optimize.items import digest, run_items
+    from agentmesh.runtime.on_ray import one_ray
+
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     systems = _checked(lambda: parse_systems(baselines), "--baselines")
     parsed = _checked(lambda: [parse_attack(a) for a in attacks.split(",") if a.strip()], "--attacks")
@@ -394,11 +405,18 @@ def alu(
         raise typer.Exit(1)
 
 
+def _no_job() -> JobRun:
+    """An empty judge job (the job runner imported now: see the imports above)."""
+    from agentmesh.optimize.items import JobRun
+
+    return JobRun(job="", model="")
+
+
 @dataclass
 class _Judged:
     """A system's judge job and, per case line of the system's job, the line of the judgement of its answer."""
 
-    job: JobRun = field(default_factory=lambda: JobRun(job="", model=""))
+    job: JobRun = field(default_factory=_no_job)
     lines: dict[int, int] = field(default_factory=dict)
 
     def verdict(self, line: int) -> JudgeVerdict | None:

@@ -21,21 +21,27 @@ from agentmesh.cli._common import (
     console,
     err_console,
     fmt_cost,
-    open_store,
     run_async,
     write_output,
 )
-from agentmesh.cli.batch_store import batch_id, batch_runs
-from agentmesh.cli.run import parse_inputs
 from agentmesh.errors import ConfigError
-from agentmesh.runtime.outcome import stored_answers, stored_outputs
-from agentmesh.runtime.replay import afork, areplay
 from agentmesh.spec.loader import graph_from_data
-from agentmesh.store import RunStatus
-from agentmesh.store.transfer import export_run, import_run
-from agentmesh.timeline import diff_timelines, load_timeline
-from agentmesh.viz.batch import batch_html
-from agentmesh.viz.report import report_html
+from agentmesh.store.records import RunStatus
+
+# The store (SQLAlchemy), the runtime (LangGraph) and the reports are imported by each command when it runs: this
+# module is imported for the options alone by ``agentmesh replay --help`` (diff, report, export, import).
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = (
+    "agentmesh.cli._store",
+    "agentmesh.cli.batch_store",
+    "agentmesh.runtime.replay",
+    "agentmesh.timeline",
+    "agentmesh.store.transfer",
+    "agentmesh.viz.report",
+    "agentmesh.viz.batch",
+)
 
 
 def replay(
@@ -59,6 +65,10 @@ def replay(
     db: DbOption = None,
 ) -> None:
     """Re-execute a stored run with every model response served from the store (zero calls), or fork it."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.cli.run import parse_inputs
+    from agentmesh.runtime.replay import afork, areplay
+
     with open_store(db, existing=True) as store:
         if from_step is None:
             if model or assignments:
@@ -124,6 +134,9 @@ def diff(
     db: DbOption = None,
 ) -> None:
     """Where two runs part ways: the first differing call, node answers, calls, tokens and cost side by side."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.timeline import diff_timelines, load_timeline
+
     with open_store(db, existing=True) as store:
         result = diff_timelines(load_timeline(store, run_a), load_timeline(store, run_b))
     a, b = result.a.run, result.b.run
@@ -172,6 +185,13 @@ def report(
         raise ConfigError("give a run, or --batch ID, not both")
     if run is None and batch is None:
         raise ConfigError("nothing to report: give a run id (or a unique prefix), or --batch ID")
+    from agentmesh.cli._store import open_store
+    from agentmesh.cli.batch_store import batch_id, batch_runs
+    from agentmesh.runtime.outcome import stored_answers
+    from agentmesh.timeline import load_timeline
+    from agentmesh.viz.batch import batch_html
+    from agentmesh.viz.report import report_html
+
     with open_store(db, existing=True) as store:
         if batch is not None:
             batch = batch_id(store, batch)  # (a unique prefix: the page names the whole id)
@@ -195,6 +215,10 @@ def export(
     db: DbOption = None,
 ) -> None:
     """A run as versioned JSON (record, events, final outputs; secrets never included), for agentmesh import."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.runtime.outcome import stored_outputs
+    from agentmesh.store.transfer import export_run
+
     with open_store(db, existing=True) as store:
         record = store.get_run(run)
         events = store.events(record.id)
@@ -226,6 +250,9 @@ def import_(
     ] = False,
 ) -> None:
     """Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.store.transfer import import_run
+
     if not path.is_file():
         raise ConfigError(
             f"{path}: {'a directory' if path.is_dir() else 'no such file'}; expected a file agentmesh export wrote"

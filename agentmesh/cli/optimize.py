@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -36,23 +36,31 @@ from agentmesh.cli._common import (
     check_model,
     concurrency_option,
     console,
+    number_option,
     writable,
     write_output,
 )
 from agentmesh.cli._job import JobOptions, out_file, print_failures
 from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
-from agentmesh.optimize import aoptimize
-from agentmesh.optimize.items import ItemRun
-from agentmesh.optimize.job import ItemResult, OptimizeResult, check_top_k
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph
 from agentmesh.systems.sejury import JuryConfig
-from agentmesh.systems.sejury.jury import Calibration, acalibrate, check_items, has_jury
 from agentmesh.viz.importance import importance_svg
 from agentmesh.viz.jury import jury_svg
 from agentmesh.viz.numbers import written_apart
+
+# The optimisers and SE-Jury's calibration run their items as jobs (the runtime, LangGraph, the store): imported
+# when the command runs, not for ``agentmesh optimize --help``.
+if TYPE_CHECKING:
+    from agentmesh.optimize.items import ItemRun
+    from agentmesh.optimize.job import ItemResult, OptimizeResult
+    from agentmesh.systems.sejury.jury import Calibration
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store", "agentmesh.optimize", "agentmesh.systems.sejury.jury")
 
 
 class Profile(StrEnum):
@@ -75,10 +83,11 @@ def optimize(
     data: Annotated[Path, typer.Option("--data", "-d", help=f"JSONL items, one per line: {ITEM_FORMATS}.")],
     top_k: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--top-k",
             "-k",
-            min=1,
+            whole=True,
+            at_least=1,
             help="DyLAN: how many agents the optimised team keeps (of each team: writers and judges apart).",
         ),
     ] = None,
@@ -102,7 +111,10 @@ def optimize(
         str, typer.Option("--human-key", help="SE-Jury: the field of each line holding the human label.")
     ] = HUMAN_KEY,
     calibration_size: Annotated[
-        int, typer.Option("--calibration-size", min=2, help="SE-Jury: labelled items drawn to choose the team.")
+        int,
+        number_option(
+            "--calibration-size", whole=True, at_least=2, help="SE-Jury: labelled items drawn to choose the team."
+        ),
     ] = CALIBRATION_SIZE,
     held_out: Annotated[
         bool, typer.Option("--held-out/--no-held-out", help="SE-Jury: score the other labelled items with the team.")
@@ -115,6 +127,10 @@ def optimize(
 ) -> None:
     """Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human labels),
     write the graph with that team and a picture."""
+    from agentmesh.optimize import aoptimize
+    from agentmesh.optimize.job import check_top_k
+    from agentmesh.systems.sejury.jury import has_jury
+
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     spec = resolve_graph(graph)
     if has_jury(spec):
@@ -312,6 +328,8 @@ def calibrate_jury(
     options: JobOptions,
 ) -> None:
     """``optimize`` on an SE-Jury graph: calibrate, print the teams, write the team's graph and the picture."""
+    from agentmesh.systems.sejury.jury import acalibrate, check_items
+
     try:
         items = datasets.read_items(data, spec, keep={human_key})
     except ConfigError as exc:

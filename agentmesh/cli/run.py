@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -36,28 +36,37 @@ from agentmesh.cli._common import (
     console,
     err_console,
     limit_option,
-    open_store,
     run_async,
 )
-from agentmesh.cli._job import JobOptions
-from agentmesh.cli._live import LiveView, final_panel
-from agentmesh.cli.batch import Start, first_run, run_batch, run_many
-from agentmesh.cli.batch_store import Elsewhere, Unstarted, batch_id, resume_claimed, unfinished_of
-from agentmesh.cli.batch_summary import ItemOutcome
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
-from agentmesh.models import ModelClient
-from agentmesh.runtime.arguments import check_inputs, resolve_graph
-from agentmesh.runtime.context import CALL_KINDS, Listener, ReplayDivergence, RunError
-from agentmesh.runtime.operators.registry import check_functions
-from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call
-from agentmesh.runtime.recorded_model import model_for
-from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun, graph_source
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data
 from agentmesh.spec.stop import Budget, budget_limit
-from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
+from agentmesh.store.records import RunRecord, RunStatus
+
+# The runtime (LangGraph), the store (SQLAlchemy) and the batch machinery are imported by the functions that use
+# them, not here: this module is imported for ``agentmesh run --help`` and ``resume --help`` too (and by
+# ``replay`` for parse_inputs), which need only the options above -- the imports took a second and a half.
+if TYPE_CHECKING:
+    from agentmesh.cli.batch import Start
+    from agentmesh.cli.batch_store import Unstarted
+    from agentmesh.cli.batch_summary import ItemOutcome
+    from agentmesh.models import ModelClient
+    from agentmesh.runtime.context import Listener
+    from agentmesh.runtime.run import RunResult
+    from agentmesh.store import Store
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = (
+    "agentmesh.cli._store",
+    "agentmesh.cli._job",
+    "agentmesh.cli._live",
+    "agentmesh.cli.batch",
+    "agentmesh.runtime.run",
+)
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")]
 
@@ -135,6 +144,12 @@ def run_graph(
 
     The ``--max-*`` budgets are shared by every agent of a run and add to the graph's own: when one is spent, no
     further call starts and the run ends with its best answer so far (its stop reason says which budget)."""
+    from agentmesh.cli._job import JobOptions
+    from agentmesh.cli.batch import run_batch
+    from agentmesh.runtime.arguments import check_inputs, resolve_graph
+    from agentmesh.runtime.operators.registry import check_functions
+    from agentmesh.runtime.run import arun, graph_source
+
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     spec = resolve_graph(graph)
@@ -209,6 +224,14 @@ def resume(
     quiet: QuietOption = False,
 ) -> None:
     """Continue interrupted or failed runs from their last checkpoints; finished model calls are not made again."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.cli.batch import run_many
+    from agentmesh.cli.batch_store import batch_id, resume_claimed, unfinished_of
+    from agentmesh.cli.batch_summary import ItemOutcome
+    from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call
+    from agentmesh.runtime.recorded_model import model_for
+    from agentmesh.runtime.run import DEFAULT_MODEL, aresume
+
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     if runs and batch is not None:
@@ -303,6 +326,9 @@ def resume(
 async def _resume_one(record: RunRecord, store: Store, model: str | None, listeners: list[Listener]) -> RunResult:
     """``resume RUN`` of one run, claimed first (:func:`resume_claimed`): two resumes of it at once made its calls
     twice; the second now says which process has it, and resumes nothing."""
+    from agentmesh.cli.batch_store import Elsewhere, resume_claimed
+    from agentmesh.runtime.run import aresume
+
     try:
         return await resume_claimed(
             store, record, lambda: aresume(record.id, store=store, model=model, listeners=listeners, force=True)
@@ -314,6 +340,9 @@ async def _resume_one(record: RunRecord, store: Store, model: str | None, listen
 def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) -> list[tuple[ItemOutcome, Start]]:
     """New runs for a batch's lines that never started, as the batch would have run them: its graph, its budget,
     tagged as its other runs are; on ``client`` (``--model``, else the batch's model)."""
+    from agentmesh.cli.batch import first_run
+    from agentmesh.cli.batch_summary import ItemOutcome
+
     tag = unstarted.tag
 
     def start(item: datasets.Item) -> Start:
@@ -453,6 +482,10 @@ def _run_one(
     The live view is only drawn on a terminal; elsewhere (pipes, tests, CI logs) the same blocks are printed as
     each round finishes, then the final panel, so the output is informative either way.
     """
+    from agentmesh.cli._live import LiveView, final_panel
+    from agentmesh.cli._store import open_store
+    from agentmesh.runtime.context import CALL_KINDS, ReplayDivergence, RunError
+
     shown = not as_json and not quiet
     live = shown and console.is_terminal
     view = LiveView(spec, prefill=prefill, stream=console if shown and not live else None)

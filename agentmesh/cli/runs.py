@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,15 +22,20 @@ from agentmesh.cli._common import (
     err_console,
     fmt_cost,
     fmt_seconds,
-    open_store,
+    number_option,
 )
-from agentmesh.cli.batch_store import batch_id, batch_runs
 from agentmesh.errors import ConfigError
-from agentmesh.runtime.outcome import stored_answers
-from agentmesh.store import EventRecord, RunRecord
-from agentmesh.store.runs import running_refused
-from agentmesh.timeline import Timeline, load_timeline
+from agentmesh.store.records import EventRecord, RunRecord
 from agentmesh.viz.numbers import ranked_apart
+
+# The store (SQLAlchemy) and the runtime's reading of stored answers (LangGraph) are imported by the commands when
+# they run: ``agentmesh runs --help`` (``show``, ``delete``) imports this module for the options alone.
+if TYPE_CHECKING:
+    from agentmesh.timeline import Timeline
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store", "agentmesh.cli.batch_store", "agentmesh.runtime.outcome", "agentmesh.timeline")
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
 
@@ -44,11 +49,17 @@ def list_runs(
             "--batch", "-b", help="Only the runs of this batch (run --input-file names it; a unique prefix will do)."
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many, the newest.")] = 50,
+    limit: Annotated[
+        int, number_option("--limit", "-n", whole=True, at_least=1, help="At most this many, the newest.")
+    ] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List stored runs, newest first, with the answer each one ended with."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.cli.batch_store import batch_id
+    from agentmesh.runtime.outcome import stored_answers
+
     with open_store(db, existing=True) as store:
         if batch is not None:  # by a unique prefix too, as a run; an unknown one is said, not "no runs"
             batch = batch_id(store, batch)
@@ -135,6 +146,10 @@ def delete(
 ) -> None:
     """Delete runs with their events and checkpoints (all of them or, if one is unknown or running, none);
     agentmesh db vacuum then gives the space back."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.cli.batch_store import batch_runs
+    from agentmesh.store.runs import running_refused
+
     if run_ids and batch is not None:
         raise ConfigError("give the runs to delete, or --batch ID, not both")
     if not run_ids and batch is None:
@@ -191,6 +206,9 @@ def show(
 ) -> None:
     """A run as a timeline: each node and round with its calls (answers folded; --full unfolds them, with the
     prompts), the agents that were active, pruned or never ran, ratings and importance, the stop reason."""
+    from agentmesh.cli._store import open_store
+    from agentmesh.timeline import load_timeline
+
     with open_store(db, existing=True) as store:
         record = store.with_running_totals([store.get_run(run)])[0]
         stored = store.events(record.id)

@@ -10,17 +10,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentmesh.cli._common import DbOption, JsonOption, console, open_store
+from agentmesh.cli._common import DbOption, JsonOption, console, number_option
 from agentmesh.errors import ConfigError, StoreError
-from agentmesh.store import Store, TargetRow, TargetSetInfo
 from agentmesh.store.target_records import TargetRecordError, check_located_target_records, check_target_record
 from agentmesh.systems.alu.registry import read_text
+
+# The store (SQLAlchemy) is imported by each command when it runs (opening it), not for ``agentmesh targets --help``.
+if TYPE_CHECKING:
+    from agentmesh.store import Store, TargetRow, TargetSetInfo
+
+#: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
+#: as this module's import is (agentmesh.cli.app).
+WORK_IMPORTS = ("agentmesh.cli._store",)
 
 app = typer.Typer(
     help="Manage ALU's unlearning target sets in the store (each change bumps the set's version).",
@@ -57,7 +64,8 @@ def add(
     ] = None,
     kind: Annotated[str, typer.Option("--kind", "-k", help=f"The target's kind: {_KINDS}.")] = "entity",
     target_id: Annotated[
-        int | None, typer.Option("--id", min=1, help="Its id (default: the next free one of the set).")
+        int | None,
+        number_option("--id", whole=True, at_least=1, help="Its id (default: the next free one of the set)."),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -66,6 +74,8 @@ def add(
     record: dict[str, Any] = {"name": name, "aliases": list(alias or []), "description": description, "kind": kind}
     if target_id is not None:
         record["id"] = target_id
+    from agentmesh.cli._store import open_store
+
     with open_store(db) as store:
         version, ids = store.add_targets(target_set, [record], create=True)
     if as_json:
@@ -91,6 +101,8 @@ def remove(
     """Remove targets from a set (soft delete: earlier versions keep them, so old runs stay explainable)."""
     ids = list(dict.fromkeys(ids))  # as the store takes them: "removed targets 1, 1" said one twice
     # existing: removing from a set of a database that is not there (a typo in --db) made an empty one and left it
+    from agentmesh.cli._store import open_store
+
     with open_store(db, existing=True) as store:
         version = store.remove_targets(target_set, ids)
     if as_json:
@@ -111,7 +123,10 @@ def list_targets(
         typer.Argument(help="The set to list; without it, every set with its version.", callback=_trimmed),
     ] = None,
     version: Annotated[
-        int | None, typer.Option("--version", "-v", min=0, help="The targets active at this version (default: now).")
+        int | None,
+        number_option(
+            "--version", "-v", whole=True, at_least=0, help="The targets active at this version (default: now)."
+        ),
     ] = None,
     include_removed: Annotated[
         bool,
@@ -124,6 +139,8 @@ def list_targets(
 ) -> None:
     """List a set's targets at its current version or an earlier one (or, without a set, the sets)."""
     # existing: only looks, as `agentmesh runs` does; a typo in --db made an empty database and left it behind
+    from agentmesh.cli._store import open_store
+
     with open_store(db, existing=True) as store:
         if target_set is None:
             sets = store.list_target_sets()
@@ -190,6 +207,8 @@ def import_(
 ) -> None:
     """Add every target of a JSONL file to a set in one change (one version); a bad line changes nothing."""
     records = read_jsonl(file, target_set)
+    from agentmesh.cli._store import open_store
+
     with open_store(db) as store:
         try:
             version, ids = store.add_targets(target_set, records, create=True)

@@ -11,7 +11,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -23,7 +23,11 @@ from agentmesh.spec.graph import INPUT_TYPES, GraphSpec, InputSpec
 from agentmesh.spec.loader import graph_from_data, load_graph
 from agentmesh.spec.node import NodeSpec
 from agentmesh.spec.stop import Budget, StopPolicy, iter_policies
-from agentmesh.store import Store
+
+# The store (SQLAlchemy, Alembic) is imported where a store is opened: resolving and checking a graph, what
+# ``agentmesh graph validate`` does with this module, needs none.
+if TYPE_CHECKING:
+    from agentmesh.store import Store
 
 
 def builtin_dir() -> Path:
@@ -122,6 +126,8 @@ def open_store(store: Store | str | None) -> Store:
     """``store`` itself, or the store at that URL (``None``: ``$AGENTMESH_DB``, else ``.agentmesh/``). A path
     object is refused saying what to give: ``Store`` takes URLs (``sqlite:///runs.db``), and a ``Path`` failed in
     its URL parser as ``expected string or bytes-like object``."""
+    from agentmesh.store import Store
+
     if isinstance(store, Store):
         return store
     if store is not None and not isinstance(store, str):
@@ -186,7 +192,7 @@ def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-InputCheck = Callable[[GraphSpec, Mapping[str, Any], Store], Awaitable[None] | None]
+InputCheck = Callable[[GraphSpec, Mapping[str, Any], "Store"], Awaitable[None] | None]
 """A system's check of a run's inputs against what lies outside the spec (its store, its files): called as
 ``check(spec, inputs, store)`` with the inputs :func:`check_inputs` returned and the store the run is about to be
 stored in, which it may read and must not change; it raises :class:`ConfigError` to refuse the run. A plain

@@ -13,7 +13,7 @@ import asyncio
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict
@@ -27,9 +27,13 @@ from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
-from agentmesh.store import EventRecord, Store
 from agentmesh.store._redact import REDACTED
-from agentmesh.store.events import stored_text
+from agentmesh.store.records import EventRecord
+
+# The store's modules that read and write the database import SQLAlchemy: what this module needs of them is
+# imported where it is used, so that the operators' registry (``agentmesh graph validate``) does not import it.
+if TYPE_CHECKING:
+    from agentmesh.store import Store
 
 CallKey = tuple[str, str, int, int]
 """(node, agent, round, call index): where a call sits in a run; unique within the run."""
@@ -328,6 +332,8 @@ class RunContext:
         choice = response.choices[sample] if sample < len(response.choices) else None
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
+        from agentmesh.store.events import stored_text
+
         text = stored_text(choice.text if choice is not None else "") or ""
         parsed = card.parser(text, **params)
         return AgentAnswer(

@@ -14,7 +14,7 @@ from the default store (``$AGENTMESH_DB``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmesh.errors import NotRecordedError
 from agentmesh.models import ModelClient, get_model
@@ -24,7 +24,11 @@ from agentmesh.models.reference import ModelReference
 from agentmesh.models.registry import register_provider
 from agentmesh.models.settings import EndpointLimits
 from agentmesh.runtime.context import CallKey, RecordedCall, index_recorded, prompt_diff
-from agentmesh.store import Store
+
+# The store (SQLAlchemy) is imported when a replay: model is made: registering the provider, which every first
+# lookup in a registry does (agentmesh._builtins), needs none of it.
+if TYPE_CHECKING:
+    from agentmesh.store import Store
 
 
 class RecordedModel(Provider):
@@ -85,6 +89,8 @@ class RecordedModel(Provider):
 
 @register_provider("replay")
 def _replay(ref: ModelReference, limits: EndpointLimits, options: dict[str, Any]) -> Provider:
+    from agentmesh.store import Store
+
     store = options.get("store")
     if isinstance(store, Store):
         return RecordedModel(store, ref.target)

@@ -15,12 +15,16 @@ end is committed (after all its writes), so a run never ends "succeeded" with a 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmesh.errors import StoreError
 from agentmesh.models.messages import CallRecord
-from agentmesh.store import Store, event_row
-from agentmesh.store.writes import Posted
+
+# The store's modules import SQLAlchemy: :func:`event_row` is imported where a row is built (a run has a store by
+# then), so that importing the runtime's registries (``agentmesh graph validate``) does not import SQLAlchemy.
+if TYPE_CHECKING:
+    from agentmesh.store import Store
+    from agentmesh.store.writes import Posted
 
 
 class CallEvent:
@@ -34,6 +38,8 @@ class CallEvent:
         self.record = record
 
     def __call__(self) -> dict[str, Any]:
+        from agentmesh.store.events import event_row
+
         return event_row("model_call", **self.record.event_fields())
 
 
@@ -55,6 +61,8 @@ class StoreRecorder:
     def post(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Queue an event (checked and redacted here, committed by the writer thread) without waiting; the row
         as it is stored."""
+        from agentmesh.store.events import event_row
+
         self.check()
         row = event_row(kind, **fields)
         self._writes.append(self.store.post_events(self.run_id, [row]))

@@ -4,14 +4,44 @@
 SQLite file ``.agentmesh/agentmesh.db``; ``store.checkpointer()`` is the LangGraph saver on the same database.
 """
 
-from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
-from agentmesh.store.engine import make_engine, resolve_db_url
-from agentmesh.store.events import EventFields, event_row
-from agentmesh.store.migrate import upgrade_database
-from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
-from agentmesh.store.runs import Store
-from agentmesh.store.schema import SCHEMA_VERSION
-from agentmesh.store.targets import PinnedTargetSet, TargetRow, TargetSetInfo, TargetSetNotFoundError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentmesh._builtins import import_module
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
+    from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
+    from agentmesh.store.engine import make_engine, resolve_db_url
+    from agentmesh.store.events import EventFields, event_row
+    from agentmesh.store.migrate import upgrade_database
+    from agentmesh.store.records import EventKind, EventRecord, RunRecord, RunStatus
+    from agentmesh.store.runs import Store
+    from agentmesh.store.schema import SCHEMA_VERSION
+    from agentmesh.store.targets import PinnedTargetSet, TargetRow, TargetSetInfo, TargetSetNotFoundError
+
+#: Each public name and the module it comes from: imported on first use (PEP 562), because importing any part of
+#: the store runs this module first, and its eager imports (SQLAlchemy, Alembic, LangGraph's checkpoint classes:
+#: half a second) were paid by whatever only needed a light part (:mod:`._redact`'s masking, for ``agentmesh
+#: models``; the records' classes).
+_LAZY: dict[str, str] = {
+    "SCHEMA_VERSION": "agentmesh.store.schema",
+    "EventFields": "agentmesh.store.events",
+    "EventKind": "agentmesh.store.records",
+    "EventRecord": "agentmesh.store.records",
+    "PinnedTargetSet": "agentmesh.store.targets",
+    "RunRecord": "agentmesh.store.records",
+    "RunStatus": "agentmesh.store.records",
+    "SQLAlchemyCheckpointSaver": "agentmesh.store.checkpointer",
+    "Store": "agentmesh.store.runs",
+    "TargetRow": "agentmesh.store.targets",
+    "TargetSetInfo": "agentmesh.store.targets",
+    "TargetSetNotFoundError": "agentmesh.store.targets",
+    "event_row": "agentmesh.store.events",
+    "make_engine": "agentmesh.store.engine",
+    "resolve_db_url": "agentmesh.store.engine",
+    "upgrade_database": "agentmesh.store.migrate",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,3 +61,17 @@ __all__ = [
     "resolve_db_url",
     "upgrade_database",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use, then keep it here."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names too, before their first use."""
+    return sorted({*globals(), *__all__})

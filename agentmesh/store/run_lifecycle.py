@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from agentmesh.errors import RunDeletedError, RunNotFoundError, StoreError
-from agentmesh.store._checkpoint_rows import delete_thread_in
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.events import RUN_EXISTS, lock_run, locked_run, stored_json, stored_text
 from agentmesh.store.owner import OWNER_KEY, current_owner
@@ -213,6 +212,8 @@ class RunLifecycleMethods:
                     raise RunNotFoundError(f"no run {run_id!r} in {url}", run_id=run_id, url=url)
                 # deleted while it ran: what it checkpointed since goes too (said by returning, not raising: a
                 # raise would roll the deletion back)
+                from agentmesh.store._checkpoint_rows import delete_thread_in  # (LangGraph's classes: rarely needed)
+
                 delete_thread_in(tx, thread_id)
                 return None
             totals = summed_totals(tx, run_id)

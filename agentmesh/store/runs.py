@@ -18,13 +18,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from agentmesh.errors import ConfigError, RunNotFoundError, StoreError
-from agentmesh.store._checkpoint_rows import delete_orphan_threads, delete_threads, orphan_thread_rows
-from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
 from agentmesh.store.engine import make_engine, mask_url, resolve_db_url
 from agentmesh.store.events import EventMethods
 from agentmesh.store.migrate import ensure_schema, upgrade_engine
@@ -35,6 +33,13 @@ from agentmesh.store.run_totals import zero_totals
 from agentmesh.store.schema import events, runs
 from agentmesh.store.targets import TargetMethods
 from agentmesh.store.writes import batch_writer, close_engine_writer, writer
+
+if TYPE_CHECKING:
+    from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
+
+# The checkpointer and its rows' helpers (:mod:`._checkpoint_rows`) import LangGraph's checkpoint classes and with
+# them langchain-core, a quarter of a second: imported by the methods that use them, so that commands that read or
+# write runs without checkpointing (``agentmesh runs``, ``show``, ``db``) do not pay for it.
 
 __all__ = ["Store", "running_refused", "zero_totals"]
 
@@ -106,6 +111,8 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
     def checkpointer(self) -> SQLAlchemyCheckpointSaver:
         """The LangGraph checkpointer on this store's database (one per store; it is thread-safe)."""
         if self._checkpointer is None:
+            from agentmesh.store.checkpointer import SQLAlchemyCheckpointSaver
+
             self._checkpointer = SQLAlchemyCheckpointSaver(self.engine)
         return self._checkpointer
 
@@ -136,6 +143,8 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
             if running and not force:
                 raise running_refused(running[0])
             count = conn.execute(sa.select(sa.func.count()).where(events.c.run_id.in_(ids))).scalar_one()
+            from agentmesh.store._checkpoint_rows import delete_threads
+
             delete_threads(conn, ids)
             conn.execute(sa.update(runs).where(runs.c.parent_run_id.in_(ids)).values(parent_run_id=None))
             conn.execute(sa.delete(events).where(events.c.run_id.in_(ids)))
@@ -150,6 +159,8 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
         being deleted while it ran (``finish_run(thread_id=...)``); a process that died before its end leaves
         those rows here, for :meth:`delete_orphan_threads`. Threads a program checkpointed through
         :meth:`checkpointer` under ids of its own have no run either: they are listed too."""
+        from agentmesh.store._checkpoint_rows import orphan_thread_rows
+
         self._batch.flush()
         with self.engine.connect() as conn:
             return orphan_thread_rows(conn)
@@ -159,6 +170,8 @@ class Store(RunLifecycleMethods, RunReadMethods, EventMethods, TargetMethods):
         :meth:`orphan_threads` lists, or only ``thread_ids`` of them), in one transaction; the number of rows
         deleted. A thread whose run exists is never touched, even if named: that is checked in the deleting
         statements themselves. The database file does not shrink until :meth:`vacuum`."""
+        from agentmesh.store._checkpoint_rows import delete_orphan_threads, orphan_thread_rows
+
         with self._writer.begin() as conn:
             ids = list(orphan_thread_rows(conn)) if thread_ids is None else [str(t) for t in thread_ids]
             return delete_orphan_threads(conn, ids)

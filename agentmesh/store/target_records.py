@@ -17,14 +17,18 @@ from __future__ import annotations
 import struct
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from agentmesh.errors import StoreError
 from agentmesh.store._redact import mask_secrets
-from agentmesh.store.schema import SCHEMA_VERSION, targets
+
+# The rules here are pure; only :func:`target_alias_rows` and :func:`active_at` reach the schema (SQLAlchemy), and
+# import it when called: ALU's file and inline targets check their records with this module, and ALU is imported
+# whenever a registry first looks up a shipped name (``agentmesh graph validate``), which opens no database.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "SAME_TARGET",
@@ -238,6 +242,8 @@ def target_alias_rows(set_id: int, target_id: int, name: str, aliases: Sequence[
 
     Every alias is indexed whatever its length; the matcher applies its ``min_alias_len`` when it reads them.
     """
+    from agentmesh.store.schema import SCHEMA_VERSION
+
     seen: list[str] = []
     for alias in (name, *aliases):
         norm = normalize_alias(alias)
@@ -276,6 +282,10 @@ def target_row(row: sa.Row[Any], at: int | None = None) -> TargetRow:
 
 def active_at(version: int) -> sa.ColumnElement[bool]:
     """The SQL test of \"active at ``version``\": ``added_in_version <= version < removed_in_version``."""
+    import sqlalchemy as sa
+
+    from agentmesh.store.schema import targets
+
     return sa.and_(
         targets.c.added_in_version <= version,
         sa.or_(targets.c.removed_in_version.is_(None), targets.c.removed_in_version > version),

@@ -56,18 +56,22 @@ def _lines(stream: IO[bytes], into: list[str], seen: threading.Event) -> None:
             seen.set()
 
 
-#: The import profile's line for the first finished SQLAlchemy module: the command's own module (here
-#: agentmesh.cli.runs, imported once the command line knows which command it runs) has started importing the
-#: store, the runtime and LangGraph under it -- a second more of imports on an idle machine. (Waiting for
-#: agentmesh's first module instead, then 0.2 s, landed after the command line's own quick imports, in typer's
-#: parsing of the arguments: typer turns a Ctrl-C there into exit 130 without a word.)
-_IMPORTED = re.compile(r"^import time:.*\|\s*sqlalchemy\b")
+#: The import profile's line for the first finished langchain-core module: the command (here ``runs``, its module
+#: imported once the command line knows which command it runs) is importing what its work needs (its module's
+#: WORK_IMPORTS: the store, then the runtime with LangGraph and langchain-core) -- most of a second more of imports
+#: on an idle machine, watched for Ctrl-C as the command's module's import is. (Not SQLAlchemy's first module, as
+#: when the command's module imported the store itself: 0.2 s after it is now Alembic's import, which builds its
+#: functions with exec(), and CPython 3.11 ends a process by SIGINT, exit -2, when a Ctrl-C was raised in code
+#: run by exec(), even once handled. Waiting for agentmesh's first module instead, then 0.2 s, landed after the
+#: command line's own quick imports, in typer's parsing of the arguments: typer turns a Ctrl-C there into exit 130
+#: without a word.)
+_IMPORTED = re.compile(r"^import time:.*\|\s*langchain_core\b")
 
 
 @pytest.mark.parametrize("kind", ["module", "script"])
 def test_ctrl_c_during_the_imports_exits_130_with_one_line(kind: str, tmp_path: Path) -> None:
-    """Ctrl-C 0.2 s after the command's heavy imports started (SQLAlchemy's first module): they take a second or
-    more, so the signal lands in them, where it is caught and said in one line."""
+    """Ctrl-C 0.2 s after the command's heavy imports reached langchain-core's first module: they take most of a
+    second more, so the signal lands in them, where it is caught and said in one line."""
     child = _child([*_entry(kind), "runs", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], tmp_path)
     assert child.stderr is not None
     err: list[str] = []
@@ -84,9 +88,10 @@ def test_ctrl_c_during_the_imports_exits_130_with_one_line(kind: str, tmp_path: 
         reader.join(timeout=60)
     finally:
         child.kill()
-    # the signal came while the command was being imported (agentmesh.cli.app imports its command's module, here
-    # agentmesh.cli.runs with the store and runtime under it, once it knows which), not once the command ran
-    assert not any(re.search(r"\|\s*agentmesh\.cli\.runs$", line.rstrip()) for line in before), "imports were over"
+    # the signal came while the command's imports were going on (agentmesh.cli.app imports its command's module,
+    # here agentmesh.cli.runs, once it knows which, then what its work needs: the store and runtime, the timeline
+    # last), not once the command ran
+    assert not any(re.search(r"\|\s*agentmesh\.timeline$", line.rstrip()) for line in before), "imports were over"
     assert out == b""
     said = "".join(line for line in err if not line.startswith("import time:"))
     assert child.returncode == 130, said
@@ -138,6 +143,58 @@ def test_a_ctrl_c_an_import_swallows_or_turns_into_an_error_still_exits_130(mode
     assert done.returncode == 130, done.stderr
     assert done.stdout == ""  # the command did not run
     assert done.stderr.strip() == "aborted", done.stderr
+
+
+_WORK_PROBE = """
+import importlib, os, signal, sys
+
+import agentmesh.cli.app as app
+from agentmesh.cli import main
+
+
+class LandsInDel:
+    def __del__(self):  # (as in the probe above: a Ctrl-C where it cannot propagate)
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))
+
+
+def import_module(name):
+    if name == "agentmesh.cli._store":  # the first of the runs command's WORK_IMPORTS
+        print("work imports", file=sys.stderr)
+        LandsInDel()
+    return importlib.import_module(name)
+
+
+app.import_module = import_module
+sys.argv = ["agentmesh", *{argv!r}]
+main()
+"""
+
+
+@pytest.mark.parametrize("argv", [["runs", "--db", "sqlite:///nowhere.db"], ["runs", "--help"]], ids=" ".join)
+def test_a_ctrl_c_swallowed_in_a_commands_work_imports_still_exits_130(argv: list[str], tmp_path: Path) -> None:
+    """What a command's work needs is imported once it is about to run (its module's ``WORK_IMPORTS``), watched
+    as the command's module's import is: a Ctrl-C an import swallows there is "aborted", 130, and the command does
+    not run (it said that there is no database at nowhere.db). Its ``--help`` imports none of it."""
+    done = _python(_WORK_PROBE.format(argv=argv), tmp_path)
+    if "--help" in argv:
+        assert done.returncode == 0, done.stderr
+        assert "work imports" not in done.stderr and "--db" in done.stdout
+        return
+    assert done.returncode == 130, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.split() == ["work", "imports", "aborted"], done.stderr
+
+
+def test_every_work_import_is_a_module() -> None:
+    """A misspelt name in a command module's ``WORK_IMPORTS`` would fail every run of its commands."""
+    import importlib
+
+    from agentmesh.cli.app import COMMANDS
+
+    for lazy in COMMANDS.values():
+        for name in lazy.work_imports():
+            assert importlib.util.find_spec(name) is not None, (lazy.module, name)
 
 
 def test_the_command_line_is_not_imported_with_the_package(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def _params(command: str) -> dict[str, Any]:
 
 
 def _shape(param: Any) -> tuple[Any, ...]:
-    return (tuple(param.opts), tuple(param.secondary_opts), param.default, param.help, getattr(param, "min", None))
+    return (tuple(param.opts), tuple(param.secondary_opts), param.default, param.help, param.metavar)
 
 
 @pytest.mark.parametrize("name", ["model", "executor", "ray_address", "ray_cpus", "db", "as_json"])
@@ -49,7 +49,8 @@ def test_a_shared_option_reads_and_behaves_the_same_in_every_job_command(name: s
 def test_concurrency_is_one_flag_with_one_bound_and_default_in_each_command_noun_aside() -> None:
     found = {command: _params(command)["concurrency"] for command in [*JOBS, "resume"]}
     for command, param in found.items():
-        assert (param.opts, param.min, param.show_default) == (["--concurrency", "-c"], 1, False), command
+        # (the bound is checked by number_option's parser, which the help's range says: see below)
+        assert (param.opts, param.metavar, param.show_default) == (["--concurrency", "-c"], "<int range> [x>=1]", False)
         assert param.help.endswith(" at once (default 4)."), (command, param.help)
     # run declares no default (one run refuses -c); the others default to the 4 their help says
     assert {c: p.default for c, p in found.items()} == {c: None if c == "run" else 4 for c in found}
@@ -272,3 +273,61 @@ def test_the_commands_reading_items_describe_the_same_formats() -> None:
     helps = [_params("run")["input_file"].help, _params("optimize")["data"].help, _params("calibrate")["data"].help]
     for fmt in ("the graph's inputs", "MMLU", "MATH", "GSM8K", "HumanEval"):
         assert all(fmt in h for h in helps), (fmt, helps)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "debate", "-c", "0"], "--concurrency must be a positive whole number (got 0)"),
+        (["resume", "abc", "--concurrency", "-2"], "--concurrency must be a positive whole number (got -2)"),
+        (["run", "debate", "-n", "0"], "--limit must be a positive whole number (got 0)"),
+        (["run", "debate", "--limit", "1.5"], "--limit must be a positive whole number (got 1.5)"),
+        (["run", "debate", "--ray-cpus", "0"], "--ray-cpus must be a number of at least 0.01 (got 0)"),
+        (["run", "debate", "--ray-cpus", "nan"], "--ray-cpus must be a number of at least 0.01 (got 'nan')"),
+        (["runs", "--limit", "abc"], "--limit must be a positive whole number (got 'abc')"),
+        (["ask", "hi", "--max-tokens", "0"], "--max-tokens must be a positive whole number (got 0)"),
+        (["ask", "hi", "--temperature", "2.5"], "--temperature must be a number from 0 to 2 (got 2.5)"),
+        (
+            ["optimize", "dylan_mmlu", "--data", "x.jsonl", "--top-k", "0"],
+            "--top-k must be a positive whole number (got 0)",
+        ),
+        (
+            ["optimize", "sejury", "--data", "x.jsonl", "--calibration-size", "1"],
+            "--calibration-size must be a whole number of at least 2 (got 1)",
+        ),
+        (["calibrate", "magicore", "--data", "x.jsonl", "-c", "0"], "--concurrency must be a positive whole number"),
+        (["eval", "alu", "--data", "x.jsonl", "-n", "0"], "--limit must be a positive whole number (got 0)"),
+        (["targets", "add", "s", "--name", "x", "--id", "0"], "--id must be a positive whole number (got 0)"),
+        (["targets", "list", "s", "--version", "-1"], "--version must be a whole number of at least 0 (got -1)"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_numeric_options_are_refused_as_budgets_are(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every numeric option out of its range (or not a number) is an agentmesh error naming the option, what it
+    takes and what was given, exit 2, in the form of the budgets' (``--max-calls must be a positive whole number
+    (got 0)``); they were typer's "Invalid value for '--concurrency' / '-c': Input should be greater than or equal
+    to 1". Nothing is run or opened: the database at --db is never made."""
+    db = tmp_path / "never.db"
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli([*args, "--db", f"sqlite:///{db}"], capsys, monkeypatch)
+    assert code == 2, err
+    assert " ".join(err.split()).startswith(f"error: {said}"), err
+    assert out == "" and not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("words", "option", "metavar"),
+    [
+        ("run", "concurrency", "<int range> [x>=1]"),
+        ("run", "ray_cpus", "<float range> [x>=0.01]"),
+        ("runs", "limit", "<int range> [x>=1]"),
+        ("ask", "temperature", "<float range> [0.0<=x<=2.0]"),
+        ("targets list", "version", "<int range> [x>=0]"),
+    ],
+)
+def test_the_help_still_shows_the_range(words: str, option: str, metavar: str) -> None:
+    """The range typer showed in the help is shown as it was."""
+    param = _params(words)[option]
+    assert param.metavar == metavar

@@ -21,17 +21,19 @@ import inspect
 import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.arguments import register_input_check
 from agentmesh.runtime.operators.registry import get_function
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams
-from agentmesh.store import Store
 from agentmesh.systems.alu.node import AluParams, snapshot_from_input
 from agentmesh.systems.alu.registry import get_target_set
 from agentmesh.systems.alu.targets import DEFAULT_MIN_ALIAS_LEN
+
+if TYPE_CHECKING:  # (the store imports SQLAlchemy; a check is given one, opened by the run)
+    from agentmesh.store import Store
 
 __all__ = ["TARGET_FUNCTIONS", "check_target_inputs"]
 

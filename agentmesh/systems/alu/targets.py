@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentmesh.store.targets import TARGET_KINDS
-from agentmesh.store.targets import normalize_alias as normalize
+from agentmesh.store.target_records import TARGET_KINDS  # (the pure rules: not store.targets, which is SQL)
+from agentmesh.store.target_records import normalize_alias as normalize
 
 __all__ = [
     "DEFAULT_MIN_ALIAS_LEN",

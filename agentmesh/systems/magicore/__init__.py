@@ -8,16 +8,12 @@ the test says stop. This package holds what only MAgICoRe defines, as pure funct
 calibration of a graph's ``mu``/``sigma`` as a resumable job over a problem set (:mod:`.calibration`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentmesh._builtins import import_module
 from agentmesh.systems.magicore import graph
-from agentmesh.systems.magicore.calibration import (
-    CalibratedItem,
-    Calibration,
-    acalibrate,
-    calibrate,
-    calibration_graph,
-    use_reward_functions,
-    with_calibration,
-)
 from agentmesh.systems.magicore.controller import (
     CallSite,
     MagicoreConfig,
@@ -60,6 +56,32 @@ from agentmesh.systems.magicore.steps import (
     prm_input,
     render_solution,
     split_steps,
+)
+
+if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use
+    from agentmesh.systems.magicore.calibration import (
+        CalibratedItem,
+        Calibration,
+        acalibrate,
+        calibrate,
+        calibration_graph,
+        use_reward_functions,
+        with_calibration,
+    )
+
+#: Names of :mod:`.calibration`, imported on first use (PEP 562): it runs its problems as a job
+#: (:mod:`agentmesh.optimize.items`: the runtime's runs, LangGraph, Ray's glue), and this package is imported whenever a
+#: registry first looks up a shipped name -- ``agentmesh graph validate`` imported LangGraph for it.
+_LAZY = frozenset(
+    {
+        "CalibratedItem",
+        "Calibration",
+        "acalibrate",
+        "calibrate",
+        "calibration_graph",
+        "use_reward_functions",
+        "with_calibration",
+    }
 )
 
 __all__ = [
@@ -109,3 +131,17 @@ __all__ = [
     "with_calibration",
     "z_score",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :mod:`.calibration` on first use, then keep it here."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module("agentmesh.systems.magicore.calibration"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, before their first use."""
+    return sorted({*globals(), *__all__})

@@ -6,8 +6,12 @@ team on a human-labelled calibration set (:mod:`.selection`, pure maths), and ru
 set (:mod:`.jury`: :func:`calibrate`, :func:`acalibrate`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentmesh._builtins import import_module
 from agentmesh.systems.sejury import functions
-from agentmesh.systems.sejury.jury import Calibration, acalibrate, calibrate
 from agentmesh.systems.sejury.selection import (
     PROFILES,
     Candidate,
@@ -24,6 +28,18 @@ from agentmesh.systems.sejury.selection import (
     select_team,
     team_mean,
 )
+
+if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use
+    from agentmesh.systems.sejury.jury import (
+        Calibration,
+        acalibrate,
+        calibrate,
+    )
+
+#: Names of :mod:`.jury`, imported on first use (PEP 562): it runs its problems as a job
+#: (:mod:`agentmesh.optimize.items`: the runtime's runs, LangGraph, Ray's glue), and this package is imported whenever a
+#: registry first looks up a shipped name -- ``agentmesh graph validate`` imported LangGraph for it.
+_LAZY = frozenset({"Calibration", "acalibrate", "calibrate"})
 
 __all__ = [
     "PROFILES",
@@ -45,3 +61,17 @@ __all__ = [
     "select_team",
     "team_mean",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :mod:`.jury` on first use, then keep it here."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module("agentmesh.systems.sejury.jury"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, before their first use."""
+    return sorted({*globals(), *__all__})
