@@ -17,7 +17,7 @@ from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.context import CALL_KINDS
 from agentmesh.runtime.outcome import stored_outputs
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.store import EventRecord, RunRecord, Store
 from agentmesh.systems.dylan.importance import agent_labels
 
@@ -196,7 +196,7 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
     unread: str | None = None
     if isinstance(record.meta.get("spec"), Mapping):
         try:
-            spec = graph_from_data(dict(record.meta["spec"]), file=f"run {record.id} (stored spec)")
+            spec = stored_graph(dict(record.meta["spec"]), record.id)
         except AgentmeshError as exc:  # an operator of the user's own, its module not imported: show the calls
             unread = str(exc)
     events = store.events(record.id)

@@ -20,7 +20,7 @@ from agentmesh import datasets
 from agentmesh.errors import AgentmeshError, BatchNotFoundError, ConfigError
 from agentmesh.runtime.run import RunResult
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store.owner import OWNER_KEY, current_owner, describe_owner, owner_alive
@@ -159,7 +159,7 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
             "as it was and resume the batch again to run them",
             file=str(path),
         )
-    spec = graph_from_data(runs[0].meta.get("spec"), file=f"run {runs[0].id} (stored spec)")
+    spec = stored_graph(runs[0].meta.get("spec"), runs[0].id)
     items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
     budget = runs[0].meta.get("budget")
     return Unstarted(

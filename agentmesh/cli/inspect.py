@@ -25,7 +25,7 @@ from agentmesh.cli._common import (
     write_output,
 )
 from agentmesh.errors import ConfigError
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.store.records import RunStatus
 
 # The store (SQLAlchemy), the runtime (LangGraph) and the reports are imported by each command when it runs: this
@@ -79,7 +79,7 @@ def replay(
                 raise typer.Exit(1)
             return
         record = store.get_run(run)
-        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        spec = stored_graph(record.meta.get("spec"), record.id)
         values = parse_inputs(spec, assignments or [])
         result = run_async(afork(record.id, step=from_step, store=store, model=model, set_inputs=values, graph=graph))
     console.print(
@@ -222,7 +222,7 @@ def export(
     with open_store(db, existing=True) as store:
         record = store.get_run(run)
         events = store.events(record.id)
-        spec = graph_from_data(record.meta["spec"]) if isinstance(record.meta.get("spec"), dict) else None
+        spec = stored_graph(record.meta["spec"], record.id) if isinstance(record.meta.get("spec"), dict) else None
         outputs = stored_outputs(store, spec, record.id) if spec is not None else None
         target_sets = store.pinned_target_sets(record.id)  # what the run read, so that it replays elsewhere
     if record.status == RunStatus.RUNNING:  # said, so that a half run is not taken for a whole one

@@ -40,7 +40,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
 from agentmesh.spec.graph import GraphSpec, InputSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget, budget_limit
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.owner import OWNER_KEY, describe_owner, owner_alive
@@ -267,7 +267,7 @@ def resume(
         )
     if len(records) == 1 and batch is None:  # one run: its live view (a batch's keeps its summary, accuracy included)
         (record,) = records
-        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        spec = stored_graph(record.meta.get("spec"), record.id)
         _run_one(
             spec,
             lambda listeners, store: _resume_one(record, store, model, listeners),

@@ -15,7 +15,7 @@ from agentmesh.errors import AgentmeshError
 from agentmesh.runtime.compile import node_outputs
 from agentmesh.runtime.operators.basic import answer_of
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.store import RunRecord, RunStatus, Store
 
 
@@ -59,10 +59,7 @@ def stored_answers(store: Store, records: Iterable[RunRecord]) -> dict[str, Any]
         if record.spec_hash not in specs:  # a batch's runs share one spec: read it once
             stored = record.meta.get("spec")
             try:
-                where = f"run {record.id} (stored spec)"
-                specs[record.spec_hash] = (
-                    graph_from_data(dict(stored), file=where) if isinstance(stored, Mapping) else None
-                )
+                specs[record.spec_hash] = stored_graph(dict(stored), record.id) if isinstance(stored, Mapping) else None
             except AgentmeshError:
                 specs[record.spec_hash] = None
         spec = specs[record.spec_hash]

@@ -48,7 +48,7 @@ from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call, stored_outp
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import RunResult, _execute, stored_model
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import EventRecord, RunRecord, RunStatus, Store
 
@@ -113,7 +113,7 @@ def _spec_of(record: RunRecord) -> GraphSpec:
             f"replay:{short} serves them again to the same prompts",
             run=record.id,
         )
-    return graph_from_data(dict(data), file=f"run {record.id} (stored spec)")
+    return stored_graph(dict(data), record.id)
 
 
 def current_spec(record: RunRecord, graph: str | Path | GraphSpec | None = None) -> tuple[GraphSpec, str]:

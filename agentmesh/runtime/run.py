@@ -39,7 +39,7 @@ from agentmesh.runtime.outcome import ask_call_refusal, final_answer, is_ask_cal
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
 from agentmesh.spec.graph import GraphSpec
-from agentmesh.spec.loader import graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunRecord, RunStatus, Store
 from agentmesh.store.events import stored_json
@@ -197,7 +197,7 @@ async def aresume(
                 "be made twice (force=True resumes it anyway; nothing was resumed)",
                 run=record.id,
             )
-        spec = graph_from_data(record.meta.get("spec"), file=f"run {record.id} (stored spec)")
+        spec = stored_graph(record.meta.get("spec"), record.id)
         check_functions(spec)
         await _check_card_models(spec)
         client = model_for(model, db) if model is not None else stored_model(record, db)

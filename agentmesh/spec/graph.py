@@ -107,8 +107,9 @@ class GraphSpec(BaseModel):
 
     # --- checks -----------------------------------------------------------------------------------------
 
-    def problems(self) -> list[Problem]:
-        """Every cross-reference problem, each with the path of its field."""
+    def problems(self, *, stored: bool = False) -> list[Problem]:
+        """Every cross-reference problem, each with the path of its field. ``stored``: the spec a run stored, read
+        back (see :func:`~agentmesh.spec.loader.stored_graph`): what only new runs are refused is not a problem."""
         out: list[Problem] = []
         if not _NAME.match(self.name):
             out.append(Problem(loc=("name",), message="expected letters, digits, '_' or '-'"))
@@ -117,7 +118,7 @@ class GraphSpec(BaseModel):
         for key, card in self.agents.items():
             if card.name != key:
                 out.append(Problem(loc=("agents", key, "name"), message=f"card name {card.name!r} differs from key"))
-            several = card.samples_problem()
+            several = None if stored else card.samples_problem()
             if several is not None:
                 out.append(Problem(loc=("agents", key, "sampling", "n"), message=several))
         for node_name in self.nodes:

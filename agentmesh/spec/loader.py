@@ -159,9 +159,15 @@ def load_graph(path: str | Path) -> GraphSpec:
 
 
 def graph_from_data(
-    data: Any, *, file: str = "<spec>", lines: LineMap | None = None, base_dir: Path | None = None
+    data: Any,
+    *,
+    file: str = "<spec>",
+    lines: LineMap | None = None,
+    base_dir: Path | None = None,
+    stored: bool = False,
 ) -> GraphSpec:
-    """Validate already-parsed YAML data as a graph spec (``file``/``lines`` make the errors point)."""
+    """Validate already-parsed YAML data as a graph spec (``file``/``lines`` make the errors point; ``stored``: see
+    :func:`stored_graph`)."""
     lines = lines or {}
     if not isinstance(data, dict):
         _raise(file, lines, [Problem(loc=(), message="expected a mapping (name, inputs, agents, nodes, edges, ...)")])
@@ -243,8 +249,18 @@ def graph_from_data(
     except ValidationError as exc:
         _raise(file, lines, _pydantic_problems(exc, ()))
         raise AssertionError("unreachable") from None  # pragma: no cover
-    _raise(file, lines, spec.problems())
+    _raise(file, lines, spec.problems(stored=stored))
     return spec
+
+
+def stored_graph(data: Any, run_id: str) -> GraphSpec:
+    """The graph spec run ``run_id`` stored (``meta.spec``), read back; errors name the run.
+
+    Checked as any spec is, but for what an earlier agentmesh let a run store and this one refuses for new runs: a
+    card's ``sampling.n`` above 1 (such a run kept its calls' first samples). Its record stays readable --
+    ``show``, ``export``, ``report``, ``diff`` -- while a resume or a replay, which would ask the model again, is
+    refused at its first call, saying why (:meth:`RunContext.ask <agentmesh.runtime.context.RunContext.ask>`)."""
+    return graph_from_data(data, file=f"run {run_id} (stored spec)", stored=True)
 
 
 def _top_level_problems(data: Mapping[str, Any]) -> list[Problem]:

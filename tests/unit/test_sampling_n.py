@@ -242,3 +242,25 @@ def test_an_n_inherited_through_extends_says_where_it_comes_from(tmp_path: Path)
     child.write_text("extends: base.yaml\nname: checker\nrole: checks\n")
     with pytest.raises(SpecError, match=r"RunContext\.ask_samples \(n is set in a card this one extends\)$"):
         load_agent(child)
+
+
+def test_a_run_an_earlier_agentmesh_stored_with_n_above_one_stays_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs stored before cards were refused ``n`` > 1 keep their record: ``show``, ``export`` and the stored
+    outputs read their spec as it was (the run kept each call's first sample); asking a model again -- a replay --
+    is refused at its call, saying why. They used to fail at the spec, even for ``export``."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    stored, _ = _asking_spec().canonical()
+    stored["agents"]["solver"]["sampling"] = {"n": 3}  # what a run of an earlier agentmesh could store
+    with Store(url) as store:
+        old = store.create_run("asks", {"question": "1+1?"}, meta={"spec": stored}, model="scripted")
+        store.finish_run(old, "succeeded", stop_reason="completed: every node ran")
+    code, out, err = run_cli(["show", old, "--db", url], capsys, monkeypatch)
+    assert code == 0 and "stored spec" not in err, err
+    code, out, err = run_cli(["export", old, "--db", url], capsys, monkeypatch)
+    assert code == 0 and '"n": 3' in out, err
+    with pytest.raises(RunError, match=r"agent 'solver': its sampling.n is 3, but ask returns one answer per call"):
+        replay(old, store=url)
+    with pytest.raises(SpecError, match=r"sampling\.n: n: 3 asks the model for 3 samples per call"):
+        graph_from_data(stored)  # a new run of that spec is refused as before
