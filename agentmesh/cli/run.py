@@ -38,7 +38,7 @@ from agentmesh.cli._common import (
     limit_option,
     run_async,
 )
-from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError
+from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError, RunNotFoundError
 from agentmesh.spec.graph import GraphSpec, InputSpec
 from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget, budget_limit
@@ -359,11 +359,25 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
     ]
 
 
+def _deleted(store: Store, run_id: str) -> bool:
+    """Whether run ``run_id`` is gone from ``store`` (deleted with ``--force`` while it ran), as a failed or
+    interrupted run's report must then say instead of "it is stored: resume it"."""
+    try:
+        store.get_run(run_id)
+    except RunNotFoundError:
+        return True
+    except AgentmeshError:  # the store failing: the run's fate is unknown, the usual report follows
+        return False
+    return False
+
+
 def _stopped_json(store: Store, run_id: str) -> dict[str, Any]:
     """``run --json`` / ``resume --json`` of a run that failed or was interrupted: what the store has of it, in the
     keys of a :class:`RunResult`, with its ``error``."""
     try:
         record = store.get_run(run_id)
+    except RunNotFoundError as exc:  # deleted while it ran
+        return {"run_id": run_id, "status": "deleted", "answer": None, "error": str(exc)}
     except AgentmeshError as exc:  # the store failing too: what is known
         return {"run_id": run_id, "status": "failed", "answer": None, "error": str(exc)}
     totals = record.totals or {}
@@ -502,6 +516,15 @@ def _run_one(
                 if shown:
                     view.cut_short(f"no answer: the run {what}")
                     console.print(view.rest())
+                if _deleted(store, view.run_id):  # (agentmesh delete --force meanwhile): nothing to continue
+                    err_console.print(
+                        f"run {view.run_id} {what}: it was deleted while it ran (agentmesh delete --force), so "
+                        "nothing of it is stored",
+                        highlight=False,
+                    )
+                    if as_json:
+                        typer.echo(json.dumps(_stopped_json(store, view.run_id), indent=2, ensure_ascii=False))
+                    raise
                 advice = (
                     f"continue it with [bold]agentmesh resume {view.run_id[:12]}[/] (finished calls are not made again)"
                 )
