@@ -183,6 +183,13 @@ def delete(
             "first, agentmesh db reclaim removes them",
             highlight=False,
         )
+        if batch is not None:
+            # a batch still running starts its remaining lines under its id after this: only its runs of now are gone
+            console.print(
+                "a batch still running goes on starting its remaining lines under its id: stop it first (Ctrl-C) to "
+                "delete all of it; a later agentmesh resume --batch runs the deleted lines again as never started",
+                highlight=False,
+            )
 
 
 def _confirmed(question: str) -> bool:

@@ -563,6 +563,7 @@ def test_a_batch_is_tagged_listed_and_resumed_by_its_id(db: str, tmp_path: Path,
     code, out, err = run_cli(["delete", "--batch", batch, "-y", "--db", db], capsys, monkeypatch)
     assert code == 0, err
     assert "deleted 3 run(s)" in out
+    assert "batch still running" not in out  # (said only when one of its runs was running)
     with Store(db) as store:
         assert [r.inputs["question"] for r in store.list_runs()] == ["What is 2*2?"]
     code, _, err = run_cli(["delete", "--batch", batch, "-y", "--db", db], capsys, monkeypatch)

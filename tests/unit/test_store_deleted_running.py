@@ -175,3 +175,18 @@ def test_db_reclaim_removes_the_checkpoints_of_threads_without_a_run_and_only_th
         assert store.orphan_threads() == {}
     code, out, _ = run_cli(["db", "reclaim", "--db", store_url], capsys, monkeypatch)
     assert code == 0 and "nothing to reclaim" in out
+
+
+def test_deleting_a_running_batch_says_it_goes_on_starting_its_lines(
+    store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``delete --batch B --force`` while B runs deletes the runs B has now; B goes on starting its other lines under
+    its id, and a later ``resume --batch B`` runs the deleted lines again. Said, so that nobody takes it for gone."""
+    with Store(store_url) as store:
+        for line in (1, 2):
+            store.create_run("debate", {"question": "Q?"}, meta={"batch": {"id": "b1", "line": line, "items": 3}})
+    code, out, err = run_cli(["delete", "--batch", "b1", "--force", "-y", "--db", store_url], capsys, monkeypatch)
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert "deleted 2 run(s)" in said
+    assert "a batch still running goes on starting its remaining lines under its id: stop it first" in said
