@@ -15,7 +15,15 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 Role = Literal["system", "user", "assistant"]
 
@@ -52,6 +60,14 @@ class Sampling(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     reasoning_effort: str | None = Field(default=None, min_length=1)
     extra_body: dict[str, JsonValue] | None = None
+
+    @field_validator("n", "max_tokens", "seed", "top_logprobs", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # pydantic reads true as 1 for an int: `n: true` or `max_tokens: yes` in a card was a 1 nobody meant
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {str(value).lower()}")
+        return value
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -264,3 +264,13 @@ def test_a_run_an_earlier_agentmesh_stored_with_n_above_one_stays_readable(
         replay(old, store=url)
     with pytest.raises(SpecError, match=r"sampling\.n: n: 3 asks the model for 3 samples per call"):
         graph_from_data(stored)  # a new run of that spec is refused as before
+
+
+@pytest.mark.parametrize("field", ["n", "max_tokens", "seed", "top_logprobs"])
+def test_a_boolean_for_a_whole_number_of_sampling_is_refused(field: str, tmp_path: Path) -> None:
+    """pydantic reads ``true`` as 1 for an int: ``n: true`` loaded as one sample, ``max_tokens: yes`` as one
+    token. Budgets refused booleans already; sampling does too, at the card's line."""
+    card = tmp_path / "solver.yaml"
+    card.write_text(f"name: solver\nprompt: Solve {{{{ question }}}}\nsampling:\n  {field}: true\n")
+    with pytest.raises(SpecError, match=rf"solver\.yaml:4: sampling\.{field}: .*expected a whole number, got true"):
+        load_agent(card)
