@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agentmesh._builtins import import_module
+from agentmesh._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
     from agentmesh import systems
@@ -77,22 +77,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name or subpackage on first use, then keep it here (the next access does not come back).
-
-    Subpackages too (``agentmesh.spec.dump_graph``, ``@agentmesh.parsers.register_parser``,
+def _subpackage(name: str) -> bool:
+    """Subpackages are attributes too (``agentmesh.spec.dump_graph``, ``@agentmesh.parsers.register_parser``,
     ``agentmesh.optimize.optimize``, as the README writes them after a bare ``import agentmesh``): the eager package
     imported them, so they were attributes of it; lazily, nothing had, and each was an ``AttributeError``."""
-    if name in _LAZY:
-        value: Any = getattr(import_module(_LAZY[name]), name)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module 'agentmesh' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+    return not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None
 
 
-def __dir__() -> list[str]:
-    """The public names too, before their first use (``dir(agentmesh)``, tab completion)."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, submodule=_subpackage)

@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from agentmesh._builtins import import_module
+from agentmesh._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
     from agentmesh.runtime import functions, recorded_model
@@ -65,21 +65,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name or submodule on first use, then keep it here."""
-    if name in _LAZY:
-        value: Any = getattr(import_module(_LAZY[name]), name)
-    elif name in ("functions", "recorded_model"):
-        value = import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The public names too, before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, submodule=("functions", "recorded_model").__contains__)
 
 
 class _Runtime(ModuleType):

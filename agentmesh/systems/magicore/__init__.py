@@ -10,9 +10,9 @@ calibration of a graph's ``mu``/``sigma`` as a resumable job over a problem set 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agentmesh._builtins import import_module
+from agentmesh._lazy import lazy_attributes
 from agentmesh.systems.magicore import graph
 from agentmesh.systems.magicore.controller import (
     CallSite,
@@ -133,15 +133,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name of :mod:`.calibration` on first use, then keep it here."""
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module("agentmesh.systems.magicore.calibration"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The lazy names too, before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(_LAZY, "agentmesh.systems.magicore.calibration"))

@@ -8,9 +8,9 @@ set (:mod:`.jury`: :func:`calibrate`, :func:`acalibrate`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agentmesh._builtins import import_module
+from agentmesh._lazy import lazy_attributes
 from agentmesh.systems.sejury import functions
 from agentmesh.systems.sejury.selection import (
     PROFILES,
@@ -63,15 +63,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name of :mod:`.jury` on first use, then keep it here."""
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module("agentmesh.systems.sejury.jury"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The lazy names too, before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(_LAZY, "agentmesh.systems.sejury.jury"))
