@@ -275,7 +275,10 @@ def run_many(
                 try:
                     outcome.totals = store.get_run(outcome.run_id).totals or {}
                 except RunNotFoundError:  # deleted while it ran (delete --force): the summary goes on without it
-                    outcome.error = f"{outcome.error or 'failed'} (the run is no longer stored: deleted while it ran)"
+                    outcome.error = (
+                        f"{outcome.error or 'failed'} (run {outcome.run_id} is no longer stored: deleted while it ran)"
+                    )
+                    outcome.run_id = None  # no run to show or resume: not counted among the "failed runs are stored"
     print_summary(name, outcomes, noun=noun, batch=batch, as_json=as_json, quiet=quiet)
     if unrun is not None:
         _print_unrun(unrun)

@@ -206,7 +206,15 @@ def test_a_run_deleted_while_it_ran_does_not_sink_the_batch_summary(
         run_many("g", work, noun="items", db=url, concurrency=1, as_json=True, quiet=False, batch="b")
     assert exited.value.exit_code == 1
     (item,) = json.loads(capsys.readouterr().out)
-    assert item["status"] == "failed" and item["error"].endswith("(the run is no longer stored: deleted while it ran)")
+    assert item["status"] == "failed"
+    assert item["error"].endswith(f"(run {'d' * 32} is no longer stored: deleted while it ran)")
+    assert item["run_id"] is None  # nothing to show or resume
+
+    # the summary's footer does not send anyone to a run that is gone ("failed runs are stored: ... resume <run>")
+    with pytest.raises(typer.Exit):
+        run_many("g", work, noun="items", db=url, concurrency=1, as_json=False, quiet=False, batch="b")
+    said = " ".join(capsys.readouterr().out.split())
+    assert "deleted while it ran" in said and "failed runs are stored" not in said
 
 
 def test_a_batch_cost_with_a_run_of_unknown_cost_is_unknown_not_a_partial_sum() -> None:
