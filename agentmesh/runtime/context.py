@@ -27,7 +27,7 @@ from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
-from agentmesh.store._redact import REDACTED
+from agentmesh.store._redact import REDACTED, stored_text
 from agentmesh.store.records import EventRecord
 
 # The store's modules that read and write the database import SQLAlchemy: what this module needs of them is
@@ -332,8 +332,6 @@ class RunContext:
         choice = response.choices[sample] if sample < len(response.choices) else None
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
-        from agentmesh.store.events import stored_text
-
         text = stored_text(choice.text if choice is not None else "") or ""
         parsed = card.parser(text, **params)
         return AgentAnswer(

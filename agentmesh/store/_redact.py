@@ -267,3 +267,24 @@ def _plain(value: Any) -> JSONValue:
     if kind is float:
         return value if math.isfinite(value) else None
     raise _NotPlain
+
+
+# --- what the store's columns and a graph's state receive -------------------------------------------------------
+# Here rather than with the events that use them most: the runtime masks replies and a user's results with them on
+# every call, and this module, unlike the store's writing modules, imports no SQLAlchemy.
+
+
+def stored_json(value: Any, where: str) -> JSONValue:
+    """What a JSON column receives: plain JSON, secrets removed (``where`` names the value in errors)."""
+    return redact_json(value, where=where)
+
+
+def stored_text(value: str | None) -> str | None:
+    """What a text column receives: secrets masked, NUL characters replaced."""
+    return None if value is None else clean_text(mask_secrets(value))
+
+
+def stored_state(value: Any) -> Any:
+    """What a graph's state receives from a user's function or operator: secrets masked, models and dataclasses
+    as their fields (as a resumed run would read them back); see :func:`redact_state`."""
+    return redact_state(value)

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack, get_type_hints
 import sqlalchemy as sa
 
 from agentmesh.errors import RunNotFoundError, StoreError
-from agentmesh.store._jsonable import JSONValue, clean_text
-from agentmesh.store._redact import mask_secrets, redact_json, redact_state
+from agentmesh.store._redact import stored_json, stored_state, stored_text
 from agentmesh.store.records import EventKind, EventRecord
 from agentmesh.store.run_reads import checked_version, run_exists
 from agentmesh.store.schema import SCHEMA_VERSION, events, utcnow
@@ -151,22 +150,6 @@ def _aware(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise StoreError(f"an event's created_at must be timezone-aware (UTC), got {when!r}")
     return when
-
-
-def stored_json(value: Any, where: str) -> JSONValue:
-    """What a JSON column receives: plain JSON, secrets removed (``where`` names the value in errors)."""
-    return redact_json(value, where=where)
-
-
-def stored_text(value: str | None) -> str | None:
-    """What a text column receives: secrets masked, NUL characters replaced."""
-    return None if value is None else clean_text(mask_secrets(value))
-
-
-def stored_state(value: Any) -> Any:
-    """What a graph's state receives from a user's function or operator: secrets masked, models and dataclasses
-    as their fields (as a resumed run would read them back); see :func:`~agentmesh.store._redact.redact_state`."""
-    return redact_state(value)
 
 
 _EVENT_COLUMNS = [c.name for c in events.columns if c.name != "id"]

@@ -34,6 +34,7 @@ from agentmesh.spec.operators import (
     VoteParams,
 )
 from agentmesh.spec.templates import render
+from agentmesh.store._redact import stored_state
 
 
 async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any]]], round: int = 0) -> NodeOutput:
@@ -237,8 +238,6 @@ async def function(run: NodeRun) -> NodeOutput:
             f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",
             node=run.name,
         )
-    from agentmesh.store.events import stored_state  # (SQLAlchemy: not with this module, which graph checks import)
-
     # a user's function may return what no reply or input carried (a key it read): masked before state holds it
     return result if is_shipped(fn) else stored_state(result)
 
