@@ -24,13 +24,14 @@ import typer
 from rich.markup import escape
 
 from agentmesh.cli._common import CONCURRENCY, RAY_CPUS, Executor, err_console, writable
-from agentmesh.cli._progress import WorkProgress, run_job
+from agentmesh.cli._progress import WorkProgress, item_note, run_job
 from agentmesh.errors import ConfigError
 
 # The job runner (the runtime, LangGraph) and the store (SQLAlchemy) are imported when a job runs: the job
 # commands import this module for their options, their ``--help`` too.
 if TYPE_CHECKING:
     from agentmesh.optimize.items import Executor as ExecutorName
+    from agentmesh.optimize.items import ItemRun
     from agentmesh.store import Store
 
 T = TypeVar("T")
@@ -149,6 +150,11 @@ class JobSession:
         changing note is logged there at least once a minute."""
         self.calls += 1
         self.bar.update(note=f"{self.calls} model call{'' if self.calls == 1 else 's'} made so far")
+
+    def item_done(self, item: ItemRun, done: int, total: int) -> None:
+        """A job function's ``progress``: the bar at ``done`` items, its note naming the item that just ended (and
+        its run, or why it failed)."""
+        self.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run the job's coroutine; interrupted, say how many of the bar's units finished and how to go on

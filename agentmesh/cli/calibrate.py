@@ -34,7 +34,6 @@ from agentmesh.cli._common import (
     write_output,
 )
 from agentmesh.cli._job import JobOptions, out_file, print_failures
-from agentmesh.cli._progress import item_note
 from agentmesh.plugins import imported
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.loader import dump_graph
@@ -42,7 +41,6 @@ from agentmesh.spec.loader import dump_graph
 # MAgICoRe's calibration runs its problems as a job (the runtime, LangGraph): imported when the command runs, not
 # for ``agentmesh calibrate --help``.
 if TYPE_CHECKING:
-    from agentmesh.optimize.items import ItemRun
     from agentmesh.systems.magicore.calibration import Calibration
 
 #: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
@@ -91,17 +89,13 @@ def calibrate(
     out = out_file(out, graph, spec.name, "_calibrated.yaml")
     check_model(model, db)
     with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
-
-        def advance(item: ItemRun, done: int, total: int) -> None:
-            session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
-
         found = session.run(
             acalibrate(
                 spec,
                 items,
                 node=node,
                 store=session.store,
-                progress=advance,
+                progress=session.item_done,
                 on_call=session.call_made,
                 **options.kwargs(),
             )

@@ -165,17 +165,13 @@ def optimize(
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     check_model(options.model, options.db)
     with options.session(spec.name, len(items), transient=False) as session:
-
-        def advance(item: ItemRun, done: int, total: int) -> None:
-            session.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
-
         result = session.run(
             aoptimize(
                 spec,
                 items,
                 top_k=top_k,
                 store=session.store,
-                progress=advance,
+                progress=session.item_done,
                 on_call=session.call_made,
                 **options.kwargs(),
             )
