@@ -25,6 +25,7 @@ from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
     BranchParams,
+    CodeTestsParams,
     LoopParams,
     OperatorParams,
     RankParams,
@@ -211,6 +212,50 @@ def loop_body_problems(spec: GraphSpec) -> list[Problem]:
     return out
 
 
+def order_problems(spec: GraphSpec) -> list[Problem]:
+    """Nodes that read a node which does not run before them, and edges that undo a branch's choice.
+
+    A ``vote``, ``score``, ``rank`` or ``code_tests`` node reads the answers of its ``from`` node (and a vote the
+    scores of its ``weights`` node) when it runs; without a path of edges from that node it ran beside it, found
+    no answers, and the run succeeded with no answer (or a weighted vote counted every answer 0), silently. An edge
+    from a branch to its own ``then`` or ``else`` target ran that target whatever the condition said."""
+    g: nx.DiGraph[str] = nx.DiGraph(spec.edges)
+    g.add_nodes_from(spec.nodes)
+    for name, node in spec.nodes.items():
+        if isinstance(node.params, LoopParams):
+            # into the body, along it, and back to the loop node, which a node after the loop follows
+            g.add_edges_from(zip([name, *node.params.body], [*node.params.body, name], strict=True))
+        elif isinstance(node.params, BranchParams):
+            g.add_edges_from((name, t) for t in (node.params.then, node.params.otherwise) if t is not None)
+    out: list[Problem] = []
+    for name, node in spec.nodes.items():
+        before: set[str] | None = None
+        for path, ref in node.params.nodes_read():
+            if path.startswith(("then", "else", "body")):
+                continue
+            before = nx.ancestors(g, name) if before is None else before
+            if ref not in before:
+                out.append(
+                    Problem(
+                        loc=("nodes", name, *_split(path)),
+                        message=f"reads the output of node {ref!r}, which does not run before {name!r} (no path of "
+                        f"edges from it), so it would find nothing there; add an edge [{ref}, {name}]",
+                    )
+                )
+    for i, (a, b) in enumerate(spec.edges):
+        params = spec.nodes[a].params
+        if isinstance(params, BranchParams) and b in (params.then, params.otherwise):
+            field = "then" if b == params.then else "else"
+            out.append(
+                Problem(
+                    loc=("edges", i),
+                    message=f"edge [{a}, {b}] runs {b!r} after branch {a!r} whatever its condition says; the "
+                    f"branch routes to it already ({field}: {b}): remove the edge",
+                )
+            )
+    return out
+
+
 # --- templates --------------------------------------------------------------------------------------------------------
 
 
@@ -267,6 +312,24 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
             except TemplateSyntaxProblem as exc:
                 messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
             out += [Problem(loc=loc, message=message) for message in messages]
+        if isinstance(node.params, CodeTestsParams):
+            # rendered by the operator with the inputs, ``inputs``, ``nodes``, ``answer`` and ``entry_point``: a
+            # slip failed the node after the model calls of the node it tests
+            # (an entry_point is a template only when it holds one, and sees neither ``answer`` nor itself)
+            templates = {"tests": (node.params.tests, {"answer", "entry_point"})}
+            if node.params.entry_point and ("{{" in node.params.entry_point or "{%" in node.params.entry_point):
+                templates["entry_point"] = (node.params.entry_point, set())
+            for field, (source, own) in templates.items():
+                given = set(spec.inputs) | {"inputs", "nodes"} | own
+                try:
+                    messages = [
+                        f"template uses undefined variable {var!r}; available: {', '.join(sorted(given))}"
+                        for var in sorted(template_variables(source) - given - guarded_variables(source))
+                    ]
+                    messages += _node_reference_problems(spec, source)
+                except TemplateSyntaxProblem as exc:
+                    messages = [f"{field} is not a valid Jinja2 template: {exc}"]
+                out += [Problem(loc=("nodes", node_name, field), message=message) for message in messages]
     return out
 
 

@@ -23,6 +23,7 @@ from agentmesh.spec.checks import (
     Problem,
     cycle_problems,
     loop_body_problems,
+    order_problems,
     reference_problems,
     stop_policy_problems,
     template_problems,
@@ -129,7 +130,8 @@ class GraphSpec(BaseModel):
                 list(self.agents), list(self.nodes), {n: node.params for n, node in self.nodes.items()}, self.edges
             )
         )
-        if not out:
+        resolved = not out  # every name resolves: the checks across nodes can follow them
+        if resolved:
             out.extend(cycle_problems(self))
             out.extend(template_problems(self))
             out.extend(stop_policy_problems(self))
@@ -145,6 +147,8 @@ class GraphSpec(BaseModel):
                         message=f"the graph has {len(sinks)} final nodes ({', '.join(sinks)}); name one with 'output'",
                     )
                 )
+        if resolved:  # (after the final nodes: a missing edge often leaves two, said first)
+            out.extend(order_problems(self))
         return out
 
     # --- structure ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import RunError, run
 from agentmesh.runtime.operators.code import assemble_program
@@ -142,9 +143,14 @@ def test_code_never_runs_in_process(db: str) -> None:
     assert not hasattr(builtins, marker)
 
 
-def test_undefined_template_variable_is_a_run_error(db: str) -> None:
+def test_undefined_template_variable_is_refused_when_the_spec_loads() -> None:
+    with pytest.raises(SpecError, match=r"nodes\.tests\.tests: template uses undefined variable 'nope'"):
+        graph(1, tests="{{ nope }}")
+
+
+def test_a_template_that_fails_on_its_values_is_a_run_error(db: str) -> None:
     with pytest.raises(RunError, match="tests template failed"):
-        run(graph(1, tests="{{ nope }}"), INPUTS, model=scripted(RIGHT), store=db)
+        run(graph(1, tests="{{ test + 1 }}"), INPUTS, model=scripted(RIGHT), store=db)
 
 
 def test_entry_point_must_be_an_identifier(db: str) -> None:

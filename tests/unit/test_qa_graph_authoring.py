@@ -1,0 +1,98 @@
+"""Writing a new graph as a researcher does, from the README and the docstrings: the mistakes that passed
+``graph validate`` and then ran wrong or failed after model calls, each now refused (or named) before any call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentmesh.errors import SpecError
+from agentmesh.spec import graph_from_data
+
+
+def _graph(nodes: dict[str, Any], edges: list[list[str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "qa",
+        "inputs": {"question": {"type": "string"}, "test": {"type": "string", "required": False}},
+        "agents": {
+            "s": {"prompt": "{{ question }}", "parser": "boxed_math"},
+            "j": {"prompt": "{{ candidate }}", "parser": {"name": "score", "min": 1, "max": 10}},
+        },
+        "nodes": nodes,
+        "edges": edges,
+        **extra,
+    }
+
+
+TEAM = {"t": {"op": "team", "agents": ["s", "s", "s"]}}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "edges", "expected"),
+    [
+        # the vote ran beside the team, found no answers, and the run "succeeded" with no answer
+        ({**TEAM, "v": {"op": "vote", "from": "t"}}, [], r"nodes\.v\.from: reads the output of node 't', which "),
+        # the vote ran beside its scorer: every weight 0, silently
+        (
+            {
+                **TEAM,
+                "sc": {"op": "score", "from": "t", "judge": "j"},
+                "v": {"op": "vote", "from": "t", "weights": "sc"},
+            },
+            [["t", "sc"], ["t", "v"]],
+            r"nodes\.v\.weights: reads the output of node 'sc', which does not run before 'v' .*add an edge \[sc, v\]",
+        ),
+        (
+            {**TEAM, "k": {"op": "rank", "from": "t", "keep": 1, "ranker": "s"}, "x": {"op": "call", "agent": "s"}},
+            [["x", "k"]],
+            r"nodes\.k\.from: .*add an edge \[t, k\]",
+        ),
+    ],
+)
+def test_a_node_reading_a_node_that_does_not_run_before_it_is_refused(
+    nodes: dict[str, Any], edges: list[list[str]], expected: str
+) -> None:
+    with pytest.raises(SpecError, match=expected):
+        graph_from_data(_graph(nodes, edges, output="v" if "v" in nodes else "k"))
+
+
+def test_a_node_after_a_loop_may_read_the_loops_body() -> None:
+    nodes = {
+        "refine": {"op": "loop", "body": ["draft", "critique"], "until": {"max_rounds": 2}},
+        "draft": {"op": "team", "agents": ["s", "s"]},
+        "critique": {"op": "score", "from": "draft", "judge": "j"},
+        "final": {"op": "vote", "from": "draft", "weights": "critique"},
+    }
+    assert graph_from_data(_graph(nodes, [["refine", "final"]])).output_node() == "final"
+
+
+def test_an_edge_from_a_branch_to_its_own_target_is_refused() -> None:
+    """The edge ran the target whatever the condition said: both arms ran."""
+    nodes = {
+        "a": {"op": "call", "agent": "s"},
+        "gate": {"op": "branch", "condition": "nodes.a.answer == '1'", "then": "yes", "else": "no"},
+        "yes": {"op": "call", "agent": "s"},
+        "no": {"op": "call", "agent": "s"},
+    }
+    with pytest.raises(SpecError, match=r"edges\[2\]: edge \[gate, no\] runs 'no' after branch 'gate' whatever"):
+        graph_from_data(_graph(nodes, [["a", "gate"], ["gate", "yes"], ["gate", "no"]], output="yes"))
+    assert graph_from_data(_graph(nodes, [["a", "gate"]], output="yes")).nodes["gate"].op == "branch"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"tests": "{{ tset }}"}, r"nodes\.c\.tests: template uses undefined variable 'tset'; available: answer, "),
+        ({"tests": "{{ test }"}, r"nodes\.c\.tests: tests is not a valid Jinja2 template: template syntax error"),
+        ({"tests": "{{ nodes.t.anwser }}"}, r"nodes\.c\.tests: template reads nodes\.t\.anwser, but node 't'"),
+        ({"tests": "{{ test }}", "entry_point": "{{ answer }}"}, r"nodes\.c\.entry_point: .*variable 'answer'"),
+    ],
+)
+def test_a_code_tests_template_is_checked_when_the_spec_loads(params: dict[str, Any], expected: str) -> None:
+    """It failed the node when it rendered, after the calls of the node whose code it tests."""
+    nodes = {**TEAM, "c": {"op": "code_tests", "from": "t", **params}}
+    with pytest.raises(SpecError, match=expected):
+        graph_from_data(_graph(nodes, [["t", "c"]]))
+    fine = {**TEAM, "c": {"op": "code_tests", "from": "t", "tests": "{{ test }}{{ answer.text }}", "entry_point": "f"}}
+    assert graph_from_data(_graph(fine, [["t", "c"]])).output_node() == "c"
