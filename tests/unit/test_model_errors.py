@@ -290,3 +290,33 @@ async def test_within_keeps_an_answer_given_despite_the_timer() -> None:
     assert await _within(0.02, stubborn()) == "kept"  # as asyncio.timeout does: no error without a cancellation
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
+
+
+async def test_a_server_wanting_a_key_none_was_sent_to_says_so(
+    monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer
+) -> None:
+    # a server given by URL gets no key without api_key_env: its 401 must not read "refused the API key from
+    # $OPENAI_API_KEY" (which said the user's OpenAI key went to it), but say none was sent and how to send one
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-this-server-000000000000")
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url))
+    fake_server.script(Reply.unauthorized())
+    with pytest.raises(AuthenticationError) as info:
+        await client.complete(ModelRequest.of("x"))
+    await client.aclose()
+    message = str(info.value)
+    assert "requires an API key (401) and none was sent" in message, message
+    assert "api_key_env" in message and fake_server.url in message, message
+    assert "OPENAI_API_KEY" not in message, message
+
+
+async def test_a_key_variable_named_but_unset_is_named_on_a_401(
+    monkeypatch: pytest.MonkeyPatch, fake_server: FakeOpenAIServer
+) -> None:
+    monkeypatch.delenv("LAB_KEY", raising=False)
+    client = get_model(f"openai:fake@{fake_server.url}", settings=settings_for(fake_server.url), api_key_env="LAB_KEY")
+    fake_server.script(Reply.unauthorized())
+    with pytest.raises(AuthenticationError) as info:
+        await client.complete(ModelRequest.of("x"))
+    await client.aclose()
+    assert "none was sent: its api_key_env names $LAB_KEY, which is not set" in str(info.value), str(info.value)
+    assert info.value.context["variable"] == "LAB_KEY"

@@ -100,6 +100,7 @@ class OpenAICompatProvider(Provider):
         self._base_url = reference.base_url or OPENAI_URL
         self._hosted = reference.base_url is None
         named = api_key_env or limits.api_key_env
+        self._named_key = named is not None
         self.key_env = named or DEFAULT_KEY_ENV
         # A server given by URL gets a key only from a variable named for it: $OPENAI_API_KEY is not sent to
         # whatever server a reference points at.
@@ -303,6 +304,20 @@ class OpenAICompatProvider(Provider):
                 f"{url} failed with {status}: {detail}", retry_after=retry_after, endpoint=url, status=status
             )
         if status in (401, 403):
+            if self._secret is None:
+                # no key went out: "refused the API key from $OPENAI_API_KEY" said the user's OpenAI key was sent here
+                sent = (
+                    f"its api_key_env names ${self.key_env}, which is not set in this environment"
+                    if self._named_key
+                    else f"a server given by URL gets a key only from the variable its config.yaml entry names: "
+                    f"endpoints: {{{url}: {{api_key_env: YOUR_VAR}}}}"
+                )
+                return AuthenticationError(
+                    f"{url} requires an API key ({status}) and none was sent: {sent}; it said: {detail}",
+                    endpoint=url,
+                    variable=self.key_env,
+                    status=status,
+                )
             return AuthenticationError(
                 f"{url} refused the API key from ${self.key_env} ({status}): {detail}",
                 endpoint=url,
