@@ -205,7 +205,7 @@ class RunContext:
             )
         request = self.build_request(card, variables, node=node)
         response, served = await self._respond(card, request, (node, agent, round, slot))
-        answer = self._parse(card, agent, request, response, 0, slot, parse_params)
+        answer = self._parse(card, agent, request, response, 0, slot, parse_params, node=node)
         if self.listeners:  # (the event's dict is not built for nobody)
             # served: answered from the run's record (a resume, a replay), not a call made now
             self.emit("call", {"node": node, "round": round, "served": served, **answer.model_dump()})
@@ -251,7 +251,7 @@ class RunContext:
                 node=node,
                 agent=agent,
             )
-        answers = [self._parse(card, agent, request, response, i, slot, parse_params) for i in range(n)]
+        answers = [self._parse(card, agent, request, response, i, slot, parse_params, node=node) for i in range(n)]
         if self.listeners:
             for i, answer in enumerate(answers):
                 data = {"node": node, "round": round, "served": served, "sample": i, **answer.model_dump()}
@@ -324,8 +324,12 @@ class RunContext:
         sample: int,
         slot: int,
         parse_params: Mapping[str, Any] | None,
+        *,
+        node: str,
     ) -> AgentAnswer:
-        """Sample ``sample`` of ``response`` parsed by the card's parser."""
+        """Sample ``sample`` of ``response`` parsed by the card's parser. A parser that raises (a bug: bad output is
+        a failed :class:`~agentmesh.parsers.Parsed`) or returns something else is a :class:`RunError` naming the
+        node, the agent and the parser, not its bare exception out of LangGraph's task."""
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)
@@ -333,7 +337,18 @@ class RunContext:
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
         text = stored_text(choice.text if choice is not None else "") or ""
-        parsed = card.parser(text, **params)
+        try:
+            parsed = card.parser(text, **params)
+        except AgentmeshError:
+            raise
+        except Exception as exc:
+            raise RunError(
+                f"node {node!r}: agent {agent!r}: parser {card.parser.name!r} failed on its reply: "
+                f"{type(exc).__name__}: {exc}",
+                node=node,
+                agent=agent,
+                parser=card.parser.name,
+            ) from exc
         return AgentAnswer(
             agent=agent,
             slot=slot,

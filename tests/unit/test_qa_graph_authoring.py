@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentmesh.errors import SpecError
+from agentmesh.models import ScriptedModel
+from agentmesh.parsers import Parsed, register_parser
+from agentmesh.runtime import RunError, register_function, run
 from agentmesh.spec import graph_from_data
 
 
@@ -96,3 +100,28 @@ def test_a_code_tests_template_is_checked_when_the_spec_loads(params: dict[str, 
         graph_from_data(_graph(nodes, [["t", "c"]]))
     fine = {**TEAM, "c": {"op": "code_tests", "from": "t", "tests": "{{ test }}{{ answer.text }}", "entry_point": "f"}}
     assert graph_from_data(_graph(fine, [["t", "c"]])).output_node() == "c"
+
+
+def test_a_user_function_that_raises_or_a_parser_that_returns_no_parsed_is_named(tmp_path: Path) -> None:
+    """Both came out as their bare exception from inside LangGraph's task (``ValueError: boom``, with a note
+    naming a task id), and the command line printed agentmesh's traceback: now a :class:`RunError` naming the node
+    and the function (or the agent and the parser), the user's exception chained."""
+
+    @register_function("test_qa_authoring_boom")
+    def boom(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("boom went the function")
+
+    @register_parser("test_qa_authoring_bad_parser")
+    def bad_parser(text: str) -> Parsed:
+        return text  # type: ignore[return-value]
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(default="ok")
+    nodes = {"a": {"op": "call", "agent": "s"}, "f": {"op": "function", "function": "test_qa_authoring_boom"}}
+    with pytest.raises(RunError, match=r"node 'f': function 'test_qa_authoring_boom' raised ValueError: boom") as e:
+        run(graph_from_data(_graph(nodes, [["a", "f"]])), {"question": "q"}, model=model, store=db)
+    assert isinstance(e.value.__cause__, ValueError)
+    spec = _graph({"a": {"op": "call", "agent": "s"}}, [])
+    spec["agents"]["s"]["parser"] = "test_qa_authoring_bad_parser"
+    with pytest.raises(RunError, match=r"node 'a': agent 's': parser 'test_qa_authoring_bad_parser' failed on its "):
+        run(graph_from_data(spec), {"question": "q"}, model=model, store=db)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from numbers import Integral
 from typing import Any
 
-from agentmesh.errors import ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunError
 from agentmesh.runtime.operators.registry import (
@@ -230,9 +230,16 @@ async def function(run: NodeRun) -> NodeOutput:
     args = dict(p.args)
     if takes_context(fn):
         args[CONTEXT_PARAMETER] = FunctionContext(run.ctx, run.name, run.call_node)
-    result = fn(run.outputs, run.ctx.inputs, **args)
-    if inspect.isawaitable(result):
-        result = await result
+    try:
+        result = fn(run.outputs, run.ctx.inputs, **args)
+        if inspect.isawaitable(result):
+            result = await result
+    except AgentmeshError:
+        raise
+    except Exception as exc:  # the user's bug, named: its bare exception came out of LangGraph's task
+        raise RunError(
+            f"node {run.name!r}: function {p.function!r} raised {type(exc).__name__}: {exc}", node=run.name
+        ) from exc
     if not isinstance(result, dict):
         raise RunError(
             f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",
