@@ -56,6 +56,8 @@ def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
             message = "required field is missing"
         elif e["type"] == "extra_forbidden":
             message = "unknown field (not part of this schema)"
+        elif isinstance(got, str) and "\n" in got.strip():
+            pass  # a prompt of many lines: the message says what of it is wrong, the file shows it
         elif not isinstance(got, dict | list) and got is not None and "got" not in message:
             message = f"{message} (got {got!r})"
         out.append(Problem(loc=(*prefix, *loc), message=message))

@@ -72,7 +72,9 @@ def _parsed(source: str) -> jinja2.nodes.Template:
     try:
         return _env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateSyntaxProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+        # the problem is reported at the template's key in the file; in a prompt of many lines, say which one
+        where = f" (line {exc.lineno} of the template)" if "\n" in source.strip() and exc.lineno else ""
+        raise TemplateSyntaxProblem(f"template syntax error: {exc.message}{where}", exc.lineno) from None
 
 
 def template_variables(source: str) -> frozenset[str]:

@@ -12,7 +12,7 @@ from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.parsers import Parsed, register_parser
 from agentmesh.runtime import RunError, register_function, run
-from agentmesh.spec import graph_from_data
+from agentmesh.spec import graph_from_data, load_graph
 
 
 def _graph(nodes: dict[str, Any], edges: list[list[str]], **extra: Any) -> dict[str, Any]:
@@ -125,3 +125,17 @@ def test_a_user_function_that_raises_or_a_parser_that_returns_no_parsed_is_named
     spec["agents"]["s"]["parser"] = "test_qa_authoring_bad_parser"
     with pytest.raises(RunError, match=r"node 'a': agent 's': parser 'test_qa_authoring_bad_parser' failed on its "):
         run(graph_from_data(spec), {"question": "q"}, model=model, store=db)
+
+
+def test_a_syntax_error_in_a_prompt_of_many_lines_says_which_line_and_does_not_quote_it_whole(tmp_path: Path) -> None:
+    """It said only the key's line, then repeated the whole prompt as ``(got 'Hello\\n{{ question }\\n...')``."""
+    file = tmp_path / "g.yaml"
+    file.write_text(
+        "name: g\ninputs:\n  question: {}\nagents:\n  s:\n    prompt: |-\n      Hello\n      {{ question }\n"
+        "      Bye\nnodes:\n  a: {op: call, agent: s}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    assert str(caught.value) == (
+        f"{file}:6: agents.s.prompt: template syntax error: unexpected '}}' (line 2 of the template)"
+    )
