@@ -111,6 +111,17 @@ def parse_reference(ref: str) -> ModelReference:
                 f"model reference {ref!r}: {tail!r} is not a valid server URL; expected http(s)://host:port/v1",
                 reference=ref,
             )
+        if "?" in tail or "#" in tail:
+            # The SDK appends '/chat/completions' to the base URL's text, query and all ('/v1/?key=xchat/completions'),
+            # so a query never reached the server as written; a key in it ('?api_key=sk-...') is not repeated here.
+            base = re.split(r"[?#]", tail, maxsplit=1)[0]
+            raise InvalidModelReferenceError(
+                f"model reference '{provider}:{head}@{base}?...': the server URL has a query string or fragment, "
+                "which the client cannot send (it appends /chat/completions to the base URL); give the base URL "
+                f"alone, such as {base!r}, and a key in an environment variable named with api_key_env in the "
+                "server's entry of config.yaml",
+                reference=f"{provider}:{head}@{base}",
+            )
         if _ENDPOINT_PATH.search(tail):
             raise InvalidModelReferenceError(
                 f"model reference {ref!r}: the server URL ends with the endpoint's path; give its base, such as "

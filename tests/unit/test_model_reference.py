@@ -91,3 +91,18 @@ def test_credentials_in_a_server_url_are_refused_without_repeating_them(ref: str
         parse_reference(ref)
     assert "api_key_env" in str(info.value)
     assert "PwInUrl9Qz7Xk2" not in str(info.value) and "PwInUrl9Qz7Xk2" not in repr(info.value.context)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "openai:m@http://127.0.0.1:1/v1?api_key=sk-QueryKey9Qz7Xk2abcdef",  # the SDK sent '/v1/?api_key=...chat/...'
+        "openai:m@https://h.example/v1?key=QueryKey9Qz7Xk2",
+        "openai:m@http://h:1/v1#QueryKey9Qz7Xk2",
+    ],
+)
+def test_a_query_string_in_a_server_url_is_refused_without_repeating_it(ref: str) -> None:
+    with pytest.raises(InvalidModelReferenceError, match="query string") as info:
+        parse_reference(ref)
+    assert "api_key_env" in str(info.value)
+    assert "QueryKey9Qz7Xk2" not in str(info.value) and "QueryKey9Qz7Xk2" not in repr(info.value.context)
