@@ -334,9 +334,11 @@ def main() -> None:
         from rich.markup import escape
 
         from agentmesh.cli._common import err_console  # (imported already: with the command that raised this)
+        from agentmesh.store._redact import mask_secrets
 
-        # the message may quote a prompt, an input or a file ("[/x]" there is text, not markup)
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        # the message may quote a prompt, an input or a file ("[/x]" there is text, not markup), or a model
+        # reference or URL with a key in it (masked as the store masks it: keys never reach the logs)
+        err_console.print(f"[bold red]error:[/] {escape(mask_secrets(str(exc)))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
         from agentmesh.cli._common import err_console

@@ -331,3 +331,15 @@ def test_the_help_still_shows_the_range(words: str, option: str, metavar: str) -
     """The range typer showed in the help is shown as it was."""
     param = _params(words)[option]
     assert param.metavar == metavar
+
+
+def test_an_error_quoting_a_key_prints_it_masked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the store masks a key in a model reference; the command's own "error: ..." line printed it in clear
+    monkeypatch.setenv("AGENTMESH_DB", f"sqlite:///{tmp_path / 'runs.db'}")
+    key = "sk-qa-SECRETKEY1234567890abcd"
+    code, out, err = run_cli(["ask", "hi", "-m", f"nope:x?api_key={key}"], capsys, monkeypatch)
+    assert code == 2, err
+    assert "unknown model provider 'nope'" in err, err
+    assert "SECRETKEY" not in out + err and "[redacted]" in err, err
