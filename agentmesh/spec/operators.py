@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from agentmesh._builtins import is_shipped, load_builtins
 from agentmesh.spec.stop import StopPolicy
@@ -182,6 +182,18 @@ class RoundsParams(OperatorParams):
     outputs: ClassVar[frozenset[str] | None] = frozenset(
         {"round", "max_rounds", "agents", "answers", "active", "network", "done", "stop", "history"}
     )
+
+    @field_validator("rank")
+    @classmethod
+    def _rank_can_run(cls, rank: RankStep | None, info: ValidationInfo) -> RankStep | None:
+        # a rank step after the last round never ran, and nothing said so: every agent went on to the end
+        rounds = info.data.get("rounds")
+        if rank is not None and isinstance(rounds, int) and rank.before_round > rounds:
+            raise ValueError(
+                f"before_round is {rank.before_round} and the node has {rounds} round{'s' * (rounds != 1)}, so "
+                f"the rank step would never run; rank before a round up to {rounds}, or give the node more rounds"
+            )
+        return rank
 
     def agents_used(self) -> list[tuple[str, str]]:
         used = _agents("agents", self.agents)

@@ -139,3 +139,13 @@ def test_a_syntax_error_in_a_prompt_of_many_lines_says_which_line_and_does_not_q
     assert str(caught.value) == (
         f"{file}:6: agents.s.prompt: template syntax error: unexpected '}}' (line 2 of the template)"
     )
+
+
+def test_a_rank_step_after_the_last_round_is_refused() -> None:
+    """It never ran, and nothing said so: every agent went on to the end."""
+    rank = {"before_round": 3, "keep": 2, "ranker": "s"}
+    nodes = {"r": {"op": "rounds", "agents": ["s", "s", "s"], "rounds": 2, "rank": rank}}
+    with pytest.raises(SpecError, match=r"nodes\.r\.rank: before_round is 3 and the node has 2 rounds, so the rank"):
+        graph_from_data(_graph(nodes, []))
+    nodes["r"]["rounds"] = 3
+    assert graph_from_data(_graph(nodes, [])).nodes["r"].op == "rounds"
