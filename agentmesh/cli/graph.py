@@ -73,6 +73,7 @@ def validate(
     files: Annotated[list[str], typer.Argument(help="Graph spec files (or built-in graph names).")],
 ) -> None:
     """Check graph spec files: structure, agents, operators, edges, templates — before any model call."""
+    from agentmesh.runtime.arguments import graph_file
     from agentmesh.runtime.operators.registry import check_functions
 
     failed = 0
@@ -83,11 +84,13 @@ def validate(
             failed += 1
             err_console.print(Text("✗ ", style="bold red") + Text(str(exc)), soft_wrap=True)
             continue
-        try:
-            check_functions(spec)  # registered by the runtime and --import: what a run would not find
+        where = graph_file(file)
+        try:  # registered by the runtime and --import: what a run would not find
+            check_functions(spec, where)
         except AgentmeshError as exc:
             failed += 1
-            err_console.print(Text("✗ ", style="bold red") + Text(f"{file}: {exc}"), soft_wrap=True)
+            said = str(exc) if where is not None else f"{file}: {exc}"  # (with the file's lines, it names it)
+            err_console.print(Text("✗ ", style="bold red") + Text(said), soft_wrap=True)
             continue
         n_nodes, n_agents = len(spec.nodes), len(spec.agents)
         line = Text("✓ ", style="bold green") + Text(

@@ -146,14 +146,14 @@ def run_graph(
     further call starts and the run ends with its best answer so far (its stop reason says which budget)."""
     from agentmesh.cli._job import JobOptions
     from agentmesh.cli.batch import run_batch
-    from agentmesh.runtime.arguments import check_inputs, resolve_graph
+    from agentmesh.runtime.arguments import check_inputs, graph_file, resolve_graph
     from agentmesh.runtime.operators.registry import check_functions
     from agentmesh.runtime.run import arun, graph_source
 
     if as_json and quiet:
         raise ConfigError("--json and --quiet exclude each other: pick one output form")
     spec = resolve_graph(graph)
-    check_functions(spec)  # (arun checks too; here once, not as a failed row per item of a batch)
+    check_functions(spec, graph_file(graph))  # (arun checks too; here once, not as a failed row per item of a batch)
     given = parse_inputs(spec, inputs or [])
     limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None

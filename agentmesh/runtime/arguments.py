@@ -53,6 +53,19 @@ def builtin_graphs() -> list[str]:
     return sorted(p.stem for p in builtin_graphs_dir().glob("*.yaml"))
 
 
+def graph_file(graph: str | Path) -> Path | None:
+    """The file :func:`resolve_graph` loads ``graph`` from (a path, or a shipped graph's), ``None`` for none: what
+    problems found after loading (an unknown function) point into, at their lines."""
+    path = Path(graph)
+    try:
+        if path.suffix in (".yaml", ".yml") or path.is_file():
+            return path if path.is_file() else None
+        shipped = builtin_graphs_dir() / f"{graph}.yaml"
+        return shipped if shipped.is_file() else None
+    except OSError:  # (a name too long for a file name)
+        return None
+
+
 def resolve_graph(graph: str | Path | GraphSpec) -> GraphSpec:
     """A spec from a spec, a file path, or a built-in name (``debate`` → the shipped ``graphs/debate.yaml``).
 

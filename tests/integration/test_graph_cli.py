@@ -103,7 +103,8 @@ def test_validate_reports_a_function_nobody_registered(tmp_path: Path, capsys, m
     )
     code, _, err = run_cli(["graph", "validate", str(graph)], capsys, monkeypatch)
     assert code == 2
-    assert f"✗ {graph}: graph 'pick': nodes.choose.function: unknown function 'longst'; registered: " in err
+    # at its line, as the spec's own problems are (it said only the file)
+    assert f"✗ {graph}:6: nodes.choose.function: unknown function 'longst'; registered: " in err
     assert "agentmesh --import" in err
 
 

@@ -13,13 +13,16 @@ no registered function has to change, and what a function can reach is visible i
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentmesh._builtins import is_shipped as is_shipped  # (re-exported: the runtime asks it here)
 from agentmesh._builtins import load_builtins
+from agentmesh._yaml import YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import RunContext
 from agentmesh.spec.graph import GraphSpec
@@ -320,8 +323,9 @@ def argument_problem(fn: Callable[..., Any], args: Mapping[str, Any]) -> str | N
     return None
 
 
-def check_functions(spec: GraphSpec) -> None:
-    """Raise :class:`ConfigError` naming every problem :func:`function_problems` finds in ``spec``."""
+def check_functions(spec: GraphSpec, file: str | Path | None = None) -> None:
+    """Raise :class:`ConfigError` naming every problem :func:`function_problems` finds in ``spec``; with the
+    ``file`` the spec was loaded from, each as the spec's own problems are, ``file:line: field: ...``."""
     problems = function_problems(spec)
     if problems:
         hint = (
@@ -330,4 +334,26 @@ def check_functions(spec: GraphSpec) -> None:
             if any("unknown function" in p for p in problems)
             else ""
         )
+        located = _located(problems, Path(file)) if file is not None else None
+        if located is not None:
+            listed = "\n".join(located)
+            message = listed if len(located) == 1 else f"{len(located)} problems in {file}:\n{listed}"
+            raise ConfigError(message + hint, graph=spec.name, file=str(file))
         raise ConfigError(f"graph {spec.name!r}: " + "; ".join(problems) + hint, graph=spec.name)
+
+
+def _located(problems: list[str], file: Path) -> list[str] | None:
+    """``problems`` (each ``nodes.<node>.<field>: ...``) prefixed with ``file:line:`` as the file writes that
+    field; ``None`` when the file cannot be read (the problems are then said without lines)."""
+    try:
+        _, root = read_yaml_file(file)
+    except (YamlError, OSError):
+        return None
+    lines = line_map(root) if root is not None else {}
+    out = []
+    for problem in problems:
+        field = problem.partition(": ")[0]
+        loc = tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", field) if p)
+        line = line_of(lines, loc)
+        out.append(f"{file}:{line}: {problem}" if line else f"{file}: {problem}")
+    return out
