@@ -148,8 +148,9 @@ def _cut_short(record: RunRecord) -> str | None:
     if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
         return None
     calls = (record.totals or {}).get("calls", 0)
+    why = record.stop_reason or record.error
     return (
-        f"run {record.id[:12]} is {record.status} ({record.stop_reason or record.error or '-'}) after {calls} calls: "
+        f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {calls} calls: "
         f"it never made the calls after those, so a replay stops there with the graph unchanged; agentmesh resume "
         f"{record.id[:12]} continues it (resume() in Python)"
     )
@@ -175,6 +176,8 @@ async def areplay(
     db = open_store(store)
     try:
         record = await asyncio.to_thread(db.get_run, run_id)
+        if record.status == RunStatus.RUNNING:  # its stored totals are summed when it ends: its calls so far
+            (record,) = await asyncio.to_thread(db.with_running_totals, [record])
         spec, source = current_spec(record, graph)
         check_functions(spec)  # as a run, resume or fork does: the function nodes then call without checking
         recorded = await asyncio.to_thread(load_recorded, db, record.id)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from agentmesh.errors import AgentmeshError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import run
 from agentmesh.runtime.arguments import resolve_graph
@@ -50,3 +53,32 @@ def test_a_sampling_change_names_only_the_fields_that_changed(tmp_path: Path) ->
     assert "changed since the run" in str(report.divergence)
     # the recorded request spells unset fields as None: they are no change, and are not listed as one
     assert report.divergence.diff == "(same messages; sampling temperature recorded 0.7, now 0.2)"
+
+
+def test_a_running_run_s_replay_note_counts_the_calls_it_made_so_far(tmp_path: Path) -> None:
+    """The note of a replay of a run still marked running said "after 0 calls" beside a ``show`` of its calls: a
+    run's stored totals are summed when it ends, so the note read the zeros of a run in progress."""
+    import sqlalchemy as sa
+
+    from agentmesh.store import Store
+    from agentmesh.store.schema import runs
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    # round 1 answered, then no rule left for round 2: the run fails after 3 calls
+    rules = [{"round": 1, "responses": ["\\boxed{51}", "\\boxed{52}", "\\boxed{53}"]}]
+    with pytest.raises(AgentmeshError):
+        run("debate", {"question": "What is 17*3?"}, model=ScriptedModel(rules=rules), store=db)
+    with Store(db) as store:  # as it was while its process ran it: marked running, no totals summed yet
+        (record,) = store.list_runs()
+        calls = record.totals["calls"]  # its 3 answers and round 2's failed calls
+        assert record.status == "failed" and calls > 3
+        zero = {k: 0 if type(v) in (int, float) else v for k, v in record.totals.items()}
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == record.id)
+                .values(status="running", totals=zero, stop_reason=None, error=None)
+            )
+    report = replay(record.id, store=db)
+    assert report.divergence is not None and report.served == 3
+    assert report.note is not None and f"is running after {calls} calls" in report.note, report.note
