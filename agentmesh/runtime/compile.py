@@ -25,11 +25,12 @@ from collections import OrderedDict
 from typing import Annotated, Any, TypedDict
 
 import networkx as nx
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agentmesh.errors import ConfigError
+from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, get_operator
@@ -153,7 +154,17 @@ async def _operator_output(run_op: Any, run: NodeRun) -> dict[str, Any]:
             node=run.name,
             operator=run.op,
         )
-    out = await result
+    try:
+        out = await result
+    except (AgentmeshError, GraphBubbleUp):
+        raise
+    except Exception as exc:
+        if is_shipped(run_op):
+            raise
+        # a user operator's bug, named: its bare exception came out of LangGraph's task, with a task id
+        raise RunError(
+            f"node {run.name!r}: operator {run.op!r} raised {type(exc).__name__}: {exc}", node=run.name, operator=run.op
+        ) from exc
     if not isinstance(out, dict):
         raise RunError(
             f"node {run.name!r}: operator {run.op!r} returned {type(out).__name__} {out!r:.80}; expected the node's "

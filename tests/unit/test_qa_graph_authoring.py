@@ -11,8 +11,10 @@ import pytest
 from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.parsers import Parsed, register_parser
-from agentmesh.runtime import RunError, register_function, run
+from agentmesh.runtime import RunError, operator, register_function, run
+from agentmesh.runtime.operators import NodeOutput, NodeRun
 from agentmesh.spec import graph_from_data, load_graph
+from agentmesh.spec.operators import OperatorParams
 
 
 def _graph(nodes: dict[str, Any], edges: list[list[str]], **extra: Any) -> dict[str, Any]:
@@ -149,3 +151,23 @@ def test_a_rank_step_after_the_last_round_is_refused() -> None:
         graph_from_data(_graph(nodes, []))
     nodes["r"]["rounds"] = 3
     assert graph_from_data(_graph(nodes, [])).nodes["r"].op == "rounds"
+
+
+def test_a_user_operator_that_raises_is_named(tmp_path: Path) -> None:
+    """It came out as its bare exception (``KeyError: 'oops'``) from inside LangGraph's task."""
+
+    class Params(OperatorParams):
+        agent: str
+
+    @operator("test_qa_authoring_raises", params=Params)
+    async def raises(run: NodeRun) -> NodeOutput:
+        raise KeyError("oops")
+
+    spec = _graph({"a": {"op": "test_qa_authoring_raises", "agent": "s"}}, [])
+    with pytest.raises(RunError, match=r"node 'a': operator 'test_qa_authoring_raises' raised KeyError: 'oops'") as e:
+        run(graph_from_data(spec), {"question": "q"}, model=ScriptedModel(default="ok"), store=_db(tmp_path))
+    assert isinstance(e.value.__cause__, KeyError)
+
+
+def _db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"

@@ -123,7 +123,9 @@ def operator(name: str, *, params: type[OperatorParams], replace: bool = False) 
 
     The function (``async def``) receives a :class:`NodeRun` and returns the node's output (a JSON-able dict).
     Outputs with ``answers`` (a list of agent answers) and/or ``answer`` feed votes, consensus and the run's final
-    answer; ``done: False`` asks to run the node again (rounds, loops). Declaring the output's keys in
+    answer; ``done: False`` asks to run the node again when ``params`` says the node repeats (``repeats:
+    ClassVar[bool] = True``, as ``rounds`` does: without it the node runs once whatever ``done`` says; the node's
+    previous output is then ``run.own``). Declaring the output's keys in
     ``params.outputs`` lets specs that read ``nodes.<node>.<key>`` be checked when they load.
 
     Mistakes are refused here, where the traceback points at the decorator, rather than when a spec loads or a
