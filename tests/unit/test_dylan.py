@@ -230,6 +230,16 @@ def test_an_option_past_d_is_read_as_the_prompt_lettered_it(tmp_path: Path) -> N
     assert "consensus" in (result.stop_reason or "")
 
 
+def test_a_letter_past_the_options_shown_is_not_an_answer(tmp_path: Path) -> None:
+    """The parser has letters for ten options (A-J), and read "(E)" in a reply to a four-option question as its
+    answer, which was voted and credited; the reference reads only the options' letters (the last ``(A|B|C|D)``),
+    so the reply's "(B)" is its answer."""
+    script = Script({1: dict.fromkeys(FOUR, "B) rather than (E"), 2: dict.fromkeys(FOUR, "B) rather than (E")})
+    result = run(mmlu(FOUR, rank=None), QUESTION, model=ScriptedModel(respond=script), store=db(tmp_path))
+    assert all("so (B) rather than (E)" in prompt for (r, _), prompt in script.prompts.items() if r == 2)
+    assert result.answer == "B"
+
+
 def test_more_options_than_letters_are_refused_before_the_run_is_stored(tmp_path: Path) -> None:
     """An eleventh option has no letter in the MMLU prompt (A-J) nor in its parser. The run was stored and failed at
     its first call with "str object has no element 10"; it is refused before it is stored, saying what to give."""
