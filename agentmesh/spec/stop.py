@@ -178,6 +178,11 @@ _KINDS = ("any", "all", "consensus", "score_threshold", "max_rounds", "budget")
 def _untag(data: Any) -> Any:
     """YAML form -> tagged form: ``{consensus: {fraction: 0.7}}`` -> ``{kind: consensus, fraction: 0.7}``,
     ``{max_rounds: 4}`` -> ``{kind: max_rounds, rounds: 4}``, ``{any: [...]}`` -> ``{kind: any, any: [...]}``."""
+    if isinstance(data, list):  # (pydantic said "Input should be a valid dictionary or object to extract fields")
+        raise ValueError(
+            "a stop policy is one mapping, e.g. {max_rounds: 4}; to combine several, list them under any (stop when "
+            "one holds) or all (when every one does): {any: [...]}"
+        )
     if isinstance(data, _Policy) or not isinstance(data, dict) or "kind" in data:
         return data
     if len(data) != 1:

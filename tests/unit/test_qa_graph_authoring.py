@@ -171,3 +171,11 @@ def test_a_user_operator_that_raises_is_named(tmp_path: Path) -> None:
 
 def _db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_a_list_of_stop_policies_says_how_to_combine_them() -> None:
+    """``stop: [{...}, {...}]`` said pydantic's "Input should be a valid dictionary or object to extract fields
+    from"."""
+    spec = _graph({"a": {"op": "call", "agent": "s"}}, [], stop=[{"budget": {"calls": 4}}, {"max_rounds": 2}])
+    with pytest.raises(SpecError, match=r"stop: a stop policy is one mapping, .*: \{any: \[\.\.\.\]\}"):
+        graph_from_data(spec)
