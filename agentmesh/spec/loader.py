@@ -188,6 +188,19 @@ def graph_from_data(
         problems.append(Problem(loc=("agents",), message="expected a mapping of agent name to card or card path"))
         raw_agents = {}
     for key, raw in raw_agents.items():
+        if (
+            key in AgentCard.model_fields
+            and isinstance(raw, str)
+            and not (base_dir or Path.cwd()).joinpath(raw).is_file()
+        ):
+            # (``prompt:`` one level too far left): read as an agent named prompt whose card is a file named so
+            message = f"{key!r} is a card's field, not an agent: indent it under its agent's name"
+            problems.append(Problem(loc=("agents", key), message=message))
+            continue
+        if raw is None:  # ``solver:`` with nothing under it: pydantic said "a valid dictionary or instance of ..."
+            message = "empty: expected the card's fields (prompt, parser, ...) indented under it, or a card file's path"
+            problems.append(Problem(loc=("agents", key), message=message))
+            continue
         if isinstance(raw, str):
             card_path = (base_dir or Path.cwd()) / raw
             try:

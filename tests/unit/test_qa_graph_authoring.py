@@ -179,3 +179,20 @@ def test_a_list_of_stop_policies_says_how_to_combine_them() -> None:
     spec = _graph({"a": {"op": "call", "agent": "s"}}, [], stop=[{"budget": {"calls": 4}}, {"max_rounds": 2}])
     with pytest.raises(SpecError, match=r"stop: a stop policy is one mapping, .*: \{any: \[\.\.\.\]\}"):
         graph_from_data(spec)
+
+
+def test_a_card_indented_one_level_too_far_left_says_so(tmp_path: Path) -> None:
+    """``s:`` then ``prompt:`` at its level said "Input should be a valid dictionary or instance of AgentCard" and
+    "agents.prompt: in card {{ question }}: {{ question }}: file not found"."""
+    file = tmp_path / "g.yaml"
+    file.write_text(
+        "name: g\ninputs:\n  question: {}\nagents:\n  s:\n  prompt: '{{ question }}'\n"
+        "nodes:\n  a: {op: call, agent: s}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    assert caught.value.context["problems"] == [
+        f"{file}:5: agents.s: empty: expected the card's fields (prompt, parser, ...) indented under it, or a card "
+        "file's path",
+        f"{file}:6: agents.prompt: 'prompt' is a card's field, not an agent: indent it under its agent's name",
+    ]
