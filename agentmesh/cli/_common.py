@@ -175,8 +175,16 @@ def check_model(model: str | None, db: str | None) -> None:
     file at a new --db. Building a client is cheap (nothing loads until the first call); a ``replay:`` reference
     reads its run from ``db``."""
     if model is not None:
-        from agentmesh.runtime.recorded_model import model_for  # (the runtime is heavy; only the job commands need it)
+        from agentmesh.runtime.recorded_model import model_for, reads_a_run  # (heavy; only the job commands need it)
 
+        if reads_a_run(model):
+            # its run must be in a database that is there: opened as the store of the new run, a --db without one
+            # was made, empty, and left behind by the "no run" error
+            from agentmesh.cli._store import open_store
+
+            with open_store(db, existing=True) as store:
+                run_async(model_for(model, store).aclose())
+            return
         run_async(model_for(model, db).aclose())
 
 
