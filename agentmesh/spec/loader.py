@@ -183,6 +183,7 @@ def graph_from_data(
     data = dict(data)
 
     agents: dict[str, Any] = {}
+    card_files: dict[str, tuple[str, Path]] = {}  # agents whose cards are files: as written, and found
     raw_agents = data.get("agents", {})
     if not isinstance(raw_agents, Mapping):
         problems.append(Problem(loc=("agents",), message="expected a mapping of agent name to card or card path"))
@@ -208,6 +209,7 @@ def graph_from_data(
             except SpecError as exc:
                 problems.append(Problem(loc=("agents", key), message=f"in card {raw}: {exc.message}"))
                 continue
+            card_files[key] = (raw, card_path)
             agents[key] = card.model_copy(update={"name": key}) if card.name != key else card
             continue
         card_data = {"name": key, **raw} if isinstance(raw, dict) and "name" not in raw else raw
@@ -264,8 +266,25 @@ def graph_from_data(
     except ValidationError as exc:
         _raise(file, lines, _pydantic_problems(exc, ()))
         raise AssertionError("unreachable") from None  # pragma: no cover
-    _raise(file, lines, spec.problems(stored=stored))
+    _raise(file, lines, [_in_card_file(p, card_files) for p in spec.problems(stored=stored)])
     return spec
+
+
+def _in_card_file(problem: Problem, card_files: Mapping[str, tuple[str, Path]]) -> Problem:
+    """``problem`` saying where in its card file it is, when it is in a card the graph names by path: it is
+    reported at the graph's line naming the card (``agents.w.prompt`` at ``w: cards/w.yaml``), and the prompt to
+    fix is in the card's file."""
+    loc = problem.loc
+    if len(loc) < 3 or loc[0] != "agents" or loc[1] not in card_files:
+        return problem
+    written, path = card_files[str(loc[1])]
+    try:
+        _, card_lines = _card_data(path, ())
+    except SpecError:  # (it loaded a moment ago)
+        return problem
+    line = card_lines.get(loc[2:])
+    where = f"{written}:{line}" if line is not None else written
+    return problem.model_copy(update={"message": f"{problem.message} (in card file {where})"})
 
 
 def stored_graph(data: Any, run_id: str) -> GraphSpec:

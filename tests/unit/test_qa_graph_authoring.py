@@ -196,3 +196,16 @@ def test_a_card_indented_one_level_too_far_left_says_so(tmp_path: Path) -> None:
         "file's path",
         f"{file}:6: agents.prompt: 'prompt' is a card's field, not an agent: indent it under its agent's name",
     ]
+
+
+def test_a_problem_in_a_card_file_says_where_in_that_file(tmp_path: Path) -> None:
+    """It named only the graph's line that names the card (``agents: {w: cards/w.yaml}``): the prompt to fix is
+    in the card's file."""
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "w.yaml").write_text("role: writer\nprompt: |-\n  Hi {{ questoin }}\n")
+    file = tmp_path / "g.yaml"
+    file.write_text("name: g\ninputs:\n  question: {}\nagents:\n  w: cards/w.yaml\nnodes:\n  a: {op: call, agent: w}\n")
+    with pytest.raises(SpecError, match=r"g\.yaml:5: agents\.w\.prompt: template uses undefined variable 'questoin' "):
+        load_graph(file)
+    with pytest.raises(SpecError, match=r"\(in card file cards/w\.yaml:2\)$"):
+        load_graph(file)
