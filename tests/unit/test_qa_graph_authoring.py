@@ -12,7 +12,7 @@ from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.parsers import Parsed, register_parser
 from agentmesh.runtime import RunError, operator, register_function, run
-from agentmesh.runtime.operators import NodeOutput, NodeRun
+from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
 from agentmesh.spec import graph_from_data, load_graph
 from agentmesh.spec.operators import OperatorParams
 
@@ -209,3 +209,21 @@ def test_a_problem_in_a_card_file_says_where_in_that_file(tmp_path: Path) -> Non
         load_graph(file)
     with pytest.raises(SpecError, match=r"\(in card file cards/w\.yaml:2\)$"):
         load_graph(file)
+
+
+def test_an_operator_asking_twice_in_one_slot_is_refused(tmp_path: Path) -> None:
+    """Both calls ran and the run succeeded; a replay then served the first answer to both and stopped on a call
+    "the recorded run did not make", and a resume answered the second from the first's record."""
+
+    class Params(OperatorParams):
+        agent: str
+
+    @operator("test_qa_authoring_one_slot", params=Params)
+    async def one_slot(run: NodeRun) -> NodeOutput:
+        return await gather_answers(run, [("s", 0, {}), ("s", 0, {})])
+
+    spec = _graph({"a": {"op": "test_qa_authoring_one_slot", "agent": "s"}}, [])
+    with pytest.raises(
+        RunError, match=r"node 'a': operator 'test_qa_authoring_one_slot' asks agent 's' twice in slot 0"
+    ):
+        run(graph_from_data(spec), {"question": "q"}, model=ScriptedModel(default="ok"), store=_db(tmp_path))

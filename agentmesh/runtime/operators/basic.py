@@ -40,10 +40,24 @@ from agentmesh.store._redact import stored_state
 async def gather_answers(run: NodeRun, calls: list[tuple[str, int, dict[str, Any]]], round: int = 0) -> NodeOutput:
     """Ask several agents concurrently: ``(agent, slot, extra variables)`` each.
 
+    A call is recorded under its node, agent, ``round`` and slot, which is how a resume or a replay finds it again:
+    each call of a node and round needs a slot of its own (two with one slot are refused, naming them; they ran,
+    and then a replay served the first answer to both and stopped).
+
     When the budget runs out part-way, the answers that completed are kept and the output says why it stopped
     (``stopped``); calls that had started finish (their cost is already incurred and they are recorded).
     """
     ctx = run.ctx
+    seen: set[tuple[str, int]] = set()
+    for agent, slot, _ in calls:
+        if (agent, slot) in seen:
+            raise RunError(
+                f"node {run.name!r}: operator {run.op!r} asks agent {agent!r} twice in slot {slot} of round {round}; "
+                "each call of a node and round needs a slot of its own (what a resume or a replay finds it by)",
+                node=run.name,
+                operator=run.op,
+            )
+        seen.add((agent, slot))
 
     async def one(agent: str, slot: int, extra: dict[str, Any]) -> AgentAnswer | None:
         card = ctx.spec.agents.get(agent)
