@@ -29,7 +29,13 @@ from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.store import RunStatus, Store
 
-__all__ = ["Executor", "ItemRun", "JobRun", "Progress", "as_items", "digest", "run_items"]
+__all__ = ["RETRY_FAILED", "Executor", "ItemRun", "JobRun", "Progress", "as_items", "digest", "run_items"]
+
+RETRY_FAILED = (
+    "; once the cause is fixed (a server down, say), run the same command again: finished items are kept and "
+    "failed runs resume without repeating a finished call"
+)
+"""Ends a job's error when its items failed: a job that stopped on them said nothing of how to go on."""
 
 Executor = Literal["local", "ray"]
 

@@ -21,7 +21,7 @@ from agentmesh.datasets import Item, matches_gold
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, Progress, as_items, run_items
+from agentmesh.optimize.items import RETRY_FAILED, Executor, ItemRun, Progress, as_items, run_items
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams, RoundsParams
@@ -246,7 +246,9 @@ async def aoptimize(
     results = [_importance_of(spec, score_node, run, item) for run, item in zip(ran_items.items, items, strict=True)]
     scored = [r for r in results if not r.error]
     if not scored:
-        raise AgentmeshError(f"optimize {spec.name}: every item failed; first error: {results[0].error}")
+        raise AgentmeshError(
+            f"optimize {spec.name}: every item failed; first error: {results[0].error}{RETRY_FAILED}", job=job
+        )
     # exact means: averaging the per-item floats could split agents whose mean importance is the same number
     means = mean_importance([r.per_agent_exact or {a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])
     exact = {a: means.get(a, Fraction(0)) for a in candidates}

@@ -104,6 +104,22 @@ def test_optimize_is_resumable_and_never_repeats_a_finished_call(tmp_path: Path)
         assert len(store.list_runs(graph="dylan_mmlu")) == 3
 
 
+def test_a_job_whose_every_item_failed_says_how_to_go_on(tmp_path: Path) -> None:
+    """A server that went down failed every item: the error named the first one's and nothing else, though the
+    runs are stored and the same command resumes them (as an interrupted job says)."""
+    from agentmesh.errors import AgentmeshError
+
+    spec = four_agent_graph()
+    items = read_items(write_items(tmp_path / "items.jsonl", 1), spec)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with pytest.raises(AgentmeshError, match="every item failed") as info:
+        optimize(spec, items, top_k=2, model=ScriptedModel(respond=Team(fail_on="Question 0?")), store=db)
+    assert "went away" in str(info.value)
+    assert "run the same command again" in str(info.value) and "resume" in str(info.value), str(info.value)
+    again = optimize(spec, items, top_k=2, model=ScriptedModel(respond=Team()), store=db)
+    assert not again.failed and again.items[0].run_id is not None
+
+
 def test_optimize_rejects_a_graph_without_importance_and_a_bad_k(tmp_path: Path) -> None:
     items_path = write_items(tmp_path / "items.jsonl", 1)
     math = load_graph(REPO / "graphs" / "dylan_math.yaml")

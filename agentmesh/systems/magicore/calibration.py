@@ -28,7 +28,7 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, as_items, digest, run_items
+from agentmesh.optimize.items import RETRY_FAILED, Executor, ItemRun, as_items, digest, run_items
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.operators.registry import get_function
 from agentmesh.spec.graph import GraphSpec
@@ -341,7 +341,7 @@ async def acalibrate(
         first_error = next((i.error for i in scored if i.error), "no item")
         raise AgentmeshError(
             f"calibration of {spec.name}: {len(rewards)} of {len(scored)} problems were scored (at least 2 are "
-            f"needed); first error: {first_error}",
+            f"needed); first error: {first_error}{RETRY_FAILED if any(i.error for i in scored) else ''}",
             job=done.job,
         )
     mu, sigma = normalisation_stats(rewards)

@@ -26,7 +26,7 @@ from agentmesh.datasets import Item
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient
 from agentmesh.models.providers.base import Provider
-from agentmesh.optimize.items import Executor, ItemRun, as_items, run_items
+from agentmesh.optimize.items import RETRY_FAILED, Executor, ItemRun, as_items, run_items
 from agentmesh.runtime.arguments import open_store, resolve_graph
 from agentmesh.runtime.on_ray import one_ray
 from agentmesh.spec.graph import GraphSpec
@@ -371,7 +371,7 @@ async def acalibrate(
                 first_error = next((s.error for s in calibrated if s.error), "no item")
                 raise AgentmeshError(
                     f"calibration of {spec.name}: {len(usable)} of {len(calibrated)} items were scored; first error: "
-                    f"{first_error}"
+                    f"{first_error}{RETRY_FAILED if any(s.error for s in calibrated) else ''}"
                 )
             selection = select_team(
                 [s.human for s in usable], {j: [s.raw[j] for s in usable] for j in config.judges}, config
