@@ -35,13 +35,18 @@ class BudgetTracker:
         calls: int = 0,
         tokens: int = 0,
         cost_usd: float = 0.0,
+        unpriced: str | None = None,
     ) -> None:
-        """``calls``, ``tokens`` and ``cost_usd`` are what the run had already spent (a resumed run)."""
+        """``calls``, ``tokens`` and ``cost_usd`` are what the run had already spent (a resumed run); ``unpriced``
+        the model of a call it made whose cost is unknown (no price in the table)."""
         self.budgets = budgets
         self.started = time.monotonic() if started is None else started
         self.calls = calls
         self.tokens = tokens
         self.cost_usd = cost_usd
+        #: a model whose calls have no price: what is spent is unknown, so a cost budget cannot be kept (it counted
+        #: such a call $0, and a run on a model without a price made every call under any cost budget)
+        self.unpriced = unpriced
         self._lock = threading.Lock()
 
     def reserve_call(self) -> None:
@@ -60,6 +65,8 @@ class BudgetTracker:
     def spend(self, response: ModelResponse) -> None:
         with self._lock:
             self.tokens += response.usage.total_tokens
+            if response.cost_usd is None:
+                self.unpriced = self.unpriced or response.model
             self.cost_usd += response.cost_usd or 0.0
 
     def overspent(self) -> str | None:
@@ -79,6 +86,11 @@ class BudgetTracker:
                     return (
                         f"over budget: ${self.cost_usd:.4f} spent of ${b.cost_usd:g} (calls in flight when it was "
                         "reached)"
+                    )
+                if b.cost_usd is not None and self.unpriced is not None:
+                    return (
+                        f"over budget, perhaps: ${b.cost_usd:g} could not be kept, model {self.unpriced!r} has no "
+                        "price (give it one under prices: in .agentmesh/config.yaml)"
                     )
         return None
 
@@ -106,6 +118,11 @@ class BudgetTracker:
             return f"budget: {b.tokens} tokens (spent {self.tokens})"
         if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
             return f"budget: ${b.cost_usd:g} (spent ${self.cost_usd:.4f})"
+        if b.cost_usd is not None and self.unpriced is not None:
+            return (
+                f"budget: ${b.cost_usd:g} cannot be kept: model {self.unpriced!r} has no price, so what its calls "
+                "cost is unknown (give it one under prices: in .agentmesh/config.yaml)"
+            )
         if b.wall_s is not None and elapsed >= b.wall_s:
             return f"budget: {b.wall_s:g} s wall time"
         return None

@@ -221,6 +221,7 @@ async def aresume(
                 calls=len(responses),
                 tokens=sum(r.usage.total_tokens for r in responses),
                 cost_usd=sum(r.cost_usd or 0.0 for r in responses),
+                unpriced=next((r.model for r in responses if r.cost_usd is None), None),
             )
         except BaseException:
             db.release_claim(record)  # not begun: the run is as it was, not left "running" under this process

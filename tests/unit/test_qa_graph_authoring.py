@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,15 @@ import pytest
 
 from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
+from agentmesh.models.messages import Choice, ModelResponse, Usage
 from agentmesh.parsers import Parsed, register_parser
 from agentmesh.runtime import RunError, operator, register_function, run
+from agentmesh.runtime.budget import BudgetExhausted, BudgetTracker
 from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
 from agentmesh.spec import graph_from_data, load_graph
 from agentmesh.spec.operators import OperatorParams
+from agentmesh.spec.stop import Budget
+from tests._servers import FakeOpenAIServer, Reply
 
 
 def _graph(nodes: dict[str, Any], edges: list[list[str]], **extra: Any) -> dict[str, Any]:
@@ -227,3 +232,26 @@ def test_an_operator_asking_twice_in_one_slot_is_refused(tmp_path: Path) -> None
         RunError, match=r"node 'a': operator 'test_qa_authoring_one_slot' asks agent 's' twice in slot 0"
     ):
         run(graph_from_data(spec), {"question": "q"}, model=ScriptedModel(default="ok"), store=_db(tmp_path))
+
+
+def test_a_cost_budget_on_a_model_without_a_price_stops_the_run_saying_why(
+    tmp_path: Path, fake_server: FakeOpenAIServer
+) -> None:
+    """A call whose cost is unknown counted $0: a run on a model without a price made every call under any cost
+    budget (nine for a debate under $0.0000001) and ended "completed: every node ran"."""
+    count = itertools.count()
+    fake_server.reset(lambda body: Reply.ok(f"\\boxed{{{next(count)}}}"))  # never agreeing: three rounds of three
+    model = f"openai:qa-unpriced@{fake_server.url}"
+    result = run("debate", {"question": "q"}, model=model, store=_db(tmp_path), budget={"cost_usd": 1e-7})
+    assert result.cost_usd is None and result.calls == 3  # the first round's, in flight together
+    assert result.stop_reason is not None
+    assert "budget: $1e-07 cannot be kept: model 'qa-unpriced' has no price" in result.stop_reason
+
+
+def test_a_budget_tracker_with_an_unpriced_call_refuses_the_next_under_a_cost_budget() -> None:
+    tracker = BudgetTracker([Budget(cost_usd=1.0)])
+    tracker.reserve_call()
+    tracker.spend(ModelResponse(model="m", choices=(Choice(text="x"),), usage=Usage(), cost_usd=None))
+    with pytest.raises(BudgetExhausted, match=r"budget: \$1 cannot be kept: model 'm' has no price"):
+        tracker.reserve_call()
+    assert BudgetTracker([Budget(calls=5)], unpriced="m").exhausted() is None  # (no cost budget: nothing to keep)
