@@ -390,7 +390,14 @@ async def _execute(
 async def _end_failed(db: Store, run_id: str, exc: BaseException) -> None:
     """End a stored run that ``exc`` stopped: interrupted when it was cancelled (Ctrl-C, a task cancelled), failed
     with the error's words on any other error. A ``KeyboardInterrupt`` or ``SystemExit`` raised in the loop's own
-    thread leaves it as it is: the loop is going away, and ``agentmesh resume`` claims a run whose process died."""
+    thread leaves it as it is: the loop is going away, and ``agentmesh resume`` claims a run whose process died.
+
+    The error says which run it failed (an :class:`AgentmeshError`'s ``context["run"]``, another exception's note):
+    the caller's way to ``resume`` it, which the error did not give (the run was stored under a fresh id)."""
+    if isinstance(exc, AgentmeshError):
+        exc.context.setdefault("run", run_id)
+    elif isinstance(exc, Exception):
+        exc.add_note(f"run {run_id} is stored as failed: agentmesh.resume({run_id!r}) continues it")
     if isinstance(exc, asyncio.CancelledError):
         # deleted while it ran (its checkpoints since with it, see the success path): nothing to store as
         # interrupted, and the cancellation goes on as a cancellation

@@ -13,7 +13,7 @@ from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.models.messages import Choice, ModelResponse, Usage
 from agentmesh.parsers import Parsed, register_parser
-from agentmesh.runtime import RunError, operator, register_function, run
+from agentmesh.runtime import RunError, operator, register_function, resume, run
 from agentmesh.runtime.budget import BudgetExhausted, BudgetTracker
 from agentmesh.runtime.operators import NodeOutput, NodeRun, gather_answers
 from agentmesh.spec import graph_from_data, load_graph
@@ -255,3 +255,23 @@ def test_a_budget_tracker_with_an_unpriced_call_refuses_the_next_under_a_cost_bu
     with pytest.raises(BudgetExhausted, match=r"budget: \$1 cannot be kept: model 'm' has no price"):
         tracker.reserve_call()
     assert BudgetTracker([Budget(calls=5)], unpriced="m").exhausted() is None  # (no cost budget: nothing to keep)
+
+
+def test_a_failed_runs_error_names_the_stored_run_so_that_it_can_be_resumed(tmp_path: Path) -> None:
+    """The run is stored under a fresh id, and its error did not say which: ``resume`` needed a search of the
+    store. Now ``context["run"]``, as a Ray run's error has it."""
+    fails = [True]
+
+    @register_function("test_qa_authoring_flaky")
+    def flaky(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        if fails.pop() if fails else False:
+            raise RuntimeError("not yet")
+        return {"answer": outputs["a"]["answer"], "text": "fixed"}
+
+    nodes = {"a": {"op": "call", "agent": "s"}, "f": {"op": "function", "function": "test_qa_authoring_flaky"}}
+    spec = graph_from_data(_graph(nodes, [["a", "f"]]))
+    with pytest.raises(RunError) as caught:
+        run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{7}"), store=_db(tmp_path))
+    run_id = caught.value.context["run"]
+    result = resume(run_id, model=ScriptedModel(default="\\boxed{7}"), store=_db(tmp_path))
+    assert (result.run_id, result.status, result.answer, result.text) == (run_id, "succeeded", "7", "fixed")
