@@ -78,8 +78,21 @@ def _parsed(source: str) -> jinja2.nodes.Template:
 
 
 def template_variables(source: str) -> frozenset[str]:
-    """Top-level variables a template reads (loop variables and ``set`` names excluded)."""
-    return frozenset(jinja2.meta.find_undeclared_variables(_parsed(source)))
+    """Top-level variables a template reads (loop variables and ``set`` names excluded). A template that parses
+    but cannot compile -- a filter or test Jinja does not have (``{{ q | uppercase }}``) -- is a
+    :class:`TemplateSyntaxProblem` too: Jinja's ``TemplateAssertionError`` came out of ``graph validate`` as a
+    traceback, and would have failed the prompt when it rendered."""
+    ast = _parsed(source)
+    for used in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):  # (Jinja checks one in an ``if`` only there)
+        kind, known = ("filter", _env.filters) if isinstance(used, jinja2.nodes.Filter) else ("test", _env.tests)
+        if used.name not in known:
+            where = f" (line {used.lineno} of the template)" if "\n" in source.strip() else ""
+            raise TemplateSyntaxProblem(f"template error: no {kind} named {used.name!r}{where}", used.lineno)
+    try:
+        return frozenset(jinja2.meta.find_undeclared_variables(ast))
+    except jinja2.TemplateSyntaxError as exc:
+        where = f" (line {exc.lineno} of the template)" if "\n" in source.strip() and exc.lineno else ""
+        raise TemplateSyntaxProblem(f"template error: {exc.message}{where}", exc.lineno) from None
 
 
 def guarded_variables(source: str) -> frozenset[str]:

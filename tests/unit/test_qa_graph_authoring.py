@@ -275,3 +275,21 @@ def test_a_failed_runs_error_names_the_stored_run_so_that_it_can_be_resumed(tmp_
     run_id = caught.value.context["run"]
     result = resume(run_id, model=ScriptedModel(default="\\boxed{7}"), store=_db(tmp_path))
     assert (result.run_id, result.status, result.answer, result.text) == (run_id, "succeeded", "7", "fixed")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("{{ question | uppercase }}", "no filter named 'uppercase'"),  # was a TemplateAssertionError traceback
+        ("{% if question is palindrome %}x{% endif %}", "no test named 'palindrome'"),  # passed; failed at render
+    ],
+)
+def test_a_filter_or_test_jinja_does_not_have_is_refused_at_load(prompt: str, expected: str) -> None:
+    spec = _graph({"a": {"op": "call", "agent": "s"}}, [])
+    spec["agents"]["s"]["prompt"] = prompt
+    with pytest.raises(SpecError, match=rf"agents\.s\.prompt: template error: {expected}"):
+        graph_from_data(spec)
+    gate = {"op": "branch", "condition": "question | lenght > 3", "then": "a"}
+    nodes = {"a": {"op": "call", "agent": "s"}, "g": gate}
+    with pytest.raises(SpecError, match=r"nodes\.g\.condition: .*template error: no filter named 'lenght'"):
+        graph_from_data(_graph(nodes, []))
