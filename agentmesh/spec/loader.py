@@ -226,12 +226,10 @@ def graph_from_data(
         raw_nodes = {}
     for key, raw in raw_nodes.items():
         if not isinstance(raw, Mapping) or "op" not in raw:
-            problems.append(
-                Problem(
-                    loc=("nodes", key),
-                    message=f"expected {{op: <operator>, ...}}; operators: {', '.join(operator_names())}",
-                )
-            )
+            message = f"expected {{op: <operator>, ...}}; operators: {', '.join(operator_names())}"
+            if not isinstance(raw, Mapping) and _is_node_field(str(key)):  # (``agents: [...]`` a level too far left)
+                message = f"{key!r} is a node's field, not a node: indent it under its node's name"
+            problems.append(Problem(loc=("nodes", key), message=message))
             continue
         params_model = operator_params(str(raw["op"]))
         if params_model is None:
@@ -285,6 +283,17 @@ def _in_card_file(problem: Problem, card_files: Mapping[str, tuple[str, Path]]) 
     line = card_lines.get(loc[2:])
     where = f"{written}:{line}" if line is not None else written
     return problem.model_copy(update={"message": f"{problem.message} (in card file {where})"})
+
+
+def _is_node_field(name: str) -> bool:
+    """Whether ``name`` is a parameter of some operator (``agents``, ``rounds``, ``from``...) or ``op`` itself."""
+    if name in ("op", "description", "params"):
+        return True
+    for op in operator_names():
+        params = operator_params(op)
+        if params is not None and any(name in (f, i.alias) for f, i in params.model_fields.items()):
+            return True
+    return False
 
 
 def stored_graph(data: Any, run_id: str) -> GraphSpec:

@@ -293,3 +293,18 @@ def test_a_filter_or_test_jinja_does_not_have_is_refused_at_load(prompt: str, ex
     nodes = {"a": {"op": "call", "agent": "s"}, "g": gate}
     with pytest.raises(SpecError, match=r"nodes\.g\.condition: .*template error: no filter named 'lenght'"):
         graph_from_data(_graph(nodes, []))
+
+
+def test_a_node_field_indented_one_level_too_far_left_says_so(tmp_path: Path) -> None:
+    """``agents: [s, s]`` at the level of the nodes said "expected {op: <operator>, ...}; operators: ..."."""
+    file = tmp_path / "g.yaml"
+    file.write_text(
+        "name: g\ninputs:\n  question: {}\nagents:\n  s: {prompt: '{{ question }}'}\nnodes:\n  a:\n    op: team\n"
+        "  agents: [s, s]\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    assert caught.value.context["problems"] == [
+        f"{file}:7: nodes.a.agents: required field is missing",
+        f"{file}:9: nodes.agents: 'agents' is a node's field, not a node: indent it under its node's name",
+    ]
