@@ -243,7 +243,10 @@ class RankParams(_FromNode):
 class VoteParams(_FromNode):
     """Majority (or score-weighted) vote over a node's normalised answers."""
 
-    weights: str | None = Field(default=None, description="A score node whose scores weight the votes.")
+    weights: str | None = Field(
+        default=None,
+        description="A score node whose scores weight the votes (a plain majority when no answer has a score above 0).",
+    )
     outputs: ClassVar[frozenset[str] | None] = _ANSWERS | _VOTED
 
     def nodes_read(self) -> list[tuple[str, str]]:

@@ -308,3 +308,20 @@ def test_a_node_field_indented_one_level_too_far_left_says_so(tmp_path: Path) ->
         f"{file}:7: nodes.a.agents: required field is missing",
         f"{file}:9: nodes.agents: 'agents' is a node's field, not a node: indent it under its node's name",
     ]
+
+
+def test_a_weighted_vote_with_no_score_is_the_plain_majority(tmp_path: Path) -> None:
+    """A judge whose replies held no score weighted every answer 0, and the first answer seen won the tie of zeros
+    against three that agreed."""
+    nodes = {
+        "t": {"op": "team", "agents": ["s", "s", "s", "s"]},
+        "sc": {"op": "score", "from": "t", "judge": "j"},
+        "v": {"op": "vote", "from": "t", "weights": "sc"},
+    }
+    model = ScriptedModel(
+        [{"agent": "s", "responses": ["\\boxed{50}", "\\boxed{51}", "\\boxed{51}", "\\boxed{51}"]}],
+        default="I cannot score that.",
+    )
+    spec = graph_from_data(_graph(nodes, [["t", "sc"], ["sc", "v"]]))
+    result = run(spec, {"question": "q"}, model=model, store=_db(tmp_path))
+    assert result.outputs["sc"]["scores"] == [0.0, 0.0, 0.0, 0.0] and result.answer == "51"

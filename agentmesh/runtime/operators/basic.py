@@ -137,6 +137,10 @@ async def vote(run: NodeRun) -> NodeOutput:
         scored = run.outputs.get(run.params.weights, {})
         by_slot = {a["slot"]: s for a, s in zip(scored.get("answers") or [], scored.get("scores") or [], strict=False)}
         weights = [float(by_slot.get(a["slot"]) or 0.0) for a in answers]
+        if not any(weights):
+            # no answer has a score (the judge's replies had none, or the scorer did not run): the first answer
+            # seen won a tie of zeros however many agreed against it; the plain majority is what is known
+            weights = None
     return {"answers": answers, **answer_of(answers, weights)}
 
 
