@@ -325,3 +325,21 @@ def test_a_weighted_vote_with_no_score_is_the_plain_majority(tmp_path: Path) -> 
     spec = graph_from_data(_graph(nodes, [["t", "sc"], ["sc", "v"]]))
     result = run(spec, {"question": "q"}, model=model, store=_db(tmp_path))
     assert result.outputs["sc"]["scores"] == [0.0, 0.0, 0.0, 0.0] and result.answer == "51"
+
+
+def test_a_score_or_ranking_function_that_raises_is_named(tmp_path: Path) -> None:
+    @register_function("test_qa_authoring_bad_reward")
+    def bad_reward(answer: dict[str, Any], inputs: dict[str, Any]) -> float:
+        raise ZeroDivisionError("no steps")
+
+    @register_function("test_qa_authoring_bad_rank")
+    async def bad_rank(answers: list[dict[str, Any]], keep: int) -> list[int]:
+        raise IndexError("off by one")
+
+    for node, expected in (
+        ({"op": "score", "from": "t", "function": "test_qa_authoring_bad_reward"}, "score function"),
+        ({"op": "rank", "from": "t", "keep": 1, "function": "test_qa_authoring_bad_rank"}, "ranking function"),
+    ):
+        spec = graph_from_data(_graph({**TEAM, "x": node}, [["t", "x"]]))
+        with pytest.raises(RunError, match=rf"node 'x': {expected} 'test_qa_authoring_bad_\w+' raised \w+Error: "):
+            run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{1}"), store=_db(tmp_path))

@@ -88,14 +88,29 @@ def answer_of(answers: list[dict[str, Any]], weights: list[float] | None = None)
     }
 
 
+async def called(node: str, what: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """What the registered function ``name`` returns for ``args`` (awaited when it is ``async``). An exception it
+    raises that is not agentmesh's own is a :class:`RunError` naming the node and the function, the user's
+    exception chained: it came out of LangGraph's task bare (``ValueError: boom``, a note naming a task id)."""
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    except AgentmeshError:
+        raise
+    except Exception as exc:
+        raise RunError(
+            f"node {node!r}: {what} {name!r} raised {type(exc).__name__}: {exc}", node=node, function=name
+        ) from exc
+    return result
+
+
 async def ranking_picks(name: str, node: str, answers: list[dict[str, Any]], keep: int) -> list[int]:
     """Call the registered ranking function ``name`` as ``fn(answers, keep)`` -- plain or ``async``, as the other
     functions a graph names may be -- and return the indices it picks. A result that is not a list of indices is
     refused naming the node and the function (it failed as ``'coroutine' object is not iterable`` or a bare
     ``TypeError`` otherwise)."""
-    result = get_function(name, node=node)(answers, keep)
-    if inspect.isawaitable(result):
-        result = await result
+    result = await called(node, "ranking function", name, get_function(name, node=node), answers, keep)
     if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
         raise RunError(
             f"node {node!r}: ranking function {name!r} returned {type(result).__name__} {result!r:.80}; expected "
@@ -154,9 +169,7 @@ async def score(run: NodeRun) -> NodeOutput:
         fn = get_function(p.function, node=run.name)
         scores: list[float | None] = []
         for a in answers:
-            value = fn(a, run.ctx.inputs)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await called(run.name, "score function", p.function, fn, a, run.ctx.inputs)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RunError(
                     f"node {run.name!r}: score function {p.function!r} returned {type(value).__name__} "
@@ -248,16 +261,7 @@ async def function(run: NodeRun) -> NodeOutput:
     args = dict(p.args)
     if takes_context(fn):
         args[CONTEXT_PARAMETER] = FunctionContext(run.ctx, run.name, run.call_node)
-    try:
-        result = fn(run.outputs, run.ctx.inputs, **args)
-        if inspect.isawaitable(result):
-            result = await result
-    except AgentmeshError:
-        raise
-    except Exception as exc:  # the user's bug, named: its bare exception came out of LangGraph's task
-        raise RunError(
-            f"node {run.name!r}: function {p.function!r} raised {type(exc).__name__}: {exc}", node=run.name
-        ) from exc
+    result = await called(run.name, "function", p.function, fn, run.outputs, run.ctx.inputs, **args)
     if not isinstance(result, dict):
         raise RunError(
             f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",

@@ -206,6 +206,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def register_function(name: str, *, replace: bool = False) -> Callable[[F], F]:
     """Make a Python function callable from YAML by ``name`` (``op: function``, rankers, reward functions).
 
+    How it is called depends on where a graph names it (plain or ``async``, either way): ``op: function`` calls
+    ``fn(outputs, inputs, **args)`` (every finished node's output by name, the run's inputs, the node's ``args``)
+    and takes the dict it returns as the node's output; ``op: score`` with ``function:`` calls ``fn(answer,
+    inputs)`` per answer for a number; ``op: rank`` (or a ``rounds`` rank step) with ``function:`` calls
+    ``fn(answers, keep)`` for the indices to keep, best first. An exception it raises fails the run naming the node.
+
     For ``op: function``, a keyword-only parameter ``ctx`` receives the :class:`FunctionContext` (the run's
     store, run id and node); a graph cannot pass an argument of that name to such a function. A name agentmesh
     ships (``pairwise_winner``...) is refused unless ``replace=True``; a name that is not text (the decorator used
