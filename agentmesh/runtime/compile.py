@@ -34,6 +34,7 @@ from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, get_operator
+from agentmesh.runtime.operators.basic import storable
 from agentmesh.runtime.operators.registry import is_shipped
 from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
@@ -121,7 +122,7 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
         if not is_shipped(run_op):
             # a user's operator may return what no reply or input carried (a key it read): masked before state
             # holds it (agentmesh's own operators output only replies and inputs, masked where they entered)
-            out = stored_state(out)
+            out = storable(stored_state(out), name, f"operator {node.op!r}")
         update: dict[str, Any] = {channel(name): out}
         reason = out.get("stopped")
         if reason is None and spec.stop is not None:

@@ -343,3 +343,27 @@ def test_a_score_or_ranking_function_that_raises_is_named(tmp_path: Path) -> Non
         spec = graph_from_data(_graph({**TEAM, "x": node}, [["t", "x"]]))
         with pytest.raises(RunError, match=rf"node 'x': {expected} 'test_qa_authoring_bad_\w+' raised \w+Error: "):
             run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{1}"), store=_db(tmp_path))
+
+
+def test_a_function_or_operator_returning_what_a_checkpoint_cannot_hold_is_named(tmp_path: Path) -> None:
+    """It failed the run as "a checkpoint of thread '<run id>' could not be stored: TypeError: Type is not msgpack
+    serializable: object", naming neither the node nor the function."""
+
+    @register_function("test_qa_authoring_returns_object")
+    def returns_object(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"answer": "1", "when": {1, 2}, "obj": object()}
+
+    class Params(OperatorParams):
+        agent: str
+
+    @operator("test_qa_authoring_operator_returns_object", params=Params)
+    async def op_returns_object(run: NodeRun) -> NodeOutput:
+        return {"answer": "1", "obj": object()}
+
+    for node, who in (
+        ({"op": "function", "function": "test_qa_authoring_returns_object"}, "function"),
+        ({"op": "test_qa_authoring_operator_returns_object", "agent": "s"}, "operator"),
+    ):
+        spec = graph_from_data(_graph({"a": {"op": "call", "agent": "s"}, "f": node}, [["a", "f"]]))
+        with pytest.raises(RunError, match=rf"node 'f': {who} 'test_qa_authoring_\w+' returned a value a checkpoint"):
+            run(spec, {"question": "q"}, model=ScriptedModel(default="ok"), store=_db(tmp_path))

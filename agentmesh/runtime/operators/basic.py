@@ -88,6 +88,25 @@ def answer_of(answers: list[dict[str, Any]], weights: list[float] | None = None)
     }
 
 
+def storable(out: NodeOutput, node: str, who: str) -> NodeOutput:
+    """``out``, a user's function's or operator's output, once a checkpoint can hold it; else a :class:`RunError`
+    naming the node and who returned it. A value msgpack cannot write (an ``object()``, a class of the user's
+    that is neither a pydantic model nor a dataclass) failed the run later, as "a checkpoint of thread '<run id>'
+    could not be stored: TypeError: Type is not msgpack serializable: ...", naming neither."""
+    # (imported here: the registries import this module, and graph validate must not import LangGraph)
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    try:
+        JsonPlusSerializer(pickle_fallback=False).dumps_typed(out)
+    except (TypeError, ValueError) as exc:
+        raise RunError(
+            f"node {node!r}: {who} returned a value a checkpoint cannot hold ({exc}); return JSON values (dict, "
+            "list, str, number, bool, None), pydantic models or dataclasses",
+            node=node,
+        ) from exc
+    return out
+
+
 async def called(node: str, what: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """What the registered function ``name`` returns for ``args`` (awaited when it is ``async``). An exception it
     raises that is not agentmesh's own is a :class:`RunError` naming the node and the function, the user's
@@ -267,8 +286,10 @@ async def function(run: NodeRun) -> NodeOutput:
             f"node {run.name!r}: function {p.function!r} returned {type(result).__name__}; expected a dict",
             node=run.name,
         )
+    if is_shipped(fn):
+        return result
     # a user's function may return what no reply or input carried (a key it read): masked before state holds it
-    return result if is_shipped(fn) else stored_state(result)
+    return storable(stored_state(result), run.name, f"function {p.function!r}")
 
 
 def _number(value: Any) -> float | None:
