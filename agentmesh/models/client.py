@@ -99,10 +99,13 @@ class ModelClient:
         context: CallContext | None = None,
         *,
         observer: CallObserver | None = None,
+        admitted: Callable[[], None] | None = None,
     ) -> ModelResponse:
         """Answer ``request``, retrying transient failures; raise the last :class:`ModelError` otherwise.
 
         When retries run out, the raised error says how many attempts were made (``context['attempts']``).
+        ``admitted`` is called when an attempt has its endpoint's slot, just before it is sent: what it raises
+        ends the call unsent (a run's budget spent while the call waited behind others for the endpoint).
         """
         ctx = context or CallContext()
         observers = [*self._observers, *([observer] if observer else [])]
@@ -112,7 +115,7 @@ class ModelClient:
             try:
                 # The first attempt runs outside tenacity: setting up its retry loop costs more per call (~35 µs)
                 # than the rest of this method, and most calls succeed at once.
-                return await self._observed_attempt(request, ctx, 1, observers, request_hash)
+                return await self._observed_attempt(request, ctx, 1, observers, request_hash, admitted)
             except ModelError as exc:
                 if not _is_retryable(exc) or self.limits.max_retries < 1:
                     raise
@@ -130,7 +133,7 @@ class ModelClient:
                         # tenacity's attempt 1 is the one that already failed above (and was observed): handing
                         # it its error makes tenacity wait and retry exactly as if it had made that attempt itself
                         raise first_failure
-                    return await self._observed_attempt(request, ctx, number, observers, request_hash)
+                    return await self._observed_attempt(request, ctx, number, observers, request_hash, admitted)
         except ModelError as exc:
             if (exc.retryable or number > 1) and "attempts" not in exc.context:
                 exc.context["attempts"] = number
@@ -147,6 +150,7 @@ class ModelClient:
         number: int,
         observers: Sequence[CallObserver],
         request_hash: str,
+        admitted: Callable[[], None] | None = None,
     ) -> ModelResponse:
         """One attempt, reported to the observers whether it succeeds or fails."""
         record = functools.partial(
@@ -159,7 +163,7 @@ class ModelClient:
         )
         started = time.perf_counter()
         try:
-            response = await self._attempt(request, ctx, number)
+            response = await self._attempt(request, ctx, number, admitted)
         except ModelError as exc:
             failed = record(
                 error=str(exc),
@@ -172,11 +176,19 @@ class ModelClient:
         await _notify(observers, record(response=response, latency_s=response.latency_s, finished_at=datetime.now(UTC)))
         return response
 
-    async def _attempt(self, request: ModelRequest, ctx: CallContext, number: int) -> ModelResponse:
+    async def _attempt(
+        self, request: ModelRequest, ctx: CallContext, number: int, admitted: Callable[[], None] | None = None
+    ) -> ModelResponse:
         reserved = reserve_tokens(request)
         await self._limiter.admit(reserved)
         used = reserved
         try:
+            if admitted is not None:
+                try:
+                    admitted()
+                except BaseException:
+                    used = 0  # never sent
+                    raise
             started = time.perf_counter()
             try:
                 result = await _within(self.limits.timeout_s, self.provider.complete(request, ctx))

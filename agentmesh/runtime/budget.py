@@ -57,6 +57,18 @@ class BudgetTracker:
                 raise BudgetExhausted(reason)
             self.calls += 1
 
+    def check_admitted(self) -> None:
+        """Raise :class:`BudgetExhausted` if a token, cost or wall-time budget was reached while a reserved call
+        waited for its endpoint (a parallel team's calls queue behind the embedded model's one slot, or a server's
+        ``max_concurrency``): reserved, they then ran after the budget was spent (a team of five under
+        ``--max-seconds 3`` made all five). Its call is already counted, so a call budget holds as it is."""
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            for b in self.budgets:
+                reason = self._reason(b.model_copy(update={"calls": None}), elapsed)
+                if reason is not None:
+                    raise BudgetExhausted(reason)
+
     def release_call(self) -> None:
         """A reserved call was not made after all (served from the record, or failed before sending)."""
         with self._lock:

@@ -307,7 +307,9 @@ class RunContext:
             self.budget.reserve_call()
             context = CallContext(run_id=self.run_id, node=node, agent=agent, round=round, call_index=slot)
             try:
-                response = await self.client_for(card).complete(request, context, observer=self._observer)
+                response = await self.client_for(card).complete(
+                    request, context, observer=self._observer, admitted=self.budget.check_admitted
+                )
             except BaseException:
                 self.budget.release_call()  # no answer came back: the slot is free again
                 raise
