@@ -33,7 +33,13 @@ from agentmesh.spec.operators import (
     VoteParams,
 )
 from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, iter_policies
-from agentmesh.spec.templates import TemplateSyntaxProblem, guarded_variables, node_references, template_variables
+from agentmesh.spec.templates import (
+    TemplateSyntaxProblem,
+    guarded_variables,
+    node_references,
+    numbers_compared,
+    template_variables,
+)
 
 if TYPE_CHECKING:
     from agentmesh.spec.graph import GraphSpec
@@ -309,6 +315,13 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
                     )
                 ]
                 messages += _node_reference_problems(spec, condition)
+                messages += [
+                    f"condition compares nodes.{ref}.{key} with the number {number!r}, and a {spec.nodes[ref].op!r} "
+                    f"node's {key} is its parser's normalised text ('{number}'), never equal to a number; compare "
+                    f"with '{number}' (or write nodes.{ref}.{key}|float)"
+                    for ref, key, number in numbers_compared(condition)
+                    if key == "answer" and ref in spec.nodes and spec.nodes[ref].op in ("call", "vote")
+                ]
             except TemplateSyntaxProblem as exc:
                 messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
             out += [Problem(loc=loc, message=message) for message in messages]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, TypeGuard
 
 import jinja2
@@ -140,6 +141,27 @@ def node_references(source: str) -> list[tuple[str, str | None]]:
             node = _accessed_name(access)
             if node is not None and node not in _DICT_ATTRIBUTES:
                 found.append((node, None))
+    return found
+
+
+def numbers_compared(source: str) -> list[tuple[str, str, object]]:
+    """``(node, key, number)`` for every ``nodes.<node>.<key> == <number>`` (or ``!=``, either side) a template
+    writes: an answer is its parser's normalised text (``'51'``), which is never equal to the number ``51``."""
+    found: list[tuple[str, str, object]] = []
+    for compare in _parsed(source).find_all(jinja2.nodes.Compare):
+        sides = [compare.expr, *(operand.expr for operand in compare.ops)]
+        for (left, right), operand in zip(pairwise(sides), compare.ops, strict=True):
+            if operand.op not in ("eq", "ne"):
+                continue
+            for ref, other in ((left, right), (right, left)):
+                number = other.value if isinstance(other, jinja2.nodes.Const) else None
+                if not isinstance(number, int | float) or isinstance(number, bool) or not _is_access(ref):
+                    continue
+                target, key = ref.node, _accessed_name(ref)
+                if _is_access(target) and _is_nodes(target.node) and key is not None:
+                    node = _accessed_name(target)
+                    if node is not None:
+                        found.append((node, key, number))
     return found
 
 

@@ -367,3 +367,15 @@ def test_a_function_or_operator_returning_what_a_checkpoint_cannot_hold_is_named
         spec = graph_from_data(_graph({"a": {"op": "call", "agent": "s"}, "f": node}, [["a", "f"]]))
         with pytest.raises(RunError, match=rf"node 'f': {who} 'test_qa_authoring_\w+' returned a value a checkpoint"):
             run(spec, {"question": "q"}, model=ScriptedModel(default="ok"), store=_db(tmp_path))
+
+
+def test_a_branch_comparing_an_answer_with_a_number_is_refused(tmp_path: Path) -> None:
+    """``nodes.a.answer == 51`` was always false (an answer is the text '51'): the branch took else, silently."""
+    gate = {"op": "branch", "condition": "nodes.a.answer == 51", "then": "b"}
+    nodes = {"a": {"op": "call", "agent": "s"}, "g": gate, "b": {"op": "call", "agent": "s"}}
+    with pytest.raises(SpecError, match=r"nodes\.g\.condition: condition compares nodes\.a\.answer with the number 51"):
+        graph_from_data(_graph(nodes, [["a", "g"]]))
+    gate["condition"] = "nodes.a.answer == '51'"
+    spec = graph_from_data(_graph(nodes, [["a", "g"]]))
+    result = run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{51}"), store=_db(tmp_path))
+    assert result.outputs["g"]["taken"] == "then" and "b" in result.outputs
