@@ -47,6 +47,10 @@ class BudgetTracker:
         #: a model whose calls have no price: what is spent is unknown, so a cost budget cannot be kept (it counted
         #: such a call $0, and a run on a model without a price made every call under any cost budget)
         self.unpriced = unpriced
+        #: in a replay of a run that stopped on its wall-time budget, that stop reason: a replay takes no time, so
+        #: the budget is not met again, and the calls the run never made for lack of time read as a changed graph
+        self.replayed_wall: str | None = None
+        self._ended: str | None = None  # that budget, met in the replay: no further call starts
         self._lock = threading.Lock()
 
     def reserve_call(self) -> None:
@@ -118,7 +122,16 @@ class BudgetTracker:
         with self._lock:
             return self._reason(budget, time.monotonic() - self.started)
 
+    def end_replayed_wall(self) -> str | None:
+        """In a replay, the recorded wall-time stop (:attr:`replayed_wall`), from now on met: the run stopped
+        here, and every later check says so, as the run's own tracker said after its time ran out."""
+        with self._lock:
+            self._ended = self.replayed_wall
+            return self._ended
+
     def _exhausted(self) -> str | None:
+        if self._ended is not None:
+            return self._ended
         elapsed = time.monotonic() - self.started
         return next((r for r in (self._reason(b, elapsed) for b in self.budgets) if r is not None), None)
 

@@ -286,7 +286,8 @@ class RunContext:
             # a fork keeps the calls it is served, as replayed_call events: complete on its own, costing nothing
             self._recorder.post("replayed_call", **replayed_fields(served.event))
         if response is None and self.mode == "strict":
-            spent = self.budget.exhausted()
+            # (a run stopped by its wall-time budget: every call it made is served, and this one it never made)
+            spent = self.budget.exhausted() or (None if self.recorded else self.budget.end_replayed_wall())
             if spent is not None:
                 # the run met its budget here too and never made this call (a parallel team's calls beyond a call
                 # budget): the replay stops as the run did, rather than report the call as a divergence

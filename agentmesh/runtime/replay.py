@@ -156,6 +156,15 @@ def _cut_short(record: RunRecord) -> str | None:
     )
 
 
+def _wall_stop(record: RunRecord, budgets: list[Budget]) -> str | None:
+    """The stop reason of ``record`` if its wall-time budget stopped it (as :class:`BudgetTracker` words it)."""
+    for b in budgets:
+        reason = None if b.wall_s is None else f"budget: {b.wall_s:g} s wall time"
+        if reason is not None and (record.stop_reason or "").startswith(reason):
+            return reason
+    return None
+
+
 def _budget_of(record: RunRecord) -> Budget | None:
     stored = record.meta.get("budget")
     return Budget.model_validate(stored) if stored else None
@@ -208,6 +217,7 @@ async def areplay(
             )
             await asyncio.to_thread(scratch.restore_pinned_target_sets, new_id, pinned)
             tracker = BudgetTracker(run_budgets(spec, _budget_of(record)))
+            tracker.replayed_wall = _wall_stop(record, tracker.budgets)
             try:
                 result = await _execute(
                     spec,

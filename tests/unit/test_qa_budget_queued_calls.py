@@ -12,11 +12,17 @@ from pathlib import Path
 
 from agentmesh.models import EndpointLimits, ModelClient, ScriptedModel
 from agentmesh.runtime import run
+from agentmesh.runtime.replay import replay
 from agentmesh.spec.stop import Budget
 
 
-def _one_slot(label: str, delay_s: float = 0.0) -> ModelClient:
-    model = ScriptedModel(default="The answer is \\boxed{4}.", delay_s=delay_s, label=label)
+def _one_slot(label: str, delay_s: float = 0.0, *, disagree: bool = False) -> ModelClient:
+    if disagree:  # each slot its own answer: no consensus ends a debate early
+        model = ScriptedModel(
+            respond=lambda request, context: f"\\boxed{{{context.call_index}}}", delay_s=delay_s, label=label
+        )
+    else:
+        model = ScriptedModel(default="The answer is \\boxed{4}.", delay_s=delay_s, label=label)
     return ModelClient(model, reference=label, limits=EndpointLimits(max_concurrency=1, max_retries=0))
 
 
@@ -44,3 +50,21 @@ def test_a_wall_time_budget_spent_while_a_team_waits_for_the_endpoint_stops_its_
     assert result.status == "succeeded" and result.answer == "4"
     assert 1 <= result.calls <= 2, result.calls  # (five queued calls of 0.3 s each: all five ran, 1.5 s)
     assert result.stop_reason is not None and "wall time" in result.stop_reason
+
+
+def test_a_run_its_wall_time_budget_stopped_replays_identical(tmp_path: Path) -> None:
+    """A replay takes no time, so the wall-time budget that stopped the run was not met again: the first call the
+    run never made was reported as a divergence ("the graph or its inputs changed since the run", exit 1)."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run(
+        "debate",  # three rounds of three; a round takes 0.3 s here
+        {"question": "What is 2+2?"},
+        model=_one_slot("qa-one-slot-replay", delay_s=0.1, disagree=True),
+        store=db,
+        budget=Budget(wall_s=0.45),
+    )
+    assert result.stop_reason is not None and "wall time" in result.stop_reason
+    assert 0 < result.calls < 9, result.calls
+    report = replay(result.run_id, store=db)
+    assert report.divergence is None, report.divergence
+    assert report.identical and report.served == result.calls and report.answer == result.answer
