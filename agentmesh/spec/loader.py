@@ -8,6 +8,8 @@ path (relative to the graph file) and are checked in the graph's context (the va
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,9 @@ def _read(path: Path) -> tuple[Any, LineMap]:
     return data, (line_map(root) if root is not None else {})
 
 
-def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError, prefix: Loc, model: type[BaseModel] | None = None) -> list[Problem]:
+    """``exc``'s errors as problems at ``prefix`` + their place; ``model``, the class that was validated, lets an
+    unknown field say which fields were expected there (the closest first: a typo's fix)."""
     out = []
     for e in exc.errors(include_url=False):
         loc = _yaml_path(e["loc"])
@@ -56,12 +60,38 @@ def _pydantic_problems(exc: ValidationError, prefix: Loc) -> list[Problem]:
             message = "required field is missing"
         elif e["type"] == "extra_forbidden":
             message = "unknown field (not part of this schema)"
+            fields = _fields_at(model, loc[:-1]) if model is not None and loc else None
+            if fields:
+                close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                message = f"unknown field; {hint}expected one of: {', '.join(fields)}"
         elif isinstance(got, str) and "\n" in got.strip():
             pass  # a prompt of many lines: the message says what of it is wrong, the file shows it
         elif not isinstance(got, dict | list) and got is not None and "got" not in message:
             message = f"{message} (got {got!r})"
         out.append(Problem(loc=(*prefix, *loc), message=message))
     return out
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str] | None:
+    """The fields (by their YAML names) of the model at ``loc`` inside ``model`` (a card's ``sampling``, a rounds
+    node's ``rank``), ``None`` where that is not a model's mapping (a dict of agents, a list, a stop policy)."""
+    current: Any = model
+    for part in loc:
+        if typing.get_origin(current) is dict:  # (a mapping of names to models: the graph's inputs)
+            current = typing.get_args(current)[1]
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or not isinstance(part, str):
+            return None
+        field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            return None
+        annotation = field.annotation
+        kinds = [a for a in (typing.get_args(annotation) or (annotation,)) if a is not type(None)]
+        current = annotation if typing.get_origin(annotation) is dict else kinds[0] if len(kinds) == 1 else None
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return None
+    return [f.alias or n for n, f in current.model_fields.items()]
 
 
 def _yaml_path(loc: Loc) -> Loc:
@@ -114,7 +144,7 @@ def load_agent(path: str | Path) -> AgentCard:
     try:
         card = AgentCard.model_validate(data)
     except ValidationError as exc:
-        _raise(str(file), lines, _pydantic_problems(exc, ()))
+        _raise(str(file), lines, _pydantic_problems(exc, (), AgentCard))
         raise AssertionError("unreachable") from None  # pragma: no cover
     several = card.samples_problem()  # (a graph's inline cards are checked by GraphSpec.problems)
     if several is not None:
@@ -216,7 +246,7 @@ def graph_from_data(
         try:
             agents[key] = AgentCard.model_validate(card_data)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, ("agents", key)))
+            problems.extend(_pydantic_problems(exc, ("agents", key), AgentCard))
     data["agents"] = agents
 
     raw_nodes = data.get("nodes", {})
@@ -244,7 +274,7 @@ def graph_from_data(
         try:
             valid_params[key] = params_model.model_validate(fields)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, ("nodes", key)))
+            problems.extend(_pydantic_problems(exc, ("nodes", key), params_model))
             partial = _partial_params(params_model, fields, exc)
             if partial is not None:
                 valid_params[key] = partial
@@ -262,7 +292,7 @@ def graph_from_data(
     try:
         spec = GraphSpec.model_validate(data, context={"defer_checks": True})
     except ValidationError as exc:
-        _raise(file, lines, _pydantic_problems(exc, ()))
+        _raise(file, lines, _pydantic_problems(exc, (), GraphSpec))
         raise AssertionError("unreachable") from None  # pragma: no cover
     _raise(file, lines, [_in_card_file(p, card_files) for p in spec.problems(stored=stored)])
     return spec
@@ -315,7 +345,7 @@ def _top_level_problems(data: Mapping[str, Any]) -> list[Problem]:
     try:
         GraphSpec.model_validate({**rest, "nodes": stand_in}, context={"defer_checks": True})
     except ValidationError as exc:
-        return _pydantic_problems(exc, ())
+        return _pydantic_problems(exc, (), GraphSpec)
     return []
 
 

@@ -379,3 +379,24 @@ def test_a_branch_comparing_an_answer_with_a_number_is_refused(tmp_path: Path) -
     spec = graph_from_data(_graph(nodes, [["a", "g"]]))
     result = run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{51}"), store=_db(tmp_path))
     assert result.outputs["g"]["taken"] == "then" and "b" in result.outputs
+
+
+def test_a_misspelt_field_says_what_was_expected_and_the_closest(tmp_path: Path) -> None:
+    """It said "unknown field (not part of this schema)", not which fields were expected there."""
+    file = tmp_path / "g.yaml"
+    file.write_text(
+        "name: g\ninputs:\n  question: {type: string, descripton: x}\nagents:\n  s:\n    prompt: '{{ question }}'\n"
+        "    sampling: {temprature: 0.5}\nnodes:\n"
+        "  l: {op: loop, body: [a], until: {max_rounds: 2}, max_iteration: 3}\n"
+        "  a: {op: team, agents: [s, s]}\nedgs: []\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    said = "\n".join(caught.value.context["problems"])
+    for expected in (
+        ":3: inputs.question.descripton: unknown field; did you mean 'description'? expected one of: type, ",
+        ":7: agents.s.sampling.temprature: unknown field; did you mean 'temperature'? expected one of: temperature, ",
+        ":9: nodes.l.max_iteration: unknown field; did you mean 'max_iterations'? expected one of: body, until, max_",
+        ":11: edgs: unknown field; did you mean 'edges'? expected one of: name, description, version, inputs, agents",
+    ):
+        assert expected in said, said
