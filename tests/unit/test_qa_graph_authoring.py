@@ -400,3 +400,19 @@ def test_a_misspelt_field_says_what_was_expected_and_the_closest(tmp_path: Path)
         ":11: edgs: unknown field; did you mean 'edges'? expected one of: name, description, version, inputs, agents",
     ):
         assert expected in said, said
+
+
+def test_a_function_may_take_args_named_as_the_runtimes_own_parameters(tmp_path: Path) -> None:
+    """``args: {node: ...}`` collided with the helper that calls the function: ``called() got multiple values for
+    argument 'node'``."""
+
+    @register_function("test_qa_authoring_named_args")
+    def named(outputs: dict[str, Any], inputs: dict[str, Any], *, node: str, name: str, fn: str, what: str) -> Any:
+        return {"answer": outputs[node]["answer"], "text": f"{name}{fn}{what}"}
+
+    args = {"node": "a", "name": "n", "fn": "f", "what": "w"}
+    node = {"op": "function", "function": "test_qa_authoring_named_args", "args": args}
+    nodes = {"a": {"op": "call", "agent": "s"}, "f": node}
+    spec = graph_from_data(_graph(nodes, [["a", "f"]]))
+    result = run(spec, {"question": "q"}, model=ScriptedModel(default="\\boxed{3}"), store=_db(tmp_path))
+    assert (result.answer, result.text) == ("3", "nfw")

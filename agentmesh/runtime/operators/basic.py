@@ -107,7 +107,7 @@ def storable(out: NodeOutput, node: str, who: str) -> NodeOutput:
     return out
 
 
-async def called(node: str, what: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def called(node: str, what: str, name: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """What the registered function ``name`` returns for ``args`` (awaited when it is ``async``). An exception it
     raises that is not agentmesh's own is a :class:`RunError` naming the node and the function, the user's
     exception chained: it came out of LangGraph's task bare (``ValueError: boom``, a note naming a task id)."""
