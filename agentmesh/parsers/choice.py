@@ -9,19 +9,21 @@
   ``answer (is)(:) (X)``; else the first ``(X)``; else a reply starting with ``X`` followed by ``.``, ``)``,
   ``:``, a space or the end; else no answer. Only capital letters count.
 
-The letters are configurable (``ABCD`` by default; MAgICoRe's MMLU/SAT sets use ``ABCDE``).
+The letters are configurable (``ABCD`` by default; MAgICoRe's MMLU/SAT sets use ``ABCDE``), and can follow the
+number of options a run is given (``options``: the list input the prompt letters).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import field_validator
 
 from agentmesh.parsers.registry import Parsed, ParserParams, register_parser
 
-__all__ = ["ChoiceStyle", "choice_letter", "extract_choice_letter", "normalize_choice_letter"]
+__all__ = ["ChoiceStyle", "choice_letter", "extract_choice_letter", "normalize_choice_letter", "offered_letters"]
 
 ChoiceStyle = Literal["dylan", "magicore", "alu"]
 
@@ -97,6 +99,13 @@ class ChoiceLetterParams(ParserParams):
     """Extraction rule: ``dylan`` (§1.4), ``magicore`` (§2.2) or ``alu`` (§9.2)."""
     refusal_text: str | None = None
     """``alu`` only: a reply equal to this text gives no answer."""
+    options: str | None = None
+    """The list input whose items the prompt letters ``A``, ``B``, ... (``dylan_mmlu``'s ``choices``): only the
+    first as many ``letters`` as it has items are read (a letter past them is no option, as the reference reads
+    ``(A|B|C|D)`` only), and a run given more items than there are letters is refused before it is stored. Unset,
+    or that input empty: every letter is read. Named rather than guessed: a prompt may read other lists too."""
+    inputs: Mapping[str, Any] | None = None
+    """The run's inputs, passed per call by the runtime (where ``options`` is looked up)."""
 
     @field_validator("letters")
     @classmethod
@@ -104,9 +113,31 @@ class ChoiceLetterParams(ParserParams):
         return _check_letters(value)
 
 
-@register_parser("choice_letter", params=ChoiceLetterParams)
-def choice_letter(text: str, *, letters: str, style: ChoiceStyle, refusal_text: str | None) -> Parsed:
+def offered_letters(letters: str, options: str | None, inputs: Mapping[str, Any] | None) -> str:
+    """The ``letters`` a reply may pick from: the first ``len(inputs[options])`` when ``options`` names a list input
+    with items (see :class:`ChoiceLetterParams`), else all of them."""
+    if options is None or inputs is None:
+        return letters
+    if options not in inputs:
+        raise KeyError(f"options names the input {options!r}, which the run's inputs ({', '.join(inputs)}) lack")
+    items = inputs[options]
+    if not isinstance(items, list | tuple):
+        raise TypeError(f"options names the input {options!r}, a {type(items).__name__}; expected a list")
+    return letters[: len(items)] if items else letters
+
+
+@register_parser("choice_letter", params=ChoiceLetterParams, call_params=("inputs",))
+def choice_letter(
+    text: str,
+    *,
+    letters: str,
+    style: ChoiceStyle,
+    refusal_text: str | None,
+    options: str | None,
+    inputs: Mapping[str, Any] | None,
+) -> Parsed:
     """Multiple-choice letter by DyLAN's (dylan.md §1.4), MAgICoRe's (§2.2) or ALU's (alu.md §9.2) rule."""
+    letters = offered_letters(letters, options, inputs)
     letter = extract_choice_letter(text, letters=letters, style=style, refusal_text=refusal_text)
     if letter is None:
         if refusal_text is not None and style == "alu" and text.strip() == refusal_text.strip():

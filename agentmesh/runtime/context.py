@@ -336,10 +336,8 @@ class RunContext:
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)
-        if card.parser.name == "choice_letter" and "letters" not in params:
-            shown = self._option_letters(card)
-            if shown is not None:
-                params["letters"] = shown
+        if "inputs" in card.parser.parser.call_params:
+            params.setdefault("inputs", self.inputs)  # (choice_letter's ``options`` names one of them)
         choice = response.choices[sample] if sample < len(response.choices) else None
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
@@ -365,21 +363,6 @@ class RunContext:
             ok=parsed.ok,
             error=parsed.error if parsed.ok or text.strip() else _no_answer(choice, request),
         )
-
-    def _option_letters(self, card: AgentCard) -> str | None:
-        """The letters of the options a ``choice_letter`` card's prompt shows from a list input (``dylan_mmlu``'s
-        ``choices``): its parser's first ``len(choices)`` letters. Its parser has letters for ten options (A-J), and
-        read "(E)" from a reply to a four-option question as the answer, which was voted and credited as one; the
-        reference reads only the letters shown (dylan.md §1.4: the last ``(A|B|C|D)``). ``None``: no such input."""
-        from agentmesh.parsers.choice import ChoiceLetterParams
-
-        letters = ChoiceLetterParams.model_validate(card.parser.params).letters
-        read = card.template_variables()
-        for name, ispec in self.spec.inputs.items():
-            given = self.inputs.get(name)
-            if ispec.type == "list" and name in read and isinstance(given, list) and 0 < len(given) < len(letters):
-                return letters[: len(given)]
-        return None
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
         found = self.recorded.pop(key, None)

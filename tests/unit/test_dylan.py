@@ -255,3 +255,68 @@ def test_more_options_than_letters_are_refused_before_the_run_is_stored(tmp_path
         assert store.list_runs() == []
     ten = {"question": "Which?", "choices": [str(n) for n in range(10)]}  # the most it letters: runs
     assert run(mmlu(FOUR, rank=None), ten, model=ScriptedModel(respond=script), store=db(tmp_path)).answer == "A"
+
+
+def _choice_graph(parser: dict[str, Any]) -> GraphSpec:
+    """One agent whose prompt reads two lists: few-shot examples, and the options it letters."""
+    from agentmesh.spec import graph_from_data
+
+    return graph_from_data(
+        {
+            "name": "choice",
+            "inputs": {
+                "question": {"type": "string"},
+                "examples": {"type": "list", "required": False, "default": []},
+                "choices": {"type": "list", "required": False, "default": []},
+            },
+            "agents": {
+                "a": {
+                    "prompt": "{% for e in examples %}{{ e }}\n{% endfor %}{{ question }}"
+                    "{% for c in choices %} {{ 'ABCDEFGHIJ'[loop.index0] }}) {{ c }}{% endfor %}",
+                    "parser": parser,
+                }
+            },
+            "nodes": {"ask": {"op": "call", "agent": "a"}},
+        }
+    )
+
+
+def test_a_list_the_prompt_reads_is_not_taken_for_the_options_unless_named(tmp_path: Path) -> None:
+    """Which list holds the options is named (``options: choices``), not guessed from "a list input the prompt
+    reads": a guess took six few-shot examples for six options (a four-letter card's run was refused) and two for
+    two (its "(C)" was no answer)."""
+    six = {"question": "Which?", "examples": [f"example {n}" for n in range(6)]}
+    plain = _choice_graph({"name": "choice_letter", "letters": "ABCD"})
+    assert run(plain, six, model=ScriptedModel(default="so (C)"), store=db(tmp_path)).answer == "C"
+    two = {**six, "examples": ["e1", "e2"]}
+    assert run(plain, two, model=ScriptedModel(default="so (C)"), store=db(tmp_path)).answer == "C"
+    named = _choice_graph({"name": "choice_letter", "letters": "ABCD", "options": "choices"})
+    given = {**six, "choices": ["x", "y"]}
+    result = run(named, given, model=ScriptedModel(default="(B) rather than (C)"), store=db(tmp_path))
+    assert result.answer == "B"  # C is no option of two
+
+
+def test_options_naming_no_list_input_is_refused_before_the_run_is_stored(tmp_path: Path) -> None:
+    from agentmesh.errors import ConfigError
+    from agentmesh.store import Store
+
+    for name, what in (("choises", "no input"), ("question", "a string input")):
+        graph = _choice_graph({"name": "choice_letter", "options": name})
+        model = ScriptedModel(default="(A)")
+        expected = rf"agent 'a': its parser's options names '{name}', {what} of the graph; expected the list input"
+        with pytest.raises(ConfigError, match=expected + r" its prompt letters \(examples, choices\)"):
+            run(graph, {"question": "Which?"}, model=model, store=db(tmp_path))
+        assert model.calls == []
+    with Store(db(tmp_path)) as store:
+        assert store.list_runs() == []
+
+
+def test_offered_letters() -> None:
+    from agentmesh.parsers.choice import offered_letters
+
+    assert offered_letters("ABCDEFGHIJ", "choices", {"choices": ["a", "b", "c"]}) == "ABC"
+    assert offered_letters("ABCD", "choices", {"choices": []}) == "ABCD"  # none given: the question letters them
+    assert offered_letters("ABCD", None, {"choices": ["a"]}) == "ABCD"
+    assert offered_letters("ABCD", "choices", None) == "ABCD"  # called from Python, no run
+    with pytest.raises(KeyError, match="'choices'"):
+        offered_letters("ABCD", "choices", {"question": "q"})

@@ -7,9 +7,11 @@ so an eleventh option has no letter. The run was stored, then failed at its firs
 rather than at the input. The number of options is known before any call: it is refused here, the way a missing
 input is, naming the input, the agent, its letters and the count, and nothing is stored.
 
-The rule is the parser's, not DyLAN's: a card whose parser is ``choice_letter`` and whose prompt reads a list
-input can answer at most as many options as its parser has letters. A graph of the user's built the same way is
-checked alike; MAgICoRe's cards read their options inline in the question (its node checks their number).
+The rule is the parser's, not DyLAN's: a card whose ``choice_letter`` parser names the list input its prompt
+letters (``options: choices``) can answer at most as many options as its parser has letters. A graph of the
+user's built the same way is checked alike; a card without ``options`` is not (its prompt may read other lists:
+few-shot examples, say). MAgICoRe's cards read their options inline in the question (its node checks their
+number).
 """
 
 from __future__ import annotations
@@ -30,17 +32,30 @@ __all__ = ["check_choice_count"]
 
 @register_input_check("choice_letters")
 def check_choice_count(spec: GraphSpec, inputs: Mapping[str, Any], store: Store) -> None:
-    """Refuse a list input that a ``choice_letter`` agent's prompt reads when it holds more items than the agent's
-    parser has letters (they could be neither lettered in the prompt nor read back from a reply)."""
+    """Refuse a run whose ``choice_letter`` agent is given more options than its parser has letters (they could be
+    neither lettered in the prompt nor read back from a reply), and an agent whose parser's ``options`` names no
+    list input of the graph."""
     for agent, card in spec.agents.items():
         if card.parser.name != "choice_letter":
             continue
-        letters = ChoiceLetterParams.model_validate(card.parser.params).letters
-        read = card.template_variables()
-        for name, ispec in spec.inputs.items():
-            given = inputs.get(name)
-            if ispec.type != "list" or name not in read or not isinstance(given, list) or len(given) <= len(letters):
-                continue
+        params = ChoiceLetterParams.model_validate(card.parser.params)
+        name = params.options
+        if name is None:
+            continue
+        ispec = spec.inputs.get(name)
+        if ispec is None or ispec.type != "list":
+            what = "no input" if ispec is None else f"a {ispec.type} input"
+            lists = [n for n, i in spec.inputs.items() if i.type == "list"]
+            raise ConfigError(
+                f"graph {spec.name!r}: agent {agent!r}: its parser's options names {name!r}, {what} of the graph; "
+                f"expected the list input its prompt letters ({', '.join(lists) or 'the graph has none'}); nothing "
+                "was run or stored",
+                graph=spec.name,
+                agent=agent,
+            )
+        given = inputs.get(name)
+        letters = params.letters
+        if isinstance(given, list) and len(given) > len(letters):
             raise ConfigError(
                 f"graph {spec.name!r}: input {name!r} has {len(given)} options, but agent {agent!r} answers with "
                 f"the letters {letters[0]}-{letters[-1]} ({len(letters)} options at most); give at most "
