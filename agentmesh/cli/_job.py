@@ -186,7 +186,23 @@ class FailedItem(Protocol):
 def print_failures(items: Iterable[FailedItem]) -> None:
     """A line on stderr for each failed item of a job: its data line, its run (to show or resume) and its error, in
     the same words after every job."""
+    stored = False
     for item in items:
         # an item refused before its run was stored (its inputs, a system's input check) has no run to name
         where = f"run {item.run_id}" if item.run_id else "no run stored"
+        stored = stored or bool(item.run_id)
         err_console.print(f"[red]line {item.line} failed[/] ({where}): {escape(str(item.error))}")
+    if stored:
+        print_retry_hint()
+
+
+def print_retry_hint() -> None:
+    """After a job's failed items whose runs are stored: how to go on (an interrupted job says it; a failed one,
+    a model server that went down say, left the user to find out)."""
+    err_console.print(RETRY_HINT)
+
+
+RETRY_HINT = (
+    "once the cause is fixed, run the same command again: finished items are kept and the failed runs resume "
+    "without repeating a finished call"
+)

@@ -38,7 +38,7 @@ from agentmesh.cli._common import (
     err_console,
     limit_option,
 )
-from agentmesh.cli._job import JobOptions
+from agentmesh.cli._job import JobOptions, print_retry_hint
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError, StoreError
@@ -401,6 +401,10 @@ def alu(
                     f"[red]judge of {system} {escape(failure['item'])}/{escape(failure['attack'])} failed[/] "
                     f"(run {failure['run']}): {escape(str(failure['error']))}"
                 )
+        if any(item.run_id for job in jobs.values() for item in job.failed) or any(
+            j.job.failed for j in judged.values()
+        ):
+            print_retry_hint()
     if any(job.failed for job in jobs.values()) or any(j.job.failed for j in judged.values()):
         raise typer.Exit(1)
 

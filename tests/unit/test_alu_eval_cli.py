@@ -414,6 +414,7 @@ def test_a_failed_run_is_named_and_resumed_by_the_next_invocation(
     assert code == 1
     assert re.search(r"alu r4/none failed\W+\(run \w+\): .*provider down", stderr)
     assert re.search(r"vanilla r4/none failed", stderr)
+    assert "run the same command again" in stderr  # how to go on: it was not said
     assert table_rows(stdout)[("alu", "retain/none")][0] == "3"  # the metrics of what succeeded
 
     answers.broken = None

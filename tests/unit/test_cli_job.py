@@ -41,9 +41,19 @@ def test_a_failed_item_names_its_line_run_and_error_after_every_job(capsys: pyte
         ]
     )
     said = capsys.readouterr().err.splitlines()
-    assert said == [
+    assert said[:4] == [
         "line 3 failed (run r1): model said [no]",  # the error's brackets are text, not markup
         "line 5 failed (run r2): timed out",
         "line 7 failed (run r3): no reward",
         "line 9 failed (no run stored): input 'x' is missing",  # it said "(run None)"
     ]
+    # the runs are stored, and the same command resumes them: it was not said (a server down failed them all)
+    assert " ".join(" ".join(said[4:]).split()) == (
+        "once the cause is fixed, run the same command again: finished items are kept and the failed runs resume "
+        "without repeating a finished call"
+    )
+
+
+def test_no_retry_is_offered_when_no_failed_item_has_a_stored_run(capsys: pytest.CaptureFixture[str]) -> None:
+    print_failures([ItemResult(line=9, run_id=None, error="input 'x' is missing")])
+    assert capsys.readouterr().err.splitlines() == ["line 9 failed (no run stored): input 'x' is missing"]
