@@ -167,12 +167,19 @@ def matches_gold(answer: Any, gold: str) -> bool:
 
 
 def read_items(
-    path: str | Path, spec: GraphSpec, defaults: Mapping[str, Any] | None = None, keep: Collection[str] = ()
+    path: str | Path,
+    spec: GraphSpec,
+    defaults: Mapping[str, Any] | None = None,
+    keep: Collection[str] = (),
+    *,
+    limit: int | None = None,
 ) -> list[Item]:
     """Every line of a JSONL file as an :class:`Item`, all checked before anything runs.
 
     A batch that fails on line 900 after 899 runs were paid for is the failure this prevents: bad JSON, a line
-    that is not an object, a missing or mistyped input all stop here, naming the line.
+    that is not an object, a missing or mistyped input all stop here, naming the line. With ``limit`` (``--limit
+    N``), the first N items only: the lines after them are neither run nor read (a bad line past them refused
+    the trial run of a large file's first few).
     """
     from agentmesh.runtime.arguments import check_inputs  # the runtime depends on spec only; keep this module light
 
@@ -197,6 +204,8 @@ def read_items(
     for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
+        if limit is not None and len(items) + len(problems) >= limit:
+            break
         try:
             data = json.loads(line.strip())
         except json.JSONDecodeError as exc:

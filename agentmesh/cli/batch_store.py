@@ -160,7 +160,7 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
             file=str(path),
         )
     spec = stored_graph(runs[0].meta.get("spec"), runs[0].id)
-    items = datasets.read_items(path, spec, tag.get("given") or {})[: tag.get("limit")]
+    items = datasets.read_items(path, spec, tag.get("given") or {}, limit=tag.get("limit"))
     budget = runs[0].meta.get("budget")
     return Unstarted(
         spec=spec,

@@ -160,7 +160,7 @@ def run_graph(
     if input_file is not None:
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
         # reference answers kept aside
-        items = datasets.read_items(input_file, spec, given)[:limit]
+        items = datasets.read_items(input_file, spec, given, limit=limit)
         run_batch(
             spec,
             items,
