@@ -205,7 +205,11 @@ class RunContext:
             )
         request = self.build_request(card, variables, node=node)
         response, served = await self._respond(card, request, (node, agent, round, slot))
-        answer = self._parse(card, agent, request, response, 0, slot, parse_params, node=node)
+        try:
+            answer = self._parse(card, agent, request, response, 0, slot, parse_params, node=node)
+        except AgentmeshError as exc:
+            self._emit_unparsed(exc, node=node, round=round, served=served, agent=agent, slot=slot, response=response)
+            raise
         if self.listeners:  # (the event's dict is not built for nobody)
             # served: answered from the run's record (a resume, a replay), not a call made now
             self.emit("call", {"node": node, "round": round, "served": served, **answer.model_dump()})
@@ -251,7 +255,15 @@ class RunContext:
                 node=node,
                 agent=agent,
             )
-        answers = [self._parse(card, agent, request, response, i, slot, parse_params, node=node) for i in range(n)]
+        answers = []
+        for i in range(n):
+            try:
+                answers.append(self._parse(card, agent, request, response, i, slot, parse_params, node=node))
+            except AgentmeshError as exc:
+                self._emit_unparsed(
+                    exc, node=node, round=round, served=served, agent=agent, slot=slot, response=response, sample=i
+                )
+                raise
         if self.listeners:
             for i, answer in enumerate(answers):
                 data = {"node": node, "round": round, "served": served, "sample": i, **answer.model_dump()}
@@ -363,6 +375,29 @@ class RunContext:
             ok=parsed.ok,
             error=parsed.error if parsed.ok or text.strip() else _no_answer(choice, request),
         )
+
+    def _emit_unparsed(
+        self,
+        exc: AgentmeshError,
+        *,
+        node: str,
+        round: int,
+        served: bool,
+        agent: str,
+        slot: int,
+        response: ModelResponse,
+        sample: int | None = None,
+    ) -> None:
+        """The ``call`` event of a call made (or served) whose parser then failed the run: the call happened and is
+        stored, so listeners count it and show its reply and error, as the store does."""
+        if not self.listeners:
+            return
+        index = sample or 0
+        choice = response.choices[index] if index < len(response.choices) else None
+        text = stored_text(choice.text if choice is not None else "") or ""
+        answer = AgentAnswer(agent=agent, slot=slot, text=text, ok=False, error=str(exc))
+        extra = {} if sample is None else {"sample": sample}
+        self.emit("call", {"node": node, "round": round, "served": served, **extra, **answer.model_dump()})
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
         found = self.recorded.pop(key, None)
