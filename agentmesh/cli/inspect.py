@@ -81,7 +81,34 @@ def replay(
         record = store.get_run(run)
         spec = stored_graph(record.meta.get("spec"), record.id)
         values = parse_inputs(spec, assignments or [])
-        result = run_async(afork(record.id, step=from_step, store=store, model=model, set_inputs=values, graph=graph))
+        forked: list[str] = []  # the fork's run id, once it is stored
+
+        def on_start(kind: str, data: dict[str, Any]) -> None:
+            if kind == "start":
+                forked.append(str(data.get("run_id")))
+
+        try:
+            result = run_async(
+                afork(
+                    record.id,
+                    step=from_step,
+                    store=store,
+                    model=model,
+                    set_inputs=values,
+                    graph=graph,
+                    listeners=[on_start],
+                )
+            )
+        except (Exception, KeyboardInterrupt) as exc:
+            if forked:  # it said nothing of the fork it had stored: its id was left to be found with agentmesh runs
+                what = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                err_console.print(
+                    f"forked run {forked[0]} (from {record.id[:12]} at step {escape(from_step)}) {what}; it is "
+                    f"stored: agentmesh show {forked[0][:12]}, and agentmesh resume {forked[0][:12]} continues it "
+                    "(finished calls are not made again)",
+                    highlight=False,
+                )
+            raise
     console.print(
         f"forked run [bold]{result.run_id}[/] from {record.id[:12]} at step {escape(from_step)}: "
         f"{result.served_from_record} calls served from the parent, {result.calls} made "
