@@ -46,6 +46,8 @@ def open_store(db: str | None, *, existing: bool = False) -> Iterator[Store]:
                 url=mask_url(url),
             )
         refuse_foreign_database(url)
+    else:
+        refuse_foreign_database(db, writing=True)  # (a new database, with no table at all, is set up as ever)
     with Store(db) as store:
         try:
             yield store

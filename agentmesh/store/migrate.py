@@ -115,11 +115,15 @@ def _refuse_foreign_tables(connection: sa.Connection, url: str) -> None:
         )
 
 
-def refuse_foreign_database(url: str | None) -> None:
+def refuse_foreign_database(url: str | None, *, writing: bool = False) -> None:
     """For the commands that only read the store: a database agentmesh never set up that already has tables is
     another application's (a wrong ``--db``), and is refused with what it holds, unchanged. Opened as a store,
     agentmesh's eleven tables were created in it beside the application's own, and the command said "no runs
-    yet". (A database with no table at all is a new one: the store sets it up as ever.)"""
+    yet". (A database with no table at all is a new one: the store sets it up as ever.)
+
+    ``writing``: for the commands that store runs (run, ask, import...), which set up a new database themselves:
+    one with another application's tables is refused too (``agentmesh run --db app.db`` added agentmesh's tables
+    to app.db), and the message says how to put agentmesh's tables there on purpose (``agentmesh db upgrade``)."""
     resolved = resolve_db_url(url)
     masked = mask_url(resolved)
     parsed = parse_db_url(resolved)
@@ -143,7 +147,13 @@ def refuse_foreign_database(url: str | None) -> None:
         shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
         raise StoreError(
             f"{masked} is not an agentmesh database: it has no agentmesh schema, and tables of its own ({shown}); "
-            "nothing was changed. Give the database your runs are in (--db, $AGENTMESH_DB).",
+            "nothing was changed. "
+            + (
+                "Give another database (--db, $AGENTMESH_DB), or, to keep agentmesh's tables in this one beside its "
+                f"own, run agentmesh db upgrade --db {masked} once."
+                if writing
+                else "Give the database your runs are in (--db, $AGENTMESH_DB)."
+            ),
             url=masked,
         )
 
