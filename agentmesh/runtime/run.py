@@ -419,12 +419,17 @@ def _completed(spec: GraphSpec, outputs: Mapping[str, Any], notes: Sequence[str]
     if notes:
         reason = "; ".join(notes)
     elif not skipped:
-        return "completed: every node ran"
+        reason = "completed: every node ran"
     else:
         reason = f"completed: reached the end; not run (a branch took another route): {', '.join(skipped)}"
     output = spec.output_node()
     if output in skipped:
         reason += f"; the output node {output!r} did not run, so the answer is the latest answer of another node"
+    # a node's stop policy that held only once the node had run its course: said as what it was, after what ended
+    # the run (it read as the reason the run stopped)
+    for name, out in outputs.items():
+        if isinstance(out, Mapping) and out.get("stop_held") and not out.get("stop"):
+            reason += f"; node {name!r}: {out['stop_held']}"
     return reason
 
 

@@ -180,7 +180,7 @@ class RoundsParams(OperatorParams):
     provides: ClassVar[frozenset[str]] = frozenset({"round", "previous", "own_previous", "index"})
     repeats: ClassVar[bool] = True
     outputs: ClassVar[frozenset[str] | None] = frozenset(
-        {"round", "max_rounds", "agents", "answers", "active", "network", "done", "stop", "history"}
+        {"round", "max_rounds", "agents", "answers", "active", "network", "done", "stop", "stop_held", "history"}
     )
 
     @field_validator("rank")

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agentmesh.models import ScriptedModel
+from agentmesh.models.messages import CallContext, ModelRequest
 from agentmesh.parsers import Parsed, register_parser
+from agentmesh.runtime import run
 from agentmesh.runtime.context import CALL_KINDS
+from agentmesh.spec import graph_from_data
 from agentmesh.store import Store
 from tests._cli import run_cli
 
@@ -51,3 +56,55 @@ def test_a_run_failed_by_its_first_calls_parser_shows_the_call_the_store_holds(
     assert " 0 calls" not in out
     assert "its 1 recorded calls" in " ".join(err.split())
     assert f"parser '{parser}' failed" in " ".join(out.split())  # the row says what happened to the call
+
+
+def _layers(rounds: int, activation: str) -> dict[str, Any]:
+    return {
+        "name": "moa",
+        "inputs": {"question": {"type": "string"}},
+        "agents": {"s": {"prompt": "{{ question }}", "parser": "boxed_math"}},
+        "nodes": {
+            "layers": {
+                "op": "rounds",
+                "agents": ["s", "s", "s"],
+                "rounds": rounds,
+                "activation": activation,
+                "stop": {"consensus": {}},
+            },
+            "aggregate": {"op": "call", "agent": "s"},
+        },
+        "edges": [["layers", "aggregate"]],
+    }
+
+
+def _agree_in_round_2(request: ModelRequest, context: CallContext) -> str:
+    return f"\\boxed{{{context.call_index or 0}}}" if context.round == 1 else "\\boxed{3}"
+
+
+@pytest.mark.parametrize("activation", ["parallel", "sequential"])
+def test_a_stop_policy_that_held_only_at_a_nodes_last_round_is_not_the_runs_stop_reason(
+    activation: str, tmp_path: Path
+) -> None:
+    """The run read "consensus (...) at round 2 in node 'layers'" when 'layers' has 2 rounds: it ran every round and
+    every call it would have without the policy, and the aggregate after it ran too; the consensus ended nothing."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run(
+        graph_from_data(_layers(2, activation)),
+        {"question": "q"},
+        model=ScriptedModel(respond=_agree_in_round_2),
+        store=db,
+    )
+    assert result.calls == 7
+    assert result.stop_reason == (
+        "completed: every node ran; node 'layers': its stop policy, consensus (> 0.667 of active agents agree), held "
+        "only at round 2, its last: it ran all 2 rounds"
+    )
+    # where the policy did end the node early (a third round not run), the reason stays what it was
+    early = run(
+        graph_from_data(_layers(3, activation)),
+        {"question": "q"},
+        model=ScriptedModel(respond=_agree_in_round_2),
+        store=db,
+    )
+    assert early.calls == 7
+    assert early.stop_reason == "consensus (> 0.667 of active agents agree) at round 2 in node 'layers'"

@@ -207,7 +207,7 @@ BAD_SPECS: list[tuple[str, str, str]] = [
         "output key the node's operator never gives",
         "{{ question }}=>{{ question }} {{ nodes.debate.answer }}",
         "g.yaml:8: agents.debater.prompt: template reads nodes.debate.answer, but node 'debate' (op 'rounds') "
-        "outputs active, agents, answers, done, history, max_rounds, network, round, stop, stopped",
+        "outputs active, agents, answers, done, history, max_rounds, network, round, stop, stop_held, stopped",
     ),
     (
         "template syntax",

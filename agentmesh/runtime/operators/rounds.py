@@ -108,6 +108,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
     if p.activation == "sequential" and p.activation_order == "random":
         _rng(p.seed, round_no, -1).shuffle(order)
     stop_reason: str | None = None
+    held: str | None = None  # the stop policy held only when the last round had run whole: it ended nothing
     if p.activation == "parallel":
         out = await gather_answers(run, [(p.agents[s], s, extra(s)) for s in order], round=round_no)
         answers = out["answers"]
@@ -131,7 +132,9 @@ async def rounds(run: NodeRun) -> NodeOutput:
             if p.stop is not None:
                 partial = _stop_view(p, {"answers": answers, "round": round_no})
                 reason = holds(p.stop, partial, outputs=run.outputs, budget=run.ctx.budget, layer_size=len(order))
-                if reason:
+                if reason and round_no >= p.rounds and len(answers) == len(order):
+                    held = reason
+                elif reason:
                     stop_reason = f"{reason} at round {round_no}"
                     break
     # answers stay in activation order: a tied vote goes to the answer given first (DyLAN's most_frequent)
@@ -161,10 +164,15 @@ async def rounds(run: NodeRun) -> NodeOutput:
         "active": [a["slot"] for a in standing] if stop_reason and p.activation == "sequential" else active,
         "network": entry,
     }
-    if stop_reason is None and p.stop is not None:
-        reason = holds(p.stop, _stop_view(p, output), outputs=run.outputs, budget=run.ctx.budget)
-        if reason:
-            stop_reason = f"{reason} at round {round_no}"
+    if stop_reason is None and held is None and p.stop is not None:
+        held = holds(p.stop, _stop_view(p, output), outputs=run.outputs, budget=run.ctx.budget)
+        if held and round_no < p.rounds:
+            stop_reason, held = f"{held} at round {round_no}", None
+    if held:
+        # not the node's stop (it ran every round it would have run without the policy), nor the run's: said apart
+        output["stop_held"] = (
+            f"its stop policy, {held}, held only at round {round_no}, its last: it ran all {p.rounds} rounds"
+        )
     output["done"] = stop_reason is not None or round_no >= p.rounds
     if stop_reason:
         output["stop"] = stop_reason
