@@ -430,7 +430,10 @@ def _file_or_text(name: str, raw: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        if isinstance(exc, UnicodeDecodeError):  # (said "UnicodeDecodeError", nothing of where or what to do)
+            why = f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}; save it as UTF-8"
+        else:
+            why = exc.strerror or type(exc).__name__
         raise ConfigError(
             f"-i {name}=@{path}: cannot read {path} ({why}); a value starting with @ is read from that file "
             f"(write -i {name}='\\@...' for a value that starts with @)",
