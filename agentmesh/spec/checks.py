@@ -302,18 +302,12 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
                         out.append(Problem(loc=("agents", agent_name, field), message=message))
     # a condition sees the inputs, ``inputs`` and ``nodes`` (as the branch operator renders it): a misspelt
     # name there would otherwise fail the run at the branch, after the model calls of every node before it
-    condition_variables = set(spec.inputs) | {"inputs", "nodes"}
     for node_name, node in spec.nodes.items():
         if isinstance(node.params, BranchParams):
             loc = ("nodes", node_name, "condition")
             try:
                 condition = node.params.condition_template()
-                messages = [
-                    f"condition uses undefined variable {var!r}; available: {', '.join(sorted(condition_variables))}"
-                    for var in sorted(
-                        template_variables(condition) - condition_variables - guarded_variables(condition)
-                    )
-                ]
+                messages = _condition_variable_problems(condition, spec.inputs)
                 messages += _node_reference_problems(spec, condition)
                 messages += [
                     f"condition compares nodes.{ref}.{key} with the number {number!r}, and a {spec.nodes[ref].op!r} "
@@ -343,6 +337,32 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
                 except TemplateSyntaxProblem as exc:
                     messages = [f"{field} is not a valid Jinja2 template: {exc}"]
                 out += [Problem(loc=("nodes", node_name, field), message=message) for message in messages]
+    return out
+
+
+def _condition_variable_problems(condition: str, inputs: Iterable[str]) -> list[str]:
+    """The variables a branch condition (as rendered) reads that it is not given: the inputs, ``inputs`` and
+    ``nodes`` (:class:`TemplateSyntaxProblem` when it is not valid Jinja2)."""
+    given = set(inputs) | {"inputs", "nodes"}
+    return [
+        f"condition uses undefined variable {var!r}; available: {', '.join(sorted(given))}"
+        for var in sorted(template_variables(condition) - given - guarded_variables(condition))
+    ]
+
+
+def condition_problems(nodes: Mapping[str, OperatorParams], inputs: Iterable[str]) -> list[Problem]:
+    """What is wrong with the branch conditions of ``nodes`` that no other node's name is needed to see (its
+    syntax, the variables it reads): the loader reports these with a spec's type problems, in one attempt;
+    :func:`template_problems` reports them, and what the condition reads of other nodes, once names resolve."""
+    out: list[Problem] = []
+    for node_name, params in nodes.items():
+        if not isinstance(params, BranchParams) or not isinstance(getattr(params, "condition", None), str):
+            continue
+        try:
+            messages = _condition_variable_problems(params.condition_template(), inputs)
+        except TemplateSyntaxProblem as exc:
+            messages = [f"condition is not a valid Jinja2 expression or template: {exc}"]
+        out += [Problem(loc=("nodes", node_name, "condition"), message=message) for message in messages]
     return out
 
 

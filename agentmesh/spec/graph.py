@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import networkx as nx
@@ -45,6 +46,18 @@ INPUT_TYPES: dict[str, tuple[type, ...]] = {
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
+
+
+def name_problems(name: Any, nodes: Iterable[Any]) -> list[Problem]:
+    """The graph's name and its nodes' names that are not identifiers: checked with a spec's type problems (they
+    need nothing else resolved) and again with its cross-references."""
+    out: list[Problem] = []
+    if isinstance(name, str) and not _NAME.match(name):
+        out.append(Problem(loc=("name",), message="expected letters, digits, '_' or '-'"))
+    for node_name in nodes:
+        if node_name in _RESERVED_NODES or not isinstance(node_name, str) or not _NAME.match(node_name):
+            out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))
+    return out
 
 
 class InputSpec(BaseModel):
@@ -111,9 +124,7 @@ class GraphSpec(BaseModel):
     def problems(self, *, stored: bool = False) -> list[Problem]:
         """Every cross-reference problem, each with the path of its field. ``stored``: the spec a run stored, read
         back (see :func:`~agentmesh.spec.loader.stored_graph`): what only new runs are refused is not a problem."""
-        out: list[Problem] = []
-        if not _NAME.match(self.name):
-            out.append(Problem(loc=("name",), message="expected letters, digits, '_' or '-'"))
+        out: list[Problem] = name_problems(self.name, self.nodes)
         if self.version > SPEC_VERSION:
             out.append(Problem(loc=("version",), message=f"this agentmesh reads spec version {SPEC_VERSION}"))
         for key, card in self.agents.items():
@@ -122,15 +133,13 @@ class GraphSpec(BaseModel):
             several = None if stored else card.samples_problem()
             if several is not None:
                 out.append(Problem(loc=("agents", key, "sampling", "n"), message=several))
-        for node_name in self.nodes:
-            if node_name in _RESERVED_NODES or not _NAME.match(node_name):
-                out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))
-        out.extend(
-            reference_problems(
-                list(self.agents), list(self.nodes), {n: node.params for n, node in self.nodes.items()}, self.edges
-            )
+        unresolved = reference_problems(
+            list(self.agents), list(self.nodes), {n: node.params for n, node in self.nodes.items()}, self.edges
         )
-        resolved = not out  # every name resolves: the checks across nodes can follow them
+        out.extend(unresolved)
+        # every name resolves: the checks across nodes can follow them (a badly spelt name, a graph's or a node's,
+        # resolves as it is, and hid every problem below until it was fixed)
+        resolved = not unresolved
         if resolved:
             out.extend(cycle_problems(self))
             out.extend(template_problems(self))

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.checks import Problem, reference_problems
-from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.checks import Problem, condition_problems, reference_problems
+from agentmesh.spec.graph import GraphSpec, name_problems
 from agentmesh.spec.operators import OperatorParams, operator_names, operator_params, unknown_operator
 
 
@@ -287,6 +287,10 @@ def graph_from_data(
             )
         )
         problems.extend(_top_level_problems(data))
+        # and what needs no name resolved: the names themselves, a branch condition's syntax and variables
+        problems.extend(name_problems(data.get("name"), raw_nodes))
+        inputs = data.get("inputs")
+        problems.extend(condition_problems(valid_params, inputs if isinstance(inputs, Mapping) else {}))
         _raise(file, lines, problems)
 
     try:

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.models.messages import CallContext, ModelRequest
 from agentmesh.parsers import Parsed, register_parser
 from agentmesh.runtime import run
 from agentmesh.runtime.context import CALL_KINDS
-from agentmesh.spec import graph_from_data
+from agentmesh.spec import graph_from_data, load_graph
 from agentmesh.store import Store
 from tests._cli import run_cli
 
@@ -108,3 +109,55 @@ def test_a_stop_policy_that_held_only_at_a_nodes_last_round_is_not_the_runs_stop
     )
     assert early.calls == 7
     assert early.stop_reason == "consensus (> 0.667 of active agents agree) at round 2 in node 'layers'"
+
+
+def test_a_graph_file_with_type_errors_reports_its_names_and_branch_conditions_in_the_same_attempt(
+    tmp_path: Path,
+) -> None:
+    """A type error (``bogus: 3``) hid the bad graph name, the bad node name and both conditions' problems; fixed,
+    the next attempt showed the names, and only once those were fixed too the conditions: three attempts."""
+    file = tmp_path / "g.yaml"
+    file.write_text(
+        "name: misc graph\ninputs: {question: {type: string}}\n"
+        "agents:\n  s: {prompt: '{{ question }}', parser: boxed_math}\n"
+        "nodes:\n  a: {op: team, agents: [s, s], bogus: 3}\n  b.c: {op: call, agent: s}\n"
+        "  br: {op: branch, condition: 'nodes.a.answer == ', then: b.c, else: d}\n"
+        "  br2: {op: branch, condition: \"questin == 'x'\", then: b.c, else: d}\n"
+        "  d: {op: call, agent: s}\n"
+        "edges:\n  - [a, br]\n  - [a, br2]\n"
+    )
+    expected = [
+        ":6: nodes.a.bogus: unknown field",
+        ":1: name: expected letters, digits, '_' or '-'",
+        ":7: nodes.b.c: node names are identifiers",
+        ":8: nodes.br.condition: condition is not a valid Jinja2 expression or template: template syntax error",
+        ":9: nodes.br2.condition: condition uses undefined variable 'questin'; available: inputs, nodes, question",
+    ]
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    said = "\n".join(caught.value.context["problems"])
+    for line in expected:
+        assert line in said, said
+    # the type error fixed: the same problems, each once, and no other
+    file.write_text(file.read_text().replace(", bogus: 3", ""))
+    with pytest.raises(SpecError) as caught:
+        load_graph(file)
+    problems = caught.value.context["problems"]
+    for line in expected[1:]:
+        assert sum(line in p for p in problems) == 1, problems
+    assert len(problems) == 4, problems
+
+
+def test_a_bad_graph_name_does_not_hide_the_checks_across_nodes() -> None:
+    """A graph named 'misc graph' (or a node 'b.c') made the spec "unresolved": its prompts' undefined variables
+    were reported only after the name was fixed."""
+    data = {
+        "name": "misc graph",
+        "inputs": {"question": {"type": "string"}},
+        "agents": {"s": {"prompt": "{{ questin }}", "parser": "boxed_math"}},
+        "nodes": {"a": {"op": "call", "agent": "s"}},
+    }
+    with pytest.raises(SpecError) as caught:
+        graph_from_data(data)
+    said = "\n".join(caught.value.context["problems"])
+    assert "name: expected letters, digits" in said and "template uses undefined variable 'questin'" in said, said
