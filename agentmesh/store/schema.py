@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from agentmesh.store._compress import CompressedJSON
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData(
     naming_convention={
@@ -92,7 +92,9 @@ runs = sa.Table(
     sa.Column("inputs", json_column(nullable=False), nullable=False),
     sa.Column("status", sa.String, nullable=False, index=True),
     sa.Column("stop_reason", sa.Text, nullable=True),
-    sa.Column("parent_run_id", sa.String, sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    sa.Column(
+        "parent_run_id", sa.String, sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True
+    ),  # indexed: deleting a run looks up the runs it is the parent of (schema version 3)
     sa.Column("model", sa.String, nullable=True),
     sa.Column("totals", json_column(nullable=False), nullable=False),
     sa.Column("error", sa.Text, nullable=True),

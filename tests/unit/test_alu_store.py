@@ -630,9 +630,9 @@ def test_a_version_1_database_upgrades_and_keeps_its_runs(store_url: str) -> Non
             )
     finally:
         engine.dispose()
-    with pytest.raises(SchemaVersionError, match=r"at schema revision 0001; this agentmesh needs 0002"):
+    with pytest.raises(SchemaVersionError, match=r"at schema revision 0001; this agentmesh needs 0003"):
         Store(store_url)
-    assert upgrade_database(store_url)[1] == "0002"
+    assert upgrade_database(store_url)[1] == "0003"
     with Store(store_url) as store:
         old = store.get_run("old-run")
         assert old.inputs == {"q": 1} and old.schema_version == 1 and old.status == "succeeded"

@@ -554,8 +554,8 @@ _NEXT_MIGRATION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -575,29 +575,29 @@ def test_older_and_newer_databases_are_refused_until_upgraded(
     with Store(store_url) as store:
         run_id = store.create_run("g", {"q": 1})
 
-    # A future agentmesh: schema version 3, shipped with a 0003 migration.
+    # A future agentmesh: schema version 4, shipped with a 0004 migration.
     future = tmp_path / "future_migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, future, ignore=shutil.ignore_patterns("__pycache__"))
-    (future / "versions" / "0003_note.py").write_text(_NEXT_MIGRATION)
+    (future / "versions" / "0004_note.py").write_text(_NEXT_MIGRATION)
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", future)
-    monkeypatch.setattr(migrate, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", 4)
 
     with pytest.raises(
-        SchemaVersionError, match=r"at schema revision 0002; this agentmesh needs 0003.*agentmesh db upgrade"
+        SchemaVersionError, match=r"at schema revision 0003; this agentmesh needs 0004.*agentmesh db upgrade"
     ):
         Store(store_url)
     url, revision = upgrade_database(store_url)
-    assert revision == "0003"
+    assert revision == "0004"
     assert url.startswith(store_url.split(":", 1)[0])
     with Store(store_url) as store:
         assert store.get_run(run_id).inputs == {"q": 1}  # data survived the migration
         with store.engine.connect() as conn:
             assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
-        assert store.upgrade() == "0003"
+        assert store.upgrade() == "0004"
 
     # Back to this agentmesh: the database is now newer than it knows, for opening and for upgrading.
     monkeypatch.undo()
-    with pytest.raises(SchemaVersionError, match=r"0003, newer than this agentmesh knows.*upgrade agentmesh"):
+    with pytest.raises(SchemaVersionError, match=r"0004, newer than this agentmesh knows.*upgrade agentmesh"):
         Store(store_url)
     with pytest.raises(SchemaVersionError, match="newer than this agentmesh knows"):
         upgrade_database(store_url)
