@@ -25,7 +25,7 @@ from agentmesh import datasets
 from agentmesh.cli._common import Executor, console, err_console, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.cli._store import open_store
+from agentmesh.cli._store import _DRIVER_ERRORS, database_failed, open_store
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
 from agentmesh.errors import AgentmeshError, RunNotFoundError
@@ -239,7 +239,9 @@ def run_many(
 
         try:
             with progress:
-                outcomes = run_async(run_all(runs, concurrency, on_event, done, close=close, keep_outputs=as_json))
+                outcomes = run_async(
+                    run_all(runs, concurrency, on_event, done, close=close, keep_outputs=as_json, db_url=store.url)
+                )
         except KeyboardInterrupt:  # each outcome says how far its run got (a resumed one has its id from the start)
             if batch is not None:
                 _name_runs_stored_unannounced(store, batch, [o for o, _ in runs])
@@ -340,6 +342,7 @@ async def run_all(
     *,
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
     keep_outputs: bool = True,
+    db_url: str | None = None,
 ) -> list[ItemOutcome]:
     """Every run, at most ``concurrency`` at once; a failure is kept in its outcome, never raised. ``close`` is
     awaited at the end, however the runs ended.
@@ -347,7 +350,10 @@ async def run_all(
     Without ``keep_outputs`` a finished run's result keeps its answer, status and usage but not its per-node
     outputs (only ``--json`` prints those; they are in the store either way): kept, they are most of what a batch
     holds until its end, ~8 KiB an item of ``debate`` (``bench/bench_batch.py``), most of a gigabyte for
-    100,000 items."""
+    100,000 items.
+
+    A database's own error (a full disk, a lost connection) names ``db_url``, the database, as a command's does
+    (it was ``OperationalError: database or disk is full``, with no word of which database)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
@@ -364,6 +370,8 @@ async def run_all(
             except Elsewhere as exc:  # not a failure: the run is another process's now
                 outcome.elsewhere = str(exc)
             except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
+                if db_url is not None and isinstance(exc, _DRIVER_ERRORS):
+                    exc = database_failed(db_url, exc)
                 outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
         on_done(outcome)
         return outcome
