@@ -295,4 +295,8 @@ def print_summary(
             line += (  # has no run to show or resume ("-" in its row, its error beside it)
                 " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
             )
+        if batch and any(o.failed and o.run_id is None for o in outcomes):
+            # (a full disk: the first items' runs were stored, the rest failed before theirs could be) resuming runs
+            # by id does not reach these lines; resuming the batch reads them again from its file
+            line += f" · items with no run (-): agentmesh resume --batch {batch} runs them again"
         console.print(line, highlight=False)

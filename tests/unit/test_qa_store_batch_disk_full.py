@@ -33,3 +33,31 @@ def test_a_database_error_of_an_item_names_the_database(tmp_path: Path, capsys: 
         run_many("g", work, noun="items", db=url, concurrency=1, as_json=True, quiet=False)
     items = json.loads(capsys.readouterr().out)
     assert [item["error"] for item in items] == [f"database {url} failed: database or disk is full"] * 2
+
+
+def test_items_that_failed_before_their_run_was_stored_are_sent_to_resume_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary said only "failed runs are stored: ... continue with agentmesh resume <run>": that reaches the
+    few runs stored before the disk filled, not the hundreds of lines that failed with no run (``resume --batch``
+    does run those again)."""
+
+    async def full(listeners: list[Listener]) -> RunResult:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def work(store: Store) -> list[tuple[ItemOutcome, Any]]:
+        return [(ItemOutcome(line=n, inputs={}, batch="b"), full) for n in (1, 2)]
+
+    with pytest.raises(typer.Exit):
+        run_many(
+            "g",
+            work,
+            noun="items",
+            db=f"sqlite:///{tmp_path / 'runs.db'}",
+            concurrency=1,
+            as_json=False,
+            quiet=False,
+            batch="b",
+        )
+    said = " ".join(capsys.readouterr().out.split())
+    assert "items with no run (-): agentmesh resume --batch b runs them again" in said
