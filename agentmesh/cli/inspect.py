@@ -138,6 +138,15 @@ def _print_replay(report: object) -> None:
     if report.divergence is not None:
         console.print(f"[bold red]{escape(head)}diverged[/] after {report.served} served calls", highlight=False)
         console.print(escape(str(report.divergence)), highlight=False)
+        return
+    if report.stopped_at is not None:  # a run cut short: the replay reached where it stopped, nothing diverged
+        node, agent, round_, slot = report.stopped_at
+        console.print(
+            f"[bold yellow]{escape(head)}stopped where the run stopped[/]: {report.served} calls served as "
+            f"recorded, none diverged; the next call (node {escape(repr(node))}, agent {escape(repr(agent))}, round "
+            f"{round_}, call {slot}) was never made by the run, so its answer and outputs cannot be compared",
+            highlight=False,
+        )
         if report.note is not None:
             console.print(f"note: {escape(report.note)}", highlight=False)
         return

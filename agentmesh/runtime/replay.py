@@ -89,14 +89,18 @@ class ReplayReport:
     divergence: ReplayDivergence | None = None
     compared: bool = True
     source: str = "stored spec"
+    stopped_at: CallKey | None = None
+    """Of a run that never finished (interrupted, failed, still running): the call the replay asked for that the run
+    never made, every call before it served as recorded. Nothing diverged (``divergence`` is ``None``): the replay
+    reached the point where the run stopped, and can go no further without a model; ``identical`` is false, as the
+    run's answer and outputs could not be compared."""
     note: str | None = None
-    """With a divergence of a run that never finished (interrupted, failed, still running): that it made no call
-    past where it stopped, so its replay diverges there whatever the graph, and that ``resume`` continues it. The
-    divergence's own words blame a changed graph or inputs, which sent people looking for an edit never made."""
+    """With :attr:`stopped_at`: how the run ended (interrupted, failed, still running), after how many calls, and
+    that ``resume`` continues it."""
 
     @property
     def identical(self) -> bool:
-        return self.divergence is None and not self.differences and not self.unused
+        return self.divergence is None and self.stopped_at is None and not self.differences and not self.unused
 
 
 def _spec_of(record: RunRecord) -> GraphSpec:
@@ -151,7 +155,7 @@ def _cut_short(record: RunRecord) -> str | None:
     why = record.stop_reason or record.error
     return (
         f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {calls} calls: "
-        f"it never made the calls after those, so a replay stops there with the graph unchanged; agentmesh resume "
+        f"it never made the calls after those, so a replay can go no further; agentmesh resume "
         f"{record.id[:12]} continues it (resume() in Python)"
     )
 
@@ -232,9 +236,12 @@ async def areplay(
                     mode="strict",
                 )
             except ReplayDivergence as exc:
-                report.divergence = exc
                 report.served = len(served)
-                report.note = _cut_short(record)
+                report.note = _cut_short(record) if exc.key not in recorded else None
+                if report.note is None:  # a call the run made differently, or one a finished run never made
+                    report.divergence = exc
+                else:  # a call the run never made because it stopped before it: where it stopped, no divergence
+                    report.stopped_at = exc.key
                 return report
         finally:
             scratch.close()

@@ -1334,7 +1334,9 @@ def test_a_replay_or_diff_of_a_run_that_never_finished_says_so(db: str, tmp_path
         store.finish_run(cut, "interrupted", stop_reason="interrupted")
     code, out, err = run_cli(["replay", cut, "--db", db], capsys, monkeypatch)
     said = " ".join(out.split())
-    assert code == 1 and "diverged after 0 served calls" in said, out + err
+    # (it said "diverged ... the graph or its inputs changed" first: nothing had; it reached where the run stopped)
+    assert code == 1 and "stopped where the run stopped: 0 calls served as recorded, none diverged" in said, out + err
+    assert "diverged after" not in said and "changed since the run" not in said
     assert f"note: run {cut[:12]} is interrupted (interrupted) after 0 calls" in said
     assert f"agentmesh resume {cut[:12]} continues it" in said
     report = replay(cut, store=db)  # the Python API says it too

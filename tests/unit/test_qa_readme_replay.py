@@ -80,5 +80,42 @@ def test_a_running_run_s_replay_note_counts_the_calls_it_made_so_far(tmp_path: P
                 .values(status="running", totals=zero, stop_reason=None, error=None)
             )
     report = replay(record.id, store=db)
-    assert report.divergence is not None and report.served == 3
+    # (it reaches where the run stopped: no divergence since the replay of a run cut short says so)
+    assert report.stopped_at is not None and report.served == 3
     assert report.note is not None and f"is running after {calls} calls" in report.note, report.note
+
+
+def test_a_run_cut_short_replays_to_where_it_stopped_and_nothing_diverged(tmp_path: Path, capsys) -> None:
+    """``agentmesh replay`` of a failed or interrupted run printed first, in red, "diverged ... the graph or its
+    inputs changed since the run", then a note that the run had simply stopped: the first line was false. The replay
+    now says it reached where the run stopped; a real divergence of such a run (an edited prompt) still diverges."""
+    from agentmesh.cli.inspect import _print_replay
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    graph_file = tmp_path / "debate.yaml"
+    text = dump_graph(resolve_graph("debate"))
+    graph_file.write_text(text)
+    rules = [{"round": 1, "responses": ["\\boxed{51}", "\\boxed{52}", "\\boxed{53}"]}]
+    with pytest.raises(AgentmeshError):  # no rule for round 2: it fails after round 1's 3 calls
+        run(graph_file, {"question": "What is 17*3?"}, model=ScriptedModel(rules=rules), store=db)
+    from agentmesh.store import Store
+
+    with Store(db) as store:
+        (record,) = store.list_runs()
+    report = replay(record.id, store=db)
+    assert report.divergence is None and report.stopped_at == ("debate", "debater", 2, 0), report.divergence
+    assert report.served == 3 and not report.identical
+    assert report.note is not None and report.note.startswith(f"run {record.id[:12]} is failed")
+    _print_replay(report)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "diverged after" not in said and "changed since the run" not in said, said
+    assert "stopped where the run stopped: 3 calls served as recorded, none diverged" in said
+    assert "round 2, call 0) was never made by the run" in said and f"agentmesh resume {record.id[:12]}" in said
+
+    assert "temperature: 0.7" in text  # an edit before where it stopped is a divergence, as for any run
+    graph_file.write_text(text.replace("temperature: 0.7", "temperature: 0.2"))
+    report = replay(record.id, store=db)
+    assert report.divergence is not None and report.stopped_at is None and report.note is None
+    _print_replay(report)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "diverged after 0 served calls" in said and "changed since the run" in said and "note:" not in said
