@@ -157,6 +157,15 @@ def run_graph(
     given = parse_inputs(spec, inputs or [])
     limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None
+    if input_file is not None and str(input_file) == "-":
+        # a batch keeps its file's path and hash: resume --batch reads again the lines an interruption kept from
+        # starting, which standard input cannot give twice
+        raise ConfigError(
+            "--input-file -: items cannot be read from standard input: a batch is stored with its file's path, and "
+            "agentmesh resume --batch reads that file again for the lines an interruption kept from starting; save "
+            "the items to a file first (e.g. ... > items.jsonl) and give --input-file items.jsonl (a file named -: "
+            "give its full path)"
+        )
     if input_file is not None:
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
         # reference answers kept aside
