@@ -79,4 +79,9 @@ def database_failed(url: str, exc: BaseException) -> StoreError:
             ": the database cannot be written here (a read-only file or folder, or mount); agentmesh writes to its "
             "database to run, resume or change runs. Make it writable, or give another with --db or $AGENTMESH_DB"
         )
+    elif "disk is full" in said.lower() or "no space left" in said.lower():  # SQLite's words, then Postgres's
+        hint = (
+            ": the disk holding the database is full; free space there (or give another database with --db or "
+            "$AGENTMESH_DB), then agentmesh resume (--batch ID for a batch) continues the runs it stopped"
+        )
     return StoreError(f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}", url=mask_url(url))

@@ -32,7 +32,9 @@ def test_a_database_error_of_an_item_names_the_database(tmp_path: Path, capsys: 
     with pytest.raises(typer.Exit):
         run_many("g", work, noun="items", db=url, concurrency=1, as_json=True, quiet=False)
     items = json.loads(capsys.readouterr().out)
-    assert [item["error"] for item in items] == [f"database {url} failed: database or disk is full"] * 2
+    for item in items:
+        assert item["error"].startswith(f"database {url} failed: database or disk is full: the disk holding the ")
+        assert "free space there" in item["error"] and "agentmesh resume (--batch ID for a batch)" in item["error"]
 
 
 def test_items_that_failed_before_their_run_was_stored_are_sent_to_resume_batch(
@@ -61,3 +63,15 @@ def test_items_that_failed_before_their_run_was_stored_are_sent_to_resume_batch(
         )
     said = " ".join(capsys.readouterr().out.split())
     assert "items with no run (-): agentmesh resume --batch b runs them again" in said
+
+
+def test_a_full_disk_on_postgres_says_what_to_do_too() -> None:
+    from agentmesh.cli._store import database_failed
+
+    said = str(
+        database_failed(
+            "postgresql://u:pw@db/x",
+            RuntimeError('could not extend file "base/16384/16385": No space left on device'),
+        )
+    )
+    assert "pw" not in said and "the disk holding the database is full; free space there" in said
