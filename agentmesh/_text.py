@@ -24,3 +24,10 @@ def lone_surrogate(text: str) -> re.Match[str] | None:
 def mend_lone_surrogates(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (``text`` itself when it has none)."""
     return text if lone_surrogate(text) is None else _LONE_SURROGATE.sub(REPLACEMENT, text)
+
+
+def counted(n: float, noun: str, plural: str | None = None, *, spec: str = "") -> str:
+    """``1 run``, ``3 runs``, ``0 runs``: ``n`` (formatted with ``spec``, e.g. ``","``) and ``noun``, in the plural
+    (``plural``, else ``noun`` + "s") unless ``n`` is 1. Messages said "1 runs were cut short", "budget: 1 model
+    calls"."""
+    return f"{n:{spec}} {noun if n == 1 else plural or noun + 's'}"

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from agentmesh._text import counted
 from agentmesh.cli._common import err_console, run_async
 
 if TYPE_CHECKING:  # (the job runner imports the runtime: not for the job commands' --help)
@@ -134,7 +135,8 @@ def run_job(work: Coroutine[Any, Any, T], bar: WorkProgress, noun: str) -> T:
         return run_async(work)
     except KeyboardInterrupt:
         err_console.print(
-            f"interrupted: {bar.completed} of {bar.total} {noun} had finished; run the same command again to go on "
+            f"interrupted: {bar.completed} of {counted(bar.total, noun.removesuffix('s'), noun)} had finished; run "
+            "the same command again to go on "
             f"(finished {noun} are kept, cut-short runs resume without repeating a call)",
             highlight=False,
             markup=False,

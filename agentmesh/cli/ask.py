@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     ConfigOption,
     DbOption,
@@ -93,7 +94,7 @@ def ask(
     usage = response.usage
     thought = ""
     if reasoning and not show_reasoning:
-        thought = f" · reasoned {len(reasoning):,} chars (--reasoning prints them)"
+        thought = f" · reasoned {counted(len(reasoning), 'char', spec=',')} (--reasoning prints them)"
     console.print(
         f"[dim]run {run.id} · {escape(client.reference)} · {usage.prompt_tokens}+{usage.completion_tokens} tokens"
         f"{_token_detail(usage)} · {fmt_seconds(response.latency_s)} · "

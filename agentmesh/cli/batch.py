@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.cli._common import Executor, console, err_console, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
@@ -252,7 +253,8 @@ def run_many(
             # batch does (it reads the file again); its lines are named either way
             unstarted = [o.line for o, _ in runs if o.run_id is None and not o.over and o.line is not None]
             err_console.print(
-                f"interrupted: {over} of {len(runs)} {noun} had finished, {len(cut)} runs were cut short and "
+                f"interrupted: {over} of {counted(len(runs), noun.removesuffix('s'), noun)} had finished, "
+                f"{counted(len(cut), 'run')} {'was' if len(cut) == 1 else 'were'} cut short and "
                 f"{len(runs) - over - len(cut)} never started. The cut runs are stored: continue them with "
                 "[bold]agentmesh resume RUN...[/] (finished calls are not made again): "
                 + (" ".join(r[:12] for r in cut) or "none")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.errors import AgentmeshError, BatchNotFoundError, ConfigError
 from agentmesh.runtime.run import RunResult
 from agentmesh.spec.graph import GraphSpec
@@ -140,10 +141,10 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
     missing = int(tag.get("items") or 0) - len(started)
     if missing <= 0:
         return None
-    where = f"batch {tag.get('id')}: {missing} of its {tag.get('items')} lines never started"
+    where = f"batch {tag.get('id')}: {missing} of its {counted(int(tag.get('items') or 0), 'line')} never started"
     path = Path(str(tag.get("file")))
     # which lines: without the file their numbers are unknown (blank lines are skipped), those with runs are not
-    first = f"its first {tag.get('items')} items" if tag.get("limit") is not None else "its items"
+    first = f"its first {counted(int(tag.get('items') or 0), 'item')}" if tag.get("limit") is not None else "its items"
     which = f"they are the lines of {first} other than {line_list([int(n) for n in started if n is not None])}"
     if "sha256" not in tag:
         raise ConfigError(

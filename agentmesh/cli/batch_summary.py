@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.cli._common import NARROW, WIDE, console, fmt_cost
 from agentmesh.cli._live import snippet
 from agentmesh.runtime.run import RunResult
@@ -78,7 +79,7 @@ class ItemOutcome:
 
 def _count(n: int, noun: str) -> str:
     """``1 item``, ``3 items``: a one-line batch's summary said "1 items"."""
-    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
+    return counted(n, noun.removesuffix("s"), noun)
 
 
 #: Why a batch's run was skipped, in the digest of a large one (each run's own reason: ``--json``).
@@ -137,10 +138,12 @@ def _digest_records(
     for (status, why), members in ranked:
         calls = sum(_usage(o)[0] for o in members)
         record = Text(status, style="green" if status == "succeeded" else "red")
-        record.append(f" · {_count(len(members), 'items')} · {calls} calls\n  ")
+        record.append(f" · {_count(len(members), 'items')} · {counted(calls, 'call')}\n  ")
         record.append(why, style="" if status == "succeeded" else "red")
         table.add_row(record)
-    table.add_row(Text(f"total · {_count(len(outcomes), 'items')} · {sum(_usage(o)[0] for o in outcomes)} calls"))
+    table.add_row(
+        Text(f"total · {_count(len(outcomes), 'items')} · {counted(sum(_usage(o)[0] for o in outcomes), 'call')}")
+    )
     return table
 
 
@@ -161,7 +164,7 @@ def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
         return ""
     right = sum(1 for o in labelled if o.correct)
     what = "labelled items" if noun == "items" else f"labelled {noun}"
-    line = f"accuracy: {right} of {len(labelled)} {what} right ({right / len(labelled):.1%})"
+    line = f"accuracy: {right} of {_count(len(labelled), what)} right ({right / len(labelled):.1%})"
     ended = [o for o in labelled if o.correct is not None]
     if len(ended) < len(labelled):
         share = f"{right / len(ended):.1%}" if ended else "-"
@@ -278,7 +281,7 @@ def print_summary(
             if not_succeeded:
                 shown = not_succeeded[:SUMMARY_ROWS]
                 more = len(not_succeeded) - len(shown)
-                table = summary_table(f"not succeeded: {len(not_succeeded)} {noun}", shown, reason_chars=60)
+                table = summary_table(f"not succeeded: {_count(len(not_succeeded), noun)}", shown, reason_chars=60)
                 if more:
                     table.caption = f"and {more} more; every {noun[:-1]}: --json"
                 console.print(table)

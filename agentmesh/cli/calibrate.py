@@ -18,6 +18,7 @@ import typer
 from rich.text import Text
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     CONCURRENCY,
     ITEM_FORMATS,
@@ -114,7 +115,7 @@ def _print(found: Calibration, graph: str, out: Path) -> None:
     n = len(found.rewards)
     console.print(
         Text(
-            f"{found.graph}: mu = {found.mu:.6g}, sigma = {found.sigma:.6g} over {n} first samples "
+            f"{found.graph}: mu = {found.mu:.6g}, sigma = {found.sigma:.6g} over {counted(n, 'first sample')} "
             f"(model {found.model}, job {found.job})"
         )
     )

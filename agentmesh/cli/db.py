@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agentmesh._text import counted
 from agentmesh.cli._common import DbOption, console
 
 # The store (SQLAlchemy, Alembic) is imported by each command when it runs, not for ``agentmesh db --help``.
@@ -65,7 +66,11 @@ def reclaim(
             console.print(Text(f"no checkpoints without a run in {store.url}; nothing to reclaim"))
             return
         rows = sum(orphans.values())
-        table = Table(title=Text(f"{len(orphans)} checkpoint thread(s) with no run in {store.url}: {rows:,} rows"))
+        table = Table(
+            title=Text(
+                f"{len(orphans)} checkpoint thread(s) with no run in {store.url}: {counted(rows, 'row', spec=',')}"
+            )
+        )
         table.add_column("thread (no run of this id)", overflow="fold")
         table.add_column("rows", justify="right")
         for thread_id, count in sorted(orphans.items())[:_SHOWN]:
@@ -81,7 +86,8 @@ def reclaim(
             raise typer.Exit(1)
         deleted = store.delete_orphan_threads(list(orphans))
     console.print(
-        f"deleted {deleted:,} checkpoint rows of {len(orphans)} thread(s); agentmesh db vacuum gives the space back"
+        f"deleted {counted(deleted, 'checkpoint row', spec=',')} of {len(orphans)} thread(s); agentmesh db vacuum "
+        "gives the space back"
     )
 
 

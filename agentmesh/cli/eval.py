@@ -23,6 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     CONCURRENCY,
     DbOption,
@@ -293,7 +294,7 @@ def alu(
             translations=_translations(translations),
             # what --limit kept is what the errors speak of: "there are no retain items" where the file has some
             # beyond the limit read as a wrong file
-            source=str(data) if limit is None else f"{data} (its first {len(items)} items, --limit {limit})",
+            source=str(data) if limit is None else f"{data} (its first {counted(len(items), 'item')}, --limit {limit})",
         )
     )
     demonstrations = eval_demonstrations(items, seed=seed) if "icul" in systems else []
@@ -552,13 +553,15 @@ def _print(report: Mapping[str, Any], mcq: bool, judge: bool = False) -> None:
         failed = len(found["failed"])
         missing = ", so it has no row in the table" if failed and not found["table"] else ""
         console.print(
-            f"{system}: {len(found['runs'])} runs ({found['reused']} reused{f', {failed} failed' if failed else ''}"
+            f"{system}: {counted(len(found['runs']), 'run')} "
+            f"({found['reused']} reused{f', {failed} failed' if failed else ''}"
             f"{missing}), job {found['job']}, model {escape(str(found['model']))}",
             highlight=False,
         )
         if found["judge"] is not None:
             console.print(
-                f"{system} judge: {len(found['judge']['runs'])} judgements ({found['judge']['reused']} reused), job "
+                f"{system} judge: {counted(len(found['judge']['runs']), 'judgement')} "
+                f"({found['judge']['reused']} reused), job "
                 f"{found['judge']['job']}, model {escape(str(found['judge']['model']))}",
                 highlight=False,
             )

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     DbOption,
     console,
@@ -111,7 +112,7 @@ def replay(
             raise
     console.print(
         f"forked run [bold]{result.run_id}[/] from {record.id[:12]} at step {escape(from_step)}: "
-        f"{result.served_from_record} calls served from the parent, {result.calls} made "
+        f"{counted(result.served_from_record, 'call')} served from the parent, {result.calls} made "
         f"({fmt_cost(result.cost_usd)}); answer {escape(_brief(result.answer))}; "
         f"stop: {escape(result.stop_reason or '-')}",
         highlight=False,
@@ -136,13 +137,15 @@ def _print_replay(report: object) -> None:
     assert isinstance(report, ReplayReport)
     head = f"replay of {report.run_id[:12]} ({report.graph}, graph from {report.source}): "
     if report.divergence is not None:
-        console.print(f"[bold red]{escape(head)}diverged[/] after {report.served} served calls", highlight=False)
+        console.print(
+            f"[bold red]{escape(head)}diverged[/] after {counted(report.served, 'served call')}", highlight=False
+        )
         console.print(escape(str(report.divergence)), highlight=False)
         return
     if report.stopped_at is not None:  # a run cut short: the replay reached where it stopped, nothing diverged
         node, agent, round_, slot = report.stopped_at
         console.print(
-            f"[bold yellow]{escape(head)}stopped where the run stopped[/]: {report.served} calls served as "
+            f"[bold yellow]{escape(head)}stopped where the run stopped[/]: {counted(report.served, 'call')} served as "
             f"recorded, none diverged; the next call (node {escape(repr(node))}, agent {escape(repr(agent))}, round "
             f"{round_}, call {slot}) was never made by the run, so its answer and outputs cannot be compared",
             highlight=False,
@@ -152,7 +155,7 @@ def _print_replay(report: object) -> None:
         return
     state = "[green]identical[/]" if report.identical else "[red]different[/]"
     console.print(
-        f"{escape(head)}{state}: {report.served} calls served, {report.calls_made} made; answer "
+        f"{escape(head)}{state}: {counted(report.served, 'call')} served, {report.calls_made} made; answer "
         f"{escape(_brief(report.answer))} (recorded {escape(_brief(report.recorded_answer))})",
         highlight=False,
     )
@@ -233,7 +236,7 @@ def report(
             batch = batch_id(store, batch)  # (a unique prefix: the page names the whole id)
             records = batch_runs(store, batch)
             page = batch_html(batch, records, stored_answers(store, records))
-            what = f"batch {batch} ({len(records)} runs)"
+            what = f"batch {batch} ({counted(len(records), 'run')})"
         else:
             story = load_timeline(store, run or "")
             page, what = report_html(story), story.run.id[:12]
@@ -274,7 +277,7 @@ def export(
         print(text)
     else:
         write_output(out, text)
-        err_console.print(Text(f"run {record.id[:12]}: {len(document['events'])} events written to {out}"))
+        err_console.print(Text(f"run {record.id[:12]}: {counted(len(document['events']), 'event')} written to {out}"))
 
 
 def import_(

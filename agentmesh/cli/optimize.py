@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     CONCURRENCY,
     ITEM_FORMATS,
@@ -181,7 +182,7 @@ def optimize(
     write_output(
         picture,
         importance_svg(
-            title=f"{spec.name}: agent importance over {len(items) - len(failures)} items",
+            title=f"{spec.name}: agent importance over {counted(len(items) - len(failures), 'item')}",
             candidates=result.candidates,
             scores=result.scores,
             team=result.team,
@@ -215,10 +216,12 @@ def optimize(
         }
         console.print_json(json.dumps(payload, default=str))
     else:
-        scored = f"{len(items) - len(failures)} of {len(items)}" if failures else str(len(items))  # failed: no scores
-        console.print(
-            ranking_table(result, f"{spec.name}: agents by mean importance ({scored} items, job {result.job})")
-        )
+        scored = (
+            f"{len(items) - len(failures)} of {counted(len(items), 'item')}"
+            if failures
+            else counted(len(items), "item")
+        )  # failed: no scores
+        console.print(ranking_table(result, f"{spec.name}: agents by mean importance ({scored}, job {result.job})"))
         for line in _ties(result):
             console.print(Text(line))
         _print_accuracy(result)
@@ -227,7 +230,8 @@ def optimize(
             lines = _first_lines(shared)
             console.print(
                 Text(
-                    f"on {len(shared)} of {len(items)} items no agent of the last layer gave the final answer, so all "
+                    f"on {len(shared)} of {counted(len(items), 'item')} no agent of the last layer gave the final "
+                    "answer, so all "
                     f"of them shared its credit (lines {lines})"
                 )
             )
@@ -236,7 +240,8 @@ def optimize(
             lines = _first_lines(unanswered)
             console.print(
                 Text(
-                    f"on {len(unanswered)} of {len(items)} items the team gave no final answer its parser could read "
+                    f"on {len(unanswered)} of {counted(len(items), 'item')} the team gave no final answer its parser "
+                    "could read "
                     f"(lines {lines}): counted wrong where labelled, and their importance rests on replies without one"
                 )
             )
@@ -375,7 +380,7 @@ def calibrate_jury(
 
 def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: bool = True) -> None:
     selection = found.selection
-    table = Table(title=Text(f"{found.graph}: candidate teams on {len(selection.human)} calibration items"))
+    table = Table(title=Text(f"{found.graph}: candidate teams on {counted(len(selection.human), 'calibration item')}"))
     for column in ("rank", "team", "score", "Kendall τ", "Spearman ρ"):
         table.add_column(column)
     ranked = sorted(selection.candidates, key=lambda c: -c.score if not math.isnan(c.score) else math.inf)
@@ -393,7 +398,7 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
         )
     console.print(table)
     if len(ranked) > 10:
-        console.print(f"... {len(ranked) - 10} more teams in the picture and in --json")
+        console.print(f"... {counted(len(ranked) - 10, 'more team')} in the picture and in --json")
     tied = selection.tied_at_max
     if math.isnan(selection.selected.score):  # "46 teams tie at the top" said nothing of why, nor that it was no choice
         human = set(selection.human)
@@ -430,7 +435,7 @@ def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: b
     elif held_out and not found.held_out:  # the check the README promises did not happen: say why, not nothing
         console.print(
             Text(
-                f"no held-out check: all {len(found.calibration)} labelled items calibrated (with more than "
+                f"no held-out check: all {counted(len(found.calibration), 'labelled item')} calibrated (with more than "
                 f"--calibration-size {found.config.n_calibration}, the others check the team)"
             )
         )

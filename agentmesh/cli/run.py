@@ -21,6 +21,7 @@ import typer
 from rich.live import Live
 
 from agentmesh import datasets
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     CONCURRENCY,
     ITEM_FORMATS,
@@ -560,8 +561,8 @@ def _run_one(
                     made = sum(1 for e in store.events(view.run_id) if e.kind in CALL_KINDS)
                     advice += (
                         f", or, if the graph is at fault (a resume runs it as stored with the run), fix it and run "
-                        f"[bold]agentmesh replay {view.run_id[:12]} --from {made}[/]: today's graph, its {made} "
-                        "recorded calls served from the store"
+                        f"[bold]agentmesh replay {view.run_id[:12]} --from {made}[/]: today's graph, its "
+                        f"{counted(made, 'recorded call')} served from the store"
                     )
                 err_console.print(f"run {view.run_id} {what}; it is stored: {advice}", highlight=False)
                 if as_json:

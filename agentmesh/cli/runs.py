@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from agentmesh._text import counted
 from agentmesh.cli._common import (
     NARROW,
     WIDE,
@@ -253,7 +254,7 @@ def _print_timeline(story: Timeline, full: bool) -> None:
         if summary.get("scores"):
             facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in summary["scores"]))
         if step.calls:
-            facts.append(f"{step.tokens} tokens, {step.duration()}, {fmt_cost(step.cost_usd)}")
+            facts.append(f"{counted(step.tokens, 'token')}, {step.duration()}, {fmt_cost(step.cost_usd)}")
         if summary.get("stop") or summary.get("stopped"):
             facts.append(f"stop: {summary.get('stop') or summary.get('stopped')}")
         line = f"[bold cyan]{number:>3}. {escape(where)}[/]  " + escape(" · ".join(facts))
@@ -276,7 +277,7 @@ def _print_timeline(story: Timeline, full: bool) -> None:
                     console.print(f"        [dim]reasoning: {_indented(call.reasoning)}[/]", highlight=False)
                 console.print(f"        [green]reply:[/] {_indented(call.reply)}", highlight=False)
             else:
-                thought = f", reasoned {len(call.reasoning):,} chars" if call.reasoning else ""
+                thought = f", reasoned {counted(len(call.reasoning), 'char', spec=',')}" if call.reasoning else ""
                 console.print(
                     f"{head} → {escape(_short(call.reply, 110))} [dim]({tokens}{thought})[/]", highlight=False
                 )

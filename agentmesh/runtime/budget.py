@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+from agentmesh._text import counted
 from agentmesh.errors import AgentmeshError
 from agentmesh.models.messages import ModelResponse
 from agentmesh.spec.stop import Budget
@@ -138,9 +139,11 @@ class BudgetTracker:
     def _reason(self, b: Budget, elapsed: float, *, calls: bool = True) -> str | None:
         if calls and b.calls is not None and self.calls >= b.calls:
             # (more only under a node's budget, checked after a parallel layer: the run's refuse the next call)
-            return f"budget: {b.calls} model calls" + (f" (spent {self.calls})" if self.calls > b.calls else "")
+            return f"budget: {counted(b.calls, 'model call')}" + (
+                f" (spent {self.calls})" if self.calls > b.calls else ""
+            )
         if b.tokens is not None and self.tokens >= b.tokens:
-            return f"budget: {b.tokens} tokens (spent {self.tokens})"
+            return f"budget: {counted(b.tokens, 'token')} (spent {self.tokens})"
         if b.cost_usd is not None and self.cost_usd >= b.cost_usd:
             return f"budget: ${b.cost_usd:g} (spent ${self.cost_usd:.4f})"
         if b.cost_usd is not None and self.unpriced is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import jinja2
 from pydantic import BaseModel, ConfigDict
 
+from agentmesh._text import counted
 from agentmesh.errors import AgentmeshError
 from agentmesh.models.client import CallObserver, ModelClient
 from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, Choice, ModelRequest, ModelResponse
@@ -197,7 +198,8 @@ class RunContext:
         if card.sampling.n != 1:
             raise RunError(
                 f"node {node!r}: agent {agent!r}: its sampling.n is {card.sampling.n}, but ask returns one answer per "
-                f"call, so {card.sampling.n - 1} samples would be paid for and dropped; give the card n: 1 and ask "
+                f"call, so {counted(card.sampling.n - 1, 'sample')} would be paid for and dropped; give the card n: 1 "
+                "and ask "
                 f"the agent once per answer (a slot each), or call RunContext.ask_samples(..., n={card.sampling.n}) "
                 "for every sample of one call",
                 node=node,
@@ -249,7 +251,7 @@ class RunContext:
         response, served = await self._respond(card, request, (node, agent, round, slot))
         if len(response.choices) != n:
             raise RunError(
-                f"node {node!r}: agent {agent!r}: asked the model for {n} samples and it returned "
+                f"node {node!r}: agent {agent!r}: asked the model for {counted(n, 'sample')} and it returned "
                 f"{len(response.choices)} (some servers ignore n and return one); ask the agent once "
                 "per answer instead, with a slot each",
                 node=node,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agentmesh._text import counted
 from agentmesh.errors import NotRecordedError
 from agentmesh.models import ModelClient, get_model
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
@@ -83,7 +84,7 @@ class RecordedModel(Provider):
             )
         return (
             f"replay:{self.run_id[:12]}: {where}: the run recorded no call there and never sent this prompt "
-            f"({self._count} recorded calls)"
+            f"({counted(self._count, 'recorded call')})"
         )
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentmesh._sync import blocking
+from agentmesh._text import counted
 from agentmesh.errors import ConfigError, SpecError
 from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
@@ -154,7 +155,7 @@ def _cut_short(record: RunRecord) -> str | None:
     calls = (record.totals or {}).get("calls", 0)
     why = record.stop_reason or record.error
     return (
-        f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {calls} calls: "
+        f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {counted(calls, 'call')}: "
         f"it never made the calls after those, so a replay can go no further; agentmesh resume "
         f"{record.id[:12]} continues it (resume() in Python)"
     )
@@ -289,7 +290,7 @@ def step_filter(events: list[EventRecord], step: str | int) -> Callable[[EventRe
     if text.isdigit():
         n = int(text)
         if n > len(calls):
-            raise ConfigError(f"step {n}: the run recorded only {len(calls)} model calls")
+            raise ConfigError(f"step {n}: the run recorded only {counted(len(calls), 'model call')}")
         kept = {e.seq for e in calls[:n]}
         return lambda e: e.seq in kept
     node, _, round_text = text.partition("@")

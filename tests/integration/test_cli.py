@@ -85,7 +85,7 @@ def test_an_asks_recorded_reply_is_served_by_replay(db: str, script: Path, capsy
     code, out, err = run_cli(["ask", "What is 17*3?", "-m", f"replay:{asked.id}", "--db", db], capsys, monkeypatch)
     assert code == 0 and "The answer is 51." in out, out + err
     code, out, err = run_cli(["ask", "What is 2*3?", "-m", f"replay:{asked.id}", "--db", db], capsys, monkeypatch)
-    assert code != 0 and "never sent this prompt (1 recorded calls)" in err, out + err
+    assert code != 0 and "never sent this prompt (1 recorded call)" in err, out + err
 
 
 def test_ask_with_unknown_provider_fails_cleanly_and_stores_nothing(db: str, capsys, monkeypatch) -> None:

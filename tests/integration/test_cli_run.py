@@ -1223,11 +1223,11 @@ def test_a_graph_that_fails_says_how_to_rerun_it_once_fixed(db: str, tmp_path: P
     code, _, err = run_cli(["run", str(graph), "-m", model, "--db", db, "-q"], capsys, monkeypatch)
     flat = " ".join(err.split())
     assert code == 2 and "prompt template failed" in flat, flat
-    step = re.search(r"agentmesh replay (\w+) --from (\d+): today's graph, its 1 recorded calls served", flat)
+    step = re.search(r"agentmesh replay (\w+) --from (\d+): today's graph, its 1 recorded call served", flat)
     assert step is not None and step.group(2) == "1", flat
     graph.write_text(broken.replace(".missing", ""))
     code, out, err = run_cli(["replay", step.group(1), "--from", "1", "--db", db], capsys, monkeypatch)
-    assert code == 0 and "1 calls served from the parent, 1 made" in " ".join(out.split()), out + err
+    assert code == 0 and "1 call served from the parent, 1 made" in " ".join(out.split()), out + err
 
 
 def test_runs_lists_the_reply_of_an_ask(db: str, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -54,7 +54,7 @@ def test_an_interrupt_names_the_lines_that_never_started(tmp_path: Path, capsys:
             source=Path("items.jsonl"),
         )
     message = " ".join(capsys.readouterr().err.split())
-    assert "0 of 4 items had finished, 1 runs were cut short and 3 never started" in message
+    assert "0 of 4 items had finished, 1 run was cut short and 3 never started" in message
     assert "the whole batch at once, the lines that never started too: agentmesh resume --batch b" in message
     assert "Never started: lines 2-3, 5 of items.jsonl" in message
 
@@ -129,7 +129,7 @@ def test_an_interrupt_names_a_run_stored_before_it_could_say_it_started(
             "g", work, noun="items", db=url, concurrency=1, as_json=False, quiet=True, batch="b", source=Path("i.jsonl")
         )
     message = " ".join(capsys.readouterr().err.split())
-    assert "0 of 2 items had finished, 1 runs were cut short and 1 never started" in message
+    assert "0 of 2 items had finished, 1 run was cut short and 1 never started" in message
     assert "(finished calls are not made again): cccccccccccc;" in message
     assert "Never started: line 3 of i.jsonl" in message
 

@@ -36,7 +36,7 @@ def test_a_token_budget_spent_while_a_team_waits_for_the_endpoint_stops_its_othe
     )
     assert result.status == "succeeded" and result.answer == "4"
     assert result.calls == 1, result.calls  # the first call spent the budget; the four queued behind it never went
-    assert result.stop_reason is not None and "budget: 1 tokens" in result.stop_reason
+    assert result.stop_reason is not None and "budget: 1 token " in result.stop_reason
 
 
 def test_a_wall_time_budget_spent_while_a_team_waits_for_the_endpoint_stops_its_other_calls(tmp_path: Path) -> None:

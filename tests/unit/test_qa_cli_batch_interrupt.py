@@ -67,6 +67,6 @@ def test_a_run_that_ended_as_the_interrupt_landed_is_not_listed_to_resume(
     with Store(db) as store:
         assert store.get_run(ids["ended"]).status == RunStatus.SUCCEEDED
         assert store.get_run(ids["cut"]).status == RunStatus.INTERRUPTED
-    assert "interrupted: 1 of 2 items had finished, 1 runs were cut short and 0 never started" in said
+    assert "interrupted: 1 of 2 items had finished, 1 run was cut short and 0 never started" in said
     assert ids["cut"][:12] in said
     assert ids["ended"][:12] not in said  # resume of the listed runs would refuse them all for it

@@ -55,7 +55,7 @@ def test_a_run_failed_by_its_first_calls_parser_shows_the_call_the_store_holds(
     assert stored == 1
     assert re.search(r" · 1 call · ", out), out
     assert " 0 calls" not in out
-    assert "its 1 recorded calls" in " ".join(err.split())
+    assert "its 1 recorded call served" in " ".join(err.split())
     assert f"parser '{parser}' failed" in " ".join(out.split())  # the row says what happened to the call
 
 

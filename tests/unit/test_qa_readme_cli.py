@@ -57,7 +57,7 @@ def test_replay_gives_a_long_answer_on_one_short_line(
     code, out, err = run_cli(["replay", run_id, "--db", db], capsys, monkeypatch)
     assert code == 0, err
     flat = " ".join(out.split())
-    assert "identical: 1 calls served, 0 made; answer def add(a, b): total = a + b" in flat
+    assert "identical: 1 call served, 0 made; answer def add(a, b): total = a + b" in flat
     assert "(recorded def add(a, b): total = a + b" in flat and flat.count("…") == 2
     assert "step 29" not in out and len(flat) < 400, out  # the verdict stays a line or two
 

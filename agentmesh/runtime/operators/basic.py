@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from numbers import Integral
 from typing import Any
 
+from agentmesh._text import counted
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunError
@@ -133,7 +134,7 @@ async def ranking_picks(name: str, node: str, answers: list[dict[str, Any]], kee
     if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
         raise RunError(
             f"node {node!r}: ranking function {name!r} returned {type(result).__name__} {result!r:.80}; expected "
-            f"a list of indices into the {len(answers)} answers it was given, best first",
+            f"a list of indices into the {counted(len(answers), 'answer')} it was given, best first",
             node=node,
             function=name,
         )
@@ -142,7 +143,7 @@ async def ranking_picks(name: str, node: str, answers: list[dict[str, Any]], kee
     if bad:
         raise RunError(
             f"node {node!r}: ranking function {name!r} returned {picks!r:.80}; expected integer indices into the "
-            f"{len(answers)} answers it was given, got {bad[0]!r}",
+            f"{counted(len(answers), 'answer')} it was given, got {bad[0]!r}",
             node=node,
             function=name,
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from agentmesh._text import counted
 from agentmesh.parsers.ratings import parse_dylan_ratings
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer
@@ -171,7 +172,7 @@ async def rounds(run: NodeRun) -> NodeOutput:
     if held:
         # not the node's stop (it ran every round it would have run without the policy), nor the run's: said apart
         output["stop_held"] = (
-            f"its stop policy, {held}, held only at round {round_no}, its last: it ran all {p.rounds} rounds"
+            f"its stop policy, {held}, held only at round {round_no}, its last: it ran all {counted(p.rounds, 'round')}"
         )
     output["done"] = stop_reason is not None or round_no >= p.rounds
     if stop_reason:
