@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Coroutine
@@ -293,7 +294,7 @@ def write_output(path: Path, text: str, option: str | None = None) -> None:
     try:
         if option is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        _write_whole(path, text)
     except OSError as exc:
         if option is None:
             said = f"cannot write {path}: {exc.strerror or type(exc).__name__}"
@@ -303,6 +304,24 @@ def write_output(path: Path, text: str, option: str | None = None) -> None:
                 f"again with another {option} to write it without repeating a call"
             )
         raise ConfigError(said, file=str(path)) from exc
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a write that fails (a full disk) left a truncated file, an
+    export that ``import`` then refused as "not valid JSON", and had already emptied the file it replaced. A regular
+    file (or a new one) is written beside it and renamed over it; anything else (``/dev/stdout``, a symlink) as is."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path.write_text(text, encoding="utf-8")
+        return
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        part.write_text(text, encoding="utf-8")
+        if path.exists():
+            shutil.copymode(path, part)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def fmt_cost(cost: float | None) -> str:
