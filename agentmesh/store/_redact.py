@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -267,6 +268,58 @@ def _plain(value: Any) -> JSONValue:
     if kind is float:
         return value if math.isfinite(value) else None
     raise _NotPlain
+
+
+#: A graph spec's maps from names its author chose to what they define. A node called ``auth`` or an agent called
+#: ``password_checker`` names no credential: masked by key, its whole definition became ``[redacted]``, and the
+#: run's stored spec no longer loaded (export, replay, resume and fork of every run of that graph failed).
+_SPEC_NAMED = ("inputs", "agents", "nodes")
+
+
+def _redact_one(key: str, value: Any, where: str) -> JSONValue:
+    redacted = redact_json({key: value}, where=where)
+    assert isinstance(redacted, dict)
+    return redacted[key]
+
+
+def redact_spec(spec: Any, where: str = "spec") -> JSONValue:
+    """A stored graph spec with secrets removed as :func:`redact_json` removes them, except that the names of its
+    inputs, agents and nodes are kept with their definitions (those are redacted inside). The default value of an
+    input whose name means "credential" (``api_key``) is masked, as the input itself is in a run's inputs."""
+    if not isinstance(spec, dict):
+        return redact_json(spec, where=where)
+    out: dict[str, JSONValue] = {}
+    for key, value in spec.items():
+        if key not in _SPEC_NAMED or not isinstance(value, dict):
+            out[key] = _redact_one(key, value, where)
+            continue
+        named: dict[str, JSONValue] = {}
+        for name, definition in value.items():
+            kept = redact_json(definition, where=f"{where}.{key}.{name}")
+            if (
+                key == "inputs"
+                and is_secret_key(str(name))
+                and isinstance(kept, dict)
+                and kept.get("default") not in (None, "")
+            ):
+                kept = {**kept, "default": REDACTED}
+            named[str(name)] = kept
+        out[key] = named
+    return out
+
+
+def redact_named(mapping: Mapping[Any, Any], where: str = "value") -> dict[str, JSONValue]:
+    """A map from names a graph's author chose (a run's outputs by node) with each value redacted, the names kept:
+    an output of a node called ``auth`` is not a credential (masked, the export of its run was refused on import)."""
+    return {str(name): redact_json(value, where=f"{where}.{name}") for name, value in mapping.items()}
+
+
+def stored_meta(meta: Mapping[str, Any], where: str = "meta") -> JSONValue:
+    """What a run's ``meta`` column receives: :func:`redact_json` of it, its ``spec`` by :func:`redact_spec`."""
+    return {
+        str(key): redact_spec(value, f"{where}.spec") if key == "spec" else _redact_one(str(key), value, where)
+        for key, value in meta.items()
+    }
 
 
 # --- what the store's columns and a graph's state receive -------------------------------------------------------

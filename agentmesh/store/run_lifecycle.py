@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from agentmesh.errors import RunDeletedError, RunNotFoundError, StoreError
-from agentmesh.store._redact import mask_secrets
+from agentmesh.store._redact import mask_secrets, stored_meta
 from agentmesh.store.events import RUN_EXISTS, lock_run, locked_run, stored_json, stored_text
 from agentmesh.store.owner import OWNER_KEY, current_owner
 from agentmesh.store.records import RunRecord, RunStatus
@@ -117,7 +117,7 @@ class RunLifecycleMethods:
             "error": None,
             "created_at": utcnow(),
             "finished_at": None,
-            "meta": stored_json({**(meta or {}), OWNER_KEY: current_owner()}, "meta"),
+            "meta": stored_meta({**(meta or {}), OWNER_KEY: current_owner()}),
             "schema_version": SCHEMA_VERSION,
         }
         url = self.url

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agentmesh.errors import StoreError
-from agentmesh.store._redact import redact
+from agentmesh.store._redact import redact, redact_named, stored_meta
 from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, stored_json, stored_text
 from agentmesh.store.records import EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
@@ -45,14 +45,14 @@ def export_run(
         "format": FORMAT,
         "version": VERSION,
         "store_schema_version": SCHEMA_VERSION,
-        "run": redact(run),
+        "run": {k: stored_meta(v) if k == "meta" else redact(v) for k, v in run.items()},
         # an imported run's outputs event is what "outputs" carries: exported too, each round trip added one more
         "events": [
             redact({k: v for k, v in e.model_dump(mode="json").items() if k not in ("id", "run_id")})
             for e in run_events
             if not (e.kind == OUTPUTS_EVENT and outputs is not None)
         ],
-        "outputs": redact(dict(outputs)) if outputs is not None else None,
+        "outputs": redact_named(outputs, "outputs") if outputs is not None else None,
         **(pinned if target_sets else {}),
     }
 
@@ -236,7 +236,9 @@ def import_run(store: Store, document: Any, *, where: str = "export", new_id: st
         row["created_at"] = event.get("created_at") or row["created_at"]
         rows.append(row)
     if document.get("outputs") is not None:
-        rows.append(event_row(OUTPUTS_EVENT, data=document["outputs"]))
+        row = event_row(OUTPUTS_EVENT)
+        row["data"] = redact_named(document["outputs"], "outputs")  # by node: a node's name is no credential's
+        rows.append(row)
     try:
         _write(store, run_id, run, status, stop_reason, parent, meta, rows)
     except sa.exc.IntegrityError as exc:  # another import of it (or a run under its id) got there first
@@ -276,7 +278,7 @@ def _write(
                 error=stored_text(run.get("error")),
                 created_at=run["created_at"],
                 finished_at=run.get("finished_at"),
-                meta=stored_json(meta, "meta"),
+                meta=stored_meta(meta),
                 schema_version=SCHEMA_VERSION,
             )
         )
