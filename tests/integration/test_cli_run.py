@@ -649,7 +649,7 @@ def test_a_labelled_batch_says_its_accuracy(db: str, tmp_path: Path, capsys, mon
     joke = script(tmp_path, "joke.yaml", "rules:\n  - {agent: debater, template: '\\\\boxed{42}'}\n")
     code, out, err = run_cli(["resume", "--batch", batch, "-m", joke, "--db", db], capsys, monkeypatch)
     assert code == 0, err
-    assert "accuracy: 1 of 1 labelled resumed runs right (100.0%)" in out and "42 ✓" in out
+    assert "accuracy: 1 of 1 labelled resumed run right (100.0%)" in out and "42 ✓" in out
 
     # the batch's page, from the store alone: its accuracy now, calls per item, a row per item
     page = tmp_path / "batch.html"
