@@ -329,10 +329,7 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
             for field, (source, own) in templates.items():
                 given = set(spec.inputs) | {"inputs", "nodes"} | own
                 try:
-                    messages = [
-                        f"template uses undefined variable {var!r}; available: {', '.join(sorted(given))}"
-                        for var in sorted(template_variables(source) - given - guarded_variables(source))
-                    ]
+                    messages = _undefined_variables("template", source, given)
                     messages += _node_reference_problems(spec, source)
                 except TemplateSyntaxProblem as exc:
                     messages = [f"{field} is not a valid Jinja2 template: {exc}"]
@@ -343,10 +340,15 @@ def template_problems(spec: GraphSpec) -> list[Problem]:
 def _condition_variable_problems(condition: str, inputs: Iterable[str]) -> list[str]:
     """The variables a branch condition (as rendered) reads that it is not given: the inputs, ``inputs`` and
     ``nodes`` (:class:`TemplateSyntaxProblem` when it is not valid Jinja2)."""
-    given = set(inputs) | {"inputs", "nodes"}
+    return _undefined_variables("condition", condition, set(inputs) | {"inputs", "nodes"})
+
+
+def _undefined_variables(what: str, source: str, given: set[str]) -> list[str]:
+    """A message for each variable the template ``source`` reads unguarded that is not ``given`` (``what`` names
+    the template in it: a condition, a code_tests template)."""
     return [
-        f"condition uses undefined variable {var!r}; available: {', '.join(sorted(given))}"
-        for var in sorted(template_variables(condition) - given - guarded_variables(condition))
+        f"{what} uses undefined variable {var!r}; available: {', '.join(sorted(given))}"
+        for var in sorted(template_variables(source) - given - guarded_variables(source))
     ]
 
 
