@@ -131,7 +131,7 @@ def test_registration_mistakes_are_refused_at_the_decorator() -> None:
         operator("vote", params=OperatorParams)(op)
 
 
-def test_an_operator_registered_again_is_the_one_the_next_run_of_the_same_spec_uses() -> None:
+def test_an_operator_registered_again_is_the_one_the_next_run_of_the_same_spec_uses(tmp_path: Path) -> None:
     """A spec compiles once per process; its nodes held the operator registered at that moment, so an operator
     fixed and registered again (a notebook cell run twice) kept running its old version in every later run."""
     from agentmesh import operator
@@ -150,7 +150,8 @@ def test_an_operator_registered_again_is_the_one_the_next_run_of_the_same_spec_u
     answers = []
     for version in (1, 2):
         register(version)
-        answers.append(run(spec, {}, model=ScriptedModel(default="unused")).outputs["only"]["answer"])
+        store = f"sqlite:///{tmp_path / 'runs.db'}"  # not the default database of the directory the tests run in
+        answers.append(run(spec, {}, model=ScriptedModel(default="unused"), store=store).outputs["only"]["answer"])
     assert answers == [1, 2]
 
 
