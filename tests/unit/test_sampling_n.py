@@ -67,6 +67,11 @@ def _graph(agents: str) -> str:
     ) % textwrap.indent(agents, "  ")
 
 
+def _db(tmp_path: Path) -> str:
+    """A store of the test's own: a run given none is stored in the default database of the working directory."""
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
 def test_a_card_file_with_n_above_one_fails_at_its_n_line(tmp_path: Path) -> None:
     card = tmp_path / "solver.yaml"
     card.write_text(CARD)
@@ -163,14 +168,14 @@ def _asking_spec(n: int | None = None) -> GraphSpec:
     )
 
 
-def test_a_spec_derived_with_model_copy_is_refused_before_the_run_calls_anything() -> None:
+def test_a_spec_derived_with_model_copy_is_refused_before_the_run_calls_anything(tmp_path: Path) -> None:
     """``model_copy`` skips validation; the run checks the spec it is given as its file would be."""
     spec = _asking_spec()
     several = spec.agents["solver"].model_copy(update={"sampling": Sampling(n=3)})
     spec = spec.model_copy(update={"agents": {"solver": several}})
     model = ScriptedModel(default=r"\boxed{1}")
     with pytest.raises(SpecError, match=r"agents\.solver\.sampling\.n: n: 3 asks the model for 3 samples per call"):
-        run(spec, {"question": "1+1?"}, model=model)
+        run(spec, {"question": "1+1?"}, model=model, store=_db(tmp_path))
     assert model.calls == []
 
 
@@ -214,7 +219,7 @@ def test_ask_samples_returns_every_sample_recorded_and_replayed(tmp_path: Path) 
     assert report.identical and report.calls_made == 0 and report.served == 1
 
 
-def test_ask_samples_refuses_a_model_that_returns_fewer_samples_than_asked() -> None:
+def test_ask_samples_refuses_a_model_that_returns_fewer_samples_than_asked(tmp_path: Path) -> None:
     """A server that ignores ``n`` answers once: said, not passed on as fewer answers."""
     model = ScriptedModel(respond=lambda request, context: r"\boxed{1}")
     original = model.complete
@@ -225,14 +230,14 @@ def test_ask_samples_refuses_a_model_that_returns_fewer_samples_than_asked() -> 
 
     model.complete = one_choice  # type: ignore[method-assign]
     with pytest.raises(RunError, match=r"asked the model for 2 samples and it returned 1 \(some servers ignore n"):
-        run(_asking_spec(2), {"question": "1?"}, model=model)
+        run(_asking_spec(2), {"question": "1?"}, model=model, store=_db(tmp_path))
 
 
 @pytest.mark.parametrize("n", [0, 129])
-def test_ask_samples_needs_a_sample_count_in_range(n: int) -> None:
+def test_ask_samples_needs_a_sample_count_in_range(n: int, tmp_path: Path) -> None:
     model = ScriptedModel(default=r"\boxed{1}")
     with pytest.raises(RunError, match=rf"ask_samples needs n, a whole number from 1 to 128; got {n}\n"):
-        run(_asking_spec(n), {"question": "1?"}, model=model)
+        run(_asking_spec(n), {"question": "1?"}, model=model, store=_db(tmp_path))
     assert model.calls == []
 
 
