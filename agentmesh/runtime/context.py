@@ -206,12 +206,9 @@ class RunContext:
                 agent=agent,
             )
         request = self.build_request(card, variables, node=node)
-        response, served = await self._respond(card, request, (node, agent, round, slot))
-        try:
-            answer = self._parse(card, agent, request, response, 0, slot, parse_params, node=node)
-        except AgentmeshError as exc:
-            self._emit_unparsed(exc, node=node, round=round, served=served, agent=agent, slot=slot, response=response)
-            raise
+        key = (node, agent, round, slot)
+        response, served = await self._respond(card, request, key)
+        answer = self._parse(card, request, response, key, served, None, parse_params)
         if self.listeners:  # (the event's dict is not built for nobody)
             # served: answered from the run's record (a resume, a replay), not a call made now
             self.emit("call", {"node": node, "round": round, "served": served, **answer.model_dump()})
@@ -248,7 +245,8 @@ class RunContext:
         card = self._card(node, agent)
         card = card.model_copy(update={"sampling": card.sampling.model_copy(update={"n": n})})
         request = self.build_request(card, variables, node=node)
-        response, served = await self._respond(card, request, (node, agent, round, slot))
+        key = (node, agent, round, slot)
+        response, served = await self._respond(card, request, key)
         if len(response.choices) != n:
             raise RunError(
                 f"node {node!r}: agent {agent!r}: asked the model for {counted(n, 'sample')} and it returned "
@@ -257,15 +255,7 @@ class RunContext:
                 node=node,
                 agent=agent,
             )
-        answers = []
-        for i in range(n):
-            try:
-                answers.append(self._parse(card, agent, request, response, i, slot, parse_params, node=node))
-            except AgentmeshError as exc:
-                self._emit_unparsed(
-                    exc, node=node, round=round, served=served, agent=agent, slot=slot, response=response, sample=i
-                )
-                raise
+        answers = [self._parse(card, request, response, key, served, i, parse_params) for i in range(n)]
         if self.listeners:
             for i, answer in enumerate(answers):
                 data = {"node": node, "round": round, "served": served, "sample": i, **answer.model_dump()}
@@ -335,39 +325,50 @@ class RunContext:
     def _parse(
         self,
         card: AgentCard,
-        agent: str,
         request: ModelRequest,
         response: ModelResponse,
-        sample: int,
-        slot: int,
+        key: CallKey,
+        served: bool,
+        sample: int | None,
         parse_params: Mapping[str, Any] | None,
-        *,
-        node: str,
     ) -> AgentAnswer:
-        """Sample ``sample`` of ``response`` parsed by the card's parser. A parser that raises (a bug: bad output is
-        a failed :class:`~agentmesh.parsers.Parsed`) or returns something else is a :class:`RunError` naming the
-        node, the agent and the parser, not its bare exception out of LangGraph's task."""
+        """Sample ``sample`` of ``response`` (``None``: the one reply :meth:`ask` asked for) parsed by the card's
+        parser, for the call at ``key`` (``served``: answered from the run's record).
+
+        A parser that raises (a bug: bad output is a failed :class:`~agentmesh.parsers.Parsed`) or returns something
+        else is a :class:`RunError` naming the node, the agent and the parser, not its bare exception out of
+        LangGraph's task. Either way the call happened and is stored, so listeners get its ``call`` event first,
+        with its reply and the error (and ``sample`` when there is one), as the store keeps it."""
+        node, agent, round, slot = key
         params = dict(parse_params or {})
         if "prompt" in card.parser.parser.call_params and "prompt" not in card.parser.params:
             params.setdefault("prompt", request.messages[-1].content)
         if "inputs" in card.parser.parser.call_params:
             params.setdefault("inputs", self.inputs)  # (choice_letter's ``options`` names one of them)
-        choice = response.choices[sample] if sample < len(response.choices) else None
+        index = sample or 0
+        choice = response.choices[index] if index < len(response.choices) else None
         # a reply quoting a credential is masked before anything keeps it: the run's state (checkpointed), the agents
         # that read it next, its parsed value -- as the store masks the call's event
         text = stored_text(choice.text if choice is not None else "") or ""
         try:
-            parsed = card.parser(text, **params)
-        except AgentmeshError:
+            try:
+                parsed = card.parser(text, **params)
+            except AgentmeshError:
+                raise
+            except Exception as exc:
+                raise RunError(
+                    f"node {node!r}: agent {agent!r}: parser {card.parser.name!r} failed on its reply: "
+                    f"{type(exc).__name__}: {exc}",
+                    node=node,
+                    agent=agent,
+                    parser=card.parser.name,
+                ) from exc
+        except AgentmeshError as exc:
+            if self.listeners:
+                failed = AgentAnswer(agent=agent, slot=slot, text=text, ok=False, error=str(exc))
+                extra = {} if sample is None else {"sample": sample}
+                self.emit("call", {"node": node, "round": round, "served": served, **extra, **failed.model_dump()})
             raise
-        except Exception as exc:
-            raise RunError(
-                f"node {node!r}: agent {agent!r}: parser {card.parser.name!r} failed on its reply: "
-                f"{type(exc).__name__}: {exc}",
-                node=node,
-                agent=agent,
-                parser=card.parser.name,
-            ) from exc
         return AgentAnswer(
             agent=agent,
             slot=slot,
@@ -377,29 +378,6 @@ class RunContext:
             ok=parsed.ok,
             error=parsed.error if parsed.ok or text.strip() else _no_answer(choice, request),
         )
-
-    def _emit_unparsed(
-        self,
-        exc: AgentmeshError,
-        *,
-        node: str,
-        round: int,
-        served: bool,
-        agent: str,
-        slot: int,
-        response: ModelResponse,
-        sample: int | None = None,
-    ) -> None:
-        """The ``call`` event of a call made (or served) whose parser then failed the run: the call happened and is
-        stored, so listeners count it and show its reply and error, as the store does."""
-        if not self.listeners:
-            return
-        index = sample or 0
-        choice = response.choices[index] if index < len(response.choices) else None
-        text = stored_text(choice.text if choice is not None else "") or ""
-        answer = AgentAnswer(agent=agent, slot=slot, text=text, ok=False, error=str(exc))
-        extra = {} if sample is None else {"sample": sample}
-        self.emit("call", {"node": node, "round": round, "served": served, **extra, **answer.model_dump()})
 
     def _served(self, key: CallKey, request: ModelRequest) -> RecordedCall | None:
         found = self.recorded.pop(key, None)
