@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentmesh.errors import AgentmeshError
-from agentmesh.runtime.context import CALL_KINDS
 from agentmesh.runtime.outcome import stored_outputs
+from agentmesh.runtime.recorded_calls import CALL_KINDS
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import stored_graph
 from agentmesh.store import EventRecord, RunRecord, Store

@@ -511,7 +511,8 @@ def _run_one(
     """
     from agentmesh.cli._live import LiveView, final_panel
     from agentmesh.cli._store import open_store
-    from agentmesh.runtime.context import CALL_KINDS, ReplayDivergence, RunError
+    from agentmesh.runtime.context import ReplayDivergence, RunError
+    from agentmesh.runtime.recorded_calls import CALL_KINDS
 
     shown = not as_json and not quiet
     live = shown and console.is_terminal

@@ -10,9 +10,7 @@ parallel team.
 from __future__ import annotations
 
 import asyncio
-import difflib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
@@ -23,21 +21,26 @@ from agentmesh.errors import AgentmeshError
 from agentmesh.models.client import CallObserver, ModelClient
 from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, Choice, ModelRequest, ModelResponse
 from agentmesh.runtime.budget import BudgetExhausted, BudgetTracker
+
+# a stored run's calls, read back: defined in their own module, and importable from here as they always were
+from agentmesh.runtime.recorded_calls import CALL_KINDS as CALL_KINDS
+from agentmesh.runtime.recorded_calls import CallKey as CallKey
+from agentmesh.runtime.recorded_calls import RecordedCall as RecordedCall
+from agentmesh.runtime.recorded_calls import index_recorded as index_recorded
+from agentmesh.runtime.recorded_calls import load_recorded as load_recorded
+from agentmesh.runtime.recorded_calls import prompt_diff as prompt_diff
+from agentmesh.runtime.recorded_calls import prompt_text, quoted_a_secret, replayed_fields
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
-from agentmesh.store._redact import REDACTED, stored_text
-from agentmesh.store.records import EventRecord
+from agentmesh.store._redact import stored_text
 
 # The store's modules that read and write the database import SQLAlchemy: what this module needs of them is
 # imported where it is used, so that the operators' registry (``agentmesh graph validate``) does not import it.
 if TYPE_CHECKING:
     from agentmesh.store import Store
-
-CallKey = tuple[str, str, int, int]
-"""(node, agent, round, call index): where a call sits in a run; unique within the run."""
 
 
 #: The most samples one call may ask for (``Sampling.n``'s bound).
@@ -55,15 +58,6 @@ class ReplayDivergence(RunError):
         super().__init__(message, **context)
         self.key = key
         self.diff = diff
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    """A finished model call of a stored run: what resume and replay serve back (and a fork copies)."""
-
-    request_hash: str
-    response: ModelResponse
-    event: EventRecord
 
 
 ReplayMode = Literal["resume", "strict", "fork"]
@@ -136,7 +130,7 @@ class RunContext:
         if card.model is None:
             return self.model
         if card.model not in self._clients:
-            from agentmesh.runtime.recorded_model import model_for  # (it builds on this module)
+            from agentmesh.runtime.recorded_model import model_for  # (only a card naming its own model needs it)
 
             self._clients[card.model] = model_for(card.model, self.store)
         return self._clients[card.model]
@@ -301,7 +295,7 @@ class RunContext:
                 f"the graph now makes a call the recorded run did not: node {node_!r}, agent {agent_!r}, round "
                 f"{round_}, call {slot_} (the graph or its inputs changed since the run; a replay makes no calls)",
                 key=key,
-                diff=_prompt_text(request),
+                diff=prompt_text(request),
                 node=node_,
                 agent=agent_,
                 round=round_,
@@ -493,108 +487,6 @@ def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) ->
         span(record)
 
     return observe
-
-
-#: Event kinds holding finished model calls: made by the run, or served to a fork from its parent.
-CALL_KINDS = ("model_call", "replayed_call")
-
-
-def load_recorded(
-    store: Store, run_id: str, *, keep: Callable[[EventRecord], bool] | None = None
-) -> dict[CallKey, RecordedCall]:
-    """The successful model calls of a run, by call key: what a resume or a replay serves instead of calling.
-
-    ``keep`` selects some of them (a fork's prefix). Events come in order, so the last attempt of a key wins.
-    """
-    return index_recorded(store, run_id, keep=keep)[0]
-
-
-def index_recorded(
-    store: Store, run_id: str, *, keep: Callable[[EventRecord], bool] | None = None
-) -> tuple[dict[CallKey, RecordedCall], dict[str, RecordedCall]]:
-    """The successful model calls of a run by call key (see :func:`load_recorded`), and every one of them by
-    request hash, the first of each, placed or not: a call made outside a graph (``agentmesh ask``) has no node
-    or agent, so no key, but a ``replay:`` model still serves its prompt."""
-    placed: dict[CallKey, RecordedCall] = {}
-    by_hash: dict[str, RecordedCall] = {}
-    for event in _call_events(store, run_id):
-        if event.response is None or (keep is not None and not keep(event)):
-            continue
-        call = RecordedCall(event.request_hash or "", ModelResponse.model_validate(event.response), event)
-        if event.request_hash:
-            by_hash.setdefault(event.request_hash, call)
-        if event.node is not None and event.agent is not None:
-            placed[(event.node, event.agent, event.round or 0, event.call_index or 0)] = call
-    return placed, by_hash
-
-
-def _call_events(store: Store, run_id: str) -> Iterable[EventRecord]:
-    return [e for e in store.events(run_id) if e.kind in CALL_KINDS]
-
-
-def replayed_fields(event: EventRecord) -> dict[str, Any]:
-    """A recorded call's fields for a ``replayed_call`` event: the same request and response, no cost of its own."""
-    return {
-        "node": event.node,
-        "agent": event.agent,
-        "round": event.round,
-        "call_index": event.call_index,
-        "attempt": event.attempt,
-        "request": event.request,
-        "request_hash": event.request_hash,
-        "response": event.response,
-        "prompt_tokens": event.prompt_tokens,
-        "completion_tokens": event.completion_tokens,
-        "total_tokens": event.total_tokens,
-        "usage_estimated": event.usage_estimated,
-        "latency_s": event.latency_s,
-        "data": {"replayed_from": event.run_id, "event_seq": event.seq},
-    }
-
-
-def _prompt_text(request: ModelRequest | Any) -> str:
-    if isinstance(request, ModelRequest):
-        return "\n".join(f"[{m.role}] {m.content}" for m in request.messages)
-    messages = (request or {}).get("messages") or [] if isinstance(request, Mapping) else []
-    return "\n".join(f"[{m.get('role')}] {m.get('content')}" for m in messages if isinstance(m, Mapping))
-
-
-def quoted_a_secret(recorded: Any, request: ModelRequest) -> bool:
-    """Whether a recorded call and a new one differ only because the run's own prompt quoted a secret.
-
-    The store keeps a prompt with the secret masked (``[redacted]``) but the request hash of what was sent, so a
-    replay, which builds the prompt from the masked inputs, sends the same text as the record and still cannot
-    match the hash. Said as a changed graph or sampling, that sent people looking for an edit never made."""
-    text = _prompt_text(recorded)
-    return REDACTED in text and text == _prompt_text(request) and not _sampling_changes(recorded, request)
-
-
-def _sampling_changes(recorded: Any, request: ModelRequest) -> dict[str, tuple[Any, Any]]:
-    """The sampling fields whose recorded value differs from the request's, as (recorded, now); the record spells
-    every field, unset ones as ``None``, which is no change."""
-    before = recorded.get("sampling") if isinstance(recorded, Mapping) else None
-    before = before if isinstance(before, Mapping) else {}
-    now = request.to_json()["sampling"]
-    return {k: (before.get(k), now.get(k)) for k in sorted({*before, *now}) if before.get(k) != now.get(k)}
-
-
-def prompt_diff(recorded: Any, request: ModelRequest) -> str:
-    """A unified diff from the recorded request's messages to the new one's (sampling changes noted too)."""
-    before, after = _prompt_text(recorded).splitlines(), _prompt_text(request).splitlines()
-    diff = "\n".join(difflib.unified_diff(before, after, "recorded prompt", "prompt now", lineterm="", n=2))
-    if not diff and isinstance(recorded, Mapping):
-        if quoted_a_secret(recorded, request):
-            return (
-                f"(same messages as stored: the secret is stored masked as {REDACTED}, so the prompt the run sent "
-                f"cannot be rebuilt to check this call against)"
-            )
-        changes = _sampling_changes(recorded, request)
-        diff = "(same messages; sampling " + (
-            ", ".join(f"{k} recorded {was!r}, now {now!r}" for k, (was, now) in changes.items()) + ")"
-            if changes
-            else "the same too)"
-        )
-    return diff
 
 
 def _unfinished_nodes_hint(card: AgentCard, variables: Mapping[str, Any], node: str) -> str:

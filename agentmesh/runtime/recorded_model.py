@@ -24,7 +24,7 @@ from agentmesh.models.providers.base import Provider
 from agentmesh.models.reference import ModelReference
 from agentmesh.models.registry import register_provider
 from agentmesh.models.settings import EndpointLimits
-from agentmesh.runtime.context import CallKey, RecordedCall, index_recorded, prompt_diff
+from agentmesh.runtime.recorded_calls import CallKey, RecordedCall, index_recorded, prompt_diff
 
 # The store (SQLAlchemy) is imported when a replay: model is made: registering the provider, which every first
 # lookup in a registry does (agentmesh._builtins), needs none of it.

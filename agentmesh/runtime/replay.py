@@ -43,9 +43,10 @@ from agentmesh.runtime.arguments import (
     run_input_checks,
 )
 from agentmesh.runtime.budget import BudgetTracker
-from agentmesh.runtime.context import CALL_KINDS, CallKey, Listener, ReplayDivergence, load_recorded
+from agentmesh.runtime.context import Listener, ReplayDivergence
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call, stored_outputs
+from agentmesh.runtime.recorded_calls import CALL_KINDS, CallKey, load_recorded
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import RunResult, _execute, stored_model
 from agentmesh.spec.graph import GraphSpec

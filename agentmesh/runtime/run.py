@@ -33,9 +33,10 @@ from agentmesh.runtime.arguments import (
 )
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
-from agentmesh.runtime.context import CallKey, Listener, RecordedCall, ReplayMode, RunContext, load_recorded
+from agentmesh.runtime.context import Listener, ReplayMode, RunContext
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.outcome import ask_call_refusal, final_answer, is_ask_call
+from agentmesh.runtime.recorded_calls import CallKey, RecordedCall, load_recorded
 from agentmesh.runtime.recorded_model import model_for, reads_a_run
 from agentmesh.runtime.tracing import finish_run as finish_run_span
 from agentmesh.spec.graph import GraphSpec
