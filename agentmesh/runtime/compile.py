@@ -25,17 +25,16 @@ from collections import OrderedDict
 from typing import Annotated, Any, TypedDict
 
 import networkx as nx
-from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.runtime.operators import NodeRun, get_operator
 from agentmesh.runtime.operators.basic import storable
-from agentmesh.runtime.operators.registry import is_shipped
+from agentmesh.runtime.operators.registry import is_shipped, reraise_named
 from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import BranchParams, LoopParams
@@ -157,15 +156,10 @@ async def _operator_output(run_op: Any, run: NodeRun) -> dict[str, Any]:
         )
     try:
         out = await result
-    except (AgentmeshError, GraphBubbleUp):
-        raise
     except Exception as exc:
         if is_shipped(run_op):
             raise
-        # a user operator's bug, named: its bare exception came out of LangGraph's task, with a task id
-        raise RunError(
-            f"node {run.name!r}: operator {run.op!r} raised {type(exc).__name__}: {exc}", node=run.name, operator=run.op
-        ) from exc
+        reraise_named(exc, node=run.name, what=f"operator {run.op!r}", operator=run.op)  # a user operator's bug
     if not isinstance(out, dict):
         raise RunError(
             f"node {run.name!r}: operator {run.op!r} returned {type(out).__name__} {out!r:.80}; expected the node's "

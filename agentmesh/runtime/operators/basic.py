@@ -9,7 +9,7 @@ from numbers import Integral
 from typing import Any
 
 from agentmesh._text import counted
-from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.errors import ConfigError
 from agentmesh.runtime.budget import BudgetExhausted
 from agentmesh.runtime.context import AgentAnswer, RunError
 from agentmesh.runtime.operators.registry import (
@@ -20,6 +20,7 @@ from agentmesh.runtime.operators.registry import (
     get_function,
     is_shipped,
     operator,
+    reraise_named,
     takes_context,
 )
 from agentmesh.runtime.stop import holds
@@ -110,18 +111,14 @@ def storable(out: NodeOutput, node: str, who: str) -> NodeOutput:
 
 async def called(node: str, what: str, name: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """What the registered function ``name`` returns for ``args`` (awaited when it is ``async``). An exception it
-    raises that is not agentmesh's own is a :class:`RunError` naming the node and the function, the user's
-    exception chained: it came out of LangGraph's task bare (``ValueError: boom``, a note naming a task id)."""
+    raises is named as :func:`~agentmesh.runtime.operators.registry.reraise_named` says (agentmesh's own and
+    LangGraph's interrupts pass unchanged)."""
     try:
         result = fn(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
-    except AgentmeshError:
-        raise
     except Exception as exc:
-        raise RunError(
-            f"node {node!r}: {what} {name!r} raised {type(exc).__name__}: {exc}", node=node, function=name
-        ) from exc
+        reraise_named(exc, node=node, what=f"{what} {name!r}", function=name)
     return result
 
 

@@ -18,13 +18,13 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from agentmesh._builtins import is_shipped as is_shipped  # (re-exported: the runtime asks it here)
 from agentmesh._builtins import load_builtins
 from agentmesh._yaml import YamlError, line_map, line_of, read_yaml_file
-from agentmesh.errors import ConfigError
-from agentmesh.runtime.context import RunContext
+from agentmesh.errors import AgentmeshError, ConfigError
+from agentmesh.runtime.context import RunContext, RunError
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.operators import FunctionParams, OperatorParams, register_operator_params
 
@@ -84,6 +84,23 @@ class FunctionContext:
 
 CONTEXT_PARAMETER = "ctx"
 """The keyword-only parameter through which a function asks for its :class:`FunctionContext`."""
+
+
+def reraise_named(exc: Exception, *, node: str, what: str, **context: Any) -> NoReturn:
+    """Raise what a user's code -- an operator, a registered function -- raised while node ``node`` ran: as a
+    :class:`RunError` naming the node and ``what`` raised (``operator 'x'``, ``score function 'y'``), the user's
+    exception chained, since bare it came out of LangGraph's task (``ValueError: boom``, a note naming a task id).
+
+    agentmesh's own errors pass unchanged (they name their place already), and so do LangGraph's ``GraphBubbleUp``
+    and its subclasses (``interrupt()``'s ``GraphInterrupt``, ``ParentCommand``): LangGraph handles those itself,
+    and one wrapped reads as a failed run. Call it in an ``except Exception`` clause; ``context`` goes into the
+    error's (``operator=...``, ``function=...``)."""
+    # (imported here, on a failure: looking an operator up, as ``agentmesh graph validate`` does, imports no LangGraph)
+    from langgraph.errors import GraphBubbleUp
+
+    if isinstance(exc, AgentmeshError | GraphBubbleUp):
+        raise exc
+    raise RunError(f"node {node!r}: {what} raised {type(exc).__name__}: {exc}", node=node, **context) from exc
 
 
 def takes_context(fn: Callable[..., Any]) -> bool:
