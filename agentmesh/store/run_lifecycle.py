@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from uuid import uuid4
 
 from agentmesh.errors import RunDeletedError, RunNotFoundError, StoreError
@@ -29,7 +29,27 @@ from agentmesh.store.statements import Statement, Tx
 if TYPE_CHECKING:
     from agentmesh.store.writes import BatchWriter
 
-__all__ = ["RunLifecycleMethods"]
+__all__ = ["NewRunFields", "RunLifecycleMethods"]
+
+
+class NewRunFields(TypedDict, total=False):
+    """What :meth:`~agentmesh.store.Store.create_run` and :meth:`~agentmesh.store.Store.acreate_run` take besides
+    the graph's name and the inputs (keywords, each optional; left out, ``None``): the one list of them, which both
+    take as ``**fields: Unpack[NewRunFields]`` (mypy and IDEs check each keyword as if it were written out).
+
+    ``spec_hash``: the graph spec's hash; ``model``: the model reference (stored with any key in it masked);
+    ``parent_run_id``: the run this one forks or resumes from (it must be in the store); ``meta``: JSON facts kept
+    with the run (redacted); ``run_id``: the new run's id (default a fresh uuid4 hex; one already taken is an error).
+    """
+
+    spec_hash: str | None
+    model: str | None
+    parent_run_id: str | None
+    meta: Mapping[str, Any] | None
+    run_id: str | None
+
+
+_NEW_RUN_FIELDS = frozenset(NewRunFields.__annotations__)
 
 
 class RunLifecycleMethods:
@@ -40,40 +60,21 @@ class RunLifecycleMethods:
         url: str
         _batch: BatchWriter
 
-    def create_run(
-        self,
-        graph: str,
-        inputs: Mapping[str, Any],
-        *,
-        spec_hash: str | None = None,
-        model: str | None = None,
-        parent_run_id: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-    ) -> str:
-        """Record a new run as ``running``; returns its id (a fresh uuid4 hex unless ``run_id`` is given)."""
-        new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
+    def create_run(self, graph: str, inputs: Mapping[str, Any], **fields: Unpack[NewRunFields]) -> str:
+        """Record a new run as ``running``; returns its id (a fresh uuid4 hex unless ``run_id`` is given).
+        ``fields``: :class:`NewRunFields` (``spec_hash``, ``model``, ``parent_run_id``, ``meta``, ``run_id``)."""
+        new_id, op = self._create(graph, inputs, fields, "Store.create_run")
         self._batch.run(op)
         return new_id
 
-    async def acreate_run(
-        self,
-        graph: str,
-        inputs: Mapping[str, Any],
-        *,
-        spec_hash: str | None = None,
-        model: str | None = None,
-        parent_run_id: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-    ) -> str:
+    async def acreate_run(self, graph: str, inputs: Mapping[str, Any], **fields: Unpack[NewRunFields]) -> str:
         """:meth:`create_run` for the event loop: awaits the commit without a worker thread.
 
         Cancelled while it waits (Ctrl-C, SIGTERM, a batch stopped), the row still commits -- the writer may
         already be committing it, and a write it has taken cannot be taken back -- so the run is then stored as
         interrupted after it: it was left "running" with no process to finish it (a batch stopped while starting
         runs left some so, which ``resume`` refuses on another host, and ``delete`` without ``--force``)."""
-        new_id, op = self._create(graph, inputs, spec_hash, model, parent_run_id, meta, run_id)
+        new_id, op = self._create(graph, inputs, fields, "Store.acreate_run")
         created = self._batch.submit(op)
         waited = asyncio.wrap_future(created)
         try:
@@ -94,16 +95,19 @@ class RunLifecycleMethods:
         return new_id
 
     def _create(
-        self,
-        graph: str,
-        inputs: Mapping[str, Any],
-        spec_hash: str | None,
-        model: str | None,
-        parent_run_id: str | None,
-        meta: Mapping[str, Any] | None,
-        run_id: str | None,
+        self, graph: str, inputs: Mapping[str, Any], fields: NewRunFields, caller: str
     ) -> tuple[str, Callable[[Tx], None]]:
-        new_id = run_id or uuid4().hex
+        if not fields.keys() <= _NEW_RUN_FIELDS:  # the TypeError a written-out signature raised
+            unknown = ", ".join(repr(name) for name in fields if name not in _NEW_RUN_FIELDS)
+            raise TypeError(
+                f"{caller}() got an unexpected keyword argument {unknown}; its keywords are "
+                f"{', '.join(NewRunFields.__annotations__)}"
+            )
+        spec_hash = fields.get("spec_hash")
+        model = fields.get("model")
+        parent_run_id = fields.get("parent_run_id")
+        meta = fields.get("meta")
+        new_id = fields.get("run_id") or uuid4().hex
         row = {
             "id": new_id,
             "graph": graph,
