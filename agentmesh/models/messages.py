@@ -300,7 +300,11 @@ class CallRecord(BaseModel):
 
     def event_fields(self) -> dict[str, Any]:
         """The record flattened to the store's event columns (its time is when the attempt ended, not when the
-        store wrote it: a run's timeline is drawn from it)."""
+        store wrote it: a run's timeline is drawn from it).
+
+        Written out, not built from :class:`~agentmesh.store.events.EventFields` (this package does not import the
+        store, and every model call's event is made from it): ``tests/unit/test_store_events.py`` holds its keys to
+        that list, in its order (all but ``data``, which a call has none of)."""
         usage = self.response.usage if self.response else None
         return {
             "created_at": self.finished_at,

@@ -52,8 +52,9 @@ class EventFields(TypedDict, total=False):
     The one list of an event's fields, that the others are made from or checked against: ``record_event`` takes
     them as ``**fields: Unpack[EventFields]`` (mypy and IDEs check each keyword as if it were written out), the
     model an import checks an exported event with is built from them (:mod:`agentmesh.store.transfer`), and
-    ``tests/unit/test_store_events.py`` holds :func:`event_row`'s parameters, the ``events`` table's columns and
-    :class:`~agentmesh.store.records.EventRecord`'s attributes to them (names, types, order), so a field added here
+    ``tests/unit/test_store_events.py`` holds :func:`event_row`'s parameters, the ``events`` table's columns,
+    :class:`~agentmesh.store.records.EventRecord`'s attributes and the keys of a model call's
+    :meth:`~agentmesh.models.messages.CallRecord.event_fields` to them (names, types, order), so a field added here
     and not there fails a test.
     """
 

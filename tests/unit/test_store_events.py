@@ -7,10 +7,11 @@ from __future__ import annotations
 import copy
 import inspect
 from datetime import UTC, datetime
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
+from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, Choice, ModelRequest, ModelResponse, Usage
 from agentmesh.store import EventRecord, Store, event_row
 from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, EventFields
 from agentmesh.store.schema import events
@@ -72,6 +73,42 @@ def test_event_row_takes_the_event_fields_written_out() -> None:
 def test_an_event_record_has_every_column_typed_as_the_event_fields() -> None:
     assert list(EventRecord.model_fields) == [c.name for c in events.columns]
     assert {name: EventRecord.model_fields[name].annotation for name in EVENT_FIELDS} == dict(EVENT_FIELD_TYPES)
+
+
+#: The event fields a model call's record has no value for (:meth:`CallRecord.event_fields` leaves them out).
+_NOT_FROM_A_CALL = ("data",)
+
+
+def _full_call_record() -> CallRecord:
+    """A model call's record with every part set, so that each of its event fields has a value."""
+    request = ModelRequest(messages=(ChatMessage(role="user", content="2+2?"),))
+    usage = Usage(prompt_tokens=5, completion_tokens=1, estimated=True)
+    return CallRecord(
+        reference="scripted:x",
+        context=CallContext(run_id="r", node="solver", agent="solver_a", round=2, call_index=3),
+        request=request,
+        attempt=1,
+        response=ModelResponse(model="m", choices=(Choice(text="4"),), usage=usage, latency_s=0.25, cost_usd=0.001),
+        error="503",
+        error_type="ServerError",
+        latency_s=0.25,
+        request_hash=request.request_hash(),
+        finished_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+
+
+def test_a_call_records_event_fields_are_the_event_fields() -> None:
+    """``CallRecord.event_fields`` is written out (``agentmesh.models`` does not import the store, and every model
+    call's event is built from it): held to :class:`EventFields` here -- the same names in the same order, but
+    ``data`` (a call has none), then the call's time -- and each value of the field's type."""
+    fields = _full_call_record().event_fields()
+    assert list(fields) == ["created_at", *(name for name in EVENT_FIELDS if name not in _NOT_FROM_A_CALL)]
+    for name, value in fields.items():
+        hint = datetime if name == "created_at" else EVENT_FIELD_TYPES[name]
+        if hint is not Any:
+            assert isinstance(value, get_args(hint) or hint), (name, value, hint)
+            assert value is not None, name  # set in the record above: the field reads the record's value
+    assert event_row("model_call", **fields)["usage_estimated"] is True
 
 
 def test_the_test_values_give_every_field() -> None:
