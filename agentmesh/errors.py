@@ -139,6 +139,13 @@ class StoreError(AgentmeshError):
     """Base for store failures (bad URL, schema too new, missing run)."""
 
 
+class DatabaseFailedError(StoreError):
+    """The database itself failed a statement while agentmesh used it (a full disk, a read-only file, a lost
+    connection): not a refusal of what was asked, but work that could not be stored. ``context['url']`` names the
+    database (password masked); ``context['lasting']``, when set, says why every later write would fail too (a
+    batch then stops starting new lines)."""
+
+
 class RunNotFoundError(StoreError):
     """No run with this id (or id prefix) exists in the store."""
 

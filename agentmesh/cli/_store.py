@@ -15,8 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from agentmesh.errors import ConfigError, StoreError
+from agentmesh.errors import ConfigError, DatabaseFailedError
 from agentmesh.store import Store
+from agentmesh.store._failures import lasting_failure
 from agentmesh.store._redact import mask_secrets
 from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url, resolve_db_url
 from agentmesh.store.migrate import refuse_foreign_database
@@ -33,7 +34,7 @@ def open_store(db: str | None, *, existing: bool = False) -> Iterator[Store]:
     A database that fails a statement while the command uses it (a SQLite file that cannot be written: read-only,
     on a read-only mount, on a full disk; a Postgres user without the right to write) raised the driver's own
     exception, a traceback ending in "attempt to write a readonly database" that named no database: it is a
-    :class:`StoreError` naming the database, what it said and what to do."""
+    :class:`DatabaseFailedError` naming the database, what it said and what to do."""
     if existing:
         url = resolve_db_url(db)
         parsed = parse_db_url(url)
@@ -69,9 +70,10 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
 _DRIVER_ERRORS = _driver_errors()
 
 
-def database_failed(url: str, exc: BaseException) -> StoreError:
-    """A driver's failure as a :class:`StoreError` naming the database (password masked) and what it said; for a
-    database that cannot be written, what to do about it."""
+def database_failed(url: str, exc: BaseException) -> DatabaseFailedError:
+    """A driver's failure as a :class:`DatabaseFailedError` naming the database (password masked) and what it said;
+    for a database that cannot be written, what to do about it. Its ``context['lasting']`` says why every later
+    write would fail too, when it would (:func:`~agentmesh.store._failures.lasting_failure`)."""
     said = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
     hint = ""
     if "readonly" in said.lower() or "read-only" in said.lower():
@@ -84,4 +86,8 @@ def database_failed(url: str, exc: BaseException) -> StoreError:
             ": the disk holding the database is full; free space there (or give another database with --db or "
             "$AGENTMESH_DB), then agentmesh resume (--batch ID for a batch) continues the runs it stopped"
         )
-    return StoreError(f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}", url=mask_url(url))
+    return DatabaseFailedError(
+        f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}",
+        url=mask_url(url),
+        lasting=lasting_failure(said),
+    )

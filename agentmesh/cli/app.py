@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_group
 
+from agentmesh.cli._exit import error_exit_code
 from agentmesh.cli._signals import SignalInterrupt, imports_done, pressed, watch_imports
 from agentmesh.errors import AgentmeshError
 from agentmesh.plugins import import_plugins
@@ -325,7 +326,8 @@ def _prog_name() -> str:
 
 def main() -> None:
     """The command line, once imported (:func:`agentmesh.cli.main` is the console entry point, which imports it):
-    an :class:`AgentmeshError` prints its message (no traceback) and exits 2."""
+    an :class:`AgentmeshError` prints its message (no traceback) and exits 2 if the command as given cannot work,
+    1 if its work was attempted and failed (:func:`agentmesh.cli._exit.error_exit_code` decides)."""
     try:
         code = app(standalone_mode=False, prog_name=_prog_name())
     except InterruptedImport as exc:
@@ -339,7 +341,7 @@ def main() -> None:
         # the message may quote a prompt, an input or a file ("[/x]" there is text, not markup), or a model
         # reference or URL with a key in it (masked as the store masks it: keys never reach the logs)
         err_console.print(f"[bold red]error:[/] {escape(mask_secrets(str(exc)))}", highlight=False)
-        sys.exit(2)
+        sys.exit(error_exit_code(exc))
     except typer.Abort:
         from agentmesh.cli._common import err_console
 

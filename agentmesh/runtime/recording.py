@@ -15,16 +15,32 @@ end is committed (after all its writes), so a run never ends "succeeded" with a 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.errors import StoreError
 from agentmesh.models.messages import CallRecord
 
-# The store's modules import SQLAlchemy: :func:`event_row` is imported where a row is built (a run has a store by
-# then), so that importing the runtime's registries (``agentmesh graph validate``) does not import SQLAlchemy.
 if TYPE_CHECKING:
     from agentmesh.store import Store
     from agentmesh.store.writes import Posted
+
+
+def _first_event_row(kind: str, **fields: Any) -> dict[str, Any]:
+    """:func:`~agentmesh.store.events.event_row`, imported when the first row is built and put in this function's
+    place (:data:`_event_row`), so that later rows -- one per model call -- call it without an import statement each.
+
+    The store's modules import SQLAlchemy: imported with this module, importing the runtime's registries
+    (``agentmesh graph validate``) would import it too; the first row is built only once a run has a store."""
+    global _event_row
+    from agentmesh.store.events import event_row
+
+    _event_row = event_row
+    return event_row(kind, **fields)
+
+
+#: What builds an event's row: :func:`_first_event_row` until the first one is built, then ``event_row`` itself.
+_event_row: Callable[..., dict[str, Any]] = _first_event_row
 
 
 class CallEvent:
@@ -38,9 +54,7 @@ class CallEvent:
         self.record = record
 
     def __call__(self) -> dict[str, Any]:
-        from agentmesh.store.events import event_row
-
-        return event_row("model_call", **self.record.event_fields())
+        return _event_row("model_call", **self.record.event_fields())
 
 
 class StoreRecorder:
@@ -61,10 +75,8 @@ class StoreRecorder:
     def post(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Queue an event (checked and redacted here, committed by the writer thread) without waiting; the row
         as it is stored."""
-        from agentmesh.store.events import event_row
-
         self.check()
-        row = event_row(kind, **fields)
+        row = _event_row(kind, **fields)
         self._writes.append(self.store.post_events(self.run_id, [row]))
         return row
 

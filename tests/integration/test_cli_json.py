@@ -25,7 +25,7 @@ def test_run_json_of_a_failed_run_prints_its_id_status_and_error(
     code, out, err = run_cli(
         ["run", "debate", "-i", "question=hi", "-m", f"scripted:{script}", "--db", db, "--json"], capsys, monkeypatch
     )
-    assert code == 2
+    assert code == 1  # the run failed at run time (its model had no rule): a failure of the work
     assert "no rule left" in err  # the error and the advice stay on stderr
     printed = json.loads(out)
     with Store(db) as store:

@@ -78,3 +78,23 @@ def test_the_systems_job_modules_and_the_store_are_imported_on_first_use() -> No
         "agentmesh.systems.magicore.calibration agentmesh.systems.sejury.jury agentmesh.store.runs "
         "agentmesh.store.checkpointer",
     ]
+
+
+def test_the_recorder_imports_the_stores_event_row_once_at_its_first_row() -> None:
+    """Every model call's event is made into a row by :class:`~agentmesh.runtime.recording.CallEvent`, which ran
+    ``from agentmesh.store.events import event_row`` each time (half a microsecond a call); the store (SQLAlchemy)
+    is still imported only when the first row is built, never with the runtime's registries."""
+    out = _python(
+        """
+        import sys
+        from agentmesh.runtime import recording
+        from agentmesh.models.messages import CallContext, CallRecord, ChatMessage, ModelRequest
+        print("sqlalchemy" in sys.modules)
+        request = ModelRequest(messages=(ChatMessage(role="user", content="hi"),))
+        record = CallRecord(reference="m", context=CallContext(node="n"), request=request, attempt=1)
+        row = recording.CallEvent(record)()
+        from agentmesh.store.events import event_row
+        print(row["kind"], row["node"], recording._event_row is event_row)
+        """
+    )
+    assert out.splitlines() == ["False", "model_call n True"]
