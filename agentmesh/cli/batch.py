@@ -29,7 +29,7 @@ from agentmesh.cli._progress import WorkProgress
 from agentmesh.cli._store import _DRIVER_ERRORS, database_failed, open_store
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
-from agentmesh.errors import AgentmeshError, RunNotFoundError
+from agentmesh.errors import AgentmeshError, DatabaseFailedError, RunNotFoundError
 from agentmesh.models import ModelClient, load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
@@ -192,6 +192,53 @@ elsewhere (a Ray worker) tells them ``start`` when it is sent, ``calls`` (``coun
 over, and ``unstored`` if its worker failed before storing it."""
 
 
+def lasting_database_failure(exc: BaseException, db_url: str | None) -> DatabaseFailedError | None:
+    """The failure of the database, in ``exc`` or what caused it, that every later run would meet too (a full disk,
+    a read-only or vanished database: :func:`~agentmesh.store._failures.lasting_failure`), or ``None`` -- a run
+    failing for its own reasons (its model, its inputs) or a failure of the database that may pass (a lock)."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if isinstance(found, DatabaseFailedError):
+            if found.context.get("lasting"):
+                return found
+        elif db_url is not None and isinstance(found, _DRIVER_ERRORS):
+            failed = database_failed(db_url, found)
+            if failed.context.get("lasting"):
+                return failed
+        found = found.__cause__ or found.__context__
+    return None
+
+
+def _stop_reason(failure: DatabaseFailedError, db_url: str | None) -> str:
+    """Why a batch's line was not started: the database's lasting failure, named (the outcome's ``not_run``)."""
+    where = failure.context.get("url") or db_url or "the database"
+    return f"not started: the batch stopped starting runs once database {where} failed ({failure.context['lasting']})"
+
+
+def _print_stopped(outcomes: Sequence[ItemOutcome], *, noun: str, batch: str | None, source: Path | None) -> None:
+    """After a batch that stopped starting runs (its database failed for good: :func:`run_all`): which of its
+    items were not run, why, and how to run them once the database is fixed."""
+    left = [o for o in outcomes if o.not_run is not None]
+    if not left:
+        return
+    lines = [o.line for o in left if o.line is not None]
+    which = f": {line_list(lines)}" + (f" of {escape(str(source))}" if source is not None else "") if lines else ""
+    if batch is None:  # runs resumed by id: each one not run is a stored run still to resume
+        then = "agentmesh resume " + " ".join(o.run_id[:12] for o in left if o.run_id is not None) + " resumes them"
+    elif any(o.run_id is not None and o.not_run is None for o in outcomes):
+        then = f"agentmesh resume --batch {batch} runs them, and continues the runs that failed"
+    else:  # no run of the batch could be stored: resume --batch would find no batch
+        then = "run the same command again (no run of this batch could be stored, so there is none to resume)"
+    err_console.print(
+        f"[red]stopped[/]: {escape((left[0].not_run or '').removeprefix('not started: '))}. "
+        f"{counted(len(left), noun.removesuffix('s'), noun)} not run{which}; once the database can be written "
+        f"again, {then}",
+        highlight=False,
+    )
+
+
 def run_many(
     name: str,
     work: Callable[[Store], list[tuple[ItemOutcome, Start]]],
@@ -234,7 +281,7 @@ def run_many(
                 progress.update(note=note())
 
         def done(outcome: ItemOutcome) -> None:
-            if outcome.failed:
+            if outcome.failed and outcome.not_run is None:
                 counters["failed"] += 1
             progress.update(advance=1, note=note())
 
@@ -284,6 +331,7 @@ def run_many(
                     )
                     outcome.run_id = None  # no run to show or resume: not counted among the "failed runs are stored"
     print_summary(name, outcomes, noun=noun, batch=batch, as_json=as_json, quiet=quiet)
+    _print_stopped(outcomes, noun=noun, batch=batch, source=source)
     if unrun is not None:
         _print_unrun(unrun)
     if any(o.failed for o in outcomes) or unrun is not None:
@@ -357,6 +405,7 @@ async def run_all(
     A database's own error (a full disk, a lost connection) names ``db_url``, the database, as a command's does
     (it was ``OperationalError: database or disk is full``, with no word of which database)."""
     gate = asyncio.Semaphore(concurrency)
+    stopped: list[DatabaseFailedError] = []  # the database's lasting failure, once a run met one
 
     async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
         def started(kind: str, data: dict[str, Any]) -> None:
@@ -366,6 +415,10 @@ async def run_all(
                 outcome.run_id = None
 
         async with gate:
+            if stopped:  # every later run would fail alike: the line is left for a resume, not failed here
+                outcome.not_run = _stop_reason(stopped[0], db_url)
+                on_done(outcome)
+                return outcome
             try:
                 result = await start([started, on_event])
                 outcome.result = result if keep_outputs else result.model_copy(update={"outputs": {}})
@@ -375,6 +428,8 @@ async def run_all(
                 if db_url is not None and isinstance(exc, _DRIVER_ERRORS):
                     exc = database_failed(db_url, exc)
                 outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+                if not stopped and (lasting := lasting_database_failure(exc, db_url)) is not None:
+                    stopped.append(lasting)
         on_done(outcome)
         return outcome
 

@@ -38,6 +38,7 @@ class ItemOutcome:
     gold: str | None = None  # the item's reference answer, normalised as answers are, when its line had one
     elsewhere: str | None = None  # left to another process that took the run first (two resumes at once)
     ended: str | None = None  # the status the store has for a run cut as it ended (its result never came back)
+    not_run: str | None = None  # never started: the batch stopped starting runs (its database failed), and why
 
     @property
     def correct(self) -> bool | None:
@@ -53,13 +54,16 @@ class ItemOutcome:
 
     @property
     def failed(self) -> bool:
-        """The run ended without a result here (not: left to another process, which is no failure of this one)."""
+        """The run ended without a result here, or never started because the batch stopped (:attr:`not_run`); not:
+        left to another process, which is no failure of this one."""
         return self.result is None and self.elsewhere is None
 
     @property
     def status(self) -> str:
         if self.result is not None:
             return self.result.status
+        if self.not_run is not None:
+            return "not run"
         return "skipped" if self.elsewhere is not None else "failed"
 
     def to_json(self) -> dict[str, Any]:
@@ -73,6 +77,7 @@ class ItemOutcome:
             "correct": self.correct,
             "error": self.error,
             "skipped": self.elsewhere,
+            "not_run": self.not_run,
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
 
@@ -97,9 +102,11 @@ def digest_table(title: str, outcomes: Sequence[ItemOutcome]) -> Table:
         if o.result is not None:
             why = o.result.stop_reason or "-"
         else:  # skipped ones alike: one row, not one per line and process
-            why = snippet(o.error or "failed", 160) if o.elsewhere is None else ELSEWHERE
+            why = snippet(o.error or o.not_run or "failed", 160) if o.elsewhere is None else ELSEWHERE
         groups.setdefault((o.status, why), []).append(o)
-    order = {status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "skipped"))}
+    order = {
+        status: i for i, status in enumerate(("succeeded", "stopped", "interrupted", "failed", "not run", "skipped"))
+    }
     ranked = sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), -len(g[1]), g[0]))
     if console.width < NARROW:  # as a table, the stop reason / error column was squeezed out
         return _digest_records(title, outcomes, ranked)
@@ -255,7 +262,7 @@ def _answer_and_reason(o: ItemOutcome, reason_chars: int) -> tuple[str, Text]:
     r = o.result
     if r is not None:
         return "-" if r.answer is None else str(r.answer), Text(r.stop_reason or "-")
-    return "-", Text(snippet(o.error or o.elsewhere or "failed", reason_chars), style="red")
+    return "-", Text(snippet(o.error or o.not_run or o.elsewhere or "failed", reason_chars), style="red")
 
 
 def print_summary(
@@ -264,7 +271,8 @@ def print_summary(
     """The end of a batch named ``name`` (its ``noun``: items, runs): every outcome as JSON (``as_json``), every
     answer on a line (``quiet``), or the summary, with the accuracy and a line of how many runs succeeded, failed
     and were skipped, and the ``batch`` id their runs are tagged with, if any."""
-    failed = sum(1 for o in outcomes if o.failed)
+    not_run = sum(1 for o in outcomes if o.not_run is not None)
+    failed = sum(1 for o in outcomes if o.failed) - not_run
     skipped = sum(1 for o in outcomes if o.elsewhere is not None)
     if as_json:
         typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2, ensure_ascii=False))
@@ -289,13 +297,15 @@ def print_summary(
         score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
         if score:
             console.print(score, highlight=False)
-        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed - skipped} succeeded, {failed} failed"
+        line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed - skipped - not_run} succeeded, {failed} failed"
+        if not_run:
+            line += f", {not_run} not run (the batch stopped starting them)"
         if skipped:
             line += f", {skipped} skipped (another process took them first)"
         if batch:
             line += f" · batch {batch} (agentmesh runs --batch {batch})"
-        if any(o.failed and o.run_id is not None for o in outcomes):  # a run that failed before it was stored
-            line += (  # has no run to show or resume ("-" in its row, its error beside it)
+        if any(o.failed and o.run_id is not None and o.not_run is None for o in outcomes):  # (a run that failed
+            line += (  # before it was stored has no run to show or resume: "-" in its row, its error beside it)
                 " · failed runs are stored: see them with agentmesh show <run>, continue with agentmesh resume <run>"
             )
         if batch and any(o.failed and o.run_id is None for o in outcomes):
