@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agentmesh.errors import StoreError
+from agentmesh.errors import DatabaseFailedError, StoreError
 from agentmesh.models.messages import CallRecord
 
 if TYPE_CHECKING:
@@ -101,9 +101,18 @@ class StoreRecorder:
         self.check()
 
     def _failed(self, exc: BaseException) -> StoreError:
+        """The failed write's error: the store's own as it is; a driver's (a full disk, a read-only file) as a
+        :class:`DatabaseFailedError` -- a failure of the database, not a refusal of what was asked (exit 1, and a
+        batch stops starting lines when it is lasting) -- with the driver's error as its cause."""
         if isinstance(exc, StoreError):
             return exc
-        return StoreError(
+        from agentmesh.store._failures import lasting_failure
+
+        failed = DatabaseFailedError(
             f"run {self.run_id}: an event could not be stored in {self.store.url}: {type(exc).__name__}: {exc}",
             run_id=self.run_id,
+            url=self.store.url,
+            lasting=lasting_failure(str(exc)),
         )
+        failed.__cause__ = exc
+        return failed
