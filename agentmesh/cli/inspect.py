@@ -287,10 +287,19 @@ def import_(
         bool,
         typer.Option("--new-id", help="Store it under a fresh id (the store has that run already: a copy)."),
     ] = False,
+    drop_unknown_fields: Annotated[
+        bool,
+        typer.Option(
+            "--drop-unknown-fields",
+            help="Import an export by a newer agentmesh whose fields this version does not know, without them "
+            "(they are listed); without this option such an export is refused, and nothing is imported.",
+        ),
+    ] = False,
 ) -> None:
     """Add an exported run to a store (the target of --db): all of it, or nothing if the file is not valid."""
     from agentmesh.cli._store import open_store
-    from agentmesh.store.transfer import import_run
+    from agentmesh.store.schema import SCHEMA_VERSION
+    from agentmesh.store.transfer import import_run, unknown_fields
 
     if not path.is_file():
         raise ConfigError(
@@ -310,5 +319,20 @@ def import_(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     with open_store(db) as store:
-        run_id = import_run(store, document, where=str(path), new_id=uuid.uuid4().hex if new_id else None)
+        run_id = import_run(
+            store,
+            document,
+            where=str(path),
+            new_id=uuid.uuid4().hex if new_id else None,
+            drop_unknown_fields=drop_unknown_fields,
+        )
     console.print(f"imported run {run_id}")
+    dropped = unknown_fields(document) if drop_unknown_fields else []
+    if dropped:  # what the copy here lacks, said where a script's stdout (the run's id) does not mix with it
+        theirs = document.get("store_schema_version")
+        err_console.print(
+            Text(
+                f"dropped {counted(len(dropped), 'field')} this agentmesh does not know (export's store schema "
+                f"version {theirs}, this agentmesh's {SCHEMA_VERSION}): {', '.join(dropped)}"
+            )
+        )

@@ -24,6 +24,7 @@ from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, s
 from agentmesh.store.records import EventRecord, RunRecord, RunStatus
 from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
+from agentmesh.store.target_records import TargetRow
 from agentmesh.store.targets import IMPORTED_PINS, PinnedTargetSet
 
 FORMAT = "agentmesh-run"
@@ -134,6 +135,65 @@ def _invalid(where: str, what: str, exc: ValidationError) -> StoreError:
     return StoreError(f"{where}: {what}: {field}: {first['msg']} (got {first.get('input')!r}){more}; nothing imported")
 
 
+#: The fields an export of this version has, part by part: any other one came from a newer agentmesh (or an edit).
+_KNOWN_TOP = frozenset({"format", "version", "store_schema_version", "run", "events", "outputs", "target_sets"})
+_KNOWN_RUN = frozenset(RunRecord.model_fields)
+_KNOWN_EVENT = frozenset(EventRecord.model_fields)
+_KNOWN_PIN = frozenset(PinnedTargetSet.model_fields)
+_KNOWN_TARGET = frozenset(TargetRow.model_fields)
+
+
+def unknown_fields(document: Any) -> list[str]:
+    """The fields of an export document that this agentmesh does not know and an import would drop, by where they
+    are: ``run.priority``, ``events[].sandbox (3 of 9 events)``, ``target_sets[].targets[].lang``, ``owner`` (at the
+    top). Free-form parts (a run's inputs, meta and totals, an event's request, response and data, the outputs)
+    are stored whole, so nothing in them is unknown. Empty for a document that is not an export at all (the
+    import's own checks say what is wrong with it)."""
+    if not isinstance(document, Mapping):
+        return []
+    found = [str(k) for k in document if k not in _KNOWN_TOP]
+    run = document.get("run")
+    if isinstance(run, Mapping):
+        found += [f"run.{k}" for k in run if k not in _KNOWN_RUN]
+
+    def each(label: str, rows: Any, known: frozenset[str], noun: str) -> list[Mapping[str, Any]]:
+        listed = [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
+        counts: dict[str, int] = {}
+        for row in listed:
+            for key in row:
+                if key not in known:
+                    counts[str(key)] = counts.get(str(key), 0) + 1
+        for key, n in counts.items():
+            found.append(f"{label}[].{key} ({n} of {len(listed)} {noun})" if len(listed) > 1 else f"{label}[].{key}")
+        return listed
+
+    each("events", document.get("events"), _KNOWN_EVENT, "events")
+    pins = each("target_sets", document.get("target_sets"), _KNOWN_PIN, "target sets")
+    each("target_sets[].targets", [t for p in pins for t in (p.get("targets") or [])], _KNOWN_TARGET, "targets")
+    return found
+
+
+def _refuse_unknown(document: Mapping[str, Any], where: str) -> None:
+    """Refuse an export by a newer agentmesh whose fields this one does not know: imported, they were dropped
+    without a word (its run, events and target sets are read with ``extra="ignore"``), and the copy here was
+    less than the run. ``drop_unknown_fields`` (``--drop-unknown-fields``) imports what this version knows."""
+    theirs = document.get("store_schema_version")
+    if not isinstance(theirs, int) or theirs <= SCHEMA_VERSION:
+        return  # an older or same version's export: a field this version lacks is one it no longer has
+    unknown = unknown_fields(document)
+    if unknown:
+        raise StoreError(
+            f"{where}: written by a newer agentmesh (store schema version {theirs}; this agentmesh's is "
+            f"{SCHEMA_VERSION}), with fields this version does not know and would drop: {', '.join(unknown)}; "
+            "nothing imported. Upgrade agentmesh to import all of it, or import what this version knows with "
+            "--drop-unknown-fields (drop_unknown_fields=True in Python)",
+            file=where,
+            fields=unknown,
+            export_schema_version=theirs,
+            schema_version=SCHEMA_VERSION,
+        )
+
+
 def _check(document: Any, where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
         raise StoreError(f"{where}: not an agentmesh run export (expected a JSON object with format {FORMAT!r})")
@@ -196,9 +256,22 @@ def _shown(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def import_run(store: Store, document: Any, *, where: str = "export", new_id: str | None = None) -> str:
-    """Write an exported run into ``store`` (one transaction: all or nothing); returns its id there."""
+def import_run(
+    store: Store,
+    document: Any,
+    *,
+    where: str = "export",
+    new_id: str | None = None,
+    drop_unknown_fields: bool = False,
+) -> str:
+    """Write an exported run into ``store`` (one transaction: all or nothing); returns its id there.
+
+    An export by a newer agentmesh (a higher ``store_schema_version``) with fields this version does not know is
+    refused, naming them (:func:`unknown_fields`), unless ``drop_unknown_fields``: then what this version knows is
+    imported and those fields are left out."""
     run, run_events = _check(document, where)
+    if not drop_unknown_fields:
+        _refuse_unknown(document, where)
     run_id = new_id or str(run["id"])
     store.flush()
     with store.engine.connect() as conn:
