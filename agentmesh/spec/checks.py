@@ -13,6 +13,7 @@ it holds and each check is found by what it checks; the checks take the spec as 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,9 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from agentmesh._yaml import Loc
+from agentmesh.errors import InvalidModelReferenceError
+from agentmesh.models.reference import parse_reference
+from agentmesh.models.registry import providers
 from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
@@ -67,6 +71,13 @@ def _dotted(loc: Loc) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the choice closest to a misspelt ``name`` (empty when none is close): the fix of
+    a typo said where it is reported, for a field, a node or a model provider alike."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 # --- references -------------------------------------------------------------------------------------------------------
@@ -257,6 +268,45 @@ def order_problems(spec: GraphSpec) -> list[Problem]:
                     loc=("edges", i),
                     message=f"edge [{a}, {b}] runs {b!r} after branch {a!r} whatever its condition says; the "
                     f"branch routes to it already ({field}: {b}): remove the edge",
+                )
+            )
+    return out
+
+
+def model_problems(spec: GraphSpec) -> list[Problem]:
+    """Model references a run could not resolve: the graph's ``model`` and each card's, by their syntax
+    (:func:`~agentmesh.models.reference.parse_reference`, which imports no provider) and their provider.
+
+    A card's model is resolved only at its first call, so ``opnai:gpt-4o`` failed the run there, after the calls of
+    every node before it. The providers known are the registry's names (:func:`agentmesh.models.providers`):
+    the built-in ones, the runtime's ``replay``, and whatever the user's modules registered (on the command line,
+    those ``--import`` loads before the command runs; agentmesh has no entry points for providers). Reading the
+    names builds no provider: a factory imports its SDK (openai, llama-cpp) only when it is called, so this check
+    keeps ``graph validate`` light. A graph's ``model`` without a ``:`` other than ``local`` may be an alias of the
+    settings of the machine it runs on (``model: lab``), which the run resolves and checks itself; a card's
+    ``model`` is read as a reference when the card loads (no alias there), so its syntax is the card's own check.
+    """
+    places: list[tuple[Loc, str]] = []
+    if spec.model is not None and (":" in spec.model or not spec.model.strip() or spec.model.strip() == "local"):
+        places.append((("model",), spec.model))
+    places += [(("agents", key, "model"), card.model) for key, card in spec.agents.items() if card.model is not None]
+    if not places:
+        return []
+    known = providers()
+    out: list[Problem] = []
+    for loc, reference in places:
+        try:
+            provider = parse_reference(reference).provider
+        except InvalidModelReferenceError as exc:
+            out.append(Problem(loc=loc, message=exc.message))
+            continue
+        if provider not in known:
+            out.append(
+                Problem(
+                    loc=loc,
+                    message=f"unknown model provider {provider!r} in {reference!r}; {did_you_mean(provider, known)}"
+                    f"known providers: {', '.join(known)} (a provider of yours: register it with "
+                    "agentmesh.models.register_provider in a module that agentmesh --import loads)",
                 )
             )
     return out

@@ -24,6 +24,7 @@ from agentmesh.spec.checks import (
     Problem,
     cycle_problems,
     loop_body_problems,
+    model_problems,
     order_problems,
     reference_problems,
     stop_policy_problems,
@@ -133,6 +134,8 @@ class GraphSpec(BaseModel):
             several = None if stored else card.samples_problem()
             if several is not None:
                 out.append(Problem(loc=("agents", key, "sampling", "n"), message=several))
+        if not stored:  # (a provider a stored run's module registered need not be imported to read the run)
+            out.extend(model_problems(self))
         unresolved = reference_problems(
             list(self.agents), list(self.nodes), {n: node.params for n, node in self.nodes.items()}, self.edges
         )

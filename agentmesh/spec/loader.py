@@ -8,7 +8,6 @@ path (relative to the graph file) and are checked in the graph's context (the va
 
 from __future__ import annotations
 
-import difflib
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from agentmesh._yaml import LineMap, Loc, YamlError, line_map, line_of, read_yaml_file
 from agentmesh.errors import SpecError
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.checks import Problem, condition_problems, reference_problems
+from agentmesh.spec.checks import Problem, condition_problems, did_you_mean, reference_problems
 from agentmesh.spec.graph import GraphSpec, name_problems
 from agentmesh.spec.operators import OperatorParams, operator_names, operator_params, unknown_operator
 
@@ -62,9 +61,7 @@ def _pydantic_problems(exc: ValidationError, prefix: Loc, model: type[BaseModel]
             message = "unknown field (not part of this schema)"
             fields = _fields_at(model, loc[:-1]) if model is not None and loc else None
             if fields:
-                close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                message = f"unknown field; {hint}expected one of: {', '.join(fields)}"
+                message = f"unknown field; {did_you_mean(loc[-1], fields)}expected one of: {', '.join(fields)}"
         elif isinstance(got, str) and "\n" in got.strip():
             pass  # a prompt of many lines: the message says what of it is wrong, the file shows it
         elif not isinstance(got, dict | list) and got is not None and "got" not in message:
