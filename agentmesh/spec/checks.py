@@ -13,6 +13,7 @@ it holds and each check is found by what it checks; the checks take the spec as 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +40,9 @@ from agentmesh.spec.operators import (
 from agentmesh.spec.stop import AllOf, AnyOf, Budget, Consensus, MaxRounds, ScoreThreshold, iter_policies
 from agentmesh.spec.templates import (
     TemplateSyntaxProblem,
+    guarded_nodes,
     guarded_variables,
+    node_reads,
     node_references,
     numbers_compared,
     template_variables,
@@ -273,6 +276,131 @@ def order_problems(spec: GraphSpec) -> list[Problem]:
     return out
 
 
+def template_order_problems(spec: GraphSpec) -> list[Problem]:
+    """Templates that read ``nodes.<x>`` unguarded where node ``x`` has no output yet.
+
+    A prompt, a branch condition or a ``code_tests`` template sees ``nodes``: the outputs of the nodes that have
+    finished when its node runs (the run's state, kept across a loop's iterations). One reading a node that does
+    not run before it -- no path of edges from it, its own output, a node later in the same loop body -- found
+    no such key when it rendered, and the run failed there, after the model calls of every node before it. The
+    template may say itself that the output may be missing, as a repeating node reading what it gave the previous
+    iteration does (``{% if nodes.x is defined %}``, ``nodes.x | default(...)``, ``'x' in nodes``,
+    ``nodes.get('x')``: :func:`~agentmesh.spec.templates.guarded_nodes`, the analysis that finds guarded
+    variables); such a read loads. Nodes the graph does not have are :func:`template_problems`'."""
+    before = _RunsBefore(spec)
+    out: list[Problem] = []
+    reported: set[tuple[Loc, str]] = set()
+    for node_name, node in spec.nodes.items():
+        templates: list[tuple[Loc, str, str, str]] = []  # where, what renders it, its source, what it is called
+        for _, agent_name in node.params.agents_used():
+            card = spec.agents[agent_name]
+            for field, source in (("prompt", card.prompt), ("system", card.system)):
+                if source is not None:
+                    templates.append((("agents", agent_name, field), f"agent {agent_name!r}", source, "template"))
+        if isinstance(node.params, BranchParams):
+            with contextlib.suppress(TemplateSyntaxProblem):  # (reported by template_problems)
+                templates.append((("nodes", node_name, "condition"), "", node.params.condition_template(), "condition"))
+        if isinstance(node.params, CodeTestsParams):
+            templates.append((("nodes", node_name, "tests"), "", node.params.tests, "tests"))
+            if node.params.entry_point and ("{{" in node.params.entry_point or "{%" in node.params.entry_point):
+                templates.append((("nodes", node_name, "entry_point"), "", node.params.entry_point, "entry_point"))
+        for loc, renderer, source, what in templates:
+            try:
+                reads, guarded = node_reads(source), guarded_nodes(source)
+            except TemplateSyntaxProblem:
+                continue
+            seen: set[str] = set()
+            for ref, _, line, under in reads:
+                if ref in seen or ref in guarded or ref not in spec.nodes or before.ran(ref, node_name):
+                    continue
+                if any(
+                    guard.startswith("nodes.") and not before.ran(guard.removeprefix("nodes."), node_name)
+                    for guard in under
+                ):
+                    continue  # in a block that tests for a node this one may run without: the template's choice
+                seen.add(ref)
+                said = [renderer, f"line {line} of the {what}" if "\n" in source.strip() else ""]
+                by = f" ({', '.join(p for p in said if p)})" if any(said) else ""
+                message = (
+                    f"{what} reads nodes.{ref}, which has no output yet when node {node_name!r} renders it{by}: "
+                    f"{before.why_not(ref, node_name)}, or guard the read ({{% if nodes.{ref} is defined %}}, "
+                    f"nodes.{ref} | default(...))"
+                )
+                if (loc, message) not in reported:
+                    reported.add((loc, message))
+                    out.append(Problem(loc=loc, message=message))
+    return out
+
+
+class _RunsBefore:
+    """Which nodes have an output when a node first runs: those with a path to it along the edges, the branch
+    routes and the loops' bodies (a loop runs before its body, the body's nodes in order), and every node of a
+    loop's body once the loop is behind the node (the body runs at least once before the loop is left)."""
+
+    def __init__(self, spec: GraphSpec) -> None:
+        g: nx.DiGraph[str] = nx.DiGraph(spec.edges)
+        g.add_nodes_from(spec.nodes)
+        self._body: dict[str, list[str]] = {}
+        self._enclosing: dict[str, list[str]] = {}  # node -> the loops whose body holds it, innermost first
+        for name, node in spec.nodes.items():
+            if isinstance(node.params, LoopParams):
+                # into the body and along it; not back to the loop node (that edge is the next iteration)
+                g.add_edges_from(zip([name, *node.params.body], node.params.body, strict=False))
+                self._body[name] = list(node.params.body)
+                for member in node.params.body:
+                    self._enclosing.setdefault(member, []).append(name)
+            elif isinstance(node.params, BranchParams):
+                g.add_edges_from((name, t) for t in (node.params.then, node.params.otherwise) if t is not None)
+        self._graph = g
+        self._before: dict[str, set[str]] = {}
+
+    def loops_around(self, name: str) -> list[str]:
+        """The loops whose bodies hold ``name``, directly or through a loop in a body (innermost first)."""
+        out: list[str] = []
+        todo = list(self._enclosing.get(name, []))
+        while todo:
+            loop = todo.pop(0)
+            if loop not in out:
+                out.append(loop)
+                todo.extend(self._enclosing.get(loop, []))
+        return out
+
+    def ran(self, ref: str, name: str) -> bool:
+        """Whether node ``ref`` has an output whenever node ``name`` runs (at its first run, too)."""
+        if name not in self._before:
+            around = set(self.loops_around(name))
+            found = set(nx.ancestors(self._graph, name))
+            todo = [n for n in found if n in self._body and n not in around]
+            while todo:
+                loop = todo.pop()
+                for member in self._body[loop]:
+                    if member not in found:
+                        new = {member} | set(nx.ancestors(self._graph, member))
+                        todo.extend(n for n in new - found if n in self._body and n not in around)
+                        found |= new
+            self._before[name] = found
+        return ref in self._before[name]
+
+    def why_not(self, ref: str, name: str) -> str:
+        """Why ``ref`` has no output when ``name`` runs, and the fix (without the guard, said by the caller)."""
+        loops = self.loops_around(name)
+        if ref == name:
+            again = f" (in loop {loops[0]!r}, the previous iteration's)" if loops else ""
+            return f"it is the node's own output, which it has only once it has finished; read another node's{again}"
+        shared = next((loop for loop in loops if loop in self.loops_around(ref)), None)
+        if shared is not None:
+            return (
+                f"node {ref!r} runs after {name!r} in the body of loop {shared!r}, so it has none in the first "
+                f"iteration; put {ref!r} before {name!r} in the body"
+            )
+        if nx.has_path(self._graph, name, ref):  # (an edge [ref, name] would close a cycle)
+            return (
+                f"node {ref!r} runs after {name!r} (a path of edges leads from {name!r} to it); read it in a node "
+                f"after {ref!r}"
+            )
+        return f"node {ref!r} does not run before it (no path of edges from it); add an edge [{ref}, {name}]"
+
+
 def model_problems(spec: GraphSpec) -> list[Problem]:
     """Model references a run could not resolve: the graph's ``model`` and each card's, by their syntax
     (:func:`~agentmesh.models.reference.parse_reference`, which imports no provider) and their provider.
@@ -422,12 +550,16 @@ def _node_reference_problems(spec: GraphSpec, source: str) -> list[str]:
     """What is wrong with the ``nodes.<node>.<key>`` a template reads: a node the graph does not have, or a
     key its operator never outputs (when the operator says what it outputs)."""
     out: list[str] = []
-    for node_name, key in dict.fromkeys(node_references(source)):
+    # (a guarded read of a node the graph does not have is a typo all the same: it is never defined)
+    guarded = [(name, None) for name in sorted(guarded_nodes(source))]
+    for node_name, key in dict.fromkeys([*node_references(source), *guarded]):
         node = spec.nodes.get(node_name)
         if node is None:
+            if any(message.startswith(f"template reads nodes.{node_name}, but") for message in out):
+                continue
             out.append(
                 f"template reads nodes.{node_name}, but the graph has no node {node_name!r}; "
-                f"nodes: {', '.join(spec.nodes)}"
+                f"{did_you_mean(node_name, spec.nodes)}nodes: {', '.join(spec.nodes)}"
             )
             continue
         outputs = _outputs_of(spec, node_name)

@@ -28,6 +28,7 @@ from agentmesh.spec.checks import (
     order_problems,
     reference_problems,
     stop_policy_problems,
+    template_order_problems,
     template_problems,
 )
 from agentmesh.spec.node import NodeSpec
@@ -161,6 +162,8 @@ class GraphSpec(BaseModel):
                 )
         if resolved:  # (after the final nodes: a missing edge often leaves two, said first)
             out.extend(order_problems(self))
+            if not stored:  # (a stored run that failed on it stays readable: shown, exported)
+                out.extend(template_order_problems(self))
         return out
 
     # --- structure ----------------------------------------------------------------------------------------

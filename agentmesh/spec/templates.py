@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import jinja2
 import jinja2.meta
@@ -101,15 +101,105 @@ def guarded_variables(source: str) -> frozenset[str]:
     filter: it says itself that they may be missing (a card shared by a ``call`` node and a ``rounds`` node reads
     ``{% if round is defined %}``), so the load-time check must not call them undefined. A use outside the guard
     still fails when the prompt renders, as every undefined variable does."""
+    return frozenset(name for name in _guarded(source) if "." not in name)
+
+
+def guarded_nodes(source: str) -> frozenset[str]:
+    """The nodes whose output a template says itself may be missing, the way :func:`guarded_variables` finds a
+    variable's: ``{% if nodes.x is defined %}``, ``nodes.x | default(...)``, and the two only nodes have,
+    ``'x' in nodes`` and ``nodes.get('x')``. A read of ``nodes.x.key`` under ``is defined`` or ``default`` is no
+    guard: Jinja fails on the missing ``nodes.x`` before the test or the filter sees anything."""
+    return frozenset(name.removeprefix("nodes.") for name in _guarded(source) if name.startswith("nodes."))
+
+
+def _guarded(source: str) -> frozenset[str]:
+    """What a template guards against being undefined: a variable by its name (``round``), a node's output as
+    ``nodes.<node>`` (one analysis for both, so that a guard Jinja honours is a guard to every load-time check)."""
     ast = _parsed(source)
-    found: set[str] = set()
-    for test in ast.find_all(jinja2.nodes.Test):
-        if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name):
-            found.add(test.node.name)
-    for flt in ast.find_all(jinja2.nodes.Filter):
-        if flt.name in ("default", "d") and isinstance(flt.node, jinja2.nodes.Name):
-            found.add(flt.node.name)
-    return frozenset(found)
+    return _guards_in(ast, graph_nodes="nodes" not in _rebound(ast))
+
+
+def _guards_in(expr: jinja2.nodes.Node, *, graph_nodes: bool) -> frozenset[str]:
+    """The guards of :func:`_guarded` written anywhere inside ``expr`` (a template, or an ``if``'s test);
+    ``graph_nodes``: ``nodes`` is the graph's (no loop or ``set`` of the template rebinds it)."""
+
+    def guarded_name(node: jinja2.nodes.Node | None) -> str | None:
+        if isinstance(node, jinja2.nodes.Name):
+            return str(node.name)
+        if graph_nodes and node is not None and _is_access(node) and _is_nodes(node.node):
+            name = _accessed_name(node)
+            return None if name is None or name in _DICT_ATTRIBUTES else f"nodes.{name}"
+        return None
+
+    scope = jinja2.nodes.Output([expr])  # (find_all looks below a node, not at it: an ``if``'s test is often a guard)
+    found: set[str | None] = set()
+    for test in scope.find_all(jinja2.nodes.Test):
+        if test.name in ("defined", "undefined"):
+            found.add(guarded_name(test.node))
+    for flt in scope.find_all(jinja2.nodes.Filter):
+        if flt.name in ("default", "d"):
+            found.add(guarded_name(flt.node))
+    if graph_nodes:
+        for compare in scope.find_all(jinja2.nodes.Compare):  # 'x' in nodes, 'x' not in nodes
+            for left, operand in zip([compare.expr, *(o.expr for o in compare.ops)], compare.ops, strict=False):
+                if operand.op in ("in", "notin") and _is_nodes(operand.expr) and isinstance(left, jinja2.nodes.Const):
+                    found.add(f"nodes.{left.value}" if isinstance(left.value, str) else None)
+        for call in scope.find_all(jinja2.nodes.Call):  # nodes.get('x')
+            method = call.node
+            if (
+                isinstance(method, jinja2.nodes.Getattr)
+                and method.attr == "get"
+                and _is_nodes(method.node)
+                and call.args
+                and isinstance(call.args[0], jinja2.nodes.Const)
+                and isinstance(call.args[0].value, str)
+            ):
+                found.add(f"nodes.{call.args[0].value}")
+    return frozenset(name for name in found if name is not None)
+
+
+def _rebound(ast: jinja2.nodes.Template) -> set[str]:
+    """The names a template binds itself (a loop's variable, a ``set``, a macro's parameter)."""
+    return {n.name for n in ast.find_all(jinja2.nodes.Name) if n.ctx in ("store", "param")}
+
+
+def _under_guards(ast: jinja2.nodes.Template, *, graph_nodes: bool) -> dict[int, frozenset[str]]:
+    """For each part of a template inside an ``{% if %}`` (or an ``a if c else b``) whose test guards something
+    (:func:`_guards_in`), by ``id``: what those tests guard. A card shared by two nodes reads the earlier node's
+    output in a block that only the later node renders (``{% if nodes.review is defined %} ... {{ nodes.draft.text
+    }}``): what the block reads depends on whether the guarded output is there."""
+    under: dict[int, frozenset[str]] = {}
+
+    def walk(node: jinja2.nodes.Node, guards: frozenset[str]) -> None:
+        if guards:
+            under[id(node)] = guards
+        if isinstance(node, jinja2.nodes.If | jinja2.nodes.CondExpr):
+            inside = guards | _guards_in(node.test, graph_nodes=graph_nodes)
+            walk(node.test, guards)
+            branches = (
+                [*node.body, *node.elif_, *node.else_]
+                if isinstance(node, jinja2.nodes.If)
+                else [n for n in (node.expr1, node.expr2) if n is not None]
+            )
+            for child in branches:
+                walk(child, inside)
+            return
+        for child in node.iter_child_nodes():
+            walk(child, guards)
+
+    walk(ast, frozenset())
+    return under
+
+
+class NodeRead(NamedTuple):
+    """One ``nodes.<node>`` a template reads: what of it (``key``, see :func:`node_references`), on which line of
+    the template, and what the tests of the ``if`` blocks around it guard (``{% if nodes.review is defined %}``:
+    ``{"nodes.review"}``; empty outside any)."""
+
+    node: str
+    key: str | None
+    line: int
+    under: frozenset[str]
 
 
 def node_references(source: str) -> list[tuple[str, str | None]]:
@@ -121,11 +211,18 @@ def node_references(source: str) -> list[tuple[str, str | None]]:
     What it is for: a misspelt node or output key would otherwise be found only when the prompt renders, after
     the model calls of every node before it.
     """
+    return [(read.node, read.key) for read in node_reads(source)]
+
+
+def node_reads(source: str) -> list[NodeRead]:
+    """:func:`node_references` with where each read is: its line in the template (a check refusing one says where
+    in a prompt of many lines it is) and the guards around it (a read in a block the node does not render is none
+    of its reads)."""
     ast = _parsed(source)
-    shadowed = "nodes" in {n.name for n in ast.find_all(jinja2.nodes.Name) if n.ctx in ("store", "param")}
-    if shadowed:  # a loop or ``set`` rebinds the name: what it reads is not the graph's nodes
+    if "nodes" in _rebound(ast):  # a loop or ``set`` rebinds the name: what it reads is not the graph's nodes
         return []
-    found: list[tuple[str, str | None]] = []
+    under = _under_guards(ast, graph_nodes=True)
+    found: list[NodeRead] = []
     accesses = [a for a in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)) if _is_access(a)]
     inner: set[int] = set()  # accesses that are the ``nodes.<node>`` part of a longer ``nodes.<node>.<key>``
     for access in accesses:
@@ -134,13 +231,14 @@ def node_references(source: str) -> list[tuple[str, str | None]]:
             node = _accessed_name(target)
             if node is not None and node not in _DICT_ATTRIBUTES:
                 key = _accessed_name(access)
-                found.append((node, None if key in _DICT_ATTRIBUTES else key))
+                guards = under.get(id(target), frozenset())
+                found.append(NodeRead(node, None if key in _DICT_ATTRIBUTES else key, target.lineno, guards))
                 inner.add(id(target))
     for access in accesses:
         if id(access) not in inner and _is_nodes(access.node):
             node = _accessed_name(access)
             if node is not None and node not in _DICT_ATTRIBUTES:
-                found.append((node, None))
+                found.append(NodeRead(node, None, access.lineno, under.get(id(access), frozenset())))
     return found
 
 

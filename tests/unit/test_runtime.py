@@ -595,22 +595,26 @@ def test_blocking_forms_inside_a_running_loop_say_to_await_and_start_nothing(db:
 
 
 def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str) -> None:
-    """Jinja's own message ("'dict object' has no attribute 'review'") does not say that the node exists but runs
-    later: the error names it and the two fixes."""
+    """Jinja's own message ("'dict object' has no attribute 'deep'") does not say that the node exists but did
+    not run: the error names it and the guard. (A node with no path to the reader is refused when the spec loads;
+    one on a branch's route the run did not take passes that check.)"""
     spec = graph_from_data(
         {
             "name": "early_read",
-            "agents": {"writer": {"prompt": "Improve on: {{ nodes.review.text }}"}, "critic": {"prompt": "x"}},
-            "nodes": {"draft": {"op": "call", "agent": "writer"}, "review": {"op": "call", "agent": "critic"}},
-            "edges": [["draft", "review"]],
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {"writer": {"prompt": "Improve on: {{ nodes.deep.text }}"}, "critic": {"prompt": "x"}},
+            "nodes": {
+                "first": {"op": "call", "agent": "critic"},
+                "gate": {"op": "branch", "condition": "hard", "then": "deep", "else": "final"},
+                "deep": {"op": "call", "agent": "critic"},
+                "final": {"op": "call", "agent": "writer"},
+            },
+            "edges": [["first", "gate"], ["deep", "final"]],
         }
     )
-    expected = (
-        r"nodes\.review has no output yet when node 'draft' runs: .* add an edge \[review, draft\], or guard the read "
-        r"with \{% if nodes\.review is defined %\}"
-    )
+    expected = r"nodes\.deep has no output yet when node 'final' runs: .* guard the read with \{% if nodes\.deep is def"
     with pytest.raises(RunError, match=expected):
-        run(spec, {}, model=ScriptedModel([], default="ok"), store=db)
+        run(spec, {"hard": False}, model=ScriptedModel([], default="ok"), store=db)
 
 
 def test_a_run_past_a_branch_says_which_nodes_did_not_run(db: str) -> None:

@@ -201,7 +201,7 @@ BAD_SPECS: list[tuple[str, str, str]] = [
         "unknown node in template",
         "{{ question }}=>{{ question }} {{ nodes.debait }}",
         "g.yaml:8: agents.debater.prompt: template reads nodes.debait, but the graph has no node 'debait'; "
-        "nodes: debate, vote",
+        "did you mean 'debate'? nodes: debate, vote",
     ),
     (
         "output key the node's operator never gives",
