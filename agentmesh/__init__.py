@@ -20,20 +20,33 @@ from typing import TYPE_CHECKING
 
 from agentmesh._lazy import lazy_attributes
 
-if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
-    from agentmesh import systems
-    from agentmesh.errors import AgentmeshError
-    from agentmesh.models import ModelClient, ModelRequest, ScriptedModel, get_model
-    from agentmesh.runtime import FunctionContext, operator, register_function, resolve_graph
+if TYPE_CHECKING:  # what type checkers and IDEs see (each name as itself: exported); at run time, _LAZY
+    from agentmesh import systems as systems
+    from agentmesh.errors import AgentmeshError as AgentmeshError
+    from agentmesh.models import ModelClient as ModelClient
+    from agentmesh.models import ModelRequest as ModelRequest
+    from agentmesh.models import ScriptedModel as ScriptedModel
+    from agentmesh.models import get_model as get_model
+    from agentmesh.runtime import FunctionContext as FunctionContext
+    from agentmesh.runtime import operator as operator
+    from agentmesh.runtime import register_function as register_function
+    from agentmesh.runtime import resolve_graph as resolve_graph
 
     # (from their own module: mypy took ``run`` imported from agentmesh.runtime here, under TYPE_CHECKING, for a
     # second definition of the name -- agentmesh.runtime.run is also a module)
-    from agentmesh.runtime.run import RunResult, aresume, arun, resume, run
-    from agentmesh.spec import AgentCard, GraphSpec, load_graph
+    from agentmesh.runtime.run import RunResult as RunResult
+    from agentmesh.runtime.run import aresume as aresume
+    from agentmesh.runtime.run import arun as arun
+    from agentmesh.runtime.run import resume as resume
+    from agentmesh.runtime.run import run as run
+    from agentmesh.spec import AgentCard as AgentCard
+    from agentmesh.spec import GraphSpec as GraphSpec
+    from agentmesh.spec import load_graph as load_graph
 
 __version__ = "0.1.0"
 
-#: Each public name and the module it comes from.
+#: Each public name imported on first use and the module it comes from: the one list of them (``__all__`` is
+#: made from it; the ``TYPE_CHECKING`` imports above mirror it, ``tests/unit/test_lazy_packages.py`` holds them to it).
 _LAZY: dict[str, str] = {
     "AgentCard": "agentmesh.spec",
     "AgentmeshError": "agentmesh.errors",
@@ -54,27 +67,8 @@ _LAZY: dict[str, str] = {
     "run": "agentmesh.runtime",
 }
 
-__all__ = [
-    "AgentCard",
-    "AgentmeshError",
-    "FunctionContext",
-    "GraphSpec",
-    "ModelClient",
-    "ModelRequest",
-    "RunResult",
-    "ScriptedModel",
-    "__version__",
-    "aresume",
-    "arun",
-    "get_model",
-    "load_graph",
-    "operator",
-    "register_function",
-    "resolve_graph",
-    "resume",
-    "run",
-    "systems",
-]
+#: The public names: the lazy ones (each written once, in _LAZY), and the version and subpackage this module has.
+__all__ = [*_LAZY, "__version__", "systems"]
 
 
 def _subpackage(name: str) -> bool:

@@ -3,12 +3,16 @@
 Why lazily: importing agentmesh's heavy parts (LangGraph, SQLAlchemy, the model clients) takes seconds, and each
 package's ``__init__`` runs whenever any part of it is imported -- a command that only checks a graph, or prints its
 help, paid for all of them, and a Ctrl-C in those seconds could only print a traceback. A package lists its names
-and where each comes from, and takes its ``__getattr__`` and ``__dir__`` from :func:`lazy_attributes`::
+and where each comes from, once, makes its ``__all__`` from that list, and takes its ``__getattr__`` and
+``__dir__`` from :func:`lazy_attributes`::
 
     _LAZY = {"Store": "agentmesh.store.runs", ...}
+    __all__ = [*_LAZY]
     __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-(Type checkers and IDEs see the names through the package's ``if TYPE_CHECKING:`` imports.)
+Type checkers and IDEs cannot read ``_LAZY``: they see the names through the package's ``if TYPE_CHECKING:``
+imports, each written ``from agentmesh.store.runs import Store as Store`` (so exported without a literal
+``__all__``), which ``tests/unit/test_lazy_packages.py`` holds to ``_LAZY``.
 """
 
 from __future__ import annotations

@@ -16,16 +16,27 @@ from typing import TYPE_CHECKING, Any
 
 from agentmesh._lazy import lazy_attributes
 
-if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each on first use
-    from agentmesh.runtime import functions, recorded_model
-    from agentmesh.runtime.arguments import resolve_graph
-    from agentmesh.runtime.budget import BudgetExhausted
-    from agentmesh.runtime.context import AgentAnswer, RunContext, RunError
-    from agentmesh.runtime.operators import FunctionContext, NodeRun, operator, register_function
-    from agentmesh.runtime.recording import StoreRecorder
-    from agentmesh.runtime.run import RunResult, aresume, arun, resume, run
+if TYPE_CHECKING:  # what type checkers and IDEs see (each name as itself: exported); at run time, _LAZY
+    from agentmesh.runtime import functions as functions
+    from agentmesh.runtime import recorded_model as recorded_model
+    from agentmesh.runtime.arguments import resolve_graph as resolve_graph
+    from agentmesh.runtime.budget import BudgetExhausted as BudgetExhausted
+    from agentmesh.runtime.context import AgentAnswer as AgentAnswer
+    from agentmesh.runtime.context import RunContext as RunContext
+    from agentmesh.runtime.context import RunError as RunError
+    from agentmesh.runtime.operators import FunctionContext as FunctionContext
+    from agentmesh.runtime.operators import NodeRun as NodeRun
+    from agentmesh.runtime.operators import operator as operator
+    from agentmesh.runtime.operators import register_function as register_function
+    from agentmesh.runtime.recording import StoreRecorder as StoreRecorder
+    from agentmesh.runtime.run import RunResult as RunResult
+    from agentmesh.runtime.run import aresume as aresume
+    from agentmesh.runtime.run import arun as arun
+    from agentmesh.runtime.run import resume as resume
+    from agentmesh.runtime.run import run as run
 
-#: Each public name and the module it comes from.
+#: Each public name imported on first use and the module it comes from: the one list of them (``__all__`` is
+#: made from it; the ``TYPE_CHECKING`` imports above mirror it, ``tests/unit/test_lazy_packages.py`` holds them to it).
 _LAZY: dict[str, str] = {
     "AgentAnswer": "agentmesh.runtime.context",
     "BudgetExhausted": "agentmesh.runtime.budget",
@@ -44,28 +55,14 @@ _LAZY: dict[str, str] = {
     "run": "agentmesh.runtime.run",
 }
 
-__all__ = [
-    "AgentAnswer",
-    "BudgetExhausted",
-    "FunctionContext",
-    "NodeRun",
-    "RunContext",
-    "RunError",
-    "RunResult",
-    "StoreRecorder",
-    "aresume",
-    "arun",
-    "functions",
-    "operator",
-    "recorded_model",
-    "register_function",
-    "resolve_graph",
-    "resume",
-    "run",
-]
+#: The submodules that are attributes of this package (imported on first use too).
+_SUBMODULES = ("functions", "recorded_model")
+
+#: The public names: the lazy ones (each written once, in _LAZY) and the submodules.
+__all__ = [*_LAZY, *_SUBMODULES]
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, submodule=("functions", "recorded_model").__contains__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, submodule=_SUBMODULES.__contains__)
 
 
 class _Runtime(ModuleType):

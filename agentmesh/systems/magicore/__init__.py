@@ -58,16 +58,14 @@ from agentmesh.systems.magicore.steps import (
     split_steps,
 )
 
-if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use
-    from agentmesh.systems.magicore.calibration import (
-        CalibratedItem,
-        Calibration,
-        acalibrate,
-        calibrate,
-        calibration_graph,
-        use_reward_functions,
-        with_calibration,
-    )
+if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use (each as itself: exported)
+    from agentmesh.systems.magicore.calibration import CalibratedItem as CalibratedItem
+    from agentmesh.systems.magicore.calibration import Calibration as Calibration
+    from agentmesh.systems.magicore.calibration import acalibrate as acalibrate
+    from agentmesh.systems.magicore.calibration import calibrate as calibrate
+    from agentmesh.systems.magicore.calibration import calibration_graph as calibration_graph
+    from agentmesh.systems.magicore.calibration import use_reward_functions as use_reward_functions
+    from agentmesh.systems.magicore.calibration import with_calibration as with_calibration
 
 #: Names of :mod:`.calibration`, imported on first use (PEP 562): it runs its problems as a job
 #: (:mod:`agentmesh.optimize.items`: the runtime's runs, LangGraph, Ray's glue), and this package is imported whenever a
@@ -85,8 +83,6 @@ _LAZY = frozenset(
 )
 
 __all__ = [
-    "CalibratedItem",
-    "Calibration",
     "CallSite",
     "DifficultyTest",
     "MagicoreConfig",
@@ -98,12 +94,9 @@ __all__ = [
     "RoundRecord",
     "Sample",
     "Solver",
-    "acalibrate",
     "add_step_lines",
     "answer_masses",
-    "calibrate",
     "calibrate_async",
-    "calibration_graph",
     "call_site",
     "confidence",
     "confidence_from_entropy",
@@ -126,10 +119,9 @@ __all__ = [
     "solve_async",
     "split_steps",
     "top_k",
-    "use_reward_functions",
     "weighted_vote",
-    "with_calibration",
     "z_score",
+    *sorted(_LAZY),  # (each lazy name is written once, in _LAZY)
 ]
 
 

@@ -29,12 +29,10 @@ from agentmesh.systems.sejury.selection import (
     team_mean,
 )
 
-if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use
-    from agentmesh.systems.sejury.jury import (
-        Calibration,
-        acalibrate,
-        calibrate,
-    )
+if TYPE_CHECKING:  # at run time, __getattr__ imports them on first use (each as itself: exported)
+    from agentmesh.systems.sejury.jury import Calibration as Calibration
+    from agentmesh.systems.sejury.jury import acalibrate as acalibrate
+    from agentmesh.systems.sejury.jury import calibrate as calibrate
 
 #: Names of :mod:`.jury`, imported on first use (PEP 562): it runs its problems as a job
 #: (:mod:`agentmesh.optimize.items`: the runtime's runs, LangGraph, Ray's glue), and this package is imported whenever a
@@ -43,14 +41,11 @@ _LAZY = frozenset({"Calibration", "acalibrate", "calibrate"})
 
 __all__ = [
     "PROFILES",
-    "Calibration",
     "Candidate",
     "Correlations",
     "JuryConfig",
     "Selection",
-    "acalibrate",
     "aggregate",
-    "calibrate",
     "calibration_split",
     "candidate_teams",
     "correlations",
@@ -60,6 +55,7 @@ __all__ = [
     "scale_scores",
     "select_team",
     "team_mean",
+    *sorted(_LAZY),  # (each lazy name is written once, in _LAZY)
 ]
 
 
