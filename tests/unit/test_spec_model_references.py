@@ -140,6 +140,24 @@ def test_graph_validate_reports_it(
     assert "g.yaml:7: agents.solver.model: unknown model provider 'opnai'" in " ".join(err.split()), err
 
 
+def test_graph_validate_knows_a_provider_that_an_imported_module_registers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = tmp_path / "qa_provider_plugin.py"
+    plugin.write_text(
+        "from agentmesh.models import register_provider\n\n\n"
+        "@register_provider('qa_lab')\n"
+        "def lab(ref, limits, options):\n"
+        "    raise NotImplementedError\n"
+    )
+    path = tmp_path / "g.yaml"
+    path.write_text(GRAPH.replace("model: openai:gpt-4o-mini", "model: qa_lab:m"))
+    code, _, err = run_cli(["graph", "validate", str(path)], capsys, monkeypatch)
+    assert code == 2 and "unknown model provider 'qa_lab'" in err
+    code, out, err = run_cli(["--import", str(plugin), "graph", "validate", str(path)], capsys, monkeypatch)
+    assert code == 0 and "graph g, 1 node, 1 agent" in out, err
+
+
 def test_graph_validate_checks_providers_without_importing_them(tmp_path: Path) -> None:
     """Knowing the providers' names imports none of them (the openai SDK, llama-cpp-python, LangGraph)."""
     path = tmp_path / "g.yaml"
