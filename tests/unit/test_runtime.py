@@ -440,16 +440,16 @@ def test_a_run_whose_events_could_not_be_stored_ends_failed_not_succeeded(
 ) -> None:
     """Events are committed by the store's writer thread after the call returns; a failure there still fails the
     run (at its next node, or when its end is committed), with the reason stored."""
-    import agentmesh.store.events as events  # (the recorder imports event_row from there when it builds a row)
-
-    real_event_row = events.event_row
+    import agentmesh.runtime.recording as recording
+    from agentmesh.store.events import event_row
 
     def failing(kind: str, **fields: Any) -> Any:
         if kind == "model_call" and fields.get("round") == 2:
             raise StoreError("simulated: the disk refused the row")
-        return real_event_row(kind, **fields)
+        return event_row(kind, **fields)
 
-    monkeypatch.setattr(events, "event_row", failing)
+    # (what the recorder builds every row with: the store's event_row, once its first row imported it)
+    monkeypatch.setattr(recording, "_event_row", failing)
     model = ScriptedModel([{"agent": "debater", "template": "\\boxed{3}"}])
     spec = debate(rounds=2, stop=None)
     with pytest.raises(StoreError, match="simulated: the disk refused the row"):
