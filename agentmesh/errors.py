@@ -132,6 +132,14 @@ class MissingExtraError(ModelError):
     """An optional dependency is needed for this provider; the message names the pip extra to install."""
 
 
+class ModelConfigError(ModelError, ConfigError):
+    """A model's setting that is wrong whatever the run: ``$AGENTMESH_LLAMA_THREADS`` not a whole number, a
+    ``sampling.extra_body`` key or value the embedded model has no use for, a GGUF file llama.cpp cannot load. The
+    user must fix it before anything can work, so it is a :class:`ConfigError` (the command exits 2, not 1 as for
+    a call that failed); it is a :class:`ModelError` too, as a model call raises it: the client records it as the
+    call's failure, and callers catching model errors (``except ModelError``) still catch it."""
+
+
 # --- store ------------------------------------------------------------------------------------------------
 
 

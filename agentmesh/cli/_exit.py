@@ -5,8 +5,10 @@ Every error used to exit 2, so a script could not tell a mistyped command from a
 mid-way: both said "2", while a batch with a failed item said 1. The convention now:
 
 * **2 -- the command as given cannot work**: a usage error, a bad setting or file (:class:`ConfigError`,
-  :class:`SpecError` and their kin), a model reference that does not resolve (malformed, unknown provider, missing
-  API key or optional extra, a key the server refuses, a model the server does not serve), a run, batch or target
+  :class:`SpecError` and their kin, among them :class:`ModelConfigError`: a model's setting wrong whatever the run,
+  such as ``$AGENTMESH_LLAMA_THREADS`` or a ``sampling.extra_body`` key the embedded model does not take), a model
+  reference that does not resolve (malformed, unknown provider, missing API key or optional extra, a key the server
+  refuses, a model the server does not serve), a run, batch or target
   set that does not exist, a database whose schema needs ``agentmesh db upgrade``, a store refusing what was asked
   (a run already there, a running run not deleted). Running the same command again fails alike: fix it first.
 * **1 -- the work was attempted and failed**: a run's own failure (:class:`RunError`, a replay that diverged), a

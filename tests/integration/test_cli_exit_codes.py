@@ -27,6 +27,7 @@ EXPECTED: dict[str, int] = {
     "SpecError": USAGE,
     "CalibrationValueError": USAGE,
     "ScriptError": USAGE,
+    "ModelConfigError": USAGE,
     "UnknownProviderError": USAGE,
     "InvalidModelReferenceError": USAGE,
     "MissingAPIKeyError": USAGE,
@@ -166,3 +167,19 @@ def test_a_command_that_cannot_work_as_given_exits_2(
         pass
     code, _, err = run_cli([*args, "--db", db], capsys, monkeypatch)
     assert code == 2 and expected in " ".join(err.split()), err
+
+
+def test_a_wrong_setting_of_the_embedded_model_exits_2(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$AGENTMESH_LLAMA_THREADS`` not a number: a setting to fix (2), not a call that failed (it said 1)."""
+    pytest.importorskip("llama_cpp")
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"never loaded: the thread count is read first")
+    monkeypatch.setenv("AGENTMESH_LLAMA_THREADS", "two")
+    code, _, err = run_cli(
+        ["run", "debate", "-i", "question=q", "-m", f"llamacpp:{gguf}", "--db", db], capsys, monkeypatch
+    )
+    said = " ".join(err.split())
+    assert code == 2, said
+    assert "$AGENTMESH_LLAMA_THREADS must be a whole number of threads, at least 1; got 'two'" in said

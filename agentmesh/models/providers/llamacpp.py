@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agentmesh.errors import ContextLengthError, MissingExtraError, ModelError, ModelNotFoundError
+from agentmesh.errors import ContextLengthError, MissingExtraError, ModelConfigError, ModelError, ModelNotFoundError
 from agentmesh.models.messages import (
     CallContext,
     Choice,
@@ -110,7 +110,7 @@ class _LoadedModel:
             ).result()
         except Exception as exc:  # llama.cpp reports a corrupt or foreign file as ValueError/RuntimeError
             self.executor.shutdown(wait=False)
-            raise ModelError(
+            raise ModelConfigError(
                 f"llama.cpp could not load {path} ({type(exc).__name__}: {exc}); is it a GGUF model file "
                 "this llama-cpp-python version can read?",
                 path=str(path),
@@ -144,7 +144,7 @@ def llama_threads() -> int:
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
         if not raw.isdigit() or int(raw) < 1:
-            raise ModelError(f"${THREADS_ENV} must be a whole number of threads, at least 1; got {raw!r}")
+            raise ModelConfigError(f"${THREADS_ENV} must be a whole number of threads, at least 1; got {raw!r}")
         return int(raw)
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -376,7 +376,7 @@ class LlamaCppProvider(Provider):
         for key, value in (extra_body or {}).items():
             name = _LLAMA_ALIASES.get(key, key)
             if name not in LLAMA_SAMPLING_KEYS:
-                raise ModelError(
+                raise ModelConfigError(
                     f"{self._label}: sampling.extra_body key {key!r} is not a llama.cpp sampling parameter; "
                     f"the embedded model takes {', '.join(sorted(LLAMA_SAMPLING_KEYS))} (other keys are for the "
                     "server they were written for)",
@@ -392,7 +392,7 @@ class LlamaCppProvider(Provider):
         try:
             return {int(token): float(bias) for token, bias in dict(value).items()}
         except (TypeError, ValueError) as exc:
-            raise ModelError(
+            raise ModelConfigError(
                 f"{self._label}: sampling.extra_body.logit_bias must map token ids to numbers "
                 f"(e.g. {{'2': -100}}); got {value!r:.120}",
                 model=self._label,
