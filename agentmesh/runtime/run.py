@@ -33,7 +33,7 @@ from agentmesh.runtime.arguments import (
 )
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.compile import compile_graph, node_outputs
-from agentmesh.runtime.context import Listener, ReplayMode, RunContext
+from agentmesh.runtime.context import Listener, ReplayMode, RunContext, RunError
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.outcome import ask_call_refusal, final_answer, is_ask_call
 from agentmesh.runtime.recorded_calls import CallKey, RecordedCall, load_recorded
@@ -345,6 +345,8 @@ async def _execute(
                 config,
                 context=ctx,
             )
+            if state.get(_INTERRUPT):
+                raise await _interrupted(compiled, config, state[_INTERRUPT])
         except BaseException as exc:
             await _end_failed(db, run_id, exc)
             raise
@@ -385,6 +387,29 @@ async def _execute(
         completion_tokens=int(totals.get("completion_tokens", 0)),
         cost_usd=totals.get("cost_usd"),
         served_from_record=ctx.served_from_record,
+    )
+
+
+#: The key under which LangGraph's output carries the interrupts that paused a graph (``langgraph.constants.INTERRUPT``,
+#: deprecated as a public name since LangGraph 1.0; the value is what ``ainvoke`` returns).
+_INTERRUPT = "__interrupt__"
+
+
+async def _interrupted(compiled: Any, config: RunnableConfig, interrupts: Sequence[Any]) -> RunError:
+    """The error of a run that a node paused with LangGraph's ``interrupt()`` (a user operator or function calling
+    it): LangGraph ends ``ainvoke`` there, its output carrying the pending interrupts, and without this check the run
+    was stored as "succeeded", the node and everything after it "not run (a branch took another route)".
+
+    agentmesh has no way to answer an interrupt (no ``Command(resume=...)`` reaches a run), so the run fails, naming
+    the node(s) and what they asked; the calls made before it are stored, and ``resume`` would pause it again."""
+    snapshot = await compiled.aget_state(config)
+    nodes = sorted({task.name for task in snapshot.tasks if task.interrupts})
+    asked = "; ".join(f"{getattr(i, 'value', i)!r:.120}" for i in interrupts)
+    where = f"node {nodes[0]!r}" if len(nodes) == 1 else f"nodes {', '.join(map(repr, nodes))}" if nodes else "a node"
+    return RunError(
+        f"{where} paused the run with LangGraph's interrupt() ({asked}); agentmesh runs cannot be paused for input: "
+        "return a value, or raise an error, from the operator or function instead",
+        **({"node": nodes[0]} if len(nodes) == 1 else {}),
     )
 
 

@@ -1,23 +1,31 @@
 """What a user's code raises while a node runs -- a user operator, or a function the graph names (``op: function``,
 a score or ranking function) -- goes through one helper, ``reraise_named``: a bug is a :class:`RunError` naming the
 node and what raised, agentmesh's own errors pass unchanged, and so do LangGraph's ``GraphBubbleUp`` exceptions
-(``interrupt()``'s ``GraphInterrupt``, ``ParentCommand``), which LangGraph handles itself.
+(``interrupt()``'s ``GraphInterrupt``, ``ParentCommand``), which LangGraph handles itself. A run that LangGraph then
+ends on a pending interrupt fails, naming the node: agentmesh has no way to answer one.
 
 A registered function's ``GraphInterrupt`` was turned into ``RunError: node 'f': function 'x' raised
 GraphInterrupt: ...`` -- a failed run instead of LangGraph's interrupt -- where a user operator's passed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
-from langgraph.types import Interrupt
+from langgraph.types import Interrupt, interrupt
 
 from agentmesh.errors import ConfigError
+from agentmesh.models import ScriptedModel
+from agentmesh.runtime import register_function, run
 from agentmesh.runtime.context import RunError
+from agentmesh.runtime.operators import NodeOutput, NodeRun
 from agentmesh.runtime.operators.basic import called
-from agentmesh.runtime.operators.registry import reraise_named
+from agentmesh.runtime.operators.registry import operator, reraise_named
+from agentmesh.spec import graph_from_data
+from agentmesh.spec.operators import OperatorParams
+from agentmesh.store import Store
 
 
 class _Bubble(GraphBubbleUp):
@@ -68,3 +76,53 @@ def test_reraise_named_names_the_node_and_what_raised_and_passes_the_rest() -> N
         with pytest.raises(type(passing)) as through:
             reraise_named(passing, node="a", what="operator 'mine'", operator="mine")
         assert through.value is passing
+
+
+def test_a_function_that_calls_interrupt_fails_the_run_naming_the_node(tmp_path: Path) -> None:
+    """``interrupt()`` in a registered function ended LangGraph's ``ainvoke`` with the interrupt pending, and the
+    run was stored as "succeeded", the node and those after it "not run (a branch took another route)". agentmesh
+    cannot answer an interrupt, so the run fails, naming the node and what it asked; it is stored as failed."""
+
+    @register_function("test_interrupting_function")
+    def asks_a_human(outputs: Any, inputs: Any) -> dict[str, Any]:
+        interrupt("approve the plan?")
+        return {"answer": "approved"}
+
+    spec = graph_from_data(
+        {
+            "name": "interrupting",
+            "nodes": {
+                "first": {"op": "function", "function": "test_interrupting_function"},
+                "after": {"op": "function", "function": "test_interrupting_function"},
+            },
+            "edges": [["first", "after"]],
+            "output": "after",
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with pytest.raises(
+        RunError, match=r"node 'first' paused the run with LangGraph's interrupt\(\) \('approve the plan\?'\)"
+    ) as e:
+        run(spec, {}, model=ScriptedModel([]), store=db)
+    assert e.value.context["node"] == "first"
+    with Store(db) as store:
+        (stored,) = store.list_runs()
+        assert stored.status == "failed" and "interrupt()" in (stored.error or "")
+
+
+def test_a_user_operator_that_calls_interrupt_fails_the_run(tmp_path: Path) -> None:
+    class Params(OperatorParams):
+        pass
+
+    @operator("test_interrupting_operator", params=Params)
+    async def pauses(run_: NodeRun) -> NodeOutput:
+        interrupt({"need": "a reviewer"})
+        return {"answer": "never"}
+
+    spec = graph_from_data(
+        {"name": "interrupting_op", "nodes": {"p": {"op": "test_interrupting_operator"}}, "output": "p"}
+    )
+    with pytest.raises(
+        RunError, match=r"node 'p' paused the run with LangGraph's interrupt\(\) \(\{'need': 'a reviewer'\}\)"
+    ):
+        run(spec, {}, model=ScriptedModel([]), store=f"sqlite:///{tmp_path / 'runs.db'}")
