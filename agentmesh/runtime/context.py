@@ -33,6 +33,7 @@ from agentmesh.runtime.recorded_calls import prompt_text, quoted_a_secret, repla
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
+from agentmesh.spec.checks import RunsBefore
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.templates import node_references, render
 from agentmesh.store._redact import stored_text
@@ -159,7 +160,8 @@ class RunContext:
                 messages.append(ChatMessage(role="system", content=render(card.system, dict(variables))))
             messages.append(ChatMessage(role="user", content=render(card.prompt, dict(variables))))
         except Exception as exc:  # Jinja's own errors, and what an expression raises ({{ n + 1 }} on a string)
-            hint = _unfinished_nodes_hint(card, variables, node) if isinstance(exc, jinja2.UndefinedError) else ""
+            undefined = isinstance(exc, jinja2.UndefinedError)
+            hint = _unfinished_nodes_hint(self.spec, card, variables, node) if undefined else ""
             what = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
             raise RunError(
                 f"node {node!r}: agent {card.name!r}: prompt template failed: {what}{hint}", node=node, agent=card.name
@@ -489,10 +491,12 @@ def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) ->
     return observe
 
 
-def _unfinished_nodes_hint(card: AgentCard, variables: Mapping[str, Any], node: str) -> str:
+def _unfinished_nodes_hint(spec: GraphSpec, card: AgentCard, variables: Mapping[str, Any], node: str) -> str:
     """Why ``nodes.<x>`` is undefined, when that is what failed: Jinja only says "'dict object' has no attribute
-    'x'", and the spec check passed because node ``x`` exists -- it just has no output when ``node`` runs (it runs
-    later, or on a branch not taken). Empty when every node the card reads has an output."""
+    'x'". The spec check refuses an unguarded read of a node that does not run before ``node``, so what is left is
+    mostly a node on a branch's route this run did not take (or a spec stored before that check): said as such,
+    with the guard, and the fix the spec check would give where the graph has no path from ``x``. Empty when every
+    node the card reads has an output."""
     done = variables.get("nodes") or {}
     missing: list[str] = []
     for source in (card.system, card.prompt):
@@ -502,8 +506,14 @@ def _unfinished_nodes_hint(card: AgentCard, variables: Mapping[str, Any], node: 
         return ""
     names = ", ".join(f"nodes.{n}" for n in missing)
     first = missing[0]
-    edge = "" if first == node else f"add an edge [{first}, {node}], or "
+    before = RunsBefore(spec)
+    if first not in spec.nodes:
+        why = f"there is no node {first!r};"
+    elif before.ran(first, node):
+        why = f"node {first!r} is on a branch's route that this run did not take;"
+    else:
+        why = f"{before.why_not(first, node)}, or"
     return (
-        f" ({names} has no output yet when node {node!r} runs: a prompt reads the nodes that ran before its node; "
-        f"{edge}guard the read with {{% if nodes.{first} is defined %}})"
+        f" ({names} has no output when node {node!r} runs: a prompt reads the nodes that ran before its node; {why}"
+        f" guard the read with {{% if nodes.{first} is defined %}})"
     )

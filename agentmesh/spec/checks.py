@@ -287,7 +287,7 @@ def template_order_problems(spec: GraphSpec) -> list[Problem]:
     iteration does (``{% if nodes.x is defined %}``, ``nodes.x | default(...)``, ``'x' in nodes``,
     ``nodes.get('x')``: :func:`~agentmesh.spec.templates.guarded_nodes`, the analysis that finds guarded
     variables); such a read loads. Nodes the graph does not have are :func:`template_problems`'."""
-    before = _RunsBefore(spec)
+    before = RunsBefore(spec)
     out: list[Problem] = []
     reported: set[tuple[Loc, str]] = set()
     for node_name, node in spec.nodes.items():
@@ -332,7 +332,7 @@ def template_order_problems(spec: GraphSpec) -> list[Problem]:
     return out
 
 
-class _RunsBefore:
+class RunsBefore:
     """Which nodes have an output when a node first runs: those with a path to it along the edges, the branch
     routes and the loops' bodies (a loop runs before its body, the body's nodes in order), and every node of a
     loop's body once the loop is behind the node (the body runs at least once before the loop is left)."""

@@ -13,6 +13,7 @@ import pytest
 from agentmesh.errors import ConfigError, ScriptExhaustedError, StoreError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import RunError, aresume, arun, register_function, resume, run
+from agentmesh.runtime import context as context_module
 from agentmesh.runtime.voting import consensus_reached, majority
 from agentmesh.spec import Consensus, graph_from_data
 from agentmesh.spec.stop import Budget
@@ -612,7 +613,7 @@ def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str) -> None:
             "edges": [["first", "gate"], ["deep", "final"]],
         }
     )
-    expected = r"nodes\.deep has no output yet when node 'final' runs: .* guard the read with \{% if nodes\.deep is def"
+    expected = r"nodes\.deep has no output when node 'final' runs: .* guard the read with \{% if nodes\.deep is def"
     with pytest.raises(RunError, match=expected):
         run(spec, {"hard": False}, model=ScriptedModel([], default="ok"), store=db)
 
@@ -798,3 +799,34 @@ def test_a_failure_after_the_run_is_stored_and_before_its_graph_runs_ends_the_ru
     assert stored.status == "failed" and stored.stop_reason == "error"
     assert stored.error == ("RuntimeError: boom" if isinstance(error, RuntimeError) else "bad graph")
     assert model.calls == []
+
+
+def test_the_unfinished_node_hint_says_a_branch_route_was_not_taken_rather_than_to_add_an_edge_that_exists(
+    db: str,
+) -> None:
+    """The hint said "add an edge [deep, final]" for a node read after a branch's arm that the run did not take,
+    where that edge was in the graph already; it now says the route was not taken. A spec stored before the load
+    check (built here without it) still gets the edge to add."""
+    spec = graph_from_data(
+        {
+            "name": "early_read",
+            "inputs": {"hard": {"type": "boolean"}},
+            "agents": {"writer": {"prompt": "Improve on: {{ nodes.deep.text }}"}, "critic": {"prompt": "x"}},
+            "nodes": {
+                "first": {"op": "call", "agent": "critic"},
+                "gate": {"op": "branch", "condition": "hard", "then": "deep", "else": "final"},
+                "deep": {"op": "call", "agent": "critic"},
+                "final": {"op": "call", "agent": "writer"},
+            },
+            "edges": [["first", "gate"], ["deep", "final"]],
+        }
+    )
+    with pytest.raises(RunError) as e:
+        run(spec, {"hard": False}, model=ScriptedModel([], default="ok"), store=db)
+    assert "node 'deep' is on a branch's route that this run did not take; guard the read" in str(e.value)
+    assert "add an edge" not in str(e.value)
+
+    card = spec.agents["writer"]
+    unordered = spec.model_copy(update={"edges": [["first", "gate"]]})  # no path from deep to final
+    hint = context_module._unfinished_nodes_hint(unordered, card, {"nodes": {}}, "final")
+    assert "add an edge [deep, final], or guard the read with {% if nodes.deep is defined %}" in hint
