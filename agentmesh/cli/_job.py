@@ -185,15 +185,39 @@ class FailedItem(Protocol):
 
 def print_failures(items: Iterable[FailedItem]) -> None:
     """A line on stderr for each failed item of a job: its data line, its run (to show or resume) and its error, in
-    the same words after every job."""
+    the same words after every job. The items the job did not start, as its database had failed for good, are said
+    in one line (:func:`print_not_run`), not one each: a thousand lines saying the same."""
+    from agentmesh.runtime.stop_starting import NOT_STARTED
+
     stored = False
+    not_run: list[FailedItem] = []
     for item in items:
+        if not item.run_id and str(item.error or "").startswith(NOT_STARTED):
+            not_run.append(item)
+            continue
         # an item refused before its run was stored (its inputs, a system's input check) has no run to name
         where = f"run {item.run_id}" if item.run_id else "no run stored"
         stored = stored or bool(item.run_id)
         err_console.print(f"[red]line {item.line} failed[/] ({where}): {escape(str(item.error))}")
-    if stored:
+    if not_run:
+        print_not_run(str(not_run[0].error), [item.line for item in not_run])
+    elif stored:
         print_retry_hint()
+
+
+def print_not_run(reason: str, lines: list[int], *, of: str = "") -> None:
+    """After a job that stopped starting items once its database failed for good
+    (:func:`agentmesh.optimize.items.run_items`): why (``reason``, an item's error), which ``lines`` (``of``: whose,
+    when a command runs several jobs) were not run, and how to go on once the database is fixed."""
+    from agentmesh.cli.batch_store import line_list
+    from agentmesh.runtime.stop_starting import NOT_STARTED
+
+    err_console.print(
+        f"[red]stopped[/]: {escape(reason.removeprefix(NOT_STARTED))}. {len(lines)} item"
+        f"{'' if len(lines) == 1 else 's'} not run{escape(of)}: {line_list(lines)}; once the database can be written "
+        f"again, {NOT_RUN_HINT}",
+        highlight=False,
+    )
 
 
 def print_retry_hint() -> None:
@@ -206,3 +230,9 @@ RETRY_HINT = (
     "once the cause is fixed, run the same command again: finished items are kept and the failed runs resume "
     "without repeating a finished call"
 )
+
+NOT_RUN_HINT = (
+    "run the same command again: finished items are kept, the failed runs resume without repeating a finished call, "
+    "and the items not run are started"
+)
+"""How to go on after a job that stopped starting items (:func:`print_not_run`)."""

@@ -123,6 +123,8 @@ def item_note(item: ItemRun, where: str) -> str:
     """The bar's note for a job's finished item: where it is, and whether it failed, was reused or made calls ("1 call":
     every run of eval alu's baselines makes one, and the log read "vanilla r2/none: 1 calls" line after line)."""
     calls = f"{item.calls} call{'' if item.calls == 1 else 's'}"
+    if item.not_run:  # the job stopped starting items (its database failed for good): this one never ran
+        return f"{where}: not run"
     return f"{where}: " + ("failed" if item.error else "reused" if item.reused else calls)
 
 

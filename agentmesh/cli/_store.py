@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
-
-from agentmesh.errors import ConfigError, DatabaseFailedError
+from agentmesh.errors import ConfigError
 from agentmesh.store import Store
-from agentmesh.store._failures import lasting_failure
-from agentmesh.store._redact import mask_secrets
+from agentmesh.store._failures import DRIVER_ERRORS, database_failed
 from agentmesh.store.engine import DB_ENV, mask_url, parse_db_url, resolve_db_url
 from agentmesh.store.migrate import refuse_foreign_database
 
@@ -52,42 +48,9 @@ def open_store(db: str | None, *, existing: bool = False) -> Iterator[Store]:
     with Store(db) as store:
         try:
             yield store
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise database_failed(store.url, exc) from exc
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    """What the database drivers raise: SQLAlchemy wraps them, but the store's writer thread runs statements on
-    the driver's own connection, so its failures arrive as sqlite3's or psycopg's exceptions."""
-    found: list[type[BaseException]] = [sqlite3.Error, DBAPIError]
-    with contextlib.suppress(ImportError):  # the postgres extra
-        import psycopg
-
-        found.append(psycopg.Error)
-    return tuple(found)
-
-
-_DRIVER_ERRORS = _driver_errors()
-
-
-def database_failed(url: str, exc: BaseException) -> DatabaseFailedError:
-    """A driver's failure as a :class:`DatabaseFailedError` naming the database (password masked) and what it said;
-    for a database that cannot be written, what to do about it. Its ``context['lasting']`` says why every later
-    write would fail too, when it would (:func:`~agentmesh.store._failures.lasting_failure`)."""
-    said = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
-    hint = ""
-    if "readonly" in said.lower() or "read-only" in said.lower():
-        hint = (
-            ": the database cannot be written here (a read-only file or folder, or mount); agentmesh writes to its "
-            "database to run, resume or change runs. Make it writable, or give another with --db or $AGENTMESH_DB"
-        )
-    elif "disk is full" in said.lower() or "no space left" in said.lower():  # SQLite's words, then Postgres's
-        hint = (
-            ": the disk holding the database is full; free space there (or give another database with --db or "
-            "$AGENTMESH_DB), then agentmesh resume (--batch ID for a batch) continues the runs it stopped"
-        )
-    return DatabaseFailedError(
-        f"database {mask_url(url)} failed: {mask_secrets(said)}{hint}",
-        url=mask_url(url),
-        lasting=lasting_failure(said),
-    )
+#: (database_failed is :mod:`agentmesh.store._failures`'s, named from here too)
+__all__ = ["database_failed", "open_store"]

@@ -26,16 +26,17 @@ from agentmesh._text import counted
 from agentmesh.cli._common import Executor, console, err_console, run_async
 from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
-from agentmesh.cli._store import _DRIVER_ERRORS, database_failed, open_store
+from agentmesh.cli._store import open_store
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
 from agentmesh.cli.batch_summary import ItemOutcome, print_summary
-from agentmesh.errors import AgentmeshError, DatabaseFailedError, RunNotFoundError
+from agentmesh.errors import AgentmeshError, RunNotFoundError
 from agentmesh.models import ModelClient, load_settings
 from agentmesh.plugins import imported
 from agentmesh.runtime.context import Listener
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, run_there, start_ray, worker_db_url
 from agentmesh.runtime.recorded_model import model_for
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, arun
+from agentmesh.runtime.stop_starting import NOT_STARTED, StopStarting
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunStatus, Store
@@ -192,31 +193,6 @@ elsewhere (a Ray worker) tells them ``start`` when it is sent, ``calls`` (``coun
 over, and ``unstored`` if its worker failed before storing it."""
 
 
-def lasting_database_failure(exc: BaseException, db_url: str | None) -> DatabaseFailedError | None:
-    """The failure of the database, in ``exc`` or what caused it, that every later run would meet too (a full disk,
-    a read-only or vanished database: :func:`~agentmesh.store._failures.lasting_failure`), or ``None`` -- a run
-    failing for its own reasons (its model, its inputs) or a failure of the database that may pass (a lock)."""
-    seen: set[int] = set()
-    found: BaseException | None = exc
-    while found is not None and id(found) not in seen:
-        seen.add(id(found))
-        if isinstance(found, DatabaseFailedError):
-            if found.context.get("lasting"):
-                return found
-        elif db_url is not None and isinstance(found, _DRIVER_ERRORS):
-            failed = database_failed(db_url, found)
-            if failed.context.get("lasting"):
-                return failed
-        found = found.__cause__ or found.__context__
-    return None
-
-
-def _stop_reason(failure: DatabaseFailedError, db_url: str | None) -> str:
-    """Why a batch's line was not started: the database's lasting failure, named (the outcome's ``not_run``)."""
-    where = failure.context.get("url") or db_url or "the database"
-    return f"not started: the batch stopped starting runs once database {where} failed ({failure.context['lasting']})"
-
-
 def _print_stopped(outcomes: Sequence[ItemOutcome], *, noun: str, batch: str | None, source: Path | None) -> None:
     """After a batch that stopped starting runs (its database failed for good: :func:`run_all`): which of its
     items were not run, why, and how to run them once the database is fixed."""
@@ -232,7 +208,7 @@ def _print_stopped(outcomes: Sequence[ItemOutcome], *, noun: str, batch: str | N
     else:  # no run of the batch could be stored: resume --batch would find no batch
         then = "run the same command again (no run of this batch could be stored, so there is none to resume)"
     err_console.print(
-        f"[red]stopped[/]: {escape((left[0].not_run or '').removeprefix('not started: '))}. "
+        f"[red]stopped[/]: {escape((left[0].not_run or '').removeprefix(NOT_STARTED))}. "
         f"{counted(len(left), noun.removesuffix('s'), noun)} not run{which}; once the database can be written "
         f"again, {then}",
         highlight=False,
@@ -403,9 +379,11 @@ async def run_all(
     100,000 items.
 
     A database's own error (a full disk, a lost connection) names ``db_url``, the database, as a command's does
-    (it was ``OperationalError: database or disk is full``, with no word of which database)."""
+    (it was ``OperationalError: database or disk is full``, with no word of which database). Once a run meets a
+    failure of the database every later run would meet too, no more runs are started
+    (:class:`~agentmesh.runtime.stop_starting.StopStarting`): their outcomes say why (``not_run``)."""
     gate = asyncio.Semaphore(concurrency)
-    stopped: list[DatabaseFailedError] = []  # the database's lasting failure, once a run met one
+    stop = StopStarting(db_url)  # the database's lasting failure, once a run met one
 
     async def one(outcome: ItemOutcome, start: Start) -> ItemOutcome:
         def started(kind: str, data: dict[str, Any]) -> None:
@@ -415,8 +393,8 @@ async def run_all(
                 outcome.run_id = None
 
         async with gate:
-            if stopped:  # every later run would fail alike: the line is left for a resume, not failed here
-                outcome.not_run = _stop_reason(stopped[0], db_url)
+            if stop.reason is not None:  # every later run would fail alike: the line is left for a resume
+                outcome.not_run = stop.reason
                 on_done(outcome)
                 return outcome
             try:
@@ -425,11 +403,8 @@ async def run_all(
             except Elsewhere as exc:  # not a failure: the run is another process's now
                 outcome.elsewhere = str(exc)
             except Exception as exc:  # one bad run must not sink the batch; the run records it as failed
-                if db_url is not None and isinstance(exc, _DRIVER_ERRORS):
-                    exc = database_failed(db_url, exc)
-                outcome.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
-                if not stopped and (lasting := lasting_database_failure(exc, db_url)) is not None:
-                    stopped.append(lasting)
+                named = stop.failed(exc)  # (a driver's own error named as the database's failure)
+                outcome.error = str(named) if isinstance(named, AgentmeshError) else f"{type(named).__name__}: {named}"
         on_done(outcome)
         return outcome
 

@@ -39,7 +39,7 @@ from agentmesh.cli._common import (
     err_console,
     limit_option,
 )
-from agentmesh.cli._job import JobOptions, print_retry_hint
+from agentmesh.cli._job import JobOptions, print_not_run, print_retry_hint
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
 from agentmesh.errors import ConfigError, StoreError
@@ -390,20 +390,31 @@ def alu(
     else:
         _print(report, mcq, judge)
         console.print(_targets_line(report["targets"]))
+        stopped = False  # a job stopped starting items (its database failed for good): said once per job, below
         for system, job in jobs.items():
             for item in job.failed:
+                if item.not_run:
+                    continue
                 case = cases[item.line - 1]
                 err_console.print(
                     f"[red]{system} {escape(case.item_id)}/{escape(case.attack)} failed[/] (run {item.run_id}): "
                     f"{escape(str(item.error))}"
                 )
             for failure in report["systems"][system]["judge"]["failed"] if judge else []:
+                if failure["not_run"]:
+                    continue
                 err_console.print(
                     f"[red]judge of {system} {escape(failure['item'])}/{escape(failure['attack'])} failed[/] "
                     f"(run {failure['run']}): {escape(str(failure['error']))}"
                 )
-        if any(item.run_id for job in jobs.values() for item in job.failed) or any(
-            j.job.failed for j in judged.values()
+            for whose, ran in ((system, job), (f"the judge of {system}", judged.get(system, _Judged()).job)):
+                not_run = [item for item in ran.failed if item.not_run]
+                if not_run:
+                    print_not_run(str(not_run[0].error), [item.line for item in not_run], of=f" ({whose})")
+                    stopped = True
+        if not stopped and (
+            any(item.run_id for job in jobs.values() for item in job.failed)
+            or any(j.job.failed for j in judged.values())
         ):
             print_retry_hint()
     if any(job.failed for job in jobs.values()) or any(j.job.failed for j in judged.values()):
@@ -472,6 +483,7 @@ def _report(
                     "attack": cases[i.line - 1].attack,
                     "run": i.run_id,
                     "error": i.error,
+                    "not_run": i.not_run,
                 }
                 for i in job.failed
             ],
@@ -498,6 +510,7 @@ def _report(
                         "attack": cases[cases_of[i.line] - 1].attack,
                         "run": i.run_id,
                         "error": i.error,
+                        "not_run": i.not_run,
                     }
                     for i in mine.job.failed
                 ],

@@ -26,6 +26,7 @@ from agentmesh.runtime.arguments import check_inputs, open_store
 from agentmesh.runtime.on_ray import RunOnRay, job_payload, new_run_id, run_there, start_ray, worker_db_url
 from agentmesh.runtime.outcome import stored_outputs
 from agentmesh.runtime.run import DEFAULT_MODEL, RunResult, aresume, arun
+from agentmesh.runtime.stop_starting import StopStarting
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.store import RunStatus, Store
 
@@ -52,6 +53,9 @@ class ItemRun:
     """The item's run had succeeded in an earlier run of the job: nothing was run again."""
     outputs: Mapping[str, Any] | None = None
     error: str | None = None
+    not_run: bool = False
+    """Not started: the job stopped starting items once its database failed for good (``error`` says so, beginning
+    :data:`~agentmesh.runtime.stop_starting.NOT_STARTED`); running the job again runs it."""
 
 
 @dataclass
@@ -149,7 +153,12 @@ async def run_items(
 
     ``on_call`` is told of each model call an item's run makes here (not one a resumed run is served from the
     store): what shows a job moving while its items are long (the embedded model takes minutes per item, and
-    ``progress`` is told only when an item ends). A Ray worker's calls are not told."""
+    ``progress`` is told only when an item ends). A Ray worker's calls are not told.
+
+    Once an item's run meets a failure of the database that every later run would meet too (a full disk, a
+    read-only or vanished database; here or in a Ray worker), no more items are started: those under way end as
+    they may, and the others are failed items with ``not_run`` set and an ``error`` naming the database and why
+    (:class:`~agentmesh.runtime.stop_starting.StopStarting`), for the job run again once the database is fixed."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be an integer, at least 1, got {concurrency!r}")
     items = as_items(items, spec, what=kind, allow_empty=True)  # (an eval's judge step may have nothing to judge)
@@ -182,6 +191,7 @@ async def run_items(
             start = _in_process(db, spec, client, kind, job, on_call)
         previous = _previous_runs(db, spec.name, kind, job)
         gate = asyncio.Semaphore(concurrency)
+        stop = StopStarting(db.url, what="the job", runs="items")
         finished = 0
 
         async def one(item: Item) -> ItemRun:
@@ -189,10 +199,16 @@ async def run_items(
             key = digest(item.inputs)
             out = ItemRun(line=item.line, inputs=item.inputs)
             async with gate:
-                try:
-                    await _run_item(db, spec, start, item, key, previous.get(key), out)
-                except Exception as exc:  # one bad item must not sink the job; its run records the failure
-                    out.error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
+                if stop.reason is not None:  # the database failed for good: every item started now would fail alike
+                    out.error, out.not_run = stop.reason, True
+                else:
+                    try:
+                        await _run_item(db, spec, start, item, key, previous.get(key), out)
+                    except Exception as exc:  # one bad item must not sink the job; its run records the failure
+                        named = stop.failed(exc)  # (and a lasting failure of the database stops starting items)
+                        out.error = (
+                            str(named) if isinstance(named, AgentmeshError) else f"{type(named).__name__}: {named}"
+                        )
             finished += 1
             if progress is not None:
                 progress(out, finished, len(items))

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from agentmesh.errors import AgentmeshError, ConfigError, RunNotFoundError
+from agentmesh.errors import AgentmeshError, ConfigError, DatabaseFailedError, RunNotFoundError
 from agentmesh.models import ModelSettings, get_model
 from agentmesh.models.providers.llamacpp import THREADS_ENV
 from agentmesh.plugins import import_plugins
@@ -46,6 +46,7 @@ from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import dump_graph, graph_from_data
 from agentmesh.spec.stop import Budget
 from agentmesh.store import RunStatus, Store
+from agentmesh.store._failures import DRIVER_ERRORS, database_failed, lasting_database_failure
 
 #: How long a stopped job or batch waits for its cancelled runs to store themselves as interrupted.
 CANCEL_GRACE_S = 10.0
@@ -213,7 +214,10 @@ async def run_there(
 
     Stopped (cancelled), it waits for the worker to store the run as interrupted (:func:`until_stopped`). A run that
     failed raises :class:`AgentmeshError` whose ``context["run"]`` is the run's id, absent when the worker failed
-    before storing it."""
+    before storing it, and ``context["error_class"]`` the class name of the worker's error. A failure of the
+    database that every later run would meet too (a full disk, a read-only or vanished database) is raised as a
+    :class:`DatabaseFailedError` whose ``context["lasting"]`` says why, as a run made here would raise it: the
+    caller stops starting runs (:class:`~agentmesh.runtime.stop_starting.StopStarting`)."""
     payload: dict[str, Any] = {**shared, "run_id": run_id}
     if resume:
         payload["resume"] = run_id
@@ -229,7 +233,10 @@ async def run_there(
         until_stopped(store, [run_id])
         raise
     if said.get("error"):
-        raise AgentmeshError(str(said["error"]), run=said.get("run_id"))
+        context = {"run": said.get("run_id"), "error_class": said.get("error_class")}
+        if said.get("lasting"):  # the database failed for good in the worker: the caller stops starting runs
+            raise DatabaseFailedError(str(said["error"]), lasting=str(said["lasting"]), url=said.get("url"), **context)
+        raise AgentmeshError(str(said["error"]), **context)
     return RunResult.model_validate(said["result"])
 
 
@@ -306,6 +313,23 @@ def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _failure(exc: Exception, db_url: str) -> dict[str, Any]:
+    """A worker's failed run as JSON for the driver: ``error`` (the message; a driver's own error named as the
+    failure of the database), ``error_class`` (the error's class name) and, when the database failed in a way
+    every later run would meet too (a full disk, a read-only or vanished database), ``lasting`` (why) and ``url``
+    (the database, password masked), so that the driver stops starting runs as it does for a run of its own
+    (:class:`~agentmesh.runtime.stop_starting.StopStarting`): the error itself does not cross, only its words."""
+    named: Exception = database_failed(db_url, exc) if isinstance(exc, DRIVER_ERRORS) else exc
+    said: dict[str, Any] = {
+        "error": str(named) if isinstance(named, AgentmeshError) else f"{type(named).__name__}: {named}",
+        "error_class": type(named).__name__,
+    }
+    lasting = lasting_database_failure(named, db_url)
+    if lasting is not None:
+        said |= {"lasting": lasting.context["lasting"], "url": lasting.context.get("url")}
+    return said
+
+
 async def _run_item(fields: dict[str, Any]) -> dict[str, Any]:
     run_id: str = fields.get("resume") or fields["run_id"]
     try:
@@ -330,7 +354,6 @@ async def _run_item(fields: dict[str, Any]) -> dict[str, Any]:
                 )
         return {"run_id": result.run_id, "result": result.model_dump(mode="json")}
     except Exception as exc:  # one bad run must not sink the others; the store records its failure
-        error = str(exc) if isinstance(exc, AgentmeshError) else f"{type(exc).__name__}: {exc}"
-        return {"run_id": run_id, "error": error}
+        return {"run_id": run_id, **_failure(exc, fields["db"])}
     finally:
         await client.aclose()
