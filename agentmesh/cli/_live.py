@@ -103,7 +103,11 @@ class LiveView:
 
     def _on_call(self, data: Mapping[str, Any]) -> None:
         self.calls += 1
-        block = self._block(str(data["node"]), int(data.get("round") or 0))
+        # a loop body's call after its first iteration is reported under its record key, ``draft#1``, while the
+        # node's own event says ``draft``: keyed apart, those calls opened a block no node event finished, which
+        # was printed again after the run, and the iteration's block had no rows
+        node = str(data["node"]).split("#")[0]
+        block = self._block(node, int(data.get("round") or 0))
         slot, agent = int(data.get("slot") or 0), str(data.get("agent"))
         row = block.rows.get((slot, agent)) or _Row(slot=slot, agent=agent)
         row.key = data.get("key")

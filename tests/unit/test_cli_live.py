@@ -12,6 +12,7 @@ from agentmesh.models.messages import CallContext, ModelRequest
 from agentmesh.models.providers.scripted import ScriptedModel
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.runtime.run import run
+from agentmesh.spec import graph_from_data
 
 
 def test_off_a_terminal_each_round_is_printed_as_it_finishes(tmp_path: Path) -> None:
@@ -64,3 +65,39 @@ def test_agents_called_at_the_same_slot_each_get_a_row(tmp_path: Path) -> None:
     printed = log.getvalue()
     assert "solver" in printed and "orm_judge" in printed and "prm_judge" in printed
     assert printed.count("│ 0    │") == 3
+
+
+def test_a_loops_later_iterations_are_printed_once_with_their_calls(tmp_path: Path) -> None:
+    """A loop body's calls after its first iteration come as ``draft#1``, its node event as ``draft``: the view
+    printed the second iteration's ``draft`` as a line without its call, then a ``draft#1`` table nobody finished
+    after the run was over."""
+    spec = graph_from_data(
+        {
+            "name": "refine",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {
+                "writer": {"prompt": "{{ question }}"},
+                "grader": {"prompt": "{{ candidate }}", "parser": "score"},
+            },
+            "nodes": {
+                "refine": {"op": "loop", "body": ["draft", "judge"], "until": {"score_threshold": {"min": 8}}},
+                "draft": {"op": "call", "agent": "writer"},
+                "judge": {"op": "score", "from": "draft", "judge": "grader"},
+            },
+        }
+    )
+    log = io.StringIO()
+    view = LiveView(spec, stream=Console(file=log, width=120, force_terminal=False))
+    model = ScriptedModel(
+        [
+            {"agent": "writer", "responses": ["draft one", "draft two"]},
+            {"agent": "grader", "responses": ["5 [END]", "9 [END]"]},
+        ]
+    )
+    run(spec, {"question": "Q"}, model=model, store=f"sqlite:///{tmp_path / 'runs.db'}", listeners=[view.on_event])
+    printed = log.getvalue()
+    assert "#1" not in printed
+    assert printed.count("│ 0    │ writer │ draft two │ ok ") == 1 and printed.count("│ 0    │ grader │ 9 ") == 1
+    end = io.StringIO()
+    Console(file=end, width=120).print(view.rest())
+    assert "#1" not in end.getvalue() and "draft" not in end.getvalue() and "4 calls" in end.getvalue()
