@@ -14,7 +14,8 @@ events, so the fork is complete on its own: it can be shown, replayed, resumed, 
 
 A step is ``N`` (the run's first N model calls, in the order they were recorded, as ``agentmesh show`` numbers
 them), ``NODE`` (everything before that node's first call) or ``NODE@ROUND`` (before its first call in that
-round).
+round; for a node in a loop's body, in that iteration of the loop). A node that makes no call itself (a loop, a
+branch, a function) is a step too: everything recorded before it ran (``LOOP@N``: before its iteration N).
 """
 
 from __future__ import annotations
@@ -297,23 +298,57 @@ def step_filter(events: list[EventRecord], step: str | int) -> Callable[[EventRe
     node, _, round_text = text.partition("@")
     if round_text and not round_text.isdigit():
         raise ConfigError(f"step {step!r}: expected N, NODE or NODE@ROUND (a round number after '@')")
-    nodes = {e.node for e in calls}
-    base = {str(n).split("#")[0] for n in nodes}
-    if node not in nodes and node not in base:
-        raise ConfigError(f"step {step!r}: the run made no call in node {node!r}; its nodes: {sorted(base)}")
     wanted_round = int(round_text) if round_text else None
-    first = next(
-        (
-            e.seq
-            for e in calls
-            if (e.node == node or str(e.node).split("#")[0] == node)
-            and (wanted_round is None or (e.round or 0) >= wanted_round)
-        ),
-        None,
-    )
-    if first is None:
-        raise ConfigError(f"step {step!r}: node {node!r} made no call in round {wanted_round} or later")
-    return lambda e: e.seq < first
+    mine = [e for e in calls if e.node == node or _base_node(e.node) == node]
+    if mine:
+        # a node in a loop's body makes its calls at round 0, under ``node#k`` in the loop's iteration k + 1: its
+        # NODE@ROUND is its call in that iteration (``judge@2``), as show numbers the loop's rounds; a rounds node's
+        # own rounds win (one in a loop's body counts its rounds from 1 in every iteration)
+        by_iteration = wanted_round is not None and not any(e.round for e in mine)
+        first = next(
+            (
+                e.seq
+                for e in mine
+                if wanted_round is None or (_iteration(e.node) + 1 if by_iteration else (e.round or 0)) >= wanted_round
+            ),
+            None,
+        )
+        if first is None:
+            said = "iteration" if by_iteration else "round"
+            raise ConfigError(f"step {step!r}: node {node!r} made no call in {said} {wanted_round} or later")
+        return lambda e: e.seq < first
+    # a node that makes no call itself (a loop, a branch, a function): before it ran, its ROUND-th time. A loop
+    # records a result as it starts and one after each iteration, so LOOP@N is before its iteration N (show's
+    # "loop round N-1" is the iteration before)
+    ran = [e for e in events if e.kind == "node_result" and e.node == node]
+    if not ran:
+        made = sorted({_base_node(e.node) for e in calls})
+        others = sorted({str(e.node) for e in events if e.kind == "node_result"} - set(made))
+        raise ConfigError(
+            f"step {step!r}: the run made no call in node {node!r} and did not run it; nodes that made calls: {made}"
+            + (f", nodes that ran without calls: {others}" if others else "")
+        )
+    time = max(wanted_round or 1, 1)
+    if not 1 <= time <= len(ran):
+        is_loop = any(e.round for e in ran)
+        what = f"{counted(len(ran) - 1, 'iteration')}" if is_loop else f"{counted(len(ran), 'time')}"
+        raise ConfigError(
+            f"step {step!r}: node {node!r} ran {what}, and makes no call itself, so {node}@N is before its "
+            f"{'iteration' if is_loop else 'run'} N (1 to {max(len(ran) - (1 if is_loop else 0), 1)})"
+        )
+    mark = ran[time - 1].seq
+    return lambda e: e.seq < mark
+
+
+def _base_node(call_node: str | None) -> str:
+    """The node a call was made in: its record key without the loop iteration (``draft#2`` -> ``draft``)."""
+    return str(call_node).split("#")[0]
+
+
+def _iteration(call_node: str | None) -> int:
+    """The loop iterations finished before a call (``draft#2`` -> 2, ``draft`` -> 0)."""
+    _, _, k = str(call_node).partition("#")
+    return int(k) if k.isdigit() else 0
 
 
 async def afork(

@@ -184,3 +184,63 @@ def test_a_replay_model_refuses_a_prompt_the_run_never_sent(tmp_path: Path) -> N
 
     with pytest.raises(RunNotFoundError):
         run("self_consistency", {"question": "What is 17*3?"}, model="replay:no-such-run", store=db)
+
+
+def test_a_fork_steps_into_a_loop_by_its_iteration(tmp_path: Path) -> None:
+    """``agentmesh show`` numbers a loop's rounds, but a body node's calls are recorded at round 0 under ``draft#1``,
+    ``draft#2``: ``judge@2`` said the node made no call in round 2, and ``refine@2`` (or a branch, a function)
+    that the run made no call in the node, so no NODE@ROUND reached inside a loop."""
+    from agentmesh.spec import graph_from_data
+
+    spec = graph_from_data(
+        {
+            "name": "refine",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {
+                "writer": {"prompt": "{{ question }}"},
+                "grader": {"prompt": "{{ candidate }}", "parser": "score"},
+                "editor": {"prompt": "Polish: {{ nodes.refine.scores[0] }}"},
+            },
+            "nodes": {
+                "refine": {"op": "loop", "body": ["draft", "judge"], "until": {"score_threshold": {"min": 8}}},
+                "draft": {"op": "call", "agent": "writer"},
+                "judge": {"op": "score", "from": "draft", "judge": "grader"},
+                "gate": {"op": "branch", "condition": "nodes.refine.iteration > 1", "then": "polish"},
+                "polish": {"op": "call", "agent": "editor"},
+            },
+            "edges": [["refine", "gate"]],
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    parent = run(
+        spec,
+        {"question": "Q"},
+        store=db,
+        model=ScriptedModel(
+            [
+                {"agent": "writer", "responses": ["one", "two", "three"]},
+                {"agent": "grader", "responses": ["5 [END]", "6 [END]", "9 [END]"]},
+                {"agent": "editor", "template": "done"},
+            ]
+        ),
+    )
+    assert parent.calls == 7
+    # draft1 judge1 | draft#1 judge#1 | draft#2 judge#2 | polish: the calls served before each step
+    for step, served in [
+        ("judge@2", 3),
+        ("draft@3", 4),
+        ("refine", 0),
+        ("refine@2", 2),
+        ("refine@3", 4),
+        ("gate", 6),
+        ("draft#1", 2),
+        ("draft", 0),
+    ]:
+        child = fork(parent.run_id, step=step, store=db, model=ScriptedModel(default="9 [END]"), graph=spec)
+        assert child.served_from_record == served, step
+    with pytest.raises(ConfigError, match="node 'judge' made no call in iteration 4 or later"):
+        fork(parent.run_id, step="judge@4", store=db, model=ScriptedModel(default="x"), graph=spec)
+    with pytest.raises(ConfigError, match=r"node 'refine' ran 3 iterations, .* before its iteration N \(1 to 3\)"):
+        fork(parent.run_id, step="refine@5", store=db, model=ScriptedModel(default="x"), graph=spec)
+    with pytest.raises(ConfigError, match=r"nodes that made calls: \['draft', 'judge', 'polish'\], nodes that ran"):
+        fork(parent.run_id, step="nowhere", store=db, model=ScriptedModel(default="x"), graph=spec)
