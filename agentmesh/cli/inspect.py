@@ -259,7 +259,7 @@ def export(
     from agentmesh.store.transfer import export_run
 
     with open_store(db, existing=True) as store:
-        record = store.get_run(run)
+        record = store.with_running_totals([store.get_run(run)])[0]  # (a running run's: its calls so far, not 0)
         events = store.events(record.id)
         spec = stored_graph(record.meta["spec"], record.id) if isinstance(record.meta.get("spec"), dict) else None
         outputs = stored_outputs(store, spec, record.id) if spec is not None else None

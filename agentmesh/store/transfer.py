@@ -22,6 +22,7 @@ from agentmesh.errors import StoreError
 from agentmesh.store._redact import redact, redact_named, stored_meta
 from agentmesh.store.events import EVENT_FIELD_TYPES, EVENT_FIELDS, event_row, stored_json, stored_text
 from agentmesh.store.records import EventRecord, RunRecord, RunStatus
+from agentmesh.store.run_totals import running_totals
 from agentmesh.store.runs import Store
 from agentmesh.store.schema import SCHEMA_VERSION, events, runs
 from agentmesh.store.target_records import TargetRow
@@ -358,3 +359,9 @@ def _write(
         if rows:
             values = [{**row, "run_id": run_id, "seq": i + 1} for i, row in enumerate(rows)]
             conn.execute(sa.insert(events), values)
+        if run["status"] is RunStatus.RUNNING:
+            # a running run's stored totals are summed when it ends, so its export carried zeros: imported as
+            # interrupted, it was listed and shown with "0 calls, 0 tokens, $0" beside its calls
+            summed = running_totals(conn, [run_id]).get(run_id)
+            if summed is not None:
+                conn.execute(sa.update(runs).where(runs.c.id == run_id).values(totals=stored_json(summed, "totals")))

@@ -4,6 +4,7 @@ and what it stores."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from agentmesh.errors import StoreError
 from agentmesh.store import SCHEMA_VERSION, Store, event_row
 from agentmesh.store.transfer import export_run, import_run
+from tests._cli import run_cli
 
 
 def _exported(store: Store) -> dict[str, Any]:
@@ -94,6 +96,37 @@ def test_a_run_exported_while_it_ran_is_imported_as_interrupted(store_url: str) 
             "status": "running",
         }
         store.delete_runs([copy_id])  # no --force needed
+
+
+def test_a_run_exported_while_it_ran_is_imported_with_the_totals_of_its_calls(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running run's stored totals are summed when it ends: its export carried zeros, and the run imported as
+    interrupted was listed and shown with "0 calls, 0 tokens, $0" beside the calls it had made."""
+    call = {"node": "n", "agent": "a", "round": 1, "attempt": 1, "prompt_tokens": 100, "completion_tokens": 10}
+    with Store(store_url) as store:
+        run_id = store.create_run("g", {"question": "q"})
+        store.record_events(
+            run_id,
+            [
+                event_row("model_call", call_index=0, total_tokens=110, cost_usd=0.25, **call),
+                event_row("model_call", call_index=1, total_tokens=110, cost_usd=0.5, **call),
+            ],
+        )
+        document = copy.deepcopy(export_run(store.get_run(run_id), store.events(run_id), None))  # an older export
+        assert document["run"]["totals"]["calls"] == 0
+        imported = store.get_run(import_run(store, document, new_id="copy-of-a-running-run"))
+        assert imported.status == "interrupted"
+        assert {k: imported.totals[k] for k in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")} == {
+            "calls": 2,
+            "prompt_tokens": 200,
+            "completion_tokens": 20,
+            "cost_usd": 0.75,
+        }
+    out = tmp_path / "running.json"
+    code, _, err = run_cli(["export", run_id, "-o", str(out), "--db", store_url], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out.read_text())["run"]["totals"]["calls"] == 2  # agentmesh export says what it made so far
 
 
 def test_a_run_moved_back_and_forth_keeps_one_copy_of_its_outputs(store_url: str) -> None:
