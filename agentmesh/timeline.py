@@ -191,7 +191,9 @@ def _count(value: Any) -> int:
 
 def load_timeline(store: Store, run_id: str) -> Timeline:
     """Read a run's timeline from ``store`` (``run_id`` may be a unique prefix)."""
-    record = store.get_run(run_id)
+    # a run still marked running has its totals summed only when it ends: its calls so far, as show counts them
+    # (the report and diff of a run in progress, or of one a SIGKILL left, said "0 calls" beside its calls)
+    record = store.with_running_totals([store.get_run(run_id)])[0]
     spec: GraphSpec | None = None
     unread: str | None = None
     if isinstance(record.meta.get("spec"), Mapping):

@@ -234,7 +234,7 @@ def report(
     with open_store(db, existing=True) as store:
         if batch is not None:
             batch = batch_id(store, batch)  # (a unique prefix: the page names the whole id)
-            records = batch_runs(store, batch)
+            records = store.with_running_totals(batch_runs(store, batch))  # (a batch in progress: calls so far)
             page = batch_html(batch, records, stored_answers(store, records))
             what = f"batch {batch} ({counted(len(records), 'run')})"
         else:

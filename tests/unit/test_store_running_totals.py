@@ -74,5 +74,29 @@ def test_a_running_run_is_listed_and_shown_with_its_calls_so_far(
     assert "calls 3   tokens 120 in + 14 out" in " ".join(out.split("│"))
     assert "errors 1" in out
 
+    # the run's page and a diff read the same figures (they said 0 calls, 0 tokens and no cost)
+    page = Path("running.html")
+    code, out, err = run_cli(["report", running, "--db", store_url, "-o", str(page)], capsys, monkeypatch)
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "<td>calls</td><td>3</td>" in html and "<td>tokens</td><td>120 in + 14 out</td>" in html
+    code, out, err = run_cli(["diff", running, finished, "--db", store_url], capsys, monkeypatch)
+    assert code == 0, err
+    calls_row = next(line for line in out.splitlines() if line.startswith("│ calls"))
+    assert [c.strip() for c in calls_row.split("│")][2:4] == ["3", "1"]
+
     with Store(store_url) as store:  # what is stored is left as it was: summed when the run ends
         assert store.get_run(running).totals == stored_totals
+
+
+def test_a_batch_in_progress_has_its_calls_so_far_on_its_page(
+    tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Store(db) as store:
+        batch = {"batch": {"id": "b0b0b0b0b0b0", "line": 1, "file": "items.jsonl"}}
+        running = store.create_run("debate", {"question": "What is 6*7?"}, meta=batch)
+        store.record_events(running, [_call(0), _call(1)])
+    code, _, err = run_cli(["report", "--batch", "b0b0", "--db", db, "-o", "batch.html"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "<td>calls</td><td>2</td>" in Path("batch.html").read_text(encoding="utf-8")
