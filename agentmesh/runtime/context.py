@@ -493,10 +493,11 @@ def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) ->
 
 def _unfinished_nodes_hint(spec: GraphSpec, card: AgentCard, variables: Mapping[str, Any], node: str) -> str:
     """Why ``nodes.<x>`` is undefined, when that is what failed: Jinja only says "'dict object' has no attribute
-    'x'". The spec check refuses an unguarded read of a node that does not run before ``node``, so what is left is
-    mostly a node on a branch's route this run did not take (or a spec stored before that check): said as such,
-    with the guard, and the fix the spec check would give where the graph has no path from ``x``. Empty when every
-    node the card reads has an output."""
+    'x'". The spec check refuses an unguarded read of a node that may not have run before ``node``, whichever route
+    the branches take, so what is left is a spec stored before that check, or a template the check does not see:
+    said with the check's own reason and fix (:meth:`spec.checks.RunsBefore.why_not`: a branch's route that ``x``
+    needs and this run may not have taken, an edge to add...) and the guard. Empty when every node the card reads
+    has an output."""
     done = variables.get("nodes") or {}
     missing: list[str] = []
     for source in (card.system, card.prompt):
@@ -506,14 +507,12 @@ def _unfinished_nodes_hint(spec: GraphSpec, card: AgentCard, variables: Mapping[
         return ""
     names = ", ".join(f"nodes.{n}" for n in missing)
     first = missing[0]
+    guard = f"guard the read with {{% if nodes.{first} is defined %}}"
     before = RunsBefore(spec)
     if first not in spec.nodes:
-        why = f"there is no node {first!r};"
-    elif before.ran(first, node):
-        why = f"node {first!r} is on a branch's route that this run did not take;"
-    else:
-        why = f"{before.why_not(first, node)}, or"
-    return (
-        f" ({names} has no output when node {node!r} runs: a prompt reads the nodes that ran before its node; {why}"
-        f" guard the read with {{% if nodes.{first} is defined %}})"
-    )
+        why = f"there is no node {first!r}; {guard}"
+    elif node in spec.nodes and not before.ran(first, node):
+        why = before.why_not(first, node, guard)
+    else:  # (an operator's own variables: the graph runs the node first on every route)
+        why = f"node {first!r} runs before {node!r} on every route, but the nodes given to this prompt lack it; {guard}"
+    return f" ({names} has no output when node {node!r} runs: a prompt reads the nodes that ran before its node; {why})"

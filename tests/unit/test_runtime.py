@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import warnings
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from agentmesh.errors import ConfigError, ScriptExhaustedError, StoreError
+from agentmesh.errors import ConfigError, ScriptExhaustedError, SpecError, StoreError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import RunError, aresume, arun, register_function, resume, run
 from agentmesh.runtime import context as context_module
 from agentmesh.runtime.voting import consensus_reached, majority
 from agentmesh.spec import Consensus, graph_from_data
+from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.stop import Budget
 from agentmesh.store import Store
 
@@ -595,24 +597,36 @@ def test_blocking_forms_inside_a_running_loop_say_to_await_and_start_nothing(db:
     assert len(model.calls) == 3 and stored.meta["by"] == "test"
 
 
-def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str) -> None:
+#: A prompt after a branch's arms join reading the node on one arm: refused when a spec loads (the arm may not
+#: run), so built as a stored spec is, without that check, and run without the check a run makes of its graph
+#: (:func:`_unchecked`): a run stored before the check, resumed.
+EARLY_READ: dict[str, Any] = {
+    "name": "early_read",
+    "inputs": {"hard": {"type": "boolean"}},
+    "agents": {"writer": {"prompt": "Improve on: {{ nodes.deep.text }}"}, "critic": {"prompt": "x"}},
+    "nodes": {
+        "first": {"op": "call", "agent": "critic"},
+        "gate": {"op": "branch", "condition": "hard", "then": "deep", "else": "final"},
+        "deep": {"op": "call", "agent": "critic"},
+        "final": {"op": "call", "agent": "writer"},
+    },
+    "edges": [["first", "gate"], ["deep", "final"]],
+}
+
+
+def _unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs no longer check their graph as a file (the check a spec stored before the load check never had)."""
+    monkeypatch.setattr(importlib.import_module("agentmesh.runtime.run"), "check_built", lambda *_: None)
+
+
+def test_a_prompt_reading_a_node_that_has_not_run_says_so(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Jinja's own message ("'dict object' has no attribute 'deep'") does not say that the node exists but did
-    not run: the error names it and the guard. (A node with no path to the reader is refused when the spec loads;
-    one on a branch's route the run did not take passes that check.)"""
-    spec = graph_from_data(
-        {
-            "name": "early_read",
-            "inputs": {"hard": {"type": "boolean"}},
-            "agents": {"writer": {"prompt": "Improve on: {{ nodes.deep.text }}"}, "critic": {"prompt": "x"}},
-            "nodes": {
-                "first": {"op": "call", "agent": "critic"},
-                "gate": {"op": "branch", "condition": "hard", "then": "deep", "else": "final"},
-                "deep": {"op": "call", "agent": "critic"},
-                "final": {"op": "call", "agent": "writer"},
-            },
-            "edges": [["first", "gate"], ["deep", "final"]],
-        }
-    )
+    not run: the error names it and the guard. (Every such read is refused when a spec loads, unless guarded; a
+    spec stored before that check is not refused.)"""
+    with pytest.raises(SpecError, match="node 'deep' runs only when branch 'gate' routes to it"):
+        graph_from_data(EARLY_READ)
+    spec = stored_graph(EARLY_READ, "r0")
+    _unchecked(monkeypatch)
     expected = r"nodes\.deep has no output when node 'final' runs: .* guard the read with \{% if nodes\.deep is def"
     with pytest.raises(RunError, match=expected):
         run(spec, {"hard": False}, model=ScriptedModel([], default="ok"), store=db)
@@ -801,29 +815,20 @@ def test_a_failure_after_the_run_is_stored_and_before_its_graph_runs_ends_the_ru
     assert model.calls == []
 
 
-def test_the_unfinished_node_hint_says_a_branch_route_was_not_taken_rather_than_to_add_an_edge_that_exists(
-    db: str,
+def test_the_unfinished_node_hint_names_the_branch_route_the_node_needs_rather_than_an_edge_that_exists(
+    db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hint said "add an edge [deep, final]" for a node read after a branch's arm that the run did not take,
-    where that edge was in the graph already; it now says the route was not taken. A spec stored before the load
-    check (built here without it) still gets the edge to add."""
-    spec = graph_from_data(
-        {
-            "name": "early_read",
-            "inputs": {"hard": {"type": "boolean"}},
-            "agents": {"writer": {"prompt": "Improve on: {{ nodes.deep.text }}"}, "critic": {"prompt": "x"}},
-            "nodes": {
-                "first": {"op": "call", "agent": "critic"},
-                "gate": {"op": "branch", "condition": "hard", "then": "deep", "else": "final"},
-                "deep": {"op": "call", "agent": "critic"},
-                "final": {"op": "call", "agent": "writer"},
-            },
-            "edges": [["first", "gate"], ["deep", "final"]],
-        }
-    )
+    where that edge was in the graph already; it says which route of which branch runs the node, as the load check
+    does. A spec with no path from the node to the reader (built here without the check) still gets the edge."""
+    spec = stored_graph(EARLY_READ, "r0")
+    _unchecked(monkeypatch)
     with pytest.raises(RunError) as e:
         run(spec, {"hard": False}, model=ScriptedModel([], default="ok"), store=db)
-    assert "node 'deep' is on a branch's route that this run did not take; guard the read" in str(e.value)
+    assert (
+        "node 'deep' runs only when branch 'gate' routes to it (then: deep), and 'final' runs on its other route too "
+        "(else: final); guard the read with {% if nodes.deep is defined %})"
+    ) in str(e.value)
     assert "add an edge" not in str(e.value)
 
     card = spec.agents["writer"]

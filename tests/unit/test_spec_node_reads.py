@@ -8,6 +8,7 @@ block guarded by a node that may be missing there (a card shared by two nodes).
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import pytest
 
 from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
-from agentmesh.runtime import run
+from agentmesh.runtime import register_function, run
 from agentmesh.spec import graph_from_data, load_graph
+from agentmesh.spec.checks import RunsBefore
 from agentmesh.spec.loader import stored_graph
 from agentmesh.spec.templates import guarded_nodes, node_reads
 
@@ -238,3 +240,280 @@ def test_a_stored_spec_that_reads_a_later_node_still_reads() -> None:
     """A run that failed on such a read is stored; its spec is read back to show or export it."""
     data = _graph("Improve on: {{ nodes.review.text }}")
     assert stored_graph(data, "r1").nodes["draft"].op == "call"
+
+
+# --- branches: a node read must have run on every route the branches can take ----------------------------------------
+
+
+def _branchy(reader: str, reads: str, nodes: dict[str, Any], edges: list[list[str]]) -> dict[str, Any]:
+    """A graph of call nodes (those given as None) and the branches and loops given, ``reader`` rendering
+    ``{{ nodes.<reads>.<a key it outputs> }}``; each branch's condition is an input of its own (c1, c2), so either
+    route may be taken."""
+    conditions = sorted({str(n["condition"]) for n in nodes.values() if n is not None and n.get("op") == "branch"})
+    op = (nodes.get(reads) or {}).get("op")
+    key = {"branch": "taken", "loop": "iteration"}.get(op, "text")
+    return {
+        "name": "g",
+        "inputs": {c: {"type": "boolean"} for c in conditions},
+        "agents": {"plain": {"prompt": "x"}, "reader": {"prompt": f"Use: {{{{ nodes.{reads}.{key} }}}}"}},
+        "nodes": {
+            name: {"op": "call", "agent": "reader" if name == reader else "plain"} if node is None else node
+            for name, node in nodes.items()
+        },
+        "edges": edges,
+    }
+
+
+def _branch(condition: str, then: str, otherwise: str | None = None) -> dict[str, Any]:
+    return {"op": "branch", "condition": condition, "then": then, **({"else": otherwise} if otherwise else {})}
+
+
+def _loop(*body: str) -> dict[str, Any]:
+    return {"op": "loop", "body": list(body), "until": {"max_rounds": 2}}
+
+
+#: name -> (nodes, edges): the shapes a branch, a join and a loop make
+SHAPES: dict[str, tuple[dict[str, Any], list[list[str]]]] = {
+    # the runtime test's graph: the else route goes straight to the node the then route joins
+    "empty_arm": (
+        {"first": None, "gate": _branch("c1", "deep", "final"), "deep": None, "final": None},
+        [["first", "gate"], ["deep", "final"]],
+    ),
+    "no_else": (
+        {"first": None, "gate": _branch("c1", "deep"), "deep": None, "final": None},
+        [["first", "gate"], ["deep", "final"]],
+    ),
+    "fan_in": ({"s": None, "a": None, "b": None, "j": None}, [["s", "a"], ["s", "b"], ["a", "j"], ["b", "j"]]),
+    "both_arms": (
+        {"s": None, "gate": _branch("c1", "t", "e"), "t": None, "e": None, "j": None},
+        [["s", "gate"], ["t", "j"], ["e", "j"]],
+    ),
+    "nested": (
+        {
+            "g1": _branch("c1", "g2", "e"),
+            "g2": _branch("c2", "t", "u"),
+            "t": None,
+            "u": None,
+            "e": None,
+            "k": None,
+            "j": None,
+        },
+        [["t", "k"], ["u", "k"], ["k", "j"], ["e", "j"]],
+    ),
+    "loop_after_branch": (
+        {"gate": _branch("c1", "x", "y"), "x": None, "y": None, "L": _loop("w"), "w": None, "fin": None},
+        [["x", "L"], ["y", "L"], ["L", "fin"]],
+    ),
+    "loop_on_an_arm": (
+        {"gate": _branch("c1", "L", "fin"), "L": _loop("w", "v"), "w": None, "v": None, "fin": None},
+        [["L", "fin"]],
+    ),
+    "straight_to_a_join": (
+        {"s": None, "p": None, "p2": None, "gate": _branch("c1", "t", "j"), "t": None, "j": None},
+        [["s", "gate"], ["s", "p"], ["p", "p2"], ["p2", "j"], ["t", "j"]],
+    ),
+    "loop_entered_twice": (
+        {"a": None, "a2": None, "b": None, "L": _loop("x"), "x": None, "fin": None},
+        [["a", "a2"], ["a2", "L"], ["b", "L"], ["L", "fin"]],
+    ),
+    "side_edge": (
+        {"gate": _branch("c1", "t"), "t": None, "c": None, "j": None},
+        [["gate", "c"], ["t", "j"], ["c", "j"]],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "reader", "reads"),
+    [
+        ("empty_arm", "final", "first"),
+        ("empty_arm", "deep", "first"),
+        ("no_else", "final", "deep"),  # no else: the run ends at the branch when it does not route to deep
+        ("fan_in", "j", "a"),
+        ("fan_in", "j", "b"),
+        ("both_arms", "j", "s"),
+        ("both_arms", "j", "gate"),
+        ("nested", "k", "g2"),  # k runs after either arm of g2, both on g1's then route
+        ("nested", "j", "g1"),
+        ("nested", "t", "g1"),
+        ("loop_after_branch", "w", "gate"),
+        ("loop_after_branch", "fin", "w"),
+        ("loop_on_an_arm", "v", "w"),
+        ("loop_on_an_arm", "w", "gate"),
+        ("side_edge", "j", "c"),
+        ("side_edge", "j", "t"),  # j joins t and c: it waits for t, so it runs only when t did
+    ],
+)
+def test_a_node_that_runs_before_on_every_route_loads(shape: str, reader: str, reads: str) -> None:
+    nodes, edges = SHAPES[shape]
+    assert reader in graph_from_data(_branchy(reader, reads, nodes, edges)).nodes
+
+
+def _route_guard(node: str) -> str:
+    return f"; guard the read ({{% if nodes.{node} is defined %}}, nodes.{node} | default(...))"
+
+
+def test_a_node_on_one_arm_of_a_branch_read_after_the_arms_join_is_refused_naming_the_route() -> None:
+    """It loaded (a path of edges leads from it), and the run failed at the reader when the branch took the other
+    route, after the model calls of every node before it."""
+    nodes, edges = SHAPES["empty_arm"]
+    assert _error(_branchy("final", "deep", nodes, edges)) == (
+        "<spec>: agents.reader.prompt: template reads nodes.deep, which has no output yet when node 'final' renders "
+        "it (agent 'reader'): node 'deep' runs only when branch 'gate' routes to it (then: deep), and 'final' runs "
+        f"on its other route too (else: final){_route_guard('deep')}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "reader", "reads", "why"),
+    [
+        (
+            "both_arms",
+            "j",
+            "t",
+            "node 't' runs only when branch 'gate' routes to it (then: t), and 'j' runs on its "
+            "other route too (else: e)",
+        ),
+        # nested branches: the innermost route the node needs is named
+        (
+            "nested",
+            "j",
+            "t",
+            "node 't' runs only when branch 'g2' routes to it (then: t), and 'j' runs on its other route too (else: u)",
+        ),
+        (
+            "nested",
+            "k",
+            "u",
+            "node 'u' runs only when branch 'g2' routes to it (else: u), and 'k' runs on its other route too (then: t)",
+        ),
+        (
+            "nested",
+            "j",
+            "g2",
+            "node 'g2' runs only when branch 'g1' routes to it (then: g2), and 'j' runs on its "
+            "other route too (else: e)",
+        ),
+        # a loop entered from either arm: its body, and what follows it, run after either
+        (
+            "loop_after_branch",
+            "w",
+            "x",
+            "node 'x' runs only when branch 'gate' routes to it (then: x), and 'w' runs "
+            "on its other route too (else: y)",
+        ),
+        (
+            "loop_after_branch",
+            "fin",
+            "y",
+            "node 'y' runs only when branch 'gate' routes to it (else: y), and 'fin' "
+            "runs on its other route too (then: x)",
+        ),
+        # a loop on one arm: its body has run after the loop, but not when the branch took the other route
+        (
+            "loop_on_an_arm",
+            "fin",
+            "w",
+            "node 'w' runs only when branch 'gate' routes to 'L' (then: L), and 'fin' "
+            "runs on its other route too (else: fin)",
+        ),
+    ],
+)
+def test_reads_of_a_node_some_route_skips_are_refused_naming_the_route(
+    shape: str, reader: str, reads: str, why: str
+) -> None:
+    nodes, edges = SHAPES[shape]
+    assert _error(_branchy(reader, reads, nodes, edges)).endswith(f": {why}{_route_guard(reads)}")
+
+
+@pytest.mark.parametrize(
+    ("shape", "reader", "reads", "why"),
+    [
+        # the else route starts j at once, without the join's other predecessor (as the runtime compiles it)
+        (
+            "straight_to_a_join",
+            "j",
+            "p2",
+            "branch 'gate' routes straight to 'j' (else: j), which then runs without waiting for 'p2'",
+        ),
+        # a loop node starts with whichever predecessor finishes first (as the runtime compiles it)
+        (
+            "loop_entered_twice",
+            "x",
+            "a2",
+            "loop 'L' starts when any one of its predecessors has finished, not all "
+            "of them ('b' may finish before 'a2')",
+        ),
+    ],
+)
+def test_reads_of_a_node_a_reader_may_start_without_are_refused_saying_how(
+    shape: str, reader: str, reads: str, why: str
+) -> None:
+    nodes, edges = SHAPES[shape]
+    assert _error(_branchy(reader, reads, nodes, edges)).endswith(f": {why}{_route_guard(reads)}")
+
+
+def test_a_guarded_read_of_a_node_on_one_arm_loads_and_renders_on_either_route(tmp_path: Path) -> None:
+    nodes, edges = SHAPES["empty_arm"]
+    data = _branchy("final", "deep", nodes, edges)
+    data["agents"]["reader"]["prompt"] = "Use: {% if nodes.deep is defined %}{{ nodes.deep.text }}{% endif %}."
+    spec = graph_from_data(data)
+    for hard in (False, True):
+        model = ScriptedModel([{"agent": "reader", "responses": ["done"]}], default="ok")
+        result = run(spec, {"c1": hard}, model=model, store=f"sqlite:///{tmp_path / 'r.db'}")
+        assert result.outputs["final"]["text"] == "done"
+        assert model.calls[-1].prompt.endswith("Use: ok." if hard else "Use: .")
+
+
+def test_a_branch_in_a_loop_body_is_refused_alone() -> None:
+    """A branch inside a body cannot route anywhere (the loop goes on whatever it says), so the reads have no
+    route inside a body to follow: that is the only problem said."""
+    nodes = {"L": _loop("w", "gate"), "w": None, "gate": _branch("c1", "t"), "t": None}
+    message = _error(_branchy("t", "w", nodes, [["L", "t"]]))
+    assert message.startswith(
+        "<spec>: nodes.gate.then: branch 'gate' is in the body of loop 'L', which goes on to its "
+    )
+    assert "\n" not in message
+
+
+_SEEN: list[tuple[str, frozenset[str]]] = []
+
+
+@register_function("runs_before_seen", replace=True)
+def _seen(outputs: dict[str, Any], inputs: dict[str, Any], *, me: str) -> dict[str, Any]:
+    _SEEN.append((me, frozenset(outputs)))
+    return {"text": me}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_what_the_check_says_ran_has_run_in_every_run(shape: str, tmp_path: Path) -> None:
+    """The check against the runtime: each node of the shape a function recording which outputs it sees, the graph
+    run with each branch taking either route; whatever RunsBefore says a node may read, every run of it saw."""
+    nodes, edges = SHAPES[shape]
+    recording = {
+        name: {"op": "function", "function": "runs_before_seen", "args": {"me": name}} if node is None else node
+        for name, node in nodes.items()
+    }
+    spec = graph_from_data({**_branchy("none", "none", recording, edges), "agents": {}})
+    before = RunsBefore(spec)
+    conditions = sorted(spec.inputs)
+    saw: dict[str, frozenset[str]] = {}
+    for values in itertools.product([False, True], repeat=len(conditions)):
+        _SEEN.clear()
+        run(spec, dict(zip(conditions, values, strict=True)), store=f"sqlite:///{tmp_path / 'r.db'}")
+        for me, outputs in _SEEN:
+            saw[me] = saw.get(me, outputs) & outputs
+    assert saw, shape
+    for reader, seen in saw.items():
+        said = {ref for ref in spec.nodes if before.ran(ref, reader)}
+        assert said <= seen, (shape, reader, said - seen)
+    # and what it refuses went missing in a run
+    missing = {
+        ("empty_arm", "final"): "deep",
+        ("both_arms", "j"): "t",
+        ("nested", "j"): "t",
+        ("loop_on_an_arm", "fin"): "w",
+    }
+    for (where, reader), ref in missing.items():
+        if where == shape:
+            assert not before.ran(ref, reader) and ref not in saw[reader]
