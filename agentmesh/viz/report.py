@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from agentmesh._text import counted
 from agentmesh.runtime.outcome import final_answer
 from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
@@ -169,7 +170,9 @@ def _step(number: int, step: Step) -> str:
     if step.summary.get("scores"):
         facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in step.summary["scores"]))
     if step.calls:
-        facts.append(f"{len(step.calls)} calls, {step.tokens} tokens, {_e(step.duration())}, {_money(step.cost_usd)}")
+        facts.append(
+            f"{counted(len(step.calls), 'call')}, {step.tokens} tokens, {_e(step.duration())}, {_money(step.cost_usd)}"
+        )
     stop = step.summary.get("stop") or step.summary.get("stopped")
     if stop:
         facts.append(f"stop: {_e(stop)}")
@@ -178,7 +181,8 @@ def _step(number: int, step: Step) -> str:
     where = f"{_e(step.node)}" + (f" ({_e(step.op)})" if step.op else "")
     where += f" round {step.round}" if step.round else ""
     calls = "".join(_call(c) for c in step.calls)
-    return f'<details class="step"><summary>{number}. {where} — {" · ".join(facts)}</summary>{calls}</details>'
+    said = f" — {' · '.join(facts)}" if facts else ""  # (a loop's start: nothing to say but that it began)
+    return f'<details class="step"><summary>{number}. {where}{said}</summary>{calls}</details>'
 
 
 def _call(call: CallView) -> str:

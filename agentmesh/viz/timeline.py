@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from agentmesh._text import counted
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.svg import FONT_FAMILY, esc, shorten, text_width
 
@@ -105,7 +106,7 @@ def timeline_svg(story: Timeline) -> str | None:
         return pieces[-1].x1
 
     model_time = sum(c.latency_s or 0.0 for _, _, c in timed if not c.replayed)
-    facts = f": {len(timed)} calls over {_seconds(wall)}"
+    facts = f": {counted(len(timed), 'call')} over {_seconds(wall)}"
     if cuts:
         facts += f" ({_seconds(idle)} idle, cut short)"
     if model_time:
@@ -295,7 +296,7 @@ def _step_bands(steps: Sequence[Step], x: Callable[[datetime], float], y: float)
         x1, x2 = x(first), max(x(last), x(first) + 2)
         colour = PALETTE[(number - 1) % len(PALETTE)]
         span = (last - first).total_seconds()
-        tip = f"step {number}: {_step_name(step)}, {len(calls)} calls, {_seconds(span)}"
+        tip = f"step {number}: {_step_name(step)}, {counted(len(calls), 'call')}, {_seconds(span)}"
         out.append(
             f'<rect x="{x1:.1f}" y="{y:.1f}" width="{x2 - x1:.1f}" height="8" rx="2" fill="{colour}" '
             f'opacity="0.55" class="step"><title>{esc(tip)}</title></rect>'

@@ -145,3 +145,22 @@ def test_the_reports_importance_table_says_what_its_numbers_add_up_to() -> None:
     html = importance_table(stored)
     assert "over this run's 3 layers they add up to 3." in html
     assert "add up to" not in importance_table({"per_agent": stored["per_agent"]})  # no sums stored: no claim
+
+
+def test_a_steps_line_on_the_page_counts_its_calls_in_words_and_says_nothing_when_there_is_nothing() -> None:
+    """A call node's step read "1 calls", and a loop's start (a result with nothing in it) "refine (loop) — "."""
+    from agentmesh.viz.report import report_html
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    steps = [
+        Step("refine", "loop", 0, {}, []),
+        Step("draft", "call", None, {"answer": "one"}, [replace(_call(0, 1.0), node="draft")]),
+    ]
+    record = RunRecord(
+        id="r" * 32, graph="g", spec_hash=None, inputs={}, status="succeeded", stop_reason="completed",
+        parent_run_id=None, model="local", totals={"calls": 1}, error=None, created_at=t0,
+        finished_at=t0 + timedelta(seconds=1), meta={}, schema_version=1,
+    )  # fmt: skip
+    page = report_html(Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None))
+    assert "<summary>1. refine (loop)</summary>" in page
+    assert "2. draft (call) — answer <b>one</b> · 1 call, " in page and "1 calls" not in page
