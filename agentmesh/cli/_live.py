@@ -120,6 +120,11 @@ class LiveView:
         node = str(data["node"])
         block = self._block(node, int(data.get("round") or 0), prefill=False)
         answered = {(a.get("slot"), a.get("agent")) for a in data.get("answers") or []}
+        network = data.get("network")
+        if isinstance(network, Mapping) and isinstance(network.get("nodes"), list):
+            # a round's answers are the team's latest, the previous round's where an agent was not called (a
+            # budget that cut the round before any call): who answered in this round is its network's nodes
+            answered = {(n.get("slot"), n.get("agent")) for n in network["nodes"] if isinstance(n, Mapping)}
         for row in block.rows.values():
             if row.state == "pending":
                 row.state = "ok" if (row.slot, row.agent) in answered else "skipped"

@@ -101,3 +101,25 @@ def test_a_loops_later_iterations_are_printed_once_with_their_calls(tmp_path: Pa
     end = io.StringIO()
     Console(file=end, width=120).print(view.rest())
     assert "#1" not in end.getvalue() and "draft" not in end.getvalue() and "4 calls" in end.getvalue()
+
+
+def test_a_round_a_budget_cut_before_any_call_says_its_agents_were_not_called(tmp_path: Path) -> None:
+    """A round the budget cut keeps the previous round's answers: the view marked its agents "ok", with an answer
+    "-" and no reply, as if they had answered nothing."""
+    spec = resolve_graph("debate")
+    log = io.StringIO()
+    view = LiveView(spec, stream=Console(file=log, width=120, force_terminal=False))
+    model = ScriptedModel([{"round": 1, "responses": ["\\boxed{50}", "\\boxed{51}", "\\boxed{52}"]}])
+    result = run(
+        spec,
+        {"question": "What is 17*3?"},
+        model=model,
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        listeners=[view.on_event],
+        budget={"calls": 3},
+    )
+    assert result.stop_reason == "budget: 3 model calls in node 'debate'"
+    round_2 = log.getvalue().split("debate · round 2")[1].split("↳")[0]
+    assert round_2.count("not called") == 3 and " ok " not in round_2
+    round_1 = log.getvalue().split("debate · round 1")[1].split("↳")[0]
+    assert round_1.count(" ok ") == 3
