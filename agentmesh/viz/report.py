@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentmesh._text import counted
-from agentmesh.runtime.outcome import final_answer
+from agentmesh.runtime.outcome import final_answer, is_ask_call
 from agentmesh.spec import GraphSpec
 from agentmesh.timeline import CallView, Step, Timeline
 from agentmesh.viz.graph import graph_svg
@@ -151,6 +151,10 @@ def _answer(story: Timeline) -> str:
     "-" for a run that ended without one. The page said it only in the summary of its last step, folded at the
     bottom, if at all (a run stopped by its budget)."""
     run = story.run
+    if str(run.status) in ("succeeded", "stopped") and is_ask_call(run):
+        # ``agentmesh ask``: no graph, its one call's reply (as ``agentmesh runs`` lists it; the page said "-")
+        replies = [c.reply for step in story.steps for c in step.calls if not c.error]
+        return replies[-1] if replies else "-"
     if str(run.status) not in ("succeeded", "stopped") or story.spec is None or not story.outputs:
         return "-"
     answer = final_answer(story.spec, story.outputs)["answer"]

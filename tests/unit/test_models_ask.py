@@ -39,3 +39,21 @@ def test_resuming_a_failed_ask_says_it_is_one_call_not_a_graph_run(
         fork(failed.id, step=1, store=db)
     with Store(db) as store:
         assert store.get_run(failed.id).status == "failed" and len(store.list_runs()) == 1  # nothing was started
+
+
+def test_an_asks_page_opens_with_its_reply_as_runs_lists_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentmesh runs` lists an ask's reply as its answer; `report` of it said "answer -"."""
+    monkeypatch.setenv("COLUMNS", "200")
+    script = tmp_path / "s.yaml"
+    script.write_text("default: 'It is <b>51</b>.'\n")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(["ask", "What is 17*3?", "-m", f"scripted:{script}", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    with Store(db) as store:
+        (asked,) = store.list_runs()
+    page = tmp_path / "ask.html"
+    code, _, err = run_cli(["report", asked.id, "--db", db, "-o", str(page)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "<td>answer</td><td>It is &lt;b&gt;51&lt;/b&gt;.</td>" in page.read_text(encoding="utf-8")
