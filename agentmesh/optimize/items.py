@@ -189,21 +189,21 @@ async def run_items(
             start = _on_ray(shared, run_on_ray, db, kind, job)
         else:
             start = _in_process(db, spec, client, kind, job, on_call)
-        previous = _previous_runs(db, spec.name, kind, job)
+        keys = [digest(item.inputs) for item in items]
+        previous = _earlier_runs(items, keys, _previous_runs(db, spec.name, kind, job))
         gate = asyncio.Semaphore(concurrency)
         stop = StopStarting(db.url, what="the job", runs="items")
         finished = 0
 
-        async def one(item: Item) -> ItemRun:
+        async def one(item: Item, key: str, earlier: Previous | None) -> ItemRun:
             nonlocal finished
-            key = digest(item.inputs)
             out = ItemRun(line=item.line, inputs=item.inputs)
             async with gate:
                 if stop.reason is not None:  # the database failed for good: every item started now would fail alike
                     out.error, out.not_run = stop.reason, True
                 else:
                     try:
-                        await _run_item(db, spec, start, item, key, previous.get(key), out)
+                        await _run_item(db, spec, start, item, key, earlier, out)
                     except Exception as exc:  # one bad item must not sink the job; its run records the failure
                         named = stop.failed(exc)  # (and a lasting failure of the database stops starting items)
                         out.error = (
@@ -214,7 +214,7 @@ async def run_items(
                 progress(out, finished, len(items))
             return out
 
-        done.items = list(await asyncio.gather(*(one(item) for item in items)))
+        done.items = list(await asyncio.gather(*map(one, items, keys, previous)))
     finally:
         if release is not None:
             release()
@@ -225,13 +225,41 @@ async def run_items(
     return done
 
 
-def _previous_runs(db: Store, graph: str, kind: str, job: str) -> dict[str, tuple[str, RunStatus]]:
-    found: dict[str, tuple[str, RunStatus]] = {}
-    for record in reversed(db.list_runs(graph=graph, limit=1_000_000)):  # oldest first: the newest wins
+Previous = tuple[str, RunStatus]
+"""An item's earlier run in the job: its id and status."""
+
+
+def _previous_runs(db: Store, graph: str, kind: str, job: str) -> dict[str, list[tuple[str, RunStatus, Any]]]:
+    """The job's stored runs per item key, newest first, each with the data line it ran for."""
+    found: dict[str, list[tuple[str, RunStatus, Any]]] = {}
+    for record in db.list_runs(graph=graph, limit=1_000_000):  # newest first
         tag = record.meta.get(kind) or {}
         if tag.get("job") == job and tag.get("item"):
-            found[str(tag["item"])] = (record.id, record.status)
+            found.setdefault(str(tag["item"]), []).append((record.id, record.status, tag.get("line")))
     return found
+
+
+def _earlier_runs(
+    items: Sequence[Item], keys: Sequence[str], found: Mapping[str, list[tuple[str, RunStatus, Any]]]
+) -> list[Previous | None]:
+    """Each item's earlier run (``None``: none, it starts afresh), no run given to two items.
+
+    Items are known by their inputs, so a data set holding the same item on two lines (real ones do) has two runs of
+    one key. Given to both lines, the newest was resumed twice at once: one line failed, saying another process had
+    resumed it, and the other run stayed cut short for good. So each line takes the run stored for its own line
+    first, then the newest left of its key."""
+    left = {key: list(runs) for key, runs in found.items()}
+    chosen: list[Previous | None] = [None] * len(items)
+    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        own = next((run for run in left.get(key, []) if run[2] == item.line), None)
+        if own is not None:
+            left[key].remove(own)
+            chosen[index] = (own[0], own[1])
+    for index, key in enumerate(keys):
+        if chosen[index] is None and left.get(key):
+            run_id, status, _ = left[key].pop(0)
+            chosen[index] = (run_id, status)
+    return chosen
 
 
 StartRun = Callable[[Item, str, "tuple[str, RunStatus] | None", ItemRun], Awaitable[Mapping[str, Any]]]
