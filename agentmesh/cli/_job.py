@@ -15,7 +15,8 @@ says its failed items in the same words (:func:`print_failures`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Coroutine, Iterable, Iterator
+import os
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
@@ -169,6 +170,28 @@ def out_file(out: Path | None, graph: str, name: str, suffix: str) -> Path:
     (and overwrite) the file its job writes."""
     stem = Path(graph).stem if Path(graph).is_file() else name
     return writable(out or Path(f"{stem}{suffix}"), "--out")
+
+
+def distinct_files(outputs: Mapping[str, Path], inputs: Mapping[str, Path | str]) -> None:
+    """Refuse, before any run, a job whose output files (``--out``, ``--svg``) are one file, or one of its input
+    files (``--data``, the graph's file): ``--out team.svg`` wrote the graph, then the picture over it, and said "run
+    it: agentmesh run team.svg"; ``--out items.jsonl`` replaced the user's data with a graph. ``inputs`` that are
+    not files (a built-in graph's name) are left out."""
+    named = [(flag, path, True) for flag, path in outputs.items()]
+    named += [(what, Path(path), False) for what, path in inputs.items() if Path(path).is_file()]
+    for index, (flag, path, written) in enumerate(named):
+        for other, other_path, _ in named[index + 1 :]:
+            if written and _same_file(path, other_path):
+                raise ConfigError(
+                    f"{flag} {path} is the same file as {other} {other_path}: one would be written over the other; "
+                    f"give {flag} another file"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 class FailedItem(Protocol):

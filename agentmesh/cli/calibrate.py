@@ -34,7 +34,7 @@ from agentmesh.cli._common import (
     console,
     write_output,
 )
-from agentmesh.cli._job import JobOptions, out_file, print_failures
+from agentmesh.cli._job import JobOptions, distinct_files, out_file, print_failures
 from agentmesh.plugins import imported
 from agentmesh.runtime.arguments import resolve_graph
 from agentmesh.spec.loader import dump_graph
@@ -88,6 +88,7 @@ def calibrate(
     items = datasets.read_items(data, spec)
     check_enough(spec, items)
     out = out_file(out, graph, spec.name, "_calibrated.yaml")
+    distinct_files({"--out": out}, {"--data": data, "the graph file": graph})
     check_model(model, db)
     with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
         found = session.run(

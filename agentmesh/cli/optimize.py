@@ -41,7 +41,7 @@ from agentmesh.cli._common import (
     writable,
     write_output,
 )
-from agentmesh.cli._job import JobOptions, out_file, print_failures
+from agentmesh.cli._job import JobOptions, distinct_files, out_file, print_failures
 from agentmesh.cli._progress import item_note
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.arguments import resolve_graph
@@ -164,6 +164,7 @@ def optimize(
     items = datasets.read_items(data, spec)
     out = out_file(out, graph, spec.name, f"_top{top_k}.yaml")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
+    distinct_files({"--out": out, "--svg": picture}, {"--data": data, "the graph file": graph})
     check_model(options.model, options.db)
     with options.session(spec.name, len(items), transient=False) as session:
         result = session.run(
@@ -343,6 +344,7 @@ def calibrate_jury(
     check_items(spec, items, config=config, human_key=human_key, source=data)  # naming the file, before any run
     out = out_file(out, graph, spec.name, "_team.yaml")
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
+    distinct_files({"--out": out, "--svg": picture}, {"--data": data, "the graph file": graph})
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
     check_model(options.model, options.db)
