@@ -7,11 +7,14 @@ store's events; state holds each node's current layer.
 
 Routing:
 - declared edges are static edges; a node with several predecessors waits for all of them (a join), except for
-  predecessors on the two arms of one branch: only one arm runs, so the node waits for the arm that ran;
+  predecessors on the two arms of one branch: only one arm runs, so the node waits for the arm that ran; a loop
+  node with several is entered once all of them have finished, like any other (:mod:`agentmesh.spec.joins`, whose
+  rules the load check that says what a template may read follows too);
 - ``rounds`` (any operator whose parameters say ``repeats``) re-enters itself until its output says ``done``,
   then passes through ``<node>__done`` to its successors (or goes straight to the end when it has none);
 - ``loop`` enters ``body[0]``, the body runs as a chain back to the loop node, which checks ``until``;
-- ``branch`` routes to ``then`` or ``else``;
+- ``branch`` routes to ``then`` or ``else``; a route into a node that also waits for predecessors of its own goes
+  through a pass-through ``<branch>__then``/``<branch>__else``, which joins them;
 - once the run must stop (a budget, the graph's stop policy), every later node is a no-op and loops exit, so
   the graph drains to END without another model call.
 """
@@ -24,7 +27,6 @@ import threading
 from collections import OrderedDict
 from typing import Annotated, Any, TypedDict
 
-import networkx as nx
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -37,6 +39,7 @@ from agentmesh.runtime.operators.basic import storable
 from agentmesh.runtime.operators.registry import is_shipped, reraise_named
 from agentmesh.runtime.stop import holds
 from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.joins import branch_arms, branch_routes, join_groups, routes_into_joins, static_predecessors
 from agentmesh.spec.operators import BranchParams, LoopParams
 from agentmesh.store.events import stored_state
 
@@ -205,37 +208,48 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
     def source(name: str) -> str:
         return exits.get(name, name)
 
+    # A branch's route into a node that also waits for predecessors of its own goes through a pass-through, one
+    # more predecessor of that node's join (spec.joins: what the load check reasons over too).
+    through = routes_into_joins(spec)
+
+    def via(branch: str, field: str) -> str:
+        return f"{branch}__{field}"
+
+    for branch, field in sorted(through):
+        builder.add_node(via(branch, field), _pass)
+
     # Predecessors reached by static edges (declared + loop body chains), and targets reached by routing.
-    static: dict[str, list[str]] = {n: [] for n in spec.nodes}
+    static = {n: [source(p) for p in preds] for n, preds in static_predecessors(spec).items()}
     routed: set[str] = set()
-    any_of: set[str] = set()  # nodes entered by any one predecessor (loop checks), not a join
-    for a, b in spec.edges:
-        static[b].append(source(a))
+    tails: dict[str, str] = {}  # loop node -> its body's last node (the next iteration: an edge of its own)
     for name, node in spec.nodes.items():
         p = node.params
         if isinstance(p, LoopParams):
             routed.add(p.body[0])
-            for prev, nxt in zip(p.body, p.body[1:], strict=False):
-                static[nxt].append(source(prev))
-            static[name].append(source(p.body[-1]))
-            any_of.add(name)
-        elif isinstance(p, BranchParams):
-            routed.add(p.then)
-            if p.otherwise:
-                routed.add(p.otherwise)
+            tails[name] = source(p.body[-1])
+    for branch, routes in branch_routes(spec).items():
+        for field, target in routes.items():
+            if (branch, field) in through:
+                static[target].append(via(branch, field))
+            else:
+                routed.add(target)
 
+    arms = branch_arms(spec, source, via, through)
     for name, preds in static.items():
-        entry = [p for p in preds if not (name in any_of and p == _loop_tail(spec, name, source))]
-        if not entry and name not in routed:
+        if not preds and name not in routed:
             builder.add_edge(START, name)
-        if len(preds) == 1 or name in any_of:
-            for pred in preds:
-                builder.add_edge(pred, name)
+        if name in tails:
+            builder.add_edge(tails[name], name)
+        if len(preds) == 1:
+            builder.add_edge(preds[0], name)
         elif preds:
-            for group in _joins(spec, preds, source):
+            # (a loop node too: it is entered once all of them have finished, as any other node with several)
+            for group in join_groups(arms, preds):
                 builder.add_edge(group[0] if len(group) == 1 else group, name)
 
-    has_successor = {source(a) for a, _ in spec.edges} | {pred for preds in static.values() for pred in preds}
+    has_successor = (
+        {source(a) for a, _ in spec.edges} | {pred for preds in static.values() for pred in preds} | set(tails.values())
+    )
     for name, node in spec.nodes.items():
         p = node.params
         if p.repeats:
@@ -246,38 +260,14 @@ def build_state_graph(spec: GraphSpec) -> StateGraph[Any, Any, Any, Any]:
         elif isinstance(p, LoopParams):
             builder.add_conditional_edges(name, _again(name, p.body[0], exits[name]), [p.body[0], exits[name]])
         elif isinstance(p, BranchParams):
-            targets = [p.then, p.otherwise or END]
-            builder.add_conditional_edges(name, _branch(name, p.then, p.otherwise or END), [*targets, END])
+            then = via(name, "then") if (name, "then") in through else p.then
+            otherwise = p.otherwise and (via(name, "else") if (name, "else") in through else p.otherwise)
+            targets = [then, otherwise or END]
+            builder.add_conditional_edges(name, _branch(name, then, otherwise or END), [*targets, END])
             continue
         if source(name) not in has_successor:
             builder.add_edge(source(name), END)
     return builder
-
-
-def _joins(spec: GraphSpec, preds: list[str], source: Any) -> list[list[str]]:
-    """The sets of predecessors a join node waits for: all of them, but for each branch with predecessors on
-    both of its arms, either arm's (a LangGraph join on every predecessor waits for the arm that did not run, so
-    "branch, then merge" silently never ran the merge). A predecessor is on an arm when only that arm's target
-    leads to it."""
-    groups = [list(preds)]
-    structure = spec.structure()
-    for node in spec.nodes.values():
-        p = node.params
-        if not isinstance(p, BranchParams) or p.otherwise is None:
-            continue
-        then_reach = {p.then} | nx.descendants(structure, p.then)
-        else_reach = {p.otherwise} | nx.descendants(structure, p.otherwise)
-        only_then = {source(n) for n in then_reach - else_reach} & set(preds)
-        only_else = {source(n) for n in else_reach - then_reach} & set(preds)
-        if only_then and only_else:
-            groups = [[q for q in group if q not in drop] for group in groups for drop in (only_else, only_then)]
-    return [list(g) for g in dict.fromkeys(tuple(g) for g in groups if g)]
-
-
-def _loop_tail(spec: GraphSpec, name: str, source: Any) -> str:
-    params = spec.nodes[name].params
-    assert isinstance(params, LoopParams)
-    return str(source(params.body[-1]))
 
 
 def _again(name: str, again: str, done: str) -> Any:

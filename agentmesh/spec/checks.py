@@ -17,7 +17,6 @@ import contextlib
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -27,6 +26,7 @@ from agentmesh._yaml import Loc
 from agentmesh.errors import InvalidModelReferenceError
 from agentmesh.models.reference import parse_reference
 from agentmesh.models.registry import providers
+from agentmesh.spec.joins import branch_arms, join_groups, routes_into_joins, static_predecessors
 from agentmesh.spec.operators import (
     COMMON_OUTPUTS,
     COMMON_VARIABLES,
@@ -342,15 +342,17 @@ _Token = str | tuple[str, str]
 class RunsBefore:
     """Which nodes have an output whenever a node runs, on every route the branches can take.
 
-    Worked out from how :mod:`agentmesh.runtime.compile` starts nodes, as the runs do, not from the paths of edges
-    alone: a node starts when all the predecessors of one of its joins have finished (several predecessors are one
-    join, except predecessors on the two arms of one branch, a join per arm), when one branch routes to it, when
-    one predecessor of a loop node finishes (a loop node is entered by any of them), or with the run when nothing
-    leads to it. What every way of starting it has run is what it may read: a node on one arm of a branch, read after
-    the arms join (or where the other arm routes straight to the reader), has no output when the branch took the
-    other route, though a path of edges leads from it. A loop's body runs at least once before the loop is left, so
-    a node after the loop has every body node's output; a body node at its first iteration has what the loop node
-    had when the loop was entered. Each branch may take either route (their conditions are not compared)."""
+    Worked out from how :mod:`agentmesh.runtime.compile` starts nodes, by the same rules
+    (:mod:`agentmesh.spec.joins`), not from the paths of edges alone: a node starts when all the predecessors of one
+    of its joins have finished (several predecessors are one join, except predecessors on the two arms of one
+    branch, a join per arm; a branch's route into a join is one of its predecessors), when one branch routes to it
+    (a route straight to a node whose other predecessors are all on the branch's other arm), or with the run when
+    nothing leads to it. What every way of starting it has run is what it may read: a node on one arm of a branch,
+    read after the arms join (or where the other arm routes straight to the reader), has no output when the branch
+    took the other route, though a path of edges leads from it. A loop's body runs at least once before the loop is
+    left, so a node after the loop has every body node's output; a body node at its first iteration has what the
+    loop node had when the loop was entered. Each branch may take either route (their conditions are not
+    compared)."""
 
     def __init__(self, spec: GraphSpec) -> None:
         # what leads where (for the messages): the edges, the routes, and through each loop's body (the loop node,
@@ -388,33 +390,23 @@ class RunsBefore:
         def source(name: str) -> _Token:
             return done.get(name, name)
 
-        static: dict[str, list[_Token]] = {n: [] for n in spec.nodes}
-        for a, b in spec.edges:
-            static[b].append(source(a))
+        through = routes_into_joins(spec)
+        static: dict[str, list[_Token]] = {n: [source(p) for p in ps] for n, ps in static_predecessors(spec).items()}
         routed: dict[str, list[_Token]] = {n: [] for n in spec.nodes}
         for loop, body in self._body.items():
             routed[body[0]].append(loop)
-            for prev, nxt in pairwise(body):
-                static[nxt].append(source(prev))
         for branch, routes in self._routes.items():
             for field, target in routes.items():
-                routed[target].append((branch, field))
-        structure = spec.structure()
-        arms: list[tuple[set[_Token], set[_Token]]] = []
-        for routes in self._routes.values():
-            if "else" in routes:
-                then_reach = {routes["then"]} | nx.descendants(structure, routes["then"])
-                else_reach = {routes["else"]} | nx.descendants(structure, routes["else"])
-                arms.append(
-                    ({source(n) for n in then_reach - else_reach}, {source(n) for n in else_reach - then_reach})
-                )
+                # a route into a join goes through a pass-through of its own, one more of the join's predecessors
+                (static if (branch, field) in through else routed)[target].append((branch, field))
+        arms = branch_arms(spec, source, lambda branch, field: (branch, field), through)
         out: dict[_Token, list[frozenset[_Token]]] = {}
         for name in spec.nodes:
             preds = static[name]
-            if name in self._body or len(preds) == 1:
-                ways = [frozenset({p}) for p in preds]
+            if len(preds) == 1:
+                ways = [frozenset(preds)]
             else:
-                ways = [frozenset(group) for group in _join_groups(arms, preds)] if preds else []
+                ways = [frozenset(group) for group in join_groups(arms, preds)] if preds else []
             ways += [frozenset({r}) for r in routed[name]]
             out[name] = ways or [frozenset()]  # (nothing leads to it: it starts with the run)
         for name, token in done.items():
@@ -524,11 +516,6 @@ class RunsBefore:
                     f"branch {only[0]!r} routes straight to {label!r} ({only[1]}: {label}), which then runs without "
                     f"waiting for {ref!r}"
                 )
-            if only is not None and node in self._body:
-                return (
-                    f"loop {label!r} starts when any one of its predecessors has finished, not all of them "
-                    f"({_named(only)!r} may finish before {ref!r})"
-                )
             after = [d for d in way if nx.has_path(self._graph, ref, _named(d))]
             if not after:
                 waits = ", ".join(sorted(repr(_named(d)) for d in way)) or "the start of the run"
@@ -540,19 +527,6 @@ class RunsBefore:
 def _named(token: _Token) -> str:
     """The node a token stands for: itself, the branch of a route, the node a pass-through follows."""
     return token if isinstance(token, str) else token[0]
-
-
-def _join_groups(arms: Iterable[tuple[set[_Token], set[_Token]]], preds: list[_Token]) -> list[list[_Token]]:
-    """The sets of predecessors a node with several waits for, as :func:`agentmesh.runtime.compile._joins` makes
-    them: all of them, but for each branch with predecessors only on its ``then`` arm and others only on its
-    ``else`` arm, a set per arm (only one arm runs). ``arms``: per branch with both routes, what only its ``then``
-    route leads to and what only its ``else`` route does."""
-    groups = [list(preds)]
-    for then_only, else_only in arms:
-        only_then, only_else = then_only.intersection(preds), else_only.intersection(preds)
-        if only_then and only_else:
-            groups = [[q for q in group if q not in drop] for group in groups for drop in (only_else, only_then)]
-    return [list(g) for g in dict.fromkeys(tuple(g) for g in groups if g)]
 
 
 def model_problems(spec: GraphSpec) -> list[Problem]:
