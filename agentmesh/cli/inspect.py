@@ -27,6 +27,7 @@ from agentmesh.cli._common import (
 )
 from agentmesh.errors import ConfigError
 from agentmesh.spec.loader import stored_graph
+from agentmesh.spec.stop import budget_limit
 from agentmesh.store.records import RunStatus
 
 # The store (SQLAlchemy), the runtime (LangGraph) and the reports are imported by each command when it runs: this
@@ -43,6 +44,23 @@ WORK_IMPORTS = (
     "agentmesh.viz.report",
     "agentmesh.viz.batch",
 )
+
+
+def _fork_budget_option(flag: str, *, whole: bool, what: str) -> Any:
+    """A fork's ``--max-*`` budget, read and refused in the words ``agentmesh run``'s are (:func:`budget_limit`)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return budget_limit(text, whole=whole)
+        except ValueError as exc:
+            raise ConfigError(f"{flag} {exc}", option=flag) from None
+
+    return typer.Option(
+        flag,
+        parser=parse,
+        metavar="<int> [x>=1]" if whole else "<float> [x>0]",
+        help=f"A fork's budget of {what}, instead of the one its parent was given.",
+    )
 
 
 def replay(
@@ -63,17 +81,33 @@ def replay(
     graph: Annotated[
         str | None, typer.Option("--graph", "-g", help="Replay with this graph (default: the run's, as it is now).")
     ] = None,
+    max_calls: Annotated[
+        int | None, _fork_budget_option("--max-calls", whole=True, what="model calls, served ones counted")
+    ] = None,
+    max_tokens: Annotated[int | None, _fork_budget_option("--max-tokens", whole=True, what="tokens")] = None,
+    max_cost: Annotated[float | None, _fork_budget_option("--max-cost", whole=False, what="USD")] = None,
+    max_seconds: Annotated[
+        float | None, _fork_budget_option("--max-seconds", whole=False, what="wall time, in seconds")
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Re-execute a stored run with every model response served from the store (zero calls), or fork it."""
+    """Re-execute a stored run with every model response served from the store (zero calls), or fork it.
+
+    A fork keeps the budget its parent was given (``run --max-*``, ``budget=``) unless ``--max-*`` here replace it:
+    a run that a budget cut short forks further with a larger one."""
     from agentmesh.cli._store import open_store
     from agentmesh.cli.run import parse_inputs
     from agentmesh.runtime.replay import afork, areplay
+    from agentmesh.spec.stop import Budget
 
+    limits = {"calls": max_calls, "tokens": max_tokens, "cost_usd": max_cost, "wall_s": max_seconds}
+    budget = Budget(**limits) if any(v is not None for v in limits.values()) else None
     with open_store(db, existing=True) as store:
         if from_step is None:
-            if model or assignments:
-                raise ConfigError("--model and --set make a fork: give --from STEP too (e.g. --from 0 to redo all)")
+            if model or assignments or budget:
+                raise ConfigError(
+                    "--model, --set and --max-* make a fork: give --from STEP too (e.g. --from 0 to redo all)"
+                )
             report = run_async(areplay(run, store=store, graph=graph))
             _print_replay(report)
             if not report.identical:
@@ -98,6 +132,7 @@ def replay(
                     set_inputs=values,
                     graph=graph,
                     listeners=[on_start],
+                    budget=budget,
                 )
             )
         except (Exception, KeyboardInterrupt) as exc:

@@ -35,6 +35,7 @@ from agentmesh.models import ModelClient
 from agentmesh.models.messages import CallContext, ModelRequest, ProviderResult
 from agentmesh.models.providers.base import Provider
 from agentmesh.runtime.arguments import (
+    as_budget,
     check_built,
     check_inputs,
     listener_list,
@@ -360,12 +361,17 @@ async def afork(
     set_inputs: Mapping[str, Any] | None = None,
     listeners: Iterable[Listener] | Listener | None = None,
     graph: str | Path | GraphSpec | None = None,
+    budget: Budget | Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Replay ``run_id`` up to ``step``, then go on live: a new run whose parent is ``run_id``.
 
     The graph is today's version of the run's graph (or ``graph``); a served call whose prompt changed (an
-    edited card, a ``set_inputs`` value it uses) is made live, so only what changed costs anything.
+    edited card, a ``set_inputs`` value it uses) is made live, so only what changed costs anything. The fork keeps
+    the budget its parent was given (``budget=``/``--max-*``; the graph's own stop policies apply either way), its
+    served calls counted, unless ``budget`` replaces it: a run a budget cut short could otherwise only be forked
+    into one cut at the same point.
     """
+    given_budget = as_budget(budget)  # (checked before anything is read or stored)
     listening = listener_list(listeners)
     own_store = not isinstance(store, Store)
     db = open_store(store)
@@ -388,7 +394,7 @@ async def afork(
             if model is not None
             else stored_model(record, db)
         )
-        budget = _budget_of(record)
+        run_budget = given_budget if given_budget is not None else _budget_of(record)
         fork = {"parent": record.id, "from": str(step), "set": dict(set_inputs or {}), "model": client.reference}
         new_id = await asyncio.to_thread(
             db.create_run,
@@ -401,12 +407,12 @@ async def afork(
                 "spec": stored_spec,
                 **({"source": source} if source != "stored spec" else {}),
                 "fork": fork,
-                **({"budget": record.meta["budget"]} if record.meta.get("budget") else {}),
+                **({"budget": run_budget.model_dump(mode="json", exclude_none=True)} if run_budget else {}),
             },
         )
         # the fork reads the versions of the target sets its parent read (only what the fork changes differs)
         await asyncio.to_thread(db.copy_target_pins, record.id, new_id)
-        tracker = BudgetTracker(run_budgets(spec, budget))
+        tracker = BudgetTracker(run_budgets(spec, run_budget))
         return await _execute(
             spec,
             db,

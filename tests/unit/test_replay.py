@@ -244,3 +244,31 @@ def test_a_fork_steps_into_a_loop_by_its_iteration(tmp_path: Path) -> None:
         fork(parent.run_id, step="refine@5", store=db, model=ScriptedModel(default="x"), graph=spec)
     with pytest.raises(ConfigError, match=r"nodes that made calls: \['draft', 'judge', 'polish'\], nodes that ran"):
         fork(parent.run_id, step="nowhere", store=db, model=ScriptedModel(default="x"), graph=spec)
+
+
+def test_a_fork_of_a_run_a_budget_cut_short_can_be_given_another_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork kept its parent's budget, its served calls counted: a run stopped at 4 calls forked from step 3 made
+    one call and stopped again, and neither fork() nor agentmesh replay could give it another."""
+    from tests._cli import run_cli
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(default="\\boxed{1}")
+    parent = run("self_consistency", {"question": "Q?"}, model=model, store=db, budget={"calls": 4})
+    assert parent.stop_reason is not None and parent.stop_reason.startswith("budget: 4 model calls")
+    same = fork(parent.run_id, step=3, store=db, model=model)
+    assert (same.served_from_record, same.calls) == (3, 1)  # the parent's budget, as before
+    larger = fork(parent.run_id, step=3, store=db, model=model, budget={"calls": 10})
+    assert (larger.served_from_record, larger.calls) == (3, 2) and larger.stop_reason == "completed: every node ran"
+    with Store(db) as store:
+        assert store.get_run(larger.run_id).meta["budget"]["calls"] == 10  # a resume of the fork keeps it
+    monkeypatch.setenv("COLUMNS", "200")
+    script = tmp_path / "one.yaml"
+    script.write_text("default: '\\boxed{1}'\n")
+    command = ["replay", parent.run_id, "--from", "3", "--max-calls", "10", "-m", f"scripted:{script}", "--db", db]
+    code, out, err = run_cli(command, capsys, monkeypatch)
+    assert code == 0, err
+    assert "3 calls served from the parent, 2 made" in out and "stop: completed" in out
+    code, _, err = run_cli(["replay", parent.run_id, "--max-calls", "10", "--db", db], capsys, monkeypatch)
+    assert code == 2 and "--max-* make a fork: give --from STEP too" in err
