@@ -48,6 +48,9 @@ INPUT_TYPES: dict[str, tuple[type, ...]] = {
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _RESERVED_NODES = {"START", "END", "__start__", "__end__"}
+#: The pass-through steps the runtime adds after a node ``x``: ``x__done`` (a repeating node's or a loop's exit),
+#: ``x__then``/``x__else`` (a branch's route into a join, :mod:`agentmesh.spec.joins`); a node of that name would clash.
+_STEPS = ("done", "then", "else")
 
 
 def name_problems(name: Any, nodes: Iterable[Any]) -> list[Problem]:
@@ -56,9 +59,20 @@ def name_problems(name: Any, nodes: Iterable[Any]) -> list[Problem]:
     out: list[Problem] = []
     if isinstance(name, str) and not _NAME.match(name):
         out.append(Problem(loc=("name",), message="expected letters, digits, '_' or '-'"))
-    for node_name in nodes:
+    names = list(nodes)
+    for node_name in names:
         if node_name in _RESERVED_NODES or not isinstance(node_name, str) or not _NAME.match(node_name):
             out.append(Problem(loc=("nodes", node_name), message="node names are identifiers, not START/END"))
+            continue
+        stem, _, step = node_name.rpartition("__")
+        if step in _STEPS and stem in names:
+            out.append(
+                Problem(
+                    loc=("nodes", node_name),
+                    message=f"'{node_name}' is the name of a step the runtime adds after node {stem!r} (its "
+                    f"'{step}'); name the node otherwise",
+                )
+            )
     return out
 
 

@@ -531,3 +531,17 @@ def test_what_the_check_says_ran_has_run_in_every_run(shape: str, tmp_path: Path
     for (where, reader), ref in missing.items():
         if where == shape:
             assert not before.ran(ref, reader) and ref not in saw[reader]
+
+
+def test_a_node_named_as_a_step_the_runtime_adds_after_another_is_refused() -> None:
+    """``gate__else`` is the pass-through of branch ``gate``'s route into a join (``x__done`` a repeating node's
+    exit): a node of that name made LangGraph refuse the graph when the run started ("node already present")."""
+    nodes, edges = SHAPES["straight_to_a_join"]
+    data = _branchy("j", "p2", {**nodes, "gate__else": None}, [*edges, ["s", "gate__else"]])
+    assert _error({**data, "output": "j"}).endswith(
+        "nodes.gate__else: 'gate__else' is the name of a step the runtime adds after node 'gate' (its 'else'); name "
+        "the node otherwise"
+    )
+    graph_from_data(
+        {**_branchy("j", "p2", {**nodes, "other__else": None}, [*edges, ["s", "other__else"]]), "output": "j"}
+    )
