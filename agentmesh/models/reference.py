@@ -48,6 +48,15 @@ class ModelReference(BaseModel):
         return self.raw
 
 
+def may_be_alias(ref: str) -> bool:
+    """Whether ``ref`` may name an alias of the machine's settings (``aliases:`` in ``config.yaml``, e.g. ``lab``)
+    rather than be a reference itself: a word without a provider prefix, other than ``local``. Such a name in a spec
+    is resolved where the run starts (by :meth:`~agentmesh.models.settings.ModelSettings.resolve_alias`, then
+    parsed); a spec cannot tell it from a mistake, as the machine that runs it holds the aliases."""
+    text = ref.strip()
+    return bool(text) and text != "local" and ":" not in text and not any(c.isspace() for c in text)
+
+
 def parse_reference(ref: str) -> ModelReference:
     """Split a reference string into provider, target and base URL, or say precisely what is wrong."""
     text = ref.strip()

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentmesh.errors import InvalidModelReferenceError
 from agentmesh.models.messages import Sampling
-from agentmesh.models.reference import parse_reference
+from agentmesh.models.reference import may_be_alias, parse_reference
 from agentmesh.parsers import ParserSpec
 from agentmesh.spec.templates import TemplateSyntaxProblem, check_template, template_variables
 
@@ -33,7 +33,10 @@ class AgentCard(BaseModel):
     prompt: str = Field(description="User prompt (Jinja2 template, strict undefined variables).")
     parser: ParserSpec = Field(default=ParserSpec(name="text"), description="Output parser by name.")
     sampling: Sampling = Sampling()
-    model: str | None = Field(default=None, description="Model reference overriding the run's model.")
+    model: str | None = Field(
+        default=None,
+        description="Model reference overriding the run's model, or an alias of the settings (config.yaml).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -55,7 +58,10 @@ class AgentCard(BaseModel):
     @field_validator("model")
     @classmethod
     def _valid_model(cls, value: str | None) -> str | None:
-        if value is not None:
+        """A model reference, checked here; or a word that may be an alias of the settings of the machine that runs
+        it (``model: lab``), which the run resolves before it is stored (a card naming an alias was refused here,
+        though the graph's own ``model`` may be one and the runtime resolves both alike)."""
+        if value is not None and not may_be_alias(value):
             try:
                 parse_reference(value)
             except InvalidModelReferenceError as exc:

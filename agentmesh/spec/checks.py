@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentmesh._yaml import Loc
 from agentmesh.errors import InvalidModelReferenceError
-from agentmesh.models.reference import parse_reference
+from agentmesh.models.reference import may_be_alias, parse_reference
 from agentmesh.models.registry import providers
 from agentmesh.spec.joins import branch_arms, join_groups, routes_into_joins, static_predecessors
 from agentmesh.spec.operators import (
@@ -538,14 +538,18 @@ def model_problems(spec: GraphSpec) -> list[Problem]:
     the built-in ones, the runtime's ``replay``, and whatever the user's modules registered (on the command line,
     those ``--import`` loads before the command runs; agentmesh has no entry points for providers). Reading the
     names builds no provider: a factory imports its SDK (openai, llama-cpp) only when it is called, so this check
-    keeps ``graph validate`` light. A graph's ``model`` without a ``:`` other than ``local`` may be an alias of the
-    settings of the machine it runs on (``model: lab``), which the run resolves and checks itself; a card's
-    ``model`` is read as a reference when the card loads (no alias there), so its syntax is the card's own check.
+    keeps ``graph validate`` light. A ``model`` without a ``:`` other than ``local``, the graph's or a card's, may
+    be an alias of the settings of the machine it runs on (``model: lab``, :func:`may_be_alias`), which the run
+    resolves and checks before it is stored.
     """
     places: list[tuple[Loc, str]] = []
-    if spec.model is not None and (":" in spec.model or not spec.model.strip() or spec.model.strip() == "local"):
+    if spec.model is not None and not may_be_alias(spec.model):
         places.append((("model",), spec.model))
-    places += [(("agents", key, "model"), card.model) for key, card in spec.agents.items() if card.model is not None]
+    places += [
+        (("agents", key, "model"), card.model)
+        for key, card in spec.agents.items()
+        if card.model is not None and not may_be_alias(card.model)
+    ]
     if not places:
         return []
     known = providers()
