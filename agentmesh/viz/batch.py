@@ -39,11 +39,24 @@ def batch_html(batch: str, records: Sequence[RunRecord], answers: Mapping[str, A
     right = sum(1 for r in labelled if _correct(r, answers) is True)
     graphs = sorted({r.graph for r in rows})
     source = next((str(_tag(r)["file"]) for r in rows if _tag(r).get("file")), "")
+    # the lines an interruption kept from starting have no run: the page counted its runs as the batch's items
+    # ("3 items" of a file of 4) and never said that one was left to run
+    read = max([int(_tag(r).get("items") or 0) for r in rows] or [0])
+    unstarted = read - len({_tag(r).get("line") for r in rows})
+    never = (
+        f" ({unstarted} never started: agentmesh resume --batch {batch} runs {'it' if unstarted == 1 else 'them'})"
+        if unstarted > 0
+        else ""
+    )
     facts = [
         ("batch", batch),
         ("graph", ", ".join(graphs)),
-        ("items", f"{len(rows)}" + (f" from {source}" if source else "")),
-        ("runs", ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))),
+        ("items", f"{max(read, len(rows))}" + (f" from {source}" if source else "") + never),
+        (
+            "runs",
+            ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            + (f"; {unstarted} line{_s(unstarted)} without a run" if unstarted > 0 else ""),
+        ),
         ("calls", sum(int(t.get("calls", 0)) for t in totals)),
         ("tokens", sum(int(t.get("total_tokens", 0)) for t in totals)),
         ("cost", _batch_cost(totals)),

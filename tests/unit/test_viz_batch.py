@@ -105,3 +105,21 @@ def test_control_characters_of_an_answer_are_replaced_in_the_page() -> None:
     record = _record(1)
     page = batch_html("b1", [record], {record.id: "4\x002\x1b[0m"})
     assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", page) and "<td>4\ufffd2\ufffd[0m</td>" in page
+
+
+def test_the_lines_an_interruption_kept_from_starting_are_counted_and_named() -> None:
+    """A batch of 4 lines interrupted before its fourth started: its page said "items 3" and nothing of the line
+    left to run (agentmesh run said "Never started: line 4" and how to run it)."""
+    tag = {"id": "b1b1b1b1b1b1", "file": "/data/items.jsonl", "items": 4}
+    records = [_record(n).model_copy(update={"meta": {"batch": {**tag, "line": n}}}) for n in (1, 2, 3)]
+    page = batch_html("b1b1b1b1b1b1", records, {})
+    assert (
+        "<tr><td>items</td><td>4 from /data/items.jsonl (1 never started: agentmesh resume --batch b1b1b1b1b1b1 "
+        "runs it)</td></tr>"
+    ) in page
+    assert "<tr><td>runs</td><td>3 succeeded; 1 line without a run</td></tr>" in page
+    whole = batch_html(
+        "b1b1b1b1b1b1", [*records, records[0].model_copy(update={"meta": {"batch": {**tag, "line": 4}}})], {}
+    )
+    assert "<tr><td>items</td><td>4 from /data/items.jsonl</td></tr>" in whole and "without a run" not in whole
+    assert "<tr><td>items</td><td>3</td></tr>" in batch_html("b1", [_record(1), _record(2), _record(3)], {})
