@@ -18,6 +18,7 @@ from agentmesh.runtime.outcome import stored_outputs
 from agentmesh.runtime.recorded_calls import CALL_KINDS
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.spec.loader import stored_graph
+from agentmesh.spec.operators import LoopParams
 from agentmesh.store import EventRecord, RunRecord, Store
 from agentmesh.systems.dylan.importance import agent_labels
 
@@ -77,6 +78,15 @@ class Step:
     round: int | None
     summary: dict[str, Any]
     calls: list[CallView] = field(default_factory=list)
+    iteration: int | None = None
+    """Of a node in a loop's body, the loop's iteration it ran in (1, 2, ...): what ``replay --from NODE@N`` names."""
+
+    @property
+    def place(self) -> str:
+        """Where in the run it was, after the node's name: `` round 2``, `` iteration 3`` (a loop's body), or ""."""
+        return (f" round {self.round}" if self.round else "") + (
+            f" iteration {self.iteration}" if self.iteration else ""
+        )
 
     @property
     def tokens(self) -> int:
@@ -204,6 +214,11 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
     events = store.events(record.id)
     steps: list[Step] = []
     pending: list[CallView] = []
+    # a loop's body nodes run once per iteration, each run a step that read the same as the last ("draft (call)"):
+    # which iteration each was, counted, so that show and the report say what a fork's draft@2 names
+    loops = [n.params for n in spec.nodes.values() if isinstance(n.params, LoopParams)] if spec is not None else []
+    in_loops = {name for loop in loops for name in loop.body}
+    runs_of: dict[str, int] = {}
     for e in events:
         if e.kind in CALL_KINDS:
             pending.append(_call(e))
@@ -213,7 +228,11 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
             op = spec.nodes[e.node].op if spec is not None and e.node in spec.nodes else ""
             # a result that is not an object (an imported run's, from an older agentmesh that did not check) is
             # shown as a step without details rather than failing the whole timeline
-            steps.append(Step(e.node, op, e.round, dict(e.data) if isinstance(e.data, Mapping) else {}, mine))
+            iteration = None
+            if e.node in in_loops:
+                iteration = runs_of[e.node] = runs_of.get(e.node, 0) + 1
+            summary = dict(e.data) if isinstance(e.data, Mapping) else {}
+            steps.append(Step(e.node, op, e.round, summary, mine, iteration))
     if pending:  # calls outside any node (``agentmesh ask``), or of a step the run never finished
         done = str(record.status) == "succeeded"
         steps.append(Step(pending[0].node, "", pending[0].round, {} if done else {"unfinished": True}, pending))

@@ -244,7 +244,7 @@ def show(
 
 def _print_timeline(story: Timeline, full: bool) -> None:
     for number, step in enumerate(story.steps, start=1):
-        where = f"{step.node}" + (f" ({step.op})" if step.op else "") + (f" round {step.round}" if step.round else "")
+        where = f"{step.node}" + (f" ({step.op})" if step.op else "") + step.place
         facts = [f"{len(step.calls)} call{'' if len(step.calls) == 1 else 's'}"] if step.calls else []
         summary = step.summary
         if summary.get("answer") is not None:

@@ -171,6 +171,8 @@ def _step(number: int, step: Step) -> str:
     facts = []
     if step.summary.get("answer") is not None:
         facts.append(f"answer <b>{_e(step.summary['answer'])}</b>")
+    if step.summary.get("taken"):  # a branch: which way it went (what explains the nodes that follow, or not)
+        facts.append(f"took {_e(step.summary['taken'])}")
     if step.summary.get("scores"):
         facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in step.summary["scores"]))
     if step.calls:
@@ -183,7 +185,7 @@ def _step(number: int, step: Step) -> str:
     if step.summary.get("unfinished"):
         facts.append('<span class="err">unfinished</span>')
     where = f"{_e(step.node)}" + (f" ({_e(step.op)})" if step.op else "")
-    where += f" round {step.round}" if step.round else ""
+    where += step.place
     calls = "".join(_call(c) for c in step.calls)
     said = f" — {' · '.join(facts)}" if facts else ""  # (a loop's start: nothing to say but that it began)
     return f'<details class="step"><summary>{number}. {where}{said}</summary>{calls}</details>'

@@ -282,7 +282,7 @@ def _start(call: CallView) -> datetime:
 
 
 def _step_name(step: Step) -> str:
-    return step.node + (f" round {step.round}" if step.round else "")
+    return step.node + step.place
 
 
 def _step_bands(steps: Sequence[Step], x: Callable[[datetime], float], y: float) -> list[str]:

@@ -238,6 +238,17 @@ def test_a_fork_steps_into_a_loop_by_its_iteration(tmp_path: Path) -> None:
     ]:
         child = fork(parent.run_id, step=step, store=db, model=ScriptedModel(default="9 [END]"), graph=spec)
         assert child.served_from_record == served, step
+    # what names those steps: show and the report say which iteration each body node's step was
+    from agentmesh.timeline import load_timeline
+    from agentmesh.viz.report import report_html
+
+    with Store(db) as store:
+        story = load_timeline(store, parent.run_id)
+    assert [(s.node, s.iteration) for s in story.steps if s.node in ("draft", "judge")] == [
+        ("draft", 1), ("judge", 1), ("draft", 2), ("judge", 2), ("draft", 3), ("judge", 3)
+    ]  # fmt: skip
+    page = report_html(story)
+    assert "6. judge (score) iteration 2 — scores 6" in page and "11. gate (branch) — took then" in page
     with pytest.raises(ConfigError, match="node 'judge' made no call in iteration 4 or later"):
         fork(parent.run_id, step="judge@4", store=db, model=ScriptedModel(default="x"), graph=spec)
     with pytest.raises(ConfigError, match=r"node 'refine' ran 3 iterations, .* before its iteration N \(1 to 3\)"):
