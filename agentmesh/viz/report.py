@@ -139,7 +139,7 @@ def importance_table(scores: Mapping[str, Any]) -> str:
     table = f'<table class="importance"><tr><th>agent</th><th>importance</th></tr>{rows}</table>'
     # what the numbers are: a reader took 1.1685 for a share gone wrong (scores above 1, a total of 3)
     sums = [float(x) for x in scores.get("layer_sums") or [] if float(x) > 0]  # the layers that ran
-    total = f"; over this run's {len(sums)} layers they add up to {sum(sums):.4g}" if sums else ""
+    total = f"; over this run's {counted(len(sums), 'layer')} they add up to {sum(sums):.4g}" if sums else ""
     return table + (
         "<p class=\"muted importance-note\">An agent's importance is the sum of its nodes' over the layers, and the "
         f"nodes of each layer share 1 (DyLAN's Agent Importance Score){total}.</p>"

@@ -145,6 +145,8 @@ def test_the_reports_importance_table_says_what_its_numbers_add_up_to() -> None:
     html = importance_table(stored)
     assert "over this run's 3 layers they add up to 3." in html
     assert "add up to" not in importance_table({"per_agent": stored["per_agent"]})  # no sums stored: no claim
+    # a run that agreed in its first layer: "over this run's 1 layers"
+    assert "over this run's 1 layer they add up to 1." in importance_table({**stored, "layer_sums": [1.0]})
 
 
 def test_a_steps_line_on_the_page_counts_its_calls_in_words_and_says_nothing_when_there_is_nothing() -> None:
