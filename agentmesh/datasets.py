@@ -28,7 +28,7 @@ from agentmesh.errors import ConfigError
 from agentmesh.parsers.math import last_boxed_only_string, strip_math_string
 from agentmesh.spec.graph import GraphSpec
 
-__all__ = ["Item", "gold_answer", "item_inputs", "matches_gold", "read_items"]
+__all__ = ["Item", "gold_answer", "gold_problem", "item_inputs", "matches_gold", "read_items"]
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -160,6 +160,26 @@ def gold_answer(data: Mapping[str, Any]) -> str | None:
     return strip_math_string(text)
 
 
+def gold_problem(item: Item) -> str | None:
+    """Why a multiple-choice line's reference answer names no option it has (``answer: "E"`` or ``3`` on a
+    three-option question), else ``None``. Such an item can never be answered right: it was run and counted wrong
+    without a word, lowering the accuracy a job or a batch reports for a typo in the data."""
+    given = {k: v for k, v in item.inputs.items() if k not in _GOLD_FIELDS} | item.extra
+    options = given.get("choices", given.get("options"))
+    gold = item.gold
+    if not isinstance(options, list) or not options or gold is None or gold not in LETTERS:
+        return None
+    if LETTERS.index(gold) < len(options):
+        return None
+    answer = given.get("answer", given.get("target"))
+    last = LETTERS[min(len(options), len(LETTERS)) - 1]
+    which = "" if str(answer).strip("() ").upper() == gold else f" (option {gold})"
+    return (
+        f"the reference answer {answer!r}{which} names no option: the line has {len(options)} (A-{last}); "
+        "expected one of their letters, a 0-based index or an option's text"
+    )
+
+
 def matches_gold(answer: Any, gold: str) -> bool:
     """Whether a run's answer (a normalised vote key) is the item's reference answer: how a batch, an optimisation
     job and a batch's page score an item. No answer is never right."""
@@ -220,7 +240,12 @@ def read_items(
         except ConfigError as exc:
             problems.append((lineno, str(exc)))
             continue
-        items.append(Item(lineno, checked, extra))
+        item = Item(lineno, checked, extra)
+        wrong = gold_problem(item)
+        if wrong is not None:
+            problems.append((lineno, wrong))
+            continue
+        items.append(item)
     if problems:
         shown = [f"{path}:{lineno}: {why}" for lineno, why in problems[:_PROBLEMS_SHOWN]]
         if len(problems) > _PROBLEMS_SHOWN:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentmesh.datasets import Item, item_inputs
+from agentmesh.datasets import Item, gold_problem, item_inputs
 from agentmesh.errors import AgentmeshError, ConfigError
 from agentmesh.models import ModelClient, get_model, load_settings
 from agentmesh.models.providers.base import Provider
@@ -108,9 +108,15 @@ def as_items(
             continue
         inputs, extra = item_inputs(item, spec, keep)
         try:
-            out.append(Item(index + 1, check_inputs(spec, inputs), extra))
+            read = Item(index + 1, check_inputs(spec, inputs), extra)
         except ConfigError as exc:
             problems.append(f"items[{index}]: {exc}")
+            continue
+        wrong = gold_problem(read)  # a reference answer naming no option: the item could never be right
+        if wrong is not None:
+            problems.append(f"items[{index}]: {wrong}")
+        else:
+            out.append(read)
     if problems:
         shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
         raise ConfigError(f"{what} of {spec.name}: {len(problems)} bad item(s); nothing was run:\n" + "\n".join(shown))
