@@ -296,6 +296,22 @@ def _answers(story: Timeline) -> dict[str, Any]:
     return found
 
 
+def _loop_bodies(spec: GraphSpec | None) -> set[str]:
+    """The nodes of ``spec`` in a loop's body."""
+    if spec is None:
+        return set()
+    return {name for n in spec.nodes.values() if isinstance(n.params, LoopParams) for name in n.params.body}
+
+
+def _call_place(key: tuple[str, str, int, int], in_loops: set[str]) -> str:
+    """Where a call was, in the words show uses: a loop body's call is recorded under ``judge#2`` (its record key),
+    which the diff printed as a node name that no spec, show or step has; it is node 'judge', iteration 3."""
+    node, agent, rnd, idx = key
+    base, _, done = node.partition("#")
+    iteration = f", iteration {int(done) + 1 if done.isdigit() else 1}" if base in in_loops else ""
+    return f"node {base!r}{iteration}, agent {agent!r}, round {rnd}, call {idx}"
+
+
 def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
     """Compare two runs call by call (by their place in the run) and node by node."""
     calls_a = {c.key: c for c in a.calls if not c.error}
@@ -307,10 +323,10 @@ def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
         and (calls_a[key].request_hash != calls_b[key].request_hash or calls_a[key].reply != calls_b[key].reply)
     ]
     first = None
+    in_loops = _loop_bodies(a.spec) | _loop_bodies(b.spec)
     for call in sorted(calls_a.values(), key=lambda c: c.seq):
         other = calls_b.get(call.key)
-        node, agent, rnd, idx = call.key
-        where = f"node {node!r}, agent {agent!r}, round {rnd}, call {idx}"
+        where = _call_place(call.key, in_loops)
         if other is None:
             first = f"{where}: only in A"
         elif other.request_hash != call.request_hash:
@@ -320,10 +336,9 @@ def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
         if first:
             break
     if first is None:
-        extra = sorted(set(calls_b) - set(calls_a))
-        if extra:
-            node, agent, rnd, idx = extra[0]
-            first = f"node {node!r}, agent {agent!r}, round {rnd}, call {idx}: only in B"
+        extra = [c for c in sorted(calls_b.values(), key=lambda c: c.seq) if c.key not in calls_a]
+        if extra:  # B's first call A lacks, in B's order (it was the first by name, node 'debate' before 'aaa')
+            first = f"{_call_place(extra[0].key, in_loops)}: only in B"
     answers_a, answers_b = _answers(a), _answers(b)
     answers = [
         (node, answers_a.get(node), answers_b.get(node))

@@ -283,3 +283,47 @@ def test_a_fork_of_a_run_a_budget_cut_short_can_be_given_another_budget(
     assert "3 calls served from the parent, 2 made" in out and "stop: completed" in out
     code, _, err = run_cli(["replay", parent.run_id, "--max-calls", "10", "--db", db], capsys, monkeypatch)
     assert code == 2 and "--max-* make a fork: give --from STEP too" in err
+
+
+def test_diff_names_the_first_call_only_b_made_in_bs_order_and_a_loops_iteration(tmp_path: Path) -> None:
+    """`agentmesh diff` named B's extra calls' first by sorted name (node 'alpha' before 'beta', which ran first),
+    and a loop body's call by its record key, node 'ask#1', a name no spec, show or step has."""
+    from agentmesh.spec import graph_from_data
+    from agentmesh.timeline import diff_timelines, load_timeline
+
+    spec = graph_from_data(
+        {
+            "name": "chain",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"s": {"prompt": "{{ question }}"}},
+            "nodes": {
+                "zeta": {"op": "call", "agent": "s"},
+                "beta": {"op": "call", "agent": "s"},
+                "alpha": {"op": "call", "agent": "s"},
+            },
+            "edges": [["zeta", "beta"], ["beta", "alpha"]],
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    short = run(spec, {"question": "Q"}, model=ScriptedModel(default="x"), store=db, budget={"calls": 1})
+    whole = run(spec, {"question": "Q"}, model=ScriptedModel(default="x"), store=db)
+    looped = graph_from_data(
+        {
+            "name": "again",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"s": {"prompt": "{{ question }}"}},
+            "nodes": {
+                "again": {"op": "loop", "body": ["ask"], "until": {"max_rounds": 2}},
+                "ask": {"op": "call", "agent": "s"},
+            },
+        }
+    )
+    one = run(looped, {"question": "Q"}, model=ScriptedModel([{"responses": ["a", "b"]}]), store=db)
+    other = run(looped, {"question": "Q"}, model=ScriptedModel([{"responses": ["a", "c"]}]), store=db)
+    with Store(db) as store:
+        chains = diff_timelines(load_timeline(store, short.run_id), load_timeline(store, whole.run_id))
+        loops = diff_timelines(load_timeline(store, one.run_id), load_timeline(store, other.run_id))
+    assert chains.first_divergence == "node 'beta', agent 's', round 0, call 0: only in B"
+    assert (
+        loops.first_divergence == "node 'ask', iteration 2, agent 's', round 0, call 0: same prompt, different replies"
+    )
