@@ -84,7 +84,7 @@ def report_html(story: Timeline) -> str:
         ("answer", folded(_answer(story))),
         ("model", _e(run.model or "-")),
         *((f"input {key}", folded(value)) for key, value in run.inputs.items()),
-        ("calls", _e(totals.get("calls", 0))),
+        ("calls", _e(_calls(story))),
         ("tokens", _e(f"{totals.get('prompt_tokens', 0)} in + {totals.get('completion_tokens', 0)} out")),
         ("cost", _e(_money(totals.get("cost_usd")) if totals.get("calls") else "-")),
         ("duration", _e("-" if duration is None else f"{duration:.2f} s")),
@@ -129,6 +129,18 @@ def report_html(story: Timeline) -> str:
     parts += [_step(number, step) for number, step in enumerate(story.steps, start=1)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _calls(story: Timeline) -> str:
+    """The run's calls as ``agentmesh show`` counts them, with what the count leaves out or holds: the calls a fork
+    or a resume served from the record (listed below, not counted), and the failed attempts among them. The page
+    said "calls 5" above a fork's 12 calls, and "calls 6" of a run whose two last calls had failed."""
+    totals = story.run.totals or {}
+    said = str(totals.get("calls", 0))
+    served = sum(1 for step in story.steps for c in step.calls if c.replayed)
+    errors = int(totals.get("errors") or 0)
+    notes = ([f"{errors} failed"] if errors else []) + ([f"{served} more served from the record"] if served else [])
+    return said + (f" ({', '.join(notes)})" if notes else "")
 
 
 def importance_table(scores: Mapping[str, Any]) -> str:

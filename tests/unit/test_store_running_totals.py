@@ -79,7 +79,7 @@ def test_a_running_run_is_listed_and_shown_with_its_calls_so_far(
     code, out, err = run_cli(["report", running, "--db", store_url, "-o", str(page)], capsys, monkeypatch)
     assert code == 0, err
     html = page.read_text(encoding="utf-8")
-    assert "<td>calls</td><td>3</td>" in html and "<td>tokens</td><td>120 in + 14 out</td>" in html
+    assert "<td>calls</td><td>3 (1 failed)</td>" in html and "<td>tokens</td><td>120 in + 14 out</td>" in html
     code, out, err = run_cli(["diff", running, finished, "--db", store_url], capsys, monkeypatch)
     assert code == 0, err
     calls_row = next(line for line in out.splitlines() if line.startswith("│ calls"))

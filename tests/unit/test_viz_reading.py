@@ -166,3 +166,25 @@ def test_a_steps_line_on_the_page_counts_its_calls_in_words_and_says_nothing_whe
     page = report_html(Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None))
     assert "<summary>1. refine (loop)</summary>" in page
     assert "2. draft (call) — answer <b>one</b> · 1 call, " in page and "1 calls" not in page
+
+
+def test_the_pages_call_count_says_what_it_leaves_out_and_what_failed() -> None:
+    """A fork's page said "calls 5" above its 12 calls (7 served from its parent, not counted), and a failed run's
+    "calls 6" with nothing of the 2 that had failed (show says "errors 2")."""
+    from agentmesh.viz.report import report_html
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    served = [replace(_call(0, 1.0), node="debate", replayed=True) for _ in range(2)]
+    made = [replace(_call(1.0, 1.0), node="debate")]
+    record = RunRecord(
+        id="r" * 32, graph="g", spec_hash=None, inputs={}, status="failed", stop_reason="error",
+        parent_run_id="p" * 32, model="local", totals={"calls": 3, "errors": 2}, error="boom", created_at=t0,
+        finished_at=t0 + timedelta(seconds=2), meta={}, schema_version=1,
+    )  # fmt: skip
+    steps = [Step("debate", "rounds", 1, {}, [*served, *made])]
+    page = report_html(Timeline(run=record, steps=steps, outputs=None, networks=[], spec=None))
+    assert "<tr><td>calls</td><td>3 (2 failed, 2 more served from the record)</td></tr>" in page
+    plain = record.model_copy(update={"totals": {"calls": 1}})
+    story = Timeline(run=plain, steps=[Step("debate", "rounds", 1, {}, made)], outputs=None, networks=[], spec=None)
+    page = report_html(story)
+    assert "<tr><td>calls</td><td>1</td></tr>" in page
