@@ -303,12 +303,14 @@ def _loop_bodies(spec: GraphSpec | None) -> set[str]:
     return {name for n in spec.nodes.values() if isinstance(n.params, LoopParams) for name in n.params.body}
 
 
-def _call_place(key: tuple[str, str, int, int], in_loops: set[str]) -> str:
+def call_place(key: tuple[str, str, int, int], in_loops: set[str] | frozenset[str] = frozenset()) -> str:
     """Where a call was, in the words show uses: a loop body's call is recorded under ``judge#2`` (its record key),
-    which the diff printed as a node name that no spec, show or step has; it is node 'judge', iteration 3."""
+    which diff and replay printed as a node name that no spec, show or step has; it is node 'judge', iteration 3
+    (``in_loops``: the loop bodies' nodes, whose first iteration's calls have no ``#``)."""
     node, agent, rnd, idx = key
     base, _, done = node.partition("#")
-    iteration = f", iteration {int(done) + 1 if done.isdigit() else 1}" if base in in_loops else ""
+    number = int(done) + 1 if done.isdigit() else 1
+    iteration = f", iteration {number}" if base in in_loops or done.isdigit() else ""
     return f"node {base!r}{iteration}, agent {agent!r}, round {rnd}, call {idx}"
 
 
@@ -326,7 +328,7 @@ def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
     in_loops = _loop_bodies(a.spec) | _loop_bodies(b.spec)
     for call in sorted(calls_a.values(), key=lambda c: c.seq):
         other = calls_b.get(call.key)
-        where = _call_place(call.key, in_loops)
+        where = call_place(call.key, in_loops)
         if other is None:
             first = f"{where}: only in A"
         elif other.request_hash != call.request_hash:
@@ -338,7 +340,7 @@ def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
     if first is None:
         extra = [c for c in sorted(calls_b.values(), key=lambda c: c.seq) if c.key not in calls_a]
         if extra:  # B's first call A lacks, in B's order (it was the first by name, node 'debate' before 'aaa')
-            first = f"{_call_place(extra[0].key, in_loops)}: only in B"
+            first = f"{call_place(extra[0].key, in_loops)}: only in B"
     answers_a, answers_b = _answers(a), _answers(b)
     answers = [
         (node, answers_a.get(node), answers_b.get(node))

@@ -178,11 +178,13 @@ def _print_replay(report: object) -> None:
         console.print(escape(str(report.divergence)), highlight=False)
         return
     if report.stopped_at is not None:  # a run cut short: the replay reached where it stopped, nothing diverged
-        node, agent, round_, slot = report.stopped_at
+        from agentmesh.timeline import call_place
+
+        where = call_place(report.stopped_at)  # (a loop body's: node 'judge', iteration 2, not 'judge#1')
         console.print(
             f"[bold yellow]{escape(head)}stopped where the run stopped[/]: {counted(report.served, 'call')} served as "
-            f"recorded, none diverged; the next call (node {escape(repr(node))}, agent {escape(repr(agent))}, round "
-            f"{round_}, call {slot}) was never made by the run, so its answer and outputs cannot be compared",
+            f"recorded, none diverged; the next call ({escape(where)}) was never made by the run, so its answer and "
+            "outputs cannot be compared",
             highlight=False,
         )
         if report.note is not None:

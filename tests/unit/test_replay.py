@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentmesh.errors import ConfigError, NotRecordedError, RunNotFoundError
+from agentmesh.errors import AgentmeshError, ConfigError, NotRecordedError, RunNotFoundError
 from agentmesh.models import ModelRequest, ScriptedModel
 from agentmesh.models.messages import CallContext
 from agentmesh.parsers import ParserSpec
@@ -327,3 +327,34 @@ def test_diff_names_the_first_call_only_b_made_in_bs_order_and_a_loops_iteration
     assert (
         loops.first_divergence == "node 'ask', iteration 2, agent 's', round 0, call 0: same prompt, different replies"
     )
+
+
+def test_a_loop_run_cut_short_replays_to_the_call_it_never_made_named_by_its_iteration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The replay of a loop's run that failed in its second iteration said the next call was in node 'ask#1' (the
+    call's record key), a node no spec, show or step has."""
+    from agentmesh.cli.inspect import _print_replay
+    from agentmesh.spec import graph_from_data
+
+    looped = graph_from_data(
+        {
+            "name": "again",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"s": {"prompt": "{{ question }}"}},
+            "nodes": {
+                "again": {"op": "loop", "body": ["ask"], "until": {"max_rounds": 3}},
+                "ask": {"op": "call", "agent": "s"},
+            },
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with pytest.raises(AgentmeshError):  # one answer scripted: the second iteration's call fails
+        run(looped, {"question": "Q"}, model=ScriptedModel([{"responses": ["a"]}]), store=db)
+    with Store(db) as store:
+        (record,) = store.list_runs()
+    report = replay(record.id, store=db, graph=looped)
+    assert report.stopped_at == ("ask#1", "s", 0, 0)
+    _print_replay(report)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "the next call (node 'ask', iteration 2, agent 's', round 0, call 0) was never made" in said, said
