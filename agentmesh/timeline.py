@@ -94,8 +94,13 @@ class Step:
 
     @property
     def cost_usd(self) -> float | None:
-        known = [c.cost_usd for c in self.calls if c.cost_usd is not None and not c.replayed]
-        return sum(known) if known else None
+        """What the step's calls cost this run, as a run's total is summed: unknown (``None``) when an answered call
+        has no price, not the sum of the others; calls served from a stored run and failed attempts without a cost
+        cost nothing. A fork's served round read "n/a", and a step of priced and unpriced calls the priced ones' sum."""
+        made = [c for c in self.calls if not c.replayed]
+        if any(c.cost_usd is None and c.error is None for c in made):
+            return None
+        return sum(c.cost_usd or 0.0 for c in made)
 
     @property
     def latency_s(self) -> float:

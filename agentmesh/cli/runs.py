@@ -333,6 +333,8 @@ def _short(value: Any, limit: int) -> str:
 
 
 def _events_table(stored: list[EventRecord], full: bool) -> None:
+    from agentmesh.runtime.recorded_calls import CALL_KINDS
+
     table = Table(title="events", show_lines=full)
     for col in ("#", "kind", "node", "agent", "round", "call", "try", "tokens", "latency", "cost", "result"):
         table.add_column(col, overflow="fold")
@@ -347,7 +349,7 @@ def _events_table(stored: list[EventRecord], full: bool) -> None:
             "" if e.attempt is None else str(e.attempt),
             _tokens(e),
             fmt_seconds(e.latency_s),
-            fmt_cost(e.cost_usd),
+            fmt_cost(e.cost_usd) if e.kind in CALL_KINDS else "",  # (a node's result costs nothing: not "n/a")
             _result(e, full),
         )
     console.print(table)

@@ -136,6 +136,18 @@ def test_a_steps_duration_is_its_wall_time_with_the_model_time_when_calls_overla
     assert served.wall_s is None and served.duration() == "served from the stored run"
 
 
+def test_a_steps_cost_is_unknown_only_when_an_answered_call_of_it_has_no_price() -> None:
+    """A fork's served round read "n/a" (it cost nothing), a round of a priced and an unpriced call the priced one's
+    sum (an unknown cost is n/a, not a partial sum), and a round whose only call failed "n/a"."""
+    priced, unpriced = replace(_call(0, 1.0), cost_usd=0.25), _call(0, 1.0)
+    failed = replace(_call(0, 1.0), error="ModelError: timeout")
+    assert Step("n", "team", 1, {}, [replace(priced, replayed=True), replace(unpriced, replayed=True)]).cost_usd == 0
+    assert Step("n", "team", 1, {}, [priced, unpriced]).cost_usd is None
+    assert Step("n", "team", 1, {}, [priced, failed]).cost_usd == 0.25
+    assert Step("n", "team", 1, {}, [failed]).cost_usd == 0
+    assert Step("n", "team", 1, {}, [priced, replace(unpriced, replayed=True)]).cost_usd == 0.25
+
+
 def _as_seconds(text: str) -> float:
     number, unit = text.split()
     return float(number) / (1000 if unit == "ms" else 1)
@@ -314,3 +326,20 @@ def test_the_summary_shows_each_input_and_folds_long_ones() -> None:
         "<details><summary>def add(a, b): &quot;&quot;&quot;Return a + b &lt;and&gt;"
     )
     assert f"<pre>{esc(prompt)}</pre>" in rows["input prompt"]  # the whole of it, line breaks kept
+
+
+def test_show_events_leaves_a_node_results_cost_blank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentmesh show --events` said "n/a" (an unknown cost) in the cost column of every node's result."""
+    from tests._cli import run_cli
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = run("debate", {"question": "q"}, model=ScriptedModel(DEBATE), store=db)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli(["show", first.run_id, "--events", "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    rows = [[c.strip() for c in line.split("│")] for line in out.splitlines() if line.startswith("│ ")]
+    costs = {(row[2], row[10]) for row in rows if row[1].isdigit()}
+    assert ("model_call", "$0.000000") in costs and ("node_result", "") in costs
+    assert not any(cost == "n/a" for _, cost in costs)
