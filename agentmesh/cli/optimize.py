@@ -133,6 +133,8 @@ def optimize(
     from agentmesh.systems.sejury.jury import has_jury
 
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
+    if picture is not None and not picture.is_dir() and picture.suffix.lower() != ".svg":  # x.png: opens broken
+        raise ConfigError(f"--svg {picture}: it writes SVG; name the file *.svg")
     spec = resolve_graph(graph)
     if has_jury(spec):
         if top_k is not None:

@@ -2,7 +2,8 @@
 
 ``optimize ... --out team.svg`` wrote the optimised graph, then its picture over it, and said "run it: agentmesh
 run team.svg"; ``--out items.jsonl`` (the ``--data`` file) replaced the user's data with a graph, and ``--out`` the
-graph's own file replaced the candidate team with the chosen one."""
+graph's own file replaced the candidate team with the chosen one. ``--svg team.png`` wrote an SVG under a PNG's
+name (``graph show`` refuses that)."""
 
 from __future__ import annotations
 
@@ -36,16 +37,16 @@ def test_optimize_refuses_out_and_svg_on_one_file_or_on_its_inputs(
 
     said = _refused([*args, "--out", str(tmp_path / "best.svg")], capsys, monkeypatch)  # the picture's default
     assert f"--out {tmp_path / 'best.svg'} is the same file as --svg {tmp_path / 'best.svg'}" in said, said
-    said = _refused([*args, "--out", str(tmp_path / "b.yaml"), "--svg", str(tmp_path / "b.yaml")], capsys, monkeypatch)
+    said = _refused([*args, "--out", str(tmp_path / "b.svg"), "--svg", str(tmp_path / "b.svg")], capsys, monkeypatch)
     assert "is the same file as --svg" in said and "give --out another file" in said, said
     said = _refused([*args, "--out", str(data)], capsys, monkeypatch)
     assert f"--out {data} is the same file as --data {data}" in said, said
-    said = _refused([*args, "--svg", str(data)], capsys, monkeypatch)
-    assert f"--svg {data} is the same file as --data" in said, said
     said = _refused([*args, "--out", str(graph)], capsys, monkeypatch)
     assert f"--out {graph} is the same file as the graph file {graph}" in said, said
+    said = _refused([*args, "--svg", str(tmp_path / "team.png")], capsys, monkeypatch)  # an SVG an image viewer
+    assert f"--svg {tmp_path / 'team.png'}: it writes SVG; name the file *.svg" in said, said  # cannot open
     assert (data.read_text(), graph.read_text()) == before and not db.exists()
-    assert not list(tmp_path.glob("*.svg"))
+    assert not list(tmp_path.glob("*.svg")) and not list(tmp_path.glob("*.png"))
 
 
 def test_an_se_jury_and_a_magicore_calibration_refuse_them_too(
