@@ -8,6 +8,7 @@ a run imported without checkpoints still has its calls and steps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,6 +88,24 @@ class Step:
         return (f" round {self.round}" if self.round else "") + (
             f" iteration {self.iteration}" if self.iteration else ""
         )
+
+    @property
+    def scores(self) -> str | None:
+        """Its ``scores`` in words (``5, 6.5, -``), or ``None`` when it has none. A score node's are numbers; a
+        function node of the user's may return anything under the name (a mapping, labels), which ``show`` and
+        ``report`` formatted as numbers, failing with a traceback on the run's whole page."""
+        value = self.summary.get("scores")
+        if not value:
+            return None
+        if not isinstance(value, list):
+            return " ".join(json.dumps(value, ensure_ascii=False, default=str).split())[:200]
+
+        def one(v: Any) -> str:
+            if v is None:
+                return "-"
+            return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+        return ", ".join(one(v) for v in value)
 
     @property
     def tokens(self) -> int:

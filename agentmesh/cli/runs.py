@@ -251,8 +251,8 @@ def _print_timeline(story: Timeline, full: bool) -> None:
             facts.append(f"answer {_short(summary['answer'], 60)}")
         if summary.get("taken"):  # a branch: which way it went (what explains the nodes that follow, or not)
             facts.append(f"took {summary['taken']}")
-        if summary.get("scores"):
-            facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in summary["scores"]))
+        if step.scores is not None:
+            facts.append(f"scores {step.scores}")
         if step.calls:
             facts.append(f"{counted(step.tokens, 'token')}, {step.duration()}, {fmt_cost(step.cost_usd)}")
         if summary.get("stop") or summary.get("stopped"):

@@ -185,8 +185,8 @@ def _step(number: int, step: Step) -> str:
         facts.append(f"answer <b>{_e(step.summary['answer'])}</b>")
     if step.summary.get("taken"):  # a branch: which way it went (what explains the nodes that follow, or not)
         facts.append(f"took {_e(step.summary['taken'])}")
-    if step.summary.get("scores"):
-        facts.append("scores " + ", ".join("-" if v is None else f"{v:g}" for v in step.summary["scores"]))
+    if step.scores is not None:
+        facts.append(f"scores {_e(step.scores)}")
     if step.calls:
         facts.append(
             f"{counted(len(step.calls), 'call')}, {step.tokens} tokens, {_e(step.duration())}, {_money(step.cost_usd)}"

@@ -343,3 +343,43 @@ def test_show_events_leaves_a_node_results_cost_blank(
     costs = {(row[2], row[10]) for row in rows if row[1].isdigit()}
     assert ("model_call", "$0.000000") in costs and ("node_result", "") in costs
     assert not any(cost == "n/a" for _, cost in costs)
+
+
+def test_a_function_nodes_scores_that_are_not_numbers_do_not_break_show_or_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered function returning {"scores": {...}} (or labels) ran and was stored; `show` and `report` of the
+    run then failed with a traceback: "Unknown format code 'g' for object of type 'str'"."""
+    from agentmesh.runtime.operators import register_function
+    from agentmesh.spec import graph_from_data
+    from tests._cli import run_cli
+
+    @register_function("qa_labelled_scores", replace=True)
+    def labelled(outputs: dict[str, object], inputs: dict[str, object]) -> dict[str, object]:
+        return {"answer": "x", "scores": {"a": 1, "b": "high"}}
+
+    @register_function("qa_mixed_scores", replace=True)
+    def mixed(outputs: dict[str, object], inputs: dict[str, object]) -> dict[str, object]:
+        return {"answer": "y", "scores": [0.5, None, "low", True]}
+
+    spec = graph_from_data(
+        {
+            "name": "labels",
+            "inputs": {"question": {"type": "string"}},
+            "nodes": {
+                "w": {"op": "function", "function": "qa_labelled_scores"},
+                "m": {"op": "function", "function": "qa_mixed_scores"},
+            },
+            "edges": [["w", "m"]],
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    result = run(spec, {"question": "q"}, model=ScriptedModel(default="-"), store=db)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli(["show", result.run_id, "--db", db], capsys, monkeypatch)
+    assert code == 0, err
+    assert 'scores {"a": 1, "b": "high"}' in out and "scores 0.5, -, low, True" in out
+    page = tmp_path / "run.html"
+    code, _, err = run_cli(["report", result.run_id, "--db", db, "-o", str(page)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "scores {&quot;a&quot;: 1, &quot;b&quot;: &quot;high&quot;}" in page.read_text(encoding="utf-8")
