@@ -41,9 +41,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-# keys the benchmark formats carry besides a graph's inputs: kept aside, never an "unknown input"
+# keys the benchmark formats carry besides a graph's inputs: kept aside, never an "unknown input" (MATH-500 adds
+# unique_id to MATH's fields; MMLU-Pro, ten options A-J, has question_id, answer_index, cot_content and src)
 _METADATA = frozenset(
     {
+        "unique_id",
+        "question_id",
+        "answer_index",
+        "cot_content",
+        "src",
         "answer",
         "target",
         "solution",
