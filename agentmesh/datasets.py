@@ -192,6 +192,25 @@ def matches_gold(answer: Any, gold: str) -> bool:
     return answer is not None and str(answer) == str(gold)
 
 
+def _refuse_json_array(path: Path, text: str) -> None:
+    """A whole file holding one JSON array (a ``.json`` export, one line or indented) is not JSON Lines: each line
+    was read as an item, so it was refused as "expected a JSON object of inputs, got list" or as "62 bad lines"
+    (one per line of the indented array), neither saying what was wrong with the file."""
+    if not text.lstrip().startswith("["):
+        return
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return
+    if isinstance(whole, list):
+        raise ConfigError(
+            f"{path}: one JSON array of {len(whole)} value(s), not JSON Lines; expected one JSON object per line "
+            f'(convert it: python -c "import json,sys; [print(json.dumps(x)) for x in json.load(sys.stdin)]" '
+            f"< {path.name} > {path.stem}.jsonl)",
+            file=str(path),
+        )
+
+
 def read_items(
     path: str | Path,
     spec: GraphSpec,
@@ -225,6 +244,7 @@ def read_items(
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read input file {path}: {exc.strerror or exc}", file=str(path)) from None
+    _refuse_json_array(path, text)
     items: list[Item] = []
     problems: list[tuple[int, str]] = []  # every bad line, reported together: a fix per attempt is slow going
     for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agentmesh.datasets import read_items
+from agentmesh.errors import ConfigError
 from agentmesh.runtime.arguments import resolve_graph
 
 
@@ -42,3 +45,22 @@ def test_math500_and_mmlu_pro_lines_are_read_with_their_gold_answers(tmp_path: P
     path.write_text(json.dumps(pro) + "\n")
     (item,) = read_items(path, resolve_graph("dylan_mmlu"))
     assert item.inputs == {"question": "Which?", "choices": options} and item.gold == "I"
+
+
+def test_a_json_array_file_is_named_as_such_not_as_a_bad_line_each(tmp_path: Path) -> None:
+    """A ``.json`` export (one array, on one line or indented) was refused as "expected a JSON object of inputs,
+    got list", or as "14 bad lines" of an indented array, neither saying that the file is not JSON Lines."""
+    lines = [{"question": f"Q{n}?", "choices": ["a", "b"], "answer": "A"} for n in range(2)]
+    for name, text in (("flat.json", json.dumps(lines)), ("indented.json", json.dumps(lines, indent=2))):
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError) as caught:
+            read_items(path, resolve_graph("dylan_mmlu"))
+        said = str(caught.value)
+        assert said.startswith(
+            f"{path}: one JSON array of 2 value(s), not JSON Lines; expected one JSON object per line"
+        ), said
+        assert "bad lines" not in said and f"> {path.stem}.jsonl" in said
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert len(read_items(path, resolve_graph("dylan_mmlu"))) == 2
