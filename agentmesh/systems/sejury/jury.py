@@ -13,6 +13,7 @@ and chose the teams afterwards; the paper's point is that only the team need run
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -456,7 +457,12 @@ def human_labels(items: Sequence[Item], key: str = "human", source: str | Path |
 def _label(item: Item, key: str, source: str | Path | None = None) -> float:
     where = f"{source}:{item.line}" if source is not None else f"line {item.line}"
     value = {**item.extra, **item.inputs}.get(key)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):  # (APR's 0/1 verdicts written as JSON booleans: there, not missing)
+        raise ConfigError(
+            f"{where}: human label {key!r} is {json.dumps(value)}; expected a number (for a yes/no verdict, 1 or 0)",
+            line=item.line,
+        )
+    if value is None:
         raise ConfigError(
             f"{where}: no human label {key!r} (a number on the human scale, e.g. 1-5; --human-key names the field)",
             line=item.line,
