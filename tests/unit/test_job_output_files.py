@@ -43,7 +43,9 @@ def test_optimize_refuses_out_and_svg_on_one_file_or_on_its_inputs(
     assert f"--out {data} is the same file as --data {data}" in said, said
     said = _refused([*args, "--out", str(graph)], capsys, monkeypatch)
     assert f"--out {graph} is the same file as the graph file {graph}" in said, said
-    said = _refused([*args, "--svg", str(tmp_path / "team.png")], capsys, monkeypatch)  # an SVG an image viewer
+    said = _refused(
+        [*args, "--out", str(tmp_path / "t.yaml"), "--svg", str(tmp_path / "team.png")], capsys, monkeypatch
+    )  # an SVG an image viewer
     assert f"--svg {tmp_path / 'team.png'}: it writes SVG; name the file *.svg" in said, said  # cannot open
     assert (data.read_text(), graph.read_text()) == before and not db.exists()
     assert not list(tmp_path.glob("*.svg")) and not list(tmp_path.glob("*.png"))
