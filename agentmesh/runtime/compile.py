@@ -25,6 +25,7 @@ import inspect
 import operator as op_
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -126,22 +127,46 @@ def _make_node(spec: GraphSpec, name: str) -> Any:
             # holds it (agentmesh's own operators output only replies and inputs, masked where they entered)
             out = storable(stored_state(out), name, f"operator {node.op!r}")
         update: dict[str, Any] = {channel(name): out}
+        answers = _answers(out, name, _who(node.op, node.params))
         reason = out.get("stopped")
-        if reason is None and spec.stop is not None:
+        if reason:  # the node itself was cut short (a budget spent part-way through its calls)
+            update["stop"] = f"{reason} in node {name!r}"
+        elif spec.stop is not None:
             reason = holds(spec.stop, out, outputs={**outputs, name: out}, budget=ctx.budget)
-        if reason:
-            update["stop"] = f"{reason} (after node {name!r})"
+            if reason:
+                update["stop"] = f"{reason} (after node {name!r})"
         if out.get("stop"):
             update["notes"] = [f"{out['stop']} in node {name!r}"]
         summary = {k: out[k] for k in _SUMMARY_KEYS if k in out}
-        summary["answers"] = [
-            {"slot": a.get("slot"), "agent": a.get("agent"), "key": a.get("key")} for a in out.get("answers") or []
-        ]
+        summary["answers"] = [{"slot": a.get("slot"), "agent": a.get("agent"), "key": a.get("key")} for a in answers]
         await ctx.record_node(name, out.get("round"), summary)
         return update
 
     execute.__name__ = f"node_{name}"
     return execute
+
+
+def _who(op: str, params: Any) -> str:
+    """What made a node's output, for a message: the registered function of an ``op: function`` node, else its
+    operator."""
+    function = getattr(params, "function", None) if op == "function" else None
+    return f"function {function!r}" if isinstance(function, str) else f"operator {op!r}"
+
+
+def _answers(out: Mapping[str, Any], name: str, who: str) -> list[Mapping[str, Any]]:
+    """A node's ``answers``, refused by name unless a list of answers: what votes, ranks and scores read after it.
+    A registered function or user operator returning ``"answers": "abc"`` failed the run at this node's summary
+    as ``AttributeError: 'str' object has no attribute 'get'``, naming neither the node nor what was expected."""
+    answers = out.get("answers") or []
+    if isinstance(answers, list) and all(isinstance(a, Mapping) for a in answers):
+        return answers
+    bad = answers if not isinstance(answers, list) else next(a for a in answers if not isinstance(a, Mapping))
+    what = "'answers'" if not isinstance(answers, list) else "an item of 'answers'"
+    raise RunError(
+        f"node {name!r}: {who} returned {what} that is {type(bad).__name__} {bad!r:.80}; 'answers' is a "
+        "list of answers, each a mapping (agent, slot, text, key, value, ...), as votes, ranks and scores read them",
+        node=name,
+    )
 
 
 async def _operator_output(run_op: Any, run: NodeRun) -> dict[str, Any]:

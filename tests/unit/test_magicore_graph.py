@@ -148,7 +148,7 @@ def test_a_spent_budget_stops_the_run_with_its_reason(tmp_path: Path) -> None:
         spec(), {"question": "q"}, model=ScriptedModel(respond=script), store=db(tmp_path), budget=Budget(calls=7)
     )
     assert result.answer is None
-    assert result.stop_reason == "budget: 7 model calls (after node 'magicore')"
+    assert result.stop_reason == "budget: 7 model calls in node 'magicore'"
     assert len(script.calls) == 7
 
 

@@ -126,3 +126,38 @@ def test_a_user_operator_that_calls_interrupt_fails_the_run(tmp_path: Path) -> N
         RunError, match=r"node 'p' paused the run with LangGraph's interrupt\(\) \(\{'need': 'a reviewer'\}\)"
     ):
         run(spec, {}, model=ScriptedModel([]), store=f"sqlite:///{tmp_path / 'runs.db'}")
+
+
+@pytest.mark.parametrize(
+    ("answers", "said"),
+    [("abc", "'answers' that is str 'abc'"), ([{"key": "1"}, 7], "an item of 'answers' that is int 7")],
+)
+def test_a_function_returning_answers_that_are_not_a_list_of_answers_is_named(
+    answers: Any, said: str, tmp_path: Path
+) -> None:
+    """``"answers": "abc"`` from a registered function failed the run as ``AttributeError: 'str' object has no
+    attribute 'get'`` (the node's summary read each answer); the run fails naming the node, the function and what
+    'answers' must be."""
+
+    @register_function("test_bad_answers", replace=True)
+    def bad(outputs: Any, inputs: Any) -> dict[str, Any]:
+        return {"answers": answers}
+
+    spec = graph_from_data({"name": "bad_answers", "nodes": {"f": {"op": "function", "function": "test_bad_answers"}}})
+    with pytest.raises(RunError, match=rf"node 'f': function 'test_bad_answers' returned {said}; 'answers' is a list"):
+        run(spec, {}, model=ScriptedModel([]), store=f"sqlite:///{tmp_path / 'runs.db'}")
+
+
+def test_a_budget_that_cuts_a_node_short_says_in_which_node(tmp_path: Path) -> None:
+    """A team cut part-way by the run's budget said "(after node 'sample')", as if the node had finished."""
+    spec = graph_from_data(
+        {
+            "name": "cut_team",
+            "agents": {"a": {"prompt": "x"}},
+            "nodes": {"sample": {"op": "team", "agents": ["a", "a", "a"]}, "v": {"op": "vote", "from": "sample"}},
+            "edges": [["sample", "v"]],
+            "stop": {"budget": {"calls": 2}},
+        }
+    )
+    result = run(spec, {}, model=ScriptedModel([], default="ok"), store=f"sqlite:///{tmp_path / 'runs.db'}")
+    assert (result.calls, result.stop_reason) == (2, "budget: 2 model calls in node 'sample'")
