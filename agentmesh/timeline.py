@@ -320,7 +320,7 @@ def _answers(story: Timeline) -> dict[str, Any]:
     return found
 
 
-def _loop_bodies(spec: GraphSpec | None) -> set[str]:
+def loop_bodies(spec: GraphSpec | None) -> set[str]:
     """The nodes of ``spec`` in a loop's body."""
     if spec is None:
         return set()
@@ -349,7 +349,7 @@ def diff_timelines(a: Timeline, b: Timeline) -> RunDiff:
         and (calls_a[key].request_hash != calls_b[key].request_hash or calls_a[key].reply != calls_b[key].reply)
     ]
     first = None
-    in_loops = _loop_bodies(a.spec) | _loop_bodies(b.spec)
+    in_loops = loop_bodies(a.spec) | loop_bodies(b.spec)
     for call in sorted(calls_a.values(), key=lambda c: c.seq):
         other = calls_b.get(call.key)
         where = call_place(call.key, in_loops)

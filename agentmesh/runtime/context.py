@@ -294,8 +294,8 @@ class RunContext:
                 raise BudgetExhausted(spent)
             node_, agent_, round_, slot_ = key
             raise ReplayDivergence(
-                f"the graph now makes a call the recorded run did not: node {node_!r}, agent {agent_!r}, round "
-                f"{round_}, call {slot_} (the graph or its inputs changed since the run; a replay makes no calls)",
+                f"the graph now makes a call the recorded run did not: {_call_place(key, self.spec)} (the graph or "
+                "its inputs changed since the run; a replay makes no calls)",
                 key=key,
                 diff=prompt_text(request),
                 node=node_,
@@ -392,7 +392,7 @@ class RunContext:
                     "the run)"
                 )
                 raise ReplayDivergence(
-                    f"first divergence: node {node!r}, agent {agent!r}, round {round_}, call {slot}: {why}\n{diff}",
+                    f"first divergence: {_call_place(key, self.spec)}: {why}\n{diff}",
                     key=key,
                     diff=diff,
                     node=node,
@@ -489,6 +489,15 @@ def _both(recorder: StoreRecorder | None, span: Callable[[CallRecord], None]) ->
         span(record)
 
     return observe
+
+
+def _call_place(key: CallKey, spec: GraphSpec) -> str:
+    """Where the call at ``key`` is, as show, diff and replay say it (node 'judge', iteration 3, not its record key
+    'judge#2'). Only a divergence's message needs it: the timeline module it lives in imports the store, which this
+    module leaves to the error path."""
+    from agentmesh.timeline import call_place, loop_bodies
+
+    return call_place(key, loop_bodies(spec))
 
 
 def _unfinished_nodes_hint(spec: GraphSpec, card: AgentCard, variables: Mapping[str, Any], node: str) -> str:

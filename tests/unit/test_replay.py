@@ -358,3 +358,45 @@ def test_a_loop_run_cut_short_replays_to_the_call_it_never_made_named_by_its_ite
     _print_replay(report)
     said = " ".join(capsys.readouterr().out.split())
     assert "the next call (node 'ask', iteration 2, agent 's', round 0, call 0) was never made" in said, said
+
+
+def test_a_replay_divergence_inside_a_loop_names_the_node_and_its_iteration(tmp_path: Path) -> None:
+    """A replay that diverged in a loop's third iteration said 'node 'judge#2'' (the call's record key), a node no
+    spec, show or step has; it says node 'judge', iteration 3, as diff and show do. Both ways a replay diverges: a
+    call whose prompt changed, and a call the run never made."""
+    from agentmesh.spec import graph_from_data
+
+    def looped(grader_prompt: str, rounds: int) -> Any:
+        return graph_from_data(
+            {
+                "name": "refine",
+                "inputs": {"question": {"type": "string"}},
+                "agents": {
+                    "writer": {"prompt": "{{ question }}"},
+                    "grader": {"prompt": grader_prompt, "parser": "score"},
+                },
+                "nodes": {
+                    "refine": {"op": "loop", "body": ["draft", "judge"], "until": {"max_rounds": rounds}},
+                    "draft": {"op": "call", "agent": "writer"},
+                    "judge": {"op": "score", "from": "draft", "judge": "grader"},
+                },
+            }
+        )
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    model = ScriptedModel(
+        [{"agent": "writer", "responses": ["one", "two", "three"]}, {"agent": "grader", "template": "5"}]
+    )
+    result = run(looped("{{ candidate }}", 3), {"question": "Q"}, store=db, model=model)
+    assert result.status == "succeeded" and result.calls == 6
+    # the third iteration's judge prompt, and only it, changed
+    edited = looped("{% if candidate == 'three' %}Grade: {% endif %}{{ candidate }}", 3)
+    changed = replay(result.run_id, store=db, graph=edited).divergence
+    assert changed is not None and changed.key == ("judge#2", "grader", 0, 0)
+    assert "first divergence: node 'judge', iteration 3, agent 'grader', round 0, call 0: the prompt" in str(changed)
+    assert "judge#2" not in str(changed)
+    # one more iteration than the run made: its first call is one the run never made
+    more = replay(result.run_id, store=db, graph=looped("{{ candidate }}", 4)).divergence
+    assert more is not None and more.key == ("draft#3", "writer", 0, 0)
+    assert "the recorded run did not: node 'draft', iteration 4, agent 'writer', round 0, call 0 (" in str(more)
+    assert "draft#3" not in str(more)
