@@ -297,6 +297,41 @@ def test_mcq_answers_are_read_as_letters_whatever_their_case(tmp_path: Path) -> 
     assert [item.answer for item in load_mcq_jsonl(path)] == ["B", "B"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"spilt": "retain"}, "mcq.jsonl:2: unknown key 'spilt'; did you mean 'split'? a multiple-choice line has id,"),
+        ({"choice": ["x", "y"]}, "mcq.jsonl:2: unknown key 'choice'; did you mean 'choices'?"),
+        ({}, "mcq.jsonl:2: no 'split', while line 1 gives one; in a file that splits its items every line needs"),
+    ],
+)
+def test_a_misspelt_or_missing_mcq_split_is_refused_not_read_as_forget(
+    tmp_path: Path, extra: dict[str, object], message: str
+) -> None:
+    """ "spilt": "retain" (or a line without split in a file that splits) was silently a forget item."""
+    path = tmp_path / "mcq.jsonl"
+    first = {"id": "1", "question": "q", "choices": ["x", "y"], "answer": "A", "split": "forget"}
+    second = {"id": "2", "question": "q", "answer": "B", "choices": ["x", "y"], **extra}
+    if "choice" in extra:
+        del second["choices"]
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as caught:
+        load_mcq_jsonl(path)
+    assert message in str(caught.value)
+
+
+def test_an_mcq_file_without_split_is_all_forget_and_other_keys_are_ignored(tmp_path: Path) -> None:
+    """alu.md §9.1's multiple-choice format has no split (a WMDP-style file is all forget); a source or an index
+    kept from an export, and a key close to one the line already has, are not typos."""
+    path = tmp_path / "mcq.jsonl"
+    lines = [
+        {"id": "1", "question": "q", "choices": ["x", "y"], "answer": "A", "source": "wmdp", "question_id": 7},
+        {"id": "2", "question": "q", "choices": ["x", "y"], "answer": 1, "subject": "bio", "subjects": ["bio"]},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert [item.split for item in load_mcq_jsonl(path)] == ["forget", "forget"]
+
+
 def bad_line(tmp_path: Path) -> Path:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "question": "q", "answer": "x", "split": "retain"}\n{"id": "b", oops\n')

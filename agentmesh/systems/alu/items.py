@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agentmesh.spec.checks import did_you_mean
 from agentmesh.systems.alu.registry import read_text
 from agentmesh.systems.alu.targets import Target, TargetSnapshot, normalize
 
@@ -29,6 +30,8 @@ __all__ = [
 
 Split = Literal["forget", "retain"]
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MCQ_KEYS = ("id", "question", "choices", "answer", "subject", "split")
+_MCQ_FORMAT = "id, question, choices, answer, and optionally subject and split ('forget' or 'retain')"
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,26 @@ def load_qa_jsonl(path: str | Path) -> list[QAItem]:
 def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
     """Multiple-choice items; errors name the file and line. Every line is checked here, before any run: a
     ``choices`` that is not a list was a traceback, and an answer that is no option's letter or index, a split
-    other than forget/retain, or more options than letters were taken and only skewed the accuracies."""
+    other than forget/retain, or more options than letters were taken and only skewed the accuracies.
+
+    ``split`` is optional (alu.md §9.1's multiple-choice format has none: a WMDP-style file is all forget), so a
+    line without it is a forget item, but only in a file that gives no split at all: in one whose other lines give
+    it, a line without it is refused, as is a key that is a misspelling of one the line lacks (``"spilt":
+    "retain"`` was counted as forget, silently). Other keys (a source, an index kept from an export) are ignored."""
+    records = list(_jsonl(path))
+    split_on = next((number for number, r in records if "split" in r), None)
     out: list[McqItem] = []
-    for number, r in _jsonl(path):
+    for number, r in records:
         where = f"{path}:{number}"
+        for key in r:
+            if key not in _MCQ_KEYS and (fix := did_you_mean(key, [k for k in _MCQ_KEYS if k not in r])):
+                raise ValueError(f"{where}: unknown key {key!r}; {fix}a multiple-choice line has {_MCQ_FORMAT}")
+        if split_on is not None and "split" not in r:
+            raise ValueError(
+                f"{where}: no 'split', while line {split_on} gives one; in a file that splits its items every line "
+                "needs 'split': 'forget' or 'retain' (a line without it is read as forget only in a file with no "
+                "split at all)"
+            )
         missing = [key for key in ("id", "question", "choices", "answer") if key not in r]
         if missing:
             raise ValueError(f"{where}: missing field {missing[0]!r}")
