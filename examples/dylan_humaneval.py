@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agentmesh._text import counted
 from agentmesh.errors import AgentmeshError
 from agentmesh.models import ModelClient, Provider
 from agentmesh.runtime import arun, resolve_graph
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> float:
             problems, args.model, graph=args.graph, db=args.db, concurrency=args.concurrency, max_tokens=args.max_tokens
         )
     )
-    table = Table(title=f"{args.graph} on {len(problems)} HumanEval problems ({args.model})")
+    table = Table(title=f"{args.graph} on {counted(len(problems), 'HumanEval problem')} ({args.model})")
     for column in ("task", "passed", "calls", "run", "stop reason / error"):
         table.add_column(column, overflow="fold")
     for o in outcomes:

