@@ -162,6 +162,11 @@ class BatchNotFoundError(StoreError):
     """No batch (``run --input-file``'s runs, tagged with its id) has this id or id prefix in the store."""
 
 
+class JobNotFoundError(StoreError):
+    """No job (the runs of ``optimize``, ``calibrate`` or ``eval``, tagged with the job id they print) has this id or
+    id prefix in the store."""
+
+
 class RunDeletedError(RunNotFoundError):
     """A run was deleted (``agentmesh delete --force``) while its process was still running it: its end cannot be
     stored, and what it wrote after the deletion was removed. A :class:`RunNotFoundError`, as the run is gone."""

@@ -32,6 +32,7 @@ from agentmesh.viz.numbers import ranked_apart
 # The store (SQLAlchemy) and the runtime's reading of stored answers (LangGraph) are imported by the commands when
 # they run: ``agentmesh runs --help`` (``show``, ``delete``) imports this module for the options alone.
 if TYPE_CHECKING:
+    from agentmesh.store import Store
     from agentmesh.timeline import Timeline
 
 #: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
@@ -50,6 +51,14 @@ def list_runs(
             "--batch", "-b", help="Only the runs of this batch (run --input-file names it; a unique prefix will do)."
         ),
     ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            "-j",
+            help="Only the runs of this job (the id optimize, calibrate and eval print; a unique prefix will do).",
+        ),
+    ] = None,
     limit: Annotated[
         int, number_option("--limit", "-n", whole=True, at_least=1, help="At most this many, the newest.")
     ] = 50,
@@ -58,21 +67,26 @@ def list_runs(
 ) -> None:
     """List stored runs, newest first, with the answer each one ended with."""
     from agentmesh.cli._store import open_store
-    from agentmesh.cli.batch_store import batch_id
     from agentmesh.runtime.outcome import stored_answers
 
     with open_store(db, existing=True) as store:
         if batch is not None:  # by a unique prefix too, as a run; an unknown one is said, not "no runs"
-            batch = batch_id(store, batch)
-        found = store.with_running_totals(store.list_runs(graph=graph, status=status, batch=batch, limit=limit))
-        total = store.count_runs(graph=graph, status=status, batch=batch) if len(found) == limit else len(found)
+            batch = _batch_id(store, batch)
+        if job is not None:
+            job = store.resolve_job(job)
+        found = store.with_running_totals(
+            store.list_runs(graph=graph, status=status, batch=batch, job=job, limit=limit)
+        )
+        total = (
+            store.count_runs(graph=graph, status=status, batch=batch, job=job) if len(found) == limit else len(found)
+        )
         answers = stored_answers(store, found)
     if as_json:
         listed = [{**r.model_dump(mode="json"), "answer": answers.get(r.id)} for r in found]
         console.print_json(json.dumps(listed, default=str))
         return
     if not found:
-        console.print("no runs" + (" matching the filters" if graph or status or batch else " yet"))
+        console.print("no runs" + (" matching the filters" if graph or status or batch or job else " yet"))
         return
     if console.width < NARROW:  # a few lines per run: as a row, its answer was squeezed out
         console.print(_run_records(found, answers, total))
@@ -105,6 +119,27 @@ def list_runs(
         }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)
+
+
+def _batch_id(store: Store, batch: str) -> str:
+    """``--batch``'s batch (:func:`~agentmesh.cli.batch_store.batch_id`); a job's id given there (``optimize``,
+    ``calibrate`` and ``eval`` print one, and it was answered "no batch") is said to be one, with the option that
+    takes it."""
+    from agentmesh.cli.batch_store import batch_id
+    from agentmesh.errors import BatchNotFoundError, JobNotFoundError
+
+    try:
+        return batch_id(store, batch)
+    except BatchNotFoundError as exc:
+        try:
+            job = store.resolve_job(batch)
+        except JobNotFoundError:
+            raise exc from None
+        raise BatchNotFoundError(
+            f"{exc}; {job} is a job's id (optimize, calibrate and eval print one), not a batch's: agentmesh runs "
+            f"--job {batch}",
+            **exc.context,
+        ) from None
 
 
 def _run_records(found: list[RunRecord], answers: dict[str, Any], total: int) -> Table:

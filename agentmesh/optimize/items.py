@@ -147,7 +147,8 @@ async def run_items(
     """Run ``spec`` on every item (see the module docstring); failed items are reported, not raised.
 
     ``kind`` names the job's purpose in each run's metadata (``optimize``, ``calibrate``...): a later run of the
-    same job finds its items' runs by it. ``job_key`` adds what else makes two jobs different.
+    same job finds its items' runs by it, and ``agentmesh runs --job`` those of the kinds the commands use
+    (:data:`~agentmesh.store.run_reads.JOB_KINDS`). ``job_key`` adds what else makes two jobs different.
 
     ``executor="ray"`` runs the items as Ray tasks (:mod:`agentmesh.runtime.on_ray`): on a Ray started on
     this machine for the job, or on the cluster at ``ray_address`` (which needs a Postgres store). There ``model``

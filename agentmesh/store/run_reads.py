@@ -1,4 +1,4 @@
-"""Reading runs back: one by id or unique prefix, a batch's id from a unique prefix, a listing, a count
+"""Reading runs back: one by id or unique prefix, a batch's or a job's id from a unique prefix, a listing, a count
 (:class:`RunReadMethods`, mixed into
 :class:`~agentmesh.store.Store`), and the decoding every read of a run shares -- a row to a checked
 :class:`~agentmesh.store.records.RunRecord`, refused when a newer agentmesh wrote it -- which the run's writes
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from agentmesh.errors import BatchNotFoundError, RunNotFoundError, SchemaVersionError, StoreError
+from agentmesh.errors import BatchNotFoundError, JobNotFoundError, RunNotFoundError, SchemaVersionError, StoreError
 from agentmesh.store.records import RunRecord, RunStatus
 from agentmesh.store.run_totals import running_totals
 from agentmesh.store.schema import SCHEMA_VERSION, runs
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from agentmesh.store.writes import BatchWriter
 
 __all__ = [
+    "JOB_KINDS",
     "SELECT_RUN",
     "RunReadMethods",
     "checked_version",
@@ -36,6 +37,16 @@ __all__ = [
 ]
 
 _AMBIGUOUS_SHOWN = 5
+
+JOB_KINDS = ("optimize", "calibrate", "eval", "judge")
+"""The purposes a job (:func:`agentmesh.optimize.items.run_items`) tags its runs with: ``meta[kind]["job"]`` is the
+job id that ``optimize``, ``calibrate`` and ``eval`` print, which ``runs --job`` lists. A kind added to a command
+is added here; one of a caller's own (``run_items`` is public) is not listed by ``--job``."""
+
+
+def _job_id() -> sa.ColumnElement[Any]:
+    """A run's job id (``None`` for a run of no job): a run is tagged by one kind only."""
+    return sa.func.coalesce(*(runs.c.meta[kind]["job"].as_string() for kind in JOB_KINDS))
 
 
 class RunReadMethods:
@@ -91,6 +102,31 @@ class RunReadMethods:
             )
         return _only_match(key, [str(b) for b in found], "batch", BatchNotFoundError, url=self.url, batch=key)
 
+    def resolve_job(self, job_id_or_unique_prefix: str) -> str:
+        """The id of the job (``meta[kind].job`` for a kind of :data:`JOB_KINDS`, the id ``optimize``,
+        ``calibrate`` and ``eval`` print) with this id, or of the only job whose id starts with it;
+        :class:`JobNotFoundError` otherwise, in the words of :meth:`resolve_batch`'s."""
+        key = job_id_or_unique_prefix.strip()
+        if not key:
+            raise JobNotFoundError("no job id given", url=self.url)
+        job_id = _job_id()
+        self._batch.flush()
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(runs.c.id).where(job_id == key).limit(1)).first() is not None:
+                return key
+            found = (
+                conn.execute(
+                    sa.select(job_id)
+                    .where(job_id.startswith(key, autoescape=True))
+                    .group_by(job_id)
+                    .order_by(sa.func.max(runs.c.created_at).desc())
+                    .limit(_AMBIGUOUS_SHOWN + 1)
+                )
+                .scalars()
+                .all()
+            )
+        return _only_match(key, [str(j) for j in found], "job", JobNotFoundError, url=self.url, job=key)
+
     def list_runs(
         self,
         *,
@@ -98,12 +134,13 @@ class RunReadMethods:
         status: RunStatus | str | None = None,
         batch: str | None = None,
         limit: int = 50,
+        job: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally only of one graph, one status and/or one batch (``meta.batch.id``, as
-        ``agentmesh run --input-file`` tags its runs)."""
+        """Runs, newest first, optionally only of one graph, one status, one batch (``meta.batch.id``, as
+        ``agentmesh run --input-file`` tags its runs) and/or one job (:meth:`resolve_job`)."""
         if limit < 1:
             raise StoreError(f"limit must be at least 1, got {limit}")
-        query = _filtered(sa.select(runs), graph, status, batch)
+        query = _filtered(sa.select(runs), graph, status, batch, job)
         query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         self._batch.flush()
         with self.engine.connect() as conn:
@@ -122,10 +159,15 @@ class RunReadMethods:
         return [r.model_copy(update={"totals": sums[r.id]}) if r.id in sums else r for r in records]
 
     def count_runs(
-        self, *, graph: str | None = None, status: RunStatus | str | None = None, batch: str | None = None
+        self,
+        *,
+        graph: str | None = None,
+        status: RunStatus | str | None = None,
+        batch: str | None = None,
+        job: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would find without its limit."""
-        query = _filtered(sa.select(sa.func.count()).select_from(runs), graph, status, batch)
+        query = _filtered(sa.select(sa.func.count()).select_from(runs), graph, status, batch, job)
         self._batch.flush()
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
@@ -169,7 +211,11 @@ def decoded_run(row: Sequence[Any], dialect: sa.Dialect) -> dict[str, Any]:
 
 
 def _filtered(
-    query: sa.Select[Any], graph: str | None, status: RunStatus | str | None, batch: str | None
+    query: sa.Select[Any],
+    graph: str | None,
+    status: RunStatus | str | None,
+    batch: str | None,
+    job: str | None = None,
 ) -> sa.Select[Any]:
     if graph is not None:
         query = query.where(runs.c.graph == graph)
@@ -177,6 +223,8 @@ def _filtered(
         query = query.where(runs.c.status == run_status(status).value)
     if batch is not None:
         query = query.where(runs.c.meta["batch"]["id"].as_string() == batch)
+    if job is not None:
+        query = query.where(_job_id() == job)
     return query
 
 
