@@ -9,6 +9,7 @@ a run imported without checkpoints still has its calls and steps.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -266,7 +267,52 @@ def load_timeline(store: Store, run_id: str) -> Timeline:
         if e.kind == "node_result" and e.node and isinstance(e.data, dict) and isinstance(e.data.get("network"), dict):
             entry = dict(e.data["network"])
             recorded.setdefault(e.node, {})[int(entry["round"])] = entry
+    if pending and str(record.status) != "succeeded" and spec is not None:
+        _add_cut_round(spec, record.inputs, pending, recorded)
     return Timeline(record, steps, outputs, _networks(spec, outputs, recorded), spec, unread)
+
+
+def _add_cut_round(
+    spec: GraphSpec,
+    inputs: Mapping[str, Any],
+    calls: list[CallView],
+    recorded: dict[str, dict[int, dict[str, Any]]],
+) -> None:
+    """The round a run stopped in (interrupted, failed) part-way, added to ``recorded`` as a network entry marked
+    ``cut_short``: a ``rounds`` node records a round when it ends, so show and the report drew the network without
+    it, beside its calls in the timeline. The agents that answered are its nodes, each with the key its card's
+    parser reads in the reply (what the round would have recorded); which answers each was shown is not stored."""
+    for call in calls:
+        node = spec.nodes.get(call.node)
+        if node is None or node.op != "rounds" or call.error:
+            continue
+        entry = recorded.setdefault(call.node, {}).setdefault(
+            call.round, {"round": call.round, "nodes": [], "ranked": None, "cut_short": True}
+        )
+        if entry.get("cut_short"):  # (not a round the node recorded)
+            entry["nodes"].append(
+                {"slot": call.call_index, "agent": call.agent, "key": _answer_key(spec, inputs, call), "seen": []}
+            )
+
+
+def _answer_key(spec: GraphSpec, inputs: Mapping[str, Any], call: CallView) -> str | None:
+    """The key the call's agent's parser reads in its reply (``None``: none, or a parser that cannot run here)."""
+    card = spec.agents.get(call.agent)
+    if card is None:
+        return None
+    wants = card.parser.parser.call_params
+    params: dict[str, Any] = {}
+    if "prompt" in wants and "prompt" not in card.parser.params and call.messages:
+        params["prompt"] = call.messages[-1]["content"]
+    if "inputs" in wants:
+        params["inputs"] = dict(inputs)
+    try:
+        with warnings.catch_warnings():  # (the run said its parsers' warnings when it ran: show does not repeat them)
+            warnings.simplefilter("ignore")
+            parsed = card.parser(call.reply, **params)
+    except Exception:  # a parser of the run's that needs what only the run had: the node is shown without a key
+        return None
+    return parsed.normalized if parsed.ok else None
 
 
 def _networks(

@@ -340,7 +340,8 @@ def _print_timeline(story: Timeline, full: bool) -> None:
                 parts.append(f"[dim strike]{text}[/]" if slot in pruned else text)
             kept = f" · ranker kept {[network.agents[s] for s in ranked['kept']]}" if ranked else ""
             kind = entry.get("kind") or "round"
-            console.print(f"  {kind} {entry['round']}: " + "; ".join(parts) + escape(kept), highlight=False)
+            cut = " (cut short: the run stopped in it)" if entry.get("cut_short") else ""  # its answers so far
+            console.print(f"  {kind} {entry['round']}{cut}: " + "; ".join(parts) + escape(kept), highlight=False)
         if network.importance:
             # written with the decimals that tell close scores apart (0.3334 and 0.3333 both read 0.333)
             ranked = ranked_apart(network.importance, at_least=3)

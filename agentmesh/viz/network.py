@@ -62,9 +62,12 @@ def network_svg(
     ran: dict[tuple[int, int], Mapping[str, Any]] = {}
     pruned: set[tuple[int, int]] = set()
     kinds: dict[int, str] = {}
+    cut: set[int] = set()  # a round the run stopped in: its nodes are the agents that answered before it stopped
     for entry in history:
         rnd = int(entry["round"])
         kinds[rnd] = str(entry.get("kind") or "")
+        if entry.get("cut_short"):
+            cut.add(rnd)
         for node in entry.get("nodes") or []:
             ran[(rnd, int(node["slot"]))] = node
         ranked = entry.get("ranked")
@@ -121,7 +124,7 @@ def network_svg(
         )
     for rnd in range(1, n_rounds + 1):
         x, _ = xy(rnd, 0)
-        label = f"{kinds.get(rnd) or 'round'} {rnd}" if kinds.get(rnd) else f"round {rnd}"
+        label = f"{kinds.get(rnd) or 'round'} {rnd}" + (" (cut short)" if rnd in cut else "")
         out.append(f'<text x="{x:.1f}" y="{top - 10:.0f}" font-size="12" text-anchor="middle">{esc(label)}</text>')
     for slot, name in enumerate(agents):
         _, y = xy(1, slot)
@@ -137,7 +140,9 @@ def network_svg(
             if node is None:
                 out.append(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#eef0f3" stroke="#c7cdd6" class="idle">'
-                    f"<title>{esc(name)}, round {rnd}: did not run</title></circle>"
+                    f"<title>{esc(name)}, round {rnd}: "
+                    + ("had not answered when the run stopped" if rnd in cut else "did not run")
+                    + "</title></circle>"
                 )
                 continue
             d = drawn[(rnd, slot)]
