@@ -129,7 +129,7 @@ def optimize(
     """Choose the graph's team over --data (DyLAN: by agent importance; SE-Jury: by agreement with human labels),
     write the graph with that team and a picture."""
     from agentmesh.optimize import aoptimize
-    from agentmesh.optimize.job import check_top_k
+    from agentmesh.optimize.job import EveryItemFailed, check_top_k
     from agentmesh.systems.sejury.jury import has_jury
 
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
@@ -168,18 +168,26 @@ def optimize(
     picture = writable(picture or out.with_suffix(".svg"), "--svg")
     distinct_files({"--out": out, "--svg": picture}, {"--data": data, "the graph file": graph})
     check_model(options.model, options.db)
-    with options.session(spec.name, len(items), transient=False) as session:
-        result = session.run(
-            aoptimize(
-                spec,
-                items,
-                top_k=top_k,
-                store=session.store,
-                progress=session.item_done,
-                on_call=session.call_made,
-                **options.kwargs(),
+    try:
+        with options.session(spec.name, len(items), transient=False) as session:
+            result = session.run(
+                aoptimize(
+                    spec,
+                    items,
+                    top_k=top_k,
+                    store=session.store,
+                    progress=session.item_done,
+                    on_call=session.call_made,
+                    **options.kwargs(),
+                )
             )
-        )
+    except EveryItemFailed as exc:
+        if options.as_json:  # the failed items, as a partly failed job gives them; the error goes on to stderr
+            failed: dict[str, object] = {"graph": spec.name, "job": exc.context.get("job"), "ranking": [], "team": []}
+            failed |= {"tied_at_cut": [], "accuracy": None, "optimized_graph": None, "picture": None}
+            failed |= {"items": _items_json(exc.items), "error": str(exc)}
+            console.print_json(json.dumps(failed, default=str))
+        raise
     failures = result.failed
     write_output(out, dump_graph(result.optimized), "--out")
     write_output(
@@ -204,18 +212,8 @@ def optimize(
             "accuracy": result.accuracy,
             "optimized_graph": str(out),
             "picture": str(picture),
-            "items": [
-                {
-                    "line": i.line,
-                    "run_id": i.run_id,
-                    "answer": i.answer,
-                    "gold": i.gold,
-                    "shared_credit": i.shared_credit,
-                    "unanswered": not i.error and i.answer is None,
-                    "error": i.error,
-                }
-                for i in result.items
-            ],
+            "items": _items_json(result.items),
+            "error": None,
         }
         console.print_json(json.dumps(payload, default=str))
     else:
@@ -253,6 +251,22 @@ def optimize(
         console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)
+
+
+def _items_json(items: Sequence[ItemResult]) -> list[dict[str, object]]:
+    """The items of ``optimize --json``: each one's data line, run, answer and error."""
+    return [
+        {
+            "line": i.line,
+            "run_id": i.run_id,
+            "answer": i.answer,
+            "gold": i.gold,
+            "shared_credit": i.shared_credit,
+            "unanswered": not i.error and i.answer is None,
+            "error": i.error,
+        }
+        for i in items
+    ]
 
 
 def ranking_table(result: OptimizeResult, title: str) -> Table:

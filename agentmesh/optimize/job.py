@@ -54,6 +54,16 @@ class ItemResult:
         return None if self.gold is None or self.error else matches_gold(self.answer, self.gold)
 
 
+class EveryItemFailed(AgentmeshError):
+    """No item of an optimize job could be scored: no ranking, no team. ``items`` are the job's items with their
+    runs and errors, for ``optimize --json``, which printed nothing when every item failed (a partly failed job
+    prints its failed items)."""
+
+    def __init__(self, message: str, items: list[ItemResult], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.items = items
+
+
 @dataclass
 class OptimizeResult:
     """What a job found: per-agent mean importance, the ranking, the selected team and the graph that uses it."""
@@ -246,8 +256,11 @@ async def aoptimize(
     results = [_importance_of(spec, score_node, run, item) for run, item in zip(ran_items.items, items, strict=True)]
     scored = [r for r in results if not r.error]
     if not scored:
-        raise AgentmeshError(
-            f"optimize {spec.name}: every item failed; first error: {results[0].error}{RETRY_FAILED}", job=job
+        raise EveryItemFailed(
+            f"optimize {spec.name}: every item failed; first error: {results[0].error}{RETRY_FAILED}",
+            results,
+            graph=spec.name,
+            job=job,
         )
     # exact means: averaging the per-item floats could split agents whose mean importance is the same number
     means = mean_importance([r.per_agent_exact or {a: Fraction(v) for a, v in r.per_agent.items()} for r in scored])

@@ -93,3 +93,35 @@ def test_the_jury_options_on_a_dylan_graph_are_refused_not_ignored(
     code, _, err = run_cli([*args, "--calibration-size", "5"], capsys, monkeypatch)
     assert code == 2 and "--calibration-size: options of an SE-Jury" in " ".join(err.split())
     assert not db.exists()
+
+
+def _down(request: ModelRequest, context: CallContext) -> str:
+    raise RuntimeError("the model server went away")
+
+
+@register_provider("serverdown")
+def _server_down(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+    return ScriptedModel(respond=_down)
+
+
+def test_optimize_json_gives_the_failed_items_when_every_item_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partly failed job printed its JSON with the failed items; one whose every item failed printed nothing on
+    stdout (the error on stderr alone), so a script had no run ids to show or resume."""
+    (tmp_path / "code.yaml").write_text(dump_graph(graph(rounds=2, ranker=None)))
+    record = {"prompt": PROMPT, "entry_point": "add", "test": "", "canonical_solution": ""}
+    data = tmp_path / "humaneval.jsonl"
+    data.write_text("".join(json.dumps({"task_id": f"T/{i}", **record}) + "\n" for i in range(2)))
+    args = ["optimize", str(tmp_path / "code.yaml"), "--data", str(data), "--top-k", "2", "--model", "serverdown:x"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "best.yaml"), "--json"]
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    assert "every item failed" in stderr  # the error stays where errors go
+    report = json.loads(stdout)
+    assert report["team"] == [] and report["optimized_graph"] is None and report["job"]
+    assert "every item failed" in report["error"]
+    assert [i["line"] for i in report["items"]] == [1, 2]
+    assert all(i["run_id"] and "went away" in i["error"] for i in report["items"])
+    assert not (tmp_path / "best.yaml").exists()
