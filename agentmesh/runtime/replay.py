@@ -155,13 +155,20 @@ def _cut_short(record: RunRecord) -> str | None:
     """:attr:`ReplayReport.note` for ``record``: ``None`` when the run ended on its own."""
     if record.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED):
         return None
-    calls = (record.totals or {}).get("calls", 0)
+    # the run's totals count attempts, a failed one too (agentmesh show's "calls 2 ... errors 1"); a replay serves
+    # the ones that answered: "after 2 calls" beside "1 call served" read as a call the replay had lost
+    calls = int((record.totals or {}).get("calls") or 0)
+    errors = int((record.totals or {}).get("errors") or 0)
     why = record.stop_reason or record.error
-    return (
-        f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {counted(calls, 'call')}: "
-        f"it never made the calls after those, so a replay can go no further; agentmesh resume "
-        f"{record.id[:12]} continues it (resume() in Python)"
-    )
+    head = f"run {record.id[:12]} is {record.status}{f' ({why})' if why else ''} after {counted(calls, 'call')}"
+    resume = f"agentmesh resume {record.id[:12]} continues it (resume() in Python)"
+    if errors:
+        answered = max(calls - errors, 0)
+        return (
+            f"{head}, {answered} answered and {errors} failed (agentmesh show: calls {calls}, errors {errors}): a "
+            f"replay serves the answered ones and can go no further; {resume}"
+        )
+    return f"{head}: it never made the calls after those, so a replay can go no further; {resume}"
 
 
 def _wall_stop(record: RunRecord, budgets: list[Budget]) -> str | None:

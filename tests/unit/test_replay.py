@@ -400,3 +400,33 @@ def test_a_replay_divergence_inside_a_loop_names_the_node_and_its_iteration(tmp_
     assert more is not None and more.key == ("draft#3", "writer", 0, 0)
     assert "the recorded run did not: node 'draft', iteration 4, agent 'writer', round 0, call 0 (" in str(more)
     assert "draft#3" not in str(more)
+
+
+def test_a_failed_runs_note_counts_its_answered_calls_apart_from_its_failed_attempt(tmp_path: Path) -> None:
+    """The note of a run whose second call failed said "failed (error) after 2 calls: it never made the calls after
+    those" beside "1 call served": the run's totals count attempts (show's "calls 2 ... errors 1"), a replay serves
+    the calls that answered."""
+    from agentmesh.spec import graph_from_data
+
+    chain = graph_from_data(
+        {
+            "name": "two",
+            "inputs": {"question": {"type": "string"}},
+            "agents": {"s": {"prompt": "{{ question }}"}},
+            "nodes": {"first": {"op": "call", "agent": "s"}, "second": {"op": "call", "agent": "s"}},
+            "edges": [["first", "second"]],
+        }
+    )
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    with pytest.raises(AgentmeshError):  # one answer scripted: the second call fails
+        run(chain, {"question": "Q"}, model=ScriptedModel([{"responses": ["a"]}]), store=db)
+    with Store(db) as store:
+        (record,) = store.list_runs()
+    assert record.totals["calls"] == 2 and record.totals["errors"] == 1
+    report = replay(record.id, store=db)
+    assert report.served == 1 and report.stopped_at == ("second", "s", 0, 0)
+    assert report.note == (
+        f"run {record.id[:12]} is failed (error) after 2 calls, 1 answered and 1 failed (agentmesh show: calls 2, "
+        f"errors 1): a replay serves the answered ones and can go no further; agentmesh resume {record.id[:12]} "
+        "continues it (resume() in Python)"
+    )
