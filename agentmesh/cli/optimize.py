@@ -233,7 +233,7 @@ def optimize(
                 Text(
                     f"on {len(shared)} of {counted(len(items), 'item')} no agent of the last layer gave the final "
                     "answer, so all "
-                    f"of them shared its credit (lines {lines})"
+                    f"of them shared its credit ({lines})"
                 )
             )
         unanswered = result.unanswered
@@ -243,7 +243,7 @@ def optimize(
                 Text(
                     f"on {len(unanswered)} of {counted(len(items), 'item')} the team gave no final answer its parser "
                     "could read "
-                    f"(lines {lines}): counted wrong where labelled, and their importance rests on replies without one"
+                    f"({lines}): counted wrong where labelled, and their importance rests on replies without one"
                 )
             )
         print_failures(failures)
@@ -282,8 +282,10 @@ def ranking_table(result: OptimizeResult, title: str) -> Table:
 
 
 def _first_lines(items: Sequence[ItemResult]) -> str:
-    """The data lines of ``items``, the first ten of them ("3, 7, ..."), for a note on the items it names."""
-    return ", ".join(str(i.line) for i in items[:10]) + (", ..." if len(items) > 10 else "")
+    """The data lines of ``items``, the first ten of them ("line 3", "lines 3, 7, ..."), for a note on the items it
+    names (one item's was "(lines 1)")."""
+    shown = ", ".join(str(i.line) for i in items[:10]) + (", ..." if len(items) > 10 else "")
+    return f"{'line' if len(items) == 1 else 'lines'} {shown}"
 
 
 def _ties(result: OptimizeResult) -> list[str]:

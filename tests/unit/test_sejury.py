@@ -355,6 +355,10 @@ def test_optimize_calibrates_a_jury_from_the_command_line(
     extra.write_text(json.dumps({"query": "q", "artifact": "a", "reference": "r", "human": 3, "model": "m"}) + "\n")
     code, _, stderr = run_cli(["optimize", "sejury", "--data", str(extra), *args[4:]], capsys, monkeypatch)
     assert code == 2 and "unknown input(s) model" in " ".join(stderr.split()) and "--human-key" not in stderr
+    one = tmp_path / "one.jsonl"  # too few labelled items: the error names the file that has too few
+    one.write_text(json.dumps({"query": "q", "artifact": "a", "reference": "r", "human": 3}) + "\n")
+    code, _, stderr = run_cli(["optimize", "sejury", "--data", str(one), *args[4:]], capsys, monkeypatch)
+    assert code == 2 and f"{one}: calibration needs at least 2 labelled items, got 1" in " ".join(stderr.split())
 
     # a bad label is named with its file (an error saying "line 3" alone did not say of which), before any run
     lines = (tmp_path / "labelled.jsonl").read_text().splitlines()

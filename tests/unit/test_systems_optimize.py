@@ -127,6 +127,13 @@ def test_items_without_a_readable_final_answer_are_named(
     said = " ".join(stdout.split())
     assert "on 2 of 2 items the team gave no final answer its parser could read (lines 1, 2)" in said
 
+    one = write_items(tmp_path / "one.jsonl", 1)  # one such item: "(line 1)", not "(lines 1)"
+    code, stdout, stderr = run_cli([*args[:3], str(one), *args[4:]], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert "on 1 of 1 item the team gave no final answer its parser could read (line 1): counted" in " ".join(
+        stdout.split()
+    )
+
 
 @pytest.mark.parametrize(
     "command",

@@ -415,7 +415,8 @@ def check_items(
     run, rather than as one failed run per item. ``source`` (the data file) prefixes each error's line."""
     labels = human_labels(items, human_key, source)
     if len(items) < 2:  # here, before any store is opened: the command left an empty database behind
-        raise ConfigError(f"calibration needs at least 2 labelled items, got {len(items)}")
+        where = f"{source}: " if source is not None else ""  # the command's --data file: which file had too few
+        raise ConfigError(f"{where}calibration needs at least 2 labelled items, got {len(items)}")
     if jury_nodes(spec).check is not None:
         for item in items:
             try:
