@@ -58,8 +58,6 @@ from agentmesh.systems.alu.evaluate import (
     judge_inputs,
     judge_verdict,
     judged_case,
-    load_mcq_jsonl,
-    load_qa_jsonl,
     outcome_from_outputs,
     parse_systems,
     summarize_system,
@@ -67,6 +65,7 @@ from agentmesh.systems.alu.evaluate import (
     system_inputs,
     targets_from_items,
 )
+from agentmesh.systems.alu.items import numbered_mcq_jsonl, numbered_qa_jsonl
 from agentmesh.systems.alu.pipeline import DEFAULT_REFUSAL
 from agentmesh.systems.alu.registry import load_targets_jsonl, targets_of_records
 from agentmesh.systems.alu.targets import Target
@@ -117,12 +116,13 @@ def _file(path: Path, option: str) -> Path:
 
 def _load(
     data: Path, targets_file: Path | None, mcq: bool, limit: int | None
-) -> tuple[list[QAItem | McqItem], list[Target]]:
-    """The items and the targets, every line checked (errors name the file and line)."""
+) -> tuple[list[QAItem | McqItem], list[int], list[Target]]:
+    """The items, their lines in ``data`` and the targets, every line checked (errors name the file and line)."""
     try:
-        items: list[QAItem | McqItem] = list(
-            load_mcq_jsonl(_file(data, "--data")) if mcq else load_qa_jsonl(_file(data, "--data"))
+        numbered: list[tuple[int, QAItem | McqItem]] = list(
+            numbered_mcq_jsonl(_file(data, "--data")) if mcq else numbered_qa_jsonl(_file(data, "--data"))
         )
+        items = [item for _line, item in numbered]
         if targets_file is not None:
             targets = load_targets_jsonl(_file(targets_file, "--targets"))
         else:
@@ -131,7 +131,8 @@ def _load(
         raise ConfigError(str(exc)) from None
     if not items:
         raise ConfigError(f"--data {data}: no items")
-    return items[:limit] if limit is not None else items, targets
+    lines = [line for line, _item in numbered]
+    return (items[:limit], lines[:limit], targets) if limit is not None else (items, lines, targets)
 
 
 def _stored_targets(name: str, db: str | None) -> tuple[list[Target], dict[str, Any]]:
@@ -267,7 +268,7 @@ def alu(
     check_model(judge_model, db)  # resolved now: a bad reference was found only after every system's runs were made
     if target_set is not None and targets is not None:
         raise ConfigError("--targets FILE and --target-set NAME both give the targets; give one")
-    items, found_targets = _load(data, targets, mcq, limit)
+    items, lines, found_targets = _load(data, targets, mcq, limit)
     stored_set: dict[str, Any] | None = None
     if target_set is not None:
         found_targets, stored_set = _stored_targets(target_set, db)
@@ -295,6 +296,7 @@ def alu(
             # what --limit kept is what the errors speak of: "there are no retain items" where the file has some
             # beyond the limit read as a wrong file
             source=str(data) if limit is None else f"{data} (its first {counted(len(items), 'item')}, --limit {limit})",
+            lines=lines,
         )
     )
     demonstrations = eval_demonstrations(items, seed=seed) if "icul" in systems else []
@@ -476,6 +478,9 @@ def _report(
             "job": job.job,
             "model": job.model,
             "runs": [item.run_id for item in job.items],
+            # "runs" in the same order, each with what it asked: a table row ("row", a key of "table") traced to
+            # its runs, and a run to its line of --data (a failed run's outcome is in no row)
+            "run_cases": [_run_case(system, item, cases[item.line - 1]) for item in job.items],
             "reused": sum(item.reused for item in job.items),
             "failed": [
                 {
@@ -517,6 +522,21 @@ def _report(
             }
     out["forget_quality"] = forget_qualities(by_system)
     return out
+
+
+def _run_case(system: str, item: ItemRun, case: EvalCase) -> dict[str, Any]:
+    """A run of ``eval alu --json``: its id, the system that ran it, the case it asked (its item's id and line in
+    --data, split, attack) and the row of the system's table its outcome counts in (none when it failed)."""
+    return {
+        "run": item.run_id,
+        "system": system,
+        "item": case.item_id,
+        "line": case.line,
+        "split": case.split,
+        "attack": case.attack,
+        "row": f"{case.split}/{case.attack}",
+        "failed": item.error is not None or item.outputs is None,
+    }
 
 
 def _cell(value: Any, key: str) -> str:

@@ -248,6 +248,31 @@ def test_targets_default_to_the_forget_items_and_limit_takes_the_first_items(
     assert sorted(answers.calls) == sorted(["vanilla", "auditor", "eraser", "critic", "composer"] * 2)
 
 
+def test_json_traces_every_run_to_its_line_system_attack_and_table_row(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``runs`` was a flat list of ids: nothing said which item, line, attack or table row a run was. ``run_cases``
+    gives them, in the order of ``runs`` (kept as it was)."""
+    qa, _ = write_data(tmp_path)
+    lines = qa.read_text().splitlines()
+    qa.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")  # a blank line 3: item 3 is on line 4
+    args = [*base_args(tmp_path, qa), "--attacks", "none,masking", "--baselines", "vanilla", "--json"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    line_of = {item.id: n for n, item in zip([1, 2, *range(4, 12)], ITEMS, strict=True)}
+    for system in ("alu", "vanilla"):
+        found = json.loads(stdout)["systems"][system]
+        traced = found["run_cases"]
+        assert [c["run"] for c in traced] == found["runs"] and all(isinstance(r, str) for r in found["runs"])
+        assert {c["system"] for c in traced} == {system} and not any(c["failed"] for c in traced)
+        assert all(c["line"] == line_of[c["item"]] for c in traced)
+        assert all(c["row"] == f"{c['split']}/{c['attack']}" for c in traced)
+        for row, numbers in found["table"].items():  # every row's n is the number of runs traced to it
+            assert numbers["n"] == sum(c["row"] == row for c in traced)
+        forget = [c for c in traced if c["split"] == "forget"]
+        assert sorted((c["line"], c["attack"]) for c in forget if c["line"] == 1) == [(1, "masking"), (1, "none")]
+
+
 def test_mcq_reports_the_accuracies(
     tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,6 +31,9 @@ class EvalCase:
     n_options: int | None = None
     question: str | None = None
     """A QA item's question as the data gives it, before the attack (what the leak judge is shown)."""
+    line: int | None = None
+    """The item's line in the data file (``None``: items not read from one), what ``eval alu --json`` traces a run
+    to. Not part of what is asked: a run is reused whatever line its item moved to."""
 
 
 def eval_cases(
@@ -41,6 +44,7 @@ def eval_cases(
     seed: int = 0,
     translations: Mapping[str, Mapping[str, str]] | None = None,
     source: str = "data",
+    lines: Sequence[int] | None = None,
 ) -> list[EvalCase]:
     """Every (item, attack) case: forget QA items under each attack, retain items plain once, multiple-choice
     items plain (their questions name no target to attack). Everything that can be wrong with the data (an
@@ -49,7 +53,10 @@ def eval_cases(
 
     The many-shot pool is the retain items' question-answer pairs (§7); the seed of an item's draw is ``seed``
     plus its position, as in :func:`run_items`, so a case's query is the same every time (and so is its stored
-    run, which a second eval reuses)."""
+    run, which a second eval reuses). ``lines``, given, are the items' lines in the data file, each case's
+    :attr:`EvalCase.line`."""
+    if lines is not None and len(lines) != len(items):
+        raise ValueError(f"{source}: {len(lines)} lines given for {len(items)} items")
     parsed = [parse_attack(a) for a in attacks] or [Attack("none")]
     snapshot = TargetSnapshot("eval", 1, tuple(targets))
     qa = [i for i in items if isinstance(i, QAItem)]
@@ -62,6 +69,7 @@ def eval_cases(
         )
     out: list[EvalCase] = []
     for position, item in enumerate(items):
+        line = None if lines is None else lines[position]
         if isinstance(item, McqItem):
             out.append(
                 EvalCase(
@@ -71,6 +79,7 @@ def eval_cases(
                     mcq_question(item),
                     gold_letter=item.answer,
                     n_options=len(item.choices),
+                    line=line,
                 )
             )
             continue
@@ -87,6 +96,8 @@ def eval_cases(
                 except (KeyError, ValueError) as exc:
                     raise ValueError(f"{source}: item {item.id!r}, attack {attack.label}: {exc.args[0]}") from None
             out.append(
-                EvalCase(item.id, item.split, attack.label, question, item.answer, target, question=item.question)
+                EvalCase(
+                    item.id, item.split, attack.label, question, item.answer, target, question=item.question, line=line
+                )
             )
     return out

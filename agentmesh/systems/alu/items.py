@@ -24,6 +24,8 @@ __all__ = [
     "load_mcq_jsonl",
     "load_qa_jsonl",
     "mcq_question",
+    "numbered_mcq_jsonl",
+    "numbered_qa_jsonl",
     "target_of",
     "targets_from_items",
 ]
@@ -72,7 +74,12 @@ def _jsonl(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
 
 def load_qa_jsonl(path: str | Path) -> list[QAItem]:
     """QA items; errors name the file and line. Forget items must name their target."""
-    out: list[QAItem] = []
+    return [item for _line, item in numbered_qa_jsonl(path)]
+
+
+def numbered_qa_jsonl(path: str | Path) -> list[tuple[int, QAItem]]:
+    """:func:`load_qa_jsonl`'s items, each with its line in the file: what ``eval alu --json`` traces a run to."""
+    out: list[tuple[int, QAItem]] = []
     for number, r in _jsonl(path):
         split = r.get("split")
         if split is None:
@@ -93,16 +100,23 @@ def load_qa_jsonl(path: str | Path) -> list[QAItem]:
             if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
                 raise ValueError(f"{path}:{number}: {key!r} must be non-empty text, got {value!r}")
         target = r.get("target")
-        out.append(
-            QAItem(str(r["id"]), str(r["question"]), str(r["answer"]), split, None if target is None else str(target))
+        item = QAItem(
+            str(r["id"]), str(r["question"]), str(r["answer"]), split, None if target is None else str(target)
         )
+        out.append((number, item))
     return out
 
 
 def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
-    """Multiple-choice items; errors name the file and line. Every line is checked here, before any run: a
-    ``choices`` that is not a list was a traceback, and an answer that is no option's letter or index, a split
-    other than forget/retain, or more options than letters were taken and only skewed the accuracies.
+    """Multiple-choice items (:func:`numbered_mcq_jsonl` without their lines)."""
+    return [item for _line, item in numbered_mcq_jsonl(path)]
+
+
+def numbered_mcq_jsonl(path: str | Path) -> list[tuple[int, McqItem]]:
+    """Multiple-choice items, each with its line in the file; errors name the file and line. Every line is
+    checked here, before any run: a ``choices`` that is not a list was a traceback, and an answer that is no
+    option's letter or index, a split other than forget/retain, or more options than letters were taken and only
+    skewed the accuracies.
 
     ``split`` is optional (alu.md §9.1's multiple-choice format has none: a WMDP-style file is all forget), so a
     line without it is a forget item, but only in a file that gives no split at all: in one whose other lines give
@@ -110,7 +124,7 @@ def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
     "retain"`` was counted as forget, silently). Other keys (a source, an index kept from an export) are ignored."""
     records = list(_jsonl(path))
     split_on = next((number for number, r in records if "split" in r), None)
-    out: list[McqItem] = []
+    out: list[tuple[int, McqItem]] = []
     for number, r in records:
         where = f"{path}:{number}"
         for key in r:
@@ -150,13 +164,16 @@ def load_mcq_jsonl(path: str | Path) -> list[McqItem]:
             raise ValueError(f"{where}: split must be 'forget' or 'retain', got {split!r}")
         subject = r.get("subject")
         out.append(
-            McqItem(
-                str(r["id"]),
-                str(r["question"]),
-                tuple(str(c) for c in choices),
-                answer,
-                None if subject is None else str(subject),
-                split,
+            (
+                number,
+                McqItem(
+                    str(r["id"]),
+                    str(r["question"]),
+                    tuple(str(c) for c in choices),
+                    answer,
+                    None if subject is None else str(subject),
+                    split,
+                ),
             )
         )
     return out
