@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -166,6 +167,17 @@ def _brief(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
+def _print_held_warnings(warnings: Mapping[str, int]) -> None:
+    """The warnings a replay gave again as its run gave them, once each: they came one by one on stderr (MAgICoRe's
+    16 unreadable judge replies), as if the replay, which served the run's replies, had found something new."""
+    if not warnings:
+        return
+    total = sum(warnings.values())
+    console.print(f"{counted(total, 'warning')} as in the run (each said once):", highlight=False)
+    for message, times in warnings.items():
+        console.print(f"  {escape(message)}" + (f" ({times} times)" if times > 1 else ""), highlight=False)
+
+
 def _print_replay(report: object) -> None:
     from agentmesh.runtime.replay import ReplayReport
 
@@ -176,6 +188,7 @@ def _print_replay(report: object) -> None:
             f"[bold red]{escape(head)}diverged[/] after {counted(report.served, 'served call')}", highlight=False
         )
         console.print(escape(str(report.divergence)), highlight=False)
+        _print_held_warnings(report.warnings)
         return
     if report.stopped_at is not None:  # a run cut short: the replay reached where it stopped, nothing diverged
         from agentmesh.timeline import call_place
@@ -189,6 +202,7 @@ def _print_replay(report: object) -> None:
         )
         if report.note is not None:
             console.print(f"note: {escape(report.note)}", highlight=False)
+        _print_held_warnings(report.warnings)
         return
     state = "[green]identical[/]" if report.identical else "[red]different[/]"
     console.print(
@@ -196,6 +210,7 @@ def _print_replay(report: object) -> None:
         f"{escape(_brief(report.answer))} (recorded {escape(_brief(report.recorded_answer))})",
         highlight=False,
     )
+    _print_held_warnings(report.warnings)
     if not report.compared:
         console.print("the run has no final state stored to compare with (only its calls were checked)")
     for line in report.differences:

@@ -46,6 +46,7 @@ from agentmesh.runtime.arguments import (
 )
 from agentmesh.runtime.budget import BudgetTracker
 from agentmesh.runtime.context import Listener, ReplayDivergence
+from agentmesh.runtime.held_warnings import held
 from agentmesh.runtime.operators.registry import check_functions
 from agentmesh.runtime.outcome import ask_call_refusal, is_ask_call, stored_outputs
 from agentmesh.runtime.recorded_calls import CALL_KINDS, CallKey, load_recorded
@@ -98,6 +99,9 @@ class ReplayReport:
     never made, every call before it served as recorded. Nothing diverged (``divergence`` is ``None``): the replay
     reached the point where the run stopped, and can go no further without a model; ``identical`` is false, as the
     run's answer and outputs could not be compared."""
+    warnings: dict[str, int] = field(default_factory=dict)
+    """The warnings the replay gave again as the run gave them (an unreadable judge reply's), each with how many
+    times: held back (:mod:`agentmesh.runtime.held_warnings`) so that they are said once, not repeated one by one."""
     note: str | None = None
     """With :attr:`stopped_at`: how the run ended (interrupted, failed, still running), after how many calls, and
     that ``resume`` continues it."""
@@ -234,18 +238,20 @@ async def areplay(
             tracker = BudgetTracker(run_budgets(spec, _budget_of(record)))
             tracker.replayed_wall = _wall_stop(record, tracker.budgets)
             try:
-                result = await _execute(
-                    spec,
-                    scratch,
-                    new_id,
-                    client,
-                    record.inputs,
-                    tracker,
-                    [on_call],
-                    recorded,
-                    fresh=True,
-                    mode="strict",
-                )
+                with held() as said:
+                    report.warnings = said  # (filled as the replay goes: a divergence leaves those before it)
+                    result = await _execute(
+                        spec,
+                        scratch,
+                        new_id,
+                        client,
+                        record.inputs,
+                        tracker,
+                        [on_call],
+                        recorded,
+                        fresh=True,
+                        mode="strict",
+                    )
             except ReplayDivergence as exc:
                 report.served = len(served)
                 report.note = _cut_short(record) if exc.key not in recorded else None

@@ -430,3 +430,29 @@ def test_a_failed_runs_note_counts_its_answered_calls_apart_from_its_failed_atte
         f"errors 1): a replay serves the answered ones and can go no further; agentmesh resume {record.id[:12]} "
         "continues it (resume() in Python)"
     )
+
+
+def test_a_replay_says_the_warnings_its_run_gave_once_rather_than_repeat_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replaying a MAgICoRe run whose judges' replies held no score logged its 16 warnings again on stderr, one by
+    one, as if the replay had found something wrong: the run gave them, and the replay says each once."""
+    import logging
+
+    from agentmesh.cli.inspect import _print_replay
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    orm = "orm_judge (ORM judge): no score its card's parser could read in the reply; counts as 0.5"
+    prm = "prm_judge (PRM judge): no JSON array in the reply; every step counts as 0.5"
+    with caplog.at_level(logging.WARNING, logger="agentmesh"):
+        result = run("magicore", {"question": "What is 17*3?"}, model=ScriptedModel(default="\\boxed{51}"), store=db)
+        said = [r.getMessage() for r in caplog.records]
+        assert said.count(orm) == 8 and said.count(prm) == 8, said  # the run warns, one by one
+        caplog.clear()
+        report = replay(result.run_id, store=db)
+        assert report.identical
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert dict(report.warnings) == {orm: 8, prm: 8}
+    _print_replay(report)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"16 warnings as in the run (each said once): {orm} (8 times) {prm} (8 times)" in out, out

@@ -48,6 +48,7 @@ from pydantic import Field, model_validator
 
 from agentmesh.errors import ConfigError
 from agentmesh.runtime.context import AgentAnswer, RunError
+from agentmesh.runtime.held_warnings import warn
 from agentmesh.runtime.operators import NodeRun, operator
 from agentmesh.runtime.operators.registry import NodeOutput, get_function
 from agentmesh.spec.operators import OperatorParams
@@ -239,10 +240,10 @@ class JudgePRM(_Agent):
         reply = await self.ask(site.iteration, site.index, {"steps": list(steps)})
         values = reply.value if isinstance(reply.value, list) else None
         if values is None:
-            log.warning("%s (PRM judge): no JSON array in the reply; every step counts as %s", self.agent, NEUTRAL)
+            warn(log, "%s (PRM judge): no JSON array in the reply; every step counts as %s", self.agent, NEUTRAL)
             values = []
         elif len(values) != len(steps):
-            log.warning("%s (PRM judge): %d scores for %d steps", self.agent, len(values), len(steps))
+            warn(log, "%s (PRM judge): %d scores for %d steps", self.agent, len(values), len(steps))
         found = [_unit_or_none(v, scale=1.0, what=f"{self.agent} (PRM judge)") for v in values[: len(steps)]]
         self.replies += 1
         if len(values) != len(steps) or None in found:
@@ -255,12 +256,12 @@ def _unit_or_none(value: Any, *, scale: float, what: str) -> float | None:
     """A judge's score on the unit interval; ``None`` (logged) for one that cannot be read: it counts as
     :data:`NEUTRAL`, and the judge counts it as unreadable."""
     if value is None:
-        log.warning("%s: no score its card's parser could read in the reply; counts as %s", what, NEUTRAL)
+        warn(log, "%s: no score its card's parser could read in the reply; counts as %s", what, NEUTRAL)
         return None
     try:
         x = float(value) / scale
     except (TypeError, ValueError):
-        log.warning("%s: unusable score %r; counts as %s", what, value, NEUTRAL)
+        warn(log, "%s: unusable score %r; counts as %s", what, value, NEUTRAL)
         return None
     if math.isnan(x):
         return None
