@@ -78,7 +78,13 @@ def calibrate(
 
     Run again, it reuses finished problems and resumes cut-short ones. Calibrate with the model and reward
     source the graph will run with: the values are only valid for those."""
-    from agentmesh.systems.magicore.calibration import acalibrate, calibration_graph, check_enough
+    from agentmesh.systems.magicore.calibration import (
+        CalibrationFailed,
+        acalibrate,
+        calibration_graph,
+        check_enough,
+        magicore_node,
+    )
 
     options = JobOptions.given(ctx)  # --model, --concurrency, --executor, --ray-*, --db, --json
     spec = resolve_graph(graph)
@@ -90,22 +96,28 @@ def calibrate(
     out = out_file(out, graph, spec.name, "_calibrated.yaml")
     distinct_files({"--out": out}, {"--data": data, "the graph file": graph})
     check_model(model, db)
-    with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
-        found = session.run(
-            acalibrate(
-                spec,
-                items,
-                node=node,
-                store=session.store,
-                progress=session.item_done,
-                on_call=session.call_made,
-                **options.kwargs(),
+    try:
+        with options.session(f"{spec.name} calibration", len(items), unit="problems") as session:
+            found = session.run(
+                acalibrate(
+                    spec,
+                    items,
+                    node=node,
+                    store=session.store,
+                    progress=session.item_done,
+                    on_call=session.call_made,
+                    **options.kwargs(),
+                )
             )
-        )
+    except CalibrationFailed as exc:
+        if options.as_json:  # the problems' runs and errors, as a partly failed calibration gives them; no mu/sigma
+            failed = exc.to_json(spec.name, magicore_node(spec, node)) | {"calibrated_graph": None, "error": str(exc)}
+            console.print_json(json.dumps(failed, default=str))
+        raise
     assert found.calibrated is not None
     write_output(out, dump_graph(found.calibrated), "--out")
     if options.as_json:
-        console.print_json(json.dumps({**found.to_json(), "calibrated_graph": str(out)}, default=str))
+        console.print_json(json.dumps({**found.to_json(), "calibrated_graph": str(out), "error": None}, default=str))
     else:
         _print(found, graph, out)
     if found.failed:

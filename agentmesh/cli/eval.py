@@ -42,7 +42,7 @@ from agentmesh.cli._common import (
 from agentmesh.cli._job import JobOptions, print_not_run, print_retry_hint
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import Item
-from agentmesh.errors import ConfigError, StoreError
+from agentmesh.errors import AgentmeshError, ConfigError, StoreError
 from agentmesh.spec.graph import GraphSpec
 from agentmesh.systems.alu.attacks import parse_attack
 from agentmesh.systems.alu.evaluate import (
@@ -387,8 +387,12 @@ def alu(
         "file": str(targets) if targets is not None else None,
         "count": len(found_targets),
     }
+    every_failed = _every_run_failed(jobs)
+    report["error"] = every_failed
     if as_json:
         console.print_json(json.dumps(report, default=str))
+        if every_failed is not None:  # said on stderr too, where an error goes, as optimize --json says its own
+            raise AgentmeshError(every_failed)
     else:
         _print(report, mcq, judge)
         console.print(_targets_line(report["targets"]))
@@ -421,6 +425,22 @@ def alu(
             print_retry_hint()
     if any(job.failed for job in jobs.values()) or any(j.job.failed for j in judged.values()):
         raise typer.Exit(1)
+
+
+def _every_run_failed(jobs: Mapping[str, JobRun]) -> str | None:
+    """Why ``eval alu`` measured nothing, when no run of any system succeeded (a model server down): the ``error``
+    of its ``--json`` document, else ``None``. The document had the failed runs but nothing at its top to tell a
+    script that every table is empty, as ``optimize --json`` says under ``error`` when every item failed."""
+    from agentmesh.optimize.items import RETRY_FAILED  # (with the job runner: imported when a job has run)
+
+    runs = [item for job in jobs.values() for item in job.items]
+    if not runs or any(item.outputs is not None and item.error is None for item in runs):
+        return None
+    first = next((item.error for item in runs if item.error), "no outputs")
+    stored = RETRY_FAILED if any(item.run_id for item in runs) else ""
+    return (
+        f"eval alu: every run of {', '.join(jobs)} failed ({counted(len(runs), 'run')}); first error: {first}{stored}"
+    )
 
 
 def _no_job() -> JobRun:

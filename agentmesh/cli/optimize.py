@@ -57,7 +57,7 @@ from agentmesh.viz.numbers import written_apart
 if TYPE_CHECKING:
     from agentmesh.optimize.items import ItemRun
     from agentmesh.optimize.job import ItemResult, OptimizeResult
-    from agentmesh.systems.sejury.jury import Calibration
+    from agentmesh.systems.sejury.jury import Calibration, CalibrationFailed
 
 #: What this module's commands import when they run (not for their --help): imported first, watched for Ctrl-C
 #: as this module's import is (agentmesh.cli.app).
@@ -348,7 +348,7 @@ def calibrate_jury(
     options: JobOptions,
 ) -> None:
     """``optimize`` on an SE-Jury graph: calibrate, print the teams, write the team's graph and the picture."""
-    from agentmesh.systems.sejury.jury import acalibrate, check_items
+    from agentmesh.systems.sejury.jury import CalibrationFailed, acalibrate, check_items
 
     try:
         items = datasets.read_items(data, spec, keep={human_key})
@@ -366,36 +366,70 @@ def calibrate_jury(
     n_cal = min(config.n_calibration, len(items))
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
     check_model(options.model, options.db)
-    with options.session(spec.name, total, transient=False) as session:
+    try:
+        with options.session(spec.name, total, transient=False) as session:
 
-        def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
-            session.bar.update(
-                completed=done + (n_cal if phase == "held-out" else 0),
-                note=item_note(item, f"{phase} line {item.line}"),
-            )
+            def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
+                session.bar.update(
+                    completed=done + (n_cal if phase == "held-out" else 0),
+                    note=item_note(item, f"{phase} line {item.line}"),
+                )
 
-        found = session.run(
-            acalibrate(
-                spec,
-                items,
-                config=config,
-                human_key=human_key,
-                evaluate=held_out,
-                store=session.store,
-                progress=advance,
-                on_call=session.call_made,
-                **options.kwargs(),
+            found = session.run(
+                acalibrate(
+                    spec,
+                    items,
+                    config=config,
+                    human_key=human_key,
+                    evaluate=held_out,
+                    store=session.store,
+                    progress=advance,
+                    on_call=session.call_made,
+                    **options.kwargs(),
+                )
             )
-        )
+    except CalibrationFailed as exc:
+        if options.as_json:  # the document a calibration prints, with no team: the items' runs and errors, and why
+            console.print_json(json.dumps(_failed_calibration(spec.name, config, exc), default=str))
+        raise
     write_output(out, dump_graph(found.team_graph), "--out")
     n_test = sum(1 for i in found.held_out if i.score is not None)
     write_output(picture, jury_svg(f"{spec.name}: choosing the jury", found.selection, found.test, n_test), "--svg")
     if options.as_json:
-        console.print_json(json.dumps({**found.to_json(), "team_graph_file": str(out), "picture": str(picture)}))
+        document = {**found.to_json(), "team_graph_file": str(out), "picture": str(picture), "error": None}
+        console.print_json(json.dumps(document))
     else:
         _print_calibration(found, out, picture, held_out)
     if found.failed:
         raise typer.Exit(1)
+
+
+def _failed_calibration(graph: str, config: JuryConfig, exc: CalibrationFailed) -> dict[str, object]:
+    """``optimize --json`` of an SE-Jury calibration that could choose no team (fewer than 2 items scored): the keys
+    a calibration's document has, with no team, no candidates, no graph written, every calibration item with its run
+    and error, and the error under ``error``. It printed nothing on stdout, so a script had no run to show or
+    resume (DyLAN's job prints its failed items alike)."""
+    return {
+        "graph": graph,
+        "team_graph": None,
+        "jobs": exc.jobs,
+        "config": config.model_dump(mode="json"),
+        "team": [],
+        "score": None,
+        "kendall": None,
+        "spearman": None,
+        "runner_up": None,
+        "tied_at_max": [],
+        "human": [],
+        "per_judge": {},
+        "candidates": [],
+        "test": None,
+        "calibration_items": [i.to_json() for i in exc.items],
+        "held_out_items": [],
+        "team_graph_file": None,
+        "picture": None,
+        "error": str(exc),
+    }
 
 
 def _print_calibration(found: Calibration, out: Path, picture: Path, held_out: bool = True) -> None:

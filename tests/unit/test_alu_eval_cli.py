@@ -679,3 +679,21 @@ def test_a_bad_target_set_is_refused_before_any_model_call(
     assert answers.calls == []
     with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
         assert store.list_runs() == []
+
+
+def test_json_says_under_error_that_every_run_failed(
+    tmp_path: Path, answers: Answers, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run failing (a model server down) gave a document of empty tables with nothing at its top to say so,
+    and nothing on stderr: 'error' says it (None when something was measured), on stderr too, exit 1."""
+    qa, _ = write_data(tmp_path)
+    args = [*base_args(tmp_path, qa), "--baselines", "vanilla", "--limit", "2", "--json"]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and json.loads(stdout)["error"] is None
+    answers.broken = ""  # in every prompt: every call fails
+    code, stdout, stderr = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'down.db'}"], capsys, monkeypatch)
+    assert code == 1
+    report = json.loads(stdout)
+    assert report["error"].startswith("eval alu: every run of alu, vanilla failed (4 runs); first error:")
+    assert "provider down" in report["error"] and "every run of alu, vanilla failed" in " ".join(stderr.split())
+    assert all(len(report["systems"][s]["failed"]) == 2 for s in ("alu", "vanilla"))

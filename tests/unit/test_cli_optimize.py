@@ -15,6 +15,7 @@ from agentmesh.models.registry import register_provider
 from agentmesh.spec.loader import dump_graph
 from tests._cli import run_cli
 from tests.unit.test_dylan_code import BROKEN, PROMPT, STYLES, WRITERS, Team, graph
+from tests.unit.test_sejury import HUMAN, item_scored
 
 #: The docstring of the items whose final code never runs: no agent of the last layer gives the final answer.
 SHARED = "Return the sum of a and b."
@@ -125,3 +126,35 @@ def test_optimize_json_gives_the_failed_items_when_every_item_failed(
     assert [i["line"] for i in report["items"]] == [1, 2]
     assert all(i["run_id"] and "went away" in i["error"] for i in report["items"])
     assert not (tmp_path / "best.yaml").exists()
+
+
+def test_optimize_json_on_a_jury_gives_the_failed_calibration_items(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SE-Jury's calibration with fewer than 2 items scored ended on its error with nothing on stdout, though DyLAN's
+    job whose every item failed prints its JSON: it prints the calibration's document with no team, every item's
+    run and error, and the error under 'error'."""
+    data = tmp_path / "labelled.jsonl"
+    lines = [{"query": f"t {k}", "artifact": f"code ITEM-{k}", "reference": "r", "human": HUMAN[k]} for k in range(3)]
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["optimize", "sejury", "--data", str(data), "--model", "serverdown:x", "--json"]
+    args += ["--db", f"sqlite:///{tmp_path / 'runs.db'}", "--out", str(tmp_path / "team.yaml")]
+
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    assert "0 of 3 items were scored" in stderr  # the error stays where errors go
+    report = json.loads(stdout)
+    assert report["team"] == [] and report["team_graph_file"] is None and report["jobs"]
+    assert "0 of 3 items were scored" in report["error"]
+    assert [i["line"] for i in report["calibration_items"]] == [1, 2, 3]
+    assert all(i["run_id"] and "went away" in i["error"] for i in report["calibration_items"])
+    assert not (tmp_path / "team.yaml").exists()
+
+    @register_provider("jurycli")
+    def _factory(ref: Any, limits: Any, options: Any) -> ScriptedModel:
+        return ScriptedModel(respond=item_scored)
+
+    code, stdout, stderr = run_cli([*args[:5], "jurycli:x", *args[6:]], capsys, monkeypatch)
+    assert code == 0, stderr
+    chosen = json.loads(stdout)
+    assert chosen["error"] is None and chosen.keys() == report.keys()  # one shape, failed or not

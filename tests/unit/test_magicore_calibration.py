@@ -328,3 +328,43 @@ def test_progress_counts_problems_as_the_interrupted_message_does(
     code, _, stderr = run_cli([*args, "--db", db(tmp_path), "-o", str(tmp_path / "o.yaml")], capsys, monkeypatch)
     assert code == 0, stderr
     assert "3/3 problems" in stderr and "items" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("names", "down", "error"),
+    [
+        (["p1", "p2"], True, "0 of 2 problems were scored"),  # every problem failed (the model server down)
+        (["p5", "p5"], False, "so sigma is 0"),  # every problem scored alike: no spread
+    ],
+)
+def test_calibrate_json_says_what_happened_when_no_mu_sigma_could_be_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str], down: bool, error: str
+) -> None:
+    """calibrate --json printed nothing on stdout when no mu/sigma could be measured (the error on stderr alone),
+    so a script had no run to show or resume: it prints the problems' runs and errors, no mu, sigma or graph, and
+    the error under 'error' (None when the calibration succeeded), exit 1."""
+
+    def answer(request: ModelRequest, context: CallContext) -> str:
+        if down:
+            raise RuntimeError("the model server went away")
+        return respond(request, context)
+
+    from agentmesh.models.registry import register_provider
+
+    @register_provider("calibrationdown")
+    def _factory(ref: object, limits: object, options: object) -> ScriptedModel:
+        return ScriptedModel(respond=answer)
+
+    app = typer.Typer()
+    app.command()(calibrate_command)
+    out = tmp_path / "mine.yaml"
+    args = ["magicore", "--data", str(problems(tmp_path, names)), "-m", "calibrationdown:x", "--db", db(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--json", "-o", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, AgentmeshError)
+    payload = json.loads(result.stdout)
+    assert error in payload["error"] and payload["job"] and payload["calibrated_graph"] is None
+    assert payload["mu"] is None and payload["sigma"] is None and payload["cli_args"] is None
+    assert [i["line"] for i in payload["items"]] == [1, 2] and all(i["run_id"] for i in payload["items"])
+    assert all(("went away" in (i["error"] or "")) is down for i in payload["items"])
+    assert all((i["R"] is None) is down for i in payload["items"])
+    assert not out.exists()

@@ -40,6 +40,7 @@ from agentmesh.systems.magicore.scoring import normalisation_stats
 __all__ = [
     "CalibratedItem",
     "Calibration",
+    "CalibrationFailed",
     "acalibrate",
     "calibrate",
     "calibration_graph",
@@ -249,6 +250,22 @@ class Calibration:
         }
 
 
+class CalibrationFailed(AgentmeshError):
+    """No ``mu``/``sigma`` could be measured (fewer than 2 rewards, or no spread among them). ``items`` are the
+    problems with their runs, rewards and errors, ``job`` and ``model`` the job's, for ``calibrate --json``, which
+    printed nothing on stdout then (a calibration with some failed problems prints them)."""
+
+    def __init__(self, message: str, items: list[CalibratedItem], *, job: str, model: str, **context: Any) -> None:
+        super().__init__(message, job=job, **context)
+        self.items = items
+        self.model = model
+
+    def to_json(self, graph: str, node: str) -> dict[str, Any]:
+        """The document :meth:`Calibration.to_json` gives, with no ``mu``, ``sigma`` or ``cli_args``."""
+        found = Calibration(graph, node, math.nan, math.nan, str(self.context.get("job")), self.model, self.items)
+        return found.to_json() | {"mu": None, "sigma": None, "cli_args": None}
+
+
 def _function_sources(params: MagicoreParams) -> dict[str, str | None]:
     """A digest of each reward function's source, part of what identifies a calibration job.
 
@@ -312,8 +329,8 @@ async def acalibrate(
     ``items`` are the graph's inputs per problem (:func:`agentmesh.datasets.read_items` reads a JSONL file of
     them, or of MATH/GSM8K/MMLU-style records). Failed items are reported in the result, not raised; fewer than
     two usable rewards, or rewards that are all equal (sigma 0: the reward source does not tell the samples
-    apart), raise :class:`AgentmeshError`. How items run (``concurrency``, Ray), and ``on_call``, are
-    :func:`agentmesh.optimize.items.run_items`'s.
+    apart), raise :class:`CalibrationFailed` (an :class:`AgentmeshError`, with the items). How items run
+    (``concurrency``, Ray), and ``on_call``, are :func:`agentmesh.optimize.items.run_items`'s.
     """
     spec = resolve_graph(graph)
     name = magicore_node(spec, node)
@@ -339,10 +356,12 @@ async def acalibrate(
     rewards = [i.reward for i in scored if i.reward is not None]
     if len(rewards) < 2:
         first_error = next((i.error for i in scored if i.error), "no item")
-        raise AgentmeshError(
+        raise CalibrationFailed(
             f"calibration of {spec.name}: {len(rewards)} of {len(scored)} problems were scored (at least 2 are "
             f"needed); first error: {first_error}{RETRY_FAILED if any(i.error for i in scored) else ''}",
+            scored,
             job=done.job,
+            model=done.model,
         )
     mu, sigma = normalisation_stats(rewards)
     found = Calibration(graph=spec.name, node=name, mu=mu, sigma=sigma, job=done.job, model=done.model, items=scored)
@@ -350,11 +369,13 @@ async def acalibrate(
     # 3e-17), which would blow every z-score up to +-1e16: below a relative 1e-9 there is no spread to speak of
     if not sigma > _NO_SPREAD * max(1.0, abs(mu)):
         why = found.fallbacks()
-        raise AgentmeshError(
+        raise CalibrationFailed(
             f"calibration of {spec.name}: all {len(rewards)} first-sample rewards are {rewards[0]:.6g}, so sigma is 0 "
             "and no z-score can be formed; the reward source does not tell these samples apart (use more or more "
             "varied problems, or another reward source)" + (f". Of these rewards: {why}" if why else ""),
+            scored,
             job=done.job,
+            model=done.model,
         )
     found.calibrated = with_calibration(spec, mu, sigma, name)
     return found

@@ -46,6 +46,7 @@ from agentmesh.systems.sejury.selection import (
 
 __all__ = [
     "Calibration",
+    "CalibrationFailed",
     "JuryNodes",
     "ScoredItem",
     "acalibrate",
@@ -297,6 +298,17 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
+class CalibrationFailed(AgentmeshError):
+    """Fewer than 2 calibration items could be scored: no team can be chosen. ``items`` are the calibration items
+    with their runs and errors and ``jobs`` the job's id, for ``optimize --json``, which printed nothing on stdout
+    then (a calibration with some failed items prints them)."""
+
+    def __init__(self, message: str, items: list[ScoredItem], jobs: list[str], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.items = items
+        self.jobs = jobs
+
+
 Phase = Callable[[str, ItemRun, int, int], None]
 """Told of each finished item: (``calibration`` or ``held-out``, the item's run, done, in all)."""
 
@@ -370,9 +382,13 @@ async def acalibrate(
             usable = [s for s in calibrated if not s.error]
             if len(usable) < 2:
                 first_error = next((s.error for s in calibrated if s.error), "no item")
-                raise AgentmeshError(
+                raise CalibrationFailed(
                     f"calibration of {spec.name}: {len(usable)} of {len(calibrated)} items were scored; first error: "
-                    f"{first_error}{RETRY_FAILED if any(s.error for s in calibrated) else ''}"
+                    f"{first_error}{RETRY_FAILED if any(s.error for s in calibrated) else ''}",
+                    calibrated,
+                    [first.job],
+                    graph=spec.name,
+                    job=first.job,
                 )
             selection = select_team(
                 [s.human for s in usable], {j: [s.raw[j] for s in usable] for j in config.judges}, config
