@@ -74,7 +74,7 @@ class Profile(StrEnum):
     v1 = "v1"
 
 
-#: The SE-Jury options' defaults, named: a DyLAN graph refuses them when they differ (they were ignored).
+#: The SE-Jury options' defaults. A DyLAN graph refuses these options when they are given at all (they were ignored).
 PROFILE, HUMAN_KEY, CALIBRATION_SIZE = Profile.conala, "human", 20
 
 
@@ -144,16 +144,17 @@ def optimize(
         config = JuryConfig.profile(profile.value, n_calibration=calibration_size)
         calibrate_jury(spec, data, graph, config, human_key, held_out, out, picture, options)
         return
-    # as --top-k on a jury, the jury's options on a DyLAN graph are refused rather than ignored without a word
+    # as --top-k on a jury, the jury's options on a DyLAN graph are refused rather than ignored without a word;
+    # given, not differing from the default: "--profile conala", the default written out, passed unrefused
     jury_options = [
         flag
-        for flag, given in [
-            ("--profile", profile is not PROFILE),
-            ("--human-key", human_key != HUMAN_KEY),
-            ("--calibration-size", calibration_size != CALIBRATION_SIZE),
-            ("--no-held-out", not held_out),
+        for flag, name in [
+            ("--profile", "profile"),
+            ("--human-key", "human_key"),
+            ("--calibration-size", "calibration_size"),
+            ("--held-out" if held_out else "--no-held-out", "held_out"),
         ]
-        if given
+        if _given(ctx, name)
     ]
     if jury_options:
         raise ConfigError(
@@ -251,6 +252,14 @@ def optimize(
         console.print(Text(f"picture: {picture}"))
     if failures:
         raise typer.Exit(1)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave the option of parameter ``name`` (on the command line or through its environment
+    variable), rather than leaving it at its default: an option whose value equals the default was given all the
+    same, and is refused where it does not apply just as another value is."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _items_json(items: Sequence[ItemResult]) -> list[dict[str, object]]:

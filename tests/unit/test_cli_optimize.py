@@ -93,6 +93,11 @@ def test_the_jury_options_on_a_dylan_graph_are_refused_not_ignored(
     ), said
     code, _, err = run_cli([*args, "--calibration-size", "5"], capsys, monkeypatch)
     assert code == 2 and "--calibration-size: options of an SE-Jury" in " ".join(err.split())
+    # the defaults written out are given all the same: "--profile conala" passed, as if it applied
+    defaults = ["--profile", "conala", "--human-key", "human", "--calibration-size", "20", "--held-out"]
+    code, _, err = run_cli([*args, *defaults], capsys, monkeypatch)
+    said = " ".join(err.split())
+    assert code == 2 and "--profile, --human-key, --calibration-size, --held-out: options of an SE-Jury" in said, said
     assert not db.exists()
 
 
