@@ -130,6 +130,7 @@ class JobOptions:
                 enabled=not self.as_json,
                 unit=unit,
                 transient=transient,
+                calls=0,  # counted by JobSession.call_made
             ) as bar,
         ):
             yield JobSession(store, bar)
@@ -150,12 +151,12 @@ class JobSession:
         was working, and off a terminal (a log, nohup, CI) printed no line at all until its first item ended; a
         changing note is logged there at least once a minute."""
         self.calls += 1
-        self.bar.update(note=f"{self.calls} model call{'' if self.calls == 1 else 's'} made so far")
+        self.bar.update(note=f"{self.calls} model call{'' if self.calls == 1 else 's'} made so far", calls=self.calls)
 
     def item_done(self, item: ItemRun, done: int, total: int) -> None:
         """A job function's ``progress``: the bar at ``done`` items, its note naming the item that just ended (and
         its run, or why it failed)."""
-        self.bar.update(completed=done, note=item_note(item, f"line {item.line}"))
+        self.bar.update(completed=done, note=item_note(item, f"line {item.line}"), calls=self.calls)
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run the job's coroutine; interrupted, say how many of the bar's units finished and how to go on

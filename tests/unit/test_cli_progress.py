@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import pytest
 from rich.console import Console
@@ -83,3 +85,46 @@ def test_on_a_terminal_a_bar_and_no_log_lines_and_disabled_nothing() -> None:
     with WorkProgress("debate", 4, console=screen, log=log_console, enabled=False) as progress:
         progress.update(completed=4)
     assert log.getvalue() == "" and screen.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def _heartbeats() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("agentmesh progress heartbeat")]
+
+
+def test_off_a_terminal_a_heartbeat_says_the_work_goes_on_while_nothing_is_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call on the embedded model takes minutes: no call ended, no item either, so no line came, and the first one
+    came after 2:50 (the job looked hung). With no line for HEARTBEAT_S (here 1 s), one says the work goes on; its
+    clock (elapsed, at least HEARTBEAT_S later each time) is what changed, so it is never the same line twice."""
+    monkeypatch.setattr(_progress, "HEARTBEAT_S", 1.0)
+    screen, log_console, log = consoles(terminal=False)
+    with WorkProgress("debate", 20, console=screen, log=log_console, calls=0) as progress:
+        time.sleep(1.5)
+        progress.update(note="1 model call made so far", calls=1)  # no tenth, no minute: no line of its own
+        time.sleep(1.0)
+        progress.update(completed=2, note="line 2: 1 call", calls=1)  # a tenth: a line, and the heartbeat waits again
+        time.sleep(0.5)
+    assert not _heartbeats()  # stopped with the work
+    lines = log.getvalue().splitlines()
+    assert lines[:3] == [
+        "debate: still working · 0/20 items done · 0 model calls made so far · 0:00:01",
+        "debate: still working · 0/20 items done · 1 model call made so far · 0:00:02",
+        "debate: 2/20 items · line 2: 1 call · 0:00:02",
+    ]
+    assert len(lines) == 3  # the last line was 0.5 s before the end: no heartbeat after it
+    time.sleep(1.1)
+    assert len(log.getvalue().splitlines()) == 3  # and none once the work is over
+
+
+def test_no_heartbeat_on_a_terminal_nor_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the bar shows the work moving (its clock ticks): no line of text beside it; with --json or
+    --quiet, nothing at all."""
+    monkeypatch.setattr(_progress, "HEARTBEAT_S", 1.0)
+    for terminal, enabled in ((True, True), (False, False)):
+        screen, log_console, log = consoles(terminal=terminal)
+        with WorkProgress("debate", 4, console=screen, log=log_console, enabled=enabled, calls=0):
+            assert not _heartbeats()
+            time.sleep(1.2)
+        assert log.getvalue() == ""
+        assert "still working" not in screen.file.getvalue()  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ interval set to 0 so that every change is a line).
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,34 @@ def test_an_item_of_one_call_is_said_in_the_singular() -> None:
     assert item_note(ItemRun(line=2, inputs={}, calls=1), "vanilla r2/none") == "vanilla r2/none: 1 call"
     assert item_note(ItemRun(line=2, inputs={}, calls=5), "alu f11-1/none") == "alu f11-1/none: 5 calls"
     assert item_note(ItemRun(line=2, inputs={}, calls=1, reused=True), "line 2") == "line 2: reused"
+
+
+def test_optimize_off_a_terminal_says_it_is_still_working_while_its_calls_are_slow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that takes 1.5 s a call (the embedded one takes minutes): no call ends within the heartbeat's interval
+    (here 1 s, 60 s in use), and a line says the job is still working, how far and how many calls so far; the lines
+    of calls and items (at most one a minute, but at every tenth: each of one item) come as before. The heartbeat
+    stops with the job."""
+    monkeypatch.setattr(_progress, "HEARTBEAT_S", 1.0)
+    monkeypatch.chdir(tmp_path)
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    script = tmp_path / "slow.yaml"
+    script.write_text('delay_s: 1.5\ndefault: "I think (A)."\n')
+    args = ["optimize", str(graph), "--data", str(write_items(tmp_path / "items.jsonl", 1)), "--top-k", "2"]
+    args += ["-m", f"scripted:{script}", "--db", f"sqlite:///{tmp_path / 'runs.db'}"]
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    assert not [t for t in threading.enumerate() if t.name.startswith("agentmesh progress heartbeat")]
+    lines = [line for line in stderr.splitlines() if line.startswith("dylan_mmlu: ")]
+    assert lines[-1].startswith("dylan_mmlu: 1/1 items · line 1: 3 calls · 0:00:0"), lines
+    beats = lines[:-1]
+    assert len(beats) >= 3, lines  # 4.5 s of calls, a line at least every second
+    pattern = r"dylan_mmlu: still working · 0/1 items done · (\d) model calls? made so far · 0:00:0(\d)"
+    found = [re.fullmatch(pattern, line) for line in beats]
+    assert all(found), lines
+    calls = [int(m[1]) for m in found if m]
+    seconds = [int(m[2]) for m in found if m]
+    assert calls[0] == 0 and calls == sorted(calls) and calls[-1] <= 3, lines
+    assert seconds == sorted(set(seconds)), lines  # the same line is never printed twice
