@@ -187,8 +187,14 @@ def _clock(seconds: float) -> str:
 
 def item_note(item: ItemRun, where: str) -> str:
     """The bar's note for a job's finished item: where it is, and whether it failed, was reused or made calls ("1 call":
-    every run of eval alu's baselines makes one, and the log read "vanilla r2/none: 1 calls" line after line)."""
-    calls = f"{item.calls} call{'' if item.calls == 1 else 's'}"
+    every run of eval alu's baselines makes one, and the log read "vanilla r2/none: 1 calls" line after line).
+
+    A resumed item's run counts the calls of its earlier attempts too: the note said "11 calls" for 7 made now, beside
+    a count of calls made so far that had grown by 7. It says the calls made now, then the run's total, which is what
+    ``agentmesh show`` gives for the run: "7 calls (resumed: 11 in all)"."""
+    calls = counted(item.calls - item.earlier_calls, "call")
+    if item.earlier_calls:
+        calls += f" (resumed: {item.calls} in all)"
     if item.not_run:  # the job stopped starting items (its database failed for good): this one never ran
         return f"{where}: not run"
     return f"{where}: " + ("failed" if item.error else "reused" if item.reused else calls)

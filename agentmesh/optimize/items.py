@@ -49,6 +49,10 @@ class ItemRun:
     inputs: dict[str, Any]
     run_id: str | None = None
     calls: int = 0
+    """Model calls stored for the item's run, as ``agentmesh show`` counts them: a resumed run's earlier ones too."""
+    earlier_calls: int = 0
+    """Of ``calls``, those stored before the run was resumed this time (0 for a run made now, or reused): the calls
+    made now are the rest."""
     reused: bool = False
     """The item's run had succeeded in an earlier run of the job: nothing was run again."""
     outputs: Mapping[str, Any] | None = None
@@ -288,7 +292,12 @@ async def _run_item(
         out.outputs = await asyncio.to_thread(_stored_outputs, db, spec, previous[0])
         out.calls = int((await asyncio.to_thread(db.get_run, previous[0])).totals.get("calls", 0))
     else:
+        earlier = 0
+        if previous is not None:  # resumed: its calls so far (as it was stopped), to tell them from those made now
+            record = await asyncio.to_thread(lambda: db.with_running_totals([db.get_run(previous[0])])[0])
+            earlier = int((record.totals or {}).get("calls", 0))
         out.outputs = await start(item, key, previous, out)
+        out.earlier_calls = min(earlier, out.calls)
 
 
 def _stored_outputs(store: Store, spec: GraphSpec, run_id: str) -> dict[str, Any]:

@@ -17,9 +17,14 @@ import pytest
 
 from agentmesh.cli import _progress
 from agentmesh.cli._progress import item_note
+from agentmesh.datasets import read_items
+from agentmesh.models import ScriptedModel
+from agentmesh.optimize import optimize
 from agentmesh.optimize.items import ItemRun
 from agentmesh.spec.loader import dump_graph
+from agentmesh.store import Store
 from tests._cli import run_cli
+from tests._dylan_team import Team
 from tests.unit.test_optimize import four_agent_graph, write_items
 
 
@@ -129,3 +134,45 @@ def test_optimize_off_a_terminal_says_it_is_still_working_while_its_calls_are_sl
     seconds = [int(m[2]) for m in found if m]
     assert calls[0] == 0 and calls == sorted(calls) and calls[-1] <= 3, lines
     assert seconds == sorted(set(seconds)), lines  # the same line is never printed twice
+
+
+def test_a_resumed_item_says_the_calls_made_now_and_its_runs_total(tmp_path: Path) -> None:
+    """An item whose run was cut short after 4 calls, resumed: 7 calls are made now. Its note said "11 calls" (the
+    run's total), beside a count of calls made so far that had grown by 7; it says both, the total being what
+    ``agentmesh show`` says of the run."""
+    spec = four_agent_graph()
+    items = read_items(write_items(tmp_path / "items.jsonl", 3), spec)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = optimize(spec, items, top_k=2, model=ScriptedModel(respond=Team(fail_on="Question 1?")), store=db)
+    assert [i.line for i in first.failed] == [2]
+
+    finished: list[ItemRun] = []
+    made: list[int] = []
+    again = ScriptedModel(respond=Team())
+    optimize(
+        spec,
+        items,
+        top_k=2,
+        model=again,
+        store=db,
+        concurrency=1,
+        progress=lambda item, done, total: finished.append(item),
+        on_call=lambda: made.append(1),
+    )
+    assert len(again.calls) == len(made) == 7
+    assert [item_note(item, f"line {item.line}") for item in finished] == [
+        "line 1: reused",
+        "line 2: 7 calls (resumed: 11 in all)",
+        "line 3: reused",
+    ]
+    resumed = finished[1]
+    assert (resumed.calls, resumed.earlier_calls) == (11, 4)
+    with Store(db) as store:
+        assert store.get_run(resumed.run_id or "").totals["calls"] == 11  # as agentmesh show counts them
+
+    # a run made afresh has no earlier calls: its note is as it was
+    assert item_note(ItemRun(line=2, inputs={}, calls=3), "line 2") == "line 2: 3 calls"
+    assert (
+        item_note(ItemRun(line=2, inputs={}, calls=4, earlier_calls=3), "line 2")
+        == "line 2: 1 call (resumed: 4 in all)"
+    )
