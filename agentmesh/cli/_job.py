@@ -115,9 +115,14 @@ class JobOptions:
         )
 
     @contextlib.contextmanager
-    def session(self, title: str, total: int, *, unit: str = "items", transient: bool = True) -> Iterator[JobSession]:
+    def session(self, title: str, total: int, *, unit: str = "items", transient: bool = False) -> Iterator[JobSession]:
         """The opened ``--db`` and a progress bar of ``total`` ``unit`` on stderr (none with ``--json``: stdout is
-        the JSON, and stderr stays free for errors), closed when the job is over."""
+        the JSON, and stderr stays free for errors), closed when the job is over.
+
+        On a terminal the bar stays once the job is over (its count, last note and time: what the job did), unless
+        ``transient``. Every job command keeps it: ``optimize`` asked for it and ``calibrate`` and ``eval alu`` took
+        this default, which erased theirs (the default of :class:`WorkProgress`, a batch's), so one job's bar
+        stayed and the other's vanished."""
         from agentmesh.cli._store import open_store
 
         with (

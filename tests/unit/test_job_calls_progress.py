@@ -9,13 +9,16 @@ interval set to 0 so that every change is a line).
 
 from __future__ import annotations
 
+import io
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from agentmesh.cli import _progress
+from agentmesh.cli import _job, _progress
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import read_items
 from agentmesh.models import ScriptedModel
@@ -176,3 +179,48 @@ def test_a_resumed_item_says_the_calls_made_now_and_its_runs_total(tmp_path: Pat
         item_note(ItemRun(line=2, inputs={}, calls=4, earlier_calls=3), "line 2")
         == "line 2: 1 call (resumed: 4 in all)"
     )
+
+
+def _calibrate_args(tmp_path: Path) -> tuple[list[str], str]:
+    """MAgICoRe's calibration of two problems, three calls each (as above); its bar's title."""
+    script = tmp_path / "mc.yaml"
+    script.write_text(
+        "rules:\n"
+        '  - {agent: solver, template: "Step 1: Look.\\nStep 2: So it is \\\\boxed{4}."}\n'
+        "  - {agent: orm_judge, prompt: 'Problem (\\d)', template: \"{{ match[1]|int * 10 }} [END]\"}\n"
+        '  - {agent: prm_judge, template: "[0.5, 0.5]"}\n'
+    )
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(f'{{"question": "Problem {d}: what is 2+2?"}}\n' for d in (1, 3)))
+    return ["calibrate", "magicore", "--data", str(data), "-m", f"scripted:{script}"], "magicore calibration"
+
+
+def _optimize_args(tmp_path: Path) -> tuple[list[str], str]:
+    """DyLAN's optimisation of two items, three calls each (as above); its bar's title."""
+    graph = tmp_path / "team.yaml"
+    graph.write_text(dump_graph(four_agent_graph()))
+    script = tmp_path / "agree.yaml"
+    script.write_text('default: "I think (A)."\n')
+    items = write_items(tmp_path / "items.jsonl", 2)
+    return ["optimize", str(graph), "--data", str(items), "--top-k", "2", "-m", f"scripted:{script}"], "dylan_mmlu"
+
+
+@pytest.mark.parametrize("job", [_calibrate_args, _optimize_args], ids=["calibrate", "optimize"])
+def test_on_a_terminal_the_bar_stays_once_the_job_is_over(
+    job: Callable[[Path], tuple[list[str], str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """optimize's bar stayed on the screen at the end (2/2, the last note, the time), calibrate's was erased (rich's
+    transient bar: the cursor taken up a line and the line cleared): the jobs' bars now both stay."""
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120)
+    monkeypatch.setattr(_job, "err_console", screen)
+    monkeypatch.chdir(tmp_path)
+    args, title = job(tmp_path)
+    code, _, stderr = run_cli([*args, "-c", "1", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], capsys, monkeypatch)
+    assert code == 0, stderr
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    last = drawn.rindex(title)  # the bar's last drawing: the job done
+    assert "2/2" in drawn[last:] and "line 2: 3 calls" in drawn[last:], repr(drawn[last:])
+    assert "\x1b[2K" not in drawn[last:], repr(drawn[last:])  # nothing cleared after it: it stays
