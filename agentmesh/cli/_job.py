@@ -135,7 +135,9 @@ class JobOptions:
                 enabled=not self.as_json,
                 unit=unit,
                 transient=transient,
-                calls=0,  # counted by JobSession.call_made
+                # counted by JobSession.call_made; not on Ray, whose workers' calls are not told here: the heartbeat
+                # said "0 model calls made so far" of a job whose items had made hundreds
+                calls=None if self.executor is Executor.RAY else 0,
             ) as bar,
         ):
             yield JobSession(store, bar)

@@ -19,6 +19,8 @@ import pytest
 from rich.console import Console
 
 from agentmesh.cli import _job, _progress
+from agentmesh.cli._common import Executor
+from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import item_note
 from agentmesh.datasets import read_items
 from agentmesh.models import ScriptedModel
@@ -224,3 +226,20 @@ def test_on_a_terminal_the_bar_stays_once_the_job_is_over(
     last = drawn.rindex(title)  # the bar's last drawing: the job done
     assert "2/2" in drawn[last:] and "line 2: 3 calls" in drawn[last:], repr(drawn[last:])
     assert "\x1b[2K" not in drawn[last:], repr(drawn[last:])  # nothing cleared after it: it stays
+
+
+def test_the_heartbeat_does_not_count_the_calls_of_ray_workers(tmp_path: Path) -> None:
+    """A Ray worker's calls are not told to the job (``on_call``): its heartbeat would say "0 model calls made so
+    far" however many were made. On Ray it says none; here it counts from 0."""
+    for executor, calls in ((Executor.LOCAL, 0), (Executor.RAY, None)):
+        options = JobOptions(
+            model=None,
+            concurrency=1,
+            executor=executor,
+            ray_address=None,
+            ray_cpus=None,
+            db=f"sqlite:///{tmp_path / 'runs.db'}",
+            as_json=False,
+        )
+        with options.session("team", 2) as session:
+            assert session.bar.calls == calls, executor
