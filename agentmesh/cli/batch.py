@@ -28,7 +28,7 @@ from agentmesh.cli._job import JobOptions
 from agentmesh.cli._progress import WorkProgress
 from agentmesh.cli._store import open_store
 from agentmesh.cli.batch_store import Elsewhere, batch_run_id, file_hash, line_list, start_line
-from agentmesh.cli.batch_summary import ItemOutcome, print_summary
+from agentmesh.cli.batch_summary import ItemOutcome, batch_tag, human_label, print_summary
 from agentmesh.errors import AgentmeshError, RunNotFoundError
 from agentmesh.models import ModelClient, load_settings
 from agentmesh.plugins import imported
@@ -94,8 +94,7 @@ def run_batch(
             on_ray = _ray_start(spec, shared, run_on_ray, store, budget)
 
         def start(item: datasets.Item) -> Start:
-            where = {"id": batch, "line": item.line, **read_again}
-            meta: dict[str, Any] = {"batch": {**where, **({"gold": item.gold} if item.gold is not None else {})}}
+            meta: dict[str, Any] = {"batch": {"id": batch, **read_again, **batch_tag(item)}}
             if graph_source is not None:
                 meta["source"] = graph_source
             if on_ray is not None:
@@ -103,7 +102,10 @@ def run_batch(
             return first_run(spec, item, meta, store=store, client=client, budget=budget)
 
         return [
-            (ItemOutcome(line=item.line, inputs=item.inputs, batch=batch, gold=item.gold), start(item))
+            (
+                ItemOutcome(line=item.line, inputs=item.inputs, batch=batch, gold=item.gold, human=human_label(item)),
+                start(item),
+            )
             for item in items
         ]
 

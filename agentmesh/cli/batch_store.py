@@ -161,14 +161,17 @@ def unstarted_of(runs: Sequence[RunRecord]) -> Unstarted | None:
             file=str(path),
         )
     spec = stored_graph(runs[0].meta.get("spec"), runs[0].id)
-    items = datasets.read_items(path, spec, tag.get("given") or {}, limit=tag.get("limit"))
+    from agentmesh.systems.sejury.jury import batch_labels
+
+    # read as the batch read it: a jury's graph keeps the human labels aside (they were refused as unknown inputs)
+    items = datasets.read_items(path, spec, tag.get("given") or {}, keep=batch_labels(spec), limit=tag.get("limit"))
     budget = runs[0].meta.get("budget")
     return Unstarted(
         spec=spec,
         items=[item for item in items if item.line not in started],
         model=runs[0].model,
         budget=Budget.model_validate(budget) if budget else None,
-        tag={k: v for k, v in tag.items() if k not in ("line", "gold")},
+        tag={k: v for k, v in tag.items() if k not in ("line", "gold", "human")},
         source=runs[0].meta.get("source"),
     )
 

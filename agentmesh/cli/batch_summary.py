@@ -7,6 +7,7 @@ a row; then the accuracy on the items that carry a reference answer (:func:`accu
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ class ItemOutcome:
     elsewhere: str | None = None  # left to another process that took the run first (two resumes at once)
     ended: str | None = None  # the status the store has for a run cut as it ended (its result never came back)
     not_run: str | None = None  # never started: the batch stopped starting runs (its database failed), and why
+    human: float | None = None  # the line's human label, on a jury's graph (kept aside as a gold answer is)
 
     @property
     def correct(self) -> bool | None:
@@ -75,6 +77,7 @@ class ItemOutcome:
             "status": self.status,
             "gold": self.gold,
             "correct": self.correct,
+            "human": self.human,
             "error": self.error,
             "skipped": self.elsewhere,
             "not_run": self.not_run,
@@ -179,6 +182,59 @@ def accuracy_line(outcomes: Sequence[ItemOutcome], noun: str = "items") -> str:
             f"; {len(labelled) - len(ended)} failed, counted as wrong ({right} of the {len(ended)} that ended: {share})"
         )
     return line
+
+
+def human_label(item: datasets.Item) -> float | None:
+    """A batch line's human label: its field :data:`~agentmesh.systems.sejury.jury.BATCH_LABEL`, which the lines
+    of a jury's graph keep aside (checked to be a number first: ``check_batch_labels`` there); ``None`` on a line
+    without one, and on any other graph's lines."""
+    from agentmesh.systems.sejury.jury import BATCH_LABEL  # (the jury's module: when a batch runs, not for --help)
+
+    value = item.extra.get(BATCH_LABEL)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def batch_tag(item: datasets.Item) -> dict[str, Any]:
+    """What a batch's run keeps of its line in ``meta.batch``, beside the batch's own tag: the line, its reference
+    answer and its human label when it has them (a resumed run is scored with them, as its batch's summary was)."""
+    human = human_label(item)
+    return (
+        {"line": item.line}
+        | ({"gold": item.gold} if item.gold is not None else {})
+        | ({"human": human} if human is not None else {})
+    )
+
+
+def agreement_line(outcomes: Sequence[ItemOutcome]) -> str:
+    """How the jury's scores of a batch agree with the human labels of its lines ("" when no line has one), in the
+    figures ``optimize`` gives its held-out check: Kendall τ, Spearman ρ and Pearson r over the labelled runs that
+    gave a score. A batch of held-out labelled lines ran, and nothing compared its scores with the labels."""
+    from agentmesh.systems.sejury.selection import correlations
+
+    labelled = [o for o in outcomes if o.human is not None and o.elsewhere is None]
+    if not labelled:
+        return ""
+    pairs = [
+        (o.human, float(o.result.answer))
+        for o in labelled
+        if o.human is not None
+        and o.result is not None
+        and isinstance(o.result.answer, int | float)
+        and not isinstance(o.result.answer, bool)
+    ]
+    left = len(labelled) - len(pairs)
+    unscored = f"; {left} gave no score and {'is' if left == 1 else 'are'} not counted" if left else ""
+    if len(pairs) < 2:
+        return (
+            f"agreement with the human labels: n/a ({counted(len(pairs), 'labelled item')} scored; a correlation "
+            f"needs at least 2{unscored})"
+        )
+    found = correlations([h for h, _ in pairs], [s for _, s in pairs])
+    shown = ", ".join(
+        f"{name} {'n/a' if math.isnan(value) else f'{value:.3f}'}"
+        for name, value in (("Kendall τ", found.kendall), ("Spearman ρ", found.spearman), ("Pearson r", found.pearson))
+    )
+    return f"agreement with the human labels on {counted(len(pairs), 'labelled item')}: {shown}{unscored}"
 
 
 def _usage(o: ItemOutcome) -> tuple[int, int, float | None]:
@@ -297,6 +353,9 @@ def print_summary(
         score = accuracy_line(outcomes, "items" if noun == "items" else "resumed runs")
         if score:
             console.print(score, highlight=False)
+        agreement = agreement_line(outcomes)
+        if agreement:
+            console.print(agreement, highlight=False)
         line = f"{_count(len(outcomes), noun)}: {len(outcomes) - failed - skipped - not_run} succeeded, {failed} failed"
         if not_run:
             line += f", {not_run} not run (the batch stopped starting them)"

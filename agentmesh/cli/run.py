@@ -168,9 +168,12 @@ def run_graph(
             "give its full path)"
         )
     if input_file is not None:
+        from agentmesh.systems.sejury.jury import batch_labels, check_batch_labels
+
         # every line checked before any run starts; benchmark formats mapped to the graph's inputs, their
-        # reference answers kept aside
-        items = datasets.read_items(input_file, spec, given, limit=limit)
+        # reference answers kept aside, and on a jury's graph the human labels (scored in the summary)
+        items = datasets.read_items(input_file, spec, given, keep=batch_labels(spec), limit=limit)
+        check_batch_labels(items, input_file)
         run_batch(
             spec,
             items,
@@ -313,7 +316,12 @@ def resume(
                 return ItemOutcome(line=None, inputs=dict(r.inputs), label=r.graph, run_id=r.id)
             tag = r.meta.get("batch") or {}  # one batch's items: by their line, as it showed them
             return ItemOutcome(
-                line=tag.get("line"), inputs=dict(r.inputs), run_id=r.id, batch=batch, gold=tag.get("gold")
+                line=tag.get("line"),
+                inputs=dict(r.inputs),
+                run_id=r.id,
+                batch=batch,
+                gold=tag.get("gold"),
+                human=tag.get("human"),
             )
 
         resumed = [(outcome(r), start(r)) for r in records]
@@ -351,20 +359,27 @@ def _start_unstarted(unstarted: Unstarted, store: Store, client: ModelClient) ->
     """New runs for a batch's lines that never started, as the batch would have run them: its graph, its budget,
     tagged as its other runs are; on ``client`` (``--model``, else the batch's model)."""
     from agentmesh.cli.batch import first_run
-    from agentmesh.cli.batch_summary import ItemOutcome
+    from agentmesh.cli.batch_summary import ItemOutcome, batch_tag, human_label
 
     tag = unstarted.tag
 
     def start(item: datasets.Item) -> Start:
-        meta: dict[str, Any] = {
-            "batch": {**tag, "line": item.line, **({"gold": item.gold} if item.gold is not None else {})}
-        }
+        meta: dict[str, Any] = {"batch": {**tag, **batch_tag(item)}}
         if unstarted.source is not None:  # as the batch's other runs: a replay checks today's graph file
             meta["source"] = unstarted.source
         return first_run(unstarted.spec, item, meta, store=store, client=client, budget=unstarted.budget)
 
     return [
-        (ItemOutcome(line=item.line, inputs=item.inputs, batch=str(tag.get("id")), gold=item.gold), start(item))
+        (
+            ItemOutcome(
+                line=item.line,
+                inputs=item.inputs,
+                batch=str(tag.get("id")),
+                gold=item.gold,
+                human=human_label(item),
+            ),
+            start(item),
+        )
         for item in unstarted.items
     ]
 

@@ -45,12 +45,15 @@ from agentmesh.systems.sejury.selection import (
 )
 
 __all__ = [
+    "BATCH_LABEL",
     "Calibration",
     "CalibrationFailed",
     "JuryNodes",
     "ScoredItem",
     "acalibrate",
+    "batch_labels",
     "calibrate",
+    "check_batch_labels",
     "check_items",
     "has_jury",
     "human_labels",
@@ -453,6 +456,27 @@ def check_items(
                 f"with a constant label is undefined); label items of different quality{more}"
             )
     return labels
+
+
+#: The field of a batch's line (``agentmesh run <jury graph> --input-file``) holding its human label: the field
+#: ``optimize``'s ``--human-key`` reads by default. On a graph with a jury it is kept aside, as a gold answer is,
+#: rather than refused as an unknown input: the held-out labelled lines can then be scored through a batch.
+BATCH_LABEL = "human"
+
+
+def batch_labels(spec: GraphSpec) -> frozenset[str]:
+    """The fields a batch of ``spec`` keeps aside as human labels (:data:`BATCH_LABEL` on a graph with a jury,
+    none on another: there the field is an unknown input, refused as before)."""
+    return frozenset({BATCH_LABEL}) if has_jury(spec) else frozenset()
+
+
+def check_batch_labels(items: Sequence[Item], source: str | Path) -> None:
+    """Refuse, before any run, a batch line whose human label (:data:`BATCH_LABEL`, kept aside) is not a finite
+    number, naming the file and line as a calibration's check does. Lines without a label are not labelled, and
+    are fine."""
+    for item in items:
+        if BATCH_LABEL in item.extra:
+            _label(item, BATCH_LABEL, source)
 
 
 def calibration_draw(n_items: int, config: JuryConfig) -> list[int]:
