@@ -37,6 +37,7 @@ EXPECTED: dict[str, int] = {
     "StoreError": USAGE,
     "RunNotFoundError": USAGE,
     "BatchNotFoundError": USAGE,
+    "JobNotFoundError": USAGE,
     "TargetSetNotFoundError": USAGE,
     "SchemaVersionError": USAGE,
     # the work was attempted and failed
@@ -58,6 +59,8 @@ EXPECTED: dict[str, int] = {
     "ReplayDivergence": FAILED,
     "SandboxError": FAILED,
     "BudgetExhausted": FAILED,
+    "EveryItemFailed": FAILED,  # an optimize job none of whose items could be scored
+    "CalibrationFailed": FAILED,  # SE-Jury's and MAgICoRe's calibration that could measure nothing
 }
 
 
