@@ -243,7 +243,7 @@ def run_many(
         runs = work(store)
         counters = {"failed": 0, "calls": 0}
         progress = WorkProgress(
-            name, len(runs), console=console, log=err_console, enabled=not as_json and not quiet, unit=noun
+            name, len(runs), console=console, log=err_console, enabled=not as_json and not quiet, unit=noun, calls=0
         )
 
         def note() -> str:
@@ -253,15 +253,15 @@ def run_many(
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "call" and not data.get("served"):  # a resumed run's recorded calls are not made again
                 counters["calls"] += 1
-                progress.update(note=note())
+                progress.update(note=note(), calls=counters["calls"])
             elif kind == "calls":  # a run made elsewhere (a Ray worker) says its calls once it is over
                 counters["calls"] += int(data["count"])
-                progress.update(note=note())
+                progress.update(note=note(), calls=counters["calls"])
 
         def done(outcome: ItemOutcome) -> None:
             if outcome.failed and outcome.not_run is None:
                 counters["failed"] += 1
-            progress.update(advance=1, note=note())
+            progress.update(advance=1, note=note(), calls=counters["calls"])
 
         try:
             with progress:

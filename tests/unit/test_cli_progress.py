@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from agentmesh.cli import _progress
 from agentmesh.cli._progress import LOG_EVERY_S, WorkProgress
+from tests._cli import run_cli
 
 
 class Clock:
@@ -128,3 +131,25 @@ def test_no_heartbeat_on_a_terminal_nor_disabled(monkeypatch: pytest.MonkeyPatch
             time.sleep(1.2)
         assert log.getvalue() == ""
         assert "still working" not in screen.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_batch_off_a_terminal_has_the_heartbeat_with_its_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --input-file`` shares the progress: a model taking 1.5 s a call, the heartbeat (here every second) says
+    the batch is still working and the calls made so far (the batch's own count: 3 once the first item ended)."""
+    monkeypatch.setattr(_progress, "HEARTBEAT_S", 1.0)
+    script = tmp_path / "slow.yaml"
+    script.write_text("delay_s: 1.5\nrules:\n  - {agent: debater, template: '\\boxed{1}'}\n")
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"question": "What is 1*1?"}\n{"question": "What is 2*3?"}\n')
+    args = ["run", "debate", "--input-file", str(items), "-m", f"scripted:{script}", "-c", "1"]
+    code, _, err = run_cli([*args, "--db", f"sqlite:///{tmp_path / 'runs.db'}"], capsys, monkeypatch)
+    assert code == 0, err
+    lines = [re.sub(r" · \d+:\d\d:\d\d$", "", line) for line in err.splitlines() if line.startswith("debate: ")]
+    assert lines == [
+        "debate: still working · 0/2 items done · 0 model calls made so far",
+        "debate: 1/2 items · 0 failed · 3 calls",
+        "debate: still working · 1/2 items done · 3 model calls made so far",
+        "debate: 2/2 items · 0 failed · 6 calls",
+    ]
