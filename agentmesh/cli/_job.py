@@ -115,14 +115,13 @@ class JobOptions:
         )
 
     @contextlib.contextmanager
-    def session(self, title: str, total: int, *, unit: str = "items", transient: bool = False) -> Iterator[JobSession]:
+    def session(self, title: str, total: int, *, unit: str = "items") -> Iterator[JobSession]:
         """The opened ``--db`` and a progress bar of ``total`` ``unit`` on stderr (none with ``--json``: stdout is
         the JSON, and stderr stays free for errors), closed when the job is over.
 
-        On a terminal the bar stays once the job is over (its count, last note and time: what the job did), unless
-        ``transient``. Every job command keeps it: ``optimize`` asked for it and ``calibrate`` and ``eval alu`` took
-        this default, which erased theirs (the default of :class:`WorkProgress`, a batch's), so one job's bar
-        stayed and the other's vanished."""
+        On a terminal the bar stays once the job is over (its count, last note and time: what the job did), for
+        every job command alike: ``optimize`` asked for it and ``calibrate`` and ``eval alu`` took the default of
+        :class:`WorkProgress` (a batch's, which erases it), so one job's bar stayed and the other's vanished."""
         from agentmesh.cli._store import open_store
 
         with (
@@ -134,7 +133,7 @@ class JobOptions:
                 log=err_console,
                 enabled=not self.as_json,
                 unit=unit,
-                transient=transient,
+                transient=False,
                 # counted by JobSession.call_made; not on Ray, whose workers' calls are not told here: the heartbeat
                 # said "0 model calls made so far" of a job whose items had made hundreds
                 calls=None if self.executor is Executor.RAY else 0,

@@ -170,7 +170,7 @@ def optimize(
     distinct_files({"--out": out, "--svg": picture}, {"--data": data, "the graph file": graph})
     check_model(options.model, options.db)
     try:
-        with options.session(spec.name, len(items), transient=False) as session:
+        with options.session(spec.name, len(items)) as session:
             result = session.run(
                 aoptimize(
                     spec,
@@ -376,7 +376,7 @@ def calibrate_jury(
     total = len(items) if held_out else n_cal  # one bar: the calibration items, then the held-out ones
     check_model(options.model, options.db)
     try:
-        with options.session(spec.name, total, transient=False) as session:
+        with options.session(spec.name, total) as session:
 
             def advance(phase: str, item: ItemRun, done: int, total: int) -> None:
                 session.bar.update(
