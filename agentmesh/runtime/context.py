@@ -33,8 +33,8 @@ from agentmesh.runtime.recorded_calls import prompt_text, quoted_a_secret, repla
 from agentmesh.runtime.recording import StoreRecorder
 from agentmesh.runtime.tracing import tracing
 from agentmesh.spec.agent import AgentCard
-from agentmesh.spec.checks import RunsBefore
 from agentmesh.spec.graph import GraphSpec
+from agentmesh.spec.run_order import RunsBefore
 from agentmesh.spec.templates import node_references, render
 from agentmesh.store._redact import stored_text
 
@@ -504,7 +504,7 @@ def _unfinished_nodes_hint(spec: GraphSpec, card: AgentCard, variables: Mapping[
     """Why ``nodes.<x>`` is undefined, when that is what failed: Jinja only says "'dict object' has no attribute
     'x'". The spec check refuses an unguarded read of a node that may not have run before ``node``, whichever route
     the branches take, so what is left is a spec stored before that check, or a template the check does not see:
-    said with the check's own reason and fix (:meth:`spec.checks.RunsBefore.why_not`: a branch's route that ``x``
+    said with the check's own reason and fix (:meth:`spec.run_order.RunsBefore.why_not`: a branch's route that ``x``
     needs and this run may not have taken, an edge to add...) and the guard. Empty when every node the card reads
     has an output."""
     done = variables.get("nodes") or {}

@@ -28,11 +28,11 @@ from agentmesh.spec.checks import (
     order_problems,
     reference_problems,
     stop_policy_problems,
-    template_order_problems,
     template_problems,
 )
 from agentmesh.spec.node import NodeSpec
 from agentmesh.spec.operators import BranchParams, LoopParams
+from agentmesh.spec.run_order import template_order_problems
 from agentmesh.spec.stop import StopPolicy
 
 SPEC_VERSION = 1

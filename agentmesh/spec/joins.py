@@ -1,5 +1,5 @@
 """Where a node waits for several others: the rules :mod:`agentmesh.runtime.compile` builds a graph's LangGraph
-joins by and :class:`agentmesh.spec.checks.RunsBefore` reasons over, kept here once so that the load check that says
+joins by and :class:`agentmesh.spec.run_order.RunsBefore` reasons over, kept here once so that the load check that says
 what a template may read cannot drift from what a run does.
 
 * A node with several predecessors waits for all of them (a LangGraph join), except predecessors on the two arms

@@ -19,8 +19,8 @@ from agentmesh.errors import SpecError
 from agentmesh.models import ScriptedModel
 from agentmesh.runtime import register_function, run
 from agentmesh.spec import graph_from_data, load_graph
-from agentmesh.spec.checks import RunsBefore
 from agentmesh.spec.loader import stored_graph
+from agentmesh.spec.run_order import RunsBefore
 from agentmesh.spec.templates import guarded_nodes, node_reads
 
 GUARD = "guard the read ({% if nodes.review is defined %}, nodes.review | default(...))"
